@@ -1,0 +1,261 @@
+"""Diagnostics: what validation found, where, and how to print it.
+
+A :class:`Diagnostic` is ``{severity, code, message, file, line, col, path, hint}``; lines and
+columns count from 1. Codes are stable and documented in ``docs/diagnostics.md`` (the table
+:data:`CODES` is the single source of truth and a test keeps the page in step with it).
+Formatters render a list of diagnostics as text (with the source line and a caret), JSON,
+GitHub workflow commands, SARIF 2.1.0 or JUnit XML.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from xml.sax.saxutils import escape as _xml_escape
+from xml.sax.saxutils import quoteattr
+
+__all__ = ["CODES", "FORMATS", "Diagnostic", "format_diagnostics", "path_str"]
+
+Severity = Literal["error", "warning"]
+
+#: Every diagnostic code: (default severity, short title). Stable: automation relies on codes.
+CODES: dict[str, tuple[Severity, str]] = {
+    # 1xx: reading the file
+    "CP100": ("error", "file cannot be read"),
+    "CP101": ("error", "YAML syntax error"),
+    "CP102": ("error", "duplicate key"),
+    "CP103": ("error", "YAML tag not allowed"),
+    "CP104": ("error", "file too large"),
+    "CP105": ("error", "alias expansion limit exceeded"),
+    "CP106": ("error", "nesting too deep"),
+    "CP107": ("error", "include cannot be resolved"),
+    "CP108": ("error", "too many stages or transitions"),
+    "CP109": ("error", "document is not a mapping"),
+    # 2xx: schema
+    "CP201": ("error", "unknown key"),
+    "CP202": ("error", "missing key"),
+    "CP203": ("error", "invalid value"),
+    "CP204": ("error", "invalid duration"),
+    "CP205": ("error", "calendar-day unit in business time"),
+    "CP206": ("error", "unsupported format version"),
+    # 3xx: references
+    "CP301": ("error", "unknown stage"),
+    "CP302": ("error", "unknown tier"),
+    "CP303": ("error", "unknown calendar"),
+    "CP304": ("error", "unknown channel"),
+    "CP305": ("error", "unknown segment"),
+    "CP306": ("error", "unknown template field"),
+    "CP307": ("error", "unknown metric"),
+    "CP308": ("error", "unknown SLA"),
+    # 4xx: expressions
+    "CP401": ("error", "expression syntax error"),
+    "CP402": ("error", "unknown name in expression"),
+    "CP403": ("error", "expression type error"),
+    "CP404": ("error", "construct not allowed in expressions"),
+    "CP405": ("error", "unknown function"),
+    # 5xx: semantic errors
+    "CP501": ("error", "no initial stage"),
+    "CP502": ("error", "more than one initial stage"),
+    "CP503": ("error", "non-final stage with no way out"),
+    "CP504": ("error", "SLA without an unconditional last target"),
+    "CP505": ("error", "thresholds out of order"),
+    "CP506": ("error", "invalid calendar hours"),
+    "CP507": ("error", "calendar without open time"),
+    "CP508": ("error", "cycle of signal handlers"),
+    "CP509": ("error", "goal with unknown metric"),
+    "CP510": ("error", "goal target outside the metric's range or unit"),
+    "CP511": ("error", "goal without window"),
+    "CP512": ("error", "invalid calendar definition"),
+    # 6xx: warnings
+    "CP601": ("warning", "unreachable stage"),
+    "CP602": ("warning", "a case can wait forever in this stage (forgotten customer)"),
+    "CP603": ("warning", "clock can never start"),
+    "CP604": ("warning", "clock can never stop"),
+    "CP605": ("warning", "segment shadowed by an earlier catch-all"),
+    "CP606": ("warning", "threshold beyond reason"),
+    "CP607": ("warning", "calendar: channel where the channel can be unset"),
+    "CP608": ("warning", "goal target implausible given its baseline"),
+}
+
+FORMATS = ("text", "json", "github", "sarif", "junit")
+
+
+def path_str(path: Sequence[str | int]) -> str:
+    """Render a node path as ``slas.first_response.targets[1].within``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One finding. ``line``/``col`` count from 1; ``path`` is the dotted node path."""
+
+    severity: Severity
+    code: str
+    message: str
+    file: str
+    line: int
+    col: int
+    path: str = ""
+    hint: str | None = None
+    end_col: int | None = field(default=None, compare=False)
+
+    def location(self) -> str:
+        """``file:line:col``."""
+        return f"{self.file}:{self.line}:{self.col}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of SPEC §5."""
+        d: dict[str, Any] = {
+            "severity": self.severity,
+            "code": self.code,
+            "message": self.message,
+            "file": self.file,
+            "line": self.line,
+            "col": self.col,
+            "path": self.path,
+        }
+        if self.hint is not None:
+            d["hint"] = self.hint
+        return d
+
+
+def sort_key(d: Diagnostic) -> tuple[str, int, int, str]:
+    """Order diagnostics by file, position, code."""
+    return (d.file, d.line, d.col, d.code)
+
+
+def format_diagnostics(
+    diagnostics: Sequence[Diagnostic],
+    fmt: str = "text",
+    *,
+    sources: Mapping[str, str] | None = None,
+    files: Iterable[str] = (),
+    color: bool = False,
+) -> str:
+    """Render ``diagnostics`` in one of :data:`FORMATS`.
+
+    ``sources`` maps a file name to its text (for the caret display of the text format);
+    ``files`` lists every file checked (JUnit and SARIF report clean files too).
+    """
+    diags = sorted(diagnostics, key=sort_key)
+    if fmt == "text":
+        return _text(diags, sources or {}, color)
+    if fmt == "json":
+        return json.dumps([d.to_dict() for d in diags], indent=2, ensure_ascii=False)
+    if fmt == "github":
+        return "".join(_github(d) + "\n" for d in diags)
+    if fmt == "sarif":
+        return json.dumps(_sarif(diags), indent=2, ensure_ascii=False)
+    if fmt == "junit":
+        return _junit(diags, list(files))
+    raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+def _text(diags: Sequence[Diagnostic], sources: Mapping[str, str], color: bool) -> str:
+    red, yellow, cyan, bold, reset = (
+        ("\x1b[31m", "\x1b[33m", "\x1b[36m", "\x1b[1m", "\x1b[0m") if color else ("",) * 5
+    )
+    lines: list[str] = []
+    cache: dict[str, list[str]] = {}
+    for d in diags:
+        sev_color = red if d.severity == "error" else yellow
+        where = f" ({d.path})" if d.path else ""
+        lines.append(f"{bold}{d.location()}{reset}: {sev_color}{d.severity} {d.code}{reset}: {d.message}{where}")
+        text = sources.get(d.file)
+        if text is not None:
+            src_lines = cache.setdefault(d.file, text.splitlines())
+            if 1 <= d.line <= len(src_lines):
+                src = src_lines[d.line - 1].expandtabs(1)
+                gutter = f"{d.line:>5} | "
+                lines.append(gutter + src)
+                width = max(1, (d.end_col or d.col + 1) - d.col)
+                lines.append(" " * (len(gutter) - 2) + "| " + " " * (d.col - 1) + f"{sev_color}^{'~' * (width - 1)}{reset}")
+        if d.hint:
+            lines.append(f"      {cyan}hint{reset}: {d.hint}")
+    n_err = sum(1 for d in diags if d.severity == "error")
+    n_warn = len(diags) - n_err
+    if diags:
+        lines.append(f"{n_err} error(s), {n_warn} warning(s)")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _gh_escape(s: str, prop: bool = False) -> str:
+    s = s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    if prop:
+        s = s.replace(":", "%3A").replace(",", "%2C")
+    return s
+
+
+def _github(d: Diagnostic) -> str:
+    msg = d.message + (f" (hint: {d.hint})" if d.hint else "")
+    if d.path:
+        msg += f" [{d.path}]"
+    return (
+        f"::{d.severity} file={_gh_escape(d.file, True)},line={d.line},col={d.col},"
+        f"title={_gh_escape(d.code, True)}::{_gh_escape(msg)}"
+    )
+
+
+def _sarif(diags: Sequence[Diagnostic]) -> dict[str, Any]:
+    used = sorted({d.code for d in diags})
+    rules = [
+        {"id": c, "shortDescription": {"text": CODES.get(c, ("error", c))[1]},
+         "helpUri": f"docs/diagnostics.md#{c.lower()}"}
+        for c in used
+    ]
+    results = []
+    for d in diags:
+        text = d.message + (f" Hint: {d.hint}" if d.hint else "")
+        results.append({
+            "ruleId": d.code,
+            "ruleIndex": used.index(d.code),
+            "level": d.severity,
+            "message": {"text": text},
+            "locations": [{
+                "physicalLocation": {
+                    "artifactLocation": {"uri": d.file},
+                    "region": {"startLine": d.line, "startColumn": d.col},
+                },
+                "logicalLocations": [{"fullyQualifiedName": d.path}] if d.path else [],
+            }],
+        })
+    return {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{"tool": {"driver": {"name": "carepath", "informationUri": "https://example.invalid/carepath", "rules": rules}},
+                  "results": results}],
+    }
+
+
+def _junit(diags: Sequence[Diagnostic], files: list[str]) -> str:
+    by_file: dict[str, list[Diagnostic]] = {f: [] for f in files}
+    for d in diags:
+        by_file.setdefault(d.file, []).append(d)
+    failures = sum(1 for ds in by_file.values() if any(d.severity == "error" for d in ds))
+    out = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        f'<testsuites name="carepath validate" tests="{len(by_file)}" failures="{failures}">',
+        f'  <testsuite name="carepath validate" tests="{len(by_file)}" failures="{failures}">',
+    ]
+    for f, ds in by_file.items():
+        out.append(f"    <testcase classname=\"carepath.validate\" name={quoteattr(f)}>")
+        errs = [d for d in ds if d.severity == "error"]
+        if errs:
+            body = "\n".join(f"{d.location()}: {d.code}: {d.message}" for d in errs)
+            out.append(f"      <failure message={quoteattr(f'{len(errs)} error(s)')}>{_xml_escape(body)}</failure>")
+        warns = [d for d in ds if d.severity == "warning"]
+        if warns:
+            body = "\n".join(f"{d.location()}: {d.code}: {d.message}" for d in warns)
+            out.append(f"      <system-out>{_xml_escape(body)}</system-out>")
+        out.append("    </testcase>")
+    out.append("  </testsuite>")
+    out.append("</testsuites>")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,125 @@
+"""Durations of the playbook format (SPEC §2.2).
+
+``45s``, ``15m``, ``2h``, ``1h30m``, ``3d``, ``2w``, ``2bd`` or ISO 8601 (``PT2H``, ``P3D``).
+``s``/``m``/``h`` are exact lengths; ``d``/``w`` are calendar days (same local time, DST-aware)
+and only valid where time is wall-clock; ``bd`` counts business days and cannot be mixed with
+other units.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+__all__ = ["Duration", "DurationError", "parse_duration"]
+
+_UNIT = {"w": 0, "d": 0, "h": 3600, "m": 60, "s": 1}
+_SHORT = re.compile(r"(\d+)(bd|w|d|h|m|s)")
+_ISO = re.compile(
+    r"P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?"
+    r"(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?"
+)
+_MAX_SECONDS = 10 * 366 * 86400  # ten years: anything longer is a typo, and bounds the arithmetic
+
+
+class DurationError(ValueError):
+    """A duration string that does not parse; ``hint`` suggests the fix."""
+
+    def __init__(self, message: str, hint: str | None = None, code: str = "CP204") -> None:
+        self.hint = hint
+        self.code = code
+        super().__init__(message)
+
+
+@dataclass(frozen=True, slots=True)
+class Duration:
+    """A parsed duration: exact ``seconds`` plus calendar ``days`` (``w`` = 7 days) or ``bd``.
+
+    At most one of ``days`` and ``business_days`` is non-zero alongside ``seconds``; a ``bd``
+    duration has no other part.
+    """
+
+    seconds: float = 0.0
+    days: int = 0
+    business_days: int = 0
+    text: str = ""
+
+    @property
+    def is_exact(self) -> bool:
+        """Only ``s``/``m``/``h``: an exact length, valid in business time."""
+        return self.days == 0 and self.business_days == 0
+
+    @property
+    def timedelta(self) -> timedelta:
+        """The exact part (``days`` count as 24 h here; use calendar arithmetic for wall days)."""
+        return timedelta(seconds=self.seconds, days=self.days)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def parse_duration(text: object, *, business: bool = False) -> Duration:
+    """Parse ``text``; with ``business=True`` reject ``d``/``w`` (SPEC §2.2) with a hint."""
+    if isinstance(text, bool) or not isinstance(text, str | int):
+        raise DurationError(f"expected a duration such as 2h, 1h30m, 3bd or PT2H, got {text!r}")
+    if isinstance(text, int):
+        raise DurationError(
+            f"a bare number ({text}) is not a duration", hint=f"add a unit: {text}s, {text}m or {text}h"
+        )
+    s = text.strip()
+    if not s:
+        raise DurationError("empty duration", hint="write 2h, 30m, 1h30m or 3bd")
+    dur = _parse_iso(s) if s[:1] in "Pp" else _parse_short(s)
+    if dur.seconds + dur.days * 86400 + dur.business_days * 86400 > _MAX_SECONDS:
+        raise DurationError(f"duration {s!r} is longer than ten years")
+    if business and dur.days:
+        raise DurationError(
+            f"{s!r} counts calendar days, which business time does not have",
+            hint=f"use business days ({dur.days}bd) or hours ({dur.days * 24}h of open time)",
+            code="CP205",
+        )
+    return dur
+
+
+def _parse_short(s: str) -> Duration:
+    pos = 0
+    seconds = 0
+    days = 0
+    bd = 0
+    seen: set[str] = set()
+    for m in _SHORT.finditer(s):
+        if m.start() != pos:
+            break
+        n, unit = int(m.group(1)), m.group(2)
+        if unit in seen:
+            raise DurationError(f"unit {unit!r} repeated in duration {s!r}")
+        seen.add(unit)
+        if unit == "bd":
+            bd = n
+        elif unit == "w":
+            days += 7 * n
+        elif unit == "d":
+            days += n
+        else:
+            seconds += n * _UNIT[unit]
+        pos = m.end()
+    if pos != len(s) or not seen:
+        raise DurationError(
+            f"cannot read duration {s!r}",
+            hint="use a number and a unit: 45s, 15m, 2h, 1h30m, 3d, 2w, 2bd, or ISO 8601 (PT2H)",
+        )
+    if bd and (seconds or days):
+        raise DurationError(f"business days cannot be mixed with other units in {s!r}",
+                            hint="write the business days alone (2bd) or use hours of open time")
+    return Duration(seconds=float(seconds), days=days, business_days=bd, text=s)
+
+
+def _parse_iso(s: str) -> Duration:
+    m = _ISO.fullmatch(s.upper())
+    if not m or s.upper() in ("P", "PT") or s.upper().endswith("T"):
+        raise DurationError(f"cannot read ISO 8601 duration {s!r}", hint="for example PT2H, PT30M, P3D")
+    g = {k: v for k, v in m.groupdict().items() if v is not None}
+    days = int(g.get("w", 0)) * 7 + int(g.get("d", 0))
+    seconds = int(g.get("h", 0)) * 3600 + int(g.get("m", 0)) * 60 + float(g.get("s", 0))
+    return Duration(seconds=float(seconds), days=days, text=s)
