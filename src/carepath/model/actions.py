@@ -1,0 +1,68 @@
+"""Actions (SPEC §4.5): ``notify``, ``send``, ``survey``, ``assign``, ``escalate``, ``set``,
+``task``, ``emit`` — exactly one verb per action, plus delay and delivery options."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from .common import Model, check_duration
+
+__all__ = ["VERBS", "ActionSpec"]
+
+VERBS = ("notify", "send", "survey", "assign", "escalate", "set", "task", "emit")
+
+
+class ActionSpec(Model):
+    """One action. Exactly one verb key; ``in``/``calendar``/``window``/``keep`` delay it."""
+
+    model_config = {"json_schema_extra": {"oneOf": [{"required": [v]} for v in VERBS]}}
+
+    notify: str | None = Field(None, description="tier, role, `assignee` or `customer`")
+    send: str | None = Field(None, description="template sent to the customer")
+    survey: Literal["csat", "nps", "ces"] | None = None
+    assign: str | None = Field(None, description="tier that takes the case")
+    escalate: str | None = Field(None, description="`next` or a tier")
+    set: dict[str, Any] | None = Field(None, description="field → literal, or `=expression`")
+    task: str | None = Field(None, description="a task name for a role or tier")
+    emit: str | None = Field(None, description="a custom action name")
+
+    channel: str | None = Field(None, description="channel of a `send` (default: the case's)")
+    for_: str | None = Field(None, alias="for", description="tier or role a `task` is for")
+    due: str | None = Field(None, description="a `task`'s due duration")
+    params: dict[str, Any] | None = Field(None, description="free parameters passed to the host")
+    message: str | None = Field(None, description="text for `notify`")
+    in_: str | None = Field(None, alias="in", description="delay before the action is emitted")
+    calendar: str | None = Field(None, description="count the delay in this calendar's open time")
+    window: str | None = Field(None, description="delivery window (quiet hours): calendar name or `channel`")
+    keep: bool = Field(False, description="keep a delayed action when the case leaves the stage")
+
+    @property
+    def verb(self) -> str:
+        """The action's verb."""
+        for v in VERBS:
+            if getattr(self, v) is not None:
+                return v
+        raise AssertionError("validated action without a verb")  # pragma: no cover
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_verb(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            verbs = [v for v in VERBS if v in data]
+            if not verbs:
+                raise PydanticCustomError(
+                    "CP202", "an action needs one verb: {verbs}", {"verbs": ", ".join(VERBS),
+                                                                    "hint": "for example {send: reminder}"})
+            if len(verbs) > 1:
+                raise PydanticCustomError(
+                    "CP203", "an action has exactly one verb; this one has {verbs}",
+                    {"verbs": ", ".join(verbs), "hint": "split it into several actions in a list"})
+        return data
+
+    @field_validator("in_", "due")
+    @classmethod
+    def _duration(cls, v: Any) -> Any:
+        return None if v is None else check_duration(v)

@@ -1,0 +1,82 @@
+"""``goals`` (SMART targets), ``metrics`` (event names, custom metrics) and ``staffing``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field
+
+from .common import Model, Shorthand
+
+__all__ = ["CustomMetric", "GoalSpec", "MetricsSpec", "StaffingSpec", "WindowSpec"]
+
+
+class WindowSpec(Model):
+    """A fixed window of inclusive local dates."""
+
+    from_: dt.date = Field(alias="from")
+    to: dt.date
+
+
+def _window(v: Any) -> Any:
+    return {"rolling": v} if isinstance(v, str) else v
+
+
+class RollingWindow(Model):
+    """``rolling 30d``: the last 30 days, ending at the last event."""
+
+    rolling: str
+
+
+Window = Annotated[
+    WindowSpec | RollingWindow,
+    BeforeValidator(_window),
+    Shorthand({"type": "string", "pattern": r"^rolling \d+[dw]$"}),
+]
+
+
+class GoalSpec(Model):
+    """A SMART goal: a metric, a target, a window, an owner."""
+
+    id: str
+    title: str | None = None
+    metric: str
+    target: str | int | float = Field(description='">= 90%", "<= 2h", "> 80%"')
+    stat: Literal["mean", "median", "p90", "p95"] | None = None
+    sla: str | None = None
+    segment: str | None = None
+    channel: str | None = None
+    tier: str | None = None
+    window: Window | None = None
+    owner: str | None = None
+    baseline: str | int | float | None = None
+    min_samples: int | None = Field(None, ge=1)
+    description: str | None = None
+
+
+class CustomMetric(Model):
+    """A custom metric: ``count`` of events, ``ratio`` of two counts, or ``mean`` of a value."""
+
+    type: Literal["count", "ratio", "mean"]
+    event: str = Field(description="event type counted (numerator of a ratio)")
+    when: str | bool | None = None
+    over: str | None = Field(None, description="ratio: the denominator's event type")
+    over_when: str | bool | None = None
+    value: str | None = Field(None, description="mean: an expression over the event (=event.amount)")
+    title: str | None = None
+
+
+class MetricsSpec(Model):
+    """Renames of the conventional events, and custom metrics."""
+
+    events: dict[str, str] = Field(default_factory=dict, description="conventional type → your type")
+    custom: dict[str, CustomMetric] = Field(default_factory=dict)
+
+
+class StaffingSpec(Model):
+    """Erlang C staffing parameters for the report."""
+
+    target: float = Field(0.8, gt=0, le=1)
+    max_occupancy: float = Field(1.0, gt=0, le=1)
+    shrinkage: float = Field(0.0, ge=0, lt=1)

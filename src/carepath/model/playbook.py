@@ -1,0 +1,65 @@
+"""The playbook root model (format 1)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, field_validator
+
+from .calendars import CalendarSpec
+from .common import ID_RE, Model, Shorthand, one_or_many
+from .fields import FieldEntry
+from .goals import GoalSpec, MetricsSpec, StaffingSpec
+from .routing import ChannelSpec, TemplateSpec, TierSpec
+from .slas import SlaSpec
+from .stages import ExitSpec, Handlers, StageSpec, StartSpec
+
+__all__ = ["PlaybookSpec"]
+
+EventPayload = dict[str, FieldEntry]
+
+
+class PlaybookSpec(Model):
+    """A care process: goals, segments, channels, calendars, tiers, stages, timers and SLAs."""
+
+    model_config = {"title": "carepath playbook (format 1)"}
+
+    carepath: Literal[1] = Field(description="format version")
+    id: str = Field(description="[a-z0-9][a-z0-9_-]*")
+    version: str | int | float
+    title: str | None = None
+    description: str | None = None
+    owner: str | None = None
+    timezone: str = Field("UTC", description="IANA timezone: default for calendars and cron")
+    include: Annotated[list[str], BeforeValidator(one_or_many), Shorthand({"type": "string"})] = Field(
+        default_factory=list, description="relative files merged into this playbook"
+    )
+    events: dict[str, EventPayload | None] = Field(default_factory=dict)
+    fields: dict[str, FieldEntry] = Field(default_factory=dict)
+    calendars: dict[str, CalendarSpec] = Field(default_factory=dict)
+    channels: dict[str, ChannelSpec | None] = Field(default_factory=dict)
+    segments: dict[str, str | bool] = Field(default_factory=dict)
+    tiers: dict[str, TierSpec | None] = Field(default_factory=dict)
+    templates: dict[str, TemplateSpec | None] = Field(default_factory=dict)
+    start: StartSpec
+    stages: dict[str, StageSpec | None] = Field(min_length=1)
+    on: dict[str, Handlers] = Field(default_factory=dict)
+    exit: ExitSpec | None = None
+    slas: dict[str, SlaSpec] = Field(default_factory=dict)
+    goals: list[GoalSpec] = Field(default_factory=list)
+    metrics: MetricsSpec = Field(default_factory=MetricsSpec)
+    staffing: StaffingSpec = Field(default_factory=StaffingSpec)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        from pydantic_core import PydanticCustomError
+
+        if not ID_RE.fullmatch(v):
+            raise PydanticCustomError("CP203", "playbook id {v!r} must match [a-z0-9][a-z0-9_-]*", {"v": v})
+        return v
+
+    @field_validator("version", mode="after")
+    @classmethod
+    def _version(cls, v: Any) -> str:
+        return str(v)
