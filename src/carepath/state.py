@@ -1,0 +1,442 @@
+"""The engine's data: :class:`Event` in; :class:`CaseState`, :class:`Action`, :class:`Signal`
+and :class:`Deadline` out. All immutable; states round-trip through JSON (``to_json`` /
+``from_json``) with a format version.
+
+Instants are aware ``datetime`` objects in the public API and ISO 8601 with offsets in JSON;
+internally the engine keeps POSIX seconds (floats rounded to microseconds) so that business-time
+arithmetic stays cheap and results are byte-for-byte reproducible.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from types import MappingProxyType
+from typing import Any
+from zoneinfo import ZoneInfo
+
+__all__ = [
+    "STATE_FORMAT", "Action", "CaseState", "Clock", "ClockRecord", "Deadline", "Event", "Pending", "Signal",
+    "from_iso", "to_iso",
+]
+
+STATE_FORMAT = 1
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def _r(x: float) -> float:
+    """Round POSIX seconds to microseconds (stable, reproducible instants)."""
+    return round(x * 1_000_000) / 1_000_000
+
+
+def ts(t: datetime) -> float:
+    """An aware datetime → POSIX seconds (µs precision)."""
+    if t.tzinfo is None or t.utcoffset() is None:
+        raise ValueError(f"naive datetime {t.isoformat()} is not allowed: give a timezone (e.g. +07:00)")
+    return _r(t.timestamp())
+
+
+_TZ_CACHE: dict[str, tzinfo] = {}
+
+
+def zone(name: str) -> tzinfo:
+    """A cached ZoneInfo."""
+    z = _TZ_CACHE.get(name)
+    if z is None:
+        z = UTC if name == "UTC" else ZoneInfo(name)
+        _TZ_CACHE[name] = z
+    return z
+
+
+def dt(x: float, tz: tzinfo = UTC) -> datetime:
+    """POSIX seconds → aware datetime in ``tz``."""
+    return datetime.fromtimestamp(x, tz)
+
+
+def to_iso(x: float | None, tz: tzinfo = UTC) -> str | None:
+    """POSIX seconds → ISO 8601 with offset (``None`` stays ``None``)."""
+    if x is None:
+        return None
+    d = datetime.fromtimestamp(x, tz)
+    return d.isoformat(timespec="microseconds" if d.microsecond else "seconds")
+
+
+def from_iso(s: str) -> float:
+    """ISO 8601 with offset (or ``Z``) → POSIX seconds; a naive instant is a ``ValueError``."""
+    d = datetime.fromisoformat(s.replace("Z", "+00:00") if s.endswith("Z") else s)
+    return ts(d)
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return v.isoformat()
+    if isinstance(v, timedelta):
+        return v.total_seconds()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, Mapping):
+        return {str(k): _json_value(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_json_value(x) for x in v]
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return v
+
+
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, init=False)
+class Event:
+    """Something that happened: ``{id, type, at, case, data}``; ``at`` must be timezone-aware."""
+
+    id: str
+    type: str
+    at: datetime
+    case: str | None
+    data: Mapping[str, Any]
+    _ts: float = field(repr=False, compare=False)
+
+    def __init__(self, id: str, type: str, at: datetime, case: str | None = None,
+                 data: Mapping[str, Any] | None = None) -> None:
+        if not isinstance(type, str) or not type:
+            raise ValueError("an event needs a non-empty `type`")
+        if not isinstance(at, datetime):
+            raise ValueError(f"event `at` must be an aware datetime, got {at!r}")
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise ValueError(f"event `at` {at.isoformat()} has no timezone; give an offset such as +07:00")
+        if data is not None and not isinstance(data, Mapping):
+            raise ValueError("event `data` must be a mapping")
+        object.__setattr__(self, "id", str(id))
+        object.__setattr__(self, "type", type)
+        object.__setattr__(self, "at", at)
+        object.__setattr__(self, "case", None if case is None else str(case))
+        object.__setattr__(self, "data", MappingProxyType(dict(data)) if data else _EMPTY)
+        object.__setattr__(self, "_ts", ts(at))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape (SPEC §1)."""
+        return {"id": self.id, "type": self.type, "at": self.at.isoformat(), "case": self.case,
+                "data": _json_value(self.data)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Event:
+        """Build from the JSON shape; raises ``ValueError`` naming the bad field."""
+        if not isinstance(d, Mapping):
+            raise ValueError("an event is a JSON object")
+        for k in ("type", "at"):
+            if k not in d:
+                raise ValueError(f"missing field `{k}`")
+        at = d["at"]
+        if isinstance(at, str):
+            try:
+                at = datetime.fromisoformat(at.replace("Z", "+00:00") if at.endswith("Z") else at)
+            except ValueError:
+                raise ValueError(f"field `at`: {d['at']!r} is not an ISO 8601 instant") from None
+        elif not isinstance(at, datetime):
+            raise ValueError(f"field `at`: expected an ISO 8601 string, got {type(at).__name__}")
+        if not isinstance(d["type"], str):
+            raise ValueError("field `type` must be a string")
+        eid = d.get("id")
+        if eid is None:
+            raise ValueError("missing field `id`")
+        if not isinstance(eid, str | int) or isinstance(eid, bool):
+            raise ValueError("field `id` must be a string")
+        case = d.get("case")
+        if case is not None and not isinstance(case, str | int):
+            raise ValueError("field `case` must be a string")
+        data = d.get("data") or {}
+        if not isinstance(data, Mapping):
+            raise ValueError("field `data` must be an object")
+        return cls(id=str(eid), type=d["type"], at=at, case=None if case is None else str(case), data=data)
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """An instruction for the host: ``{id, playbook, case, type, params, at, source}``."""
+
+    id: str
+    playbook: str
+    case: str
+    type: str
+    params: Mapping[str, Any]
+    at: datetime
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape (SPEC §4.1)."""
+        return {"id": self.id, "playbook": self.playbook, "case": self.case, "type": self.type,
+                "params": _json_value(self.params), "at": self.at.isoformat(), "source": self.source}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Action:
+        """Inverse of :meth:`to_dict`."""
+        return cls(d["id"], d["playbook"], d["case"], d["type"], MappingProxyType(dict(d.get("params") or {})),
+                   datetime.fromisoformat(d["at"]), d["source"])
+
+
+@dataclass(frozen=True, slots=True)
+class ClockRecord:
+    """One finished clock cycle."""
+
+    cycle: int
+    started: datetime
+    stopped: datetime
+    elapsed: timedelta
+    paused: timedelta
+    target: timedelta | None
+    met: bool | None
+    failed_by: timedelta | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape: instants ISO 8601, durations in seconds."""
+        return {"cycle": self.cycle, "started": self.started.isoformat(), "stopped": self.stopped.isoformat(),
+                "elapsed": self.elapsed.total_seconds(), "paused": self.paused.total_seconds(),
+                "target": None if self.target is None else self.target.total_seconds(), "met": self.met,
+                "failed_by": None if self.failed_by is None else self.failed_by.total_seconds()}
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """An engine-raised event: ``{type, at, sla?, cycle?, record?}``."""
+
+    type: str
+    at: datetime
+    sla: str | None = None
+    cycle: int | None = None
+    record: ClockRecord | None = None
+    data: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape; absent optional keys are omitted."""
+        d: dict[str, Any] = {"type": self.type, "at": self.at.isoformat()}
+        if self.sla is not None:
+            d["sla"] = self.sla
+        if self.cycle is not None:
+            d["cycle"] = self.cycle
+        if self.record is not None:
+            d["record"] = self.record.to_dict()
+        if self.data:
+            d["data"] = _json_value(self.data)
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """A wake-up: ``{kind: clock|threshold|timer|action|schedule, name, due}``."""
+
+    kind: str
+    name: str
+    due: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape."""
+        return {"kind": self.kind, "name": self.name, "due": self.due.isoformat()}
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A timer, delayed action or schedule held in the state until ``due`` (POSIX seconds).
+
+    ``kind`` is ``action``, ``timer`` or ``schedule``; ``ref`` the playbook path of its definition;
+    ``owner`` what cancels it: ``("stage", epoch)``, ``("clock", name, cycle)`` or ``()`` (kept).
+    """
+
+    due: float
+    kind: str
+    ref: str
+    owner: tuple[Any, ...]
+    seq: int = 0  # creation order, a tie-break that keeps firing deterministic
+    origin: float = 0.0  # the instant it was armed (for `set` actions and traces)
+
+    def to_list(self) -> list[Any]:
+        """Compact JSON form."""
+        return [self.due, self.kind, self.ref, list(self.owner), self.seq, self.origin]
+
+    @classmethod
+    def from_list(cls, x: list[Any]) -> Pending:
+        """Inverse of :meth:`to_list`."""
+        return cls(float(x[0]), str(x[1]), str(x[2]), tuple(x[3]), int(x[4]), float(x[5]))
+
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """One SLA clock of a case (SPEC §4.3). Durations are business time in the clock's calendar."""
+
+    name: str
+    status: str = "pending"
+    cycle: int = 0
+    breached: bool = False
+    started_s: float | None = None
+    as_of_s: float | None = None
+    elapsed_s: float = 0.0
+    paused_s: float = 0.0
+    pause_from_s: float | None = None
+    pauses: tuple[tuple[float, float], ...] = ()
+    target_index: int | None = None
+    target_s: float | None = None
+    calendar: str | None = None
+    breach_s: float | None = None
+    due_s: float | None = None
+    fired: int = 0
+    conds: int = 0  # bit set: which `when` triggers held at the last evaluation
+    history: tuple[ClockRecord, ...] = ()
+    tz: tzinfo = field(default=UTC, compare=False, repr=False)
+
+    @property
+    def due(self) -> datetime | None:
+        """When the cycle breaches (``None`` while paused or not running); the breach instant once breached."""
+        return None if self.due_s is None else dt(self.due_s, self.tz)
+
+    @property
+    def elapsed(self) -> timedelta:
+        """Business time elapsed in the current (or last) cycle, as of the case's ``now``."""
+        return timedelta(seconds=self.elapsed_s)
+
+    @property
+    def paused(self) -> timedelta:
+        """Business time spent paused in the current (or last) cycle."""
+        return timedelta(seconds=self.paused_s)
+
+    @property
+    def remaining(self) -> timedelta | None:
+        """Target − elapsed (negative once breached); ``None`` without a target."""
+        return None if self.target_s is None else timedelta(seconds=self.target_s - self.elapsed_s)
+
+    @property
+    def target(self) -> timedelta | None:
+        """The target of the current cycle."""
+        return None if self.target_s is None else timedelta(seconds=self.target_s)
+
+    @property
+    def failed_by(self) -> timedelta | None:
+        """How far past the target the cycle went (elapsed − target), once breached."""
+        if self.target_s is None or not self.breached:
+            return None
+        return timedelta(seconds=max(0.0, self.elapsed_s - self.target_s))
+
+    @property
+    def started(self) -> datetime | None:
+        """When the current (or last) cycle started."""
+        return None if self.started_s is None else dt(self.started_s, self.tz)
+
+    @property
+    def is_open(self) -> bool:
+        """Running or paused."""
+        return self.status in ("running", "paused")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape (compact: defaults omitted)."""
+        d: dict[str, Any] = {"status": self.status}
+        for k in ("cycle", "breached", "started_s", "as_of_s", "elapsed_s", "paused_s", "pause_from_s",
+                  "target_index", "target_s", "calendar", "breach_s", "due_s", "fired", "conds"):
+            v = getattr(self, k)
+            if v not in (None, 0, 0.0, False):
+                d[k] = v
+        if self.pauses:
+            d["pauses"] = [list(p) for p in self.pauses]
+        if self.history:
+            d["history"] = [r.to_dict() for r in self.history]
+        return d
+
+    @classmethod
+    def from_dict(cls, name: str, d: Mapping[str, Any], tz: tzinfo) -> Clock:
+        """Inverse of :meth:`to_dict`."""
+        hist = tuple(
+            ClockRecord(r["cycle"], datetime.fromisoformat(r["started"]), datetime.fromisoformat(r["stopped"]),
+                        timedelta(seconds=r["elapsed"]), timedelta(seconds=r["paused"]),
+                        None if r["target"] is None else timedelta(seconds=r["target"]), r["met"],
+                        None if r["failed_by"] is None else timedelta(seconds=r["failed_by"]))
+            for r in d.get("history", ())
+        )
+        kw = {k: d[k] for k in ("cycle", "breached", "started_s", "as_of_s", "elapsed_s", "paused_s",
+                                "pause_from_s", "target_index", "target_s", "calendar", "breach_s", "due_s",
+                                "fired", "conds") if k in d}
+        return cls(name=name, status=d["status"], pauses=tuple(tuple(p) for p in d.get("pauses", ())),  # type: ignore[misc]
+                   history=hist, tz=tz, **kw)
+
+
+@dataclass(frozen=True, slots=True)
+class CaseState:
+    """A case at an instant: immutable; ``to_json()`` / ``CaseState.from_json()`` round-trip."""
+
+    playbook: str
+    version: str
+    content_hash: str
+    case: str
+    stage: str
+    data: Mapping[str, Any]
+    tier: str | None
+    segment: str | None
+    segments: tuple[str, ...]
+    clocks: Mapping[str, Clock]
+    now_s: float
+    opened_s: float
+    seq: int = 0
+    epoch: int = 0
+    ended: bool = False
+    pending: tuple[Pending, ...] = ()
+    sends: Mapping[str, tuple[float, ...]] = field(default_factory=lambda: _EMPTY)
+    timezone: str = "UTC"
+    next_wakeup_s: float | None = None
+
+    @property
+    def now(self) -> datetime:
+        """The instant of the latest event applied or item fired."""
+        return dt(self.now_s, zone(self.timezone))
+
+    @property
+    def opened(self) -> datetime:
+        """When the case was opened."""
+        return dt(self.opened_s, zone(self.timezone))
+
+    @property
+    def next_wakeup(self) -> datetime | None:
+        """The earliest deadline, or ``None``."""
+        return None if self.next_wakeup_s is None else dt(self.next_wakeup_s, zone(self.timezone))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape, with ``format``."""
+        tz = zone(self.timezone)
+        d: dict[str, Any] = {
+            "format": STATE_FORMAT,
+            "playbook": {"id": self.playbook, "version": self.version, "hash": self.content_hash},
+            "case": self.case, "stage": self.stage, "data": _json_value(self.data), "tier": self.tier,
+            "segment": self.segment, "segments": list(self.segments),
+            "clocks": {n: c.to_dict() for n, c in self.clocks.items()},
+            "now": to_iso(self.now_s, tz), "opened": to_iso(self.opened_s, tz), "seq": self.seq,
+            "epoch": self.epoch, "ended": self.ended, "timezone": self.timezone,
+            "next_wakeup": to_iso(self.next_wakeup_s, tz),
+        }
+        if self.pending:
+            d["pending"] = [p.to_list() for p in self.pending]
+        if self.sends:
+            d["sends"] = {k: list(v) for k, v in self.sends.items()}
+        return d
+
+    def to_json(self) -> str:
+        """Compact, deterministic JSON."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes | Mapping[str, Any]) -> CaseState:
+        """Parse :meth:`to_json` output (a string or an already-decoded mapping)."""
+        d: Mapping[str, Any] = json.loads(text) if isinstance(text, str | bytes) else text
+        if d.get("format") != STATE_FORMAT:
+            raise ValueError(f"unsupported CaseState format {d.get('format')!r}; this carepath reads {STATE_FORMAT}")
+        tzname = d.get("timezone", "UTC")
+        tz = zone(tzname)
+        pb = d["playbook"]
+        nw = d.get("next_wakeup")
+        return cls(
+            playbook=pb["id"], version=pb["version"], content_hash=pb["hash"], case=d["case"], stage=d["stage"],
+            data=MappingProxyType(dict(d.get("data") or {})), tier=d.get("tier"), segment=d.get("segment"),
+            segments=tuple(d.get("segments") or ()),
+            clocks=MappingProxyType({n: Clock.from_dict(n, c, tz) for n, c in (d.get("clocks") or {}).items()}),
+            now_s=from_iso(d["now"]), opened_s=from_iso(d["opened"]), seq=int(d.get("seq", 0)),
+            epoch=int(d.get("epoch", 0)), ended=bool(d.get("ended", False)),
+            pending=tuple(Pending.from_list(p) for p in d.get("pending", ())),
+            sends=MappingProxyType({k: tuple(v) for k, v in (d.get("sends") or {}).items()}),
+            timezone=tzname, next_wakeup_s=None if nw is None else from_iso(nw),
+        )
