@@ -358,6 +358,7 @@ class _Compiler:
             return out
         for name, cal in self.spec.calendars.items():
             raw = cal.model_dump(by_alias=True, exclude_none=True)
+            raw.pop("title", None)
             raw["holidays"] = [h["date"] if set(h) == {"date"} else h for h in raw.get("holidays", [])]
             if name == "always":
                 self.rep.add("CP203", "`always` is built in and cannot be redefined", ("calendars", name), key=True)
