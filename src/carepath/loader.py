@@ -135,7 +135,7 @@ def _includes(data: dict[str, Any], rep: Reporter, base: Path | None, limits: Li
             continue
         root = base.resolve()
         target = (root / item).resolve()
-        if os.path.isabs(item) or not target.is_relative_to(root):
+        if Path(item).is_absolute() or not target.is_relative_to(root):
             rep.add("CP107", f"include {item!r} leaves the playbook's folder", at,
                     hint="include files next to the playbook or in a folder below it")
             continue
@@ -251,10 +251,7 @@ def _clean_loc(data: Any, loc: tuple[Any, ...]) -> tuple[tuple[str | int, ...], 
     exists = True
     for i, step in enumerate(loc):
         last = i == len(loc) - 1
-        if isinstance(cur, dict) and step in cur:
-            out.append(step)
-            cur = cur[step]
-        elif isinstance(cur, list) and isinstance(step, int) and 0 <= step < len(cur):
+        if (isinstance(cur, dict) and step in cur) or (isinstance(cur, list) and isinstance(step, int) and 0 <= step < len(cur)):
             out.append(step)
             cur = cur[step]
         elif isinstance(step, str) and last and (isinstance(cur, dict) or cur is None):

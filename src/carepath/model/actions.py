@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from .common import Model, check_duration
@@ -18,7 +18,7 @@ VERBS = ("notify", "send", "survey", "assign", "escalate", "set", "task", "emit"
 class ActionSpec(Model):
     """One action. Exactly one verb key; ``in``/``calendar``/``window``/``keep`` delay it."""
 
-    model_config = {"json_schema_extra": {"oneOf": [{"required": [v]} for v in VERBS]}}
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": [v]} for v in VERBS]})
 
     notify: str | None = Field(None, description="tier, role, `assignee` or `customer`")
     send: str | None = Field(None, description="template sent to the customer")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import BeforeValidator, ConfigDict, Field, field_validator
 
 from .calendars import CalendarSpec
 from .common import ID_RE, Model, Shorthand, one_or_many
@@ -22,7 +22,7 @@ EventPayload = dict[str, FieldEntry]
 class PlaybookSpec(Model):
     """A care process: goals, segments, channels, calendars, tiers, stages, timers and SLAs."""
 
-    model_config = {"title": "carepath playbook (format 1)"}
+    model_config = ConfigDict(title="carepath playbook (format 1)")
 
     carepath: Literal[1] = Field(description="format version")
     id: str = Field(description="[a-z0-9][a-z0-9_-]*")
