@@ -16,12 +16,12 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Limits", "Positions", "YamlProblem", "YamlError", "load_yaml"]
+__all__ = ["Limits", "Positions", "YamlError", "YamlProblem", "load_yaml"]
 
 Path = tuple[str | int, ...]
 
 try:  # libyaml's parser when available; the pure-Python one otherwise
-    from yaml.cyaml import CParser as _Parser
+    from yaml.cyaml import CParser as _Parser  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
 
     class _Parser(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser):  # type: ignore[no-redef]
@@ -233,8 +233,9 @@ def load_yaml(text: str, limits: Limits = Limits()) -> tuple[Any, Positions]:
                 pos.values[child_path] = start
                 pos.styles[child_path] = ev.style or ""
                 pos.ends[child_path] = _pos(ev.end_mark)
-                if ev.anchor is not None:
-                    anchors[ev.anchor] = (value, 1)
+                anchor = getattr(ev, "anchor", None)
+                if anchor is not None:
+                    anchors[anchor] = (value, 1)
                 if parent is None:
                     root = value
                 else:
@@ -245,7 +246,7 @@ def load_yaml(text: str, limits: Limits = Limits()) -> tuple[Any, Positions]:
                 raise _Stop
             container: Any = {} if isinstance(ev, yaml.MappingStartEvent) else []
             pos.values[child_path] = start
-            stack.append(_Frame(container, child_path, ev.anchor, start))
+            stack.append(_Frame(container, child_path, getattr(ev, "anchor", None), start))
     except _Stop:
         pass
     except yaml.MarkedYAMLError as exc:

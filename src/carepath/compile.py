@@ -289,6 +289,7 @@ class _Compiler:
 
     # -- sections ------------------------------------------------------------------------------
     def compile_fields(self) -> None:
+        path: tuple[str | int, ...]
         for name, f in self.spec.fields.items():
             path = ("fields", name)
             ft = self.field_type(f, path)
@@ -652,7 +653,7 @@ def compile_playbook(spec: PlaybookSpec, rep: Reporter, text: str = "") -> Playb
                        ensure_ascii=False, default=str)
     digest = hashlib.sha256(canon.encode()).hexdigest()
     return Playbook(
-        id=spec.id, version=spec.version, content_hash=digest, title=spec.title, timezone=spec.timezone, spec=spec,
+        id=spec.id, version=str(spec.version), content_hash=digest, title=spec.title, timezone=spec.timezone, spec=spec,
         fields=MappingProxyType(dict(c.fields)), defaults=MappingProxyType(dict(c.defaults)),
         events=MappingProxyType({k: MappingProxyType(v) for k, v in c.events.items()}),
         calendars=MappingProxyType(calendars), channels=MappingProxyType(channels), segments=tuple(segs),

@@ -12,13 +12,22 @@ are POSIX seconds rounded to microseconds; business time comes from the playbook
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from .compile import ActionDef, ClockDef, HandlerDef, Playbook, ScheduleDef, SetValue, StageDef, TimerDef, coerce
+from .compile import (
+    ActionDef,
+    ClockDef,
+    HandlerDef,
+    Playbook,
+    ScheduleDef,
+    SetValue,
+    TimerDef,
+    coerce,
+)
 from .errors import CaseError, EventOutOfOrder, InvalidEvent, PlaybookMismatch, SignalLoop
 from .state import (
     Action,
@@ -70,13 +79,19 @@ class Step:
                 "signals": [s.to_dict() for s in self.signals], "deadlines": [d.to_dict() for d in self.deadlines]}
 
 
-class _Scope:
+class _Scope(Mapping[str, Any]):
     """Specials for conditions (``stage``, ``segment``, ``tier``, ``sla.x.status``…), computed lazily."""
 
     __slots__ = ("run",)
 
     def __init__(self, run: _Run) -> None:
         self.run = run
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
 
     def get(self, name: str, default: Any = None) -> Any:
         r = self.run
@@ -119,9 +134,27 @@ class _Scope:
 class _CW:
     """A clock's mutable working copy during a step."""
 
-    __slots__ = ("as_of_s", "breach_s", "breached", "calendar", "conds", "cycle", "def_", "elapsed_s", "fired",
-                 "history", "name", "pause_from_s", "paused_s", "pauses", "started_s", "status", "target_index",
-                 "target_s", "due_s")
+    __slots__ = (
+        "as_of_s",
+        "breach_s",
+        "breached",
+        "calendar",
+        "conds",
+        "cycle",
+        "def_",
+        "due_s",
+        "elapsed_s",
+        "fired",
+        "history",
+        "name",
+        "pause_from_s",
+        "paused_s",
+        "pauses",
+        "started_s",
+        "status",
+        "target_index",
+        "target_s",
+    )
 
     def __init__(self, c: Clock, d: ClockDef) -> None:
         self.def_ = d
@@ -291,7 +324,7 @@ class Engine:
             raise PlaybookMismatch(f"stage {state.stage!r} does not exist in {pb.id} {pb.version}; map it with "
                                    f"migrate(state, {{{state.stage!r}: 'new_stage'}})", state=state)
         clocks: dict[str, Clock] = {}
-        for name, cdef in pb.clocks.items():
+        for name in pb.clocks:
             old = state.clocks.get(name)
             clocks[name] = replace(old, tz=self.tz) if old is not None else Clock(name, tz=self.tz)
         moved = replace(state, playbook=pb.id, version=pb.version, content_hash=pb.content_hash, stage=stage,
@@ -533,7 +566,7 @@ class _Run:
         if d.days:
             local = dt(t, self.eng.tz)
             wall = (local.replace(tzinfo=None) + timedelta(days=d.days)).replace(tzinfo=self.eng.tz)
-            return _r(wall.timestamp()) + d.seconds
+            return _r(wall.timestamp()) + float(d.seconds)
         return _r(t + d.seconds)
 
     # -- actions --------------------------------------------------------------------------------------------
@@ -769,7 +802,7 @@ class _Run:
             rising = conds & ~c.conds
             c.conds = conds
 
-            def fires(trig: Any, bit: int) -> bool:
+            def fires(trig: Any, bit: int, rising: int = rising) -> bool:
                 if trig is None:
                     return False
                 if type_ in trig.on:
@@ -896,6 +929,7 @@ class _Run:
 
     def next_item(self) -> tuple[float, int, int, Any] | None:
         best: tuple[float, int, int, Any] | None = None
+        cand: tuple[float, int, int, Any]
         if not self.ended:
             for i, c in enumerate(self.clocks.values()):
                 n = self.clock_next(c)

@@ -353,7 +353,7 @@ class Clock:
         kw = {k: d[k] for k in ("cycle", "breached", "started_s", "as_of_s", "elapsed_s", "paused_s",
                                 "pause_from_s", "target_index", "target_s", "calendar", "breach_s", "due_s",
                                 "fired", "conds") if k in d}
-        return cls(name=name, status=d["status"], pauses=tuple(tuple(p) for p in d.get("pauses", ())),  # type: ignore[misc]
+        return cls(name=name, status=d["status"], pauses=tuple((float(p[0]), float(p[1])) for p in d.get("pauses", ())),
                    history=hist, tz=tz, **kw)
 
 
