@@ -12,6 +12,7 @@ from .common import Model, Shorthand, check_duration, one_or_many
 __all__ = ["ExitSpec", "HandlerSpec", "ScheduleSpec", "StageSpec", "StartSpec", "TimerSpec", "handlers_of"]
 
 Condition = str | bool
+Actions = Annotated[list[ActionSpec], BeforeValidator(one_or_many), Shorthand(single=True)]
 
 
 class HandlerSpec(Model):
@@ -20,7 +21,7 @@ class HandlerSpec(Model):
     to: str | None = Field(None, description="stage to move to; none = stay")
     when: Condition | None = Field(None, description="condition; the first handler whose `when` holds wins")
     set: dict[str, Any] | None = None
-    do: list[ActionSpec] = Field(default_factory=list)
+    do: Actions = Field(default_factory=list)
 
 
 def handlers_of(value: Any) -> Any:
@@ -36,7 +37,6 @@ Handlers = Annotated[
     BeforeValidator(handlers_of),
     Shorthand({"type": "string", "description": "stage to move to"}, single=True),
 ]
-Actions = Annotated[list[ActionSpec], BeforeValidator(one_or_many), Shorthand(single=True)]
 
 
 class TimerSpec(Model):
