@@ -13,8 +13,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from xml.sax.saxutils import escape as _xml_escape
-from xml.sax.saxutils import quoteattr
+from html import escape as _html_escape
 
 __all__ = ["CODES", "FORMATS", "Diagnostic", "format_diagnostics", "path_str"]
 
@@ -233,6 +232,15 @@ def _sarif(diags: Sequence[Diagnostic]) -> dict[str, Any]:
         "runs": [{"tool": {"driver": {"name": "carepath", "informationUri": "https://example.invalid/carepath", "rules": rules}},
                   "results": results}],
     }
+
+
+def _xml_escape(s: str) -> str:
+    return _html_escape(s, quote=False)
+
+
+def quoteattr(s: str) -> str:
+    """An XML attribute value in double quotes (xml.sax.saxutils pulls in urllib: too slow to import)."""
+    return '"' + _html_escape(s, quote=True) + '"'
 
 
 def _junit(diags: Sequence[Diagnostic], files: list[str]) -> str:
