@@ -1,0 +1,414 @@
+"""The runtime (SPEC §7): routing, entry and re-entry, idempotency, rejection, wake-ups and the
+outbox, on any :class:`~carepath.runtime.store.Store`. All the logic is here; stores only keep rows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from ..errors import CaseError
+from ..state import Action, CaseState, Event, Signal, dt, zone
+from .store import OutboxItem, Rejected, Store, Tx
+
+if TYPE_CHECKING:
+    from ..compile import Playbook
+    from ..engine import Engine
+
+__all__ = ["ActionHandler", "Runtime", "SubmitResult"]
+
+log = logging.getLogger("carepath.runtime")
+
+ActionHandler = Callable[[Action, "CaseState | None"], Any]
+EventInput = Event | Mapping[str, Any] | str | bytes
+
+_US = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    """What :meth:`Runtime.submit` did with one event.
+
+    ``status``: ``applied`` | ``duplicate`` | ``rejected`` | ``ignored``; ``reason`` (rejected
+    only): ``out_of_order`` | ``invalid`` | ``unknown_case`` | ``playbook_mismatch``; ``cases``:
+    the new states of the cases the event was applied to; ``actions`` and ``signals``: what the
+    steps produced (wake-ups fired on the way included).
+    """
+
+    status: str
+    reason: str | None = None
+    message: str = ""
+    cases: list[CaseState] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+    signals: list[Signal] = field(default_factory=list)
+    event_id: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Not rejected."""
+        return self.status != "rejected"
+
+
+class _Reject(Exception):
+    def __init__(self, reason: str, message: str, cases: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.cases = tuple(cases)
+
+
+def _as_dict(raw: EventInput) -> dict[str, Any]:
+    if isinstance(raw, Event):
+        return raw.to_dict()
+    if isinstance(raw, Mapping):
+        try:
+            return json.loads(json.dumps(dict(raw), default=str))  # type: ignore[no-any-return]
+        except (TypeError, ValueError):
+            return {"raw": repr(raw)}
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    return {"raw": text}
+
+
+class Runtime:
+    """Cases of one or more playbooks on a store (SPEC §7).
+
+    ``clock`` returns an aware ``datetime`` (default: system time); back-off and leases run on it.
+    ``handlers`` maps action types (``"*"`` for the rest) to ``handler(action, state)``. Options:
+    ``max_attempts`` hand-overs before an item is ``dead``; ``backoff`` the first retry delay
+    (doubling up to ``max_backoff``); ``lease`` how long a claim lasts (≤ 60 s); ``batch`` how many
+    rows one claim or wake-up transaction takes.
+    """
+
+    def __init__(self, playbooks: Iterable[Playbook] | Playbook, store: Store,
+                 clock: Callable[[], datetime] | None = None,
+                 handlers: Mapping[str, ActionHandler] | None = None, *,
+                 max_attempts: int = 8, backoff: timedelta = timedelta(seconds=10),
+                 max_backoff: timedelta = timedelta(hours=1), lease: timedelta = timedelta(seconds=30),
+                 batch: int = 200, worker: str | None = None) -> None:
+        from ..compile import Playbook
+        from ..engine import Engine
+
+        pbs = [playbooks] if isinstance(playbooks, Playbook) else list(playbooks)
+        if not pbs:
+            raise ValueError("Runtime needs at least one playbook")
+        self.engines: dict[str, Engine] = {}
+        for pb in pbs:
+            if pb.id in self.engines:
+                raise ValueError(f"playbook {pb.id!r} given twice; a store runs one version of each playbook")
+            self.engines[pb.id] = Engine(pb)
+        self.store = store
+        if clock is None:
+            from ..clock import system_clock
+
+            clock = system_clock
+        self.clock = clock
+        self.handlers: dict[str, ActionHandler] = dict(handlers or {})
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if lease > timedelta(seconds=60) or lease <= timedelta(0):
+            raise ValueError("lease must be positive and at most 60 s (claims of a killed worker lapse within 60 s)")
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.lease = lease
+        self.batch = max(1, batch)
+        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._keys = [(pb.id, pb.content_hash) for pb in pbs]
+        self.counters: Counter[str] = Counter()
+
+    # -- handlers -----------------------------------------------------------------------------
+    def action(self, type_: str) -> Callable[[ActionHandler], ActionHandler]:
+        """Decorator: ``@rt.action("send")`` registers a handler (``"*"``: every other type)."""
+
+        def register(fn: ActionHandler) -> ActionHandler:
+            self.handlers[type_] = fn
+            return fn
+
+        return register
+
+    def _now(self) -> datetime:
+        t = self.clock()
+        if t.tzinfo is None or t.utcoffset() is None:
+            raise ValueError("the runtime's clock must return an aware datetime")
+        return t
+
+    # -- events ---------------------------------------------------------------------------------
+    def submit(self, event: EventInput) -> SubmitResult:
+        """Apply one event (an :class:`Event`, its JSON object, or a raw JSON line) in one
+        transaction. Never raises for bad input: see :class:`SubmitResult`."""
+        return self.submit_many([event], batch=1)[0]
+
+    def submit_raw(self, line: str | bytes) -> SubmitResult:
+        """Submit one JSONL line; a line that is not a JSON object is rejected (``invalid``) and
+        recorded with its raw text."""
+        return self.submit(line)
+
+    def submit_many(self, events: Iterable[EventInput], batch: int = 100, *,
+                    timeline: bool = False) -> list[SubmitResult]:
+        """Submit events in transactions of up to ``batch`` events each (one commit per batch:
+        a crash loses at most the open batch, which a resend replays exactly once).
+
+        ``timeline=True`` is the simulated clock of ``carepath run``: before each event, every case
+        with a wake-up due strictly before the event's ``at`` is advanced (in the same transaction),
+        and the runtime's clock, when it has ``advance_to``, follows the events.
+        """
+        out: list[SubmitResult] = []
+        chunk: list[EventInput] = []
+        for ev in events:
+            chunk.append(ev)
+            if len(chunk) >= max(1, batch):
+                out.extend(self._submit_chunk(chunk, timeline))
+                chunk = []
+        if chunk:
+            out.extend(self._submit_chunk(chunk, timeline))
+        return out
+
+    def _submit_chunk(self, chunk: Sequence[EventInput], timeline: bool) -> list[SubmitResult]:
+        parsed = [self._parse(e) for e in chunk]
+        tally: Counter[str] = Counter()
+
+        def unit(tx: Tx) -> list[SubmitResult]:
+            tally.clear()
+            cache: dict[tuple[str, str], CaseState | None] = {}
+            seen: set[str] = set()
+            results = []
+            for raw, ev, err in parsed:
+                if timeline and ev is not None:
+                    self._follow(ev.at)
+                    self._due_in_tx(tx, ev._ts - 2 * _US, ev._ts - 0.5 * _US, cache, tally)
+                results.append(self._one(tx, raw, ev, err, cache, seen, tally))
+            return results
+
+        results = self.store.atomic(unit)
+        self.counters.update(tally)
+        return results
+
+    def _follow(self, t: datetime) -> None:
+        adv = getattr(self.clock, "advance_to", None)
+        if adv is not None:
+            adv(t)
+
+    def _parse(self, e: EventInput) -> tuple[dict[str, Any], Event | None, str | None]:
+        if isinstance(e, Event):
+            return e.to_dict(), e, None
+        if isinstance(e, str | bytes):
+            try:
+                obj = json.loads(e)
+            except (ValueError, UnicodeDecodeError) as exc:
+                return _as_dict(e), None, f"not JSON: {exc}"
+            if not isinstance(obj, dict):
+                return _as_dict(e), None, f"an event is a JSON object, got {type(obj).__name__}"
+            e = obj
+        raw = _as_dict(e)
+        try:
+            return raw, Event.from_dict(e), None
+        except (ValueError, TypeError) as exc:
+            return raw, None, str(exc)
+
+    def _one(self, tx: Tx, raw: dict[str, Any], ev: Event | None, err: str | None,
+             cache: dict[tuple[str, str], CaseState | None], seen: set[str], tally: Counter[str]) -> SubmitResult:
+        now = self._now().timestamp()
+        if ev is None:
+            tx.add_rejected(Rejected(raw, "invalid", err or "invalid event", now))
+            tally["rejected"] += 1
+            return SubmitResult("rejected", "invalid", err or "invalid event", event_id=_id_of(raw))
+        if ev.id in seen or tx.seen(ev.id):
+            tally["duplicate"] += 1
+            return SubmitResult("duplicate", event_id=ev.id)
+        try:
+            steps, status = self._route(tx, ev, cache)
+        except _Reject as r:
+            tx.add_rejected(Rejected(raw, r.reason, r.message, now, r.cases))
+            tally["rejected"] += 1
+            return SubmitResult("rejected", r.reason, r.message, event_id=ev.id)
+        seen.add(ev.id)
+        tx.mark_processed(ev.id, now)
+        actions: list[Action] = []
+        signals: list[Signal] = []
+        states = []
+        for prev, step in steps:
+            st = step.state
+            cache[(st.playbook, st.case)] = st
+            tx.save(st, now)
+            tx.add_outbox(step.actions)
+            actions.extend(step.actions)
+            signals.extend(step.signals)
+            states.append(st)
+            if prev is None or prev.ended or prev.opened_s != st.opened_s:
+                tally["opened"] += 1
+        tally[status] += 1
+        tally["actions"] += len(actions)
+        tally["breaches"] += sum(1 for s in signals if s.type.endswith(".breached"))
+        return SubmitResult(status, cases=states, actions=actions, signals=signals, event_id=ev.id,
+                            message="" if status == "applied" else "no playbook mentions this event type"
+                            if not any(e.mentions(ev.type) for e in self.engines.values()) else "its case has ended")
+
+    def _load(self, tx: Tx, cache: dict[tuple[str, str], CaseState | None], pid: str, key: str) -> CaseState | None:
+        k = (pid, key)
+        if k not in cache:
+            cache[k] = tx.load(pid, key)
+        return cache[k]
+
+    def _route(self, tx: Tx, ev: Event, cache: dict[tuple[str, str], CaseState | None]
+               ) -> tuple[list[tuple[CaseState | None, Any]], str]:
+        """The steps for ``ev`` over every playbook (each decided by :func:`carepath.router.route`),
+        or :class:`_Reject`. All or nothing: one playbook's rejection rejects the event."""
+        from ..router import route
+
+        steps: list[tuple[CaseState | None, Any]] = []
+        unknown: list[tuple[str, str, str]] = []
+        no_key = False
+        for pid, eng in self.engines.items():
+            if not eng.mentions(ev.type):
+                continue
+            try:
+                key = eng.case_key(ev)
+            except Exception as exc:  # a key expression that cannot evaluate on this payload
+                raise _Reject("invalid", f"{pid}: cannot compute the case key of event {ev.id}: {exc}") from None
+            if key is None or key == "":
+                no_key = True
+                continue
+            state = self._load(tx, cache, pid, key)
+            try:
+                r = route(eng, state, ev)
+            except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+                raise _Reject("invalid", f"cannot apply event {ev.id}: {type(exc).__name__}: {exc}",
+                              [(pid, key)]) from None
+            if r.status == "rejected":
+                if r.reason == "unknown_case":
+                    unknown.append((pid, key, r.message))
+                    continue
+                raise _Reject(r.reason or "invalid", r.message, [(pid, key)])
+            if r.status == "applied" and r.step is not None:
+                steps.append((state, r.step))
+        if steps:
+            return steps, "applied"
+        if unknown:
+            raise _Reject("unknown_case", "; ".join(m for _, _, m in unknown), [(p, k) for p, k, _ in unknown])
+        if no_key:
+            raise _Reject("invalid", f"event {ev.id} ({ev.type}) has no case key")
+        return [], "ignored"
+
+    # -- wake-ups -------------------------------------------------------------------------------
+    def run_due(self, now: datetime | None = None) -> int:
+        """Advance every case whose next wake-up is ≤ ``now`` (default: the clock); returns how many
+        cases were advanced. Each batch of cases is one transaction."""
+        t = (now or self._now()).timestamp()
+        tally: Counter[str] = Counter()
+        total = 0
+        done: set[tuple[str, str]] = set()
+        while True:
+            def unit(tx: Tx) -> int:
+                tally.clear()
+                return self._due_in_tx(tx, t, t + 0.5 * _US, {}, tally, done=done, limit=self.batch)
+
+            n = self.store.atomic(unit)
+            self.counters.update(tally)
+            total += n
+            if n < self.batch:
+                return total
+
+    def _due_in_tx(self, tx: Tx, t_engine: float, t_index: float, cache: dict[tuple[str, str], CaseState | None],
+                   tally: Counter[str], *, done: set[tuple[str, str]] | None = None, limit: int = 1_000_000) -> int:
+        """Advance, in ``tx``, the cases due at ``t_index`` (index) to ``t_engine``."""
+        done = set() if done is None else done
+        when = None
+        n = 0
+        got = tx.due(t_index, limit, self._keys, exclude=done)
+        for st0 in got:
+            k = (st0.playbook, st0.case)
+            done.add(k)
+            st = cache.get(k) or st0
+            if cache.get(k) is not None and (st.next_wakeup_s is None or st.next_wakeup_s > t_index):
+                continue  # already moved past it in this batch
+            eng = self.engines[st.playbook]
+            if when is None:
+                when = dt(t_engine, zone("UTC"))
+            try:
+                step = eng.advance(st, when)
+            except CaseError as exc:  # a broken case must not stop the others
+                log.error("cannot advance case %s/%s: %s", st.playbook, st.case, exc)
+                continue
+            n += 1
+            cache[k] = step.state
+            tx.save(step.state, t_engine)
+            tx.add_outbox(step.actions)
+            tally["actions"] += len(step.actions)
+            tally["breaches"] += sum(1 for s in step.signals if s.type.endswith(".breached"))
+        tally["woken"] += n
+        return n
+
+    # -- delivery -------------------------------------------------------------------------------
+    def deliver(self, now: datetime | None = None) -> int:
+        """Hand due outbox items to their handlers; returns the number of hand-overs attempted.
+        A handler that raises is retried after ``backoff·2^(attempts-1)`` (capped) on the
+        runtime's clock; after ``max_attempts`` hand-overs the item is ``dead``. Items whose type
+        has no handler (and no ``"*"``) stay pending for the host."""
+        if not self.handlers:
+            return 0
+        t = (now or self._now()).timestamp()
+        types = None if "*" in self.handlers else sorted(self.handlers)
+        n = 0
+        while True:
+            items = self.store.claim_outbox(t, self.batch, t + self.lease.total_seconds(), self.worker, types,
+                                            self.max_attempts)
+            if not items:
+                return n
+            for item in items:
+                n += 1
+                self._hand_over(item, t)
+
+    def _hand_over(self, item: OutboxItem, t: float) -> None:
+        fn = self.handlers.get(item.type) or self.handlers.get("*")
+        if fn is None:  # pragma: no cover - claim_outbox filters by type
+            return
+        try:
+            fn(item.action, self.store.get(item.playbook, item.case))
+        except Exception as exc:
+            err = f"{type(exc).__name__}: {exc}"[:2000]
+            if item.attempts >= self.max_attempts:
+                self.store.finish_outbox(item.playbook, item.id, self.worker, delivered=False, error=err)
+                self.counters["dead"] += 1
+                log.warning("action %s (%s) is dead after %d attempts: %s", item.id, item.type, item.attempts, err)
+            else:
+                delay = min(self.backoff.total_seconds() * 2 ** (item.attempts - 1), self.max_backoff.total_seconds())
+                self.store.finish_outbox(item.playbook, item.id, self.worker, delivered=False,
+                                         retry_at=t + delay, error=err)
+                self.counters["failed"] += 1
+            return
+        self.store.finish_outbox(item.playbook, item.id, self.worker, delivered=True)
+        self.counters["delivered"] += 1
+
+    # -- conveniences ---------------------------------------------------------------------------
+    def engine(self, playbook_id: str) -> Engine:
+        """The engine of a loaded playbook."""
+        return self.engines[playbook_id]
+
+    def playbooks(self) -> Iterator[Playbook]:
+        """The loaded playbooks."""
+        return (e.playbook for e in self.engines.values())
+
+    def next_wakeup(self) -> datetime | None:
+        """The earliest wake-up of any case of the loaded playbooks."""
+        t = self.store.next_wakeup(self._keys)
+        return None if t is None else dt(t, zone("UTC"))
+
+
+def _id_of(raw: Mapping[str, Any]) -> str | None:
+    v = raw.get("id")
+    return None if v is None else str(v)
+
+
+def _rebase(state: CaseState, pb: Playbook) -> CaseState:
+    """An ended case of another version, restamped so ``start`` only reads its sequence."""
+    if state.content_hash == pb.content_hash:
+        return state
+    return replace(state, playbook=pb.id, version=pb.version, content_hash=pb.content_hash)

@@ -1,0 +1,429 @@
+"""The embedded store: stdlib :mod:`sqlite3`, WAL journal, busy timeout, versioned schema.
+
+Concurrency: every unit of work starts with ``BEGIN IMMEDIATE``, which takes the database's
+write lock up front (waiting up to the busy timeout); a ``database is locked`` error at any
+point rolls back and runs the unit again after a short, jittered pause, for as long as it takes
+(``wait`` seconds, an hour by default). Readers never block writers in WAL mode. So several
+processes may open, migrate and write one file at once: they take turns, never corrupt it.
+
+Durability: ``synchronous=FULL`` by default (a committed event survives power loss); ``?synchronous=normal``
+in the URL keeps every commit safe against a process crash (SIGKILL) and is faster, but the
+last commits may be lost on power loss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import parse_qs
+
+from ..state import Action, CaseState
+from .store import OutboxItem, Rejected, Store, StoreError, Tx
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+
+_SCHEMA_1 = """
+CREATE TABLE IF NOT EXISTS cases (
+    playbook    TEXT NOT NULL,
+    case_key    TEXT NOT NULL,
+    version     TEXT NOT NULL,
+    hash        TEXT NOT NULL,
+    stage       TEXT NOT NULL,
+    ended       INTEGER NOT NULL DEFAULT 0,
+    next_wakeup REAL,
+    state       TEXT NOT NULL,
+    updated_at  REAL NOT NULL,
+    PRIMARY KEY (playbook, case_key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS cases_wakeup ON cases (next_wakeup) WHERE next_wakeup IS NOT NULL;
+CREATE TABLE IF NOT EXISTS processed (
+    event_id TEXT PRIMARY KEY,
+    at       REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    playbook      TEXT NOT NULL,
+    id            TEXT NOT NULL,
+    case_key      TEXT NOT NULL,
+    type          TEXT NOT NULL,
+    action        TEXT NOT NULL,
+    status        TEXT NOT NULL DEFAULT 'pending',
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    available_at  REAL NOT NULL,
+    claimed_until REAL,
+    claimed_by    TEXT,
+    last_error    TEXT,
+    UNIQUE (playbook, id)
+);
+CREATE INDEX IF NOT EXISTS outbox_ready ON outbox (available_at) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS outbox_case ON outbox (playbook, case_key);
+CREATE TABLE IF NOT EXISTS rejected (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    fingerprint TEXT NOT NULL UNIQUE,
+    event_id    TEXT,
+    case_key    TEXT,
+    cases       TEXT NOT NULL,
+    event       TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    message     TEXT NOT NULL,
+    at          REAL NOT NULL
+);
+"""
+
+_MIGRATIONS: dict[int, str] = {1: _SCHEMA_1}
+
+
+def _is_busy(exc: BaseException) -> bool:
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    msg = str(exc).lower()
+    return "locked" in msg or "busy" in msg
+
+
+def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
+    """``sqlite:///rel.db`` → ``rel.db``; ``sqlite:////abs.db`` → ``/abs.db``; ``sqlite://:memory:``
+    (or ``sqlite:///:memory:``) → ``:memory:``. A query string carries options."""
+    if not url.startswith("sqlite:"):
+        raise StoreError(f"not a SQLite URL: {url!r}")
+    rest = url[len("sqlite:"):]
+    query: dict[str, str] = {}
+    if "?" in rest:
+        rest, qs = rest.split("?", 1)
+        query = {k: v[-1] for k, v in parse_qs(qs).items()}
+    if rest in ("//:memory:", "///:memory:", ":memory:"):
+        return ":memory:", query
+    if rest.startswith("///"):
+        path = rest[3:]
+    elif rest.startswith("//"):
+        raise StoreError(f"bad SQLite URL {url!r}: use sqlite:///relative.db or sqlite:////absolute/path.db")
+    else:
+        path = rest
+    if not path:
+        raise StoreError(f"bad SQLite URL {url!r}: no file name")
+    return path, query
+
+
+class _SQLiteTx(Tx):
+    __slots__ = ("c",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.c = conn
+
+    def seen(self, event_id: str) -> bool:
+        return self.c.execute("SELECT 1 FROM processed WHERE event_id = ?", (event_id,)).fetchone() is not None
+
+    def mark_processed(self, event_id: str, at: float) -> None:
+        self.c.execute("INSERT OR IGNORE INTO processed (event_id, at) VALUES (?, ?)", (event_id, at))
+
+    def load(self, playbook: str, case: str) -> CaseState | None:
+        row = self.c.execute("SELECT state FROM cases WHERE playbook = ? AND case_key = ?", (playbook, case)).fetchone()
+        return None if row is None else CaseState.from_json(row[0])
+
+    def save(self, state: CaseState, at: float) -> None:
+        self.c.execute(
+            "INSERT OR REPLACE INTO cases (playbook, case_key, version, hash, stage, ended, next_wakeup, state, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (state.playbook, state.case, state.version, state.content_hash, state.stage, int(state.ended),
+             state.next_wakeup_s, state.to_json(), at))
+
+    def due(self, now: float, limit: int, playbooks: Sequence[tuple[str, str]],
+            exclude: Iterable[tuple[str, str]] = ()) -> list[CaseState]:
+        if not playbooks:
+            return []
+        ex = set(exclude)
+        pbs = set(playbooks)
+        out: list[CaseState] = []
+        # the write lock of BEGIN IMMEDIATE already makes these rows ours until commit
+        cur = self.c.execute(
+            "SELECT playbook, case_key, hash, state FROM cases WHERE next_wakeup IS NOT NULL AND next_wakeup <= ? "
+            "ORDER BY next_wakeup", (now,))
+        for pb, key, h, text in cur:
+            if (pb, h) not in pbs or (pb, key) in ex:
+                continue
+            out.append(CaseState.from_json(text))
+            if len(out) >= limit:
+                break
+        cur.close()
+        return out
+
+    def add_outbox(self, actions: Sequence[Action]) -> None:
+        if not actions:
+            return
+        self.c.executemany(
+            "INSERT OR IGNORE INTO outbox (playbook, id, case_key, type, action, available_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [(a.playbook, a.id, a.case, a.type, json.dumps(a.to_dict(), sort_keys=True, ensure_ascii=False),
+              a.at.timestamp()) for a in actions])
+
+    def add_rejected(self, rejected: Rejected) -> None:
+        ev = json.dumps(rejected.event, sort_keys=True, ensure_ascii=False, default=str)
+        fp = hashlib.sha256(f"{rejected.reason}\n{ev}".encode()).hexdigest()
+        eid = rejected.event.get("id")
+        ck = rejected.event.get("case")
+        self.c.execute(
+            "INSERT OR IGNORE INTO rejected (fingerprint, event_id, case_key, cases, event, reason, message, at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (fp, None if eid is None else str(eid), None if ck is None else str(ck),
+             json.dumps([list(c) for c in rejected.cases]), ev, rejected.reason, rejected.message, rejected.at))
+
+
+class SQLiteStore(Store):
+    """A :class:`Store` in one SQLite file (or ``:memory:``)."""
+
+    def __init__(self, path: str | os.PathLike[str] = ":memory:", *, busy_timeout: float = 30.0,
+                 synchronous: str = "FULL", wait: float = 3600.0, migrate: bool = True, create: bool = True,
+                 url: str | None = None) -> None:
+        self.path = str(path)
+        self.url = url or ("sqlite://:memory:" if self.path == ":memory:" else f"sqlite:///{self.path}")
+        self.wait = wait
+        self._lock = threading.RLock()
+        self._tx: _SQLiteTx | None = None
+        if self.path != ":memory:":
+            parent = Path(self.path).parent
+            if not parent.is_dir():
+                raise StoreError(f"cannot open store {self.url}: folder {parent} does not exist")
+            if not create and not Path(self.path).is_file():
+                raise StoreError(f"no store at {self.url} ({Path(self.path).resolve()} does not exist)")
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
+                                         check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open store {self.url}: {exc}") from exc
+        sync = synchronous.upper()
+        if sync not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise StoreError(f"synchronous={synchronous!r}: use full or normal")
+        self._retry(lambda: self._conn.execute("PRAGMA journal_mode=WAL").fetchone())
+        self._conn.execute(f"PRAGMA synchronous={sync}")
+        self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        if migrate:
+            self.migrate()
+        else:
+            v = self.schema_version()
+            if v != SCHEMA_VERSION:
+                raise StoreError(f"store {self.url} has schema version {v}, this carepath needs {SCHEMA_VERSION}; "
+                                 "open it with migrate=True")
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def _retry(self, fn: Callable[[], T]) -> T:
+        deadline = time.monotonic() + self.wait
+        pause = 0.005
+        while True:
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(pause * (0.5 + random.random()))
+            pause = min(pause * 2, 0.25)
+
+    def migrate(self) -> int:
+        """Bring the schema to :data:`SCHEMA_VERSION` (idempotent, safe from several processes)."""
+
+        def step() -> int:
+            c = self._conn
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                v = int(c.execute("PRAGMA user_version").fetchone()[0])
+                if v > SCHEMA_VERSION:
+                    raise StoreError(f"store {self.url} has schema version {v}, newer than this carepath "
+                                     f"({SCHEMA_VERSION}); upgrade carepath")
+                for n in range(v + 1, SCHEMA_VERSION + 1):
+                    # statement by statement: executescript() would commit the open transaction
+                    for stmt in _MIGRATIONS[n].split(";"):
+                        if stmt.strip():
+                            c.execute(stmt)
+                    c.execute(f"PRAGMA user_version = {n}")
+                c.execute("COMMIT")
+                return max(v, SCHEMA_VERSION)
+            except BaseException:
+                if c.in_transaction:
+                    c.execute("ROLLBACK")
+                raise
+
+        with self._lock:
+            return self._retry(step)
+
+    def schema_version(self) -> int:
+        with self._lock:
+            return int(self._retry(lambda: self._conn.execute("PRAGMA user_version").fetchone()[0]))
+
+    def atomic(self, fn: Callable[[Tx], T]) -> T:
+        with self._lock:
+            if self._tx is not None:  # nested: part of the open unit of work
+                return fn(self._tx)
+            deadline = time.monotonic() + self.wait
+            pause = 0.005
+            c = self._conn
+            while True:
+                tx = _SQLiteTx(c)
+                try:
+                    c.execute("BEGIN IMMEDIATE")
+                    self._tx = tx
+                    result = fn(tx)
+                    c.execute("COMMIT")
+                    return result
+                except BaseException as exc:
+                    if c.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            c.execute("ROLLBACK")
+                    if not _is_busy(exc) or time.monotonic() > deadline:
+                        raise
+                finally:
+                    self._tx = None
+                time.sleep(pause * (0.5 + random.random()))
+                pause = min(pause * 2, 0.25)
+
+    def _write(self, sql: str, params: Sequence[Any]) -> int:
+        def run(tx: Tx) -> int:
+            assert isinstance(tx, _SQLiteTx)
+            return tx.c.execute(sql, params).rowcount
+
+        return self.atomic(run)
+
+    # -- outbox claims --------------------------------------------------------------------------
+    def claim_outbox(self, now: float, limit: int, lease_until: float, worker: str,
+                     types: Sequence[str] | None = None, max_attempts: int | None = None) -> list[OutboxItem]:
+        def run(tx: Tx) -> list[OutboxItem]:
+            assert isinstance(tx, _SQLiteTx)
+            c = tx.c
+            sql = ("SELECT seq, attempts FROM outbox WHERE status = 'pending' AND available_at <= ? "
+                   "AND (claimed_until IS NULL OR claimed_until <= ?)")
+            params: list[Any] = [now, now]
+            if types is not None:
+                if not types:
+                    return []
+                sql += f" AND type IN ({','.join('?' * len(types))})"
+                params.extend(types)
+            sql += " ORDER BY seq LIMIT ?"
+            params.append(limit)
+            rows = c.execute(sql, params).fetchall()
+            live: list[int] = []
+            for seq, attempts in rows:
+                if max_attempts is not None and attempts >= max_attempts:
+                    c.execute("UPDATE outbox SET status = 'dead', claimed_until = NULL, claimed_by = NULL, "
+                              "last_error = coalesce(last_error, 'lease lapsed') WHERE seq = ?", (seq,))
+                else:
+                    live.append(seq)
+            if not live:
+                return []
+            marks = ",".join("?" * len(live))
+            c.execute(f"UPDATE outbox SET attempts = attempts + 1, claimed_until = ?, claimed_by = ? "
+                      f"WHERE seq IN ({marks})", [lease_until, worker, *live])
+            return [self._item(r) for r in c.execute(
+                f"SELECT {self._COLS} FROM outbox WHERE seq IN ({marks}) ORDER BY seq", live)]
+
+        return self.atomic(run)
+
+    def finish_outbox(self, playbook: str, item_id: str, worker: str, *, delivered: bool,
+                      retry_at: float | None = None, error: str | None = None) -> None:
+        if delivered:
+            self._write("UPDATE outbox SET status = 'delivered', claimed_until = NULL, claimed_by = NULL "
+                        "WHERE playbook = ? AND id = ?", (playbook, item_id))
+        elif retry_at is not None:
+            self._write("UPDATE outbox SET available_at = ?, claimed_until = NULL, claimed_by = NULL, last_error = ? "
+                        "WHERE playbook = ? AND id = ? AND status = 'pending' AND claimed_by = ?",
+                        (retry_at, error, playbook, item_id, worker))
+        else:
+            self._write("UPDATE outbox SET status = 'dead', claimed_until = NULL, claimed_by = NULL, last_error = ? "
+                        "WHERE playbook = ? AND id = ? AND status = 'pending' AND claimed_by = ?",
+                        (error, playbook, item_id, worker))
+
+    def release_claims(self) -> int:
+        return self._write("UPDATE outbox SET claimed_until = NULL, claimed_by = NULL "
+                           "WHERE status = 'pending' AND claimed_until IS NOT NULL", ())
+
+    # -- reading --------------------------------------------------------------------------------
+    _COLS = "playbook, id, case_key, type, status, attempts, action, available_at, claimed_until, claimed_by, last_error"
+
+    @staticmethod
+    def _item(r: Sequence[Any]) -> OutboxItem:
+        return OutboxItem(id=r[1], playbook=r[0], case=r[2], type=r[3], status=r[4], attempts=r[5],
+                          action=Action.from_dict(json.loads(r[6])), available_at=r[7], claimed_until=r[8],
+                          claimed_by=r[9], last_error=r[10])
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._lock:
+            return self._retry(lambda: self._conn.execute(sql, params).fetchall())
+
+    def get(self, playbook_id: str, case_key: str) -> CaseState | None:
+        rows = self._read("SELECT state FROM cases WHERE playbook = ? AND case_key = ?", (playbook_id, case_key))
+        return CaseState.from_json(rows[0][0]) if rows else None
+
+    def cases(self, playbook_id: str | None = None) -> list[CaseState]:
+        if playbook_id is None:
+            rows = self._read("SELECT state FROM cases ORDER BY playbook, case_key")
+        else:
+            rows = self._read("SELECT state FROM cases WHERE playbook = ? ORDER BY case_key", (playbook_id,))
+        return [CaseState.from_json(r[0]) for r in rows]
+
+    def outbox(self, status: str | None = None, playbook: str | None = None,
+               case: str | None = None) -> list[OutboxItem]:
+        where, params = [], []
+        for col, v in (("status", status), ("playbook", playbook), ("case_key", case)):
+            if v is not None:
+                where.append(f"{col} = ?")
+                params.append(v)
+        sql = f"SELECT {self._COLS} FROM outbox"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [self._item(r) for r in self._read(sql + " ORDER BY seq", params)]
+
+    def rejected(self, case: str | None = None) -> list[Rejected]:
+        out = []
+        for ev, reason, msg, at, cases, ck in self._read(
+                "SELECT event, reason, message, at, cases, case_key FROM rejected ORDER BY seq"):
+            keys = tuple((p, c) for p, c in json.loads(cases))
+            if case is not None and ck != case and all(c != case for _, c in keys):
+                continue
+            out.append(Rejected(json.loads(ev), reason, msg, at, keys))
+        return out
+
+    def processed_count(self) -> int:
+        return int(self._read("SELECT count(*) FROM processed")[0][0])
+
+    def next_wakeup(self, playbooks: Sequence[tuple[str, str]] | None = None) -> float | None:
+        if playbooks is None:
+            v = self._read("SELECT min(next_wakeup) FROM cases")[0][0]
+            return None if v is None else float(v)
+        best: float | None = None
+        for pb, h in playbooks:
+            v = self._read("SELECT min(next_wakeup) FROM cases WHERE playbook = ? AND hash = ?", (pb, h))[0][0]
+            if v is not None and (best is None or v < best):
+                best = float(v)
+        return best
+
+    def integrity_check(self) -> str:
+        """``PRAGMA integrity_check`` (``"ok"`` for a sound file)."""
+        return str(self._read("PRAGMA integrity_check")[0][0])
+
+    def close(self) -> None:
+        with self._lock, contextlib.suppress(sqlite3.Error):
+            self._conn.close()
+
+    @classmethod
+    def from_url(cls, url: str, **kw: Any) -> SQLiteStore:
+        """Open ``sqlite:///rel.db`` / ``sqlite:////abs.db`` / ``sqlite://:memory:``; URL options:
+        ``synchronous=full|normal``, ``busy_timeout`` (seconds), ``migrate=0``."""
+        path, q = parse_sqlite_url(url)
+        opts: dict[str, Any] = dict(kw)
+        if "synchronous" in q:
+            opts.setdefault("synchronous", q["synchronous"])
+        if "busy_timeout" in q:
+            opts.setdefault("busy_timeout", float(q["busy_timeout"]))
+        if "create" in q:
+            opts.setdefault("create", q["create"] not in ("0", "false", "no"))
+        if "migrate" in q:
+            opts.setdefault("migrate", q["migrate"] not in ("0", "false", "no"))
+        return cls(path, url=url, **opts)

@@ -1,0 +1,215 @@
+"""The store interface: what the :class:`~carepath.runtime.Runtime` needs from a database.
+
+The runtime owns every decision (routing, entry and re-entry, rejection, retries and back-off);
+a store only keeps rows and makes a unit of work atomic. A new store (PostgreSQL, a key-value
+store…) implements :class:`Store` and :class:`Tx`; the shared test suite
+(``tests/test_store.py``) runs against every factory it is given.
+
+Rules a store must keep
+-----------------------
+* :meth:`Store.atomic` runs ``fn(tx)`` in ONE transaction and commits, or rolls back and
+  re-raises. On contention (a busy database file, a serialization failure, a deadlock, a
+  unique-key race on ``processed``) it rolls back and calls ``fn`` again with a fresh ``tx``:
+  ``fn`` must therefore have no side effects outside ``tx`` (the runtime keeps it so).
+* Inside a transaction, :meth:`Tx.load` and :meth:`Tx.due` lock the case rows they return until
+  commit (SQLite: the database write lock taken by ``BEGIN IMMEDIATE``; PostgreSQL:
+  ``SELECT … FOR UPDATE`` / ``FOR UPDATE SKIP LOCKED``), so one case is never advanced by two
+  workers at once.
+* Outbox rows are claimed outside any case transaction, with a lease that ends on the runtime's
+  clock (``claim_outbox``); a claim whose lease has ended may be taken by anyone. Finishing a claim
+  is idempotent.
+* Instants cross the interface as POSIX seconds (``float``) of the runtime's clock.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from ..state import Action, CaseState
+
+__all__ = ["OutboxItem", "Rejected", "Store", "StoreError", "Tx"]
+
+T = TypeVar("T")
+
+
+class StoreError(RuntimeError):
+    """A store could not be opened or used (bad URL, newer schema, unrecoverable I/O)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One action waiting for (or done with) delivery. ``id`` is the action's id."""
+
+    id: str
+    playbook: str
+    case: str
+    type: str
+    status: str  # pending | delivered | dead
+    attempts: int
+    action: Action
+    available_at: float = 0.0  # earliest (next) hand-over, POSIX seconds
+    claimed_until: float | None = None
+    claimed_by: str | None = None
+    last_error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{id, playbook, case, type, status, attempts, action}`` (+ ``last_error`` when set)."""
+        d: dict[str, Any] = {"id": self.id, "playbook": self.playbook, "case": self.case, "type": self.type,
+                             "status": self.status, "attempts": self.attempts, "action": self.action.to_dict()}
+        if self.last_error:
+            d["last_error"] = self.last_error
+        return d
+
+    # mapping-style access, so ``item["status"]`` works as the SPEC's `{id, …}` items suggest
+    def __getitem__(self, key: str) -> Any:
+        if key == "action":
+            return self.action
+        if key in ("id", "playbook", "case", "type", "status", "attempts", "last_error"):
+            return getattr(self, key)
+        raise KeyError(key)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """An event that was not applied: ``{event, reason, message, at}``.
+
+    ``event`` is the event as received (a JSON object), or ``{"raw": text}`` for a line that is
+    not JSON; ``reason`` is ``out_of_order | invalid | unknown_case | playbook_mismatch``;
+    ``at`` the runtime's time of receipt (POSIX seconds); ``cases`` the (playbook, case) keys
+    involved, when known.
+    """
+
+    event: dict[str, Any]
+    reason: str
+    message: str
+    at: float
+    cases: tuple[tuple[str, str], ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape, ``at`` as ISO 8601."""
+        from ..state import to_iso
+
+        return {"event": self.event, "reason": self.reason, "message": self.message, "at": to_iso(self.at),
+                "cases": [{"playbook": p, "case": c} for p, c in self.cases]}
+
+    def __getitem__(self, key: str) -> Any:
+        if key in ("event", "reason", "message", "cases"):
+            return getattr(self, key)
+        if key == "at":
+            from ..state import to_iso
+
+            return to_iso(self.at)
+        raise KeyError(key)
+
+
+class Tx(abc.ABC):
+    """One open transaction. Everything written through it commits together or not at all."""
+
+    @abc.abstractmethod
+    def seen(self, event_id: str) -> bool:
+        """Whether ``event_id`` was processed (applied or ignored) before."""
+
+    @abc.abstractmethod
+    def mark_processed(self, event_id: str, at: float) -> None:
+        """Record ``event_id`` as processed (at the runtime time ``at``)."""
+
+    @abc.abstractmethod
+    def load(self, playbook: str, case: str) -> CaseState | None:
+        """The case ``(playbook, case)``, locked until commit; ``None`` if unknown."""
+
+    @abc.abstractmethod
+    def save(self, state: CaseState, at: float) -> None:
+        """Insert or replace the case (state, stage, version/hash and the wake-up index)."""
+
+    @abc.abstractmethod
+    def due(self, now: float, limit: int, playbooks: Sequence[tuple[str, str]],
+            exclude: Iterable[tuple[str, str]] = ()) -> list[CaseState]:
+        """Up to ``limit`` cases whose next wake-up is ≤ ``now``, earliest first, locked (skipping
+        rows locked by others), of the given ``(playbook id, content hash)`` pairs only, without
+        the ``exclude`` keys."""
+
+    @abc.abstractmethod
+    def add_outbox(self, actions: Sequence[Action]) -> None:
+        """Queue actions as ``pending`` items available at their ``at``; an existing
+        ``(playbook, id)`` is left as it is (a replayed step never duplicates an item)."""
+
+    @abc.abstractmethod
+    def add_rejected(self, rejected: Rejected) -> None:
+        """Record a rejected event. The same event content rejected for the same reason is
+        stored once (replays after a crash do not pile up copies)."""
+
+
+class Store(abc.ABC):
+    """A durable home for cases, processed ids, the outbox and rejected events."""
+
+    url: str = ""
+
+    # -- transactions -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def atomic(self, fn: Callable[[Tx], T]) -> T:
+        """Run ``fn`` in one transaction (retrying it on contention) and return its result."""
+
+    # -- outbox claims (each its own short transaction) -------------------------------------------
+    @abc.abstractmethod
+    def claim_outbox(self, now: float, limit: int, lease_until: float, worker: str,
+                     types: Sequence[str] | None = None, max_attempts: int | None = None) -> list[OutboxItem]:
+        """Claim up to ``limit`` pending items available at ``now`` whose claim is free or lapsed
+        (``claimed_until ≤ now``), of ``types`` (``None`` = any), oldest first; increment their
+        ``attempts`` and stamp ``claimed_until``/``claimed_by``. An item that already had
+        ``max_attempts`` hand-overs is marked ``dead`` instead of being returned."""
+
+    @abc.abstractmethod
+    def finish_outbox(self, playbook: str, item_id: str, worker: str, *, delivered: bool,
+                      retry_at: float | None = None, error: str | None = None) -> None:
+        """End a claim: ``delivered`` → ``delivered``; otherwise ``retry_at`` → pending again from
+        then, or ``None`` → ``dead``. A failure report is ignored if the claim moved on
+        (another worker took the lapsed lease); ``delivered`` always wins."""
+
+    @abc.abstractmethod
+    def release_claims(self) -> int:
+        """Make every claimed pending item claimable at once (a replay of a simulated timeline
+        takes over the claims of the run it replaces); returns how many."""
+
+    # -- reading ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def get(self, playbook_id: str, case_key: str) -> CaseState | None:
+        """One case, or ``None``."""
+
+    @abc.abstractmethod
+    def cases(self, playbook_id: str | None = None) -> list[CaseState]:
+        """Every case (of ``playbook_id``), ordered by playbook then key."""
+
+    @abc.abstractmethod
+    def outbox(self, status: str | None = None, playbook: str | None = None,
+               case: str | None = None) -> list[OutboxItem]:
+        """Outbox items, oldest first, optionally filtered."""
+
+    @abc.abstractmethod
+    def rejected(self, case: str | None = None) -> list[Rejected]:
+        """Rejected events, oldest first (``case``: those naming that case key)."""
+
+    @abc.abstractmethod
+    def processed_count(self) -> int:
+        """How many event ids were processed."""
+
+    @abc.abstractmethod
+    def next_wakeup(self, playbooks: Sequence[tuple[str, str]] | None = None) -> float | None:
+        """The earliest wake-up of any case (of those playbooks), or ``None``."""
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def schema_version(self) -> int:
+        """The schema version of the open store."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
