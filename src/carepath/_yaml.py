@@ -253,7 +253,10 @@ def load_yaml(text: str, limits: Limits = Limits()) -> tuple[Any, Positions]:
         mark = exc.problem_mark or exc.context_mark
         line, col = _pos(mark) if mark is not None else (1, 1)
         msg = " ".join(x for x in (exc.context, exc.problem) if x) or "cannot parse YAML"
-        problems.append(YamlProblem("CP101", msg, line, col))
+        if "nesting depth" in msg:  # libyaml's own limit answers before ours on very deep input
+            problems.append(YamlProblem("CP106", f"nesting deeper than {limits.max_depth} levels", line, col))
+        else:
+            problems.append(YamlProblem("CP101", msg, line, col))
     except yaml.YAMLError as exc:  # reader errors (bad characters) carry a character index
         offset = int(getattr(exc, "position", 0) or 0)
         line = text.count("\n", 0, offset) + 1
