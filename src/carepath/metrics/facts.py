@@ -1,0 +1,457 @@
+"""The samples behind every metric, extracted once from a :class:`~carepath.replay.Replay`.
+
+Each metric keeps its samples in time order with the local date they count on (an event by its
+``at``, a clock cycle by the instant it stopped, a case for ``fcr``/``reopen_rate`` by its first
+``case.solved``) and the case's values then, so a window is two bisections and a filter one pass.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from ..replay import Ctx
+from ..state import zone
+from .stats import stat as _stat
+from .stats import summary
+from .targets import KIND
+
+if TYPE_CHECKING:
+    from ..compile import Playbook
+    from ..replay import Replay
+
+__all__ = ["CONVENTIONAL_EVENTS", "GROUPS", "Measure", "MetricError", "Metrics", "Series"]
+
+#: The conventional event types the built-in metrics read (renamed under ``metrics.events``).
+CONVENTIONAL_EVENTS = ("survey.answered", "agent.replied", "case.solved", "case.reopened", "contact.handled",
+                       "order.placed", "order.returned", "complaint.filed", "case.opened")
+#: The grouping keys: the case's values at the time of the sample.
+GROUPS = ("segment", "channel", "tier", "stage")
+_GROUP_INDEX = {g: i for i, g in enumerate(GROUPS)}
+_SURVEY_RANGE = {"csat": (1, 5), "nps": (0, 10), "ces": (1, 7)}
+TIME_METRIC_CLOCK = {"first_response_time": "first_response", "resolution_time": "resolution"}
+
+Where = Mapping[str, str | None]
+
+
+class MetricError(ValueError):
+    """An unknown metric, or a custom metric whose condition cannot be compiled."""
+
+
+@dataclass
+class Series:
+    """Samples in time order: local day ordinal, case values, value."""
+
+    days: list[int] = field(default_factory=list)
+    ctxs: list[Ctx | None] = field(default_factory=list)
+    values: list[Any] = field(default_factory=list)
+
+    def add(self, day: int, ctx: Ctx | None, value: Any) -> None:
+        self.days.append(day)
+        self.ctxs.append(ctx)
+        self.values.append(value)
+
+    def sort(self) -> None:
+        if any(self.days[i] > self.days[i + 1] for i in range(len(self.days) - 1)):
+            order = sorted(range(len(self.days)), key=self.days.__getitem__)
+            self.days = [self.days[i] for i in order]
+            self.ctxs = [self.ctxs[i] for i in order]
+            self.values = [self.values[i] for i in order]
+
+    def select(self, lo: int | None, hi: int | None, where: Where | None) -> list[Any]:
+        """Values on days ``lo..hi`` (inclusive ordinals; None = open) whose case matches ``where``."""
+        a = 0 if lo is None else bisect_left(self.days, lo)
+        b = len(self.days) if hi is None else bisect_right(self.days, hi)
+        if not where:
+            return self.values[a:b]
+        tests = [(_GROUP_INDEX[k], v) for k, v in where.items() if v is not None]
+        if not tests:
+            return self.values[a:b]
+        out = []
+        ctxs, vals = self.ctxs, self.values
+        for i in range(a, b):
+            c = ctxs[i]
+            if c is not None and all(c[j] == v for j, v in tests):
+                out.append(vals[i])
+        return out
+
+    def groups(self, lo: int | None, hi: int | None, by: str) -> dict[str | None, list[Any]]:
+        """Values on days ``lo..hi`` grouped by one of :data:`GROUPS`."""
+        j = _GROUP_INDEX[by]
+        a = 0 if lo is None else bisect_left(self.days, lo)
+        b = len(self.days) if hi is None else bisect_right(self.days, hi)
+        out: dict[str | None, list[Any]] = {}
+        for i in range(a, b):
+            c = self.ctxs[i]
+            out.setdefault(None if c is None else c[j], []).append(self.values[i])
+        return out
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A metric's value over some samples: ``value`` (None only without samples), ``samples``,
+    and for time metrics the ``stats`` (mean, median, p90, p95)."""
+
+    value: float | None
+    samples: int
+    stats: Mapping[str, float | int | None] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.stats is not None:
+            return dict(self.stats)
+        return {"value": self.value, "samples": self.samples}
+
+
+@dataclass
+class _Custom:
+    kind: str
+    num: Series = field(default_factory=Series)
+    den: Series = field(default_factory=Series)
+
+
+def _number(v: Any) -> float | None:
+    if isinstance(v, bool) or v is None:
+        return None
+    if isinstance(v, int | float | Decimal):
+        f = float(v)
+        return f if math.isfinite(f) else None
+    if hasattr(v, "total_seconds"):
+        return float(v.total_seconds())
+    return None
+
+
+class _DayCache:
+    """POSIX seconds → local date ordinal (cached per quarter hour: UTC offsets are multiples of 15 min)."""
+
+    def __init__(self, tz_name: str) -> None:
+        self.tz = zone(tz_name)
+        self.cache: dict[int, int] = {}
+
+    def __call__(self, t: float) -> int:
+        k = int(t // 900)
+        d = self.cache.get(k)
+        if d is None:
+            d = datetime.fromtimestamp(k * 900, self.tz).toordinal()
+            self.cache[k] = d
+        return d
+
+
+class Metrics:
+    """Every metric of a replay: ``measure(name, …)``, ``group(name, by, …)``.
+
+    >>> m = Metrics(replay(playbook, events))                       # doctest: +SKIP
+    >>> m.measure("csat", first=date(2027, 2, 1), last=date(2027, 2, 28), where={"segment": "vip"})
+    """
+
+    def __init__(self, rp: Replay) -> None:
+        self.replay = rp
+        self.playbook: Playbook = rp.playbook
+        self.day = _DayCache(rp.playbook.timezone)
+        self.series: dict[str, Series] = {}
+        self.clock_series: dict[str, tuple[Series, Series]] = {}  # clock → (elapsed of finished, met 1/0)
+        self.orders = Series()      # values: customer
+        self.returns = Series()
+        self.complaints = Series()
+        self.cases_opened = Series()
+        self.contacts: list[float] = []  # instants of case.opened events
+        self.custom: dict[str, _Custom] = {}
+        self._build()
+
+    # -- extraction ------------------------------------------------------------------------------
+    def _build(self) -> None:
+        pb = self.playbook
+        rename = dict(pb.spec.metrics.events)
+        name = {conv: rename.get(conv, conv) for conv in CONVENTIONAL_EVENTS}
+        for k in ("csat", "nps", "ces", "aht", "fcr", "reopen_rate"):
+            self.series[k] = Series()
+        day = self.day
+        custom_by_type = self._compile_custom()
+        t_survey, t_reply, t_solved = name["survey.answered"], name["agent.replied"], name["case.solved"]
+        t_reopen, t_handled, t_order = name["case.reopened"], name["contact.handled"], name["order.placed"]
+        t_return, t_complaint, t_opened = name["order.returned"], name["complaint.filed"], name["case.opened"]
+        interesting = {t_survey, t_reply, t_solved, t_reopen, t_handled, t_order, t_return, t_complaint, t_opened}
+        interesting.update(custom_by_type)
+        csat, nps, ces, aht = (self.series[k] for k in ("csat", "nps", "ces", "aht"))
+        # per case: [agent replies before the first solve, first solve instant or None, ctx, reopened]
+        cases: dict[str, list[Any]] = {}
+        rp = self.replay
+        for i, e in enumerate(rp.events):
+            et = e.type
+            if et not in interesting:
+                continue
+            ts = e._ts
+            ctx = rp.contexts[i]
+            data = e.data
+            if et == t_survey:
+                kind = data.get("survey")
+                score = _number(data.get("score"))
+                rng = _SURVEY_RANGE.get(kind) if isinstance(kind, str) else None
+                if rng is not None and score is not None and rng[0] <= score <= rng[1]:
+                    d = day(ts)
+                    if kind == "csat":
+                        csat.add(d, ctx, 1.0 if score >= 4 else 0.0)
+                    elif kind == "nps":
+                        nps.add(d, ctx, 100.0 if score >= 9 else (-100.0 if score <= 6 else 0.0))
+                    else:
+                        ces.add(d, ctx, score)
+            if et in (t_reply, t_solved, t_reopen):
+                cid = rp.case_ids[i] or f"?{e.case}"
+                rec = cases.get(cid)
+                if rec is None:
+                    rec = cases[cid] = [0, None, None, False]
+                if et == t_reply:
+                    if rec[1] is None:
+                        rec[0] += 1
+                elif et == t_solved:
+                    if rec[1] is None:
+                        rec[1], rec[2] = ts, ctx
+                elif rec[1] is not None:
+                    rec[3] = True
+            if et == t_handled:
+                v = _number(data.get("duration"))
+                if v is not None and v >= 0:
+                    aht.add(day(ts), ctx, v)
+            if et == t_order:
+                cust = data.get("customer")
+                self.orders.add(day(ts), ctx, str(cust) if cust is not None else (e.case or e.id))
+            if et == t_return:
+                self.returns.add(day(ts), ctx, 1)
+            if et == t_complaint:
+                self.complaints.add(day(ts), ctx, 1)
+            if et == t_opened:
+                self.contacts.append(ts)
+            for cm, when, value, as_num, as_den, den_when in custom_by_type.get(et, ()):
+                self._custom_event(cm, e, i, when, value, as_num, as_den, den_when)
+        solved = sorted((rec[1], rec[2], rec[0], rec[3]) for rec in cases.values() if rec[1] is not None)
+        fcr, reopen = self.series["fcr"], self.series["reopen_rate"]
+        for ts, ctx, replies, reopened in solved:
+            d = day(ts)
+            fcr.add(d, ctx, 1.0 if replies == 1 and not reopened else 0.0)
+            reopen.add(d, ctx, 1.0 if reopened else 0.0)
+        for ts, _cid, ctx in rp.opened:
+            self.cases_opened.add(day(ts), ctx, 1)
+        self.cases_opened.sort()
+        for f in rp.records:
+            if f.record.met is None:
+                continue
+            el, met = self.clock_series.setdefault(f.clock, (Series(), Series()))
+            d = day(f.stopped_s)
+            el.add(d, f.ctx, f.record.elapsed.total_seconds())
+            met.add(d, f.ctx, 1.0 if f.record.met else 0.0)
+        allmet = Series()
+        for f in rp.records:
+            if f.record.met is not None:
+                allmet.add(day(f.stopped_s), f.ctx, 1.0 if f.record.met else 0.0)
+        self.series["sla_attainment"] = allmet
+        for el, met in self.clock_series.values():
+            el.sort()
+            met.sort()
+
+    def _compile_custom(self) -> dict[str, list[tuple[str, Any, Any, bool, bool, Any]]]:
+        from ..errors import ExpressionError
+        from ..expr import BOOL, STRING, FieldType, TypeEnv, compile_expr
+
+        pb = self.playbook
+        spec = pb.spec
+        specials: dict[str, FieldType] = {
+            "stage": FieldType("enum", tuple(pb.stages)),
+            "segment": FieldType("enum", tuple(spec.segments)) if spec.segments else STRING,
+            "segments": FieldType("list", (), FieldType("enum", tuple(spec.segments)) if spec.segments else STRING),
+            "tier": FieldType("enum", tuple(pb.tiers)) if pb.tiers else STRING,
+        }
+        if "channel" not in pb.fields and pb.channels:
+            specials["channel"] = FieldType("enum", tuple(pb.channels))
+
+        def env(et: str) -> TypeEnv:
+            decl = pb.events.get(et)
+            payload = None if decl is None else {k: v[0] for k, v in decl.items()}
+            return TypeEnv(fields=pb.fields, event=payload, specials=specials)
+
+        def comp(src: Any, et: str, what: str, want: Any = BOOL) -> Any:
+            if src is None or src is True:
+                return None
+            try:
+                return compile_expr(src, env(et), want=want)
+            except ExpressionError as exc:
+                raise MetricError(f"metrics.custom.{what}: {exc}") from None
+
+        out: dict[str, list[tuple[str, Any, Any, bool, bool, Any]]] = {}
+        for cname, cm in spec.metrics.custom.items():
+            self.custom[cname] = _Custom(cm.type)
+            when = comp(cm.when, cm.event, f"{cname}.when")
+            value = comp(cm.value, cm.event, f"{cname}.value", want=None) if cm.type == "mean" else None
+            if cm.type == "mean" and value is None:
+                raise MetricError(f"metrics.custom.{cname}: a mean needs `value` (an expression such as =event.amount)")
+            if cm.type == "ratio":
+                over = cm.over or cm.event
+                den_when = comp(cm.over_when, over, f"{cname}.over_when")
+                if over == cm.event:
+                    out.setdefault(cm.event, []).append((cname, when, None, True, True, den_when))
+                else:
+                    out.setdefault(cm.event, []).append((cname, when, None, True, False, None))
+                    out.setdefault(over, []).append((cname, None, None, False, True, den_when))
+            else:
+                out.setdefault(cm.event, []).append((cname, when, value, True, False, None))
+        return out
+
+    def _custom_event(self, cname: str, e: Any, i: int, when: Any, value: Any, as_num: bool, as_den: bool,
+                      den_when: Any) -> None:
+        c = self.custom[cname]
+        rp = self.replay
+        ctx = rp.contexts[i]
+        fields = rp.data[i] or {}
+        view = self._event_view(e)
+        scope = self._scope(ctx, i)
+        d = self.day(e._ts)
+        if as_den and (den_when is None or den_when(fields, view, scope) is True):
+            c.den.add(d, ctx, 1)
+        if as_num and (when is None or when(fields, view, scope) is True):
+            if c.kind == "mean":
+                v = _number(value(fields, view, scope))
+                if v is not None:
+                    c.num.add(d, ctx, v)
+            else:
+                c.num.add(d, ctx, 1)
+
+    def _event_view(self, e: Any) -> dict[str, Any]:
+        view: dict[str, Any] = dict(e.data)
+        decl = self.playbook.events.get(e.type)
+        if decl:
+            for k, (_ft, default, _req) in decl.items():
+                if view.get(k) is None:
+                    view[k] = default
+        view.update(type=e.type, at=e.at, case=e.case, id=e.id)
+        return view
+
+    def _scope(self, ctx: Ctx | None, i: int) -> dict[str, Any]:
+        if ctx is None:
+            return {}
+        st = self.replay.states.get(self.replay.case_ids[i] or "")
+        return {"stage": ctx.stage, "segment": ctx.segment, "tier": ctx.tier, "channel": ctx.channel,
+                "segments": list(st.segments) if st is not None else []}
+
+    # -- measuring -------------------------------------------------------------------------------
+    def ordinal(self, d: date | None) -> int | None:
+        return None if d is None else d.toordinal()
+
+    def kind(self, metric: str) -> str:
+        """``share``, ``nps``, ``ces``, ``time``, ``count``, ``ratio``, ``mean`` (custom)."""
+        if metric in KIND:
+            return KIND[metric]
+        if metric in self.custom:
+            return self.custom[metric].kind
+        raise MetricError(f"unknown metric {metric!r}")
+
+    def names(self) -> list[str]:
+        """Built-in metric names, then custom ones."""
+        return [*KIND, *self.custom]
+
+    def measure(self, metric: str, first: date | None = None, last: date | None = None,
+                where: Where | None = None, *, stat: str | None = None, sla: str | None = None) -> Measure:
+        """The metric over local dates ``first..last`` (inclusive; None = unbounded), for cases whose
+        values match ``where`` (``segment``, ``channel``, ``tier``, ``stage``). Time metrics use
+        ``stat`` (default median) for ``value`` and carry all four statistics in ``stats``."""
+        lo, hi = self.ordinal(first), self.ordinal(last)
+        return self._measure(metric, lo, hi, where, stat, sla)
+
+    def group(self, metric: str, by: str, first: date | None = None, last: date | None = None, *,
+              stat: str | None = None, sla: str | None = None) -> dict[str | None, Measure]:
+        """The metric per value of ``by`` (one of :data:`GROUPS`)."""
+        if by not in _GROUP_INDEX:
+            raise MetricError(f"cannot group by {by!r}; expected one of {', '.join(GROUPS)}")
+        lo, hi = self.ordinal(first), self.ordinal(last)
+        keys: set[str | None] = set()
+        for s in self._sources(metric, sla):
+            keys.update(s.groups(lo, hi, by))
+        return {k: self._measure(metric, lo, hi, {by: k} if k is not None else None, stat, sla)
+                for k in sorted(keys, key=lambda x: (x is None, x or "")) if k is not None}
+
+    def _sources(self, metric: str, sla: str | None) -> list[Series]:
+        if metric in TIME_METRIC_CLOCK:
+            pair = self.clock_series.get(sla or TIME_METRIC_CLOCK[metric])
+            return [] if pair is None else [pair[0]]
+        if metric == "sla_attainment":
+            if sla is not None:
+                pair = self.clock_series.get(sla)
+                return [] if pair is None else [pair[1]]
+            return [self.series["sla_attainment"]]
+        if metric in self.series:
+            return [self.series[metric]]
+        if metric == "repeat_purchase_rate":
+            return [self.orders]
+        if metric == "complaint_rate":
+            return [self.cases_opened]
+        if metric == "return_rate":
+            return [self.orders]
+        if metric in self.custom:
+            c = self.custom[metric]
+            return [c.den if c.kind == "ratio" else c.num]
+        raise MetricError(f"unknown metric {metric!r}")
+
+    def _measure(self, metric: str, lo: int | None, hi: int | None, where: Where | None, stat: str | None,
+                 sla: str | None) -> Measure:
+        if metric in TIME_METRIC_CLOCK or metric == "aht":
+            if metric == "aht":
+                vals = self.series["aht"].select(lo, hi, where)
+            else:
+                pair = self.clock_series.get(sla or TIME_METRIC_CLOCK[metric])
+                vals = [] if pair is None else pair[0].select(lo, hi, where)
+            st: dict[str, float | int | None] = summary(vals)
+            which = stat or ("mean" if metric == "aht" else "median")
+            value = st[which] if which in st else _stat(vals, which)
+            if metric == "aht":  # a mean duration: {value, samples} and the time statistics
+                st = {"value": value, **st}
+            return Measure(None if not vals else value, len(vals), st)
+        if metric == "sla_attainment" or metric in self.series:
+            src = self._sources(metric, sla)
+            vals = src[0].select(lo, hi, where) if src else []
+            return Measure(math.fsum(vals) / len(vals) if vals else None, len(vals))
+        if metric == "repeat_purchase_rate":
+            counts: dict[Any, int] = {}
+            for cust in self.orders.select(lo, hi, where):
+                counts[cust] = counts.get(cust, 0) + 1
+            n = len(counts)
+            return Measure(sum(1 for c in counts.values() if c >= 2) / n if n else None, n)
+        if metric == "complaint_rate":
+            return _ratio(len(self.complaints.select(lo, hi, where)), len(self.cases_opened.select(lo, hi, where)))
+        if metric == "return_rate":
+            return _ratio(len(self.returns.select(lo, hi, where)), len(self.orders.select(lo, hi, where)))
+        if metric in self.custom:
+            c = self.custom[metric]
+            if c.kind == "count":
+                n = len(c.num.select(lo, hi, where))
+                return Measure(float(n), n)
+            if c.kind == "ratio":
+                return _ratio(len(c.num.select(lo, hi, where)), len(c.den.select(lo, hi, where)))
+            vals = c.num.select(lo, hi, where)
+            return Measure(math.fsum(vals) / len(vals) if vals else None, len(vals))
+        raise MetricError(f"unknown metric {metric!r}")
+
+    def all_builtin(self) -> dict[str, Measure]:
+        """Every built-in metric with at least one sample, over the whole log."""
+        out = {}
+        for name in KIND:
+            m = self._measure(name, None, None, None, None, None)
+            if m.samples:
+                out[name] = m
+        return out
+
+    def contact_instants(self) -> list[float]:
+        """Instants of ``case.opened`` events (contacts, for load and staffing)."""
+        return self.contacts
+
+
+def _ratio(num: int, den: int) -> Measure:
+    return Measure(num / den if den else None, den)
+
+
+def iter_days(first: date, last: date) -> Iterable[date]:
+    """Every date from ``first`` to ``last``, inclusive."""
+    for o in range(first.toordinal(), last.toordinal() + 1):
+        yield date.fromordinal(o)
+

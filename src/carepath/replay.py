@@ -1,0 +1,320 @@
+"""Replay an event log through the engine: clock records and per-event case context.
+
+This is what ``carepath report`` (and its what-if ``--compare``) measure: every event is applied
+in ``at`` order (stable for equal instants) by a small in-memory runtime loop:
+
+* wake-ups due **strictly before** an event fire before it (the engine's ``handle`` does this
+  for the event's own case; cases are independent, so every other case is advanced lazily, the
+  next time one of its events arrives — the result is the same as advancing all open cases in
+  global time order, at a fraction of the cost);
+* an event that opens a case (``start.on`` and ``start.when``) starts one when its key has none,
+  or when ``start.reentry`` allows a new one (``after_exit``: the previous case has ended, even by
+  a timer just before this event; ``always``: even while one is open) and ``min_interval`` has
+  passed since the previous case opened; otherwise it is handled by the open case like any event;
+* an event for a key with no case is counted but changes nothing;
+* the replay stops at the last event: at the end every open case is advanced to just before the
+  last event's instant, and nothing further (open clock cycles stay open and are not measured).
+
+For each event the replay keeps its case's identity and its values **after** the event was
+applied (segment, channel, tier, stage and the case data), so metrics can group "by the case's
+values at the time of the event". Every clock cycle that ended (``sla.<name>.met|missed|cancelled``)
+is kept as a :class:`ClockFact` with the case's values at that instant.
+
+A replay from a runtime store (:func:`replay_store`) has no events: it reads the clock history kept
+in each state (the last 20 cycles per clock) with the case's current values.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
+
+from .state import CaseState, ClockRecord, Event, _r, dt, zone
+
+if TYPE_CHECKING:
+    from .compile import Playbook
+
+__all__ = ["ClockFact", "Ctx", "EventLogError", "Replay", "read_events", "replay", "replay_store"]
+
+
+class EventLogError(ValueError):
+    """An event log line that cannot be read (bad JSON, missing field, naive instant)."""
+
+
+class Ctx(NamedTuple):
+    """A case's values at one instant, for grouping."""
+
+    segment: str | None
+    channel: str | None
+    tier: str | None
+    stage: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClockFact:
+    """One finished clock cycle: its record, when it stopped (POSIX s), and the case's values then."""
+
+    clock: str
+    record: ClockRecord
+    stopped_s: float
+    case: str
+    ctx: Ctx
+
+
+@dataclass
+class Replay:
+    """The result of :func:`replay`: events in ``at`` order with their case and context, clock facts."""
+
+    playbook: Playbook
+    events: list[Event] = field(default_factory=list)
+    case_ids: list[str | None] = field(default_factory=list)
+    """Per event: the replay's case identity (``key`` or ``key#n`` for the n-th re-entry), or None."""
+    contexts: list[Ctx | None] = field(default_factory=list)
+    """Per event: the case's values after the event (None when the event reached no case)."""
+    data: list[Mapping[str, Any] | None] = field(default_factory=list)
+    """Per event: the case data after the event (None when it reached no case)."""
+    records: list[ClockFact] = field(default_factory=list)
+    """Finished clock cycles, in order of their stop instant."""
+    opened: list[tuple[float, str, Ctx]] = field(default_factory=list)
+    """Cases opened: (instant, case identity, values after the opening event)."""
+    breaches: list[tuple[float, str, Ctx]] = field(default_factory=list)
+    """``sla.<name>.breached`` signals: (instant, clock, case values)."""
+    actions: Counter[str] = field(default_factory=Counter)
+    """Actions emitted, by type (``escalate``, ``send``, ``survey``…)."""
+    rejected: list[tuple[Event, str]] = field(default_factory=list)
+    """Events the engine rejected (invalid payloads, out of order), with the message."""
+    states: dict[str, CaseState] = field(default_factory=dict)
+    """The final state of every case, by identity."""
+    first_s: float | None = None
+    last_s: float | None = None
+    from_store: bool = False
+
+    @property
+    def cases(self) -> int:
+        """How many cases the replay opened (or the store holds)."""
+        return len(self.states)
+
+    @property
+    def escalations(self) -> int:
+        """``escalate`` actions emitted."""
+        return self.actions.get("escalate", 0)
+
+
+def ctx_of(state: CaseState) -> Ctx:
+    """The grouping values of ``state``."""
+    ch = state.data.get("channel")
+    return Ctx(state.segment, None if ch is None else str(ch), state.tier, state.stage)
+
+
+# -- reading ------------------------------------------------------------------------------------
+def _parse_lines(lines: Iterable[str], name: str) -> Iterator[Event]:
+    loads = json.loads
+    from_dict = Event.from_dict
+    for n, line in enumerate(lines, 1):
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        try:
+            yield from_dict(loads(s))
+        except (ValueError, TypeError) as exc:
+            raise EventLogError(f"{name}:{n}: {exc}") from None
+
+
+def read_events(source: str | Path | IO[str]) -> list[Event]:
+    """Read a JSONL event log (``-`` or a file object for a stream; YAML lists end in .yaml/.yml)."""
+    if not isinstance(source, str | Path):
+        return list(_parse_lines(source, getattr(source, "name", "<stream>")))
+    path = Path(source)
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        docs = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+        if not isinstance(docs, list):
+            raise EventLogError(f"{path}: a YAML event log is a list of events")
+        out = []
+        for i, d in enumerate(docs):
+            try:
+                out.append(Event.from_dict(d))
+            except (ValueError, TypeError) as exc:
+                raise EventLogError(f"{path}: event {i + 1}: {exc}") from None
+        return out
+    with path.open(encoding="utf-8") as fh:
+        return list(_parse_lines(fh, str(path)))
+
+
+# -- replay -------------------------------------------------------------------------------------
+_END_SUFFIXES = (".met", ".missed", ".cancelled")
+
+
+def _add_interval(t: float, d: Any, tz: Any) -> float:
+    """``t`` plus a wall-clock duration (calendar days in the playbook timezone)."""
+    if d.days:
+        local = dt(t, tz)
+        moved = (local.replace(tzinfo=None) + timedelta(days=int(d.days))).replace(tzinfo=tz)
+        return _r(moved.timestamp() + float(d.seconds))
+    return t + float(d.seconds)
+
+
+def replay(playbook: Playbook, events: Iterable[Event]) -> Replay:
+    """Replay ``events`` (any order: sorted stably by ``at``) through a fresh engine."""
+    from .engine import Engine
+    from .errors import CarepathError
+
+    eng = Engine(playbook)
+    tz = zone(playbook.timezone)
+    start = playbook.start
+    fast_key = start.key_text.strip().lstrip("=").strip() == "event.case"
+    start_on = start.on
+    reentry = start.reentry
+    min_iv = start.min_interval
+    mentions = eng.mentions
+
+    evs = sorted(events, key=lambda e: e._ts)
+    out = Replay(playbook)
+    out.events = evs
+    if evs:
+        out.first_s = evs[0]._ts
+        out.last_s = evs[-1]._ts
+    states = out.states
+    current: dict[str, str] = {}  # key → case identity
+    generation: dict[str, int] = {}
+    case_ids = out.case_ids
+    contexts = out.contexts
+    datas = out.data
+    records = out.records
+    breaches = out.breaches
+    actions = out.actions
+
+    def absorb(step: Any, cid: str) -> CaseState:
+        st: CaseState = step.state
+        sigs = step.signals
+        if sigs:
+            c = None
+            for s in sigs:
+                ty = s.type
+                if s.record is not None and ty.endswith(_END_SUFFIXES):
+                    c = c or ctx_of(st)
+                    rec = s.record
+                    records.append(ClockFact(s.sla or ty.split(".")[1], rec, _r(rec.stopped.timestamp()), cid, c))
+                elif ty.endswith(".breached") and ty.startswith("sla."):
+                    c = c or ctx_of(st)
+                    breaches.append((_r(s.at.timestamp()), s.sla or ty.split(".")[1], c))
+        for a in step.actions:
+            actions[a.type] += 1
+        states[cid] = st
+        return st
+
+    for e in evs:
+        et = e.type
+        if fast_key:
+            key = e.case
+        else:
+            try:
+                key = eng.case_key(e)
+            except CarepathError:
+                key = None
+        if key is None:
+            case_ids.append(None)
+            contexts.append(None)
+            datas.append(None)
+            continue
+        cid = current.get(key)
+        st = states.get(cid) if cid is not None else None
+        opens = et in start_on and eng.opens(e)
+        new_case = False
+        if opens:
+            if st is None:
+                new_case = True
+            elif reentry != "never":
+                if not st.ended and reentry == "after_exit" and st.next_wakeup_s is not None \
+                        and st.next_wakeup_s < e._ts:
+                    st = absorb(eng.advance(st, dt(e._ts - 1e-6, tz)), cid)  # type: ignore[arg-type]
+                if (st.ended or reentry == "always") and (
+                        min_iv is None or e._ts >= _add_interval(st.opened_s, min_iv, tz)):
+                    new_case = True
+        try:
+            if new_case:
+                n = generation.get(key, 0)
+                generation[key] = n + 1
+                ncid = key if n == 0 else f"{key}#{n}"
+                step = eng.start(e, previous=st)
+                current[key] = cid = ncid
+                st = absorb(step, ncid)
+                out.opened.append((e._ts, ncid, ctx_of(st)))
+            elif st is not None and not st.ended:
+                if mentions(et):
+                    st = absorb(eng.handle(st, e), cid)  # type: ignore[arg-type]
+                elif st.next_wakeup_s is not None and st.next_wakeup_s < e._ts:
+                    # an event the playbook ignores still sees the case as it is at its instant
+                    st = absorb(eng.advance(st, dt(e._ts - 1e-6, tz)), cid)  # type: ignore[arg-type]
+        except CarepathError as exc:
+            out.rejected.append((e, str(exc)))
+        if st is None:
+            case_ids.append(None)
+            contexts.append(None)
+            datas.append(None)
+        else:
+            case_ids.append(cid)
+            contexts.append(ctx_of(st))
+            datas.append(st.data)
+    # The replay stops at the last event: fire only what was due strictly before it.
+    if out.last_s is not None:
+        end = dt(out.last_s - 1e-6, tz)
+        for cid, st in list(states.items()):
+            if not st.ended and st.next_wakeup_s is not None and st.next_wakeup_s < out.last_s:
+                absorb(eng.advance(st, end), cid)
+    records.sort(key=lambda f: f.stopped_s)
+    breaches.sort(key=lambda b: b[0])
+    return out
+
+
+def replay_store(playbook: Playbook, states: Iterable[CaseState]) -> Replay:
+    """A replay-like view of a runtime store's cases: clock history (the last 20 cycles per
+    clock and case) with each case's current values; no events."""
+    out = Replay(playbook, from_store=True)
+    lo: float | None = None
+    hi: float | None = None
+    for st in states:
+        if st.playbook != playbook.id:
+            continue
+        cid = st.case if st.case not in out.states else f"{st.case}#{len(out.states)}"
+        out.states[cid] = st
+        c = ctx_of(st)
+        out.opened.append((st.opened_s, cid, c))
+        lo = st.opened_s if lo is None else min(lo, st.opened_s)
+        hi = st.now_s if hi is None else max(hi, st.now_s)
+        for name, clock in st.clocks.items():
+            for rec in clock.history:
+                out.records.append(ClockFact(name, rec, _r(rec.stopped.timestamp()), cid, c))
+                if rec.met is False:
+                    out.breaches.append((_r(rec.stopped.timestamp()), name, c))
+            if clock.is_open and clock.breached and clock.breach_s is not None:
+                out.breaches.append((clock.breach_s, name, c))
+    out.first_s, out.last_s = lo, hi
+    out.records.sort(key=lambda f: f.stopped_s)
+    out.breaches.sort(key=lambda b: b[0])
+    out.opened.sort(key=lambda o: o[0])
+    return out
+
+
+def open_store_states(url: str) -> list[CaseState]:
+    """Every case of the runtime store at ``url`` (``carepath.runtime.open_store``)."""
+    from . import runtime
+
+    store = runtime.open_store(url)
+    try:
+        return list(store.cases())
+    finally:
+        close = getattr(store, "close", None)
+        if callable(close):
+            close()
+
+
+def instant(x: float | None, tz_name: str) -> datetime | None:
+    """POSIX seconds → aware datetime in the playbook timezone."""
+    return None if x is None else dt(x, zone(tz_name))

@@ -1,0 +1,42 @@
+"""The care report (SPEC §6): build it from a replay, render it as JSON, text or HTML.
+
+>>> from carepath import load
+>>> from carepath.replay import read_events, replay
+>>> from carepath.report import build_report, render
+>>> pb = load("examples/vn-retail-support.yaml")                               # doctest: +SKIP
+>>> r = build_report(pb, replay(pb, read_events("examples/events/vn-retail-support.jsonl")))  # doctest: +SKIP
+>>> print(render(r, "text"))                                                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .build import REPORT_KEYS, answer_within, build_report, compare_reports
+from .html import render_compare_html, render_html
+from .text import render_compare_text, render_text
+
+__all__ = [
+    "FORMATS", "REPORT_KEYS", "answer_within", "build_report", "compare_reports", "render", "render_compare_html",
+    "render_compare_text", "render_html", "render_json", "render_text",
+]
+
+FORMATS = ("text", "json", "html")
+
+
+def render_json(r: dict[str, Any]) -> str:
+    """One JSON document (UTF-8 text, non-ASCII kept)."""
+    return json.dumps(r, ensure_ascii=False, indent=2) + "\n"
+
+
+def render(r: dict[str, Any], fmt: str) -> str:
+    """Render a report, or a what-if object ``{"base", "compare"}``, in ``text``, ``json`` or ``html``."""
+    what_if = "base" in r and "compare" in r and "playbook" not in r
+    if fmt == "json":
+        return render_json(r)
+    if fmt == "text":
+        return render_compare_text(r) if what_if else render_text(r)
+    if fmt == "html":
+        return render_compare_html(r) if what_if else render_html(r)
+    raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")

@@ -1,0 +1,166 @@
+"""Build the care report (SPEC §6) as a JSON-ready dict from a replay.
+
+Shares are fractions, NPS is in points, times are seconds, instants ISO 8601 with the playbook
+timezone's offset. The keys of SPEC §6 (``playbook``, ``period``, ``events``, ``cases``,
+``metrics``, ``slas``, ``goals``, ``load``, ``staffing``) are contracts; the others (``custom``,
+``activity``, ``staffing_params``, ``series``) feed the text and HTML renderers and the what-if.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from ..metrics import Metrics, evaluate_goals
+from ..staffing import agents_needed
+from ..state import to_iso, zone
+
+if TYPE_CHECKING:
+    from ..compile import Playbook
+    from ..replay import Replay
+
+__all__ = ["REPORT_KEYS", "answer_within", "build_report", "compare_reports"]
+
+REPORT_KEYS = ("playbook", "period", "events", "cases", "metrics", "slas", "goals", "load", "staffing")
+STAFFING_PERIOD = timedelta(hours=1)
+
+
+def answer_within(playbook: Playbook) -> float | None:
+    """The last unconditional target of the ``first_response`` clock, in seconds (a ``bd`` target
+    counts 8 h per business day here), or None without such a clock."""
+    clock = playbook.clocks.get("first_response")
+    if clock is None:
+        return None
+    for t in reversed(clock.targets):
+        if t.when is None:
+            if t.seconds is not None:
+                return float(t.seconds)
+            if t.business_days:
+                return float(t.business_days) * 8 * 3600
+    return None
+
+
+def _week(d: date) -> date:
+    return d - timedelta(days=d.weekday())
+
+
+def build_report(playbook: Playbook, rp: Replay) -> dict[str, Any]:
+    """The report of one replay (or store view)."""
+    tz = zone(playbook.timezone)
+    m = Metrics(rp)
+    last_day = None if rp.last_s is None else datetime.fromtimestamp(rp.last_s, tz).date()
+    metrics = {name: meas.to_dict() for name, meas in m.all_builtin().items()}
+    custom = {}
+    for name in m.custom:
+        meas = m.measure(name)
+        custom[name] = {"type": m.custom[name].kind, "value": meas.value, "samples": meas.samples,
+                        "title": playbook.spec.metrics.custom[name].title}
+    # SLAs
+    counts: dict[str, Counter[str]] = {c: Counter() for c in playbook.clocks}
+    weekly: dict[str, dict[date, list[int]]] = {c: {} for c in playbook.clocks}
+    for f in rp.records:
+        how = "met" if f.record.met else ("cancelled" if f.record.met is None else "breached")
+        counts.setdefault(f.clock, Counter())[how] += 1
+        if how != "cancelled":
+            wk = _week(datetime.fromtimestamp(f.stopped_s, tz).date())
+            cell = weekly.setdefault(f.clock, {}).setdefault(wk, [0, 0])
+            cell[0 if how == "met" else 1] += 1
+    slas = {}
+    for clock, cnt in counts.items():
+        met, br = cnt["met"], cnt["breached"]
+        slas[clock] = {"met": met, "breached": br, "attainment": met / (met + br) if met + br else None,
+                       "cancelled": cnt["cancelled"]}
+    sla_weekly = {c: [{"week": wk.isoformat(), "met": v[0], "breached": v[1], "attainment": v[0] / (v[0] + v[1])}
+                      for wk, v in sorted(w.items())] for c, w in weekly.items()}
+    # breaches (signals, open cycles included) by clock, channel and tier
+    by_clock: Counter[str] = Counter()
+    by_channel: Counter[str] = Counter()
+    by_tier: Counter[str] = Counter()
+    for _t, clock, ctx in rp.breaches:
+        by_clock[clock] += 1
+        by_channel[ctx.channel or "(none)"] += 1
+        by_tier[ctx.tier or "(none)"] += 1
+    # surveys per week
+    surveys = _weekly_surveys(m)
+    goals = [g.to_dict() for g in evaluate_goals(m, last_day)]
+    load, staffing, params = _load_and_staffing(playbook, m, tz)
+    return {
+        "playbook": {"id": playbook.id, "version": playbook.version, "title": playbook.title},
+        "period": {"from": to_iso(rp.first_s, tz), "to": to_iso(rp.last_s, tz)},
+        "events": len(rp.events),
+        "cases": rp.cases,
+        "metrics": metrics,
+        "custom": custom,
+        "slas": slas,
+        "goals": goals,
+        "load": load,
+        "staffing": staffing,
+        "staffing_params": params,
+        "activity": {"breaches": dict(sorted(by_clock.items())), "escalations": rp.escalations,
+                     "actions": dict(sorted(rp.actions.items())), "rejected": len(rp.rejected)},
+        "series": {"sla_weekly": sla_weekly,
+                   "breaches_by": {"channel": dict(sorted(by_channel.items())), "tier": dict(sorted(by_tier.items()))},
+                   "surveys_weekly": surveys},
+        "source": "store" if rp.from_store else "events",
+        "timezone": playbook.timezone,
+    }
+
+
+def _weekly_surveys(m: Metrics) -> list[dict[str, Any]]:
+    weeks: dict[date, dict[str, list[float]]] = {}
+    for name in ("csat", "nps"):
+        s = m.series[name]
+        for d, v in zip(s.days, s.values, strict=True):
+            weeks.setdefault(_week(date.fromordinal(d)), {"csat": [], "nps": []})[name].append(v)
+    out = []
+    for wk, v in sorted(weeks.items()):
+        out.append({"week": wk.isoformat(),
+                    "csat": sum(v["csat"]) / len(v["csat"]) if v["csat"] else None, "csat_samples": len(v["csat"]),
+                    "nps": sum(v["nps"]) / len(v["nps"]) if v["nps"] else None, "nps_samples": len(v["nps"])})
+    return out
+
+
+def _load_and_staffing(playbook: Playbook, m: Metrics, tz: Any) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    per_day: Counter[str] = Counter()
+    per_hour: Counter[float] = Counter()
+    hour_key: dict[int, tuple[str, float]] = {}
+    for ts in m.contact_instants():
+        k = int(ts // 900)
+        hk = hour_key.get(k)
+        if hk is None:
+            local = datetime.fromtimestamp(k * 900, tz)
+            start = local.replace(minute=0, second=0, microsecond=0)
+            hk = hour_key[k] = (local.date().isoformat(), start.timestamp())
+        per_day[hk[0]] += 1
+        per_hour[hk[1]] += 1
+    days: list[dict[str, Any]] = [{"date": d, "contacts": n} for d, n in sorted(per_day.items())]
+    peak: dict[str, Any] | None = None
+    for row in days:
+        if peak is None or row["contacts"] > peak["contacts"]:
+            peak = dict(row)
+    hours: list[dict[str, Any]] = [{"hour": to_iso(h, tz), "contacts": n} for h, n in sorted(per_hour.items())]
+    aht_m = m.measure("aht")
+    aht = aht_m.stats["mean"] if aht_m.stats and aht_m.samples else None
+    within = answer_within(playbook)
+    sp = playbook.spec.staffing
+    target = sp.target  # 0.8 unless `staffing: {target: …}` says otherwise
+    params: dict[str, Any] = {"period": STAFFING_PERIOD.total_seconds(), "aht": aht, "answer_within": within, "target": target,
+              "max_occupancy": sp.max_occupancy, "shrinkage": sp.shrinkage}
+    cache: dict[int, int | None] = {}
+    staffing: list[dict[str, Any]] = []
+    for row in hours:
+        n: int = row["contacts"]
+        if n not in cache:
+            if aht is None or within is None or aht <= 0:
+                cache[n] = None
+            else:
+                cache[n] = agents_needed(n, STAFFING_PERIOD, timedelta(seconds=aht), timedelta(seconds=within),
+                                         target, sp.max_occupancy, sp.shrinkage)
+        staffing.append({"hour": row["hour"], "contacts": n, "agents": cache[n]})
+    return {"per_day": days, "peak": peak, "per_hour": hours}, staffing, params
+
+
+def compare_reports(base: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """The what-if object: ``{"base": …, "compare": …}``."""
+    return {"base": base, "compare": other}
