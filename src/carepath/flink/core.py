@@ -1,0 +1,255 @@
+"""The Flink job's per-event and per-key logic, with no PyFlink in it.
+
+Everything the PyFlink functions decide is decided here, on plain Python values, so that it can
+be tested without a JVM and so that the in-memory :mod:`reference <carepath.flink.reference>`
+run executes exactly the same code:
+
+* :func:`fan_out` turns one input line into one record per playbook that has a case key for it
+  (or into a rejection: not JSON, not an event, or refused by every playbook that has no key);
+* :func:`apply_event` and :func:`advance_to` are the per-case steps, both through
+  :func:`carepath.router.route` / :meth:`Engine.advance`, so Flink and the embedded runtime
+  cannot disagree;
+* :class:`Verdict` folds the per-playbook outcomes of one event into the overall decision
+  (``rejected`` only when no playbook applied it and some rejected it).
+
+Instants: Flink timestamps are integer milliseconds; the engine keeps microseconds. An event's
+Flink timestamp is its ``at`` rounded *down* to the millisecond, a wake-up's timer its due time
+rounded *up*, so a timer never fires before what it stands for; the engine itself orders events
+and wake-ups exactly, so the rounding never changes a result.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from ..state import Action, CaseState, Event
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+
+__all__ = [
+    "FLUSH_TS",
+    "MAX_WATERMARK",
+    "Record",
+    "Verdict",
+    "advance_to",
+    "apply_event",
+    "fan_out",
+    "micros",
+    "rejection",
+    "timer_ms",
+]
+
+#: Flink's watermark at the end of a bounded input (``Long.MAX_VALUE``).
+MAX_WATERMARK = 2**63 - 1
+#: The end-of-input timer that writes each case's final state (no wake-up is ever this late).
+FLUSH_TS = MAX_WATERMARK - 1
+
+
+def micros(t: datetime) -> int:
+    """An aware datetime as integer POSIX microseconds (the engine's precision)."""
+    return round(t.timestamp() * 1_000_000)
+
+
+def event_ms(us: int) -> int:
+    """The Flink timestamp of an event at ``us`` microseconds: rounded down to the millisecond."""
+    return us // 1000
+
+
+def timer_ms(seconds: float) -> int:
+    """The Flink timer of a wake-up due at POSIX ``seconds``: rounded up to the millisecond."""
+    us = round(seconds * 1_000_000)
+    return -((-us) // 1000)
+
+
+def instant(seconds: float) -> datetime:
+    """POSIX seconds as an aware UTC datetime."""
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One event on its way to one playbook's case.
+
+    ``key`` is ``"<playbook index>:<case key>"``, ``ts`` the Flink timestamp (ms), ``us`` the
+    exact instant, ``n`` how many playbooks received the event by key (the :class:`Verdict`
+    waits for that many outcomes) and ``pre`` the rejection (JSON) already decided by a playbook
+    that found no case key in it, or ``""``.
+    """
+
+    key: str
+    ts: int
+    pb: int
+    n: int
+    line: str
+    pre: str = ""
+
+    def to_tuple(self) -> tuple[str, int, int, int, str, str]:
+        """The Flink row (``Types.TUPLE([STRING, LONG, INT, INT, STRING, STRING])``)."""
+        return (self.key, self.ts, self.pb, self.n, self.line, self.pre)
+
+    @classmethod
+    def of(cls, t: Sequence[Any]) -> Record:
+        """Inverse of :meth:`to_tuple`."""
+        return cls(str(t[0]), int(t[1]), int(t[2]), int(t[3]), str(t[4]), str(t[5] or ""))
+
+
+def rejection(event: Any, reason: str, message: str, playbook: str | None = None) -> str:
+    """A rejected-output line: ``{event, reason, message, playbook}`` (``event`` is the event
+    object, or the raw text of a line that is not JSON)."""
+    return json.dumps({"event": event, "reason": reason, "message": message, "playbook": playbook},
+                      sort_keys=True, ensure_ascii=False, default=str)
+
+
+def parse_line(line: str) -> tuple[Event | None, Any, str]:
+    """``(event, decoded, error)``: the event, or ``None`` with the decoded JSON (or raw text)
+    and the error message."""
+    try:
+        obj = json.loads(line)
+    except ValueError as exc:
+        return None, line, f"not JSON: {exc}"
+    try:
+        return Event.from_dict(obj), obj, ""
+    except ValueError as exc:
+        return None, obj, str(exc)
+
+
+def skip_line(line: str) -> bool:
+    """Blank lines and ``#`` / ``//`` comments carry no event (as ``carepath simulate`` reads JSONL)."""
+    s = line.strip()
+    return not s or s.startswith(("#", "//"))
+
+
+def fan_out(engines: Sequence[Engine], line: str) -> tuple[list[Record], str | None]:
+    """Route one input line to the playbooks: ``(records, rejection)``.
+
+    A record goes to every playbook with a case key for the event. A playbook without a key
+    decides at once (through :func:`~carepath.router.route` on no state: ignored, or rejected).
+    ``rejection`` is set when the line is not an event, or when no playbook has a key and some
+    rejected it; when some playbook has a key, its rejection rides along in ``Record.pre``.
+    """
+    from ..router import route
+
+    if skip_line(line):
+        return [], None
+    event, obj, err = parse_line(line)
+    if event is None:
+        return [], rejection(obj, "invalid", err)
+    keyed: list[tuple[int, str]] = []
+    pre = ""
+    for i, eng in enumerate(engines):
+        try:
+            key = eng.case_key(event)
+        except Exception as exc:  # a key expression failing on odd data: the event is invalid
+            if not pre:
+                pre = rejection(obj, "invalid", str(exc), eng.playbook.id)
+            continue
+        if key:
+            keyed.append((i, key))
+            continue
+        r = route(eng, None, event)
+        if r.status == "rejected" and not pre:
+            pre = rejection(obj, r.reason or "invalid", r.message, eng.playbook.id)
+    if not keyed:
+        return [], (pre or None)
+    canon = json.dumps(event.to_dict(), ensure_ascii=False, separators=(",", ":"))
+    ts = event_ms(micros(event.at))
+    return [Record(f"{i}:{key}", ts, i, len(keyed), canon, pre) for i, key in keyed], None
+
+
+# ---------------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class Applied:
+    """What one event did to one case."""
+
+    state: CaseState | None
+    actions: list[Action]
+    status: str
+    reason: str | None = None
+    message: str = ""
+
+
+def apply_event(engine: Engine, state: CaseState | None, event: Event) -> Applied:
+    """Route ``event`` to the case whose state is ``state`` (the router's decision, applied)."""
+    from ..router import route
+
+    r = route(engine, state, event)
+    if r.status == "applied" and r.step is not None:
+        return Applied(r.step.state, list(r.step.actions), "applied")
+    if r.step is not None and r.step.state is not None:  # ignored with a step: nothing changed
+        return Applied(state, [], r.status, r.reason, r.message)
+    return Applied(state, [], r.status, r.reason, r.message)
+
+
+def advance_to(engine: Engine, state: CaseState | None, seconds: float) -> tuple[CaseState | None, list[Action]]:
+    """Fire what is due at or before ``seconds`` (nothing when the case has moved past it)."""
+    if state is None or state.next_wakeup_s is None or state.next_wakeup_s > seconds or seconds <= state.now_s:
+        return state, []
+    step = engine.advance(state, instant(seconds))
+    return step.state, list(step.actions)
+
+
+def action_line(a: Action) -> str:
+    """An action as one JSON line (exactly ``Action.to_dict()``)."""
+    return json.dumps(a.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+# ---------------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class Verdict:
+    """The overall decision for one event sent to several playbooks.
+
+    Each keyed playbook reports ``(playbook index, status, rejection)``; once ``n`` reports are in,
+    :meth:`result` is the rejection to emit (the lowest-index playbook's), or ``None`` when some
+    playbook applied or ignored-without-rejecting it.
+    """
+
+    n: int
+    pre: str = ""
+    seen: int = 0
+    applied: bool = False
+    best: tuple[int, str] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, pb: int, status: str, rejected: str = "") -> bool:
+        """Record one outcome; True when all ``n`` are in."""
+        self.seen += 1
+        if status == "applied":
+            self.applied = True
+        elif status == "rejected" and rejected and (self.best is None or pb < self.best[0]):
+            self.best = (pb, rejected)
+        return self.seen >= self.n
+
+    def result(self) -> str | None:
+        """The rejection line to emit, if the event is rejected overall."""
+        if self.applied:
+            return None
+        if self.best is not None:
+            return self.best[1]
+        return self.pre or None
+
+    def to_json(self) -> str:
+        """Keyed-state form."""
+        return json.dumps([self.n, self.pre, self.seen, self.applied, list(self.best) if self.best else None])
+
+    @classmethod
+    def from_json(cls, text: str) -> Verdict:
+        """Inverse of :meth:`to_json`."""
+        n, pre, seen, applied, best = json.loads(text)
+        return cls(int(n), str(pre), int(seen), bool(applied), (int(best[0]), str(best[1])) if best else None)
+
+
+def outcome_line(event_id: str, rec: Record, status: str, rejected: str) -> str:
+    """One playbook's outcome for the :class:`Verdict` stage (keyed by event id)."""
+    return json.dumps([event_id, rec.n, rec.pre, rec.pb, status, rejected], ensure_ascii=False)
+
+
+def event_obj(line: str) -> Mapping[str, Any]:
+    """The canonical event object of a record's line."""
+    obj: Mapping[str, Any] = json.loads(line)
+    return obj

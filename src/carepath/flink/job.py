@@ -1,0 +1,192 @@
+"""Building and running the carepath job on Flink (this module imports PyFlink).
+
+:func:`build` wires any ``DataStream`` of event lines (JSON text, one event each — from Kafka,
+files, sockets…) into the engine and returns the :class:`Outputs` streams, so a user attaches the
+sinks of their choice. :func:`configure` sets up an environment (Python executable, parallelism,
+checkpointing, restarts, state backend). :func:`run_file` is what ``carepath flink`` runs: a
+bounded file source on a local mini-cluster, the outputs collected into ``DIR``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pyflink.common import Configuration, Duration, Types, WatermarkStrategy  # type: ignore[import-untyped, import-not-found, unused-ignore]
+from pyflink.datastream import DataStream, StreamExecutionEnvironment  # type: ignore[import-untyped, import-not-found, unused-ignore]
+
+from .core import micros
+from .function import (
+    OUTCOMES,
+    RECORD_TYPE,
+    REJECTED,
+    STATES,
+    CaseFunction,
+    FanOut,
+    PlaybookSource,
+    RecordTimestamps,
+    VerdictFunction,
+)
+
+__all__ = ["JobOptions", "Outputs", "RunResult", "build", "configure", "run_file", "run_lines", "sources"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobOptions:
+    """How the job runs.
+
+    ``until``: no wake-up fires after it (``None``: none is capped; at the end of a *bounded*
+    input the clock then stops at the last watermark). ``out_of_orderness_ms``: how late an event
+    may arrive after a later one and still be applied in ``at`` order. ``time``: ``event`` or
+    ``processing``. ``states``: ``final`` (each case's state at the end of the input), ``changes``
+    (after every change) or ``None``. ``idleness_ms``: mark a silent input partition idle after
+    this long so it does not hold the watermark back (unbounded sources). ``dedupe``: drop an
+    event whose id its case has already applied.
+    """
+
+    until: datetime | None = None
+    out_of_orderness_ms: int = 0
+    time: str = "event"
+    states: str | None = "final"
+    idleness_ms: int | None = None
+    dedupe: bool = True
+    throttle_s: float = 0.0  # testing: sleep per input line (keeps a job running across checkpoints)
+
+
+@dataclass(slots=True)
+class Outputs:
+    """The job's streams, each of JSON text lines: ``actions`` (``Action.to_dict()``), ``states``
+    (``CaseState.to_json()``) and ``rejected`` (``{event, reason, message, playbook}``)."""
+
+    actions: DataStream
+    states: DataStream
+    rejected: DataStream
+
+
+def sources(paths: Sequence[str]) -> list[PlaybookSource]:
+    """Read playbook files for shipping to the workers (validated here, compiled there)."""
+    from ..loader import load
+
+    out = []
+    for p in paths:
+        load(p)  # fail fast, on the client, with the loader's diagnostics
+        out.append(PlaybookSource(str(Path(p).resolve()), Path(p).read_text(encoding="utf-8")))
+    return out
+
+
+def configure(*, parallelism: int = 1, checkpoint_ms: int | None = 1000, restarts: int = 3,
+              restart_delay_ms: int = 500, state_backend: str | None = None,
+              checkpoint_dir: str | None = None, extra: dict[str, str] | None = None) -> StreamExecutionEnvironment:
+    """A ``StreamExecutionEnvironment`` for the job.
+
+    The Python workers run ``sys.executable`` (PyFlink would otherwise start ``python`` from
+    ``PATH`` and fail with ``No module named 'pyflink'`` in a virtual environment). Checkpointing
+    is on unless ``checkpoint_ms`` is ``None``; a failure restarts the job from the last checkpoint
+    up to ``restarts`` times. ``state_backend``: ``hashmap`` (default) or ``rocksdb``.
+    """
+    conf = Configuration()
+    conf.set_string("python.executable", sys.executable)
+    conf.set_string("python.client.executable", sys.executable)
+    conf.set_string("restart-strategy.type", "fixed-delay" if restarts > 0 else "none")
+    if restarts > 0:
+        conf.set_string("restart-strategy.fixed-delay.attempts", str(restarts))
+        conf.set_string("restart-strategy.fixed-delay.delay", f"{restart_delay_ms} ms")
+    if state_backend:
+        conf.set_string("state.backend.type", state_backend)
+    if checkpoint_dir:
+        conf.set_string("execution.checkpointing.dir", checkpoint_dir)
+    for k, v in (extra or {}).items():
+        conf.set_string(k, v)
+    env = StreamExecutionEnvironment.get_execution_environment(conf)
+    env.set_parallelism(parallelism)
+    if checkpoint_ms:
+        env.enable_checkpointing(checkpoint_ms)
+    return env
+
+
+def build(events: DataStream, playbooks: Sequence[PlaybookSource], options: JobOptions = JobOptions()) -> Outputs:
+    """Wire ``events`` (a ``DataStream`` of JSON event lines) into the engine for ``playbooks``.
+
+    Each event goes to every playbook, keyed by ``(playbook, start.key)``; the keyed function
+    runs the engine for its case. With several playbooks a second keyed stage (by event id)
+    decides whether an event is rejected overall.
+    """
+    pbs = list(playbooks)
+    cap = None if options.until is None else micros(options.until) / 1_000_000
+    fan = events.process(FanOut(pbs, options.throttle_s), output_type=RECORD_TYPE).name("carepath: route")
+    recs = fan
+    if options.time == "event":
+        wm = WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(options.out_of_orderness_ms))
+        if options.idleness_ms is not None:
+            wm = wm.with_idleness(Duration.of_millis(options.idleness_ms))
+        recs = fan.assign_timestamps_and_watermarks(wm.with_timestamp_assigner(RecordTimestamps()))
+    cases = (recs.key_by(lambda r: r[0], key_type=Types.STRING())
+             .process(CaseFunction(pbs, cap_s=cap, states=options.states, time=options.time, dedupe=options.dedupe),
+                      output_type=Types.STRING())
+             .name("carepath: cases"))
+    rejected = fan.get_side_output(REJECTED).union(cases.get_side_output(REJECTED))
+    if len(pbs) > 1:
+        verdicts = (cases.get_side_output(OUTCOMES)
+                    .key_by(lambda s: json.loads(s)[0], key_type=Types.STRING())
+                    .process(VerdictFunction(), output_type=Types.STRING())
+                    .name("carepath: verdicts"))
+        rejected = rejected.union(verdicts)
+    return Outputs(actions=cases, states=cases.get_side_output(STATES), rejected=rejected)
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What a collected run produced, and how long it took."""
+
+    actions: list[str] = field(default_factory=list)
+    states: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _tagged(out: Outputs) -> DataStream:
+    a = out.actions.map(lambda s: "a" + s, output_type=Types.STRING())
+    s = out.states.map(lambda s: "s" + s, output_type=Types.STRING())
+    r = out.rejected.map(lambda s: "r" + s, output_type=Types.STRING())
+    return a.union(s, r)
+
+
+def collect(env: StreamExecutionEnvironment, out: Outputs, name: str = "carepath") -> RunResult:
+    """Run the job and gather its outputs (through Flink's collect sink, which hands results over
+    only once a checkpoint covers them, so a restart does not repeat them here)."""
+    res = RunResult()
+    t0 = time.perf_counter()
+    with _tagged(out).execute_and_collect(name) as it:
+        for x in it:
+            tag, body = x[0], x[1:]
+            (res.actions if tag == "a" else res.states if tag == "s" else res.rejected).append(body)
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def run_file(playbooks: Sequence[str], events: str, *, options: JobOptions = JobOptions(), parallelism: int = 1,
+             checkpoint_ms: int | None = 1000, **conf: Any) -> RunResult:
+    """Run an events file (JSONL) through the job on a local mini-cluster and collect the outputs."""
+    from pyflink.datastream.connectors.file_system import FileSource, StreamFormat  # type: ignore[import-untyped, import-not-found, unused-ignore]
+
+    env = configure(parallelism=parallelism, checkpoint_ms=checkpoint_ms, **conf)
+    src = FileSource.for_record_stream_format(StreamFormat.text_line_format(), str(Path(events).resolve())).build()
+    lines = env.from_source(src, WatermarkStrategy.no_watermarks(), "events").set_parallelism(1)
+    return collect(env, build(lines, sources(playbooks), options))
+
+
+def run_lines(playbooks: Sequence[str], lines: Sequence[str], *, options: JobOptions = JobOptions(),
+              parallelism: int = 1, checkpoint_ms: int | None = 1000, **conf: Any) -> RunResult:
+    """The same for lines in memory (written to a temporary file, so the source is checkpointable)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="carepath-flink-") as d:
+        path = Path(d) / "events.jsonl"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return run_file(playbooks, str(path), options=options, parallelism=parallelism, checkpoint_ms=checkpoint_ms, **conf)

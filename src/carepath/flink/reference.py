@@ -1,0 +1,114 @@
+"""An in-memory run with the embedded runtime's simulated clock, for comparison with the Flink job.
+
+:func:`run_reference` reads event lines in order and, for each event, routes it to every playbook
+(:func:`carepath.router.route`, the same call the Flink function makes), then — after the last
+event — advances every case to ``until`` (or to the last event's instant). Per case this is the
+simulated clock of ``carepath run --clock simulated``: wake-ups due strictly before an event fire
+before it (``Engine.handle`` fires them), those due at its instant after it. Cases are
+independent, so the order in which *different* cases wake up does not change any result.
+
+It needs no PyFlink: the tests compare the Flink job with it, and ``bench/bench_flink.py`` times
+it as the embedded engine's throughput on the same log.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from ..state import CaseState
+from .core import action_line, advance_to, apply_event, micros, parse_line, rejection, skip_line
+
+if TYPE_CHECKING:
+    from ..compile import Playbook
+
+__all__ = ["Result", "run_reference"]
+
+
+@dataclass(slots=True)
+class Result:
+    """Actions and rejections (JSON lines, in emission order) and the final state of each case."""
+
+    actions: list[str] = field(default_factory=list)
+    states: dict[tuple[str, str], CaseState] = field(default_factory=dict)
+    rejected: list[str] = field(default_factory=list)
+
+    def state_lines(self) -> list[str]:
+        """``CaseState.to_json()`` of each case, sorted by (playbook, case)."""
+        return [self.states[k].to_json() for k in sorted(self.states)]
+
+
+def run_reference(playbooks: Sequence[Playbook], lines: Iterable[str], until: datetime | None = None) -> Result:
+    """Run ``lines`` (JSONL event lines) through ``playbooks`` in memory (see the module docstring)."""
+    from ..engine import Engine
+
+    engines = [Engine(p) for p in playbooks]
+    cases: list[dict[str, CaseState]] = [{} for _ in engines]
+    seen: set[str] = set()
+    out = Result()
+    last_us: int | None = None
+    for raw in lines:
+        line = raw.rstrip("\n")
+        if skip_line(line):
+            continue
+        event, obj, err = parse_line(line)
+        if event is None:
+            out.rejected.append(rejection(obj, "invalid", err))
+            continue
+        us = micros(event.at)
+        last_us = us if last_us is None else max(last_us, us)
+        if event.id in seen:
+            continue
+        applied = False
+        first_rejection: str | None = None
+        for i, eng in enumerate(engines):
+            try:
+                key = eng.case_key(event)
+            except Exception as exc:
+                first_rejection = first_rejection or rejection(obj, "invalid", str(exc), eng.playbook.id)
+                continue
+            cur = cases[i].get(key) if key else None
+            res = apply_event(eng, cur, event)
+            if res.status == "applied":
+                applied = True
+                if key and res.state is not None:
+                    cases[i][key] = res.state
+                out.actions.extend(action_line(a) for a in res.actions)
+            elif res.status == "rejected" and first_rejection is None:
+                first_rejection = rejection(obj, res.reason or "invalid", res.message, eng.playbook.id)
+        if applied or first_rejection is None:
+            seen.add(event.id)
+        else:
+            out.rejected.append(first_rejection)
+    cap = _cap(until, last_us)
+    for i, eng in enumerate(engines):
+        for key, st in cases[i].items():
+            final: CaseState | None = st
+            if cap is not None:
+                final, acts = advance_to(eng, st, cap)
+                out.actions.extend(action_line(a) for a in acts)
+            if final is not None:
+                out.states[(final.playbook, key)] = final
+    return out
+
+
+def _cap(until: datetime | None, last_us: int | None) -> float | None:
+    """The instant time runs to: ``until``, but never before the last event."""
+    cands = [x for x in (None if until is None else micros(until), last_us) if x is not None]
+    return max(cands) / 1_000_000 if cands else None
+
+
+def read_lines(path: str) -> list[str]:
+    """The lines of an events file."""
+    from pathlib import Path
+
+    return Path(path).read_text(encoding="utf-8-sig").splitlines()
+
+
+def state_key(line: str) -> tuple[str, str]:
+    """``(playbook, case)`` of a ``CaseState.to_json()`` line."""
+    d = json.loads(line)
+    return (d["playbook"]["id"], d["case"])
