@@ -189,7 +189,7 @@ def to_mermaid(pb: Playbook) -> str:
     finals = [ids[n] for n in stages if pb.stages[n].final]
     out.append("    classDef final font-weight:bold,stroke-width:3px")
     out.append("    classDef initial stroke-width:2px")
-    out.append("    classDef anystage stroke-dasharray:5 5")
+    out.append("    classDef anystage stroke-dasharray:4")
     if finals:
         out.append(f"    class {','.join(finals)} final")
     out.append(f"    class {ids[pb.initial]} initial")
