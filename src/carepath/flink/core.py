@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,7 @@ __all__ = [
     "Verdict",
     "advance_to",
     "apply_event",
+    "cap_us",
     "fan_out",
     "micros",
     "rejection",
@@ -125,41 +126,66 @@ def skip_line(line: str) -> bool:
     return not s or s.startswith(("#", "//"))
 
 
+#: Rejection ranks, as the embedded runtime decides an event sent to several playbooks: a hard
+#: rejection (``invalid``, ``out_of_order``, ``playbook_mismatch``) rejects the event whatever the
+#: others did; otherwise one playbook applying it is enough; otherwise ``unknown_case``; otherwise
+#: "no case key" (``invalid``).
+HARD, UNKNOWN, NO_KEY = 0, 2, 3
+
+
+def rank_of(reason: str | None) -> int:
+    """The rank of a rejection reason from :func:`~carepath.router.route`."""
+    return UNKNOWN if reason == "unknown_case" else HARD
+
+
 def fan_out(engines: Sequence[Engine], line: str) -> tuple[list[Record], str | None]:
     """Route one input line to the playbooks: ``(records, rejection)``.
 
-    A record goes to every playbook with a case key for the event. A playbook without a key
-    decides at once (through :func:`~carepath.router.route` on no state: ignored, or rejected).
-    ``rejection`` is set when the line is not an event, or when no playbook has a key and some
-    rejected it; when some playbook has a key, its rejection rides along in ``Record.pre``.
+    A record goes to every playbook that mentions the event's type and finds a case key in it.
+    ``rejection`` is set when the line is not an event, or when no playbook takes it by key and
+    one of them rejected it (its key expression failed, or it has no key); when some playbook
+    takes it, that ranked rejection rides along in ``Record.pre`` for the :class:`Verdict`.
     """
-    from ..router import route
-
     if skip_line(line):
         return [], None
     event, obj, err = parse_line(line)
     if event is None:
         return [], rejection(obj, "invalid", err)
     keyed: list[tuple[int, str]] = []
-    pre = ""
+    pre: tuple[int, str] | None = None
     for i, eng in enumerate(engines):
+        if not eng.mentions(event.type):
+            continue
         try:
             key = eng.case_key(event)
-        except Exception as exc:  # a key expression failing on odd data: the event is invalid
-            if not pre:
-                pre = rejection(obj, "invalid", str(exc), eng.playbook.id)
+        except Exception as exc:  # a key expression that cannot evaluate on this payload
+            if pre is None or pre[0] > HARD:
+                pre = (HARD, rejection(obj, "invalid", f"{eng.playbook.id}: cannot compute the case key of "
+                                       f"event {event.id}: {exc}", eng.playbook.id))
             continue
         if key:
             keyed.append((i, key))
-            continue
-        r = route(eng, None, event)
-        if r.status == "rejected" and not pre:
-            pre = rejection(obj, r.reason or "invalid", r.message, eng.playbook.id)
+        elif pre is None:
+            pre = (NO_KEY, rejection(obj, "invalid", f"event {event.id} ({event.type}) has no case key", eng.playbook.id))
     if not keyed:
-        return [], (pre or None)
+        return [], (None if pre is None else pre[1])
     canon = json.dumps(event.to_dict(), ensure_ascii=False, separators=(",", ":"))
     ts = event_ms(micros(event.at))
-    return [Record(f"{i}:{key}", ts, i, len(keyed), canon, pre) for i, key in keyed], None
+    pre_text = "" if pre is None else json.dumps(list(pre), ensure_ascii=False)
+    return [Record(f"{i}:{key}", ts, i, len(keyed), canon, pre_text) for i, key in keyed], None
+
+
+def cap_us(until_us: int | None, last_us: int | None) -> int | None:
+    """The last instant (µs) a wake-up may fire at, as ``carepath run --clock simulated`` ends.
+
+    Without ``--until``: the last event's instant. With it: ``until`` — but wake-ups due strictly
+    before any event fire before it (the timeline), so never less than just before the last event.
+    """
+    if until_us is None:
+        return last_us
+    if last_us is None or until_us >= last_us:
+        return until_us
+    return last_us - 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,11 +204,12 @@ def apply_event(engine: Engine, state: CaseState | None, event: Event) -> Applie
     """Route ``event`` to the case whose state is ``state`` (the router's decision, applied)."""
     from ..router import route
 
-    r = route(engine, state, event)
+    try:
+        r = route(engine, state, event)
+    except Exception as exc:  # an odd payload must not stop the job: the event is invalid
+        return Applied(state, [], "rejected", "invalid", f"cannot apply event {event.id}: {type(exc).__name__}: {exc}")
     if r.status == "applied" and r.step is not None:
         return Applied(r.step.state, list(r.step.actions), "applied")
-    if r.step is not None and r.step.state is not None:  # ignored with a step: nothing changed
-        return Applied(state, [], r.status, r.reason, r.message)
     return Applied(state, [], r.status, r.reason, r.message)
 
 
@@ -195,58 +222,71 @@ def advance_to(engine: Engine, state: CaseState | None, seconds: float) -> tuple
 
 
 def action_line(a: Action) -> str:
-    """An action as one JSON line (exactly ``Action.to_dict()``)."""
-    return json.dumps(a.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    """An action as one JSON line: ``Action.to_dict()``, byte for byte as ``carepath run --actions``
+    writes it (the runtime's outbox keeps actions as JSON with sorted keys, and hands that back)."""
+    d = a.to_dict()
+    d["params"] = json.loads(json.dumps(d["params"], sort_keys=True, ensure_ascii=False))
+    return json.dumps(d, ensure_ascii=False)
 
 
 # ---------------------------------------------------------------------------------------------
 @dataclass(slots=True)
 class Verdict:
-    """The overall decision for one event sent to several playbooks.
+    """The overall decision for one event sent to ``n`` playbooks by key (plus ``pre``, the ranked
+    rejection of the playbooks that found no key), as the embedded runtime decides it.
 
-    Each keyed playbook reports ``(playbook index, status, rejection)``; once ``n`` reports are in,
-    :meth:`result` is the rejection to emit (the lowest-index playbook's), or ``None`` when some
-    playbook applied or ignored-without-rejecting it.
+    Each keyed playbook reports its status and, when rejected, its rejection line; once all ``n``
+    are in, :meth:`result` is the rejection to emit or ``None``: a hard rejection always; else
+    ``None`` if some playbook applied it; else the best-ranked rejection (lowest playbook index
+    among equals).
     """
 
     n: int
     pre: str = ""
     seen: int = 0
     applied: bool = False
-    best: tuple[int, str] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    best: tuple[int, int, str] | None = None  # (rank, playbook index, rejection line)
 
-    def add(self, pb: int, status: str, rejected: str = "") -> bool:
+    def __post_init__(self) -> None:
+        if self.pre and self.best is None:
+            rank, line = json.loads(self.pre)
+            self.best = (int(rank), -1, str(line))
+
+    def add(self, pb: int, status: str, reason: str | None = None, rejected: str = "") -> bool:
         """Record one outcome; True when all ``n`` are in."""
         self.seen += 1
         if status == "applied":
             self.applied = True
-        elif status == "rejected" and rejected and (self.best is None or pb < self.best[0]):
-            self.best = (pb, rejected)
+        elif status == "rejected" and rejected:
+            cand = (rank_of(reason), pb, rejected)
+            if self.best is None or cand[:2] < self.best[:2]:
+                self.best = cand
         return self.seen >= self.n
 
     def result(self) -> str | None:
         """The rejection line to emit, if the event is rejected overall."""
-        if self.applied:
+        if self.best is None:
             return None
-        if self.best is not None:
-            return self.best[1]
-        return self.pre or None
+        if self.applied and self.best[0] != HARD:
+            return None
+        return self.best[2]
 
     def to_json(self) -> str:
         """Keyed-state form."""
-        return json.dumps([self.n, self.pre, self.seen, self.applied, list(self.best) if self.best else None])
+        return json.dumps([self.n, self.pre, self.seen, self.applied, list(self.best) if self.best else None],
+                          ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str) -> Verdict:
         """Inverse of :meth:`to_json`."""
         n, pre, seen, applied, best = json.loads(text)
-        return cls(int(n), str(pre), int(seen), bool(applied), (int(best[0]), str(best[1])) if best else None)
+        return cls(int(n), str(pre), int(seen), bool(applied),
+                   (int(best[0]), int(best[1]), str(best[2])) if best else None)
 
 
-def outcome_line(event_id: str, rec: Record, status: str, rejected: str) -> str:
+def outcome_line(event_id: str, rec: Record, status: str, reason: str | None, rejected: str) -> str:
     """One playbook's outcome for the :class:`Verdict` stage (keyed by event id)."""
-    return json.dumps([event_id, rec.n, rec.pre, rec.pb, status, rejected], ensure_ascii=False)
+    return json.dumps([event_id, rec.n, rec.pre, rec.pb, status, reason, rejected], ensure_ascii=False)
 
 
 def event_obj(line: str) -> Mapping[str, Any]:

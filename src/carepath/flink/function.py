@@ -250,11 +250,13 @@ class CaseFunction(KeyedProcessFunction):  # type: ignore[misc, unused-ignore]
             self.seen.put(eid, True)
         out.extend(action_line(a) for a in res.actions)
         if rec.n > 1:
-            out.append((OUTCOMES, outcome_line(eid, rec, res.status, rej)))
-        elif rej:
-            out.append((REJECTED, rej))
-        elif rec.pre and res.status != "applied":
-            out.append((REJECTED, rec.pre))
+            out.append((OUTCOMES, outcome_line(eid, rec, res.status, res.reason, rej)))
+        else:
+            v = Verdict(1, rec.pre)
+            v.add(rec.pb, res.status, res.reason, rej)
+            verdict = v.result()
+            if verdict is not None:
+                out.append((REJECTED, verdict))
         return res.state, res.state is not cur, out
 
     def _settle(self, cur: CaseState | None, changed: bool, ctx: Any, now_ms: int | None) -> Iterator[Any]:
@@ -303,10 +305,10 @@ class VerdictFunction(KeyedProcessFunction):  # type: ignore[misc, unused-ignore
         self.verdict = runtime_context.get_state(ValueStateDescriptor("verdict", Types.STRING()))
 
     def process_element(self, value: Any, ctx: Any) -> Iterator[Any]:
-        _eid, n, pre, pb, status, rej = json.loads(value)
+        _eid, n, pre, pb, status, reason, rej = json.loads(value)
         text = self.verdict.value()
         v = Verdict.from_json(text) if text else Verdict(int(n), str(pre))
-        if v.add(int(pb), str(status), str(rej)):
+        if v.add(int(pb), str(status), reason, str(rej)):
             self.verdict.clear()
             r = v.result()
             if r is not None:

@@ -13,8 +13,8 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -170,23 +170,56 @@ def collect(env: StreamExecutionEnvironment, out: Outputs, name: str = "carepath
     return res
 
 
-def run_file(playbooks: Sequence[str], events: str, *, options: JobOptions = JobOptions(), parallelism: int = 1,
-             checkpoint_ms: int | None = 1000, **conf: Any) -> RunResult:
-    """Run an events file (JSONL) through the job on a local mini-cluster and collect the outputs."""
+def last_instant(lines: Sequence[str]) -> datetime | None:
+    """The latest ``at`` among the event lines (``None`` when there is no event)."""
+    from .core import micros, parse_line, skip_line
+
+    last: int | None = None
+    for line in lines:
+        if skip_line(line):
+            continue
+        ev, _, _ = parse_line(line)
+        if ev is not None:
+            us = micros(ev.at)
+            last = us if last is None else max(last, us)
+    return None if last is None else datetime.fromtimestamp(last / 1_000_000, UTC)
+
+
+def end_of_time(until: datetime | None, lines: Sequence[str]) -> datetime | None:
+    """Where wake-ups stop for a bounded log, as ``carepath run --clock simulated`` ends it."""
+    from .core import cap_us, micros
+
+    last = last_instant(lines)
+    c = cap_us(None if until is None else micros(until), None if last is None else micros(last))
+    return None if c is None else datetime.fromtimestamp(c / 1_000_000, UTC)
+
+
+def run_file(playbooks: Sequence[str], events: str, *, until: datetime | None = None,
+             options: JobOptions = JobOptions(), parallelism: int = 1, checkpoint_ms: int | None = 1000,
+             **conf: Any) -> RunResult:
+    """Run an events file (JSONL) through the job on a local mini-cluster and collect the outputs.
+
+    Time ends as in ``carepath run --clock simulated``: at ``until``, or at the last event
+    (``options.until`` is set from them).
+    """
     from pyflink.datastream.connectors.file_system import FileSource, StreamFormat  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
+    text = Path(events).read_text(encoding="utf-8-sig").splitlines()
+    options = replace(options, until=end_of_time(until, text))
     env = configure(parallelism=parallelism, checkpoint_ms=checkpoint_ms, **conf)
     src = FileSource.for_record_stream_format(StreamFormat.text_line_format(), str(Path(events).resolve())).build()
     lines = env.from_source(src, WatermarkStrategy.no_watermarks(), "events").set_parallelism(1)
     return collect(env, build(lines, sources(playbooks), options))
 
 
-def run_lines(playbooks: Sequence[str], lines: Sequence[str], *, options: JobOptions = JobOptions(),
-              parallelism: int = 1, checkpoint_ms: int | None = 1000, **conf: Any) -> RunResult:
+def run_lines(playbooks: Sequence[str], lines: Sequence[str], *, until: datetime | None = None,
+              options: JobOptions = JobOptions(), parallelism: int = 1, checkpoint_ms: int | None = 1000,
+              **conf: Any) -> RunResult:
     """The same for lines in memory (written to a temporary file, so the source is checkpointable)."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="carepath-flink-") as d:
         path = Path(d) / "events.jsonl"
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        return run_file(playbooks, str(path), options=options, parallelism=parallelism, checkpoint_ms=checkpoint_ms, **conf)
+        return run_file(playbooks, str(path), until=until, options=options, parallelism=parallelism,
+                        checkpoint_ms=checkpoint_ms, **conf)

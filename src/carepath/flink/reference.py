@@ -17,13 +17,23 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ..state import CaseState
-from .core import action_line, advance_to, apply_event, micros, parse_line, rejection, skip_line
+from ..state import Action, CaseState, Event
+from .core import (
+    action_line,
+    advance_to,
+    apply_event,
+    cap_us,
+    micros,
+    parse_line,
+    rejection,
+    skip_line,
+)
 
 if TYPE_CHECKING:
     from ..compile import Playbook
+    from ..engine import Engine
 
 __all__ = ["Result", "run_reference"]
 
@@ -62,27 +72,14 @@ def run_reference(playbooks: Sequence[Playbook], lines: Iterable[str], until: da
         last_us = us if last_us is None else max(last_us, us)
         if event.id in seen:
             continue
-        applied = False
-        first_rejection: str | None = None
-        for i, eng in enumerate(engines):
-            try:
-                key = eng.case_key(event)
-            except Exception as exc:
-                first_rejection = first_rejection or rejection(obj, "invalid", str(exc), eng.playbook.id)
-                continue
-            cur = cases[i].get(key) if key else None
-            res = apply_event(eng, cur, event)
-            if res.status == "applied":
-                applied = True
-                if key and res.state is not None:
-                    cases[i][key] = res.state
-                out.actions.extend(action_line(a) for a in res.actions)
-            elif res.status == "rejected" and first_rejection is None:
-                first_rejection = rejection(obj, res.reason or "invalid", res.message, eng.playbook.id)
-        if applied or first_rejection is None:
-            seen.add(event.id)
-        else:
-            out.rejected.append(first_rejection)
+        rej, steps = _route(engines, cases, event, obj)
+        if rej is not None:
+            out.rejected.append(rej)
+            continue
+        seen.add(event.id)
+        for i, key, st, acts in steps:
+            cases[i][key] = st
+            out.actions.extend(action_line(a) for a in acts)
     cap = _cap(until, last_us)
     for i, eng in enumerate(engines):
         for key, st in cases[i].items():
@@ -96,9 +93,44 @@ def run_reference(playbooks: Sequence[Playbook], lines: Iterable[str], until: da
 
 
 def _cap(until: datetime | None, last_us: int | None) -> float | None:
-    """The instant time runs to: ``until``, but never before the last event."""
-    cands = [x for x in (None if until is None else micros(until), last_us) if x is not None]
-    return max(cands) / 1_000_000 if cands else None
+    c = cap_us(None if until is None else micros(until), last_us)
+    return None if c is None else c / 1_000_000
+
+
+def _route(engines: Sequence[Engine], cases: list[dict[str, CaseState]], event: Event, obj: Any
+           ) -> tuple[str | None, list[tuple[int, str, CaseState, list[Action]]]]:
+    """The embedded runtime's decision over every playbook: all or nothing (a hard rejection by
+    one playbook rejects the event for all), else applied by some, else ``unknown_case``, else
+    "no case key"."""
+    steps: list[tuple[int, str, CaseState, list[Action]]] = []
+    unknown: list[str] = []
+    no_key = ""
+    for i, eng in enumerate(engines):
+        if not eng.mentions(event.type):
+            continue
+        try:
+            key = eng.case_key(event)
+        except Exception as exc:
+            return rejection(obj, "invalid", f"{eng.playbook.id}: cannot compute the case key of event "
+                             f"{event.id}: {exc}", eng.playbook.id), []
+        if not key:
+            no_key = no_key or rejection(obj, "invalid", f"event {event.id} ({event.type}) has no case key",
+                                         eng.playbook.id)
+            continue
+        res = apply_event(eng, cases[i].get(key), event)
+        if res.status == "rejected":
+            line = rejection(obj, res.reason or "invalid", res.message, eng.playbook.id)
+            if res.reason == "unknown_case":
+                unknown.append(line)
+                continue
+            return line, []
+        if res.status == "applied" and res.state is not None:
+            steps.append((i, key, res.state, res.actions))
+    if steps:
+        return None, steps
+    if unknown:
+        return unknown[0], []
+    return (no_key or None), []
 
 
 def read_lines(path: str) -> list[str]:
