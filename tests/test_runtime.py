@@ -17,7 +17,6 @@ from carepath.clock import ManualClock
 from carepath.runtime import Runtime, Store, SubmitResult
 from carepath.simulate import Simulator
 from carepath.state import Action, CaseState, Event
-
 from test_store import STORE_FACTORIES
 
 ROOT = Path(__file__).resolve().parent.parent
