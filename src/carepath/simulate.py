@@ -453,7 +453,7 @@ class Timeline:
         for key in sorted(cases):
             st = cases[key]
             clocks = "  ".join(
-                f"{n}={c.status}" + ("!" if c.breached and c.status != "breached" else "")
+                f"{n}={c.status}" + (" (breached)" if c.breached and c.status != "breached" else "")
                 for n, c in st.clocks.items() if c.status != "pending")
             out.append(f"  {key.ljust(w)}  {st.stage:<16} {st.tier or '—'!s:<4}  {clocks}")
         return "\n".join(out) + "\n"
