@@ -102,7 +102,8 @@ class Record:
 
 def rejection(event: Any, reason: str, message: str, playbook: str | None = None) -> str:
     """A rejected-output line: ``{event, reason, message, playbook}`` (``event`` is the event
-    object, or the raw text of a line that is not JSON)."""
+    object as received, or ``{"raw": text}`` for a line that is not a JSON object, as the
+    embedded runtime records it)."""
     return json.dumps({"event": event, "reason": reason, "message": message, "playbook": playbook},
                       sort_keys=True, ensure_ascii=False, default=str)
 
@@ -113,7 +114,9 @@ def parse_line(line: str) -> tuple[Event | None, Any, str]:
     try:
         obj = json.loads(line)
     except ValueError as exc:
-        return None, line, f"not JSON: {exc}"
+        return None, {"raw": line}, f"not JSON: {exc}"
+    if not isinstance(obj, dict):
+        return None, {"raw": line}, f"an event is a JSON object, got {type(obj).__name__}"
     try:
         return Event.from_dict(obj), obj, ""
     except ValueError as exc:

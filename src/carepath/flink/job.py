@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -196,11 +196,11 @@ def end_of_time(until: datetime | None, lines: Sequence[str]) -> datetime | None
 
 def run_file(playbooks: Sequence[str], events: str, *, until: datetime | None = None,
              options: JobOptions = JobOptions(), parallelism: int = 1, checkpoint_ms: int | None = 1000,
-             **conf: Any) -> RunResult:
+             prepare: Callable[[DataStream], DataStream] | None = None, **conf: Any) -> RunResult:
     """Run an events file (JSONL) through the job on a local mini-cluster and collect the outputs.
 
     Time ends as in ``carepath run --clock simulated``: at ``until``, or at the last event
-    (``options.until`` is set from them).
+    (``options.until`` is set from them). ``prepare`` may transform the stream of lines first.
     """
     from pyflink.datastream.connectors.file_system import FileSource, StreamFormat  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
@@ -209,12 +209,14 @@ def run_file(playbooks: Sequence[str], events: str, *, until: datetime | None = 
     env = configure(parallelism=parallelism, checkpoint_ms=checkpoint_ms, **conf)
     src = FileSource.for_record_stream_format(StreamFormat.text_line_format(), str(Path(events).resolve())).build()
     lines = env.from_source(src, WatermarkStrategy.no_watermarks(), "events").set_parallelism(1)
+    if prepare is not None:
+        lines = prepare(lines)
     return collect(env, build(lines, sources(playbooks), options))
 
 
 def run_lines(playbooks: Sequence[str], lines: Sequence[str], *, until: datetime | None = None,
               options: JobOptions = JobOptions(), parallelism: int = 1, checkpoint_ms: int | None = 1000,
-              **conf: Any) -> RunResult:
+              prepare: Callable[[DataStream], DataStream] | None = None, **conf: Any) -> RunResult:
     """The same for lines in memory (written to a temporary file, so the source is checkpointable)."""
     import tempfile
 
@@ -222,4 +224,4 @@ def run_lines(playbooks: Sequence[str], lines: Sequence[str], *, until: datetime
         path = Path(d) / "events.jsonl"
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return run_file(playbooks, str(path), until=until, options=options, parallelism=parallelism,
-                        checkpoint_ms=checkpoint_ms, **conf)
+                        checkpoint_ms=checkpoint_ms, prepare=prepare, **conf)

@@ -1,0 +1,131 @@
+"""The Flink job's pure logic (no PyFlink, no JVM): timestamps, the end of time, the verdict over
+several playbooks, the fan-out, and the in-memory reference run against ``carepath run``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from carepath import load
+from carepath.engine import Engine
+from carepath.flink.core import (
+    FLUSH_TS,
+    HARD,
+    NO_KEY,
+    Record,
+    Verdict,
+    cap_us,
+    event_ms,
+    fan_out,
+    micros,
+    rejection,
+    timer_ms,
+)
+from carepath.flink.reference import run_reference
+from flink_common import (
+    BAD,
+    NAMES,
+    events,
+    flink_outcome,
+    lines_of,
+    merged_log,
+    playbook,
+    runtime_run,
+    with_bad_lines,
+)
+
+
+def test_import_carepath_does_not_import_pyflink() -> None:
+    code = ("import sys, carepath, carepath.cli, carepath.flink, carepath.flink.core, carepath.flink.reference, "
+            "carepath.cli_flink; carepath.cli.build_parser(); print('pyflink' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_timestamps_round_so_timers_never_fire_early() -> None:
+    t = datetime(2027, 2, 1, 2, 0, 0, 123456, tzinfo=UTC)
+    us = micros(t)
+    assert event_ms(us) == us // 1000  # an event: down
+    assert timer_ms(us / 1e6) == us // 1000 + 1  # a wake-up: up
+    assert timer_ms(1_800_000_000.0) == 1_800_000_000_000  # whole milliseconds stay put
+    assert timer_ms(1_800_000_000.0) < FLUSH_TS
+
+
+def test_end_of_time_is_that_of_the_simulated_clock() -> None:
+    assert cap_us(None, 100) == 100  # the last event
+    assert cap_us(500, 100) == 500  # --until after it
+    assert cap_us(50, 100) == 99  # --until before it: wake-ups strictly before the last event still fire
+    assert cap_us(None, None) is None
+    assert cap_us(7, None) == 7
+
+
+def _rej(reason: str, pb: str = "p") -> str:
+    return rejection({"id": "e"}, reason, "m", pb)
+
+
+def test_verdict_ranks_rejections_like_the_runtime() -> None:
+    v = Verdict(2)
+    assert not v.add(0, "rejected", "unknown_case", _rej("unknown_case"))
+    assert v.add(1, "applied")
+    assert v.result() is None  # one playbook applying it is enough
+    v = Verdict(2)
+    v.add(0, "applied")
+    v.add(1, "rejected", "out_of_order", _rej("out_of_order"))
+    assert json.loads(v.result() or "{}")["reason"] == "out_of_order"  # a hard rejection wins
+    v = Verdict(1, json.dumps([NO_KEY, _rej("invalid")]))
+    v.add(0, "ignored")
+    assert json.loads(v.result() or "{}")["reason"] == "invalid"  # "no case key" when nothing else
+    v = Verdict(1, json.dumps([NO_KEY, _rej("invalid")]))
+    v.add(0, "rejected", "unknown_case", _rej("unknown_case"))
+    assert json.loads(v.result() or "{}")["reason"] == "unknown_case"
+    assert Verdict.from_json(v.to_json()) == v
+    assert HARD < NO_KEY
+
+
+def test_fan_out_keys_events_per_playbook_and_rejects_bad_lines() -> None:
+    engines = [Engine(load(playbook(n))) for n in NAMES]
+    line = lines_of(events(NAMES[0]))[0]
+    recs, rej = fan_out(engines, line)
+    assert rej is None
+    assert [r.key for r in recs] == ["0:T-1001"]
+    assert Record.of(recs[0].to_tuple()) == recs[0]
+    assert fan_out(engines, "   ") == ([], None)
+    assert fan_out(engines, "# a comment") == ([], None)
+    recs, rej = fan_out(engines, BAD["not-json"])
+    assert recs == [] and json.loads(rej or "{}")["event"] == {"raw": BAD["not-json"]}
+    recs, rej = fan_out(engines, BAD["no-at"])
+    assert recs == [] and "`at`" in json.loads(rej or "{}")["message"]
+    no_key = json.dumps({"id": "x", "type": "agent.replied", "at": "2027-02-01T10:00:00+07:00"})
+    recs, rej = fan_out(engines, no_key)
+    assert recs == [] and json.loads(rej or "{}")["reason"] == "invalid"
+    other = json.dumps({"id": "y", "type": "nobody.cares", "at": "2027-02-01T10:00:00+07:00", "case": "T-1"})
+    assert fan_out(engines, other) == ([], None)  # no playbook mentions it: ignored
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reference_equals_carepath_run(tmp_path: Path, name: str) -> None:
+    lines = lines_of(events(name))
+    want = runtime_run(tmp_path, [playbook(name)], lines)
+    ref = run_reference([load(playbook(name))], lines)
+    got = flink_outcome(ref.actions, ref.state_lines(), ref.rejected)
+    assert sorted(got.actions) == sorted(want.actions)  # byte for byte (the order differs across cases)
+    assert got.states == want.states
+    assert got.rejected == want.rejected == []
+
+
+def test_reference_equals_carepath_run_with_until_and_bad_lines(tmp_path: Path) -> None:
+    lines = with_bad_lines(merged_log())
+    until = "2027-03-20T00:00:00+07:00"
+    want = runtime_run(tmp_path, [playbook(n) for n in NAMES], lines, until=until)
+    ref = run_reference([load(playbook(n)) for n in NAMES], lines,
+                        until=datetime.fromisoformat(until))
+    got = flink_outcome(ref.actions, ref.state_lines(), ref.rejected)
+    assert got.action_objects() == want.action_objects()
+    assert got.states == want.states
+    assert got.rejected == want.rejected
+    assert {r for _, r in want.rejected} == {"invalid", "unknown_case"}
