@@ -72,7 +72,11 @@ def _xlabels(parts: list[str], labels: Sequence[str], xs: Sequence[float]) -> No
                      f'transform="rotate(-30 {xs[i]:.1f} {H - MB + 14})">{_e(labels[i])}</text>')
 
 
-def bar_chart(name: str, title: str, data: Sequence[tuple[str, float]], fmt: Any = str,
+def _count(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 10 or v == int(v) else f"{v:.1f}"
+
+
+def bar_chart(name: str, title: str, data: Sequence[tuple[str, float]], fmt: Any = _count,
               color: str = PALETTE[0], highlight: str | None = None, line: Sequence[float | None] | None = None,
               line_label: str = "") -> str:
     """Vertical bars (and an optional line on the same scale, e.g. required agents)."""
@@ -174,7 +178,7 @@ def _goal_chart(r: dict[str, Any]) -> str:
             parts.append(f'<line class="mark" x1="{tx:.1f}" x2="{tx:.1f}" y1="{yy + 2}" y2="{yy + 26}" stroke="#111827" '
                          f'stroke-width="2"><title>target {_e(g["target"])}</title></line>')
         status = {True: "attained", False: "missed", None: "too few samples" if g["reason"] == "too_few_samples" else "n/a"}
-        parts.append(f'<text x="{x0 + pw + 8}" y="{yy + 17}">{_e(fmt_value(g["metric"], v))} · {_e(status[g["attained"]])}</text>')
+        parts.append(f'<text x="{x0 + pw + 6}" y="{yy + 17}" textLength="{min(114, W - x0 - pw - 8)}" lengthAdjust="spacingAndGlyphs">{_e(fmt_value(g["metric"], v))} · {_e(status[g["attained"]])}</text>')
     parts.append("</svg>")
     return "".join(parts)
 

@@ -1,0 +1,90 @@
+"""The HTML report in a real headless browser (Debian's chromium): the page loads offline, its
+script runs, and every chart is drawn. The screenshot is kept under ``artifacts/``.
+
+CI installs the browser with ``apt-get install -y chromium``; without it these tests skip.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from carepath import load
+from carepath.generate import generate
+from carepath.replay import replay
+from carepath.report import build_report, render
+from carepath.state import Event
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "artifacts"
+CHARTS = ("sla-weekly", "breaches-channel", "breaches-tier", "goals", "csat-trend", "nps-trend", "load-daily",
+          "load-hourly")
+
+
+def _browser() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pb = load(ROOT / "examples" / "vn-retail-support.yaml")
+    events = [Event.from_dict(e) for e in generate("retail", start=date(2027, 1, 18), days=21, base=30, peak=150, seed=3)]
+    r = build_report(pb, replay(pb, events))
+    path = tmp_path_factory.mktemp("html") / "report.html"
+    path.write_text(render(r, "html"), encoding="utf-8")
+    return path
+
+
+def test_every_chart_is_in_the_markup(page: Path) -> None:
+    html = page.read_text(encoding="utf-8")
+    for name in CHARTS:
+        m = re.search(rf'<svg class="chart" data-chart="{name}".*?</svg>', html, re.S)
+        assert m, name
+        assert 'class="mark"' in m.group(0), f"chart {name} has nothing drawn"
+    assert not re.search(r"""(src|href|url)\s*[=(]\s*["']?(https?:)?//""", html), "the page must not fetch anything"
+
+
+def _chromium(args: list[str], timeout: int = 120) -> subprocess.CompletedProcess[str]:
+    exe = _browser()
+    assert exe is not None
+    with tempfile.TemporaryDirectory() as profile:
+        cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage",
+               f"--user-data-dir={profile}", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(_browser() is None, reason="headless chromium is not installed (apt-get install -y chromium)")
+def test_charts_drawn_in_headless_chromium(page: Path) -> None:
+    r = _chromium(["--virtual-time-budget=5000", "--dump-dom", page.as_uri()])
+    assert r.returncode == 0, r.stderr[-2000:]
+    dom = r.stdout
+    m = re.search(r'data-charts-drawn="(\d+)"', dom)
+    assert m, "the report's script did not run"
+    assert int(m.group(1)) == len(CHARTS)
+    assert f"{len(CHARTS)} charts drawn" in dom
+    for name in CHARTS:
+        assert f'data-chart="{name}"' in dom
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(_browser() is None, reason="headless chromium is not installed (apt-get install -y chromium)")
+def test_screenshot_artifact(page: Path) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "report.png"
+    shot.unlink(missing_ok=True)
+    r = _chromium(["--window-size=1400,2400", "--hide-scrollbars", f"--screenshot={shot}", page.as_uri()])
+    assert r.returncode == 0, r.stderr[-2000:]
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
