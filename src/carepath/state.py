@@ -332,7 +332,7 @@ class Clock:
         for k in ("cycle", "breached", "started_s", "as_of_s", "elapsed_s", "paused_s", "pause_from_s",
                   "target_index", "target_s", "calendar", "breach_s", "due_s", "fired", "conds"):
             v = getattr(self, k)
-            if v not in (None, 0, 0.0, False):
+            if v != _CLOCK_DEFAULTS[k]:  # (target_index 0 is not a default: keep it)
                 d[k] = v
         if self.pauses:
             d["pauses"] = [list(p) for p in self.pauses]
@@ -355,6 +355,12 @@ class Clock:
                                 "fired", "conds") if k in d}
         return cls(name=name, status=d["status"], pauses=tuple((float(p[0]), float(p[1])) for p in d.get("pauses", ())),
                    history=hist, tz=tz, **kw)
+
+
+_CLOCK_DEFAULTS: dict[str, Any] = {"cycle": 0, "breached": False, "started_s": None, "as_of_s": None,
+                                   "elapsed_s": 0.0, "paused_s": 0.0, "pause_from_s": None, "target_index": None,
+                                   "target_s": None, "calendar": None, "breach_s": None, "due_s": None, "fired": 0,
+                                   "conds": 0}
 
 
 @dataclass(frozen=True, slots=True)

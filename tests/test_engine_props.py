@@ -1,0 +1,153 @@
+"""Hypothesis properties of the engine over generated playbooks and event streams (issue 4).
+
+Invariants, for every valid generated playbook and every stream (with wake-ups in between):
+
+* no deadline before ``now``; ``next_wakeup`` is after ``now`` once a step has run;
+* elapsed business time never exceeds wall time (open cycles and finished records alike);
+* a clock that stays paused across a step does not grow;
+* identical input gives identical output (byte-identical ``to_json`` and action dicts);
+* a JSON round-trip in the middle of a stream changes nothing;
+* nothing but the documented :class:`~carepath.errors.CaseError` subclasses is ever raised;
+* ``handle``/``advance`` never mutate their input state.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from datetime import timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from carepath import Engine
+from carepath.errors import PlaybookError
+from strategies import compiled, drive, playbooks, streams, timed, with_advances, yaml_text
+
+SETTINGS = settings(max_examples=int(os.environ.get("CAREPATH_EXAMPLES", "60")), deadline=None, database=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+EPS = 2e-6
+
+
+@functools.lru_cache(maxsize=512)
+def _engine(text: str) -> Engine | None:
+    from carepath import loads
+
+    try:
+        return Engine(loads(text))
+    except PlaybookError:
+        return None
+
+
+@st.composite
+def cases(draw: Any, **kw: Any) -> tuple[Engine, list[Any]]:
+    pb = draw(playbooks(**kw))
+    eng = _engine(yaml_text(pb))
+    if eng is None:  # a rare generated signal-handler cycle (CP508): draw again
+        from hypothesis import assume
+
+        assume(False)
+    stream = draw(streams(pb).flatmap(with_advances))
+    return eng, timed(stream)
+
+
+def _check_step(before: Any, step: Any, ev: Any) -> None:
+    s = step.state
+    # no deadline before now; deadlines sorted; next_wakeup is the first
+    dues = [d.due for d in step.deadlines]
+    assert dues == sorted(dues)
+    for d in step.deadlines:
+        assert d.due.timestamp() >= s.now_s - EPS, (d, s.now)
+    assert (s.next_wakeup is None) == (not dues)
+    if dues:
+        assert s.next_wakeup == dues[0]
+        if not s.ended and (before is None or s is not before):
+            assert s.next_wakeup_s > s.now_s - EPS
+    # elapsed business time never exceeds wall time
+    for c in s.clocks.values():
+        if c.is_open and c.started_s is not None:
+            wall = s.now_s - c.started_s
+            assert c.elapsed_s <= wall + EPS, (c.name, c.elapsed_s, wall)
+            assert c.elapsed_s + c.paused_s <= wall + EPS, (c.name, c.elapsed_s, c.paused_s, wall)
+        for r in c.history:
+            assert r.elapsed <= (r.stopped - r.started) + timedelta(microseconds=2)
+            assert len(c.history) <= 20
+        if c.breached:
+            assert c.due is not None
+    # a paused clock does not grow
+    if before is not None and before.case == s.case and not before.ended:
+        for name, c0 in before.clocks.items():
+            c1 = s.clocks[name]
+            if c0.status == "paused" and c1.status == "paused" and c0.cycle == c1.cycle:
+                assert abs(c1.elapsed_s - c0.elapsed_s) <= EPS, (name, c0.elapsed_s, c1.elapsed_s)
+
+
+@SETTINGS
+@given(cases())
+def test_invariants_hold_on_every_step(case: tuple[Engine, list[Any]]) -> None:
+    eng, events = case
+    snapshots: list[tuple[Any, str]] = []
+
+    def on_step(before: Any, step: Any, ev: Any) -> None:
+        if before is not None:
+            snapshots.append((before, before.to_json()))
+        _check_step(before, step, ev)
+
+    drive(eng, events, on_step=on_step)
+    for st_, js in snapshots:  # inputs were never mutated
+        assert st_.to_json() == js
+
+
+@SETTINGS
+@given(cases())
+def test_identical_input_identical_output(case: tuple[Engine, list[Any]]) -> None:
+    eng, events = case
+    s1, a1, o1 = drive(eng, events)
+    s2, a2, o2 = drive(Engine(eng.playbook), events)
+    assert o1 == o2
+    assert a1 == a2
+    assert (s1 is None) == (s2 is None)
+    if s1 is not None:
+        assert s1.to_json() == s2.to_json()
+
+
+@SETTINGS
+@given(cases(), st.integers(1, 40))
+def test_json_roundtrip_mid_stream_changes_nothing(case: tuple[Engine, list[Any]], k: int) -> None:
+    eng, events = case
+    s1, a1, o1 = drive(eng, events)
+    s2, a2, o2 = drive(eng, events, roundtrip_at=min(k, len(events) - 1))
+    assert o1 == o2
+    assert a1 == a2
+    if s1 is not None:
+        assert s1.to_json() == s2.to_json()
+        assert s1 == type(s1).from_json(s1.to_json())
+
+
+@SETTINGS
+@given(cases())
+def test_advance_to_now_or_before_returns_an_equal_state(case: tuple[Engine, list[Any]]) -> None:
+    eng, events = case
+    s, _, _ = drive(eng, events)
+    if s is None:
+        return
+    for t in (s.now, s.now - timedelta(hours=1)):
+        step = eng.advance(s, t)
+        assert step.state == s and step.actions == [] and step.signals == []
+    if s.next_wakeup is not None and s.next_wakeup > s.now + timedelta(microseconds=2):
+        step = eng.advance(s, s.next_wakeup - timedelta(microseconds=1))
+        assert step.state.to_json() == s.to_json() and not step.actions
+
+
+def test_generated_playbooks_load() -> None:
+    # the strategy itself: a sample of drawn playbooks loads through the real pipeline
+    @settings(max_examples=15, deadline=None, database=None)
+    @given(playbooks())
+    def inner(pb: dict[str, Any]) -> None:
+        try:
+            compiled(pb)
+        except PlaybookError as e:  # only a signal-handler cycle is tolerated
+            assert all(d.code == "CP508" for d in e.diagnostics if d.severity == "error"), e
+
+    inner()
