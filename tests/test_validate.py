@@ -15,7 +15,7 @@ from carepath.loader import check_file, load
 
 HERE = Path(__file__).parent
 CORPUS = sorted((HERE / "invalid").glob("*.yaml"))
-EXAMPLES = sorted((HERE.parent / "examples").glob("*.yaml"))
+EXAMPLES = sorted(p for p in (HERE.parent / "examples").glob("*.yaml") if not p.name.endswith(".test.yaml"))
 _EXPECT = re.compile(r"^# expect: (CP\d{3}) (\d+):(\d+)\s*$", re.M)
 
 
