@@ -17,6 +17,7 @@ import carepath
 from carepath.engine import Engine
 from carepath.runtime import Rejected, Store, StoreError, Tx, open_store
 from carepath.state import Action, CaseState, Event
+from conftest import postgres_schema_url
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2027, 2, 1, 9, 0, tzinfo=UTC).timestamp()
@@ -26,6 +27,7 @@ StoreFactory = Callable[[Path], Store]
 STORE_FACTORIES: dict[str, StoreFactory] = {
     "sqlite-memory": lambda tmp: open_store("sqlite://:memory:"),
     "sqlite-file": lambda tmp: open_store(f"sqlite:///{tmp / 'cases.db'}"),
+    "postgres": lambda tmp: open_store(postgres_schema_url()),  # skips (or fails in CI) without a server
 }
 
 

@@ -199,6 +199,16 @@ class Store(abc.ABC):
     def next_wakeup(self, playbooks: Sequence[tuple[str, str]] | None = None) -> float | None:
         """The earliest wake-up of any case (of those playbooks), or ``None``."""
 
+    # -- waiting ------------------------------------------------------------------------------
+    def wait_for_work(self, timeout: float) -> bool:
+        """Block until another process may have queued work (outbox rows, a nearer wake-up) or
+        ``timeout`` seconds pass; ``True`` if woken early. A long-running worker calls it when idle.
+        The default just sleeps (polling); PostgreSQL listens for ``NOTIFY``."""
+        import time
+
+        time.sleep(max(0.0, timeout))
+        return False
+
     # -- lifecycle ----------------------------------------------------------------------------
     @abc.abstractmethod
     def schema_version(self) -> int:

@@ -1,0 +1,507 @@
+"""The PostgreSQL store (SPEC §7): many workers on one database, on psycopg 3 and ``psycopg_pool``.
+
+Concurrency: row locks. :meth:`Tx.load` is ``SELECT … FOR UPDATE`` (a case that does not exist yet
+is guarded by a transaction-scoped advisory lock on its key, so two workers cannot both open it);
+:meth:`Tx.due` and :meth:`PostgresStore.claim_outbox` take rows with ``FOR UPDATE SKIP LOCKED``, so
+workers share the due cases and the outbox without waiting on each other. A serialization failure,
+a deadlock or a lost connection (the server restarting, ``pg_terminate_backend``) rolls back and
+runs the unit of work again on a fresh connection, for up to ``wait`` seconds.
+
+Writes inside a unit of work are buffered and sent at commit in one pipelined batch (one round
+trip for all the rows of a batch of events); reads (``seen``, ``load``, ``due``) go to the server
+at once, after flushing the buffer when they could depend on it.
+
+A commit that queued outbox rows or moved a wake-up sends ``NOTIFY`` on the store's channel;
+:meth:`PostgresStore.wait_for_work` blocks on ``LISTEN`` (falling back to a plain sleep without a
+connection), so idle workers wake at once.
+
+URL: ``postgresql://user@host:port/db?schema=carepath&migrate=false&pool_max=4`` (``postgres://``
+too); the options ``schema``, ``migrate``, ``pool_min``, ``pool_max``, ``wait`` are the store's, the
+rest go to libpq.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import errors as pgerr
+from psycopg_pool import ConnectionPool
+
+from ..state import Action, CaseState
+from ._pg_schema import MIGRATIONS, SCHEMA_VERSION
+from .store import OutboxItem, Rejected, Store, StoreError, Tx
+
+__all__ = ["SCHEMA_VERSION", "PostgresStore", "parse_postgres_url"]
+
+T = TypeVar("T")
+
+_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_STORE_OPTS = ("schema", "migrate", "pool_min", "pool_max", "wait", "create")
+_BIG = 2**31 - 1
+
+
+def parse_postgres_url(url: str) -> tuple[str, dict[str, str]]:
+    """Split the store's own options off a ``postgresql://`` / ``postgres://`` URL: ``(libpq URL, options)``."""
+    if not url.startswith(("postgresql:", "postgres:")):
+        raise StoreError(f"not a PostgreSQL URL: {url!r}")
+    parts = urlsplit(url)
+    q = parse_qsl(parts.query, keep_blank_values=True)
+    mine = {k: v for k, v in q if k in _STORE_OPTS}
+    rest = [(k, v) for k, v in q if k not in _STORE_OPTS]
+    return urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(rest), parts.fragment)), mine
+
+
+def _retryable(exc: BaseException) -> bool:
+    """Contention or a lost connection: the unit of work can simply run again."""
+    return isinstance(exc, pgerr.SerializationFailure | pgerr.DeadlockDetected | psycopg.OperationalError
+                      | pgerr.UniqueViolation)
+
+
+def _truthy(v: str) -> bool:
+    return v.lower() not in ("0", "false", "no", "off")
+
+
+class _PgTx(Tx):
+    """One transaction on one connection; writes are buffered until :meth:`flush`."""
+
+    def __init__(self, store: PostgresStore, conn: psycopg.Connection[Any]) -> None:
+        self.s = store
+        self.conn = conn
+        self.cur = conn.cursor()
+        self.processed: dict[str, float] = {}
+        self.saves: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self.outbox: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self.rejected: dict[str, tuple[Any, ...]] = {}
+        self.notify = False
+
+    def flush(self) -> None:
+        t = self.s.t
+        c = self.cur
+        if self.processed:
+            c.executemany(f"INSERT INTO {t['processed']} (event_id, at) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                          list(self.processed.items()))
+            self.processed.clear()
+        if self.saves:
+            rows = list(self.saves.values())
+            c.executemany(
+                f"INSERT INTO {t['cases']} (playbook, case_key, version, hash, stage, ended, next_wakeup, state, "
+                "updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (playbook, case_key) DO UPDATE "
+                "SET version = EXCLUDED.version, hash = EXCLUDED.hash, stage = EXCLUDED.stage, "
+                "ended = EXCLUDED.ended, next_wakeup = EXCLUDED.next_wakeup, state = EXCLUDED.state, "
+                "updated_at = EXCLUDED.updated_at", rows)
+            if any(r[6] is not None for r in rows):
+                self.notify = True
+            self.saves.clear()
+        if self.outbox:
+            c.executemany(
+                f"INSERT INTO {t['outbox']} (playbook, id, case_key, type, action, available_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (playbook, id) DO NOTHING", list(self.outbox.values()))
+            self.notify = True
+            self.outbox.clear()
+        if self.rejected:
+            c.executemany(
+                f"INSERT INTO {t['rejected']} (fingerprint, event_id, case_key, cases, event, reason, message, at) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (fingerprint) DO NOTHING",
+                list(self.rejected.values()))
+            self.rejected.clear()
+
+    def seen(self, event_id: str) -> bool:
+        if event_id in self.processed:
+            return True
+        self.cur.execute(f"SELECT 1 FROM {self.s.t['processed']} WHERE event_id = %s", (event_id,))
+        return self.cur.fetchone() is not None
+
+    def mark_processed(self, event_id: str, at: float) -> None:
+        self.processed.setdefault(event_id, at)
+
+    def load(self, playbook: str, case: str) -> CaseState | None:
+        k = (playbook, case)
+        if k in self.saves:
+            return CaseState.from_json(self.saves[k][7])
+        sql = f"SELECT state FROM {self.s.t['cases']} WHERE playbook = %s AND case_key = %s FOR UPDATE"
+        self.cur.execute(sql, k)
+        row = self.cur.fetchone()
+        if row is None:
+            # not there (or not committed yet): serialize on the key, then look again with a new snapshot
+            self.cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                             (f"{self.s.schema}\x1f{playbook}\x1f{case}",))
+            self.cur.execute(sql, k)
+            row = self.cur.fetchone()
+        return None if row is None else CaseState.from_json(row[0])
+
+    def save(self, state: CaseState, at: float) -> None:
+        self.saves[(state.playbook, state.case)] = (
+            state.playbook, state.case, state.version, state.content_hash, state.stage, bool(state.ended),
+            state.next_wakeup_s, state.to_json(), at)
+
+    def due(self, now: float, limit: int, playbooks: Sequence[tuple[str, str]],
+            exclude: Iterable[tuple[str, str]] = ()) -> list[CaseState]:
+        if not playbooks or limit <= 0:
+            return []
+        self.flush()
+        ex = [f"{p}\x1f{c}" for p, c in exclude]
+        sql = (f"SELECT state FROM {self.s.t['cases']} WHERE next_wakeup IS NOT NULL AND next_wakeup <= %s "
+               "AND (playbook, hash) IN (SELECT * FROM unnest(%s::text[], %s::text[])) ")
+        params: list[Any] = [now, [p for p, _ in playbooks], [h for _, h in playbooks]]
+        if ex:
+            sql += "AND NOT (playbook || E'\\x1f' || case_key = ANY(%s)) "
+            params.append(ex)
+        sql += "ORDER BY next_wakeup LIMIT %s FOR UPDATE SKIP LOCKED"
+        params.append(limit)
+        self.cur.execute(sql, params)
+        return [CaseState.from_json(r[0]) for r in self.cur.fetchall()]
+
+    def add_outbox(self, actions: Sequence[Action]) -> None:
+        for a in actions:
+            self.outbox.setdefault((a.playbook, a.id), (
+                a.playbook, a.id, a.case, a.type, json.dumps(a.to_dict(), sort_keys=True, ensure_ascii=False),
+                a.at.timestamp()))
+
+    def add_rejected(self, rejected: Rejected) -> None:
+        ev = json.dumps(rejected.event, sort_keys=True, ensure_ascii=False, default=str)
+        fp = hashlib.sha256(f"{rejected.reason}\n{ev}".encode()).hexdigest()
+        eid = rejected.event.get("id")
+        ck = rejected.event.get("case")
+        self.rejected.setdefault(fp, (fp, None if eid is None else str(eid), None if ck is None else str(ck),
+                                      json.dumps([list(c) for c in rejected.cases]), ev, rejected.reason,
+                                      rejected.message, rejected.at))
+
+
+class PostgresStore(Store):
+    """A :class:`Store` in one PostgreSQL schema, shared by any number of worker processes.
+
+    Give it a libpq ``conninfo`` (a pool of ``pool_min``…``pool_max`` connections is opened), or a
+    host's own ``pool`` (``psycopg_pool.ConnectionPool``) or ``connection`` (used under a lock; it
+    cannot be reopened if the server drops it). ``schema`` names the deployment (several share a
+    database); ``migrate`` brings the schema up to date on open; ``wait`` bounds how long a unit
+    of work is retried on contention or a lost connection.
+    """
+
+    def __init__(self, conninfo: str | None = None, *, schema: str = "carepath",
+                 pool: ConnectionPool[Any] | None = None, connection: psycopg.Connection[Any] | None = None,
+                 pool_min: int = 1, pool_max: int = 4, migrate: bool = True, create: bool = True,
+                 wait: float = 300.0, url: str | None = None) -> None:
+        if sum(x is not None for x in (conninfo, pool, connection)) != 1:
+            raise StoreError("PostgresStore needs exactly one of conninfo, pool, connection")
+        if not _NAME.match(schema):
+            raise StoreError(f"bad schema name {schema!r}: lower-case letters, digits and _ (at most 63)")
+        self.schema = schema
+        self.url = url or (f"{conninfo}?schema={schema}" if conninfo else f"postgresql:(host connection)?schema={schema}")
+        self.wait_limit = wait
+        self.conninfo = conninfo
+        self.channel = f"carepath_{schema}"[:63]
+        q = f'"{schema}"'
+        self.t = {n: f"{q}.{n}" for n in ("cases", "processed", "outbox", "rejected", "schema_version")}
+        self._local = threading.local()
+        self._conn_lock = threading.RLock()
+        self._own_pool = False
+        self._connection = connection
+        self._pool = pool
+        self._listener: psycopg.Connection[Any] | None = None
+        self._listen_lock = threading.Lock()
+        if conninfo is not None:
+            try:
+                self._pool = ConnectionPool(conninfo, min_size=max(1, pool_min), max_size=max(pool_min, pool_max, 1),
+                                            kwargs={"autocommit": True}, open=False, name=f"carepath-{schema}")
+                self._pool.open(wait=True, timeout=min(wait, 10.0))
+            except Exception as exc:
+                if self._pool is not None:
+                    with contextlib.suppress(Exception):
+                        self._pool.close(timeout=0)
+                raise StoreError(f"cannot connect to {self._safe_url()}: {exc}") from exc
+            self._own_pool = True
+        try:
+            if migrate and create:
+                self.migrate()
+            else:
+                v = self.schema_version()
+                if v == 0:
+                    raise StoreError(f"no store at {self._safe_url()} (schema {schema!r} has no carepath tables)")
+                if v != SCHEMA_VERSION:
+                    raise StoreError(f"store {self._safe_url()} has schema version {v}, this carepath needs "
+                                     f"{SCHEMA_VERSION}; run `carepath db migrate`")
+        except BaseException:
+            self.close()
+            raise
+
+    def _safe_url(self) -> str:
+        return re.sub(r"://([^:@/]*):[^@/]*@", r"://\1:***@", self.url)
+
+    # -- connections ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[psycopg.Connection[Any]]:
+        if self._pool is not None:
+            with self._pool.connection(timeout=10.0) as conn:
+                yield conn
+        else:
+            assert self._connection is not None
+            with self._conn_lock:
+                yield self._connection
+
+    def _run(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """``fn(conn)`` inside a transaction, run again on contention or a lost connection."""
+        deadline = time.monotonic() + self.wait_limit
+        pause = 0.005
+        while True:
+            try:
+                with self._connect() as conn, conn.transaction():
+                    return fn(conn)
+            except BaseException as exc:
+                if not _retryable(exc) or time.monotonic() > deadline:
+                    if isinstance(exc, psycopg.OperationalError):
+                        raise StoreError(f"{self._safe_url()}: {exc}") from exc
+                    raise
+            time.sleep(pause * (0.5 + random.random()))
+            pause = min(pause * 2, 1.0)
+
+    # -- schema ---------------------------------------------------------------------------------
+    def migrate(self) -> int:
+        """Bring the schema to :data:`SCHEMA_VERSION` (idempotent; an advisory lock serializes
+        workers starting at once). Returns the version."""
+
+        def step(conn: psycopg.Connection[Any]) -> int:
+            c = conn.cursor()
+            c.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"carepath-migrate:{self.schema}",))
+            c.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            c.execute(f"CREATE TABLE IF NOT EXISTS {self.t['schema_version']} (version integer PRIMARY KEY, "
+                      "applied_at timestamptz NOT NULL DEFAULT now())")
+            c.execute(f"SELECT coalesce(max(version), 0) FROM {self.t['schema_version']}")
+            row = c.fetchone()
+            v = int(row[0]) if row else 0
+            if v > SCHEMA_VERSION:
+                raise StoreError(f"store {self._safe_url()} has schema version {v}, newer than this carepath "
+                                 f"({SCHEMA_VERSION}); upgrade carepath")
+            for n in range(v + 1, SCHEMA_VERSION + 1):
+                c.execute(MIGRATIONS[n].replace("{s}", f'"{self.schema}"'))
+                c.execute(f"INSERT INTO {self.t['schema_version']} (version) VALUES (%s)", (n,))
+            return max(v, SCHEMA_VERSION)
+
+        return self._run(step)
+
+    def schema_version(self) -> int:
+        def step(conn: psycopg.Connection[Any]) -> int:
+            c = conn.cursor()
+            c.execute("SELECT to_regclass(%s)", (self.t["schema_version"],))
+            row = c.fetchone()
+            if row is None or row[0] is None:
+                return 0
+            c.execute(f"SELECT coalesce(max(version), 0) FROM {self.t['schema_version']}")
+            row = c.fetchone()
+            return int(row[0]) if row else 0
+
+        return self._run(step)
+
+    def drop(self) -> None:
+        """Drop the whole schema (every case, the outbox…) — for tests and tear-downs."""
+        self._run(lambda conn: conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE'))
+
+    # -- transactions ---------------------------------------------------------------------------
+    def atomic(self, fn: Callable[[Tx], T]) -> T:
+        open_tx: _PgTx | None = getattr(self._local, "tx", None)
+        if open_tx is not None:  # nested: part of the open unit of work
+            return fn(open_tx)
+
+        def unit(conn: psycopg.Connection[Any]) -> T:
+            tx = _PgTx(self, conn)
+            self._local.tx = tx
+            try:
+                result = fn(tx)
+                tx.flush()
+                if tx.notify:
+                    tx.cur.execute("SELECT pg_notify(%s, '')", (self.channel,))
+                return result
+            finally:
+                self._local.tx = None
+
+        return self._run(unit)
+
+    def _write(self, sql: str, params: Sequence[Any]) -> int:
+        def run(conn: psycopg.Connection[Any]) -> int:
+            cur = conn.execute(sql, params)
+            return cur.rowcount
+
+        return self._run(run)
+
+    # -- outbox claims --------------------------------------------------------------------------
+    _COLS = "playbook, id, case_key, type, status, attempts, action, available_at, claimed_until, claimed_by, last_error"
+
+    def claim_outbox(self, now: float, limit: int, lease_until: float, worker: str,
+                     types: Sequence[str] | None = None, max_attempts: int | None = None) -> list[OutboxItem]:
+        if types is not None and not types:
+            return []
+        o = self.t["outbox"]
+        type_filter = "AND type = ANY(%(types)s)" if types is not None else ""
+        sql = (f"WITH c AS (SELECT seq FROM {o} WHERE status = 'pending' AND available_at <= %(now)s "
+               f"AND (claimed_until IS NULL OR claimed_until <= %(now)s) {type_filter} "
+               "ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED), "
+               f"dead AS (UPDATE {o} o SET status = 'dead', claimed_until = NULL, claimed_by = NULL, "
+               "last_error = coalesce(o.last_error, 'lease lapsed') FROM c WHERE o.seq = c.seq "
+               "AND o.attempts >= %(max)s RETURNING o.seq) "
+               f"UPDATE {o} o SET attempts = o.attempts + 1, claimed_until = %(lease)s, claimed_by = %(worker)s "
+               f"FROM c WHERE o.seq = c.seq AND o.attempts < %(max)s RETURNING o.seq, "
+               + ", ".join(f"o.{x.strip()}" for x in self._COLS.split(",")))
+        params = {"now": now, "limit": limit, "types": list(types or []), "lease": lease_until, "worker": worker,
+                  "max": _BIG if max_attempts is None else max_attempts}
+
+        def run(conn: psycopg.Connection[Any]) -> list[OutboxItem]:
+            rows = conn.execute(sql, params).fetchall()
+            rows.sort(key=lambda r: r[0])
+            return [self._item(r[1:]) for r in rows]
+
+        return self._run(run)
+
+    def finish_outbox(self, playbook: str, item_id: str, worker: str, *, delivered: bool,
+                      retry_at: float | None = None, error: str | None = None) -> None:
+        o = self.t["outbox"]
+        if delivered:
+            self._write(f"UPDATE {o} SET status = 'delivered', claimed_until = NULL, claimed_by = NULL "
+                        "WHERE playbook = %s AND id = %s AND status <> 'delivered'", (playbook, item_id))
+        elif retry_at is not None:
+            self._write(f"UPDATE {o} SET available_at = %s, claimed_until = NULL, claimed_by = NULL, last_error = %s "
+                        "WHERE playbook = %s AND id = %s AND status = 'pending' AND claimed_by = %s",
+                        (retry_at, error, playbook, item_id, worker))
+        else:
+            self._write(f"UPDATE {o} SET status = 'dead', claimed_until = NULL, claimed_by = NULL, last_error = %s "
+                        "WHERE playbook = %s AND id = %s AND status = 'pending' AND claimed_by = %s",
+                        (error, playbook, item_id, worker))
+
+    def release_claims(self) -> int:
+        return self._write(f"UPDATE {self.t['outbox']} SET claimed_until = NULL, claimed_by = NULL "
+                           "WHERE status = 'pending' AND claimed_until IS NOT NULL", ())
+
+    # -- waiting --------------------------------------------------------------------------------
+    def wait_for_work(self, timeout: float) -> bool:
+        """Block until a commit queues outbox rows or moves a wake-up (``NOTIFY``), or ``timeout``
+        seconds pass; ``True`` if notified. Without a listening connection it just sleeps."""
+        if self.conninfo is None:
+            time.sleep(timeout)
+            return False
+        with self._listen_lock:
+            try:
+                if self._listener is None or self._listener.closed or self._listener.broken:
+                    self._listener = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5)
+                    self._listener.execute(f'LISTEN "{self.channel}"')
+                got = False
+                for _ in self._listener.notifies(timeout=timeout, stop_after=1):
+                    got = True
+                return got
+            except psycopg.Error:
+                if self._listener is not None:
+                    with contextlib.suppress(Exception):
+                        self._listener.close()
+                self._listener = None
+                time.sleep(timeout)
+                return False
+
+    # -- reading --------------------------------------------------------------------------------
+    @staticmethod
+    def _item(r: Sequence[Any]) -> OutboxItem:
+        return OutboxItem(id=r[1], playbook=r[0], case=r[2], type=r[3], status=r[4], attempts=r[5],
+                          action=Action.from_dict(json.loads(r[6])), available_at=r[7], claimed_until=r[8],
+                          claimed_by=r[9], last_error=r[10])
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return self._run(lambda conn: conn.execute(sql, params).fetchall())
+
+    def get(self, playbook_id: str, case_key: str) -> CaseState | None:
+        rows = self._read(f"SELECT state FROM {self.t['cases']} WHERE playbook = %s AND case_key = %s",
+                          (playbook_id, case_key))
+        return CaseState.from_json(rows[0][0]) if rows else None
+
+    def cases(self, playbook_id: str | None = None) -> list[CaseState]:
+        c = self.t["cases"]
+        if playbook_id is None:
+            rows = self._read(f'SELECT state FROM {c} ORDER BY playbook COLLATE "C", case_key COLLATE "C"')
+        else:
+            rows = self._read(f'SELECT state FROM {c} WHERE playbook = %s ORDER BY case_key COLLATE "C"',
+                              (playbook_id,))
+        return [CaseState.from_json(r[0]) for r in rows]
+
+    def outbox(self, status: str | None = None, playbook: str | None = None,
+               case: str | None = None) -> list[OutboxItem]:
+        where, params = [], []
+        for col, v in (("status", status), ("playbook", playbook), ("case_key", case)):
+            if v is not None:
+                where.append(f"{col} = %s")
+                params.append(v)
+        sql = f"SELECT {self._COLS} FROM {self.t['outbox']}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [self._item(r) for r in self._read(sql + " ORDER BY seq", params)]
+
+    def rejected(self, case: str | None = None) -> list[Rejected]:
+        out = []
+        for ev, reason, msg, at, cases, ck in self._read(
+                f"SELECT event, reason, message, at, cases, case_key FROM {self.t['rejected']} ORDER BY seq"):
+            keys = tuple((p, c) for p, c in json.loads(cases))
+            if case is not None and ck != case and all(c != case for _, c in keys):
+                continue
+            out.append(Rejected(json.loads(ev), reason, msg, at, keys))
+        return out
+
+    def processed_count(self) -> int:
+        return int(self._read(f"SELECT count(*) FROM {self.t['processed']}")[0][0])
+
+    def next_wakeup(self, playbooks: Sequence[tuple[str, str]] | None = None) -> float | None:
+        if playbooks is None:
+            v = self._read(f"SELECT min(next_wakeup) FROM {self.t['cases']}")[0][0]
+        else:
+            if not playbooks:
+                return None
+            v = self._read(f"SELECT min(next_wakeup) FROM {self.t['cases']} WHERE (playbook, hash) IN "
+                           "(SELECT * FROM unnest(%s::text[], %s::text[]))",
+                           ([p for p, _ in playbooks], [h for _, h in playbooks]))[0][0]
+        return None if v is None else float(v)
+
+    def status(self) -> dict[str, Any]:
+        """Schema version and row counts (``carepath db status``)."""
+        counts = self._read(
+            f"SELECT (SELECT count(*) FROM {self.t['cases']}), "
+            f"(SELECT count(*) FROM {self.t['cases']} WHERE NOT ended), "
+            f"(SELECT count(*) FROM {self.t['processed']}), "
+            f"(SELECT count(*) FILTER (WHERE status = 'pending') FROM {self.t['outbox']}), "
+            f"(SELECT count(*) FILTER (WHERE status = 'pending' AND claimed_by IS NOT NULL) FROM {self.t['outbox']}), "
+            f"(SELECT count(*) FILTER (WHERE status = 'dead') FROM {self.t['outbox']}), "
+            f"(SELECT count(*) FROM {self.t['rejected']})")[0]
+        return {"cases": counts[0], "open": counts[1], "processed": counts[2], "pending": counts[3],
+                "claimed": counts[4], "dead": counts[5], "rejected": counts[6]}
+
+    def close(self) -> None:
+        with self._listen_lock:
+            if self._listener is not None:
+                with contextlib.suppress(Exception):
+                    self._listener.close()
+                self._listener = None
+        if self._own_pool and self._pool is not None:
+            with contextlib.suppress(Exception):
+                self._pool.close(timeout=5.0)
+            self._pool = None
+
+    @classmethod
+    def from_url(cls, url: str, **kw: Any) -> PostgresStore:
+        """Open ``postgresql://…`` / ``postgres://…``; URL options ``schema``, ``migrate``,
+        ``pool_min``, ``pool_max``, ``wait`` (seconds); the rest go to libpq."""
+        conninfo, q = parse_postgres_url(url)
+        opts: dict[str, Any] = dict(kw)
+        if "schema" in q:
+            opts.setdefault("schema", q["schema"])
+        if "migrate" in q:
+            opts.setdefault("migrate", _truthy(q["migrate"]))
+        if "create" in q:
+            opts.setdefault("create", _truthy(q["create"]))
+        for k in ("pool_min", "pool_max"):
+            if k in q:
+                opts.setdefault(k, int(q[k]))
+        if "wait" in q:
+            opts.setdefault("wait", float(q["wait"]))
+        return cls(conninfo, url=url, **opts)
