@@ -177,8 +177,8 @@ def _goal_chart(r: dict[str, Any]) -> str:
             tx = x0 + pw * min(1.0, max(0.0, (t - lo) / ((hi - lo) or 1)))
             parts.append(f'<line class="mark" x1="{tx:.1f}" x2="{tx:.1f}" y1="{yy + 2}" y2="{yy + 26}" stroke="#111827" '
                          f'stroke-width="2"><title>target {_e(g["target"])}</title></line>')
-        status = {True: "attained", False: "missed", None: "too few samples" if g["reason"] == "too_few_samples" else "n/a"}
-        parts.append(f'<text x="{x0 + pw + 6}" y="{yy + 17}" textLength="{min(114, W - x0 - pw - 8)}" lengthAdjust="spacingAndGlyphs">{_e(fmt_value(g["metric"], v))} · {_e(status[g["attained"]])}</text>')
+        status = {True: "attained", False: "missed", None: "few samples" if g["reason"] == "too_few_samples" else "n/a"}
+        parts.append(f'<text x="{x0 + pw + 6}" y="{yy + 17}">{_e(fmt_value(g["metric"], v))} · {_e(status[g["attained"]])}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
