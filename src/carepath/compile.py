@@ -702,6 +702,10 @@ def coerce(value: Any, t: FieldType) -> tuple[bool, Any]:
     if value is None:
         return True, None
     k = t.kind
+    if k == "string":
+        return isinstance(value, str), value
+    if k == "enum":
+        return isinstance(value, str) and value in t.values, value
     if k == "any":
         return True, value
     if k == "bool":

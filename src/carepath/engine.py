@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -59,15 +59,29 @@ _EPS = 1e-6
 class Step:
     """The result of one evaluation.
 
-    ``trace`` explains the step: tuples ``(at, what, source, detail)`` in order — which handler
-    and guard matched, which target a clock chose, which threshold fired. ``explain()`` renders it.
+    ``deadlines`` lists the state's wake-ups, sorted. ``trace`` explains the step: tuples
+    ``(at, what, source, detail)`` in order — which handler and guard matched, which target a
+    clock chose, which threshold fired; ``explain()`` renders it. Both are built on first read,
+    so hot loops that never look at them do not pay for them.
     """
 
     state: CaseState
     actions: list[Action]
     signals: list[Signal]
-    deadlines: list[Deadline]
-    trace: list[tuple[str, str, str, str]] = field(default_factory=list)
+    _items: tuple[tuple[float, int, str, str], ...] = ()
+    _trace: tuple[tuple[float, str, str, str], ...] = ()
+
+    @property
+    def deadlines(self) -> list[Deadline]:
+        """The wake-ups of the new state: ``{kind, name, due}``, sorted by ``due``."""
+        tz = zone(self.state.timezone)
+        return [Deadline(k, n, dt(d, tz)) for d, _, k, n in self._items]
+
+    @property
+    def trace(self) -> list[tuple[str, str, str, str]]:
+        """``(at, what, source, detail)`` for every decision the step took."""
+        tz = zone(self.state.timezone)
+        return [(dt(t, tz).isoformat(), what, src, detail) for t, what, src, detail in self._trace]
 
     def explain(self) -> str:
         """The trace as readable lines."""
@@ -191,8 +205,9 @@ class _CW:
 class Engine:
     """Evaluates cases of one compiled :class:`~carepath.compile.Playbook`."""
 
-    def __init__(self, playbook: Playbook) -> None:
+    def __init__(self, playbook: Playbook, *, trace: bool = True) -> None:
         self.playbook = playbook
+        self.tracing = trace
         self.tz = zone(playbook.timezone)
         self._actions: dict[str, ActionDef] = {}
         self._timers: dict[str, tuple[str, TimerDef]] = {}
@@ -216,6 +231,20 @@ class Engine:
             for th in c.thresholds:
                 self._index(th.do)
         self._mentioned = playbook.event_types
+        # per clock: the event types and stages any trigger reacts to, whether a `when` trigger
+        # exists, and whether targets can change between steps — so most steps skip most work
+        self._clock_plan: dict[str, tuple[frozenset[str], frozenset[str], bool, bool]] = {}
+        for name, c in playbook.clocks.items():
+            trigs = [t for t in (c.start, c.stop, c.reset, c.cancel) if t is not None]
+            on = frozenset().union(*(t.on for t in trigs)) if trigs else frozenset()
+            enter = frozenset().union(*(t.enter for t in trigs)) if trigs else frozenset()
+            has_when = any(t.when is not None for t in trigs)
+            retarget = (len(c.targets) > 1 or any(t.when is not None or t.calendar == "channel" for t in c.targets)
+                        or c.calendar == "channel")
+            self._clock_plan[name] = (on, enter, has_when, retarget)
+        # segments need recomputing on an event only when they read more than the case's fields
+        self._segments_volatile = any(n not in playbook.fields
+                                      for _, e in playbook.segments for n in e.names)
 
     def _index(self, acts: tuple[ActionDef, ...]) -> None:
         for a in acts:
@@ -259,7 +288,8 @@ class Engine:
             raise InvalidEvent(f"event {event.id} has no case key ({pb.start.key_text})", event=event, state=previous)
         run = _Run.fresh(self, str(key), event._ts, previous.seq if previous is not None else 0)
         run.event = event
-        run.trace_("start", "start", f"case {key} opened by {event.type}")
+        if run.tracing:
+            run.trace_("start", "start", f"case {key} opened by {event.type}")
         run.apply_sets(pb.start.sets, view, "start.set")
         run.recompute_segments(view)
         run.enter_stage(pb.initial, view)
@@ -279,14 +309,16 @@ class Engine:
             why = "case has ended" if state.ended else "event type not used by this playbook"
             sig = Signal("ignored", event.at, data=MappingProxyType({"event": event.id, "type": event.type,
                                                                      "reason": why}))
-            return Step(state, [], [sig], self.deadlines(state), [(event.at.isoformat(), "ignored", event.type, why)])
+            return Step(state, [], [sig], _Run(self, state).deadline_items(), ((event._ts, "ignored", event.type, why),))
         view = self._event_view(event, state=state)
         run = _Run(self, state)
-        run.fire_due(event._ts, inclusive=False)
+        if state.next_wakeup_s is not None and state.next_wakeup_s < event._ts:
+            run.fire_due(event._ts, inclusive=False)
         if not run.ended:
             run.set_now(event._ts)
             run.event = event
-            run.recompute_segments(view)
+            if self._segments_volatile:
+                run.recompute_segments(view)
             run.dispatch(event.type, view, entered=[])
             run.drain_signals()
         run.fire_due(event._ts, inclusive=True)
@@ -300,7 +332,7 @@ class Engine:
         if t is None:
             raise ValueError("advance() needs an aware datetime")
         if t <= state.now_s or state.next_wakeup_s is None or state.next_wakeup_s > t:
-            return Step(state, [], [], self.deadlines(state), [])
+            return Step(state, [], [], _Run(self, state).deadline_items())
         run = _Run(self, state)
         run.fire_due(t, inclusive=True)
         return run.finish()
@@ -404,12 +436,15 @@ class _Run:
         self.sends: dict[str, tuple[float, ...]] = dict(s.sends)
         self.actions: list[Action] = []
         self.signals: list[Signal] = []
-        self.trace: list[tuple[str, str, str, str]] = []
+        self.trace: list[tuple[float, str, str, str]] = []
+        self.tracing = eng.tracing
         self.queue: deque[tuple[Signal, int]] = deque()
         self.depth = 0
         self.event: Event | None = None
         self.scope = _Scope(self)
         self._view: Mapping[str, Any] | None = None
+        self._now_dt_s = -1.0
+        self._now_dt = datetime.min
         self._pseq = max((p.seq for p in self.pending), default=0)
 
     @classmethod
@@ -428,15 +463,22 @@ class _Run:
         return dt(t, self.eng.tz).isoformat()
 
     def trace_(self, what: str, source: str, detail: str = "") -> None:
-        self.trace.append((self.iso(self.now), what, source, detail))
+        self.trace.append((self.now, what, source, detail))
 
     def set_now(self, t: float) -> None:
         if t > self.now:
             self.now = t
 
+    def now_dt(self) -> datetime:
+        """``now`` as an aware datetime in the playbook timezone (cached per instant)."""
+        if self._now_dt_s != self.now:
+            self._now_dt = dt(self.now, self.eng.tz)
+            self._now_dt_s = self.now
+        return self._now_dt
+
     def signal(self, type_: str, *, sla: str | None = None, cycle: int | None = None,
                record: ClockRecord | None = None, data: Mapping[str, Any] | None = None) -> None:
-        sig = Signal(type_, dt(self.now, self.eng.tz), sla, cycle, record,
+        sig = Signal(type_, self.now_dt(), sla, cycle, record,
                      MappingProxyType(dict(data)) if data else MappingProxyType({}))
         self.signals.append(sig)
         self.queue.append((sig, self.depth + 1))
@@ -497,10 +539,12 @@ class _Run:
         if h is None and not st.final:
             h = self.pick(self.pb.on.get(type_), view)
         if h is not None:
-            self.trace_("handler", h.source, f"{type_}" + (f" when {h.when.source}" if h.when is not None else "")
-                        + (f" → {h.to}" if h.to else ""))
-            self.apply_sets(h.sets, view, h.source + ".set")
-            self.recompute_segments(view)
+            if self.tracing:
+                self.trace_("handler", h.source, f"{type_}" + (f" when {h.when.source}" if h.when is not None else "")
+                            + (f" → {h.to}" if h.to else ""))
+            if h.sets:
+                self.apply_sets(h.sets, view, h.source + ".set")
+                self.recompute_segments(view)
             if h.to is not None:
                 self.transition(h.to, h.do, view, entered)
             else:
@@ -523,7 +567,8 @@ class _Run:
         owner = ("stage", self.epoch)
         self.run_actions(old.exit, view, owner)
         self.run_actions(do, view, owner)
-        self.trace_("move", f"stages.{old.name}", f"{old.name} → {to}")
+        if self.tracing:
+            self.trace_("move", f"stages.{old.name}", f"{old.name} → {to}")
         self.stage = to
         self.enter_stage(to, view, bump=False)
         entered.append(to)
@@ -577,11 +622,13 @@ class _Run:
                 if a.window is not None:
                     due = self.calendar(a.window).next_open_s(due)
                 self.add_pending(due, "action", a.source, () if a.keep else owner)
-                self.trace_("delay", a.source, f"{a.verb} due {self.iso(due)}")
+                if self.tracing:
+                    self.trace_("delay", a.source, f"{a.verb} due {self.iso(due)}")
             elif a.window is not None and not self.calendar(a.window).is_open_s(self.now):
                 due = self.calendar(a.window).next_open_s(self.now)
                 self.add_pending(due, "action", a.source, () if a.keep else owner)
-                self.trace_("window", a.source, f"{a.verb} waits for {a.window} until {self.iso(due)}")
+                if self.tracing:
+                    self.trace_("window", a.source, f"{a.verb} waits for {a.window} until {self.iso(due)}")
             else:
                 self.emit(a, view)
 
@@ -598,7 +645,8 @@ class _Run:
             if ch is not None and ch.cap_per is not None and ch.cap_max is not None:
                 recent = tuple(t for t in self.sends.get(ch.name, ()) if t > self.now - ch.cap_per)
                 if len(recent) >= ch.cap_max:
-                    self.trace_("capped", a.source, f"{ch.cap_max} sends per {ch.cap_per:g}s on {ch.name}")
+                    if self.tracing:
+                        self.trace_("capped", a.source, f"{ch.cap_max} sends per {ch.cap_per:g}s on {ch.name}")
                     self.signal("capped", data={"channel": ch.name, "template": a.arg, "source": a.source})
                     self.sends[ch.name] = recent
                     return
@@ -641,9 +689,10 @@ class _Run:
             params["name"] = a.arg
         self.seq += 1
         act = Action(f"{self.case}:{self.seq}", self.pb.id, self.case, verb, MappingProxyType(params),
-                     dt(self.now, self.eng.tz), a.source)
+                     self.now_dt(), a.source)
         self.actions.append(act)
-        self.trace_("action", a.source, f"{verb} {a.arg if verb != 'set' else params.get('values')}")
+        if self.tracing:
+            self.trace_("action", a.source, f"{verb} {a.arg if verb != 'set' else params.get('values')}")
 
     # -- clocks ---------------------------------------------------------------------------------------------------
     def touch(self, c: _CW, t: float | None = None) -> None:
@@ -722,8 +771,9 @@ class _Run:
         c.calendar = self.cal_name(tdef.calendar or c.def_.calendar)
         c.target_index = idx
         c.target_s = self.target_seconds(c, idx, self.calendar(c.calendar))
-        self.trace_("clock", f"slas.{c.name}", f"cycle {c.cycle} started; target {tdef.text} "
-                    f"(targets[{idx}]{' when ' + tdef.when.source if tdef.when is not None else ''}) in {c.calendar}")
+        if self.tracing:
+            self.trace_("clock", f"slas.{c.name}", f"cycle {c.cycle} started; target {tdef.text} "
+                        f"(targets[{idx}]{' when ' + tdef.when.source if tdef.when is not None else ''}) in {c.calendar}")
         self.signal(f"sla.{c.name}.started", sla=c.name, cycle=c.cycle)
 
     def end_cycle(self, c: _CW, how: str) -> None:
@@ -752,7 +802,8 @@ class _Run:
         c.pauses = []
         self.pending = [p for p in self.pending if not (p.owner and p.owner[0] == "clock" and p.owner[1] == c.name
                                                         and p.owner[2] == c.cycle)]
-        self.trace_("clock", f"slas.{c.name}", f"cycle {c.cycle} {sig} ({how})")
+        if self.tracing:
+            self.trace_("clock", f"slas.{c.name}", f"cycle {c.cycle} {sig} ({how})")
         self.signal(f"sla.{c.name}.{sig}", sla=c.name, cycle=c.cycle, record=rec)
 
     def retarget(self, c: _CW, *, force: bool = False) -> None:
@@ -774,8 +825,9 @@ class _Run:
         c.elapsed_s = max(0.0, cal.elapsed_s(start, self.now) - paused)
         c.paused_s = paused
         c.as_of_s = self.now
-        self.trace_("retarget", f"slas.{c.name}.targets[{idx}]",
-                    f"target {tdef.text} in {cal_name}; elapsed {c.elapsed_s:g}s of {c.target_s:g}s")
+        if self.tracing:
+            self.trace_("retarget", f"slas.{c.name}.targets[{idx}]",
+                        f"target {tdef.text} in {cal_name}; elapsed {c.elapsed_s:g}s of {c.target_s:g}s")
 
     def crossing(self, c: _CW) -> float:
         """The instant the open cycle's elapsed time reached its target (after a retroactive retarget)."""
@@ -792,8 +844,17 @@ class _Run:
 
     def eval_clocks(self, type_: str, view: Mapping[str, Any] | None, entered: list[str]) -> None:
         self._view = view
+        plans = self.eng._clock_plan
         for c in self.clocks.values():
             d = c.def_
+            on, enter, has_when, needs_retarget = plans[c.name]
+            if not has_when and type_ not in on and not (entered and enter.intersection(entered)):
+                if c.is_open:  # no trigger can fire: only pause/resume and retargeting remain
+                    if d.pause is not None:
+                        self.pause_or_resume(c, view)
+                    if needs_retarget:
+                        self.retarget(c)
+                continue
             # `when` triggers fire on a rising edge; bits: 1 start, 2 stop, 4 reset, 8 cancel
             conds = 0
             for bit, trig in ((1, d.start), (2, d.stop), (4, d.reset), (8, d.cancel)):
@@ -823,23 +884,30 @@ class _Run:
             elif fires(d.start, 1) and (c.status == "pending" or (d.repeat and not c.is_open)):
                 self.start_cycle(c, view)
             if c.is_open:
-                self.touch(c)
                 if d.pause is not None:
-                    holds = self.stage in d.pause.stages or (d.pause.when is not None and self.cond(d.pause.when, view))
-                    if holds and c.status == "running":
-                        c.status = "paused"
-                        c.pause_from_s = self.now
-                        self.signal(f"sla.{c.name}.paused", sla=c.name, cycle=c.cycle)
-                    elif not holds and c.status == "paused":
-                        c.status = "running"
-                        if c.pause_from_s is not None:
-                            c.pauses.append((c.pause_from_s, self.now))
-                            if len(c.pauses) > 64:  # bound the state: merge the oldest pauses' effect
-                                del c.pauses[0]
-                        c.pause_from_s = None
-                        self.signal(f"sla.{c.name}.resumed", sla=c.name, cycle=c.cycle)
-                self.retarget(c)
+                    self.pause_or_resume(c, view)
+                if needs_retarget:
+                    self.retarget(c)
         self._view = None
+
+    def pause_or_resume(self, c: _CW, view: Mapping[str, Any] | None) -> None:
+        d = c.def_
+        assert d.pause is not None
+        holds = self.stage in d.pause.stages or (d.pause.when is not None and self.cond(d.pause.when, view))
+        if holds and c.status == "running":
+            self.touch(c)
+            c.status = "paused"
+            c.pause_from_s = self.now
+            self.signal(f"sla.{c.name}.paused", sla=c.name, cycle=c.cycle)
+        elif not holds and c.status == "paused":
+            self.touch(c)
+            c.status = "running"
+            if c.pause_from_s is not None:
+                c.pauses.append((c.pause_from_s, self.now))
+                if len(c.pauses) > 64:  # bound the state: the oldest pause is forgotten
+                    del c.pauses[0]
+            c.pause_from_s = None
+            self.signal(f"sla.{c.name}.resumed", sla=c.name, cycle=c.cycle)
 
     def fire_clock(self, c: _CW, kind: str) -> None:
         """Fire the clock's due breach and/or thresholds at ``now``, in order."""
@@ -855,7 +923,8 @@ class _Run:
             if due_th and nxt_th is not None and th_pos is not None and (
                     not due_breach or th_pos < target - _EPS or nxt_th.severity == "warning"):
                 c.fired += 1
-                self.trace_("threshold", nxt_th.source, f"{nxt_th.text} of {target:g}s reached")
+                if self.tracing:
+                    self.trace_("threshold", nxt_th.source, f"{nxt_th.text} of {target:g}s reached")
                 self.run_actions(nxt_th.do, None, owner)
                 sev = nxt_th.severity
                 if sev == "warning":
@@ -868,13 +937,15 @@ class _Run:
                 late = c.elapsed_s > target + 1.0
                 c.breach_s = self.crossing(c) if late else self.now
                 c.due_s = c.breach_s
-                self.trace_("breach", f"slas.{c.name}", f"cycle {c.cycle} passed its target of {target:g}s")
+                if self.tracing:
+                    self.trace_("breach", f"slas.{c.name}", f"cycle {c.cycle} passed its target of {target:g}s")
                 self.signal(f"sla.{c.name}.breached", sla=c.name, cycle=c.cycle)
                 # thresholds at exactly the target fire with the breach
                 while c.fired < len(ths) and abs(ths[c.fired].at(target) - target) <= _EPS:
                     th = ths[c.fired]
                     c.fired += 1
-                    self.trace_("threshold", th.source, f"{th.text} of {target:g}s reached")
+                    if self.tracing:
+                        self.trace_("threshold", th.source, f"{th.text} of {target:g}s reached")
                     self.run_actions(th.do, None, owner)
                 continue
             break
@@ -885,7 +956,8 @@ class _Run:
                 self.end_cycle(c, "final")
         self.ended = True
         self.pending = [p for p in self.pending if p.kind == "action" and p.owner == ()]
-        self.trace_("end", f"stages.{self.stage}", why)
+        if self.tracing:
+            self.trace_("end", f"stages.{self.stage}", why)
 
     # -- signals -------------------------------------------------------------------------------------------------
     def drain_signals(self) -> None:
@@ -898,8 +970,7 @@ class _Run:
                 continue
             view = {"type": sig.type, "at": sig.at, "case": self.case, "id": None, "sla": sig.sla,
                     "cycle": sig.cycle, **sig.data}
-            if not (sig.type in self.eng._mentioned or sig.type in self.pb.on
-                    or any(sig.type in st.on for st in self.pb.stages.values())):
+            if sig.type not in self.eng._mentioned:  # no handler and no clock trigger names it
                 continue
             saved = self.depth
             self.depth = depth
@@ -971,7 +1042,8 @@ class _Run:
         if p.kind == "action":
             a = self.eng._actions.get(p.ref)
             if a is not None:
-                self.trace_("due", p.ref, f"delayed {a.verb} armed at {self.iso(p.origin)}")
+                if self.tracing:
+                    self.trace_("due", p.ref, f"delayed {a.verb} armed at {self.iso(p.origin)}")
                 self.emit(a, None)
             self.after_change("", None, [])
         elif p.kind == "timer":
@@ -979,9 +1051,11 @@ class _Run:
             if stage != self.stage or self.ended:
                 return
             if not self.cond(t.when, None):
-                self.trace_("timer", t.source, f"when {t.when.source if t.when else ''} did not hold")
+                if self.tracing:
+                    self.trace_("timer", t.source, f"when {t.when.source if t.when else ''} did not hold")
                 return
-            self.trace_("timer", t.source, f"after {t.delay.text}" + (f" → {t.to}" if t.to else ""))
+            if self.tracing:
+                self.trace_("timer", t.source, f"after {t.delay.text}" + (f" → {t.to}" if t.to else ""))
             entered: list[str] = []
             if t.to is not None:
                 self.transition(t.to, t.do, None, entered)
@@ -993,7 +1067,8 @@ class _Run:
             if stage != self.stage or self.ended:
                 return
             if self.cond(s.when, None):
-                self.trace_("schedule", s.source, s.cron)
+                if self.tracing:
+                    self.trace_("schedule", s.source, s.cron)
                 self.run_actions(s.do, None, ("stage", self.epoch))
             self.arm_schedule(s, self.now)
             self.after_change("", None, [])
@@ -1004,7 +1079,7 @@ class _Run:
         for c in self.clocks.values():
             self.touch(c)
             c.due_s = self.clock_due(c) if c.is_open or c.breached else None
-        items = self.deadline_items()
+        items = tuple(self.deadline_items())
         nw = items[0][0] if items else None
         state = CaseState(
             playbook=self.pb.id, version=self.pb.version, content_hash=self.pb.content_hash, case=self.case,
@@ -1015,5 +1090,4 @@ class _Run:
             sends=MappingProxyType({k: v for k, v in self.sends.items() if v}), timezone=self.pb.timezone,
             next_wakeup_s=nw,
         )
-        deadlines = [Deadline(k, n, dt(d, tz)) for d, _, k, n in items]
-        return Step(state, self.actions, self.signals, deadlines, self.trace)
+        return Step(state, self.actions, self.signals, items, tuple(self.trace))
