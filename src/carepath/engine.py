@@ -309,7 +309,7 @@ class Engine:
             why = "case has ended" if state.ended else "event type not used by this playbook"
             sig = Signal("ignored", event.at, data=MappingProxyType({"event": event.id, "type": event.type,
                                                                      "reason": why}))
-            return Step(state, [], [sig], _Run(self, state).deadline_items(), ((event._ts, "ignored", event.type, why),))
+            return Step(state, [], [sig], tuple(_Run(self, state).deadline_items()), ((event._ts, "ignored", event.type, why),))
         view = self._event_view(event, state=state)
         run = _Run(self, state)
         if state.next_wakeup_s is not None and state.next_wakeup_s < event._ts:
@@ -332,7 +332,7 @@ class Engine:
         if t is None:
             raise ValueError("advance() needs an aware datetime")
         if t <= state.now_s or state.next_wakeup_s is None or state.next_wakeup_s > t:
-            return Step(state, [], [], _Run(self, state).deadline_items())
+            return Step(state, [], [], tuple(_Run(self, state).deadline_items()))
         run = _Run(self, state)
         run.fire_due(t, inclusive=True)
         return run.finish()
