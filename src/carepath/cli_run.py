@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import select
 import signal
@@ -46,7 +47,9 @@ def register(sub: Any) -> None:
     p.add_argument("playbooks", nargs="+", metavar="PLAYBOOK", help="playbook files")
     p.add_argument("--store", default=DEFAULT_STORE, metavar="URL",
                    help=f"the case store (default: {DEFAULT_STORE}; sqlite:////abs/path.db for an absolute path)")
-    p.add_argument("--events", required=True, metavar="FILE", help="JSON lines of events; - for standard input")
+    p.add_argument("--events", metavar="FILE",
+                   help="JSON lines of events; - for standard input (with --follow it may be left out: a worker "
+                        "that only fires wake-ups and delivers actions)")
     p.add_argument("--clock", choices=("simulated", "real"), default=None,
                    help="simulated: time follows the events (default); real: the system clock (default with --follow)")
     p.add_argument("--until", metavar="T",
@@ -74,8 +77,16 @@ class _Stop:
         self.flag = True
 
 
-def _lines(fh: IO[str], follow: bool, poll: float, stop: _Stop) -> Iterator[str | None]:
-    """The lines of ``fh``; with ``follow``, ``None`` whenever ``poll`` seconds pass without one."""
+def _lines(fh: IO[str] | None, follow: bool, poll: float, stop: _Stop,
+           idle: Any = time.sleep) -> Iterator[str | None]:
+    """The lines of ``fh``; with ``follow``, ``None`` whenever ``poll`` seconds pass without one
+    (``idle(poll)`` waits: the store's :meth:`wait_for_work`, woken early by other workers).
+    ``fh=None``: no input, only idle ticks until stopped."""
+    if fh is None:
+        while not stop.flag:
+            idle(poll)
+            yield None
+        return
     fd: int | None
     try:
         fd = fh.fileno()
@@ -97,7 +108,7 @@ def _lines(fh: IO[str], follow: bool, poll: float, stop: _Stop) -> Iterator[str 
         if not is_file:  # the writer closed the pipe
             return
         yield None
-        time.sleep(poll)
+        idle(poll)
 
 
 def _is_regular(fd: int) -> bool:
@@ -145,6 +156,12 @@ class _Progress:
             sys.stderr.flush()
 
 
+def _log_batch(log: logging.Logger, rt: Runtime, events: int) -> None:
+    c = rt.counters
+    log.info("batch: %d events; totals: %d applied, %d rejected, %d wake-ups, %d actions, %d delivered, %d failed",
+             events, c["applied"], c["rejected"], c["woken"], c["actions"], c["delivered"], c["failed"])
+
+
 def run(args: argparse.Namespace) -> int:
     """Run; return the exit code."""
     from .cli_simulate import load_playbook
@@ -153,6 +170,9 @@ def run(args: argparse.Namespace) -> int:
     from .simulate import parse_instant
     from .state import Action, zone
 
+    if args.events is None and not args.follow:
+        print("carepath: --events is required (without --follow)", file=sys.stderr)
+        return 2
     if args.batch < 1:
         print("carepath: --batch must be at least 1", file=sys.stderr)
         return 2
@@ -175,9 +195,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"carepath: --until: {exc}", file=sys.stderr)
             return 2
     total: int | None = None
+    events_fh: IO[str] | None = None
     try:
-        if args.events == "-":
-            events_fh: IO[str] = sys.stdin
+        if args.events is None:
+            pass
+        elif args.events == "-":
+            events_fh = sys.stdin
         else:
             events_fh = Path(args.events).open(encoding="utf-8-sig")  # noqa: SIM115 - closed below
             total = os.fstat(events_fh.fileno()).st_size or None
@@ -211,7 +234,12 @@ def run(args: argparse.Namespace) -> int:
             sink.flush()
 
     stop = _Stop()
-    old = {s: signal.signal(s, stop) for s in (signal.SIGTERM,)} if args.follow else {}
+    # a worker stops cleanly on SIGTERM or SIGINT: the open batch commits, then it exits 0
+    old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)} if args.follow else {}
+    log = logging.getLogger("carepath.run")
+    if args.follow and not args.quiet and not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     progress = _Progress(args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty()), total)
     started = time.monotonic()
     events = 0
@@ -229,19 +257,24 @@ def run(args: argparse.Namespace) -> int:
         if not sim:
             rt.run_due()
         rt.deliver()
+        if args.follow:
+            _log_batch(log, rt, len(chunk))
 
     try:
         if sim:
             store.release_claims()  # a replay of the timeline takes over the claims of the run it replaces
         chunk: list[str] = []
-        for line in _lines(events_fh, args.follow, args.poll, stop):
+        for line in _lines(events_fh, args.follow, args.poll, stop, store.wait_for_work):
             if line is None:  # idle while following
                 if chunk:
                     flush(chunk)
                     chunk = []
                 if not sim:
+                    before = rt.counters["woken"] + rt.counters["delivered"] + rt.counters["failed"]
                     rt.run_due()
                     rt.deliver()
+                    if rt.counters["woken"] + rt.counters["delivered"] + rt.counters["failed"] != before:
+                        _log_batch(log, rt, 0)
                     if until is not None and clock() >= until:
                         break
                 progress.update(rt, read_bytes, events)
@@ -276,7 +309,7 @@ def run(args: argparse.Namespace) -> int:
         for signum, handler in old.items():
             signal.signal(signum, handler)
         progress.done()
-        if events_fh is not sys.stdin:
+        if events_fh is not None and events_fh is not sys.stdin:
             events_fh.close()
         if out is not None and out is not sys.stdout:
             out.close()

@@ -184,13 +184,14 @@ class PostgresStore(Store):
     host's own ``pool`` (``psycopg_pool.ConnectionPool``) or ``connection`` (used under a lock; it
     cannot be reopened if the server drops it). ``schema`` names the deployment (several share a
     database); ``migrate`` brings the schema up to date on open; ``wait`` bounds how long a unit
-    of work is retried on contention or a lost connection.
+    of work is retried on contention or a lost connection; ``check=False`` (with ``migrate=False``)
+    opens a store whatever its schema version, to report it.
     """
 
     def __init__(self, conninfo: str | None = None, *, schema: str = "carepath",
                  pool: ConnectionPool[Any] | None = None, connection: psycopg.Connection[Any] | None = None,
                  pool_min: int = 1, pool_max: int = 4, migrate: bool = True, create: bool = True,
-                 wait: float = 300.0, url: str | None = None) -> None:
+                 wait: float = 300.0, url: str | None = None, check: bool = True) -> None:
         if sum(x is not None for x in (conninfo, pool, connection)) != 1:
             raise StoreError("PostgresStore needs exactly one of conninfo, pool, connection")
         if not _NAME.match(schema):
@@ -223,7 +224,7 @@ class PostgresStore(Store):
         try:
             if migrate and create:
                 self.migrate()
-            else:
+            elif check:
                 v = self.schema_version()
                 if v == 0:
                     raise StoreError(f"no store at {self._safe_url()} (schema {schema!r} has no carepath tables)")
