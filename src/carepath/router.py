@@ -65,12 +65,14 @@ def _route(engine: Engine, state: CaseState | None, event: Event) -> Routed:
     if opens and (state.ended or start.reentry == "always"):
         if start.reentry == "never":
             return Routed("ignored", "reentry", f"case {state.case} has ended and reentry is `never`")
-        if start.min_interval is not None:
-            gap = event.at - state.opened
-            mi = start.min_interval
-            need = timedelta(seconds=mi.seconds, days=mi.days + mi.business_days)
-            if gap < need:
-                return Routed("ignored", "reentry", f"case {state.case} opened {gap} ago; min_interval is {mi.text}")
+        mi = start.min_interval
+        if mi is not None:
+            # calendar days count in the playbook timezone (same local time, DST-aware)
+            opened = state.opened
+            earliest = opened + timedelta(days=mi.days + mi.business_days) + timedelta(seconds=mi.seconds)
+            if event.at < earliest:
+                return Routed("ignored", "reentry", f"case {state.case} opened at {opened.isoformat()}; "
+                              f"min_interval is {mi.text}")
         if event.at < state.now:
             raise EventOutOfOrder(f"event {event.id} is older than case {state.case}'s now", event=event, state=state)
         engine._check(state, event)

@@ -23,11 +23,16 @@ import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .errors import CaseError, EventOutOfOrder, InvalidEvent, PlaybookMismatch
+from .router import route
 from .state import CaseState, Event, Signal
+
+_REJECTIONS: dict[str, type[CaseError]] = {
+    "out_of_order": EventOutOfOrder, "invalid": InvalidEvent, "playbook_mismatch": PlaybookMismatch}
 
 if TYPE_CHECKING:
     from .compile import Playbook
@@ -190,23 +195,15 @@ class Simulator:
             steps.append(SimStep("ignored", event.at, None, event, None, reason="event has no case key"))
             return steps
         cur = self.cases.get(key)
-        opens = eng.opens(event)
-        if cur is None:
-            if not opens:
-                steps.append(SimStep("ignored", event.at, key, event, None,
-                                     reason=f"no open case {key} and {event.type} does not open one"))
-                return steps
-            step, opened = eng.start(event), True
-        elif opens and self._reenters(cur, event):
-            step, opened = eng.start(event, previous=cur), True
-        elif cur.ended and opens:
-            steps.append(SimStep("ignored", event.at, key, event, None, previous=cur,
-                                 reason=f"case {key} has ended and start.reentry does not open a new one"))
+        r = route(eng, cur, event)  # the same decision as the runtimes make
+        if r.status == "rejected" and r.reason != "unknown_case":
+            raise _REJECTIONS.get(r.reason or "", CaseError)(r.message, event=event, state=cur)
+        if r.step is None or r.status != "applied":
+            reason = r.message or f"{event.type} ignored ({r.reason})"
+            steps.append(SimStep("ignored", event.at, key, event, None, previous=cur, reason=reason))
             return steps
-        else:
-            step, opened = eng.handle(cur, event), False
-        self.cases[key] = step.state
-        steps.append(SimStep("event", event.at, key, event, step, previous=cur, opened=opened))
+        self.cases[key] = r.step.state
+        steps.append(SimStep("event", event.at, key, event, r.step, previous=cur, opened=r.opened))
         return steps
 
     def advance_to(self, t: datetime) -> list[SimStep]:
@@ -228,21 +225,6 @@ class Simulator:
     def _tick(self, t: datetime) -> None:
         if self.now is None or t > self.now:
             self.now = t
-
-    def _reenters(self, cur: CaseState, event: Event) -> bool:
-        start = self.playbook.start
-        if start.reentry == "never" or (start.reentry == "after_exit" and not cur.ended):
-            return False
-        if start.reentry != "always" and not cur.ended:
-            return False
-        mi = start.min_interval
-        if mi is not None:
-            opened = cur.opened
-            earliest = (opened + timedelta(days=mi.days)).astimezone(opened.tzinfo) if mi.days else opened
-            earliest = earliest + timedelta(seconds=mi.seconds)
-            if event.at < earliest:
-                return False
-        return True
 
     def _wake(self, t: datetime, *, inclusive: bool) -> list[SimStep]:
         """Advance cases one wake-up instant at a time, earliest first (ties: by case key)."""
