@@ -651,7 +651,7 @@ def compile_playbook(spec: PlaybookSpec, rep: Reporter, text: str = "") -> Playb
         return None
     canon = json.dumps(spec.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"),
                        ensure_ascii=False, default=str)
-    digest = hashlib.sha256(canon.encode()).hexdigest()
+    digest = hashlib.sha256(canon.encode()).hexdigest()[:32]  # 128 bits: ample, and states stay small
     return Playbook(
         id=spec.id, version=str(spec.version), content_hash=digest, title=spec.title, timezone=spec.timezone, spec=spec,
         fields=MappingProxyType(dict(c.fields)), defaults=MappingProxyType(dict(c.defaults)),

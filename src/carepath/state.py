@@ -336,14 +336,21 @@ class Clock:
                 d[k] = v
         if self.pauses:
             d["pauses"] = [list(p) for p in self.pauses]
-        if self.history:
-            d["history"] = [r.to_dict() for r in self.history]
+        if self.history:  # compact rows: [cycle, started, stopped, elapsed, paused, target, met, failed_by]
+            d["history"] = [[r.cycle, _r(r.started.timestamp()), _r(r.stopped.timestamp()), r.elapsed.total_seconds(),
+                             r.paused.total_seconds(), None if r.target is None else r.target.total_seconds(),
+                             r.met, None if r.failed_by is None else r.failed_by.total_seconds()]
+                            for r in self.history]
         return d
 
     @classmethod
     def from_dict(cls, name: str, d: Mapping[str, Any], tz: tzinfo) -> Clock:
         """Inverse of :meth:`to_dict`."""
         hist = tuple(
+            ClockRecord(r[0], dt(r[1], tz), dt(r[2], tz), timedelta(seconds=r[3]), timedelta(seconds=r[4]),
+                        None if r[5] is None else timedelta(seconds=r[5]), r[6],
+                        None if r[7] is None else timedelta(seconds=r[7]))
+            if isinstance(r, list) else
             ClockRecord(r["cycle"], datetime.fromisoformat(r["started"]), datetime.fromisoformat(r["stopped"]),
                         timedelta(seconds=r["elapsed"]), timedelta(seconds=r["paused"]),
                         None if r["target"] is None else timedelta(seconds=r["target"]), r["met"],
