@@ -146,11 +146,11 @@ def test_run_follow_is_a_worker_that_stops_cleanly(tmp_path: Path) -> None:
     url = postgres_schema_url()
     src = ROOT / "examples" / "events" / "vn-retail-support.jsonl"
     s = open_store(url)  # events applied by someone else; the worker only wakes cases and delivers
+    from datetime import UTC, datetime, timedelta
+
     import carepath
     from carepath.clock import ManualClock
     from carepath.runtime import Runtime
-
-    from datetime import UTC, datetime, timedelta
 
     evs = [json.loads(x) for x in src.read_text(encoding="utf-8").splitlines() if x.strip()]
     shift = datetime.now(UTC) - timedelta(hours=2) - datetime.fromisoformat(evs[-1]["at"])
