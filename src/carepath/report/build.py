@@ -47,6 +47,13 @@ def _week(d: date) -> date:
 
 def build_report(playbook: Playbook, rp: Replay) -> dict[str, Any]:
     """The report of one replay (or store view)."""
+    from ..replay import batch_gc
+
+    with batch_gc():
+        return _build(playbook, rp)
+
+
+def _build(playbook: Playbook, rp: Replay) -> dict[str, Any]:
     tz = zone(playbook.timezone)
     m = Metrics(rp)
     last_day = None if rp.last_s is None else datetime.fromtimestamp(rp.last_s, tz).date()
