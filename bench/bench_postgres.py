@@ -28,8 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import carepath  # noqa: E402
 from bench_runtime import log  # noqa: E402
+
+import carepath  # noqa: E402
 from carepath.clock import ManualClock  # noqa: E402
 from carepath.runtime import Runtime, open_store  # noqa: E402
 from carepath.simulate import Simulator  # noqa: E402
