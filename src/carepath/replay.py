@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
@@ -174,15 +174,6 @@ def read_events(source: str | Path | IO[str]) -> list[Event]:
 _END_SUFFIXES = (".met", ".missed", ".cancelled")
 
 
-def _add_interval(t: float, d: Any, tz: Any) -> float:
-    """``t`` plus a wall-clock duration (calendar days in the playbook timezone)."""
-    if d.days:
-        local = dt(t, tz)
-        moved = (local.replace(tzinfo=None) + timedelta(days=int(d.days))).replace(tzinfo=tz)
-        return _r(moved.timestamp() + float(d.seconds))
-    return t + float(d.seconds)
-
-
 def replay(playbook: Playbook, events: Iterable[Event]) -> Replay:
     """Replay ``events`` (any order: sorted stably by ``at``) through a fresh engine."""
     with batch_gc():
@@ -191,7 +182,7 @@ def replay(playbook: Playbook, events: Iterable[Event]) -> Replay:
 
 def _replay(playbook: Playbook, events: Iterable[Event]) -> Replay:
     from .engine import Engine
-    from .errors import CarepathError
+    from .router import route
 
     eng = Engine(playbook)
     tz = zone(playbook.timezone)
@@ -199,7 +190,6 @@ def _replay(playbook: Playbook, events: Iterable[Event]) -> Replay:
     fast_key = start.key_text.strip().lstrip("=").strip() == "event.case"
     start_on = start.on
     reentry = start.reentry
-    min_iv = start.min_interval
     mentions = eng.mentions
 
     evs = sorted(events, key=lambda e: e._ts)
@@ -244,7 +234,7 @@ def _replay(playbook: Playbook, events: Iterable[Event]) -> Replay:
         else:
             try:
                 key = eng.case_key(e)
-            except CarepathError:
+            except Exception:  # a key expression that cannot be evaluated: no case
                 key = None
         if key is None:
             case_ids.append(None)
@@ -253,35 +243,29 @@ def _replay(playbook: Playbook, events: Iterable[Event]) -> Replay:
             continue
         cid = current.get(key)
         st = states.get(cid) if cid is not None else None
-        opens = et in start_on and eng.opens(e)
-        new_case = False
-        if opens:
-            if st is None:
-                new_case = True
-            elif reentry != "never":
-                if not st.ended and reentry == "after_exit" and st.next_wakeup_s is not None \
-                        and st.next_wakeup_s < e._ts:
-                    st = absorb(eng.advance(st, dt(e._ts - 1e-6, tz)), cid)  # type: ignore[arg-type]
-                if (st.ended or reentry == "always") and (
-                        min_iv is None or e._ts >= _add_interval(st.opened_s, min_iv, tz)):
-                    new_case = True
-        try:
-            if new_case:
-                n = generation.get(key, 0)
-                generation[key] = n + 1
-                ncid = key if n == 0 else f"{key}#{n}"
-                step = eng.start(e, previous=st)
-                current[key] = cid = ncid
-                st = absorb(step, ncid)
-                out.opened.append((e._ts, ncid, ctx_of(st)))
-            elif st is not None and not st.ended:
-                if mentions(et):
-                    st = absorb(eng.handle(st, e), cid)  # type: ignore[arg-type]
-                elif st.next_wakeup_s is not None and st.next_wakeup_s < e._ts:
-                    # an event the playbook ignores still sees the case as it is at its instant
-                    st = absorb(eng.advance(st, dt(e._ts - 1e-6, tz)), cid)  # type: ignore[arg-type]
-        except CarepathError as exc:
-            out.rejected.append((e, str(exc)))
+        if st is not None and not mentions(et):
+            # a type the playbook never mentions: nothing to route, but the event still sees the
+            # case as it is at its instant (wake-ups due strictly before it fire)
+            if not st.ended and st.next_wakeup_s is not None and st.next_wakeup_s < e._ts:
+                st = absorb(eng.advance(st, dt(e._ts - 1e-6, tz)), cid)  # type: ignore[arg-type]
+        else:
+            if st is not None and not st.ended and reentry == "after_exit" and st.next_wakeup_s is not None \
+                    and st.next_wakeup_s < e._ts and et in start_on and eng.opens(e):
+                # the runtime fires wake-ups due strictly before an event first: a timer may have
+                # ended the case, and then this event opens a new one
+                st = absorb(eng.advance(st, dt(e._ts - 1e-6, tz)), cid)  # type: ignore[arg-type]
+            r = route(eng, st, e)  # the re-entry policy shared with the runtimes and Flink
+            if r.status == "applied" and r.step is not None:
+                if r.opened:
+                    n = generation.get(key, 0)
+                    generation[key] = n + 1
+                    current[key] = cid = key if n == 0 else f"{key}#{n}"
+                    st = absorb(r.step, cid)
+                    out.opened.append((e._ts, cid, ctx_of(st)))
+                else:
+                    st = absorb(r.step, cid)  # type: ignore[arg-type]
+            elif r.status == "rejected":
+                out.rejected.append((e, f"{r.reason}: {r.message}"))
         if st is None:
             case_ids.append(None)
             contexts.append(None)
