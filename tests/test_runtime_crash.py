@@ -179,6 +179,8 @@ def test_two_processes_on_one_database_file(tmp_path: Path) -> None:
         assert items and all(i.status == "delivered" for i in items)
         written = [json.loads(x)["id"] for n in "ab" for x in
                    (tmp_path / f"out-{n}.jsonl").read_text(encoding="utf-8").splitlines()]
-        assert sorted(written) == sorted(i.id for i in items)  # each handed over exactly once here
+        # at least once (SPEC §7): two processes on their own simulated clocks may both hand over an
+        # item whose lease lapsed on one of them; every id is there, and nothing else
+        assert set(written) == {i.id for i in items}
     finally:
         s.close()
