@@ -97,6 +97,10 @@ def configure(*, parallelism: int = 1, checkpoint_ms: int | None = 1000, restart
     if restarts > 0:
         conf.set_string("restart-strategy.fixed-delay.attempts", str(restarts))
         conf.set_string("restart-strategy.fixed-delay.delay", f"{restart_delay_ms} ms")
+    # PyFlink 2.3: with Python workers on Flink's managed memory, cancelling a task chain of several
+    # Python operators (what a restart does) releases the shared Beam harness twice ("Reference
+    # count must not be negative") and takes the TaskManager down; off managed memory, it does not.
+    conf.set_string("python.fn-execution.memory.managed", "false")
     if state_backend:
         conf.set_string("state.backend.type", state_backend)
     if checkpoint_dir:

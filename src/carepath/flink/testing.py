@@ -1,9 +1,10 @@
 """Fault injection for the Flink job's tests (imports PyFlink).
 
-:class:`FailOnce` passes event lines through and raises once, at the ``at``-th line of its first
-attempt; it records in ``marker_dir`` which line each attempt started with, so a test can tell that
-the restarted job resumed from a checkpoint (its first line is not the file's first line) rather
-than from the beginning.
+:class:`FailOnce` passes event lines through, slowly, until a checkpoint of the job has completed
+(a ``chk-N/_metadata`` file under the checkpoint directory) and at least ``after`` lines went by;
+then it raises, once. It records in ``marker_dir`` which line each attempt started with, so a test
+can tell that the restarted job resumed from the checkpoint (its first line is not the file's
+first line) rather than from the beginning. Once it has failed it passes lines at full speed.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ __all__ = ["FailOnce", "attempts"]
 
 
 class FailOnce(MapFunction):  # type: ignore[misc, unused-ignore]
-    """Identity on lines; raises ``RuntimeError`` once, at line ``at`` (1-based) of the first attempt.
-    ``sleep_s`` per line keeps the job running long enough for checkpoints to complete."""
+    """Identity on lines; raises ``RuntimeError`` once, at the first line (from line ``after`` on)
+    seen after a checkpoint under ``checkpoint_dir`` completed; ``sleep_s`` per line until then."""
 
-    def __init__(self, marker_dir: str, at: int, sleep_s: float = 0.0) -> None:
+    def __init__(self, marker_dir: str, checkpoint_dir: str, after: int = 5, sleep_s: float = 0.3) -> None:
         self.marker_dir = marker_dir
-        self.at = at
+        self.checkpoint_dir = checkpoint_dir
+        self.after = after
         self.sleep_s = sleep_s
         self.count = 0
         self.attempt = 0
@@ -38,12 +40,13 @@ class FailOnce(MapFunction):  # type: ignore[misc, unused-ignore]
         d = Path(self.marker_dir)
         if self.count == 1:
             (d / f"attempt-{self.attempt}-{time.time_ns()}.json").write_text(json.dumps(str(value)), encoding="utf-8")
-        if self.sleep_s:
-            time.sleep(self.sleep_s)
         failed = d / "failed"
-        if self.count == self.at and not failed.exists():
+        if failed.exists():
+            return value
+        if self.count >= self.after and any(Path(self.checkpoint_dir).glob("*/chk-*/_metadata")):
             failed.write_text(str(value), encoding="utf-8")
-            raise RuntimeError(f"injected failure at line {self.at}")
+            raise RuntimeError(f"injected failure at line {self.count} of attempt {self.attempt}")
+        time.sleep(self.sleep_s)
         return value
 
 
