@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
 from html import escape as _html_escape
+from typing import Any, Literal
 
 __all__ = ["CODES", "FORMATS", "Diagnostic", "format_diagnostics", "path_str"]
 

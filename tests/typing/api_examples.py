@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from carepath import Calendar, CaseState, Engine, Event, PlaybookError, Step, load, loads
 from carepath.runtime import Runtime, open_store
@@ -37,7 +38,8 @@ def calendars(t: datetime) -> timedelta:
     v: datetime = cal.add_days(t, 2)
     assert cal.is_open(cal.next_open(t))
     always = Calendar.from_dict("always")
-    office: Calendar = loads(open("examples/vn-retail-support.yaml").read(), base_dir="examples").calendars["office"]
+    text = Path("examples/vn-retail-support.yaml").read_text(encoding="utf-8")
+    office: Calendar = loads(text, base_dir="examples").calendars["office"]
     return cal.elapsed(u, v) + always.elapsed(u, v) + office.elapsed(u, v)
 
 
