@@ -100,7 +100,7 @@ def test_a_failure_restarts_from_the_last_checkpoint(tmp_path: Path) -> None:
         from pyflink.common import Types
 
         # one subtask, chained to the source: it sees every line, in file order
-        return ds.map(FailOnce(str(marks), str(chk), after=5), output_type=Types.STRING()).set_parallelism(1)
+        return ds.map(FailOnce(str(marks), str(chk), after=3), output_type=Types.STRING()).set_parallelism(1)
 
     # bundles of one element: a checkpoint barrier never waits behind a queue of slow lines
     res = run_lines([playbook(name)], lines, parallelism=2, checkpoint_ms=200, prepare=prepare,

@@ -23,7 +23,7 @@ class FailOnce(MapFunction):  # type: ignore[misc, unused-ignore]
     """Identity on lines; raises ``RuntimeError`` once, at the first line (from line ``after`` on)
     seen after a checkpoint under ``checkpoint_dir`` completed; ``sleep_s`` per line until then."""
 
-    def __init__(self, marker_dir: str, checkpoint_dir: str, after: int = 5, sleep_s: float = 0.3) -> None:
+    def __init__(self, marker_dir: str, checkpoint_dir: str, after: int = 3, sleep_s: float = 1.0) -> None:
         self.marker_dir = marker_dir
         self.checkpoint_dir = checkpoint_dir
         self.after = after
