@@ -11,7 +11,7 @@ to handle, and a contact waits when every agent is busy. With traffic intensity
 
 >>> from datetime import timedelta
 >>> round(service_level(14, 100, timedelta(minutes=30), timedelta(seconds=180), timedelta(seconds=20)), 4)
-0.8885
+0.8884
 >>> agents_needed(100, timedelta(minutes=30), timedelta(seconds=180), timedelta(seconds=20), 0.8)
 14
 """
