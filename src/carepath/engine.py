@@ -123,7 +123,9 @@ class _Scope(Mapping[str, Any]):
             return r.data.get("channel")
         if name.startswith("sla."):
             parts = name.split(".")
-            c = r.clocks.get(parts[1]) if len(parts) == 3 else None
+            c: Any = None
+            if len(parts) == 3:
+                c = r.clocks.get(parts[1]) or r._frozen.get(parts[1])
             if c is None:
                 return default
             attr = parts[2]
@@ -131,7 +133,10 @@ class _Scope(Mapping[str, Any]):
                 return c.status
             if attr == "breached":
                 return c.breached
-            r.touch(c)
+            if isinstance(c, _CW):
+                r.touch(c)
+            elif attr == "due":
+                return None if c.due_s is None else dt(c.due_s, r.eng.tz)
             if attr == "elapsed":
                 return timedelta(seconds=c.elapsed_s)
             if attr == "remaining":
@@ -242,6 +247,8 @@ class Engine:
             retarget = (len(c.targets) > 1 or any(t.when is not None or t.calendar == "channel" for t in c.targets)
                         or c.calendar == "channel")
             self._clock_plan[name] = (on, enter, has_when, retarget)
+        self._clock_names = tuple(playbook.clocks)
+        self._clock_index = {n: i for i, n in enumerate(self._clock_names)}
         # segments need recomputing on an event only when they read more than the case's fields
         self._segments_volatile = any(n not in playbook.fields
                                       for _, e in playbook.segments for n in e.names)
@@ -426,7 +433,12 @@ class _Run:
         self.tier = s.tier
         self.segment = s.segment
         self.segments = s.segments
-        self.clocks: dict[str, _CW] = {n: _CW(c, self.pb.clocks[n]) for n, c in s.clocks.items() if n in self.pb.clocks}
+        # copy-on-write: only open clocks (and those a trigger touches) get a working copy;
+        # the others are carried over frozen
+        self._frozen = s.clocks
+        defs = self.pb.clocks
+        self.clocks: dict[str, _CW] = {n: _CW(c, defs[n]) for n, c in s.clocks.items()
+                                       if (c.status == "running" or c.status == "paused") and n in defs}
         self.now = s.now_s
         self.opened = s.opened_s
         self.seq = s.seq
@@ -446,6 +458,15 @@ class _Run:
         self._now_dt_s = -1.0
         self._now_dt = datetime.min
         self._pseq = max((p.seq for p in self.pending), default=0)
+
+    def cw(self, name: str) -> _CW:
+        """The working copy of clock ``name`` (made on first use)."""
+        c = self.clocks.get(name)
+        if c is None:
+            frozen = self._frozen.get(name)
+            c = _CW(frozen if frozen is not None else Clock(name, tz=self.eng.tz), self.pb.clocks[name])
+            self.clocks[name] = c
+        return c
 
     @classmethod
     def fresh(cls, eng: Engine, key: str, at: float, seq: int) -> _Run:
@@ -845,10 +866,16 @@ class _Run:
     def eval_clocks(self, type_: str, view: Mapping[str, Any] | None, entered: list[str]) -> None:
         self._view = view
         plans = self.eng._clock_plan
-        for c in self.clocks.values():
+        for name in self.eng._clock_names:
+            on, enter, has_when, needs_retarget = plans[name]
+            quiet = not has_when and type_ not in on and not (entered and enter.intersection(entered))
+            c = self.clocks.get(name)
+            if c is None:
+                if quiet:
+                    continue  # a closed clock no trigger touches stays as it was
+                c = self.cw(name)
             d = c.def_
-            on, enter, has_when, needs_retarget = plans[c.name]
-            if not has_when and type_ not in on and not (entered and enter.intersection(entered)):
+            if quiet:
                 if c.is_open:  # no trigger can fire: only pause/resume and retargeting remain
                     if d.pause is not None:
                         self.pause_or_resume(c, view)
@@ -1002,10 +1029,11 @@ class _Run:
         best: tuple[float, int, int, Any] | None = None
         cand: tuple[float, int, int, Any]
         if not self.ended:
-            for i, c in enumerate(self.clocks.values()):
+            index = self.eng._clock_index
+            for c in self.clocks.values():
                 n = self.clock_next(c)
                 if n is not None:
-                    cand = (n[0], 0, i, c)
+                    cand = (n[0], 0, index[c.name], c)
                     if best is None or cand[:3] < best[:3]:
                         best = cand
         for p in self.pending:
@@ -1074,8 +1102,19 @@ class _Run:
             self.after_change("", None, [])
 
     # -- freeze ----------------------------------------------------------------------------------------------------
-    def finish(self) -> Step:
+    def frozen_clocks(self) -> dict[str, Clock]:
         tz = self.eng.tz
+        out: dict[str, Clock] = {}
+        for n in self.eng._clock_names:
+            c = self.clocks.get(n)
+            if c is not None:
+                out[n] = c.freeze(tz)
+            else:
+                f = self._frozen.get(n)
+                out[n] = f if f is not None else Clock(n, tz=tz)
+        return out
+
+    def finish(self) -> Step:
         for c in self.clocks.values():
             self.touch(c)
             c.due_s = self.clock_due(c) if c.is_open or c.breached else None
@@ -1084,7 +1123,7 @@ class _Run:
         state = CaseState(
             playbook=self.pb.id, version=self.pb.version, content_hash=self.pb.content_hash, case=self.case,
             stage=self.stage, data=MappingProxyType(self.data), tier=self.tier, segment=self.segment,
-            segments=tuple(self.segments), clocks=MappingProxyType({n: c.freeze(tz) for n, c in self.clocks.items()}),
+            segments=tuple(self.segments), clocks=MappingProxyType(self.frozen_clocks()),
             now_s=self.now, opened_s=self.opened, seq=self.seq, epoch=self.epoch, ended=self.ended,
             pending=tuple(sorted(self.pending, key=lambda p: (p.due, p.seq))),
             sends=MappingProxyType({k: v for k, v in self.sends.items() if v}), timezone=self.pb.timezone,
