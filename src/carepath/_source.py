@@ -30,6 +30,8 @@ class Reporter:
     main: Source
     origins: dict[tuple[str, str], Source] = field(default_factory=dict)  # (section, name) → included file
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    tainted: set[tuple[str, str]] = field(default_factory=set)  # (section, name) removed after a schema error
+    pruned: bool = False  # the schema rejected parts of the playbook; the rest was checked without them
 
     def source_of(self, path: Path) -> Source:
         """The file that holds ``path`` (an included file for entries merged from it)."""
@@ -64,6 +66,9 @@ class Reporter:
     ) -> None:
         """Record a finding at ``path`` (its key when ``key``; ``offset`` inside a scalar)."""
         p = tuple(path)
+        if self.tainted and code in ("CP402", "CP403") and any(
+                s == "fields" and f"'{n}'" in message for s, n in self.tainted):
+            return  # an expression naming a field the schema rejected: already reported there
         file, line, col = self.locate(p, key=key, offset=offset)
         sev = severity or CODES.get(code, ("error", ""))[0]
         self.diagnostics.append(

@@ -285,6 +285,10 @@ class _Compiler:
                   extra: tuple[str, ...] = ()) -> None:
         if value is None or value in options or value in extra:
             return
+        section = {"CP301": "stages", "CP302": "tiers", "CP303": "calendars", "CP304": "channels",
+                   "CP305": "segments", "CP306": "templates", "CP308": "slas"}.get(code, "")
+        if (section, value) in self.rep.tainted:
+            return  # the entry exists but the schema rejected it: reported there already
         self.rep.add(code, f"unknown {what} {value!r}", path, hint=self.hint(value, options + list(extra)))
 
     # -- sections ------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ once; ``load`` raises :class:`~carepath.errors.PlaybookError` when any is an err
 
 from __future__ import annotations
 
+import copy
 import difflib
 import os
 from dataclasses import dataclass, field
@@ -106,7 +107,7 @@ def check(text: str, *, file: str = "<string>", base_dir: str | os.PathLike[str]
     from .lint import lint
 
     playbook = compile_playbook(spec, rep, text)
-    if playbook is not None:
+    if playbook is not None and not rep.pruned:  # the semantic checks need the whole playbook
         lint(playbook, rep)
     if rep.has_errors:
         return CheckResult(None, rep.diagnostics, sources)
@@ -200,7 +201,56 @@ def _validate_model(data: dict[str, Any], rep: Reporter) -> PlaybookSpec | None:
         return PlaybookSpec.model_validate(data)
     except ValidationError as exc:
         _report_validation(exc, data, rep)
-        return None
+        first = exc
+    # Report every finding at once (SPEC §5): drop what the schema rejected and check the rest.
+    # Entries removed whole are "tainted", so references to them are not reported as unknown.
+    work = copy.deepcopy(data)
+    errors = first.errors(include_url=False)
+    for _ in range(8):
+        for err in errors:
+            path, _exists = _clean_loc(work, err["loc"])
+            if not _prune(work, path, str(err["type"]) == "missing", rep):
+                return None
+        try:
+            spec = PlaybookSpec.model_validate(work)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            continue
+        rep.pruned = True
+        return spec
+    return None
+
+
+_SECTIONS = ("events", "fields", "calendars", "channels", "segments", "tiers", "templates", "stages", "slas")
+
+
+def _prune(data: Any, path: tuple[str | int, ...], missing: bool, rep: Reporter) -> bool:
+    """Remove the node at ``path`` (its parent's entry when a key is missing); ``False`` when the
+    playbook cannot be checked further (a required top-level key is wrong)."""
+    target = path[:-1] if missing else path
+    if len(target) <= 1:
+        if target in (("id",), ("version",)):
+            parent_key = target[0]
+            data[parent_key] = "invalid" if parent_key == "id" else "0"
+            return True
+        if target and target[0] not in ("carepath", "start", "stages") and isinstance(data, dict):
+            data.pop(target[0], None)
+            return True
+        return False
+    parent = data
+    for step in target[:-1]:
+        try:
+            parent = parent[step]
+        except (KeyError, IndexError, TypeError):
+            return True  # already gone
+    last = target[-1]
+    if isinstance(parent, dict):
+        parent.pop(last, None)
+    elif isinstance(parent, list) and isinstance(last, int) and 0 <= last < len(parent):
+        parent.pop(last)
+    if len(target) == 2 and target[0] in _SECTIONS:
+        rep.tainted.add((str(target[0]), str(target[1])))
+    return True
 
 
 def _report_validation(exc: ValidationError, data: Any, rep: Reporter) -> None:
@@ -234,7 +284,7 @@ def _report_validation(exc: ValidationError, data: Any, rep: Reporter) -> None:
             hint = "write `carepath: 1`"
         else:
             msg = str(err["msg"])
-            if code == "CP203" and exists:
+            if code == "CP203" and exists and not etype.startswith("CP"):
                 msg = f"{msg}, got {_short(_get(data, path))}"
         ident = (code, path)
         if ident in seen:

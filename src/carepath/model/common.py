@@ -66,6 +66,6 @@ def check_duration(value: Any, *, business: bool = False) -> str:
 def check_name(value: Any, what: str = "name") -> str:
     """A reference name: letters, digits, ``_ . : -``."""
     if not isinstance(value, str) or not NAME_RE.fullmatch(value):
-        raise PydanticCustomError("CP203", "invalid {what} {value!r}: use letters, digits, '_', '.', ':' or '-'",
+        raise PydanticCustomError("CP203", "invalid {what} '{value}': use letters, digits, '_', '.', ':' or '-'",
                                   {"what": what, "value": value})
     return value

@@ -56,7 +56,7 @@ class PlaybookSpec(Model):
         from pydantic_core import PydanticCustomError
 
         if not ID_RE.fullmatch(v):
-            raise PydanticCustomError("CP203", "playbook id {v!r} must match [a-z0-9][a-z0-9_-]*", {"v": v})
+            raise PydanticCustomError("CP203", "playbook id '{v}' must match [a-z0-9][a-z0-9_-]*", {"v": v})
         return v
 
     @field_validator("version", mode="after")

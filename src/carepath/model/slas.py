@@ -73,7 +73,7 @@ class ThresholdSpec(Model):
         if s[:1] in "+-":
             check_duration(s[1:], business=True)
             return s
-        raise PydanticCustomError("CP203", "cannot read threshold {v!r}",
+        raise PydanticCustomError("CP203", "cannot read threshold '{v}'",
                                   {"v": v, "hint": "write a share of the target (75%) or a signed offset (-15m, +1h)"})
 
 
