@@ -6,8 +6,9 @@ import textwrap
 
 import pytest
 
-from carepath.lint import MAX_GAP_CLOSED, parse_target, parse_value, typical_open_day
+from carepath.lint import MAX_GAP_CLOSED, typical_open_day
 from carepath.loader import check, loads
+from carepath.targets import TargetError, parse_target, parse_value
 
 HEAD = """\
 carepath: 1
@@ -466,12 +467,14 @@ def test_goals(goal: str, want: list[str]) -> None:
 
 
 def test_goal_value_parsing() -> None:
-    op, q, problem = parse_target(">= 90%", "share")
-    assert (op, q and q.value, problem) == (">=", 0.9, None)
-    q, problem = parse_value("2h", "time")
-    assert q is not None and q.value == 7200 and problem is None
-    assert parse_target("90%", "share")[2] is not None
-    assert parse_target(0.9, "share")[2] is not None
+    t = parse_target(">= 90%", "share")
+    assert (t.op, t.value) == (">=", 0.9)
+    assert parse_value("2h", "time") == 7200
+    for bad in ("90%", 0.9):  # no operator
+        with pytest.raises(TargetError):
+            parse_target(bad, "share")
+    with pytest.raises(TargetError):
+        parse_value("120%", "share")
     assert 0 < MAX_GAP_CLOSED < 1
 
 

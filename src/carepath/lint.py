@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import difflib
 import math
-import re
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from .targets import KIND, TIME_METRIC_CLOCK, TargetError, parse_target, parse_value
 
 if TYPE_CHECKING:
     from ._source import Reporter
@@ -39,22 +40,7 @@ __all__ = ["BUILTIN_METRICS", "lint"]
 Path = tuple[str | int, ...]
 
 #: Built-in metrics (SPEC §6) → their kind: ``share`` (0..1), ``nps`` (points), ``ces`` (1..7), ``time``.
-BUILTIN_METRICS: dict[str, str] = {
-    "csat": "share",
-    "nps": "nps",
-    "ces": "ces",
-    "first_response_time": "time",
-    "resolution_time": "time",
-    "sla_attainment": "share",
-    "fcr": "share",
-    "aht": "time",
-    "reopen_rate": "share",
-    "repeat_purchase_rate": "share",
-    "complaint_rate": "share",
-    "return_rate": "share",
-}
-#: The clock a time metric reads when the goal names no ``sla:``.
-TIME_METRIC_CLOCK = {"first_response_time": "first_response", "resolution_time": "resolution"}
+BUILTIN_METRICS = KIND  # the built-in metrics and their kinds (carepath.targets)
 #: CP608: a target that asks to close more than this share of the gap between the baseline and
 #: the best possible value in one window is implausible.
 MAX_GAP_CLOSED = 0.75
@@ -855,18 +841,6 @@ def check_segments(pb: Playbook, rep: Reporter) -> None:
 # goals: CP509 CP510 CP511 CP608 and references
 
 
-_TARGET = re.compile(r"\s*(>=|<=|>|<)\s*(.+?)\s*$")
-_NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
-
-
-@dataclass(frozen=True)
-class Quantity:
-    """A goal value in the metric's unit: shares as fractions, NPS in points, times in seconds."""
-
-    value: float
-    text: str
-
-
 def metric_kind(pb: Playbook, metric: str) -> str | None:
     """``share``, ``nps``, ``ces``, ``time``, ``custom``, or ``None`` for an unknown metric."""
     if metric in BUILTIN_METRICS:
@@ -874,59 +848,6 @@ def metric_kind(pb: Playbook, metric: str) -> str | None:
     if metric in pb.spec.metrics.custom:
         return "custom"
     return None
-
-
-def parse_value(raw: Any, kind: str) -> tuple[Quantity | None, str | None]:
-    """Read a target value (or a baseline) for a metric kind: ``(quantity, problem)``."""
-    from .durations import DurationError, parse_duration
-
-    text = str(raw).strip()
-    if isinstance(raw, bool):
-        return None, "expected a number"
-    if kind == "time":
-        if isinstance(raw, int | float) or _NUMBER.fullmatch(text):
-            return None, "a time needs a unit, such as 2h, 30m or 90s"
-        try:
-            d = parse_duration(text)
-        except DurationError as exc:
-            return None, str(exc)
-        if not d.is_exact:
-            return None, "a time metric is measured in business seconds: use h, m or s, not d, w or bd"
-        return Quantity(d.seconds, text), None
-    pct = text.endswith("%")
-    num = text[:-1].strip() if pct else text
-    if not _NUMBER.fullmatch(num):
-        return None, f"cannot read {text!r} as a number" + (" (a time is not a valid value here)" if kind != "custom" else "")
-    v = float(num)
-    if kind == "share":
-        if pct:
-            v /= 100
-        if not 0 <= v <= 1:
-            return None, "a share is between 0% and 100% (or 0 and 1)"
-    elif kind == "nps":
-        if pct:
-            return None, "NPS is in points from -100 to 100, not a percentage"
-        if not -100 <= v <= 100:
-            return None, "NPS is between -100 and 100 points"
-    elif kind == "ces":
-        if pct:
-            return None, "CES is a mean score from 1 to 7, not a percentage"
-        if not 1 <= v <= 7:
-            return None, "CES is a mean score between 1 and 7"
-    elif pct:
-        v /= 100
-    return Quantity(v, text), None
-
-
-def parse_target(raw: Any, kind: str) -> tuple[str | None, Quantity | None, str | None]:
-    """``">= 90%"`` → ``(">=", 0.9, None)``; a problem → ``(None, None, message)``."""
-    if not isinstance(raw, str):
-        return None, None, "a target compares: write it as a string like \">= 90%\" or \"<= 2h\""
-    m = _TARGET.fullmatch(raw)
-    if not m:
-        return None, None, f"cannot read target {raw!r}: write an operator (>=, <=, >, <) and a value"
-    q, problem = parse_value(m.group(2), kind)
-    return m.group(1), q, problem
 
 
 #: The best possible value of a bounded metric in each direction (``up`` = higher is better).
@@ -959,27 +880,29 @@ def _did_you_mean(word: str, options: list[str]) -> str | None:
 
 
 def _check_goal_target(pb: Playbook, goal: Any, kind: str, path: Path, rep: Reporter) -> None:
-    op, q, problem = parse_target(goal.target, kind)
-    if problem is not None or op is None or q is None:
-        rep.add("CP510", f"goal {goal.id!r}: {problem}", (*path, "target"),
+    try:
+        target = parse_target(goal.target, kind)
+    except TargetError as exc:
+        rep.add("CP510", f"goal {goal.id!r}: {exc}", (*path, "target"),
                 hint=f"for {goal.metric}, write a target such as {_EXAMPLES[kind]}")
         return
     if goal.baseline is None or kind == "custom":
         return
-    base, bproblem = parse_value(goal.baseline, kind)
-    if bproblem is not None or base is None:
-        rep.add("CP510", f"goal {goal.id!r}: baseline {goal.baseline!r}: {bproblem}", (*path, "baseline"),
+    try:
+        base = parse_value(goal.baseline, kind)
+    except TargetError as exc:
+        rep.add("CP510", f"goal {goal.id!r}: baseline {goal.baseline!r}: {exc}", (*path, "baseline"),
                 hint=f"write the baseline in the metric's unit, such as {_EXAMPLES[kind].split(' ')[-1]}")
         return
-    up = op in (">=", ">")
+    up = target.higher_is_better
     best = _BEST[kind][0 if up else 1]
-    gap = best - base.value if up else base.value - best
-    need = q.value - base.value if up else base.value - q.value
+    gap = best - base if up else base - best
+    need = target.value - base if up else base - target.value
     if need <= 0 or gap <= 0 or math.isinf(gap):
         return
     share = need / gap
     if share > MAX_GAP_CLOSED:
-        rep.add("CP608", f"goal {goal.id!r}: from a baseline of {base.text}, the target {goal.target} closes "
+        rep.add("CP608", f"goal {goal.id!r}: from a baseline of {goal.baseline}, the target {goal.target} closes "
                 f"{share:.0%} of the gap to the best possible value in one window (more than "
                 f"{MAX_GAP_CLOSED:.0%} is implausible)", (*path, "target"),
                 hint="set an intermediate target for this window, or check the baseline")

@@ -19,7 +19,7 @@ from ..replay import Ctx
 from ..state import zone
 from .stats import stat as _stat
 from .stats import summary
-from .targets import KIND
+from .targets import KIND, TIME_METRIC_CLOCK
 
 if TYPE_CHECKING:
     from ..compile import Playbook
@@ -34,7 +34,6 @@ CONVENTIONAL_EVENTS = ("survey.answered", "agent.replied", "case.solved", "case.
 GROUPS = ("segment", "channel", "tier", "stage")
 _GROUP_INDEX = {g: i for i, g in enumerate(GROUPS)}
 _SURVEY_RANGE = {"csat": (1, 5), "nps": (0, 10), "ces": (1, 7)}
-TIME_METRIC_CLOCK = {"first_response_time": "first_response", "resolution_time": "resolution"}
 
 Where = Mapping[str, str | None]
 
