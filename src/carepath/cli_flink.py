@@ -51,7 +51,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the job; return the exit code."""
-    from .cli_simulate import load_playbook
+    from ._cli_util import load_playbooks
     from .flink import available
     from .simulate import parse_instant
     from .state import zone
@@ -62,16 +62,9 @@ def run(args: argparse.Namespace) -> int:
     if args.out_of_orderness < 0:
         print("carepath: --out-of-orderness must be ≥ 0", file=sys.stderr)
         return 2
-    playbooks = []
-    for path in args.playbooks:
-        pb = load_playbook(path)
-        if isinstance(pb, int):
-            return pb
-        playbooks.append(pb)
-    ids = [pb.id for pb in playbooks]
-    if len(set(ids)) != len(ids):
-        print("carepath: the same playbook id is given twice", file=sys.stderr)
-        return 2
+    playbooks = load_playbooks(args.playbooks)
+    if isinstance(playbooks, int):
+        return playbooks
     until = None
     if args.until is not None:
         try:

@@ -33,7 +33,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print (or write) the diagram; return the exit code."""
-    from .cli_simulate import load_playbook
+    from ._cli_util import load_playbook
     from .graph import render
 
     pb = load_playbook(args.playbook)

@@ -164,7 +164,7 @@ def _log_batch(log: logging.Logger, rt: Runtime, events: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run; return the exit code."""
-    from .cli_simulate import load_playbook
+    from ._cli_util import load_playbooks
     from .clock import ManualClock, system_clock
     from .runtime import Runtime, StoreError, open_store
     from .simulate import parse_instant
@@ -176,16 +176,9 @@ def run(args: argparse.Namespace) -> int:
     if args.batch < 1:
         print("carepath: --batch must be at least 1", file=sys.stderr)
         return 2
-    playbooks = []
-    for path in args.playbooks:
-        pb = load_playbook(path)
-        if isinstance(pb, int):
-            return pb
-        playbooks.append(pb)
-    ids = [pb.id for pb in playbooks]
-    if len(set(ids)) != len(ids):
-        print("carepath: the same playbook id is given twice; a store runs one version of each", file=sys.stderr)
-        return 2
+    playbooks = load_playbooks(args.playbooks)
+    if isinstance(playbooks, int):
+        return playbooks
     mode = args.clock or ("real" if args.follow else "simulated")
     until: datetime | None = None
     if args.until is not None:

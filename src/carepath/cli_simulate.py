@@ -27,11 +27,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .compile import Playbook
+    pass
 
 HELP = "run events through a playbook and show the timeline"
 ORDER = 20
@@ -55,32 +54,11 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def load_playbook(path: str, *, color_mode: str = "auto") -> Playbook | int:
-    """Load a playbook for a command: the playbook, or an exit code after printing why on
-    standard error (2: cannot be read; 1: invalid, with ``validate``'s diagnostics)."""
-    from .cli_validate import use_color
-    from .diagnostics import format_diagnostics
-    from .loader import check_file
-
-    if not Path(path).is_file():
-        what = "is a folder, not a playbook file" if Path(path).is_dir() else "no such file"
-        print(f"carepath: {path}: {what}", file=sys.stderr)
-        return 2
-    res = check_file(path)
-    if any(d.code == "CP100" for d in res.diagnostics):
-        print(format_diagnostics(res.diagnostics, "text", sources=res.sources).rstrip(), file=sys.stderr)
-        return 2
-    if res.playbook is None:
-        out = format_diagnostics(res.diagnostics, "text", sources=res.sources,
-                                 color=use_color(color_mode, sys.stderr))
-        sys.stderr.write(out)
-        print(f"carepath: {path} is not a valid playbook (run `carepath validate {path}`)", file=sys.stderr)
-        return 1
-    return res.playbook
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the simulation; return the exit code."""
+    from ._cli_util import load_playbook
     from .cli_validate import use_color
     from .errors import CaseError
     from .simulate import Simulator, Timeline, parse_instant, read_events
