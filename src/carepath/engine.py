@@ -26,6 +26,7 @@ from .compile import (
     ScheduleDef,
     SetValue,
     TimerDef,
+    TriggerDef,
     coerce,
 )
 from .errors import CaseError, EventOutOfOrder, InvalidEvent, PlaybookMismatch, SignalLoop
@@ -411,6 +412,18 @@ class Engine:
         view["case"] = event.case
         view["id"] = event.id
         return view
+
+
+def _fires(trig: TriggerDef | None, bit: int, type_: str, entered: list[str], rising: int) -> bool:
+    """Whether a clock trigger fires: its event type arrived, a stage it names was entered, or
+    its ``when`` became true (``rising`` holds the bits that did)."""
+    if trig is None:
+        return False
+    if type_ in trig.on:
+        return True
+    if entered and trig.enter and not trig.enter.isdisjoint(entered):
+        return True
+    return bool(rising & bit)
 
 
 class _NullScopeT:
@@ -883,32 +896,24 @@ class _Run:
                         self.retarget(c)
                 continue
             # `when` triggers fire on a rising edge; bits: 1 start, 2 stop, 4 reset, 8 cancel
-            conds = 0
-            for bit, trig in ((1, d.start), (2, d.stop), (4, d.reset), (8, d.cancel)):
-                if trig is not None and trig.when is not None and self.cond(trig.when, view):
-                    conds |= bit
-            rising = conds & ~c.conds
-            c.conds = conds
-
-            def fires(trig: Any, bit: int, rising: int = rising) -> bool:
-                if trig is None:
-                    return False
-                if type_ in trig.on:
-                    return True
-                if trig.enter and any(s in trig.enter for s in entered):
-                    return True
-                return bool(rising & bit)
-
-            if fires(d.stop, 2) and c.is_open:
+            rising = 0
+            if has_when:
+                conds = 0
+                for bit, trig in ((1, d.start), (2, d.stop), (4, d.reset), (8, d.cancel)):
+                    if trig is not None and trig.when is not None and self.cond(trig.when, view):
+                        conds |= bit
+                rising = conds & ~c.conds
+                c.conds = conds
+            if _fires(d.stop, 2, type_, entered, rising) and c.is_open:
                 self.end_cycle(c, "stop")
-            if fires(d.cancel, 8) and c.is_open:
+            if _fires(d.cancel, 8, type_, entered, rising) and c.is_open:
                 self.end_cycle(c, "cancel")
-            if fires(d.reset, 4):
+            if _fires(d.reset, 4, type_, entered, rising):
                 if c.is_open:
                     self.end_cycle(c, "reset")
                 self.signal(f"sla.{c.name}.reset", sla=c.name, cycle=c.cycle + 1)
                 self.start_cycle(c, view)
-            elif fires(d.start, 1) and (c.status == "pending" or (d.repeat and not c.is_open)):
+            elif (c.status == "pending" or (d.repeat and not c.is_open)) and _fires(d.start, 1, type_, entered, rising):
                 self.start_cycle(c, view)
             if c.is_open:
                 if d.pause is not None:
