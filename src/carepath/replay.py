@@ -184,7 +184,7 @@ def _replay(playbook: Playbook, events: Iterable[Event]) -> Replay:
     from .engine import Engine
     from .router import route
 
-    eng = Engine(playbook)
+    eng = Engine(playbook, trace=False)
     tz = zone(playbook.timezone)
     start = playbook.start
     fast_key = start.key_text.strip().lstrip("=").strip() == "event.case"

@@ -99,7 +99,7 @@ class PlaybookSource:
 def _engines(sources: Sequence[PlaybookSource]) -> list[Engine]:
     from ..engine import Engine
 
-    return [Engine(s.load()) for s in sources]
+    return [Engine(s.load(), trace=False) for s in sources]
 
 
 class RecordTimestamps(TimestampAssigner):  # type: ignore[misc, unused-ignore]

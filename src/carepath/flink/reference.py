@@ -55,7 +55,7 @@ def run_reference(playbooks: Sequence[Playbook], lines: Iterable[str], until: da
     """Run ``lines`` (JSONL event lines) through ``playbooks`` in memory (see the module docstring)."""
     from ..engine import Engine
 
-    engines = [Engine(p) for p in playbooks]
+    engines = [Engine(p, trace=False) for p in playbooks]
     cases: list[dict[str, CaseState]] = [{} for _ in engines]
     seen: set[str] = set()
     out = Result()

@@ -103,7 +103,7 @@ class Runtime:
         for pb in pbs:
             if pb.id in self.engines:
                 raise ValueError(f"playbook {pb.id!r} given twice; a store runs one version of each playbook")
-            self.engines[pb.id] = Engine(pb)
+            self.engines[pb.id] = Engine(pb, trace=False)
         self.store = store
         if clock is None:
             from ..clock import system_clock
