@@ -39,6 +39,7 @@ from psycopg_pool import ConnectionPool
 
 from ..state import Action, CaseState
 from ._pg_schema import MIGRATIONS, SCHEMA_VERSION
+from ._sql import SqlReaders
 from .store import OutboxItem, Rejected, Store, StoreError, Tx
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore", "parse_postgres_url"]
@@ -177,7 +178,7 @@ class _PgTx(Tx):
                                       rejected.message, rejected.at))
 
 
-class PostgresStore(Store):
+class PostgresStore(SqlReaders, Store):
     """A :class:`Store` in one PostgreSQL schema, shared by any number of worker processes.
 
     Give it a libpq ``conninfo`` (a pool of ``pool_min``…``pool_max`` connections is opened), or a
@@ -334,7 +335,10 @@ class PostgresStore(Store):
         return self._run(run)
 
     # -- outbox claims --------------------------------------------------------------------------
-    _COLS = "playbook, id, case_key, type, status, attempts, action, available_at, claimed_until, claimed_by, last_error"
+    _PH = "%s"
+
+    def _tbl(self, name: str) -> str:
+        return self.t[name]
 
     def claim_outbox(self, now: float, limit: int, lease_until: float, worker: str,
                      types: Sequence[str] | None = None, max_attempts: int | None = None) -> list[OutboxItem]:
@@ -405,19 +409,8 @@ class PostgresStore(Store):
                 return False
 
     # -- reading --------------------------------------------------------------------------------
-    @staticmethod
-    def _item(r: Sequence[Any]) -> OutboxItem:
-        return OutboxItem(id=r[1], playbook=r[0], case=r[2], type=r[3], status=r[4], attempts=r[5],
-                          action=Action.from_dict(json.loads(r[6])), available_at=r[7], claimed_until=r[8],
-                          claimed_by=r[9], last_error=r[10])
-
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return self._run(lambda conn: conn.execute(sql, params).fetchall())
-
-    def get(self, playbook_id: str, case_key: str) -> CaseState | None:
-        rows = self._read(f"SELECT state FROM {self.t['cases']} WHERE playbook = %s AND case_key = %s",
-                          (playbook_id, case_key))
-        return CaseState.from_json(rows[0][0]) if rows else None
 
     def cases(self, playbook_id: str | None = None) -> list[CaseState]:
         c = self.t["cases"]
@@ -427,31 +420,6 @@ class PostgresStore(Store):
             rows = self._read(f'SELECT state FROM {c} WHERE playbook = %s ORDER BY case_key COLLATE "C"',
                               (playbook_id,))
         return [CaseState.from_json(r[0]) for r in rows]
-
-    def outbox(self, status: str | None = None, playbook: str | None = None,
-               case: str | None = None) -> list[OutboxItem]:
-        where, params = [], []
-        for col, v in (("status", status), ("playbook", playbook), ("case_key", case)):
-            if v is not None:
-                where.append(f"{col} = %s")
-                params.append(v)
-        sql = f"SELECT {self._COLS} FROM {self.t['outbox']}"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        return [self._item(r) for r in self._read(sql + " ORDER BY seq", params)]
-
-    def rejected(self, case: str | None = None) -> list[Rejected]:
-        out = []
-        for ev, reason, msg, at, cases, ck in self._read(
-                f"SELECT event, reason, message, at, cases, case_key FROM {self.t['rejected']} ORDER BY seq"):
-            keys = tuple((p, c) for p, c in json.loads(cases))
-            if case is not None and ck != case and all(c != case for _, c in keys):
-                continue
-            out.append(Rejected(json.loads(ev), reason, msg, at, keys))
-        return out
-
-    def processed_count(self) -> int:
-        return int(self._read(f"SELECT count(*) FROM {self.t['processed']}")[0][0])
 
     def next_wakeup(self, playbooks: Sequence[tuple[str, str]] | None = None) -> float | None:
         if playbooks is None:

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 from ..state import Action, CaseState
+from ._sql import SqlReaders
 from .store import OutboxItem, Rejected, Store, StoreError, Tx
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
@@ -179,7 +180,7 @@ class _SQLiteTx(Tx):
              json.dumps([list(c) for c in rejected.cases]), ev, rejected.reason, rejected.message, rejected.at))
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SqlReaders, Store):
     """A :class:`Store` in one SQLite file (or ``:memory:``)."""
 
     def __init__(self, path: str | os.PathLike[str] = ":memory:", *, busy_timeout: float = 30.0,
@@ -345,21 +346,9 @@ class SQLiteStore(Store):
                            "WHERE status = 'pending' AND claimed_until IS NOT NULL", ())
 
     # -- reading --------------------------------------------------------------------------------
-    _COLS = "playbook, id, case_key, type, status, attempts, action, available_at, claimed_until, claimed_by, last_error"
-
-    @staticmethod
-    def _item(r: Sequence[Any]) -> OutboxItem:
-        return OutboxItem(id=r[1], playbook=r[0], case=r[2], type=r[3], status=r[4], attempts=r[5],
-                          action=Action.from_dict(json.loads(r[6])), available_at=r[7], claimed_until=r[8],
-                          claimed_by=r[9], last_error=r[10])
-
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._lock:
             return self._retry(lambda: self._conn.execute(sql, params).fetchall())
-
-    def get(self, playbook_id: str, case_key: str) -> CaseState | None:
-        rows = self._read("SELECT state FROM cases WHERE playbook = ? AND case_key = ?", (playbook_id, case_key))
-        return CaseState.from_json(rows[0][0]) if rows else None
 
     def cases(self, playbook_id: str | None = None) -> list[CaseState]:
         if playbook_id is None:
@@ -367,31 +356,6 @@ class SQLiteStore(Store):
         else:
             rows = self._read("SELECT state FROM cases WHERE playbook = ? ORDER BY case_key", (playbook_id,))
         return [CaseState.from_json(r[0]) for r in rows]
-
-    def outbox(self, status: str | None = None, playbook: str | None = None,
-               case: str | None = None) -> list[OutboxItem]:
-        where, params = [], []
-        for col, v in (("status", status), ("playbook", playbook), ("case_key", case)):
-            if v is not None:
-                where.append(f"{col} = ?")
-                params.append(v)
-        sql = f"SELECT {self._COLS} FROM outbox"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        return [self._item(r) for r in self._read(sql + " ORDER BY seq", params)]
-
-    def rejected(self, case: str | None = None) -> list[Rejected]:
-        out = []
-        for ev, reason, msg, at, cases, ck in self._read(
-                "SELECT event, reason, message, at, cases, case_key FROM rejected ORDER BY seq"):
-            keys = tuple((p, c) for p, c in json.loads(cases))
-            if case is not None and ck != case and all(c != case for _, c in keys):
-                continue
-            out.append(Rejected(json.loads(ev), reason, msg, at, keys))
-        return out
-
-    def processed_count(self) -> int:
-        return int(self._read("SELECT count(*) FROM processed")[0][0])
 
     def next_wakeup(self, playbooks: Sequence[tuple[str, str]] | None = None) -> float | None:
         if playbooks is None:

@@ -1,0 +1,70 @@
+"""The readers the SQL stores share (SQLite and PostgreSQL differ only in the placeholder and
+the qualified table names)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from ..state import Action, CaseState
+from .store import OutboxItem, Rejected
+
+__all__ = ["SqlReaders"]
+
+
+class SqlReaders:
+    """Mixin: ``get``, ``outbox``, ``rejected`` and ``processed_count`` over the common schema.
+
+    A store sets ``_PH`` (its parameter placeholder), and provides ``_tbl(name)`` and ``_read``.
+    """
+
+    _PH = "?"
+    _COLS = "playbook, id, case_key, type, status, attempts, action, available_at, claimed_until, claimed_by, last_error"
+
+    def _tbl(self, name: str) -> str:
+        return name
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @staticmethod
+    def _item(r: Sequence[Any]) -> OutboxItem:
+        return OutboxItem(id=r[1], playbook=r[0], case=r[2], type=r[3], status=r[4], attempts=r[5],
+                          action=Action.from_dict(json.loads(r[6])), available_at=r[7], claimed_until=r[8],
+                          claimed_by=r[9], last_error=r[10])
+
+    def get(self, playbook_id: str, case_key: str) -> CaseState | None:
+        """The state of one case, or ``None``."""
+        ph = self._PH
+        rows = self._read(f"SELECT state FROM {self._tbl('cases')} WHERE playbook = {ph} AND case_key = {ph}",
+                          (playbook_id, case_key))
+        return CaseState.from_json(rows[0][0]) if rows else None
+
+    def outbox(self, status: str | None = None, playbook: str | None = None,
+               case: str | None = None) -> list[OutboxItem]:
+        """Outbox items, oldest first, optionally filtered."""
+        where, params = [], []
+        for col, v in (("status", status), ("playbook", playbook), ("case_key", case)):
+            if v is not None:
+                where.append(f"{col} = {self._PH}")
+                params.append(v)
+        sql = f"SELECT {self._COLS} FROM {self._tbl('outbox')}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [self._item(r) for r in self._read(sql + " ORDER BY seq", params)]
+
+    def rejected(self, case: str | None = None) -> list[Rejected]:
+        """Rejected events, oldest first (those of one case when ``case`` is given)."""
+        out = []
+        for ev, reason, msg, at, cases, ck in self._read(
+                f"SELECT event, reason, message, at, cases, case_key FROM {self._tbl('rejected')} ORDER BY seq"):
+            keys = tuple((p, c) for p, c in json.loads(cases))
+            if case is not None and ck != case and all(c != case for _, c in keys):
+                continue
+            out.append(Rejected(json.loads(ev), reason, msg, at, keys))
+        return out
+
+    def processed_count(self) -> int:
+        """How many event ids were applied."""
+        return int(self._read(f"SELECT count(*) FROM {self._tbl('processed')}")[0][0])
