@@ -528,9 +528,6 @@ class _Run:
             return ch.calendar if ch is not None else "always"
         return name
 
-    def scope_view(self, view: Mapping[str, Any] | None) -> Mapping[str, Any]:
-        return view if view is not None else {}
-
     def cond(self, e: Any, view: Mapping[str, Any] | None) -> bool:
         return e is None or e(self.data, view if view is not None else {}, self.scope) is True
 
@@ -941,7 +938,7 @@ class _Run:
             c.pause_from_s = None
             self.signal(f"sla.{c.name}.resumed", sla=c.name, cycle=c.cycle)
 
-    def fire_clock(self, c: _CW, kind: str) -> None:
+    def fire_clock(self, c: _CW) -> None:
         """Fire the clock's due breach and/or thresholds at ``now``, in order."""
         self.touch(c)
         target = c.target_s or 0.0
@@ -1063,7 +1060,7 @@ class _Run:
             self.event = None
             obj = item[3]
             if isinstance(obj, _CW):
-                self.fire_clock(obj, "clock")
+                self.fire_clock(obj)
                 self.after_change("", None, [])
             else:
                 self.pending.remove(obj)

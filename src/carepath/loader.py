@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args, get_origin
 
 from ._source import Reporter, Source
-from ._yaml import Limits, Positions, YamlError, load_yaml
+from ._yaml import Limits, YamlError, load_yaml
 from .diagnostics import Diagnostic
 from .errors import PlaybookError
 
@@ -375,5 +375,3 @@ def _unwrap(t: Any) -> Any:
             return t
         return t
 
-
-_ = Positions  # re-exported for type checkers of callers
