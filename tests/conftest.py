@@ -12,6 +12,12 @@ import uuid
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+# One Hypothesis profile for the whole suite: no per-example deadline (CI machines are shared and
+# time is not what these properties test). Modules that want more examples say so themselves.
+settings.register_profile("carepath", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "carepath"))
 
 _PG: dict[str, Any] = {}
 

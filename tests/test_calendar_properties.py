@@ -50,19 +50,20 @@ durations = st.one_of(
     st.integers(0, 300 * 60).map(lambda m: timedelta(minutes=m)),  # whole minutes hit boundaries
 )
 positive = durations.filter(lambda d: d > timedelta(0))
-settings.register_profile("calendar", max_examples=300, deadline=None)
-settings.load_profile("calendar")
+CALENDAR = settings(max_examples=300, deadline=None)  # this module's own budget, not the session's
 
 
 def _in_zone(cal: Calendar, t: datetime) -> datetime:
     return t.astimezone(ZoneInfo(cal.timezone))
 
 
+@CALENDAR
 @given(calendars, instants, durations)
 def test_elapsed_inverts_add(cal: Calendar, t: datetime, d: timedelta) -> None:
     assert cal.elapsed(t, cal.add(t, d)) == d
 
 
+@CALENDAR
 @given(calendars, instants, durations)
 def test_result_is_open_or_a_closing_boundary(cal: Calendar, t: datetime, d: timedelta) -> None:
     u = cal.add(t, d)
@@ -73,23 +74,27 @@ def test_result_is_open_or_a_closing_boundary(cal: Calendar, t: datetime, d: tim
         assert cal.is_open(u) or cal.is_open(u - US)
 
 
+@CALENDAR
 @given(calendars, instants, instants, durations)
 def test_monotonic_in_t(cal: Calendar, t1: datetime, t2: datetime, d: timedelta) -> None:
     t1, t2 = min(t1, t2), max(t1, t2)
     assert cal.add(t1, d) <= cal.add(t2, d)
 
 
+@CALENDAR
 @given(calendars, instants, durations, durations)
 def test_monotonic_in_d(cal: Calendar, t: datetime, d1: timedelta, d2: timedelta) -> None:
     d1, d2 = min(d1, d2), max(d1, d2)
     assert cal.add(t, d1) <= cal.add(t, d2)
 
 
+@CALENDAR
 @given(calendars, instants, durations, positive)
 def test_add_composes(cal: Calendar, t: datetime, a: timedelta, b: timedelta) -> None:
     assert cal.add(cal.add(t, a), b) == cal.add(t, a + b)
 
 
+@CALENDAR
 @given(calendars, instants, positive)
 def test_subtract_inverts_add(cal: Calendar, t: datetime, d: timedelta) -> None:
     assert cal.subtract(cal.add(t, d), d) == cal.next_open(t)
@@ -101,6 +106,7 @@ def test_subtract_inverts_add(cal: Calendar, t: datetime, d: timedelta) -> None:
     assert cal.elapsed(cal.subtract(t, d), t) == d
 
 
+@CALENDAR
 @given(calendars, instants, instants)
 def test_elapsed_is_additive_and_antisymmetric(cal: Calendar, a: datetime, b: datetime) -> None:
     m = a + (b - a) / 2
@@ -108,6 +114,7 @@ def test_elapsed_is_additive_and_antisymmetric(cal: Calendar, a: datetime, b: da
     assert cal.elapsed(a, b) == -cal.elapsed(b, a)
 
 
+@CALENDAR
 @given(calendars, instants, st.integers(0, 20))
 def test_add_days_lands_open_and_moves_forward(cal: Calendar, t: datetime, n: int) -> None:
     u = cal.add_days(t, n)
@@ -120,6 +127,7 @@ def test_add_days_lands_open_and_moves_forward(cal: Calendar, t: datetime, n: in
         assert cal.add_days(t, n + 1) >= u
 
 
+@CALENDAR
 @given(calendars, instants, durations)
 def test_fast_path_agrees_with_datetime_api(cal: Calendar, t: datetime, d: timedelta) -> None:
     ts = t.timestamp()
