@@ -426,6 +426,13 @@ def _fires(trig: TriggerDef | None, bit: int, type_: str, entered: list[str], ri
     return bool(rising & bit)
 
 
+def _pending_order(p: Pending) -> tuple[float, int]:
+    return (p.due, p.seq)
+
+
+_NO_SENDS: Mapping[str, tuple[float, ...]] = MappingProxyType({})
+
+
 class _NullScopeT:
     def get(self, name: str, default: Any = None) -> Any:
         return default
@@ -1014,7 +1021,7 @@ class _Run:
         for c in self.clocks.values():
             if c.status != "running":
                 continue
-            due = self.clock_due(c)
+            due = c.due_s  # kept current by finish(): computed once a step, read here
             if due is not None and not c.breached:
                 items.append((due, 0, "clock", c.name))
             if c.fired < len(c.def_.thresholds) and c.target_s is not None and c.as_of_s is not None:
@@ -1127,8 +1134,9 @@ class _Run:
             stage=self.stage, data=MappingProxyType(self.data), tier=self.tier, segment=self.segment,
             segments=tuple(self.segments), clocks=MappingProxyType(self.frozen_clocks()),
             now_s=self.now, opened_s=self.opened, seq=self.seq, epoch=self.epoch, ended=self.ended,
-            pending=tuple(sorted(self.pending, key=lambda p: (p.due, p.seq))),
-            sends=MappingProxyType({k: v for k, v in self.sends.items() if v}), timezone=self.pb.timezone,
+            pending=tuple(sorted(self.pending, key=_pending_order)) if len(self.pending) > 1 else tuple(self.pending),
+            sends=MappingProxyType({k: v for k, v in self.sends.items() if v}) if self.sends else _NO_SENDS,
+            timezone=self.pb.timezone,
             next_wakeup_s=nw,
         )
         return Step(state, self.actions, self.signals, items, tuple(self.trace))
