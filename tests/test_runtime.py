@@ -332,3 +332,23 @@ def test_options_are_checked(store: Store) -> None:
         Runtime([mini()], store, lease=timedelta(seconds=61))
     with pytest.raises(ValueError):
         Runtime([mini()], store, clock=lambda: datetime(2027, 1, 1)).submit(ev("e", "ticket.opened", 0))
+
+
+def test_hostile_event_lines_are_rejected_with_a_reason_not_a_crash(tmp_path: Path) -> None:
+    """Untrusted events are bounded: a huge line, a deep nesting bomb and deep `data` are
+    rejected with a reason and recorded; nothing raises."""
+    from carepath.runtime import open_store
+    from carepath.state import MAX_EVENT_BYTES
+
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    rt = Runtime([carepath.load(ROOT / "examples" / "vn-retail-support.yaml")], store, clock=lambda: datetime(2027, 2, 1, tzinfo=UTC))
+    deep_data = {"id": "d", "type": "case.opened", "at": "2027-02-01T09:00:00+07:00", "case": "T-9",
+                 "data": {"x": json.loads("[" * 40 + "]" * 40)}}
+    lines = ["[" * 100_000 + "]" * 100_000, "x" * (MAX_EVENT_BYTES + 1), json.dumps(deep_data)]
+    for line in lines:
+        r = rt.submit(line)
+        assert r.status == "rejected" and r.reason == "invalid", r
+    messages = [x.message for x in store.rejected()]
+    assert len(messages) == 3
+    assert "deeper" in messages[0] and "limit" in messages[1] and "deeper" in messages[2]
+    store.close()

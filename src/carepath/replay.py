@@ -27,7 +27,6 @@ in each state (the last 20 cycles per clock) with the case's current values.
 from __future__ import annotations
 
 import gc
-import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -36,7 +35,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
-from .state import CaseState, ClockRecord, Event, _r, dt, zone
+from .state import CaseState, ClockRecord, Event, _r, decode_event, dt, zone
 
 if TYPE_CHECKING:
     from .compile import Playbook
@@ -135,7 +134,7 @@ def ctx_of(state: CaseState) -> Ctx:
 
 # -- reading ------------------------------------------------------------------------------------
 def _parse_lines(lines: Iterable[str], name: str) -> Iterator[Event]:
-    loads = json.loads
+    loads = decode_event
     from_dict = Event.from_dict
     for n, line in enumerate(lines, 1):
         s = line.strip()
@@ -154,9 +153,13 @@ def read_events(source: str | Path | IO[str]) -> list[Event]:
             return list(_parse_lines(source, getattr(source, "name", "<stream>")))
     path = Path(source)
     if path.suffix in (".yaml", ".yml"):
-        import yaml
+        from ._yaml import YamlError, load_yaml
 
-        docs = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+        try:
+            docs, _ = load_yaml(path.read_text(encoding="utf-8"))
+        except YamlError as exc:
+            raise EventLogError(f"{path}: {exc}") from None
+        docs = docs or []
         if not isinstance(docs, list):
             raise EventLogError(f"{path}: a YAML event log is a list of events")
         out = []

@@ -19,7 +19,6 @@ Events come from JSONL (one event per line) or YAML (a list of events, or ``{eve
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import CaseError, EventOutOfOrder, InvalidEvent, PlaybookMismatch
 from .router import route
-from .state import CaseState, Event, Signal
+from .state import CaseState, Event, Signal, decode_event
 
 _REJECTIONS: dict[str, type[CaseError]] = {
     "out_of_order": EventOutOfOrder, "invalid": InvalidEvent, "playbook_mismatch": PlaybookMismatch}
@@ -83,9 +82,9 @@ def _parse_jsonl(text: str) -> tuple[list[EventLine], list[BadEvent]]:
         if not line or line.startswith(("#", "//")):
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            bad.append(BadEvent(n, f"not JSON: {exc.msg} (column {exc.colno})", raw))
+            obj = decode_event(line)
+        except ValueError as exc:
+            bad.append(BadEvent(n, str(exc), raw))
             continue
         try:
             good.append(EventLine(Event.from_dict(obj), n))

@@ -19,11 +19,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 __all__ = [
-    "STATE_FORMAT", "Action", "CaseState", "Clock", "ClockRecord", "Deadline", "Event", "Pending", "Signal",
-    "from_iso", "to_iso",
+    "MAX_EVENT_BYTES", "MAX_EVENT_DEPTH", "STATE_FORMAT", "Action", "CaseState", "Clock", "ClockRecord", "Deadline", "Event", "Pending", "Signal",
+    "decode_event", "from_iso", "to_iso",
 ]
 
 STATE_FORMAT = 1
+#: Untrusted events are bounded: a JSON line's size and its data's nesting.
+MAX_EVENT_BYTES = 256 * 1024
+MAX_EVENT_DEPTH = 32
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -84,6 +87,37 @@ def _json_value(v: Any) -> Any:
     if hasattr(v, "isoformat"):
         return v.isoformat()
     return v
+
+
+def _depth_ok(v: Any, limit: int) -> bool:
+    stack = [(v, 1)]
+    while stack:
+        x, d = stack.pop()
+        if isinstance(x, dict | list):
+            if d > limit:
+                return False
+            stack.extend((y, d + 1) for y in (x.values() if isinstance(x, dict) else x))
+    return True
+
+
+def decode_event(text: str | bytes) -> dict[str, Any]:
+    """Decode one untrusted JSON event (a JSONL line): bounded in size and nesting.
+
+    Raises ``ValueError`` saying what is wrong (``not JSON: …``, too large, too deep, not an object).
+    """
+    if len(text) > MAX_EVENT_BYTES:
+        raise ValueError(f"event is {len(text):,} bytes; the limit is {MAX_EVENT_BYTES:,}")
+    try:
+        obj = json.loads(text)
+    except RecursionError:
+        raise ValueError(f"event nests deeper than {MAX_EVENT_DEPTH} levels") from None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"an event is a JSON object, got {type(obj).__name__}")
+    if not _depth_ok(obj, MAX_EVENT_DEPTH):
+        raise ValueError(f"event nests deeper than {MAX_EVENT_DEPTH} levels")
+    return obj
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,6 +183,8 @@ class Event:
         data = d.get("data") or {}
         if not isinstance(data, Mapping):
             raise ValueError("field `data` must be an object")
+        if not _depth_ok(dict(data), MAX_EVENT_DEPTH - 1):
+            raise ValueError(f"field `data` nests deeper than {MAX_EVENT_DEPTH - 1} levels")
         return cls(id=str(eid), type=d["type"], at=at, case=None if case is None else str(case), data=data)
 
 

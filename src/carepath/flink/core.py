@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..state import Action, CaseState, Event
+from ..state import Action, CaseState, Event, decode_event
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -112,11 +112,9 @@ def parse_line(line: str) -> tuple[Event | None, Any, str]:
     """``(event, decoded, error)``: the event, or ``None`` with the decoded JSON (or raw text)
     and the error message."""
     try:
-        obj = json.loads(line)
+        obj = decode_event(line)
     except ValueError as exc:
-        return None, {"raw": line}, f"not JSON: {exc}"
-    if not isinstance(obj, dict):
-        return None, {"raw": line}, f"an event is a JSON object, got {type(obj).__name__}"
+        return None, {"raw": line}, str(exc)
     try:
         return Event.from_dict(obj), obj, ""
     except ValueError as exc:

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CaseError
-from ..state import Action, CaseState, Event, Signal, dt, zone
+from ..state import Action, CaseState, Event, Signal, decode_event, dt, zone
 from .store import OutboxItem, Rejected, Store, Tx
 
 if TYPE_CHECKING:
@@ -201,12 +201,9 @@ class Runtime:
             return e.to_dict(), e, None
         if isinstance(e, str | bytes):
             try:
-                obj = json.loads(e)
-            except (ValueError, UnicodeDecodeError) as exc:
-                return _as_dict(e), None, f"not JSON: {exc}"
-            if not isinstance(obj, dict):
-                return _as_dict(e), None, f"an event is a JSON object, got {type(obj).__name__}"
-            e = obj
+                e = decode_event(e)
+            except ValueError as exc:
+                return _as_dict(e), None, str(exc)
         raw = _as_dict(e)
         try:
             return raw, Event.from_dict(e), None
