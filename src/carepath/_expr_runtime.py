@@ -162,8 +162,9 @@ def absolute(x: Any) -> Any:
         return None
 
 
-def minimum(*xs: Any) -> Any:
-    """``min(a, b, …)`` or ``min(list)``; null when any value is null or they do not compare."""
+def _extreme(pick: Any, xs: tuple[Any, ...]) -> Any:
+    """``pick`` (min or max) of the arguments, or of one list argument; null when any value is
+    null or they do not compare."""
     if len(xs) == 1:
         if not isinstance(xs[0], _SEQ) or not xs[0]:
             return None
@@ -171,23 +172,19 @@ def minimum(*xs: Any) -> Any:
     if any(x is None for x in xs):
         return None
     try:
-        return min(xs)
+        return pick(xs)
     except (TypeError, ArithmeticError, ValueError):
         return None
+
+
+def minimum(*xs: Any) -> Any:
+    """``min(a, b, …)`` or ``min(list)``; null when any value is null or they do not compare."""
+    return _extreme(min, xs)
 
 
 def maximum(*xs: Any) -> Any:
     """``max(a, b, …)`` or ``max(list)``; null when any value is null or they do not compare."""
-    if len(xs) == 1:
-        if not isinstance(xs[0], _SEQ) or not xs[0]:
-            return None
-        xs = tuple(xs[0])
-    if any(x is None for x in xs):
-        return None
-    try:
-        return max(xs)
-    except (TypeError, ArithmeticError, ValueError):
-        return None
+    return _extreme(max, xs)
 
 
 def rounded(x: Any, n: int | None = None) -> Any:
