@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from .compile import Playbook
 
-__all__ = ["load_playbook", "load_playbooks"]
+__all__ = ["load_playbook", "load_playbooks", "parse_until"]
 
 
 def load_playbook(path: str, *, color_mode: str = "auto") -> Playbook | int:
@@ -50,3 +52,18 @@ def load_playbooks(paths: list[str]) -> list[Playbook] | int:
               file=sys.stderr)
         return 2
     return playbooks
+
+
+def parse_until(text: str | None, playbooks: list[Playbook]) -> datetime | None:
+    """``--until``: an ISO instant (local time in the first playbook's timezone when it has no
+    offset). A bad value prints why and exits with 2 (bad arguments)."""
+    if text is None:
+        return None
+    from .simulate import parse_instant
+    from .state import zone
+
+    try:
+        return parse_instant(text, zone(playbooks[0].timezone))
+    except ValueError as exc:
+        print(f"carepath: --until: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -51,10 +51,8 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the job; return the exit code."""
-    from ._cli_util import load_playbooks
+    from ._cli_util import load_playbooks, parse_until
     from .flink import available
-    from .simulate import parse_instant
-    from .state import zone
 
     if args.parallelism < 1:
         print("carepath: --parallelism must be at least 1", file=sys.stderr)
@@ -65,13 +63,7 @@ def run(args: argparse.Namespace) -> int:
     playbooks = load_playbooks(args.playbooks)
     if isinstance(playbooks, int):
         return playbooks
-    until = None
-    if args.until is not None:
-        try:
-            until = parse_instant(args.until, zone(playbooks[0].timezone))
-        except ValueError as exc:
-            print(f"carepath: --until: {exc}", file=sys.stderr)
-            return 2
+    until = parse_until(args.until, playbooks)
     if not Path(args.events).is_file():
         print(f"carepath: {args.events}: no such file", file=sys.stderr)
         return 2

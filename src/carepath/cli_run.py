@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from datetime import datetime
 
     from .runtime import Runtime
 
@@ -164,11 +163,10 @@ def _log_batch(log: logging.Logger, rt: Runtime, events: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run; return the exit code."""
-    from ._cli_util import load_playbooks
+    from ._cli_util import load_playbooks, parse_until
     from .clock import ManualClock, system_clock
     from .runtime import Runtime, StoreError, open_store
-    from .simulate import parse_instant
-    from .state import Action, zone
+    from .state import Action
 
     if args.events is None and not args.follow:
         print("carepath: --events is required (without --follow)", file=sys.stderr)
@@ -180,13 +178,7 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(playbooks, int):
         return playbooks
     mode = args.clock or ("real" if args.follow else "simulated")
-    until: datetime | None = None
-    if args.until is not None:
-        try:
-            until = parse_instant(args.until, zone(playbooks[0].timezone))
-        except ValueError as exc:
-            print(f"carepath: --until: {exc}", file=sys.stderr)
-            return 2
+    until = parse_until(args.until, playbooks)
     total: int | None = None
     events_fh: IO[str] | None = None
     try:
