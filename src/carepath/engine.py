@@ -26,7 +26,6 @@ from .compile import (
     ScheduleDef,
     SetValue,
     TimerDef,
-    TriggerDef,
     coerce,
 )
 from .errors import CaseError, EventOutOfOrder, InvalidEvent, PlaybookMismatch, SignalLoop
@@ -54,6 +53,8 @@ MAX_HISTORY = 20
 MAX_ITEMS_PER_STEP = 100_000
 _KIND_ORDER = {"clock": 0, "threshold": 0, "action": 1, "timer": 2, "schedule": 3}
 _EPS = 1e-6
+_OPEN = ("running", "paused")
+_NOVIEW: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +167,7 @@ class _CW:
         "elapsed_s",
         "fired",
         "history",
+        "memo",
         "name",
         "pause_from_s",
         "paused_s",
@@ -196,10 +198,16 @@ class _CW:
         self.fired = c.fired
         self.conds = c.conds
         self.history = list(c.history)
+        # business-time due instants by position on the clock (a running clock's instant for a
+        # position does not move while it runs); seeded with the breach instant the state holds
+        self.memo: dict[float, float] = (
+            {c.target_s: c.due_s} if c.status == "running" and not c.breached and c.due_s is not None
+            and c.target_s is not None else {})
 
     def freeze(self, tz: Any) -> Clock:
         return Clock(self.name, self.status, self.cycle, self.breached, self.started_s, self.as_of_s,
-                     _r(self.elapsed_s), _r(self.paused_s), self.pause_from_s, tuple(self.pauses),
+                     round(self.elapsed_s * 1_000_000) / 1_000_000, round(self.paused_s * 1_000_000) / 1_000_000,
+                     self.pause_from_s, tuple(self.pauses),
                      self.target_index, self.target_s, self.calendar, self.breach_s, self.due_s, self.fired,
                      self.conds, tuple(self.history), tz)
 
@@ -239,7 +247,11 @@ class Engine:
         self._mentioned = playbook.event_types
         # per clock: the event types and stages any trigger reacts to, whether a `when` trigger
         # exists, and whether targets can change between steps — so most steps skip most work
-        self._clock_plan: dict[str, tuple[frozenset[str], frozenset[str], bool, bool]] = {}
+        self._clock_plan: dict[str, tuple[frozenset[str], frozenset[str], bool, bool, bool]] = {}
+        # per clock: which triggers (bits: 1 start, 2 stop, 4 reset, 8 cancel) an event type or an
+        # entered stage fires
+        self._trigger_bits: dict[str, tuple[dict[str, int], dict[str, int]]] = {}
+        stable_names = set(playbook.fields) | {"segment", "segments", "tier", "channel"}
         for name, c in playbook.clocks.items():
             trigs = [t for t in (c.start, c.stop, c.reset, c.cancel) if t is not None]
             on = frozenset().union(*(t.on for t in trigs)) if trigs else frozenset()
@@ -247,7 +259,19 @@ class Engine:
             has_when = any(t.when is not None for t in trigs)
             retarget = (len(c.targets) > 1 or any(t.when is not None or t.calendar == "channel" for t in c.targets)
                         or c.calendar == "channel")
-            self._clock_plan[name] = (on, enter, has_when, retarget)
+            # targets that read only case data (fields, segment, tier) cannot change in a step
+            # that changed no data, so retargeting is skipped then
+            stable = all(t.when is None or t.when.names <= stable_names for t in c.targets)
+            self._clock_plan[name] = (on, enter, has_when, retarget, stable)
+            on_bits: dict[str, int] = {}
+            enter_bits: dict[str, int] = {}
+            for bit, trig in ((1, c.start), (2, c.stop), (4, c.reset), (8, c.cancel)):
+                if trig is not None:
+                    for ty in trig.on:
+                        on_bits[ty] = on_bits.get(ty, 0) | bit
+                    for ty in trig.enter:
+                        enter_bits[ty] = enter_bits.get(ty, 0) | bit
+            self._trigger_bits[name] = (on_bits, enter_bits)
         self._clock_names = tuple(playbook.clocks)
         self._clock_index = {n: i for i, n in enumerate(self._clock_names)}
         # segments need recomputing on an event only when they read more than the case's fields
@@ -374,7 +398,7 @@ class Engine:
                         timezone=pb.timezone)
         run = _Run(self, moved)
         for c in run.clocks.values():
-            if c.is_open:
+            if c.status in _OPEN:
                 run.retarget(c, force=True)
         return run.finish().state
 
@@ -394,6 +418,11 @@ class Engine:
         if decl is not None:
             for name, (ft, default, required) in decl.items():
                 v = view.get(name)
+                k = ft.kind
+                vc = v.__class__
+                if ((vc is str and (k == "string" or (k == "enum" and v in ft.values)))
+                        or (vc is bool and k == "bool") or (vc is int and k == "int")):
+                    continue  # the common cases, already valid: no conversion needed
                 if v is None:
                     if required and validate:
                         raise InvalidEvent(f"event {event.id} ({event.type}): missing field `{name}`",
@@ -412,18 +441,6 @@ class Engine:
         view["case"] = event.case
         view["id"] = event.id
         return view
-
-
-def _fires(trig: TriggerDef | None, bit: int, type_: str, entered: list[str], rising: int) -> bool:
-    """Whether a clock trigger fires: its event type arrived, a stage it names was entered, or
-    its ``when`` became true (``rising`` holds the bits that did)."""
-    if trig is None:
-        return False
-    if type_ in trig.on:
-        return True
-    if entered and trig.enter and not trig.enter.isdisjoint(entered):
-        return True
-    return bool(rising & bit)
 
 
 def _pending_order(p: Pending) -> tuple[float, int]:
@@ -449,7 +466,9 @@ class _Run:
         self.pb = eng.playbook
         self.case = s.case
         self.stage = s.stage
-        self.data: dict[str, Any] = dict(s.data)
+        # data and sends are copied on first write (most steps change neither)
+        self.data: Mapping[str, Any] = s.data
+        self._data_own = False
         self.tier = s.tier
         self.segment = s.segment
         self.segments = s.segments
@@ -465,7 +484,8 @@ class _Run:
         self.epoch = s.epoch
         self.ended = s.ended
         self.pending: list[Pending] = list(s.pending)
-        self.sends: dict[str, tuple[float, ...]] = dict(s.sends)
+        self.sends: Mapping[str, tuple[float, ...]] = s.sends
+        self._sends_own = False
         self.actions: list[Action] = []
         self.signals: list[Signal] = []
         self.trace: list[tuple[float, str, str, str]] = []
@@ -477,7 +497,9 @@ class _Run:
         self._view: Mapping[str, Any] | None = None
         self._now_dt_s = -1.0
         self._now_dt = datetime.min
-        self._pseq = max((p.seq for p in self.pending), default=0)
+        self._pseq = -1  # the highest pending seq at the step's start, found on first use
+        self._pending0 = s.pending
+        self.mut = 0  # bumped whenever case data, segments or tier change during the step
 
     def cw(self, name: str) -> _CW:
         """The working copy of clock ``name`` (made on first use)."""
@@ -525,7 +547,10 @@ class _Run:
         self.queue.append((sig, self.depth + 1))
 
     def calendar(self, name: str | None) -> Calendar:
-        return self.pb.calendar_named(name, self.data)
+        if name is None or name == "channel":
+            return self.pb.calendar_named(name, self.data)
+        cal = self.pb.calendars.get(name)
+        return cal if cal is not None else self.pb.calendar_named(name, self.data)
 
     def cal_name(self, name: str | None) -> str:
         if name is None:
@@ -536,7 +561,7 @@ class _Run:
         return name
 
     def cond(self, e: Any, view: Mapping[str, Any] | None) -> bool:
-        return e is None or e(self.data, view if view is not None else {}, self.scope) is True
+        return e is None or e.fn(self.data, view if view is not None else _NOVIEW, self.scope) is True
 
     # -- data -----------------------------------------------------------------------------------------
     def apply_sets(self, sets: tuple[SetValue, ...], view: Mapping[str, Any] | None, source: str) -> dict[str, Any]:
@@ -553,12 +578,19 @@ class _Run:
                 raise InvalidEvent(f"{source}: {s.field} = {v!r} is not a valid {describe(s.type)}",
                                    event=self.event)
             out[s.field] = cv
-        self.data.update(out)
+        if out:
+            if not self._data_own:
+                self.data = dict(self.data)
+                self._data_own = True
+            self.data.update(out)  # type: ignore[attr-defined]
+            self.mut += 1
         return out
 
     def recompute_segments(self, view: Mapping[str, Any] | None) -> None:
         segs = tuple(n for n, e in self.pb.segments if e(self.data, view or {}, self.scope) is True)
-        self.segments = segs
+        if segs != self.segments:
+            self.segments = segs
+            self.mut += 1
         self.segment = segs[0] if segs else None
 
     # -- dispatch ---------------------------------------------------------------------------------------
@@ -638,6 +670,8 @@ class _Run:
         self.add_pending(due, "schedule", s.source, ("stage", self.epoch))
 
     def add_pending(self, due: float, kind: str, ref: str, owner: tuple[Any, ...]) -> None:
+        if self._pseq < 0:
+            self._pseq = max((p.seq for p in self._pending0), default=0)
         self._pseq += 1
         self.pending.append(Pending(_r(due), kind, ref, owner, self._pseq, self.now))
 
@@ -682,13 +716,16 @@ class _Run:
             ch = self.pb.channels.get(str(channel)) if channel is not None else None
             if ch is not None and ch.cap_per is not None and ch.cap_max is not None:
                 recent = tuple(t for t in self.sends.get(ch.name, ()) if t > self.now - ch.cap_per)
+                if not self._sends_own:
+                    self.sends = dict(self.sends)
+                    self._sends_own = True
                 if len(recent) >= ch.cap_max:
                     if self.tracing:
                         self.trace_("capped", a.source, f"{ch.cap_max} sends per {ch.cap_per:g}s on {ch.name}")
                     self.signal("capped", data={"channel": ch.name, "template": a.arg, "source": a.source})
-                    self.sends[ch.name] = recent
+                    self.sends[ch.name] = recent  # type: ignore[index]
                     return
-                self.sends[ch.name] = (*recent, self.now)[-ch.cap_max:]
+                self.sends[ch.name] = (*recent, self.now)[-ch.cap_max:]  # type: ignore[index]
         elif verb == "survey":
             params["survey"] = a.arg
             params.setdefault("channel", self.data.get("channel"))
@@ -696,6 +733,7 @@ class _Run:
             params["tier"] = a.arg
             params["from"] = self.tier
             self.tier = a.arg
+            self.mut += 1
         elif verb == "escalate":
             tiers = self.pb.tiers
             old = self.tier
@@ -712,6 +750,7 @@ class _Run:
             params["tier"] = new
             params["from"] = old
             self.tier = new
+            self.mut += 1
         elif verb == "set":
             values = self.apply_sets(a.sets, view, a.source)
             params["values"] = values
@@ -736,7 +775,7 @@ class _Run:
     def touch(self, c: _CW, t: float | None = None) -> None:
         """Bring the clock's elapsed (or paused) time up to ``t`` (default: now)."""
         t = self.now if t is None else t
-        if not c.is_open or c.as_of_s is None or t <= c.as_of_s:
+        if c.status not in _OPEN or c.as_of_s is None or t <= c.as_of_s:
             return
         cal = self.calendar(c.calendar)
         span = cal.elapsed_s(c.as_of_s, t)
@@ -746,6 +785,13 @@ class _Run:
             c.paused_s += span
         c.as_of_s = t
 
+    def due_at(self, c: _CW, pos: float, rem: float) -> float:
+        """The instant a running clock reaches ``pos`` business seconds (``rem`` from its ``as_of``)."""
+        due = c.memo.get(pos)
+        if due is None:
+            due = c.memo[pos] = _r(self.calendar(c.calendar).add_s(c.as_of_s, rem))  # type: ignore[arg-type]
+        return due
+
     def clock_due(self, c: _CW) -> float | None:
         if c.breached:
             return c.breach_s
@@ -754,33 +800,34 @@ class _Run:
         rem = c.target_s - c.elapsed_s
         if rem <= 0:
             return c.as_of_s
-        return _r(self.calendar(c.calendar).add_s(c.as_of_s, rem))
+        return self.due_at(c, c.target_s, rem)
 
-    def clock_next(self, c: _CW) -> tuple[float, str, str] | None:
-        """The clock's next item: ``(due, kind, name)`` — its breach or its next threshold."""
+    def clock_next(self, c: _CW) -> float | None:
+        """When the clock's next item (its breach or its next threshold) falls due."""
         if c.status != "running" or c.target_s is None or c.as_of_s is None:
             return None
         target = c.target_s
         ths = c.def_.thresholds
         pos: float | None = None
-        kind = name = ""
         if not c.breached:
-            pos, kind, name = target, "clock", c.name
+            pos = target
         if c.fired < len(ths):
             th = ths[c.fired]
             p = th.at(target)
             if pos is None or p < pos - _EPS or (abs(p - pos) <= _EPS and th.severity == "warning"):
-                pos, kind, name = p, "threshold", f"{c.name}:{th.text}"
+                pos = p
         if pos is None:
             return None
         rem = pos - c.elapsed_s
         if rem <= _EPS:
-            return (c.as_of_s if c.as_of_s > self.now else self.now), kind, name
-        return _r(self.calendar(c.calendar).add_s(c.as_of_s, rem)), kind, name
+            return c.as_of_s if c.as_of_s > self.now else self.now
+        return self.due_at(c, pos, rem)
 
     def choose_target(self, c: _CW) -> int:
+        view = self._view if self._view is not None else _NOVIEW
+        data, scope = self.data, self.scope
         for t in c.def_.targets:
-            if self.cond(t.when, self.event_view()):
+            if t.when is None or t.when.fn(data, view, scope) is True:
                 return t.index
         return len(c.def_.targets) - 1
 
@@ -797,6 +844,7 @@ class _Run:
     def start_cycle(self, c: _CW, view: Mapping[str, Any] | None) -> None:
         c.cycle += 1
         c.status = "running"
+        c.memo = {}
         c.started_s = c.as_of_s = self.now
         c.elapsed_s = c.paused_s = 0.0
         c.pause_from_s = None
@@ -836,6 +884,7 @@ class _Run:
         if len(c.history) > MAX_HISTORY:
             del c.history[: len(c.history) - MAX_HISTORY]
         c.status = status
+        c.memo = {}
         c.due_s = c.breach_s if breached else None
         c.pauses = []
         self.pending = [p for p in self.pending if not (p.owner and p.owner[0] == "clock" and p.owner[1] == c.name
@@ -858,6 +907,7 @@ class _Run:
             pauses.append((c.pause_from_s, self.now))
         paused = sum(cal.elapsed_s(a, b) for a, b in pauses)
         c.calendar = cal_name
+        c.memo = {}
         c.target_index = idx
         c.target_s = self.target_seconds(c, idx, cal)
         c.elapsed_s = max(0.0, cal.elapsed_s(start, self.now) - paused)
@@ -884,7 +934,9 @@ class _Run:
         self._view = view
         plans = self.eng._clock_plan
         for name in self.eng._clock_names:
-            on, enter, has_when, needs_retarget = plans[name]
+            on, enter, has_when, needs_retarget, stable = plans[name]
+            if stable and not self.mut:
+                needs_retarget = False
             quiet = not has_when and type_ not in on and not (entered and enter.intersection(entered))
             c = self.clocks.get(name)
             if c is None:
@@ -893,7 +945,7 @@ class _Run:
                 c = self.cw(name)
             d = c.def_
             if quiet:
-                if c.is_open:  # no trigger can fire: only pause/resume and retargeting remain
+                if c.status in _OPEN:  # no trigger can fire: only pause/resume and retargeting remain
                     if d.pause is not None:
                         self.pause_or_resume(c, view)
                     if needs_retarget:
@@ -908,18 +960,22 @@ class _Run:
                         conds |= bit
                 rising = conds & ~c.conds
                 c.conds = conds
-            if _fires(d.stop, 2, type_, entered, rising) and c.is_open:
+            on_bits, enter_bits = self.eng._trigger_bits[name]
+            hits = on_bits.get(type_, 0) | rising
+            for st in entered:
+                hits |= enter_bits.get(st, 0)
+            if hits & 2 and c.status in _OPEN:
                 self.end_cycle(c, "stop")
-            if _fires(d.cancel, 8, type_, entered, rising) and c.is_open:
+            if hits & 8 and c.status in _OPEN:
                 self.end_cycle(c, "cancel")
-            if _fires(d.reset, 4, type_, entered, rising):
-                if c.is_open:
+            if hits & 4:
+                if c.status in _OPEN:
                     self.end_cycle(c, "reset")
                 self.signal(f"sla.{c.name}.reset", sla=c.name, cycle=c.cycle + 1)
                 self.start_cycle(c, view)
-            elif (c.status == "pending" or (d.repeat and not c.is_open)) and _fires(d.start, 1, type_, entered, rising):
+            elif hits & 1 and (c.status == "pending" or (d.repeat and c.status not in _OPEN)):
                 self.start_cycle(c, view)
-            if c.is_open:
+            if c.status in _OPEN:
                 if d.pause is not None:
                     self.pause_or_resume(c, view)
                 if needs_retarget:
@@ -933,11 +989,13 @@ class _Run:
         if holds and c.status == "running":
             self.touch(c)
             c.status = "paused"
+            c.memo = {}
             c.pause_from_s = self.now
             self.signal(f"sla.{c.name}.paused", sla=c.name, cycle=c.cycle)
         elif not holds and c.status == "paused":
             self.touch(c)
             c.status = "running"
+            c.memo = {}
             if c.pause_from_s is not None:
                 c.pauses.append((c.pause_from_s, self.now))
                 if len(c.pauses) > 64:  # bound the state: the oldest pause is forgotten
@@ -988,7 +1046,7 @@ class _Run:
 
     def end_case(self, why: str) -> None:
         for c in self.clocks.values():
-            if c.is_open:
+            if c.status in _OPEN:
                 self.end_cycle(c, "final")
         self.ended = True
         self.pending = [p for p in self.pending if p.kind == "action" and p.owner == ()]
@@ -1002,12 +1060,10 @@ class _Run:
             if depth > MAX_SIGNAL_DEPTH:
                 raise SignalLoop(f"signals raised signals more than {MAX_SIGNAL_DEPTH} levels deep (last: {sig.type})",
                                  event=self.event)
-            if self.ended:
+            if self.ended or sig.type not in self.eng._mentioned:  # no handler or clock trigger names it
                 continue
             view = {"type": sig.type, "at": sig.at, "case": self.case, "id": None, "sla": sig.sla,
                     "cycle": sig.cycle, **sig.data}
-            if sig.type not in self.eng._mentioned:  # no handler and no clock trigger names it
-                continue
             saved = self.depth
             self.depth = depth
             self.dispatch(sig.type, view, entered=[])
@@ -1027,7 +1083,7 @@ class _Run:
             if c.fired < len(c.def_.thresholds) and c.target_s is not None and c.as_of_s is not None:
                 th = c.def_.thresholds[c.fired]
                 rem = th.at(c.target_s) - c.elapsed_s
-                tdue = c.as_of_s if rem <= 0 else _r(self.calendar(c.calendar).add_s(c.as_of_s, rem))
+                tdue = c.as_of_s if rem <= 0 else self.due_at(c, th.at(c.target_s), rem)
                 items.append((tdue, 0, "threshold", f"{c.name}:{th.text}"))
         for p in self.pending:
             items.append((p.due, _KIND_ORDER[p.kind], p.kind, p.ref))
@@ -1042,7 +1098,7 @@ class _Run:
             for c in self.clocks.values():
                 n = self.clock_next(c)
                 if n is not None:
-                    cand = (n[0], 0, index[c.name], c)
+                    cand = (n, 0, index[c.name], c)
                     if best is None or cand[:3] < best[:3]:
                         best = cand
         for p in self.pending:
@@ -1126,16 +1182,17 @@ class _Run:
     def finish(self) -> Step:
         for c in self.clocks.values():
             self.touch(c)
-            c.due_s = self.clock_due(c) if c.is_open or c.breached else None
+            c.due_s = self.clock_due(c) if c.status in _OPEN or c.breached else None
         items = tuple(self.deadline_items())
         nw = items[0][0] if items else None
         state = CaseState(
             playbook=self.pb.id, version=self.pb.version, content_hash=self.pb.content_hash, case=self.case,
-            stage=self.stage, data=MappingProxyType(self.data), tier=self.tier, segment=self.segment,
+            stage=self.stage, data=MappingProxyType(self.data) if self._data_own else self.data, tier=self.tier, segment=self.segment,
             segments=tuple(self.segments), clocks=MappingProxyType(self.frozen_clocks()),
             now_s=self.now, opened_s=self.opened, seq=self.seq, epoch=self.epoch, ended=self.ended,
             pending=tuple(sorted(self.pending, key=_pending_order)) if len(self.pending) > 1 else tuple(self.pending),
-            sends=MappingProxyType({k: v for k, v in self.sends.items() if v}) if self.sends else _NO_SENDS,
+            sends=(self.sends if not self._sends_own else
+                   MappingProxyType({k: v for k, v in self.sends.items() if v}) if self.sends else _NO_SENDS),
             timezone=self.pb.timezone,
             next_wakeup_s=nw,
         )
