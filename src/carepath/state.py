@@ -288,7 +288,7 @@ class Pending:
 
     def to_list(self) -> list[Any]:
         """Compact JSON form."""
-        return [self.due, self.kind, self.ref, list(self.owner), self.seq, self.origin]
+        return [_n(self.due), self.kind, self.ref, list(self.owner), self.seq, _n(self.origin)]
 
     @classmethod
     def from_list(cls, x: list[Any]) -> Pending:
@@ -362,26 +362,50 @@ class Clock:
         """Running or paused."""
         return self.status in ("running", "paused")
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON shape (compact: defaults omitted)."""
+    def to_dict(self, now_s: float | None = None) -> dict[str, Any]:
+        """JSON shape (compact: defaults omitted, whole seconds written as integers, and
+        ``as_of_s`` left out when it equals the case's ``now_s``)."""
         d: dict[str, Any] = {"status": self.status}
+        implied = self._implied(now_s)
         for k in ("cycle", "breached", "started_s", "as_of_s", "elapsed_s", "paused_s", "pause_from_s",
                   "target_index", "target_s", "calendar", "breach_s", "due_s", "fired", "conds"):
             v = getattr(self, k)
-            if v != _CLOCK_DEFAULTS[k]:  # (target_index 0 is not a default: keep it)
-                d[k] = v
+            if k in implied:  # written only when it differs from what the decoder would infer
+                if v != implied[k]:
+                    d[k] = _n(v)
+            elif v != _CLOCK_DEFAULTS[k]:  # (target_index 0 is not a default: keep it)
+                d[k] = _n(v)
         if self.pauses:
-            d["pauses"] = [list(p) for p in self.pauses]
+            d["pauses"] = [[_n(a), _n(b)] for a, b in self.pauses]
         if self.history:  # compact rows: [cycle, started, stopped, elapsed, paused, target, met, failed_by]
-            d["history"] = [[r.cycle, _r(r.started.timestamp()), _r(r.stopped.timestamp()), r.elapsed.total_seconds(),
-                             r.paused.total_seconds(), None if r.target is None else r.target.total_seconds(),
-                             r.met, None if r.failed_by is None else r.failed_by.total_seconds()]
+            d["history"] = [[r.cycle, _n(_r(r.started.timestamp())), _n(_r(r.stopped.timestamp())),
+                             _n(r.elapsed.total_seconds()), _n(r.paused.total_seconds()),
+                             None if r.target is None else _n(r.target.total_seconds()),
+                             r.met, None if r.failed_by is None else _n(r.failed_by.total_seconds())]
                             for r in self.history]
         return d
 
+    def _implied(self, now_s: float | None) -> dict[str, Any]:
+        """Values the JSON leaves out because they follow from the rest: a closed cycle's start,
+        end, elapsed, paused and target are its last history row; ``as_of_s`` of an open or
+        pending clock is the case's ``now``; a breached clock is due at its breach."""
+        out: dict[str, Any] = {}
+        last = self.history[-1] if self.history else None
+        if self.status in _CLOSED and last is not None and last.cycle == self.cycle:
+            out["started_s"] = _r(last.started.timestamp())
+            out["as_of_s"] = _r(last.stopped.timestamp())
+            out["elapsed_s"] = last.elapsed.total_seconds()
+            out["paused_s"] = last.paused.total_seconds()
+            out["target_s"] = None if last.target is None else last.target.total_seconds()
+        elif now_s is not None and self.status != "pending":
+            out["as_of_s"] = now_s
+        if self.breached:
+            out["due_s"] = self.breach_s
+        return out
+
     @classmethod
-    def from_dict(cls, name: str, d: Mapping[str, Any], tz: tzinfo) -> Clock:
-        """Inverse of :meth:`to_dict`."""
+    def from_dict(cls, name: str, d: Mapping[str, Any], tz: tzinfo, now_s: float | None = None) -> Clock:
+        """Inverse of :meth:`to_dict` (give the same ``now_s``)."""
         hist = tuple(
             ClockRecord(r[0], dt(r[1], tz), dt(r[2], tz), timedelta(seconds=r[3]), timedelta(seconds=r[4]),
                         None if r[5] is None else timedelta(seconds=r[5]), r[6],
@@ -393,11 +417,28 @@ class Clock:
                         None if r["failed_by"] is None else timedelta(seconds=r["failed_by"]))
             for r in d.get("history", ())
         )
-        kw = {k: d[k] for k in ("cycle", "breached", "started_s", "as_of_s", "elapsed_s", "paused_s",
-                                "pause_from_s", "target_index", "target_s", "calendar", "breach_s", "due_s",
-                                "fired", "conds") if k in d}
+        kw = {k: (float(d[k]) if k in _FLOAT_KEYS and d[k] is not None else d[k])
+              for k in ("cycle", "breached", "started_s", "as_of_s", "elapsed_s", "paused_s",
+                        "pause_from_s", "target_index", "target_s", "calendar", "breach_s", "due_s",
+                        "fired", "conds") if k in d}
+        partial = cls(name=name, status=d["status"], history=hist, breached=bool(d.get("breached", False)),
+                      cycle=int(d.get("cycle", 0)), breach_s=kw.get("breach_s"), tz=tz)
+        for k, v in partial._implied(now_s).items():
+            kw.setdefault(k, v)
         return cls(name=name, status=d["status"], pauses=tuple((float(p[0]), float(p[1])) for p in d.get("pauses", ())),
                    history=hist, tz=tz, **kw)
+
+
+_CLOSED = frozenset({"met", "breached", "cancelled"})
+_FLOAT_KEYS = frozenset({"started_s", "as_of_s", "elapsed_s", "paused_s", "pause_from_s", "target_s", "breach_s",
+                         "due_s"})
+
+
+def _n(v: Any) -> Any:
+    """A whole float as an int (``1800.0`` → ``1800``) for compact JSON; anything else unchanged."""
+    if v.__class__ is float and v.is_integer() and abs(v) < 2**53:
+        return int(v)
+    return v
 
 
 _CLOCK_DEFAULTS: dict[str, Any] = {"cycle": 0, "breached": False, "started_s": None, "as_of_s": None,
@@ -452,12 +493,17 @@ class CaseState:
             "format": STATE_FORMAT,
             "playbook": {"id": self.playbook, "version": self.version, "hash": self.content_hash},
             "case": self.case, "stage": self.stage, "data": _json_value(self.data), "tier": self.tier,
-            "segment": self.segment, "segments": list(self.segments),
-            "clocks": {n: c.to_dict() for n, c in self.clocks.items()},
+            "segments": list(self.segments),
+            "clocks": {n: c.to_dict(self.now_s) for n, c in self.clocks.items()},
             "now": to_iso(self.now_s, tz), "opened": to_iso(self.opened_s, tz), "seq": self.seq,
-            "epoch": self.epoch, "ended": self.ended, "timezone": self.timezone,
+            "epoch": self.epoch, "timezone": self.timezone,
             "next_wakeup": to_iso(self.next_wakeup_s, tz),
         }
+        # `segment` is the first of `segments` unless said otherwise; `ended` is written when true
+        if self.segment != (self.segments[0] if self.segments else None):
+            d["segment"] = self.segment
+        if self.ended:
+            d["ended"] = True
         if self.pending:
             d["pending"] = [p.to_list() for p in self.pending]
         if self.sends:
@@ -478,12 +524,14 @@ class CaseState:
         tz = zone(tzname)
         pb = d["playbook"]
         nw = d.get("next_wakeup")
+        segments = tuple(d.get("segments") or ())
+        now_s = from_iso(d["now"])
         return cls(
             playbook=pb["id"], version=pb["version"], content_hash=pb["hash"], case=d["case"], stage=d["stage"],
-            data=MappingProxyType(dict(d.get("data") or {})), tier=d.get("tier"), segment=d.get("segment"),
-            segments=tuple(d.get("segments") or ()),
-            clocks=MappingProxyType({n: Clock.from_dict(n, c, tz) for n, c in (d.get("clocks") or {}).items()}),
-            now_s=from_iso(d["now"]), opened_s=from_iso(d["opened"]), seq=int(d.get("seq", 0)),
+            data=MappingProxyType(dict(d.get("data") or {})), tier=d.get("tier"),
+            segment=d["segment"] if "segment" in d else (segments[0] if segments else None), segments=segments,
+            clocks=MappingProxyType({n: Clock.from_dict(n, c, tz, now_s) for n, c in (d.get("clocks") or {}).items()}),
+            now_s=now_s, opened_s=from_iso(d["opened"]), seq=int(d.get("seq", 0)),
             epoch=int(d.get("epoch", 0)), ended=bool(d.get("ended", False)),
             pending=tuple(Pending.from_list(p) for p in d.get("pending", ())),
             sends=MappingProxyType({k: tuple(v) for k, v in (d.get("sends") or {}).items()}),
