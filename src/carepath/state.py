@@ -417,7 +417,7 @@ class Clock:
                         None if r["failed_by"] is None else timedelta(seconds=r["failed_by"]))
             for r in d.get("history", ())
         )
-        kw = {k: (float(d[k]) if k in _FLOAT_KEYS and d[k] is not None else d[k])
+        kw: dict[str, Any] = {k: (float(d[k]) if k in _FLOAT_KEYS and d[k] is not None else d[k])
               for k in ("cycle", "breached", "started_s", "as_of_s", "elapsed_s", "paused_s",
                         "pause_from_s", "target_index", "target_s", "calendar", "breach_s", "due_s",
                         "fired", "conds") if k in d}
