@@ -542,7 +542,7 @@ class _Run:
     def signal(self, type_: str, *, sla: str | None = None, cycle: int | None = None,
                record: ClockRecord | None = None, data: Mapping[str, Any] | None = None) -> None:
         sig = Signal(type_, self.now_dt(), sla, cycle, record,
-                     MappingProxyType(dict(data)) if data else MappingProxyType({}))
+                     MappingProxyType(dict(data)) if data else _NOVIEW)
         self.signals.append(sig)
         self.queue.append((sig, self.depth + 1))
 
