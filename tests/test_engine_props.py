@@ -151,3 +151,34 @@ def test_generated_playbooks_load() -> None:
             assert all(d.code == "CP508" for d in e.diagnostics if d.severity == "error"), e
 
     inner()
+
+
+def _verbose(state: Any) -> dict[str, Any]:
+    """``state`` as format 1 was first written: every clock field explicit, ``segment`` and
+    ``ended`` always present (what stores written before the compact JSON rules hold)."""
+    import json
+
+    d = json.loads(state.to_json())
+    d["segment"] = state.segment
+    d["ended"] = state.ended
+    for name, c in state.clocks.items():
+        cd = d["clocks"][name]
+        for k in ("started_s", "as_of_s", "elapsed_s", "paused_s", "target_s", "breach_s", "due_s"):
+            cd[k] = getattr(c, k)
+    return d
+
+
+@SETTINGS
+@given(cases())
+def test_compact_json_round_trips_every_step_and_reads_the_verbose_form(case: tuple[Engine, list[Any]]) -> None:
+    from carepath import CaseState
+
+    eng, events = case
+    seen: list[Any] = []
+    drive(eng, events, on_step=lambda _before, step, _ev: seen.append(step.state))
+    for s in seen:
+        text = s.to_json()
+        back = CaseState.from_json(text)
+        assert back == s
+        assert back.to_json() == text
+        assert CaseState.from_json(_verbose(s)) == s
