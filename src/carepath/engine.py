@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from ._records import fast_init
 from .compile import (
     ActionDef,
     ClockDef,
@@ -57,6 +58,7 @@ _OPEN = ("running", "paused")
 _NOVIEW: Mapping[str, Any] = MappingProxyType({})
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Step:
     """The result of one evaluation.

@@ -18,6 +18,8 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ._records import fast_init
+
 __all__ = [
     "MAX_EVENT_BYTES", "MAX_EVENT_DEPTH", "STATE_FORMAT", "Action", "CaseState", "Clock", "ClockRecord", "Deadline", "Event", "Pending", "Signal",
     "decode_event", "from_iso", "to_iso",
@@ -188,6 +190,7 @@ class Event:
         return cls(id=str(eid), type=d["type"], at=at, case=None if case is None else str(case), data=data)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Action:
     """An instruction for the host: ``{id, playbook, case, type, params, at, source}``."""
@@ -212,6 +215,7 @@ class Action:
                    datetime.fromisoformat(d["at"]), d["source"])
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ClockRecord:
     """One finished clock cycle."""
@@ -233,6 +237,7 @@ class ClockRecord:
                 "failed_by": None if self.failed_by is None else self.failed_by.total_seconds()}
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Signal:
     """An engine-raised event: ``{type, at, sla?, cycle?, record?}``."""
@@ -258,6 +263,7 @@ class Signal:
         return d
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Deadline:
     """A wake-up: ``{kind: clock|threshold|timer|action|schedule, name, due}``."""
@@ -271,6 +277,7 @@ class Deadline:
         return {"kind": self.kind, "name": self.name, "due": self.due.isoformat()}
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Pending:
     """A timer, delayed action or schedule held in the state until ``due`` (POSIX seconds).
@@ -296,6 +303,7 @@ class Pending:
         return cls(float(x[0]), str(x[1]), str(x[2]), tuple(x[3]), int(x[4]), float(x[5]))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Clock:
     """One SLA clock of a case (SPEC §4.3). Durations are business time in the clock's calendar."""
@@ -447,6 +455,7 @@ _CLOCK_DEFAULTS: dict[str, Any] = {"cycle": 0, "breached": False, "started_s": N
                                    "conds": 0}
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CaseState:
     """A case at an instant: immutable; ``to_json()`` / ``CaseState.from_json()`` round-trip."""
