@@ -11,6 +11,7 @@ are POSIX seconds rounded to microseconds; business time comes from the playbook
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -445,6 +446,24 @@ class Engine:
         return view
 
 
+@functools.lru_cache(maxsize=256)
+def _duration(text: str) -> Any:
+    """A task's ``due`` parsed once per distinct text (the playbook's texts are few)."""
+    from .durations import parse_duration
+
+    return parse_duration(text)
+
+
+def _coerce(v: Any, t: Any) -> tuple[bool, Any]:
+    """:func:`~carepath.compile.coerce` with the common already-valid cases answered inline."""
+    vc = v.__class__
+    k = t.kind
+    if (vc is str and (k == "string" or (k == "enum" and v in t.values))) or (vc is bool and k == "bool") or (
+            vc is int and k == "int"):
+        return True, v
+    return coerce(v, t)
+
+
 def _pending_order(p: Pending) -> tuple[float, int]:
     return (p.due, p.seq)
 
@@ -568,15 +587,16 @@ class _Run:
     # -- data -----------------------------------------------------------------------------------------
     def apply_sets(self, sets: tuple[SetValue, ...], view: Mapping[str, Any] | None, source: str) -> dict[str, Any]:
         """Evaluate every value first, then assign (so ``set`` sees the old values); type-checked."""
-        from .compile import describe
-
         out: dict[str, Any] = {}
+        data, scope, view = self.data, self.scope, view if view is not None else _NOVIEW
         for s in sets:
-            v = s.literal if s.expr is None else s.expr(self.data, view or {}, self.scope)
+            v = s.literal if s.expr is None else s.expr.fn(data, view, scope)
             if isinstance(v, timedelta):
                 v = v.total_seconds()
-            ok, cv = coerce(v, s.type)
+            ok, cv = _coerce(v, s.type)
             if not ok:
+                from .compile import describe
+
                 raise InvalidEvent(f"{source}: {s.field} = {v!r} is not a valid {describe(s.type)}",
                                    event=self.event)
             out[s.field] = cv
@@ -760,10 +780,7 @@ class _Run:
         elif verb == "task":
             params["task"] = a.arg
             if "due" in params:
-                from .durations import parse_duration
-
-                d = parse_duration(params["due"])
-                params["due"] = self.iso(self.delay_due(self.now, d, None))
+                params["due"] = self.iso(self.delay_due(self.now, _duration(params["due"]), None))
         elif verb == "emit":
             params["name"] = a.arg
         self.seq += 1
@@ -975,8 +992,10 @@ class _Run:
                     self.end_cycle(c, "reset")
                 self.signal(f"sla.{c.name}.reset", sla=c.name, cycle=c.cycle + 1)
                 self.start_cycle(c, view)
+                needs_retarget = False  # the new cycle just chose its target from the same inputs
             elif hits & 1 and (c.status == "pending" or (d.repeat and c.status not in _OPEN)):
                 self.start_cycle(c, view)
+                needs_retarget = False
             if c.status in _OPEN:
                 if d.pause is not None:
                     self.pause_or_resume(c, view)
