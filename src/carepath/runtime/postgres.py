@@ -29,7 +29,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -40,7 +40,7 @@ from psycopg_pool import ConnectionPool
 from ..state import Action, CaseState
 from ._pg_schema import MIGRATIONS, SCHEMA_VERSION
 from ._sql import SqlReaders
-from .store import OutboxItem, Rejected, Store, StoreError, Tx
+from .store import OutboxItem, Prefetched, Rejected, Store, StoreError, Tx
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore", "parse_postgres_url"]
 
@@ -65,11 +65,20 @@ def parse_postgres_url(url: str) -> tuple[str, dict[str, str]]:
 def _retryable(exc: BaseException) -> bool:
     """Contention or a lost connection: the unit of work can simply run again."""
     return isinstance(exc, pgerr.SerializationFailure | pgerr.DeadlockDetected | psycopg.OperationalError
-                      | pgerr.UniqueViolation)
+                      | pgerr.UniqueViolation | _Conflict)
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], n: int) -> list[list[Any]]:
+    """Rows → ``n`` column lists (the arrays an ``unnest`` insert takes)."""
+    return [[r[i] for r in rows] for i in range(n)] if rows else [[] for _ in range(n)]
 
 
 def _truthy(v: str) -> bool:
     return v.lower() not in ("0", "false", "no", "off")
+
+
+class _Conflict(Exception):
+    """Another transaction processed one of this batch's event ids first: run the batch again."""
 
 
 class _PgTx(Tx):
@@ -84,43 +93,104 @@ class _PgTx(Tx):
         self.outbox: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.rejected: dict[str, tuple[Any, ...]] = {}
         self.notify = False
+        # keys prefetch found without a case: their first save is a plain INSERT, so a worker that
+        # opened the same case meanwhile makes this one fail (unique key) and run again
+        self.absent: set[tuple[str, str]] = set()
+        # ids prefetch found unprocessed: if one turns out processed at flush (another worker
+        # committed it meanwhile), the batch runs again and sees it as a duplicate
+        self.unseen: set[str] = set()
 
-    def flush(self) -> None:
+    def flush(self, final: bool = False) -> None:
+        """Send the buffered writes: one statement per table over ``unnest`` arrays, pipelined
+        (one round trip), whatever the number of rows; ``final`` (at commit) adds the ``NOTIFY``."""
         t = self.s.t
-        c = self.cur
-        if self.processed:
-            c.executemany(f"INSERT INTO {t['processed']} (event_id, at) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                          list(self.processed.items()))
-            self.processed.clear()
-        if self.saves:
-            rows = list(self.saves.values())
-            c.executemany(
-                f"INSERT INTO {t['cases']} (playbook, case_key, version, hash, stage, ended, next_wakeup, state, "
-                "updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (playbook, case_key) DO UPDATE "
-                "SET version = EXCLUDED.version, hash = EXCLUDED.hash, stage = EXCLUDED.stage, "
-                "ended = EXCLUDED.ended, next_wakeup = EXCLUDED.next_wakeup, state = EXCLUDED.state, "
-                "updated_at = EXCLUDED.updated_at", rows)
-            if any(r[6] is not None for r in rows):
+        if not (self.processed or self.saves or self.outbox or self.rejected or (final and self.notify)):
+            return
+        with self.conn.pipeline():
+            pc = None
+            if self.processed:
+                pc = self.conn.cursor()
+                pc.execute(f"INSERT INTO {t['processed']} (event_id, at) SELECT * FROM unnest(%s::text[], "
+                           "%s::float8[]) ON CONFLICT DO NOTHING RETURNING event_id",
+                           (list(self.processed), list(self.processed.values())))
+            if self.saves:
+                new = [r for k, r in self.saves.items() if k in self.absent]
+                old = [r for k, r in self.saves.items() if k not in self.absent]
+                cols = ("INSERT INTO {} (playbook, case_key, version, hash, stage, ended, next_wakeup, state, "
+                        "updated_at) SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], "
+                        "%s::text[], %s::boolean[], %s::float8[], %s::text[], %s::float8[])").format(t["cases"])
+                if new:
+                    self.cur.execute(cols, _columns(new, 9))
+                if old:
+                    self.cur.execute(
+                        cols + " ON CONFLICT (playbook, case_key) DO UPDATE SET version = EXCLUDED.version, "
+                        "hash = EXCLUDED.hash, stage = EXCLUDED.stage, ended = EXCLUDED.ended, "
+                        "next_wakeup = EXCLUDED.next_wakeup, state = EXCLUDED.state, updated_at = EXCLUDED.updated_at",
+                        _columns(old, 9))
+                if any(r[6] is not None for r in self.saves.values()):
+                    self.notify = True
+            if self.outbox:
+                self.cur.execute(
+                    f"INSERT INTO {t['outbox']} (playbook, id, case_key, type, action, available_at) SELECT * FROM "
+                    "unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::float8[]) "
+                    "ON CONFLICT (playbook, id) DO NOTHING", _columns(list(self.outbox.values()), 6))
                 self.notify = True
-            self.saves.clear()
-        if self.outbox:
-            c.executemany(
-                f"INSERT INTO {t['outbox']} (playbook, id, case_key, type, action, available_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (playbook, id) DO NOTHING", list(self.outbox.values()))
-            self.notify = True
-            self.outbox.clear()
-        if self.rejected:
-            c.executemany(
-                f"INSERT INTO {t['rejected']} (fingerprint, event_id, case_key, cases, event, reason, message, at) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (fingerprint) DO NOTHING",
-                list(self.rejected.values()))
-            self.rejected.clear()
+            if self.rejected:
+                self.cur.execute(
+                    f"INSERT INTO {t['rejected']} (fingerprint, event_id, case_key, cases, event, reason, message, at) "
+                    "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
+                    "%s::text[], %s::float8[]) ON CONFLICT (fingerprint) DO NOTHING",
+                    _columns(list(self.rejected.values()), 8))
+            if final and self.notify:
+                self.cur.execute("SELECT pg_notify(%s, '')", (self.s.channel,))
+        if pc is not None:
+            inserted = {r[0] for r in pc.fetchall()}
+            lost = (self.unseen & self.processed.keys()) - inserted
+            if lost:
+                raise _Conflict(f"event ids processed by another worker meanwhile: {sorted(lost)[:5]}")
+        self.absent.difference_update(self.saves)
+        self.processed.clear()
+        self.saves.clear()
+        self.outbox.clear()
+        self.rejected.clear()
+
+    def prefetch(self, event_ids: Collection[str], keys: Collection[tuple[str, str]]) -> Prefetched:
+        """Both reads of a batch in one pipelined round trip: ``event_id = ANY(…)`` on the processed
+        ids, and the cases ``FOR UPDATE``, locked in (playbook, key) order."""
+        self.flush()
+        t = self.s.t
+        ids = list(event_ids)
+        ks = sorted(set(keys))
+        seen: frozenset[str] = frozenset()
+        states: dict[tuple[str, str], CaseState | None] = dict.fromkeys(ks)
+        with self.conn.pipeline():
+            ic = kc = None
+            if ids:
+                ic = self.conn.cursor()
+                ic.execute(f"SELECT event_id FROM {t['processed']} WHERE event_id = ANY(%s::text[])", (ids,))
+            if ks:
+                kc = self.conn.cursor()
+                kc.execute(f"SELECT c.playbook, c.case_key, c.state FROM {t['cases']} c JOIN unnest(%s::text[], "
+                           "%s::text[]) AS k(playbook, case_key) USING (playbook, case_key) "
+                           'ORDER BY c.playbook COLLATE "C", c.case_key COLLATE "C" FOR UPDATE OF c',
+                           ([p for p, _ in ks], [c for _, c in ks]))
+        if ic is not None:
+            seen = frozenset(r[0] for r in ic.fetchall())
+            self.unseen.update(i for i in ids if i not in seen)
+        if kc is not None:
+            for pb, key, text in kc.fetchall():
+                states[(pb, key)] = CaseState.from_json(text)
+        self.absent.update(k for k, v in states.items() if v is None)
+        return Prefetched(seen, states)
 
     def seen(self, event_id: str) -> bool:
         if event_id in self.processed:
             return True
         self.cur.execute(f"SELECT 1 FROM {self.s.t['processed']} WHERE event_id = %s", (event_id,))
-        return self.cur.fetchone() is not None
+        if self.cur.fetchone() is not None:
+            return True
+        self.unseen.add(event_id)
+        return False
 
     def mark_processed(self, event_id: str, at: float) -> None:
         self.processed.setdefault(event_id, at)
@@ -318,9 +388,7 @@ class PostgresStore(SqlReaders, Store):
             self._local.tx = tx
             try:
                 result = fn(tx)
-                tx.flush()
-                if tx.notify:
-                    tx.cur.execute("SELECT pg_notify(%s, '')", (self.channel,))
+                tx.flush(final=True)
                 return result
             finally:
                 self._local.tx = None
