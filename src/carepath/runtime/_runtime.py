@@ -187,11 +187,11 @@ class Runtime:
             cache: dict[tuple[str, str], CaseState | None] = dict(pre.states)
             seen = set(pre.seen)  # processed before, or earlier in this batch
             results = []
-            for (raw, ev, err), plan in zip(parsed, plans, strict=True):
+            for (src, ev, err), plan in zip(parsed, plans, strict=True):
                 if timeline and ev is not None:
                     self._follow(ev.at)
                     self._due_in_tx(tx, ev._ts - 2 * _US, ev._ts - 0.5 * _US, cache, tally)
-                results.append(self._one(tx, raw, ev, err, plan or [], cache, seen, tally))
+                results.append(self._one(tx, src, ev, err, plan or [], cache, seen, tally))
             return results
 
         results = self.store.atomic(unit)
@@ -216,25 +216,27 @@ class Runtime:
         if adv is not None:
             adv(t)
 
-    def _parse(self, e: EventInput) -> tuple[dict[str, Any], Event | None, str | None]:
+    def _parse(self, e: EventInput) -> tuple[EventInput, Event | None, str | None]:
+        """``(source, event, error)``: the source (the decoded object of a JSON line) is turned into
+        the recorded form (:func:`_as_dict`) only if the event is rejected."""
         if isinstance(e, Event):
-            return e.to_dict(), e, None
+            return e, e, None
         if isinstance(e, str | bytes):
             try:
                 e = decode_event(e)
             except ValueError as exc:
-                return _as_dict(e), None, str(exc)
-        raw = _as_dict(e)
+                return e, None, str(exc)
         try:
-            return raw, Event.from_dict(e), None
+            return e, Event.from_dict(e), None
         except (ValueError, TypeError) as exc:
-            return raw, None, str(exc)
+            return e, None, str(exc)
 
-    def _one(self, tx: Tx, raw: dict[str, Any], ev: Event | None, err: str | None,
+    def _one(self, tx: Tx, src: EventInput, ev: Event | None, err: str | None,
              plan: Sequence[tuple[str, str | None, str | None]], cache: dict[tuple[str, str], CaseState | None],
              seen: set[str], tally: Counter[str]) -> SubmitResult:
         now = self._now().timestamp()
         if ev is None:
+            raw = _as_dict(src)
             tx.add_rejected(Rejected(raw, "invalid", err or "invalid event", now))
             tally["rejected"] += 1
             return SubmitResult("rejected", "invalid", err or "invalid event", event_id=_id_of(raw))
@@ -244,7 +246,7 @@ class Runtime:
         try:
             steps, status = self._route(tx, ev, plan, cache)
         except _Reject as r:
-            tx.add_rejected(Rejected(raw, r.reason, r.message, now, r.cases))
+            tx.add_rejected(Rejected(_as_dict(src), r.reason, r.message, now, r.cases))
             tally["rejected"] += 1
             return SubmitResult("rejected", r.reason, r.message, event_id=ev.id)
         seen.add(ev.id)
