@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from ._runtime import ActionHandler, Runtime, SubmitResult
-from .store import OutboxItem, Rejected, Store, StoreError, Tx
+from .store import OutboxItem, Prefetched, Rejected, Store, StoreError, Tx
 
-__all__ = ["ActionHandler", "OutboxItem", "Rejected", "Runtime", "SQLiteStore", "Store", "StoreError",
+__all__ = ["ActionHandler", "OutboxItem", "Prefetched", "Rejected", "Runtime", "SQLiteStore", "Store", "StoreError",
            "SubmitResult", "Tx", "open_store"]
 
 

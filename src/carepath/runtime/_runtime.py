@@ -172,58 +172,81 @@ class Runtime:
         return out
 
     def _submit_chunk(self, chunk: Sequence[EventInput], timeline: bool) -> list[SubmitResult]:
+        """One transaction for ``chunk``: read everything it needs at once (:meth:`Tx.prefetch`:
+        the processed ids and the cases, locked), decide each event in memory in order (a case
+        seen twice sees its own earlier step), and let the store write it all at commit."""
         parsed = [self._parse(e) for e in chunk]
+        plans = [None if ev is None else self._targets(ev) for _, ev, _ in parsed]
+        ids = list(dict.fromkeys(ev.id for _, ev, _ in parsed if ev is not None))
+        keys = list(dict.fromkeys((pid, key) for plan in plans if plan for pid, key, _ in plan if key))
         tally: Counter[str] = Counter()
 
         def unit(tx: Tx) -> list[SubmitResult]:
             tally.clear()
-            cache: dict[tuple[str, str], CaseState | None] = {}
-            seen: set[str] = set()
+            pre = tx.prefetch(ids, keys)
+            cache: dict[tuple[str, str], CaseState | None] = dict(pre.states)
+            seen = set(pre.seen)  # processed before, or earlier in this batch
             results = []
-            for raw, ev, err in parsed:
+            for (src, ev, err), plan in zip(parsed, plans, strict=True):
                 if timeline and ev is not None:
                     self._follow(ev.at)
                     self._due_in_tx(tx, ev._ts - 2 * _US, ev._ts - 0.5 * _US, cache, tally)
-                results.append(self._one(tx, raw, ev, err, cache, seen, tally))
+                results.append(self._one(tx, src, ev, err, plan or [], cache, seen, tally))
             return results
 
         results = self.store.atomic(unit)
         self.counters.update(tally)
         return results
 
+    def _targets(self, ev: Event) -> list[tuple[str, str | None, str | None]]:
+        """``(playbook id, case key, error)`` for every playbook that mentions ``ev``'s type: the
+        key (``None`` or ``""`` when the event has none), or why it could not be computed."""
+        out: list[tuple[str, str | None, str | None]] = []
+        for pid, eng in self.engines.items():
+            if not eng.mentions(ev.type):
+                continue
+            try:
+                out.append((pid, eng.case_key(ev), None))
+            except Exception as exc:  # a key expression that cannot evaluate on this payload
+                out.append((pid, None, f"{pid}: cannot compute the case key of event {ev.id}: {exc}"))
+        return out
+
     def _follow(self, t: datetime) -> None:
         adv = getattr(self.clock, "advance_to", None)
         if adv is not None:
             adv(t)
 
-    def _parse(self, e: EventInput) -> tuple[dict[str, Any], Event | None, str | None]:
+    def _parse(self, e: EventInput) -> tuple[EventInput, Event | None, str | None]:
+        """``(source, event, error)``: the source (the decoded object of a JSON line) is turned into
+        the recorded form (:func:`_as_dict`) only if the event is rejected."""
         if isinstance(e, Event):
-            return e.to_dict(), e, None
+            return e, e, None
         if isinstance(e, str | bytes):
             try:
                 e = decode_event(e)
             except ValueError as exc:
-                return _as_dict(e), None, str(exc)
-        raw = _as_dict(e)
+                return e, None, str(exc)
         try:
-            return raw, Event.from_dict(e), None
+            return e, Event.from_dict(e), None
         except (ValueError, TypeError) as exc:
-            return raw, None, str(exc)
+            return e, None, str(exc)
 
-    def _one(self, tx: Tx, raw: dict[str, Any], ev: Event | None, err: str | None,
-             cache: dict[tuple[str, str], CaseState | None], seen: set[str], tally: Counter[str]) -> SubmitResult:
+    def _one(self, tx: Tx, src: EventInput, ev: Event | None, err: str | None,
+             plan: Sequence[tuple[str, str | None, str | None]], cache: dict[tuple[str, str], CaseState | None],
+             seen: set[str], tally: Counter[str]) -> SubmitResult:
         now = self._now().timestamp()
         if ev is None:
+            raw = _as_dict(src)
             tx.add_rejected(Rejected(raw, "invalid", err or "invalid event", now))
             tally["rejected"] += 1
             return SubmitResult("rejected", "invalid", err or "invalid event", event_id=_id_of(raw))
-        if ev.id in seen or tx.seen(ev.id):
+        if ev.id in seen:
             tally["duplicate"] += 1
             return SubmitResult("duplicate", event_id=ev.id)
         try:
-            steps, status = self._route(tx, ev, cache)
+            steps, status = self._route(tx, ev, plan, cache)
         except _Reject as r:
-            tx.add_rejected(Rejected(raw, r.reason, r.message, now, r.cases))
+            tx.add_rejected(Rejected(_as_dict(src), r.reason, r.message, now, r.cases))
             tally["rejected"] += 1
             return SubmitResult("rejected", r.reason, r.message, event_id=ev.id)
         seen.add(ev.id)
@@ -254,22 +277,20 @@ class Runtime:
             cache[k] = tx.load(pid, key)
         return cache[k]
 
-    def _route(self, tx: Tx, ev: Event, cache: dict[tuple[str, str], CaseState | None]
-               ) -> tuple[list[tuple[CaseState | None, Any]], str]:
-        """The steps for ``ev`` over every playbook (each decided by :func:`carepath.router.route`),
-        or :class:`_Reject`. All or nothing: one playbook's rejection rejects the event."""
+    def _route(self, tx: Tx, ev: Event, plan: Sequence[tuple[str, str | None, str | None]],
+               cache: dict[tuple[str, str], CaseState | None]) -> tuple[list[tuple[CaseState | None, Any]], str]:
+        """The steps for ``ev`` over every playbook of ``plan`` (see :meth:`_targets`), each decided
+        by :func:`carepath.router.route`, or :class:`_Reject`. All or nothing: one playbook's
+        rejection rejects the event."""
         from ..router import route
 
         steps: list[tuple[CaseState | None, Any]] = []
         unknown: list[tuple[str, str, str]] = []
         no_key = False
-        for pid, eng in self.engines.items():
-            if not eng.mentions(ev.type):
-                continue
-            try:
-                key = eng.case_key(ev)
-            except Exception as exc:  # a key expression that cannot evaluate on this payload
-                raise _Reject("invalid", f"{pid}: cannot compute the case key of event {ev.id}: {exc}") from None
+        for pid, key, key_error in plan:
+            if key_error is not None:
+                raise _Reject("invalid", key_error)
+            eng = self.engines[pid]
             if key is None or key == "":
                 no_key = True
                 continue

@@ -1,23 +1,31 @@
 """The PostgreSQL store (SPEC §7): many workers on one database, on psycopg 3 and ``psycopg_pool``.
 
-Concurrency: row locks. :meth:`Tx.load` is ``SELECT … FOR UPDATE`` (a case that does not exist yet
-is guarded by a transaction-scoped advisory lock on its key, so two workers cannot both open it);
-:meth:`Tx.due` and :meth:`PostgresStore.claim_outbox` take rows with ``FOR UPDATE SKIP LOCKED``, so
+Concurrency: row locks. :meth:`Tx.load` and :meth:`Tx.prefetch` are ``SELECT … FOR UPDATE``;
+prefetch locks a batch's cases in one order (playbook, key; C collation), so two batches sharing
+cases wait for each other rather than deadlock. A case that does not exist yet: ``load`` serializes
+on a transaction-scoped advisory lock on its key; ``prefetch`` writes it with a plain ``INSERT``,
+so a worker that opened it meanwhile makes the batch fail on the unique key and run again, where
+the case exists and is locked. Likewise a processed id committed by another worker meanwhile is
+caught at flush and the batch runs again (the event is then a duplicate). :meth:`Tx.due` and :meth:`PostgresStore.claim_outbox` take rows with ``FOR UPDATE SKIP LOCKED``, so
 workers share the due cases and the outbox without waiting on each other. A serialization failure,
 a deadlock or a lost connection (the server restarting, ``pg_terminate_backend``) rolls back and
 runs the unit of work again on a fresh connection, for up to ``wait`` seconds.
 
-Writes inside a unit of work are buffered and sent at commit in one pipelined batch (one round
-trip for all the rows of a batch of events); reads (``seen``, ``load``, ``due``) go to the server
-at once, after flushing the buffer when they could depend on it.
+A batch of events costs a fixed number of round trips whatever its size: :meth:`Tx.prefetch` reads
+the batch's processed ids and locks its cases in one pipelined round trip; writes inside a unit of
+work are buffered and sent at commit as one ``INSERT … SELECT FROM unnest(…)`` per table (binary
+array parameters), pipelined with the ``NOTIFY``; then one ``COMMIT`` (one WAL fsync). Single reads
+(``seen``, ``load``, ``due``) go to the server at once, after flushing the buffer when they could
+depend on it.
 
 A commit that queued outbox rows or moved a wake-up sends ``NOTIFY`` on the store's channel;
 :meth:`PostgresStore.wait_for_work` blocks on ``LISTEN`` (falling back to a plain sleep without a
 connection), so idle workers wake at once.
 
 URL: ``postgresql://user@host:port/db?schema=carepath&migrate=false&pool_max=4`` (``postgres://``
-too); the options ``schema``, ``migrate``, ``pool_min``, ``pool_max``, ``wait`` are the store's, the
-rest go to libpq.
+too); the options ``schema``, ``migrate``, ``pool_min``, ``pool_max``, ``wait``, ``state_cache`` are
+the store's, the rest go to libpq (``options=-c%20synchronous_commit%3Doff`` trades durability for
+speed; the default keeps the server's setting, durable ``on``).
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -38,16 +46,17 @@ from psycopg import errors as pgerr
 from psycopg_pool import ConnectionPool
 
 from ..state import Action, CaseState
+from ._cache import StateCache
 from ._pg_schema import MIGRATIONS, SCHEMA_VERSION
 from ._sql import SqlReaders
-from .store import OutboxItem, Rejected, Store, StoreError, Tx
+from .store import OutboxItem, Prefetched, Rejected, Store, StoreError, Tx
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore", "parse_postgres_url"]
 
 T = TypeVar("T")
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-_STORE_OPTS = ("schema", "migrate", "pool_min", "pool_max", "wait", "create")
+_STORE_OPTS = ("schema", "migrate", "pool_min", "pool_max", "wait", "create", "state_cache")
 _BIG = 2**31 - 1
 
 
@@ -65,11 +74,29 @@ def parse_postgres_url(url: str) -> tuple[str, dict[str, str]]:
 def _retryable(exc: BaseException) -> bool:
     """Contention or a lost connection: the unit of work can simply run again."""
     return isinstance(exc, pgerr.SerializationFailure | pgerr.DeadlockDetected | psycopg.OperationalError
-                      | pgerr.UniqueViolation)
+                      | pgerr.UniqueViolation | _Conflict)
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], n: int) -> list[list[Any]]:
+    """Rows → ``n`` column lists (the arrays an ``unnest`` insert takes)."""
+    return [[r[i] for r in rows] for i in range(n)] if rows else [[] for _ in range(n)]
+
+
+def _case_row(state: CaseState, text: str, at: float) -> tuple[Any, ...]:
+    return (state.playbook, state.case, state.version, state.content_hash, state.stage, bool(state.ended),
+            _float(state.next_wakeup_s), text, float(at))
+
+
+def _float(v: float | None) -> float | None:
+    return None if v is None else float(v)
 
 
 def _truthy(v: str) -> bool:
     return v.lower() not in ("0", "false", "no", "off")
+
+
+class _Conflict(Exception):
+    """Another transaction processed one of this batch's event ids first: run the batch again."""
 
 
 class _PgTx(Tx):
@@ -80,47 +107,110 @@ class _PgTx(Tx):
         self.conn = conn
         self.cur = conn.cursor()
         self.processed: dict[str, float] = {}
-        self.saves: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self.saves: dict[tuple[str, str], tuple[CaseState, float]] = {}  # serialized at flush: the last wins
         self.outbox: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.rejected: dict[str, tuple[Any, ...]] = {}
         self.notify = False
+        # keys prefetch found without a case: their first save is a plain INSERT, so a worker that
+        # opened the same case meanwhile makes this one fail (unique key) and run again
+        self.absent: set[tuple[str, str]] = set()
+        # ids prefetch found unprocessed: if one turns out processed at flush (another worker
+        # committed it meanwhile), the batch runs again and sees it as a duplicate
+        self.unseen: set[str] = set()
 
-    def flush(self) -> None:
+    def flush(self, final: bool = False) -> None:
+        """Send the buffered writes: one statement per table over ``unnest`` arrays, pipelined
+        (one round trip), whatever the number of rows; ``final`` (at commit) adds the ``NOTIFY``."""
         t = self.s.t
-        c = self.cur
-        if self.processed:
-            c.executemany(f"INSERT INTO {t['processed']} (event_id, at) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                          list(self.processed.items()))
-            self.processed.clear()
-        if self.saves:
-            rows = list(self.saves.values())
-            c.executemany(
-                f"INSERT INTO {t['cases']} (playbook, case_key, version, hash, stage, ended, next_wakeup, state, "
-                "updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (playbook, case_key) DO UPDATE "
-                "SET version = EXCLUDED.version, hash = EXCLUDED.hash, stage = EXCLUDED.stage, "
-                "ended = EXCLUDED.ended, next_wakeup = EXCLUDED.next_wakeup, state = EXCLUDED.state, "
-                "updated_at = EXCLUDED.updated_at", rows)
-            if any(r[6] is not None for r in rows):
+        if not (self.processed or self.saves or self.outbox or self.rejected or (final and self.notify)):
+            return
+        with self.conn.pipeline():
+            pc = None
+            if self.processed:
+                pc = self.conn.cursor()
+                pc.execute(f"INSERT INTO {t['processed']} (event_id, at) SELECT * FROM unnest(%b::text[], "
+                           "%b::float8[]) ON CONFLICT DO NOTHING RETURNING event_id",
+                           (list(self.processed), [float(x) for x in self.processed.values()]))
+            if self.saves:
+                enc = self.s.states.encode
+                new = [_case_row(st, enc(st), at) for k, (st, at) in self.saves.items() if k in self.absent]
+                old = [_case_row(st, enc(st), at) for k, (st, at) in self.saves.items() if k not in self.absent]
+                cols = ("INSERT INTO {} (playbook, case_key, version, hash, stage, ended, next_wakeup, state, "
+                        "updated_at) SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], "
+                        "%b::text[], %b::boolean[], %b::float8[], %b::text[], %b::float8[])").format(t["cases"])
+                if new:
+                    self.cur.execute(cols, _columns(new, 9))
+                if old:
+                    self.cur.execute(
+                        cols + " ON CONFLICT (playbook, case_key) DO UPDATE SET version = EXCLUDED.version, "
+                        "hash = EXCLUDED.hash, stage = EXCLUDED.stage, ended = EXCLUDED.ended, "
+                        "next_wakeup = EXCLUDED.next_wakeup, state = EXCLUDED.state, updated_at = EXCLUDED.updated_at",
+                        _columns(old, 9))
+                if any(st.next_wakeup_s is not None for st, _ in self.saves.values()):
+                    self.notify = True
+            if self.outbox:
+                self.cur.execute(
+                    f"INSERT INTO {t['outbox']} (playbook, id, case_key, type, action, available_at) SELECT * FROM "
+                    "unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::float8[]) "
+                    "ON CONFLICT (playbook, id) DO NOTHING", _columns(list(self.outbox.values()), 6))
                 self.notify = True
-            self.saves.clear()
-        if self.outbox:
-            c.executemany(
-                f"INSERT INTO {t['outbox']} (playbook, id, case_key, type, action, available_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (playbook, id) DO NOTHING", list(self.outbox.values()))
-            self.notify = True
-            self.outbox.clear()
-        if self.rejected:
-            c.executemany(
-                f"INSERT INTO {t['rejected']} (fingerprint, event_id, case_key, cases, event, reason, message, at) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (fingerprint) DO NOTHING",
-                list(self.rejected.values()))
-            self.rejected.clear()
+            if self.rejected:
+                self.cur.execute(
+                    f"INSERT INTO {t['rejected']} (fingerprint, event_id, case_key, cases, event, reason, message, at) "
+                    "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], "
+                    "%b::text[], %b::float8[]) ON CONFLICT (fingerprint) DO NOTHING",
+                    _columns(list(self.rejected.values()), 8))
+            if final and self.notify:
+                self.cur.execute("SELECT pg_notify(%s, '')", (self.s.channel,))
+        if pc is not None:
+            inserted = {r[0] for r in pc.fetchall()}
+            lost = (self.unseen & self.processed.keys()) - inserted
+            if lost:
+                raise _Conflict(f"event ids processed by another worker meanwhile: {sorted(lost)[:5]}")
+        self.absent.difference_update(self.saves)
+        self.processed.clear()
+        self.saves.clear()
+        self.outbox.clear()
+        self.rejected.clear()
+
+    def prefetch(self, event_ids: Collection[str], keys: Collection[tuple[str, str]]) -> Prefetched:
+        """Both reads of a batch in one pipelined round trip: ``event_id = ANY(…)`` on the processed
+        ids, and the cases ``FOR UPDATE``, locked in (playbook, key) order."""
+        self.flush()
+        t = self.s.t
+        ids = list(event_ids)
+        ks = sorted(set(keys))
+        seen: frozenset[str] = frozenset()
+        states: dict[tuple[str, str], CaseState | None] = dict.fromkeys(ks)
+        with self.conn.pipeline():
+            ic = kc = None
+            if ids:
+                ic = self.conn.cursor()
+                ic.execute(f"SELECT event_id FROM {t['processed']} WHERE event_id = ANY(%b::text[])", (ids,))
+            if ks:
+                kc = self.conn.cursor()
+                kc.execute(f"SELECT c.playbook, c.case_key, c.state FROM {t['cases']} c JOIN unnest(%b::text[], "
+                           "%b::text[]) AS k(playbook, case_key) USING (playbook, case_key) "
+                           'ORDER BY c.playbook COLLATE "C", c.case_key COLLATE "C" FOR UPDATE OF c',
+                           ([p for p, _ in ks], [c for _, c in ks]))
+        if ic is not None:
+            seen = frozenset(r[0] for r in ic.fetchall())
+            self.unseen.update(i for i in ids if i not in seen)
+        if kc is not None:
+            decode = self.s.states.decode
+            for pb, key, text in kc.fetchall():
+                states[(pb, key)] = decode(pb, key, text)
+        self.absent.update(k for k, v in states.items() if v is None)
+        return Prefetched(seen, states)
 
     def seen(self, event_id: str) -> bool:
         if event_id in self.processed:
             return True
         self.cur.execute(f"SELECT 1 FROM {self.s.t['processed']} WHERE event_id = %s", (event_id,))
-        return self.cur.fetchone() is not None
+        if self.cur.fetchone() is not None:
+            return True
+        self.unseen.add(event_id)
+        return False
 
     def mark_processed(self, event_id: str, at: float) -> None:
         self.processed.setdefault(event_id, at)
@@ -128,7 +218,7 @@ class _PgTx(Tx):
     def load(self, playbook: str, case: str) -> CaseState | None:
         k = (playbook, case)
         if k in self.saves:
-            return CaseState.from_json(self.saves[k][7])
+            return self.saves[k][0]
         sql = f"SELECT state FROM {self.s.t['cases']} WHERE playbook = %s AND case_key = %s FOR UPDATE"
         self.cur.execute(sql, k)
         row = self.cur.fetchone()
@@ -138,12 +228,10 @@ class _PgTx(Tx):
                              (f"{self.s.schema}\x1f{playbook}\x1f{case}",))
             self.cur.execute(sql, k)
             row = self.cur.fetchone()
-        return None if row is None else CaseState.from_json(row[0])
+        return None if row is None else self.s.states.decode(playbook, case, row[0])
 
     def save(self, state: CaseState, at: float) -> None:
-        self.saves[(state.playbook, state.case)] = (
-            state.playbook, state.case, state.version, state.content_hash, state.stage, bool(state.ended),
-            state.next_wakeup_s, state.to_json(), at)
+        self.saves[(state.playbook, state.case)] = (state, at)
 
     def due(self, now: float, limit: int, playbooks: Sequence[tuple[str, str]],
             exclude: Iterable[tuple[str, str]] = ()) -> list[CaseState]:
@@ -151,22 +239,24 @@ class _PgTx(Tx):
             return []
         self.flush()
         ex = [f"{p}\x1f{c}" for p, c in exclude]
-        sql = (f"SELECT state FROM {self.s.t['cases']} WHERE next_wakeup IS NOT NULL AND next_wakeup <= %s "
-               "AND (playbook, hash) IN (SELECT * FROM unnest(%s::text[], %s::text[])) ")
+        sql = (f"SELECT playbook, case_key, state FROM {self.s.t['cases']} WHERE next_wakeup IS NOT NULL "
+               "AND next_wakeup <= %s "
+               "AND (playbook, hash) IN (SELECT * FROM unnest(%b::text[], %b::text[])) ")
         params: list[Any] = [now, [p for p, _ in playbooks], [h for _, h in playbooks]]
         if ex:
-            sql += "AND NOT (playbook || E'\\x1f' || case_key = ANY(%s)) "
+            sql += "AND NOT (playbook || E'\\x1f' || case_key = ANY(%b::text[])) "
             params.append(ex)
         sql += "ORDER BY next_wakeup LIMIT %s FOR UPDATE SKIP LOCKED"
         params.append(limit)
         self.cur.execute(sql, params)
-        return [CaseState.from_json(r[0]) for r in self.cur.fetchall()]
+        decode = self.s.states.decode
+        return [decode(pb, key, text) for pb, key, text in self.cur.fetchall()]
 
     def add_outbox(self, actions: Sequence[Action]) -> None:
         for a in actions:
             self.outbox.setdefault((a.playbook, a.id), (
                 a.playbook, a.id, a.case, a.type, json.dumps(a.to_dict(), sort_keys=True, ensure_ascii=False),
-                a.at.timestamp()))
+                float(a.at.timestamp())))
 
     def add_rejected(self, rejected: Rejected) -> None:
         ev = json.dumps(rejected.event, sort_keys=True, ensure_ascii=False, default=str)
@@ -175,7 +265,7 @@ class _PgTx(Tx):
         ck = rejected.event.get("case")
         self.rejected.setdefault(fp, (fp, None if eid is None else str(eid), None if ck is None else str(ck),
                                       json.dumps([list(c) for c in rejected.cases]), ev, rejected.reason,
-                                      rejected.message, rejected.at))
+                                      rejected.message, float(rejected.at)))
 
 
 class PostgresStore(SqlReaders, Store):
@@ -186,13 +276,15 @@ class PostgresStore(SqlReaders, Store):
     cannot be reopened if the server drops it). ``schema`` names the deployment (several share a
     database); ``migrate`` brings the schema up to date on open; ``wait`` bounds how long a unit
     of work is retried on contention or a lost connection; ``check=False`` (with ``migrate=False``)
-    opens a store whatever its schema version, to report it.
+    opens a store whatever its schema version, to report it. ``state_cache`` bounds how many
+    decoded case states are kept to skip decoding a row that still holds what this process last
+    wrote or read (:class:`~carepath.runtime._cache.StateCache`; 0 turns it off).
     """
 
     def __init__(self, conninfo: str | None = None, *, schema: str = "carepath",
                  pool: ConnectionPool[Any] | None = None, connection: psycopg.Connection[Any] | None = None,
                  pool_min: int = 1, pool_max: int = 4, migrate: bool = True, create: bool = True,
-                 wait: float = 300.0, url: str | None = None, check: bool = True) -> None:
+                 wait: float = 300.0, url: str | None = None, check: bool = True, state_cache: int = 4096) -> None:
         if sum(x is not None for x in (conninfo, pool, connection)) != 1:
             raise StoreError("PostgresStore needs exactly one of conninfo, pool, connection")
         if not _NAME.match(schema):
@@ -201,6 +293,7 @@ class PostgresStore(SqlReaders, Store):
         self.url = url or (f"{conninfo}?schema={schema}" if conninfo else f"postgresql:(host connection)?schema={schema}")
         self.wait_limit = wait
         self.conninfo = conninfo
+        self.states = StateCache(state_cache)
         self.channel = f"carepath_{schema}"[:63]
         q = f'"{schema}"'
         self.t = {n: f"{q}.{n}" for n in ("cases", "processed", "outbox", "rejected", "schema_version")}
@@ -318,9 +411,7 @@ class PostgresStore(SqlReaders, Store):
             self._local.tx = tx
             try:
                 result = fn(tx)
-                tx.flush()
-                if tx.notify:
-                    tx.cur.execute("SELECT pg_notify(%s, '')", (self.channel,))
+                tx.flush(final=True)
                 return result
             finally:
                 self._local.tx = None
@@ -459,7 +550,7 @@ class PostgresStore(SqlReaders, Store):
     @classmethod
     def from_url(cls, url: str, **kw: Any) -> PostgresStore:
         """Open ``postgresql://…`` / ``postgres://…``; URL options ``schema``, ``migrate``,
-        ``pool_min``, ``pool_max``, ``wait`` (seconds); the rest go to libpq."""
+        ``pool_min``, ``pool_max``, ``wait`` (seconds), ``state_cache``; the rest go to libpq."""
         conninfo, q = parse_postgres_url(url)
         opts: dict[str, Any] = dict(kw)
         if "schema" in q:
@@ -468,7 +559,7 @@ class PostgresStore(SqlReaders, Store):
             opts.setdefault("migrate", _truthy(q["migrate"]))
         if "create" in q:
             opts.setdefault("create", _truthy(q["create"]))
-        for k in ("pool_min", "pool_max"):
+        for k in ("pool_min", "pool_max", "state_cache"):
             if k in q:
                 opts.setdefault(k, int(q[k]))
         if "wait" in q:

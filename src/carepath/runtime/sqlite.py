@@ -21,14 +21,14 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 from ..state import Action, CaseState
 from ._sql import SqlReaders
-from .store import OutboxItem, Rejected, Store, StoreError, Tx
+from .store import OutboxItem, Prefetched, Rejected, Store, StoreError, Tx
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
@@ -86,6 +86,8 @@ CREATE TABLE IF NOT EXISTS rejected (
 
 _MIGRATIONS: dict[int, str] = {1: _SCHEMA_1}
 
+_CHUNK = 500  # bound variables per IN query (SQLite's limit is 32,766 since 3.32, 999 before)
+
 
 def _is_busy(exc: BaseException) -> bool:
     if not isinstance(exc, sqlite3.OperationalError):
@@ -128,6 +130,26 @@ class _SQLiteTx(Tx):
 
     def mark_processed(self, event_id: str, at: float) -> None:
         self.c.execute("INSERT OR IGNORE INTO processed (event_id, at) VALUES (?, ?)", (event_id, at))
+
+    def prefetch(self, event_ids: Collection[str], keys: Collection[tuple[str, str]]) -> Prefetched:
+        """A batch's processed ids and cases in a few ``IN`` queries (the write lock of
+        ``BEGIN IMMEDIATE`` already holds every row)."""
+        ids = list(dict.fromkeys(event_ids))
+        ks = sorted(set(keys))
+        seen: set[str] = set()
+        for i in range(0, len(ids), _CHUNK):
+            part = ids[i:i + _CHUNK]
+            seen.update(r[0] for r in self.c.execute(
+                f"SELECT event_id FROM processed WHERE event_id IN ({','.join('?' * len(part))})", part))
+        states: dict[tuple[str, str], CaseState | None] = dict.fromkeys(ks)
+        for i in range(0, len(ks), _CHUNK // 2):
+            pairs = ks[i:i + _CHUNK // 2]
+            marks = ",".join("(?, ?)" for _ in pairs)
+            for pb, key, text in self.c.execute(
+                    f"SELECT playbook, case_key, state FROM cases WHERE (playbook, case_key) IN (VALUES {marks})",
+                    [x for k in pairs for x in k]):
+                states[(pb, key)] = CaseState.from_json(text)
+        return Prefetched(frozenset(seen), states)
 
     def load(self, playbook: str, case: str) -> CaseState | None:
         row = self.c.execute("SELECT state FROM cases WHERE playbook = ? AND case_key = ?", (playbook, case)).fetchone()

@@ -11,10 +11,12 @@ Rules a store must keep
   re-raises. On contention (a busy database file, a serialization failure, a deadlock, a
   unique-key race on ``processed``) it rolls back and calls ``fn`` again with a fresh ``tx``:
   ``fn`` must therefore have no side effects outside ``tx`` (the runtime keeps it so).
-* Inside a transaction, :meth:`Tx.load` and :meth:`Tx.due` lock the case rows they return until
-  commit (SQLite: the database write lock taken by ``BEGIN IMMEDIATE``; PostgreSQL:
+* Inside a transaction, :meth:`Tx.load`, :meth:`Tx.prefetch` and :meth:`Tx.due` lock the case rows
+  they return until commit (SQLite: the database write lock taken by ``BEGIN IMMEDIATE``; PostgreSQL:
   ``SELECT … FOR UPDATE`` / ``FOR UPDATE SKIP LOCKED``), so one case is never advanced by two
-  workers at once.
+  workers at once. :meth:`Tx.prefetch` answers a whole batch of events at once (their processed
+  ids, their cases, locked in one deterministic order), so a batch costs a fixed number of round
+  trips whatever its size; a store that cannot do better inherits the one-by-one default.
 * Outbox rows are claimed outside any case transaction, with a lease that ends on the runtime's
   clock (``claim_outbox``); a claim whose lease has ended may be taken by anyone. Finishing a claim
   is idempotent.
@@ -24,13 +26,15 @@ Rules a store must keep
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from ..state import Action, CaseState
 
-__all__ = ["OutboxItem", "Rejected", "Store", "StoreError", "Tx"]
+__all__ = ["OutboxItem", "Prefetched", "Rejected", "Store", "StoreError", "Tx"]
+
+CaseKey = tuple[str, str]
 
 T = TypeVar("T")
 
@@ -105,8 +109,29 @@ class Rejected:
         raise KeyError(key)
 
 
+class Prefetched(NamedTuple):
+    """What :meth:`Tx.prefetch` found: the ``seen`` (already processed) ids among those asked, and
+    the current ``states`` of every asked ``(playbook, case)`` key (``None``: no such case yet)."""
+
+    seen: frozenset[str]
+    states: dict[CaseKey, CaseState | None]
+
+
 class Tx(abc.ABC):
     """One open transaction. Everything written through it commits together or not at all."""
+
+    def prefetch(self, event_ids: Collection[str], keys: Collection[CaseKey]) -> Prefetched:
+        """Everything a batch of events reads, at once: which of ``event_ids`` were processed
+        before, and the cases ``keys`` (``None`` for a key without a case), locked until commit
+        like :meth:`load`. Stores lock the keys in one deterministic order (sorted), so two
+        batches sharing cases wait for each other instead of deadlocking.
+
+        The default asks :meth:`seen` and :meth:`load` one by one; a networked store overrides
+        it with a constant number of round trips (PostgreSQL: one ``= ANY`` query and one
+        ``FOR UPDATE`` query, pipelined).
+        """
+        seen = frozenset(i for i in set(event_ids) if self.seen(i))
+        return Prefetched(seen, {k: self.load(*k) for k in sorted(set(keys))})
 
     @abc.abstractmethod
     def seen(self, event_id: str) -> bool:
