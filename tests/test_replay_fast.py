@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import random
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from carepath.replay import event_from_line
+from carepath import load
+from carepath.generate import generate, write_jsonl
+from carepath.metrics import Collector, MetricError, Metrics
+from carepath.replay import event_from_line, read_events, replay, replay_log
+from carepath.report import build_report, render
 from carepath.state import MAX_EVENT_BYTES, Event, decode_event
 
 
@@ -109,3 +116,83 @@ def test_fast_decoder_equals_general(obj: dict[str, Any], style: str) -> None:
 ])
 def test_fast_decoder_edge_cases(text: str) -> None:
     same(text)
+
+
+# -- streaming and what-if replays ----------------------------------------------------------------
+ROOT = Path(__file__).resolve().parent.parent
+RETAIL = ROOT / "examples" / "vn-retail-support.yaml"
+RETAIL_EVENTS = ROOT / "examples" / "events" / "vn-retail-support.jsonl"
+JOURNEY = ROOT / "examples" / "omnichannel-journey.yaml"
+JOURNEY_EVENTS = ROOT / "examples" / "events" / "omnichannel-journey.jsonl"
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+def as_json(doc: dict[str, Any]) -> str:
+    return render(doc, "json")
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("logs")
+    gen = d / "generated.jsonl"
+    write_jsonl(generate("retail", days=12, base=40, peak=200, seed=5, start=date(2027, 1, 20)), gen)
+    lines = gen.read_text(encoding="utf-8").splitlines(keepends=True)
+    random.Random(1).shuffle(lines)
+    shuffled = d / "shuffled.jsonl"
+    shuffled.write_text("".join(lines), encoding="utf-8")
+    return {"retail": RETAIL_EVENTS, "journey": JOURNEY_EVENTS, "generated": gen, "shuffled": shuffled}
+
+
+@pytest.mark.parametrize("name", ["retail", "journey", "generated", "shuffled"])
+@pytest.mark.parametrize("playbook", [RETAIL, JOURNEY])
+def test_streamed_report_equals_the_kept_replay(logs: dict[str, Path], name: str, playbook: Path) -> None:
+    pb = load(playbook)
+    kept = build_report(pb, replay(pb, read_events(logs[name])))  # per-event lists, collected afterwards
+    streamed = replay_log([pb], logs[name], Collector)[0]
+    assert not streamed.kept and streamed.events == [] and streamed.n_events == kept["events"]
+    assert as_json(build_report(pb, streamed)) == as_json(kept)
+    with logs[name].open(encoding="utf-8") as fh:  # a stream (standard input) is read whole, then sorted
+        assert as_json(build_report(pb, replay_log([pb], fh, Collector)[0])) == as_json(kept)
+
+
+@pytest.mark.parametrize("name", ["generated", "shuffled"])
+def test_what_if_decodes_once_and_equals_two_replays(logs: dict[str, Path], name: str) -> None:
+    a, b = load(RETAIL), load(JOURNEY)
+    both = replay_log([a, b], logs[name], Collector)
+    for pb, rp in zip((a, b), both, strict=True):
+        alone = build_report(pb, replay(pb, read_events(logs[name]), sink=Collector(pb), keep_events=False))
+        assert as_json(build_report(pb, rp)) == as_json(alone)
+        assert rp.rejected == replay(pb, read_events(logs[name])).rejected
+
+
+def test_an_unsorted_file_is_read_again_with_fresh_collectors(logs: dict[str, Path]) -> None:
+    made: list[Collector] = []
+
+    def sink(pb: Any) -> Collector:
+        made.append(Collector(pb))
+        return made[-1]
+
+    pb = load(RETAIL)
+    rp = replay_log([pb], logs["shuffled"], sink)[0]
+    assert len(made) == 2 and rp.facts is made[1]  # the streaming attempt stopped; the second one counts
+
+
+def test_metrics_need_events_or_a_collector() -> None:
+    pb = load(RETAIL)
+    with pytest.raises(MetricError, match="kept no events"):
+        Metrics(replay(pb, read_events(RETAIL_EVENTS), keep_events=False))
+
+
+@pytest.mark.parametrize(("golden", "args"), [
+    ("report-vn-retail-support.json", [str(RETAIL), str(RETAIL_EVENTS)]),
+    ("report-omnichannel-journey.json", [str(JOURNEY), str(JOURNEY_EVENTS)]),
+    ("report-compare.json", [str(RETAIL), str(RETAIL_EVENTS), "--compare", str(JOURNEY)]),
+])
+def test_report_json_is_unchanged_on_the_examples(golden: str, args: list[str],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """The JSON the report printed before its fast paths (files in tests/golden/, made by the
+    previous implementation; regenerate them only for an intended change of the report)."""
+    from carepath.cli import main
+
+    assert main(["report", *args, "--format", "json"]) == 0
+    assert capsys.readouterr().out == (GOLDEN / golden).read_text(encoding="utf-8")

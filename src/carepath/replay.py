@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import IO, TYPE_CHECKING, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from .state import (
     _EMPTY,
@@ -101,18 +101,29 @@ class ClockFact:
     ctx: Ctx
 
 
+class FactSink(Protocol):
+    """What a replay hands every event whose type is in ``types`` to, as it goes (the metrics'
+    collector): the event, its case identity and the case's state right after it (None when the
+    event reached no case). A sink lets a replay keep no per-event lists at all."""
+
+    types: frozenset[str]
+
+    def __call__(self, event: Event, case: str | None, state: CaseState | None) -> None:
+        """Take one event."""
+
+
 @dataclass
 class Replay:
-    """The result of :func:`replay`: events in ``at`` order with their case and context, clock facts."""
+    """The result of :func:`replay`: clock facts, cases, and (unless a streaming replay dropped them)
+    the events in ``at`` order with their case and the case's state after each."""
 
     playbook: Playbook
     events: list[Event] = field(default_factory=list)
+    """The events in ``at`` order (empty when the replay did not keep them: see ``kept``)."""
     case_ids: list[str | None] = field(default_factory=list)
     """Per event: the replay's case identity (``key`` or ``key#n`` for the n-th re-entry), or None."""
-    contexts: list[Ctx | None] = field(default_factory=list)
-    """Per event: the case's values after the event (None when the event reached no case)."""
-    data: list[Mapping[str, Any] | None] = field(default_factory=list)
-    """Per event: the case data after the event (None when it reached no case)."""
+    after: list[CaseState | None] = field(default_factory=list)
+    """Per event: the case's state after the event (None when it reached no case)."""
     records: list[ClockFact] = field(default_factory=list)
     """Finished clock cycles, in order of their stop instant."""
     opened: list[tuple[float, str, Ctx]] = field(default_factory=list)
@@ -128,6 +139,22 @@ class Replay:
     first_s: float | None = None
     last_s: float | None = None
     from_store: bool = False
+    n_events: int = 0
+    """How many events were replayed."""
+    kept: bool = True
+    """Whether ``events``, ``case_ids`` and ``after`` hold every event."""
+    facts: FactSink | None = None
+    """The sink that saw the events during the replay (the metrics' collector), if any."""
+
+    @property
+    def contexts(self) -> list[Ctx | None]:
+        """Per event: the case's values after the event (None when it reached no case)."""
+        return [None if st is None else ctx_of(st) for st in self.after]
+
+    @property
+    def data(self) -> list[Mapping[str, Any] | None]:
+        """Per event: the case data after the event (None when it reached no case)."""
+        return [None if st is None else st.data for st in self.after]
 
     @property
     def cases(self) -> int:
@@ -238,15 +265,83 @@ def read_events(source: str | Path | IO[str]) -> list[Event]:
 _END_SUFFIXES = (".met", ".missed", ".cancelled")
 
 
-def replay(playbook: Playbook, events: Iterable[Event]) -> Replay:
-    """Replay ``events`` (any order: sorted stably by ``at``) through a fresh engine."""
+class _Unsorted(Exception):
+    """A streamed log is not in ``at`` order."""
+
+
+def replay(playbook: Playbook, events: Iterable[Event], *, sink: FactSink | None = None,
+           keep_events: bool = True) -> Replay:
+    """Replay ``events`` (any order: sorted stably by ``at``) through a fresh engine.
+
+    ``sink`` sees every event whose type it asks for as the replay goes; ``keep_events=False``
+    keeps no per-event lists (``events``, ``case_ids``, ``after`` stay empty; ``n_events`` counts).
+    """
+    evs = sorted(events, key=lambda e: e._ts)
     with batch_gc():
-        return _replay(playbook, events)
+        feed, finish = _replayer(playbook, sink, keep_events)
+        for e in evs:
+            feed(e)
+        return finish()
 
 
-def _replay(playbook: Playbook, events: Iterable[Event]) -> Replay:
+def replay_log(playbooks: list[Playbook], source: str | Path | IO[str],
+               sink: Callable[[Playbook], FactSink] | None = None) -> list[Replay]:
+    """Replay one event log under each playbook (the what-if of ``carepath report --compare``),
+    decoding it once and keeping no per-event lists.
+
+    A JSONL file already in ``at`` order (the usual case) is streamed: each event is applied to every
+    playbook as it is read, so memory does not grow with the log. A file out of order is read again,
+    whole, and sorted (stably); standard input and YAML logs are read whole. ``sink(playbook)``
+    makes each replay's :class:`FactSink` (such as ``carepath.metrics.Collector``). The results
+    equal ``replay(pb, read_events(source), sink=sink(pb), keep_events=False)`` for each playbook.
+    """
+    def sinks() -> list[FactSink | None]:  # fresh ones for every attempt: a sink keeps what it saw
+        return [None if sink is None else sink(pb) for pb in playbooks]
+
+    if isinstance(source, str | Path) and Path(source).suffix not in (".yaml", ".yml"):
+        path = Path(source)
+        with batch_gc():
+            try:
+                with path.open(encoding="utf-8") as fh:
+                    return _replay_sorted(playbooks, sinks(), _parse_lines(fh, str(path)))
+            except _Unsorted:
+                pass
+        events = read_events(path)
+    else:
+        events = read_events(source)
+    events.sort(key=lambda e: e._ts)
+    with batch_gc():
+        return _replay_sorted(playbooks, sinks(), iter(events))
+
+
+def _replay_sorted(playbooks: list[Playbook], sinks: list[FactSink | None], events: Iterator[Event]) -> list[Replay]:
+    pairs = [_replayer(pb, sink, False) for pb, sink in zip(playbooks, sinks, strict=True)]
+    feeds = [f for f, _ in pairs]
+    last = -float("inf")
+    if len(feeds) == 1:
+        feed = feeds[0]
+        for e in events:
+            t = e._ts
+            if t < last:
+                raise _Unsorted
+            last = t
+            feed(e)
+    else:
+        for e in events:
+            t = e._ts
+            if t < last:
+                raise _Unsorted
+            last = t
+            for feed in feeds:
+                feed(e)
+    return [finish() for _, finish in pairs]
+
+
+def _replayer(playbook: Playbook, sink: FactSink | None, keep: bool) -> tuple[Callable[[Event], None],
+                                                                               Callable[[], Replay]]:
+    """``feed(event)`` for events in ``at`` order, and ``finish()`` → the :class:`Replay`."""
     from .engine import Engine
-    from .router import route
+    from .router import route as _route
 
     eng = Engine(playbook, trace=False)
     tz = zone(playbook.timezone)
@@ -255,22 +350,19 @@ def _replay(playbook: Playbook, events: Iterable[Event]) -> Replay:
     start_on = start.on
     reentry = start.reentry
     mentions = eng.mentions
-
-    evs = sorted(events, key=lambda e: e._ts)
-    out = Replay(playbook)
-    out.events = evs
-    if evs:
-        out.first_s = evs[0]._ts
-        out.last_s = evs[-1]._ts
+    advance = eng.advance
+    out = Replay(playbook, kept=keep, facts=sink)
     states = out.states
     current: dict[str, str] = {}  # key → case identity
     generation: dict[str, int] = {}
-    case_ids = out.case_ids
-    contexts = out.contexts
-    datas = out.data
     records = out.records
     breaches = out.breaches
     actions = out.actions
+    sink_types = sink.types if sink is not None else frozenset()
+    events, case_ids, after = out.events, out.case_ids, out.after
+    count = 0
+    first_s: float | None = None
+    last_s: float | None = None
 
     def absorb(step: Any, cid: str) -> CaseState:
         st: CaseState = step.state
@@ -291,7 +383,13 @@ def _replay(playbook: Playbook, events: Iterable[Event]) -> Replay:
         states[cid] = st
         return st
 
-    for e in evs:
+    def feed(e: Event) -> None:
+        nonlocal count, first_s, last_s
+        ts = e._ts
+        if first_s is None:
+            first_s = ts
+        last_s = ts
+        count += 1
         et = e.type
         if fast_key:
             key = e.case
@@ -300,53 +398,56 @@ def _replay(playbook: Playbook, events: Iterable[Event]) -> Replay:
                 key = eng.case_key(e)
             except Exception:  # a key expression that cannot be evaluated: no case
                 key = None
-        if key is None:
-            case_ids.append(None)
-            contexts.append(None)
-            datas.append(None)
-            continue
-        cid = current.get(key)
-        st = states.get(cid) if cid is not None else None
-        if st is not None and not mentions(et):
-            # a type the playbook never mentions: nothing to route, but the event still sees the
-            # case as it is at its instant (wake-ups due strictly before it fire)
-            if not st.ended and st.next_wakeup_s is not None and st.next_wakeup_s < e._ts:
-                st = absorb(eng.advance(st, dt(e._ts - 1e-6, tz)), cid)  # type: ignore[arg-type]
-        else:
-            if st is not None and not st.ended and reentry == "after_exit" and st.next_wakeup_s is not None \
-                    and st.next_wakeup_s < e._ts and et in start_on and eng.opens(e):
-                # the runtime fires wake-ups due strictly before an event first: a timer may have
-                # ended the case, and then this event opens a new one
-                st = absorb(eng.advance(st, dt(e._ts - 1e-6, tz)), cid)  # type: ignore[arg-type]
-            r = route(eng, st, e)  # the re-entry policy shared with the runtimes and Flink
-            if r.status == "applied" and r.step is not None:
-                if r.opened:
-                    n = generation.get(key, 0)
-                    generation[key] = n + 1
-                    current[key] = cid = key if n == 0 else f"{key}#{n}"
-                    st = absorb(r.step, cid)
-                    out.opened.append((e._ts, cid, ctx_of(st)))
-                else:
-                    st = absorb(r.step, cid)  # type: ignore[arg-type]
-            elif r.status == "rejected":
-                out.rejected.append((e, f"{r.reason}: {r.message}"))
-        if st is None:
-            case_ids.append(None)
-            contexts.append(None)
-            datas.append(None)
-        else:
+        cid: str | None = None
+        st: CaseState | None = None
+        if key is not None:
+            cid = current.get(key)
+            st = states.get(cid) if cid is not None else None
+            if st is not None and not mentions(et):
+                # a type the playbook never mentions: nothing to route, but the event still sees the
+                # case as it is at its instant (wake-ups due strictly before it fire)
+                if not st.ended and st.next_wakeup_s is not None and st.next_wakeup_s < ts:
+                    st = absorb(advance(st, dt(ts - 1e-6, tz)), cid)  # type: ignore[arg-type]
+            else:
+                if st is not None and not st.ended and reentry == "after_exit" and st.next_wakeup_s is not None \
+                        and st.next_wakeup_s < ts and et in start_on and eng.opens(e):
+                    # the runtime fires wake-ups due strictly before an event first: a timer may have
+                    # ended the case, and then this event opens a new one
+                    st = absorb(advance(st, dt(ts - 1e-6, tz)), cid)  # type: ignore[arg-type]
+                r = _route(eng, st, e)  # the re-entry policy shared with the runtimes and Flink
+                if r.status == "applied" and r.step is not None:
+                    if r.opened:
+                        n = generation.get(key, 0)
+                        generation[key] = n + 1
+                        current[key] = cid = key if n == 0 else f"{key}#{n}"
+                        st = absorb(r.step, cid)
+                        out.opened.append((ts, cid, ctx_of(st)))
+                    else:
+                        st = absorb(r.step, cid)  # type: ignore[arg-type]
+                elif r.status == "rejected":
+                    out.rejected.append((e, f"{r.reason}: {r.message}"))
+            if st is None:
+                cid = None
+        if keep:
+            events.append(e)
             case_ids.append(cid)
-            contexts.append(ctx_of(st))
-            datas.append(st.data)
-    # The replay stops at the last event: fire only what was due strictly before it.
-    if out.last_s is not None:
-        end = dt(out.last_s - 1e-6, tz)
-        for cid, st in list(states.items()):
-            if not st.ended and st.next_wakeup_s is not None and st.next_wakeup_s < out.last_s:
-                absorb(eng.advance(st, end), cid)
-    records.sort(key=lambda f: f.stopped_s)
-    breaches.sort(key=lambda b: b[0])
-    return out
+            after.append(st)
+        if et in sink_types:
+            sink(e, cid, st)  # type: ignore[misc]
+
+    def finish() -> Replay:
+        out.n_events, out.first_s, out.last_s = count, first_s, last_s
+        # The replay stops at the last event: fire only what was due strictly before it.
+        if last_s is not None:
+            end = dt(last_s - 1e-6, tz)
+            for cid, st in list(states.items()):
+                if not st.ended and st.next_wakeup_s is not None and st.next_wakeup_s < last_s:
+                    absorb(advance(st, end), cid)
+        records.sort(key=lambda f: f.stopped_s)
+        breaches.sort(key=lambda b: b[0])
+        return out
+
+    return feed, finish
 
 
 def replay_store(playbook: Playbook, states: Iterable[CaseState]) -> Replay:

@@ -95,7 +95,7 @@ def _build(playbook: Playbook, rp: Replay) -> dict[str, Any]:
     return {
         "playbook": {"id": playbook.id, "version": playbook.version, "title": playbook.title},
         "period": {"from": to_iso(rp.first_s, tz), "to": to_iso(rp.last_s, tz)},
-        "events": len(rp.events),
+        "events": rp.n_events,
         "cases": rp.cases,
         "metrics": metrics,
         "custom": custom,
