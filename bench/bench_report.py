@@ -9,18 +9,18 @@ extrapolated to 1,000,000 events next to the aim (about 10 s on one core):
 * ``read``     reading the lines (I/O, UTF-8, strip);
 * ``decode``   JSON decoding of each line;
 * ``events``   checking the fields and building the :class:`~carepath.state.Event` objects;
-* ``engine``   routing + the engine (``router.route`` and ``Engine.advance``, timed from inside);
-* ``collect``  the rest of the replay: the loop, case bookkeeping, facts for the metrics;
+* ``engine``   routing + the engine (``router.route`` and ``Engine.advance``): replay − collect;
+* ``collect``  the rest of the replay: the loop, case bookkeeping, the metrics' samples (``Collector``),
+  timed in a replay whose ``route`` and ``advance`` return results recorded in an earlier one
+  (those results are frozen out of the garbage collector's sight: a real replay does not hold them);
 * ``metrics``  metrics, goals, load and Erlang C staffing (``build_report``);
 * ``render``   JSON and HTML.
 
 Times are CPU seconds of the process (``time.process_time``), so a busy machine inflates them
 less than wall-clock time would. ``read``, ``decode`` and ``events`` are measured by separate passes
-over the same file (lines only; lines + JSON; the reader the CLI uses) and subtracted. ``engine`` is
-the share of a second, instrumented replay spent inside ``route`` and ``advance`` (wall clock, its
-timers add about 0.3 µs per call), applied to the un-instrumented replay; ``collect`` is the rest
-of that replay. ``total`` is the report as the CLI computes it (read, replay, metrics, JSON), timed
-end to end once more.
+over the same file (lines only; lines + JSON; the reader the CLI uses) and subtracted. ``total`` is
+the report as the CLI computes it (``replay_log`` streaming the file, metrics, JSON), timed end to
+end once more.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import cProfile
 import gc
 import json
 import pstats
+import resource
 import sys
 import time
 from collections.abc import Callable
@@ -42,40 +43,47 @@ sys.path.insert(0, str(ROOT / "src"))
 from carepath import load, router  # noqa: E402
 from carepath.engine import Engine  # noqa: E402
 from carepath.generate import generate, write_jsonl  # noqa: E402
-from carepath.replay import batch_gc, read_events, replay  # noqa: E402
+from carepath.metrics import Collector  # noqa: E402
+from carepath.replay import batch_gc, read_events, replay, replay_log  # noqa: E402
 from carepath.report import build_report, render  # noqa: E402
 
 AIM_S = 10.0
 MILLION = 1_000_000
 
 
-def _timed(fn: Callable[..., Any], acc: list[float]) -> Callable[..., Any]:
-    clock = time.perf_counter
-
-    def wrapper(*a: Any, **k: Any) -> Any:
-        t = clock()
-        try:
-            return fn(*a, **k)
-        finally:
-            acc[0] += clock() - t
-    return wrapper
-
-
-def engine_share(pb: Any, events: Any) -> float:
-    """Replay once with ``route`` and ``Engine.advance`` timed from inside (wall clock): the share
-    of the replay's time spent in them."""
-    acc = [0.0]
+def replay_without_engine(pb: Any, events: Any, clock: Callable[[], float]) -> float:
+    """The replay's own cost: record what ``route`` and ``Engine.advance`` return in one replay,
+    then time a second replay in which they hand back those results instead of running the
+    engine (the stubs cost about 0.1 µs a call, counted here)."""
+    results: list[Any] = []
     route, advance = router.route, Engine.advance
-    router.route = _timed(route, acc)  # type: ignore[assignment]
-    Engine.advance = _timed(advance, acc)  # type: ignore[method-assign]
+
+    def record_route(*a: Any) -> Any:
+        r = route(*a)
+        results.append(r)
+        return r
+
+    def record_advance(self: Engine, *a: Any) -> Any:
+        r = advance(self, *a)
+        results.append(r)
+        return r
+
     try:
-        t = time.perf_counter()
-        replay(pb, events)
-        whole = time.perf_counter() - t
+        router.route = record_route  # type: ignore[assignment]
+        Engine.advance = record_advance  # type: ignore[method-assign]
+        replay(pb, events, sink=Collector(pb), keep_events=False)
+        gc.collect()
+        gc.freeze()  # the recorded steps would not exist in a real replay: keep the collector off them
+        nxt = iter(results).__next__
+        router.route = lambda *a: nxt()  # type: ignore[assignment]
+        Engine.advance = lambda self, *a: nxt()  # type: ignore[method-assign]
+        t = clock()
+        replay(pb, events, sink=Collector(pb), keep_events=False)
+        return clock() - t
     finally:
+        gc.unfreeze()
         router.route = route  # type: ignore[assignment]
         Engine.advance = advance  # type: ignore[method-assign]
-    return acc[0] / whole
 
 
 def read_lines(path: Path) -> list[str]:
@@ -117,7 +125,7 @@ def main() -> int:
     events = read_events(cache)
     t_events = clock() - t - t_read - t_decode
     t = clock()
-    rp = replay(pb, events)
+    rp = replay(pb, events, sink=Collector(pb), keep_events=False)
     t_replay = clock() - t
     t = clock()
     report = build_report(pb, rp)
@@ -128,13 +136,13 @@ def main() -> int:
     t_render = clock() - t
     del rp, report
     gc.collect()
-    t_engine = engine_share(pb, events) * t_replay
+    t_collect = replay_without_engine(pb, events, clock)
     del events
     gc.collect()
 
-    # end to end, as `carepath report --format json` computes it
+    # end to end, as `carepath report --format json` computes it (streaming the log)
     t = clock()
-    rp = replay(pb, read_events(cache))
+    rp = replay_log([pb], cache, Collector)[0]
     report = build_report(pb, rp)
     render(report, "json")
     t_total = clock() - t
@@ -145,19 +153,21 @@ def main() -> int:
     phases = [("read", t_read, "lines: I/O, UTF-8, strip"),
               ("decode", t_decode, "JSON"),
               ("events", t_events, "field checks, Event objects"),
-              ("engine", t_engine, "router.route + Engine.advance (timed inside)"),
-              ("collect", t_replay - t_engine, "replay loop, case bookkeeping, facts"),
+              ("engine", t_replay - t_collect, "router.route + Engine.advance: replay − collect"),
+              ("collect", t_collect, "replay loop, case bookkeeping, metric samples: engine stubbed"),
               ("metrics", t_metrics, "metrics, goals, load, staffing"),
               ("render", t_render, f"json {len(js) // 1024} KiB, html {len(page) // 1024} KiB")]
     for name, s, what in phases:
         print(f"{name:8} {s:7.2f} s  {s * us:7.1f} µs/event  ({what})")
     outside = sum(s for name, s, _ in phases if name != "engine")
     print(f"{'total':8} {t_total:7.2f} s  {t_total * us:7.1f} µs/event  (end to end: read, replay, report, JSON)")
+    print(f"max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (all phases; the events list of the "
+          f"phase runs included)")
     print(f"1M events: {t_total * us:.1f} s extrapolated (aim: about {AIM_S:.0f} s); "
           f"outside the engine {outside * us:.1f} µs/event → {outside * us:.1f} s per 1M")
     if args.profile:
         prof = cProfile.Profile()
-        prof.runcall(replay, pb, read_events(cache))
+        prof.runcall(replay_log, [pb], cache, Collector)
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)
     return 0
 
