@@ -359,17 +359,32 @@ class Metrics:
         for ts, _cid, ctx in rp.opened:
             self.cases_opened.add(day(ts), ctx, 1)
         self.cases_opened.sort()
+        # clock cycles: columns appended directly (this loop runs once per finished cycle)
         allmet = Series()
+        a_days, a_ctxs, a_vals = allmet.days.append, allmet.ctxs.append, allmet.values.append
+        cols: dict[str, tuple[Any, ...]] = {}
         for f in rp.records:
             rec = f.record
-            if rec.met is None:
+            met_ = rec.met
+            if met_ is None:
                 continue
-            el, met = self.clock_series.setdefault(f.clock, (Series(), Series()))
+            c = cols.get(f.clock)
+            if c is None:
+                el, met = self.clock_series[f.clock] = (Series(), Series())
+                c = cols[f.clock] = (el.days.append, el.ctxs.append, el.values.append,
+                                     met.days.append, met.ctxs.append, met.values.append)
             d = day(f.stopped_s)
-            v = 1.0 if rec.met else 0.0
-            el.add(d, f.ctx, rec.elapsed.total_seconds())
-            met.add(d, f.ctx, v)
-            allmet.add(d, f.ctx, v)
+            v = 1.0 if met_ else 0.0
+            ctx = f.ctx
+            c[0](d)
+            c[1](ctx)
+            c[2](rec.elapsed.total_seconds())
+            c[3](d)
+            c[4](ctx)
+            c[5](v)
+            a_days(d)
+            a_ctxs(ctx)
+            a_vals(v)
         self.series["sla_attainment"] = allmet
         for el, met in self.clock_series.values():
             el.sort()
