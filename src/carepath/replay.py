@@ -1,4 +1,4 @@
-"""Replay an event log through the engine: clock records and per-event case context.
+"""Replay an event log through the engine: clock records and the case behind each event.
 
 This is what ``carepath report`` (and its what-if ``--compare``) measure: every event is applied
 in ``at`` order (stable for equal instants) by a small in-memory runtime loop:
@@ -15,10 +15,13 @@ in ``at`` order (stable for equal instants) by a small in-memory runtime loop:
 * the replay stops at the last event: at the end every open case is advanced to just before the
   last event's instant, and nothing further (open clock cycles stay open and are not measured).
 
-For each event the replay keeps its case's identity and its values **after** the event was
-applied (segment, channel, tier, stage and the case data), so metrics can group "by the case's
-values at the time of the event". Every clock cycle that ended (``sla.<name>.met|missed|cancelled``)
-is kept as a :class:`ClockFact` with the case's values at that instant.
+For each event the replay knows its case's identity and the case's state **after** the event was
+applied, so metrics can group "by the case's values at the time of the event": it hands them to a
+:class:`FactSink` (the metrics' collector) as it goes, and :func:`replay` also keeps them per event
+(``keep_events=False`` does not). :func:`replay_log` streams a JSONL file in ``at`` order through
+one or more playbooks at once (the what-if decodes the log once) without keeping any per-event
+list. Every clock cycle that ended (``sla.<name>.met|missed|cancelled``) is kept as a
+:class:`ClockFact` with the case's values at that instant.
 
 A replay from a runtime store (:func:`replay_store`) has no events: it reads the clock history kept
 in each state (the last 20 cycles per clock) with the case's current values.
@@ -53,8 +56,8 @@ from .state import (
 if TYPE_CHECKING:
     from .compile import Playbook
 
-__all__ = ["ClockFact", "Ctx", "EventLogError", "Replay", "batch_gc", "event_from_line", "read_events", "replay",
-           "replay_store"]
+__all__ = ["ClockFact", "Ctx", "EventLogError", "FactSink", "Replay", "batch_gc", "event_from_line", "read_events",
+           "replay", "replay_log", "replay_store"]
 
 #: Garbage-collector thresholds while replaying: each engine step allocates short-lived cycles, and
 #: with the default thresholds the collector re-scans the growing set of live states over and over
