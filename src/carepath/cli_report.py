@@ -36,8 +36,8 @@ def run(args: argparse.Namespace) -> int:
 
     from .errors import CarepathError, PlaybookError
     from .loader import load
-    from .metrics import MetricError
-    from .replay import EventLogError, open_store_states, read_events, replay, replay_store
+    from .metrics import Collector, MetricError
+    from .replay import EventLogError, open_store_states, replay_log, replay_store
     from .report import build_report, compare_reports, render
 
     if (args.events is None) == (args.store is None):
@@ -59,8 +59,8 @@ def run(args: argparse.Namespace) -> int:
             states = open_store_states(args.store)
             replays = [replay_store(pb, states) for pb in playbooks]
         else:
-            events = read_events(sys.stdin if args.events == "-" else args.events)
-            replays = [replay(pb, events) for pb in playbooks]
+            # one pass over the log for every playbook; metric samples are collected as it goes
+            replays = replay_log(playbooks, sys.stdin if args.events == "-" else args.events, Collector)
         reports = [build_report(pb, rp) for pb, rp in zip(playbooks, replays, strict=True)]
     except EventLogError as exc:
         print(f"carepath report: {exc}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Replay an event log through the engine: clock records and per-event case context.
+"""Replay an event log through the engine: clock records and the case behind each event.
 
 This is what ``carepath report`` (and its what-if ``--compare``) measure: every event is applied
 in ``at`` order (stable for equal instants) by a small in-memory runtime loop:
@@ -15,10 +15,13 @@ in ``at`` order (stable for equal instants) by a small in-memory runtime loop:
 * the replay stops at the last event: at the end every open case is advanced to just before the
   last event's instant, and nothing further (open clock cycles stay open and are not measured).
 
-For each event the replay keeps its case's identity and its values **after** the event was
-applied (segment, channel, tier, stage and the case data), so metrics can group "by the case's
-values at the time of the event". Every clock cycle that ended (``sla.<name>.met|missed|cancelled``)
-is kept as a :class:`ClockFact` with the case's values at that instant.
+For each event the replay knows its case's identity and the case's state **after** the event was
+applied, so metrics can group "by the case's values at the time of the event": it hands them to a
+:class:`FactSink` (the metrics' collector) as it goes, and :func:`replay` also keeps them per event
+(``keep_events=False`` does not). :func:`replay_log` streams a JSONL file in ``at`` order through
+one or more playbooks at once (the what-if decodes the log once) without keeping any per-event
+list. Every clock cycle that ended (``sla.<name>.met|missed|cancelled``) is kept as a
+:class:`ClockFact` with the case's values at that instant.
 
 A replay from a runtime store (:func:`replay_store`) has no events: it reads the clock history kept
 in each state (the last 20 cycles per clock) with the case's current values.
@@ -27,20 +30,34 @@ in each state (the last 20 cycles per clock) with the case's current values.
 from __future__ import annotations
 
 import gc
+import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, NamedTuple
+from types import MappingProxyType
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from .state import CaseState, ClockRecord, Event, _r, decode_event, dt, zone
+from .state import (
+    _EMPTY,
+    MAX_EVENT_BYTES,
+    MAX_EVENT_DEPTH,
+    CaseState,
+    ClockRecord,
+    Event,
+    _r,
+    decode_event,
+    dt,
+    zone,
+)
 
 if TYPE_CHECKING:
     from .compile import Playbook
 
-__all__ = ["ClockFact", "Ctx", "EventLogError", "Replay", "batch_gc", "read_events", "replay", "replay_store"]
+__all__ = ["ClockFact", "Ctx", "EventLogError", "FactSink", "Replay", "batch_gc", "event_from_line", "read_events",
+           "replay", "replay_log", "replay_store"]
 
 #: Garbage-collector thresholds while replaying: each engine step allocates short-lived cycles, and
 #: with the default thresholds the collector re-scans the growing set of live states over and over
@@ -87,18 +104,29 @@ class ClockFact:
     ctx: Ctx
 
 
+class FactSink(Protocol):
+    """What a replay hands every event whose type is in ``types`` to, as it goes (the metrics'
+    collector): the event, its case identity and the case's state right after it (None when the
+    event reached no case). A sink lets a replay keep no per-event lists at all."""
+
+    types: frozenset[str]
+
+    def __call__(self, event: Event, case: str | None, state: CaseState | None) -> None:
+        """Take one event."""
+
+
 @dataclass
 class Replay:
-    """The result of :func:`replay`: events in ``at`` order with their case and context, clock facts."""
+    """The result of :func:`replay`: clock facts, cases, and (unless a streaming replay dropped them)
+    the events in ``at`` order with their case and the case's state after each."""
 
     playbook: Playbook
     events: list[Event] = field(default_factory=list)
+    """The events in ``at`` order (empty when the replay did not keep them: see ``kept``)."""
     case_ids: list[str | None] = field(default_factory=list)
     """Per event: the replay's case identity (``key`` or ``key#n`` for the n-th re-entry), or None."""
-    contexts: list[Ctx | None] = field(default_factory=list)
-    """Per event: the case's values after the event (None when the event reached no case)."""
-    data: list[Mapping[str, Any] | None] = field(default_factory=list)
-    """Per event: the case data after the event (None when it reached no case)."""
+    after: list[CaseState | None] = field(default_factory=list)
+    """Per event: the case's state after the event (None when it reached no case)."""
     records: list[ClockFact] = field(default_factory=list)
     """Finished clock cycles, in order of their stop instant."""
     opened: list[tuple[float, str, Ctx]] = field(default_factory=list)
@@ -114,6 +142,22 @@ class Replay:
     first_s: float | None = None
     last_s: float | None = None
     from_store: bool = False
+    n_events: int = 0
+    """How many events were replayed."""
+    kept: bool = True
+    """Whether ``events``, ``case_ids`` and ``after`` hold every event."""
+    facts: FactSink | None = None
+    """The sink that saw the events during the replay (the metrics' collector), if any."""
+
+    @property
+    def contexts(self) -> list[Ctx | None]:
+        """Per event: the case's values after the event (None when it reached no case)."""
+        return [None if st is None else ctx_of(st) for st in self.after]
+
+    @property
+    def data(self) -> list[Mapping[str, Any] | None]:
+        """Per event: the case data after the event (None when it reached no case)."""
+        return [None if st is None else st.data for st in self.after]
 
     @property
     def cases(self) -> int:
@@ -133,15 +177,62 @@ def ctx_of(state: CaseState) -> Ctx:
 
 
 # -- reading ------------------------------------------------------------------------------------
+_decoder = json.JSONDecoder()
+#: What json.loads runs, without its per-call Python wrapper (``raw_decode`` if this CPython detail is absent).
+_scan: Callable[[str, int], tuple[Any, int]] = getattr(_decoder, "scan_once", _decoder.raw_decode)
+_fromiso = datetime.fromisoformat
+_new = object.__new__
+_set = object.__setattr__
+#: The fast path fills an Event's slots directly; it is used only while they are the ones it knows.
+_EVENT_SLOTS_KNOWN = getattr(Event, "__slots__", None) == ("id", "type", "at", "case", "data", "_ts")
+
+
+def event_from_line(text: str) -> Event:
+    """One JSONL line (stripped) → :class:`Event`: the same result, or the same ``ValueError``, as
+    ``Event.from_dict(decode_event(text))``, in about a third of the time.
+
+    The common shape (a JSON object of at most 32 brackets, string ``id``/``type``/``at``, string
+    or missing ``case``, object or missing ``data``, an aware ISO 8601 ``at``) is decoded once and
+    checked once; anything else goes through the general path, which raises the canonical error.
+    """
+    if len(text) <= MAX_EVENT_BYTES and _EVENT_SLOTS_KNOWN:
+        try:
+            d, end = _scan(text, 0)
+        except (StopIteration, ValueError, RecursionError):
+            d = end = None
+        # ≤ 32 opening brackets bound the nesting of the object (≤ 32) and of its data (≤ 31)
+        if end == len(text) and type(d) is dict and text.count("{") + text.count("[") <= MAX_EVENT_DEPTH:
+            et = d.get("type")
+            at = d.get("at")
+            eid = d.get("id")
+            case = d.get("case")
+            data = d.get("data")
+            if type(et) is str and et and type(at) is str and type(eid) is str \
+                    and (case is None or type(case) is str) and (data is None or type(data) is dict):
+                try:
+                    when = _fromiso(at.replace("Z", "+00:00") if at.endswith("Z") else at)
+                except ValueError:
+                    when = None
+                if when is not None and when.tzinfo is not None and when.utcoffset() is not None:
+                    ev = _new(Event)
+                    _set(ev, "id", eid)
+                    _set(ev, "type", et)
+                    _set(ev, "at", when)
+                    _set(ev, "case", case)
+                    _set(ev, "data", MappingProxyType(data) if data else _EMPTY)  # a fresh dict: no copy
+                    _set(ev, "_ts", round(when.timestamp() * 1_000_000) / 1_000_000)
+                    return ev
+    return Event.from_dict(decode_event(text))
+
+
 def _parse_lines(lines: Iterable[str], name: str) -> Iterator[Event]:
-    loads = decode_event
-    from_dict = Event.from_dict
+    decode = event_from_line
     for n, line in enumerate(lines, 1):
         s = line.strip()
-        if not s or s.startswith("#"):
+        if not s or s[0] == "#":
             continue
         try:
-            yield from_dict(loads(s))
+            yield decode(s)
         except (ValueError, TypeError) as exc:
             raise EventLogError(f"{name}:{n}: {exc}") from None
 
@@ -177,15 +268,83 @@ def read_events(source: str | Path | IO[str]) -> list[Event]:
 _END_SUFFIXES = (".met", ".missed", ".cancelled")
 
 
-def replay(playbook: Playbook, events: Iterable[Event]) -> Replay:
-    """Replay ``events`` (any order: sorted stably by ``at``) through a fresh engine."""
+class _Unsorted(Exception):
+    """A streamed log is not in ``at`` order."""
+
+
+def replay(playbook: Playbook, events: Iterable[Event], *, sink: FactSink | None = None,
+           keep_events: bool = True) -> Replay:
+    """Replay ``events`` (any order: sorted stably by ``at``) through a fresh engine.
+
+    ``sink`` sees every event whose type it asks for as the replay goes; ``keep_events=False``
+    keeps no per-event lists (``events``, ``case_ids``, ``after`` stay empty; ``n_events`` counts).
+    """
+    evs = sorted(events, key=lambda e: e._ts)
     with batch_gc():
-        return _replay(playbook, events)
+        feed, finish = _replayer(playbook, sink, keep_events)
+        for e in evs:
+            feed(e)
+        return finish()
 
 
-def _replay(playbook: Playbook, events: Iterable[Event]) -> Replay:
+def replay_log(playbooks: list[Playbook], source: str | Path | IO[str],
+               sink: Callable[[Playbook], FactSink] | None = None) -> list[Replay]:
+    """Replay one event log under each playbook (the what-if of ``carepath report --compare``),
+    decoding it once and keeping no per-event lists.
+
+    A JSONL file already in ``at`` order (the usual case) is streamed: each event is applied to every
+    playbook as it is read, so memory does not grow with the log. A file out of order is read again,
+    whole, and sorted (stably); standard input and YAML logs are read whole. ``sink(playbook)``
+    makes each replay's :class:`FactSink` (such as ``carepath.metrics.Collector``). The results
+    equal ``replay(pb, read_events(source), sink=sink(pb), keep_events=False)`` for each playbook.
+    """
+    def sinks() -> list[FactSink | None]:  # fresh ones for every attempt: a sink keeps what it saw
+        return [None if sink is None else sink(pb) for pb in playbooks]
+
+    if isinstance(source, str | Path) and Path(source).suffix not in (".yaml", ".yml"):
+        path = Path(source)
+        with batch_gc():
+            try:
+                with path.open(encoding="utf-8") as fh:
+                    return _replay_sorted(playbooks, sinks(), _parse_lines(fh, str(path)))
+            except _Unsorted:
+                pass
+        events = read_events(path)
+    else:
+        events = read_events(source)
+    events.sort(key=lambda e: e._ts)
+    with batch_gc():
+        return _replay_sorted(playbooks, sinks(), iter(events))
+
+
+def _replay_sorted(playbooks: list[Playbook], sinks: list[FactSink | None], events: Iterator[Event]) -> list[Replay]:
+    pairs = [_replayer(pb, sink, False) for pb, sink in zip(playbooks, sinks, strict=True)]
+    feeds = [f for f, _ in pairs]
+    last = -float("inf")
+    if len(feeds) == 1:
+        feed = feeds[0]
+        for e in events:
+            t = e._ts
+            if t < last:
+                raise _Unsorted
+            last = t
+            feed(e)
+    else:
+        for e in events:
+            t = e._ts
+            if t < last:
+                raise _Unsorted
+            last = t
+            for feed in feeds:
+                feed(e)
+    return [finish() for _, finish in pairs]
+
+
+def _replayer(playbook: Playbook, sink: FactSink | None, keep: bool) -> tuple[Callable[[Event], None],
+                                                                               Callable[[], Replay]]:
+    """``feed(event)`` for events in ``at`` order, and ``finish()`` → the :class:`Replay`."""
     from .engine import Engine
-    from .router import route
+    from .router import route as _route
 
     eng = Engine(playbook, trace=False)
     tz = zone(playbook.timezone)
@@ -194,22 +353,19 @@ def _replay(playbook: Playbook, events: Iterable[Event]) -> Replay:
     start_on = start.on
     reentry = start.reentry
     mentions = eng.mentions
-
-    evs = sorted(events, key=lambda e: e._ts)
-    out = Replay(playbook)
-    out.events = evs
-    if evs:
-        out.first_s = evs[0]._ts
-        out.last_s = evs[-1]._ts
+    advance = eng.advance
+    out = Replay(playbook, kept=keep, facts=sink)
     states = out.states
     current: dict[str, str] = {}  # key → case identity
     generation: dict[str, int] = {}
-    case_ids = out.case_ids
-    contexts = out.contexts
-    datas = out.data
     records = out.records
     breaches = out.breaches
     actions = out.actions
+    sink_types = sink.types if sink is not None else frozenset()
+    events, case_ids, after = out.events, out.case_ids, out.after
+    count = 0
+    first_s: float | None = None
+    last_s: float | None = None
 
     def absorb(step: Any, cid: str) -> CaseState:
         st: CaseState = step.state
@@ -230,7 +386,13 @@ def _replay(playbook: Playbook, events: Iterable[Event]) -> Replay:
         states[cid] = st
         return st
 
-    for e in evs:
+    def feed(e: Event) -> None:
+        nonlocal count, first_s, last_s
+        ts = e._ts
+        if first_s is None:
+            first_s = ts
+        last_s = ts
+        count += 1
         et = e.type
         if fast_key:
             key = e.case
@@ -239,53 +401,56 @@ def _replay(playbook: Playbook, events: Iterable[Event]) -> Replay:
                 key = eng.case_key(e)
             except Exception:  # a key expression that cannot be evaluated: no case
                 key = None
-        if key is None:
-            case_ids.append(None)
-            contexts.append(None)
-            datas.append(None)
-            continue
-        cid = current.get(key)
-        st = states.get(cid) if cid is not None else None
-        if st is not None and not mentions(et):
-            # a type the playbook never mentions: nothing to route, but the event still sees the
-            # case as it is at its instant (wake-ups due strictly before it fire)
-            if not st.ended and st.next_wakeup_s is not None and st.next_wakeup_s < e._ts:
-                st = absorb(eng.advance(st, dt(e._ts - 1e-6, tz)), cid)  # type: ignore[arg-type]
-        else:
-            if st is not None and not st.ended and reentry == "after_exit" and st.next_wakeup_s is not None \
-                    and st.next_wakeup_s < e._ts and et in start_on and eng.opens(e):
-                # the runtime fires wake-ups due strictly before an event first: a timer may have
-                # ended the case, and then this event opens a new one
-                st = absorb(eng.advance(st, dt(e._ts - 1e-6, tz)), cid)  # type: ignore[arg-type]
-            r = route(eng, st, e)  # the re-entry policy shared with the runtimes and Flink
-            if r.status == "applied" and r.step is not None:
-                if r.opened:
-                    n = generation.get(key, 0)
-                    generation[key] = n + 1
-                    current[key] = cid = key if n == 0 else f"{key}#{n}"
-                    st = absorb(r.step, cid)
-                    out.opened.append((e._ts, cid, ctx_of(st)))
-                else:
-                    st = absorb(r.step, cid)  # type: ignore[arg-type]
-            elif r.status == "rejected":
-                out.rejected.append((e, f"{r.reason}: {r.message}"))
-        if st is None:
-            case_ids.append(None)
-            contexts.append(None)
-            datas.append(None)
-        else:
+        cid: str | None = None
+        st: CaseState | None = None
+        if key is not None:
+            cid = current.get(key)
+            st = states.get(cid) if cid is not None else None
+            if st is not None and not mentions(et):
+                # a type the playbook never mentions: nothing to route, but the event still sees the
+                # case as it is at its instant (wake-ups due strictly before it fire)
+                if not st.ended and st.next_wakeup_s is not None and st.next_wakeup_s < ts:
+                    st = absorb(advance(st, dt(ts - 1e-6, tz)), cid)  # type: ignore[arg-type]
+            else:
+                if st is not None and not st.ended and reentry == "after_exit" and st.next_wakeup_s is not None \
+                        and st.next_wakeup_s < ts and et in start_on and eng.opens(e):
+                    # the runtime fires wake-ups due strictly before an event first: a timer may have
+                    # ended the case, and then this event opens a new one
+                    st = absorb(advance(st, dt(ts - 1e-6, tz)), cid)  # type: ignore[arg-type]
+                r = _route(eng, st, e)  # the re-entry policy shared with the runtimes and Flink
+                if r.status == "applied" and r.step is not None:
+                    if r.opened:
+                        n = generation.get(key, 0)
+                        generation[key] = n + 1
+                        current[key] = cid = key if n == 0 else f"{key}#{n}"
+                        st = absorb(r.step, cid)
+                        out.opened.append((ts, cid, ctx_of(st)))
+                    else:
+                        st = absorb(r.step, cid)  # type: ignore[arg-type]
+                elif r.status == "rejected":
+                    out.rejected.append((e, f"{r.reason}: {r.message}"))
+            if st is None:
+                cid = None
+        if keep:
+            events.append(e)
             case_ids.append(cid)
-            contexts.append(ctx_of(st))
-            datas.append(st.data)
-    # The replay stops at the last event: fire only what was due strictly before it.
-    if out.last_s is not None:
-        end = dt(out.last_s - 1e-6, tz)
-        for cid, st in list(states.items()):
-            if not st.ended and st.next_wakeup_s is not None and st.next_wakeup_s < out.last_s:
-                absorb(eng.advance(st, end), cid)
-    records.sort(key=lambda f: f.stopped_s)
-    breaches.sort(key=lambda b: b[0])
-    return out
+            after.append(st)
+        if et in sink_types:
+            sink(e, cid, st)  # type: ignore[misc]
+
+    def finish() -> Replay:
+        out.n_events, out.first_s, out.last_s = count, first_s, last_s
+        # The replay stops at the last event: fire only what was due strictly before it.
+        if last_s is not None:
+            end = dt(last_s - 1e-6, tz)
+            for cid, st in list(states.items()):
+                if not st.ended and st.next_wakeup_s is not None and st.next_wakeup_s < last_s:
+                    absorb(advance(st, end), cid)
+        records.sort(key=lambda f: f.stopped_s)
+        breaches.sort(key=lambda b: b[0])
+        return out
+
+    return feed, finish
 
 
 def replay_store(playbook: Playbook, states: Iterable[CaseState]) -> Replay:

@@ -12,13 +12,33 @@ See ``docs/metrics.md`` for the definitions, sample rules and the report's JSON 
 
 from __future__ import annotations
 
-from .facts import CONVENTIONAL_EVENTS, GROUPS, Measure, MetricError, Metrics, Series
+from .facts import CONVENTIONAL_EVENTS, GROUPS, Collector, Measure, MetricError, Metrics, Series
 from .goals import DEFAULT_MIN_SAMPLES, GoalResult, evaluate_goal, evaluate_goals, resolve_window
 from .stats import mean, median, percentile, stat, summary
 from .targets import BUILTIN, KIND, Target, TargetError, parse_target, parse_value
 
 __all__ = [
-    "BUILTIN", "CONVENTIONAL_EVENTS", "DEFAULT_MIN_SAMPLES", "GROUPS", "KIND", "GoalResult", "Measure",
-    "MetricError", "Metrics", "Series", "Target", "TargetError", "evaluate_goal", "evaluate_goals", "mean",
-    "median", "parse_target", "parse_value", "percentile", "resolve_window", "stat", "summary",
+    "BUILTIN",
+    "CONVENTIONAL_EVENTS",
+    "DEFAULT_MIN_SAMPLES",
+    "GROUPS",
+    "KIND",
+    "Collector",
+    "GoalResult",
+    "Measure",
+    "MetricError",
+    "Metrics",
+    "Series",
+    "Target",
+    "TargetError",
+    "evaluate_goal",
+    "evaluate_goals",
+    "mean",
+    "median",
+    "parse_target",
+    "parse_value",
+    "percentile",
+    "resolve_window",
+    "stat",
+    "summary",
 ]

@@ -24,8 +24,9 @@ from .targets import KIND, TIME_METRIC_CLOCK
 if TYPE_CHECKING:
     from ..compile import Playbook
     from ..replay import Replay
+    from ..state import CaseState, Event
 
-__all__ = ["CONVENTIONAL_EVENTS", "GROUPS", "Measure", "MetricError", "Metrics", "Series"]
+__all__ = ["CONVENTIONAL_EVENTS", "GROUPS", "Collector", "Measure", "MetricError", "Metrics", "Series"]
 
 #: The conventional event types the built-in metrics read (renamed under ``metrics.events``).
 CONVENTIONAL_EVENTS = ("survey.answered", "agent.replied", "case.solved", "case.reopened", "contact.handled",
@@ -140,116 +141,107 @@ class _DayCache:
         return d
 
 
-class Metrics:
-    """Every metric of a replay: ``measure(name, …)``, ``group(name, by, …)``.
+class Collector:
+    """The samples of the event-based metrics, taken from replayed events as they go.
 
-    >>> m = Metrics(replay(playbook, events))                       # doctest: +SKIP
-    >>> m.measure("csat", first=date(2027, 2, 1), last=date(2027, 2, 28), where={"segment": "vip"})
+    Hand one to a replay as its ``sink`` (:func:`~carepath.replay.replay`,
+    :func:`~carepath.replay.replay_log`); :class:`Metrics` reads it from the replay's ``facts``. A
+    replay that kept its events and had none is collected afterwards (:meth:`from_replay`), with
+    the same result: the collector sees the same events, case identities and states either way.
+
+    >>> col = Collector(playbook)                                       # doctest: +SKIP
+    >>> Metrics(replay(playbook, events, sink=col, keep_events=False))  # doctest: +SKIP
     """
 
-    def __init__(self, rp: Replay) -> None:
-        self.replay = rp
-        self.playbook: Playbook = rp.playbook
-        self.day = _DayCache(rp.playbook.timezone)
-        self.series: dict[str, Series] = {}
-        self.clock_series: dict[str, tuple[Series, Series]] = {}  # clock → (elapsed of finished, met 1/0)
+    def __init__(self, playbook: Playbook) -> None:
+        self.playbook = playbook
+        self.day = _DayCache(playbook.timezone)
+        self.series: dict[str, Series] = {k: Series() for k in ("csat", "nps", "ces", "aht")}
         self.orders = Series()      # values: customer
         self.returns = Series()
         self.complaints = Series()
-        self.cases_opened = Series()
         self.contacts: list[float] = []  # instants of case.opened events
         self.custom: dict[str, _Custom] = {}
-        self._build()
-
-    # -- extraction ------------------------------------------------------------------------------
-    def _build(self) -> None:
-        pb = self.playbook
-        rename = dict(pb.spec.metrics.events)
+        #: per case: [agent replies before the first solve, first solve instant or None, ctx, reopened]
+        self.cases: dict[str, list[Any]] = {}
+        self._ctx: dict[tuple[Any, ...], Ctx] = {}  # one Ctx object per distinct value (memory)
+        rename = dict(playbook.spec.metrics.events)
         name = {conv: rename.get(conv, conv) for conv in CONVENTIONAL_EVENTS}
-        for k in ("csat", "nps", "ces", "aht", "fcr", "reopen_rate"):
-            self.series[k] = Series()
+        self._custom_by_type = self._compile_custom()
+        self._names = name
+        self.types: frozenset[str] = frozenset({*name.values(), *self._custom_by_type})
+        """The event types the metrics read (a replay hands only these over)."""
+
+    @classmethod
+    def from_replay(cls, rp: Replay) -> Collector:
+        """Collect from a replay that kept its events (or a store view, which has none)."""
+        if not rp.kept:
+            raise MetricError("this replay kept no events and had no collector: pass sink=Collector(playbook)")
+        col = cls(rp.playbook)
+        types = col.types
+        for e, cid, st in zip(rp.events, rp.case_ids, rp.after, strict=True):
+            if e.type in types:
+                col(e, cid, st)
+        return col
+
+    def _ctx_of(self, st: CaseState) -> Ctx:
+        ch = st.data.get("channel")
+        k = (st.segment, ch, st.tier, st.stage)
+        c = self._ctx.get(k)
+        if c is None:
+            c = self._ctx[k] = Ctx(st.segment, None if ch is None else str(ch), st.tier, st.stage)
+        return c
+
+    def __call__(self, event: Event, case: str | None, state: CaseState | None) -> None:
+        """Take one replayed event, its case identity and the case's state after it."""
+        e, cid, st = event, case, state
+        et = e.type
+        name = self._names
+        ts = e._ts
+        ctx = None if st is None else self._ctx_of(st)
+        data = e.data
         day = self.day
-        custom_by_type = self._compile_custom()
-        t_survey, t_reply, t_solved = name["survey.answered"], name["agent.replied"], name["case.solved"]
-        t_reopen, t_handled, t_order = name["case.reopened"], name["contact.handled"], name["order.placed"]
-        t_return, t_complaint, t_opened = name["order.returned"], name["complaint.filed"], name["case.opened"]
-        interesting = {t_survey, t_reply, t_solved, t_reopen, t_handled, t_order, t_return, t_complaint, t_opened}
-        interesting.update(custom_by_type)
-        csat, nps, ces, aht = (self.series[k] for k in ("csat", "nps", "ces", "aht"))
-        # per case: [agent replies before the first solve, first solve instant or None, ctx, reopened]
-        cases: dict[str, list[Any]] = {}
-        rp = self.replay
-        for i, e in enumerate(rp.events):
-            et = e.type
-            if et not in interesting:
-                continue
-            ts = e._ts
-            ctx = rp.contexts[i]
-            data = e.data
-            if et == t_survey:
-                kind = data.get("survey")
-                score = _number(data.get("score"))
-                rng = _SURVEY_RANGE.get(kind) if isinstance(kind, str) else None
-                if rng is not None and score is not None and rng[0] <= score <= rng[1]:
-                    d = day(ts)
-                    if kind == "csat":
-                        csat.add(d, ctx, 1.0 if score >= 4 else 0.0)
-                    elif kind == "nps":
-                        nps.add(d, ctx, 100.0 if score >= 9 else (-100.0 if score <= 6 else 0.0))
-                    else:
-                        ces.add(d, ctx, score)
-            if et in (t_reply, t_solved, t_reopen):
-                cid = rp.case_ids[i] or f"?{e.case}"
-                rec = cases.get(cid)
-                if rec is None:
-                    rec = cases[cid] = [0, None, None, False]
-                if et == t_reply:
-                    if rec[1] is None:
-                        rec[0] += 1
-                elif et == t_solved:
-                    if rec[1] is None:
-                        rec[1], rec[2] = ts, ctx
-                elif rec[1] is not None:
-                    rec[3] = True
-            if et == t_handled:
-                v = _number(data.get("duration"))
-                if v is not None and v >= 0:
-                    aht.add(day(ts), ctx, v)
-            if et == t_order:
-                cust = data.get("customer")
-                self.orders.add(day(ts), ctx, str(cust) if cust is not None else (e.case or e.id))
-            if et == t_return:
-                self.returns.add(day(ts), ctx, 1)
-            if et == t_complaint:
-                self.complaints.add(day(ts), ctx, 1)
-            if et == t_opened:
-                self.contacts.append(ts)
-            for cm, when, value, as_num, as_den, den_when in custom_by_type.get(et, ()):
-                self._custom_event(cm, e, i, when, value, as_num, as_den, den_when)
-        solved = sorted((rec[1], rec[2], rec[0], rec[3]) for rec in cases.values() if rec[1] is not None)
-        fcr, reopen = self.series["fcr"], self.series["reopen_rate"]
-        for ts, ctx, replies, reopened in solved:
-            d = day(ts)
-            fcr.add(d, ctx, 1.0 if replies == 1 and not reopened else 0.0)
-            reopen.add(d, ctx, 1.0 if reopened else 0.0)
-        for ts, _cid, ctx in rp.opened:
-            self.cases_opened.add(day(ts), ctx, 1)
-        self.cases_opened.sort()
-        for f in rp.records:
-            if f.record.met is None:
-                continue
-            el, met = self.clock_series.setdefault(f.clock, (Series(), Series()))
-            d = day(f.stopped_s)
-            el.add(d, f.ctx, f.record.elapsed.total_seconds())
-            met.add(d, f.ctx, 1.0 if f.record.met else 0.0)
-        allmet = Series()
-        for f in rp.records:
-            if f.record.met is not None:
-                allmet.add(day(f.stopped_s), f.ctx, 1.0 if f.record.met else 0.0)
-        self.series["sla_attainment"] = allmet
-        for el, met in self.clock_series.values():
-            el.sort()
-            met.sort()
+        if et == name["survey.answered"]:
+            kind = data.get("survey")
+            score = _number(data.get("score"))
+            rng = _SURVEY_RANGE.get(kind) if isinstance(kind, str) else None
+            if rng is not None and score is not None and rng[0] <= score <= rng[1]:
+                d = day(ts)
+                if kind == "csat":
+                    self.series["csat"].add(d, ctx, 1.0 if score >= 4 else 0.0)
+                elif kind == "nps":
+                    self.series["nps"].add(d, ctx, 100.0 if score >= 9 else (-100.0 if score <= 6 else 0.0))
+                else:
+                    self.series["ces"].add(d, ctx, score)
+        t_reply, t_solved = name["agent.replied"], name["case.solved"]
+        if et in (t_reply, t_solved, name["case.reopened"]):
+            key = cid or f"?{e.case}"
+            rec = self.cases.get(key)
+            if rec is None:
+                rec = self.cases[key] = [0, None, None, False]
+            if et == t_reply:
+                if rec[1] is None:
+                    rec[0] += 1
+            elif et == t_solved:
+                if rec[1] is None:
+                    rec[1], rec[2] = ts, ctx
+            elif rec[1] is not None:
+                rec[3] = True
+        if et == name["contact.handled"]:
+            v = _number(data.get("duration"))
+            if v is not None and v >= 0:
+                self.series["aht"].add(day(ts), ctx, v)
+        if et == name["order.placed"]:
+            cust = data.get("customer")
+            self.orders.add(day(ts), ctx, str(cust) if cust is not None else (e.case or e.id))
+        if et == name["order.returned"]:
+            self.returns.add(day(ts), ctx, 1)
+        if et == name["complaint.filed"]:
+            self.complaints.add(day(ts), ctx, 1)
+        if et == name["case.opened"]:
+            self.contacts.append(ts)
+        for cm, when, value, as_num, as_den, den_when in self._custom_by_type.get(et, ()):
+            self._custom_event(cm, e, st, ctx, when, value, as_num, as_den, den_when)
 
     def _compile_custom(self) -> dict[str, list[tuple[str, Any, Any, bool, bool, Any]]]:
         from ..errors import ExpressionError
@@ -298,14 +290,14 @@ class Metrics:
                 out.setdefault(cm.event, []).append((cname, when, value, True, False, None))
         return out
 
-    def _custom_event(self, cname: str, e: Any, i: int, when: Any, value: Any, as_num: bool, as_den: bool,
-                      den_when: Any) -> None:
+    def _custom_event(self, cname: str, e: Event, st: CaseState | None, ctx: Ctx | None, when: Any, value: Any,
+                      as_num: bool, as_den: bool, den_when: Any) -> None:
         c = self.custom[cname]
-        rp = self.replay
-        ctx = rp.contexts[i]
-        fields = rp.data[i] or {}
+        fields = (st.data if st is not None else None) or {}
         view = self._event_view(e)
-        scope = self._scope(ctx, i)
+        scope: dict[str, Any] = {} if ctx is None or st is None else {
+            "stage": ctx.stage, "segment": ctx.segment, "tier": ctx.tier, "channel": ctx.channel,
+            "segments": list(st.segments)}
         d = self.day(e._ts)
         if as_den and (den_when is None or den_when(fields, view, scope) is True):
             c.den.add(d, ctx, 1)
@@ -317,7 +309,7 @@ class Metrics:
             else:
                 c.num.add(d, ctx, 1)
 
-    def _event_view(self, e: Any) -> dict[str, Any]:
+    def _event_view(self, e: Event) -> dict[str, Any]:
         view: dict[str, Any] = dict(e.data)
         decl = self.playbook.events.get(e.type)
         if decl:
@@ -327,12 +319,76 @@ class Metrics:
         view.update(type=e.type, at=e.at, case=e.case, id=e.id)
         return view
 
-    def _scope(self, ctx: Ctx | None, i: int) -> dict[str, Any]:
-        if ctx is None:
-            return {}
-        st = self.replay.states.get(self.replay.case_ids[i] or "")
-        return {"stage": ctx.stage, "segment": ctx.segment, "tier": ctx.tier, "channel": ctx.channel,
-                "segments": list(st.segments) if st is not None else []}
+
+class Metrics:
+    """Every metric of a replay: ``measure(name, …)``, ``group(name, by, …)``.
+
+    >>> m = Metrics(replay(playbook, events))                       # doctest: +SKIP
+    >>> m.measure("csat", first=date(2027, 2, 1), last=date(2027, 2, 28), where={"segment": "vip"})
+    """
+
+    def __init__(self, rp: Replay) -> None:
+        self.replay = rp
+        self.playbook: Playbook = rp.playbook
+        col = rp.facts if isinstance(rp.facts, Collector) and rp.facts.playbook is rp.playbook \
+            else Collector.from_replay(rp)
+        self.collector = col
+        self.day = col.day
+        self.series: dict[str, Series] = dict(col.series)
+        self.clock_series: dict[str, tuple[Series, Series]] = {}  # clock → (elapsed of finished, met 1/0)
+        self.orders = col.orders
+        self.returns = col.returns
+        self.complaints = col.complaints
+        self.cases_opened = Series()
+        self.contacts = col.contacts
+        self.custom = col.custom
+        self._build()
+
+    # -- from the collected facts and the clock records -------------------------------------------
+    def _build(self) -> None:
+        day = self.day
+        rp = self.replay
+        # by first solve (stable: ties keep the order the cases appeared in; a Ctx and None do not compare)
+        solved = sorted(((rec[1], rec[2], rec[0], rec[3]) for rec in self.collector.cases.values() if rec[1] is not None),
+                        key=lambda r: r[0])
+        fcr, reopen = self.series["fcr"], self.series["reopen_rate"] = Series(), Series()
+        for ts, ctx, replies, reopened in solved:
+            d = day(ts)
+            fcr.add(d, ctx, 1.0 if replies == 1 and not reopened else 0.0)
+            reopen.add(d, ctx, 1.0 if reopened else 0.0)
+        for ts, _cid, ctx in rp.opened:
+            self.cases_opened.add(day(ts), ctx, 1)
+        self.cases_opened.sort()
+        # clock cycles: columns appended directly (this loop runs once per finished cycle)
+        allmet = Series()
+        a_days, a_ctxs, a_vals = allmet.days.append, allmet.ctxs.append, allmet.values.append
+        cols: dict[str, tuple[Any, ...]] = {}
+        for f in rp.records:
+            rec = f.record
+            met_ = rec.met
+            if met_ is None:
+                continue
+            c = cols.get(f.clock)
+            if c is None:
+                el, met = self.clock_series[f.clock] = (Series(), Series())
+                c = cols[f.clock] = (el.days.append, el.ctxs.append, el.values.append,
+                                     met.days.append, met.ctxs.append, met.values.append)
+            d = day(f.stopped_s)
+            v = 1.0 if met_ else 0.0
+            ctx = f.ctx
+            c[0](d)
+            c[1](ctx)
+            c[2](rec.elapsed.total_seconds())
+            c[3](d)
+            c[4](ctx)
+            c[5](v)
+            a_days(d)
+            a_ctxs(ctx)
+            a_vals(v)
+        self.series["sla_attainment"] = allmet
+        for el, met in self.clock_series.values():
+            el.sort()
+            met.sort()
 
     # -- measuring -------------------------------------------------------------------------------
     def ordinal(self, d: date | None) -> int | None:

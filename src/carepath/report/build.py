@@ -66,13 +66,19 @@ def _build(playbook: Playbook, rp: Replay) -> dict[str, Any]:
     # SLAs
     counts: dict[str, Counter[str]] = {c: Counter() for c in playbook.clocks}
     weekly: dict[str, dict[date, list[int]]] = {c: {} for c in playbook.clocks}
+    day = m.day  # POSIX seconds → local date ordinal, cached per quarter hour
+    weeks: dict[int, date] = {}
     for f in rp.records:
-        how = "met" if f.record.met else ("cancelled" if f.record.met is None else "breached")
+        met_ = f.record.met
+        how = "met" if met_ else ("cancelled" if met_ is None else "breached")
         counts.setdefault(f.clock, Counter())[how] += 1
-        if how != "cancelled":
-            wk = _week(datetime.fromtimestamp(f.stopped_s, tz).date())
+        if met_ is not None:
+            o = day(f.stopped_s)
+            wk = weeks.get(o)
+            if wk is None:
+                wk = weeks[o] = _week(date.fromordinal(o))
             cell = weekly.setdefault(f.clock, {}).setdefault(wk, [0, 0])
-            cell[0 if how == "met" else 1] += 1
+            cell[0 if met_ else 1] += 1
     slas = {}
     for clock, cnt in counts.items():
         met, br = cnt["met"], cnt["breached"]
@@ -95,7 +101,7 @@ def _build(playbook: Playbook, rp: Replay) -> dict[str, Any]:
     return {
         "playbook": {"id": playbook.id, "version": playbook.version, "title": playbook.title},
         "period": {"from": to_iso(rp.first_s, tz), "to": to_iso(rp.last_s, tz)},
-        "events": len(rp.events),
+        "events": rp.n_events,
         "cases": rp.cases,
         "metrics": metrics,
         "custom": custom,

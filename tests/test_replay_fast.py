@@ -1,0 +1,198 @@
+"""The report's fast paths equal the general ones: the line decoder, streaming and what-if replays."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from carepath import load
+from carepath.generate import generate, write_jsonl
+from carepath.metrics import Collector, MetricError, Metrics
+from carepath.replay import event_from_line, read_events, replay, replay_log
+from carepath.report import build_report, render
+from carepath.state import MAX_EVENT_BYTES, Event, decode_event
+
+
+def general(text: str) -> Event | str:
+    try:
+        return Event.from_dict(decode_event(text))
+    except (ValueError, TypeError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def fast(text: str) -> Event | str:
+    try:
+        return event_from_line(text)
+    except (ValueError, TypeError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def same(text: str) -> None:
+    a, b = fast(text), general(text)
+    if isinstance(b, str):
+        assert a == b
+        return
+    assert isinstance(a, Event)
+    for slot in Event.__slots__:  # every slot, _ts included (dataclass equality skips it)
+        assert getattr(a, slot) == getattr(b, slot), slot
+        assert type(getattr(a, slot)) is type(getattr(b, slot)), slot
+    assert a.at.utcoffset() == b.at.utcoffset()
+    assert dict(a.data) == dict(b.data)
+
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=False),
+                    st.text(max_size=8))
+json_values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                            st.dictionaries(st.text(max_size=4), inner, max_size=3)),
+                           max_leaves=12)
+instants = st.one_of(
+    st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),
+    st.datetimes().map(lambda d: d.isoformat()),  # naive
+    st.datetimes().map(lambda d: d.isoformat() + "Z"),
+    st.sampled_from(["2027-02-08T09:00:00+07:00", "2027-02-08T09:00:00Z", "2027-02-08", "yesterday", "",
+                     "2027-02-08T09:00:00.123456-03:30", "2027-13-01T00:00:00+00:00", "2027-02-08T09:00:00ZZ"]),
+    scalars,
+)
+MISSING = object()
+
+
+@st.composite
+def event_objects(draw: Any) -> dict[str, Any]:
+    fields = {
+        "id": st.one_of(st.text(max_size=6), st.integers(), st.booleans(), st.none(), json_values),
+        "type": st.one_of(st.sampled_from(["case.opened", "agent.replied", ""]), st.text(max_size=6), json_values),
+        "at": instants,
+        "case": st.one_of(st.none(), st.text(max_size=6), st.integers(), st.booleans(), json_values),
+        "data": st.one_of(st.dictionaries(st.text(max_size=6), json_values, max_size=4), json_values),
+    }
+    out: dict[str, Any] = {}
+    for name, strat in fields.items():
+        if draw(st.integers(0, 9)) == 0:  # sometimes missing
+            continue
+        if draw(st.integers(0, 2)) == 0:  # often a valid value
+            out[name] = {"id": "e1", "type": "case.opened", "at": "2027-02-08T09:00:00+07:00", "case": "T-1",
+                         "data": {"channel": "chat"}}[name]
+        else:
+            out[name] = draw(strat)
+    if draw(st.booleans()):
+        out["extra"] = draw(json_values)
+    return out
+
+
+@given(event_objects(), st.sampled_from(["compact", "spaced", "ascii"]))
+@example({"id": "e1", "type": "case.opened", "at": "2027-02-08T09:00:00+07:00", "case": "T-1", "data": {}}, "compact")
+@example({"id": "e1", "type": "x", "at": "2027-02-08T09:00:00Z", "data": None}, "compact")
+@example({"id": 7, "type": "x", "at": "2027-02-08T09:00:00Z", "case": 3, "data": []}, "compact")
+@example({"id": "e1", "type": "x", "at": "2027-02-08T09:00:00", "case": "T"}, "compact")
+def test_fast_decoder_equals_general(obj: dict[str, Any], style: str) -> None:
+    if style == "compact":
+        text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    elif style == "spaced":
+        text = json.dumps(obj, indent=None, ensure_ascii=False)
+    else:
+        text = json.dumps(obj)
+    same(text)
+
+
+@pytest.mark.parametrize("text", [
+    "", "{", "[]", "null", "42", '"x"', "not json", '{"id": "a"} trailing', '{"id": "a"}{"id": "b"}',
+    "\ufeff" + '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z"}',
+    '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","data":' + "[" * 31 + "]" * 31 + "}",  # data depth 31
+    '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","data":' + "[" * 32 + "]" * 32 + "}",  # 32: too deep
+    '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","x":' + "[" * 31 + "]" * 31 + "}",    # outer depth 32
+    '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","x":' + "[" * 32 + "]" * 32 + "}",    # 33
+    '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","data":{"s":"' + "[" * 40 + '"}}',    # brackets in a string
+    '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","data":' + "[" * 5000 + "]" * 5000 + "}",  # recursion
+    '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","data":{"v":NaN}}',
+    '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","type":"y"}',  # duplicate key: the last wins
+    '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","data":{"n":"' + "x" * MAX_EVENT_BYTES + '"}}',
+])
+def test_fast_decoder_edge_cases(text: str) -> None:
+    same(text)
+
+
+# -- streaming and what-if replays ----------------------------------------------------------------
+ROOT = Path(__file__).resolve().parent.parent
+RETAIL = ROOT / "examples" / "vn-retail-support.yaml"
+RETAIL_EVENTS = ROOT / "examples" / "events" / "vn-retail-support.jsonl"
+JOURNEY = ROOT / "examples" / "omnichannel-journey.yaml"
+JOURNEY_EVENTS = ROOT / "examples" / "events" / "omnichannel-journey.jsonl"
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+def as_json(doc: dict[str, Any]) -> str:
+    return render(doc, "json")
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("logs")
+    gen = d / "generated.jsonl"
+    write_jsonl(generate("retail", days=12, base=40, peak=200, seed=5, start=date(2027, 1, 20)), gen)
+    lines = gen.read_text(encoding="utf-8").splitlines(keepends=True)
+    random.Random(1).shuffle(lines)
+    shuffled = d / "shuffled.jsonl"
+    shuffled.write_text("".join(lines), encoding="utf-8")
+    return {"retail": RETAIL_EVENTS, "journey": JOURNEY_EVENTS, "generated": gen, "shuffled": shuffled}
+
+
+@pytest.mark.parametrize("name", ["retail", "journey", "generated", "shuffled"])
+@pytest.mark.parametrize("playbook", [RETAIL, JOURNEY])
+def test_streamed_report_equals_the_kept_replay(logs: dict[str, Path], name: str, playbook: Path) -> None:
+    pb = load(playbook)
+    kept = build_report(pb, replay(pb, read_events(logs[name])))  # per-event lists, collected afterwards
+    streamed = replay_log([pb], logs[name], Collector)[0]
+    assert not streamed.kept and streamed.events == [] and streamed.n_events == kept["events"]
+    assert as_json(build_report(pb, streamed)) == as_json(kept)
+    with logs[name].open(encoding="utf-8") as fh:  # a stream (standard input) is read whole, then sorted
+        assert as_json(build_report(pb, replay_log([pb], fh, Collector)[0])) == as_json(kept)
+
+
+@pytest.mark.parametrize("name", ["generated", "shuffled"])
+def test_what_if_decodes_once_and_equals_two_replays(logs: dict[str, Path], name: str) -> None:
+    a, b = load(RETAIL), load(JOURNEY)
+    both = replay_log([a, b], logs[name], Collector)
+    for pb, rp in zip((a, b), both, strict=True):
+        alone = build_report(pb, replay(pb, read_events(logs[name]), sink=Collector(pb), keep_events=False))
+        assert as_json(build_report(pb, rp)) == as_json(alone)
+        assert rp.rejected == replay(pb, read_events(logs[name])).rejected
+
+
+def test_an_unsorted_file_is_read_again_with_fresh_collectors(logs: dict[str, Path]) -> None:
+    made: list[Collector] = []
+
+    def sink(pb: Any) -> Collector:
+        made.append(Collector(pb))
+        return made[-1]
+
+    pb = load(RETAIL)
+    rp = replay_log([pb], logs["shuffled"], sink)[0]
+    assert len(made) == 2 and rp.facts is made[1]  # the streaming attempt stopped; the second one counts
+
+
+def test_metrics_need_events_or_a_collector() -> None:
+    pb = load(RETAIL)
+    with pytest.raises(MetricError, match="kept no events"):
+        Metrics(replay(pb, read_events(RETAIL_EVENTS), keep_events=False))
+
+
+@pytest.mark.parametrize(("golden", "args"), [
+    ("report-vn-retail-support.json", [str(RETAIL), str(RETAIL_EVENTS)]),
+    ("report-omnichannel-journey.json", [str(JOURNEY), str(JOURNEY_EVENTS)]),
+    ("report-compare.json", [str(RETAIL), str(RETAIL_EVENTS), "--compare", str(JOURNEY)]),
+])
+def test_report_json_is_unchanged_on_the_examples(golden: str, args: list[str],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """The JSON the report printed before its fast paths (files in tests/golden/, made by the
+    previous implementation; regenerate them only for an intended change of the report)."""
+    from carepath.cli import main
+
+    assert main(["report", *args, "--format", "json"]) == 0
+    assert capsys.readouterr().out == (GOLDEN / golden).read_text(encoding="utf-8")
