@@ -248,6 +248,7 @@ class Engine:
             for th in c.thresholds:
                 self._index(th.do)
         self._mentioned = playbook.event_types
+        self._key_is_case = playbook.start.key.source.strip() == "event.case"
         # per clock: the event types and stages any trigger reacts to, whether a `when` trigger
         # exists, and whether targets can change between steps — so most steps skip most work
         self._clock_plan: dict[str, tuple[frozenset[str], frozenset[str], bool, bool, bool]] = {}
@@ -298,6 +299,8 @@ class Engine:
 
     def case_key(self, event: Event) -> str | None:
         """The case key of ``event`` (``start.key``, by default ``event.case``)."""
+        if self._key_is_case:  # the usual key: no need to build the event's view
+            return event.case
         view = self._event_view(event, validate=False)
         key = self.playbook.start.key({}, view, _NullScope)
         return None if key is None else str(key)

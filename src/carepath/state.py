@@ -91,6 +91,18 @@ def _json_value(v: Any) -> Any:
     return v
 
 
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+def _json_data(m: Mapping[str, Any]) -> Any:
+    """:func:`_json_value` of case data, answered without recursion when every value is a plain
+    string, integer, boolean or null (the usual case)."""
+    for v in m.values():
+        if v.__class__ not in _PLAIN:
+            return _json_value(m)
+    return dict(m)
+
+
 def _depth_ok(v: Any, limit: int) -> bool:
     stack = [(v, 1)]
     while stack:
@@ -327,6 +339,9 @@ class Clock:
     conds: int = 0  # bit set: which `when` triggers held at the last evaluation
     history: tuple[ClockRecord, ...] = ()
     tz: tzinfo = field(default=UTC, compare=False, repr=False)
+    # the JSON shape of a closed clock, kept once computed: closed clocks are carried from state
+    # to state unchanged, so each is encoded once (private; never copied by ``replace``)
+    _closed_json: dict[str, Any] | None = field(default=None, init=False, compare=False, repr=False)
 
     @property
     def due(self) -> datetime | None:
@@ -393,23 +408,24 @@ class Clock:
                             for r in self.history]
         return d
 
+    def _json(self, now_s: float | None) -> dict[str, Any]:
+        """:meth:`to_dict` for encoding only (read-only: a closed clock's is computed once)."""
+        d = self._closed_json
+        if d is None:
+            d = self.to_dict(now_s)
+            if self.status in _CLOSED:  # nothing in it depends on now_s
+                object.__setattr__(self, "_closed_json", d)
+        return d
+
     def _implied(self, now_s: float | None) -> dict[str, Any]:
         """Values the JSON leaves out because they follow from the rest: a closed cycle's start,
         end, elapsed, paused and target are its last history row; ``as_of_s`` of an open or
         pending clock is the case's ``now``; a breached clock is due at its breach."""
-        out: dict[str, Any] = {}
-        last = self.history[-1] if self.history else None
-        if self.status in _CLOSED and last is not None and last.cycle == self.cycle:
-            out["started_s"] = _r(last.started.timestamp())
-            out["as_of_s"] = _r(last.stopped.timestamp())
-            out["elapsed_s"] = last.elapsed.total_seconds()
-            out["paused_s"] = last.paused.total_seconds()
-            out["target_s"] = None if last.target is None else last.target.total_seconds()
-        elif now_s is not None and self.status != "pending":
-            out["as_of_s"] = now_s
-        if self.breached:
-            out["due_s"] = self.breach_s
-        return out
+        r = self.history[-1] if self.history else None
+        last = None if r is None else (
+            r.cycle, _r(r.started.timestamp()), _r(r.stopped.timestamp()), r.elapsed.total_seconds(),
+            r.paused.total_seconds(), None if r.target is None else r.target.total_seconds())
+        return _implied(self.status, self.cycle, self.breached, self.breach_s, last, now_s)
 
     @classmethod
     def from_dict(cls, name: str, d: Mapping[str, Any], tz: tzinfo, now_s: float | None = None) -> Clock:
@@ -429,15 +445,37 @@ class Clock:
               for k in ("cycle", "breached", "started_s", "as_of_s", "elapsed_s", "paused_s",
                         "pause_from_s", "target_index", "target_s", "calendar", "breach_s", "due_s",
                         "fired", "conds") if k in d}
-        partial = cls(name=name, status=d["status"], history=hist, breached=bool(d.get("breached", False)),
-                      cycle=int(d.get("cycle", 0)), breach_s=kw.get("breach_s"), tz=tz)
-        for k, v in partial._implied(now_s).items():
+        rows = d.get("history") or ()
+        r = rows[-1] if rows else None
+        last = None if r is None else (
+            (r[0], float(r[1]), float(r[2]), float(r[3]), float(r[4]), None if r[5] is None else float(r[5]))
+            if isinstance(r, list) else
+            (r["cycle"], _r(hist[-1].started.timestamp()), _r(hist[-1].stopped.timestamp()), float(r["elapsed"]),
+             float(r["paused"]), None if r["target"] is None else float(r["target"])))
+        implied = _implied(d["status"], int(d.get("cycle", 0)), bool(d.get("breached", False)), kw.get("breach_s"),
+                           last, now_s)
+        for k, v in implied.items():
             kw.setdefault(k, v)
         return cls(name=name, status=d["status"], pauses=tuple((float(p[0]), float(p[1])) for p in d.get("pauses", ())),
                    history=hist, tz=tz, **kw)
 
 
 _CLOSED = frozenset({"met", "breached", "cancelled"})
+
+
+def _implied(status: str, cycle: int, breached: bool, breach_s: float | None,
+             last: tuple[int, float, float, float, float, float | None] | None,
+             now_s: float | None) -> dict[str, Any]:
+    """The clock fields the JSON may leave out (see ``Clock._implied``); ``last`` is the last
+    history row as numbers ``(cycle, started, stopped, elapsed, paused, target)``."""
+    out: dict[str, Any] = {}
+    if status in _CLOSED and last is not None and last[0] == cycle:
+        out["started_s"], out["as_of_s"], out["elapsed_s"], out["paused_s"], out["target_s"] = last[1:]
+    elif now_s is not None and status != "pending":
+        out["as_of_s"] = now_s
+    if breached:
+        out["due_s"] = breach_s
+    return out
 _FLOAT_KEYS = frozenset({"started_s", "as_of_s", "elapsed_s", "paused_s", "pause_from_s", "target_s", "breach_s",
                          "due_s"})
 
@@ -495,15 +533,15 @@ class CaseState:
         """The earliest deadline, or ``None``."""
         return None if self.next_wakeup_s is None else dt(self.next_wakeup_s, zone(self.timezone))
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON shape, with ``format``."""
+    def _dict(self, *, shared: bool) -> dict[str, Any]:
+        """The JSON shape; ``shared`` reuses the clocks' cached parts (only for encoding)."""
         tz = zone(self.timezone)
         d: dict[str, Any] = {
             "format": STATE_FORMAT,
             "playbook": {"id": self.playbook, "version": self.version, "hash": self.content_hash},
-            "case": self.case, "stage": self.stage, "data": _json_value(self.data), "tier": self.tier,
+            "case": self.case, "stage": self.stage, "data": _json_data(self.data), "tier": self.tier,
             "segments": list(self.segments),
-            "clocks": {n: c.to_dict(self.now_s) for n, c in self.clocks.items()},
+            "clocks": {n: (c._json(self.now_s) if shared else c.to_dict(self.now_s)) for n, c in self.clocks.items()},
             "now": to_iso(self.now_s, tz), "opened": to_iso(self.opened_s, tz), "seq": self.seq,
             "epoch": self.epoch, "timezone": self.timezone,
             "next_wakeup": to_iso(self.next_wakeup_s, tz),
@@ -519,9 +557,13 @@ class CaseState:
             d["sends"] = {k: list(v) for k, v in self.sends.items()}
         return d
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape, with ``format``."""
+        return self._dict(shared=False)
+
     def to_json(self) -> str:
         """Compact, deterministic JSON."""
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(self._dict(shared=True), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str | bytes | Mapping[str, Any]) -> CaseState:
