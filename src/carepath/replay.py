@@ -30,26 +30,21 @@ in each state (the last 20 cycles per clock) with the case's current values.
 from __future__ import annotations
 
 import gc
-import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from types import MappingProxyType
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from .state import (
-    _EMPTY,
-    MAX_EVENT_BYTES,
-    MAX_EVENT_DEPTH,
     CaseState,
     ClockRecord,
     Event,
     _r,
-    decode_event,
     dt,
+    event_from_line,
     zone,
 )
 
@@ -177,54 +172,6 @@ def ctx_of(state: CaseState) -> Ctx:
 
 
 # -- reading ------------------------------------------------------------------------------------
-_decoder = json.JSONDecoder()
-#: What json.loads runs, without its per-call Python wrapper (``raw_decode`` if this CPython detail is absent).
-_scan: Callable[[str, int], tuple[Any, int]] = getattr(_decoder, "scan_once", _decoder.raw_decode)
-_fromiso = datetime.fromisoformat
-_new = object.__new__
-_set = object.__setattr__
-#: The fast path fills an Event's slots directly; it is used only while they are the ones it knows.
-_EVENT_SLOTS_KNOWN = getattr(Event, "__slots__", None) == ("id", "type", "at", "case", "data", "_ts")
-
-
-def event_from_line(text: str) -> Event:
-    """One JSONL line (stripped) → :class:`Event`: the same result, or the same ``ValueError``, as
-    ``Event.from_dict(decode_event(text))``, in about a third of the time.
-
-    The common shape (a JSON object of at most 32 brackets, string ``id``/``type``/``at``, string
-    or missing ``case``, object or missing ``data``, an aware ISO 8601 ``at``) is decoded once and
-    checked once; anything else goes through the general path, which raises the canonical error.
-    """
-    if len(text) <= MAX_EVENT_BYTES and _EVENT_SLOTS_KNOWN:
-        try:
-            d, end = _scan(text, 0)
-        except (StopIteration, ValueError, RecursionError):
-            d = end = None
-        # ≤ 32 opening brackets bound the nesting of the object (≤ 32) and of its data (≤ 31)
-        if end == len(text) and type(d) is dict and text.count("{") + text.count("[") <= MAX_EVENT_DEPTH:
-            et = d.get("type")
-            at = d.get("at")
-            eid = d.get("id")
-            case = d.get("case")
-            data = d.get("data")
-            if type(et) is str and et and type(at) is str and type(eid) is str \
-                    and (case is None or type(case) is str) and (data is None or type(data) is dict):
-                try:
-                    when = _fromiso(at.replace("Z", "+00:00") if at.endswith("Z") else at)
-                except ValueError:
-                    when = None
-                if when is not None and when.tzinfo is not None and when.utcoffset() is not None:
-                    ev = _new(Event)
-                    _set(ev, "id", eid)
-                    _set(ev, "type", et)
-                    _set(ev, "at", when)
-                    _set(ev, "case", case)
-                    _set(ev, "data", MappingProxyType(data) if data else _EMPTY)  # a fresh dict: no copy
-                    _set(ev, "_ts", round(when.timestamp() * 1_000_000) / 1_000_000)
-                    return ev
-    return Event.from_dict(decode_event(text))
-
-
 def _parse_lines(lines: Iterable[str], name: str) -> Iterator[Event]:
     decode = event_from_line
     for n, line in enumerate(lines, 1):

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CaseError
-from ..state import Action, CaseState, Event, Signal, decode_event, dt, zone
+from ..state import Action, CaseState, Event, Signal, decode_event, dt, event_from_line, zone
 from .store import OutboxItem, Rejected, Store, Tx
 
 if TYPE_CHECKING:
@@ -221,7 +221,12 @@ class Runtime:
         the recorded form (:func:`_as_dict`) only if the event is rejected."""
         if isinstance(e, Event):
             return e, e, None
-        if isinstance(e, str | bytes):
+        if isinstance(e, str):
+            try:
+                return e, event_from_line(e), None
+            except (ValueError, TypeError) as exc:
+                return e, None, str(exc)
+        if isinstance(e, bytes):
             try:
                 e = decode_event(e)
             except ValueError as exc:
