@@ -266,7 +266,7 @@ class Action:
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape (SPEC §4.1)."""
         return {"id": self.id, "playbook": self.playbook, "case": self.case, "type": self.type,
-                "params": _json_value(self.params), "at": self.at.isoformat(), "source": self.source}
+                "params": _json_data(self.params), "at": self.at.isoformat(), "source": self.source}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Action:
@@ -469,7 +469,7 @@ class Clock:
         """Values the JSON leaves out because they follow from the rest: a closed cycle's start,
         end, elapsed, paused and target are its last history row; ``as_of_s`` of an open or
         pending clock is the case's ``now``; a breached clock is due at its breach."""
-        r = self.history[-1] if self.history else None
+        r = self.history[-1] if self.history and self.status in _CLOSED else None  # only a closed row matters
         last = None if r is None else (
             r.cycle, _r(r.started.timestamp()), _r(r.stopped.timestamp()), r.elapsed.total_seconds(),
             r.paused.total_seconds(), None if r.target is None else r.target.total_seconds())
