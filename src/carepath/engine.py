@@ -276,6 +276,7 @@ class Engine:
                     for ty in trig.enter:
                         enter_bits[ty] = enter_bits.get(ty, 0) | bit
             self._trigger_bits[name] = (on_bits, enter_bits)
+        self._clock_repeat = {n: c.repeat for n, c in playbook.clocks.items()}
         self._clock_names = tuple(playbook.clocks)
         self._clock_index = {n: i for i, n in enumerate(self._clock_names)}
         # segments need recomputing on an event only when they read more than the case's fields
@@ -955,6 +956,7 @@ class _Run:
     def eval_clocks(self, type_: str, view: Mapping[str, Any] | None, entered: list[str]) -> None:
         self._view = view
         plans = self.eng._clock_plan
+        plans_repeat = self.eng._clock_repeat
         for name in self.eng._clock_names:
             on, enter, has_when, needs_retarget, stable = plans[name]
             if stable and not self.mut:
@@ -964,6 +966,17 @@ class _Run:
             if c is None:
                 if quiet:
                     continue  # a closed clock no trigger touches stays as it was
+                if not has_when:
+                    # only a start or a reset changes a closed clock (stop and cancel need an open one)
+                    on_bits, enter_bits = self.eng._trigger_bits[name]
+                    hits = on_bits.get(type_, 0)
+                    for st in entered:
+                        hits |= enter_bits.get(st, 0)
+                    if not hits & 4:
+                        frozen = self._frozen.get(name)
+                        status = frozen.status if frozen is not None else "pending"
+                        if not (hits & 1 and (status == "pending" or plans_repeat[name])):
+                            continue
                 c = self.cw(name)
             d = c.def_
             if quiet:
