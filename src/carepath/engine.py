@@ -486,6 +486,42 @@ _NullScope: Any = _NullScopeT()
 class _Run:
     """One step's mutable working copy of a case."""
 
+    __slots__ = (
+        "_data_own",
+        "_frozen",
+        "_now_dt",
+        "_now_dt_s",
+        "_pending0",
+        "_pseq",
+        "_sends_own",
+        "_view",
+        "actions",
+        "case",
+        "clocks",
+        "data",
+        "depth",
+        "ended",
+        "eng",
+        "epoch",
+        "event",
+        "mut",
+        "now",
+        "opened",
+        "pb",
+        "pending",
+        "queue",
+        "scope",
+        "segment",
+        "segments",
+        "sends",
+        "seq",
+        "signals",
+        "stage",
+        "tier",
+        "trace",
+        "tracing",
+    )
+
     def __init__(self, eng: Engine, s: CaseState) -> None:
         self.eng = eng
         self.pb = eng.playbook
