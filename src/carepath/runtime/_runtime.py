@@ -73,8 +73,11 @@ def _as_dict(raw: EventInput) -> dict[str, Any]:
             return json.loads(json.dumps(dict(raw), default=str))  # type: ignore[no-any-return]
         except (TypeError, ValueError):
             return {"raw": repr(raw)}
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-    return {"raw": text}
+    try:  # a line that decodes is recorded as the object it holds
+        return _as_dict(decode_event(raw))
+    except ValueError:
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        return {"raw": text}
 
 
 class Runtime:
@@ -224,9 +227,9 @@ class Runtime:
         if isinstance(e, str):
             try:
                 return e, event_from_line(e), None
-            except (ValueError, TypeError) as exc:
-                return e, None, str(exc)
-        if isinstance(e, bytes):
+            except (ValueError, TypeError):
+                pass  # the general path below says why, and keeps the decoded object for the record
+        if isinstance(e, str | bytes):
             try:
                 e = decode_event(e)
             except ValueError as exc:
