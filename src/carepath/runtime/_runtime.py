@@ -98,7 +98,9 @@ class Runtime:
                  batch: int = 200, worker: str | None = None) -> None:
         from ..compile import Playbook
         from ..engine import Engine
+        from ..router import route
 
+        self._decide = route  # the one routing decision every runner shares
         pbs = [playbooks] if isinstance(playbooks, Playbook) else list(playbooks)
         if not pbs:
             raise ValueError("Runtime needs at least one playbook")
@@ -290,8 +292,7 @@ class Runtime:
         """The steps for ``ev`` over every playbook of ``plan`` (see :meth:`_targets`), each decided
         by :func:`carepath.router.route`, or :class:`_Reject`. All or nothing: one playbook's
         rejection rejects the event."""
-        from ..router import route
-
+        route = self._decide
         steps: list[tuple[CaseState | None, Any]] = []
         unknown: list[tuple[str, str, str]] = []
         no_key = False
