@@ -133,11 +133,42 @@ def memory_per_case(eng: Engine, n: int = 2000) -> float:
     return size / n
 
 
+def against(rev: str, events: list[Event], repeat: int, rate: float) -> None:
+    """Time the engine of git revision ``rev`` on the same events, in this process: its package is
+    extracted with ``git archive`` and imported under another name (its imports are relative)."""
+    import importlib
+    import subprocess
+    import tarfile
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="carepath-bench-"))
+    data = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "src/carepath"], check=True,
+                          capture_output=True).stdout
+    with tarfile.open(fileobj=__import__("io").BytesIO(data)) as tar:
+        tar.extractall(tmp, filter="data")
+    (tmp / "src" / "carepath").rename(tmp / "carepath_then")
+    sys.path.insert(0, str(tmp))
+    old = importlib.import_module("carepath_then")
+    eng = old.Engine(old.load(ROOT / "examples" / "vn-retail-support.yaml"), trace=False)
+    evs = [old.Event(id=e.id, type=e.type, at=e.at, case=e.case, data=dict(e.data)) for e in events]
+    run_engine(eng, evs[:2000])
+    best = float("inf")
+    for _ in range(repeat):
+        gc.collect()
+        t = time.perf_counter()
+        run_engine(eng, evs)
+        best = min(best, time.perf_counter() - t)
+    then = len(events) / best
+    print(f"engine at {rev:<12}: {then:12,.0f} events/s  ({best * 1e6 / len(events):.1f} µs/event); "
+          f"now / then = {rate / then:.2f}×")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cases", type=int, default=3000)
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--against", metavar="REV", help="also time the engine of git revision REV, in this process")
     args = ap.parse_args()
 
     pb = load(ROOT / "examples" / "vn-retail-support.yaml")
@@ -184,6 +215,9 @@ def main() -> None:
     sizes = sorted(len(s.to_json().encode()) for s in states.values())
     print(f"JSON state of every case at the end of the stream: median {sizes[len(sizes) // 2]:,} B, "
           f"p90 {sizes[int(len(sizes) * 0.9)]:,} B, max {sizes[-1]:,} B")
+
+    if args.against:
+        against(args.against, events, args.repeat, rate)
 
     if args.profile:
         pr = cProfile.Profile()
