@@ -183,7 +183,6 @@ def _timed(obj: Any, name: str, phase: str, acc: Counter[str],
 
 def _breakdown(url: str, lines: list[str], batch: int, extra: str = "") -> dict[str, float]:
     """µs per event of each phase of one in-process worker (``extra``: more URL options)."""
-    from carepath import router
     from carepath.runtime import _cache, postgres
 
     u = _schema_url(url, extra)
@@ -203,7 +202,7 @@ def _breakdown(url: str, lines: list[str], batch: int, extra: str = "") -> dict[
         return r
 
     store.atomic = timed_atomic  # type: ignore[method-assign]
-    with (_timed(router, "route", "engine (route)", acc),
+    with (_timed(rt, "_decide", "engine (route)", acc),  # the routing function the runtime bound
           _timed(_cache.StateCache, "decode", "decode states", acc),
           _timed(_cache.StateCache, "encode", "encode states", acc),
           _timed(postgres._PgTx, "add_outbox", "encode outbox", acc),
