@@ -387,8 +387,8 @@ class Clock:
     conds: int = 0  # bit set: which `when` triggers held at the last evaluation
     history: tuple[ClockRecord, ...] = ()
     tz: tzinfo = field(default=UTC, compare=False, repr=False)
-    # the JSON shape of a closed clock, kept once computed: closed clocks are carried from state
-    # to state unchanged, so each is encoded once (private; never copied by ``replace``)
+    # the JSON shape of a closed or pending clock, kept once computed: such clocks are carried
+    # from state to state unchanged, so each is encoded once (private; never copied by ``replace``)
     _closed_json: dict[str, Any] | None = field(default=None, init=False, compare=False, repr=False)
 
     @property
@@ -461,7 +461,7 @@ class Clock:
         d = self._closed_json
         if d is None:
             d = self.to_dict(now_s)
-            if self.status in _CLOSED:  # nothing in it depends on now_s
+            if self.status in _CLOSED or self.status == "pending":  # nothing in it depends on now_s
                 object.__setattr__(self, "_closed_json", d)
         return d
 
