@@ -255,7 +255,7 @@ class _PgTx(Tx):
     def add_outbox(self, actions: Sequence[Action]) -> None:
         for a in actions:
             self.outbox.setdefault((a.playbook, a.id), (
-                a.playbook, a.id, a.case, a.type, json.dumps(a.to_dict(), sort_keys=True, ensure_ascii=False),
+                a.playbook, a.id, a.case, a.type, a.to_json(),
                 float(a.at.timestamp())))
 
     def add_rejected(self, rejected: Rejected) -> None:

@@ -187,7 +187,7 @@ class _SQLiteTx(Tx):
             return
         self.c.executemany(
             "INSERT OR IGNORE INTO outbox (playbook, id, case_key, type, action, available_at) VALUES (?, ?, ?, ?, ?, ?)",
-            [(a.playbook, a.id, a.case, a.type, json.dumps(a.to_dict(), sort_keys=True, ensure_ascii=False),
+            [(a.playbook, a.id, a.case, a.type, a.to_json(),
               a.at.timestamp()) for a in actions])
 
     def add_rejected(self, rejected: Rejected) -> None:
