@@ -34,15 +34,8 @@ def fast_init(cls: type[T]) -> type[T]:
     params: list[str] = []
     body: list[str] = []
     for i, f in enumerate(dataclasses.fields(cls)):
-        if f.kw_only:
-            raise TypeError(f"{cls.__name__}.{f.name}: kw_only fields are not supported")
-        if not f.init:  # a private slot: set to its default, not a parameter
-            if f.default is dataclasses.MISSING:
-                raise TypeError(f"{cls.__name__}.{f.name}: an init=False field needs a default")
-            ns[f"_default_{i}"] = f.default
-            ns[f"_set_{i}"] = cls.__dict__[f.name].__set__
-            body.append(f"    _set_{i}(self, _default_{i})")
-            continue
+        if not f.init or f.kw_only:
+            raise TypeError(f"{cls.__name__}.{f.name}: init=False and kw_only fields are not supported")
         if f.default is not dataclasses.MISSING:
             ns[f"_default_{i}"] = f.default
             params.append(f"{f.name}=_default_{i}")

@@ -409,9 +409,6 @@ class Clock:
     conds: int = 0  # bit set: which `when` triggers held at the last evaluation
     history: tuple[ClockRecord, ...] = ()
     tz: tzinfo = field(default=UTC, compare=False, repr=False)
-    # the JSON shape of a closed or pending clock, kept once computed: such clocks are carried
-    # from state to state unchanged, so each is encoded once (private; never copied by ``replace``)
-    _closed_json: dict[str, Any] | None = field(default=None, init=False, compare=False, repr=False)
 
     @property
     def due(self) -> datetime | None:
@@ -476,15 +473,6 @@ class Clock:
                              None if r.target is None else _n(r.target.total_seconds()),
                              r.met, None if r.failed_by is None else _n(r.failed_by.total_seconds())]
                             for r in self.history]
-        return d
-
-    def _json(self, now_s: float | None) -> dict[str, Any]:
-        """:meth:`to_dict` for encoding only (read-only: a closed clock's is computed once)."""
-        d = self._closed_json
-        if d is None:
-            d = self.to_dict(now_s)
-            if self.status in _CLOSED or self.status == "pending":  # nothing in it depends on now_s
-                object.__setattr__(self, "_closed_json", d)
         return d
 
     def _implied(self, now_s: float | None) -> dict[str, Any]:
@@ -603,15 +591,15 @@ class CaseState:
         """The earliest deadline, or ``None``."""
         return None if self.next_wakeup_s is None else dt(self.next_wakeup_s, zone(self.timezone))
 
-    def _dict(self, *, shared: bool) -> dict[str, Any]:
-        """The JSON shape; ``shared`` reuses the clocks' cached parts (only for encoding)."""
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape, with ``format``."""
         tz = zone(self.timezone)
         d: dict[str, Any] = {
             "format": STATE_FORMAT,
             "playbook": {"id": self.playbook, "version": self.version, "hash": self.content_hash},
             "case": self.case, "stage": self.stage, "data": _json_data(self.data), "tier": self.tier,
             "segments": list(self.segments),
-            "clocks": {n: (c._json(self.now_s) if shared else c.to_dict(self.now_s)) for n, c in self.clocks.items()},
+            "clocks": {n: c.to_dict(self.now_s) for n, c in self.clocks.items()},
             "now": to_iso(self.now_s, tz), "opened": to_iso(self.opened_s, tz), "seq": self.seq,
             "epoch": self.epoch, "timezone": self.timezone,
             "next_wakeup": to_iso(self.next_wakeup_s, tz),
@@ -627,13 +615,9 @@ class CaseState:
             d["sends"] = {k: list(v) for k, v in self.sends.items()}
         return d
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON shape, with ``format``."""
-        return self._dict(shared=False)
-
     def to_json(self) -> str:
         """Compact, deterministic JSON."""
-        return dumps(self._dict(shared=True))
+        return dumps(self.to_dict())
 
     @classmethod
     def from_json(cls, text: str | bytes | Mapping[str, Any]) -> CaseState:
