@@ -56,6 +56,7 @@ MAX_ITEMS_PER_STEP = 100_000
 _KIND_ORDER = {"clock": 0, "threshold": 0, "action": 1, "timer": 2, "schedule": 3}
 _EPS = 1e-6
 _OPEN = ("running", "paused")
+_NO_NAMES: frozenset[str] = frozenset()
 _NOVIEW: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -251,7 +252,7 @@ class Engine:
         self._key_is_case = playbook.start.key.source.strip() == "event.case"
         # per clock: the event types and stages any trigger reacts to, whether a `when` trigger
         # exists, and whether targets can change between steps — so most steps skip most work
-        self._clock_plan: dict[str, tuple[frozenset[str], frozenset[str], bool, bool, bool]] = {}
+        self._clock_plan: dict[str, tuple[frozenset[str], frozenset[str], bool, bool, frozenset[str] | None]] = {}
         # per clock: which triggers (bits: 1 start, 2 stop, 4 reset, 8 cancel) an event type or an
         # entered stage fires
         self._trigger_bits: dict[str, tuple[dict[str, int], dict[str, int]]] = {}
@@ -263,10 +264,15 @@ class Engine:
             has_when = any(t.when is not None for t in trigs)
             retarget = (len(c.targets) > 1 or any(t.when is not None or t.calendar == "channel" for t in c.targets)
                         or c.calendar == "channel")
-            # targets that read only case data (fields, segment, tier) cannot change in a step
-            # that changed no data, so retargeting is skipped then
-            stable = all(t.when is None or t.when.names <= stable_names for t in c.targets)
-            self._clock_plan[name] = (on, enter, has_when, retarget, stable)
+            # targets that read only case data (fields, segment, tier) cannot change in a step that
+            # changed none of the names they read, so retargeting is skipped then; None: they read
+            # the event or other specials, and are evaluated every step
+            reads: frozenset[str] | None = None
+            if all(t.when is None or t.when.names <= stable_names for t in c.targets):
+                reads = frozenset().union(*(t.when.names for t in c.targets if t.when is not None))
+                if c.calendar == "channel" or any(t.calendar == "channel" for t in c.targets):
+                    reads |= {"channel"}
+            self._clock_plan[name] = (on, enter, has_when, retarget, reads)
             on_bits: dict[str, int] = {}
             enter_bits: dict[str, int] = {}
             for bit, trig in ((1, c.start), (2, c.stop), (4, c.reset), (8, c.cancel)):
@@ -497,6 +503,7 @@ class _Run:
         "_view",
         "actions",
         "case",
+        "changed",
         "clocks",
         "data",
         "depth",
@@ -504,7 +511,6 @@ class _Run:
         "eng",
         "epoch",
         "event",
-        "mut",
         "now",
         "opened",
         "pb",
@@ -560,7 +566,14 @@ class _Run:
         self._now_dt = datetime.min
         self._pseq = -1  # the highest pending seq at the step's start, found on first use
         self._pending0 = s.pending
-        self.mut = 0  # bumped whenever case data, segments or tier change during the step
+        self.changed: set[str] | frozenset[str] = _NO_NAMES  # the fields, segment(s), tier changed by the step
+
+    def note_changed(self, *names: str) -> None:
+        """Record that the step changed these names (fields, ``segment(s)``, ``tier``)."""
+        if self.changed is _NO_NAMES:
+            self.changed = set(names)
+        else:
+            self.changed.update(names)  # type: ignore[union-attr]
 
     def cw(self, name: str) -> _CW:
         """The working copy of clock ``name`` (made on first use)."""
@@ -645,14 +658,14 @@ class _Run:
                 self.data = dict(self.data)
                 self._data_own = True
             self.data.update(out)  # type: ignore[attr-defined]
-            self.mut += 1
+            self.note_changed(*out)
         return out
 
     def recompute_segments(self, view: Mapping[str, Any] | None) -> None:
         segs = tuple(n for n, e in self.pb.segments if e(self.data, view or {}, self.scope) is True)
         if segs != self.segments:
             self.segments = segs
-            self.mut += 1
+            self.note_changed("segment", "segments")
         self.segment = segs[0] if segs else None
 
     # -- dispatch ---------------------------------------------------------------------------------------
@@ -795,7 +808,7 @@ class _Run:
             params["tier"] = a.arg
             params["from"] = self.tier
             self.tier = a.arg
-            self.mut += 1
+            self.note_changed("tier")
         elif verb == "escalate":
             tiers = self.pb.tiers
             old = self.tier
@@ -812,7 +825,7 @@ class _Run:
             params["tier"] = new
             params["from"] = old
             self.tier = new
-            self.mut += 1
+            self.note_changed("tier")
         elif verb == "set":
             values = self.apply_sets(a.sets, view, a.source)
             params["values"] = values
@@ -994,8 +1007,8 @@ class _Run:
         plans = self.eng._clock_plan
         plans_repeat = self.eng._clock_repeat
         for name in self.eng._clock_names:
-            on, enter, has_when, needs_retarget, stable = plans[name]
-            if stable and not self.mut:
+            on, enter, has_when, needs_retarget, reads = plans[name]
+            if reads is not None and reads.isdisjoint(self.changed):
                 needs_retarget = False
             quiet = not has_when and type_ not in on and not (entered and enter.intersection(entered))
             c = self.clocks.get(name)
@@ -1240,17 +1253,21 @@ class _Run:
             self.after_change("", None, [])
 
     # -- freeze ----------------------------------------------------------------------------------------------------
-    def frozen_clocks(self) -> dict[str, Clock]:
+    def frozen_clocks(self) -> Mapping[str, Clock]:
+        names = self.eng._clock_names
+        f0 = self._frozen
+        if not self.clocks and isinstance(f0, MappingProxyType) and len(f0) == len(names) and all(n in f0 for n in names):
+            return f0  # no clock was touched: the state's read-only mapping is carried over as it is
         tz = self.eng.tz
         out: dict[str, Clock] = {}
-        for n in self.eng._clock_names:
+        for n in names:
             c = self.clocks.get(n)
             if c is not None:
                 out[n] = c.freeze(tz)
             else:
                 f = self._frozen.get(n)
                 out[n] = f if f is not None else Clock(n, tz=tz)
-        return out
+        return MappingProxyType(out)
 
     def finish(self) -> Step:
         for c in self.clocks.values():
@@ -1261,7 +1278,7 @@ class _Run:
         state = CaseState(
             playbook=self.pb.id, version=self.pb.version, content_hash=self.pb.content_hash, case=self.case,
             stage=self.stage, data=MappingProxyType(self.data) if self._data_own else self.data, tier=self.tier, segment=self.segment,
-            segments=tuple(self.segments), clocks=MappingProxyType(self.frozen_clocks()),
+            segments=tuple(self.segments), clocks=self.frozen_clocks(),
             now_s=self.now, opened_s=self.opened, seq=self.seq, epoch=self.epoch, ended=self.ended,
             pending=tuple(sorted(self.pending, key=_pending_order)) if len(self.pending) > 1 else tuple(self.pending),
             sends=(self.sends if not self._sends_own else
