@@ -56,7 +56,6 @@ MAX_ITEMS_PER_STEP = 100_000
 _KIND_ORDER = {"clock": 0, "threshold": 0, "action": 1, "timer": 2, "schedule": 3}
 _EPS = 1e-6
 _OPEN = ("running", "paused")
-_NO_NAMES: frozenset[str] = frozenset()
 _NOVIEW: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -493,13 +492,13 @@ class _Run:
     """One step's mutable working copy of a case."""
 
     __slots__ = (
-        "_data_own",
+        "_data_w",
         "_frozen",
         "_now_dt",
         "_now_dt_s",
         "_pending0",
         "_pseq",
-        "_sends_own",
+        "_sends_w",
         "_view",
         "actions",
         "case",
@@ -535,7 +534,7 @@ class _Run:
         self.stage = s.stage
         # data and sends are copied on first write (most steps change neither)
         self.data: Mapping[str, Any] = s.data
-        self._data_own = False
+        self._data_w: dict[str, Any] | None = None  # the step's own copy, once it writes
         self.tier = s.tier
         self.segment = s.segment
         self.segments = s.segments
@@ -552,7 +551,7 @@ class _Run:
         self.ended = s.ended
         self.pending: list[Pending] = list(s.pending)
         self.sends: Mapping[str, tuple[float, ...]] = s.sends
-        self._sends_own = False
+        self._sends_w: dict[str, tuple[float, ...]] | None = None
         self.actions: list[Action] = []
         self.signals: list[Signal] = []
         self.trace: list[tuple[float, str, str, str]] = []
@@ -566,14 +565,14 @@ class _Run:
         self._now_dt = datetime.min
         self._pseq = -1  # the highest pending seq at the step's start, found on first use
         self._pending0 = s.pending
-        self.changed: set[str] | frozenset[str] = _NO_NAMES  # the fields, segment(s), tier changed by the step
+        self.changed: set[str] | None = None  # the fields, segment(s) and tier the step changed
 
     def note_changed(self, *names: str) -> None:
         """Record that the step changed these names (fields, ``segment(s)``, ``tier``)."""
-        if self.changed is _NO_NAMES:
+        if self.changed is None:
             self.changed = set(names)
         else:
-            self.changed.update(names)  # type: ignore[union-attr]
+            self.changed.update(names)
 
     def cw(self, name: str) -> _CW:
         """The working copy of clock ``name`` (made on first use)."""
@@ -654,10 +653,11 @@ class _Run:
                                    event=self.event)
             out[s.field] = cv
         if out:
-            if not self._data_own:
-                self.data = dict(self.data)
-                self._data_own = True
-            self.data.update(out)  # type: ignore[attr-defined]
+            w = self._data_w
+            if w is None:
+                w = self._data_w = dict(self.data)
+                self.data = w
+            w.update(out)
             self.note_changed(*out)
         return out
 
@@ -791,16 +791,17 @@ class _Run:
             ch = self.pb.channels.get(str(channel)) if channel is not None else None
             if ch is not None and ch.cap_per is not None and ch.cap_max is not None:
                 recent = tuple(t for t in self.sends.get(ch.name, ()) if t > self.now - ch.cap_per)
-                if not self._sends_own:
-                    self.sends = dict(self.sends)
-                    self._sends_own = True
+                sends = self._sends_w
+                if sends is None:
+                    sends = self._sends_w = dict(self.sends)
+                    self.sends = sends
                 if len(recent) >= ch.cap_max:
                     if self.tracing:
                         self.trace_("capped", a.source, f"{ch.cap_max} sends per {ch.cap_per:g}s on {ch.name}")
                     self.signal("capped", data={"channel": ch.name, "template": a.arg, "source": a.source})
-                    self.sends[ch.name] = recent  # type: ignore[index]
+                    sends[ch.name] = recent
                     return
-                self.sends[ch.name] = (*recent, self.now)[-ch.cap_max:]  # type: ignore[index]
+                sends[ch.name] = (*recent, self.now)[-ch.cap_max:]
         elif verb == "survey":
             params["survey"] = a.arg
             params.setdefault("channel", self.data.get("channel"))
@@ -857,11 +858,11 @@ class _Run:
             c.paused_s += span
         c.as_of_s = t
 
-    def due_at(self, c: _CW, pos: float, rem: float) -> float:
-        """The instant a running clock reaches ``pos`` business seconds (``rem`` from its ``as_of``)."""
+    def due_at(self, c: _CW, as_of: float, pos: float, rem: float) -> float:
+        """The instant a running clock reaches ``pos`` business seconds (``rem`` after ``as_of``)."""
         due = c.memo.get(pos)
         if due is None:
-            due = c.memo[pos] = _r(self.calendar(c.calendar).add_s(c.as_of_s, rem))  # type: ignore[arg-type]
+            due = c.memo[pos] = _r(self.calendar(c.calendar).add_s(as_of, rem))
         return due
 
     def clock_due(self, c: _CW) -> float | None:
@@ -872,7 +873,7 @@ class _Run:
         rem = c.target_s - c.elapsed_s
         if rem <= 0:
             return c.as_of_s
-        return self.due_at(c, c.target_s, rem)
+        return self.due_at(c, c.as_of_s, c.target_s, rem)
 
     def clock_next(self, c: _CW) -> float | None:
         """When the clock's next item (its breach or its next threshold) falls due."""
@@ -893,7 +894,7 @@ class _Run:
         rem = pos - c.elapsed_s
         if rem <= _EPS:
             return c.as_of_s if c.as_of_s > self.now else self.now
-        return self.due_at(c, pos, rem)
+        return self.due_at(c, c.as_of_s, pos, rem)
 
     def choose_target(self, c: _CW) -> int:
         view = self._view if self._view is not None else _NOVIEW
@@ -902,9 +903,6 @@ class _Run:
             if t.when is None or t.when.fn(data, view, scope) is True:
                 return t.index
         return len(c.def_.targets) - 1
-
-    def event_view(self) -> Mapping[str, Any]:
-        return self._view if self._view is not None else {}
 
     def target_seconds(self, c: _CW, idx: int, cal: Calendar) -> float:
         t = c.def_.targets[idx]
@@ -1008,7 +1006,7 @@ class _Run:
         plans_repeat = self.eng._clock_repeat
         for name in self.eng._clock_names:
             on, enter, has_when, needs_retarget, reads = plans[name]
-            if reads is not None and reads.isdisjoint(self.changed):
+            if reads is not None and (self.changed is None or reads.isdisjoint(self.changed)):
                 needs_retarget = False
             quiet = not has_when and type_ not in on and not (entered and enter.intersection(entered))
             c = self.clocks.get(name)
@@ -1169,7 +1167,7 @@ class _Run:
             if c.fired < len(c.def_.thresholds) and c.target_s is not None and c.as_of_s is not None:
                 th = c.def_.thresholds[c.fired]
                 rem = th.at(c.target_s) - c.elapsed_s
-                tdue = c.as_of_s if rem <= 0 else self.due_at(c, th.at(c.target_s), rem)
+                tdue = c.as_of_s if rem <= 0 else self.due_at(c, c.as_of_s, th.at(c.target_s), rem)
                 items.append((tdue, 0, "threshold", f"{c.name}:{th.text}"))
         for p in self.pending:
             items.append((p.due, _KIND_ORDER[p.kind], p.kind, p.ref))
@@ -1277,11 +1275,11 @@ class _Run:
         nw = items[0][0] if items else None
         state = CaseState(
             playbook=self.pb.id, version=self.pb.version, content_hash=self.pb.content_hash, case=self.case,
-            stage=self.stage, data=MappingProxyType(self.data) if self._data_own else self.data, tier=self.tier, segment=self.segment,
+            stage=self.stage, data=MappingProxyType(self._data_w) if self._data_w is not None else self.data, tier=self.tier, segment=self.segment,
             segments=tuple(self.segments), clocks=self.frozen_clocks(),
             now_s=self.now, opened_s=self.opened, seq=self.seq, epoch=self.epoch, ended=self.ended,
             pending=tuple(sorted(self.pending, key=_pending_order)) if len(self.pending) > 1 else tuple(self.pending),
-            sends=(self.sends if not self._sends_own else
+            sends=(self.sends if self._sends_w is None else
                    MappingProxyType({k: v for k, v in self.sends.items() if v}) if self.sends else _NO_SENDS),
             timezone=self.pb.timezone,
             next_wakeup_s=nw,
