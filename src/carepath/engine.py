@@ -249,18 +249,22 @@ class Engine:
                 self._index(th.do)
         self._mentioned = playbook.event_types
         self._key_is_case = playbook.start.key.source.strip() == "event.case"
-        # per clock: the event types and stages any trigger reacts to, whether a `when` trigger
-        # exists, and whether targets can change between steps — so most steps skip most work
-        self._clock_plan: dict[str, tuple[frozenset[str], frozenset[str], bool, bool, frozenset[str] | None]] = {}
-        # per clock: which triggers (bits: 1 start, 2 stop, 4 reset, 8 cancel) an event type or an
-        # entered stage fires
-        self._trigger_bits: dict[str, tuple[dict[str, int], dict[str, int]]] = {}
+        # per clock, so most steps skip most work: which triggers (bits: 1 start, 2 stop, 4 reset,
+        # 8 cancel) each event type and each entered stage fires, whether a `when` trigger exists,
+        # whether targets can change between steps, and what they read
+        self._clock_plan: dict[str, tuple[dict[str, int], dict[str, int], bool, bool, frozenset[str] | None]] = {}
         stable_names = set(playbook.fields) | {"segment", "segments", "tier", "channel"}
         for name, c in playbook.clocks.items():
-            trigs = [t for t in (c.start, c.stop, c.reset, c.cancel) if t is not None]
-            on = frozenset().union(*(t.on for t in trigs)) if trigs else frozenset()
-            enter = frozenset().union(*(t.enter for t in trigs)) if trigs else frozenset()
-            has_when = any(t.when is not None for t in trigs)
+            on_bits: dict[str, int] = {}
+            enter_bits: dict[str, int] = {}
+            has_when = False
+            for bit, trig in ((1, c.start), (2, c.stop), (4, c.reset), (8, c.cancel)):
+                if trig is not None:
+                    for ty in trig.on:
+                        on_bits[ty] = on_bits.get(ty, 0) | bit
+                    for ty in trig.enter:
+                        enter_bits[ty] = enter_bits.get(ty, 0) | bit
+                    has_when = has_when or trig.when is not None
             retarget = (len(c.targets) > 1 or any(t.when is not None or t.calendar == "channel" for t in c.targets)
                         or c.calendar == "channel")
             # targets that read only case data (fields, segment, tier) cannot change in a step that
@@ -271,17 +275,7 @@ class Engine:
                 reads = frozenset().union(*(t.when.names for t in c.targets if t.when is not None))
                 if c.calendar == "channel" or any(t.calendar == "channel" for t in c.targets):
                     reads |= {"channel"}
-            self._clock_plan[name] = (on, enter, has_when, retarget, reads)
-            on_bits: dict[str, int] = {}
-            enter_bits: dict[str, int] = {}
-            for bit, trig in ((1, c.start), (2, c.stop), (4, c.reset), (8, c.cancel)):
-                if trig is not None:
-                    for ty in trig.on:
-                        on_bits[ty] = on_bits.get(ty, 0) | bit
-                    for ty in trig.enter:
-                        enter_bits[ty] = enter_bits.get(ty, 0) | bit
-            self._trigger_bits[name] = (on_bits, enter_bits)
-        self._clock_repeat = {n: c.repeat for n, c in playbook.clocks.items()}
+            self._clock_plan[name] = (on_bits, enter_bits, has_when, retarget, reads)
         self._clock_names = tuple(playbook.clocks)
         self._clock_index = {n: i for i, n in enumerate(self._clock_names)}
         # segments need recomputing on an event only when they read more than the case's fields
@@ -1003,27 +997,25 @@ class _Run:
     def eval_clocks(self, type_: str, view: Mapping[str, Any] | None, entered: list[str]) -> None:
         self._view = view
         plans = self.eng._clock_plan
-        plans_repeat = self.eng._clock_repeat
+        defs = self.pb.clocks
         for name in self.eng._clock_names:
-            on, enter, has_when, needs_retarget, reads = plans[name]
+            on_bits, enter_bits, has_when, needs_retarget, reads = plans[name]
             if reads is not None and (self.changed is None or reads.isdisjoint(self.changed)):
                 needs_retarget = False
-            quiet = not has_when and type_ not in on and not (entered and enter.intersection(entered))
+            hits = on_bits.get(type_, 0)  # the triggers this event type and the entered stages fire
+            for st in entered:
+                hits |= enter_bits.get(st, 0)
+            quiet = not has_when and not hits
             c = self.clocks.get(name)
             if c is None:
                 if quiet:
                     continue  # a closed clock no trigger touches stays as it was
-                if not has_when:
-                    # only a start or a reset changes a closed clock (stop and cancel need an open one)
-                    on_bits, enter_bits = self.eng._trigger_bits[name]
-                    hits = on_bits.get(type_, 0)
-                    for st in entered:
-                        hits |= enter_bits.get(st, 0)
-                    if not hits & 4:
-                        frozen = self._frozen.get(name)
-                        status = frozen.status if frozen is not None else "pending"
-                        if not (hits & 1 and (status == "pending" or plans_repeat[name])):
-                            continue
+                # only a start or a reset changes a closed clock (stop and cancel need an open one)
+                if not has_when and not hits & 4:
+                    frozen = self._frozen.get(name)
+                    status = frozen.status if frozen is not None else "pending"
+                    if not (hits & 1 and (status == "pending" or defs[name].repeat)):
+                        continue
                 c = self.cw(name)
             d = c.def_
             if quiet:
@@ -1042,10 +1034,7 @@ class _Run:
                         conds |= bit
                 rising = conds & ~c.conds
                 c.conds = conds
-            on_bits, enter_bits = self.eng._trigger_bits[name]
-            hits = on_bits.get(type_, 0) | rising
-            for st in entered:
-                hits |= enter_bits.get(st, 0)
+            hits |= rising
             if hits & 2 and c.status in _OPEN:
                 self.end_cycle(c, "stop")
             if hits & 8 and c.status in _OPEN:
