@@ -222,8 +222,9 @@ class _CW:
 class Engine:
     """Evaluates cases of one compiled :class:`~carepath.compile.Playbook`."""
 
-    def __init__(self, playbook: Playbook, *, trace: bool = True) -> None:
+    def __init__(self, playbook: Playbook, *, trace: bool = True, backend: str = "auto") -> None:
         self.playbook = playbook
+        self.backend = "python"  # which engine runs the steps (SPEC §4.1); see the end of __init__
         self.tracing = trace
         self.tz = zone(playbook.timezone)
         self._actions: dict[str, ActionDef] = {}
@@ -281,6 +282,10 @@ class Engine:
         # segments need recomputing on an event only when they read more than the case's fields
         self._segments_volatile = any(n not in playbook.fields
                                       for _, e in playbook.segments for n in e.names)
+        if backend != "python":  # the native core takes over start/handle/advance when it can
+            from ._native.backend import attach
+
+            attach(self, backend)
 
     def _index(self, acts: tuple[ActionDef, ...]) -> None:
         for a in acts:

@@ -1,0 +1,358 @@
+//! The engine step: `Engine(plain, helpers)` holds a lowered playbook; `start`, `handle` and
+//! `advance` run one step each and return it as plain tuples (`_native/backend.py` builds the
+//! public objects from them).
+
+pub mod def;
+pub mod hooks;
+pub mod run;
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+
+use crate::state::{ClockW, Pend, PyObj, Status};
+use def::Playbook;
+use run::{Run, Slot};
+
+/// Python callables the core uses for what stays in Python: instants as `datetime`s, clock
+/// records, wall-clock day arithmetic, value coercion and the engine's exception types.
+pub struct Helpers {
+    pub dt: PyObj,
+    pub record: PyObj,
+    pub wall_days: PyObj,
+    pub duration: PyObj,
+    pub iso: PyObj,
+    pub coerce: PyObj,
+    pub describe: PyObj,
+    pub invalid: PyObj,
+    pub signal_loop: PyObj,
+    pub case_error: PyObj,
+}
+
+impl Helpers {
+    fn from_py(d: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let g = |k: &str| -> PyResult<PyObj> { Ok(d.get_item(k)?.unbind()) };
+        Ok(Helpers {
+            dt: g("dt")?,
+            record: g("record")?,
+            wall_days: g("wall_days")?,
+            duration: g("duration")?,
+            iso: g("iso")?,
+            coerce: g("coerce")?,
+            describe: g("describe")?,
+            invalid: g("invalid")?,
+            signal_loop: g("signal_loop")?,
+            case_error: g("case_error")?,
+        })
+    }
+}
+
+/// What conditions see besides fields and the event (`_Scope`): a snapshot of the run.
+#[pyclass(module = "carepath_core", frozen)]
+pub struct Scope {
+    pub stage: String,
+    pub segment: Option<String>,
+    pub segments: Vec<String>,
+    pub tier: Option<String>,
+    pub channel: PyObj,
+    pub now: f64,
+    pub dt: PyObj,
+    pub clocks: Vec<(String, &'static str, bool)>,
+}
+
+#[pymethods]
+impl Scope {
+    #[pyo3(signature = (name, default=None))]
+    fn get(&self, py: Python<'_>, name: &str, default: Option<PyObj>) -> PyResult<PyObj> {
+        let default = default.unwrap_or_else(|| py.None());
+        Ok(match name {
+            "stage" => self.stage.as_str().into_pyobject(py)?.into_any().unbind(),
+            "segment" => self
+                .segment
+                .as_deref()
+                .into_pyobject(py)?
+                .into_any()
+                .unbind(),
+            "segments" => PyList::new(py, &self.segments)?.into_any().unbind(),
+            "tier" => self.tier.as_deref().into_pyobject(py)?.into_any().unbind(),
+            "now" => self.dt.bind(py).call1((self.now,))?.unbind(),
+            "channel" => self.channel.clone_ref(py),
+            _ if name.starts_with("sla.") => {
+                let parts: Vec<&str> = name.split('.').collect();
+                if parts.len() != 3 {
+                    return Ok(default);
+                }
+                match self.clocks.iter().find(|c| c.0 == parts[1]) {
+                    None => default,
+                    Some(c) => match parts[2] {
+                        "status" => c.1.into_pyobject(py)?.into_any().unbind(),
+                        "breached" => pyo3::types::PyBool::new(py, c.2)
+                            .to_owned()
+                            .into_any()
+                            .unbind(),
+                        _ => default,
+                    },
+                }
+            }
+            _ => default,
+        })
+    }
+
+    fn __getitem__(&self, py: Python<'_>, name: &str) -> PyResult<PyObj> {
+        self.get(py, name, None)
+    }
+
+    fn __len__(&self) -> usize {
+        0
+    }
+}
+
+#[pyclass(module = "carepath_core", frozen)]
+pub struct Engine {
+    pb: Playbook,
+    h: Helpers,
+}
+
+fn guard<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown".into());
+            Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
+                "carepath_core bug: {msg}"
+            )))
+        }
+    }
+}
+
+impl Engine {
+    fn run_from<'a, 'py>(&'a self, state: &Bound<'py, PyAny>) -> PyResult<Run<'a, 'py>> {
+        let py = state.py();
+        let pb = &self.pb;
+        let stage_name: String = state.getattr("stage")?.extract()?;
+        let stage = *pb
+            .stage_index
+            .get(&stage_name)
+            .ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(stage_name.clone()))?;
+        let clocks = state.getattr("clocks")?;
+        let mut slots = Vec::with_capacity(pb.clocks.len());
+        let mut order = Vec::new();
+        // working copies for the open clocks, in the state's order (as `_Run.__init__`)
+        let mut open_in_state = Vec::new();
+        for (i, d) in pb.clocks.iter().enumerate() {
+            let f = clocks.call_method1("get", (&d.name,))?;
+            if f.is_none() {
+                slots.push(Slot {
+                    frozen: None,
+                    fstatus: Status::Pending,
+                    fbreached: false,
+                    w: None,
+                });
+            } else {
+                let fstatus = Status::parse(&f.getattr("status")?.extract::<String>()?)?;
+                let fbreached: bool = f.getattr("breached")?.extract()?;
+                let w = if fstatus.is_open() {
+                    Some(ClockW::from_py(&f)?)
+                } else {
+                    None
+                };
+                if w.is_some() {
+                    open_in_state.push((i, d.name.as_str()));
+                }
+                slots.push(Slot {
+                    frozen: Some(f.unbind()),
+                    fstatus,
+                    fbreached,
+                    w,
+                });
+            }
+        }
+        if open_in_state.len() > 1 {
+            // the state's mapping order decides
+            let mut pos = Vec::new();
+            for (k, name) in clocks.call_method0("keys")?.try_iter()?.enumerate() {
+                let name: String = name?.extract()?;
+                pos.push((name, k));
+            }
+            open_in_state.sort_by_key(|(_, n)| {
+                pos.iter()
+                    .find(|(m, _)| m == n)
+                    .map(|x| x.1)
+                    .unwrap_or(usize::MAX)
+            });
+        }
+        order.extend(open_in_state.iter().map(|x| x.0));
+        let mut pending = Vec::new();
+        let mut pseq0 = 0;
+        for p in state.getattr("pending")?.try_iter()? {
+            let p = Pend::from_py(&p?)?;
+            pseq0 = pseq0.max(p.seq);
+            pending.push(p);
+        }
+        Ok(Run {
+            py,
+            pb,
+            h: &self.h,
+            case: state.getattr("case")?.extract()?,
+            stage,
+            data: state.getattr("data")?,
+            data_w: None,
+            tier: state.getattr("tier")?.extract()?,
+            segment: state.getattr("segment")?.extract()?,
+            segments: state.getattr("segments")?.extract()?,
+            slots,
+            order,
+            now: state.getattr("now_s")?.extract()?,
+            opened: state.getattr("opened_s")?.extract()?,
+            seq: state.getattr("seq")?.extract()?,
+            epoch: state.getattr("epoch")?.extract()?,
+            ended: state.getattr("ended")?.extract()?,
+            pending,
+            pseq: -1,
+            pseq0,
+            sends: state.getattr("sends")?,
+            sends_w: None,
+            actions: Vec::new(),
+            signals: Vec::new(),
+            queue: VecDeque::new(),
+            depth: 0,
+            event: None,
+            view: None,
+            changed: None,
+            empty: PyDict::new(py).into_any(),
+        })
+    }
+}
+
+#[pymethods]
+impl Engine {
+    #[new]
+    fn new(plain: &Bound<'_, PyAny>, helpers: &Bound<'_, PyAny>) -> PyResult<Self> {
+        guard(|| {
+            Ok(Engine {
+                pb: Playbook::from_plain(plain)?,
+                h: Helpers::from_py(helpers)?,
+            })
+        })
+    }
+
+    /// Open a case: `(event, view, key, at, seq)` → the step's tuple.
+    fn start<'py>(
+        &self,
+        py: Python<'py>,
+        event: PyObj,
+        view: &Bound<'py, PyAny>,
+        key: String,
+        at: f64,
+        seq: i64,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        guard(|| {
+            let pb = &self.pb;
+            let defaults = PyDict::new(py);
+            defaults.call_method1("update", (pb.defaults.bind(py),))?;
+            let slots = pb
+                .clocks
+                .iter()
+                .map(|_| Slot {
+                    frozen: None,
+                    fstatus: Status::Pending,
+                    fbreached: false,
+                    w: None,
+                })
+                .collect();
+            let mut run = Run {
+                py,
+                pb,
+                h: &self.h,
+                case: key,
+                stage: pb.initial,
+                data: defaults.into_any(),
+                data_w: None,
+                tier: None,
+                segment: None,
+                segments: Vec::new(),
+                slots,
+                order: Vec::new(),
+                now: at,
+                opened: at,
+                seq,
+                epoch: 0,
+                ended: false,
+                pending: Vec::new(),
+                pseq: -1,
+                pseq0: 0,
+                sends: PyDict::new(py).into_any(),
+                sends_w: None,
+                actions: Vec::new(),
+                signals: Vec::new(),
+                queue: VecDeque::new(),
+                depth: 0,
+                event: Some(event),
+                view: None,
+                changed: None,
+                empty: PyDict::new(py).into_any(),
+            };
+            let type_: String = view.get_item("type")?.extract()?;
+            let fresh = run.data.clone();
+            run.apply_sets_start(view)?;
+            run.recompute_segments(Some(view))?;
+            run.enter_stage(pb.initial, Some(view), true)?;
+            let mut entered = vec![pb.initial];
+            run.dispatch(&type_, view, &mut entered)?;
+            run.drain_signals()?;
+            run.fire_due(at, true)?;
+            if run.data_w.is_none() {
+                // a fresh case's data is its own dict even when nothing was set
+                run.data_w = Some(fresh.downcast_into::<PyDict>()?);
+            }
+            run.finish()
+        })
+    }
+
+    /// Apply an event (already validated; its view built) to a state.
+    fn handle<'py>(
+        &self,
+        py: Python<'py>,
+        state: &Bound<'py, PyAny>,
+        event: PyObj,
+        view: &Bound<'py, PyAny>,
+        at: f64,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let _ = py;
+        guard(|| {
+            let mut run = self.run_from(state)?;
+            let nw: Option<f64> = state.getattr("next_wakeup_s")?.extract()?;
+            if nw.is_some_and(|n| n < at) {
+                run.fire_due(at, false)?;
+            }
+            if !run.ended {
+                run.set_now(at);
+                run.event = Some(event);
+                if self.pb.segments_volatile {
+                    run.recompute_segments(Some(view))?;
+                }
+                let type_: String = view.get_item("type")?.extract()?;
+                let mut entered = Vec::new();
+                run.dispatch(&type_, view, &mut entered)?;
+                run.drain_signals()?;
+            }
+            run.fire_due(at, true)?;
+            run.finish()
+        })
+    }
+
+    /// Fire everything due at or before `t` (the caller has checked that something is).
+    fn advance<'py>(&self, state: &Bound<'py, PyAny>, t: f64) -> PyResult<Bound<'py, PyTuple>> {
+        guard(|| {
+            let mut run = self.run_from(state)?;
+            run.fire_due(t, true)?;
+            run.finish()
+        })
+    }
+}

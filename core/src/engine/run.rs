@@ -1,0 +1,1448 @@
+//! One step's mutable working copy of a case (`_Run` of `engine.py`), method for method.
+
+use std::collections::{HashSet, VecDeque};
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+
+use super::def::{py_max, ActionDef, Delay, Playbook, SetDef, Severity, Verb};
+use super::hooks::{Cal, Cond};
+use super::Helpers;
+use crate::state::{round_us, ClockW, Kind, Owner, Pend, PyObj, Status};
+
+pub const MAX_SIGNAL_DEPTH: usize = 16;
+pub const MAX_HISTORY: usize = 20;
+pub const MAX_ITEMS_PER_STEP: usize = 100_000;
+pub const EPS: f64 = 1e-6;
+
+pub struct Slot {
+    pub frozen: Option<PyObj>,
+    pub fstatus: Status,
+    pub fbreached: bool,
+    pub w: Option<ClockW>,
+}
+
+pub struct Sig {
+    pub type_: String,
+    pub at: f64,
+    pub sla: Option<String>,
+    pub cycle: Option<i64>,
+    pub record: Option<PyObj>,
+    pub data: Option<PyObj>,
+}
+
+pub enum Item {
+    Clock(usize),
+    Pending(usize),
+}
+
+pub struct Run<'a, 'py> {
+    pub py: Python<'py>,
+    pub pb: &'a Playbook,
+    pub h: &'a Helpers,
+    pub case: String,
+    pub stage: usize,
+    pub data: Bound<'py, PyAny>,
+    pub data_w: Option<Bound<'py, PyDict>>,
+    pub tier: Option<String>,
+    pub segment: Option<String>,
+    pub segments: Vec<String>,
+    pub slots: Vec<Slot>,
+    /// the clocks with a working copy, in the order they got it (`_Run.clocks`)
+    pub order: Vec<usize>,
+    pub now: f64,
+    pub opened: f64,
+    pub seq: i64,
+    pub epoch: i64,
+    pub ended: bool,
+    pub pending: Vec<Pend>,
+    pub pseq: i64,
+    pub pseq0: i64,
+    pub sends: Bound<'py, PyAny>,
+    pub sends_w: Option<Bound<'py, PyDict>>,
+    pub actions: Vec<PyObj>,
+    pub signals: Vec<Sig>,
+    pub queue: VecDeque<(usize, usize)>,
+    pub depth: usize,
+    pub event: Option<PyObj>,
+    pub view: Option<Bound<'py, PyAny>>,
+    pub changed: Option<HashSet<String>>,
+    pub empty: Bound<'py, PyAny>,
+}
+
+fn none_or<T>(x: Option<T>) -> Option<T> {
+    x
+}
+
+impl<'a, 'py> Run<'a, 'py> {
+    // -- bookkeeping ------------------------------------------------------------------------------
+    fn note_changed(&mut self, names: &[&str]) {
+        let set = self.changed.get_or_insert_with(HashSet::new);
+        for n in names {
+            set.insert((*n).to_string());
+        }
+    }
+
+    pub fn set_now(&mut self, t: f64) {
+        if t > self.now {
+            self.now = t;
+        }
+    }
+
+    fn dt(&self, t: f64) -> PyResult<Bound<'py, PyAny>> {
+        self.h.dt.bind(self.py).call1((t,))
+    }
+
+    fn err(&self, f: &PyObj, msg: String) -> PyErr {
+        let ev = match &self.event {
+            Some(e) => e.clone_ref(self.py),
+            None => self.py.None(),
+        };
+        match f.bind(self.py).call1((msg, ev)) {
+            Ok(exc) => PyErr::from_value(exc),
+            Err(e) => e,
+        }
+    }
+
+    fn signal(
+        &mut self,
+        type_: String,
+        sla: Option<String>,
+        cycle: Option<i64>,
+        record: Option<PyObj>,
+        data: Option<PyObj>,
+    ) {
+        self.signals.push(Sig {
+            type_,
+            at: self.now,
+            sla,
+            cycle,
+            record,
+            data,
+        });
+        self.queue
+            .push_back((self.signals.len() - 1, self.depth + 1));
+    }
+
+    fn channel_value(&self) -> PyResult<Bound<'py, PyAny>> {
+        self.data.call_method1("get", ("channel",))
+    }
+
+    fn channel_name(&self) -> PyResult<Option<String>> {
+        let v = self.channel_value()?;
+        let s = v.str()?.to_string();
+        Ok(if self.pb.channels.contains_key(&s) {
+            Some(s)
+        } else {
+            None
+        })
+    }
+
+    pub fn calendar(&self, name: Option<&str>) -> PyResult<&'a Cal> {
+        let n = self.cal_name(name)?;
+        self.pb
+            .calendars
+            .get(&n)
+            .ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(n.clone()))
+    }
+
+    fn cal_name(&self, name: Option<&str>) -> PyResult<String> {
+        Ok(match name {
+            None => "always".to_string(),
+            Some("channel") => match self.channel_name()? {
+                Some(ch) => self.pb.channels[&ch].calendar.clone(),
+                None => "always".to_string(),
+            },
+            Some(n) => n.to_string(),
+        })
+    }
+
+    fn scope(&self) -> PyResult<Bound<'py, PyAny>> {
+        let clocks: Vec<(String, &'static str, bool)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| match &s.w {
+                Some(w) => (
+                    self.pb.clocks[i].name.clone(),
+                    w.status.as_str(),
+                    w.breached,
+                ),
+                None => (
+                    self.pb.clocks[i].name.clone(),
+                    s.fstatus.as_str(),
+                    s.fbreached,
+                ),
+            })
+            .collect();
+        let sc = super::Scope {
+            stage: self.pb.stages[self.stage].name.clone(),
+            segment: self.segment.clone(),
+            segments: self.segments.clone(),
+            tier: self.tier.clone(),
+            channel: self.channel_value()?.unbind(),
+            now: self.now,
+            dt: self.h.dt.clone_ref(self.py),
+            clocks,
+        };
+        Ok(Bound::new(self.py, sc)?.into_any())
+    }
+
+    fn holds(&self, e: &Option<Cond>, view: Option<&Bound<'py, PyAny>>) -> PyResult<bool> {
+        match e {
+            None => Ok(true),
+            Some(c) => {
+                let scope = self.scope()?;
+                c.holds(self.py, &self.data, view.unwrap_or(&self.empty), &scope)
+            }
+        }
+    }
+
+    // -- data ---------------------------------------------------------------------------------------
+    fn apply_sets(
+        &mut self,
+        sets: &[SetDef],
+        view: Option<&Bound<'py, PyAny>>,
+        source: &str,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let py = self.py;
+        let out = PyDict::new(py);
+        if sets.is_empty() {
+            return Ok(out);
+        }
+        let scope = self.scope()?;
+        let v0 = view.unwrap_or(&self.empty);
+        for s in sets {
+            let v = match &s.expr {
+                None => s.literal.bind(py).clone(),
+                Some(e) => e.value(py, &self.data, v0, &scope)?,
+            };
+            let r = self.h.coerce.bind(py).call1((v, s.ftype.bind(py)))?;
+            let ok: bool = r.get_item(0)?.extract()?;
+            if !ok {
+                let desc = self
+                    .h
+                    .describe
+                    .bind(py)
+                    .call1((s.ftype.bind(py),))?
+                    .str()?
+                    .to_string();
+                let shown = r.get_item(2)?.repr()?.to_string();
+                return Err(self.err(
+                    &self.h.invalid,
+                    format!("{source}: {} = {shown} is not a valid {desc}", s.field),
+                ));
+            }
+            out.set_item(&s.field, r.get_item(1)?)?;
+        }
+        if !out.is_empty() {
+            if self.data_w.is_none() {
+                let w = PyDict::new(py);
+                w.call_method1("update", (&self.data,))?;
+                self.data = w.clone().into_any();
+                self.data_w = Some(w);
+            }
+            if let Some(w) = &self.data_w {
+                w.call_method1("update", (&out,))?;
+            }
+            let names: Vec<String> = out.keys().iter().map(|k| k.to_string()).collect();
+            let refs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+            self.note_changed(&refs);
+        }
+        Ok(out)
+    }
+
+    /// `start.set` of the opening event.
+    pub fn apply_sets_start(&mut self, view: &Bound<'py, PyAny>) -> PyResult<()> {
+        let pb = self.pb;
+        self.apply_sets(&pb.start_sets, Some(view), "start.set")
+            .map(|_| ())
+    }
+
+    pub fn recompute_segments(&mut self, view: Option<&Bound<'py, PyAny>>) -> PyResult<()> {
+        let mut segs = Vec::new();
+        let pb = self.pb;
+        for (name, e) in &pb.segments {
+            if self.holds(e, view)? {
+                segs.push(name.clone());
+            }
+        }
+        if segs != self.segments {
+            self.segments = segs;
+            self.note_changed(&["segment", "segments"]);
+        }
+        self.segment = self.segments.first().cloned();
+        Ok(())
+    }
+
+    // -- dispatch -------------------------------------------------------------------------------------
+    fn pick(
+        &self,
+        handlers: Option<&'a Vec<super::def::HandlerDef>>,
+        view: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<&'a super::def::HandlerDef>> {
+        if let Some(hs) = handlers {
+            for h in hs {
+                if h.when.is_none() || self.holds(&h.when, Some(view))? {
+                    return Ok(Some(h));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    pub fn dispatch(
+        &mut self,
+        type_: &str,
+        view: &Bound<'py, PyAny>,
+        entered: &mut Vec<usize>,
+    ) -> PyResult<()> {
+        let pb = self.pb;
+        let st = &pb.stages[self.stage];
+        let mut h = self.pick(st.on.get(type_), view)?;
+        if h.is_none() && !st.final_ {
+            h = self.pick(pb.root_on.get(type_), view)?;
+        }
+        if let Some(h) = h {
+            if !h.sets.is_empty() {
+                self.apply_sets(&h.sets, Some(view), &format!("{}.set", h.source))?;
+                self.recompute_segments(Some(view))?;
+            }
+            match h.to {
+                Some(to) => self.transition(to, &h.do_, Some(view), entered)?,
+                None => self.run_actions(&h.do_, Some(view), Owner::Stage(self.epoch))?,
+            }
+        }
+        self.after_change(type_, Some(view), entered)
+    }
+
+    fn after_change(
+        &mut self,
+        type_: &str,
+        view: Option<&Bound<'py, PyAny>>,
+        entered: &[usize],
+    ) -> PyResult<()> {
+        self.eval_clocks(type_, view, entered)?;
+        if !self.ended {
+            if self.pb.stages[self.stage].final_ {
+                self.end_case()?;
+            } else if self.pb.exit_on.iter().any(|t| t == type_)
+                && self.holds(&self.pb.exit_when, view)?
+            {
+                self.end_case()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn transition(
+        &mut self,
+        to: usize,
+        do_: &[usize],
+        view: Option<&Bound<'py, PyAny>>,
+        entered: &mut Vec<usize>,
+    ) -> PyResult<()> {
+        let old = self.stage;
+        let old_epoch = self.epoch;
+        self.epoch += 1;
+        self.pending.retain(|p| p.owner != Owner::Stage(old_epoch));
+        let owner = Owner::Stage(self.epoch);
+        let pb = self.pb;
+        self.run_actions(&pb.stages[old].exit, view, owner.clone())?;
+        self.run_actions(do_, view, owner)?;
+        self.stage = to;
+        self.enter_stage(to, view, false)?;
+        entered.push(to);
+        Ok(())
+    }
+
+    pub fn enter_stage(
+        &mut self,
+        idx: usize,
+        view: Option<&Bound<'py, PyAny>>,
+        bump: bool,
+    ) -> PyResult<()> {
+        if bump {
+            self.epoch += 1;
+        }
+        let pb = self.pb;
+        let st = &pb.stages[idx];
+        self.stage = idx;
+        self.run_actions(&st.enter, view, Owner::Stage(self.epoch))?;
+        if st.final_ {
+            return Ok(());
+        }
+        for &t in &st.after {
+            self.arm_timer(t)?;
+        }
+        for &s in &st.every {
+            let now = self.now;
+            self.arm_schedule(s, now)?;
+        }
+        Ok(())
+    }
+
+    fn arm_timer(&mut self, ti: usize) -> PyResult<()> {
+        let t = &self.pb.timers[ti].1;
+        let mut due = self.delay_due(self.now, &t.delay, t.calendar.as_deref())?;
+        if let Some(w) = &t.window {
+            due = self.calendar(Some(w))?.next_open_s(self.py, due)?;
+        }
+        let source = self.timer_source(ti);
+        self.add_pending(due, Kind::Timer, source, Owner::Stage(self.epoch));
+        Ok(())
+    }
+
+    fn timer_source(&self, ti: usize) -> String {
+        self.pb
+            .timer_by_source
+            .iter()
+            .find(|(_, v)| **v == ti)
+            .map(|(k, _)| k.clone())
+            .unwrap_or_default()
+    }
+
+    fn schedule_source(&self, si: usize) -> String {
+        self.pb
+            .schedule_by_source
+            .iter()
+            .find(|(_, v)| **v == si)
+            .map(|(k, _)| k.clone())
+            .unwrap_or_default()
+    }
+
+    fn arm_schedule(&mut self, si: usize, after: f64) -> PyResult<()> {
+        let s = &self.pb.schedules[si].1;
+        let mut due: f64 = s
+            .schedule
+            .bind(self.py)
+            .call_method1("next_after_s", (after,))?
+            .extract()?;
+        if let Some(w) = &s.window {
+            due = self.calendar(Some(w))?.next_open_s(self.py, due)?;
+        }
+        let source = self.schedule_source(si);
+        self.add_pending(due, Kind::Schedule, source, Owner::Stage(self.epoch));
+        Ok(())
+    }
+
+    fn add_pending(&mut self, due: f64, kind: Kind, ref_: String, owner: Owner) {
+        if self.pseq < 0 {
+            self.pseq = self.pseq0;
+        }
+        self.pseq += 1;
+        self.pending.push(Pend {
+            due: round_us(due),
+            kind,
+            ref_,
+            owner,
+            seq: self.pseq,
+            origin: self.now,
+            obj: None,
+        });
+    }
+
+    fn delay_due(&self, t: f64, d: &Delay, calendar: Option<&str>) -> PyResult<f64> {
+        if d.business_days != 0 {
+            return self
+                .calendar(Some(calendar.unwrap_or("channel")))?
+                .add_days_s(self.py, t, d.business_days);
+        }
+        if let Some(c) = calendar {
+            return self.calendar(Some(c))?.add_s(self.py, t, d.seconds);
+        }
+        if d.days != 0 {
+            let w: f64 = self
+                .h
+                .wall_days
+                .bind(self.py)
+                .call1((t, d.days))?
+                .extract()?;
+            return Ok(w + d.seconds);
+        }
+        Ok(round_us(t + d.seconds))
+    }
+
+    // -- actions ------------------------------------------------------------------------------------------
+    fn run_actions(
+        &mut self,
+        acts: &[usize],
+        view: Option<&Bound<'py, PyAny>>,
+        owner: Owner,
+    ) -> PyResult<()> {
+        let pb = self.pb;
+        for &ai in acts {
+            let a = &pb.actions[ai];
+            let own = if a.keep { Owner::Keep } else { owner.clone() };
+            if let Some(d) = &a.delay {
+                let mut due = self.delay_due(self.now, d, a.calendar.as_deref())?;
+                if let Some(w) = &a.window {
+                    due = self.calendar(Some(w))?.next_open_s(self.py, due)?;
+                }
+                self.add_pending(due, Kind::Action, a.source.clone(), own);
+            } else if let Some(w) = &a.window {
+                let cal = self.calendar(Some(w))?;
+                if !cal.is_open_s(self.py, self.now)? {
+                    let due = cal.next_open_s(self.py, self.now)?;
+                    self.add_pending(due, Kind::Action, a.source.clone(), own);
+                } else {
+                    self.emit(a, view)?;
+                }
+            } else {
+                self.emit(a, view)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, a: &'a ActionDef, view: Option<&Bound<'py, PyAny>>) -> PyResult<()> {
+        let py = self.py;
+        let params = a.params.bind(py).copy()?;
+        let arg = a.arg.bind(py);
+        match a.verb {
+            Verb::Notify => params.set_item("to", arg)?,
+            Verb::Send => {
+                let mut channel = params
+                    .get_item("channel")?
+                    .filter(|c| c.is_truthy().unwrap_or(false));
+                if channel.is_none() {
+                    channel = Some(self.channel_value()?);
+                }
+                let channel = channel.unwrap_or_else(|| py.None().into_bound(py));
+                params.set_item("template", arg)?;
+                params.set_item("channel", &channel)?;
+                let ch = if channel.is_none() {
+                    None
+                } else {
+                    let s = channel.str()?.to_string();
+                    self.pb.channels.get(&s).map(|c| (s, c))
+                };
+                if let Some((chname, ch)) = ch {
+                    if let (Some(per), Some(mx)) = (ch.cap_per, ch.cap_max) {
+                        let prev = self
+                            .sends
+                            .call_method1("get", (&chname, PyTuple::empty(py)))?;
+                        // the values as the state holds them (an integer read from JSON stays one)
+                        let mut recent: Vec<Bound<'py, PyAny>> = Vec::new();
+                        for t in prev.try_iter()? {
+                            let t = t?;
+                            if t.extract::<f64>()? > self.now - per {
+                                recent.push(t);
+                            }
+                        }
+                        if self.sends_w.is_none() {
+                            let w = PyDict::new(py);
+                            w.call_method1("update", (&self.sends,))?;
+                            self.sends = w.clone().into_any();
+                            self.sends_w = Some(w);
+                        }
+                        let sends = self.sends_w.clone().expect("set above");
+                        if recent.len() as i64 >= mx {
+                            let data = PyDict::new(py);
+                            data.set_item("channel", &chname)?;
+                            data.set_item("template", arg)?;
+                            data.set_item("source", &a.source)?;
+                            self.signal(
+                                "capped".into(),
+                                None,
+                                None,
+                                None,
+                                Some(data.into_any().unbind()),
+                            );
+                            sends.set_item(&chname, PyTuple::new(py, recent)?)?;
+                            return Ok(());
+                        }
+                        recent.push(self.now.into_pyobject(py)?.into_any());
+                        let keep = recent.len().saturating_sub(mx.max(0) as usize);
+                        let tail: Vec<Bound<'py, PyAny>> = recent[keep..].to_vec();
+                        sends.set_item(&chname, PyTuple::new(py, tail)?)?;
+                    }
+                }
+            }
+            Verb::Survey => {
+                params.set_item("survey", arg)?;
+                if !params.contains("channel")? {
+                    params.set_item("channel", self.channel_value()?)?;
+                }
+            }
+            Verb::Assign => {
+                params.set_item("tier", arg)?;
+                params.set_item("from", self.tier.as_deref())?;
+                self.tier = a.arg_s.clone();
+                self.note_changed(&["tier"]);
+            }
+            Verb::Escalate => {
+                let tiers = &self.pb.tiers;
+                let old = self.tier.clone();
+                let new = if a.arg_s.as_deref() == Some("next") {
+                    match old.as_ref().and_then(|o| tiers.iter().position(|t| t == o)) {
+                        None => tiers.first().cloned(),
+                        Some(i) if i + 1 < tiers.len() => Some(tiers[i + 1].clone()),
+                        Some(_) => {
+                            let data = PyDict::new(py);
+                            data.set_item("tier", old.as_deref())?;
+                            self.signal(
+                                "tier.exhausted".into(),
+                                None,
+                                None,
+                                None,
+                                Some(data.into_any().unbind()),
+                            );
+                            old.clone()
+                        }
+                    }
+                } else {
+                    a.arg_s.clone()
+                };
+                params.set_item("tier", new.as_deref())?;
+                params.set_item("from", old.as_deref())?;
+                self.tier = new;
+                self.note_changed(&["tier"]);
+            }
+            Verb::Set => {
+                let values = self.apply_sets(&a.sets, view, &a.source)?;
+                params.set_item("values", values)?;
+                self.recompute_segments(view)?;
+            }
+            Verb::Task => {
+                params.set_item("task", arg)?;
+                if let Some(due) = params.get_item("due")? {
+                    let (seconds, days, business_days): (f64, i64, i64) =
+                        self.h.duration.bind(py).call1((due,))?.extract()?;
+                    let t = self.delay_due(
+                        self.now,
+                        &Delay {
+                            seconds,
+                            days,
+                            business_days,
+                        },
+                        None,
+                    )?;
+                    params.set_item("due", self.h.iso.bind(py).call1((t,))?)?;
+                }
+            }
+            Verb::Emit => params.set_item("name", arg)?,
+            Verb::Other => {}
+        }
+        self.seq += 1;
+        let id = format!("{}:{}", self.case, self.seq);
+        let act = (
+            id,
+            a.verb_name.as_str(),
+            params,
+            self.now,
+            a.source.as_str(),
+        )
+            .into_pyobject(py)?;
+        self.actions.push(act.into_any().unbind());
+        Ok(())
+    }
+
+    // -- clocks ---------------------------------------------------------------------------------------------
+    /// The working copy of clock `i`, made on first use.
+    fn cw(&mut self, i: usize) -> PyResult<()> {
+        if self.slots[i].w.is_none() {
+            let w = match &self.slots[i].frozen {
+                Some(f) => ClockW::from_py(f.bind(self.py))?,
+                None => ClockW::pending(),
+            };
+            self.slots[i].w = Some(w);
+            self.order.push(i);
+        }
+        Ok(())
+    }
+
+    fn w(&mut self, i: usize) -> &mut ClockW {
+        self.slots[i].w.as_mut().expect("a working copy")
+    }
+
+    fn touch(&mut self, i: usize) -> PyResult<()> {
+        let t = self.now;
+        let c = self.slots[i].w.as_ref().expect("a working copy");
+        let as_of = match c.as_of_s {
+            Some(a) if c.status.is_open() && t > a => a,
+            _ => return Ok(()),
+        };
+        let cal = self.calendar(c.calendar.as_deref())?;
+        let span = cal.elapsed_s(self.py, as_of, t)?;
+        let c = self.w(i);
+        if c.status == Status::Running {
+            c.elapsed_s += span;
+        } else {
+            c.paused_s += span;
+        }
+        c.as_of_s = Some(t);
+        Ok(())
+    }
+
+    fn due_at(&mut self, i: usize, as_of: f64, pos: f64, rem: f64) -> PyResult<f64> {
+        let c = self.slots[i].w.as_ref().expect("a working copy");
+        if let Some(d) = c.memo_get(pos) {
+            return Ok(d);
+        }
+        let cal = self.calendar(c.calendar.as_deref())?;
+        let due = round_us(cal.add_s(self.py, as_of, rem)?);
+        self.w(i).memo.push((pos, due));
+        Ok(due)
+    }
+
+    fn clock_due(&mut self, i: usize) -> PyResult<Option<f64>> {
+        let c = self.slots[i].w.as_ref().expect("a working copy");
+        if c.breached {
+            return Ok(c.breach_s);
+        }
+        let (Some(target), Some(as_of)) = (c.target_s, c.as_of_s) else {
+            return Ok(None);
+        };
+        if c.status != Status::Running {
+            return Ok(None);
+        }
+        let rem = target - c.elapsed_s;
+        if rem <= 0.0 {
+            return Ok(Some(as_of));
+        }
+        self.due_at(i, as_of, target, rem).map(Some)
+    }
+
+    fn clock_next(&mut self, i: usize) -> PyResult<Option<f64>> {
+        let ths = &self.pb.clocks[i].thresholds;
+        let c = self.slots[i].w.as_ref().expect("a working copy");
+        let (Some(target), Some(as_of)) = (c.target_s, c.as_of_s) else {
+            return Ok(None);
+        };
+        if c.status != Status::Running {
+            return Ok(None);
+        }
+        let mut pos: Option<f64> = if c.breached { None } else { Some(target) };
+        if c.fired < ths.len() {
+            let th = &ths[c.fired];
+            let p = th.at(target);
+            match pos {
+                None => pos = Some(p),
+                Some(q) => {
+                    if p < q - EPS || ((p - q).abs() <= EPS && th.severity == Severity::Warning) {
+                        pos = Some(p);
+                    }
+                }
+            }
+        }
+        let Some(pos) = pos else { return Ok(None) };
+        let rem = pos - c.elapsed_s;
+        if rem <= EPS {
+            return Ok(Some(if as_of > self.now { as_of } else { self.now }));
+        }
+        self.due_at(i, as_of, pos, rem).map(Some)
+    }
+
+    fn choose_target(&self, i: usize) -> PyResult<usize> {
+        let d = &self.pb.clocks[i];
+        let view = self.view.as_ref();
+        for (k, t) in d.targets.iter().enumerate() {
+            if t.when.is_none() || self.holds(&t.when, view)? {
+                return Ok(k);
+            }
+        }
+        Ok(d.targets.len() - 1)
+    }
+
+    fn target_seconds(&self, i: usize, idx: usize, cal: &Cal) -> PyResult<f64> {
+        let t = &self.pb.clocks[i].targets[idx];
+        if let Some(bd) = t.business_days.filter(|b| *b != 0) {
+            let c = self.slots[i].w.as_ref().expect("a working copy");
+            let start = c.started_s.unwrap_or(self.now);
+            let end = cal.add_days_s(self.py, start, bd)?;
+            return Ok(round_us(cal.elapsed_s(self.py, start, end)?));
+        }
+        Ok(t.seconds.unwrap_or(0.0))
+    }
+
+    fn start_cycle(&mut self, i: usize) -> PyResult<()> {
+        let now = self.now;
+        {
+            let c = self.w(i);
+            c.cycle += 1;
+            c.status = Status::Running;
+            c.memo.clear();
+            c.started_s = Some(now);
+            c.as_of_s = Some(now);
+            c.elapsed_s = 0.0;
+            c.paused_s = 0.0;
+            c.pause_from_s = None;
+            c.pauses.clear();
+            c.breached = false;
+            c.breach_s = None;
+            c.fired = 0;
+        }
+        let idx = self.choose_target(i)?;
+        let d = &self.pb.clocks[i];
+        let tdef = &d.targets[idx];
+        let cal_name = self.cal_name(Some(tdef.calendar.as_deref().unwrap_or(&d.calendar)))?;
+        let cal = self.calendar(Some(&cal_name))?;
+        {
+            let c = self.w(i);
+            c.calendar = Some(cal_name);
+            c.target_index = Some(idx as i64);
+        }
+        let ts = self.target_seconds(i, idx, cal)?;
+        let c = self.w(i);
+        c.target_s = Some(ts);
+        let cycle = c.cycle;
+        let name = d.name.clone();
+        self.signal(
+            format!("sla.{name}.started"),
+            Some(name),
+            Some(cycle),
+            None,
+            None,
+        );
+        Ok(())
+    }
+
+    fn end_cycle(&mut self, i: usize, how: &str) -> PyResult<()> {
+        self.touch(i)?;
+        let now = self.now;
+        let py = self.py;
+        let name = self.pb.clocks[i].name.clone();
+        let c = self.w(i);
+        if c.status == Status::Paused {
+            if let Some(pf) = c.pause_from_s {
+                c.pauses.push((pf, now));
+                c.pause_from_s = None;
+            }
+        }
+        let target = c.target_s;
+        let breached = c.breached;
+        let (met, failed, status, sig): (Option<bool>, Option<f64>, Status, &str) =
+            if how == "stop" || (how == "final" && breached) {
+                let failed = if !breached {
+                    None
+                } else {
+                    target.map(|t| py_max(0.0, c.elapsed_s - t))
+                };
+                if breached {
+                    (Some(false), failed, Status::Breached, "missed")
+                } else {
+                    (Some(true), failed, Status::Met, "met")
+                }
+            } else {
+                (None, None, Status::Cancelled, "cancelled")
+            };
+        let started = match c.started_s {
+            Some(s) if s != 0.0 => s,
+            _ => now,
+        };
+        let args = (
+            c.cycle,
+            started,
+            now,
+            round_us(c.elapsed_s),
+            round_us(c.paused_s),
+            target,
+            met,
+            failed,
+        );
+        let rec = self.h.record.bind(py).call1(args)?.unbind();
+        let c = self.w(i);
+        c.history.push(rec.clone_ref(py));
+        if c.history.len() > MAX_HISTORY {
+            let n = c.history.len() - MAX_HISTORY;
+            c.history.drain(..n);
+        }
+        c.status = status;
+        c.memo.clear();
+        c.due_s = if breached { c.breach_s } else { None };
+        c.pauses.clear();
+        let cycle = c.cycle;
+        self.pending
+            .retain(|p| !matches!(&p.owner, Owner::Clock(n, cy) if *n == name && *cy == cycle));
+        self.signal(
+            format!("sla.{name}.{sig}"),
+            Some(name),
+            Some(cycle),
+            Some(rec),
+            None,
+        );
+        Ok(())
+    }
+
+    pub fn retarget(&mut self, i: usize, force: bool) -> PyResult<()> {
+        let idx = self.choose_target(i)?;
+        let d = &self.pb.clocks[i];
+        let tdef = &d.targets[idx];
+        let cal_name = self.cal_name(Some(tdef.calendar.as_deref().unwrap_or(&d.calendar)))?;
+        let now = self.now;
+        let (start, pauses) = {
+            let c = self.slots[i].w.as_ref().expect("a working copy");
+            if !force
+                && Some(idx as i64) == c.target_index
+                && Some(&cal_name) == c.calendar.as_ref()
+            {
+                return Ok(());
+            }
+            let mut pauses = c.pauses.clone();
+            if c.status == Status::Paused {
+                if let Some(pf) = c.pause_from_s {
+                    pauses.push((pf, now));
+                }
+            }
+            (c.started_s.unwrap_or(now), pauses)
+        };
+        let cal = self.calendar(Some(&cal_name))?;
+        let mut paused = 0.0;
+        for (a, b) in &pauses {
+            paused += cal.elapsed_s(self.py, *a, *b)?;
+        }
+        {
+            let c = self.w(i);
+            c.calendar = Some(cal_name);
+            c.memo.clear();
+            c.target_index = Some(idx as i64);
+        }
+        let ts = self.target_seconds(i, idx, cal)?;
+        let el = cal.elapsed_s(self.py, start, now)?;
+        let c = self.w(i);
+        c.target_s = Some(ts);
+        c.elapsed_s = py_max(0.0, el - paused);
+        c.paused_s = paused;
+        c.as_of_s = Some(now);
+        Ok(())
+    }
+
+    fn crossing(&self, i: usize) -> PyResult<f64> {
+        let c = self.slots[i].w.as_ref().expect("a working copy");
+        let cal = self.calendar(c.calendar.as_deref())?;
+        let mut remaining = c.target_s.unwrap_or(0.0);
+        let mut t0 = c.started_s.unwrap_or(self.now);
+        for (a, b) in &c.pauses {
+            let seg = cal.elapsed_s(self.py, t0, *a)?;
+            if seg >= remaining {
+                return Ok(round_us(cal.add_s(self.py, t0, remaining)?));
+            }
+            remaining -= seg;
+            t0 = *b;
+        }
+        let x = round_us(cal.add_s(self.py, t0, remaining)?);
+        Ok(if x < self.now { x } else { self.now })
+    }
+
+    fn eval_clocks(
+        &mut self,
+        type_: &str,
+        view: Option<&Bound<'py, PyAny>>,
+        entered: &[usize],
+    ) -> PyResult<()> {
+        self.view = view.cloned();
+        let pb = self.pb;
+        for i in 0..pb.clocks.len() {
+            let d = &pb.clocks[i];
+            let mut needs_retarget = d.retarget;
+            if let Some(reads) = &d.reads {
+                let touched = match &self.changed {
+                    None => false,
+                    Some(ch) => reads.iter().any(|r| ch.contains(r)),
+                };
+                if !touched {
+                    needs_retarget = false;
+                }
+            }
+            let mut hits: u8 = d.on_bits.get(type_).copied().unwrap_or(0);
+            for st in entered {
+                hits |= d.enter_bits.get(st).copied().unwrap_or(0);
+            }
+            let quiet = !d.has_when && hits == 0;
+            if self.slots[i].w.is_none() {
+                if quiet {
+                    continue;
+                }
+                if !d.has_when && hits & 4 == 0 {
+                    let status = self.slots[i].fstatus;
+                    if !(hits & 1 != 0 && (status == Status::Pending || d.repeat)) {
+                        continue;
+                    }
+                }
+                self.cw(i)?;
+            }
+            if quiet {
+                if self.w(i).status.is_open() {
+                    if d.pause.is_some() {
+                        self.pause_or_resume(i, view)?;
+                    }
+                    if needs_retarget {
+                        self.retarget(i, false)?;
+                    }
+                }
+                continue;
+            }
+            if d.has_when {
+                let mut conds: i64 = 0;
+                for (bit, trig) in [(1, &d.start), (2, &d.stop), (4, &d.reset), (8, &d.cancel)] {
+                    if let Some(t) = trig {
+                        if t.when.is_some() && self.holds(&t.when, view)? {
+                            conds |= bit;
+                        }
+                    }
+                }
+                let c = self.w(i);
+                let rising = conds & !c.conds;
+                c.conds = conds;
+                hits |= rising as u8;
+            }
+            if hits & 2 != 0 && self.w(i).status.is_open() {
+                self.end_cycle(i, "stop")?;
+            }
+            if hits & 8 != 0 && self.w(i).status.is_open() {
+                self.end_cycle(i, "cancel")?;
+            }
+            if hits & 4 != 0 {
+                if self.w(i).status.is_open() {
+                    self.end_cycle(i, "reset")?;
+                }
+                let cycle = self.w(i).cycle + 1;
+                self.signal(
+                    format!("sla.{}.reset", d.name),
+                    Some(d.name.clone()),
+                    Some(cycle),
+                    None,
+                    None,
+                );
+                self.start_cycle(i)?;
+                needs_retarget = false;
+            } else if hits & 1 != 0 && {
+                let s = self.w(i).status;
+                s == Status::Pending || (d.repeat && !s.is_open())
+            } {
+                self.start_cycle(i)?;
+                needs_retarget = false;
+            }
+            if self.w(i).status.is_open() {
+                if d.pause.is_some() {
+                    self.pause_or_resume(i, view)?;
+                }
+                if needs_retarget {
+                    self.retarget(i, false)?;
+                }
+            }
+        }
+        self.view = None;
+        Ok(())
+    }
+
+    fn pause_or_resume(&mut self, i: usize, view: Option<&Bound<'py, PyAny>>) -> PyResult<()> {
+        let d = &self.pb.clocks[i];
+        let p = d.pause.as_ref().expect("a pause");
+        let holds =
+            p.stages.contains(&self.stage) || (p.when.is_some() && self.holds(&p.when, view)?);
+        let status = self.w(i).status;
+        let now = self.now;
+        if holds && status == Status::Running {
+            self.touch(i)?;
+            let c = self.w(i);
+            c.status = Status::Paused;
+            c.memo.clear();
+            c.pause_from_s = Some(now);
+            let cycle = c.cycle;
+            self.signal(
+                format!("sla.{}.paused", d.name),
+                Some(d.name.clone()),
+                Some(cycle),
+                None,
+                None,
+            );
+        } else if !holds && status == Status::Paused {
+            self.touch(i)?;
+            let c = self.w(i);
+            c.status = Status::Running;
+            c.memo.clear();
+            if let Some(pf) = c.pause_from_s {
+                c.pauses.push((pf, now));
+                if c.pauses.len() > 64 {
+                    c.pauses.remove(0);
+                }
+            }
+            c.pause_from_s = None;
+            let cycle = c.cycle;
+            self.signal(
+                format!("sla.{}.resumed", d.name),
+                Some(d.name.clone()),
+                Some(cycle),
+                None,
+                None,
+            );
+        }
+        Ok(())
+    }
+
+    fn fire_clock(&mut self, i: usize) -> PyResult<()> {
+        self.touch(i)?;
+        let d = &self.pb.clocks[i];
+        let ths = &d.thresholds;
+        let py = self.py;
+        loop {
+            let c = self.slots[i].w.as_ref().expect("a working copy");
+            let target = c.target_s.unwrap_or(0.0);
+            let owner = Owner::Clock(d.name.clone(), c.cycle);
+            let nxt = ths.get(c.fired);
+            let th_pos = nxt.map(|t| t.at(target));
+            let due_breach = !c.breached && c.elapsed_s >= target - EPS;
+            let due_th = th_pos.is_some_and(|p| c.elapsed_s >= p - EPS);
+            if let (true, Some(th), Some(pos)) = (due_th, nxt, th_pos) {
+                if !due_breach || pos < target - EPS || th.severity == Severity::Warning {
+                    let cycle = c.cycle;
+                    self.w(i).fired += 1;
+                    self.run_actions(&th.do_, None, owner)?;
+                    match th.severity {
+                        Severity::Warning | Severity::Overdue => {
+                            let kind = if th.severity == Severity::Warning {
+                                "warning"
+                            } else {
+                                "overdue"
+                            };
+                            let data = PyDict::new(py);
+                            data.set_item("at", &th.text)?;
+                            self.signal(
+                                format!("sla.{}.{kind}", d.name),
+                                Some(d.name.clone()),
+                                Some(cycle),
+                                None,
+                                Some(data.into_any().unbind()),
+                            );
+                        }
+                        Severity::Breached => {}
+                    }
+                    continue;
+                }
+            }
+            if due_breach {
+                let late = c.elapsed_s > target + 1.0;
+                let cycle = c.cycle;
+                self.w(i).breached = true;
+                let b = if late { self.crossing(i)? } else { self.now };
+                let c = self.w(i);
+                c.breach_s = Some(b);
+                c.due_s = Some(b);
+                self.signal(
+                    format!("sla.{}.breached", d.name),
+                    Some(d.name.clone()),
+                    Some(cycle),
+                    None,
+                    None,
+                );
+                loop {
+                    let fired = self.w(i).fired;
+                    if fired < ths.len() && (ths[fired].at(target) - target).abs() <= EPS {
+                        self.w(i).fired += 1;
+                        self.run_actions(&ths[fired].do_, None, owner.clone())?;
+                    } else {
+                        break;
+                    }
+                }
+                continue;
+            }
+            break;
+        }
+        Ok(())
+    }
+
+    fn end_case(&mut self) -> PyResult<()> {
+        for k in 0..self.order.len() {
+            let i = self.order[k];
+            if self.w(i).status.is_open() {
+                self.end_cycle(i, "final")?;
+            }
+        }
+        self.ended = true;
+        self.pending
+            .retain(|p| p.kind == Kind::Action && p.owner == Owner::Keep);
+        Ok(())
+    }
+
+    // -- signals ------------------------------------------------------------------------------------------
+    pub fn drain_signals(&mut self) -> PyResult<()> {
+        let py = self.py;
+        while let Some((si, depth)) = self.queue.pop_front() {
+            if depth > MAX_SIGNAL_DEPTH {
+                let msg = format!(
+                    "signals raised signals more than {MAX_SIGNAL_DEPTH} levels deep (last: {})",
+                    self.signals[si].type_
+                );
+                return Err(self.err(&self.h.signal_loop, msg));
+            }
+            let ty = self.signals[si].type_.clone();
+            if self.ended || !self.pb.event_types.contains(&ty) {
+                continue;
+            }
+            let s = &self.signals[si];
+            let view = PyDict::new(py);
+            view.set_item("type", &s.type_)?;
+            view.set_item("at", self.dt(s.at)?)?;
+            view.set_item("case", &self.case)?;
+            view.set_item("id", py.None())?;
+            view.set_item("sla", s.sla.as_deref())?;
+            view.set_item("cycle", s.cycle)?;
+            if let Some(d) = &s.data {
+                view.call_method1("update", (d.bind(py),))?;
+            }
+            let saved = self.depth;
+            self.depth = depth;
+            let mut entered = Vec::new();
+            self.dispatch(&ty, view.as_any(), &mut entered)?;
+            self.depth = saved;
+        }
+        Ok(())
+    }
+
+    // -- due items ----------------------------------------------------------------------------------------
+    pub fn deadline_items(&mut self) -> PyResult<Vec<(f64, u8, &'static str, String)>> {
+        let mut items: Vec<(f64, u8, &'static str, String)> = Vec::new();
+        if !self.ended {
+            for k in 0..self.order.len() {
+                let i = self.order[k];
+                let d = &self.pb.clocks[i];
+                let c = self.slots[i].w.as_ref().expect("a working copy");
+                if c.status != Status::Running {
+                    continue;
+                }
+                if let (Some(due), false) = (c.due_s, c.breached) {
+                    items.push((due, 0, "clock", d.name.clone()));
+                }
+                if let (true, Some(target), Some(as_of)) =
+                    (c.fired < d.thresholds.len(), c.target_s, c.as_of_s)
+                {
+                    let th = &d.thresholds[c.fired];
+                    let rem = th.at(target) - c.elapsed_s;
+                    let tdue = if rem <= 0.0 {
+                        as_of
+                    } else {
+                        self.due_at(i, as_of, th.at(target), rem)?
+                    };
+                    items.push((tdue, 0, "threshold", format!("{}:{}", d.name, th.text)));
+                }
+            }
+        }
+        for p in &self.pending {
+            items.push((p.due, p.kind.order(), p.kind.as_str(), p.ref_.clone()));
+        }
+        items.sort_by(|a, b| {
+            a.0.partial_cmp(&b.0)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(a.1.cmp(&b.1))
+                .then(a.2.cmp(b.2))
+                .then(a.3.cmp(&b.3))
+        });
+        Ok(items)
+    }
+
+    fn next_item(&mut self) -> PyResult<Option<(f64, Item)>> {
+        let mut best: Option<(f64, u8, i64, Item)> = None;
+        fn better(c: (f64, u8, i64), b: &Option<(f64, u8, i64, Item)>) -> bool {
+            match b {
+                None => true,
+                Some((d, o, t, _)) => {
+                    (c.0, c.1, c.2).partial_cmp(&(*d, *o, *t)) == Some(std::cmp::Ordering::Less)
+                }
+            }
+        }
+        if !self.ended {
+            for k in 0..self.order.len() {
+                let i = self.order[k];
+                if let Some(n) = self.clock_next(i)? {
+                    if better((n, 0, i as i64), &best) {
+                        best = Some((n, 0, i as i64, Item::Clock(i)));
+                    }
+                }
+            }
+        }
+        for (pi, p) in self.pending.iter().enumerate() {
+            let order = p.kind.order();
+            let mut tie = p.seq;
+            if p.kind == Kind::Timer {
+                if let Some(&ti) = self.pb.timer_by_source.get(&p.ref_) {
+                    tie = self.pb.timers[ti].1.index;
+                }
+            }
+            if better((p.due, order, tie), &best) {
+                best = Some((p.due, order, tie, Item::Pending(pi)));
+            }
+        }
+        Ok(best.map(|(d, _, _, it)| (d, it)))
+    }
+
+    pub fn fire_due(&mut self, limit: f64, inclusive: bool) -> PyResult<()> {
+        for _ in 0..MAX_ITEMS_PER_STEP {
+            let Some((due, item)) = self.next_item()? else {
+                return Ok(());
+            };
+            if due > limit + if inclusive { EPS } else { -EPS } {
+                return Ok(());
+            }
+            self.set_now(due);
+            self.event = None;
+            match item {
+                Item::Clock(i) => {
+                    self.fire_clock(i)?;
+                    self.after_change("", None, &[])?;
+                }
+                Item::Pending(pi) => {
+                    let p = self.pending.remove(pi);
+                    self.fire_pending(p)?;
+                }
+            }
+            self.drain_signals()?;
+        }
+        Err(self.err(
+            &self.h.case_error,
+            format!("more than {MAX_ITEMS_PER_STEP} items fell due in one step; advance in smaller steps"),
+        ))
+    }
+
+    fn fire_pending(&mut self, p: Pend) -> PyResult<()> {
+        let pb = self.pb;
+        match p.kind {
+            Kind::Action => {
+                if let Some(&ai) = pb.action_by_source.get(&p.ref_) {
+                    self.emit(&pb.actions[ai], None)?;
+                }
+                self.after_change("", None, &[])?;
+            }
+            Kind::Timer => {
+                let Some(&ti) = pb.timer_by_source.get(&p.ref_) else {
+                    return Err(pyo3::exceptions::PyKeyError::new_err(p.ref_.clone()));
+                };
+                let (stage, t) = &pb.timers[ti];
+                if *stage != self.stage || self.ended {
+                    return Ok(());
+                }
+                if !self.holds(&t.when, None)? {
+                    return Ok(());
+                }
+                let mut entered = Vec::new();
+                match t.to {
+                    Some(to) => self.transition(to, &t.do_, None, &mut entered)?,
+                    None => self.run_actions(&t.do_, None, Owner::Stage(self.epoch))?,
+                }
+                self.after_change("", None, &entered)?;
+            }
+            Kind::Schedule => {
+                let Some(&si) = pb.schedule_by_source.get(&p.ref_) else {
+                    return Err(pyo3::exceptions::PyKeyError::new_err(p.ref_.clone()));
+                };
+                let (stage, s) = &pb.schedules[si];
+                if *stage != self.stage || self.ended {
+                    return Ok(());
+                }
+                if self.holds(&s.when, None)? {
+                    self.run_actions(&s.do_, None, Owner::Stage(self.epoch))?;
+                }
+                let now = self.now;
+                self.arm_schedule(si, now)?;
+                self.after_change("", None, &[])?;
+            }
+        }
+        Ok(())
+    }
+
+    // -- finish -----------------------------------------------------------------------------------------------
+    /// The step's result as plain tuples (see `_native/backend.py`).
+    pub fn finish(mut self) -> PyResult<Bound<'py, PyTuple>> {
+        let py = self.py;
+        for k in 0..self.order.len() {
+            let i = self.order[k];
+            self.touch(i)?;
+            let c = self.slots[i].w.as_ref().expect("a working copy");
+            let due = if c.status.is_open() || c.breached {
+                self.clock_due(i)?
+            } else {
+                None
+            };
+            self.w(i).due_s = due;
+        }
+        let items = self.deadline_items()?;
+        let nw = items.first().map(|x| x.0);
+        let items_py = PyList::empty(py);
+        for (d, _, k, n) in &items {
+            items_py.append((*d, *k, n.as_str()))?;
+        }
+        // clocks: None when no clock has a working copy (the state's mapping carries over)
+        let clocks: PyObj =
+            if self.order.is_empty() && self.slots.iter().all(|s| s.frozen.is_some()) {
+                py.None()
+            } else {
+                let l = PyList::empty(py);
+                for (i, s) in self.slots.iter().enumerate() {
+                    match (&s.w, &s.frozen) {
+                        (Some(w), _) => l.append(w.freeze(py, &self.pb.clocks[i].name)?)?,
+                        (None, Some(f)) => l.append(f.bind(py))?,
+                        (None, None) => l.append(py.None())?,
+                    }
+                }
+                l.into_any().unbind()
+            };
+        if self.pending.len() > 1 {
+            self.pending.sort_by(|a, b| {
+                a.due
+                    .partial_cmp(&b.due)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+                    .then(a.seq.cmp(&b.seq))
+            });
+        }
+        let pending = PyList::empty(py);
+        for p in &self.pending {
+            pending.append(p.to_py(py)?)?;
+        }
+        let signals = PyList::empty(py);
+        for s in &self.signals {
+            let rec = match &s.record {
+                Some(r) => r.clone_ref(py),
+                None => py.None(),
+            };
+            let data = match &s.data {
+                Some(d) => d.clone_ref(py),
+                None => py.None(),
+            };
+            signals.append((s.type_.as_str(), s.at, s.sla.as_deref(), s.cycle, rec, data))?;
+        }
+        let data: PyObj = match &self.data_w {
+            Some(w) => w.clone().into_any().unbind(),
+            None => py.None(),
+        };
+        let sends: PyObj = match &self.sends_w {
+            Some(w) => w.clone().into_any().unbind(),
+            None => py.None(),
+        };
+        let segments = PyTuple::new(py, self.segments.iter().map(|s| PyString::new(py, s)))?;
+        let actions = PyList::new(py, self.actions.iter().map(|a| a.bind(py)))?;
+        let out: Vec<PyObj> = vec![
+            self.case.as_str().into_pyobject(py)?.into_any().unbind(),
+            self.pb.stages[self.stage]
+                .name
+                .as_str()
+                .into_pyobject(py)?
+                .into_any()
+                .unbind(),
+            data,
+            self.tier.as_deref().into_pyobject(py)?.into_any().unbind(),
+            self.segment
+                .as_deref()
+                .into_pyobject(py)?
+                .into_any()
+                .unbind(),
+            segments.into_any().unbind(),
+            clocks,
+            self.now.into_pyobject(py)?.into_any().unbind(),
+            self.opened.into_pyobject(py)?.into_any().unbind(),
+            self.seq.into_pyobject(py)?.into_any().unbind(),
+            self.epoch.into_pyobject(py)?.into_any().unbind(),
+            pyo3::types::PyBool::new(py, self.ended)
+                .to_owned()
+                .into_any()
+                .unbind(),
+            pending.into_any().unbind(),
+            sends,
+            none_or(nw).into_pyobject(py)?.into_any().unbind(),
+            actions.into_any().unbind(),
+            signals.into_any().unbind(),
+            items_py.into_any().unbind(),
+        ];
+        PyTuple::new(py, out)
+    }
+}

@@ -1,0 +1,302 @@
+//! The compact state the core works on: clocks, pending items and their conversions from the
+//! Python `CaseState` pieces (read once per step) and to plain tuples (built once per step).
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyString, PyTuple};
+
+pub type PyObj = Py<PyAny>;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Status {
+    Pending,
+    Running,
+    Paused,
+    Met,
+    Breached,
+    Cancelled,
+}
+
+impl Status {
+    pub fn parse(s: &str) -> PyResult<Self> {
+        Ok(match s {
+            "pending" => Status::Pending,
+            "running" => Status::Running,
+            "paused" => Status::Paused,
+            "met" => Status::Met,
+            "breached" => Status::Breached,
+            "cancelled" => Status::Cancelled,
+            _ => return Err(PyValueError::new_err(format!("unknown clock status {s:?}"))),
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Met => "met",
+            Status::Breached => "breached",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_open(self) -> bool {
+        matches!(self, Status::Running | Status::Paused)
+    }
+}
+
+/// A clock's mutable working copy during a step (`_CW`).
+pub struct ClockW {
+    pub status: Status,
+    pub cycle: i64,
+    pub breached: bool,
+    pub started_s: Option<f64>,
+    pub as_of_s: Option<f64>,
+    pub elapsed_s: f64,
+    pub paused_s: f64,
+    pub pause_from_s: Option<f64>,
+    pub pauses: Vec<(f64, f64)>,
+    pub target_index: Option<i64>,
+    pub target_s: Option<f64>,
+    pub calendar: Option<String>,
+    pub breach_s: Option<f64>,
+    pub due_s: Option<f64>,
+    pub fired: usize,
+    pub conds: i64,
+    pub history: Vec<PyObj>,
+    /// business-time due instants by position (exact float keys, as the reference's dict)
+    pub memo: Vec<(f64, f64)>,
+}
+
+impl ClockW {
+    pub fn pending() -> Self {
+        ClockW {
+            status: Status::Pending,
+            cycle: 0,
+            breached: false,
+            started_s: None,
+            as_of_s: None,
+            elapsed_s: 0.0,
+            paused_s: 0.0,
+            pause_from_s: None,
+            pauses: Vec::new(),
+            target_index: None,
+            target_s: None,
+            calendar: None,
+            breach_s: None,
+            due_s: None,
+            fired: 0,
+            conds: 0,
+            history: Vec::new(),
+            memo: Vec::new(),
+        }
+    }
+
+    /// Read a Python `Clock`.
+    pub fn from_py(c: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let status = Status::parse(&c.getattr("status")?.extract::<String>()?)?;
+        let mut pauses = Vec::new();
+        for p in c.getattr("pauses")?.try_iter()? {
+            pauses.push(p?.extract::<(f64, f64)>()?);
+        }
+        let mut history = Vec::new();
+        for r in c.getattr("history")?.try_iter()? {
+            history.push(r?.unbind());
+        }
+        let target_s: Option<f64> = c.getattr("target_s")?.extract()?;
+        let due_s: Option<f64> = c.getattr("due_s")?.extract()?;
+        let breached: bool = c.getattr("breached")?.extract()?;
+        let memo = match (status, breached, due_s, target_s) {
+            (Status::Running, false, Some(d), Some(t)) => vec![(t, d)],
+            _ => Vec::new(),
+        };
+        Ok(ClockW {
+            status,
+            cycle: c.getattr("cycle")?.extract()?,
+            breached,
+            started_s: c.getattr("started_s")?.extract()?,
+            as_of_s: c.getattr("as_of_s")?.extract()?,
+            elapsed_s: c.getattr("elapsed_s")?.extract()?,
+            paused_s: c.getattr("paused_s")?.extract()?,
+            pause_from_s: c.getattr("pause_from_s")?.extract()?,
+            pauses,
+            target_index: c.getattr("target_index")?.extract()?,
+            target_s,
+            calendar: c.getattr("calendar")?.extract()?,
+            breach_s: c.getattr("breach_s")?.extract()?,
+            due_s,
+            fired: c.getattr("fired")?.extract()?,
+            conds: c.getattr("conds")?.extract()?,
+            history,
+            memo,
+        })
+    }
+
+    pub fn memo_get(&self, pos: f64) -> Option<f64> {
+        self.memo.iter().find(|(k, _)| *k == pos).map(|(_, v)| *v)
+    }
+
+    /// The fields of `Clock(name, ...)` after `name` and before `tz`, as `_CW.freeze` writes them.
+    pub fn freeze<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyTuple>> {
+        let pauses = PyTuple::new(py, self.pauses.iter().map(|p| (p.0, p.1)))?;
+        let history = PyTuple::new(py, self.history.iter().map(|h| h.bind(py)))?;
+        let items: Vec<PyObj> = vec![
+            PyString::new(py, name).into_any().unbind(),
+            PyString::new(py, self.status.as_str()).into_any().unbind(),
+            self.cycle.into_pyobject(py)?.into_any().unbind(),
+            pyo3::types::PyBool::new(py, self.breached)
+                .to_owned()
+                .into_any()
+                .unbind(),
+            self.started_s.into_pyobject(py)?.into_any().unbind(),
+            self.as_of_s.into_pyobject(py)?.into_any().unbind(),
+            round_us(self.elapsed_s)
+                .into_pyobject(py)?
+                .into_any()
+                .unbind(),
+            round_us(self.paused_s)
+                .into_pyobject(py)?
+                .into_any()
+                .unbind(),
+            self.pause_from_s.into_pyobject(py)?.into_any().unbind(),
+            pauses.into_any().unbind(),
+            self.target_index.into_pyobject(py)?.into_any().unbind(),
+            self.target_s.into_pyobject(py)?.into_any().unbind(),
+            self.calendar
+                .as_deref()
+                .into_pyobject(py)?
+                .into_any()
+                .unbind(),
+            self.breach_s.into_pyobject(py)?.into_any().unbind(),
+            self.due_s.into_pyobject(py)?.into_any().unbind(),
+            self.fired.into_pyobject(py)?.into_any().unbind(),
+            self.conds.into_pyobject(py)?.into_any().unbind(),
+            history.into_any().unbind(),
+        ];
+        PyTuple::new(py, items)
+    }
+}
+
+/// `_r`: POSIX seconds rounded to microseconds, as `round(x * 1_000_000) / 1_000_000`.
+pub fn round_us(x: f64) -> f64 {
+    (x * 1_000_000.0).round_ties_even() / 1_000_000.0
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Action,
+    Timer,
+    Schedule,
+}
+
+impl Kind {
+    pub fn order(self) -> u8 {
+        match self {
+            Kind::Action => 1,
+            Kind::Timer => 2,
+            Kind::Schedule => 3,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Action => "action",
+            Kind::Timer => "timer",
+            Kind::Schedule => "schedule",
+        }
+    }
+}
+
+#[derive(Clone, PartialEq)]
+pub enum Owner {
+    Keep,
+    Stage(i64),
+    Clock(String, i64),
+    /// anything else a state may hold: never matched by a cancellation
+    Other,
+}
+
+/// A timer, delayed action or schedule (`Pending`); `obj` is the Python object it came from.
+pub struct Pend {
+    pub due: f64,
+    pub kind: Kind,
+    pub ref_: String,
+    pub owner: Owner,
+    pub seq: i64,
+    pub origin: f64,
+    pub obj: Option<PyObj>,
+}
+
+impl Pend {
+    pub fn from_py(p: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let kind = match p.getattr("kind")?.extract::<String>()?.as_str() {
+            "action" => Kind::Action,
+            "timer" => Kind::Timer,
+            "schedule" => Kind::Schedule,
+            k => return Err(PyValueError::new_err(format!("unknown pending kind {k:?}"))),
+        };
+        let o = p.getattr("owner")?;
+        let n = o.len()?;
+        let owner = if n == 0 {
+            Owner::Keep
+        } else {
+            let tag: Option<String> = o.get_item(0)?.extract().ok();
+            match (tag.as_deref(), n) {
+                (Some("stage"), 2) => o
+                    .get_item(1)?
+                    .extract()
+                    .map(Owner::Stage)
+                    .unwrap_or(Owner::Other),
+                (Some("clock"), 3) => match (
+                    o.get_item(1)?.extract::<String>(),
+                    o.get_item(2)?.extract::<i64>(),
+                ) {
+                    (Ok(a), Ok(b)) => Owner::Clock(a, b),
+                    _ => Owner::Other,
+                },
+                _ => Owner::Other,
+            }
+        };
+        if owner == Owner::Other {
+            return Err(PyValueError::new_err(
+                "a pending item with an unknown owner",
+            ));
+        }
+        Ok(Pend {
+            due: p.getattr("due")?.extract()?,
+            kind,
+            ref_: p.getattr("ref")?.extract()?,
+            owner,
+            seq: p.getattr("seq")?.extract()?,
+            origin: p.getattr("origin")?.extract()?,
+            obj: Some(p.clone().unbind()),
+        })
+    }
+
+    /// The Python object it came from, or `(due, kind, ref, owner, seq, origin)` for a new one.
+    pub fn to_py(&self, py: Python<'_>) -> PyResult<PyObj> {
+        if let Some(o) = &self.obj {
+            return Ok(o.clone_ref(py));
+        }
+        let owner: PyObj = match &self.owner {
+            Owner::Keep | Owner::Other => PyTuple::empty(py).into_any().unbind(),
+            Owner::Stage(e) => ("stage", *e).into_pyobject(py)?.into_any().unbind(),
+            Owner::Clock(n, c) => ("clock", n.as_str(), *c)
+                .into_pyobject(py)?
+                .into_any()
+                .unbind(),
+        };
+        Ok((
+            self.due,
+            self.kind.as_str(),
+            self.ref_.as_str(),
+            owner,
+            self.seq,
+            self.origin,
+        )
+            .into_pyobject(py)?
+            .into_any()
+            .unbind())
+    }
+}

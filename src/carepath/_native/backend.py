@@ -1,0 +1,250 @@
+"""The native backend: ``Engine.start/handle/advance`` run by ``carepath_core`` (SPEC §4.1).
+
+:func:`attach` is called by :class:`~carepath.engine.Engine` for ``backend="auto"`` and
+``"native"``. It lowers the playbook (:mod:`.lower`) and, when the core is installed and supports
+the playbook, replaces the engine's three step methods on that instance. Everything else
+(``opens``, ``case_key``, ``deadlines``, ``migrate``) stays the reference's, and so do the rare
+paths of a step that change nothing (an ignored event, an ``advance`` with nothing due) and the
+checks before a step (playbook mismatch, order, payload validation): they produce the same
+objects either way.
+
+A native step's ``trace`` is built on first read by replaying the step on the reference engine
+(both are pure, so the replay takes the same decisions).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from ..errors import CarepathError, CaseError, InvalidEvent, SignalLoop
+from ..state import Action, CaseState, Clock, ClockRecord, Event, Pending, Signal, _r
+from .lower import Unsupported, lower
+
+if TYPE_CHECKING:
+    from ..engine import Engine, Step
+
+__all__ = ["BACKENDS", "attach"]
+
+BACKENDS = ("auto", "native", "python")
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_KIND_ORDER = {"clock": 0, "threshold": 0, "action": 1, "timer": 2, "schedule": 3}
+
+
+def _choice(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if backend == "auto":
+        env = os.environ.get("CAREPATH_ENGINE", "").strip().lower()
+        if env in ("python", "native"):
+            return env
+        if env not in ("", "auto"):
+            raise ValueError(f"CAREPATH_ENGINE must be python or native, not {env!r}")
+    return backend
+
+
+def attach(eng: Engine, backend: str) -> None:
+    """Make ``eng`` run its steps natively when ``backend`` (and ``CAREPATH_ENGINE``) allow it.
+
+    ``auto`` falls back to the Python engine when the core is not installed or does not support
+    the playbook; ``native`` raises :class:`~carepath.errors.CarepathError` saying why instead.
+    """
+    choice = _choice(backend)
+    if choice == "python":
+        return
+    pb = eng.playbook
+    try:
+        import carepath_core
+    except ImportError:
+        if choice == "native":
+            raise CarepathError("backend='native' needs the carepath-core package (pip install carepath[native])") from None
+        return
+    try:
+        plain = lower(pb)
+    except Unsupported as exc:
+        if choice == "native":
+            raise CarepathError(f"playbook {pb.id} {pb.version}: the native core does not support it: {exc}") from None
+        return
+    native = _Native(eng, carepath_core.Engine(plain, _helpers(eng)))
+    eng.start = native.start  # type: ignore[method-assign]
+    eng.handle = native.handle  # type: ignore[method-assign]
+    eng.advance = native.advance  # type: ignore[method-assign]
+    eng.backend = "native"
+
+
+def _helpers(eng: Engine) -> dict[str, Callable[..., Any]]:
+    from ..compile import describe
+    from ..engine import _coerce, _duration
+
+    tz = eng.tz
+    fromts = datetime.fromtimestamp
+
+    def dt(x: float) -> datetime:
+        return fromts(x, tz)
+
+    def record(cycle: int, started: float, stopped: float, elapsed: float, paused: float, target: float | None,
+               met: bool | None, failed: float | None) -> ClockRecord:
+        return ClockRecord(cycle, fromts(started, tz), fromts(stopped, tz), timedelta(seconds=elapsed),
+                           timedelta(seconds=paused), None if target is None else timedelta(seconds=target), met,
+                           None if failed is None else timedelta(seconds=failed))
+
+    def wall_days(t: float, days: int) -> float:
+        local = fromts(t, tz)
+        wall = (local.replace(tzinfo=None) + timedelta(days=days)).replace(tzinfo=tz)
+        return _r(wall.timestamp())
+
+    def duration(text: Any) -> tuple[float, int, int]:
+        d = _duration(text)
+        return (float(d.seconds), int(d.days), int(d.business_days))
+
+    def iso(t: float) -> str:
+        return fromts(t, tz).isoformat()
+
+    def coerce(v: Any, t: Any) -> tuple[bool, Any, Any]:
+        if isinstance(v, timedelta):
+            v = v.total_seconds()
+        ok, cv = _coerce(v, t)
+        return ok, cv, v
+
+    return {"dt": dt, "record": record, "wall_days": wall_days, "duration": duration, "iso": iso,
+            "coerce": coerce, "describe": describe,
+            "invalid": lambda msg, event: InvalidEvent(msg, event=event),
+            "signal_loop": lambda msg, event: SignalLoop(msg, event=event),
+            "case_error": lambda msg, event: CaseError(msg)}
+
+
+class _Native:
+    """The three step methods of one engine, run by the core."""
+
+    __slots__ = ("core", "eng", "names", "step_cls")
+
+    def __init__(self, eng: Engine, core: Any) -> None:
+        self.eng = eng
+        self.core = core
+        self.names = tuple(eng.playbook.clocks)
+        self.step_cls = _native_step_class()
+
+    def start(self, event: Event, previous: CaseState | None = None) -> Step:
+        from ..engine import Engine, _NullScope
+
+        eng = self.eng
+        pb = eng.playbook
+        if event.type not in pb.start.on or previous is not None:
+            # a refusal, or a re-entered key: the reference checks and raises the same way; a
+            # re-entry is rare enough to run there whole
+            return Engine.start(eng, event, previous)
+        view = eng._event_view(event)
+        if pb.start.when is not None and pb.start.when({}, view, _NullScope) is not True:
+            return Engine.start(eng, event, previous)
+        key = pb.start.key({}, view, _NullScope)
+        if key is None or key == "":
+            return Engine.start(eng, event, previous)
+        try:
+            out = self.core.start(event, view, str(key), event._ts, 0)
+        except CarepathError:
+            raise
+        except Exception as exc:
+            raise CaseError(f"native core failed on playbook {pb.id}, event {event.id}: {exc!r}", event=event) from exc
+        return self._step(out, None, lambda: Engine.start(eng, event, previous))
+
+    def handle(self, state: CaseState, event: Event) -> Step:
+        from ..engine import _EPS, Engine
+
+        eng = self.eng
+        eng._check(state, event)
+        if event._ts < state.now_s - _EPS or state.ended or event.type not in eng._mentioned:
+            return Engine.handle(eng, state, event)  # raises, or an `ignored` step with the state as it is
+        view = eng._event_view(event, state=state)
+        try:
+            out = self.core.handle(state, event, view, event._ts)
+        except CarepathError:
+            raise
+        except Exception as exc:
+            raise CaseError(f"native core failed on playbook {eng.playbook.id}, event {event.id}: {exc!r}",
+                            event=event, state=state) from exc
+        return self._step(out, state, lambda: Engine.handle(eng, state, event))
+
+    def advance(self, state: CaseState, now: datetime) -> Step:
+        from ..engine import Engine
+
+        eng = self.eng
+        eng._check(state, None)
+        t = _r(now.timestamp()) if now.tzinfo is not None else None
+        if t is None or t <= state.now_s or state.next_wakeup_s is None or state.next_wakeup_s > t:
+            return Engine.advance(eng, state, now)  # raises, or nothing due: the state as it is
+        try:
+            out = self.core.advance(state, t)
+        except CarepathError:
+            raise
+        except Exception as exc:
+            raise CaseError(f"native core failed on playbook {eng.playbook.id}, advance to {now.isoformat()}: "
+                            f"{exc!r}", state=state) from exc
+        return self._step(out, state, lambda: Engine.advance(eng, state, now))
+
+    def _step(self, out: tuple[Any, ...], s0: CaseState | None, replay: Callable[[], Step]) -> Step:
+        (case, stage, data, tier, segment, segments, clocks, now, opened, seq, epoch, ended, pending, sends, nw,
+         actions, signals, items) = out
+        eng = self.eng
+        pb = eng.playbook
+        tz = eng.tz
+        names = self.names
+        if clocks is None and s0 is not None:
+            f0 = s0.clocks
+            if isinstance(f0, MappingProxyType) and len(f0) == len(names) and all(n in f0 for n in names):
+                cmap = f0
+            else:
+                cmap = MappingProxyType({n: f0.get(n) or Clock(n, tz=tz) for n in names})
+        else:
+            cm: dict[str, Clock] = {}
+            for n, c in zip(names, clocks, strict=True):
+                if c is None:
+                    cm[n] = Clock(n, tz=tz)
+                elif c.__class__ is tuple:
+                    cm[n] = Clock(*c, tz)
+                else:
+                    cm[n] = c
+            cmap = MappingProxyType(cm)
+        if sends is None:
+            sends_m = s0.sends if s0 is not None else _EMPTY
+        else:
+            sends_m = MappingProxyType({k: v for k, v in sends.items() if v}) if sends else _EMPTY
+        state = CaseState(
+            playbook=pb.id, version=pb.version, content_hash=pb.content_hash, case=case, stage=stage,
+            data=MappingProxyType(data) if data is not None else s0.data,  # type: ignore[union-attr]
+            tier=tier, segment=segment, segments=segments, clocks=cmap, now_s=now, opened_s=opened, seq=seq,
+            epoch=epoch, ended=ended,
+            pending=tuple(Pending(*p) if p.__class__ is tuple else p for p in pending),
+            sends=sends_m, timezone=pb.timezone, next_wakeup_s=nw)
+        fromts = datetime.fromtimestamp
+        acts = [Action(i, pb.id, case, verb, MappingProxyType(params), fromts(at, tz), src)
+                for i, verb, params, at, src in actions]
+        sigs = [Signal(ty, fromts(at, tz), sla, cycle, rec, MappingProxyType(dict(d)) if d else _EMPTY)
+                for ty, at, sla, cycle, rec, d in signals]
+        its = tuple((d, _KIND_ORDER[k], k, n) for d, k, n in items)
+        step = self.step_cls(state, acts, sigs, its, ())
+        object.__setattr__(step, "_replay", replay)
+        return step
+
+
+_STEP_CLS: Any = None
+
+
+def _native_step_class() -> Any:
+    global _STEP_CLS
+    if _STEP_CLS is None:
+        from ..engine import Step
+
+        class NativeStep(Step):
+            """A :class:`~carepath.engine.Step` from the core; ``trace`` replays the reference."""
+
+            __slots__ = ("_replay",)
+
+            @property
+            def trace(self) -> list[tuple[str, str, str, str]]:
+                return self._replay().trace
+
+        _STEP_CLS = NativeStep
+    return _STEP_CLS

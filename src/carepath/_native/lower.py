@@ -1,0 +1,118 @@
+"""Compiled :class:`~carepath.compile.Playbook` → the plain data ``carepath_core.Engine`` reads.
+
+The core receives tuples, lists and dicts of strings and numbers. Two kinds of piece are still
+handed over as Python objects and called back by the core, each behind one seam so that a native
+implementation can replace it without touching the engine: conditions (``Expr.fn``) and
+calendars/cron schedules (``Calendar``/``Schedule``). A playbook that uses something the core
+does not implement raises :class:`Unsupported` naming it; ``backend="auto"`` then runs the Python
+engine and ``backend="native"`` refuses.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from ..compile import ActionDef, ClockDef, HandlerDef, Playbook, SetValue, TimerDef, TriggerDef
+from ..expr import Expr
+
+__all__ = ["Unsupported", "lower"]
+
+#: Specials the core cannot offer to conditions yet: reading them moves a clock (`touch`), whose
+#: float arithmetic the core would have to replay at exactly the reference's instants.
+_UNSUPPORTED_SLA_ATTRS = ("elapsed", "remaining", "due")
+
+
+class Unsupported(Exception):
+    """The playbook uses something the native core does not implement (the reason says what)."""
+
+
+def _cond(e: Expr | None, where: str) -> Any:
+    if e is None:
+        return None
+    for n in e.names:
+        if n.startswith("sla.") and n.rsplit(".", 1)[-1] in _UNSUPPORTED_SLA_ATTRS:
+            raise Unsupported(f"{where}: the condition {e.source!r} reads {n}")
+    return e.fn
+
+
+def _delay(d: Any) -> Any:
+    if d is None:
+        return None
+    return (float(d.seconds), int(d.days), int(d.business_days))
+
+
+def _sets(sets: tuple[SetValue, ...], where: str) -> list[Any]:
+    return [(s.field, s.literal, _cond(s.expr, where), s.type) for s in sets]
+
+
+def _actions(acts: tuple[ActionDef, ...]) -> list[Any]:
+    out = []
+    for a in acts:
+        arg_s = a.arg if isinstance(a.arg, str) else None
+        out.append((a.verb, a.arg, arg_s, dict(a.params), a.source, _delay(a.delay), a.calendar, a.window,
+                    bool(a.keep), _sets(a.sets, a.source)))
+    return out
+
+
+def _handlers(hs: tuple[HandlerDef, ...]) -> list[Any]:
+    return [(h.to, _cond(h.when, h.source), _sets(h.sets, h.source), _actions(h.do), h.source) for h in hs]
+
+
+def _timer(t: TimerDef) -> Any:
+    return (t.index, _delay(t.delay), t.to, _actions(t.do), _cond(t.when, t.source), t.calendar, t.window, t.source)
+
+
+def _trigger(t: TriggerDef | None, where: str) -> Any:
+    if t is None:
+        return None
+    return (sorted(t.on), sorted(t.enter), _cond(t.when, where))
+
+
+def _clock(c: ClockDef, fields: frozenset[str]) -> Any:
+    where = f"slas.{c.name}"
+    pause = None if c.pause is None else (sorted(c.pause.stages), _cond(c.pause.when, where + ".pause"))
+    # what the targets read when that is only case data (see Engine._clock_plan), else None
+    stable = fields | {"segment", "segments", "tier", "channel"}
+    reads: list[str] | None = None
+    if all(t.when is None or t.when.names <= stable for t in c.targets):
+        rs: set[str] = set().union(*(t.when.names for t in c.targets if t.when is not None))
+        if c.calendar == "channel" or any(t.calendar == "channel" for t in c.targets):
+            rs.add("channel")
+        reads = sorted(rs)
+    targets = [(t.index, _cond(t.when, f"{where}.targets[{t.index}]"), t.seconds, t.business_days, t.calendar)
+               for t in c.targets]
+    thresholds = [(th.percent, th.offset, _actions(th.do), th.text, th.severity) for th in c.thresholds]
+    return (c.name, _trigger(c.start, where + ".start"), _trigger(c.stop, where + ".stop"), pause,
+            _trigger(c.reset, where + ".reset"), _trigger(c.cancel, where + ".cancel"), bool(c.repeat), c.calendar,
+            targets, thresholds, reads)
+
+
+def lower(pb: Playbook) -> dict[str, Any]:
+    """The plain form of ``pb`` for ``carepath_core.Engine``; raises :class:`Unsupported`."""
+    if sys.version_info >= (3, 12):
+        # the reference sums pause spans with sum(), which became compensated in 3.12
+        raise Unsupported("Python 3.12+ sums floats differently; the core replays 3.11's sum()")
+    fields = frozenset(pb.fields)
+    stages = []
+    for st in pb.stages.values():
+        stages.append((st.name, bool(st.final), _actions(st.enter), _actions(st.exit),
+                       {ty: _handlers(hs) for ty, hs in st.on.items()},
+                       [_timer(t) for t in st.after],
+                       [(s.index, s.schedule, s.window, _actions(s.do), _cond(s.when, s.source), s.source)
+                        for s in st.every]))
+    return {
+        "id": pb.id, "version": pb.version, "hash": pb.content_hash, "timezone": pb.timezone,
+        "stages": stages, "initial": pb.initial,
+        "root_on": {ty: _handlers(hs) for ty, hs in pb.on.items()},
+        "clocks": [_clock(c, fields) for c in pb.clocks.values()],
+        "segments": [(n, _cond(e, f"segments.{n}")) for n, e in pb.segments],
+        "segments_volatile": any(n not in pb.fields for _, e in pb.segments for n in e.names),
+        "start_sets": _sets(pb.start.sets, "start.set"),
+        "defaults": dict(pb.defaults),
+        "tiers": list(pb.tiers),
+        "channels": {n: (ch.calendar, ch.cap_per, ch.cap_max) for n, ch in pb.channels.items()},
+        "calendars": dict(pb.calendars),
+        "exit_on": sorted(pb.exit_on), "exit_when": _cond(pb.exit_when, "exit.when"),
+        "event_types": sorted(pb.event_types),
+    }
