@@ -191,8 +191,8 @@ class _Native:
         pb = eng.playbook
         tz = eng.tz
         names = self.names
-        if clocks is None and s0 is not None:
-            f0 = s0.clocks
+        if clocks is None:  # no clock was touched: carried over as the reference does
+            f0 = s0.clocks if s0 is not None else _EMPTY
             if isinstance(f0, MappingProxyType) and len(f0) == len(names) and all(n in f0 for n in names):
                 cmap = f0
             else:

@@ -1,0 +1,149 @@
+"""The native core against the reference: byte-identical steps (SPEC §4.1, issue 16).
+
+Both example logs, and Hypothesis-generated playbooks × event streams × extra ``advance`` calls,
+run through ``Engine(pb, backend="python")`` and ``Engine(pb, backend="native")`` side by side;
+every step must agree on ``state.to_json()``, the actions, the signals, the deadlines and the
+errors raised. Generated playbooks the core does not support (``Unsupported``) are skipped; the
+examples must be supported. Without the core installed the module skips, unless
+``CAREPATH_REQUIRE_NATIVE=1`` (CI on a machine with cargo), where it fails.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from carepath import Engine, load, loads
+from carepath.errors import CarepathError, PlaybookError
+from carepath.state import event_from_line
+from strategies import ADVANCE, playbooks, streams, timed, with_advances, yaml_text
+
+try:
+    import carepath_core  # noqa: F401
+except ImportError:  # pragma: no cover - depends on the machine
+    if os.environ.get("CAREPATH_REQUIRE_NATIVE") == "1":
+        raise
+    pytest.skip("carepath-core is not installed (scripts/bootstrap builds it when cargo is present)",
+                allow_module_level=True)
+
+from carepath._native import Unsupported, lower
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = [("vn-retail-support.yaml", "vn-retail-support.jsonl"),
+            ("omnichannel-journey.yaml", "omnichannel-journey.jsonl")]
+SETTINGS = settings(max_examples=int(os.environ.get("CAREPATH_EXAMPLES", "80")), deadline=None, database=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def _dump(step: Any) -> tuple[Any, ...]:
+    return (step.state.to_json(), [a.to_dict() for a in step.actions], [s.to_dict() for s in step.signals],
+            [d.to_dict() for d in step.deadlines], step.state.next_wakeup)
+
+
+def _do(fn: Any, *args: Any) -> tuple[str, Any]:
+    try:
+        return "ok", fn(*args)
+    except CarepathError as exc:
+        return "error", (type(exc).__name__, str(exc))
+
+
+class Pair:
+    """One case through both backends in lockstep; every step compared."""
+
+    def __init__(self, pb: Any) -> None:
+        self.py = Engine(pb, backend="python")
+        self.nt = Engine(pb, backend="native")
+        assert self.py.backend == "python" and self.nt.backend == "native"
+        self.sp: Any = None
+        self.sn: Any = None
+        self.steps = 0
+
+    def _both(self, name: str, *args: Any) -> None:
+        a = _do(getattr(self.py, name), *((self.sp, *args) if name != "start" else (*args, self.sp)))
+        b = _do(getattr(self.nt, name), *((self.sn, *args) if name != "start" else (*args, self.sn)))
+        assert a[0] == b[0], (name, args, a, b)
+        if a[0] == "error":
+            assert a[1] == b[1]
+            return
+        assert _dump(a[1]) == _dump(b[1]), (name, args)
+        self.sp, self.sn = a[1].state, b[1].state
+        self.steps += 1
+
+    def event(self, ev: Any) -> None:
+        if self.sp is None or self.sp.ended:
+            if self.py.opens(ev):
+                self._both("start", ev)
+            return
+        self._both("handle", ev)
+
+    def advance(self, t: Any) -> None:
+        if self.sp is not None:
+            self._both("advance", t)
+
+
+@pytest.mark.parametrize(("yaml", "log"), EXAMPLES)
+def test_examples_are_supported(yaml: str, log: str) -> None:
+    lower(load(ROOT / "examples" / yaml))
+    assert Engine(load(ROOT / "examples" / yaml)).backend == "native"
+
+
+@pytest.mark.parametrize("wakeups", [False, True], ids=["events", "events+wakeups"])
+@pytest.mark.parametrize(("yaml", "log"), EXAMPLES)
+def test_example_logs_are_byte_identical(yaml: str, log: str, wakeups: bool) -> None:
+    pb = load(ROOT / "examples" / yaml)
+    pairs: dict[str, Pair] = {}
+    lines = [ln.strip() for ln in (ROOT / "examples" / "events" / log).read_text().splitlines() if ln.strip()]
+    for line in lines:
+        ev = event_from_line(line)
+        key = Engine(pb, backend="python").case_key(ev) or ""
+        p = pairs.setdefault(key, Pair(pb))
+        if wakeups:  # advance to every wake-up before the event, and to a quiet instant
+            for _ in range(50):
+                nw = p.sp.next_wakeup if p.sp is not None else None
+                if nw is None or nw >= ev.at:
+                    break
+                p.advance(nw)
+            if p.sp is not None:
+                p.advance(p.sp.now + (ev.at - p.sp.now) / 3)
+        p.event(ev)
+    assert sum(p.steps for p in pairs.values()) >= len(lines) // 2
+    for p in pairs.values():  # and everything still due, a week on
+        if p.sp is not None:
+            p.advance(p.sp.now + timedelta(days=7))
+
+
+@functools.lru_cache(maxsize=256)
+def _playbook(text: str) -> Any:
+    try:
+        pb = loads(text)
+    except PlaybookError:
+        return None
+    try:
+        lower(pb)
+    except Unsupported:
+        return None
+    return pb
+
+
+@SETTINGS
+@given(data=st.data())
+def test_generated_playbooks_and_streams_are_byte_identical(data: Any) -> None:
+    d = data.draw(playbooks())
+    pb = _playbook(yaml_text(d))
+    assume(pb is not None)
+    stream = data.draw(streams(d).flatmap(with_advances))
+    p = Pair(pb)
+    for ev in timed(stream):
+        if ev.type == ADVANCE:
+            p.advance(ev.at)
+        else:
+            p.event(ev)
+    if p.sp is not None:
+        p.advance(p.sp.now + timedelta(days=30))
