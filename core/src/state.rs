@@ -180,7 +180,8 @@ impl ClockW {
 
 /// `_r`: POSIX seconds rounded to microseconds, as `round(x * 1_000_000) / 1_000_000`.
 pub fn round_us(x: f64) -> f64 {
-    (x * 1_000_000.0).round_ties_even() / 1_000_000.0
+    // `round()` returns an int, so a negative zero comes back as 0.0: `+ 0.0` does the same
+    (x * 1_000_000.0).round_ties_even() / 1_000_000.0 + 0.0
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -298,5 +299,29 @@ impl Pend {
             .into_pyobject(py)?
             .into_any()
             .unbind())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_us_is_pythons_round_half_even() {
+        // values checked against CPython's round(x * 1_000_000) / 1_000_000
+        assert_eq!(round_us(1.0000005), 1.000001);
+        assert_eq!(round_us(1.0000015), 1.000002);
+        assert_eq!(round_us(2.5e-6), 2e-6); // 2.5 → 2: half to even
+        assert_eq!(round_us(1_800_000_000.123_456_7), 1_800_000_000.123_457);
+        assert!(round_us(-0.0000005).is_sign_positive()); // round() gives the int 0, never -0.0
+    }
+
+    #[test]
+    fn statuses_round_trip() {
+        for s in ["pending", "running", "paused", "met", "breached", "cancelled"] {
+            assert_eq!(Status::parse(s).map(|x| x.as_str()).ok(), Some(s));
+        }
+        assert!(Status::parse("running").map(|s| s.is_open()).unwrap_or(false));
+        assert_eq!(Kind::Timer.order(), 2);
     }
 }

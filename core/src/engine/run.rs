@@ -323,14 +323,14 @@ impl<'a, 'py> Run<'a, 'py> {
         entered: &[usize],
     ) -> PyResult<()> {
         self.eval_clocks(type_, view, entered)?;
-        if !self.ended {
-            if self.pb.stages[self.stage].final_ {
-                self.end_case()?;
-            } else if self.pb.exit_on.iter().any(|t| t == type_)
-                && self.holds(&self.pb.exit_when, view)?
-            {
-                self.end_case()?;
-            }
+        if self.ended {
+            return Ok(());
+        }
+        // a final stage ends the case; so does an `exit.on` event whose `exit.when` holds
+        let exits = self.pb.stages[self.stage].final_
+            || (self.pb.exit_on.iter().any(|t| t == type_) && self.holds(&self.pb.exit_when, view)?);
+        if exits {
+            self.end_case()?;
         }
         Ok(())
     }

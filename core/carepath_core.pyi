@@ -1,0 +1,26 @@
+"""Typed stub of the native core (``carepath_core``). Private: use ``carepath.Engine``.
+
+``Engine`` consumes the plain form of a compiled playbook (``carepath._native.lower.lower``) and
+helper callables (``carepath._native.backend._helpers``); each step returns a flat tuple that
+``carepath._native.backend`` turns into the public ``Step`` (state, actions, signals, deadlines).
+"""
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__version__: str
+
+StepTuple = tuple[Any, ...]
+
+class Engine:
+    def __init__(self, plain: Mapping[str, Any], helpers: Mapping[str, Callable[..., Any]]) -> None: ...
+    def start(self, event: Any, view: Mapping[str, Any], key: str, at: float, seq: int) -> StepTuple: ...
+    def handle(self, state: Any, event: Any, view: Mapping[str, Any], at: float) -> StepTuple: ...
+    def advance(self, state: Any, t: float) -> StepTuple: ...
+
+class Scope:
+    """What conditions read besides fields and the event (``stage``, ``segment``, ``sla.x.status``…)."""
+
+    def get(self, name: str, default: Any = None) -> Any: ...
+    def __getitem__(self, name: str) -> Any: ...
+    def __len__(self) -> int: ...
