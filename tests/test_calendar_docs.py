@@ -5,8 +5,8 @@ from __future__ import annotations
 import doctest
 from pathlib import Path
 
-import carepath.calendar
-import carepath.schedule
+import carepath.calendar.business
+import carepath.calendar.schedule
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "business-time.md"
 
@@ -17,5 +17,5 @@ def test_docs_page() -> None:
 
 
 def test_module_docstrings() -> None:
-    for module in (carepath.calendar, carepath.schedule):
+    for module in (carepath.calendar.business, carepath.calendar.schedule):
         assert doctest.testmod(module).failed == 0

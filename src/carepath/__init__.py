@@ -38,13 +38,13 @@ __all__ = [
 ]
 
 _WHERE = {
-    "Calendar": "calendar",
+    "Calendar": "calendar.business",
     "Diagnostic": "diagnostics",
-    "load": "loader",
-    "loads": "loader",
-    "Playbook": "compile",
-    "Engine": "engine",
-    "Step": "engine",
+    "load": "loading.loader",
+    "loads": "loading.loader",
+    "Playbook": "compile.compiler",
+    "Engine": "engine.engine",
+    "Step": "engine.engine",
     "Event": "state",
     "Action": "state",
     "Signal": "state",
@@ -55,11 +55,11 @@ _WHERE = {
 _ERRORS = {n for n in __all__ if n.endswith(("Error", "Mismatch", "Loop", "OutOfOrder", "Event", "Time")) and n != "Event"}
 
 if TYPE_CHECKING:
-    from .calendar import Calendar
-    from .compile import Playbook
-    from .diagnostics import Diagnostic
-    from .engine import Engine, Step
-    from .errors import (
+    from carepath.calendar.business import Calendar
+    from carepath.compile.compiler import Playbook
+    from carepath.diagnostics import Diagnostic
+    from carepath.engine.engine import Engine, Step
+    from carepath.errors import (
         CalendarError,
         CarepathError,
         CaseError,
@@ -72,8 +72,8 @@ if TYPE_CHECKING:
         PlaybookMismatch,
         SignalLoop,
     )
-    from .loader import load, loads
-    from .state import Action, CaseState, Clock, Deadline, Event, Signal
+    from carepath.loading.loader import load, loads
+    from carepath.state import Action, CaseState, Clock, Deadline, Event, Signal
 
 
 def __getattr__(name: str) -> Any:

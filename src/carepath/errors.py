@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .diagnostics import Diagnostic
+    from carepath.diagnostics import Diagnostic
 
 __all__ = [
     "CalendarError",

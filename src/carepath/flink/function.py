@@ -43,8 +43,7 @@ from pyflink.datastream.state import (  # type: ignore[import-untyped, import-no
     ValueStateDescriptor,
 )
 
-from ..state import CaseState, Event
-from .core import (
+from carepath.flink.core import (
     FLUSH_TS,
     MAX_WATERMARK,
     Record,
@@ -58,9 +57,10 @@ from .core import (
     rejection,
     timer_ms,
 )
+from carepath.state import CaseState, Event
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from carepath.engine.engine import Engine
 
 __all__ = [
     "OUTCOMES",
@@ -91,13 +91,13 @@ class PlaybookSource:
         """Compile it (on the worker)."""
         from pathlib import Path
 
-        from ..loader import loads
+        from carepath.loading.loader import loads
 
         return loads(self.text, file=self.path, base_dir=Path(self.path).resolve().parent)
 
 
 def _engines(sources: Sequence[PlaybookSource]) -> list[Engine]:
-    from ..engine import Engine
+    from carepath.engine.engine import Engine
 
     return [Engine(s.load(), trace=False) for s in sources]
 
@@ -293,7 +293,7 @@ class CaseFunction(KeyedProcessFunction):  # type: ignore[misc, unused-ignore]
 
 
 def _at_us(r: Record) -> int:
-    from .core import micros
+    from carepath.flink.core import micros
 
     return micros(Event.from_dict(event_obj(r.line)).at)
 

@@ -1,7 +1,7 @@
 """An in-memory run with the embedded runtime's simulated clock, for comparison with the Flink job.
 
 :func:`run_reference` reads event lines in order and, for each event, routes it to every playbook
-(:func:`carepath.router.route`, the same call the Flink function makes), then — after the last
+(:func:`carepath.engine.router.route`, the same call the Flink function makes), then — after the last
 event — advances every case to ``until`` (or to the last event's instant). Per case this is the
 simulated clock of ``carepath run --clock simulated``: wake-ups due strictly before an event fire
 before it (``Engine.handle`` fires them), those due at its instant after it. Cases are
@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..state import Action, CaseState, Event
-from .core import (
+from carepath.flink.core import (
     action_line,
     advance_to,
     apply_event,
@@ -30,10 +29,11 @@ from .core import (
     rejection,
     skip_line,
 )
+from carepath.state import Action, CaseState, Event
 
 if TYPE_CHECKING:
-    from ..compile import Playbook
-    from ..engine import Engine
+    from carepath.compile.compiler import Playbook
+    from carepath.engine.engine import Engine
 
 __all__ = ["Result", "run_reference"]
 
@@ -53,7 +53,7 @@ class Result:
 
 def run_reference(playbooks: Sequence[Playbook], lines: Iterable[str], until: datetime | None = None) -> Result:
     """Run ``lines`` (JSONL event lines) through ``playbooks`` in memory (see the module docstring)."""
-    from ..engine import Engine
+    from carepath.engine.engine import Engine
 
     engines = [Engine(p, trace=False) for p in playbooks]
     cases: list[dict[str, CaseState]] = [{} for _ in engines]
