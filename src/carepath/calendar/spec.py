@@ -16,6 +16,8 @@ from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from carepath.calendar.holidays import check_country
+
 __all__ = ["DAYS", "CalendarSpec", "CountryRule", "Problem", "parse_spec"]
 
 Path = tuple[str | int, ...]
@@ -329,8 +331,6 @@ def _country(entry: Mapping[str, Any], path: Path, problems: list[Problem]) -> C
         problems.append((path, f"country and subdiv are codes such as VN or US/CA, not {code!r}/{subdiv!r}", OTHER))
         return None
     excepted = _dates(entry.get("except", []), (*path, "except"), problems)
-    from carepath.calendar.holidays import check_country
-
     message = check_country(code, subdiv)
     if message is not None:
         problems.append(((*path, "subdiv" if subdiv and code.upper() in message else "country"), message, OTHER))

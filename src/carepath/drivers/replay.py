@@ -38,6 +38,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol
 
+from carepath.errors import EventLogError
 from carepath.state import (
     CaseState,
     ClockRecord,
@@ -73,10 +74,6 @@ def batch_gc() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*old)
-
-
-class EventLogError(ValueError):
-    """An event log line that cannot be read (bad JSON, missing field, naive instant)."""
 
 
 class Ctx(NamedTuple):

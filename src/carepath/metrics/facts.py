@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from carepath.drivers.replay import Ctx
+from carepath.errors import MetricError
 from carepath.metrics.stats import stat as _stat
 from carepath.metrics.stats import summary
 from carepath.metrics.targets import KIND, TIME_METRIC_CLOCK
@@ -37,10 +38,6 @@ _GROUP_INDEX = {g: i for i, g in enumerate(GROUPS)}
 _SURVEY_RANGE = {"csat": (1, 5), "nps": (0, 10), "ces": (1, 7)}
 
 Where = Mapping[str, str | None]
-
-
-class MetricError(ValueError):
-    """An unknown metric, or a custom metric whose condition cannot be compiled."""
 
 
 @dataclass

@@ -30,6 +30,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
+from carepath.errors import StoreError
 from carepath.state import Action, CaseState
 
 __all__ = ["OutboxItem", "Prefetched", "Rejected", "Store", "StoreError", "Tx"]
@@ -37,10 +38,6 @@ __all__ = ["OutboxItem", "Prefetched", "Rejected", "Store", "StoreError", "Tx"]
 CaseKey = tuple[str, str]
 
 T = TypeVar("T")
-
-
-class StoreError(RuntimeError):
-    """A store could not be opened or used (bad URL, newer schema, unrecoverable I/O)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from carepath.errors import ScenarioError
 from carepath.state import Action, CaseState, Event, Signal, zone
 
 if TYPE_CHECKING:
@@ -77,15 +78,6 @@ _EXPECT_KEYS = {"case", "stage", "tier", "segment", "segments", "ended", "data",
 _CLOCK_KEYS = {"status", "breached", "due", "cycle", "elapsed", "remaining", "paused", "target"}
 _MAIN_PARAM = {"notify": "to", "send": "template", "survey": "survey", "assign": "tier", "escalate": "tier",
                "task": "task", "emit": "name", "set": "values"}
-
-
-class ScenarioError(Exception):
-    """A problem in a scenario file itself (not a failed expectation)."""
-
-    def __init__(self, message: str, path: YPath = (), *, key: bool = False) -> None:
-        super().__init__(message)
-        self.path = path
-        self.key = key
 
 
 @dataclass
