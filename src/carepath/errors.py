@@ -89,7 +89,9 @@ class CalendarError(DefinitionError):
     (for instance ``("hours", "mon-fri", 1)``), so the loader can point at the YAML node.
     """
 
-    def __init__(self, message: str, problems: Sequence[tuple[tuple[str | int, ...], str]] = ()) -> None:
+    def __init__(
+        self, message: str, problems: Sequence[tuple[tuple[str | int, ...], str]] = ()
+    ) -> None:
         self.problems: list[tuple[tuple[str | int, ...], str]] = list(problems) or [((), message)]
         super().__init__(message)
 
@@ -105,7 +107,9 @@ class ExpressionError(DefinitionError):
     is; ``hint`` an optional suggestion ("did you mean 'priority'?"); ``code`` the diagnostic code.
     """
 
-    def __init__(self, message: str, offset: int = 0, hint: str | None = None, code: str = "CP403") -> None:
+    def __init__(
+        self, message: str, offset: int = 0, hint: str | None = None, code: str = "CP403"
+    ) -> None:
         self.offset = offset
         self.hint = hint
         self.code = code
@@ -155,7 +159,9 @@ class MetricError(DefinitionError):
 class ScenarioError(DefinitionError):
     """A problem in a scenario file itself (not a failed expectation); ``path`` locates it."""
 
-    def __init__(self, message: str, path: tuple[str | int, ...] = (), *, key: bool = False) -> None:
+    def __init__(
+        self, message: str, path: tuple[str | int, ...] = (), *, key: bool = False
+    ) -> None:
         super().__init__(message)
         self.path = path
         self.key = key
