@@ -321,7 +321,7 @@ class Metrics:
     """Every metric of a replay: ``measure(name, …)``, ``group(name, by, …)``.
 
     >>> m = Metrics(replay(playbook, events))                       # doctest: +SKIP
-    >>> m.measure("csat", first=date(2027, 2, 1), last=date(2027, 2, 28), where={"segment": "vip"})
+    >>> m.measure("csat", first=date(2027, 2, 1), last=date(2027, 2, 28), where={"segment": "vip"})  # doctest: +SKIP
     """
 
     def __init__(self, rp: Replay) -> None:
