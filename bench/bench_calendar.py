@@ -17,7 +17,7 @@ import time
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from carepath.calendar import Calendar
+from carepath.calendar.business import Calendar
 
 ZONE = "Asia/Ho_Chi_Minh"
 SPEC = {"timezone": ZONE, "hours": {"mon-fri": ["08:00-17:00"]}, "holidays": [{"country": "VN"}]}

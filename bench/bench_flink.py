@@ -59,7 +59,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from carepath import load
-    from carepath.cli import main as cli_main
+    from carepath.cli.app import main as cli_main
     from carepath.flink.reference import run_reference
 
     pbs = [str(ROOT / "examples" / f"{n}.yaml") for n in NAMES]

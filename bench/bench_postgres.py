@@ -12,7 +12,7 @@ by default: every commit waits for the WAL fsync). Wake-ups: every worker then r
 schema, dropped afterwards; with ``--repeat N`` each figure is the best of N runs (the machine is
 shared, so the best run is the least disturbed one).
 
-"pure engine" is :func:`carepath.router.route` — the decision every runtime makes — over a dict
+"pure engine" is :func:`carepath.engine.router.route` — the decision every runtime makes — over a dict
 in memory: the floor under every durable figure.
 
 The breakdown runs one worker in this process with timers around the phases of a batch: the engine
@@ -49,8 +49,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_runtime import log  # noqa: E402
 
 import carepath  # noqa: E402
-from carepath.clock import ManualClock  # noqa: E402
 from carepath.runtime import Runtime, open_store  # noqa: E402
+from carepath.runtime.clock import ManualClock  # noqa: E402
 from carepath.state import CaseState, Event  # noqa: E402
 
 PLAYBOOK = ROOT / "examples/vn-retail-support.yaml"
@@ -109,8 +109,8 @@ def _pg(url: str, lines: list[str], workers: int, batch: int) -> tuple[float, fl
 
 def _engine(lines: list[str]) -> float:
     """events/s of ``route`` over a dict: the runtime's decisions with no store at all."""
-    from carepath.engine import Engine
-    from carepath.router import route
+    from carepath.engine.engine import Engine
+    from carepath.engine.router import route
 
     eng = Engine(carepath.load(PLAYBOOK), trace=False)
     events = [Event.from_dict(json.loads(x)) for x in lines]

@@ -21,9 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 import carepath  # noqa: E402
-from carepath.clock import ManualClock  # noqa: E402
+from carepath.drivers.simulate import Simulator  # noqa: E402
 from carepath.runtime import Runtime, open_store  # noqa: E402
-from carepath.simulate import Simulator  # noqa: E402
+from carepath.runtime.clock import ManualClock  # noqa: E402
 from carepath.state import Event  # noqa: E402
 
 

@@ -4,7 +4,7 @@ false "unknown reference" reports."""
 
 from __future__ import annotations
 
-from carepath.loader import check
+from carepath.loading.loader import check
 
 BAD = """\
 carepath: 1

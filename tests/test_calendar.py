@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from carepath.calendar import Calendar
+from carepath.calendar.business import Calendar
 from carepath.errors import CalendarError, NoOpenTime
 
 H = timedelta(hours=1)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from carepath.cli import main
+from carepath.cli.app import main
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "examples"
@@ -91,7 +91,7 @@ def test_color_rules(files: dict[str, Path], capsys: pytest.CaptureFixture[str],
     assert "\x1b[" in run(capsys, "validate", "--color", "always", str(files["bad"]))[1]
     # auto: captured stdout is not a terminal
     assert "\x1b[" not in run(capsys, "validate", str(files["bad"]))[1]
-    from carepath.cli_validate import use_color
+    from carepath.cli.validate import use_color
 
     class Tty:
         def isatty(self) -> bool:
@@ -158,12 +158,12 @@ def test_folder_mode_skips_scenarios_and_non_playbooks(tmp_path: Path, capsys: p
 
 def test_internal_error_is_one_line(files: dict[str, Path], capsys: pytest.CaptureFixture[str],
                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    import carepath.loader
+    import carepath.loading.loader
 
     def boom(*a: object, **k: object) -> None:
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr(carepath.loader, "check_file", boom)
+    monkeypatch.setattr(carepath.loading.loader, "check_file", boom)
     monkeypatch.delenv("CAREPATH_DEBUG", raising=False)
     code, _, err = run(capsys, "validate", str(files["good"]))
     assert code == 3
@@ -183,8 +183,8 @@ def test_hostile_inputs_never_traceback(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_help_does_not_import_pydantic() -> None:
-    code = ("import sys, carepath.cli\n"
-            "try:\n    carepath.cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+    code = ("import sys, carepath.cli.app\n"
+            "try:\n    carepath.cli.app.main(['--help'])\nexcept SystemExit:\n    pass\n"
             "print('pydantic' in sys.modules, 'yaml' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False False"

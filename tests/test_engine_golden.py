@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from carepath import Engine, Event, load
-from carepath.generate import generate
-from carepath.router import route
+from carepath.drivers.generate import generate
+from carepath.engine.router import route
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"

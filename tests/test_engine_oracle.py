@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from carepath import Engine, load, loads
 from carepath.errors import CaseError
-from carepath.graph_machine import to_machine
+from carepath.graph.machine import to_machine
 from strategies import playbooks, streams, timed, yaml_text
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from carepath.errors import ExpressionError
-from carepath.expr import (
+from carepath.expr.compiler import (
     ANY,
     BOOL,
     DATE,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from carepath.cli import main as cli_main
+from carepath.cli.app import main as cli_main
 from carepath.flink import available
 from flink_common import (
     NAMES,

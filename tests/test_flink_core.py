@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from carepath import load
-from carepath.engine import Engine
+from carepath.engine.engine import Engine
 from carepath.flink.core import (
     FLUSH_TS,
     HARD,
@@ -41,8 +41,8 @@ from flink_common import (
 
 
 def test_import_carepath_does_not_import_pyflink() -> None:
-    code = ("import sys, carepath, carepath.cli, carepath.flink, carepath.flink.core, carepath.flink.reference, "
-            "carepath.cli_flink; carepath.cli.build_parser(); print('pyflink' in sys.modules)")
+    code = ("import sys, carepath, carepath.cli.app, carepath.flink, carepath.flink.core, carepath.flink.reference, "
+            "carepath.cli.flink; carepath.cli.app.build_parser(); print('pyflink' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from carepath.cli import main
-from carepath.graph import mermaid_text, render
-from carepath.loader import load, loads
+from carepath.cli.app import main
+from carepath.graph.render import mermaid_text, render
+from carepath.loading.loader import load, loads
 
 ROOT = Path(__file__).resolve().parent.parent
 EX = ROOT / "examples"

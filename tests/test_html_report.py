@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from carepath import load
-from carepath.generate import generate
-from carepath.replay import replay
+from carepath.drivers.generate import generate
+from carepath.drivers.replay import replay
 from carepath.report import build_report, render
 from carepath.state import Event
 

@@ -1,4 +1,4 @@
-"""Semantic checks (``carepath.lint``): each check on small playbooks, positive and negative."""
+"""Semantic checks (``carepath.lint.checks``): each check on small playbooks, positive and negative."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import textwrap
 
 import pytest
 
-from carepath.lint import MAX_GAP_CLOSED, typical_open_day
-from carepath.loader import check, loads
-from carepath.targets import TargetError, parse_target, parse_value
+from carepath.lint.checks import MAX_GAP_CLOSED, typical_open_day
+from carepath.loading.loader import check, loads
+from carepath.metrics.targets import TargetError, parse_target, parse_value
 
 HEAD = """\
 carepath: 1

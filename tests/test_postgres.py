@@ -149,8 +149,8 @@ def test_run_follow_is_a_worker_that_stops_cleanly(tmp_path: Path) -> None:
     from datetime import UTC, datetime, timedelta
 
     import carepath
-    from carepath.clock import ManualClock
     from carepath.runtime import Runtime
+    from carepath.runtime.clock import ManualClock
 
     evs = [json.loads(x) for x in src.read_text(encoding="utf-8").splitlines() if x.strip()]
     shift = datetime.now(UTC) - timedelta(hours=2) - datetime.fromisoformat(evs[-1]["at"])

@@ -28,8 +28,8 @@ from typing import Any
 import pytest
 
 import carepath
-from carepath.clock import ManualClock
 from carepath.runtime import Runtime, open_store
+from carepath.runtime.clock import ManualClock
 from conftest import postgres_schema_url, postgres_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +43,7 @@ _WORKER = textwrap.dedent("""
     import json, sys
     from datetime import datetime
     import carepath
-    from carepath.clock import ManualClock
+    from carepath.runtime.clock import ManualClock
     from carepath.runtime import Runtime, open_store
 
     url, playbook, events_path, out_path, name = sys.argv[1:6]

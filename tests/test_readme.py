@@ -16,7 +16,7 @@ def _blocks(lang: str) -> list[str]:
 
 
 def test_readme_playbook_and_snippet_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from carepath.loader import check
+    from carepath.loading.loader import check
 
     (yaml_text,) = _blocks("yaml")
     res = check(yaml_text, file="tiny.yaml")

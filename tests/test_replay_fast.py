@@ -13,9 +13,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from carepath import load
-from carepath.generate import generate, write_jsonl
+from carepath.drivers.generate import generate, write_jsonl
+from carepath.drivers.replay import event_from_line, read_events, replay, replay_log
 from carepath.metrics import Collector, MetricError, Metrics
-from carepath.replay import event_from_line, read_events, replay, replay_log
 from carepath.report import build_report, render
 from carepath.state import MAX_EVENT_BYTES, Event, decode_event
 
@@ -192,7 +192,7 @@ def test_report_json_is_unchanged_on_the_examples(golden: str, args: list[str],
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     """The JSON the report printed before its fast paths (files in tests/golden/, made by the
     previous implementation; regenerate them only for an intended change of the report)."""
-    from carepath.cli import main
+    from carepath.cli.app import main
 
     assert main(["report", *args, "--format", "json"]) == 0
     assert capsys.readouterr().out == (GOLDEN / golden).read_text(encoding="utf-8")

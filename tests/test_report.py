@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from carepath import load
-from carepath.cli import main
-from carepath.generate import generate, write_jsonl
-from carepath.replay import read_events, replay
+from carepath.cli.app import main
+from carepath.drivers.generate import generate, write_jsonl
+from carepath.drivers.replay import read_events, replay
 from carepath.report import REPORT_KEYS, answer_within, build_report, render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -166,7 +166,7 @@ def test_generated_log_has_the_tet_peak() -> None:
     from collections import Counter
     from datetime import date
 
-    from carepath.generate import day_volume
+    from carepath.drivers.generate import day_volume
 
     assert day_volume(date(2027, 2, 2)) == pytest.approx(5000)  # the Tết peak
     assert day_volume(date(2027, 1, 11)) == 1000  # a usual Monday

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 import carepath
-from carepath.clock import ManualClock
+from carepath.drivers.simulate import Simulator
 from carepath.runtime import Runtime, Store, SubmitResult
-from carepath.simulate import Simulator
+from carepath.runtime.clock import ManualClock
 from carepath.state import Action, CaseState, Event
 from test_store import STORE_FACTORIES
 

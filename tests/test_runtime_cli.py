@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from carepath.cli import main
+from carepath.cli.app import main
 
 ROOT = Path(__file__).resolve().parent.parent
 RETAIL = str(ROOT / "examples" / "vn-retail-support.yaml")

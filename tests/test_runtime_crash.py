@@ -116,7 +116,7 @@ _WORKER = textwrap.dedent("""
     import json, sys
     from datetime import timedelta
     import carepath
-    from carepath.clock import ManualClock
+    from carepath.runtime.clock import ManualClock
     from carepath.runtime import Runtime, open_store
     from carepath.state import Event
 
@@ -162,8 +162,8 @@ def test_two_processes_on_one_database_file(tmp_path: Path) -> None:
         assert s.integrity_check() == "ok"  # type: ignore[attr-defined]
         assert s.schema_version() == 1
         import carepath
-        from carepath.clock import ManualClock
         from carepath.runtime import Runtime
+        from carepath.runtime.clock import ManualClock
 
         rt = Runtime([carepath.load(RETAIL)], s, clock=ManualClock(datetime.fromisoformat("2027-04-01T00:00:00+07:00")))
         assert rt.run_due() > 0

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from carepath.cli import main
+from carepath.cli.app import main
 from carepath.diagnostics import format_diagnostics
-from carepath.loader import check_file
-from carepath.scenario import find_scenario_files, run_file
+from carepath.loading.loader import check_file
+from carepath.testing.scenario import find_scenario_files, run_file
 
 ROOT = Path(__file__).resolve().parent.parent
 EX = ROOT / "examples"

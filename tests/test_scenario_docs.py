@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from carepath.cli import main
-from carepath.testing import CaseDriver, run_scenario
+from carepath.cli.app import main
+from carepath.testing.harness import CaseDriver, run_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 TUTORIAL = (ROOT / "docs" / "tutorial.md").read_text(encoding="utf-8")

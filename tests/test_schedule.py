@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from carepath.calendar import Calendar
+from carepath.calendar.business import Calendar
+from carepath.calendar.schedule import Schedule
 from carepath.errors import DefinitionError
-from carepath.schedule import Schedule
 
 NY = ZoneInfo("America/New_York")
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")

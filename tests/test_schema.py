@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from carepath._yaml import load_yaml
-from carepath.cli import main
-from carepath.schema import SCHEMA_DIALECT, playbook_schema, schema_text
+from carepath.cli.app import main
+from carepath.loading.yaml import load_yaml
+from carepath.model.schema import SCHEMA_DIALECT, playbook_schema, schema_text
 
 ROOT = Path(__file__).parent.parent
 CHECKED_IN = ROOT / "schemas" / "playbook.schema.json"

@@ -1,4 +1,4 @@
-"""`carepath simulate` and carepath.simulate.Simulator against the examples and broken inputs."""
+"""`carepath simulate` and carepath.drivers.simulate.Simulator against the examples and broken inputs."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from carepath.cli import main
+from carepath.cli.app import main
 from carepath.diagnostics import format_diagnostics
-from carepath.loader import check_file, load
-from carepath.simulate import Simulator, parse_events, read_events
+from carepath.drivers.simulate import Simulator, parse_events, read_events
+from carepath.loading.loader import check_file, load
 from carepath.state import Event
 
 ROOT = Path(__file__).resolve().parent.parent

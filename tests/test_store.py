@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import carepath
-from carepath.engine import Engine
+from carepath.engine.engine import Engine
 from carepath.runtime import Rejected, Store, StoreError, Tx, open_store
 from carepath.state import Action, CaseState, Event
 from conftest import postgres_schema_url

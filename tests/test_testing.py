@@ -1,4 +1,4 @@
-"""carepath.testing: FakeClock, CaseDriver and run_scenario, as a CRM's pytest suite uses them."""
+"""carepath.testing.harness: FakeClock, CaseDriver and run_scenario, as a CRM's pytest suite uses them."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from carepath.errors import InvalidEvent
-from carepath.loader import load
-from carepath.testing import CaseDriver, FakeClock, run_scenario
+from carepath.loading.loader import load
+from carepath.testing.harness import CaseDriver, FakeClock, run_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 SUPPORT = ROOT / "examples" / "vn-retail-support.yaml"

@@ -11,7 +11,7 @@ import pytest
 
 from carepath.diagnostics import CODES
 from carepath.errors import PlaybookError
-from carepath.loader import check_file, load
+from carepath.loading.loader import check_file, load
 
 HERE = Path(__file__).parent
 CORPUS = sorted((HERE / "invalid").glob("*.yaml"))

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from carepath._yaml import Limits, YamlError, load_yaml
-from carepath.loader import check
+from carepath.loading.loader import check
+from carepath.loading.yaml import Limits, YamlError, load_yaml
 
 
 def problems(text: str, limits: Limits = Limits()) -> list[tuple[str, int, int]]:

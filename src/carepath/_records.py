@@ -1,7 +1,7 @@
 """A faster ``__init__`` for the engine's frozen, slotted dataclasses.
 
 The engine builds several immutable records per step (the new :class:`~carepath.state.CaseState`,
-its clocks, signals, actions, the :class:`~carepath.engine.Step`). A frozen dataclass's generated
+its clocks, signals, actions, the :class:`~carepath.engine.engine.Step`). A frozen dataclass's generated
 ``__init__`` stores each field through ``object.__setattr__`` looked up by name, which is about
 half of what building such a record costs. :func:`fast_init` replaces it with an ``__init__``
 of the same signature and defaults that stores through the slots' own descriptors. Everything

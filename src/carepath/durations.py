@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
+from carepath.errors import DurationError
+
 __all__ = ["Duration", "DurationError", "parse_duration"]
 
 _UNIT = {"w": 0, "d": 0, "h": 3600, "m": 60, "s": 1}
@@ -21,15 +23,6 @@ _ISO = re.compile(
     r"(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?"
 )
 _MAX_SECONDS = 10 * 366 * 86400  # ten years: anything longer is a typo, and bounds the arithmetic
-
-
-class DurationError(ValueError):
-    """A duration string that does not parse; ``hint`` suggests the fix."""
-
-    def __init__(self, message: str, hint: str | None = None, code: str = "CP204") -> None:
-        self.hint = hint
-        self.code = code
-        super().__init__(message)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ._records import fast_init
+from carepath._records import fast_init
 
 try:  # a declared dependency: encodes states 4-5x faster than the standard library
     import orjson as _orjson

@@ -7,7 +7,7 @@ run executes exactly the same code:
 * :func:`fan_out` turns one input line into one record per playbook that has a case key for it
   (or into a rejection: not JSON, not an event, or refused by every playbook that has no key);
 * :func:`apply_event` and :func:`advance_to` are the per-case steps, both through
-  :func:`carepath.router.route` / :meth:`Engine.advance`, so Flink and the embedded runtime
+  :func:`carepath.engine.router.route` / :meth:`Engine.advance`, so Flink and the embedded runtime
   cannot disagree;
 * :class:`Verdict` folds the per-playbook outcomes of one event into the overall decision
   (``rejected`` only when no playbook applied it and some rejected it).
@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..state import Action, CaseState, Event, decode_event
+from carepath.state import Action, CaseState, Event, decode_event
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from carepath.engine.engine import Engine
 
 __all__ = [
     "FLUSH_TS",
@@ -135,7 +135,7 @@ HARD, UNKNOWN, NO_KEY = 0, 2, 3
 
 
 def rank_of(reason: str | None) -> int:
-    """The rank of a rejection reason from :func:`~carepath.router.route`."""
+    """The rank of a rejection reason from :func:`~carepath.engine.router.route`."""
     return UNKNOWN if reason == "unknown_case" else HARD
 
 
@@ -154,20 +154,20 @@ def fan_out(engines: Sequence[Engine], line: str) -> tuple[list[Record], str | N
         return [], rejection(obj, "invalid", err)
     keyed: list[tuple[int, str]] = []
     pre: tuple[int, str] | None = None
-    for i, eng in enumerate(engines):
-        if not eng.mentions(event.type):
+    for i, engine in enumerate(engines):
+        if not engine.mentions(event.type):
             continue
         try:
-            key = eng.case_key(event)
+            key = engine.case_key(event)
         except Exception as exc:  # a key expression that cannot evaluate on this payload
             if pre is None or pre[0] > HARD:
-                pre = (HARD, rejection(obj, "invalid", f"{eng.playbook.id}: cannot compute the case key of "
-                                       f"event {event.id}: {exc}", eng.playbook.id))
+                pre = (HARD, rejection(obj, "invalid", f"{engine.playbook.id}: cannot compute the case key of "
+                                       f"event {event.id}: {exc}", engine.playbook.id))
             continue
         if key:
             keyed.append((i, key))
         elif pre is None:
-            pre = (NO_KEY, rejection(obj, "invalid", f"event {event.id} ({event.type}) has no case key", eng.playbook.id))
+            pre = (NO_KEY, rejection(obj, "invalid", f"event {event.id} ({event.type}) has no case key", engine.playbook.id))
     if not keyed:
         return [], (None if pre is None else pre[1])
     canon = json.dumps(event.to_dict(), ensure_ascii=False, separators=(",", ":"))
@@ -203,7 +203,7 @@ class Applied:
 
 def apply_event(engine: Engine, state: CaseState | None, event: Event) -> Applied:
     """Route ``event`` to the case whose state is ``state`` (the router's decision, applied)."""
-    from ..router import route
+    from carepath.engine.router import route
 
     try:
         r = route(engine, state, event)

@@ -43,8 +43,7 @@ from pyflink.datastream.state import (  # type: ignore[import-untyped, import-no
     ValueStateDescriptor,
 )
 
-from ..state import CaseState, Event
-from .core import (
+from carepath.flink.core import (
     FLUSH_TS,
     MAX_WATERMARK,
     Record,
@@ -58,9 +57,10 @@ from .core import (
     rejection,
     timer_ms,
 )
+from carepath.state import CaseState, Event
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from carepath.engine.engine import Engine
 
 __all__ = [
     "OUTCOMES",
@@ -91,13 +91,13 @@ class PlaybookSource:
         """Compile it (on the worker)."""
         from pathlib import Path
 
-        from ..loader import loads
+        from carepath.loading.loader import loads
 
         return loads(self.text, file=self.path, base_dir=Path(self.path).resolve().parent)
 
 
 def _engines(sources: Sequence[PlaybookSource]) -> list[Engine]:
-    from ..engine import Engine
+    from carepath.engine.engine import Engine
 
     return [Engine(s.load(), trace=False) for s in sources]
 
@@ -240,12 +240,12 @@ class CaseFunction(KeyedProcessFunction):  # type: ignore[misc, unused-ignore]
         eid = str(obj.get("id"))
         if self.dedupe and self.seen.contains(eid):
             return cur, False, out
-        eng = self.engines[rec.pb]
+        engine = self.engines[rec.pb]
         event = Event.from_dict(obj)
-        res = apply_event(eng, cur, event)
+        res = apply_event(engine, cur, event)
         rej = ""
         if res.status == "rejected":
-            rej = rejection(obj, res.reason or "invalid", res.message, eng.playbook.id)
+            rej = rejection(obj, res.reason or "invalid", res.message, engine.playbook.id)
         elif self.dedupe:
             self.seen.put(eid, True)
         out.extend(action_line(a) for a in res.actions)
@@ -267,10 +267,10 @@ class CaseFunction(KeyedProcessFunction):  # type: ignore[misc, unused-ignore]
             self.state.update(cur.to_json())
             if self.states_mode == "changes":
                 yield STATES, cur.to_json()
-        nw = cur.next_wakeup_s
+        next_wakeup_s = cur.next_wakeup_s
         want: int | None = None
-        if nw is not None and (self.cap_s is None or nw <= self.cap_s):
-            want = timer_ms(nw)
+        if next_wakeup_s is not None and (self.cap_s is None or next_wakeup_s <= self.cap_s):
+            want = timer_ms(next_wakeup_s)
             if now_ms is not None and want <= now_ms:
                 want = None  # already passed: the next event or timer takes it
         old = self.timer.value()
@@ -293,7 +293,7 @@ class CaseFunction(KeyedProcessFunction):  # type: ignore[misc, unused-ignore]
 
 
 def _at_us(r: Record) -> int:
-    from .core import micros
+    from carepath.flink.core import micros
 
     return micros(Event.from_dict(event_obj(r.line)).at)
 

@@ -21,8 +21,8 @@ from typing import Any
 from pyflink.common import Configuration, Duration, Types, WatermarkStrategy  # type: ignore[import-untyped, import-not-found, unused-ignore]
 from pyflink.datastream import DataStream, StreamExecutionEnvironment  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
-from .core import micros
-from .function import (
+from carepath.flink.core import micros
+from carepath.flink.function import (
     OUTCOMES,
     RECORD_TYPE,
     REJECTED,
@@ -71,7 +71,7 @@ class Outputs:
 
 def sources(paths: Sequence[str]) -> list[PlaybookSource]:
     """Read playbook files for shipping to the workers (validated here, compiled there)."""
-    from ..loader import load
+    from carepath.loading.loader import load
 
     out = []
     for p in paths:
@@ -176,7 +176,7 @@ def collect(env: StreamExecutionEnvironment, out: Outputs, name: str = "carepath
 
 def last_instant(lines: Sequence[str]) -> datetime | None:
     """The latest ``at`` among the event lines (``None`` when there is no event)."""
-    from .core import micros, parse_line, skip_line
+    from carepath.flink.core import micros, parse_line, skip_line
 
     last: int | None = None
     for line in lines:
@@ -191,7 +191,7 @@ def last_instant(lines: Sequence[str]) -> datetime | None:
 
 def end_of_time(until: datetime | None, lines: Sequence[str]) -> datetime | None:
     """Where wake-ups stop for a bounded log, as ``carepath run --clock simulated`` ends it."""
-    from .core import cap_us, micros
+    from carepath.flink.core import cap_us, micros
 
     last = last_instant(lines)
     c = cap_us(None if until is None else micros(until), None if last is None else micros(last))

@@ -1,7 +1,7 @@
 """An in-memory run with the embedded runtime's simulated clock, for comparison with the Flink job.
 
 :func:`run_reference` reads event lines in order and, for each event, routes it to every playbook
-(:func:`carepath.router.route`, the same call the Flink function makes), then — after the last
+(:func:`carepath.engine.router.route`, the same call the Flink function makes), then — after the last
 event — advances every case to ``until`` (or to the last event's instant). Per case this is the
 simulated clock of ``carepath run --clock simulated``: wake-ups due strictly before an event fire
 before it (``Engine.handle`` fires them), those due at its instant after it. Cases are
@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..state import Action, CaseState, Event
-from .core import (
+from carepath.flink.core import (
     action_line,
     advance_to,
     apply_event,
@@ -30,10 +29,11 @@ from .core import (
     rejection,
     skip_line,
 )
+from carepath.state import Action, CaseState, Event
 
 if TYPE_CHECKING:
-    from ..compile import Playbook
-    from ..engine import Engine
+    from carepath.compile.compiler import Playbook
+    from carepath.engine.engine import Engine
 
 __all__ = ["Result", "run_reference"]
 
@@ -53,7 +53,7 @@ class Result:
 
 def run_reference(playbooks: Sequence[Playbook], lines: Iterable[str], until: datetime | None = None) -> Result:
     """Run ``lines`` (JSONL event lines) through ``playbooks`` in memory (see the module docstring)."""
-    from ..engine import Engine
+    from carepath.engine.engine import Engine
 
     engines = [Engine(p, trace=False) for p in playbooks]
     cases: list[dict[str, CaseState]] = [{} for _ in engines]
@@ -81,11 +81,11 @@ def run_reference(playbooks: Sequence[Playbook], lines: Iterable[str], until: da
             cases[i][key] = st
             out.actions.extend(action_line(a) for a in acts)
     cap = _cap(until, last_us)
-    for i, eng in enumerate(engines):
+    for i, engine in enumerate(engines):
         for key, st in cases[i].items():
             final: CaseState | None = st
             if cap is not None:
-                final, acts = advance_to(eng, st, cap)
+                final, acts = advance_to(engine, st, cap)
                 out.actions.extend(action_line(a) for a in acts)
             if final is not None:
                 out.states[(final.playbook, key)] = final
@@ -105,21 +105,21 @@ def _route(engines: Sequence[Engine], cases: list[dict[str, CaseState]], event: 
     steps: list[tuple[int, str, CaseState, list[Action]]] = []
     unknown: list[str] = []
     no_key = ""
-    for i, eng in enumerate(engines):
-        if not eng.mentions(event.type):
+    for i, engine in enumerate(engines):
+        if not engine.mentions(event.type):
             continue
         try:
-            key = eng.case_key(event)
+            key = engine.case_key(event)
         except Exception as exc:
-            return rejection(obj, "invalid", f"{eng.playbook.id}: cannot compute the case key of event "
-                             f"{event.id}: {exc}", eng.playbook.id), []
+            return rejection(obj, "invalid", f"{engine.playbook.id}: cannot compute the case key of event "
+                             f"{event.id}: {exc}", engine.playbook.id), []
         if not key:
             no_key = no_key or rejection(obj, "invalid", f"event {event.id} ({event.type}) has no case key",
-                                         eng.playbook.id)
+                                         engine.playbook.id)
             continue
-        res = apply_event(eng, cases[i].get(key), event)
+        res = apply_event(engine, cases[i].get(key), event)
         if res.status == "rejected":
-            line = rejection(obj, res.reason or "invalid", res.message, eng.playbook.id)
+            line = rejection(obj, res.reason or "invalid", res.message, engine.playbook.id)
             if res.reason == "unknown_case":
                 unknown.append(line)
                 continue

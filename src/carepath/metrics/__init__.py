@@ -1,7 +1,7 @@
 """Metrics, SMART goals, load and staffing over a replayed event log (SPEC §6).
 
 >>> from carepath import load
->>> from carepath.replay import read_events, replay
+>>> from carepath.drivers.replay import read_events, replay
 >>> from carepath.metrics import Metrics, evaluate_goals
 >>> pb = load("examples/vn-retail-support.yaml")                      # doctest: +SKIP
 >>> m = Metrics(replay(pb, read_events("examples/events/vn-retail-support.jsonl")))  # doctest: +SKIP
@@ -12,10 +12,24 @@ See ``docs/metrics.md`` for the definitions, sample rules and the report's JSON 
 
 from __future__ import annotations
 
-from .facts import CONVENTIONAL_EVENTS, GROUPS, Collector, Measure, MetricError, Metrics, Series
-from .goals import DEFAULT_MIN_SAMPLES, GoalResult, evaluate_goal, evaluate_goals, resolve_window
-from .stats import mean, median, percentile, stat, summary
-from .targets import BUILTIN, KIND, Target, TargetError, parse_target, parse_value
+from carepath.metrics.facts import (
+    CONVENTIONAL_EVENTS,
+    GROUPS,
+    Collector,
+    Measure,
+    MetricError,
+    Metrics,
+    Series,
+)
+from carepath.metrics.goals import (
+    DEFAULT_MIN_SAMPLES,
+    GoalResult,
+    evaluate_goal,
+    evaluate_goals,
+    resolve_window,
+)
+from carepath.metrics.stats import mean, median, percentile, stat, summary
+from carepath.metrics.targets import BUILTIN, KIND, Target, TargetError, parse_target, parse_value
 
 __all__ = [
     "BUILTIN",

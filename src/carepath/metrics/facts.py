@@ -1,4 +1,4 @@
-"""The samples behind every metric, extracted once from a :class:`~carepath.replay.Replay`.
+"""The samples behind every metric, extracted once from a :class:`~carepath.drivers.replay.Replay`.
 
 Each metric keeps its samples in time order with the local date they count on (an event by its
 ``at``, a clock cycle by the instant it stopped, a case for ``fcr``/``reopen_rate`` by its first
@@ -15,16 +15,17 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ..replay import Ctx
-from ..state import zone
-from .stats import stat as _stat
-from .stats import summary
-from .targets import KIND, TIME_METRIC_CLOCK
+from carepath.drivers.replay import Ctx
+from carepath.errors import MetricError
+from carepath.metrics.stats import stat as _stat
+from carepath.metrics.stats import summary
+from carepath.metrics.targets import KIND, TIME_METRIC_CLOCK
+from carepath.state import zone
 
 if TYPE_CHECKING:
-    from ..compile import Playbook
-    from ..replay import Replay
-    from ..state import CaseState, Event
+    from carepath.compile.compiler import Playbook
+    from carepath.drivers.replay import Replay
+    from carepath.state import CaseState, Event
 
 __all__ = ["CONVENTIONAL_EVENTS", "GROUPS", "Collector", "Measure", "MetricError", "Metrics", "Series"]
 
@@ -37,10 +38,6 @@ _GROUP_INDEX = {g: i for i, g in enumerate(GROUPS)}
 _SURVEY_RANGE = {"csat": (1, 5), "nps": (0, 10), "ces": (1, 7)}
 
 Where = Mapping[str, str | None]
-
-
-class MetricError(ValueError):
-    """An unknown metric, or a custom metric whose condition cannot be compiled."""
 
 
 @dataclass
@@ -144,8 +141,8 @@ class _DayCache:
 class Collector:
     """The samples of the event-based metrics, taken from replayed events as they go.
 
-    Hand one to a replay as its ``sink`` (:func:`~carepath.replay.replay`,
-    :func:`~carepath.replay.replay_log`); :class:`Metrics` reads it from the replay's ``facts``. A
+    Hand one to a replay as its ``sink`` (:func:`~carepath.drivers.replay.replay`,
+    :func:`~carepath.drivers.replay.replay_log`); :class:`Metrics` reads it from the replay's ``facts``. A
     replay that kept its events and had none is collected afterwards (:meth:`from_replay`), with
     the same result: the collector sees the same events, case identities and states either way.
 
@@ -244,8 +241,8 @@ class Collector:
             self._custom_event(cm, e, st, ctx, when, value, as_num, as_den, den_when)
 
     def _compile_custom(self) -> dict[str, list[tuple[str, Any, Any, bool, bool, Any]]]:
-        from ..errors import ExpressionError
-        from ..expr import BOOL, STRING, FieldType, TypeEnv, compile_expr
+        from carepath.errors import ExpressionError
+        from carepath.expr.compiler import BOOL, STRING, FieldType, TypeEnv, compile_expr
 
         pb = self.playbook
         spec = pb.spec
@@ -324,7 +321,7 @@ class Metrics:
     """Every metric of a replay: ``measure(name, …)``, ``group(name, by, …)``.
 
     >>> m = Metrics(replay(playbook, events))                       # doctest: +SKIP
-    >>> m.measure("csat", first=date(2027, 2, 1), last=date(2027, 2, 28), where={"segment": "vip"})
+    >>> m.measure("csat", first=date(2027, 2, 1), last=date(2027, 2, 28), where={"segment": "vip"})  # doctest: +SKIP
     """
 
     def __init__(self, rp: Replay) -> None:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from .facts import Measure, MetricError, Metrics
-from .targets import Target, TargetError, parse_target
+from carepath.metrics.facts import Measure, MetricError, Metrics
+from carepath.metrics.targets import Target, TargetError, parse_target
 
 __all__ = ["DEFAULT_MIN_SAMPLES", "GoalResult", "evaluate_goal", "evaluate_goals", "resolve_window"]
 

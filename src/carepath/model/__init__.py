@@ -1,13 +1,20 @@
 """Pydantic models of playbook format 1, one module per section."""
 
-from .actions import VERBS, ActionSpec
-from .calendars import CalendarSpec, HolidaySpec
-from .fields import FieldSpec
-from .goals import CustomMetric, GoalSpec, MetricsSpec, StaffingSpec, WindowSpec
-from .playbook import PlaybookSpec
-from .routing import ChannelSpec, FrequencyCap, TemplateSpec, TierSpec
-from .slas import ClockTrigger, PauseSpec, SlaSpec, TargetSpec, ThresholdSpec
-from .stages import ExitSpec, HandlerSpec, ScheduleSpec, StageSpec, StartSpec, TimerSpec
+from carepath.model.actions import VERBS, ActionSpec
+from carepath.model.calendars import CalendarSpec, HolidaySpec
+from carepath.model.fields import FieldSpec
+from carepath.model.goals import CustomMetric, GoalSpec, MetricsSpec, StaffingSpec, WindowSpec
+from carepath.model.playbook import PlaybookSpec
+from carepath.model.routing import ChannelSpec, FrequencyCap, TemplateSpec, TierSpec
+from carepath.model.slas import ClockTrigger, PauseSpec, SlaSpec, TargetSpec, ThresholdSpec
+from carepath.model.stages import (
+    ExitSpec,
+    HandlerSpec,
+    ScheduleSpec,
+    StageSpec,
+    StartSpec,
+    TimerSpec,
+)
 
 __all__ = [
     "VERBS", "ActionSpec", "CalendarSpec", "ChannelSpec", "ClockTrigger", "CustomMetric", "ExitSpec",

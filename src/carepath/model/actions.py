@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from .common import Model, check_duration
+from carepath.model.common import Model, check_duration
 
 __all__ = ["VERBS", "ActionSpec"]
 

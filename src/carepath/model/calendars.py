@@ -1,5 +1,5 @@
 """``calendars``: the structure of weekly hours, holidays and overrides (business time lives in
-:mod:`carepath.calendar`)."""
+:mod:`carepath.calendar.business`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field
 
-from .common import Model, Shorthand
+from carepath.model.common import Model, Shorthand
 
 __all__ = ["CalendarSpec", "HolidaySpec"]
 

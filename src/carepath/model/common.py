@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
-from ..durations import DurationError, parse_duration
+from carepath.durations import DurationError, parse_duration
 
 __all__ = ["ID_RE", "Model", "OneOrMany", "Shorthand", "check_duration", "check_name", "one_or_many"]
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field
 
-from .common import Model, Shorthand
+from carepath.model.common import Model, Shorthand
 
 __all__ = ["CustomMetric", "GoalSpec", "MetricsSpec", "StaffingSpec", "WindowSpec"]
 

@@ -6,13 +6,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, ConfigDict, Field, field_validator
 
-from .calendars import CalendarSpec
-from .common import ID_RE, Model, Shorthand, one_or_many
-from .fields import FieldEntry
-from .goals import GoalSpec, MetricsSpec, StaffingSpec
-from .routing import ChannelSpec, TemplateSpec, TierSpec
-from .slas import SlaSpec
-from .stages import ExitSpec, Handlers, StageSpec, StartSpec
+from carepath.model.calendars import CalendarSpec
+from carepath.model.common import ID_RE, Model, Shorthand, one_or_many
+from carepath.model.fields import FieldEntry
+from carepath.model.goals import GoalSpec, MetricsSpec, StaffingSpec
+from carepath.model.routing import ChannelSpec, TemplateSpec, TierSpec
+from carepath.model.slas import SlaSpec
+from carepath.model.stages import ExitSpec, Handlers, StageSpec, StartSpec
 
 __all__ = ["PlaybookSpec"]
 

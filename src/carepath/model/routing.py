@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .common import Model
+from carepath.model.common import Model
 
 __all__ = ["ChannelSpec", "FrequencyCap", "TemplateSpec", "TierSpec"]
 

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from .actions import ActionSpec
-from .common import Model, Shorthand, check_duration, one_or_many
+from carepath.model.actions import ActionSpec
+from carepath.model.common import Model, Shorthand, check_duration, one_or_many
 
 __all__ = ["ClockTrigger", "PauseSpec", "SlaSpec", "TargetSpec", "ThresholdSpec"]
 

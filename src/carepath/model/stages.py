@@ -6,8 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from .actions import ActionSpec
-from .common import Model, Shorthand, check_duration, one_or_many
+from carepath.model.actions import ActionSpec
+from carepath.model.common import Model, Shorthand, check_duration, one_or_many
 
 __all__ = ["ExitSpec", "HandlerSpec", "ScheduleSpec", "StageSpec", "StartSpec", "TimerSpec", "handlers_of"]
 

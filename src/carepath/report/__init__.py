@@ -1,7 +1,7 @@
 """The care report (SPEC §6): build it from a replay, render it as JSON, text or HTML.
 
 >>> from carepath import load
->>> from carepath.replay import read_events, replay
+>>> from carepath.drivers.replay import read_events, replay
 >>> from carepath.report import build_report, render
 >>> pb = load("examples/vn-retail-support.yaml")                               # doctest: +SKIP
 >>> r = build_report(pb, replay(pb, read_events("examples/events/vn-retail-support.jsonl")))  # doctest: +SKIP
@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .build import REPORT_KEYS, answer_within, build_report, compare_reports
-from .html import render_compare_html, render_html
-from .text import render_compare_text, render_text
+from carepath.report.build import REPORT_KEYS, answer_within, build_report, compare_reports
+from carepath.report.html import render_compare_html, render_html
+from carepath.report.text import render_compare_text, render_text
 
 __all__ = [
     "FORMATS", "REPORT_KEYS", "answer_within", "build_report", "compare_reports", "render", "render_compare_html",

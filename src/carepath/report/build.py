@@ -12,13 +12,13 @@ from collections import Counter
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ..metrics import Metrics, evaluate_goals
-from ..staffing import agents_needed
-from ..state import to_iso, zone
+from carepath.metrics import Metrics, evaluate_goals
+from carepath.staffing import agents_needed
+from carepath.state import to_iso, zone
 
 if TYPE_CHECKING:
-    from ..compile import Playbook
-    from ..replay import Replay
+    from carepath.compile.compiler import Playbook
+    from carepath.drivers.replay import Replay
 
 __all__ = ["REPORT_KEYS", "answer_within", "build_report", "compare_reports"]
 
@@ -47,7 +47,7 @@ def _week(d: date) -> date:
 
 def build_report(playbook: Playbook, rp: Replay) -> dict[str, Any]:
     """The report of one replay (or store view)."""
-    from ..replay import batch_gc
+    from carepath.drivers.replay import batch_gc
 
     with batch_gc():
         return _build(playbook, rp)

@@ -15,8 +15,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ..metrics.targets import KIND
-from .text import fmt_duration, fmt_value
+from carepath.metrics.targets import KIND
+from carepath.report.text import fmt_duration, fmt_value
 
 __all__ = ["render_compare_html", "render_html"]
 
@@ -288,7 +288,7 @@ def render_html(r: dict[str, Any]) -> str:
 
 def render_compare_html(c: dict[str, Any]) -> str:
     """The what-if as one page: the differences, then each version's report."""
-    from .text import render_compare_text
+    from carepath.report.text import render_compare_text
 
     b, o = c["base"], c["compare"]
     table = render_compare_text(c).split("\n\n=== base ===")[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..metrics.targets import KIND
+from carepath.metrics.targets import KIND
 
 __all__ = ["fmt_duration", "fmt_value", "render_compare_text", "render_text"]
 

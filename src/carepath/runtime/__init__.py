@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._runtime import ActionHandler, Runtime, SubmitResult
-from .store import OutboxItem, Prefetched, Rejected, Store, StoreError, Tx
+from carepath.runtime._runtime import ActionHandler, Runtime, SubmitResult
+from carepath.runtime.store import OutboxItem, Prefetched, Rejected, Store, StoreError, Tx
 
 __all__ = ["ActionHandler", "OutboxItem", "Prefetched", "Rejected", "Runtime", "SQLiteStore", "Store", "StoreError",
            "SubmitResult", "Tx", "open_store"]
@@ -23,7 +23,7 @@ def open_store(url: str, **options: Any) -> Store:
     ``sqlite://:memory:``; ``postgresql://…`` once a PostgreSQL store is installed
     (``carepath.runtime.postgres``). ``options`` go to the store's constructor."""
     if url.startswith("sqlite:"):
-        from .sqlite import SQLiteStore
+        from carepath.runtime.sqlite import SQLiteStore
 
         return SQLiteStore.from_url(url, **options)
     if url.startswith(("postgresql:", "postgres:")):
@@ -40,7 +40,7 @@ def open_store(url: str, **options: Any) -> Store:
 
 def __getattr__(name: str) -> Any:
     if name == "SQLiteStore":
-        from .sqlite import SQLiteStore
+        from carepath.runtime.sqlite import SQLiteStore
 
         return SQLiteStore
     raise AttributeError(name)

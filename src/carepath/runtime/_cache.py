@@ -10,7 +10,7 @@ misses.
 
 from __future__ import annotations
 
-from ..state import CaseState
+from carepath.state import CaseState
 
 __all__ = ["StateCache"]
 

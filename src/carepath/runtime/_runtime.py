@@ -15,13 +15,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CaseError
-from ..state import Action, CaseState, Event, Signal, decode_event, dt, event_from_line, zone
-from .store import OutboxItem, Rejected, Store, Tx
+from carepath.errors import CaseError
+from carepath.runtime.store import OutboxItem, Rejected, Store, Tx
+from carepath.state import Action, CaseState, Event, Signal, decode_event, dt, event_from_line, zone
 
 if TYPE_CHECKING:
-    from ..compile import Playbook
-    from ..engine import Engine
+    from carepath.compile.compiler import Playbook
+    from carepath.engine.engine import Engine
 
 __all__ = ["ActionHandler", "Runtime", "SubmitResult"]
 
@@ -96,9 +96,9 @@ class Runtime:
                  max_attempts: int = 8, backoff: timedelta = timedelta(seconds=10),
                  max_backoff: timedelta = timedelta(hours=1), lease: timedelta = timedelta(seconds=30),
                  batch: int = 200, worker: str | None = None) -> None:
-        from ..compile import Playbook
-        from ..engine import Engine
-        from ..router import route
+        from carepath.compile.compiler import Playbook
+        from carepath.engine.engine import Engine
+        from carepath.engine.router import route
 
         self._decide = route  # the one routing decision every runner shares
         pbs = [playbooks] if isinstance(playbooks, Playbook) else list(playbooks)
@@ -111,7 +111,7 @@ class Runtime:
             self.engines[pb.id] = Engine(pb, trace=False)
         self.store = store
         if clock is None:
-            from ..clock import system_clock
+            from carepath.runtime.clock import system_clock
 
             clock = system_clock
         self.clock = clock
@@ -290,7 +290,7 @@ class Runtime:
     def _route(self, tx: Tx, ev: Event, plan: Sequence[tuple[str, str | None, str | None]],
                cache: dict[tuple[str, str], CaseState | None]) -> tuple[list[tuple[CaseState | None, Any]], str]:
         """The steps for ``ev`` over every playbook of ``plan`` (see :meth:`_targets`), each decided
-        by :func:`carepath.router.route`, or :class:`_Reject`. All or nothing: one playbook's
+        by :func:`carepath.engine.router.route`, or :class:`_Reject`. All or nothing: one playbook's
         rejection rejects the event."""
         route = self._decide
         steps: list[tuple[CaseState | None, Any]] = []

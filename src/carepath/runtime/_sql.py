@@ -7,8 +7,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ..state import Action, CaseState
-from .store import OutboxItem, Rejected
+from carepath.runtime.store import OutboxItem, Rejected
+from carepath.state import Action, CaseState
 
 __all__ = ["SqlReaders"]
 

@@ -45,11 +45,11 @@ import psycopg
 from psycopg import errors as pgerr
 from psycopg_pool import ConnectionPool
 
-from ..state import Action, CaseState
-from ._cache import StateCache
-from ._pg_schema import MIGRATIONS, SCHEMA_VERSION
-from ._sql import SqlReaders
-from .store import OutboxItem, Prefetched, Rejected, Store, StoreError, Tx
+from carepath.runtime._cache import StateCache
+from carepath.runtime._pg_schema import MIGRATIONS, SCHEMA_VERSION
+from carepath.runtime._sql import SqlReaders
+from carepath.runtime.store import OutboxItem, Prefetched, Rejected, Store, StoreError, Tx
+from carepath.state import Action, CaseState
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore", "parse_postgres_url"]
 

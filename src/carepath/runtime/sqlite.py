@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
-from ..state import Action, CaseState
-from ._sql import SqlReaders
-from .store import OutboxItem, Prefetched, Rejected, Store, StoreError, Tx
+from carepath.runtime._sql import SqlReaders
+from carepath.runtime.store import OutboxItem, Prefetched, Rejected, Store, StoreError, Tx
+from carepath.state import Action, CaseState
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 

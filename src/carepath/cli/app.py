@@ -1,0 +1,115 @@
+"""The ``carepath`` command.
+
+Design
+------
+``cli/app.py`` holds only the frame: the top-level parser, sub-command discovery and the error
+boundary. Each sub-command lives in its own module ``carepath/cli/<name>.py``, which defines::
+
+    HELP = "one line for `carepath --help`"        # optional
+    ORDER = 10                                      # optional: position in the help listing
+
+    def register(subparsers: argparse._SubParsersAction) -> None:
+        p = subparsers.add_parser("name", help=HELP, description=...)
+        p.add_argument(...)
+        p.set_defaults(func=run)
+
+    def run(args: argparse.Namespace) -> int:       # the exit code
+        from carepath.engine.engine import Engine                  # heavy imports go *inside* the function
+        ...
+
+Modules are found with :func:`pkgutil.iter_modules` over the package folder, so adding a
+command is adding one file; nothing here needs editing. A command module must import nothing
+heavy at module level: ``carepath --help`` imports every command module and must stay fast
+(it never imports pydantic).
+
+Exit codes (SPEC §8): each command returns its own (``validate``: 0 ok, 1 findings that fail,
+2 bad arguments or unreadable paths). Across all commands: 2 for usage errors (argparse), 3 for
+an internal error — an unexpected exception is caught here and printed as one line on standard
+error, never as a traceback (set ``CAREPATH_DEBUG=1`` to see the traceback), and 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import os
+import pkgutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["EXIT_INTERNAL", "build_parser", "main"]
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+#: Modules of the package that are not commands.
+_NOT_COMMANDS = frozenset({"app", "common"})
+
+
+def _command_modules() -> list[str]:
+    """Names of the command modules of the package (every module but the frame's own)."""
+    here = str(Path(__file__).parent)
+    return sorted(m.name for m in pkgutil.iter_modules([here]) if m.name not in _NOT_COMMANDS)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every discovered sub-command registered."""
+    from carepath import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="carepath",
+        description="Validate, simulate and run customer-care playbooks.",
+        epilog="Run `carepath COMMAND --help` for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"carepath {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    mods = []
+    for name in _command_modules():
+        mod = importlib.import_module(f".{name}", __package__)
+        if hasattr(mod, "register"):
+            mods.append((getattr(mod, "ORDER", 100), name, mod))
+    for _, _, mod in sorted(mods, key=lambda m: (m[0], m[1])):
+        mod.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``carepath`` command; returns the exit code (``sys.exit`` by the script)."""
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        func = getattr(args, "func", None)
+        if func is None:
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+        return int(func(args))
+    except SystemExit as exc:  # argparse: --help (0) and usage errors (2)
+        code = exc.code
+        return code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_USAGE)
+    except KeyboardInterrupt:
+        print("carepath: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `carepath validate … | head`
+        with contextlib.suppress(OSError):
+            sys.stdout = Path(os.devnull).open("w")  # noqa: SIM115 - silences the flush at exit
+        return EXIT_OK
+    except Exception as exc:  # the error boundary: no traceback reaches a user
+        if os.environ.get("CAREPATH_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        print(internal_error(exc), file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def internal_error(exc: BaseException) -> str:
+    """The one-line message for an unexpected exception."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return (f"carepath: internal error: {type(exc).__name__}{': ' + text if text else ''} "
+            "(this is a bug in carepath; set CAREPATH_DEBUG=1 to see the traceback)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

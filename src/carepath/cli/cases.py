@@ -1,0 +1,191 @@
+"""``carepath cases --store URL list|show KEY|rejected``: inspect the cases of a store (SPEC §7).
+
+``list`` shows every case (stage, tier, next wake-up, clocks with their due times, pending
+actions); ``show KEY`` one case's whole state with its outbox items and the rejected events that
+name it; ``rejected`` every rejected event with its reason. ``--format json`` prints one JSON
+document on standard output.
+
+Exit codes: 0 ok, 2 an unknown case (or bad arguments, an unreadable store).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from carepath.runtime import Store
+    from carepath.state import CaseState
+
+HELP = "inspect the cases of a store: list, show KEY, rejected"
+ORDER = 61
+DEFAULT_STORE = "sqlite:///cases.db"
+
+
+def register(sub: Any) -> None:
+    """Add the ``cases`` sub-command."""
+    p = sub.add_parser("cases", help=HELP, description=__doc__.split("\n\n")[0] if __doc__ else HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="exit codes: 0 ok, 2 unknown case, bad arguments or unreadable store")
+    p.add_argument("--store", default=DEFAULT_STORE, metavar="URL", help=f"the case store (default: {DEFAULT_STORE})")
+    p.add_argument("--format", "-f", choices=("table", "json"), default="table", help="output format")
+    p.add_argument("--playbook", "-p", metavar="ID", help="only cases of this playbook id")
+    sp = p.add_subparsers(dest="cases_command", metavar="COMMAND")
+    fmt: dict[str, Any] = {"choices": ("table", "json"), "default": argparse.SUPPRESS, "help": "output format"}
+    lp = sp.add_parser("list", help="every case")
+    lp.add_argument("--format", "-f", **fmt)
+    lp.add_argument("--playbook", "-p", metavar="ID", default=argparse.SUPPRESS, help="only this playbook")
+    shp = sp.add_parser("show", help="one case: its state, outbox items and rejected events")
+    shp.add_argument("key", metavar="KEY", help="the case key")
+    shp.add_argument("--format", "-f", **fmt)
+    shp.add_argument("--playbook", "-p", metavar="ID", default=argparse.SUPPRESS, help="the case's playbook id")
+    rp = sp.add_parser("rejected", help="rejected events with their reasons")
+    rp.add_argument("--format", "-f", **fmt)
+    p.set_defaults(func=run)
+
+
+def _iso(x: Any) -> str | None:
+    return None if x is None else str(x.isoformat())
+
+
+def summary(state: CaseState) -> dict[str, Any]:
+    """The ``list --format json`` object of a case."""
+    return {"playbook": state.playbook, "case": state.case, "stage": state.stage, "tier": state.tier,
+            "next_wakeup": _iso(state.next_wakeup),
+            "clocks": {n: {"status": c.status, "due": _iso(c.due)} for n, c in state.clocks.items()}}
+
+
+def _table(rows: list[list[str]], head: list[str]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _short(x: Any) -> str:
+    return "—" if x is None else str(x.isoformat(timespec="minutes")) if hasattr(x, "isoformat") else str(x)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run; return the exit code."""
+    from carepath.runtime import StoreError, open_store
+
+    cmd = args.cases_command or "list"
+    try:
+        store = open_store(args.store, create=False)
+    except (StoreError, OSError, ValueError) as exc:
+        print(f"carepath: --store: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if cmd == "list":
+            return _list(store, args)
+        if cmd == "show":
+            return _show(store, args)
+        return _rejected(store, args)
+    finally:
+        store.close()
+
+
+def _list(store: Store, args: argparse.Namespace) -> int:
+    cases = store.cases(args.playbook)
+    if args.format == "json":
+        json.dump([summary(s) for s in cases], sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    pending: dict[tuple[str, str], int] = {}
+    for it in store.outbox(status="pending"):
+        pending[(it.playbook, it.case)] = pending.get((it.playbook, it.case), 0) + 1
+    rows = []
+    for s in cases:
+        clocks = ", ".join(f"{n}: {c.status}" + (f" due {_short(c.due)}" if c.due is not None and c.is_open else "")
+                           for n, c in s.clocks.items() if c.status != "pending")
+        rows.append([s.playbook, s.case, s.stage + (" (ended)" if s.ended else ""), s.tier or "—",
+                     _short(s.next_wakeup), str(pending.get((s.playbook, s.case), 0)), clocks or "—"])
+    sys.stdout.write(_table(rows, ["PLAYBOOK", "CASE", "STAGE", "TIER", "NEXT WAKE-UP", "PENDING", "CLOCKS"]))
+    n_rej = len(store.rejected())
+    print(f"{len(cases)} case(s)" + (f"; {n_rej} rejected event(s): carepath cases rejected" if n_rej else ""),
+          file=sys.stderr)
+    return 0
+
+
+def _show(store: Store, args: argparse.Namespace) -> int:
+    key = args.key
+    found = [s for s in store.cases(args.playbook) if s.case == key]
+    rejected = store.rejected(case=key)
+    if len(found) > 1:
+        names = ", ".join(s.playbook for s in found)
+        print(f"carepath: case {key!r} exists in several playbooks ({names}); give --playbook", file=sys.stderr)
+        return 2
+    state = found[0] if found else None
+    items = store.outbox(playbook=state.playbook, case=key) if state is not None else []
+    if args.format == "json":
+        doc = {"playbook": None if state is None else state.playbook, "case": key,
+               "state": None if state is None else state.to_dict(),
+               "outbox": [i.to_dict() for i in items], "rejected": [r.to_dict() for r in rejected]}
+        json.dump(doc, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    else:
+        if state is not None:
+            _print_state(state)
+            if items:
+                print("\noutbox:")
+                sys.stdout.write(_table([[i.id, i.type, i.status, str(i.attempts), _short(i.action.at),
+                                          json.dumps(dict(i.action.params), ensure_ascii=False)[:60]]
+                                         for i in items], ["ID", "TYPE", "STATUS", "ATTEMPTS", "AT", "PARAMS"]))
+        if rejected:
+            print("\nrejected events:")
+            _print_rejected(rejected)
+    if state is None:
+        print(f"carepath: no case {key!r} in {store.url}" + (f" for playbook {args.playbook}" if args.playbook else ""),
+              file=sys.stderr)
+        return 2
+    return 0
+
+
+def _print_state(s: CaseState) -> None:
+    print(f"case {s.case}  ({s.playbook} {s.version})")
+    print(f"  stage        {s.stage}{' (ended)' if s.ended else ''}")
+    print(f"  tier         {s.tier or '—'}")
+    print(f"  segment      {s.segment or '—'}")
+    print(f"  opened       {_short(s.opened)}")
+    print(f"  now          {_short(s.now)}")
+    print(f"  next wake-up {_short(s.next_wakeup)}")
+    if s.data:
+        print("  data")
+        for k, v in s.data.items():
+            print(f"    {k}: {v}")
+    if s.clocks:
+        print("\nclocks:")
+        sys.stdout.write(_table(
+            [[n, c.status, str(c.cycle), "yes" if c.breached else "no", _short(c.due),
+              str(c.elapsed), "—" if c.target is None else str(c.target)] for n, c in s.clocks.items()],
+            ["CLOCK", "STATUS", "CYCLE", "BREACHED", "DUE", "ELAPSED", "TARGET"]))
+    if s.pending:
+        from carepath.state import dt, zone
+
+        print("\npending:")
+        sys.stdout.write(_table([[p.kind, p.ref, _short(dt(p.due, zone(s.timezone)))] for p in s.pending],
+                                ["KIND", "REF", "DUE"]))
+
+
+def _print_rejected(rej: list[Any]) -> None:
+    rows = []
+    for r in rej:
+        ev = r.event
+        what = (f"{ev.get('id', '—')} {ev.get('type', '')}".strip() if "raw" not in ev
+                else "raw: " + str(ev["raw"])[:40])
+        rows.append([r["at"] or "—", r.reason, what, r.message[:80]])
+    sys.stdout.write(_table(rows, ["RECEIVED", "REASON", "EVENT", "MESSAGE"]))
+
+
+def _rejected(store: Store, args: argparse.Namespace) -> int:
+    rej = store.rejected()
+    if args.format == "json":
+        json.dump([r.to_dict() for r in rej], sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    _print_rejected(rej)
+    print(f"{len(rej)} rejected event(s)", file=sys.stderr)
+    return 0

@@ -1,0 +1,69 @@
+"""Helpers shared by the sub-commands (not a command itself: no ``cli_`` prefix)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from carepath.compile.compiler import Playbook
+
+__all__ = ["load_playbook", "load_playbooks", "parse_until"]
+
+
+def load_playbook(path: str, *, color_mode: str = "auto") -> Playbook | int:
+    """Load a playbook for a command: the playbook, or an exit code after printing why on
+    standard error (2: cannot be read; 1: invalid, with ``validate``'s diagnostics)."""
+    from carepath.cli.validate import use_color
+    from carepath.diagnostics import format_diagnostics
+    from carepath.loading.loader import check_file
+
+    if not Path(path).is_file():
+        what = "is a folder, not a playbook file" if Path(path).is_dir() else "no such file"
+        print(f"carepath: {path}: {what}", file=sys.stderr)
+        return 2
+    res = check_file(path)
+    if any(d.code == "CP100" for d in res.diagnostics):
+        print(format_diagnostics(res.diagnostics, "text", sources=res.sources).rstrip(), file=sys.stderr)
+        return 2
+    if res.playbook is None:
+        out = format_diagnostics(res.diagnostics, "text", sources=res.sources,
+                                 color=use_color(color_mode, sys.stderr))
+        sys.stderr.write(out)
+        print(f"carepath: {path} is not a valid playbook (run `carepath validate {path}`)", file=sys.stderr)
+        return 1
+    return res.playbook
+
+
+def load_playbooks(paths: list[str]) -> list[Playbook] | int:
+    """Load several playbooks (distinct ids: a store or a job runs one version of each), or an exit code."""
+    playbooks: list[Playbook] = []
+    for path in paths:
+        pb = load_playbook(path)
+        if isinstance(pb, int):
+            return pb
+        playbooks.append(pb)
+    ids = [pb.id for pb in playbooks]
+    if len(set(ids)) != len(ids):
+        print("carepath: the same playbook id is given twice; a store or a job runs one version of each",
+              file=sys.stderr)
+        return 2
+    return playbooks
+
+
+def parse_until(text: str | None, playbooks: list[Playbook]) -> datetime | None:
+    """``--until``: an ISO instant (local time in the first playbook's timezone when it has no
+    offset). A bad value prints why and exits with 2 (bad arguments)."""
+    if text is None:
+        return None
+    from carepath.drivers.simulate import parse_instant
+    from carepath.state import zone
+
+    try:
+        return parse_instant(text, zone(playbooks[0].timezone))
+    except ValueError as exc:
+        print(f"carepath: --until: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,84 @@
+"""``carepath report PLAYBOOK (EVENTS | --store URL) [--format text|json|html] [-o FILE] [--compare OTHER.yaml]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+HELP = "metrics, SLA attainment, goals, load and staffing from an event log or a store (what-if with --compare)"
+ORDER = 60
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "report", help=HELP,
+        description="Replay an event log (JSONL, one event per line; '-' for standard input) through the "
+                    "playbook and report metrics, SLA attainment, goals, load and Erlang C staffing. "
+                    "With --compare, replay the same events under another playbook version (what-if).")
+    p.add_argument("playbook", metavar="PLAYBOOK", help="the playbook (YAML)")
+    p.add_argument("events", metavar="EVENTS", nargs="?", help="event log: JSONL (or a YAML list); '-' = stdin")
+    p.add_argument("--store", metavar="URL", help="read cases from a runtime store instead (sqlite:///cases.db)")
+    p.add_argument("--format", choices=("text", "json", "html"), default="text", help="output format (default text)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE instead of standard output")
+    p.add_argument("--compare", metavar="OTHER.yaml",
+                   help="replay the same events under this playbook too, and show both side by side")
+    p.set_defaults(func=run)
+
+
+def _err(msg: str) -> int:
+    print(f"carepath report: {msg}", file=sys.stderr)
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from carepath.drivers.replay import EventLogError, open_store_states, replay_log, replay_store
+    from carepath.errors import CarepathError, PlaybookError
+    from carepath.loading.loader import load
+    from carepath.metrics import Collector, MetricError
+    from carepath.report import build_report, compare_reports, render
+
+    if (args.events is None) == (args.store is None):
+        return _err("give an event log (EVENTS) or --store URL, not both" if args.events else
+                    "give an event log (EVENTS) or --store URL")
+    playbooks = []
+    for path in [args.playbook, *([args.compare] if args.compare else [])]:
+        try:
+            playbooks.append(load(path))
+        except PlaybookError as exc:
+            for d in getattr(exc, "diagnostics", []) or []:
+                print(str(d), file=sys.stderr)
+            print(f"carepath report: {path}: the playbook does not validate", file=sys.stderr)
+            return 1
+        except OSError as exc:
+            return _err(f"cannot read {path}: {exc.strerror or exc}")
+    try:
+        if args.store:
+            states = open_store_states(args.store)
+            replays = [replay_store(pb, states) for pb in playbooks]
+        else:
+            # one pass over the log for every playbook; metric samples are collected as it goes
+            replays = replay_log(playbooks, sys.stdin if args.events == "-" else args.events, Collector)
+        reports = [build_report(pb, rp) for pb, rp in zip(playbooks, replays, strict=True)]
+    except EventLogError as exc:
+        print(f"carepath report: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        return _err(f"cannot read {exc.filename or args.events}: {exc.strerror or exc}")
+    except (MetricError, CarepathError) as exc:
+        print(f"carepath report: {exc}", file=sys.stderr)
+        return 1
+    for rp in replays:
+        if rp.rejected:
+            print(f"carepath report: {len(rp.rejected)} event(s) rejected by {rp.playbook.id} "
+                  f"{rp.playbook.version} (first: {rp.rejected[0][0].id}: {rp.rejected[0][1]})", file=sys.stderr)
+    doc = reports[0] if len(reports) == 1 else compare_reports(reports[0], reports[1])
+    text = render(doc, args.format)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"carepath report: wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0

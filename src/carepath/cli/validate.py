@@ -1,0 +1,136 @@
+"""``carepath validate PATH…``: validate playbooks (SPEC §5, §8).
+
+Paths are files or folders. A file named on the command line is always validated. A folder is
+searched recursively for ``*.yaml`` / ``*.yml``, skipping hidden folders (``.git``…), scenario
+files (``*.test.yaml``) and YAML files that are not playbooks (no top-level ``carepath:`` key),
+so ``carepath validate .`` works in a repository that holds other YAML too.
+
+Exit codes: 0 no error (warnings allowed), 1 any error — unsafe or broken YAML included — or,
+with ``--strict``, any warning; 2 bad arguments or a path that cannot be read; 3 an internal
+error (a bug: the other files are still checked and reported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from carepath.diagnostics import Diagnostic
+
+HELP = "validate playbooks (files or folders)"
+ORDER = 10
+FORMATS = ("text", "json", "github", "sarif", "junit")
+_PLAYBOOK = re.compile(rb"^['\"]?carepath['\"]?[ \t]*:", re.M)
+_SUFFIXES = (".yaml", ".yml")
+_SCENARIO = (".test.yaml", ".test.yml")
+
+
+def register(sub: Any) -> None:
+    """Add the ``validate`` sub-command."""
+    p = sub.add_parser("validate", help=HELP, description=__doc__.split("\n\n")[0] if __doc__ else HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="exit codes: 0 ok, 1 errors (or warnings with --strict), 2 bad arguments or "
+                              "unreadable path, 3 internal error")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="playbook files or folders")
+    p.add_argument("--format", "-f", choices=FORMATS, default="text", help="output format (default: text)")
+    p.add_argument("--strict", action="store_true", help="warnings fail too")
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                   help="colour the text format (auto: on a terminal, unless NO_COLOR is set)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no summary line on standard error")
+    p.set_defaults(func=run)
+
+
+def find_playbooks(path: str) -> Iterator[str]:
+    """Playbook files under a folder (see the module docstring), in a stable order."""
+    for root, dirs, files in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.endswith(_SUFFIXES) or name.endswith(_SCENARIO):
+                continue
+            full = str(Path(root) / name)
+            if is_playbook(full):
+                yield full
+
+
+def is_playbook(path: str) -> bool:
+    """Whether a YAML file has a top-level ``carepath:`` key (read from its first 64 KiB)."""
+    try:
+        with Path(path).open("rb") as fh:
+            head = fh.read(1 << 16)
+    except OSError:
+        return True  # let validation report that it cannot be read
+    return bool(_PLAYBOOK.search(head))
+
+
+def use_color(mode: str, stream: Any) -> bool:
+    """Colour for ``--color auto``: a terminal, ``NO_COLOR`` unset, ``TERM`` not ``dumb``."""
+    if mode != "auto":
+        return mode == "always"
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate every path; print the findings in the chosen format; return the exit code."""
+    from carepath.cli.app import internal_error
+    from carepath.diagnostics import format_diagnostics
+    from carepath.loading.loader import check_file
+
+    files: list[str] = []
+    usage_problem = False
+    for path in args.paths:
+        if Path(path).is_dir():
+            found = list(find_playbooks(path))
+            if not found and not args.quiet:
+                print(f"carepath: no playbooks in {path}", file=sys.stderr)
+            files.extend(found)
+        elif Path(path).is_file():
+            files.append(path)
+        else:
+            print(f"carepath: {path}: no such file or folder", file=sys.stderr)
+            usage_problem = True
+    diagnostics: list[Diagnostic] = []
+    sources: dict[str, str] = {}
+    internal = False
+    seen: set[str] = set()
+    for f in files:
+        if f in seen:
+            continue
+        seen.add(f)
+        try:
+            res = check_file(f)
+        except Exception as exc:  # a bug: report it, check the other files
+            print(f"{f}: {internal_error(exc)}", file=sys.stderr)
+            internal = True
+            continue
+        if any(d.code == "CP100" for d in res.diagnostics):
+            usage_problem = True
+        diagnostics.extend(res.diagnostics)
+        sources.update(res.sources)
+    out = format_diagnostics(diagnostics, args.format, sources=sources, files=list(seen),
+                             color=args.format == "text" and use_color(args.color, sys.stdout))
+    if args.format == "json":
+        sys.stdout.write(out + "\n")
+    elif out:
+        sys.stdout.write(out)
+    sys.stdout.flush()
+    n_err = sum(1 for d in diagnostics if d.severity == "error")
+    n_warn = len(diagnostics) - n_err
+    if not args.quiet:
+        print(f"carepath: {len(seen)} playbook(s) checked: {n_err} error(s), {n_warn} warning(s)",
+              file=sys.stderr)
+    if internal:
+        return 3
+    if usage_problem:
+        return 2
+    if n_err or (args.strict and n_warn):
+        return 1
+    return 0

@@ -1,0 +1,1 @@
+"""From the validated model to the compiled playbook both engines read."""

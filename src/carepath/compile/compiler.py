@@ -1,0 +1,784 @@
+"""Model → compiled playbook: resolved references, compiled conditions, built calendars.
+
+A :class:`Playbook` is immutable and carries a content hash; the engine reads only this.
+Reference and expression problems are reported into the loader's reporter with their paths.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from carepath.durations import Duration, DurationError, parse_duration
+from carepath.errors import CalendarError, DefinitionError, ExpressionError
+from carepath.expr.compiler import (
+    BOOL,
+    DATETIME,
+    DURATION,
+    STRING,
+    Expr,
+    FieldType,
+    TypeEnv,
+    compile_expr,
+)
+
+if TYPE_CHECKING:
+    from carepath.calendar.business import Calendar
+    from carepath.calendar.schedule import Schedule
+    from carepath.diagnostics import Diagnostic
+    from carepath.loading.source import Reporter
+    from carepath.model import ActionSpec, PlaybookSpec
+
+__all__ = [
+    "ActionDef", "ClockDef", "HandlerDef", "Playbook", "ScheduleDef", "SetValue", "StageDef",
+    "TargetDef", "ThresholdDef", "TimerDef", "TriggerDef", "compile_playbook",
+]
+
+CLOCK_STATUSES = ("pending", "running", "paused", "met", "breached", "cancelled")
+NOTIFY_SPECIAL = ("assignee", "customer")
+_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+
+
+@dataclass(frozen=True, slots=True)
+class SetValue:
+    """One ``field: value`` of a ``set``: a checked literal, or an ``=expression``."""
+
+    field: str
+    literal: Any
+    expr: Expr | None
+    type: FieldType
+
+
+@dataclass(frozen=True, slots=True)
+class ActionDef:
+    """A compiled action; ``source`` is its playbook path (``stages.solved.enter[0]``)."""
+
+    verb: str
+    arg: Any
+    params: Mapping[str, Any]
+    source: str
+    delay: Duration | None = None
+    calendar: str | None = None
+    window: str | None = None
+    keep: bool = False
+    sets: tuple[SetValue, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerDef:
+    """One handler of an event type in a stage (or the root ``on``)."""
+
+    event: str
+    to: str | None
+    when: Expr | None
+    sets: tuple[SetValue, ...]
+    do: tuple[ActionDef, ...]
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimerDef:
+    """A stage timer (``after``)."""
+
+    index: int
+    delay: Duration
+    to: str | None
+    do: tuple[ActionDef, ...]
+    when: Expr | None
+    calendar: str | None
+    window: str | None
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleDef:
+    """A recurring touchpoint (``every``)."""
+
+    index: int
+    cron: str
+    schedule: Schedule
+    window: str | None
+    do: tuple[ActionDef, ...]
+    when: Expr | None
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class StageDef:
+    """A compiled stage."""
+
+    name: str
+    initial: bool
+    final: bool
+    enter: tuple[ActionDef, ...]
+    exit: tuple[ActionDef, ...]
+    on: Mapping[str, tuple[HandlerDef, ...]]
+    after: tuple[TimerDef, ...]
+    every: tuple[ScheduleDef, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerDef:
+    """A clock start/stop/reset/cancel: any of the event types, stages entered, or condition."""
+
+    on: frozenset[str] = frozenset()
+    enter: frozenset[str] = frozenset()
+    when: Expr | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PauseDef:
+    """A clock pause: while in one of ``stages`` or while ``when`` holds."""
+
+    stages: frozenset[str] = frozenset()
+    when: Expr | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TargetDef:
+    """A clock target: exact business seconds, or business days (converted at cycle start)."""
+
+    index: int
+    when: Expr | None
+    seconds: float | None
+    business_days: int | None
+    calendar: str | None
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdDef:
+    """A threshold at a share of the target (``percent``) or a signed offset from it (seconds)."""
+
+    index: int
+    percent: float | None
+    offset: float | None
+    do: tuple[ActionDef, ...]
+    text: str
+    source: str
+
+    def at(self, target: float) -> float:
+        """The elapsed business seconds at which this threshold fires for ``target``."""
+        if self.percent is not None:
+            return target * self.percent / 100.0
+        return max(0.0, target + (self.offset or 0.0))
+
+    @property
+    def severity(self) -> str:
+        """``warning`` below the target, ``breached`` at it, ``overdue`` past it."""
+        if self.percent is not None:
+            return "warning" if self.percent < 100 else ("breached" if self.percent == 100 else "overdue")
+        off = self.offset or 0.0
+        return "warning" if off < 0 else ("breached" if off == 0 else "overdue")
+
+
+@dataclass(frozen=True, slots=True)
+class ClockDef:
+    """A compiled SLA clock."""
+
+    name: str
+    start: TriggerDef
+    stop: TriggerDef | None
+    pause: PauseDef | None
+    reset: TriggerDef | None
+    cancel: TriggerDef | None
+    repeat: bool
+    calendar: str
+    targets: tuple[TargetDef, ...]
+    thresholds: tuple[ThresholdDef, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StartDef:
+    """How cases begin."""
+
+    on: frozenset[str]
+    when: Expr | None
+    key: Expr
+    key_text: str
+    sets: tuple[SetValue, ...]
+    reentry: str
+    min_interval: Duration | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelDef:
+    """A channel's calendar and frequency cap."""
+
+    name: str
+    calendar: str
+    automated: bool
+    cap_per: float | None
+    cap_max: int | None
+
+
+@dataclass(frozen=True)
+class Playbook:
+    """A compiled, immutable playbook. ``calendars["office"]`` is a :class:`~carepath.Calendar`."""
+
+    id: str
+    version: str
+    content_hash: str
+    title: str | None
+    timezone: str
+    spec: PlaybookSpec
+    fields: Mapping[str, FieldType]
+    defaults: Mapping[str, Any]
+    events: Mapping[str, Mapping[str, tuple[FieldType, Any, bool]]]  # type → field → (type, default, required)
+    calendars: Mapping[str, Calendar]
+    channels: Mapping[str, ChannelDef]
+    segments: tuple[tuple[str, Expr], ...]
+    tiers: tuple[str, ...]
+    start: StartDef
+    stages: Mapping[str, StageDef]
+    initial: str
+    on: Mapping[str, tuple[HandlerDef, ...]]
+    exit_on: frozenset[str]
+    exit_when: Expr | None
+    clocks: Mapping[str, ClockDef]
+    event_types: frozenset[str]
+    warnings: tuple[Diagnostic, ...] = field(default=(), compare=False)
+
+    def calendar_named(self, name: str | None, data: Mapping[str, Any]) -> Calendar:
+        """The calendar ``name`` (``channel`` = the case channel's; ``None``/unset = ``always``)."""
+        if name is None:
+            return self.calendars["always"]
+        if name == "channel":
+            ch = self.channels.get(str(data.get("channel")))
+            return self.calendars[ch.calendar] if ch is not None else self.calendars["always"]
+        return self.calendars[name]
+
+    def __repr__(self) -> str:
+        return f"<Playbook {self.id} {self.version} {self.content_hash[:12]}>"
+
+
+# --------------------------------------------------------------------------------------------
+class _Compiler:
+    def __init__(self, spec: PlaybookSpec, rep: Reporter) -> None:
+        self.spec = spec
+        self.rep = rep
+        self.stage_names = list(spec.stages)
+        self.tiers = list(spec.tiers)
+        self.calendar_names = ["always", *spec.calendars]
+        self.fields: dict[str, FieldType] = {}
+        self.defaults: dict[str, Any] = {}
+        self.events: dict[str, dict[str, tuple[FieldType, Any, bool]]] = {}
+        self.event_types: set[str] = set()
+
+    # -- helpers -------------------------------------------------------------------------------
+    def hint(self, word: str, options: list[str]) -> str | None:
+        close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+        return f"did you mean {close[0]!r}?" if close else (f"known: {', '.join(options)}" if options and len(options) <= 12 else None)
+
+    def env(self, event_type: str | None = None) -> TypeEnv:
+        payload = None
+        if event_type is not None and event_type in self.events:
+            payload = {k: v[0] for k, v in self.events[event_type].items()}
+        return TypeEnv(fields=self.fields, event=payload, specials=self.specials)
+
+    def expr(self, src: Any, path: tuple[str | int, ...], env: TypeEnv, *, want: FieldType | None = BOOL,
+             shift: int = 0) -> Expr | None:
+        try:
+            return compile_expr(src, env, want=want)
+        except ExpressionError as exc:
+            self.rep.add(exc.code, str(exc), path, offset=exc.offset + shift, hint=exc.hint)
+            return None
+
+    def check_ref(self, value: str | None, options: list[str], code: str, what: str, path: tuple[str | int, ...],
+                  extra: tuple[str, ...] = ()) -> None:
+        if value is None or value in options or value in extra:
+            return
+        section = {"CP301": "stages", "CP302": "tiers", "CP303": "calendars", "CP304": "channels",
+                   "CP305": "segments", "CP306": "templates", "CP308": "slas"}.get(code, "")
+        if (section, value) in self.rep.tainted:
+            return  # the entry exists but the schema rejected it: reported there already
+        self.rep.add(code, f"unknown {what} {value!r}", path, hint=self.hint(value, options + list(extra)))
+
+    # -- sections ------------------------------------------------------------------------------
+    def compile_fields(self) -> None:
+        path: tuple[str | int, ...]
+        for name, f in self.spec.fields.items():
+            path = ("fields", name)
+            ft = self.field_type(f, path)
+            if ft is None:
+                continue
+            self.fields[name] = ft
+            if f.default is not None:
+                ok, val = coerce(f.default, ft)
+                if ok:
+                    self.defaults[name] = val
+                else:
+                    self.rep.add("CP203", f"default {f.default!r} is not a valid {describe(ft)}", (*path, "default"))
+        for ev, payload in self.spec.events.items():
+            self.event_types.add(ev)
+            out: dict[str, tuple[FieldType, Any, bool]] = {}
+            for name, f in (payload or {}).items():
+                path = ("events", ev, name)
+                ft = self.field_type(f, path)
+                if ft is None:
+                    continue
+                default = None
+                if f.default is not None:
+                    ok, default = coerce(f.default, ft)
+                    if not ok:
+                        self.rep.add("CP203", f"default {f.default!r} is not a valid {describe(ft)}", (*path, "default"))
+                out[name] = (ft, default, f.default is None)
+            self.events[ev] = out
+
+    def field_type(self, f: Any, path: tuple[str | int, ...]) -> FieldType | None:
+        if f.type == "enum":
+            if not f.values:
+                self.rep.add("CP202", "an enum needs `values`", path)
+                return None
+            return FieldType("enum", tuple(f.values))
+        if f.type == "list":
+            item = FieldType("enum", tuple(f.values)) if f.values else FieldType(f.item or "string")
+            return FieldType("list", (), item)
+        return FieldType(f.type)
+
+    def compile_specials(self) -> None:
+        sp: dict[str, FieldType] = {
+            "stage": FieldType("enum", tuple(self.stage_names)),
+            "segment": FieldType("enum", tuple(self.spec.segments)) if self.spec.segments else STRING,
+            "segments": FieldType("list", (), FieldType("enum", tuple(self.spec.segments)) if self.spec.segments else STRING),
+            "tier": FieldType("enum", tuple(self.tiers)) if self.tiers else STRING,
+        }
+        if "channel" not in self.fields and self.spec.channels:
+            sp["channel"] = FieldType("enum", tuple(self.spec.channels))
+        for clock in self.spec.slas:
+            sp[f"sla.{clock}.status"] = FieldType("enum", CLOCK_STATUSES)
+            sp[f"sla.{clock}.breached"] = BOOL
+            sp[f"sla.{clock}.elapsed"] = DURATION
+            sp[f"sla.{clock}.remaining"] = DURATION
+            sp[f"sla.{clock}.due"] = DATETIME
+        self.specials = sp
+
+    def compile_calendars(self) -> dict[str, Calendar]:
+        from carepath.calendar.business import Calendar
+
+        tz = self.spec.timezone
+        out: dict[str, Calendar] = {}
+        try:
+            out["always"] = Calendar.from_dict("always", timezone=tz)
+        except (CalendarError, ValueError) as exc:
+            self.rep.add("CP203", f"invalid timezone {tz!r}: {exc}", ("timezone",),
+                         hint="use an IANA name such as Asia/Ho_Chi_Minh or Europe/Berlin")
+            return out
+        for name, cal in self.spec.calendars.items():
+            raw = cal.model_dump(by_alias=True, exclude_none=True)
+            raw.pop("title", None)
+            raw["holidays"] = [h["date"] if set(h) == {"date"} else h for h in raw.get("holidays", [])]
+            if name == "always":
+                self.rep.add("CP203", "`always` is built in and cannot be redefined", ("calendars", name), key=True)
+                continue
+            problems = Calendar.validate_dict(raw, timezone=tz)
+            for rel, msg, code in problems:
+                self.rep.add(code, msg, ("calendars", name, *rel))
+            if problems:
+                continue
+            try:
+                out[name] = Calendar.from_dict(raw, timezone=tz)
+            except CalendarError as exc:
+                for rel, msg in exc.problems:
+                    self.rep.add("CP512", msg, ("calendars", name, *rel))
+        return out
+
+    def compile_channels(self) -> dict[str, ChannelDef]:
+        out: dict[str, ChannelDef] = {}
+        for name, ch in self.spec.channels.items():
+            cal = ch.calendar if ch else "always"
+            self.check_ref(cal, self.calendar_names, "CP303", "calendar", ("channels", name, "calendar"))
+            per = mx = None
+            if ch is not None and ch.frequency_cap is not None:
+                try:
+                    d = parse_duration(ch.frequency_cap.per)
+                    per = d.seconds + d.days * 86400.0
+                    mx = ch.frequency_cap.max
+                except DurationError as exc:
+                    self.rep.add(exc.code, str(exc), ("channels", name, "frequency_cap", "per"), hint=exc.hint)
+            out[name] = ChannelDef(name, cal, bool(ch and ch.automated), per, mx)
+        chan = self.spec.fields.get("channel")
+        if chan is not None and chan.type == "enum" and self.spec.channels:
+            for i, v in enumerate(chan.values or []):
+                if v not in self.spec.channels:
+                    self.rep.add("CP304", f"channel {v!r} of field `channel` is not declared under `channels`",
+                                 ("fields", "channel", "values", i), hint=self.hint(v, list(self.spec.channels)))
+        return out
+
+    def sets(self, values: Mapping[str, Any] | None, path: tuple[str | int, ...], env: TypeEnv) -> tuple[SetValue, ...]:
+        out: list[SetValue] = []
+        for name, value in (values or {}).items():
+            p = (*path, name)
+            ft = self.fields.get(name)
+            if ft is None:
+                self.rep.add("CP402", f"`set` names undeclared field {name!r}", p, key=True,
+                             hint=self.hint(name, list(self.fields)) or "declare it under `fields`")
+                continue
+            if isinstance(value, str) and value.startswith("="):
+                e = self.expr(value[1:], p, env, want=None, shift=1)
+                if e is None:
+                    continue
+                if not assignable(e.type, ft):
+                    self.rep.add("CP403", f"expression gives {describe(e.type)}, field {name!r} is {describe(ft)}", p, offset=1)
+                    continue
+                out.append(SetValue(name, None, e, ft))
+            else:
+                ok, val = coerce(value, ft)
+                if not ok:
+                    self.rep.add("CP203", f"{value!r} is not a valid {describe(ft)} for field {name!r}", p,
+                                 hint="start the value with '=' to write an expression" if isinstance(value, str) else None)
+                    continue
+                out.append(SetValue(name, val, None, ft))
+        return tuple(out)
+
+    def action(self, a: ActionSpec, path: tuple[str | int, ...], env: TypeEnv) -> ActionDef:
+        verb = a.verb
+        arg = getattr(a, verb)
+        src = _path_text(path)
+        if verb == "assign":
+            self.check_ref(arg, self.tiers, "CP302", "tier", (*path, verb))
+        elif verb == "escalate":
+            self.check_ref(arg, self.tiers, "CP302", "tier", (*path, verb), extra=("next",))
+        elif verb == "notify":
+            if arg not in self.tiers and arg not in NOTIFY_SPECIAL:
+                close = difflib.get_close_matches(arg, self.tiers, n=1, cutoff=0.75)
+                if close:
+                    self.rep.add("CP302", f"unknown tier {arg!r}", (*path, verb), hint=f"did you mean {close[0]!r}?")
+        elif verb == "send":
+            if self.spec.templates:
+                self.check_ref(arg, list(self.spec.templates), "CP306", "template", (*path, verb))
+        elif verb == "task" and a.for_ is not None and self.tiers and a.for_ not in self.tiers:
+            close = difflib.get_close_matches(a.for_, self.tiers, n=1, cutoff=0.75)
+            if close:
+                self.rep.add("CP302", f"unknown tier {a.for_!r}", (*path, "for"), hint=f"did you mean {close[0]!r}?")
+        if a.channel is not None:
+            self.check_ref(a.channel, list(self.spec.channels), "CP304", "channel", (*path, "channel"))
+        self.check_ref(a.calendar, self.calendar_names, "CP303", "calendar", (*path, "calendar"), extra=("channel",))
+        self.check_ref(a.window, self.calendar_names, "CP303", "calendar", (*path, "window"), extra=("channel",))
+        delay = None
+        if a.in_ is not None:
+            try:
+                delay = parse_duration(a.in_, business=a.calendar is not None)
+            except DurationError as exc:
+                self.rep.add(exc.code, str(exc), (*path, "in"), hint=exc.hint)
+        params: dict[str, Any] = dict(a.params or {})
+        for k in ("channel", "due", "message"):
+            if getattr(a, k) is not None:
+                params[k] = getattr(a, k)
+        if a.for_ is not None:
+            params["for"] = a.for_
+        sets: tuple[SetValue, ...] = ()
+        if verb == "set":
+            sets = self.sets(arg, (*path, "set"), env)
+            arg = {s.field: s.literal for s in sets if s.expr is None}
+        return ActionDef(verb, arg, MappingProxyType(params), src, delay, a.calendar, a.window, a.keep, sets)
+
+    def actions(self, items: list[ActionSpec], path: tuple[str | int, ...], env: TypeEnv) -> tuple[ActionDef, ...]:
+        return tuple(self.action(a, (*path, i), env) for i, a in enumerate(items))
+
+    def handlers(self, on: Mapping[str, Any], path: tuple[str | int, ...]) -> dict[str, tuple[HandlerDef, ...]]:
+        out: dict[str, tuple[HandlerDef, ...]] = {}
+        for ev, hs in on.items():
+            self.event_types.add(ev)
+            env = self.env(ev)
+            lst: list[HandlerDef] = []
+            for i, h in enumerate(hs):
+                hp = (*path, ev, i) if len(hs) > 1 else (*path, ev)
+                self.check_ref(h.to, self.stage_names, "CP301", "stage", (*hp, "to") if not isinstance(h.to, str) or len(hs) > 1 else hp)
+                when = self.expr(h.when, (*hp, "when"), env) if h.when is not None else None
+                lst.append(HandlerDef(ev, h.to, when, self.sets(h.set, (*hp, "set"), env),
+                                      self.actions(h.do, (*hp, "do"), env), _path_text(hp)))
+            out[ev] = tuple(lst)
+        return out
+
+    def stages(self) -> dict[str, StageDef]:
+        from carepath.calendar.schedule import Schedule
+
+        out: dict[str, StageDef] = {}
+        env = self.env()
+        for name, st in self.spec.stages.items():
+            path: tuple[str | int, ...] = ("stages", name)
+            if st is None:
+                out[name] = StageDef(name, False, False, (), (), MappingProxyType({}), (), ())
+                continue
+            timers: list[TimerDef] = []
+            for i, t in enumerate(st.after):
+                tp = (*path, "after", i)
+                self.check_ref(t.to, self.stage_names, "CP301", "stage", (*tp, "to"))
+                self.check_ref(t.calendar, self.calendar_names, "CP303", "calendar", (*tp, "calendar"), extra=("channel",))
+                self.check_ref(t.window, self.calendar_names, "CP303", "calendar", (*tp, "window"), extra=("channel",))
+                try:
+                    d = parse_duration(t.in_, business=t.calendar is not None)
+                except DurationError:
+                    continue  # reported by the schema
+                when = self.expr(t.when, (*tp, "when"), env) if t.when is not None else None
+                timers.append(TimerDef(i, d, t.to, self.actions(t.do, (*tp, "do"), env), when, t.calendar,
+                                       t.window, _path_text(tp)))
+            scheds: list[ScheduleDef] = []
+            for i, s in enumerate(st.every):
+                sp = (*path, "every", i)
+                self.check_ref(s.window, self.calendar_names, "CP303", "calendar", (*sp, "window"), extra=("channel",))
+                try:
+                    sched = Schedule(s.cron, self.spec.timezone)
+                except (DefinitionError, ValueError) as exc:
+                    self.rep.add("CP203", f"invalid cron expression {s.cron!r}: {exc}", (*sp, "cron"),
+                                 hint='five fields: minute hour day-of-month month day-of-week, e.g. "0 9 * * MON"')
+                    continue
+                when = self.expr(s.when, (*sp, "when"), env) if s.when is not None else None
+                scheds.append(ScheduleDef(i, s.cron, sched, s.window, self.actions(s.do, (*sp, "do"), env), when,
+                                          _path_text(sp)))
+            out[name] = StageDef(
+                name, st.initial, st.final,
+                self.actions(st.enter, (*path, "enter"), env),
+                self.actions(st.exit, (*path, "exit"), env),
+                MappingProxyType(self.handlers(st.on, (*path, "on"))),
+                tuple(timers), tuple(scheds),
+            )
+        return out
+
+    def trigger(self, t: Any, path: tuple[str | int, ...]) -> TriggerDef | None:
+        if t is None:
+            return None
+        for i, s in enumerate(t.enter):
+            self.check_ref(s, self.stage_names, "CP301", "stage", (*path, "enter", i) if len(t.enter) > 1 else (*path, "enter"))
+        self.event_types.update(t.on)
+        when = self.expr(t.when, (*path, "when"), self.env()) if t.when is not None else None
+        return TriggerDef(frozenset(t.on), frozenset(t.enter), when)
+
+    def clocks(self) -> dict[str, ClockDef]:
+        out: dict[str, ClockDef] = {}
+        env = self.env()
+        for name, c in self.spec.slas.items():
+            path: tuple[str | int, ...] = ("slas", name)
+            self.check_ref(c.calendar, self.calendar_names, "CP303", "calendar", (*path, "calendar"), extra=("channel",))
+            pause = None
+            if c.pause is not None:
+                for i, s in enumerate(c.pause.in_):
+                    self.check_ref(s, self.stage_names, "CP301", "stage", (*path, "pause", "in", i) if len(c.pause.in_) > 1 else (*path, "pause", "in"))
+                pw = self.expr(c.pause.when, (*path, "pause", "when"), env) if c.pause.when is not None else None
+                pause = PauseDef(frozenset(c.pause.in_), pw)
+            targets: list[TargetDef] = []
+            for i, t in enumerate(c.targets):
+                tp = (*path, "targets", i)
+                self.check_ref(t.calendar, self.calendar_names, "CP303", "calendar", (*tp, "calendar"), extra=("channel",))
+                when = self.expr(t.when, (*tp, "when"), env) if t.when is not None else None
+                d = parse_duration(t.within, business=True)
+                targets.append(TargetDef(i, when, None if d.business_days else d.seconds,
+                                         d.business_days or None, t.calendar, t.within))
+            if targets and c.targets[-1].when not in (None, True):
+                self.rep.add("CP504", f"the last target of SLA {name!r} has a condition, so some cases have no target",
+                             (*path, "targets", len(c.targets) - 1, "when"),
+                             hint="end the list with an unconditional target such as {within: 8h}")
+            thresholds: list[ThresholdDef] = []
+            for i, th in enumerate(c.thresholds):
+                tp = (*path, "thresholds", i)
+                if th.at.endswith("%"):
+                    pct, off = float(th.at[:-1]), None
+                else:
+                    d = parse_duration(th.at[1:], business=True)
+                    pct, off = None, (-d.seconds if th.at.startswith("-") else d.seconds)
+                thresholds.append(ThresholdDef(i, pct, off, self.actions(th.do, (*tp, "do"), env), th.at, _path_text(tp)))
+            out[name] = ClockDef(
+                name, self.trigger(c.start, (*path, "start")) or TriggerDef(), self.trigger(c.stop, (*path, "stop")),
+                pause, self.trigger(c.reset, (*path, "reset")), self.trigger(c.cancel, (*path, "cancel")),
+                c.repeat, c.calendar, tuple(targets), tuple(thresholds),
+            )
+        return out
+
+    def start(self) -> StartDef | None:
+        s = self.spec.start
+        self.event_types.update(s.on)
+        env = self.env(s.on[0] if len(s.on) == 1 else None)
+        when = self.expr(s.when, ("start", "when"), env) if s.when is not None else None
+        key = self.expr(s.key, ("start", "key"), env, want=None)
+        md = None
+        if s.min_interval is not None:
+            md = parse_duration(s.min_interval)
+        sets = self.sets(s.set, ("start", "set"), env)
+        if key is None:
+            return None
+        return StartDef(frozenset(s.on), when, key, s.key, sets, s.reentry, md)
+
+    def templates(self) -> None:
+        names = set(self.fields) | set(self.specials)
+        for tname, t in self.spec.templates.items():
+            if t is None:
+                continue
+            if t.channel is not None:
+                self.check_ref(t.channel, list(self.spec.channels), "CP304", "channel", ("templates", tname, "channel"))
+            for key in ("subject", "text"):
+                text = getattr(t, key)
+                if not text:
+                    continue
+                for m in _PLACEHOLDER.finditer(text):
+                    ref = m.group(1).strip()
+                    if ref in names or ref.startswith("event.") or ref in ("case", "playbook"):
+                        continue
+                    self.rep.add("CP306", f"template placeholder {{{ref}}} names no declared field",
+                                 ("templates", tname, key), offset=m.start(),
+                                 hint=self.hint(ref, sorted(names)))
+
+
+def compile_playbook(spec: PlaybookSpec, rep: Reporter, text: str = "") -> Playbook | None:
+    """Compile a validated model; report reference and expression problems into ``rep``.
+
+    Returns ``None`` when an error makes a compiled playbook impossible.
+    """
+    c = _Compiler(spec, rep)
+    c.compile_fields()
+    c.compile_specials()
+    calendars = c.compile_calendars()
+    channels = c.compile_channels()
+    segs: list[tuple[str, Expr]] = []
+    env = c.env()
+    for name, cond in spec.segments.items():
+        e = c.expr(cond, ("segments", name), env)
+        if e is not None:
+            segs.append((name, e))
+    stages = c.stages()
+    root_on = c.handlers(spec.on, ("on",))
+    clocks = c.clocks()
+    start = c.start()
+    c.templates()
+    exit_on: frozenset[str] = frozenset()
+    exit_when = None
+    if spec.exit is not None:
+        exit_on = frozenset(spec.exit.on)
+        c.event_types.update(exit_on)
+        exit_when = c.expr(spec.exit.when, ("exit", "when"), env) if spec.exit.when is not None else None
+    initials = [n for n, s in spec.stages.items() if s is not None and s.initial]
+    if not initials:
+        rep.add("CP501", "no stage is marked `initial: true`", ("stages",), key=True,
+                hint=f"mark the first stage: {next(iter(spec.stages))}: {{initial: true}}")
+    elif len(initials) > 1:
+        for n in initials[1:]:
+            rep.add("CP502", f"stage {n!r} is a second initial stage (the first is {initials[0]!r})",
+                    ("stages", n, "initial"))
+    if rep.has_errors or start is None or not initials:
+        return None
+    canon = json.dumps(spec.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"),
+                       ensure_ascii=False, default=str)
+    digest = hashlib.sha256(canon.encode()).hexdigest()[:32]  # 128 bits: ample, and states stay small
+    return Playbook(
+        id=spec.id, version=str(spec.version), content_hash=digest, title=spec.title, timezone=spec.timezone, spec=spec,
+        fields=MappingProxyType(dict(c.fields)), defaults=MappingProxyType(dict(c.defaults)),
+        events=MappingProxyType({k: MappingProxyType(v) for k, v in c.events.items()}),
+        calendars=MappingProxyType(calendars), channels=MappingProxyType(channels), segments=tuple(segs),
+        tiers=tuple(spec.tiers), start=start, stages=MappingProxyType(stages), initial=initials[0],
+        on=MappingProxyType(root_on), exit_on=exit_on, exit_when=exit_when, clocks=MappingProxyType(clocks),
+        event_types=frozenset(c.event_types),
+    )
+
+
+def _path_text(path: tuple[str | int, ...]) -> str:
+    from carepath.diagnostics import path_str
+
+    return path_str(path)
+
+
+# -- value typing -------------------------------------------------------------------------------
+def describe(t: FieldType) -> str:
+    """A type for messages: ``enum (low, normal, high)``, ``list of string``."""
+    if t.kind == "enum":
+        return f"enum ({', '.join(t.values)})"
+    if t.kind == "list" and t.item is not None:
+        return f"list of {describe(t.item)}"
+    return t.kind
+
+
+def assignable(src: FieldType, dst: FieldType) -> bool:
+    """Whether a value of type ``src`` may be stored in a field of type ``dst`` (checked statically)."""
+    if src.kind in ("any", "null") or src == dst:
+        return True
+    if dst.kind == "enum":
+        return src.kind == "string" or (src.kind == "enum" and set(src.values) <= set(dst.values))
+    if dst.kind == "string":
+        return src.kind in ("string", "enum")
+    if dst.kind in ("float", "decimal"):
+        return src.kind in ("int", "float", "decimal")
+    if dst.kind == "list":
+        return src.kind == "list"
+    return False
+
+
+def coerce(value: Any, t: FieldType) -> tuple[bool, Any]:
+    """Check and convert a value (a YAML literal or an event field) to ``t``: ``(ok, value)``."""
+    import datetime as dt
+    from decimal import Decimal, InvalidOperation
+
+    if value is None:
+        return True, None
+    k = t.kind
+    if k == "string":
+        return isinstance(value, str), value
+    if k == "enum":
+        return isinstance(value, str) and value in t.values, value
+    if k == "any":
+        return True, value
+    if k == "bool":
+        return isinstance(value, bool), value
+    if k == "int":
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if k in ("float", "decimal"):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return True, float(value) if k == "float" else value
+        if k == "decimal" and isinstance(value, str):
+            try:
+                Decimal(value)
+            except InvalidOperation:
+                return False, value
+            return True, value
+        return False, value
+    if k == "string":
+        return isinstance(value, str), value
+    if k == "enum":
+        return isinstance(value, str) and value in t.values, value
+    if k == "date":
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            return True, value.isoformat()
+        if isinstance(value, str):
+            try:
+                dt.date.fromisoformat(value)
+            except ValueError:
+                return False, value
+            return True, value
+        return False, value
+    if k == "datetime":
+        if isinstance(value, dt.datetime):
+            return value.tzinfo is not None, value.isoformat()
+        if isinstance(value, str):
+            try:
+                v = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                return False, value
+            return v.tzinfo is not None, value
+        return False, value
+    if k == "duration":
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return True, float(value)
+        if isinstance(value, dt.timedelta):
+            return True, value.total_seconds()
+        if isinstance(value, str):
+            try:
+                d = parse_duration(value)
+            except DurationError:
+                return False, value
+            return d.is_exact, d.seconds
+        return False, value
+    if k == "list":
+        if not isinstance(value, list):
+            return False, value
+        out = []
+        for v in value:
+            ok, cv = coerce(v, t.item or FieldType("any"))
+            if not ok:
+                return False, value
+            out.append(cv)
+        return True, out
+    return False, value

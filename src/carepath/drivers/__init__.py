@@ -1,0 +1,1 @@
+"""What feeds the engine: the simulator, the replay behind reports, and the event-log generator."""

@@ -1,0 +1,1 @@
+"""Checks on a compiled playbook beyond its schema: the stage graph, clocks, signals, goals."""

@@ -1,0 +1,82 @@
+"""Where things are: source files with positions, and the reporter that turns findings at node
+paths into :class:`~carepath.diagnostics.Diagnostic` objects."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from carepath.diagnostics import CODES, Diagnostic, Severity, path_str
+from carepath.loading.yaml import Positions
+
+__all__ = ["Reporter", "Source"]
+
+Path = tuple[str | int, ...]
+
+
+@dataclass
+class Source:
+    """One loaded file: its name, text and node positions."""
+
+    file: str
+    text: str
+    positions: Positions
+
+
+@dataclass
+class Reporter:
+    """Collects diagnostics for one playbook; knows which file each top-level entry came from."""
+
+    main: Source
+    origins: dict[tuple[str, str], Source] = field(default_factory=dict)  # (section, name) → included file
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    tainted: set[tuple[str, str]] = field(default_factory=set)  # (section, name) removed after a schema error
+    pruned: bool = False  # the schema rejected parts of the playbook; the rest was checked without them
+
+    def source_of(self, path: Path) -> Source:
+        """The file that holds ``path`` (an included file for entries merged from it)."""
+        if len(path) >= 2 and isinstance(path[0], str) and isinstance(path[1], str):
+            src = self.origins.get((path[0], path[1]))
+            if src is not None:
+                return src
+        return self.main
+
+    def locate(self, path: Path, *, key: bool = False, offset: int | None = None) -> tuple[str, int, int]:
+        """``(file, line, col)`` of the node at ``path``; ``offset`` is a position inside a scalar."""
+        src = self.source_of(path)
+        pos = src.positions
+        line, col = pos.key(path) if key else pos.value(path)
+        if offset is not None and not key and tuple(path) in pos.values:
+            style = pos.styles.get(tuple(path), "")
+            if style in ("", "'", '"'):
+                col += offset + (1 if style else 0)
+        return src.file, line, col
+
+    def add(
+        self,
+        code: str,
+        message: str,
+        path: Sequence[str | int],
+        *,
+        hint: str | None = None,
+        key: bool = False,
+        offset: int | None = None,
+        severity: Severity | None = None,
+        width: int | None = None,
+    ) -> None:
+        """Record a finding at ``path`` (its key when ``key``; ``offset`` inside a scalar)."""
+        p = tuple(path)
+        if self.tainted and code in ("CP402", "CP403") and any(
+                s == "fields" and f"'{n}'" in message for s, n in self.tainted):
+            return  # an expression naming a field the schema rejected: already reported there
+        file, line, col = self.locate(p, key=key, offset=offset)
+        sev = severity or CODES.get(code, ("error", ""))[0]
+        self.diagnostics.append(
+            Diagnostic(sev, code, message, file, line, col, path_str(p), hint or None,
+                       end_col=col + width if width else None)
+        )
+
+    @property
+    def has_errors(self) -> bool:
+        """Whether any error (not warning) was recorded."""
+        return any(d.severity == "error" for d in self.diagnostics)
