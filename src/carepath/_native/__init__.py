@@ -6,8 +6,8 @@ attaches the core to an :class:`~carepath.engine.Engine` (``backend="auto"|"nati
 
 from __future__ import annotations
 
-from .backend import BACKENDS, attach
-from .lower import Unsupported, lower
+from carepath._native.backend import BACKENDS, attach
+from carepath._native.lower import Unsupported, lower
 
 __all__ = ["BACKENDS", "Unsupported", "attach", "lower"]
 

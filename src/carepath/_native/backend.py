@@ -14,18 +14,20 @@ A native step's ``trace`` is built on first read by replaying the step on the re
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..errors import CarepathError, CaseError, InvalidEvent, SignalLoop
-from ..state import Action, CaseState, Clock, ClockRecord, Event, Pending, Signal, _r
-from .lower import Unsupported, lower
+from carepath.errors import CarepathError, CaseError, InvalidEvent, SignalLoop
+from carepath.state import Action, CaseState, Clock, ClockRecord, Event, Pending, Signal, _r
+from carepath._native.lower import Unsupported, lower
 
-if TYPE_CHECKING:
-    from ..engine import Engine, Step
+# The engine passes itself and its Step class in: nothing here imports the engine back (no cycle).
+Engine = Any
+Step = Any
 
 __all__ = ["BACKENDS", "attach"]
 
@@ -46,7 +48,7 @@ def _choice(backend: str) -> str:
     return backend
 
 
-def attach(eng: Engine, backend: str) -> None:
+def attach(eng: Engine, backend: str, step_cls: type) -> None:
     """Make ``eng`` run its steps natively when ``backend`` (and ``CAREPATH_ENGINE``) allow it.
 
     ``auto`` falls back to the Python engine when the core is not installed or does not support
@@ -68,7 +70,7 @@ def attach(eng: Engine, backend: str) -> None:
         if choice == "native":
             raise CarepathError(f"playbook {pb.id} {pb.version}: the native core does not support it: {exc}") from None
         return
-    native = _Native(eng, carepath_core.Engine(plain, _helpers(eng)))
+    native = _Native(eng, carepath_core.Engine(plain, _helpers(eng)), step_cls)
     eng.start = native.start  # type: ignore[method-assign]
     eng.handle = native.handle  # type: ignore[method-assign]
     eng.advance = native.advance  # type: ignore[method-assign]
@@ -76,8 +78,9 @@ def attach(eng: Engine, backend: str) -> None:
 
 
 def _helpers(eng: Engine) -> dict[str, Callable[..., Any]]:
-    from ..compile import describe
-    from ..engine import _coerce, _duration
+    from carepath.compile.compiler import coerce as _coerce
+    from carepath.compile.compiler import describe
+    from carepath.durations import parse_duration
 
     tz = eng.tz
     fromts = datetime.fromtimestamp
@@ -96,8 +99,9 @@ def _helpers(eng: Engine) -> dict[str, Callable[..., Any]]:
         wall = (local.replace(tzinfo=None) + timedelta(days=days)).replace(tzinfo=tz)
         return _r(wall.timestamp())
 
+    @functools.lru_cache(maxsize=64)
     def duration(text: Any) -> tuple[float, int, int]:
-        d = _duration(text)
+        d = parse_duration(text)
         return (float(d.seconds), int(d.days), int(d.business_days))
 
     def iso(t: float) -> str:
@@ -106,6 +110,11 @@ def _helpers(eng: Engine) -> dict[str, Callable[..., Any]]:
     def coerce(v: Any, t: Any) -> tuple[bool, Any, Any]:
         if isinstance(v, timedelta):
             v = v.total_seconds()
+        vc = v.__class__
+        k = t.kind
+        if (vc is str and (k == "string" or (k == "enum" and v in t.values))) or (vc is bool and k == "bool") or (
+                vc is int and k == "int"):
+            return True, v, v  # the engine's _coerce: the common already-valid cases inline
         ok, cv = _coerce(v, t)
         return ok, cv, v
 
@@ -119,17 +128,17 @@ def _helpers(eng: Engine) -> dict[str, Callable[..., Any]]:
 class _Native:
     """The three step methods of one engine, run by the core."""
 
-    __slots__ = ("core", "eng", "names", "step_cls")
+    __slots__ = ("core", "eng", "names", "ref", "step_cls")
 
-    def __init__(self, eng: Engine, core: Any) -> None:
+    def __init__(self, eng: Engine, core: Any, step_cls: type) -> None:
         self.eng = eng
         self.core = core
         self.names = tuple(eng.playbook.clocks)
-        self.step_cls = _native_step_class()
+        self.ref = type(eng)  # the reference's methods (the instance's own are ours)
+        self.step_cls = _native_step_class(step_cls)
 
     def start(self, event: Event, previous: CaseState | None = None) -> Step:
-        from ..engine import Engine, _NullScope
-
+        Engine = self.ref  # noqa: N806
         eng = self.eng
         pb = eng.playbook
         if event.type not in pb.start.on or previous is not None:
@@ -137,9 +146,9 @@ class _Native:
             # re-entry is rare enough to run there whole
             return Engine.start(eng, event, previous)
         view = eng._event_view(event)
-        if pb.start.when is not None and pb.start.when({}, view, _NullScope) is not True:
+        if pb.start.when is not None and pb.start.when({}, view, _NULL_SCOPE) is not True:
             return Engine.start(eng, event, previous)
-        key = pb.start.key({}, view, _NullScope)
+        key = pb.start.key({}, view, _NULL_SCOPE)
         if key is None or key == "":
             return Engine.start(eng, event, previous)
         try:
@@ -151,11 +160,10 @@ class _Native:
         return self._step(out, None, lambda: Engine.start(eng, event, previous))
 
     def handle(self, state: CaseState, event: Event) -> Step:
-        from ..engine import _EPS, Engine
-
+        Engine = self.ref  # noqa: N806
         eng = self.eng
         eng._check(state, event)
-        if event._ts < state.now_s - _EPS or state.ended or event.type not in eng._mentioned:
+        if event._ts < state.now_s - 1e-6 or state.ended or event.type not in eng._mentioned:
             return Engine.handle(eng, state, event)  # raises, or an `ignored` step with the state as it is
         view = eng._event_view(event, state=state)
         try:
@@ -168,8 +176,7 @@ class _Native:
         return self._step(out, state, lambda: Engine.handle(eng, state, event))
 
     def advance(self, state: CaseState, now: datetime) -> Step:
-        from ..engine import Engine
-
+        Engine = self.ref  # noqa: N806
         eng = self.eng
         eng._check(state, None)
         t = _r(now.timestamp()) if now.tzinfo is not None else None
@@ -229,15 +236,19 @@ class _Native:
         return step
 
 
-_STEP_CLS: Any = None
+class _NullScope:
+    def get(self, name: str, default: Any = None) -> Any:
+        return default
 
 
-def _native_step_class() -> Any:
-    global _STEP_CLS
-    if _STEP_CLS is None:
-        from ..engine import Step
+_NULL_SCOPE = _NullScope()
 
-        class NativeStep(Step):
+
+@functools.lru_cache(maxsize=None)
+def _native_step_class(Step: type[Any]) -> Any:  # noqa: N803
+    if True:
+
+        class NativeStep(Step):  # type: ignore[misc,valid-type]
             """A :class:`~carepath.engine.Step` from the core; ``trace`` replays the reference."""
 
             __slots__ = ("_replay",)
@@ -246,5 +257,4 @@ def _native_step_class() -> Any:
             def trace(self) -> list[tuple[str, str, str, str]]:
                 return self._replay().trace
 
-        _STEP_CLS = NativeStep
-    return _STEP_CLS
+    return NativeStep

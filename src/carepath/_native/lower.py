@@ -13,8 +13,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from ..compile import ActionDef, ClockDef, HandlerDef, Playbook, SetValue, TimerDef, TriggerDef
-from ..expr import Expr
+from carepath.compile.compiler import ActionDef, ClockDef, HandlerDef, Playbook, SetValue, TimerDef, TriggerDef
+from carepath.expr.compiler import Expr
 
 __all__ = ["Unsupported", "lower"]
 

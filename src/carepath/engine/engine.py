@@ -283,9 +283,9 @@ class Engine:
         self._segments_volatile = any(n not in playbook.fields
                                       for _, e in playbook.segments for n in e.names)
         if backend != "python":  # the native core takes over start/handle/advance when it can
-            from ._native.backend import attach
+            from carepath._native.backend import attach
 
-            attach(self, backend)
+            attach(self, backend, Step)
 
     def _index(self, acts: tuple[ActionDef, ...]) -> None:
         for a in acts:
