@@ -21,9 +21,9 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
+from carepath._native.lower import Unsupported, lower
 from carepath.errors import CarepathError, CaseError, InvalidEvent, SignalLoop
 from carepath.state import Action, CaseState, Clock, ClockRecord, Event, Pending, Signal, _r
-from carepath._native.lower import Unsupported, lower
 
 # The engine passes itself and its Step class in: nothing here imports the engine back (no cycle).
 Engine = Any
@@ -33,6 +33,7 @@ __all__ = ["BACKENDS", "attach"]
 
 BACKENDS = ("auto", "native", "python")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+_new_clock: Any = Clock  # Clock(*fields, tz): the core gives the fields before tz, in order
 _KIND_ORDER = {"clock": 0, "threshold": 0, "action": 1, "timer": 2, "schedule": 3}
 
 
@@ -71,9 +72,9 @@ def attach(eng: Engine, backend: str, step_cls: type) -> None:
             raise CarepathError(f"playbook {pb.id} {pb.version}: the native core does not support it: {exc}") from None
         return
     native = _Native(eng, carepath_core.Engine(plain, _helpers(eng)), step_cls)
-    eng.start = native.start  # type: ignore[method-assign]
-    eng.handle = native.handle  # type: ignore[method-assign]
-    eng.advance = native.advance  # type: ignore[method-assign]
+    eng.start = native.start
+    eng.handle = native.handle
+    eng.advance = native.advance
     eng.backend = "native"
 
 
@@ -138,7 +139,7 @@ class _Native:
         self.step_cls = _native_step_class(step_cls)
 
     def start(self, event: Event, previous: CaseState | None = None) -> Step:
-        Engine = self.ref  # noqa: N806
+        Engine = self.ref
         eng = self.eng
         pb = eng.playbook
         if event.type not in pb.start.on or previous is not None:
@@ -160,7 +161,7 @@ class _Native:
         return self._step(out, None, lambda: Engine.start(eng, event, previous))
 
     def handle(self, state: CaseState, event: Event) -> Step:
-        Engine = self.ref  # noqa: N806
+        Engine = self.ref
         eng = self.eng
         eng._check(state, event)
         if event._ts < state.now_s - 1e-6 or state.ended or event.type not in eng._mentioned:
@@ -176,7 +177,7 @@ class _Native:
         return self._step(out, state, lambda: Engine.handle(eng, state, event))
 
     def advance(self, state: CaseState, now: datetime) -> Step:
-        Engine = self.ref  # noqa: N806
+        Engine = self.ref
         eng = self.eng
         eng._check(state, None)
         t = _r(now.timestamp()) if now.tzinfo is not None else None
@@ -210,7 +211,7 @@ class _Native:
                 if c is None:
                     cm[n] = Clock(n, tz=tz)
                 elif c.__class__ is tuple:
-                    cm[n] = Clock(*c, tz)
+                    cm[n] = _new_clock(*c, tz)
                 else:
                     cm[n] = c
             cmap = MappingProxyType(cm)
@@ -244,17 +245,18 @@ class _NullScope:
 _NULL_SCOPE = _NullScope()
 
 
-@functools.lru_cache(maxsize=None)
-def _native_step_class(Step: type[Any]) -> Any:  # noqa: N803
+@functools.cache
+def _native_step_class(Step: type[Any]) -> Any:
     if True:
 
-        class NativeStep(Step):  # type: ignore[misc,valid-type]
+        class NativeStep(Step):  # type: ignore[misc]
             """A :class:`~carepath.engine.Step` from the core; ``trace`` replays the reference."""
 
             __slots__ = ("_replay",)
 
             @property
             def trace(self) -> list[tuple[str, str, str, str]]:
-                return self._replay().trace
+                trace: list[tuple[str, str, str, str]] = self._replay().trace
+                return trace
 
     return NativeStep

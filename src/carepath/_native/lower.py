@@ -13,7 +13,15 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from carepath.compile.compiler import ActionDef, ClockDef, HandlerDef, Playbook, SetValue, TimerDef, TriggerDef
+from carepath.compile.compiler import (
+    ActionDef,
+    ClockDef,
+    HandlerDef,
+    Playbook,
+    SetValue,
+    TimerDef,
+    TriggerDef,
+)
 from carepath.expr.compiler import Expr
 
 __all__ = ["Unsupported", "lower"]
