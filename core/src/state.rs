@@ -275,6 +275,18 @@ impl Pend {
         })
     }
 
+    pub fn clone_ref(&self, py: Python<'_>) -> Self {
+        Pend {
+            due: self.due,
+            kind: self.kind,
+            ref_: self.ref_.clone(),
+            owner: self.owner.clone(),
+            seq: self.seq,
+            origin: self.origin,
+            obj: self.obj.as_ref().map(|o| o.clone_ref(py)),
+        }
+    }
+
     /// The Python object it came from, or `(due, kind, ref, owner, seq, origin)` for a new one.
     pub fn to_py(&self, py: Python<'_>) -> PyResult<PyObj> {
         if let Some(o) = &self.obj {
@@ -318,10 +330,133 @@ mod tests {
 
     #[test]
     fn statuses_round_trip() {
-        for s in ["pending", "running", "paused", "met", "breached", "cancelled"] {
+        for s in [
+            "pending",
+            "running",
+            "paused",
+            "met",
+            "breached",
+            "cancelled",
+        ] {
             assert_eq!(Status::parse(s).map(|x| x.as_str()).ok(), Some(s));
         }
-        assert!(Status::parse("running").map(|s| s.is_open()).unwrap_or(false));
+        assert!(Status::parse("running")
+            .map(|s| s.is_open())
+            .unwrap_or(false));
         assert_eq!(Kind::Timer.order(), 2);
+    }
+}
+
+impl ClockW {
+    /// A working copy of a clock a previous native step left: its fields, and the due-time memo
+    /// seeded the way `_CW.__init__` seeds it from a state.
+    pub fn from_snap(&self, py: Python<'_>) -> Self {
+        let memo = match (self.status, self.breached, self.due_s, self.target_s) {
+            (Status::Running, false, Some(d), Some(t)) => vec![(t, d)],
+            _ => Vec::new(),
+        };
+        ClockW {
+            status: self.status,
+            cycle: self.cycle,
+            breached: self.breached,
+            started_s: self.started_s,
+            as_of_s: self.as_of_s,
+            // a state holds the frozen (rounded) values
+            elapsed_s: round_us(self.elapsed_s),
+            paused_s: round_us(self.paused_s),
+            pause_from_s: self.pause_from_s,
+            pauses: self.pauses.clone(),
+            target_index: self.target_index,
+            target_s: self.target_s,
+            calendar: self.calendar.clone(),
+            breach_s: self.breach_s,
+            due_s: self.due_s,
+            fired: self.fired,
+            conds: self.conds,
+            history: self.history.iter().map(|h| h.clone_ref(py)).collect(),
+            memo,
+        }
+    }
+}
+
+/// A case state as the core keeps it between steps: what `CaseState` holds, with clocks and
+/// pending items in the core's own form (a clock never touched is `None`: pending, cycle 0).
+pub struct Snap {
+    pub hash: String,
+    pub case: String,
+    pub stage: usize,
+    pub stage_name: String,
+    /// a dict, or the mapping of the Python state it came from
+    pub data: PyObj,
+    pub tier: Option<String>,
+    pub segment: Option<String>,
+    pub segments: Vec<String>,
+    pub clocks: Vec<Option<ClockW>>,
+    pub now: f64,
+    pub opened: f64,
+    pub seq: i64,
+    pub epoch: i64,
+    pub ended: bool,
+    pub pending: Vec<Pend>,
+    /// a dict without empty entries, or the Python state's mapping; `None`: no sends
+    pub sends: Option<PyObj>,
+    pub next_wakeup: Option<f64>,
+}
+
+/// The core's state of a case (behind a lazily built `CaseState`).
+#[pyclass(module = "carepath_core", frozen)]
+pub struct CoreState {
+    pub snap: Snap,
+    pub clock_names: Vec<String>,
+}
+
+#[pymethods]
+impl CoreState {
+    /// `(playbook hash, case, stage, now, ended, next_wakeup)`: what a lazy state sets at once.
+    fn head<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let s = &self.snap;
+        (
+            s.hash.as_str(),
+            s.case.as_str(),
+            s.stage_name.as_str(),
+            s.now,
+            s.ended,
+            s.next_wakeup,
+        )
+            .into_pyobject(py)
+    }
+
+    /// Every field: `(data, tier, segment, segments, clocks, opened, seq, epoch, pending, sends)`;
+    /// clocks as `Clock` field tuples (or `None` for a never-touched clock).
+    fn rest<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let s = &self.snap;
+        let clocks = pyo3::types::PyList::empty(py);
+        for (c, name) in s.clocks.iter().zip(&self.clock_names) {
+            match c {
+                Some(w) => clocks.append(w.freeze(py, name)?)?,
+                None => clocks.append(py.None())?,
+            }
+        }
+        let pending = pyo3::types::PyList::empty(py);
+        for p in &s.pending {
+            pending.append(p.to_py(py)?)?;
+        }
+        let sends: PyObj = match &s.sends {
+            Some(x) => x.clone_ref(py),
+            None => py.None(),
+        };
+        let items: Vec<PyObj> = vec![
+            s.data.clone_ref(py),
+            s.tier.as_deref().into_pyobject(py)?.into_any().unbind(),
+            s.segment.as_deref().into_pyobject(py)?.into_any().unbind(),
+            PyTuple::new(py, &s.segments)?.into_any().unbind(),
+            clocks.into_any().unbind(),
+            s.opened.into_pyobject(py)?.into_any().unbind(),
+            s.seq.into_pyobject(py)?.into_any().unbind(),
+            s.epoch.into_pyobject(py)?.into_any().unbind(),
+            pending.into_any().unbind(),
+            sends,
+        ];
+        PyTuple::new(py, items)
     }
 }

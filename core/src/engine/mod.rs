@@ -12,9 +12,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
-use crate::state::{ClockW, Pend, PyObj, Status};
+use crate::state::{ClockW, CoreState, Pend, PyObj, Status};
 use def::Playbook;
-use run::{Run, Slot};
+use run::{Frozen, Run, Slot};
 
 /// Python callables the core uses for what stays in Python: instants as `datetime`s, clock
 /// records, wall-clock day arithmetic, value coercion and the engine's exception types.
@@ -149,7 +149,7 @@ impl Engine {
             let f = clocks.call_method1("get", (&d.name,))?;
             if f.is_none() {
                 slots.push(Slot {
-                    frozen: None,
+                    frozen: Frozen::Pending,
                     fstatus: Status::Pending,
                     fbreached: false,
                     w: None,
@@ -166,7 +166,7 @@ impl Engine {
                     open_in_state.push((i, d.name.as_str()));
                 }
                 slots.push(Slot {
-                    frozen: Some(f.unbind()),
+                    frozen: Frozen::Py(f.unbind()),
                     fstatus,
                     fbreached,
                     w,
@@ -230,6 +230,96 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// A run from the core's own state of a previous step (no Python object is read).
+    fn run_from_snap<'a, 'py>(
+        &'a self,
+        py: Python<'py>,
+        core: &'a CoreState,
+    ) -> PyResult<Run<'a, 'py>> {
+        let pb = &self.pb;
+        let s = &core.snap;
+        let mut slots = Vec::with_capacity(pb.clocks.len());
+        let mut order = Vec::new();
+        for (i, c) in s.clocks.iter().enumerate() {
+            slots.push(match c {
+                None => Slot {
+                    frozen: Frozen::Pending,
+                    fstatus: Status::Pending,
+                    fbreached: false,
+                    w: None,
+                },
+                Some(c) => {
+                    let w = if c.status.is_open() {
+                        order.push(i);
+                        Some(c.from_snap(py))
+                    } else {
+                        None
+                    };
+                    Slot {
+                        frozen: Frozen::Core(c),
+                        fstatus: c.status,
+                        fbreached: c.breached,
+                        w,
+                    }
+                }
+            });
+        }
+        let pending: Vec<Pend> = s.pending.iter().map(|p| p.clone_ref(py)).collect();
+        let pseq0 = pending.iter().map(|p| p.seq).max().unwrap_or(0).max(0);
+        Ok(Run {
+            py,
+            pb,
+            h: &self.h,
+            case: s.case.clone(),
+            stage: s.stage,
+            data: s.data.bind(py).clone(),
+            data_w: None,
+            tier: s.tier.clone(),
+            segment: s.segment.clone(),
+            segments: s.segments.clone(),
+            slots,
+            order,
+            now: s.now,
+            opened: s.opened,
+            seq: s.seq,
+            epoch: s.epoch,
+            ended: s.ended,
+            pending,
+            pseq: -1,
+            pseq0,
+            sends: match &s.sends {
+                Some(x) => x.bind(py).clone(),
+                None => PyDict::new(py).into_any(),
+            },
+            sends_w: None,
+            actions: Vec::new(),
+            signals: Vec::new(),
+            queue: VecDeque::new(),
+            depth: 0,
+            event: None,
+            view: None,
+            changed: None,
+            empty: PyDict::new(py).into_any(),
+        })
+    }
+
+    /// A run from `state`: the core's own state when it is one of this playbook's, else a `CaseState`.
+    fn with_run<'py, T>(
+        &self,
+        state: &Bound<'py, PyAny>,
+        f: impl FnOnce(Run<'_, 'py>) -> PyResult<T>,
+    ) -> PyResult<T> {
+        if let Ok(core) = state.downcast::<CoreState>() {
+            let core = core.get();
+            if core.snap.hash == self.pb.hash {
+                return f(self.run_from_snap(state.py(), core)?);
+            }
+        }
+        f(self.run_from(state)?)
+    }
+}
+
 #[pymethods]
 impl Engine {
     #[new]
@@ -260,7 +350,7 @@ impl Engine {
                 .clocks
                 .iter()
                 .map(|_| Slot {
-                    frozen: None,
+                    frozen: Frozen::Pending,
                     fstatus: Status::Pending,
                     fbreached: false,
                     w: None,
@@ -323,36 +413,38 @@ impl Engine {
         event: PyObj,
         view: &Bound<'py, PyAny>,
         at: f64,
+        nw: Option<f64>,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let _ = py;
         guard(|| {
-            let mut run = self.run_from(state)?;
-            let nw: Option<f64> = state.getattr("next_wakeup_s")?.extract()?;
-            if nw.is_some_and(|n| n < at) {
-                run.fire_due(at, false)?;
-            }
-            if !run.ended {
-                run.set_now(at);
-                run.event = Some(event);
-                if self.pb.segments_volatile {
-                    run.recompute_segments(Some(view))?;
+            let type_: String = view.get_item("type")?.extract()?;
+            self.with_run(state, |mut run| {
+                if nw.is_some_and(|n| n < at) {
+                    run.fire_due(at, false)?;
                 }
-                let type_: String = view.get_item("type")?.extract()?;
-                let mut entered = Vec::new();
-                run.dispatch(&type_, view, &mut entered)?;
-                run.drain_signals()?;
-            }
-            run.fire_due(at, true)?;
-            run.finish()
+                if !run.ended {
+                    run.set_now(at);
+                    run.event = Some(event);
+                    if self.pb.segments_volatile {
+                        run.recompute_segments(Some(view))?;
+                    }
+                    let mut entered = Vec::new();
+                    run.dispatch(&type_, view, &mut entered)?;
+                    run.drain_signals()?;
+                }
+                run.fire_due(at, true)?;
+                run.finish()
+            })
         })
     }
 
     /// Fire everything due at or before `t` (the caller has checked that something is).
     fn advance<'py>(&self, state: &Bound<'py, PyAny>, t: f64) -> PyResult<Bound<'py, PyTuple>> {
         guard(|| {
-            let mut run = self.run_from(state)?;
-            run.fire_due(t, true)?;
-            run.finish()
+            self.with_run(state, |mut run| {
+                run.fire_due(t, true)?;
+                run.finish()
+            })
         })
     }
 }

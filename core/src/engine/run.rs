@@ -3,20 +3,30 @@
 use std::collections::{HashSet, VecDeque};
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyDict, PyList, PyTuple};
 
 use super::def::{py_max, ActionDef, Delay, Playbook, SetDef, Severity, Verb};
 use super::hooks::{Cal, Cond};
 use super::Helpers;
-use crate::state::{round_us, ClockW, Kind, Owner, Pend, PyObj, Status};
+use crate::state::{round_us, ClockW, CoreState, Kind, Owner, Pend, PyObj, Snap, Status};
 
 pub const MAX_SIGNAL_DEPTH: usize = 16;
 pub const MAX_HISTORY: usize = 20;
 pub const MAX_ITEMS_PER_STEP: usize = 100_000;
 pub const EPS: f64 = 1e-6;
 
-pub struct Slot {
-    pub frozen: Option<PyObj>,
+/// A clock as the step's input state holds it.
+pub enum Frozen<'a> {
+    /// never touched: pending, cycle 0
+    Pending,
+    /// a Python `Clock`
+    Py(PyObj),
+    /// a clock of the core's own state
+    Core(&'a ClockW),
+}
+
+pub struct Slot<'a> {
+    pub frozen: Frozen<'a>,
     pub fstatus: Status,
     pub fbreached: bool,
     pub w: Option<ClockW>,
@@ -47,7 +57,7 @@ pub struct Run<'a, 'py> {
     pub tier: Option<String>,
     pub segment: Option<String>,
     pub segments: Vec<String>,
-    pub slots: Vec<Slot>,
+    pub slots: Vec<Slot<'a>>,
     /// the clocks with a working copy, in the order they got it (`_Run.clocks`)
     pub order: Vec<usize>,
     pub now: f64,
@@ -68,10 +78,6 @@ pub struct Run<'a, 'py> {
     pub view: Option<Bound<'py, PyAny>>,
     pub changed: Option<HashSet<String>>,
     pub empty: Bound<'py, PyAny>,
-}
-
-fn none_or<T>(x: Option<T>) -> Option<T> {
-    x
 }
 
 impl<'a, 'py> Run<'a, 'py> {
@@ -328,7 +334,8 @@ impl<'a, 'py> Run<'a, 'py> {
         }
         // a final stage ends the case; so does an `exit.on` event whose `exit.when` holds
         let exits = self.pb.stages[self.stage].final_
-            || (self.pb.exit_on.iter().any(|t| t == type_) && self.holds(&self.pb.exit_when, view)?);
+            || (self.pb.exit_on.iter().any(|t| t == type_)
+                && self.holds(&self.pb.exit_when, view)?);
         if exits {
             self.end_case()?;
         }
@@ -643,8 +650,9 @@ impl<'a, 'py> Run<'a, 'py> {
     fn cw(&mut self, i: usize) -> PyResult<()> {
         if self.slots[i].w.is_none() {
             let w = match &self.slots[i].frozen {
-                Some(f) => ClockW::from_py(f.bind(self.py))?,
-                None => ClockW::pending(),
+                Frozen::Py(f) => ClockW::from_py(f.bind(self.py))?,
+                Frozen::Core(c) => c.from_snap(self.py),
+                Frozen::Pending => ClockW::pending(),
             };
             self.slots[i].w = Some(w);
             self.order.push(i);
@@ -1362,21 +1370,6 @@ impl<'a, 'py> Run<'a, 'py> {
         for (d, _, k, n) in &items {
             items_py.append((*d, *k, n.as_str()))?;
         }
-        // clocks: None when no clock has a working copy (the state's mapping carries over)
-        let clocks: PyObj =
-            if self.order.is_empty() && self.slots.iter().all(|s| s.frozen.is_some()) {
-                py.None()
-            } else {
-                let l = PyList::empty(py);
-                for (i, s) in self.slots.iter().enumerate() {
-                    match (&s.w, &s.frozen) {
-                        (Some(w), _) => l.append(w.freeze(py, &self.pb.clocks[i].name)?)?,
-                        (None, Some(f)) => l.append(f.bind(py))?,
-                        (None, None) => l.append(py.None())?,
-                    }
-                }
-                l.into_any().unbind()
-            };
         if self.pending.len() > 1 {
             self.pending.sort_by(|a, b| {
                 a.due
@@ -1384,10 +1377,6 @@ impl<'a, 'py> Run<'a, 'py> {
                     .unwrap_or(std::cmp::Ordering::Equal)
                     .then(a.seq.cmp(&b.seq))
             });
-        }
-        let pending = PyList::empty(py);
-        for p in &self.pending {
-            pending.append(p.to_py(py)?)?;
         }
         let signals = PyList::empty(py);
         for s in &self.signals {
@@ -1403,42 +1392,63 @@ impl<'a, 'py> Run<'a, 'py> {
         }
         let data: PyObj = match &self.data_w {
             Some(w) => w.clone().into_any().unbind(),
-            None => py.None(),
+            None => self.data.clone().unbind(),
         };
-        let sends: PyObj = match &self.sends_w {
-            Some(w) => w.clone().into_any().unbind(),
-            None => py.None(),
+        let sends: Option<PyObj> = match &self.sends_w {
+            Some(w) => {
+                let kept = PyDict::new(py);
+                for (k, v) in w.iter() {
+                    if v.is_truthy()? {
+                        kept.set_item(k, v)?;
+                    }
+                }
+                if kept.is_empty() {
+                    None
+                } else {
+                    Some(kept.into_any().unbind())
+                }
+            }
+            None => {
+                if self.sends.is_truthy()? {
+                    Some(self.sends.clone().unbind())
+                } else {
+                    None
+                }
+            }
         };
-        let segments = PyTuple::new(py, self.segments.iter().map(|s| PyString::new(py, s)))?;
+        let mut clocks = Vec::with_capacity(self.slots.len());
+        for s in self.slots.drain(..) {
+            clocks.push(match (s.w, s.frozen) {
+                (Some(w), _) => Some(w),
+                (None, Frozen::Core(c)) => Some(c.from_snap(py)),
+                (None, Frozen::Py(o)) => Some(ClockW::from_py(o.bind(py))?),
+                (None, Frozen::Pending) => None,
+            });
+        }
+        let snap = Snap {
+            hash: self.pb.hash.clone(),
+            case: self.case,
+            stage: self.stage,
+            stage_name: self.pb.stages[self.stage].name.clone(),
+            data,
+            tier: self.tier,
+            segment: self.segment,
+            segments: self.segments,
+            clocks,
+            now: self.now,
+            opened: self.opened,
+            seq: self.seq,
+            epoch: self.epoch,
+            ended: self.ended,
+            pending: self.pending,
+            sends,
+            next_wakeup: nw,
+        };
+        let clock_names = self.pb.clocks.iter().map(|c| c.name.clone()).collect();
+        let core = Bound::new(py, CoreState { snap, clock_names })?;
         let actions = PyList::new(py, self.actions.iter().map(|a| a.bind(py)))?;
         let out: Vec<PyObj> = vec![
-            self.case.as_str().into_pyobject(py)?.into_any().unbind(),
-            self.pb.stages[self.stage]
-                .name
-                .as_str()
-                .into_pyobject(py)?
-                .into_any()
-                .unbind(),
-            data,
-            self.tier.as_deref().into_pyobject(py)?.into_any().unbind(),
-            self.segment
-                .as_deref()
-                .into_pyobject(py)?
-                .into_any()
-                .unbind(),
-            segments.into_any().unbind(),
-            clocks,
-            self.now.into_pyobject(py)?.into_any().unbind(),
-            self.opened.into_pyobject(py)?.into_any().unbind(),
-            self.seq.into_pyobject(py)?.into_any().unbind(),
-            self.epoch.into_pyobject(py)?.into_any().unbind(),
-            pyo3::types::PyBool::new(py, self.ended)
-                .to_owned()
-                .into_any()
-                .unbind(),
-            pending.into_any().unbind(),
-            sends,
-            none_or(nw).into_pyobject(py)?.into_any().unbind(),
+            core.into_any().unbind(),
             actions.into_any().unbind(),
             signals.into_any().unbind(),
             items_py.into_any().unbind(),

@@ -14,6 +14,7 @@ A native step's ``trace`` is built on first read by replaying the step on the re
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from collections.abc import Callable, Mapping
@@ -167,8 +168,9 @@ class _Native:
         if event._ts < state.now_s - 1e-6 or state.ended or event.type not in eng._mentioned:
             return Engine.handle(eng, state, event)  # raises, or an `ignored` step with the state as it is
         view = eng._event_view(event, state=state)
+        core = getattr(state, "_core", None) if state.__class__ is NativeState else None
         try:
-            out = self.core.handle(state, event, view, event._ts)
+            out = self.core.handle(state if core is None else core, event, view, event._ts, state.next_wakeup_s)
         except CarepathError:
             raise
         except Exception as exc:
@@ -183,8 +185,9 @@ class _Native:
         t = _r(now.timestamp()) if now.tzinfo is not None else None
         if t is None or t <= state.now_s or state.next_wakeup_s is None or state.next_wakeup_s > t:
             return Engine.advance(eng, state, now)  # raises, or nothing due: the state as it is
+        core = getattr(state, "_core", None) if state.__class__ is NativeState else None
         try:
-            out = self.core.advance(state, t)
+            out = self.core.advance(state if core is None else core, t)
         except CarepathError:
             raise
         except Exception as exc:
@@ -193,39 +196,23 @@ class _Native:
         return self._step(out, state, lambda: Engine.advance(eng, state, now))
 
     def _step(self, out: tuple[Any, ...], s0: CaseState | None, replay: Callable[[], Step]) -> Step:
-        (case, stage, data, tier, segment, segments, clocks, now, opened, seq, epoch, ended, pending, sends, nw,
-         actions, signals, items) = out
+        core, actions, signals, items = out
         eng = self.eng
         pb = eng.playbook
         tz = eng.tz
-        names = self.names
-        if clocks is None:  # no clock was touched: carried over as the reference does
-            f0 = s0.clocks if s0 is not None else _EMPTY
-            if isinstance(f0, MappingProxyType) and len(f0) == len(names) and all(n in f0 for n in names):
-                cmap = f0
-            else:
-                cmap = MappingProxyType({n: f0.get(n) or Clock(n, tz=tz) for n in names})
-        else:
-            cm: dict[str, Clock] = {}
-            for n, c in zip(names, clocks, strict=True):
-                if c is None:
-                    cm[n] = Clock(n, tz=tz)
-                elif c.__class__ is tuple:
-                    cm[n] = _new_clock(*c, tz)
-                else:
-                    cm[n] = c
-            cmap = MappingProxyType(cm)
-        if sends is None:
-            sends_m = s0.sends if s0 is not None else _EMPTY
-        else:
-            sends_m = MappingProxyType({k: v for k, v in sends.items() if v}) if sends else _EMPTY
-        state = CaseState(
-            playbook=pb.id, version=pb.version, content_hash=pb.content_hash, case=case, stage=stage,
-            data=MappingProxyType(data) if data is not None else s0.data,  # type: ignore[union-attr]
-            tier=tier, segment=segment, segments=segments, clocks=cmap, now_s=now, opened_s=opened, seq=seq,
-            epoch=epoch, ended=ended,
-            pending=tuple(Pending(*p) if p.__class__ is tuple else p for p in pending),
-            sends=sends_m, timezone=pb.timezone, next_wakeup_s=nw)
+        _h, case, stage, now, ended, nw = core.head()
+        state = _new(NativeState)
+        _set(state, "_core", core)
+        _set(state, "_ctx", self)
+        _set(state, "playbook", pb.id)
+        _set(state, "version", pb.version)
+        _set(state, "content_hash", pb.content_hash)
+        _set(state, "timezone", pb.timezone)
+        _set(state, "case", case)
+        _set(state, "stage", stage)
+        _set(state, "now_s", now)
+        _set(state, "ended", ended)
+        _set(state, "next_wakeup_s", nw)
         fromts = datetime.fromtimestamp
         acts = [Action(i, pb.id, case, verb, MappingProxyType(params), fromts(at, tz), src)
                 for i, verb, params, at, src in actions]
@@ -233,8 +220,58 @@ class _Native:
                 for ty, at, sla, cycle, rec, d in signals]
         its = tuple((d, _KIND_ORDER[k], k, n) for d, k, n in items)
         step = self.step_cls(state, acts, sigs, its, ())
-        object.__setattr__(step, "_replay", replay)
+        _set(step, "_replay", replay)
         return step
+
+    def materialize(self, st: NativeState, core: Any) -> None:
+        """Fill the lazy fields of ``st`` from the core's state."""
+        data, tier, segment, segments, clocks, opened, seq, epoch, pending, sends = core.rest()
+        tz = self.eng.tz
+        cm: dict[str, Clock] = {}
+        for n, c in zip(self.names, clocks, strict=True):
+            cm[n] = Clock(n, tz=tz) if c is None else _new_clock(*c, tz)
+        _set(st, "data", data if data.__class__ is MappingProxyType else MappingProxyType(data))
+        _set(st, "tier", tier)
+        _set(st, "segment", segment)
+        _set(st, "segments", segments)
+        _set(st, "clocks", MappingProxyType(cm))
+        _set(st, "opened_s", opened)
+        _set(st, "seq", seq)
+        _set(st, "epoch", epoch)
+        _set(st, "pending", tuple(Pending(*p) if p.__class__ is tuple else p for p in pending))
+        _set(st, "sends", _EMPTY if sends is None else sends if sends.__class__ is MappingProxyType
+             else MappingProxyType(sends))
+
+
+_new = object.__new__
+_set = object.__setattr__
+_LAZY = frozenset({"data", "tier", "segment", "segments", "clocks", "opened_s", "seq", "epoch", "pending", "sends"})
+_FIELDS = tuple(f.name for f in dataclasses.fields(CaseState))
+
+
+class NativeState(CaseState):
+    """A :class:`~carepath.state.CaseState` a native step produced: the core keeps the case;
+    the fields are built on first read (the scalars a step checks are set at once). It is a
+    ``CaseState`` in every other respect: equal to the reference's state of the same case, the
+    same JSON, the same ``repr``; the next native step reads the core's state directly."""
+
+    __slots__ = ("_core", "_ctx")
+    __hash__ = CaseState.__hash__
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _LAZY:
+            ctx = object.__getattribute__(self, "_ctx")
+            ctx.materialize(self, object.__getattribute__(self, "_core"))
+            return object.__getattribute__(self, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CaseState):
+            return NotImplemented
+        return tuple(getattr(self, f) for f in _FIELDS) == tuple(getattr(other, f) for f in _FIELDS)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (CaseState, tuple(getattr(self, f) for f in _FIELDS))
 
 
 class _NullScope:
