@@ -52,6 +52,8 @@ impl Helpers {
 /// What conditions see besides fields and the event (`_Scope`): a snapshot of the run.
 #[pyclass(module = "carepath_core", frozen)]
 pub struct Scope {
+    pub stage_idx: usize,
+    pub data_gen: u64,
     pub stage: String,
     pub segment: Option<String>,
     pub segments: Vec<String>,
@@ -60,6 +62,22 @@ pub struct Scope {
     pub now: f64,
     pub dt: PyObj,
     pub clocks: Vec<(String, &'static str, bool)>,
+}
+
+impl Scope {
+    /// Whether this snapshot still shows `run` (so conditions may share it).
+    pub fn shows(&self, run: &Run<'_, '_>) -> bool {
+        self.stage_idx == run.stage
+            && self.data_gen == run.data_gen
+            && self.now.to_bits() == run.now.to_bits()
+            && self.tier == run.tier
+            && self.segment == run.segment
+            && self.segments == run.segments
+            && self.clocks.iter().zip(&run.slots).all(|(c, s)| match &s.w {
+                Some(w) => c.1 == w.status.as_str() && c.2 == w.breached,
+                None => c.1 == s.fstatus.as_str() && c.2 == s.fbreached,
+            })
+    }
 }
 
 #[pymethods]
@@ -226,6 +244,8 @@ impl Engine {
             view: None,
             changed: None,
             empty: PyDict::new(py).into_any(),
+            data_gen: 0,
+            scope_cache: std::cell::RefCell::new(None),
         })
     }
 }
@@ -301,6 +321,8 @@ impl Engine {
             view: None,
             changed: None,
             empty: PyDict::new(py).into_any(),
+            data_gen: 0,
+            scope_cache: std::cell::RefCell::new(None),
         })
     }
 
@@ -387,6 +409,8 @@ impl Engine {
                 view: None,
                 changed: None,
                 empty: PyDict::new(py).into_any(),
+                data_gen: 0,
+                scope_cache: std::cell::RefCell::new(None),
             };
             let type_: String = view.get_item("type")?.extract()?;
             let fresh = run.data.clone();

@@ -78,6 +78,10 @@ pub struct Run<'a, 'py> {
     pub view: Option<Bound<'py, PyAny>>,
     pub changed: Option<HashSet<String>>,
     pub empty: Bound<'py, PyAny>,
+    /// bumped whenever the case data changes (the scope shows its `channel`)
+    pub data_gen: u64,
+    /// the last scope built, shared by conditions while it still shows the run
+    pub scope_cache: std::cell::RefCell<Option<Bound<'py, super::Scope>>>,
 }
 
 impl<'a, 'py> Run<'a, 'py> {
@@ -164,6 +168,11 @@ impl<'a, 'py> Run<'a, 'py> {
     }
 
     fn scope(&self) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(sc) = self.scope_cache.borrow().as_ref() {
+            if sc.get().shows(self) {
+                return Ok(sc.clone().into_any());
+            }
+        }
         let clocks: Vec<(String, &'static str, bool)> = self
             .slots
             .iter()
@@ -182,6 +191,8 @@ impl<'a, 'py> Run<'a, 'py> {
             })
             .collect();
         let sc = super::Scope {
+            stage_idx: self.stage,
+            data_gen: self.data_gen,
             stage: self.pb.stages[self.stage].name.clone(),
             segment: self.segment.clone(),
             segments: self.segments.clone(),
@@ -191,7 +202,9 @@ impl<'a, 'py> Run<'a, 'py> {
             dt: self.h.dt.clone_ref(self.py),
             clocks,
         };
-        Ok(Bound::new(self.py, sc)?.into_any())
+        let sc = Bound::new(self.py, sc)?;
+        *self.scope_cache.borrow_mut() = Some(sc.clone());
+        Ok(sc.into_any())
     }
 
     fn holds(&self, e: &Option<Cond>, view: Option<&Bound<'py, PyAny>>) -> PyResult<bool> {
@@ -251,6 +264,7 @@ impl<'a, 'py> Run<'a, 'py> {
             if let Some(w) = &self.data_w {
                 w.call_method1("update", (&out,))?;
             }
+            self.data_gen += 1;
             let names: Vec<String> = out.keys().iter().map(|k| k.to_string()).collect();
             let refs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
             self.note_changed(&refs);

@@ -214,9 +214,11 @@ class _Native:
         _set(state, "ended", ended)
         _set(state, "next_wakeup_s", nw)
         fromts = datetime.fromtimestamp
-        acts = [Action(i, pb.id, case, verb, MappingProxyType(params), fromts(at, tz), src)
+        now_dt = fromts(now, tz) if actions or signals else None  # most items happen at the step's now
+        acts = [Action(i, pb.id, case, verb, MappingProxyType(params), now_dt if at == now else fromts(at, tz), src)
                 for i, verb, params, at, src in actions]
-        sigs = [Signal(ty, fromts(at, tz), sla, cycle, rec, MappingProxyType(dict(d)) if d else _EMPTY)
+        sigs = [Signal(ty, now_dt if at == now else fromts(at, tz), sla, cycle, rec,
+                       MappingProxyType(dict(d)) if d else _EMPTY)
                 for ty, at, sla, cycle, rec, d in signals]
         its = tuple((d, _KIND_ORDER[k], k, n) for d, k, n in items)
         step = self.step_cls(state, acts, sigs, its, ())
@@ -269,6 +271,9 @@ class NativeState(CaseState):
         if not isinstance(other, CaseState):
             return NotImplemented
         return tuple(getattr(self, f) for f in _FIELDS) == tuple(getattr(other, f) for f in _FIELDS)
+
+    def __repr__(self) -> str:
+        return "CaseState" + CaseState.__repr__(self)[len("NativeState"):]
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (CaseState, tuple(getattr(self, f) for f in _FIELDS))
