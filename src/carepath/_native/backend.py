@@ -214,7 +214,7 @@ class _Native:
         _set(state, "ended", ended)
         _set(state, "next_wakeup_s", nw)
         fromts = datetime.fromtimestamp
-        now_dt = fromts(now, tz) if actions or signals else None  # most items happen at the step's now
+        now_dt = fromts(now, tz)  # most actions and signals happen at the step's now
         acts = [Action(i, pb.id, case, verb, MappingProxyType(params), now_dt if at == now else fromts(at, tz), src)
                 for i, verb, params, at, src in actions]
         sigs = [Signal(ty, now_dt if at == now else fromts(at, tz), sla, cycle, rec,
