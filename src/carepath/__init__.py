@@ -22,7 +22,7 @@ _WHERE: dict[str, str] = {
     # the engine
     "Engine": "engine",
     "Step": "engine",
-    "Event": "state",
+    "Event": "events",
     "CaseState": "state",
     "Clock": "state",
     "Action": "state",
@@ -108,8 +108,9 @@ if TYPE_CHECKING:
         TargetError,
         YamlError,
     )
+    from carepath.events import Event
     from carepath.loading import load, loads
-    from carepath.state import Action, CaseState, Clock, Deadline, Event, Signal
+    from carepath.state import Action, CaseState, Clock, Deadline, Signal
 
 
 def __getattr__(name: str) -> Any:

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from carepath.state import Action, CaseState, Event, decode_event
+from carepath.events import Event, decode_event
+from carepath.state import Action, CaseState
 
 if TYPE_CHECKING:
     from carepath.engine.engine import Engine

@@ -43,6 +43,7 @@ from pyflink.datastream.state import (  # type: ignore[import-untyped, import-no
     ValueStateDescriptor,
 )
 
+from carepath.events import Event
 from carepath.flink.core import (
     FLUSH_TS,
     MAX_WATERMARK,
@@ -57,7 +58,7 @@ from carepath.flink.core import (
     rejection,
     timer_ms,
 )
-from carepath.state import CaseState, Event
+from carepath.state import CaseState
 
 if TYPE_CHECKING:
     from carepath.engine.engine import Engine

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from carepath.events import Event
 from carepath.flink.core import (
     action_line,
     advance_to,
@@ -29,7 +30,7 @@ from carepath.flink.core import (
     rejection,
     skip_line,
 )
-from carepath.state import Action, CaseState, Event
+from carepath.state import Action, CaseState
 
 if TYPE_CHECKING:
     from carepath.compile.compiler import Playbook

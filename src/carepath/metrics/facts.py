@@ -15,17 +15,18 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from carepath._instants import zone
 from carepath.drivers.replay import Ctx
 from carepath.errors import MetricError
 from carepath.metrics.stats import stat as _stat
 from carepath.metrics.stats import summary
 from carepath.metrics.targets import KIND, TIME_METRIC_CLOCK
-from carepath.state import zone
 
 if TYPE_CHECKING:
     from carepath.compile.compiler import Playbook
     from carepath.drivers.replay import Replay
-    from carepath.state import CaseState, Event
+    from carepath.events import Event
+    from carepath.state import CaseState
 
 __all__ = ["CONVENTIONAL_EVENTS", "GROUPS", "Collector", "Measure", "MetricError", "Metrics", "Series"]
 

@@ -91,7 +91,7 @@ class Rejected:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON shape, ``at`` as ISO 8601."""
-        from carepath.state import to_iso
+        from carepath._instants import to_iso
 
         return {"event": self.event, "reason": self.reason, "message": self.message, "at": to_iso(self.at),
                 "cases": [{"playbook": p, "case": c} for p, c in self.cases]}
@@ -100,7 +100,7 @@ class Rejected:
         if key in ("event", "reason", "message", "cases"):
             return getattr(self, key)
         if key == "at":
-            from carepath.state import to_iso
+            from carepath._instants import to_iso
 
             return to_iso(self.at)
         raise KeyError(key)

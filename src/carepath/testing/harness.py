@@ -71,8 +71,8 @@ class CaseDriver:
 
     def __init__(self, playbook: Playbook | str | os.PathLike[str], *, start: datetime | str | None = None,
                  case: str = "C-1", clock: FakeClock | None = None) -> None:
+        from carepath._instants import zone
         from carepath.drivers.simulate import Simulator
-        from carepath.state import zone
 
         self.playbook = _playbook(playbook)
         self.tz = zone(self.playbook.timezone)
@@ -90,7 +90,7 @@ class CaseDriver:
              case: str | None = None, id: str | None = None) -> Step | None:
         """Apply an event; returns the case's engine step (``None`` if no case took it).
         Engine errors (``InvalidEvent``, ``EventOutOfOrder``…) propagate."""
-        from carepath.state import Event
+        from carepath.events import Event
 
         if at is not None:
             self.time.set(at)

@@ -50,8 +50,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from carepath._instants import zone
 from carepath.errors import ScenarioError
-from carepath.state import Action, CaseState, Event, Signal, zone
+from carepath.events import Event
+from carepath.state import Action, CaseState, Signal
 
 if TYPE_CHECKING:
     from carepath.compile.compiler import Playbook
