@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from carepath import Engine, load, loads
 from carepath.errors import CarepathError, PlaybookError
-from carepath.state import event_from_line
+from carepath.events import event_from_line
 from strategies import ADVANCE, playbooks, streams, timed, with_advances, yaml_text
 
 try:

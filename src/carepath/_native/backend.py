@@ -22,9 +22,11 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
+from carepath._instants import round_micros as _r
 from carepath._native.lower import Unsupported, lower
 from carepath.errors import CarepathError, CaseError, InvalidEvent, SignalLoop
-from carepath.state import Action, CaseState, Clock, ClockRecord, Event, Pending, Signal, _r
+from carepath.events import Event
+from carepath.state import Action, CaseState, Clock, ClockRecord, Pending, Signal
 
 # The engine passes itself and its Step class in: nothing here imports the engine back (no cycle).
 Engine = Any
