@@ -4,13 +4,18 @@
 
 use pyo3::prelude::*;
 
+pub mod calendar;
 pub mod engine;
+pub mod expr;
 pub mod state;
+pub mod value;
 
 #[pymodule]
 fn carepath_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<engine::Engine>()?;
     m.add_class::<engine::Scope>()?;
+    calendar::register(m)?;
+    expr::register(m)?;
     Ok(())
 }
