@@ -201,7 +201,6 @@ class _Native:
         core, actions, signals, items = out
         eng = self.eng
         pb = eng.playbook
-        tz = eng.tz
         _h, case, stage, now, ended, nw = core.head()
         state = _new(NativeState)
         _set(state, "_core", core)
@@ -215,17 +214,33 @@ class _Native:
         _set(state, "now_s", now)
         _set(state, "ended", ended)
         _set(state, "next_wakeup_s", nw)
-        fromts = datetime.fromtimestamp
-        now_dt = fromts(now, tz)  # most actions and signals happen at the step's now
-        acts = [Action(i, pb.id, case, verb, MappingProxyType(params), now_dt if at == now else fromts(at, tz), src)
-                for i, verb, params, at, src in actions]
-        sigs = [Signal(ty, now_dt if at == now else fromts(at, tz), sla, cycle, rec,
-                       MappingProxyType(dict(d)) if d else _EMPTY)
-                for ty, at, sla, cycle, rec, d in signals]
-        its = tuple((d, _KIND_ORDER[k], k, n) for d, k, n in items)
-        step = self.step_cls(state, acts, sigs, its, ())
+        step = _new(self.step_cls)
+        _set(step, "state", state)
+        _set(step, "_trace", ())
         _set(step, "_replay", replay)
+        _set(step, "_out", (actions, signals, items, case))
+        _set(step, "_ctx", self)
         return step
+
+    def materialize_step(self, step: Any) -> None:
+        """Build a native step's actions, signals and deadline items (on first read of one)."""
+        actions, signals, items, case = object.__getattribute__(step, "_out")
+        pbid = self.eng.playbook.id
+        tz = self.eng.tz
+        fromts = datetime.fromtimestamp
+        dts: dict[float, datetime] = {}
+
+        def at_(x: float) -> datetime:
+            d = dts.get(x)
+            if d is None:
+                d = dts[x] = fromts(x, tz)
+            return d
+
+        _set(step, "actions", [Action(i, pbid, case, verb, MappingProxyType(params), at_(at), src)
+                               for i, verb, params, at, src in actions])
+        _set(step, "signals", [Signal(ty, at_(at), sla, cycle, rec, MappingProxyType(dict(d)) if d else _EMPTY)
+                               for ty, at, sla, cycle, rec, d in signals])
+        _set(step, "_items", tuple((d, _KIND_ORDER[k], k, n) for d, k, n in items))
 
     def materialize(self, st: NativeState, core: Any) -> None:
         """Fill the lazy fields of ``st`` from the core's state."""
@@ -249,6 +264,7 @@ class _Native:
 
 _new = object.__new__
 _set = object.__setattr__
+_LAZY_STEP = frozenset({"actions", "signals", "_items"})
 _LAZY = frozenset({"data", "tier", "segment", "segments", "clocks", "opened_s", "seq", "epoch", "pending", "sends"})
 _FIELDS = tuple(f.name for f in dataclasses.fields(CaseState))
 
@@ -294,9 +310,19 @@ def _native_step_class(Step: type[Any]) -> Any:
     if True:
 
         class NativeStep(Step):  # type: ignore[misc]
-            """A :class:`~carepath.engine.Step` from the core; ``trace`` replays the reference."""
+            """A :class:`~carepath.engine.Step` from the core: its actions, signals and deadlines
+            are built on first read; ``trace`` replays the step on the reference."""
 
-            __slots__ = ("_replay",)
+            __slots__ = ("_ctx", "_out", "_replay")
+
+            def __getattr__(self, name: str) -> Any:
+                if name in _LAZY_STEP:
+                    object.__getattribute__(self, "_ctx").materialize_step(self)
+                    return object.__getattribute__(self, name)
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+            def __repr__(self) -> str:
+                return "Step" + Step.__repr__(self)[len("NativeStep"):]
 
             @property
             def trace(self) -> list[tuple[str, str, str, str]]:
