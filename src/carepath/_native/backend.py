@@ -322,7 +322,7 @@ def _native_step_class(Step: type[Any]) -> Any:
                 raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
             def __repr__(self) -> str:
-                return "Step" + Step.__repr__(self)[len("NativeStep"):]
+                return "Step" + super().__repr__()[len("NativeStep"):]
 
             @property
             def trace(self) -> list[tuple[str, str, str, str]]:
