@@ -314,6 +314,7 @@ def _native_step_class(Step: type[Any]) -> Any:
             are built on first read; ``trace`` replays the step on the reference."""
 
             __slots__ = ("_ctx", "_out", "_replay")
+            __qualname__ = "NativeStep"
 
             def __getattr__(self, name: str) -> Any:
                 if name in _LAZY_STEP:
@@ -322,7 +323,7 @@ def _native_step_class(Step: type[Any]) -> Any:
                 raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
             def __repr__(self) -> str:
-                return "Step" + super().__repr__()[len("NativeStep"):]
+                return "Step" + str(super().__repr__())[len("NativeStep"):]
 
             @property
             def trace(self) -> list[tuple[str, str, str, str]]:
