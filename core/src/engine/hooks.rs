@@ -3,47 +3,95 @@
 //! `Py` variants call the reference objects (`Calendar`, `Expr.fn`) and so give exactly their
 //! results.
 
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyBool;
 
 pub enum Cal {
     /// A `carepath.calendar.Calendar` (or its `_Always`), called through its `*_s` methods.
     Py(Py<PyAny>),
+    /// The core's calendar; on any error the reference object answers (or raises) instead.
+    Native(crate::calendar::Calendar, Py<PyAny>),
 }
 
 impl Cal {
+    /// From `(calendar, lowered)`: `lowered` is `lower_calendar(calendar)`, or `None` when the
+    /// core's calendar cannot hold it.
     pub fn from_py(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
-        Ok(Cal::Py(obj.clone().unbind()))
+        let (cal, lowered): (Bound<'_, PyAny>, Bound<'_, PyAny>) = obj.extract()?;
+        if lowered.is_none() {
+            return Ok(Cal::Py(cal.unbind()));
+        }
+        Ok(Cal::Native(
+            crate::calendar::Calendar::from_py(&lowered)?,
+            cal.unbind(),
+        ))
+    }
+
+    fn py_obj(&self) -> &Py<PyAny> {
+        match self {
+            Cal::Py(o) | Cal::Native(_, o) => o,
+        }
     }
 
     pub fn add_s(&self, py: Python<'_>, t: f64, seconds: f64) -> PyResult<f64> {
-        match self {
-            Cal::Py(o) => o.bind(py).call_method1("add_s", (t, seconds))?.extract(),
+        if let Cal::Native(c, _) = self {
+            if let Ok(x) = c.try_add(t, seconds) {
+                return Ok(x);
+            }
         }
+        self.py_obj()
+            .bind(py)
+            .call_method1(intern!(py, "add_s"), (t, seconds))?
+            .extract()
     }
 
     pub fn elapsed_s(&self, py: Python<'_>, a: f64, b: f64) -> PyResult<f64> {
-        match self {
-            Cal::Py(o) => o.bind(py).call_method1("elapsed_s", (a, b))?.extract(),
+        if let Cal::Native(c, _) = self {
+            if let Ok(x) = c.try_elapsed(a, b) {
+                return Ok(x);
+            }
         }
+        self.py_obj()
+            .bind(py)
+            .call_method1(intern!(py, "elapsed_s"), (a, b))?
+            .extract()
     }
 
     pub fn next_open_s(&self, py: Python<'_>, t: f64) -> PyResult<f64> {
-        match self {
-            Cal::Py(o) => o.bind(py).call_method1("next_open_s", (t,))?.extract(),
+        if let Cal::Native(c, _) = self {
+            if let Ok(x) = c.try_next_open(t) {
+                return Ok(x);
+            }
         }
+        self.py_obj()
+            .bind(py)
+            .call_method1(intern!(py, "next_open_s"), (t,))?
+            .extract()
     }
 
     pub fn is_open_s(&self, py: Python<'_>, t: f64) -> PyResult<bool> {
-        match self {
-            Cal::Py(o) => o.bind(py).call_method1("is_open_s", (t,))?.extract(),
+        if let Cal::Native(c, _) = self {
+            if let Ok(x) = c.try_is_open(t) {
+                return Ok(x);
+            }
         }
+        self.py_obj()
+            .bind(py)
+            .call_method1(intern!(py, "is_open_s"), (t,))?
+            .extract()
     }
 
     pub fn add_days_s(&self, py: Python<'_>, t: f64, n: i64) -> PyResult<f64> {
-        match self {
-            Cal::Py(o) => o.bind(py).call_method1("add_days_s", (t, n))?.extract(),
+        if let Cal::Native(c, _) = self {
+            if let Ok(x) = c.try_add_days(t, n) {
+                return Ok(x);
+            }
         }
+        self.py_obj()
+            .bind(py)
+            .call_method1(intern!(py, "add_days_s"), (t, n))?
+            .extract()
     }
 }
 

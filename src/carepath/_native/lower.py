@@ -96,6 +96,16 @@ def _clock(c: ClockDef, fields: frozenset[str]) -> Any:
             targets, thresholds, reads)
 
 
+def _lower_calendar(cal: Any) -> Any:
+    """The core's form of a calendar, or ``None``: the core then calls the reference object."""
+    from carepath._native.lower_calendar import lower_calendar
+
+    try:
+        return lower_calendar(cal)
+    except Exception:  # a calendar the core's tables cannot hold: the reference answers
+        return None
+
+
 def lower(pb: Playbook) -> dict[str, Any]:
     """The plain form of ``pb`` for ``carepath_core.Engine``; raises :class:`Unsupported`."""
     if sys.version_info >= (3, 12):
@@ -120,7 +130,7 @@ def lower(pb: Playbook) -> dict[str, Any]:
         "defaults": dict(pb.defaults),
         "tiers": list(pb.tiers),
         "channels": {n: (ch.calendar, ch.cap_per, ch.cap_max) for n, ch in pb.channels.items()},
-        "calendars": dict(pb.calendars),
+        "calendars": {n: (c, _lower_calendar(c)) for n, c in pb.calendars.items()},
         "exit_on": sorted(pb.exit_on), "exit_when": _cond(pb.exit_when, "exit.when"),
         "event_types": sorted(pb.event_types),
     }
