@@ -98,9 +98,9 @@ def _clock(c: ClockDef, fields: frozenset[str]) -> Any:
 
 def _lower_calendar(cal: Any) -> Any:
     """The core's form of a calendar, or ``None``: the core then calls the reference object."""
-    from carepath._native.lower_calendar import lower_calendar
-
     try:
+        from carepath._native.lower_calendar import lower_calendar
+
         return lower_calendar(cal)
     except Exception:  # a calendar the core's tables cannot hold: the reference answers
         return None
