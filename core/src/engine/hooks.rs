@@ -98,14 +98,30 @@ impl Cal {
 pub enum Cond {
     /// A compiled expression's function `fn(fields, event, scope)`.
     Py(Py<PyAny>),
+    /// The core's program of the expression, with the function for the values it defers.
+    Native(crate::expr::Program, Py<PyAny>),
 }
 
 impl Cond {
+    /// From `(fn, code)`: `code` is `lower_expr(expr)`, or `None` when the VM cannot run it.
     pub fn from_py(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
-        Ok(Cond::Py(obj.clone().unbind()))
+        let (f, code): (Bound<'_, PyAny>, Bound<'_, PyAny>) = obj.extract()?;
+        if code.is_none() {
+            return Ok(Cond::Py(f.unbind()));
+        }
+        Ok(match crate::expr::Program::from_py(&code) {
+            Ok(p) => Cond::Native(p, f.unbind()),
+            Err(_) => Cond::Py(f.unbind()),
+        })
     }
 
-    /// The value of the expression.
+    fn func(&self) -> &Py<PyAny> {
+        match self {
+            Cond::Py(f) | Cond::Native(_, f) => f,
+        }
+    }
+
+    /// The value of the expression, by the reference function.
     pub fn value<'py>(
         &self,
         py: Python<'py>,
@@ -113,12 +129,10 @@ impl Cond {
         view: &Bound<'py, PyAny>,
         scope: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        match self {
-            Cond::Py(f) => f.bind(py).call1((data, view, scope)),
-        }
+        self.func().bind(py).call1((data, view, scope))
     }
 
-    /// Whether the condition holds (its value `is True`).
+    /// Whether the condition holds (its value `is True`), by the reference function.
     pub fn holds<'py>(
         &self,
         py: Python<'py>,

@@ -8,7 +8,10 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 use super::def::{py_max, ActionDef, Delay, Playbook, SetDef, Severity, Verb};
 use super::hooks::{Cal, Cond};
 use super::Helpers;
+use std::sync::Arc;
+
 use crate::state::{round_us, ClockW, CoreState, Kind, Owner, Pend, PyObj, Snap, Status};
+use crate::value::Value;
 
 pub const MAX_SIGNAL_DEPTH: usize = 16;
 pub const MAX_HISTORY: usize = 20;
@@ -208,13 +211,26 @@ impl<'a, 'py> Run<'a, 'py> {
     }
 
     fn holds(&self, e: &Option<Cond>, view: Option<&Bound<'py, PyAny>>) -> PyResult<bool> {
-        match e {
-            None => Ok(true),
-            Some(c) => {
-                let scope = self.scope()?;
-                c.holds(self.py, &self.data, view.unwrap_or(&self.empty), &scope)
+        let Some(c) = e else { return Ok(true) };
+        let v = view.unwrap_or(&self.empty);
+        if let Cond::Native(p, _) = c {
+            if let Ok(b) = p.holds(&RunScope { run: self, view: v }) {
+                return Ok(b);
             }
         }
+        let scope = self.scope()?;
+        c.holds(self.py, &self.data, v, &scope)
+    }
+
+    /// The value of an expression (a `set:` value).
+    fn value(&self, c: &Cond, view: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        if let Cond::Native(p, _) = c {
+            if let Ok(v) = p.eval(&RunScope { run: self, view }) {
+                return Ok(v.to_py(self.py)?.into_bound(self.py));
+            }
+        }
+        let scope = self.scope()?;
+        c.value(self.py, &self.data, view, &scope)
     }
 
     // -- data ---------------------------------------------------------------------------------------
@@ -229,12 +245,11 @@ impl<'a, 'py> Run<'a, 'py> {
         if sets.is_empty() {
             return Ok(out);
         }
-        let scope = self.scope()?;
         let v0 = view.unwrap_or(&self.empty);
         for s in sets {
             let v = match &s.expr {
                 None => s.literal.bind(py).clone(),
-                Some(e) => e.value(py, &self.data, v0, &scope)?,
+                Some(e) => self.value(e, v0)?,
             };
             let r = self.h.coerce.bind(py).call1((v, s.ftype.bind(py)))?;
             let ok: bool = r.get_item(0)?.extract()?;
@@ -1468,5 +1483,90 @@ impl<'a, 'py> Run<'a, 'py> {
             items_py.into_any().unbind(),
         ];
         PyTuple::new(py, out)
+    }
+}
+
+/// What the core's expression VM reads: the run's case data, the event (or signal) view and
+/// the specials, as `_Scope` gives them.
+struct RunScope<'r, 'a, 'py> {
+    run: &'r Run<'a, 'py>,
+    view: &'r Bound<'py, PyAny>,
+}
+
+fn to_value(r: PyResult<Bound<'_, PyAny>>) -> Option<Value> {
+    match r {
+        Ok(v) => Some(Value::from_py(&v).unwrap_or_else(|_| Value::Foreign(Arc::from("error")))),
+        Err(_) => Some(Value::Foreign(Arc::from("error"))),
+    }
+}
+
+fn mapping_get<'py>(m: &Bound<'py, PyAny>, key: &str) -> PyResult<Bound<'py, PyAny>> {
+    if let Ok(d) = m.downcast::<PyDict>() {
+        return Ok(d
+            .get_item(key)?
+            .unwrap_or_else(|| m.py().None().into_bound(m.py())));
+    }
+    m.call_method1(pyo3::intern!(m.py(), "get"), (key,))
+}
+
+impl crate::expr::Scope for RunScope<'_, '_, '_> {
+    fn get(&self, name: &str) -> Option<Value> {
+        to_value(mapping_get(&self.run.data, name))
+    }
+
+    fn event(&self, key: &str) -> Option<Value> {
+        to_value(mapping_get(self.view, key))
+    }
+
+    fn event_path(&self, flat: &str, parts: &[Arc<str>]) -> Option<Value> {
+        let py = self.view.py();
+        let walk = || -> PyResult<Bound<'_, PyAny>> {
+            if self.view.contains(flat)? {
+                return self.view.get_item(flat);
+            }
+            let mapping = py.import("collections.abc")?.getattr("Mapping")?;
+            let mut v = self.view.clone();
+            for p in parts {
+                if !v.is_instance(&mapping)? {
+                    return Ok(py.None().into_bound(py));
+                }
+                v = v.call_method1("get", (&**p,))?;
+            }
+            Ok(v)
+        };
+        to_value(walk())
+    }
+
+    fn special(&self, name: &str) -> Option<Value> {
+        let r = self.run;
+        let s = |x: &Option<String>| x.as_deref().map(Value::str).unwrap_or(Value::Null);
+        Some(match name {
+            "stage" => Value::str(&r.pb.stages[r.stage].name),
+            "segment" => s(&r.segment),
+            "segments" => Value::List(r.segments.iter().map(|x| Value::str(x)).collect()),
+            "tier" => s(&r.tier),
+            "now" => return to_value(r.h.dt.bind(r.py).call1((r.now,))),
+            "channel" => return to_value(mapping_get(&r.data, "channel")),
+            _ if name.starts_with("sla.") => {
+                let parts: Vec<&str> = name.split('.').collect();
+                if parts.len() != 3 {
+                    return Some(Value::Null);
+                }
+                let Some(&i) = r.pb.clock_index.get(parts[1]) else {
+                    return Some(Value::Null);
+                };
+                let slot = &r.slots[i];
+                let (status, breached) = match &slot.w {
+                    Some(w) => (w.status, w.breached),
+                    None => (slot.fstatus, slot.fbreached),
+                };
+                match parts[2] {
+                    "status" => Value::str(status.as_str()),
+                    "breached" => Value::Bool(breached),
+                    _ => Value::Null,
+                }
+            }
+            _ => Value::Null,
+        })
     }
 }

@@ -36,12 +36,20 @@ class Unsupported(Exception):
 
 
 def _cond(e: Expr | None, where: str) -> Any:
+    """``(fn, program)``: the reference function and the core's program (``None``: the core
+    calls the function)."""
     if e is None:
         return None
     for n in e.names:
         if n.startswith("sla.") and n.rsplit(".", 1)[-1] in _UNSUPPORTED_SLA_ATTRS:
             raise Unsupported(f"{where}: the condition {e.source!r} reads {n}")
-    return e.fn
+    try:
+        from carepath._native.lower_expr import lower_expr
+
+        program: Any = lower_expr(e)
+    except Exception:  # an expression the VM does not run (or no lowering module): fn runs
+        program = None
+    return (e.fn, program)
 
 
 def _delay(d: Any) -> Any:
