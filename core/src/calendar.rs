@@ -89,8 +89,10 @@ pub struct Table {
     offset0: i32,
     trans: Vec<(f64, i32, i32)>,
     trans_utc: Vec<f64>,
-    /// `trans[k].0 + max(before, after)`: the local wall instants where fold=0 changes offset.
+    /// `trans[k].0 + max(before, after)`: the local wall instants where fold=0 changes offset
+    /// (and `+ min(..)`, where fold=1 does), as zoneinfo's `trans_list_wall`.
     trans_wall: Vec<f64>,
+    trans_wall1: Vec<f64>,
 }
 
 fn bisect_right<T: PartialOrd>(a: &[T], x: &T) -> usize {
@@ -173,6 +175,11 @@ impl Table {
             .iter()
             .map(|&(u, b, a)| u + f64::from(b.max(a)))
             .collect();
+        t.trans_wall1 = t
+            .trans
+            .iter()
+            .map(|&(u, b, a)| u + f64::from(b.min(a)))
+            .collect();
         t.qlo = first.start2;
         t.qhi = years.get(&y1)?.next_start;
         Some(t)
@@ -210,20 +217,28 @@ impl Table {
         }
     }
 
-    /// The UTC offset in effect at instant `u`.
-    fn offset_at(&self, u: f64) -> i32 {
-        let k = bisect_right(&self.trans_utc, &u);
+    /// `datetime.fromtimestamp(u, zone)` as (wall microseconds read as UTC, fold).
+    fn local(&self, u: f64) -> (i64, u8) {
+        let us = timestamp_us(u);
+        let ts = us.div_euclid(M) as f64;
+        let k = bisect_right(&self.trans_utc, &ts);
         if k == 0 {
-            self.offset0
-        } else {
-            self.trans[k - 1].2
+            return (us + i64::from(self.offset0) * M, 0);
         }
+        let (t, before, after) = self.trans[k - 1];
+        let fold = u8::from(before > after && ts < t + f64::from(before - after));
+        (us + i64::from(after) * M, fold)
     }
 
-    /// The offset of local wall time `w` (seconds, wall read as UTC) with `fold=0` (SPEC §3
-    /// rule 8: a nonexistent time moves forward by the gap, an ambiguous one is the first).
-    fn offset_wall(&self, w: f64) -> i32 {
-        let k = bisect_right(&self.trans_wall, &w);
+    /// The offset of local wall time `w` (seconds, wall read as UTC) with this `fold` (PEP 495:
+    /// fold=0 gives the earlier reading of a repeated time and moves a skipped one forward).
+    fn offset_wall(&self, w: f64, fold: u8) -> i32 {
+        let walls = if fold == 0 {
+            &self.trans_wall
+        } else {
+            &self.trans_wall1
+        };
+        let k = bisect_right(walls, &w);
         if k == 0 {
             self.offset0
         } else {
@@ -566,16 +581,15 @@ impl Calendar {
     pub fn try_add_days(&self, t: f64, n: i64) -> R<f64> {
         if self.always {
             let tab = self.table_for(t)?;
-            let local = timestamp_us(t) + i64::from(tab.offset_at(t)) * M;
-            let wall = local + n * DAY_US;
-            return self.wall_epoch(wall);
+            let (local, fold) = tab.local(t);
+            return self.wall_epoch(local + n * DAY_US, fold);
         }
         let s = self.try_next_open(t)?;
         if n == 0 {
             return Ok(s);
         }
         let mut tab = self.table_for(s)?;
-        let local = timestamp_us(s) + i64::from(tab.offset_at(s)) * M;
+        let (local, fold) = tab.local(s);
         let ordinal = local.div_euclid(DAY_US) + EPOCH_ORDINAL;
         let tod = local.rem_euclid(DAY_US);
         let k = loop {
@@ -597,12 +611,13 @@ impl Calendar {
             };
         };
         let wall = (tab.days[k] - EPOCH_ORDINAL) * DAY_US + tod;
-        let u = self.wall_epoch(wall)?;
+        let u = self.wall_epoch(wall, fold)?;
         self.try_next_open(u)
     }
 
-    /// `datetime.combine(day, time, zone).timestamp()` (fold=0) of a wall time in microseconds.
-    fn wall_epoch(&self, wall_us: i64) -> R<f64> {
+    /// `datetime.combine(day, time, zone).timestamp()` of a wall time in microseconds (the time
+    /// keeps the fold of the instant it was read from, as `datetime.time()` does).
+    fn wall_epoch(&self, wall_us: i64, fold: u8) -> R<f64> {
         let w = (wall_us.div_euclid(M)) as f64;
         let mut tab = self.table_for(w)?;
         // The table must hold the transitions around the wall time (a day either way).
@@ -610,7 +625,7 @@ impl Calendar {
             self.cover(w - 86400.0)?;
             tab = self.cover(w + 86400.0)?;
         }
-        let off = tab.offset_wall(w);
+        let off = tab.offset_wall(w, fold);
         let us = wall_us - i64::from(off) * M;
         Ok(us as f64 / 1e6)
     }

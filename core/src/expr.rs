@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyTuple};
+use pyo3::types::PyTuple;
 
 use crate::value::{ymd_to_ordinal, Tz, Value, DAY_US, EPOCH_ORDINAL};
 
@@ -1036,12 +1036,19 @@ fn _expr_eval(
     }
 }
 
-/// `_value_roundtrip(x)`: `Value::from_py` then `to_py` (or `None` for a foreign value's name).
+/// `_value_roundtrip(x)`: `Value::from_py` then `to_py`; `...` for a value holding a foreign one.
 #[pyfunction]
 fn _value_roundtrip(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
+    fn foreign(v: &Value) -> bool {
+        match v {
+            Value::Foreign(_) => true,
+            Value::List(xs) | Value::Tuple(xs) => xs.iter().any(foreign),
+            _ => false,
+        }
+    }
     let v = Value::from_py(x)?;
-    if let Value::Foreign(name) = &v {
-        return Ok(PyList::new(py, [&**name])?.into_any().unbind());
+    if foreign(&v) {
+        return Ok(py.Ellipsis());
     }
     v.to_py(py)
 }

@@ -202,6 +202,10 @@ fn datetime_from_py(obj: &Bound<'_, PyAny>, t: &Types) -> PyResult<Value> {
     let Some(wall) = wall_us(obj)? else {
         return Ok(foreign(obj));
     };
+    // fold=1 survives in the object (repr, replace, time()): the core rebuilds fold=0 only.
+    if obj.getattr("fold")?.extract::<i64>()? != 0 {
+        return Ok(foreign(obj));
+    }
     let tzinfo = obj.getattr("tzinfo")?;
     let off = obj.call_method0("utcoffset")?;
     if tzinfo.is_none() || off.is_none() {
@@ -226,9 +230,8 @@ fn datetime_from_py(obj: &Bound<'_, PyAny>, t: &Types) -> PyResult<Value> {
         Tz::Fixed(off_s)
     } else if tzinfo.get_type().is(t.zoneinfo.bind(py)) {
         // Only a datetime whose offset does not depend on fold (not in a gap or a repeat).
-        let fold: i64 = obj.getattr("fold")?.extract()?;
         let kw = pyo3::types::PyDict::new(py);
-        kw.set_item("fold", 1 - fold)?;
+        kw.set_item("fold", 1)?;
         let other = obj.call_method("replace", (), Some(&kw))?;
         if !other.call_method0("utcoffset")?.eq(&off)? {
             return Ok(foreign(obj));
