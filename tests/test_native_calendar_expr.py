@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -106,8 +106,8 @@ def calendar_specs(draw: st.DrawFn) -> dict[str, Any]:
     return spec
 
 
-T_LO = datetime(2024, 6, 1, tzinfo=timezone.utc).timestamp()
-T_HI = datetime(2029, 6, 1, tzinfo=timezone.utc).timestamp()
+T_LO = datetime(2024, 6, 1, tzinfo=UTC).timestamp()
+T_HI = datetime(2029, 6, 1, tzinfo=UTC).timestamp()
 instants_us = st.integers(int(T_LO * 1e6), int(T_HI * 1e6))
 #: Seconds on a coarse binary grid (as the engine's durations and remainders are): the reference's
 #: float arithmetic is exact on them, so results must be identical to the bit.
@@ -128,7 +128,7 @@ def _check_us(ref: Calendar, nat: Any, t_us: int, d_us: int) -> None:
     if d_us > 0:
         assert _outcome(nat._add_us, t_us, d_us) == _outcome(ref._add_us, t_us, d_us)
         assert _outcome(nat._sub_us, t_us, d_us) == _outcome(ref._sub_us, t_us, d_us)
-    a = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=t_us)
+    a = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=t_us)
     b = a + timedelta(microseconds=d_us)
     want = _outcome(lambda: ref.elapsed(a, b) // timedelta(microseconds=1))
     assert _outcome(nat._elapsed_us, t_us, t_us + d_us) == want
@@ -177,14 +177,14 @@ def test_no_open_time_is_bounded_and_names_the_instant() -> None:
     spec = {"timezone": "Europe/Berlin", "hours": {"sun": ["10:00-10:30"]},
             "holidays": [{"from": "2026-01-01", "to": "2028-12-31"}]}
     ref, nat = Calendar.from_dict(spec), _native(Calendar.from_dict(spec))
-    t = datetime(2026, 3, 1, tzinfo=timezone.utc).timestamp()
+    t = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
     for name, args in [("next_open_s", (t,)), ("add_s", (t, 60.0)), ("add_days_s", (t, 1)),
                        ("subtract_s", (t + 3 * 366 * 86400, 60.0)), ("is_open_s", (t,))]:
         want = _outcome(getattr(ref, name), *args)
         assert _outcome(getattr(nat, name), *args) == want
     fresh = _native(Calendar.from_dict(spec))  # (the queries above grew the tables past 2028)
     assert _outcome(fresh.next_open_s, t)[1] == "NoOpenTime"
-    far = datetime(9998, 6, 1, tzinfo=timezone.utc).timestamp()
+    far = datetime(9998, 6, 1, tzinfo=UTC).timestamp()
     assert _outcome(nat.is_open_s, far) == _outcome(ref.is_open_s, far)
 
 
@@ -243,6 +243,38 @@ def _exprs() -> st.SearchStrategy[str]:
     return st.recursive(leaf, extend, max_leaves=6)
 
 
+#: Operands of one family each, so that most drawn comparisons type-check.
+FAMILIES = {
+    "num": ["i", "f", "d", "x", "y", "event.a", "len(s)", "len(tags)", "abs(i)", "round(f)", "round(f, 2)",
+            "min(i, f)", "max(nums)", "-i", "0", "1", "-3", "2.5", "9223372036854775807", "days_since(dt)",
+            "hours_since(day)", "days_since(event.at)", "hours_since(x)", "min(x, 3)", "abs(x)", "round(x, 1)"],
+    "str": ["s", "e", "customer.tier", "segment", "stage", "lower(s)", "upper(e)", "x", '"a"', '"Ab"', '""',
+            "lower(x)", "event.b.c", "min(s, x)"],
+    "time": ["dt", "now()", "event.at", 'datetime("2026-01-02T03:04:05+07:00")', "x", "max(event.at, x)"],
+    "date": ["day", 'date("2026-01-02")', "x", "event.a"],
+    "dur": ["dur", 'duration("90m")', "abs(dur)", "x", "-x", "abs(y)"],
+}
+LISTS = ["tags", "segments", "nums", "x", "y", '["a", "b"]', "[s, e]", "[1, 2.0, null]", "[i, 3]", "event.a"]
+
+
+@st.composite
+def _typed_comparison(draw: st.DrawFn) -> str:
+    fam = draw(st.sampled_from(sorted(FAMILIES)))
+    a = draw(st.sampled_from(FAMILIES[fam]))
+    if draw(st.integers(0, 4)) == 0:
+        return f"{a} {draw(st.sampled_from(['in', 'not in']))} {draw(st.sampled_from(LISTS))}"
+    return f"{a} {draw(st.sampled_from(OPS[:6]))} {draw(st.sampled_from(FAMILIES[fam]))}"
+
+
+def _typed() -> st.SearchStrategy[str]:
+    return st.recursive(
+        _typed_comparison(),
+        lambda inner: st.builds(lambda a, o, b: f"({a}) {o} ({b})", inner, st.sampled_from(["and", "or"]), inner)
+        | st.builds(lambda a: f"not ({a})", inner),
+        max_leaves=4,
+    )
+
+
 TEXTS = st.sampled_from(["a", "B", "", "ß", "İstanbul", "Hà Nội", "ΣΑΣ", "ǅ", "ﬀ", "ÿ", "x" * 3, "0"])
 ISO = st.sampled_from(["2026-04-30T08:00:00+07:00", "2026-04-30T08:00:00.123456+00:00", "2026-04-30",
                        "2026-04-30T08:00", "2026-04-30 08:00:00Z", "20260430", "2026-04-30T08:00:00+0700",
@@ -250,7 +282,7 @@ ISO = st.sampled_from(["2026-04-30T08:00:00+07:00", "2026-04-30T08:00:00.123456+
                        "２０２６-04-30"])
 BERLIN = ZoneInfo("Europe/Berlin")
 AWARE = st.datetimes(datetime(2020, 1, 1), datetime(2030, 1, 1),
-                     timezones=st.sampled_from([timezone.utc, BERLIN, timezone(timedelta(hours=7)),
+                     timezones=st.sampled_from([UTC, BERLIN, timezone(timedelta(hours=7)),
                                                 ZoneInfo("Asia/Ho_Chi_Minh")]))
 SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(-10, 10), st.integers(-2**64, 2**64),
@@ -261,7 +293,7 @@ SCALARS = st.one_of(
 ANY = st.one_of(SCALARS, st.lists(SCALARS, max_size=3), st.lists(st.integers(-3, 3), max_size=3).map(tuple))
 
 
-def _typed(kind: str) -> st.SearchStrategy[Any]:
+def _values(kind: str) -> st.SearchStrategy[Any]:
     return {
         "int": st.none() | st.integers(-2**63, 2**63 - 1) | st.integers(-5, 5),
         "float": st.none() | st.floats() | st.integers(-5, 5).map(float),
@@ -279,7 +311,7 @@ def scopes(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any], dict[str, A
     fields = {}
     for name, t in ENV.fields.items():
         if draw(st.integers(0, 9)):
-            v = draw(_typed(t.kind))
+            v = draw(_values(t.kind))
             if name == "nums" and v is not None:
                 v = draw(st.lists(st.integers(-3, 3), max_size=3))
             fields[name] = v
@@ -321,8 +353,8 @@ def _check(expr: Expr, scope: tuple[dict[str, Any], dict[str, Any], dict[str, An
     return True
 
 
-@settings(max_examples=600, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
-@given(text=_exprs(), scope=scopes(), cond=st.booleans())
+@settings(max_examples=1500, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@given(text=_exprs() | _typed(), scope=scopes(), cond=st.booleans())
 @example(text="days_since(dt) > 1", scope=({"dt": "2026-01-01T00:00:00+07:00"}, {},
                                             {"now": datetime(2026, 3, 1, tzinfo=BERLIN)}), cond=True)
 @example(text='x == [1, 2]', scope=({"x": [1, 2]}, {}, {}), cond=True)

@@ -375,12 +375,16 @@ impl Calendar {
         }
         // The UTC year; the loops below widen the range to the local year's as the reference.
         let day = (t / 86400.0).floor();
-        if day.abs() > 4e6 {
-            return Err(CalError::NoOpenTime(format!(
-                "business time beyond the years {MIN_YEAR}-{MAX_YEAR} is not supported"
-            )));
+        let year = if day.abs() < 4e6 {
+            ordinal_to_ymd(day as i64 + EPOCH_ORDINAL).0
+        } else {
+            0
+        };
+        if !(1..=9999).contains(&year) {
+            // datetime.fromtimestamp raises before the reference's own year check
+            return Err(CalError::Invalid(format!("year of {t} is out of range")));
         }
-        let year = ordinal_to_ymd(day as i64 + EPOCH_ORDINAL).0 as i32;
+        let year = year as i32;
         let (mut y0, mut y1) = if tab.y1 >= tab.y0 {
             (tab.y0.min(year), tab.y1.max(year))
         } else {
@@ -942,8 +946,9 @@ mod tests {
             cal.try_is_open(f64::NAN),
             Err(CalError::Invalid(_))
         ));
+        assert!(matches!(cal.try_is_open(1e18), Err(CalError::Invalid(_))));
         assert!(matches!(
-            cal.try_is_open(1e18),
+            cal.try_is_open(253_402_000_000.0),
             Err(CalError::NoOpenTime(_))
         ));
     }

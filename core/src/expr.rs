@@ -1093,7 +1093,7 @@ mod tests {
             Some(Ordering::Greater)
         );
         assert_eq!(
-            cmp_int_float(i64::MAX, 9.223372036854775807e18),
+            cmp_int_float(i64::MAX, i64::MAX as f64),
             Some(Ordering::Less)
         );
         assert_eq!(cmp_int_float(-3, -2.5), Some(Ordering::Less));

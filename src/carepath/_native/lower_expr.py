@@ -71,31 +71,31 @@ def encode(v: object) -> tuple[Any, ...]:
     t = type(v)
     if v is None:
         return ("null",)
-    if t is bool:
+    if isinstance(v, bool):
         return ("bool", v)
-    if t is int:
-        if not -_I64 <= v < _I64:  # type: ignore[operator]
+    if isinstance(v, int) and t is int:
+        if not -_I64 <= v < _I64:
             raise Unsupported(f"an integer beyond 64 bits: {v}")
         return ("int", v)
-    if t is float:
+    if isinstance(v, float) and t is float:
         return ("float", v)
-    if t is str:
+    if isinstance(v, str) and t is str:
         try:
-            v.encode("utf-8")  # type: ignore[union-attr]
+            v.encode("utf-8")
         except UnicodeEncodeError:
             raise Unsupported("a string with lone surrogates") from None
         return ("str", v)
-    if t is date:
-        return ("date", v.toordinal())  # type: ignore[union-attr]
-    if t is datetime:
-        return _datetime(v)  # type: ignore[arg-type]
-    if t is timedelta:
-        us = v // _US  # type: ignore[operator]
+    if isinstance(v, datetime) and t is datetime:
+        return _datetime(v)
+    if isinstance(v, date) and t is date:
+        return ("date", v.toordinal())
+    if isinstance(v, timedelta) and t is timedelta:
+        us = v // _US
         if not -_I64 <= us < _I64:
             raise Unsupported(f"a duration beyond 64 bits of microseconds: {v}")
         return ("dur", us)
-    if t is tuple or t is list:
-        return ("tuple" if t is tuple else "list", [encode(x) for x in v])  # type: ignore[attr-defined]
+    if isinstance(v, tuple | list) and t in (tuple, list):
+        return ("tuple" if t is tuple else "list", [encode(x) for x in v])
     raise Unsupported(f"a constant of type {t.__name__}")
 
 
@@ -112,7 +112,7 @@ class _Lower:
         if isinstance(n, ast.Constant):
             self.emit("const", encode(n.value))
         elif isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub) and isinstance(n.operand, ast.Constant) \
-                and type(n.operand.value) in (int, float):
+                and isinstance(n.operand.value, int | float) and type(n.operand.value) in (int, float):
             self.emit("const", encode(-n.operand.value))
         elif isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.Not):
             self.visit(n.operand)
@@ -191,7 +191,7 @@ class _Lower:
                     and isinstance(parts, ast.Tuple)
                     and all(isinstance(p, ast.Constant) and type(p.value) is str for p in parts.elts)):
                 raise Unsupported(f"an event path the VM does not know: {ast.unparse(n)}")
-            self.emit("evpath", flat.value, [p.value for p in parts.elts])  # type: ignore[union-attr]
+            self.emit("evpath", flat.value, [p.value for p in parts.elts if isinstance(p, ast.Constant)])
             return
         if f.id == "list" and len(args) == 1:
             self.visit(args[0])
