@@ -401,3 +401,28 @@ def test_constants_the_vm_cannot_hold_are_refused() -> None:
     assert supported(compile_expr("x == 9223372036854775807", ENV))
     assert supported(compile_expr('=[i, 2]', ENV, want=None))
     assert supported(compile_expr(True, ENV))
+
+
+def _transitions_2026(tz: str) -> list[float]:
+    from carepath._native.lower_calendar import transitions
+
+    lo = int(datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp())
+    return [u for u, _, _ in transitions(ZoneInfo(tz), lo, lo + 366 * 86400)[1]]
+
+
+@pytest.mark.parametrize("tz", ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Pacific/Chatham"])
+@pytest.mark.parametrize("hours", [None, ["00:00-24:00"], ["01:30-03:30"], ["02:00-02:45", "09:00-17:00"]])
+def test_around_dst_transitions(tz: str, hours: list[str] | None) -> None:
+    """Every operation on instants around the zone's changes (gaps, repeated hours, 30-min DST)."""
+    spec: Any = "always" if hours is None else {"timezone": tz, "hours": {"mon-sun": hours}}
+    ref = Calendar.from_dict(spec, timezone=tz)
+    nat = _native(Calendar.from_dict(spec, timezone=tz))
+    trans = _transitions_2026(tz)
+    assert len(trans) == 2
+    for u in trans:
+        for step in range(-12, 13):
+            t = u + step * 900 + (0.25 if step % 3 == 0 else 0.0)
+            for n in (-2, -1, 0, 1, 2, 7):
+                assert _outcome(nat.add_days_s, t, n) == _outcome(ref.add_days_s, t, n), (t, n)
+            _check_s(ref, nat, int(t * 1e6), 5400.0, 1)
+            _check_us(ref, nat, int(t * 1e6), 5_400_000_000)

@@ -953,6 +953,82 @@ mod tests {
         ));
     }
 
+    /// Daily 22:00–02:00 UTC (an interval crossing midnight touches the next one's start).
+    struct Nights;
+    impl YearSource for Nights {
+        fn year(&self, year: i32) -> R<YearData> {
+            let mut d = Weekdays.year(year)?;
+            let first = crate::value::ymd_to_ordinal(i64::from(year), 1, 1).unwrap();
+            let next = crate::value::ymd_to_ordinal(i64::from(year) + 1, 1, 1).unwrap();
+            d.intervals.clear();
+            d.days.clear();
+            for n in first..next {
+                let mid = ((n - EPOCH_ORDINAL) * 86400) as f64;
+                d.intervals.push((mid, mid + 2.0 * 3600.0));
+                d.intervals.push((mid + 22.0 * 3600.0, mid + 26.0 * 3600.0));
+                d.days.push(n);
+            }
+            Ok(d)
+        }
+    }
+
+    #[test]
+    fn touching_intervals_merge_and_subtract_lands_on_an_opening() {
+        let cal = Calendar::new(false, Box::new(Nights));
+        let ten_pm = MON_2026_03_02 + 22.0 * 3600.0;
+        // 22:00 + 4h = 02:00 next day, one merged interval (no stop at midnight)
+        assert_eq!(cal.add(ten_pm, 4.0 * 3600.0), Some(ten_pm + 4.0 * 3600.0));
+        assert!(cal.is_open(ten_pm + 2.0 * 3600.0));
+        // back 4h from 02:00 lands on the 22:00 opening, and 5h on 21:00 of the day before
+        assert_eq!(
+            cal.try_subtract(ten_pm + 4.0 * 3600.0, 4.0 * 3600.0),
+            Ok(ten_pm)
+        );
+        assert_eq!(
+            cal.try_subtract(ten_pm + 4.0 * 3600.0, 5.0 * 3600.0),
+            Ok(ten_pm - 86400.0 + 3.0 * 3600.0)
+        );
+        // the µs API is exact where floats are not
+        let t = (MON_2026_03_02 as i64 + 23 * 3600) * M + 1;
+        assert_eq!(
+            cal.add_us(t, 3 * 3600 * M),
+            Ok(t + 3 * 3600 * M + 20 * 3600 * M)
+        );
+        assert_eq!(cal.elapsed_us(t, t + 86400 * M), Ok(4 * 3600 * M));
+    }
+
+    /// UTC+1, +2 from 2026-03-29 01:00 UTC to 2026-10-25 01:00 UTC (Europe/Berlin), 24x7.
+    struct Berlin;
+    impl YearSource for Berlin {
+        fn year(&self, year: i32) -> R<YearData> {
+            let mut d = Weekdays.year(year)?;
+            d.intervals.clear();
+            d.days.clear();
+            d.offset0 = 3600;
+            if year == 2026 {
+                d.transitions = vec![(1_774_746_000.0, 3600, 7200), (1_792_890_000.0, 7200, 3600)];
+            }
+            Ok(d)
+        }
+    }
+
+    #[test]
+    fn wall_times_follow_pep_495() {
+        let cal = Calendar::new(true, Box::new(Berlin));
+        // Sat 28 Mar 02:30 CET + 1 day = Sun 29 Mar 02:30, which does not exist: fold=0 reads it
+        // with the offset before (+1), i.e. 03:30 CEST
+        let sat = 1_774_661_400.0; // 2026-03-28T01:30:00Z = 02:30 CET
+        assert_eq!(cal.add_days(sat, 1), Some(sat + 86400.0));
+        // 2026-10-25 00:30Z is 02:30 CEST (fold=0), 01:30Z is 02:30 CET (fold=1): a day later
+        // each keeps its own reading of the wall time, both now unambiguous at +1
+        let first = 1_792_888_200.0;
+        let second = first + 3600.0;
+        assert_eq!(cal.add_days(first, 1), Some(first + 86400.0 + 3600.0));
+        assert_eq!(cal.add_days(second, 1), Some(second + 86400.0));
+        // and back: 02:30 on the 26th has fold=0, so the repeated 02:30 reads as its first
+        assert_eq!(cal.add_days(second + 86400.0, -1), Some(first));
+    }
+
     #[test]
     fn iso_and_rounding() {
         assert_eq!(iso_utc(0.0), "1970-01-01T00:00:00+00:00");

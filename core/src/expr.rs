@@ -326,8 +326,9 @@ impl Program {
                         .len()
                         .checked_sub(*argc)
                         .ok_or(EvalError::Fallback("stack underflow"))?;
-                    let args = stack.split_off(at);
-                    stack.push(call(*h, &args, scope)?);
+                    let v = call(*h, &stack[at..], scope)?;
+                    stack.truncate(at);
+                    stack.push(v);
                 }
                 Op::Store(s) => {
                     let v = stack
