@@ -382,10 +382,9 @@ impl ClockW {
 /// A case state as the core keeps it between steps: what `CaseState` holds, with clocks and
 /// pending items in the core's own form (a clock never touched is `None`: pending, cycle 0).
 pub struct Snap {
-    pub hash: String,
+    pub shared: std::sync::Arc<crate::engine::def::Shared>,
     pub case: String,
     pub stage: usize,
-    pub stage_name: String,
     /// a dict, or the mapping of the Python state it came from
     pub data: PyObj,
     pub tier: Option<String>,
@@ -407,7 +406,6 @@ pub struct Snap {
 #[pyclass(module = "carepath_core", frozen)]
 pub struct CoreState {
     pub snap: Snap,
-    pub clock_names: Vec<String>,
 }
 
 #[pymethods]
@@ -416,9 +414,9 @@ impl CoreState {
     fn head<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let s = &self.snap;
         (
-            s.hash.as_str(),
+            &*s.shared.hash,
             s.case.as_str(),
-            s.stage_name.as_str(),
+            &*s.shared.stage_names[s.stage],
             s.now,
             s.ended,
             s.next_wakeup,
@@ -431,7 +429,7 @@ impl CoreState {
     fn rest<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let s = &self.snap;
         let clocks = pyo3::types::PyList::empty(py);
-        for (c, name) in s.clocks.iter().zip(&self.clock_names) {
+        for (c, name) in s.clocks.iter().zip(&s.shared.clock_names) {
             match c {
                 Some(w) => clocks.append(w.freeze(py, name)?)?,
                 None => clocks.append(py.None())?,

@@ -1,6 +1,14 @@
 //! The playbook as the core holds it, read once from the plain form `lower.py` produces.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What every state of a playbook refers to rather than copies.
+pub struct Shared {
+    pub hash: Arc<str>,
+    pub stage_names: Vec<Arc<str>>,
+    pub clock_names: Vec<String>,
+}
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -164,6 +172,8 @@ pub struct Playbook {
     pub id: String,
     pub version: String,
     pub hash: String,
+    /// shared by every state of this playbook: hash, stage names, clock names
+    pub shared: Arc<Shared>,
     pub stages: Vec<StageDef>,
     pub stage_index: HashMap<String, usize>,
     pub initial: usize,
@@ -535,10 +545,17 @@ impl Playbook {
             .downcast_into::<PyDict>()?
             .unbind();
         let _ = PyList::empty(plain.py());
+        let hash: String = plain.get_item("hash")?.extract()?;
+        let shared = Arc::new(Shared {
+            hash: Arc::from(hash.as_str()),
+            stage_names: stages.iter().map(|s| Arc::from(s.name.as_str())).collect(),
+            clock_names: clocks.iter().map(|c| c.name.clone()).collect(),
+        });
         Ok(Playbook {
+            shared,
             id: plain.get_item("id")?.extract()?,
             version: plain.get_item("version")?.extract()?,
-            hash: plain.get_item("hash")?.extract()?,
+            hash,
             stages,
             stage_index,
             initial,

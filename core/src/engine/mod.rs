@@ -8,6 +8,7 @@ pub mod run;
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
@@ -334,7 +335,9 @@ impl Engine {
     ) -> PyResult<T> {
         if let Ok(core) = state.downcast::<CoreState>() {
             let core = core.get();
-            if core.snap.hash == self.pb.hash {
+            if Arc::ptr_eq(&core.snap.shared, &self.pb.shared)
+                || *core.snap.shared.hash == *self.pb.hash
+            {
                 return f(self.run_from_snap(state.py(), core)?);
             }
         }

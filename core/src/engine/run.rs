@@ -1448,17 +1448,22 @@ impl<'a, 'py> Run<'a, 'py> {
         let mut clocks = Vec::with_capacity(self.slots.len());
         for s in self.slots.drain(..) {
             clocks.push(match (s.w, s.frozen) {
-                (Some(w), _) => Some(w),
+                (Some(mut w), _) => {
+                    // a state keeps no memo (the next step seeds its own) nor spare capacity
+                    w.memo = Vec::new();
+                    w.pauses.shrink_to_fit();
+                    w.history.shrink_to_fit();
+                    Some(w)
+                }
                 (None, Frozen::Core(c)) => Some(c.from_snap(py)),
                 (None, Frozen::Py(o)) => Some(ClockW::from_py(o.bind(py))?),
                 (None, Frozen::Pending) => None,
             });
         }
         let snap = Snap {
-            hash: self.pb.hash.clone(),
+            shared: self.pb.shared.clone(),
             case: self.case,
             stage: self.stage,
-            stage_name: self.pb.stages[self.stage].name.clone(),
             data,
             tier: self.tier,
             segment: self.segment,
@@ -1469,12 +1474,15 @@ impl<'a, 'py> Run<'a, 'py> {
             seq: self.seq,
             epoch: self.epoch,
             ended: self.ended,
-            pending: self.pending,
+            pending: {
+                let mut p = self.pending;
+                p.shrink_to_fit();
+                p
+            },
             sends,
             next_wakeup: nw,
         };
-        let clock_names = self.pb.clocks.iter().map(|c| c.name.clone()).collect();
-        let core = Bound::new(py, CoreState { snap, clock_names })?;
+        let core = Bound::new(py, CoreState { snap })?;
         let actions = PyList::new(py, self.actions.iter().map(|a| a.bind(py)))?;
         let out: Vec<PyObj> = vec![
             core.into_any().unbind(),

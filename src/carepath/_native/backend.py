@@ -8,8 +8,11 @@ paths of a step that change nothing (an ignored event, an ``advance`` with nothi
 checks before a step (playbook mismatch, order, payload validation): they produce the same
 objects either way.
 
-A native step's ``trace`` is built on first read by replaying the step on the reference engine
-(both are pure, so the replay takes the same decisions).
+A native step is lazy: its state is a :class:`NativeState` (a ``CaseState`` whose fields are
+built from the core's state on first read; the next native step reads the core's state itself),
+its actions, signals and deadlines are built on first read, and its ``trace`` is built by
+replaying the step on the reference engine (both are pure, so the replay takes the same
+decisions).
 """
 
 from __future__ import annotations

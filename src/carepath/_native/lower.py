@@ -1,11 +1,19 @@
-"""Compiled :class:`~carepath.compile.Playbook` → the plain data ``carepath_core.Engine`` reads.
+"""Compiled :class:`~carepath.compile.compiler.Playbook` → the plain data ``carepath_core.Engine`` reads.
 
-The core receives tuples, lists and dicts of strings and numbers. Two kinds of piece are still
-handed over as Python objects and called back by the core, each behind one seam so that a native
-implementation can replace it without touching the engine: conditions (``Expr.fn``) and
-calendars/cron schedules (``Calendar``/``Schedule``). A playbook that uses something the core
-does not implement raises :class:`Unsupported` naming it; ``backend="auto"`` then runs the Python
-engine and ``backend="native"`` refuses.
+The core receives tuples, lists and dicts of strings and numbers: stages, handlers, actions,
+timers, schedules, clocks with their trigger tables, targets and thresholds. Conditions come as
+``(fn, program)``: the VM bytecode of :mod:`.lower_expr` (``None`` when the VM cannot run the
+expression) beside the reference function, which the core calls whenever the VM defers a value.
+Calendars come as ``(calendar, tables)``: the interval tables of :mod:`.lower_calendar` (``None``
+when they cannot be built) beside the reference object, which answers whenever the core's
+calendar reports an error (it then raises the reference's own error). Cron schedules, wall-clock
+day arithmetic and value coercion stay Python callables (rare per step).
+
+A playbook that uses something the core does not implement raises :class:`Unsupported` naming
+it; ``backend="auto"`` then runs the Python engine and ``backend="native"`` refuses. Today that
+is a condition reading ``sla.<clock>.elapsed``, ``.remaining`` or ``.due`` (reading them moves the
+clock in the reference, at instants the core would have to replay exactly), and Python 3.12+
+(whose ``sum()`` of floats is compensated; the core replays 3.11's).
 """
 
 from __future__ import annotations
