@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
+from carepath.errors import DurationError
+
 __all__ = ["MAX_LENGTH", "Duration", "DurationError", "parse_duration"]
 
 _UNIT = {"w": 0, "d": 0, "h": 3600, "m": 60, "s": 1}
@@ -26,15 +28,6 @@ _MAX_SECONDS = 10 * 366 * 86400  # ten years: anything longer is a typo, and bou
 #: The longest duration text read at all (``P1W2DT3H4M5.5S`` is 14): a longer one is an error
 #: before any parsing, so hostile input (60,000 digits) costs no more than a short one.
 MAX_LENGTH = 64
-
-
-class DurationError(ValueError):
-    """A duration string that does not parse; ``hint`` suggests the fix."""
-
-    def __init__(self, message: str, hint: str | None = None, code: str = "CP204") -> None:
-        self.hint = hint
-        self.code = code
-        super().__init__(message)
 
 
 @dataclass(frozen=True, slots=True)

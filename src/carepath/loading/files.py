@@ -18,7 +18,11 @@ _CHUNK = 1 << 16
 
 class FileProblem(OSError):
     """A file that cannot be read: ``code`` is ``CP100`` (cannot read) or ``CP104`` (too large);
-    ``reason`` says why in a few words (``not a regular file (a pipe, device or socket)``)."""
+    ``reason`` says why in a few words (``not a regular file (a pipe, device or socket)``).
+
+    Internal to reading: ``check_file``, ``include:`` and the scenario runner turn it into a
+    diagnostic or a failure, so it is not in :mod:`carepath.errors` (callers see an ``OSError``).
+    """
 
     def __init__(self, code: str, reason: str) -> None:
         self.code = code

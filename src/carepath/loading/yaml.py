@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from carepath.errors import YamlError
+
 __all__ = ["MAX_INT_DIGITS", "Limits", "Positions", "YamlError", "YamlProblem", "load_yaml"]
 
 Path = tuple[str | int, ...]
@@ -67,14 +69,6 @@ class YamlProblem:
     line: int
     col: int
     hint: str | None = None
-
-
-class YamlError(ValueError):
-    """The document cannot be loaded safely; ``problems`` lists every finding."""
-
-    def __init__(self, problems: list[YamlProblem]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(f"{p.line}:{p.col}: {p.message}" for p in problems))
 
 
 @dataclass

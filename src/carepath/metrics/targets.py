@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from carepath.durations import DurationError, parse_duration
+from carepath.errors import TargetError
 
 __all__ = ["BUILTIN", "KIND", "TIME_METRIC_CLOCK", "Target", "TargetError", "parse_target", "parse_value"]
 
@@ -37,10 +38,6 @@ TIME_METRIC_CLOCK = {"first_response_time": "first_response", "resolution_time":
 
 _OPERATORS = (">=", "<=", ">", "<")  # two-character operators first
 _NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
-
-
-class TargetError(ValueError):
-    """A target or value that cannot be read for its metric."""
 
 
 @dataclass(frozen=True)
