@@ -42,7 +42,7 @@ _WHERE = {
     "Diagnostic": "diagnostics",
     "load": "loading.loader",
     "loads": "loading.loader",
-    "Playbook": "compile.compiler",
+    "Playbook": "compile.ir",
     "Engine": "engine.engine",
     "Step": "engine.engine",
     "Event": "state",
@@ -56,7 +56,7 @@ _ERRORS = {n for n in __all__ if n.endswith(("Error", "Mismatch", "Loop", "OutOf
 
 if TYPE_CHECKING:
     from carepath.calendar.business import Calendar
-    from carepath.compile.compiler import Playbook
+    from carepath.compile.ir import Playbook
     from carepath.diagnostics import Diagnostic
     from carepath.engine.engine import Engine, Step
     from carepath.errors import (

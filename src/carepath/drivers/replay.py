@@ -49,7 +49,7 @@ from carepath.state import (
 )
 
 if TYPE_CHECKING:
-    from carepath.compile.compiler import Playbook
+    from carepath.compile.ir import Playbook
 
 __all__ = ["ClockFact", "Ctx", "EventLogError", "FactSink", "Replay", "batch_gc", "event_from_line", "read_events",
            "replay", "replay_log", "replay_store"]

@@ -34,7 +34,7 @@ _REJECTIONS: dict[str, type[CaseError]] = {
     "out_of_order": EventOutOfOrder, "invalid": InvalidEvent, "playbook_mismatch": PlaybookMismatch}
 
 if TYPE_CHECKING:
-    from carepath.compile.compiler import Playbook
+    from carepath.compile.ir import Playbook
     from carepath.engine.engine import Engine, Step
 
 __all__ = ["BadEvent", "EventLine", "SimStep", "Simulator", "Timeline", "describe_action", "format_span",

@@ -22,7 +22,7 @@ from carepath.metrics.targets import KIND, TIME_METRIC_CLOCK
 from carepath.state import zone
 
 if TYPE_CHECKING:
-    from carepath.compile.compiler import Playbook
+    from carepath.compile.ir import Playbook
     from carepath.drivers.replay import Replay
     from carepath.state import CaseState, Event
 
@@ -245,7 +245,8 @@ class Collector:
 
     def _compile_custom(self) -> dict[str, list[tuple[str, Any, Any, bool, bool, Any]]]:
         from carepath.errors import ExpressionError
-        from carepath.expr.compiler import BOOL, STRING, FieldType, TypeEnv, compile_expr
+        from carepath.expr.compiler import compile_expr
+        from carepath.expr.types import BOOL, STRING, FieldType, TypeEnv
 
         pb = self.playbook
         spec = pb.spec

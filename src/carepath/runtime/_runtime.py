@@ -20,7 +20,7 @@ from carepath.runtime.store import OutboxItem, Rejected, Store, Tx
 from carepath.state import Action, CaseState, Event, Signal, decode_event, dt, event_from_line, zone
 
 if TYPE_CHECKING:
-    from carepath.compile.compiler import Playbook
+    from carepath.compile.ir import Playbook
     from carepath.engine.engine import Engine
 
 __all__ = ["ActionHandler", "Runtime", "SubmitResult"]
@@ -96,7 +96,7 @@ class Runtime:
                  max_attempts: int = 8, backoff: timedelta = timedelta(seconds=10),
                  max_backoff: timedelta = timedelta(hours=1), lease: timedelta = timedelta(seconds=30),
                  batch: int = 200, worker: str | None = None) -> None:
-        from carepath.compile.compiler import Playbook
+        from carepath.compile.ir import Playbook
         from carepath.engine.engine import Engine
         from carepath.engine.router import route
 

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from carepath.compile.compiler import Playbook
+    from carepath.compile.ir import Playbook
     from carepath.drivers.simulate import SimStep
     from carepath.engine.engine import Step
     from carepath.state import Action, CaseState, Clock, Deadline, Signal
@@ -84,7 +84,7 @@ class FakeClock:
 
 
 def _playbook(playbook: Playbook | str | os.PathLike[str]) -> Playbook:
-    from carepath.compile.compiler import Playbook
+    from carepath.compile.ir import Playbook
     from carepath.loading.loader import load
 
     if isinstance(playbook, Playbook):

@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 from carepath.state import Action, CaseState, Event, Signal, zone
 
 if TYPE_CHECKING:
-    from carepath.compile.compiler import Playbook
+    from carepath.compile.ir import Playbook
     from carepath.diagnostics import Diagnostic
     from carepath.drivers.simulate import Simulator
 
