@@ -27,8 +27,8 @@ NAMES = ["vn-retail-support", "omnichannel-journey"]
 
 
 def make_log(copies: int) -> list[str]:
+    from carepath.events import Event
     from carepath.flink.core import micros
-    from carepath.state import Event
 
     base = []
     for n in NAMES:

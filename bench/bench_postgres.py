@@ -49,9 +49,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_runtime import log  # noqa: E402
 
 import carepath  # noqa: E402
+from carepath.events import Event  # noqa: E402
 from carepath.runtime import Runtime, open_store  # noqa: E402
 from carepath.runtime.clock import ManualClock  # noqa: E402
-from carepath.state import CaseState, Event  # noqa: E402
+from carepath.state import CaseState  # noqa: E402
 
 PLAYBOOK = ROOT / "examples/vn-retail-support.yaml"
 UNTIL = datetime.fromisoformat("2027-04-01T00:00:00+07:00")

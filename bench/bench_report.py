@@ -8,7 +8,7 @@ extrapolated to 1,000,000 events next to the aim (about 10 s on one core):
 
 * ``read``     reading the lines (I/O, UTF-8, strip);
 * ``decode``   JSON decoding of each line;
-* ``events``   checking the fields and building the :class:`~carepath.state.Event` objects;
+* ``events``   checking the fields and building the :class:`~carepath.events.Event` objects;
 * ``engine``   routing + the engine (``router.route`` and ``Engine.advance``): replay − collect;
 * ``collect``  the rest of the replay: the loop, case bookkeeping, the metrics' samples (``Collector``),
   timed in a replay whose ``route`` and ``advance`` return results recorded in an earlier one

@@ -22,9 +22,9 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import carepath  # noqa: E402
 from carepath.drivers.simulate import Simulator  # noqa: E402
+from carepath.events import Event  # noqa: E402
 from carepath.runtime import Runtime, open_store  # noqa: E402
 from carepath.runtime.clock import ManualClock  # noqa: E402
-from carepath.state import Event  # noqa: E402
 
 
 def log(copies: int) -> list[str]:

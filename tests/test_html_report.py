@@ -18,8 +18,8 @@ import pytest
 from carepath import load
 from carepath.drivers.generate import generate
 from carepath.drivers.replay import replay
+from carepath.events import Event
 from carepath.report import build_report, render
-from carepath.state import Event
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"

@@ -11,9 +11,9 @@ import pytest
 
 from carepath import loads
 from carepath.drivers.replay import replay
+from carepath.events import Event
 from carepath.metrics import Metrics, evaluate_goals, percentile, resolve_window, summary
 from carepath.metrics.targets import parse_target
-from carepath.state import Event
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 

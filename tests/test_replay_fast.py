@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from carepath import load
 from carepath.drivers.generate import generate, write_jsonl
 from carepath.drivers.replay import event_from_line, read_events, replay, replay_log
+from carepath.events import MAX_EVENT_BYTES, Event, decode_event
 from carepath.metrics import Collector, MetricError, Metrics
 from carepath.report import build_report, render
-from carepath.state import MAX_EVENT_BYTES, Event, decode_event
 
 
 def general(text: str) -> Event | str:

@@ -14,9 +14,10 @@ import pytest
 
 import carepath
 from carepath.drivers.simulate import Simulator
+from carepath.events import Event
 from carepath.runtime import Runtime, Store, SubmitResult
 from carepath.runtime.clock import ManualClock
-from carepath.state import Action, CaseState, Event
+from carepath.state import Action, CaseState
 from test_store import STORE_FACTORIES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -337,8 +338,8 @@ def test_options_are_checked(store: Store) -> None:
 def test_hostile_event_lines_are_rejected_with_a_reason_not_a_crash(tmp_path: Path) -> None:
     """Untrusted events are bounded: a huge line, a deep nesting bomb and deep `data` are
     rejected with a reason and recorded; nothing raises."""
+    from carepath.events import MAX_EVENT_BYTES
     from carepath.runtime import open_store
-    from carepath.state import MAX_EVENT_BYTES
 
     store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
     rt = Runtime([carepath.load(ROOT / "examples" / "vn-retail-support.yaml")], store, clock=lambda: datetime(2027, 2, 1, tzinfo=UTC))

@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from carepath.engine.engine import Engine
+from carepath.events import Event
 from carepath.runtime import Prefetched, Runtime, Store, Tx, open_store
 from carepath.runtime.clock import ManualClock
-from carepath.state import Event
 from conftest import postgres_schema_url, postgres_url
 from test_runtime import mini
 from test_store import STORE_FACTORIES

@@ -118,7 +118,7 @@ _WORKER = textwrap.dedent("""
     import carepath
     from carepath.runtime.clock import ManualClock
     from carepath.runtime import Runtime, open_store
-    from carepath.state import Event
+    from carepath.events import Event
 
     db, events, out, start = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
     lines = [x for x in open(events, encoding="utf-8").read().splitlines() if x.strip()]

@@ -11,8 +11,8 @@ import pytest
 from carepath.cli.app import main
 from carepath.diagnostics import format_diagnostics
 from carepath.drivers.simulate import Simulator, parse_events, read_events
+from carepath.events import Event
 from carepath.loading.loader import check_file, load
-from carepath.state import Event
 
 ROOT = Path(__file__).resolve().parent.parent
 EX = ROOT / "examples"

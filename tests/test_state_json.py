@@ -1,4 +1,4 @@
-"""``carepath.state.dumps``: the JSON writer of states and outboxes (orjson, with the standard
+"""``carepath._instants.dumps``: the JSON writer of states and outboxes (orjson, with the standard
 library as the fallback) writes what ``json.dumps(sort_keys=True, separators=(",", ":"),
 ensure_ascii=False)`` writes, and reads back to the same value."""
 
@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from carepath.state import dumps
+from carepath._instants import dumps
 
 _scalars = (st.none() | st.booleans() | st.integers(min_value=-(2**100), max_value=2**100)
             | st.floats(allow_nan=False, allow_infinity=False) | st.text())

@@ -15,8 +15,9 @@ import pytest
 
 import carepath
 from carepath.engine.engine import Engine
+from carepath.events import Event
 from carepath.runtime import Rejected, Store, StoreError, Tx, open_store
-from carepath.state import Action, CaseState, Event
+from carepath.state import Action, CaseState
 from conftest import postgres_schema_url
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,7 +10,46 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
+#: Every public name and the module that defines it: imported on first use, so that
+#: ``import carepath`` (and the CLI) stays light. ``tests/test_public_api.py`` pins this table.
+_WHERE: dict[str, str] = {
+    # the playbook
+    "load": "loading",
+    "loads": "loading",
+    "Playbook": "compile.ir",
+    "Diagnostic": "diagnostics",
+    "Calendar": "calendar",
+    # the engine
+    "Engine": "engine",
+    "Step": "engine",
+    "Event": "events",
+    "CaseState": "state",
+    "Clock": "state",
+    "Action": "state",
+    "Signal": "state",
+    "Deadline": "state",
+    # errors (the tree is drawn in carepath.errors)
+    "CalendarError": "errors",
+    "CarepathError": "errors",
+    "CaseError": "errors",
+    "DefinitionError": "errors",
+    "DurationError": "errors",
+    "EventLogError": "errors",
+    "EventOutOfOrder": "errors",
+    "ExpressionError": "errors",
+    "InvalidEvent": "errors",
+    "MetricError": "errors",
+    "NoOpenTime": "errors",
+    "PlaybookError": "errors",
+    "PlaybookMismatch": "errors",
+    "ScenarioError": "errors",
+    "SignalLoop": "errors",
+    "StoreError": "errors",
+    "TargetError": "errors",
+    "YamlError": "errors",
+}
+
+__all__ = [  # the same names as _WHERE (a test checks); a literal so that tools can read it
     "Action",
     "Calendar",
     "CalendarError",
@@ -21,69 +60,64 @@ __all__ = [
     "Deadline",
     "DefinitionError",
     "Diagnostic",
+    "DurationError",
     "Engine",
     "Event",
+    "EventLogError",
     "EventOutOfOrder",
     "ExpressionError",
     "InvalidEvent",
+    "MetricError",
     "NoOpenTime",
     "Playbook",
     "PlaybookError",
     "PlaybookMismatch",
+    "ScenarioError",
     "Signal",
     "SignalLoop",
     "Step",
+    "StoreError",
+    "TargetError",
+    "YamlError",
     "load",
     "loads",
 ]
 
-_WHERE = {
-    "Calendar": "calendar.business",
-    "Diagnostic": "diagnostics",
-    "load": "loading.loader",
-    "loads": "loading.loader",
-    "Playbook": "compile.ir",
-    "Engine": "engine.engine",
-    "Step": "engine.engine",
-    "Event": "state",
-    "Action": "state",
-    "Signal": "state",
-    "Deadline": "state",
-    "CaseState": "state",
-    "Clock": "state",
-}
-_ERRORS = {n for n in __all__ if n.endswith(("Error", "Mismatch", "Loop", "OutOfOrder", "Event", "Time")) and n != "Event"}
-
 if TYPE_CHECKING:
-    from carepath.calendar.business import Calendar
+    from carepath.calendar import Calendar
     from carepath.compile.ir import Playbook
     from carepath.diagnostics import Diagnostic
-    from carepath.engine.engine import Engine, Step
+    from carepath.engine import Engine, Step
     from carepath.errors import (
         CalendarError,
         CarepathError,
         CaseError,
         DefinitionError,
+        DurationError,
+        EventLogError,
         EventOutOfOrder,
         ExpressionError,
         InvalidEvent,
+        MetricError,
         NoOpenTime,
         PlaybookError,
         PlaybookMismatch,
+        ScenarioError,
         SignalLoop,
+        StoreError,
+        TargetError,
+        YamlError,
     )
-    from carepath.loading.loader import load, loads
-    from carepath.state import Action, CaseState, Clock, Deadline, Event, Signal
+    from carepath.events import Event
+    from carepath.loading import load, loads
+    from carepath.state import Action, CaseState, Clock, Deadline, Signal
 
 
 def __getattr__(name: str) -> Any:
-    if name in _ERRORS:
-        module = "errors"
-    elif name in _WHERE:
-        module = _WHERE[name]
-    else:
+    module = _WHERE.get(name)
+    if module is None:
         raise AttributeError(f"module 'carepath' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    value = getattr(importlib.import_module(f"carepath.{module}"), name)
     globals()[name] = value
     return value
 

@@ -1,26 +1,39 @@
-"""The exceptions carepath raises.
+"""Every exception carepath raises on purpose, in one tree.
 
-One root, two branches: *definition* errors describe a broken playbook or calendar and carry
-diagnostics; *case* errors happen while evaluating a case and carry the event and state involved.
-Each also subclasses the matching built-in, so callers can catch standard types::
+One root; *definition* errors describe something a designer wrote (a playbook, calendar,
+expression, duration, goal target, scenario) and carry where it is; *case* errors happen while
+evaluating a case and carry the event and state involved; *input* errors are about data a host
+hands in (an event log); *store* errors about persistence. Each also subclasses the matching
+built-in, so callers can catch standard types. A host that catches :class:`CarepathError` catches
+them all::
 
     CarepathError
-    ├── DefinitionError (ValueError)          a playbook, calendar or expression is wrong
+    ├── DefinitionError (ValueError)          something a designer wrote is wrong
     │   ├── PlaybookError                     load()/loads(): .diagnostics lists every finding
-    │   ├── CalendarError                     a calendar that cannot be built
+    │   ├── YamlError                         a document that cannot be loaded safely: .problems
+    │   ├── CalendarError                     a calendar that cannot be built: .problems
     │   │   └── NoOpenTime                    no open time within the horizon (a year)
-    │   └── ExpressionError                   a condition that does not parse or type-check
-    └── CaseError                             .event and .state of the failed step
-        ├── EventOutOfOrder (ValueError)      an event older than the case's `now`
-        ├── InvalidEvent (ValueError)         a payload or `set` that breaks the declared types
-        ├── PlaybookMismatch (LookupError)    a state from another playbook version or content
-        └── SignalLoop (RecursionError)       a chain of signals deeper than 16
+    │   ├── ExpressionError                   a condition that does not parse or type-check
+    │   ├── DurationError                     a duration string that does not parse: .hint
+    │   ├── TargetError                       a goal target or value its metric cannot read
+    │   ├── MetricError                       an unknown metric, or a custom one that won't compile
+    │   └── ScenarioError                     a broken scenario file (not a failed expectation)
+    ├── CaseError                             .event and .state of the failed step
+    │   ├── EventOutOfOrder (ValueError)      an event older than the case's `now`
+    │   ├── InvalidEvent (ValueError)         a payload or `set` that breaks the declared types
+    │   ├── PlaybookMismatch (LookupError)    a state from another playbook version or content
+    │   └── SignalLoop (RecursionError)       a chain of signals deeper than 16
+    ├── EventLogError (ValueError)            an event-log line that cannot be read
+    └── StoreError (RuntimeError)             a store that cannot be opened or used
+
+The classes are defined here and nowhere else; the modules that raise them import them
+(``carepath.durations.DurationError`` is this module's class).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from carepath.diagnostics import Diagnostic
@@ -30,13 +43,20 @@ __all__ = [
     "CarepathError",
     "CaseError",
     "DefinitionError",
+    "DurationError",
+    "EventLogError",
     "EventOutOfOrder",
     "ExpressionError",
     "InvalidEvent",
+    "MetricError",
     "NoOpenTime",
     "PlaybookError",
     "PlaybookMismatch",
+    "ScenarioError",
     "SignalLoop",
+    "StoreError",
+    "TargetError",
+    "YamlError",
 ]
 
 
@@ -69,7 +89,9 @@ class CalendarError(DefinitionError):
     (for instance ``("hours", "mon-fri", 1)``), so the loader can point at the YAML node.
     """
 
-    def __init__(self, message: str, problems: Sequence[tuple[tuple[str | int, ...], str]] = ()) -> None:
+    def __init__(
+        self, message: str, problems: Sequence[tuple[tuple[str | int, ...], str]] = ()
+    ) -> None:
         self.problems: list[tuple[tuple[str | int, ...], str]] = list(problems) or [((), message)]
         super().__init__(message)
 
@@ -85,11 +107,64 @@ class ExpressionError(DefinitionError):
     is; ``hint`` an optional suggestion ("did you mean 'priority'?"); ``code`` the diagnostic code.
     """
 
-    def __init__(self, message: str, offset: int = 0, hint: str | None = None, code: str = "CP403") -> None:
+    def __init__(
+        self, message: str, offset: int = 0, hint: str | None = None, code: str = "CP403"
+    ) -> None:
         self.offset = offset
         self.hint = hint
         self.code = code
         super().__init__(message)
+
+
+class _Problem(Protocol):
+    """A located finding (:class:`carepath.loading.yaml.YamlProblem`)."""
+
+    @property
+    def line(self) -> int: ...
+    @property
+    def col(self) -> int: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def code(self) -> str: ...
+    @property
+    def hint(self) -> str | None: ...
+
+
+class YamlError(DefinitionError):
+    """The document cannot be loaded safely; ``problems`` lists every finding."""
+
+    def __init__(self, problems: Sequence[_Problem]) -> None:
+        self.problems: list[_Problem] = list(problems)
+        super().__init__("; ".join(f"{p.line}:{p.col}: {p.message}" for p in problems))
+
+
+class DurationError(DefinitionError):
+    """A duration string that does not parse; ``hint`` suggests the fix."""
+
+    def __init__(self, message: str, hint: str | None = None, code: str = "CP204") -> None:
+        self.hint = hint
+        self.code = code
+        super().__init__(message)
+
+
+class TargetError(DefinitionError):
+    """A goal target or value that cannot be read for its metric."""
+
+
+class MetricError(DefinitionError):
+    """An unknown metric, or a custom metric whose condition cannot be compiled."""
+
+
+class ScenarioError(DefinitionError):
+    """A problem in a scenario file itself (not a failed expectation); ``path`` locates it."""
+
+    def __init__(
+        self, message: str, path: tuple[str | int, ...] = (), *, key: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.path = path
+        self.key = key
 
 
 class CaseError(CarepathError):
@@ -115,3 +190,11 @@ class PlaybookMismatch(CaseError, LookupError):
 
 class SignalLoop(CaseError, RecursionError):
     """Signals raised signals more than 16 levels deep in one step."""
+
+
+class EventLogError(CarepathError, ValueError):
+    """An event log line that cannot be read (bad JSON, missing field, naive instant)."""
+
+
+class StoreError(CarepathError, RuntimeError):
+    """A store could not be opened or used (bad URL, newer schema, unrecoverable I/O)."""

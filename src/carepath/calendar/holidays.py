@@ -1,15 +1,43 @@
-"""Holiday dates of a calendar, per year. Imports the slow ``holidays`` package only on demand."""
+"""Holiday dates of a calendar, per year. Imports the slow ``holidays`` package only on demand.
+
+The lowest layer of the calendar package: it knows nothing of how a calendar is written
+(:mod:`carepath.calendar.spec` reads that and depends on this module, never the reverse).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from carepath.calendar.spec import CalendarSpec
+__all__ = ["CountryHolidays", "HolidaySource", "check_country", "holiday_dates"]
 
-__all__ = ["check_country", "holiday_dates"]
+
+class CountryHolidays(Protocol):
+    """A country's public holidays, minus some dates."""
+
+    @property
+    def country(self) -> str: ...
+    @property
+    def subdiv(self) -> str | None: ...
+    @property
+    def except_(self) -> frozenset[date]: ...
+
+
+class HolidaySource(Protocol):
+    """What a calendar says about holidays (a :class:`~carepath.calendar.spec.CalendarSpec`)."""
+
+    @property
+    def dates(self) -> set[date]: ...
+    @property
+    def ranges(self) -> list[tuple[date, date]]: ...
+    @property
+    def countries(self) -> Iterable[CountryHolidays]: ...
+    @property
+    def removed_dates(self) -> set[date]: ...
+    @property
+    def removed_ranges(self) -> list[tuple[date, date]]: ...
 
 
 def check_country(code: str, subdiv: str | None) -> str | None:
@@ -37,7 +65,7 @@ def _in_year(ranges: list[tuple[date, date]], year: int) -> set[date]:
     return out
 
 
-def holiday_dates(spec: CalendarSpec, year: int) -> set[date]:
+def holiday_dates(spec: HolidaySource, year: int) -> set[date]:
     """Every holiday of ``year``: dates, ranges and countries, minus ``except``/``remove`` entries."""
     out = {d for d in spec.dates if d.year == year} | _in_year(spec.ranges, year)
     for rule in spec.countries:

@@ -16,10 +16,12 @@ from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from carepath.calendar.holidays import check_country
+
 __all__ = ["DAYS", "CalendarSpec", "CountryRule", "Problem", "parse_spec"]
 
-Path = tuple[str | int, ...]
-Problem = tuple[Path, str, str]
+NodePath = tuple[str | int, ...]
+Problem = tuple[NodePath, str, str]
 Interval = tuple[int, int]  # seconds after the opening date's local midnight; close may pass 86400
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -81,7 +83,7 @@ def parse_spec(spec: object, timezone: str | None = None) -> tuple[CalendarSpec 
     raw_tz = spec.get("timezone", timezone or "UTC")
     tz = _zone(raw_tz, ("timezone",), problems)
     out = CalendarSpec(timezone=tz)
-    paths: dict[tuple[int, Interval], Path] = {}
+    paths: dict[tuple[int, Interval], NodePath] = {}
     out.weekly = _weekly(spec.get("hours"), problems, paths)
     out.overrides = _overrides(spec.get("overrides"), problems)
     _holidays(spec.get("holidays"), out, problems)
@@ -89,7 +91,7 @@ def parse_spec(spec: object, timezone: str | None = None) -> tuple[CalendarSpec 
     return (out if not problems else None), problems
 
 
-def _zone(raw: object, path: Path, problems: list[Problem]) -> str:
+def _zone(raw: object, path: NodePath, problems: list[Problem]) -> str:
     if not isinstance(raw, str) or not raw:
         problems.append((path, f"timezone must be an IANA name such as 'Europe/Berlin', not {raw!r}", OTHER))
         return "UTC"
@@ -139,7 +141,7 @@ def parse_interval(raw: object) -> Interval | str:
     return (start, stop)
 
 
-def _intervals(raw: object, path: Path, problems: list[Problem]) -> list[Interval]:
+def _intervals(raw: object, path: NodePath, problems: list[Problem]) -> list[Interval]:
     if isinstance(raw, str):
         raw = [raw]
     if raw is None:
@@ -165,20 +167,20 @@ def _fmt(iv: Interval) -> str:
     return f"{hm(iv[0])}-{hm(close)}"
 
 
-def _overlaps(ivs: list[tuple[Interval, Path]]) -> list[tuple[Path, Interval, Interval]]:
+def _overlaps(ivs: list[tuple[Interval, NodePath]]) -> list[tuple[NodePath, Interval, Interval]]:
     ivs = sorted(ivs)
     return [(pb, b, a) for (a, _), (b, pb) in pairwise(ivs) if b[0] < a[1]]
 
 
-def _no_overlap(ivs: list[tuple[Interval, Path]], where: str, problems: list[Problem]) -> None:
+def _no_overlap(ivs: list[tuple[Interval, NodePath]], where: str, problems: list[Problem]) -> None:
     for pb, b, a in _overlaps(ivs):
         problems.append((pb, f"{_fmt(b)} overlaps {_fmt(a)} on {where}", HOURS))
 
 
 def _weekly(
-    raw: object, problems: list[Problem], paths_out: dict[tuple[int, Interval], Path]
+    raw: object, problems: list[Problem], paths_out: dict[tuple[int, Interval], NodePath]
 ) -> tuple[tuple[Interval, ...], ...]:
-    per_day: list[list[tuple[Interval, Path]]] = [[] for _ in range(7)]
+    per_day: list[list[tuple[Interval, NodePath]]] = [[] for _ in range(7)]
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
@@ -192,12 +194,12 @@ def _weekly(
             )
             continue
         ivs = _intervals(value, ("hours", key), problems)
-        paths: list[Path] = [("hours", key, i) for i in range(len(ivs))]
+        paths: list[NodePath] = [("hours", key, i) for i in range(len(ivs))]
         if isinstance(value, str):
             paths = [("hours", key)]
         for d in dict.fromkeys(days):
             per_day[d].extend(zip(ivs, paths, strict=False))
-    found: dict[tuple[Path, Interval, Interval], list[str]] = {}
+    found: dict[tuple[NodePath, Interval, Interval], list[str]] = {}
     for d in range(7):
         for key in _overlaps(per_day[d]):
             found.setdefault(key, []).append(DAYS[d])
@@ -240,7 +242,7 @@ def _overrides(raw: object, problems: list[Problem]) -> dict[date, tuple[Interva
         return out
     for key, value in raw.items():
         d = _date(key)
-        path: Path = ("overrides", _key(key))
+        path: NodePath = ("overrides", _key(key))
         if d is None:
             problems.append((path, f"bad override date {key!r}: use YYYY-MM-DD", OTHER))
             continue
@@ -250,7 +252,7 @@ def _overrides(raw: object, problems: list[Problem]) -> dict[date, tuple[Interva
     return out
 
 
-def _range(entry: Mapping[str, Any], path: Path, problems: list[Problem]) -> tuple[date, date] | None:
+def _range(entry: Mapping[str, Any], path: NodePath, problems: list[Problem]) -> tuple[date, date] | None:
     a, b = _date(entry.get("from")), _date(entry.get("to"))
     if a is None:
         problems.append(((*path, "from"), f"bad date {entry.get('from')!r}: use YYYY-MM-DD", OTHER))
@@ -264,7 +266,7 @@ def _range(entry: Mapping[str, Any], path: Path, problems: list[Problem]) -> tup
     return (a, b)
 
 
-def _dates(raw: object, path: Path, problems: list[Problem]) -> list[date]:
+def _dates(raw: object, path: NodePath, problems: list[Problem]) -> list[date]:
     items = raw if isinstance(raw, list | tuple) else [raw]
     out: list[date] = []
     for i, item in enumerate(items):
@@ -277,7 +279,7 @@ def _dates(raw: object, path: Path, problems: list[Problem]) -> list[date]:
     return out
 
 
-def _unknown(entry: Mapping[str, Any], allowed: tuple[str, ...], path: Path, problems: list[Problem]) -> None:
+def _unknown(entry: Mapping[str, Any], allowed: tuple[str, ...], path: NodePath, problems: list[Problem]) -> None:
     for k in entry:
         if k not in allowed:
             problems.append(((*path, str(k)), f"unknown key {k!r} here; expected {', '.join(allowed)}", OTHER))
@@ -290,7 +292,7 @@ def _holidays(raw: object, out: CalendarSpec, problems: list[Problem]) -> None:
         problems.append((("holidays",), "holidays must be a list of dates, ranges and country entries", OTHER))
         return
     for i, entry in enumerate(raw):
-        path: Path = ("holidays", i)
+        path: NodePath = ("holidays", i)
         if not isinstance(entry, Mapping):
             d = _date(entry)
             if d is None:
@@ -323,14 +325,12 @@ def _holidays(raw: object, out: CalendarSpec, problems: list[Problem]) -> None:
             problems.append((path, "a holiday entry is a date, {from:, to:}, {date:}, {country:} or {remove:}", OTHER))
 
 
-def _country(entry: Mapping[str, Any], path: Path, problems: list[Problem]) -> CountryRule | None:
+def _country(entry: Mapping[str, Any], path: NodePath, problems: list[Problem]) -> CountryRule | None:
     code, subdiv = entry.get("country"), entry.get("subdiv")
     if not isinstance(code, str) or (subdiv is not None and not isinstance(subdiv, str)):
         problems.append((path, f"country and subdiv are codes such as VN or US/CA, not {code!r}/{subdiv!r}", OTHER))
         return None
     excepted = _dates(entry.get("except", []), (*path, "except"), problems)
-    from carepath.calendar.holidays import check_country
-
     message = check_country(code, subdiv)
     if message is not None:
         problems.append(((*path, "subdiv" if subdiv and code.upper() in message else "country"), message, OTHER))
@@ -339,7 +339,7 @@ def _country(entry: Mapping[str, Any], path: Path, problems: list[Problem]) -> C
 
 
 def _check_crossings(
-    spec: CalendarSpec, paths: dict[tuple[int, Interval], Path], problems: list[Problem]
+    spec: CalendarSpec, paths: dict[tuple[int, Interval], NodePath], problems: list[Problem]
 ) -> None:
     """Rule 9: an interval crossing midnight must not run into the next date's intervals."""
     for d in range(7):
@@ -354,7 +354,7 @@ def _check_crossings(
         prev_day = day.fromordinal(day.toordinal() - 1)
         nxt = spec.overrides.get(nxt_day, spec.weekly[nxt_day.weekday()])
         prev = spec.overrides.get(prev_day, spec.weekly[prev_day.weekday()])
-        path: Path = ("overrides", day.isoformat())
+        path: NodePath = ("overrides", day.isoformat())
         for iv in ivs:
             if iv[1] > _DAY and nxt and iv[1] - _DAY > nxt[0][0]:
                 problems.append((path, f"{_fmt(iv)} on {day} runs into {_fmt(nxt[0])} on {nxt_day}", HOURS))

@@ -163,7 +163,7 @@ def _print_state(s: CaseState) -> None:
               str(c.elapsed), "—" if c.target is None else str(c.target)] for n, c in s.clocks.items()],
             ["CLOCK", "STATUS", "CYCLE", "BREACHED", "DUE", "ELAPSED", "TARGET"]))
     if s.pending:
-        from carepath.state import dt, zone
+        from carepath._instants import dt, zone
 
         print("\npending:")
         sys.stdout.write(_table([[p.kind, p.ref, _short(dt(p.due, zone(s.timezone)))] for p in s.pending],

@@ -59,8 +59,8 @@ def parse_until(text: str | None, playbooks: list[Playbook]) -> datetime | None:
     offset). A bad value prints why and exits with 2 (bad arguments)."""
     if text is None:
         return None
+    from carepath._instants import zone
     from carepath.drivers.simulate import parse_instant
-    from carepath.state import zone
 
     try:
         return parse_instant(text, zone(playbooks[0].timezone))

@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _action_order(line: str) -> tuple[float, str, str, str]:
-    from carepath.state import from_iso
+    from carepath._instants import from_iso
 
     d = json.loads(line)
     return (from_iso(d["at"]), d["playbook"], d["case"], d["id"])

@@ -58,11 +58,11 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the simulation; return the exit code."""
+    from carepath._instants import zone
     from carepath.cli.common import load_playbook
     from carepath.cli.validate import use_color
     from carepath.drivers.simulate import Simulator, Timeline, parse_instant, read_events
     from carepath.errors import CaseError
-    from carepath.state import zone
 
     pb = load_playbook(args.playbook, color_mode=args.color)
     if isinstance(pb, int):

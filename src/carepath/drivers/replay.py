@@ -38,15 +38,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from carepath.state import (
-    CaseState,
-    ClockRecord,
-    Event,
-    _r,
-    dt,
-    event_from_line,
-    zone,
-)
+from carepath._instants import dt, zone
+from carepath._instants import round_micros as _r
+from carepath.errors import EventLogError
+from carepath.events import Event, event_from_line
+from carepath.state import CaseState, ClockRecord
 
 if TYPE_CHECKING:
     from carepath.compile.ir import Playbook
@@ -73,10 +69,6 @@ def batch_gc() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*old)
-
-
-class EventLogError(ValueError):
-    """An event log line that cannot be read (bad JSON, missing field, naive instant)."""
 
 
 class Ctx(NamedTuple):

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from carepath.engine.router import route
 from carepath.errors import CaseError, EventOutOfOrder, InvalidEvent, PlaybookMismatch
-from carepath.state import CaseState, Event, Signal, decode_event
+from carepath.events import Event, decode_event
+from carepath.state import CaseState, Signal
 
 _REJECTIONS: dict[str, type[CaseError]] = {
     "out_of_order": EventOutOfOrder, "invalid": InvalidEvent, "playbook_mismatch": PlaybookMismatch}
@@ -315,7 +316,7 @@ class Timeline:
     """Renders :class:`SimStep` objects as a readable, optionally coloured, timeline."""
 
     def __init__(self, playbook: Playbook, *, color: bool = False, case_width: int = 8) -> None:
-        from carepath.state import zone
+        from carepath._instants import zone
 
         self.playbook = playbook
         self.tz = zone(playbook.timezone)

@@ -19,6 +19,8 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from carepath._instants import dt, zone
+from carepath._instants import round_micros as _r
 from carepath._records import fast_init
 from carepath.compile.ir import (
     ActionDef,
@@ -30,20 +32,9 @@ from carepath.compile.ir import (
     TimerDef,
 )
 from carepath.errors import CaseError, EventOutOfOrder, InvalidEvent, PlaybookMismatch, SignalLoop
+from carepath.events import Event
 from carepath.expr.types import coerce
-from carepath.state import (
-    Action,
-    CaseState,
-    Clock,
-    ClockRecord,
-    Deadline,
-    Event,
-    Pending,
-    Signal,
-    _r,
-    dt,
-    zone,
-)
+from carepath.state import Action, CaseState, Clock, ClockRecord, Deadline, Pending, Signal
 
 if TYPE_CHECKING:
     from carepath.calendar.business import Calendar

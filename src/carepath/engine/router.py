@@ -14,7 +14,8 @@ from typing import Literal
 
 from carepath.engine.engine import Engine, Step
 from carepath.errors import CaseError, EventOutOfOrder, InvalidEvent, PlaybookMismatch, SignalLoop
-from carepath.state import CaseState, Event
+from carepath.events import Event
+from carepath.state import CaseState
 
 __all__ = ["Routed", "route"]
 

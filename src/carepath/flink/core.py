@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from carepath.state import Action, CaseState, Event, decode_event
+from carepath.events import Event, decode_event
+from carepath.state import Action, CaseState
 
 if TYPE_CHECKING:
     from carepath.engine.engine import Engine
@@ -154,20 +155,20 @@ def fan_out(engines: Sequence[Engine], line: str) -> tuple[list[Record], str | N
         return [], rejection(obj, "invalid", err)
     keyed: list[tuple[int, str]] = []
     pre: tuple[int, str] | None = None
-    for i, eng in enumerate(engines):
-        if not eng.mentions(event.type):
+    for i, engine in enumerate(engines):
+        if not engine.mentions(event.type):
             continue
         try:
-            key = eng.case_key(event)
+            key = engine.case_key(event)
         except Exception as exc:  # a key expression that cannot evaluate on this payload
             if pre is None or pre[0] > HARD:
-                pre = (HARD, rejection(obj, "invalid", f"{eng.playbook.id}: cannot compute the case key of "
-                                       f"event {event.id}: {exc}", eng.playbook.id))
+                pre = (HARD, rejection(obj, "invalid", f"{engine.playbook.id}: cannot compute the case key of "
+                                       f"event {event.id}: {exc}", engine.playbook.id))
             continue
         if key:
             keyed.append((i, key))
         elif pre is None:
-            pre = (NO_KEY, rejection(obj, "invalid", f"event {event.id} ({event.type}) has no case key", eng.playbook.id))
+            pre = (NO_KEY, rejection(obj, "invalid", f"event {event.id} ({event.type}) has no case key", engine.playbook.id))
     if not keyed:
         return [], (None if pre is None else pre[1])
     canon = json.dumps(event.to_dict(), ensure_ascii=False, separators=(",", ":"))

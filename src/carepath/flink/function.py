@@ -43,6 +43,7 @@ from pyflink.datastream.state import (  # type: ignore[import-untyped, import-no
     ValueStateDescriptor,
 )
 
+from carepath.events import Event
 from carepath.flink.core import (
     FLUSH_TS,
     MAX_WATERMARK,
@@ -57,7 +58,7 @@ from carepath.flink.core import (
     rejection,
     timer_ms,
 )
-from carepath.state import CaseState, Event
+from carepath.state import CaseState
 
 if TYPE_CHECKING:
     from carepath.engine.engine import Engine
@@ -240,12 +241,12 @@ class CaseFunction(KeyedProcessFunction):  # type: ignore[misc, unused-ignore]
         eid = str(obj.get("id"))
         if self.dedupe and self.seen.contains(eid):
             return cur, False, out
-        eng = self.engines[rec.pb]
+        engine = self.engines[rec.pb]
         event = Event.from_dict(obj)
-        res = apply_event(eng, cur, event)
+        res = apply_event(engine, cur, event)
         rej = ""
         if res.status == "rejected":
-            rej = rejection(obj, res.reason or "invalid", res.message, eng.playbook.id)
+            rej = rejection(obj, res.reason or "invalid", res.message, engine.playbook.id)
         elif self.dedupe:
             self.seen.put(eid, True)
         out.extend(action_line(a) for a in res.actions)
@@ -267,10 +268,10 @@ class CaseFunction(KeyedProcessFunction):  # type: ignore[misc, unused-ignore]
             self.state.update(cur.to_json())
             if self.states_mode == "changes":
                 yield STATES, cur.to_json()
-        nw = cur.next_wakeup_s
+        next_wakeup_s = cur.next_wakeup_s
         want: int | None = None
-        if nw is not None and (self.cap_s is None or nw <= self.cap_s):
-            want = timer_ms(nw)
+        if next_wakeup_s is not None and (self.cap_s is None or next_wakeup_s <= self.cap_s):
+            want = timer_ms(next_wakeup_s)
             if now_ms is not None and want <= now_ms:
                 want = None  # already passed: the next event or timer takes it
         old = self.timer.value()

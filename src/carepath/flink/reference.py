@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from carepath.events import Event
 from carepath.flink.core import (
     action_line,
     advance_to,
@@ -29,7 +30,7 @@ from carepath.flink.core import (
     rejection,
     skip_line,
 )
-from carepath.state import Action, CaseState, Event
+from carepath.state import Action, CaseState
 
 if TYPE_CHECKING:
     from carepath.compile.ir import Playbook
@@ -81,11 +82,11 @@ def run_reference(playbooks: Sequence[Playbook], lines: Iterable[str], until: da
             cases[i][key] = st
             out.actions.extend(action_line(a) for a in acts)
     cap = _cap(until, last_us)
-    for i, eng in enumerate(engines):
+    for i, engine in enumerate(engines):
         for key, st in cases[i].items():
             final: CaseState | None = st
             if cap is not None:
-                final, acts = advance_to(eng, st, cap)
+                final, acts = advance_to(engine, st, cap)
                 out.actions.extend(action_line(a) for a in acts)
             if final is not None:
                 out.states[(final.playbook, key)] = final
@@ -105,21 +106,21 @@ def _route(engines: Sequence[Engine], cases: list[dict[str, CaseState]], event: 
     steps: list[tuple[int, str, CaseState, list[Action]]] = []
     unknown: list[str] = []
     no_key = ""
-    for i, eng in enumerate(engines):
-        if not eng.mentions(event.type):
+    for i, engine in enumerate(engines):
+        if not engine.mentions(event.type):
             continue
         try:
-            key = eng.case_key(event)
+            key = engine.case_key(event)
         except Exception as exc:
-            return rejection(obj, "invalid", f"{eng.playbook.id}: cannot compute the case key of event "
-                             f"{event.id}: {exc}", eng.playbook.id), []
+            return rejection(obj, "invalid", f"{engine.playbook.id}: cannot compute the case key of event "
+                             f"{event.id}: {exc}", engine.playbook.id), []
         if not key:
             no_key = no_key or rejection(obj, "invalid", f"event {event.id} ({event.type}) has no case key",
-                                         eng.playbook.id)
+                                         engine.playbook.id)
             continue
-        res = apply_event(eng, cases[i].get(key), event)
+        res = apply_event(engine, cases[i].get(key), event)
         if res.status == "rejected":
-            line = rejection(obj, res.reason or "invalid", res.message, eng.playbook.id)
+            line = rejection(obj, res.reason or "invalid", res.message, engine.playbook.id)
             if res.reason == "unknown_case":
                 unknown.append(line)
                 continue

@@ -15,16 +15,18 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from carepath._instants import zone
 from carepath.drivers.replay import Ctx
+from carepath.errors import MetricError
 from carepath.metrics.stats import stat as _stat
 from carepath.metrics.stats import summary
 from carepath.metrics.targets import KIND, TIME_METRIC_CLOCK
-from carepath.state import zone
 
 if TYPE_CHECKING:
     from carepath.compile.ir import Playbook
     from carepath.drivers.replay import Replay
-    from carepath.state import CaseState, Event
+    from carepath.events import Event
+    from carepath.state import CaseState
 
 __all__ = ["CONVENTIONAL_EVENTS", "GROUPS", "Collector", "Measure", "MetricError", "Metrics", "Series"]
 
@@ -37,10 +39,6 @@ _GROUP_INDEX = {g: i for i, g in enumerate(GROUPS)}
 _SURVEY_RANGE = {"csat": (1, 5), "nps": (0, 10), "ces": (1, 7)}
 
 Where = Mapping[str, str | None]
-
-
-class MetricError(ValueError):
-    """An unknown metric, or a custom metric whose condition cannot be compiled."""
 
 
 @dataclass
@@ -325,7 +323,7 @@ class Metrics:
     """Every metric of a replay: ``measure(name, …)``, ``group(name, by, …)``.
 
     >>> m = Metrics(replay(playbook, events))                       # doctest: +SKIP
-    >>> m.measure("csat", first=date(2027, 2, 1), last=date(2027, 2, 28), where={"segment": "vip"})
+    >>> m.measure("csat", first=date(2027, 2, 1), last=date(2027, 2, 28), where={"segment": "vip"})  # doctest: +SKIP
     """
 
     def __init__(self, rp: Replay) -> None:

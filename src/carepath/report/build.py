@@ -12,9 +12,9 @@ from collections import Counter
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from carepath._instants import to_iso, zone
 from carepath.metrics import Metrics, evaluate_goals
 from carepath.staffing import agents_needed
-from carepath.state import to_iso, zone
 
 if TYPE_CHECKING:
     from carepath.compile.ir import Playbook

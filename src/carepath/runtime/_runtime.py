@@ -15,9 +15,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from carepath._instants import dt, zone
 from carepath.errors import CaseError
+from carepath.events import Event, decode_event, event_from_line
 from carepath.runtime.store import OutboxItem, Rejected, Store, Tx
-from carepath.state import Action, CaseState, Event, Signal, decode_event, dt, event_from_line, zone
+from carepath.state import Action, CaseState, Signal
 
 if TYPE_CHECKING:
     from carepath.compile.ir import Playbook

@@ -30,6 +30,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
+from carepath.errors import StoreError
 from carepath.state import Action, CaseState
 
 __all__ = ["OutboxItem", "Prefetched", "Rejected", "Store", "StoreError", "Tx"]
@@ -37,10 +38,6 @@ __all__ = ["OutboxItem", "Prefetched", "Rejected", "Store", "StoreError", "Tx"]
 CaseKey = tuple[str, str]
 
 T = TypeVar("T")
-
-
-class StoreError(RuntimeError):
-    """A store could not be opened or used (bad URL, newer schema, unrecoverable I/O)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +91,7 @@ class Rejected:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON shape, ``at`` as ISO 8601."""
-        from carepath.state import to_iso
+        from carepath._instants import to_iso
 
         return {"event": self.event, "reason": self.reason, "message": self.message, "at": to_iso(self.at),
                 "cases": [{"playbook": p, "case": c} for p, c in self.cases]}
@@ -103,7 +100,7 @@ class Rejected:
         if key in ("event", "reason", "message", "cases"):
             return getattr(self, key)
         if key == "at":
-            from carepath.state import to_iso
+            from carepath._instants import to_iso
 
             return to_iso(self.at)
         raise KeyError(key)

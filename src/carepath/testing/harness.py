@@ -1,7 +1,8 @@
 """Helpers for testing playbooks from Python (a CRM's own pytest suite).
 
 ``FakeClock`` is a controllable clock (a callable returning an aware ``datetime``, as the runtime's
-``clock=`` expects). ``CaseDriver`` drives one case (or several) through a playbook in memory::
+``clock=`` expects): the runtime's :class:`~carepath.runtime.clock.ManualClock` under the name a
+test-suite looks for. ``CaseDriver`` drives one case (or several) through a playbook in memory::
 
     from carepath.testing.harness import CaseDriver
 
@@ -25,6 +26,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
+from carepath.runtime.clock import ManualClock as FakeClock
+
 if TYPE_CHECKING:
     from carepath.compile.ir import Playbook
     from carepath.drivers.simulate import SimStep
@@ -45,42 +48,6 @@ def _aware(t: datetime | str, tz: tzinfo | None = None) -> datetime:
     if t.tzinfo is None or t.utcoffset() is None:
         raise ValueError(f"naive datetime {t.isoformat()} is not allowed: give a timezone")
     return t
-
-
-class FakeClock:
-    """A clock you move by hand: ``clock()`` returns the current aware ``datetime``."""
-
-    def __init__(self, start: datetime | str | None = None) -> None:
-        from datetime import UTC
-
-        self._now = _aware(start) if start is not None else datetime(2027, 1, 1, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self._now
-
-    @property
-    def now(self) -> datetime:
-        """The current instant."""
-        return self._now
-
-    def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
-        """Move forward by ``delta`` or ``timedelta(**kwargs)`` (never backwards); the new instant."""
-        d = (delta or timedelta()) + timedelta(**kwargs)
-        if d < timedelta(0):
-            raise ValueError("a FakeClock never goes backwards")
-        self._now = self._now + d
-        return self._now
-
-    def set(self, t: datetime | str) -> datetime:
-        """Jump to ``t`` (aware; never backwards); the new instant."""
-        t = _aware(t, self._now.tzinfo)
-        if t < self._now:
-            raise ValueError(f"a FakeClock never goes backwards ({t.isoformat()} < {self._now.isoformat()})")
-        self._now = t
-        return t
-
-    def __repr__(self) -> str:
-        return f"FakeClock({self._now.isoformat()})"
 
 
 def _playbook(playbook: Playbook | str | os.PathLike[str]) -> Playbook:
@@ -104,8 +71,8 @@ class CaseDriver:
 
     def __init__(self, playbook: Playbook | str | os.PathLike[str], *, start: datetime | str | None = None,
                  case: str = "C-1", clock: FakeClock | None = None) -> None:
+        from carepath._instants import zone
         from carepath.drivers.simulate import Simulator
-        from carepath.state import zone
 
         self.playbook = _playbook(playbook)
         self.tz = zone(self.playbook.timezone)
@@ -123,7 +90,7 @@ class CaseDriver:
              case: str | None = None, id: str | None = None) -> Step | None:
         """Apply an event; returns the case's engine step (``None`` if no case took it).
         Engine errors (``InvalidEvent``, ``EventOutOfOrder``…) propagate."""
-        from carepath.state import Event
+        from carepath.events import Event
 
         if at is not None:
             self.time.set(at)

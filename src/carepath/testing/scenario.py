@@ -50,7 +50,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from carepath.state import Action, CaseState, Event, Signal, zone
+from carepath._instants import zone
+from carepath.errors import ScenarioError
+from carepath.events import Event
+from carepath.state import Action, CaseState, Signal
 
 if TYPE_CHECKING:
     from carepath.compile.ir import Playbook
@@ -77,15 +80,6 @@ _EXPECT_KEYS = {"case", "stage", "tier", "segment", "segments", "ended", "data",
 _CLOCK_KEYS = {"status", "breached", "due", "cycle", "elapsed", "remaining", "paused", "target"}
 _MAIN_PARAM = {"notify": "to", "send": "template", "survey": "survey", "assign": "tier", "escalate": "tier",
                "task": "task", "emit": "name", "set": "values"}
-
-
-class ScenarioError(Exception):
-    """A problem in a scenario file itself (not a failed expectation)."""
-
-    def __init__(self, message: str, path: YPath = (), *, key: bool = False) -> None:
-        super().__init__(message)
-        self.path = path
-        self.key = key
 
 
 @dataclass
@@ -172,12 +166,13 @@ def find_scenario_files(path: str) -> list[str]:
 def run_file(path: str, *, name_filter: str | None = None) -> FileResult:
     """Load a scenario file and its playbook, run every scenario (``name_filter``: only those
     whose name contains it)."""
+    from carepath.loading.files import read_bounded
     from carepath.loading.loader import check_file
-    from carepath.loading.yaml import YamlError, load_yaml
+    from carepath.loading.yaml import Limits, YamlError, load_yaml
 
     res = FileResult(path, None)
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
+    try:  # a regular file of at most the playbook limit: a FIFO or a huge file is an error
+        text = read_bounded(path, Limits().max_bytes).decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         res.error = Failure(path, 0, 0, "", 0, f"cannot read the scenario file: {exc}")
         return res
@@ -658,6 +653,8 @@ def _run_scenario(pb: Playbook, sc: Any, doc: Mapping[str, Any], spath: YPath, h
             if not isinstance(st, Mapping):
                 raise ScenarioError("a step is a mapping: {event: …}, {advance: …} or {expect: …}", p)
             kinds = [k for k in ("event", "advance", "expect") if k in st]
+            if not kinds:  # `evnt:` — say which key was meant (docs/testing.md promises it)
+                _check_keys(st, _EVENT_KEYS | {"advance", "expect"}, p)
             if len(kinds) != 1:
                 raise ScenarioError("a step has exactly one of `event`, `advance`, `expect`", p)
             fail: Failure | None = None
@@ -683,22 +680,11 @@ def _run_scenario(pb: Playbook, sc: Any, doc: Mapping[str, Any], spath: YPath, h
 # ---------------------------------------------------------------------------------------------
 def to_junit(files: Sequence[FileResult]) -> str:
     """A JUnit XML report: one ``testsuite`` per scenario file, one ``testcase`` per scenario."""
-    from xml.sax.saxutils import escape, quoteattr
+    from carepath.junit import Case, Suite, write_junit
 
-    out = ['<?xml version="1.0" encoding="UTF-8"?>']
-    total = sum(max(1, len(f.results)) for f in files)
-    failed = sum(1 for f in files for r in f.results if not r.passed) + sum(
-        1 for f in files if f.error is not None or f.diagnostics_errors)
-    out.append(f'<testsuites name="carepath test" tests="{total}" failures="{failed}">')
+    suites = []
     for f in files:
-        cases = f.results
-        n_fail = sum(1 for r in cases if not r.passed)
-        if f.error is not None or f.diagnostics_errors:
-            n_fail += 1
-        secs = sum(r.seconds for r in cases)
-        n_skip = sum(1 for r in cases if r.skipped)
-        out.append(f"  <testsuite name={quoteattr(f.file)} tests={quoteattr(str(max(1, len(cases))))} "
-                   f'failures="{n_fail}" skipped="{n_skip}" time="{secs:.3f}">')
+        cases = []
         if f.error is not None or f.diagnostics_errors:
             if f.error is not None:
                 msg, body = f.error.message, f.error.render()
@@ -707,16 +693,9 @@ def to_junit(files: Sequence[FileResult]) -> str:
 
                 msg = f"invalid playbook {f.playbook}"
                 body = format_diagnostics(f.diagnostics, "text", sources=f.sources)
-            out.append(f"    <testcase classname={quoteattr(f.file)} name=\"(load)\">")
-            out.append(f"      <failure message={quoteattr(msg)}>{escape(body)}</failure>")
-            out.append("    </testcase>")
-        for r in cases:
-            out.append(f"    <testcase classname={quoteattr(f.file)} name={quoteattr(r.name)} time=\"{r.seconds:.3f}\">")
-            if r.skipped:
-                out.append("      <skipped/>")
-            for fl in r.failures:
-                out.append(f"      <failure message={quoteattr(fl.message)}>{escape(fl.render())}</failure>")
-            out.append("    </testcase>")
-        out.append("  </testsuite>")
-    out.append("</testsuites>")
-    return "\n".join(out) + "\n"
+            cases.append(Case(f.file, "(load)", failures=[(msg, body)], file=f.file))
+        for r in f.results:
+            failures = [(fl.message, fl.render()) for fl in r.failures]
+            cases.append(Case(f.file, r.name, failures, r.skipped, seconds=r.seconds, file=f.file))
+        suites.append(Suite(f.file, cases, seconds=sum(r.seconds for r in f.results)))
+    return write_junit("carepath test", suites)
