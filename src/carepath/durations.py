@@ -14,15 +14,20 @@ from datetime import timedelta
 
 from carepath.errors import DurationError
 
-__all__ = ["Duration", "DurationError", "parse_duration"]
+__all__ = ["MAX_LENGTH", "Duration", "DurationError", "parse_duration"]
 
 _UNIT = {"w": 0, "d": 0, "h": 3600, "m": 60, "s": 1}
-_SHORT = re.compile(r"(\d+)(bd|w|d|h|m|s)")
+# Anchored (fullmatch only), ASCII digits, no nested quantifiers: linear, and the input is bounded
+# by MAX_LENGTH before it gets here anyway.
 _ISO = re.compile(
-    r"P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?"
-    r"(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?"
+    r"P(?:(?P<w>[0-9]+)W)?(?:(?P<d>[0-9]+)D)?"
+    r"(?:T(?:(?P<h>[0-9]+)H)?(?:(?P<m>[0-9]+)M)?(?:(?P<s>[0-9]+(?:\.[0-9]+)?)S)?)?"
 )
+_DIGITS = frozenset("0123456789")
 _MAX_SECONDS = 10 * 366 * 86400  # ten years: anything longer is a typo, and bounds the arithmetic
+#: The longest duration text read at all (``P1W2DT3H4M5.5S`` is 14): a longer one is an error
+#: before any parsing, so hostile input (60,000 digits) costs no more than a short one.
+MAX_LENGTH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +66,11 @@ def parse_duration(text: object, *, business: bool = False) -> Duration:
             f"a bare number ({text}) is not a duration", hint=f"add a unit: {text}s, {text}m or {text}h"
         )
     s = text.strip()
+    if len(s) > MAX_LENGTH:
+        raise DurationError(
+            f"duration {_clip(s)!r} is {len(s):,} characters long; a duration has at most {MAX_LENGTH}",
+            hint="write 2h, 30m, 1h30m or 3bd",
+        )
     if not s:
         raise DurationError("empty duration", hint="write 2h, 30m, 1h30m or 3bd")
     dur = _parse_iso(s) if s[:1] in "Pp" else _parse_short(s)
@@ -75,16 +85,31 @@ def parse_duration(text: object, *, business: bool = False) -> Duration:
     return dur
 
 
+def _clip(s: str) -> str:
+    return s if len(s) <= 24 else s[:20] + "..."
+
+
 def _parse_short(s: str) -> Duration:
+    """``<digits><unit>`` repeated, read by a scanner: one pass, no backtracking."""
     pos = 0
     seconds = 0
     days = 0
     bd = 0
     seen: set[str] = set()
-    for m in _SHORT.finditer(s):
-        if m.start() != pos:
+    end = len(s)
+    while pos < end:
+        i = pos
+        while i < end and s[i] in _DIGITS:
+            i += 1
+        if i in (pos, end) or i - pos > 18:  # more digits than any ten-year duration has
             break
-        n, unit = int(m.group(1)), m.group(2)
+        if s.startswith("bd", i):
+            unit = "bd"
+        elif s[i] in _UNIT:
+            unit = s[i]
+        else:
+            break
+        n = int(s[pos:i])
         if unit in seen:
             raise DurationError(f"unit {unit!r} repeated in duration {s!r}")
         seen.add(unit)
@@ -96,10 +121,10 @@ def _parse_short(s: str) -> Duration:
             days += n
         else:
             seconds += n * _UNIT[unit]
-        pos = m.end()
-    if pos != len(s) or not seen:
+        pos = i + len(unit)
+    if pos != end or not seen:
         raise DurationError(
-            f"cannot read duration {s!r}",
+            f"cannot read duration {_clip(s)!r}",
             hint="use a number and a unit: 45s, 15m, 2h, 1h30m, 3d, 2w, 2bd, or ISO 8601 (PT2H)",
         )
     if bd and (seconds or days):

@@ -60,9 +60,10 @@ def find_playbooks(path: str) -> Iterator[str]:
 
 def is_playbook(path: str) -> bool:
     """Whether a YAML file has a top-level ``carepath:`` key (read from its first 64 KiB)."""
-    try:
-        with Path(path).open("rb") as fh:
-            head = fh.read(1 << 16)
+    from carepath.loading.files import read_head
+
+    try:  # regular files only: a FIFO named x.yaml must not block the walk
+        head = read_head(path, 1 << 16)
     except OSError:
         return True  # let validation report that it cannot be read
     return bool(_PLAYBOOK.search(head))

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from carepath._instants import dt, zone
 from carepath._instants import round_micros as _r
 from carepath._records import fast_init
-from carepath.compile.compiler import (
+from carepath.compile.ir import (
     ActionDef,
     ClockDef,
     HandlerDef,
@@ -30,10 +30,10 @@ from carepath.compile.compiler import (
     ScheduleDef,
     SetValue,
     TimerDef,
-    coerce,
 )
 from carepath.errors import CaseError, EventOutOfOrder, InvalidEvent, PlaybookMismatch, SignalLoop
 from carepath.events import Event
+from carepath.expr.types import coerce
 from carepath.state import Action, CaseState, Clock, ClockRecord, Deadline, Pending, Signal
 
 if TYPE_CHECKING:
@@ -211,7 +211,7 @@ class _CW:
 
 
 class Engine:
-    """Evaluates cases of one compiled :class:`~carepath.compile.compiler.Playbook`."""
+    """Evaluates cases of one compiled :class:`~carepath.compile.ir.Playbook`."""
 
     def __init__(self, playbook: Playbook, *, trace: bool = True, backend: str = "auto") -> None:
         self.playbook = playbook
@@ -433,7 +433,7 @@ class Engine:
                     continue
                 ok, cv = coerce(v, ft)
                 if not ok and validate:
-                    from carepath.compile.compiler import describe
+                    from carepath.expr.types import describe
 
                     raise InvalidEvent(f"event {event.id} ({event.type}): field `{name}` = {v!r} is not a valid "
                                        f"{describe(ft)}", event=event, state=state)
@@ -454,7 +454,7 @@ def _duration(text: str) -> Any:
 
 
 def _coerce(v: Any, t: Any) -> tuple[bool, Any]:
-    """:func:`~carepath.compile.compiler.coerce` with the common already-valid cases answered inline."""
+    """:func:`~carepath.expr.types.coerce` with the common already-valid cases answered inline."""
     vc = v.__class__
     k = t.kind
     if (vc is str and (k == "string" or (k == "enum" and v in t.values))) or (vc is bool and k == "bool") or (
@@ -637,7 +637,7 @@ class _Run:
                 v = v.total_seconds()
             ok, cv = _coerce(v, s.type)
             if not ok:
-                from carepath.compile.compiler import describe
+                from carepath.expr.types import describe
 
                 raise InvalidEvent(f"{source}: {s.field} = {v!r} is not a valid {describe(s.type)}",
                                    event=self.event)

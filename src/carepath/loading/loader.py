@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any, get_args, get_origin
 
 from carepath.diagnostics import Diagnostic
 from carepath.errors import PlaybookError
+from carepath.loading.files import FileProblem, read_bounded
 from carepath.loading.source import Reporter, Source
 from carepath.loading.yaml import Limits, YamlError, load_yaml
 
 if TYPE_CHECKING:
     from pydantic import BaseModel, ValidationError
 
-    from carepath.compile.compiler import Playbook
+    from carepath.compile.ir import Playbook
     from carepath.model import PlaybookSpec
 
 __all__ = ["CheckResult", "check", "check_file", "load", "loads"]
@@ -66,14 +67,10 @@ def loads(text: str, *, file: str = "<string>", base_dir: str | os.PathLike[str]
 def check_file(path: str | os.PathLike[str], *, limits: Limits = Limits()) -> CheckResult:
     """Validate a playbook file without raising."""
     name = os.fspath(path)
-    try:
-        raw = Path(name).read_bytes()
-    except OSError as exc:
-        d = Diagnostic("error", "CP100", f"cannot read file: {exc.strerror or exc}", name, 1, 1)
-        return CheckResult(None, [d])
-    if len(raw) > limits.max_bytes:
-        d = Diagnostic("error", "CP104", f"file is {len(raw):,} bytes; the limit is {limits.max_bytes:,}", name, 1, 1)
-        return CheckResult(None, [d])
+    try:  # regular files only, the size bounded before and while reading (never read whole)
+        raw = read_bounded(name, limits.max_bytes)
+    except FileProblem as exc:
+        return CheckResult(None, [Diagnostic("error", exc.code, exc.message, name.replace("\0", "\\0"), 1, 1)])
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -134,24 +131,34 @@ def _includes(data: dict[str, Any], rep: Reporter, base: Path | None, limits: Li
         if base is None:
             rep.add("CP107", "include needs a playbook file (loads() was given no base_dir)", at)
             continue
-        root = base.resolve()
-        target = (root / item).resolve()
+        if "\0" in item:
+            rep.add("CP107", f"include {item!r} contains a NUL character", at,
+                    hint="an include is a relative file name")
+            continue
+        try:
+            root = base.resolve()
+            target = (root / item).resolve()
+        except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, a name too long
+            rep.add("CP107", f"cannot resolve include {item!r}: {getattr(exc, 'strerror', None) or exc}", at)
+            continue
         if Path(item).is_absolute() or not target.is_relative_to(root):
             rep.add("CP107", f"include {item!r} leaves the playbook's folder", at,
                     hint="include files next to the playbook or in a folder below it")
             continue
-        try:
-            text = target.read_text(encoding="utf-8-sig")
-            if len(text.encode()) > limits.max_bytes:
-                raise YamlError([])
+        try:  # a regular file, its size bounded before and while reading (a FIFO never blocks)
+            text = read_bounded(target, limits.max_bytes).decode("utf-8-sig")
             idata, ipos = load_yaml(text, limits)
-        except OSError as exc:
-            rep.add("CP107", f"cannot read include {item!r}: {exc.strerror or exc}", at)
+        except FileProblem as exc:
+            if exc.code == "CP104":
+                rep.add("CP104", f"include {item!r} is larger than {limits.max_bytes:,} bytes", at)
+            else:
+                rep.add("CP107", f"cannot read include {item!r}: {exc.reason}", at)
+            continue
+        except UnicodeDecodeError as exc:
+            rep.add("CP107", f"include {item!r} is not UTF-8 text ({exc.reason} at byte {exc.start})", at)
             continue
         except YamlError as exc:
             name = str(Path(rep.main.file).parent / item) if rep.main.file != "<string>" else item
-            if not exc.problems:
-                rep.add("CP104", f"include {item!r} is larger than {limits.max_bytes:,} bytes", at)
             for d in _yaml_diags(exc, name):
                 rep.diagnostics.append(d)
             continue

@@ -4,8 +4,10 @@ The loader composes Python values directly from the parser's event stream, with 
 stack (no recursion, so hostile nesting cannot exhaust the C stack). It keeps the position of
 every key and value, rejects duplicate keys and every explicit tag, resolves plain scalars by
 the YAML 1.2 core schema (``on``/``no``/``yes`` stay strings, ``13:00`` is a string), and counts
-the nodes that alias expansion produces, so a "billion laughs" fails fast however few aliases
-it uses.
+what alias expansion produces -- nodes, and characters of the scalars reached through aliases --
+so a "billion laughs" fails fast however few aliases it uses, and so does one big anchored scalar
+referenced a thousand times. An integer literal too long for Python to read (over 4,300 digits)
+is a located error, not a crash.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import yaml
 
 from carepath.errors import YamlError
 
-__all__ = ["Limits", "Positions", "YamlError", "YamlProblem", "load_yaml"]
+__all__ = ["MAX_INT_DIGITS", "Limits", "Positions", "YamlError", "YamlProblem", "load_yaml"]
 
 Path = tuple[str | int, ...]
 
@@ -45,6 +47,17 @@ class Limits:
     max_bytes: int = 1 << 20
     max_nodes: int = 100_000  # nodes produced, alias expansion included
     max_depth: int = 64
+    max_alias_chars: int = 1 << 20  # characters of the scalars reached through aliases, in total
+
+
+#: The longest integer literal read (CPython's default int/str conversion limit; a hexadecimal or
+#: octal literal may not exceed it in decimal digits either, so ``str()`` of every int works).
+MAX_INT_DIGITS = 4300
+_MAX_INT_BITS = int((MAX_INT_DIGITS - 1) * 3.3219)  # 10 ** (digits - 1) < 2 ** bits
+
+
+class _TooLarge(ValueError):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +108,17 @@ def _resolve_plain(value: str) -> Any:
     c = value[0]
     if c.isdigit() or c in "+-.":
         if _INT.fullmatch(value):
-            if value.startswith("0o"):
-                return int(value[2:], 8)
-            if value.startswith("0x"):
-                return int(value[2:], 16)
-            return int(value)
+            if value.startswith(("0o", "0x")):
+                n = int(value[2:], 8 if value[1] == "o" else 16)  # no digit limit for these bases
+                if n.bit_length() > _MAX_INT_BITS:
+                    raise _TooLarge(value)
+                return n
+            if len(value.lstrip("+-")) > MAX_INT_DIGITS:
+                raise _TooLarge(value)
+            try:
+                return int(value)
+            except ValueError:  # a lower sys.set_int_max_str_digits() in this process
+                raise _TooLarge(value) from None
         if _FLOAT.fullmatch(value):
             return float(value)
         if _INF.fullmatch(value):
@@ -110,7 +129,7 @@ def _resolve_plain(value: str) -> Any:
 
 
 class _Frame:
-    __slots__ = ("anchor", "container", "key", "key_pos", "path", "size", "start")
+    __slots__ = ("anchor", "chars", "container", "key", "key_pos", "path", "size", "start")
 
     def __init__(self, container: Any, path: Path, anchor: str | None, start: tuple[int, int]) -> None:
         self.container = container
@@ -119,6 +138,7 @@ class _Frame:
         self.key: Any = _NOKEY
         self.key_pos: tuple[int, int] = (0, 0)
         self.size = 1
+        self.chars = 0  # characters of the scalars inside, keys and aliased content included
         self.start = start
 
 
@@ -137,11 +157,19 @@ def load_yaml(text: str, limits: Limits = Limits()) -> tuple[Any, Positions]:
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > limits.max_bytes:
         raise YamlError([YamlProblem("CP104", f"file is {size:,} bytes; the limit is {limits.max_bytes:,}", 1, 1)])
+    try:  # a lone surrogate (loads() of a str that no file could hold) is not YAML text
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        line = text.count("\n", 0, exc.start) + 1
+        col = exc.start - (text.rfind("\n", 0, exc.start) + 1) + 1
+        raise YamlError([YamlProblem("CP101", f"lone surrogate U+{ord(text[exc.start]):04X} is not a character "
+                                     "YAML can hold", line, col)]) from None
     problems: list[YamlProblem] = []
     pos = Positions()
-    anchors: dict[str, tuple[Any, int]] = {}
+    anchors: dict[str, tuple[Any, int, int]] = {}  # anchor → (value, nodes, characters)
     stack: list[_Frame] = []
     nodes = 0
+    alias_chars = 0  # characters of scalars reached through aliases
     root: Any = None
     docs = 0
     parser = _Parser(text)
@@ -165,11 +193,12 @@ def load_yaml(text: str, limits: Limits = Limits()) -> tuple[Any, Positions]:
                 frame = stack.pop()
                 pos.ends[frame.path] = _pos(ev.end_mark)
                 if frame.anchor is not None:
-                    anchors[frame.anchor] = (frame.container, frame.size)
+                    anchors[frame.anchor] = (frame.container, frame.size, frame.chars)
                 value, vsize = frame.container, frame.size
                 if not stack:
                     root = value
                     continue
+                stack[-1].chars += frame.chars
                 _attach(stack[-1], value, vsize, frame.path, start, pos, problems, is_key_event=False)
                 continue
             # a node begins: scalar, alias, mapping or sequence
@@ -180,7 +209,7 @@ def load_yaml(text: str, limits: Limits = Limits()) -> tuple[Any, Positions]:
                     problems.append(YamlProblem("CP101", "mapping keys must be plain strings", *start))
                     raise _Stop
                 _check_tag(ev, start, problems)
-                key = ev.value if ev.style else _resolve_plain(ev.value)
+                key = ev.value if ev.style else _resolve_scalar(ev.value, start, problems)
                 key = "null" if key is None else (str(key).lower() if isinstance(key, bool) else str(key))
                 if key in parent.container:
                     first = pos.keys.get((*parent.path, key))
@@ -189,6 +218,7 @@ def load_yaml(text: str, limits: Limits = Limits()) -> tuple[Any, Positions]:
                                                 "remove one of the two entries or merge them"))
                 parent.key = key
                 parent.key_pos = start
+                parent.chars += len(ev.value)
                 nodes += 1
                 continue
             child_path: Path
@@ -208,13 +238,22 @@ def load_yaml(text: str, limits: Limits = Limits()) -> tuple[Any, Positions]:
                 if ev.anchor not in anchors:
                     problems.append(YamlProblem("CP101", f"alias *{ev.anchor} refers to an undefined or unfinished anchor", *start))
                     raise _Stop
-                value, vsize = anchors[ev.anchor]
+                value, vsize, vchars = anchors[ev.anchor]
                 nodes += vsize
                 if nodes > limits.max_nodes:
                     problems.append(YamlProblem("CP105", f"alias *{ev.anchor} expands the document past "
                                                 f"{limits.max_nodes:,} nodes", *start,
                                                 "a 'billion laughs' pattern; use fewer nested aliases"))
                     raise _Stop
+                alias_chars += vchars
+                if alias_chars > limits.max_alias_chars:
+                    problems.append(YamlProblem(
+                        "CP105", f"alias *{ev.anchor} expands the document past {limits.max_alias_chars:,} "
+                        "characters reached through aliases", *start,
+                        "an alias repeats all the text of its anchor; repeat less, or write the text once"))
+                    raise _Stop
+                if parent is not None:
+                    parent.chars += vchars
                 pos.values[child_path] = start
                 if parent is None:
                     root = value
@@ -223,16 +262,17 @@ def load_yaml(text: str, limits: Limits = Limits()) -> tuple[Any, Positions]:
                 continue
             _check_tag(ev, start, problems)
             if isinstance(ev, yaml.ScalarEvent):
-                value = ev.value if ev.style else _resolve_plain(ev.value)
+                value = ev.value if ev.style else _resolve_scalar(ev.value, start, problems)
                 pos.values[child_path] = start
                 pos.styles[child_path] = ev.style or ""
                 pos.ends[child_path] = _pos(ev.end_mark)
                 anchor = getattr(ev, "anchor", None)
                 if anchor is not None:
-                    anchors[anchor] = (value, 1)
+                    anchors[anchor] = (value, 1, len(ev.value))
                 if parent is None:
                     root = value
                 else:
+                    parent.chars += len(ev.value)
                     _attach(parent, value, 1, child_path, start, pos, problems, is_key_event=False)
                 continue
             if len(stack) >= limits.max_depth:
@@ -267,6 +307,18 @@ def load_yaml(text: str, limits: Limits = Limits()) -> tuple[Any, Positions]:
 
 class _Stop(Exception):
     pass
+
+
+def _resolve_scalar(value: str, start: tuple[int, int], problems: list[YamlProblem]) -> Any:
+    """:func:`_resolve_plain`, with a located error for an integer too long to read."""
+    try:
+        return _resolve_plain(value)
+    except _TooLarge:
+        shown = value if len(value) <= 24 else value[:20] + "..."
+        problems.append(YamlProblem(
+            "CP101", f"integer {shown} has {len(value):,} characters; at most {MAX_INT_DIGITS:,} digits "
+            "are read", *start, "quote it if it is text; no playbook value needs a number that long"))
+        raise _Stop from None
 
 
 def _attach(parent: _Frame, value: Any, vsize: int, path: Path, start: tuple[int, int], pos: Positions,

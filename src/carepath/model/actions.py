@@ -5,14 +5,20 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from carepath.model.common import Model, check_duration
+from carepath.model.common import Flag, Model, check_duration
 
 __all__ = ["VERBS", "ActionSpec"]
 
 VERBS = ("notify", "send", "survey", "assign", "escalate", "set", "task", "emit")
+_VERB_HINT = {
+    "notify": "for example {notify: L2}", "send": "for example {send: reminder} (a template name)",
+    "survey": "csat, nps or ces", "assign": "a tier, for example {assign: L1}",
+    "escalate": "next or a tier", "set": "a mapping, for example {set: {priority: high}}",
+    "task": "a task name, for example {task: call-back, for: L1}", "emit": "a custom action name",
+}
 
 
 class ActionSpec(Model):
@@ -37,7 +43,7 @@ class ActionSpec(Model):
     in_: str | None = Field(None, alias="in", description="delay before the action is emitted")
     calendar: str | None = Field(None, description="count the delay in this calendar's open time")
     window: str | None = Field(None, description="delivery window (quiet hours): calendar name or `channel`")
-    keep: bool = Field(False, description="keep a delayed action when the case leaves the stage")
+    keep: Flag = Field(False, description="keep a delayed action when the case leaves the stage")
 
     @property
     def verb(self) -> str:
@@ -61,6 +67,16 @@ class ActionSpec(Model):
                     "CP203", "an action has exactly one verb; this one has {verbs}",
                     {"verbs": ", ".join(verbs), "hint": "split it into several actions in a list"})
         return data
+
+    @field_validator(*VERBS, mode="before")
+    @classmethod
+    def _verb_value(cls, v: Any, info: ValidationInfo) -> Any:
+        # `{send: }` names a verb without its value: without this it passed as "one verb" and the
+        # compiler found none (issue 15 #12). Field validators run only on keys that are present.
+        if v is None:
+            raise PydanticCustomError(
+                "CP203", "`{verb}` needs a value", {"verb": info.field_name, "hint": _VERB_HINT.get(str(info.field_name), "")})
+        return v
 
     @field_validator("in_", "due")
     @classmethod

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field
 
-from carepath.model.common import Model, Shorthand
+from carepath.model.common import Condition, Model, Number, Positive, Shorthand, no_bool
 
 __all__ = ["CustomMetric", "GoalSpec", "MetricsSpec", "StaffingSpec", "WindowSpec"]
 
@@ -42,7 +42,7 @@ class GoalSpec(Model):
     id: str
     title: str | None = None
     metric: str
-    target: str | int | float = Field(description='">= 90%", "<= 2h", "> 80%"')
+    target: Annotated[str | int | float, BeforeValidator(no_bool)] = Field(description='">= 90%", "<= 2h", "> 80%"')
     stat: Literal["mean", "median", "p90", "p95"] | None = None
     sla: str | None = None
     segment: str | None = None
@@ -50,8 +50,8 @@ class GoalSpec(Model):
     tier: str | None = None
     window: Window | None = None
     owner: str | None = None
-    baseline: str | int | float | None = None
-    min_samples: int | None = Field(None, ge=1)
+    baseline: Annotated[str | int | float | None, BeforeValidator(no_bool)] = None
+    min_samples: Positive | None = None
     description: str | None = None
 
 
@@ -60,9 +60,9 @@ class CustomMetric(Model):
 
     type: Literal["count", "ratio", "mean"]
     event: str = Field(description="event type counted (numerator of a ratio)")
-    when: str | bool | None = None
+    when: Condition | None = None
     over: str | None = Field(None, description="ratio: the denominator's event type")
-    over_when: str | bool | None = None
+    over_when: Condition | None = None
     value: str | None = Field(None, description="mean: an expression over the event (=event.amount)")
     title: str | None = None
 
@@ -77,6 +77,6 @@ class MetricsSpec(Model):
 class StaffingSpec(Model):
     """Erlang C staffing parameters for the report."""
 
-    target: float = Field(0.8, gt=0, le=1)
-    max_occupancy: float = Field(1.0, gt=0, le=1)
-    shrinkage: float = Field(0.0, ge=0, lt=1)
+    target: Number = Field(0.8, gt=0, le=1)
+    max_occupancy: Number = Field(1.0, gt=0, le=1)
+    shrinkage: Number = Field(0.0, ge=0, lt=1)

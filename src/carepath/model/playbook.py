@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, ConfigDict, Field, field_validator
 
 from carepath.model.calendars import CalendarSpec
-from carepath.model.common import ID_RE, Model, Shorthand, one_or_many
+from carepath.model.common import ID_RE, Condition, Model, Shorthand, no_bool, one_or_many
 from carepath.model.fields import FieldEntry
 from carepath.model.goals import GoalSpec, MetricsSpec, StaffingSpec
 from carepath.model.routing import ChannelSpec, TemplateSpec, TierSpec
@@ -24,9 +24,9 @@ class PlaybookSpec(Model):
 
     model_config = ConfigDict(title="carepath playbook (format 1)")
 
-    carepath: Literal[1] = Field(description="format version")
+    carepath: Annotated[Literal[1], BeforeValidator(no_bool)] = Field(description="format version")
     id: str = Field(description="[a-z0-9][a-z0-9_-]*")
-    version: str | int | float
+    version: Annotated[str | int | float, BeforeValidator(no_bool)]
     title: str | None = None
     description: str | None = None
     owner: str | None = None
@@ -38,7 +38,7 @@ class PlaybookSpec(Model):
     fields: dict[str, FieldEntry] = Field(default_factory=dict)
     calendars: dict[str, CalendarSpec] = Field(default_factory=dict)
     channels: dict[str, ChannelSpec | None] = Field(default_factory=dict)
-    segments: dict[str, str | bool] = Field(default_factory=dict)
+    segments: dict[str, Condition] = Field(default_factory=dict)
     tiers: dict[str, TierSpec | None] = Field(default_factory=dict)
     templates: dict[str, TemplateSpec | None] = Field(default_factory=dict)
     start: StartSpec

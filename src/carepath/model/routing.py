@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from carepath.model.common import Model
+from carepath.model.common import Flag, Model, Positive
 
 __all__ = ["ChannelSpec", "FrequencyCap", "TemplateSpec", "TierSpec"]
 
@@ -15,14 +15,14 @@ class FrequencyCap(Model):
     """At most ``max`` sends on this channel per ``per`` (``1d``, ``7d``), counted per case."""
 
     per: str = Field(description="window length: 1d, 7d, 24h…")
-    max: int = Field(ge=1)
+    max: Positive
 
 
 class ChannelSpec(Model):
     """A touchpoint: phone, email, chat, facebook, zalo, chatbot…"""
 
     calendar: str = Field("always", description="calendar name, or `always`")
-    automated: bool = False
+    automated: Flag = False
     title: str | None = None
     frequency_cap: FrequencyCap | None = None
 

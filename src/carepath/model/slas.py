@@ -9,7 +9,7 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from carepath.model.actions import ActionSpec
-from carepath.model.common import Model, Shorthand, check_duration, one_or_many
+from carepath.model.common import Condition, Flag, Model, Shorthand, check_duration, one_or_many
 
 __all__ = ["ClockTrigger", "PauseSpec", "SlaSpec", "TargetSpec", "ThresholdSpec"]
 
@@ -22,7 +22,7 @@ class ClockTrigger(Model):
 
     on: Names = Field(default_factory=list)
     enter: Names = Field(default_factory=list)
-    when: str | bool | None = None
+    when: Condition | None = None
 
     @model_validator(mode="after")
     def _some(self) -> ClockTrigger:
@@ -35,13 +35,13 @@ class PauseSpec(Model):
     """While the case is ``in`` these stages, or ``when`` holds, elapsed time does not grow."""
 
     in_: Names = Field(default_factory=list, alias="in")
-    when: str | bool | None = None
+    when: Condition | None = None
 
 
 class TargetSpec(Model):
     """A target: first match wins; the last must be unconditional."""
 
-    when: str | bool | None = None
+    when: Condition | None = None
     within: str = Field(description="business time: h/m/s of open time, or bd")
     calendar: str | None = None
 
@@ -86,7 +86,7 @@ class SlaSpec(Model):
     pause: PauseSpec | None = None
     reset: ClockTrigger | None = None
     cancel: ClockTrigger | None = None
-    repeat: bool = False
+    repeat: Flag = False
     calendar: str = Field("channel", description="`channel` (the case channel's calendar) or a calendar name")
     targets: list[TargetSpec] = Field(min_length=1)
     thresholds: list[ThresholdSpec] = Field(default_factory=list)

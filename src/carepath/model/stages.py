@@ -7,11 +7,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from carepath.model.actions import ActionSpec
-from carepath.model.common import Model, Shorthand, check_duration, one_or_many
+from carepath.model.common import Condition, Flag, Model, Shorthand, check_duration, one_or_many
 
 __all__ = ["ExitSpec", "HandlerSpec", "ScheduleSpec", "StageSpec", "StartSpec", "TimerSpec", "handlers_of"]
 
-Condition = str | bool
 Actions = Annotated[list[ActionSpec], BeforeValidator(one_or_many), Shorthand(single=True)]
 
 
@@ -49,6 +48,11 @@ class TimerSpec(Model):
     calendar: str | None = None
     window: str | None = None
 
+    @field_validator("in_")
+    @classmethod
+    def _duration(cls, v: Any) -> Any:
+        return check_duration(v)  # syntax here, located at `in`; business time below
+
     @model_validator(mode="after")
     def _business(self) -> TimerSpec:
         check_duration(self.in_, business=self.calendar is not None)
@@ -69,8 +73,8 @@ class StageSpec(Model):
 
     title: str | None = None
     description: str | None = None
-    initial: bool = False
-    final: bool = False
+    initial: Flag = False
+    final: Flag = False
     enter: Actions = Field(default_factory=list)
     exit: Actions = Field(default_factory=list)
     on: dict[str, Handlers] = Field(default_factory=dict)

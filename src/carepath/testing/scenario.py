@@ -56,7 +56,7 @@ from carepath.events import Event
 from carepath.state import Action, CaseState, Signal
 
 if TYPE_CHECKING:
-    from carepath.compile.compiler import Playbook
+    from carepath.compile.ir import Playbook
     from carepath.diagnostics import Diagnostic
     from carepath.drivers.simulate import Simulator
 
@@ -166,12 +166,13 @@ def find_scenario_files(path: str) -> list[str]:
 def run_file(path: str, *, name_filter: str | None = None) -> FileResult:
     """Load a scenario file and its playbook, run every scenario (``name_filter``: only those
     whose name contains it)."""
+    from carepath.loading.files import read_bounded
     from carepath.loading.loader import check_file
-    from carepath.loading.yaml import YamlError, load_yaml
+    from carepath.loading.yaml import Limits, YamlError, load_yaml
 
     res = FileResult(path, None)
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
+    try:  # a regular file of at most the playbook limit: a FIFO or a huge file is an error
+        text = read_bounded(path, Limits().max_bytes).decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         res.error = Failure(path, 0, 0, "", 0, f"cannot read the scenario file: {exc}")
         return res
@@ -652,6 +653,8 @@ def _run_scenario(pb: Playbook, sc: Any, doc: Mapping[str, Any], spath: YPath, h
             if not isinstance(st, Mapping):
                 raise ScenarioError("a step is a mapping: {event: …}, {advance: …} or {expect: …}", p)
             kinds = [k for k in ("event", "advance", "expect") if k in st]
+            if not kinds:  # `evnt:` — say which key was meant (docs/testing.md promises it)
+                _check_keys(st, _EVENT_KEYS | {"advance", "expect"}, p)
             if len(kinds) != 1:
                 raise ScenarioError("a step has exactly one of `event`, `advance`, `expect`", p)
             fail: Failure | None = None
