@@ -85,9 +85,9 @@ def attach(eng: Engine, backend: str, step_cls: type) -> None:
 
 
 def _helpers(eng: Engine) -> dict[str, Callable[..., Any]]:
-    from carepath.compile.compiler import coerce as _coerce
-    from carepath.compile.compiler import describe
     from carepath.durations import parse_duration
+    from carepath.expr.types import coerce as _coerce
+    from carepath.expr.types import describe
 
     tz = eng.tz
     fromts = datetime.fromtimestamp

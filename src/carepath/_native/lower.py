@@ -1,4 +1,4 @@
-"""Compiled :class:`~carepath.compile.compiler.Playbook` → the plain data ``carepath_core.Engine`` reads.
+"""Compiled :class:`~carepath.compile.ir.Playbook` → the plain data ``carepath_core.Engine`` reads.
 
 The core receives tuples, lists and dicts of strings and numbers: stages, handlers, actions,
 timers, schedules, clocks with their trigger tables, targets and thresholds. Conditions come as
@@ -21,7 +21,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from carepath.compile.compiler import (
+from carepath.compile.ir import (
     ActionDef,
     ClockDef,
     HandlerDef,
