@@ -441,3 +441,16 @@ def test_around_dst_transitions(tz: str, hours: list[str] | None) -> None:
                 assert _outcome(nat.add_days_s, t, n) == _outcome(ref.add_days_s, t, n), (t, n)
             _check_s(ref, nat, int(t * 1e6), 5400.0, 1)
             _check_us(ref, nat, int(t * 1e6), 5_400_000_000)
+
+
+def test_add_days_keeps_the_fold_of_its_start_like_the_reference() -> None:
+    """The reference combines the start's ``time()``, fold included: from the second 02:30 of a
+    fall-back night, the 02:30 that a spring-forward night skips resolves *backwards* (01:30 CET),
+    not forward as SPEC §3 rule 8 says. The core mirrors the reference; the rule is the reference's
+    to settle."""
+    ref = Calendar.from_dict("always", timezone="Europe/Berlin")
+    nat = _native(ref)
+    second = datetime(2026, 10, 25, 1, 30, tzinfo=UTC).timestamp()  # 02:30 CET, fold=1
+    for start in (second, second - 3600):
+        assert nat.add_days_s(start, -210) == ref.add_days_s(start, -210)
+    assert ref.add_days_s(second, -210) == datetime(2026, 3, 29, 0, 30, tzinfo=UTC).timestamp()
