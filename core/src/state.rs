@@ -64,7 +64,7 @@ pub struct ClockW {
     pub due_s: Option<f64>,
     pub fired: usize,
     pub conds: i64,
-    pub history: Vec<PyObj>,
+    pub history: Vec<Rec>,
     /// business-time due instants by position (exact float keys, as the reference's dict)
     pub memo: Vec<(f64, f64)>,
 }
@@ -102,7 +102,7 @@ impl ClockW {
         }
         let mut history = Vec::new();
         for r in c.getattr("history")?.try_iter()? {
-            history.push(r?.unbind());
+            history.push(Rec::Py(r?.unbind()));
         }
         let target_s: Option<f64> = c.getattr("target_s")?.extract()?;
         let due_s: Option<f64> = c.getattr("due_s")?.extract()?;
@@ -140,7 +140,11 @@ impl ClockW {
     /// The fields of `Clock(name, ...)` after `name` and before `tz`, as `_CW.freeze` writes them.
     pub fn freeze<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyTuple>> {
         let pauses = PyTuple::new(py, self.pauses.iter().map(|p| (p.0, p.1)))?;
-        let history = PyTuple::new(py, self.history.iter().map(|h| h.bind(py)))?;
+        let mut recs = Vec::with_capacity(self.history.len());
+        for h in &self.history {
+            recs.push(h.to_py(py)?);
+        }
+        let history = PyTuple::new(py, recs)?;
         let items: Vec<PyObj> = vec![
             PyString::new(py, name).into_any().unbind(),
             PyString::new(py, self.status.as_str()).into_any().unbind(),
@@ -175,6 +179,43 @@ impl ClockW {
             history.into_any().unbind(),
         ];
         PyTuple::new(py, items)
+    }
+}
+
+/// One finished clock cycle: the `ClockRecord` of a Python state, or the numbers of one the core
+/// ended (`(cycle, started, stopped, elapsed, paused, target, met, failed_by)`), built into a
+/// `ClockRecord` only when read.
+pub enum Rec {
+    Py(PyObj),
+    Raw(
+        i64,
+        f64,
+        f64,
+        f64,
+        f64,
+        Option<f64>,
+        Option<bool>,
+        Option<f64>,
+    ),
+}
+
+impl Rec {
+    pub fn clone_ref(&self, py: Python<'_>) -> Self {
+        match self {
+            Rec::Py(o) => Rec::Py(o.clone_ref(py)),
+            Rec::Raw(a, b, c, d, e, f, g, h) => Rec::Raw(*a, *b, *c, *d, *e, *f, *g, *h),
+        }
+    }
+
+    /// The `ClockRecord`, or the tuple of its numbers (`_native.backend` builds the record).
+    pub fn to_py(&self, py: Python<'_>) -> PyResult<PyObj> {
+        Ok(match self {
+            Rec::Py(o) => o.clone_ref(py),
+            Rec::Raw(a, b, c, d, e, f, g, h) => (*a, *b, *c, *d, *e, *f, *g, *h)
+                .into_pyobject(py)?
+                .into_any()
+                .unbind(),
+        })
     }
 }
 

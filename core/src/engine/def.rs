@@ -581,3 +581,34 @@ impl Playbook {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn th(percent: Option<f64>, offset: Option<f64>) -> ThresholdDef {
+        ThresholdDef {
+            percent,
+            offset,
+            do_: Vec::new(),
+            text: String::new(),
+            severity: Severity::Warning,
+        }
+    }
+
+    #[test]
+    fn thresholds_fire_where_the_reference_says() {
+        // `target * percent / 100.0` and `max(0.0, target + offset)`, as ThresholdDef.at
+        assert_eq!(th(Some(75.0), None).at(7200.0), 5400.0);
+        assert_eq!(th(Some(80.0), None).at(97200.0), 77760.0);
+        assert_eq!(th(None, Some(3600.0)).at(1800.0), 5400.0);
+        assert_eq!(th(None, Some(-3600.0)).at(1800.0), 0.0);
+    }
+
+    #[test]
+    fn py_max_keeps_the_first_of_equals() {
+        assert!(py_max(0.0, -0.0).is_sign_positive());
+        assert!(py_max(-0.0, 0.0).is_sign_negative());
+        assert_eq!(py_max(0.0, 2.5), 2.5);
+    }
+}

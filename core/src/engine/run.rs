@@ -10,7 +10,7 @@ use super::hooks::{Cal, Cond};
 use super::Helpers;
 use std::sync::Arc;
 
-use crate::state::{round_us, ClockW, CoreState, Kind, Owner, Pend, PyObj, Snap, Status};
+use crate::state::{round_us, ClockW, CoreState, Kind, Owner, Pend, PyObj, Rec, Snap, Status};
 use crate::value::Value;
 
 pub const MAX_SIGNAL_DEPTH: usize = 16;
@@ -40,7 +40,7 @@ pub struct Sig {
     pub at: f64,
     pub sla: Option<String>,
     pub cycle: Option<i64>,
-    pub record: Option<PyObj>,
+    pub record: Option<Rec>,
     pub data: Option<PyObj>,
 }
 
@@ -122,7 +122,7 @@ impl<'a, 'py> Run<'a, 'py> {
         type_: String,
         sla: Option<String>,
         cycle: Option<i64>,
-        record: Option<PyObj>,
+        record: Option<Rec>,
         data: Option<PyObj>,
     ) {
         self.signals.push(Sig {
@@ -868,7 +868,7 @@ impl<'a, 'py> Run<'a, 'py> {
             Some(s) if s != 0.0 => s,
             _ => now,
         };
-        let args = (
+        let rec = Rec::Raw(
             c.cycle,
             started,
             now,
@@ -878,7 +878,6 @@ impl<'a, 'py> Run<'a, 'py> {
             met,
             failed,
         );
-        let rec = self.h.record.bind(py).call1(args)?.unbind();
         let c = self.w(i);
         c.history.push(rec.clone_ref(py));
         if c.history.len() > MAX_HISTORY {
@@ -1410,7 +1409,7 @@ impl<'a, 'py> Run<'a, 'py> {
         let signals = PyList::empty(py);
         for s in &self.signals {
             let rec = match &s.record {
-                Some(r) => r.clone_ref(py),
+                Some(r) => r.to_py(py)?,
                 None => py.None(),
             };
             let data = match &s.data {

@@ -77,7 +77,8 @@ def attach(eng: Engine, backend: str, step_cls: type) -> None:
         if choice == "native":
             raise CarepathError(f"playbook {pb.id} {pb.version}: the native core does not support it: {exc}") from None
         return
-    native = _Native(eng, carepath_core.Engine(plain, _helpers(eng)), step_cls)
+    helpers = _helpers(eng)
+    native = _Native(eng, carepath_core.Engine(plain, helpers), step_cls, helpers["record"])
     eng.start = native.start
     eng.handle = native.handle
     eng.advance = native.advance
@@ -135,11 +136,12 @@ def _helpers(eng: Engine) -> dict[str, Callable[..., Any]]:
 class _Native:
     """The three step methods of one engine, run by the core."""
 
-    __slots__ = ("core", "eng", "names", "ref", "step_cls")
+    __slots__ = ("core", "eng", "names", "record", "ref", "step_cls")
 
-    def __init__(self, eng: Engine, core: Any, step_cls: type) -> None:
+    def __init__(self, eng: Engine, core: Any, step_cls: type, record: Callable[..., ClockRecord]) -> None:
         self.eng = eng
         self.core = core
+        self.record = record
         self.names = tuple(eng.playbook.clocks)
         self.ref = type(eng)  # the reference's methods (the instance's own are ours)
         self.step_cls = _native_step_class(step_cls)
@@ -241,7 +243,9 @@ class _Native:
 
         _set(step, "actions", [Action(i, pbid, case, verb, MappingProxyType(params), at_(at), src)
                                for i, verb, params, at, src in actions])
-        _set(step, "signals", [Signal(ty, at_(at), sla, cycle, rec, MappingProxyType(dict(d)) if d else _EMPTY)
+        record = self.record
+        _set(step, "signals", [Signal(ty, at_(at), sla, cycle, record(*rec) if rec.__class__ is tuple else rec,
+                                      MappingProxyType(dict(d)) if d else _EMPTY)
                                for ty, at, sla, cycle, rec, d in signals])
         _set(step, "_items", tuple((d, _KIND_ORDER[k], k, n) for d, k, n in items))
 
@@ -250,8 +254,15 @@ class _Native:
         data, tier, segment, segments, clocks, opened, seq, epoch, pending, sends = core.rest()
         tz = self.eng.tz
         cm: dict[str, Clock] = {}
+        record = self.record
         for n, c in zip(self.names, clocks, strict=True):
-            cm[n] = Clock(n, tz=tz) if c is None else _new_clock(*c, tz)
+            if c is None:
+                cm[n] = Clock(n, tz=tz)
+                continue
+            hist = c[17]
+            if hist:  # records the core ended are numbers until read
+                c = (*c[:17], tuple(record(*r) if r.__class__ is tuple else r for r in hist))
+            cm[n] = _new_clock(*c, tz)
         _set(st, "data", data if data.__class__ is MappingProxyType else MappingProxyType(data))
         _set(st, "tier", tier)
         _set(st, "segment", segment)
