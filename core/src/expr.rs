@@ -23,6 +23,7 @@
 //! | `("and", target)` / `("or", target)` | Python's `and`/`or`: jump keeping a falsy/truthy top, else pop |
 //! | `("tuple", n)` / `("list",)` | build a tuple of `n` items / `list(x)` of the top |
 
+use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::sync::Arc;
 
@@ -274,8 +275,32 @@ impl Program {
     /// Run the program. A value that could not be handed back to Python as the reference's own
     /// (a foreign value, a `Decimal`) is a fallback too.
     pub fn eval(&self, scope: &dyn Scope) -> Result<Value, EvalError> {
-        let mut stack: Vec<Value> = Vec::with_capacity(self.max_stack);
-        let mut slots: Vec<Value> = vec![Value::Null; self.slots];
+        // Reuse a stack buffer per thread (a pool, so a nested evaluation gets its own).
+        let mut stack = STACKS
+            .with(|p| p.try_borrow_mut().ok().and_then(|mut p| p.pop()))
+            .unwrap_or_default();
+        let r = self.run(scope, &mut stack);
+        stack.clear();
+        STACKS.with(|p| {
+            if let Ok(mut p) = p.try_borrow_mut() {
+                if p.len() < 8 {
+                    p.push(stack);
+                }
+            }
+        });
+        r
+    }
+
+    fn run(&self, scope: &dyn Scope, stack: &mut Vec<Value>) -> Result<Value, EvalError> {
+        let mut small: [Value; 4] = std::array::from_fn(|_| Value::Null);
+        let mut big: Vec<Value>;
+        let slots: &mut [Value] = if self.slots <= small.len() {
+            &mut small
+        } else {
+            big = vec![Value::Null; self.slots];
+            &mut big
+        };
+        stack.reserve(self.max_stack);
         let mut pc = 0usize;
         while let Some(op) = self.ops.get(pc) {
             pc += 1;
@@ -286,30 +311,30 @@ impl Program {
                 Op::EventPath(f, p) => stack.push(scope.event_path(f, p).unwrap_or(Value::Null)),
                 Op::Special(n) => stack.push(scope.special(n).unwrap_or(Value::Null)),
                 Op::IsNone => {
-                    let v = pop(&mut stack)?;
+                    let v = pop(stack)?;
                     stack.push(Value::Bool(v.is_null()));
                 }
                 Op::NotNone => {
-                    let v = pop(&mut stack)?;
+                    let v = pop(stack)?;
                     stack.push(Value::Bool(!v.is_null()));
                 }
                 Op::IsTrue => {
-                    let v = pop(&mut stack)?;
+                    let v = pop(stack)?;
                     stack.push(Value::Bool(matches!(v, Value::Bool(true))));
                 }
                 Op::Not => {
-                    let v = pop(&mut stack)?;
+                    let v = pop(stack)?;
                     stack.push(Value::Bool(!truthy(&v)?));
                 }
                 Op::Eq | Op::Ne => {
-                    let b = pop(&mut stack)?;
-                    let a = pop(&mut stack)?;
+                    let b = pop(stack)?;
+                    let a = pop(stack)?;
                     let e = py_eq(&a, &b)?;
                     stack.push(Value::Bool(if matches!(op, Op::Eq) { e } else { !e }));
                 }
                 Op::In | Op::NotIn => {
-                    let b = pop(&mut stack)?;
-                    let a = pop(&mut stack)?;
+                    let b = pop(stack)?;
+                    let a = pop(stack)?;
                     let items = match &b {
                         Value::List(xs) | Value::Tuple(xs) => xs,
                         _ => return fb("'in' over something other than a list or tuple"),
@@ -360,13 +385,13 @@ impl Program {
                     let items = stack.split_off(at);
                     stack.push(Value::Tuple(Arc::from(items)));
                 }
-                Op::List => match pop(&mut stack)? {
+                Op::List => match pop(stack)? {
                     Value::List(xs) | Value::Tuple(xs) => stack.push(Value::List(xs)),
                     _ => return fb("list() of something other than a list or tuple"),
                 },
             }
         }
-        let v = pop(&mut stack)?;
+        let v = pop(stack)?;
         if v.is_opaque() {
             return fb("the result is a value the core does not model");
         }
@@ -377,6 +402,10 @@ impl Program {
     pub fn holds(&self, scope: &dyn Scope) -> Result<bool, EvalError> {
         Ok(matches!(self.eval(scope)?, Value::Bool(true)))
     }
+}
+
+thread_local! {
+    static STACKS: RefCell<Vec<Vec<Value>>> = const { RefCell::new(Vec::new()) };
 }
 
 fn pop(stack: &mut Vec<Value>) -> R<Value> {
@@ -457,6 +486,9 @@ fn has_nan(v: &Value) -> bool {
 
 /// Python's `a == b`.
 pub fn py_eq(a: &Value, b: &Value) -> R<bool> {
+    if let (Value::Str(x), Value::Str(y)) = (a, b) {
+        return Ok(x == y);
+    }
     if unmodelled(a) || unmodelled(b) {
         return fb("== with an unmodelled value");
     }
@@ -1133,5 +1165,114 @@ mod tests {
         assert!(matches!(parse_iso("2026-04-30"), Iso::At(_, Tz::Naive)));
         assert!(matches!(parse_iso("hello"), Iso::Invalid));
         assert!(matches!(parse_iso("20260430"), Iso::Unknown));
+    }
+}
+
+#[cfg(test)]
+mod bench {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct M(HashMap<&'static str, Value>);
+    impl Scope for M {
+        fn get(&self, n: &str) -> Option<Value> {
+            self.0.get(n).cloned()
+        }
+        fn event(&self, k: &str) -> Option<Value> {
+            self.0.get(k).cloned()
+        }
+        fn event_path(&self, f: &str, _p: &[Arc<str>]) -> Option<Value> {
+            self.event(f)
+        }
+        fn special(&self, n: &str) -> Option<Value> {
+            self.0.get(n).cloned()
+        }
+    }
+
+    /// `cargo test --release --lib -- --ignored --nocapture eval_cost`
+    #[test]
+    #[ignore]
+    fn eval_cost() {
+        let m = M(HashMap::from([
+            ("segment", Value::str("vip")),
+            ("channel", Value::str("chat")),
+        ]));
+        // segment == "vip" and channel in ["chat", "zalo"]
+        let p = Program::new(vec![
+            Op::Special(Arc::from("segment")),
+            Op::Const(Value::str("vip")),
+            Op::Eq,
+            Op::And(8),
+            Op::Field(Arc::from("channel")),
+            Op::Const(Value::Tuple(Arc::from(vec![
+                Value::str("chat"),
+                Value::str("zalo"),
+            ]))),
+            Op::In,
+            Op::IsTrue,
+        ])
+        .unwrap();
+        let n = 1_000_000;
+        let t = std::time::Instant::now();
+        let mut k = 0;
+        for _ in 0..n {
+            k += usize::from(p.holds(&m).unwrap());
+        }
+        println!(
+            "{:.1} ns per eval ({k})",
+            t.elapsed().as_nanos() as f64 / n as f64
+        );
+        let q = Program::new(vec![Op::Const(Value::Bool(true))]).unwrap();
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            k += usize::from(q.holds(&m).unwrap());
+        }
+        println!(
+            "{:.1} ns per trivial eval ({k})",
+            t.elapsed().as_nanos() as f64 / n as f64
+        );
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            k += usize::from(m.special("segment").is_some());
+        }
+        println!(
+            "{:.1} ns per lookup ({k})",
+            t.elapsed().as_nanos() as f64 / n as f64
+        );
+        for ops in [
+            vec![
+                Op::Special(Arc::from("segment")),
+                Op::Const(Value::str("vip")),
+                Op::Eq,
+            ],
+            vec![
+                Op::Const(Value::str("vip")),
+                Op::Const(Value::str("vip")),
+                Op::Eq,
+            ],
+            vec![
+                Op::Field(Arc::from("channel")),
+                Op::Const(Value::Tuple(Arc::from(vec![
+                    Value::str("chat"),
+                    Value::str("zalo"),
+                ]))),
+                Op::In,
+            ],
+        ] {
+            let q = Program::new(ops).unwrap();
+            let t = std::time::Instant::now();
+            for _ in 0..n {
+                k += usize::from(q.holds(&m).unwrap());
+            }
+            println!(
+                "{:.1} ns per part ({k})",
+                t.elapsed().as_nanos() as f64 / n as f64
+            );
+        }
+        let t = std::time::Instant::now();
+        println!(
+            "{:.1} ns per lookup ({k})",
+            t.elapsed().as_nanos() as f64 / n as f64
+        );
     }
 }
