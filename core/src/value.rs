@@ -144,6 +144,7 @@ struct Types {
     datetime: Py<PyType>,
     timedelta: Py<PyType>,
     timezone: Py<PyType>,
+    utc: Py<PyAny>,
     decimal: Py<PyType>,
     zoneinfo: Py<PyType>,
 }
@@ -161,6 +162,7 @@ fn types(py: Python<'_>) -> PyResult<&Types> {
             datetime: t(&dt, "datetime")?,
             timedelta: t(&dt, "timedelta")?,
             timezone: t(&dt, "timezone")?,
+            utc: dt.getattr("timezone")?.getattr("utc")?.unbind(),
             decimal: t(&py.import("decimal")?, "Decimal")?,
             zoneinfo: t(&py.import("zoneinfo")?, "ZoneInfo")?,
         })
@@ -207,6 +209,9 @@ fn datetime_from_py(obj: &Bound<'_, PyAny>, t: &Types) -> PyResult<Value> {
         return Ok(foreign(obj));
     }
     let tzinfo = obj.getattr("tzinfo")?;
+    if tzinfo.is(t.utc.bind(py)) {
+        return Ok(Value::DateTime(wall, Tz::Fixed(0)));
+    }
     let off = obj.call_method0("utcoffset")?;
     if tzinfo.is_none() || off.is_none() {
         return Ok(Value::DateTime(wall, Tz::Naive));

@@ -15,7 +15,7 @@ results are exact for every instant the reference handles (years 2-9997), with n
 from __future__ import annotations
 
 from datetime import date, datetime
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -63,17 +63,10 @@ def transitions(zone: ZoneInfo, lo: int, hi: int) -> tuple[int, list[tuple[float
     return first, out
 
 
-def year_data(cal: Calendar, year: int) -> YearTuple:
-    """One local year of ``cal`` as the core reads it (see :data:`YearTuple`)."""
-    zone = cal._zone
-    if cal.always:
-        intervals: list[tuple[float, float]] = []
-        days: list[int] = []
-    else:
-        data = cal._years.get(year)
-        if data is None:
-            data = materialise_year(cal._spec, zone, year)
-        intervals, days = list(data.intervals), list(data.days)
+@lru_cache(maxsize=4096)
+def _zone_year(key: str, year: int) -> tuple[float, float, float, int, tuple[tuple[float, int, int], ...]]:
+    """A zone's year bounds and transitions: they depend on the zone and the year only."""
+    zone = ZoneInfo(key)
     jan1 = date(year, 1, 1)
     start = local_epoch(jan1, 0, zone)
     start2 = local_epoch(jan1, 2 * 86400, zone)
@@ -81,7 +74,21 @@ def year_data(cal: Calendar, year: int) -> YearTuple:
     lo = int(start) - _MARGIN
     hi = int(next_start) + _MARGIN if year < 9999 else int(start) + 366 * 86400
     offset0, trans = transitions(zone, lo, hi)
-    return intervals, days, start, start2, next_start, offset0, trans
+    return start, start2, next_start, offset0, tuple(trans)
+
+
+def year_data(cal: Calendar, year: int) -> YearTuple:
+    """One local year of ``cal`` as the core reads it (see :data:`YearTuple`)."""
+    if cal.always:
+        intervals: list[tuple[float, float]] = []
+        days: list[int] = []
+    else:
+        data = cal._years.get(year)
+        if data is None:
+            data = materialise_year(cal._spec, cal._zone, year)
+        intervals, days = list(data.intervals), list(data.days)
+    start, start2, next_start, offset0, trans = _zone_year(cal.timezone, year)
+    return intervals, days, start, start2, next_start, offset0, list(trans)
 
 
 def lower_calendar(cal: Calendar) -> dict[str, Any]:
