@@ -586,7 +586,11 @@ impl Calendar {
         if self.always {
             let tab = self.table_for(t)?;
             let (local, fold) = tab.local(t);
-            return self.wall_epoch(local + n * DAY_US, fold);
+            let wall = n
+                .checked_mul(DAY_US)
+                .and_then(|d| d.checked_add(local))
+                .ok_or_else(|| CalError::Invalid("date value out of range".into()))?;
+            return self.wall_epoch(wall, fold);
         }
         let s = self.try_next_open(t)?;
         if n == 0 {
@@ -599,9 +603,9 @@ impl Calendar {
         let k = loop {
             let days = &tab.days;
             let k = if n > 0 {
-                bisect_right(days, &ordinal) as i64 + n - 1
+                (bisect_right(days, &ordinal) as i64).saturating_add(n - 1)
             } else {
-                bisect_left(days, &ordinal) as i64 + n
+                (bisect_left(days, &ordinal) as i64).saturating_add(n)
             };
             if 0 <= k && (k as usize) < days.len() {
                 break k as usize;
@@ -639,11 +643,16 @@ impl Calendar {
     /// `_add_us` (`d_us > 0`): the earliest `u >= t` with `d` of open time in `[t, u)`.
     pub fn add_us(&self, t_us: i64, d_us: i64) -> R<i64> {
         if self.always {
-            return Ok(t_us + d_us);
+            return t_us
+                .checked_add(d_us)
+                .ok_or_else(|| CalError::Invalid("instant out of range".into()));
         }
         let mut tab = self.table_for(t_us as f64 / 1e6)?;
         loop {
-            let target = tab.f_us(t_us) + d_us;
+            let target = tab
+                .f_us(t_us)
+                .checked_add(d_us)
+                .ok_or_else(|| CalError::Invalid("duration out of range".into()))?;
             let j = bisect_left(&tab.cend, &(target as f64 / 1e6));
             if j < tab.o.len() {
                 return Ok((tab.o[j] as i64) * M + target - (tab.cum[j] as i64) * M);
@@ -660,11 +669,16 @@ impl Calendar {
     /// `_sub_us` (`d_us > 0`).
     pub fn subtract_us(&self, t_us: i64, d_us: i64) -> R<i64> {
         if self.always {
-            return Ok(t_us - d_us);
+            return t_us
+                .checked_sub(d_us)
+                .ok_or_else(|| CalError::Invalid("instant out of range".into()));
         }
         let mut tab = self.table_for(t_us as f64 / 1e6)?;
         loop {
-            let target = tab.f_us(t_us) - d_us;
+            let target = tab
+                .f_us(t_us)
+                .checked_sub(d_us)
+                .ok_or_else(|| CalError::Invalid("duration out of range".into()))?;
             let j = bisect_right(&tab.cum, &(target as f64 / 1e6)) as isize - 1;
             if j >= 0 {
                 let j = j as usize;
@@ -678,7 +692,9 @@ impl Calendar {
     /// `elapsed(a, b)` of the datetime API, in microseconds.
     pub fn elapsed_us(&self, a_us: i64, b_us: i64) -> R<i64> {
         if self.always {
-            return Ok(b_us - a_us);
+            return b_us
+                .checked_sub(a_us)
+                .ok_or_else(|| CalError::Invalid("interval out of range".into()));
         }
         let (ta, tb) = (a_us as f64 / 1e6, b_us as f64 / 1e6);
         let (lo, hi) = (ta.min(tb) - 1.0, ta.max(tb) + 1.0);

@@ -167,6 +167,10 @@ pub enum Op {
     List,
 }
 
+/// The most walrus temporaries a program may use (the compiler makes one per `!=`/`not in`
+/// against a literal, and an expression has at most 256 nodes).
+const MAX_SLOTS: usize = 256;
+
 /// A checked program: every jump goes forward to a point of the same stack depth, the stack
 /// never underflows and the program leaves exactly one value.
 #[derive(Clone, Debug)]
@@ -223,6 +227,9 @@ impl Program {
                 }
                 Op::Store(s) => {
                     need(1)?;
+                    if *s >= MAX_SLOTS {
+                        return Err(format!("instruction {pc} stores to slot {s}"));
+                    }
                     slots = slots.max(s + 1);
                     if stored.len() <= *s {
                         stored.resize(s + 1, false);
