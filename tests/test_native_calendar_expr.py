@@ -12,6 +12,7 @@ the core is not built.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -454,3 +455,21 @@ def test_add_days_keeps_the_fold_of_its_start_like_the_reference() -> None:
     for start in (second, second - 3600):
         assert nat.add_days_s(start, -210) == ref.add_days_s(start, -210)
     assert ref.add_days_s(second, -210) == datetime(2026, 3, 29, 0, 30, tzinfo=UTC).timestamp()
+
+
+_INSTR = st.one_of(
+    st.tuples(st.just("const"), st.sampled_from([("int", 1), ("str", "a"), ("null",), ("tuple", [("int", 2)]),
+                                                 ("bogus",), ("dt", 0, "zone", 0, "UTC")])),
+    st.tuples(st.sampled_from(["field", "event", "special"]), st.sampled_from(["x", "now", "a"])),
+    st.tuples(st.sampled_from(["is_none", "not_none", "is_true", "not", "eq", "ne", "in", "not_in", "list", "x"])),
+    st.tuples(st.sampled_from(["store", "load", "and", "or", "tuple"]), st.integers(-1, 2**40)),
+    st.tuples(st.just("call"), st.sampled_from(["_lt", "_min", "_round", "_now", "_nope"]), st.integers(-1, 20)),
+)
+
+
+@settings(max_examples=300)
+@given(code=st.lists(_INSTR, max_size=8), x=ANY)
+def test_any_bytecode_is_refused_or_run_never_a_panic(code: list[Any], x: Any) -> None:
+    # Refused by Program::from_py (ValueError…) or run; a panic (a BaseException) would escape.
+    with contextlib.suppress(ValueError, TypeError, OverflowError):
+        cc._expr_eval(code, {"x": x}, {"a": x}, {"now": datetime(2026, 1, 1, tzinfo=UTC)})
