@@ -162,6 +162,23 @@ pub struct ClockDef {
     pub reads: Option<Vec<String>>,
 }
 
+/// The type of a declared event field, as far as the event view's fast path checks it.
+pub enum FieldKind {
+    String,
+    Enum(Vec<String>),
+    Bool,
+    Int,
+    Other,
+}
+
+/// A declared event field: `(type, default, required)` of `Playbook.events`.
+pub struct EventField {
+    pub name: String,
+    pub kind: FieldKind,
+    pub default: PyObj,
+    pub required: bool,
+}
+
 pub struct ChannelDef {
     pub calendar: String,
     pub cap_per: Option<f64>,
@@ -196,6 +213,7 @@ pub struct Playbook {
     pub exit_on: Vec<String>,
     pub exit_when: Option<Cond>,
     pub event_types: std::collections::HashSet<String>,
+    pub events: HashMap<String, Vec<EventField>>,
 }
 
 fn opt_cond(x: &Bound<'_, PyAny>) -> PyResult<Option<Cond>> {
@@ -551,7 +569,29 @@ impl Playbook {
             stage_names: stages.iter().map(|s| Arc::from(s.name.as_str())).collect(),
             clock_names: clocks.iter().map(|c| c.name.clone()).collect(),
         });
+        let mut events = HashMap::new();
+        for (ty, fields) in plain.get_item("events")?.downcast::<PyDict>()?.iter() {
+            let mut v = Vec::new();
+            for f in fields.try_iter()? {
+                let f = f?;
+                let kind: String = f.get_item(1)?.extract()?;
+                v.push(EventField {
+                    name: f.get_item(0)?.extract()?,
+                    kind: match kind.as_str() {
+                        "string" => FieldKind::String,
+                        "enum" => FieldKind::Enum(f.get_item(2)?.extract()?),
+                        "bool" => FieldKind::Bool,
+                        "int" => FieldKind::Int,
+                        _ => FieldKind::Other,
+                    },
+                    default: f.get_item(3)?.unbind(),
+                    required: f.get_item(4)?.extract()?,
+                });
+            }
+            events.insert(ty.extract()?, v);
+        }
         Ok(Playbook {
+            events,
             shared,
             id: plain.get_item("id")?.extract()?,
             version: plain.get_item("version")?.extract()?,

@@ -10,8 +10,9 @@ use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyInt, PyList, PyString, PyTuple};
 
 use crate::state::{ClockW, CoreState, Pend, PyObj, Status};
 use def::Playbook;
@@ -345,6 +346,64 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// `Engine._event_view` when every declared field is already valid (or absent with a
+    /// default); `None` otherwise (the reference then coerces or raises).
+    fn event_view<'py>(
+        &self,
+        py: Python<'py>,
+        event: &Bound<'py, PyAny>,
+        type_obj: &Bound<'py, PyAny>,
+        type_: &str,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let view = PyDict::new(py);
+        let data = event.getattr(intern!(py, "data"))?;
+        if let Ok(d) = data.downcast::<PyDict>() {
+            view.update(d.as_mapping())?;
+        } else if data.is_truthy()? {
+            view.call_method1(intern!(py, "update"), (&data,))?;
+        }
+        if let Some(fields) = self.pb.events.get(type_) {
+            for f in fields {
+                let v = view.get_item(&f.name)?;
+                let ok = match &v {
+                    Some(v) if v.is_exact_instance_of::<PyString>() => match &f.kind {
+                        def::FieldKind::String => true,
+                        def::FieldKind::Enum(values) => {
+                            let s = v.downcast::<PyString>()?.to_str()?;
+                            values.iter().any(|x| x == s)
+                        }
+                        _ => false,
+                    },
+                    Some(v) if v.is_exact_instance_of::<PyBool>() => {
+                        matches!(f.kind, def::FieldKind::Bool)
+                    }
+                    Some(v) if v.is_exact_instance_of::<PyInt>() => {
+                        matches!(f.kind, def::FieldKind::Int)
+                    }
+                    _ => false,
+                };
+                if ok {
+                    continue;
+                }
+                if v.as_ref().is_none_or(|v| v.is_none()) {
+                    if f.required {
+                        return Ok(None);
+                    }
+                    view.set_item(&f.name, f.default.bind(py))?;
+                    continue;
+                }
+                return Ok(None);
+            }
+        }
+        view.set_item(intern!(py, "type"), type_obj)?;
+        view.set_item(intern!(py, "at"), event.getattr(intern!(py, "at"))?)?;
+        view.set_item(intern!(py, "case"), event.getattr(intern!(py, "case"))?)?;
+        view.set_item(intern!(py, "id"), event.getattr(intern!(py, "id"))?)?;
+        Ok(Some(view))
+    }
+}
+
 #[pymethods]
 impl Engine {
     #[new]
@@ -462,6 +521,42 @@ impl Engine {
                 run.fire_due(at, true)?;
                 run.finish()
             })
+        })
+    }
+
+    /// `handle` for the usual case, checks and event view included: a state of this very
+    /// engine, an event in order, of a type the playbook uses, whose declared fields are already
+    /// valid. `None` when any of that does not hold: the caller takes the general path (which
+    /// coerces, or raises the reference's errors).
+    fn handle_fast<'py>(
+        &self,
+        py: Python<'py>,
+        state: &Bound<'py, PyAny>,
+        event: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        guard(|| {
+            let Ok(core) = state.downcast::<CoreState>() else {
+                return Ok(None);
+            };
+            let snap = &core.get().snap;
+            if !Arc::ptr_eq(&snap.shared, &self.pb.shared) || snap.ended {
+                return Ok(None);
+            }
+            let at: f64 = event.getattr(intern!(py, "_ts"))?.extract()?;
+            if at < snap.now - 1e-6 {
+                return Ok(None);
+            }
+            let type_obj = event.getattr(intern!(py, "type"))?;
+            let type_: String = type_obj.extract()?;
+            if !self.pb.event_types.contains(&type_) {
+                return Ok(None);
+            }
+            let Some(view) = self.event_view(py, event, &type_obj, &type_)? else {
+                return Ok(None);
+            };
+            let nw = snap.next_wakeup;
+            self.handle(py, state, event.clone().unbind(), view.as_any(), at, nw)
+                .map(Some)
         })
     }
 

@@ -171,6 +171,18 @@ class _Native:
     def handle(self, state: CaseState, event: Event) -> Step:
         Engine = self.ref
         eng = self.eng
+        if state.__class__ is NativeState:  # the usual case: the checks and the view in the core
+            core = getattr(state, "_core", None)
+            if core is not None:
+                try:
+                    out = self.core.handle_fast(core, event)
+                except CarepathError:
+                    raise
+                except Exception as exc:
+                    raise CaseError(f"native core failed on playbook {eng.playbook.id}, event {event.id}: {exc!r}",
+                                    event=event, state=state) from exc
+                if out is not None:
+                    return self._step(out, state, lambda: Engine.handle(eng, state, event))
         eng._check(state, event)
         if event._ts < state.now_s - 1e-6 or state.ended or event.type not in eng._mentioned:
             return Engine.handle(eng, state, event)  # raises, or an `ignored` step with the state as it is

@@ -149,4 +149,7 @@ def lower(pb: Playbook) -> dict[str, Any]:
         "calendars": {n: (c, _lower_calendar(c)) for n, c in pb.calendars.items()},
         "exit_on": sorted(pb.exit_on), "exit_when": _cond(pb.exit_when, "exit.when"),
         "event_types": sorted(pb.event_types),
+        "events": {ty: [(name, ft.kind, list(ft.values), default, bool(required))
+                        for name, (ft, default, required) in decl.items()]
+                   for ty, decl in pb.events.items()},
     }
