@@ -362,3 +362,11 @@ def test_no_limit_leaks_into_python_int_conversion() -> None:
         assert exc.value.problems[0].code == "CP101"
     finally:
         sys.set_int_max_str_digits(old)
+
+
+# -- found by tests/test_fuzz.py ------------------------------------------------------------------
+def test_lone_surrogate_in_loads_text_is_a_located_error() -> None:
+    # libyaml raised UnicodeEncodeError (exit 3 through any host that passed such a str)
+    (d,) = errors(BASE + "title: a\ud800b\n")
+    assert (d.code, d.line, d.col) == ("CP101", 8, 9)
+    assert "U+D800" in d.message
