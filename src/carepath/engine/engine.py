@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from carepath._instants import dt, zone
+from carepath._instants import dt, typed_value, zone
 from carepath._instants import round_micros as _r
 from carepath._records import fast_init
 from carepath.compile.ir import (
@@ -424,7 +424,7 @@ class Engine:
                     if required and validate:
                         raise InvalidEvent(f"event {event.id} ({event.type}): missing field `{name}`",
                                            event=event, state=state)
-                    view[name] = default
+                    view[name] = typed_value(default, k)
                     continue
                 ok, cv = coerce(v, ft)
                 if not ok and validate:
@@ -432,7 +432,7 @@ class Engine:
 
                     raise InvalidEvent(f"event {event.id} ({event.type}): field `{name}` = {v!r} is not a valid "
                                        f"{describe(ft)}", event=event, state=state)
-                view[name] = cv
+                view[name] = typed_value(cv, k)  # dates, datetimes and decimals compare as such
         view["type"] = event.type
         view["at"] = event.at
         view["case"] = event.case
