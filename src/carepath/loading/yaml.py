@@ -154,6 +154,10 @@ def load_yaml(text: str, limits: Limits = Limits()) -> tuple[Any, Positions]:
 
     Raises :class:`YamlError` listing every problem it could find (a syntax error stops reading).
     """
+    # every character is at least one byte: a text longer than the limit is not encoded to say so
+    if len(text) > limits.max_bytes:
+        raise YamlError([YamlProblem("CP104", f"file is at least {len(text):,} bytes; the limit is "
+                                     f"{limits.max_bytes:,}", 1, 1)])
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > limits.max_bytes:
         raise YamlError([YamlProblem("CP104", f"file is {size:,} bytes; the limit is {limits.max_bytes:,}", 1, 1)])
