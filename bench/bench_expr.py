@@ -11,7 +11,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from carepath.expr.compiler import FieldType, TypeEnv, compile_expr
+from carepath.expr.compiler import compile_expr
+from carepath.expr.types import FieldType, TypeEnv
 
 SOURCE = 'priority == "urgent" and customer.tier in ["gold","vip"] or event.score < 3'
 PY_EQUIV = 'priority == "urgent" and customer_tier in ["gold","vip"] or event_score < 3'

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from carepath.errors import ExpressionError
-from carepath.expr.compiler import (
+from carepath.expr.compiler import MAX_SOURCE, Expr, compile_expr
+from carepath.expr.types import (
     ANY,
     BOOL,
     DATE,
@@ -17,12 +18,9 @@ from carepath.expr.compiler import (
     DURATION,
     FLOAT,
     INT,
-    MAX_SOURCE,
     STRING,
-    Expr,
     FieldType,
     TypeEnv,
-    compile_expr,
 )
 
 PRIORITY = FieldType("enum", ("low", "normal", "high", "urgent"))

@@ -13,7 +13,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from carepath.expr.compiler import BOOL, INT, STRING, TypeEnv, compile_expr
+from carepath.expr.compiler import compile_expr
+from carepath.expr.types import BOOL, INT, STRING, TypeEnv
 
 INT_VARS = ("i1", "i2", "i3")
 STR_VARS = ("s1", "s2")

@@ -16,7 +16,7 @@ _WHERE: dict[str, str] = {
     # the playbook
     "load": "loading",
     "loads": "loading",
-    "Playbook": "compile.compiler",
+    "Playbook": "compile.ir",
     "Diagnostic": "diagnostics",
     "Calendar": "calendar",
     # the engine
@@ -85,7 +85,7 @@ __all__ = [  # the same names as _WHERE (a test checks); a literal so that tools
 
 if TYPE_CHECKING:
     from carepath.calendar import Calendar
-    from carepath.compile.compiler import Playbook
+    from carepath.compile.ir import Playbook
     from carepath.diagnostics import Diagnostic
     from carepath.engine import Engine, Step
     from carepath.errors import (

@@ -8,20 +8,108 @@ JSONL line and :meth:`Event.from_dict` for an already decoded object (after
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
-from carepath._instants import json_value, ts
+from carepath._instants import MAX_INSTANT, MIN_INSTANT, check_range, json_value, ts
 
-__all__ = ["MAX_EVENT_BYTES", "MAX_EVENT_DEPTH", "Event", "decode_event", "event_from_line"]
+__all__ = [
+    "MAX_EVENT_BYTES",
+    "MAX_EVENT_DEPTH",
+    "Event",
+    "Line",
+    "decode_event",
+    "event_from_line",
+]
 
 #: Untrusted events are bounded: a JSON line's size and its data's nesting.
 MAX_EVENT_BYTES = 256 * 1024
 MAX_EVENT_DEPTH = 32
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+_MIN_S = MIN_INSTANT.timestamp()
+_MAX_S = MAX_INSTANT.timestamp()
+
+
+class Line(NamedTuple):
+    """One line of an event file as read (:mod:`carepath.drivers.eventfile`): its 1-based
+    ``number`` and its stripped ``text``; or, for a line that cannot be read as text (too long,
+    not UTF-8), the ``problem`` and a bounded, printable preview as ``text``."""
+
+    number: int
+    text: str
+    problem: str | None = None
+
+
+class _NotFinite(ValueError):
+    """A JSON number that is not finite (``NaN``, ``Infinity``, ``1e400``)."""
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotFinite(f"{name} is not a finite number; events hold finite numbers only")
+
+
+def _finite_float(text: str) -> float:
+    x = float(text)
+    if not math.isfinite(x):
+        raise _NotFinite(f"{text} is beyond the range of a float; events hold finite numbers only")
+    return x
+
+
+#: The JSON decoder of events: ``NaN``, ``Infinity`` and numbers that overflow a float are errors.
+_decoder = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float)
+
+#: JSON escapes that decode to a character an event may not hold: NUL, or a surrogate (a lone one
+#: is rejected; a pair decodes to one valid character and is checked again after decoding).
+_SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+
+
+def _text_problem(s: str) -> str | None:
+    """Why the string ``s`` cannot be stored (a NUL, a lone surrogate), or ``None``."""
+    if "\x00" in s:
+        return "holds a NUL character (U+0000)"
+    if not s.isascii():
+        try:
+            s.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return f"holds a lone surrogate (U+{ord(s[exc.start]):04X}), which is not valid Unicode"
+    return None
+
+
+def _check_text(s: str, where: str) -> None:
+    problem = _text_problem(s)
+    if problem is not None:
+        raise ValueError(f"{where} {problem}")
+
+
+def _check_data(data: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` naming the first value of ``data`` an event may not hold: a string or
+    key with a NUL or a lone surrogate, a number that is not finite, or nesting deeper than
+    ``MAX_EVENT_DEPTH - 1`` levels."""
+    limit = MAX_EVENT_DEPTH - 1
+    stack: list[tuple[Any, str, int]] = [(data, "data", 1)]
+    while stack:
+        value, path, depth = stack.pop()
+        if isinstance(value, str):
+            _check_text(value, f"field `{path}`")
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise ValueError(f"field `{path}` is {value!r}; events hold finite numbers only")
+        elif isinstance(value, Mapping):
+            if depth > limit:
+                raise ValueError(f"field `data` nests deeper than {limit} levels")
+            for k, v in value.items():
+                if isinstance(k, str) and _text_problem(k) is not None:
+                    _check_text(k, f"the key {k!a} in field `{path}`")
+                stack.append((v, f"{path}.{k}", depth + 1))
+        elif isinstance(value, list | tuple):
+            if depth > limit:
+                raise ValueError(f"field `data` nests deeper than {limit} levels")
+            stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value))
 
 
 def _depth_ok(v: Any, limit: int) -> bool:
@@ -36,17 +124,28 @@ def _depth_ok(v: Any, limit: int) -> bool:
 
 
 def decode_event(text: str | bytes) -> dict[str, Any]:
-    """Decode one untrusted JSON event (a JSONL line): bounded in size and nesting.
+    """Decode one untrusted JSON event (a JSONL line): bounded in size and nesting, UTF-8 (for
+    bytes), and with finite numbers only.
 
-    Raises ``ValueError`` saying what is wrong (``not JSON: …``, too large, too deep, not an object).
+    Raises ``ValueError`` saying what is wrong (``not JSON: …``, not UTF-8, too large, too deep,
+    not an object, a number that is not finite).
     """
     if len(text) > MAX_EVENT_BYTES:
         raise ValueError(f"event is {len(text):,} bytes; the limit is {MAX_EVENT_BYTES:,}")
+    if isinstance(text, bytes | bytearray):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"not UTF-8: byte 0x{text[exc.start]:02x} at offset {exc.start} is not valid"
+            ) from None
     try:
-        obj = json.loads(text)
+        obj = _decoder.decode(text)
     except RecursionError:
         raise ValueError(f"event nests deeper than {MAX_EVENT_DEPTH} levels") from None
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+    except _NotFinite as exc:
+        raise ValueError(str(exc)) from None
+    except ValueError as exc:  # JSONDecodeError
         raise ValueError(f"not JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise ValueError(f"an event is a JSON object, got {type(obj).__name__}")
@@ -84,12 +183,21 @@ class Event:
             )
         if data is not None and not isinstance(data, Mapping):
             raise ValueError("event `data` must be a mapping")
-        object.__setattr__(self, "id", str(id))
+        seconds = check_range(ts(at), f"event `at` {at.isoformat()}")
+        id = str(id)
+        case = None if case is None else str(case)
+        _check_text(id, "field `id`")
+        _check_text(type, "field `type`")
+        if case is not None:
+            _check_text(case, "field `case`")
+        if data:
+            _check_data(data)
+        object.__setattr__(self, "id", id)
         object.__setattr__(self, "type", type)
         object.__setattr__(self, "at", at)
-        object.__setattr__(self, "case", None if case is None else str(case))
+        object.__setattr__(self, "case", case)
         object.__setattr__(self, "data", MappingProxyType(dict(data)) if data else _EMPTY)
-        object.__setattr__(self, "_ts", ts(at))
+        object.__setattr__(self, "_ts", seconds)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape (SPEC §1)."""
@@ -130,14 +238,11 @@ class Event:
         data = d.get("data") or {}
         if not isinstance(data, Mapping):
             raise ValueError("field `data` must be an object")
-        if not _depth_ok(dict(data), MAX_EVENT_DEPTH - 1):
-            raise ValueError(f"field `data` nests deeper than {MAX_EVENT_DEPTH - 1} levels")
         return cls(
             id=str(eid), type=d["type"], at=at, case=None if case is None else str(case), data=data
         )
 
 
-_decoder = json.JSONDecoder()
 #: What json.loads runs, without its per-call Python wrapper (``raw_decode`` if this CPython detail is absent).
 _scan: Callable[[str, int], tuple[Any, int]] = getattr(_decoder, "scan_once", _decoder.raw_decode)
 _fromiso = datetime.fromisoformat
@@ -159,13 +264,19 @@ def event_from_line(text: str) -> Event:
     ``Event.from_dict(decode_event(text))``, in about a third of the time.
 
     The common shape (a JSON object of at most 32 brackets, string ``id``/``type``/``at``, string
-    or missing ``case``, object or missing ``data``, an aware ISO 8601 ``at``) is decoded once and
-    checked once; anything else goes through the general path, which raises the canonical error.
+    or missing ``case``, object or missing ``data``, an aware ISO 8601 ``at`` in the supported
+    range, no escape of a NUL or a surrogate, valid Unicode) is decoded once and checked once;
+    anything else goes through the general path, which raises the canonical error.
     """
-    if len(text) <= MAX_EVENT_BYTES and _EVENT_SLOTS_KNOWN:
+    if (
+        len(text) <= MAX_EVENT_BYTES
+        and _EVENT_SLOTS_KNOWN
+        and ("\\u" not in text or _SUSPECT_ESCAPE.search(text) is None)
+        and _text_problem(text) is None
+    ):
         try:
             d, end = _scan(text, 0)
-        except (StopIteration, ValueError, RecursionError):
+        except (StopIteration, ValueError, RecursionError):  # _NotFinite included
             d = end = None
         # ≤ 32 opening brackets bound the nesting of the object (≤ 32) and of its data (≤ 31)
         if (
@@ -190,7 +301,14 @@ def event_from_line(text: str) -> Event:
                     when = _fromiso(at.replace("Z", "+00:00") if at.endswith("Z") else at)
                 except ValueError:
                     when = None
-                if when is not None and when.tzinfo is not None and when.utcoffset() is not None:
+                if (
+                    when is not None
+                    and when.tzinfo is not None
+                    and when.utcoffset() is not None
+                    and _MIN_S
+                    <= (seconds := round(when.timestamp() * 1_000_000) / 1_000_000)
+                    < _MAX_S
+                ):
                     ev = _new(Event)
                     _set(ev, "id", eid)
                     _set(ev, "type", et)
@@ -198,6 +316,6 @@ def event_from_line(text: str) -> Event:
                     _set(ev, "case", case)
                     # a fresh dict from the decoder: no copy
                     _set(ev, "data", MappingProxyType(data) if data else _EMPTY)
-                    _set(ev, "_ts", round(when.timestamp() * 1_000_000) / 1_000_000)
+                    _set(ev, "_ts", seconds)
                     return ev
     return Event.from_dict(decode_event(text))

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from carepath.compile.compiler import Playbook
+    from carepath.compile.ir import Playbook
 
 __all__ = ["load_playbook", "load_playbooks", "parse_until"]
 

@@ -70,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
     except (MetricError, CarepathError) as exc:
         print(f"carepath report: {exc}", file=sys.stderr)
         return 1
+    if replays and replays[0].bad:  # the same lines for every playbook: said once
+        first = replays[0].bad[0]
+        print(f"carepath report: warning: {len(replays[0].bad)} line(s) skipped: not events "
+              f"(first: {args.events}:{first.line}: {first.message})", file=sys.stderr)
     for rp in replays:
         if rp.rejected:
             print(f"carepath report: {len(rp.rejected)} event(s) rejected by {rp.playbook.id} "
@@ -81,4 +85,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"carepath report: wrote {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
-    return 0
+    return 1 if replays and replays[0].bad else 0  # as `run`: the report is made, the exit says

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-
+    from carepath.drivers.eventfile import LineReader
+    from carepath.events import Line
     from carepath.runtime import Runtime
 
 HELP = "run playbooks on a store: ingest events, fire wake-ups, deliver actions"
@@ -76,12 +77,13 @@ class _Stop:
         self.flag = True
 
 
-def _lines(fh: IO[str] | None, follow: bool, poll: float, stop: _Stop,
-           idle: Any = time.sleep) -> Iterator[str | None]:
-    """The lines of ``fh``; with ``follow``, ``None`` whenever ``poll`` seconds pass without one
-    (``idle(poll)`` waits: the store's :meth:`wait_for_work`, woken early by other workers).
-    ``fh=None``: no input, only idle ticks until stopped."""
-    if fh is None:
+def _lines(reader: LineReader | None, fh: IO[bytes] | None, follow: bool, poll: float, stop: _Stop,
+           idle: Any = time.sleep) -> Iterator[Line | None]:
+    """The lines of ``fh`` read by ``reader`` (bounded: :mod:`carepath.drivers.eventfile`); with
+    ``follow``, ``None`` whenever ``poll`` seconds pass without one (``idle(poll)`` waits: the
+    store's :meth:`wait_for_work`, woken early by other workers). ``fh=None``: no input, only idle
+    ticks until stopped."""
+    if reader is None or fh is None:
         while not stop.flag:
             idle(poll)
             yield None
@@ -98,8 +100,9 @@ def _lines(fh: IO[str] | None, follow: bool, poll: float, stop: _Stop,
             if not ready:
                 yield None
                 continue
-        line = fh.readline()
-        if line:
+        # a file that is still being written keeps its unfinished last line for later
+        line = reader.read(follow=follow and is_file)
+        if line is not None:
             yield line
             continue
         if not follow:
@@ -164,6 +167,7 @@ def _log_batch(log: logging.Logger, rt: Runtime, events: int) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run; return the exit code."""
     from carepath.cli.common import load_playbooks, parse_until
+    from carepath.drivers.eventfile import LineReader
     from carepath.runtime import Runtime, StoreError, open_store
     from carepath.runtime.clock import ManualClock, system_clock
     from carepath.state import Action
@@ -180,14 +184,14 @@ def run(args: argparse.Namespace) -> int:
     mode = args.clock or ("real" if args.follow else "simulated")
     until = parse_until(args.until, playbooks)
     total: int | None = None
-    events_fh: IO[str] | None = None
+    events_fh: IO[bytes] | None = None
     try:
         if args.events is None:
             pass
         elif args.events == "-":
-            events_fh = sys.stdin
+            events_fh = sys.stdin.buffer
         else:
-            events_fh = Path(args.events).open(encoding="utf-8-sig")  # noqa: SIM115 - closed below
+            events_fh = Path(args.events).open("rb")  # noqa: SIM115 - closed below
             total = os.fstat(events_fh.fileno()).st_size or None
     except OSError as exc:
         print(f"carepath: {args.events}: {exc.strerror or exc}", file=sys.stderr)
@@ -231,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
     read_bytes = 0
     rejected_shown = 0
 
-    def flush(chunk: list[str]) -> None:
+    def flush(chunk: list[Line]) -> None:
         nonlocal rejected_shown
         results = rt.submit_many(chunk, batch=len(chunk), timeline=sim)
         for r in results:
@@ -248,8 +252,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         if sim:
             store.release_claims()  # a replay of the timeline takes over the claims of the run it replaces
-        chunk: list[str] = []
-        for line in _lines(events_fh, args.follow, args.poll, stop, store.wait_for_work):
+        chunk: list[Line] = []
+        reader = None if events_fh is None else LineReader(events_fh)
+        for line in _lines(reader, events_fh, args.follow, args.poll, stop, store.wait_for_work):
             if line is None:  # idle while following
                 if chunk:
                     flush(chunk)
@@ -264,11 +269,8 @@ def run(args: argparse.Namespace) -> int:
                         break
                 progress.update(rt, read_bytes, events)
                 continue
-            read_bytes += len(line.encode("utf-8", "replace"))
-            s = line.strip()
-            if not s or s.startswith(("#", "//")):
-                continue
-            chunk.append(s)
+            read_bytes = reader.bytes_read if reader is not None else 0
+            chunk.append(line)  # blank and comment lines are skipped by the reader
             events += 1
             if len(chunk) >= args.batch:
                 flush(chunk)
@@ -294,7 +296,7 @@ def run(args: argparse.Namespace) -> int:
         for signum, handler in old.items():
             signal.signal(signum, handler)
         progress.done()
-        if events_fh is not None and events_fh is not sys.stdin:
+        if events_fh is not None and events_fh is not sys.stdin.buffer:
             events_fh.close()
         if out is not None and out is not sys.stdout:
             out.close()

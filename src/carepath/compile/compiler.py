@@ -1,7 +1,8 @@
 """Model → compiled playbook: resolved references, compiled conditions, built calendars.
 
-A :class:`Playbook` is immutable and carries a content hash; the engine reads only this.
-Reference and expression problems are reported into the loader's reporter with their paths.
+:func:`compile_playbook` builds the immutable :class:`~carepath.compile.ir.Playbook` (with a
+content hash) that the engines read. Reference and expression problems are reported into the
+loader's reporter with their paths.
 """
 
 from __future__ import annotations
@@ -11,251 +12,50 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from carepath.durations import Duration, DurationError, parse_duration
+from carepath.compile.ir import (
+    ActionDef,
+    ChannelDef,
+    ClockDef,
+    HandlerDef,
+    PauseDef,
+    Playbook,
+    ScheduleDef,
+    SetValue,
+    StageDef,
+    StartDef,
+    TargetDef,
+    ThresholdDef,
+    TimerDef,
+    TriggerDef,
+)
+from carepath.durations import DurationError, parse_duration
 from carepath.errors import CalendarError, DefinitionError, ExpressionError
-from carepath.expr.compiler import (
+from carepath.expr.compiler import Expr, compile_expr
+from carepath.expr.types import (
     BOOL,
     DATETIME,
     DURATION,
     STRING,
-    Expr,
     FieldType,
     TypeEnv,
-    compile_expr,
+    assignable,
+    coerce,
+    describe,
 )
 
 if TYPE_CHECKING:
     from carepath.calendar.business import Calendar
-    from carepath.calendar.schedule import Schedule
-    from carepath.diagnostics import Diagnostic
     from carepath.loading.source import Reporter
     from carepath.model import ActionSpec, PlaybookSpec
 
-__all__ = [
-    "ActionDef", "ClockDef", "HandlerDef", "Playbook", "ScheduleDef", "SetValue", "StageDef",
-    "TargetDef", "ThresholdDef", "TimerDef", "TriggerDef", "compile_playbook",
-]
+__all__ = ["compile_playbook"]
 
 CLOCK_STATUSES = ("pending", "running", "paused", "met", "breached", "cancelled")
 NOTIFY_SPECIAL = ("assignee", "customer")
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
-
-
-@dataclass(frozen=True, slots=True)
-class SetValue:
-    """One ``field: value`` of a ``set``: a checked literal, or an ``=expression``."""
-
-    field: str
-    literal: Any
-    expr: Expr | None
-    type: FieldType
-
-
-@dataclass(frozen=True, slots=True)
-class ActionDef:
-    """A compiled action; ``source`` is its playbook path (``stages.solved.enter[0]``)."""
-
-    verb: str
-    arg: Any
-    params: Mapping[str, Any]
-    source: str
-    delay: Duration | None = None
-    calendar: str | None = None
-    window: str | None = None
-    keep: bool = False
-    sets: tuple[SetValue, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class HandlerDef:
-    """One handler of an event type in a stage (or the root ``on``)."""
-
-    event: str
-    to: str | None
-    when: Expr | None
-    sets: tuple[SetValue, ...]
-    do: tuple[ActionDef, ...]
-    source: str
-
-
-@dataclass(frozen=True, slots=True)
-class TimerDef:
-    """A stage timer (``after``)."""
-
-    index: int
-    delay: Duration
-    to: str | None
-    do: tuple[ActionDef, ...]
-    when: Expr | None
-    calendar: str | None
-    window: str | None
-    source: str
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduleDef:
-    """A recurring touchpoint (``every``)."""
-
-    index: int
-    cron: str
-    schedule: Schedule
-    window: str | None
-    do: tuple[ActionDef, ...]
-    when: Expr | None
-    source: str
-
-
-@dataclass(frozen=True, slots=True)
-class StageDef:
-    """A compiled stage."""
-
-    name: str
-    initial: bool
-    final: bool
-    enter: tuple[ActionDef, ...]
-    exit: tuple[ActionDef, ...]
-    on: Mapping[str, tuple[HandlerDef, ...]]
-    after: tuple[TimerDef, ...]
-    every: tuple[ScheduleDef, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class TriggerDef:
-    """A clock start/stop/reset/cancel: any of the event types, stages entered, or condition."""
-
-    on: frozenset[str] = frozenset()
-    enter: frozenset[str] = frozenset()
-    when: Expr | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PauseDef:
-    """A clock pause: while in one of ``stages`` or while ``when`` holds."""
-
-    stages: frozenset[str] = frozenset()
-    when: Expr | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TargetDef:
-    """A clock target: exact business seconds, or business days (converted at cycle start)."""
-
-    index: int
-    when: Expr | None
-    seconds: float | None
-    business_days: int | None
-    calendar: str | None
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class ThresholdDef:
-    """A threshold at a share of the target (``percent``) or a signed offset from it (seconds)."""
-
-    index: int
-    percent: float | None
-    offset: float | None
-    do: tuple[ActionDef, ...]
-    text: str
-    source: str
-
-    def at(self, target: float) -> float:
-        """The elapsed business seconds at which this threshold fires for ``target``."""
-        if self.percent is not None:
-            return target * self.percent / 100.0
-        return max(0.0, target + (self.offset or 0.0))
-
-    @property
-    def severity(self) -> str:
-        """``warning`` below the target, ``breached`` at it, ``overdue`` past it."""
-        if self.percent is not None:
-            return "warning" if self.percent < 100 else ("breached" if self.percent == 100 else "overdue")
-        off = self.offset or 0.0
-        return "warning" if off < 0 else ("breached" if off == 0 else "overdue")
-
-
-@dataclass(frozen=True, slots=True)
-class ClockDef:
-    """A compiled SLA clock."""
-
-    name: str
-    start: TriggerDef
-    stop: TriggerDef | None
-    pause: PauseDef | None
-    reset: TriggerDef | None
-    cancel: TriggerDef | None
-    repeat: bool
-    calendar: str
-    targets: tuple[TargetDef, ...]
-    thresholds: tuple[ThresholdDef, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class StartDef:
-    """How cases begin."""
-
-    on: frozenset[str]
-    when: Expr | None
-    key: Expr
-    key_text: str
-    sets: tuple[SetValue, ...]
-    reentry: str
-    min_interval: Duration | None
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelDef:
-    """A channel's calendar and frequency cap."""
-
-    name: str
-    calendar: str
-    automated: bool
-    cap_per: float | None
-    cap_max: int | None
-
-
-@dataclass(frozen=True)
-class Playbook:
-    """A compiled, immutable playbook. ``calendars["office"]`` is a :class:`~carepath.Calendar`."""
-
-    id: str
-    version: str
-    content_hash: str
-    title: str | None
-    timezone: str
-    spec: PlaybookSpec
-    fields: Mapping[str, FieldType]
-    defaults: Mapping[str, Any]
-    events: Mapping[str, Mapping[str, tuple[FieldType, Any, bool]]]  # type → field → (type, default, required)
-    calendars: Mapping[str, Calendar]
-    channels: Mapping[str, ChannelDef]
-    segments: tuple[tuple[str, Expr], ...]
-    tiers: tuple[str, ...]
-    start: StartDef
-    stages: Mapping[str, StageDef]
-    initial: str
-    on: Mapping[str, tuple[HandlerDef, ...]]
-    exit_on: frozenset[str]
-    exit_when: Expr | None
-    clocks: Mapping[str, ClockDef]
-    event_types: frozenset[str]
-    warnings: tuple[Diagnostic, ...] = field(default=(), compare=False)
-
-    def calendar_named(self, name: str | None, data: Mapping[str, Any]) -> Calendar:
-        """The calendar ``name`` (``channel`` = the case channel's; ``None``/unset = ``always``)."""
-        if name is None:
-            return self.calendars["always"]
-        if name == "channel":
-            ch = self.channels.get(str(data.get("channel")))
-            return self.calendars[ch.calendar] if ch is not None else self.calendars["always"]
-        return self.calendars[name]
-
-    def __repr__(self) -> str:
-        return f"<Playbook {self.id} {self.version} {self.content_hash[:12]}>"
 
 
 # --------------------------------------------------------------------------------------------
@@ -680,105 +480,3 @@ def _path_text(path: tuple[str | int, ...]) -> str:
     from carepath.diagnostics import path_str
 
     return path_str(path)
-
-
-# -- value typing -------------------------------------------------------------------------------
-def describe(t: FieldType) -> str:
-    """A type for messages: ``enum (low, normal, high)``, ``list of string``."""
-    if t.kind == "enum":
-        return f"enum ({', '.join(t.values)})"
-    if t.kind == "list" and t.item is not None:
-        return f"list of {describe(t.item)}"
-    return t.kind
-
-
-def assignable(src: FieldType, dst: FieldType) -> bool:
-    """Whether a value of type ``src`` may be stored in a field of type ``dst`` (checked statically)."""
-    if src.kind in ("any", "null") or src == dst:
-        return True
-    if dst.kind == "enum":
-        return src.kind == "string" or (src.kind == "enum" and set(src.values) <= set(dst.values))
-    if dst.kind == "string":
-        return src.kind in ("string", "enum")
-    if dst.kind in ("float", "decimal"):
-        return src.kind in ("int", "float", "decimal")
-    if dst.kind == "list":
-        return src.kind == "list"
-    return False
-
-
-def coerce(value: Any, t: FieldType) -> tuple[bool, Any]:
-    """Check and convert a value (a YAML literal or an event field) to ``t``: ``(ok, value)``."""
-    import datetime as dt
-    from decimal import Decimal, InvalidOperation
-
-    if value is None:
-        return True, None
-    k = t.kind
-    if k == "string":
-        return isinstance(value, str), value
-    if k == "enum":
-        return isinstance(value, str) and value in t.values, value
-    if k == "any":
-        return True, value
-    if k == "bool":
-        return isinstance(value, bool), value
-    if k == "int":
-        return isinstance(value, int) and not isinstance(value, bool), value
-    if k in ("float", "decimal"):
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return True, float(value) if k == "float" else value
-        if k == "decimal" and isinstance(value, str):
-            try:
-                Decimal(value)
-            except InvalidOperation:
-                return False, value
-            return True, value
-        return False, value
-    if k == "string":
-        return isinstance(value, str), value
-    if k == "enum":
-        return isinstance(value, str) and value in t.values, value
-    if k == "date":
-        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-            return True, value.isoformat()
-        if isinstance(value, str):
-            try:
-                dt.date.fromisoformat(value)
-            except ValueError:
-                return False, value
-            return True, value
-        return False, value
-    if k == "datetime":
-        if isinstance(value, dt.datetime):
-            return value.tzinfo is not None, value.isoformat()
-        if isinstance(value, str):
-            try:
-                v = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-            except ValueError:
-                return False, value
-            return v.tzinfo is not None, value
-        return False, value
-    if k == "duration":
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return True, float(value)
-        if isinstance(value, dt.timedelta):
-            return True, value.total_seconds()
-        if isinstance(value, str):
-            try:
-                d = parse_duration(value)
-            except DurationError:
-                return False, value
-            return d.is_exact, d.seconds
-        return False, value
-    if k == "list":
-        if not isinstance(value, list):
-            return False, value
-        out = []
-        for v in value:
-            ok, cv = coerce(v, t.item or FieldType("any"))
-            if not ok:
-                return False, value
-            out.append(cv)
-        return True, out
-    return False, value

@@ -40,12 +40,13 @@ from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from carepath._instants import dt, zone
 from carepath._instants import round_micros as _r
+from carepath.drivers.eventfile import BadEvent, iter_events
 from carepath.errors import EventLogError
 from carepath.events import Event, event_from_line
 from carepath.state import CaseState, ClockRecord
 
 if TYPE_CHECKING:
-    from carepath.compile.compiler import Playbook
+    from carepath.compile.ir import Playbook
 
 __all__ = ["ClockFact", "Ctx", "EventLogError", "FactSink", "Replay", "batch_gc", "event_from_line", "read_events",
            "replay", "replay_log", "replay_store"]
@@ -130,7 +131,11 @@ class Replay:
     last_s: float | None = None
     from_store: bool = False
     n_events: int = 0
-    """How many events were replayed."""
+    """How many events were replayed (duplicates not included)."""
+    duplicates: int = 0
+    """Events skipped because their id was seen before (SPEC §7: a known id is a duplicate)."""
+    bad: list[BadEvent] = field(default_factory=list)
+    """Lines of the log that are not events (skipped, as ``carepath run`` skips them)."""
     kept: bool = True
     """Whether ``events``, ``case_ids`` and ``after`` hold every event."""
     facts: FactSink | None = None
@@ -164,43 +169,28 @@ def ctx_of(state: CaseState) -> Ctx:
 
 
 # -- reading ------------------------------------------------------------------------------------
-def _parse_lines(lines: Iterable[str], name: str) -> Iterator[Event]:
-    decode = event_from_line
-    for n, line in enumerate(lines, 1):
-        s = line.strip()
-        if not s or s[0] == "#":
-            continue
-        try:
-            yield decode(s)
-        except (ValueError, TypeError) as exc:
-            raise EventLogError(f"{name}:{n}: {exc}") from None
+def read_events(source: str | Path | IO[str] | IO[bytes]) -> list[Event]:
+    """The events of a log (JSONL, or a YAML list by extension; ``-`` or a stream for a stream),
+    read by the one reader (:mod:`carepath.drivers.eventfile`). Strict: the first line that is not
+    an event raises :class:`EventLogError` with its location (:func:`replay_log` skips them)."""
+    bad: list[BadEvent] = []
+    with batch_gc():
+        events = []
+        for el in iter_events(source, bad):
+            if bad:
+                break
+            events.append(el.event)
+    if bad:
+        raise EventLogError(f"{_name(source)}:{bad[0].line}: {bad[0].message}")
+    return events
 
 
-def read_events(source: str | Path | IO[str]) -> list[Event]:
-    """Read a JSONL event log (``-`` or a file object for a stream; YAML lists end in .yaml/.yml)."""
-    if not isinstance(source, str | Path):
-        with batch_gc():
-            return list(_parse_lines(source, getattr(source, "name", "<stream>")))
-    path = Path(source)
-    if path.suffix in (".yaml", ".yml"):
-        from carepath.loading.yaml import YamlError, load_yaml
+def _name(source: object) -> str:
+    return str(source) if isinstance(source, str | Path) else str(getattr(source, "name", "<stream>"))
 
-        try:
-            docs, _ = load_yaml(path.read_text(encoding="utf-8"))
-        except YamlError as exc:
-            raise EventLogError(f"{path}: {exc}") from None
-        docs = docs or []
-        if not isinstance(docs, list):
-            raise EventLogError(f"{path}: a YAML event log is a list of events")
-        out = []
-        for i, d in enumerate(docs):
-            try:
-                out.append(Event.from_dict(d))
-            except (ValueError, TypeError) as exc:
-                raise EventLogError(f"{path}: event {i + 1}: {exc}") from None
-        return out
-    with path.open(encoding="utf-8") as fh, batch_gc():
-        return list(_parse_lines(fh, str(path)))
+
+def _events(source: str | Path | IO[str] | IO[bytes], bad: list[BadEvent]) -> Iterator[Event]:
+    return (el.event for el in iter_events(source, bad))
 
 
 # -- replay -------------------------------------------------------------------------------------
@@ -232,28 +222,36 @@ def replay_log(playbooks: list[Playbook], source: str | Path | IO[str],
     decoding it once and keeping no per-event lists.
 
     A JSONL file already in ``at`` order (the usual case) is streamed: each event is applied to every
-    playbook as it is read, so memory does not grow with the log. A file out of order is read again,
-    whole, and sorted (stably); standard input and YAML logs are read whole. ``sink(playbook)``
-    makes each replay's :class:`FactSink` (such as ``carepath.metrics.Collector``). The results
-    equal ``replay(pb, read_events(source), sink=sink(pb), keep_events=False)`` for each playbook.
+    playbook as it is read, so memory grows only with the cases and the ids seen, not with the
+    events. A file out of order is read again, whole, and sorted (stably); standard input and YAML
+    logs are read whole. The rules are those of ``carepath run``: a line that is not an event is
+    skipped and listed in each replay's ``bad``; an event whose id was seen before is a duplicate
+    (counted in ``duplicates``, not replayed). ``sink(playbook)`` makes each replay's
+    :class:`FactSink` (such as ``carepath.metrics.Collector``). For a log without bad lines the
+    results equal ``replay(pb, read_events(source), sink=sink(pb), keep_events=False)`` for each
+    playbook.
     """
     def sinks() -> list[FactSink | None]:  # fresh ones for every attempt: a sink keeps what it saw
         return [None if sink is None else sink(pb) for pb in playbooks]
 
-    if isinstance(source, str | Path) and Path(source).suffix not in (".yaml", ".yml"):
-        path = Path(source)
+    bad: list[BadEvent] = []
+    if isinstance(source, str | Path) and str(source) != "-" and Path(source).suffix not in (".yaml", ".yml"):
         with batch_gc():
             try:
-                with path.open(encoding="utf-8") as fh:
-                    return _replay_sorted(playbooks, sinks(), _parse_lines(fh, str(path)))
+                return _with_bad(_replay_sorted(playbooks, sinks(), _events(source, bad)), bad)
             except _Unsorted:
-                pass
-        events = read_events(path)
-    else:
-        events = read_events(source)
+                bad.clear()
+    with batch_gc():
+        events = list(_events(source, bad))
     events.sort(key=lambda e: e._ts)
     with batch_gc():
-        return _replay_sorted(playbooks, sinks(), iter(events))
+        return _with_bad(_replay_sorted(playbooks, sinks(), iter(events)), bad)
+
+
+def _with_bad(replays: list[Replay], bad: list[BadEvent]) -> list[Replay]:
+    for rp in replays:
+        rp.bad = list(bad)
+    return replays
 
 
 def _replay_sorted(playbooks: list[Playbook], sinks: list[FactSink | None], events: Iterator[Event]) -> list[Replay]:
@@ -303,6 +301,7 @@ def _replayer(playbook: Playbook, sink: FactSink | None, keep: bool) -> tuple[Ca
     sink_types = sink.types if sink is not None else frozenset()
     events, case_ids, after = out.events, out.case_ids, out.after
     count = 0
+    seen: set[str] = set()  # the ids applied or ignored so far
     first_s: float | None = None
     last_s: float | None = None
 
@@ -327,10 +326,11 @@ def _replayer(playbook: Playbook, sink: FactSink | None, keep: bool) -> tuple[Ca
 
     def feed(e: Event) -> None:
         nonlocal count, first_s, last_s
+        eid = e.id
+        if eid in seen:  # a known id is a duplicate whatever its content, as in the runtime
+            out.duplicates += 1
+            return
         ts = e._ts
-        if first_s is None:
-            first_s = ts
-        last_s = ts
         count += 1
         et = e.type
         if fast_key:
@@ -342,6 +342,7 @@ def _replayer(playbook: Playbook, sink: FactSink | None, keep: bool) -> tuple[Ca
                 key = None
         cid: str | None = None
         st: CaseState | None = None
+        rejected = False
         if key is not None:
             cid = current.get(key)
             st = states.get(cid) if cid is not None else None
@@ -351,12 +352,18 @@ def _replayer(playbook: Playbook, sink: FactSink | None, keep: bool) -> tuple[Ca
                 if not st.ended and st.next_wakeup_s is not None and st.next_wakeup_s < ts:
                     st = absorb(advance(st, dt(ts - 1e-6, tz)), cid)  # type: ignore[arg-type]
             else:
+                woken = None
                 if st is not None and not st.ended and reentry == "after_exit" and st.next_wakeup_s is not None \
                         and st.next_wakeup_s < ts and et in start_on and eng.opens(e):
                     # the runtime fires wake-ups due strictly before an event first: a timer may have
                     # ended the case, and then this event opens a new one
-                    st = absorb(advance(st, dt(ts - 1e-6, tz)), cid)  # type: ignore[arg-type]
-                r = _route(eng, st, e)  # the re-entry policy shared with the runtimes and Flink
+                    woken = advance(st, dt(ts - 1e-6, tz))
+                r = _route(eng, st if woken is None else woken.state, e)  # the policy the runtimes share
+                if r.status == "rejected":  # moves no time: the wake-ups above are dropped
+                    rejected = True
+                    out.rejected.append((e, f"{r.reason}: {r.message}"))
+                elif woken is not None:
+                    st = absorb(woken, cid)  # type: ignore[arg-type]
                 if r.status == "applied" and r.step is not None:
                     if r.opened:
                         n = generation.get(key, 0)
@@ -366,10 +373,13 @@ def _replayer(playbook: Playbook, sink: FactSink | None, keep: bool) -> tuple[Ca
                         out.opened.append((ts, cid, ctx_of(st)))
                     else:
                         st = absorb(r.step, cid)  # type: ignore[arg-type]
-                elif r.status == "rejected":
-                    out.rejected.append((e, f"{r.reason}: {r.message}"))
             if st is None:
                 cid = None
+        if not rejected:  # a rejected event's id stays unseen, and it moves no time
+            seen.add(eid)
+            if first_s is None:
+                first_s = ts
+            last_s = ts
         if keep:
             events.append(e)
             case_ids.append(cid)

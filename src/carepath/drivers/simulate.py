@@ -14,107 +14,40 @@ has ended opens a new case (``previous`` keeps the action sequence) unless ``ree
 opening event opens a new case even while one is open. Otherwise the event goes to the open case.
 
 Events come from JSONL (one event per line) or YAML (a list of events, or ``{events: [...]}``);
-:func:`read_events` returns them with their line numbers and reports bad lines without stopping.
+:func:`read_events` (the one reader, :mod:`carepath.drivers.eventfile`) returns them with their
+line numbers and reports bad lines without stopping.
 """
 
 from __future__ import annotations
 
-import os
+import io
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from carepath.drivers.eventfile import BadEvent, EventLine, parse_yaml_events, read_events
 from carepath.engine.router import route
 from carepath.errors import CaseError, EventOutOfOrder, InvalidEvent, PlaybookMismatch
-from carepath.events import Event, decode_event
+from carepath.events import Event
 from carepath.state import CaseState, Signal
 
 _REJECTIONS: dict[str, type[CaseError]] = {
     "out_of_order": EventOutOfOrder, "invalid": InvalidEvent, "playbook_mismatch": PlaybookMismatch}
 
 if TYPE_CHECKING:
-    from carepath.compile.compiler import Playbook
+    from carepath.compile.ir import Playbook
     from carepath.engine.engine import Engine, Step
 
 __all__ = ["BadEvent", "EventLine", "SimStep", "Simulator", "Timeline", "describe_action", "format_span",
            "parse_events", "parse_instant", "read_events"]
 
 
-# ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class EventLine:
-    """An event read from a file, with the line it came from (1-based)."""
-
-    event: Event
-    line: int
-
-
-@dataclass(frozen=True, slots=True)
-class BadEvent:
-    """A line (or YAML list item) that is not a valid event."""
-
-    line: int
-    message: str
-    raw: str = ""
-
-
-def read_events(path: str | os.PathLike[str]) -> tuple[list[EventLine], list[BadEvent]]:
-    """Read events from a JSONL or YAML file (by extension; ``.yaml``/``.yml`` is YAML).
-
-    Raises ``OSError`` when the file cannot be read; bad events are returned, not raised.
-    """
-    name = os.fspath(path)
-    text = Path(name).read_text(encoding="utf-8-sig")
-    return parse_events(text, yaml=name.endswith((".yaml", ".yml")))
-
-
 def parse_events(text: str, *, yaml: bool = False) -> tuple[list[EventLine], list[BadEvent]]:
     """Parse JSONL (default) or YAML event text; see :func:`read_events`."""
-    return _parse_yaml(text) if yaml else _parse_jsonl(text)
-
-
-def _parse_jsonl(text: str) -> tuple[list[EventLine], list[BadEvent]]:
-    good: list[EventLine] = []
-    bad: list[BadEvent] = []
-    for n, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith(("#", "//")):
-            continue
-        try:
-            obj = decode_event(line)
-        except ValueError as exc:
-            bad.append(BadEvent(n, str(exc), raw))
-            continue
-        try:
-            good.append(EventLine(Event.from_dict(obj), n))
-        except ValueError as exc:
-            bad.append(BadEvent(n, str(exc), raw))
-    return good, bad
-
-
-def _parse_yaml(text: str) -> tuple[list[EventLine], list[BadEvent]]:
-    from carepath.loading.yaml import YamlError, load_yaml
-
-    try:
-        data, pos = load_yaml(text)
-    except YamlError as exc:
-        return [], [BadEvent(p.line, p.message) for p in exc.problems]
-    base: tuple[str | int, ...] = ()
-    if isinstance(data, dict) and "events" in data:
-        data, base = data["events"], ("events",)
-    if not isinstance(data, list):
-        return [], [BadEvent(1, "a YAML event file is a list of events (or a mapping with `events:`)")]
-    good: list[EventLine] = []
-    bad: list[BadEvent] = []
-    for i, obj in enumerate(data):
-        line = pos.value((*base, i))[0]
-        try:
-            good.append(EventLine(Event.from_dict(obj), line))
-        except ValueError as exc:
-            bad.append(BadEvent(line, str(exc)))
-    return good, bad
+    if yaml:
+        return parse_yaml_events(text)
+    return read_events(io.StringIO(text))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,18 +119,25 @@ class Simulator:
 
     # -- public ---------------------------------------------------------------------------------
     def feed(self, event: Event) -> list[SimStep]:
-        """Wake cases due strictly before ``event.at``, then apply ``event``; the steps, in order."""
+        """Wake cases due strictly before ``event.at``, then apply ``event``; the steps, in order.
+
+        A rejected event (an unknown case included) moves no time: the wake-ups it would have
+        fired are undone, and only its ``ignored`` step (or the error) comes back."""
         eng = self.engine
         key = eng.case_key(event)
         steps = self._wake(event.at, inclusive=False)
-        self._tick(event.at)
         if key is None:
+            self._tick(event.at)
             steps.append(SimStep("ignored", event.at, None, event, None, reason="event has no case key"))
             return steps
         cur = self.cases.get(key)
         r = route(eng, cur, event)  # the same decision as the runtimes make
-        if r.status == "rejected" and r.reason != "unknown_case":
-            raise _REJECTIONS.get(r.reason or "", CaseError)(r.message, event=event, state=cur)
+        if r.status == "rejected":
+            self._undo(steps)
+            if r.reason != "unknown_case":
+                raise _REJECTIONS.get(r.reason or "", CaseError)(r.message, event=event, state=self.cases.get(key))
+            return [SimStep("ignored", event.at, key, event, None, previous=None, reason=r.message)]
+        self._tick(event.at)
         if r.step is None or r.status != "applied":
             reason = r.message or f"{event.type} ignored ({r.reason})"
             steps.append(SimStep("ignored", event.at, key, event, None, previous=cur, reason=reason))
@@ -222,6 +162,12 @@ class Simulator:
             yield from self.advance_to(until)
 
     # -- internals ------------------------------------------------------------------------------
+    def _undo(self, steps: list[SimStep]) -> None:
+        """Put back the cases the wake-up ``steps`` advanced (latest first)."""
+        for s in reversed(steps):
+            if s.case is not None and s.previous is not None:
+                self.cases[s.case] = s.previous
+
     def _tick(self, t: datetime) -> None:
         if self.now is None or t > self.now:
             self.now = t

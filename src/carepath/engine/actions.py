@@ -20,7 +20,7 @@ from carepath.state import Action, ClockRecord
 
 if TYPE_CHECKING:
     from carepath.calendar.business import Calendar
-    from carepath.compile.compiler import ActionDef, Playbook, SetValue
+    from carepath.compile.ir import ActionDef, Playbook, SetValue
     from carepath.durations import Duration
 
 __all__ = ["VERBS", "ActionHost", "emit", "perform"]

@@ -21,17 +21,17 @@ from typing import TYPE_CHECKING, Any, Self
 
 from carepath._instants import dt
 from carepath._instants import round_micros as _r
-from carepath.compile.compiler import coerce, describe
 from carepath.engine.clocks import OPEN, WorkingClock
 from carepath.engine.plan import Plan
 from carepath.engine.scope import CaseScope
 from carepath.engine.step import DeadlineItem, Step, TraceEntry
 from carepath.errors import InvalidEvent
+from carepath.expr.types import coerce, describe
 from carepath.state import Action, CaseState, Clock, ClockRecord, Pending, Signal
 
 if TYPE_CHECKING:
     from carepath.calendar.business import Calendar
-    from carepath.compile.compiler import Playbook, SetValue
+    from carepath.compile.ir import Playbook, SetValue
     from carepath.durations import Duration
     from carepath.events import Event
     from carepath.expr.compiler import Expr
@@ -49,7 +49,7 @@ def _pending_order(p: Pending) -> tuple[float, int]:
 
 
 def _coerce(value: Any, type_: Any) -> tuple[bool, Any]:
-    """:func:`~carepath.compile.compiler.coerce` with the common already-valid cases inline."""
+    """:func:`~carepath.expr.types.coerce` with the common already-valid cases inline."""
     vc = value.__class__
     kind = type_.kind
     if (

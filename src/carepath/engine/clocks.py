@@ -20,7 +20,7 @@ from carepath.state import Clock, ClockRecord
 
 if TYPE_CHECKING:
     from carepath.calendar.business import Calendar
-    from carepath.compile.compiler import ClockDef
+    from carepath.compile.ir import ClockDef
     from carepath.expr.compiler import Expr
 
 __all__ = ["MAX_HISTORY", "MAX_PAUSES", "ClockHost", "WorkingClock"]

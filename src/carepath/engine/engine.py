@@ -18,9 +18,9 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from carepath._instants import dt
+from carepath._instants import dt, typed_value
 from carepath._instants import round_micros as _r
-from carepath.compile.compiler import Playbook, coerce, describe
+from carepath.compile.ir import Playbook
 from carepath.engine.clocks import OPEN
 from carepath.engine.plan import Plan
 from carepath.engine.run import EPS, Run
@@ -28,13 +28,14 @@ from carepath.engine.scope import NullScope
 from carepath.engine.step import Step
 from carepath.errors import EventOutOfOrder, InvalidEvent, PlaybookMismatch
 from carepath.events import Event
+from carepath.expr.types import coerce, describe
 from carepath.state import CaseState, Clock, Deadline, Signal
 
 __all__ = ["Engine", "Step"]
 
 
 class Engine:
-    """Evaluates cases of one compiled :class:`~carepath.compile.compiler.Playbook`.
+    """Evaluates cases of one compiled :class:`~carepath.compile.ir.Playbook`.
 
     ``trace=False`` skips recording each step's explanation (:attr:`Step.trace`), for hot loops.
     """
@@ -242,7 +243,7 @@ class Engine:
                             event=event,
                             state=state,
                         )
-                    view[name] = default
+                    view[name] = typed_value(default, kind)
                     continue
                 ok, coerced = coerce(value, field_type)
                 if not ok and validate:
@@ -252,7 +253,9 @@ class Engine:
                         event=event,
                         state=state,
                     )
-                view[name] = coerced
+                view[name] = typed_value(
+                    coerced, kind
+                )  # dates, datetimes and decimals compare as such
         view["type"] = event.type
         view["at"] = event.at
         view["case"] = event.case

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 from carepath._instants import zone
-from carepath.compile.compiler import ActionDef, ClockDef, Playbook, ScheduleDef, TimerDef
+from carepath.compile.ir import ActionDef, ClockDef, Playbook, ScheduleDef, TimerDef
 
 __all__ = ["CANCEL", "RESET", "START", "STOP", "ClockPlan", "Plan", "Trigger"]
 

@@ -20,7 +20,7 @@ from carepath.errors import CaseError, SignalLoop
 from carepath.state import Pending
 
 if TYPE_CHECKING:
-    from carepath.compile.compiler import ActionDef, HandlerDef, ScheduleDef, TimerDef
+    from carepath.compile.ir import ActionDef, HandlerDef, ScheduleDef, TimerDef
 
 __all__ = ["EPS", "MAX_ITEMS_PER_STEP", "MAX_SIGNAL_DEPTH", "Run"]
 

@@ -19,33 +19,38 @@ from __future__ import annotations
 import ast
 import difflib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import cached_property
 from typing import Any
 
 from carepath.durations import DurationError, parse_duration
 from carepath.errors import ExpressionError
 from carepath.expr import runtime as _expr_runtime
+from carepath.expr.types import (
+    ANY,
+    BOOL,
+    DATE,
+    DATETIME,
+    DURATION,
+    FLOAT,
+    INT,
+    NULL,
+    NUMERIC_KINDS,
+    STRING,
+    FieldType,
+    TypeEnv,
+    assignable,
+    comparable,
+    family,
+    unify,
+)
 
 __all__ = [
-    "ANY",
-    "BOOL",
-    "DATE",
-    "DATETIME",
-    "DECIMAL",
-    "DURATION",
-    "FLOAT",
     "FUNCTIONS",
-    "INT",
     "MAX_DEPTH",
     "MAX_NODES",
     "MAX_SOURCE",
-    "NULL",
-    "STRING",
     "Expr",
-    "FieldType",
-    "TypeEnv",
     "compile_expr",
 ]
 
@@ -55,117 +60,6 @@ MAX_NODES = 256
 """Most expression nodes (names, literals, operators, calls) in one expression."""
 MAX_DEPTH = 32
 """Deepest nesting of expression nodes."""
-
-_KINDS = frozenset(
-    {"int", "float", "decimal", "bool", "string", "date", "datetime", "duration", "enum", "list", "any", "null"}
-)
-_NUMERIC = frozenset({"int", "float", "decimal"})
-
-
-@dataclass(frozen=True)
-class FieldType:
-    """A value type of the playbook format: ``kind`` plus enum ``values`` or list ``item`` type."""
-
-    kind: str
-    values: tuple[str, ...] = ()
-    item: FieldType | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in _KINDS:
-            raise ValueError(f"unknown type {self.kind!r}; expected one of {', '.join(sorted(_KINDS))}")
-
-    @staticmethod
-    def parse(spec: object) -> FieldType:
-        """Build a type from the YAML short form (``"int"``, ``"list[string]"``) or a mapping.
-
-        A mapping may carry ``type``, ``values`` (enum) and ``item``/``items`` (list). Raises
-        :class:`ValueError` for anything else.
-        """
-        if isinstance(spec, FieldType):
-            return spec
-        if isinstance(spec, Mapping):
-            kind = spec.get("type")
-            if not isinstance(kind, str):
-                raise ValueError(f"a type mapping needs a 'type' string, got {spec!r}")
-            base = FieldType.parse(kind)
-            values = spec.get("values")
-            if base.kind == "enum":
-                if not isinstance(values, list | tuple) or not values:
-                    raise ValueError("an enum type needs a non-empty 'values' list")
-                return FieldType("enum", tuple(str(v) for v in values))
-            item = spec.get("item", spec.get("items"))
-            if base.kind == "list" and item is not None:
-                return FieldType("list", item=FieldType.parse(item))
-            return base
-        if not isinstance(spec, str):
-            raise ValueError(f"expected a type name such as 'int' or 'string', got {spec!r}")
-        s = spec.strip()
-        if s.startswith("list[") and s.endswith("]"):
-            return FieldType("list", item=FieldType.parse(s[5:-1]))
-        if s == "list":
-            return FieldType("list", item=ANY)
-        if s not in _KINDS or s == "null":
-            close = difflib.get_close_matches(s, sorted(_KINDS - {"null"}), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"unknown type {spec!r}{hint}")
-        return FieldType(s)
-
-    def __str__(self) -> str:
-        if self.kind == "enum":
-            return f"enum({', '.join(self.values)})"
-        if self.kind == "list" and self.item is not None and self.item.kind != "any":
-            return f"list[{self.item}]"
-        return self.kind
-
-
-ANY = FieldType("any")
-NULL = FieldType("null")
-BOOL = FieldType("bool")
-STRING = FieldType("string")
-INT = FieldType("int")
-FLOAT = FieldType("float")
-DECIMAL = FieldType("decimal")
-DURATION = FieldType("duration")
-DATETIME = FieldType("datetime")
-DATE = FieldType("date")
-
-_EVENT_BUILTINS: dict[str, FieldType] = {
-    "event.type": STRING,
-    "event.at": DATETIME,
-    "event.case": STRING,
-    "event.id": STRING,
-}
-
-
-@dataclass(frozen=True)
-class TypeEnv:
-    """The names a condition may read, with their types.
-
-    ``fields``: declared case fields by flat dotted name. ``event``: the declared payload of the
-    triggering event (keys without the ``event.`` prefix), or ``None`` when undeclared (then any
-    ``event.x`` is ``any``). ``specials``: other names by flat name (``stage``, ``segment``,
-    ``sla.first_response.breached``…). ``event.type``/``.at``/``.case``/``.id`` are always in scope.
-    """
-
-    fields: Mapping[str, FieldType]
-    event: Mapping[str, FieldType] | None = None
-    specials: Mapping[str, FieldType] = field(default_factory=dict)
-
-    @cached_property
-    def names(self) -> dict[str, tuple[str, FieldType]]:
-        """Every name in scope → (where it is read from: "F", "E" or "S", its type)."""
-        out: dict[str, tuple[str, FieldType]] = {}
-        for k, t in self.specials.items():
-            out[k] = ("S", t)
-        if self.event is not None:
-            for k, t in self.event.items():
-                out[k if k.startswith("event.") else f"event.{k}"] = ("E", t)
-        for k, t in _EVENT_BUILTINS.items():
-            out[k] = ("E", t)
-        for k, t in self.fields.items():
-            out[k] = ("F", t)
-        return out
-
 
 class Expr:
     """A compiled expression: call it with ``(fields, event, scope)``.
@@ -246,51 +140,6 @@ class _C:
     strict: bool = False
     const: Any = _NOCONST
     path: str | None = None
-
-
-def _family(t: FieldType) -> str:
-    if t.kind in _NUMERIC:
-        return "number"
-    if t.kind == "enum":
-        return "string"
-    return t.kind
-
-
-def _eq_compatible(a: FieldType, b: FieldType) -> bool:
-    if a.kind in ("any", "null") or b.kind in ("any", "null"):
-        return True
-    if a.kind == "list" and b.kind == "list":
-        return _eq_compatible(a.item or ANY, b.item or ANY)
-    return _family(a) == _family(b)
-
-
-def _unify(a: FieldType, b: FieldType) -> FieldType | None:
-    """The common type of two list items, or None when they do not mix."""
-    if a.kind == "null":
-        return b
-    if b.kind == "null" or a == b:
-        return a
-    if a.kind == "any" or b.kind == "any":
-        return ANY
-    if a.kind in _NUMERIC and b.kind in _NUMERIC:
-        return FLOAT if "float" in (a.kind, b.kind) else (DECIMAL if "decimal" in (a.kind, b.kind) else INT)
-    if _family(a) == _family(b) == "string":
-        return STRING
-    return None
-
-
-def _assignable(got: FieldType, want: FieldType) -> bool:
-    if got.kind in ("any", "null") or want.kind == "any":
-        return True
-    if want.kind in ("float", "decimal") and got.kind in _NUMERIC:
-        return True
-    if want.kind == "enum":
-        return got.kind == "string" or (got.kind == "enum" and set(got.values) <= set(want.values))
-    if want.kind == "string":
-        return got.kind in ("string", "enum")
-    if want.kind == "list":
-        return got.kind == "list" and _assignable(got.item or ANY, want.item or ANY)
-    return got.kind == want.kind
 
 
 def _describe(c: _C) -> str:
@@ -478,7 +327,7 @@ class _Compiler:
                 raise self.err(node.operand, f"'not' needs a true/false operand, got {_describe(c)}", "CP403")
             return _C(f"(not {self.truth(c)})", BOOL, node, strict=True)
         if isinstance(node.op, ast.USub | ast.UAdd):
-            if c.type.kind not in (*_NUMERIC, "duration", "any"):
+            if c.type.kind not in (*NUMERIC_KINDS, "duration", "any"):
                 raise self.err(node, f"unary minus needs a number or duration, got {_describe(c)}", "CP403")
             if isinstance(node.op, ast.UAdd):
                 return c
@@ -493,7 +342,7 @@ class _Compiler:
         for c in items:
             if c.type.kind == "list":
                 raise self.err(c.node, "lists of lists are not supported", "CP403")
-            u = _unify(item, c.type)
+            u = unify(item, c.type)
             if u is None:
                 raise self.err(c.node, f"list items mix {item.kind} and {c.type.kind}", "CP403")
             item = u
@@ -515,7 +364,7 @@ class _Compiler:
             raise self.err(lit.node, f"{_show(lit.const)} is not a value of {who}", "CP403", hint)
 
     def check_eq(self, a: _C, b: _C, op: str) -> None:
-        if not _eq_compatible(a.type, b.type):
+        if not comparable(a.type, b.type):
             raise self.err(b.node, f"cannot compare {_describe(a)} with {_describe(b)} using {op}", "CP403")
         for x, y in ((a, b), (b, a)):
             if x.type.kind == "enum":
@@ -539,7 +388,7 @@ class _Compiler:
                 raise self.err(x.node, f"'{op}' does not apply to {_describe(x)}", "CP403")
         if a.type.kind == "any" or b.type.kind == "any":
             return
-        if _family(a.type) != _family(b.type):
+        if family(a.type) != family(b.type):
             raise self.err(b.node, f"cannot compare {_describe(a)} with {_describe(b)} using {op}", "CP403")
 
     def compare_one(self, a: _C, op: str, b: _C) -> str:
@@ -571,7 +420,7 @@ class _Compiler:
         if a.const is None:
             raise self.err(a.node, f"'null {op} …' is not meaningful", "CP403", "test presence with x == null")
         item = b.type.item or ANY
-        if not _eq_compatible(a.type, item):
+        if not comparable(a.type, item):
             raise self.err(b.node, f"cannot look for {_describe(a)} in a list of {item.kind}", "CP403")
         if a.type.kind == "enum" and isinstance(b.node, ast.List | ast.Tuple):
             for e in b.node.elts:
@@ -718,7 +567,7 @@ class _Compiler:
 
     def fn_abs(self, node: ast.Call, args: list[ast.expr]) -> _C:
         self.arity(node, args, 1, 1)
-        c = self.typed_arg(node, args[0], (*sorted(_NUMERIC), "duration"))
+        c = self.typed_arg(node, args[0], (*sorted(NUMERIC_KINDS), "duration"))
         return _C(f"_abs({c.code})", c.type, node)
 
     def minmax(self, node: ast.Call, args: list[ast.expr], helper: str) -> _C:
@@ -733,7 +582,7 @@ class _Compiler:
             for c in cs:
                 if c.type.kind in ("bool", "enum", "list", "null"):
                     raise self.err(c.node, f"{helper[1:]}() does not apply to {_describe(c)}", "CP403")
-                u = _unify(t, c.type)
+                u = unify(t, c.type)
                 if u is None or (u.kind == "string" and t.kind not in ("null", "string")):
                     raise self.err(c.node, f"{helper[1:]}() mixes {t.kind} and {c.type.kind}", "CP403")
                 t = u
@@ -747,7 +596,7 @@ class _Compiler:
 
     def fn_round(self, node: ast.Call, args: list[ast.expr]) -> _C:
         self.arity(node, args, 1, 2)
-        c = self.typed_arg(node, args[0], tuple(sorted(_NUMERIC)))
+        c = self.typed_arg(node, args[0], tuple(sorted(NUMERIC_KINDS)))
         if len(args) == 1:
             return _C(f"_round({c.code})", INT, node)
         n = args[1]
@@ -795,7 +644,7 @@ def _check_want(t: FieldType, want: FieldType | None, offset: int, shown: str) -
                 f"a condition must be true or false, but {shown!r} is {t}", offset,
                 "compare it, for example x == \"value\", x > 0 or x != null", "CP403")
         return
-    if not _assignable(t, want):
+    if not assignable(t, want):
         raise ExpressionError(f"expected {want}, but {shown!r} is {t}", offset, None, "CP403")
 
 

@@ -33,7 +33,7 @@ from carepath.flink.core import (
 from carepath.state import Action, CaseState
 
 if TYPE_CHECKING:
-    from carepath.compile.compiler import Playbook
+    from carepath.compile.ir import Playbook
     from carepath.engine.engine import Engine
 
 __all__ = ["Result", "run_reference"]

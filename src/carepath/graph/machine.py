@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from carepath.compile.compiler import HandlerDef, Playbook
+    from carepath.compile.ir import HandlerDef, Playbook
 
 __all__ = ["to_machine"]
 

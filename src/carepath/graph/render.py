@@ -22,7 +22,7 @@ import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from carepath.compile.compiler import ActionDef, HandlerDef, Playbook, StageDef, TimerDef
+    from carepath.compile.ir import ActionDef, HandlerDef, Playbook, StageDef, TimerDef
 
 __all__ = ["FORMATS", "render", "to_dot", "to_mermaid"]
 

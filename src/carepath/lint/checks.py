@@ -1,7 +1,7 @@
 """Semantic checks of a compiled playbook (SPEC §5): errors CP503–CP511 and warnings CP601–CP608,
 plus the goal references (CP302, CP304, CP305, CP308).
 
-Everything here reads a compiled :class:`~carepath.compile.compiler.Playbook` and reports into the
+Everything here reads a compiled :class:`~carepath.compile.ir.Playbook` and reports into the
 loader's :class:`~carepath.loading.source.Reporter`; nothing is changed. Each check is one small
 function; :func:`lint` runs them all.
 
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from carepath.metrics.targets import KIND, TIME_METRIC_CLOCK, TargetError, parse_target, parse_value
 
 if TYPE_CHECKING:
-    from carepath.compile.compiler import (
+    from carepath.compile.ir import (
         ActionDef,
         ClockDef,
         HandlerDef,

@@ -22,7 +22,7 @@ from carepath.loading.yaml import Limits, YamlError, load_yaml
 if TYPE_CHECKING:
     from pydantic import BaseModel, ValidationError
 
-    from carepath.compile.compiler import Playbook
+    from carepath.compile.ir import Playbook
     from carepath.model import PlaybookSpec
 
 __all__ = ["CheckResult", "check", "check_file", "load", "loads"]

@@ -23,7 +23,7 @@ from carepath.metrics.stats import summary
 from carepath.metrics.targets import KIND, TIME_METRIC_CLOCK
 
 if TYPE_CHECKING:
-    from carepath.compile.compiler import Playbook
+    from carepath.compile.ir import Playbook
     from carepath.drivers.replay import Replay
     from carepath.events import Event
     from carepath.state import CaseState
@@ -243,7 +243,8 @@ class Collector:
 
     def _compile_custom(self) -> dict[str, list[tuple[str, Any, Any, bool, bool, Any]]]:
         from carepath.errors import ExpressionError
-        from carepath.expr.compiler import BOOL, STRING, FieldType, TypeEnv, compile_expr
+        from carepath.expr.compiler import compile_expr
+        from carepath.expr.types import BOOL, STRING, FieldType, TypeEnv
 
         pb = self.playbook
         spec = pb.spec

@@ -17,7 +17,7 @@ from carepath.metrics import Metrics, evaluate_goals
 from carepath.staffing import agents_needed
 
 if TYPE_CHECKING:
-    from carepath.compile.compiler import Playbook
+    from carepath.compile.ir import Playbook
     from carepath.drivers.replay import Replay
 
 __all__ = ["REPORT_KEYS", "answer_within", "build_report", "compare_reports"]

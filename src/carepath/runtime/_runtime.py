@@ -9,20 +9,20 @@ import logging
 import os
 import socket
 import uuid
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections import ChainMap, Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from carepath._instants import dt, zone
 from carepath.errors import CaseError
-from carepath.events import Event, decode_event, event_from_line
+from carepath.events import Event, Line, decode_event, event_from_line
 from carepath.runtime.store import OutboxItem, Rejected, Store, Tx
 from carepath.state import Action, CaseState, Signal
 
 if TYPE_CHECKING:
-    from carepath.compile.compiler import Playbook
+    from carepath.compile.ir import Playbook
     from carepath.engine.engine import Engine
 
 __all__ = ["ActionHandler", "Runtime", "SubmitResult"]
@@ -30,7 +30,8 @@ __all__ = ["ActionHandler", "Runtime", "SubmitResult"]
 log = logging.getLogger("carepath.runtime")
 
 ActionHandler = Callable[[Action, "CaseState | None"], Any]
-EventInput = Event | Mapping[str, Any] | str | bytes
+EventInput = Event | Mapping[str, Any] | str | bytes | Line
+Cache = MutableMapping[tuple[str, str], "CaseState | None"]
 
 _US = 1e-6
 
@@ -68,6 +69,14 @@ class _Reject(Exception):
 
 
 def _as_dict(raw: EventInput) -> dict[str, Any]:
+    """The event as received, for the ``rejected`` record: a JSON object, or ``{"raw": text}``;
+    storable in every store (see :func:`_storable`)."""
+    return _storable(_received(raw))  # type: ignore[no-any-return]
+
+
+def _received(raw: EventInput) -> dict[str, Any]:
+    if isinstance(raw, Line):
+        return {"raw": raw.text} if raw.problem is not None else _received(raw.text)
     if isinstance(raw, Event):
         return raw.to_dict()
     if isinstance(raw, Mapping):
@@ -76,10 +85,33 @@ def _as_dict(raw: EventInput) -> dict[str, Any]:
         except (TypeError, ValueError):
             return {"raw": repr(raw)}
     try:  # a line that decodes is recorded as the object it holds
-        return _as_dict(decode_event(raw))
+        return _received(decode_event(raw))
     except ValueError:
-        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-        return {"raw": text}
+        text = raw.decode("utf-8", "backslashreplace") if isinstance(raw, bytes) else raw
+        return {"raw": text[:_RAW_KEPT] + "…" if len(text) > _RAW_KEPT else text}
+
+
+#: How much of a line that is not JSON the ``rejected`` record keeps (a valid line is at most
+#: MAX_EVENT_BYTES; the event file reader already cuts longer ones).
+_RAW_KEPT = 256 * 1024
+
+
+def _storable(value: Any) -> Any:
+    """``value`` with every string that a store cannot hold (a NUL: PostgreSQL; a lone surrogate:
+    any UTF-8 store) escaped as text (``\\x00``, ``\\ud800``), so a rejection is always recorded."""
+    if isinstance(value, str):
+        if "\x00" in value or not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+            value = value.replace("\x00", "\\x00")
+        return value
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
 
 
 class Runtime:
@@ -98,7 +130,7 @@ class Runtime:
                  max_attempts: int = 8, backoff: timedelta = timedelta(seconds=10),
                  max_backoff: timedelta = timedelta(hours=1), lease: timedelta = timedelta(seconds=30),
                  batch: int = 200, worker: str | None = None) -> None:
-        from carepath.compile.compiler import Playbook
+        from carepath.compile.ir import Playbook
         from carepath.engine.engine import Engine
         from carepath.engine.router import route
 
@@ -196,9 +228,9 @@ class Runtime:
             results = []
             for (src, ev, err), plan in zip(parsed, plans, strict=True):
                 if timeline and ev is not None:
-                    self._follow(ev.at)
-                    self._due_in_tx(tx, ev._ts - 2 * _US, ev._ts - 0.5 * _US, cache, tally)
-                results.append(self._one(tx, src, ev, err, plan or [], cache, seen, tally))
+                    results.append(self._one_in_time(tx, src, ev, plan or [], cache, seen, tally))
+                else:
+                    results.append(self._one(tx, src, ev, err, plan or [], cache, seen, tally))
             return results
 
         results = self.store.atomic(unit)
@@ -225,7 +257,13 @@ class Runtime:
 
     def _parse(self, e: EventInput) -> tuple[EventInput, Event | None, str | None]:
         """``(source, event, error)``: the source (the decoded object of a JSON line) is turned into
-        the recorded form (:func:`_as_dict`) only if the event is rejected."""
+        the recorded form (:func:`_as_dict`) only if the event is rejected. The error of a
+        :class:`~carepath.events.Line` names its line."""
+        if isinstance(e, Line):
+            if e.problem is not None:
+                return e, None, f"line {e.number}: {e.problem}"
+            src, ev, err = self._parse(e.text)
+            return src, ev, None if err is None else f"line {e.number}: {err}"
         if isinstance(e, Event):
             return e, e, None
         if isinstance(e, str):
@@ -243,24 +281,53 @@ class Runtime:
         except (ValueError, TypeError) as exc:
             return e, None, str(exc)
 
+    def _one_in_time(self, tx: Tx, src: EventInput, ev: Event,
+                     plan: Sequence[tuple[str, str | None, str | None]],
+                     cache: dict[tuple[str, str], CaseState | None], seen: set[str],
+                     tally: Counter[str]) -> SubmitResult:
+        """:meth:`_one` on the simulated clock: the cases due strictly before ``ev.at`` are
+        advanced first, but only on trial. A rejected event moves no time: its wake-ups are
+        dropped (they fire before the next event that is not rejected), the clock stays."""
+        trial: dict[tuple[str, str], CaseState | None] = {}
+        view: Cache = ChainMap(trial, cache)
+        woken = self._due_steps(tx, ev._ts - 2 * _US, ev._ts - 0.5 * _US, view)
+
+        def keep_time() -> None:
+            self._follow(ev.at)
+            self._write_due(tx, woken, ev._ts - 2 * _US, tally)
+
+        result = self._one(tx, src, ev, None, plan, view, seen, tally, before=keep_time)
+        if result.status != "rejected":
+            cache.update(trial)
+        return result
+
     def _one(self, tx: Tx, src: EventInput, ev: Event | None, err: str | None,
-             plan: Sequence[tuple[str, str | None, str | None]], cache: dict[tuple[str, str], CaseState | None],
-             seen: set[str], tally: Counter[str]) -> SubmitResult:
-        now = self._now().timestamp()
+             plan: Sequence[tuple[str, str | None, str | None]], cache: Cache,
+             seen: set[str], tally: Counter[str], *, before: Callable[[], None] | None = None) -> SubmitResult:
+        """Decide and write one event; ``before()`` runs once the event is known not to be
+        rejected, before anything of it is written."""
         if ev is None:
+            now = self._now().timestamp()
             raw = _as_dict(src)
-            tx.add_rejected(Rejected(raw, "invalid", err or "invalid event", now))
+            message = _storable(err or "invalid event")
+            tx.add_rejected(Rejected(raw, "invalid", message, now))
             tally["rejected"] += 1
-            return SubmitResult("rejected", "invalid", err or "invalid event", event_id=_id_of(raw))
+            return SubmitResult("rejected", "invalid", message, event_id=_id_of(raw))
         if ev.id in seen:
+            if before is not None:
+                before()
             tally["duplicate"] += 1
             return SubmitResult("duplicate", event_id=ev.id)
         try:
             steps, status = self._route(tx, ev, plan, cache)
         except _Reject as r:
-            tx.add_rejected(Rejected(_as_dict(src), r.reason, r.message, now, r.cases))
+            message = _storable(r.message)
+            tx.add_rejected(Rejected(_as_dict(src), r.reason, message, self._now().timestamp(), r.cases))
             tally["rejected"] += 1
-            return SubmitResult("rejected", r.reason, r.message, event_id=ev.id)
+            return SubmitResult("rejected", r.reason, message, event_id=ev.id)
+        if before is not None:
+            before()
+        now = self._now().timestamp()
         seen.add(ev.id)
         tx.mark_processed(ev.id, now)
         actions: list[Action] = []
@@ -283,14 +350,14 @@ class Runtime:
                             message="" if status == "applied" else "no playbook mentions this event type"
                             if not any(e.mentions(ev.type) for e in self.engines.values()) else "its case has ended")
 
-    def _load(self, tx: Tx, cache: dict[tuple[str, str], CaseState | None], pid: str, key: str) -> CaseState | None:
+    def _load(self, tx: Tx, cache: Cache, pid: str, key: str) -> CaseState | None:
         k = (pid, key)
         if k not in cache:
             cache[k] = tx.load(pid, key)
         return cache[k]
 
     def _route(self, tx: Tx, ev: Event, plan: Sequence[tuple[str, str | None, str | None]],
-               cache: dict[tuple[str, str], CaseState | None]) -> tuple[list[tuple[CaseState | None, Any]], str]:
+               cache: Cache) -> tuple[list[tuple[CaseState | None, Any]], str]:
         """The steps for ``ev`` over every playbook of ``plan`` (see :meth:`_targets`), each decided
         by :func:`carepath.engine.router.route`, or :class:`_Reject`. All or nothing: one playbook's
         rejection rejects the event."""
@@ -345,12 +412,20 @@ class Runtime:
             if n < self.batch:
                 return total
 
-    def _due_in_tx(self, tx: Tx, t_engine: float, t_index: float, cache: dict[tuple[str, str], CaseState | None],
+    def _due_in_tx(self, tx: Tx, t_engine: float, t_index: float, cache: Cache,
                    tally: Counter[str], *, done: set[tuple[str, str]] | None = None, limit: int = 1_000_000) -> int:
         """Advance, in ``tx``, the cases due at ``t_index`` (index) to ``t_engine``."""
+        steps = self._due_steps(tx, t_engine, t_index, cache, done=done, limit=limit)
+        self._write_due(tx, steps, t_engine, tally)
+        return len(steps)
+
+    def _due_steps(self, tx: Tx, t_engine: float, t_index: float, cache: Cache, *,
+                   done: set[tuple[str, str]] | None = None, limit: int = 1_000_000) -> list[Any]:
+        """The steps advancing the cases due at ``t_index`` (index) to ``t_engine``, each new state
+        put in ``cache``; nothing is written (see :meth:`_write_due`)."""
         done = set() if done is None else done
         when = None
-        n = 0
+        steps = []
         got = tx.due(t_index, limit, self._keys, exclude=done)
         for st0 in got:
             k = (st0.playbook, st0.case)
@@ -366,14 +441,17 @@ class Runtime:
             except CaseError as exc:  # a broken case must not stop the others
                 log.error("cannot advance case %s/%s: %s", st.playbook, st.case, exc)
                 continue
-            n += 1
             cache[k] = step.state
+            steps.append(step)
+        return steps
+
+    def _write_due(self, tx: Tx, steps: Sequence[Any], t_engine: float, tally: Counter[str]) -> None:
+        for step in steps:
             tx.save(step.state, t_engine)
             tx.add_outbox(step.actions)
             tally["actions"] += len(step.actions)
             tally["breaches"] += sum(1 for s in step.signals if s.type.endswith(".breached"))
-        tally["woken"] += n
-        return n
+        tally["woken"] += len(steps)
 
     # -- delivery -------------------------------------------------------------------------------
     def deliver(self, now: datetime | None = None) -> int:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from carepath.runtime.clock import ManualClock as FakeClock
 
 if TYPE_CHECKING:
-    from carepath.compile.compiler import Playbook
+    from carepath.compile.ir import Playbook
     from carepath.drivers.simulate import SimStep
     from carepath.engine.engine import Step
     from carepath.state import Action, CaseState, Clock, Deadline, Signal
@@ -51,7 +51,7 @@ def _aware(t: datetime | str, tz: tzinfo | None = None) -> datetime:
 
 
 def _playbook(playbook: Playbook | str | os.PathLike[str]) -> Playbook:
-    from carepath.compile.compiler import Playbook
+    from carepath.compile.ir import Playbook
     from carepath.loading.loader import load
 
     if isinstance(playbook, Playbook):

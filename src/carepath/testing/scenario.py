@@ -56,7 +56,7 @@ from carepath.events import Event
 from carepath.state import Action, CaseState, Signal
 
 if TYPE_CHECKING:
-    from carepath.compile.compiler import Playbook
+    from carepath.compile.ir import Playbook
     from carepath.diagnostics import Diagnostic
     from carepath.drivers.simulate import Simulator
 
