@@ -325,3 +325,18 @@ def test_migrate_renames_stages_and_keeps_breaches() -> None:
         eng2.migrate(s)
     m = eng2.migrate(s, {"b": "bb"})
     assert m.stage == "bb" and m.clocks["c"].breached  # a breach is never undone
+
+
+def test_migrate_names_the_missing_stage_the_mapping_asks_for() -> None:
+    # issue 15 #20: the error named the case's (mapped-away) stage, not the missing target
+    eng = pb({"stages": SIMPLE_STAGES})
+    s = eng.handle(eng.start(E("opened", 0)).state, E("go", 1)).state
+    eng2 = pb({"stages": {"a": {"initial": True, "on": {"go": "new"}}, "new": {"on": {"done": "z"}}, "z": {"final": True}}},
+              version="2")
+    with pytest.raises(PlaybookMismatch, match=r"stage 'nonexistent' \(the mapping's target for 'b'\) does not "
+                                               r"exist in t 2; stages: a, new, z"):
+        eng2.migrate(s, {"b": "nonexistent"})
+    with pytest.raises(PlaybookMismatch, match=r"stage 'b' does not exist in t 2; map it with"):
+        eng2.migrate(s, {"new": "nonexistent"})  # the case is not in `new`: its own stage is missing
+    assert eng2.migrate(s, {"b": "new"}).stage == "new"
+

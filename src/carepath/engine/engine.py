@@ -172,9 +172,15 @@ class Engine:
         mapping = dict(mapping or {})
         stage = mapping.get(state.stage, state.stage)
         if stage not in playbook.stages:
+            where = f"does not exist in {playbook.id} {playbook.version}"
+            if stage != state.stage:  # the mapping names a stage the playbook lacks (issue 15 #20)
+                raise PlaybookMismatch(
+                    f"stage {stage!r} (the mapping's target for {state.stage!r}) {where}; "
+                    f"stages: {', '.join(playbook.stages)}",
+                    state=state,
+                )
             raise PlaybookMismatch(
-                f"stage {state.stage!r} does not exist in {playbook.id} {playbook.version}; map it with "
-                f"migrate(state, {{{state.stage!r}: 'new_stage'}})",
+                f"stage {state.stage!r} {where}; map it with migrate(state, {{{state.stage!r}: 'new_stage'}})",
                 state=state,
             )
         clocks: dict[str, Clock] = {}
