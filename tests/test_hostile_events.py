@@ -367,3 +367,71 @@ def test_a_line_object_carries_its_number_into_the_rejection(store: Store) -> No
     r = rt.submit(Line(8, "xyz…", "longer than 262,144 bytes"))
     assert r.message == "line 8: longer than 262,144 bytes"
     assert store.rejected()[-1]["event"] == {"raw": "xyz…"}
+
+
+# -- #7 typed event fields ------------------------------------------------------------------------
+TYPED = """
+carepath: 1
+id: typed
+version: "1"
+timezone: UTC
+events:
+  order.placed:
+    d: date
+    when: datetime
+    amount: decimal
+fields:
+  big: {type: bool, default: false}
+  old: {type: bool, default: false}
+  recent: {type: bool, default: false}
+  earlier: {type: bool, default: false}
+  d: date
+  when: datetime
+  amount: decimal
+start:
+  on: order.placed
+  key: event.case
+  set:
+    big: =event.amount > 10
+    old: =days_since(event.d) > 365
+    recent: =event.d > date("2019-01-01")
+    earlier: =event.when < event.at
+    d: =event.d
+    when: =event.when
+    amount: =event.amount
+stages:
+  new: {initial: true, final: true}
+"""
+
+
+def _order(**data: Any) -> Event:
+    return Event("o", "order.placed", T0, "T-1", data)
+
+
+def test_typed_event_fields_compare_as_their_types() -> None:
+    engine = carepath.Engine(carepath.loads(TYPED))
+    step = engine.start(_order(d="2020-01-01", when="2026-01-01T00:00:00Z", amount="12.50"))
+    data = step.state.data
+    assert (data["big"], data["old"], data["recent"], data["earlier"]) == (True, True, True, True)
+    # kept in their JSON form, so the state round-trips
+    assert (data["d"], data["when"], data["amount"]) == (
+        "2020-01-01",
+        "2026-01-01T00:00:00+00:00",
+        12.5,
+    )
+    again = type(step.state).from_json(step.state.to_json())
+    assert again.to_json() == step.state.to_json()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("d", "not a date"), ("when", "2026-01-01T00:00:00"), ("amount", "12,50")]
+)
+def test_a_typed_value_that_cannot_be_coerced_is_rejected_naming_the_field(
+    field: str, value: str, store: Store
+) -> None:
+    good = {"d": "2020-01-01", "when": "2026-01-01T00:00:00Z", "amount": 3}
+    rt = Runtime([carepath.loads(TYPED)], store, clock=ManualClock(T0))
+    r = rt.submit(_order(**{**good, field: value}))
+    assert r.status == "rejected" and r.reason == "invalid"
+    assert f"field `{field}`" in r.message
+    assert rt.submit(_order(**good)).status == "applied"

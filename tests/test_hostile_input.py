@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+import carepath
 from carepath.cli.app import main
 from carepath.diagnostics import Diagnostic, format_diagnostics
 from carepath.durations import DurationError, parse_duration
@@ -362,3 +363,32 @@ def test_no_limit_leaks_into_python_int_conversion() -> None:
         assert exc.value.problems[0].code == "CP101"
     finally:
         sys.set_int_max_str_digits(old)
+
+
+# -- found by tests/test_fuzz.py ------------------------------------------------------------------
+def test_lone_surrogate_in_loads_text_is_a_located_error() -> None:
+    # libyaml raised UnicodeEncodeError (exit 3 through any host that passed such a str)
+    (d,) = errors(BASE + "title: a\ud800b\n")
+    assert (d.code, d.line, d.col) == ("CP101", 8, 9)
+    assert "U+D800" in d.message
+
+
+def test_duration_field_of_an_event_is_read_in_linear_time() -> None:
+    # the reported case: a long digit run in a duration-typed event field (31 s for one event)
+    from datetime import UTC, datetime
+
+    from carepath.runtime import Runtime
+    from carepath.runtime.clock import ManualClock
+    from carepath.runtime.sqlite import SQLiteStore
+
+    pb = carepath.loads(BASE + "events:\n  case.opened: {wait: {type: duration, default: 1h}}\n")
+    t0 = datetime(2027, 2, 1, 9, 0, tzinfo=UTC)
+    store = SQLiteStore(":memory:")
+    try:
+        rt = Runtime([pb], store, clock=ManualClock(t0))
+        event = {"id": "e1", "type": "case.opened", "at": t0.isoformat(), "case": "C1"}
+        res = rt.submit({**event, "data": {"wait": "1" * 200_000 + "x"}})
+        assert (res.status, res.reason) == ("rejected", "invalid")
+        assert rt.submit({**event, "id": "e2", "data": {"wait": "2h"}}).status == "applied"
+    finally:
+        store.close()

@@ -154,9 +154,20 @@ def load_yaml(text: str, limits: Limits = Limits()) -> tuple[Any, Positions]:
 
     Raises :class:`YamlError` listing every problem it could find (a syntax error stops reading).
     """
+    # every character is at least one byte: a text longer than the limit is not encoded to say so
+    if len(text) > limits.max_bytes:
+        raise YamlError([YamlProblem("CP104", f"file is at least {len(text):,} bytes; the limit is "
+                                     f"{limits.max_bytes:,}", 1, 1)])
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > limits.max_bytes:
         raise YamlError([YamlProblem("CP104", f"file is {size:,} bytes; the limit is {limits.max_bytes:,}", 1, 1)])
+    try:  # a lone surrogate (loads() of a str that no file could hold) is not YAML text
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        line = text.count("\n", 0, exc.start) + 1
+        col = exc.start - (text.rfind("\n", 0, exc.start) + 1) + 1
+        raise YamlError([YamlProblem("CP101", f"lone surrogate U+{ord(text[exc.start]):04X} is not a character "
+                                     "YAML can hold", line, col)]) from None
     problems: list[YamlProblem] = []
     pos = Positions()
     anchors: dict[str, tuple[Any, int, int]] = {}  # anchor → (value, nodes, characters)
