@@ -8,6 +8,7 @@ import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -435,3 +436,37 @@ def test_a_typed_value_that_cannot_be_coerced_is_rejected_naming_the_field(
     assert r.status == "rejected" and r.reason == "invalid"
     assert f"field `{field}`" in r.message
     assert rt.submit(_order(**good)).status == "applied"
+
+
+def test_an_event_whose_result_cannot_be_written_is_rejected_alone(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from carepath.state import CaseState
+
+    real = CaseState.to_json
+
+    def to_json(self: CaseState) -> str:
+        if self.case == "T-2":
+            raise ValueError("unwritable")
+        return real(self)
+
+    monkeypatch.setattr(CaseState, "to_json", to_json)
+    rt = Runtime([mini()], store, clock=ManualClock(T0))
+    results = rt.submit_many(
+        [
+            line("a", "ticket.opened", 0),
+            line("b", "ticket.opened", 1, case="T-2"),
+            line("c", "ticket.answered", 2),
+        ]
+    )
+    assert [r.status for r in results] == ["applied", "rejected", "applied"]
+    assert "cannot store" in results[1].message
+    st = store.get("mini", "T-1")
+    assert st is not None and st.stage == "done" and store.get("mini", "T-2") is None
+    assert [r["reason"] for r in store.rejected()] == ["invalid"]
+
+
+def test_event_refuses_data_that_json_cannot_carry() -> None:
+    with pytest.raises(ValueError, match=r"field `data\.tags` holds a set"):
+        Event("x", "t", T0, data={"tags": {"a"}})
+    assert Event("x", "t", T0, data={"n": Decimal("1.50")}).to_dict()["data"] == {"n": "1.50"}
