@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args, get_origin
 
-from carepath.diagnostics import Diagnostic
+from carepath.diagnostics import Diagnostic, path_str
 from carepath.errors import PlaybookError
 from carepath.loading.files import FileProblem, read_bounded
 from carepath.loading.source import Reporter, Source
@@ -272,8 +272,8 @@ def _report_validation(exc: ValidationError, data: Any, rep: Reporter) -> None:
         if etype == "extra_forbidden":
             allowed = _model_keys(PlaybookSpec, path[:-1])
             key = str(path[-1])
-            sect = ".".join(str(p) for p in path[:-1]) or "the playbook"
-            rep.add("CP201", f"unknown key {key!r} in {sect}", path, key=True,
+            sect = path_str(path[:-1]) or "the playbook"
+            rep.add("CP201", f"unknown key {_short(key)} in {sect}", path, key=True,
                     hint=_did_you_mean(key, allowed) or (f"allowed keys: {', '.join(sorted(allowed))}" if allowed else None))
             continue
         if etype == "missing":
