@@ -66,6 +66,8 @@ CODES: dict[str, tuple[Severity, str]] = {
     "CP510": ("error", "goal target outside the metric's range or unit"),
     "CP511": ("error", "goal without window"),
     "CP512": ("error", "invalid calendar definition"),
+    "CP513": ("error", "invalid goal window"),
+    "CP514": ("error", "duplicate goal id"),
     # 6xx: warnings
     "CP601": ("warning", "unreachable stage"),
     "CP602": ("warning", "a case can wait forever in this stage (forgotten customer)"),
@@ -75,6 +77,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "CP606": ("warning", "threshold beyond reason"),
     "CP607": ("warning", "calendar: channel where the channel can be unset"),
     "CP608": ("warning", "goal target implausible given its baseline"),
+    "CP609": ("warning", "timer that can never fire"),
 }
 
 FORMATS = ("text", "json", "github", "sarif", "junit")
