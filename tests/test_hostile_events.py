@@ -7,7 +7,8 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -435,3 +436,56 @@ def test_a_typed_value_that_cannot_be_coerced_is_rejected_naming_the_field(
     assert r.status == "rejected" and r.reason == "invalid"
     assert f"field `{field}`" in r.message
     assert rt.submit(_order(**good)).status == "applied"
+
+
+def test_an_event_whose_result_cannot_be_written_is_rejected_alone(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from carepath.state import CaseState
+
+    real = CaseState.to_json
+
+    def to_json(self: CaseState) -> str:
+        if self.case == "T-2":
+            raise ValueError("unwritable")
+        return real(self)
+
+    monkeypatch.setattr(CaseState, "to_json", to_json)
+    rt = Runtime([mini()], store, clock=ManualClock(T0))
+    results = rt.submit_many(
+        [
+            line("a", "ticket.opened", 0),
+            line("b", "ticket.opened", 1, case="T-2"),
+            line("c", "ticket.answered", 2),
+        ]
+    )
+    assert [r.status for r in results] == ["applied", "rejected", "applied"]
+    assert "cannot store" in results[1].message
+    st = store.get("mini", "T-1")
+    assert st is not None and st.stage == "done" and store.get("mini", "T-2") is None
+    assert [r["reason"] for r in store.rejected()] == ["invalid"]
+
+
+def test_event_refuses_data_that_json_cannot_carry() -> None:
+    with pytest.raises(ValueError, match=r"field `data\.tags` holds a set"):
+        Event("x", "t", T0, data={"tags": {"a"}})
+    assert Event("x", "t", T0, data={"n": Decimal("1.50")}).to_dict()["data"] == {"n": "1.50"}
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"start": date(9999, 12, 30)},
+        {"start": date(1, 1, 1)},
+        {"base": -5},
+        {"days": 10**12},
+        {"peak": float("nan")},
+    ],
+)
+def test_generate_refuses_at_once_what_would_leave_the_supported_instants(
+    kwargs: dict[str, Any],
+) -> None:
+    from carepath.drivers.generate import generate
+
+    with pytest.raises(ValueError):
+        generate("retail", **kwargs)  # raised by the call, before any event is asked for

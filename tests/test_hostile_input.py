@@ -392,3 +392,53 @@ def test_duration_field_of_an_event_is_read_in_linear_time() -> None:
         assert rt.submit({**event, "id": "e2", "data": {"wait": "2h"}}).status == "applied"
     finally:
         store.close()
+
+
+def test_scenario_skip_is_a_boolean(tmp_path: Path) -> None:
+    (tmp_path / "pb.yaml").write_text(BASE)
+    (tmp_path / "pb.test.yaml").write_text(
+        "scenarios:\n  - name: one\n    skip: yes\n    steps: []\n"
+        "  - name: two\n    skip: true\n    steps: []\n"
+    )
+    one, two = run_file(str(tmp_path / "pb.test.yaml")).results
+    assert "`skip` is true or false, got 'yes'" in one.failures[0].message
+    assert (one.failures[0].line, one.failures[0].col) == (3, 11)
+    assert two.skipped and two.passed
+
+
+def test_text_diagnostics_on_one_long_line_print_in_linear_space() -> None:
+    # 40,000 unknown keys in one flow mapping: each finding used to print the whole 500 KB line
+    keys = ", ".join(f"k{i}: 1" for i in range(40_000))
+    text = BASE + "tiers: {L1: {" + keys + "}}\n"
+    res = check(text, file="p.yaml")
+    assert len(res.diagnostics) == 40_000
+    out = format_diagnostics(res.diagnostics, "text", sources=res.sources)
+    assert len(out) < 40_000 * 400
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if "unknown key 'k39999'" in line)
+    excerpt, caret = lines[at + 1], lines[at + 2]  # the finding's excerpt and caret
+    assert excerpt.startswith("    8 | …") and len(excerpt) < 200
+    assert excerpt[caret.index("^") :].startswith("k39999")
+
+
+def test_a_huge_key_is_clipped_in_every_path_that_names_it() -> None:
+    name = "s" * 300_000
+    keys = ", ".join(f"k{i}: 1" for i in range(2_000))
+    text = (
+        BASE + f"tiers:\n  ? {name}\n  : {{{keys}}}\n"
+    )  # an explicit key: no 1024-character limit
+    res = check(text, file="p.yaml")
+    assert len(res.diagnostics) == 2_000
+    for d in res.diagnostics:
+        assert len(d.path) < 120 and len(d.message) < 200
+
+
+def test_includes_are_bounded_in_number_and_read_once(tmp_path: Path) -> None:
+    (tmp_path / "t.yaml").write_text("tiers: {L1: {}}\n")
+    many = "include: [" + ", ".join(["t.yaml"] * 50_000) + "]\n"
+    (d,) = errors(BASE + many, base_dir=tmp_path)  # one finding, no file read 50,000 times
+    assert (d.code, d.path) == ("CP107", "include")
+    assert "50,000 includes; the limit is 64" in d.message
+    (d,) = errors(BASE + "include: [t.yaml, ./t.yaml]\n", base_dir=tmp_path)
+    assert (d.code, d.path) == ("CP107", "include[1]")
+    assert "same file as include[0]" in d.message

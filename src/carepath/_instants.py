@@ -17,6 +17,7 @@ import json
 import math
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -126,6 +127,8 @@ def json_value(v: Any) -> Any:
         return v.total_seconds()
     if isinstance(v, float) and not math.isfinite(v):
         return None
+    if isinstance(v, Decimal):  # as the text a decimal field keeps (exact)
+        return str(v) if v.is_finite() else None
     if isinstance(v, Mapping):
         return {str(k): json_value(x) for k, x in v.items()}
     if isinstance(v, list | tuple):

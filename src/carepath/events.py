@@ -12,7 +12,8 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -86,10 +87,15 @@ def _check_text(s: str, where: str) -> None:
         raise ValueError(f"{where} {problem}")
 
 
+#: What an event's data may hold besides strings, floats, mappings and lists (what JSON and the
+#: field types carry; the JSON writer of states knows each).
+_SCALARS = (int, type(None), date, time, timedelta, Decimal)
+
+
 def _check_data(data: Mapping[str, Any]) -> None:
     """Raise ``ValueError`` naming the first value of ``data`` an event may not hold: a string or
-    key with a NUL or a lone surrogate, a number that is not finite, or nesting deeper than
-    ``MAX_EVENT_DEPTH - 1`` levels."""
+    key with a NUL or a lone surrogate, a number that is not finite, an object JSON cannot carry,
+    or nesting deeper than ``MAX_EVENT_DEPTH - 1`` levels."""
     limit = MAX_EVENT_DEPTH - 1
     stack: list[tuple[Any, str, int]] = [(data, "data", 1)]
     while stack:
@@ -110,6 +116,11 @@ def _check_data(data: Mapping[str, Any]) -> None:
             if depth > limit:
                 raise ValueError(f"field `data` nests deeper than {limit} levels")
             stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value))
+        elif not isinstance(value, _SCALARS):
+            raise ValueError(
+                f"field `{path}` holds a {type(value).__name__}, which an event cannot carry "
+                "(JSON values, dates, datetimes, durations and decimals only)"
+            )
 
 
 def _depth_ok(v: Any, limit: int) -> bool:

@@ -1,5 +1,5 @@
-"""Semantic checks of a compiled playbook (SPEC §5): errors CP503–CP511 and warnings CP601–CP608,
-plus the goal references (CP302, CP304, CP305, CP308).
+"""Semantic checks of a compiled playbook (SPEC §5): errors CP503–CP508 and warnings CP601–CP607
+and CP609. The goals are checked from the model by :mod:`carepath.lint.goals`.
 
 Everything here reads a compiled :class:`~carepath.compile.ir.Playbook` and reports into the
 loader's :class:`~carepath.loading.source.Reporter`; nothing is changed. Each check is one small
@@ -21,14 +21,10 @@ The stage-graph analyses are exact over one model of the engine (documented in f
 
 from __future__ import annotations
 
-import difflib
-import math
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-
-from carepath.metrics.targets import KIND, TIME_METRIC_CLOCK, TargetError, parse_target, parse_value
 
 if TYPE_CHECKING:
     from carepath.compile.ir import (
@@ -39,18 +35,14 @@ if TYPE_CHECKING:
         StageDef,
         TriggerDef,
     )
+    from carepath.durations import Duration
     from carepath.expr.compiler import Expr
     from carepath.loading.source import Reporter
 
-__all__ = ["BUILTIN_METRICS", "lint"]
+__all__ = ["lint"]
 
 Path = tuple[str | int, ...]
 
-#: Built-in metrics (SPEC §6) → their kind: ``share`` (0..1), ``nps`` (points), ``ces`` (1..7), ``time``.
-BUILTIN_METRICS = KIND  # the built-in metrics and their kinds (carepath.metrics.targets)
-#: CP608: a target that asks to close more than this share of the gap between the baseline and
-#: the best possible value in one window is implausible.
-MAX_GAP_CLOSED = 0.75
 #: CP606: a threshold beyond this many times its target is beyond reason.
 MAX_THRESHOLD_FACTOR = 10.0
 #: Joint clock-status analysis gives up (and falls back to one clock at a time) past this many states.
@@ -66,6 +58,7 @@ def lint(playbook: Playbook, rep: Reporter) -> None:
     no_way_out = check_way_out(g, rep)
     reach = reachable_stages(g)
     check_unreachable(g, reach, rep)
+    check_timers(g, reach, rep)
     analysis = clock_analysis(g)
     check_forgotten(g, reach, analysis, no_way_out, rep)
     check_clock_start_stop(g, analysis, rep)
@@ -73,7 +66,6 @@ def lint(playbook: Playbook, rep: Reporter) -> None:
     check_thresholds(g, rep)
     check_signal_cycles(g, rep)
     check_segments(playbook, rep)
-    check_goals(playbook, rep)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,6 +224,35 @@ def check_unreachable(g: Graph, reach: set[str], rep: Reporter) -> None:
             rep.add("CP601", f"stage {name!r} is unreachable from the initial stage {g.pb.initial!r}",
                     ("stages", name), key=True,
                     hint="add a transition to it (`to: " + name + "`), or remove it")
+
+
+def outlasts(later: Duration, earlier: Duration) -> bool:
+    """Whether ``later`` is at least ``earlier`` in any calendar: no part of it (days, business
+    days, seconds) is shorter."""
+    return (later.days >= earlier.days and later.business_days >= earlier.business_days
+            and later.seconds >= earlier.seconds)
+
+
+def check_timers(g: Graph, reach: set[str], rep: Reporter) -> None:
+    """CP609: a timer of a reachable stage that can never fire: its ``when`` is a constant false,
+    or an earlier timer that always moves the case (cancelling this one) is due no later."""
+    for name in g.stage_names:
+        if name not in reach:
+            continue  # CP601 says so
+        timers = g.stage(name).after
+        for t in timers:
+            path: Path = ("stages", name, "after", t.index)
+            if never(t.when):
+                rep.add("CP609", f"timer `in: {t.delay.text}` of stage {name!r} never fires: its `when` is "
+                        "always false", (*path, "when"), hint="remove the timer, or fix its condition")
+                continue
+            for first in timers[: timers.index(t)]:
+                moves = first.to is not None and always(first.when) and first.window is None
+                if moves and first.calendar == t.calendar and outlasts(t.delay, first.delay):
+                    rep.add("CP609", f"timer `in: {t.delay.text}` of stage {name!r} never fires: the timer "
+                            f"`in: {first.delay.text}` before it always moves the case to {first.to!r} first",
+                            (*path, "in"), hint="shorten this timer, or give the earlier one a `when`")
+                    break
 
 
 # ---------------------------------------------------------------------------------------------
@@ -404,9 +425,9 @@ def check_forgotten(g: Graph, reach: set[str], an: ClockAnalysis, skip: set[str]
             if not any(s == OPEN and not may_pause(c, name) for c, s in zip(clocks, vec, strict=True)):
                 bad = vec
                 break
-        if bad is None and an.resting.get(name):
-            continue
-        why = _forgotten_reason(clocks, bad or (), name)
+        if bad is None:
+            continue  # a clock is sure to run in every way a case can rest here, or there is none
+        why = _forgotten_reason(clocks, bad, name)
         one_shot = bool(st.after) or any(a.delay is not None for a in st.enter)
         rep.add("CP602", f"a case can wait forever in stage {name!r}: {why}"
                 + ("; its timers and delayed actions fire only once" if one_shot else ""),
@@ -842,92 +863,3 @@ def check_segments(pb: Playbook, rep: Reporter) -> None:
                     hint=f"move {catch_all!r} to the end of `segments`")
         elif always(e):
             catch_all = name
-
-
-# ---------------------------------------------------------------------------------------------
-# goals: CP509 CP510 CP511 CP608 and references
-
-
-def metric_kind(pb: Playbook, metric: str) -> str | None:
-    """``share``, ``nps``, ``ces``, ``time``, ``custom``, or ``None`` for an unknown metric."""
-    if metric in BUILTIN_METRICS:
-        return BUILTIN_METRICS[metric]
-    if metric in pb.spec.metrics.custom:
-        return "custom"
-    return None
-
-
-#: The best possible value of a bounded metric in each direction (``up`` = higher is better).
-_BEST = {"share": (1.0, 0.0), "nps": (100.0, -100.0), "ces": (7.0, 1.0), "time": (math.inf, 0.0)}
-
-_EXAMPLES = {"share": '">= 90%"', "nps": '">= 40"', "ces": '"<= 2"', "time": '"<= 2h"', "custom": '">= 100"'}
-
-
-def check_goals(pb: Playbook, rep: Reporter) -> None:
-    """Goals: CP509 unknown metric, CP510 target outside range or unit, CP511 no window, CP608
-    implausible target, and the references CP308 (sla), CP305 (segment), CP304 (channel), CP302 (tier)."""
-    for i, goal in enumerate(pb.spec.goals):
-        path: Path = ("goals", i)
-        kind = metric_kind(pb, goal.metric)
-        if kind is None:
-            options = sorted(BUILTIN_METRICS) + sorted(pb.spec.metrics.custom)
-            rep.add("CP509", f"goal {goal.id!r}: unknown metric {goal.metric!r}", (*path, "metric"),
-                    hint=_did_you_mean(goal.metric, options) or "built-in metrics: " + ", ".join(sorted(BUILTIN_METRICS)))
-        else:
-            _check_goal_target(pb, goal, kind, path, rep)
-        if goal.window is None:
-            rep.add("CP511", f"goal {goal.id!r} has no `window`", path,
-                    hint="add `window: rolling 30d` or `window: {from: 2027-01-01, to: 2027-06-30}`")
-        _check_goal_refs(pb, goal, path, rep)
-
-
-def _did_you_mean(word: str, options: list[str]) -> str | None:
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else None
-
-
-def _check_goal_target(pb: Playbook, goal: Any, kind: str, path: Path, rep: Reporter) -> None:
-    try:
-        target = parse_target(goal.target, kind)
-    except TargetError as exc:
-        rep.add("CP510", f"goal {goal.id!r}: {exc}", (*path, "target"),
-                hint=f"for {goal.metric}, write a target such as {_EXAMPLES[kind]}")
-        return
-    if goal.baseline is None or kind == "custom":
-        return
-    try:
-        base = parse_value(goal.baseline, kind)
-    except TargetError as exc:
-        rep.add("CP510", f"goal {goal.id!r}: baseline {goal.baseline!r}: {exc}", (*path, "baseline"),
-                hint=f"write the baseline in the metric's unit, such as {_EXAMPLES[kind].split(' ')[-1]}")
-        return
-    up = target.higher_is_better
-    best = _BEST[kind][0 if up else 1]
-    gap = best - base if up else base - best
-    need = target.value - base if up else base - target.value
-    if need <= 0 or gap <= 0 or math.isinf(gap):
-        return
-    share = need / gap
-    if share > MAX_GAP_CLOSED:
-        rep.add("CP608", f"goal {goal.id!r}: from a baseline of {goal.baseline}, the target {goal.target} closes "
-                f"{share:.0%} of the gap to the best possible value in one window (more than "
-                f"{MAX_GAP_CLOSED:.0%} is implausible)", (*path, "target"),
-                hint="set an intermediate target for this window, or check the baseline")
-
-
-def _check_goal_refs(pb: Playbook, goal: Any, path: Path, rep: Reporter) -> None:
-    if goal.sla is not None and goal.sla not in pb.clocks:
-        rep.add("CP308", f"goal {goal.id!r}: unknown SLA {goal.sla!r}", (*path, "sla"),
-                hint=_did_you_mean(goal.sla, list(pb.clocks)))
-    elif goal.sla is None and goal.metric in TIME_METRIC_CLOCK and TIME_METRIC_CLOCK[goal.metric] not in pb.clocks:
-        clock = TIME_METRIC_CLOCK[goal.metric]
-        rep.add("CP308", f"goal {goal.id!r}: {goal.metric} reads the SLA {clock!r}, which this playbook "
-                "does not define", (*path, "metric"),
-                hint="name the clock it measures with `sla:`" + (f" (one of {', '.join(pb.clocks)})" if pb.clocks else ""))
-    refs = (("segment", "CP305", list(pb.spec.segments)), ("channel", "CP304", list(pb.spec.channels)),
-            ("tier", "CP302", list(pb.tiers)))
-    for key, code, options in refs:
-        value = getattr(goal, key)
-        if value is not None and value not in options:
-            rep.add(code, f"goal {goal.id!r}: unknown {key} {value!r}", (*path, key),
-                    hint=_did_you_mean(value, options))

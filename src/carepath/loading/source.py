@@ -3,6 +3,7 @@ paths into :class:`~carepath.diagnostics.Diagnostic` objects."""
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -21,6 +22,40 @@ class Source:
     file: str
     text: str
     positions: Positions
+    _line_starts: list[int] = field(default_factory=list, repr=False)
+
+    def index(self, line: int, col: int) -> int:
+        """The index in ``text`` of a 1-based (line, col)."""
+        if not self._line_starts:
+            self._line_starts.append(0)
+            self._line_starts.extend(i + 1 for i, ch in enumerate(self.text) if ch == "\n")
+        return self._line_starts[min(line, len(self._line_starts)) - 1] + col - 1
+
+    def place(self, path: Path, value: str, offset: int) -> tuple[int, int] | None:
+        """(line, col) of ``value[offset]`` inside the multi-line plain or block (``|``, ``>``)
+        scalar at ``path``, or ``None`` when the source does not show the value's characters in
+        order. Folding changes only whitespace, so the other characters are matched in order."""
+        pos = self.positions
+        (line, col), end = pos.values[path], pos.ends.get(path)
+        if end is None or pos.styles.get(path, "") not in ("", "|", ">"):
+            return None
+        raw, at = self.text, self.index(line, col)
+        if pos.styles.get(path):  # a block scalar: its text begins on the line after the indicator
+            at = raw.find("\n", at) + 1 or len(raw)
+        stop = self.index(*end)
+        for i, ch in enumerate(value[: offset + 1]):
+            if ch.isspace():
+                if at < stop and raw[at] == ch and ch != "\n":
+                    at += 1
+                continue
+            while at < stop and raw[at] != ch and raw[at].isspace():
+                at += 1
+            if at >= stop or raw[at] != ch:
+                return None
+            if i < offset:
+                at += 1
+        line_start = raw.rfind("\n", 0, at) + 1
+        return bisect.bisect_right(self._line_starts, at), at - line_start + 1
 
 
 @dataclass
@@ -41,15 +76,20 @@ class Reporter:
                 return src
         return self.main
 
-    def locate(self, path: Path, *, key: bool = False, offset: int | None = None) -> tuple[str, int, int]:
-        """``(file, line, col)`` of the node at ``path``; ``offset`` is a position inside a scalar."""
+    def locate(self, path: Path, *, key: bool = False, offset: int | None = None,
+               value: str | None = None) -> tuple[str, int, int]:
+        """``(file, line, col)`` of the node at ``path``; ``offset`` is a position inside the
+        scalar ``value`` there (needed to place it in a multi-line or block scalar)."""
         src = self.source_of(path)
         pos = src.positions
         line, col = pos.key(path) if key else pos.value(path)
         if offset is not None and not key and tuple(path) in pos.values:
             style = pos.styles.get(tuple(path), "")
-            if style in ("", "'", '"'):
+            end = pos.ends.get(tuple(path))
+            if style in ("'", '"') or (style == "" and (end is None or end[0] == line)):
                 col += offset + (1 if style else 0)
+            elif value is not None:
+                line, col = src.place(tuple(path), value, offset) or (line, col)
         return src.file, line, col
 
     def add(
@@ -61,15 +101,17 @@ class Reporter:
         hint: str | None = None,
         key: bool = False,
         offset: int | None = None,
+        value: str | None = None,
         severity: Severity | None = None,
         width: int | None = None,
     ) -> None:
-        """Record a finding at ``path`` (its key when ``key``; ``offset`` inside a scalar)."""
+        """Record a finding at ``path`` (its key when ``key``; ``offset`` inside the scalar
+        ``value``)."""
         p = tuple(path)
         if self.tainted and code in ("CP402", "CP403") and any(
                 s == "fields" and f"'{n}'" in message for s, n in self.tainted):
             return  # an expression naming a field the schema rejected: already reported there
-        file, line, col = self.locate(p, key=key, offset=offset)
+        file, line, col = self.locate(p, key=key, offset=offset, value=value)
         sev = severity or CODES.get(code, ("error", ""))[0]
         self.diagnostics.append(
             Diagnostic(sev, code, message, file, line, col, path_str(p), hint or None,

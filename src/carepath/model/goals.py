@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Discriminator, Field, Tag
 
 from carepath.model.common import Condition, Model, Number, Positive, Shorthand, no_bool
 
@@ -29,8 +29,16 @@ class RollingWindow(Model):
     rolling: str
 
 
+def _window_kind(v: Any) -> str:
+    """Pick the window's form by its keys, so a fixed window missing ``to`` is reported as that
+    alone (a plain union also reports it against the rolling form: "unknown key 'from'")."""
+    rolling = isinstance(v, RollingWindow) or (isinstance(v, dict) and "rolling" in v)
+    return "rolling" if rolling else "fixed"
+
+
 Window = Annotated[
-    WindowSpec | RollingWindow,
+    Annotated[WindowSpec, Tag("fixed")] | Annotated[RollingWindow, Tag("rolling")],
+    Discriminator(_window_kind),
     BeforeValidator(_window),
     Shorthand({"type": "string", "pattern": r"^rolling \d+[dw]$"}),
 ]

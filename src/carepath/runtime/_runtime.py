@@ -233,9 +233,27 @@ class Runtime:
                     results.append(self._one(tx, src, ev, err, plan or [], cache, seen, tally))
             return results
 
-        results = self.store.atomic(unit)
+        try:
+            results = self.store.atomic(unit)
+        except (ValueError, TypeError) as exc:  # a value the store cannot write (not bad I/O)
+            if len(chunk) > 1:  # find the event that cannot be written; the others commit
+                return [r for e in chunk for r in self._submit_chunk([e], timeline)]
+            return [self._reject_unwritable(chunk[0], parsed[0][1], exc)]
         self.counters.update(tally)
         return results
+
+    def _reject_unwritable(self, src: EventInput, ev: Event | None, exc: Exception) -> SubmitResult:
+        """Record as ``invalid`` an event whose step the store refused to write (the checks of
+        :class:`~carepath.events.Event` leave nothing known to get here: a last line of defence, so
+        that ``submit`` never raises for bad input)."""
+        message = _storable(f"cannot store the result of this event: {type(exc).__name__}: {exc}")
+        raw = _as_dict(src)
+        now = self._now().timestamp()
+        self.store.atomic(lambda tx: tx.add_rejected(Rejected(raw, "invalid", message, now)))
+        self.counters["rejected"] += 1
+        log.warning("rejected event %s: invalid: %s", _id_of(raw), message)
+        event_id = ev.id if ev is not None else _id_of(raw)
+        return SubmitResult("rejected", "invalid", message, event_id=event_id)
 
     def _targets(self, ev: Event) -> list[tuple[str, str | None, str | None]]:
         """``(playbook id, case key, error)`` for every playbook that mentions ``ev``'s type: the

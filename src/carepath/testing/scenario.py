@@ -639,7 +639,10 @@ def _run_scenario(pb: Playbook, sc: Any, doc: Mapping[str, Any], spath: YPath, h
         if not isinstance(sc, Mapping):
             raise ScenarioError("a scenario is a mapping with `name` and `steps`", spath)
         _check_keys(sc, _SCENARIO_KEYS, spath)
-        if sc.get("skip"):
+        skip = sc.get("skip", False)
+        if not isinstance(skip, bool):  # `skip: yes` is a string (YAML 1.2), not a yes
+            raise ScenarioError(f"`skip` is true or false, got {skip!r}", (*spath, "skip"))
+        if skip:
             res.skipped = True
             return res
         run = _Runner(pb, here, name, simulator)
