@@ -34,6 +34,7 @@ def _err(msg: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from carepath._terminal import json_term_safe, term_safe
     from carepath.drivers.replay import EventLogError, open_store_states, replay_log, replay_store
     from carepath.errors import CarepathError, PlaybookError
     from carepath.loading.loader import load
@@ -72,14 +73,19 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if replays and replays[0].bad:  # the same lines for every playbook: said once
         first = replays[0].bad[0]
-        print(f"carepath report: warning: {len(replays[0].bad)} line(s) skipped: not events "
-              f"(first: {args.events}:{first.line}: {first.message})", file=sys.stderr)
+        print(term_safe(f"carepath report: warning: {len(replays[0].bad)} line(s) skipped: not events "
+                        f"(first: {args.events}:{first.line}: {first.message})"), file=sys.stderr)
     for rp in replays:
         if rp.rejected:
-            print(f"carepath report: {len(rp.rejected)} event(s) rejected by {rp.playbook.id} "
-                  f"{rp.playbook.version} (first: {rp.rejected[0][0].id}: {rp.rejected[0][1]})", file=sys.stderr)
+            print(term_safe(f"carepath report: {len(rp.rejected)} event(s) rejected by {rp.playbook.id} "
+                            f"{rp.playbook.version} (first: {rp.rejected[0][0].id}: {rp.rejected[0][1]})"),
+                  file=sys.stderr)
     doc = reports[0] if len(reports) == 1 else compare_reports(reports[0], reports[1])
     text = render(doc, args.format)
+    if args.format == "text":  # titles, channels and ids come from playbooks and events: issue 15 #24
+        text = "\n".join(term_safe(line) for line in text.split("\n"))
+    elif args.format == "json":
+        text = json_term_safe(text)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
         print(f"carepath report: wrote {args.output}", file=sys.stderr)

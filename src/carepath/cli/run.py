@@ -166,6 +166,7 @@ def _log_batch(log: logging.Logger, rt: Runtime, events: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run; return the exit code."""
+    from carepath._terminal import json_term_safe, term_safe
     from carepath.cli.common import load_playbooks, parse_until
     from carepath.drivers.eventfile import LineReader
     from carepath.runtime import Runtime, StoreError, open_store
@@ -219,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
 
         @rt.action("*")
         def write(action: Action, state: Any) -> None:
-            sink.write(json.dumps(action.to_dict(), ensure_ascii=False, sort_keys=False) + "\n")
+            sink.write(json_term_safe(json.dumps(action.to_dict(), ensure_ascii=False, sort_keys=False)) + "\n")
             sink.flush()
 
     stop = _Stop()
@@ -241,7 +242,8 @@ def run(args: argparse.Namespace) -> int:
         for r in results:
             if r.status == "rejected" and rejected_shown < 20 and not args.quiet:
                 progress.done()
-                print(f"carepath: rejected event {r.event_id or '(no id)'}: {r.reason}: {r.message}", file=sys.stderr)
+                print(term_safe(f"carepath: rejected event {r.event_id or '(no id)'}: {r.reason}: {r.message}"),
+                      file=sys.stderr)
                 rejected_shown += 1
         if not sim:
             rt.run_due()

@@ -59,6 +59,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the simulation; return the exit code."""
     from carepath._instants import zone
+    from carepath._terminal import json_term_safe
     from carepath.cli.common import load_playbook
     from carepath.cli.validate import use_color
     from carepath.drivers.simulate import Simulator, Timeline, parse_instant, read_events
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             if table:
                 out.write(tl.step(s))
             else:
-                out.write(json.dumps(s.to_dict(), ensure_ascii=False, sort_keys=False) + "\n")
+                out.write(json_term_safe(json.dumps(s.to_dict(), ensure_ascii=False, sort_keys=False)) + "\n")
 
     if table:
         out.write(tl.header(len(events), args.events))
@@ -123,4 +124,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _report_bad(path: str, line: int, message: str) -> None:
-    print(f"{path}:{line}: bad event: {message}", file=sys.stderr)
+    from carepath._terminal import term_safe
+
+    print(term_safe(f"{path}:{line}: bad event: {message}"), file=sys.stderr)
