@@ -132,36 +132,37 @@ class Run(WorkingCase):
         self, type_: str, view: Mapping[str, Any] | None, entered: list[str]
     ) -> None:
         """Evaluate every clock's triggers for ``type_`` and the ``entered`` stages; retarget."""
-        plans = self.plan.clocks
-        definitions = self.playbook.clocks
-        for name in self.plan.clock_names:
-            on_event, on_enter, has_when, may_retarget, reads = plans[name]
-            if reads is not None and (self.changed is None or reads.isdisjoint(self.changed)):
+        changed = self.changed  # clocks change no field, segment or tier: fixed for the loop
+        clocks = self.clocks
+        for name, clock_plan, definition in self.plan.clock_plans:
+            on_event, on_enter, has_when, may_retarget, reads = clock_plan
+            if (
+                may_retarget
+                and reads is not None
+                and (changed is None or reads.isdisjoint(changed))
+            ):
                 may_retarget = False
             hits = on_event.get(type_, 0)
             for stage in entered:
                 hits |= on_enter.get(stage, 0)
-            quiet = not has_when and not hits
-            clock = self.clocks.get(name)
+            clock = clocks.get(name)
+            if not has_when and not hits:
+                # no trigger can fire: only pause/resume and retargeting of an open cycle remain
+                if clock is not None and clock.status in OPEN:
+                    if definition.pause is not None:
+                        clock.pause_or_resume(self, view)
+                    if may_retarget:
+                        clock.retarget(self, view)
+                continue
             if clock is None:
-                if quiet:
-                    continue  # a closed clock no trigger touches stays as it was
                 # only a start or a reset changes a closed clock (stop and cancel need an open one)
                 if not has_when and not hits & RESET:
                     frozen = self.frozen.get(name)
                     status = frozen.status if frozen is not None else "pending"
-                    if not (hits & START and (status == "pending" or definitions[name].repeat)):
+                    if not (hits & START and (status == "pending" or definition.repeat)):
                         continue
                 clock = self.working_clock(name)
-            if not quiet:
-                clock.evaluate(self, hits, has_when, may_retarget, view)
-            elif (
-                clock.status in OPEN
-            ):  # no trigger can fire: only pause/resume and retargeting remain
-                if clock.definition.pause is not None:
-                    clock.pause_or_resume(self, view)
-                if may_retarget:
-                    clock.retarget(self, view)
+            clock.evaluate(self, hits, has_when, may_retarget, view)
 
     def end_case(self, why: str) -> None:
         """End the case: open cycles end (SPEC §4.3); only kept delayed actions stay pending."""
