@@ -40,7 +40,7 @@ class Run(WorkingCase):
 
     __slots__ = ()
 
-    # -- dispatch ---------------------------------------------------------------------------------------------
+    # -- dispatch ----------------------------------------------------------------------------------
     def pick_handler(
         self, handlers: tuple[HandlerDef, ...] | None, view: Mapping[str, Any]
     ) -> HandlerDef | None:
@@ -114,7 +114,7 @@ class Run(WorkingCase):
         for schedule in stage.every:
             self.arm_schedule(schedule, self.now)
 
-    # -- pending items ----------------------------------------------------------------------------------------
+    # -- pending items -----------------------------------------------------------------------------
     def arm_timer(self, timer: TimerDef) -> None:
         due = self.delay_due(self.now, timer.delay, timer.calendar)
         if timer.window is not None:
@@ -127,7 +127,7 @@ class Run(WorkingCase):
             due = self.calendar(schedule.window).next_open_s(due)
         self.add_pending(due, "schedule", schedule.source, ("stage", self.epoch))
 
-    # -- clocks -----------------------------------------------------------------------------------------------
+    # -- clocks ------------------------------------------------------------------------------------
     def evaluate_clocks(
         self, type_: str, view: Mapping[str, Any] | None, entered: list[str]
     ) -> None:
@@ -174,19 +174,18 @@ class Run(WorkingCase):
         if self.tracing:
             self.note("end", f"stages.{self.stage}", why)
 
-    # -- signals ----------------------------------------------------------------------------------------------
+    # -- signals -----------------------------------------------------------------------------------
     def drain_signals(self) -> None:
         """Handle the raised signals, first in first out (a signal's handlers may raise more)."""
         while self.queue:
             raised, depth = self.queue.popleft()
             if depth > MAX_SIGNAL_DEPTH:
                 raise SignalLoop(
-                    f"signals raised signals more than {MAX_SIGNAL_DEPTH} levels deep (last: {raised.type})",
+                    f"signals raised signals more than {MAX_SIGNAL_DEPTH} levels deep "
+                    f"(last: {raised.type})",
                     event=self.event,
                 )
-            if (
-                self.ended or raised.type not in self.plan.mentioned
-            ):  # no handler or trigger names it
+            if self.ended or raised.type not in self.plan.mentioned:  # nothing handles it
                 continue
             view = {
                 "type": raised.type,
@@ -202,9 +201,10 @@ class Run(WorkingCase):
             self.dispatch(raised.type, view, entered=[])
             self.depth = saved
 
-    # -- due items --------------------------------------------------------------------------------------------
+    # -- due items ---------------------------------------------------------------------------------
     def next_item(self) -> DueItem | None:
-        """The item to fire next: earliest due, then kind order, then declaration or creation order."""
+        """The item to fire next: earliest due, then kind order, then declaration (clocks,
+        timers) or creation (actions, schedules) order."""
         best: DueItem | None = None
         candidate: DueItem
         if not self.ended:
@@ -299,4 +299,4 @@ class Run(WorkingCase):
         self.arm_schedule(schedule, self.now)
         self.after_change("", None, [])
 
-    # -- freeze -----------------------------------------------------------------------------------------------
+    # -- freeze ------------------------------------------------------------------------------------
