@@ -69,8 +69,6 @@ class WorkingCase(CaseScope):
         "_now_dt_s",
         "_own_data",
         "_own_sends",
-        "_pending_at_start",
-        "_pending_seq",
         "actions",
         "case",
         "changed",
@@ -138,8 +136,6 @@ class WorkingCase(CaseScope):
         self.event: Event | None = None
         self._now_dt_s = -1.0
         self._now_dt = datetime.min
-        self._pending_seq = -1  # the highest pending seq at the step's start, found on first use
-        self._pending_at_start = state.pending
         self.changed: set[str] | None = None  # the fields, segment(s) and tier the step changed
 
     @classmethod
@@ -297,13 +293,11 @@ class WorkingCase(CaseScope):
 
     def add_pending(self, due: float, kind: str, ref: str, owner: tuple[Any, ...]) -> None:
         """Hold an item until ``due``; ``owner`` cancels it (``()``: nothing does)."""
-        if self._pending_seq < 0:
-            self._pending_seq = max((p.seq for p in self._pending_at_start), default=0)
-        self._pending_seq += 1
+        # creation order among the items pending now: one more than the highest of them, so the
+        # number depends on what is pending, never on how a host split its calls (issue 15 #8)
+        seq = max((p.seq for p in self.pending), default=0) + 1
         self.pending.append(
-            Pending(
-                due=_r(due), kind=kind, ref=ref, owner=owner, seq=self._pending_seq, origin=self.now
-            )
+            Pending(due=_r(due), kind=kind, ref=ref, owner=owner, seq=seq, origin=self.now)
         )
 
     def cancel_pending(self, owner: tuple[Any, ...]) -> None:

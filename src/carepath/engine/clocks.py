@@ -206,7 +206,14 @@ class WorkingClock:
         self, run: ClockHost, view: Mapping[str, Any] | None, *, force: bool = False
     ) -> None:
         """Re-select the target; when it (or its calendar) changes, re-measure from the cycle's
-        start minus its recorded pauses (SPEC §4.3: the new target applies retroactively)."""
+        start minus its recorded pauses (SPEC §4.3: the new target applies retroactively).
+
+        A breached cycle keeps the target it breached (issue 15 #21): a breach is never undone,
+        so its record must read ``failed_by`` = elapsed − that target, never a later, longer
+        target that would make ``met: false`` read ``failed_by: 0``.
+        """
+        if self.breached:
+            return
         index = self.pick_target(run, view)
         target = self.definition.targets[index]
         calendar_name = run.calendar_name(target.calendar or self.definition.calendar)

@@ -92,8 +92,13 @@ class Engine:
             raise InvalidEvent(
                 f"event {event.id} has no case key ({start.key_text})", event=event, state=previous
             )
-        seq = previous.seq if previous is not None else 0
+        # what the previous case had due before this event (its kept delayed actions, or
+        # everything when a live case re-enters) fires first, as an `advance` would have done
+        before = self._caught_up(previous, event) if previous is not None else None
+        seq = before.seq if before is not None else previous.seq if previous is not None else 0
         run = Run.opening(self.plan, str(key), event._ts, seq, tracing=self.tracing)
+        if before is not None:
+            run.actions, run.signals, run.trace = before.actions, before.signals, before.trace
         run.event = event
         if run.tracing:
             run.note("start", "start", f"case {key} opened by {event.type}")
@@ -167,16 +172,22 @@ class Engine:
         mapping = dict(mapping or {})
         stage = mapping.get(state.stage, state.stage)
         if stage not in playbook.stages:
+            where = f"does not exist in {playbook.id} {playbook.version}"
+            if stage != state.stage:  # the mapping names a stage the playbook lacks (issue 15 #20)
+                raise PlaybookMismatch(
+                    f"stage {stage!r} (the mapping's target for {state.stage!r}) {where}; "
+                    f"stages: {', '.join(playbook.stages)}",
+                    state=state,
+                )
             raise PlaybookMismatch(
-                f"stage {state.stage!r} does not exist in {playbook.id} {playbook.version}; map it with "
-                f"migrate(state, {{{state.stage!r}: 'new_stage'}})",
+                f"stage {state.stage!r} {where}; map it with migrate(state, {{{state.stage!r}: 'new_stage'}})",
                 state=state,
             )
         clocks: dict[str, Clock] = {}
         for name in playbook.clocks:
             old = state.clocks.get(name)
             clocks[name] = replace(old, tz=self.tz) if old is not None else Clock(name, tz=self.tz)
-        known = plan.actions.keys() | plan.timers.keys() | plan.schedules.keys()
+        still_defined = plan.actions.keys() | plan.timers.keys() | plan.schedules.keys()
         moved = replace(
             state,
             playbook=playbook.id,
@@ -184,7 +195,7 @@ class Engine:
             content_hash=playbook.content_hash,
             stage=stage,
             clocks=MappingProxyType(clocks),
-            pending=tuple(p for p in state.pending if p.ref in known),
+            pending=tuple(p for p in state.pending if p.ref in still_defined),
             timezone=playbook.timezone,
         )
         run = self._run(moved)
@@ -196,6 +207,21 @@ class Engine:
     # -- helpers ---------------------------------------------------------------------------------
     def _run(self, state: CaseState) -> Run:
         return Run(self.plan, state, tracing=self.tracing)
+
+    def _caught_up(self, state: CaseState, event: Event) -> Run | None:
+        """The run of ``state`` after firing what falls due strictly before ``event``; ``None``
+        when nothing does."""
+        if state.next_wakeup_s is None or state.next_wakeup_s >= event._ts:
+            return None
+        run = self._run(state)
+        run.fire_due(event._ts, inclusive=False)
+        return run
+
+    def _ends_before(self, state: CaseState, event: Event) -> bool:
+        """Whether what falls due before ``event`` ends the case ``state``."""
+        self._check(state, event)
+        run = self._caught_up(state, event)
+        return run is not None and run.ended
 
     def _check(self, state: CaseState, event: Event | None) -> None:
         playbook = self.playbook
