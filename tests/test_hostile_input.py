@@ -424,8 +424,21 @@ def test_text_diagnostics_on_one_long_line_print_in_linear_space() -> None:
 def test_a_huge_key_is_clipped_in_every_path_that_names_it() -> None:
     name = "s" * 300_000
     keys = ", ".join(f"k{i}: 1" for i in range(2_000))
-    text = BASE + f"tiers:\n  ? {name}\n  : {{{keys}}}\n"  # an explicit key: no 1024-character limit
+    text = (
+        BASE + f"tiers:\n  ? {name}\n  : {{{keys}}}\n"
+    )  # an explicit key: no 1024-character limit
     res = check(text, file="p.yaml")
     assert len(res.diagnostics) == 2_000
     for d in res.diagnostics:
         assert len(d.path) < 120 and len(d.message) < 200
+
+
+def test_includes_are_bounded_in_number_and_read_once(tmp_path: Path) -> None:
+    (tmp_path / "t.yaml").write_text("tiers: {L1: {}}\n")
+    many = "include: [" + ", ".join(["t.yaml"] * 50_000) + "]\n"
+    (d,) = errors(BASE + many, base_dir=tmp_path)  # one finding, no file read 50,000 times
+    assert (d.code, d.path) == ("CP107", "include")
+    assert "50,000 includes; the limit is 64" in d.message
+    (d,) = errors(BASE + "include: [t.yaml, ./t.yaml]\n", base_dir=tmp_path)
+    assert (d.code, d.path) == ("CP107", "include[1]")
+    assert "same file as include[0]" in d.message

@@ -124,6 +124,11 @@ def _includes(data: dict[str, Any], rep: Reporter, base: Path | None, limits: Li
         return data
     items = raw if isinstance(raw, list) else [raw]
     merged = {k: (dict(v) if isinstance(v, dict) and k in INCLUDABLE else v) for k, v in data.items()}
+    if len(items) > limits.max_includes:  # 130,000 includes of one 1 MiB file fit in 1 MiB
+        rep.add("CP107", f"{len(items):,} includes; the limit is {limits.max_includes}", ("include",),
+                hint="merge shared sections into fewer files")
+        return merged
+    seen: dict[Path, int] = {}
     for i, item in enumerate(items):
         at = ("include", i) if isinstance(raw, list) else ("include",)
         if not isinstance(item, str):
@@ -145,6 +150,11 @@ def _includes(data: dict[str, Any], rep: Reporter, base: Path | None, limits: Li
             rep.add("CP107", f"include {item!r} leaves the playbook's folder", at,
                     hint="include files next to the playbook or in a folder below it")
             continue
+        if target in seen:
+            rep.add("CP107", f"include {item!r} names the same file as include[{seen[target]}]", at,
+                    hint="include each file once")
+            continue
+        seen[target] = i
         try:  # a regular file, its size bounded before and while reading (a FIFO never blocks)
             text = read_bounded(target, limits.max_bytes).decode("utf-8-sig")
             idata, ipos = load_yaml(text, limits)

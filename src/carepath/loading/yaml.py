@@ -48,6 +48,7 @@ class Limits:
     max_nodes: int = 100_000  # nodes produced, alias expansion included
     max_depth: int = 64
     max_alias_chars: int = 1 << 20  # characters of the scalars reached through aliases, in total
+    max_includes: int = 64  # files one playbook may include (each up to max_bytes)
 
 
 #: The longest integer literal read (CPython's default int/str conversion limit; a hexadecimal or
