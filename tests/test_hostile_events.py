@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -470,3 +470,22 @@ def test_event_refuses_data_that_json_cannot_carry() -> None:
     with pytest.raises(ValueError, match=r"field `data\.tags` holds a set"):
         Event("x", "t", T0, data={"tags": {"a"}})
     assert Event("x", "t", T0, data={"n": Decimal("1.50")}).to_dict()["data"] == {"n": "1.50"}
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"start": date(9999, 12, 30)},
+        {"start": date(1, 1, 1)},
+        {"base": -5},
+        {"days": 10**12},
+        {"peak": float("nan")},
+    ],
+)
+def test_generate_refuses_at_once_what_would_leave_the_supported_instants(
+    kwargs: dict[str, Any],
+) -> None:
+    from carepath.drivers.generate import generate
+
+    with pytest.raises(ValueError):
+        generate("retail", **kwargs)  # raised by the call, before any event is asked for

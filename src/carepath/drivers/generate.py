@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
+from carepath._instants import MAX_INSTANT, MIN_INSTANT
+
 __all__ = ["KINDS", "day_volume", "generate", "write_jsonl"]
 
 KINDS = ("retail", "journey")
@@ -214,12 +216,42 @@ def _journey_case(rng: random.Random, out: _Out, key: str, t0: float, n: int) ->
         out.add(t + rng.uniform(86400, 20 * 86400), "customer.unsubscribed", key)
 
 
+#: How long after its opening day a generated case may still have events (a generous bound).
+_CASE_TAIL = timedelta(days=400)
+
+
 def generate(kind: str = "retail", *, start: date = date(2026, 11, 1), days: int = 150, base: float = 1000.0,
              peak: float = 5000.0, peak_day: date = TET_PEAK, seed: int = 7,
              max_events: int | None = None) -> Iterator[dict[str, Any]]:
-    """Event dicts (SPEC §1 JSON shape) in ``at`` order; stops after ``max_events`` if given."""
+    """Event dicts (SPEC §1 JSON shape) in ``at`` order; stops after ``max_events`` if given.
+
+    The arguments are checked at once (not when the first event is asked for): ``ValueError``
+    for an unknown kind, a negative count or volume, or a period whose events would fall outside
+    the supported instants (1900-01-01 up to 9000-01-01, :mod:`carepath._instants`)."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    for name, value in (("days", days), ("base", base), ("peak", peak)):
+        if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be a number ≥ 0, got {value!r}")
+    if max_events is not None and max_events < 0:
+        raise ValueError(f"max_events must be ≥ 0, got {max_events!r}")
+    try:
+        first = datetime(start.year, start.month, start.day, tzinfo=TZ)
+        inside = first >= MIN_INSTANT + timedelta(days=1) and (
+            first + timedelta(days=days) + _CASE_TAIL < MAX_INSTANT
+        )
+    except OverflowError:
+        inside = False
+    if not inside:
+        raise ValueError(
+            f"{days} day(s) from {start.isoformat()} leave the supported instants "
+            f"({MIN_INSTANT.date().isoformat()} up to {MAX_INSTANT.date().isoformat()})"
+        )
+    return _generate(kind, start, int(days), base, peak, peak_day, seed, max_events)
+
+
+def _generate(kind: str, start: date, days: int, base: float, peak: float, peak_day: date, seed: int,
+              max_events: int | None) -> Iterator[dict[str, Any]]:
     rng = random.Random(seed)
     out = _Out()
     prefix = "g" if kind == "retail" else "j"
