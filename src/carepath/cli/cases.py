@@ -78,11 +78,12 @@ def _short(x: Any) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run; return the exit code."""
-    from carepath.runtime import StoreError, open_store
+    from carepath.cli.common import open_read_store
+    from carepath.runtime import StoreError
 
     cmd = args.cases_command or "list"
     try:
-        store = open_store(args.store, create=False)
+        store = open_read_store(args.store)
     except (StoreError, OSError, ValueError) as exc:
         print(f"carepath: --store: {exc}", file=sys.stderr)
         return 2
