@@ -191,10 +191,18 @@ def test_action_verb_without_a_value_is_a_located_error(verb: str) -> None:
     "literal", ["1" * 4301, "-" + "9" * 5000, "0x" + "f" * 4000, "0o" + "7" * 5000]
 )
 def test_integer_literal_over_the_int_string_limit_is_a_located_error(literal: str) -> None:
-    for text in (BASE + f"title: {literal}\n", BASE + f"segments: {{{literal}: true}}\n"):
-        (d,) = errors(text)
-        assert (d.code, d.line) == ("CP101", 8)
-        assert "4,300 digits" in d.message
+    (d,) = errors(BASE + f"title: {literal}\n")
+    assert (d.code, d.line, d.col) == ("CP101", 8, 8)
+    assert "4,300 digits" in d.message
+    (d,) = errors(BASE + f"segments: {{{literal}: true}}\n")  # as a key: longer than any key
+    assert (d.code, d.line, d.col) == ("CP101", 8, 12)
+
+
+def test_integer_key_over_the_int_string_limit_is_a_located_error() -> None:
+    with pytest.raises(YamlError) as exc:
+        load_yaml("{" + "1" * 4301 + ": x}\n", Limits(max_key_chars=10_000))
+    (p,) = exc.value.problems
+    assert (p.code, p.line, p.col) == ("CP101", 1, 2) and "4,300 digits" in p.message
 
 
 def test_integer_literal_at_the_limit_still_loads() -> None:
@@ -421,13 +429,14 @@ def test_text_diagnostics_on_one_long_line_print_in_linear_space() -> None:
     assert excerpt[caret.index("^") :].startswith("k39999")
 
 
-def test_a_huge_key_is_clipped_in_every_path_that_names_it() -> None:
-    name = "s" * 300_000
+def test_a_huge_key_is_refused_and_a_long_one_clipped_in_paths() -> None:
+    # an explicit key escapes YAML's 1,024-character bound on keys; pydantic copies the key into
+    # the location of every error below it (2,000 errors x 300 KB = 600 MB)
     keys = ", ".join(f"k{i}: 1" for i in range(2_000))
-    text = (
-        BASE + f"tiers:\n  ? {name}\n  : {{{keys}}}\n"
-    )  # an explicit key: no 1024-character limit
-    res = check(text, file="p.yaml")
+    (d,) = errors(BASE + f"tiers:\n  ? {'s' * 300_000}\n  : {{{keys}}}\n")
+    assert (d.code, d.line, d.col) == ("CP101", 9, 5)
+    assert "a key of 300,000 characters; keys have at most 1,024" in d.message
+    res = check(BASE + f"tiers:\n  ? {'s' * 1000}\n  : {{{keys}}}\n", file="p.yaml")
     assert len(res.diagnostics) == 2_000
     for d in res.diagnostics:
         assert len(d.path) < 120 and len(d.message) < 200

@@ -203,8 +203,9 @@ def _text(diags: Sequence[Diagnostic], sources: Mapping[str, str], color: bool) 
             src_lines = cache[d.file] = sources[d.file].splitlines()
         if src_lines is not None and 1 <= d.line <= len(src_lines):
             src, col, width = _excerpt(
-                src_lines[d.line - 1].expandtabs(1), d.col, max(1, (d.end_col or d.col + 1) - d.col)
+                src_lines[d.line - 1], d.col, max(1, (d.end_col or d.col + 1) - d.col)
             )
+            src = src.replace("\t", " ")  # a tab is one column (expandtabs(1)), after the excerpt
             gutter = f"{d.line:>5} | "
             lines.append(gutter + src)
             lines.append(

@@ -49,6 +49,7 @@ class Limits:
     max_depth: int = 64
     max_alias_chars: int = 1 << 20  # characters of the scalars reached through aliases, in total
     max_includes: int = 64  # files one playbook may include (each up to max_bytes)
+    max_key_chars: int = 1024  # YAML's own bound on implicit keys, applied to explicit (`? `) ones too
 
 
 #: The longest integer literal read (CPython's default int/str conversion limit; a hexadecimal or
@@ -214,6 +215,10 @@ def load_yaml(text: str, limits: Limits = Limits()) -> tuple[Any, Positions]:
                     problems.append(YamlProblem("CP101", "mapping keys must be plain strings", *start))
                     raise _Stop
                 _check_tag(ev, start, problems)
+                if len(ev.value) > limits.max_key_chars:  # it is repeated in every path below it
+                    problems.append(YamlProblem("CP101", f"a key of {len(ev.value):,} characters; keys have at "
+                                                f"most {limits.max_key_chars:,}", *start))
+                    raise _Stop
                 key = ev.value if ev.style else _resolve_scalar(ev.value, start, problems)
                 key = "null" if key is None else (str(key).lower() if isinstance(key, bool) else str(key))
                 if key in parent.container:
