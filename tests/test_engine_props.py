@@ -184,7 +184,9 @@ def test_compact_json_round_trips_every_step_and_reads_the_verbose_form(case: tu
         assert CaseState.from_json(_verbose(s)) == s
 
 
-def _host(engine: Engine, events: list[Any], splits: list[tuple[int, bool]] | None) -> tuple[Any, list[Any]]:
+def _host(
+    engine: Engine, events: list[Any], splits: list[tuple[int, bool]] | None
+) -> tuple[Any, list[Any]]:
     """Route ``events`` as a runtime does; ``splits`` adds, before event i, up to ``splits[i][0]``
     advances to the state's next wake-up and, when ``splits[i][1]``, one to half-way there (both
     strictly before the event). The end is an advance to the last event's instant, as the host's
@@ -227,14 +229,19 @@ def _host(engine: Engine, events: list[Any], splits: list[tuple[int, bool]] | No
 def _split_cases(draw: Any) -> tuple[Engine, list[Any], list[tuple[int, bool]]]:
     engine, events = draw(cases())
     events = [e for e in events if e.type != "@advance"]
-    splits = draw(st.lists(st.tuples(st.integers(0, 3), st.booleans()), min_size=len(events),
-                           max_size=len(events)))
+    splits = draw(
+        st.lists(
+            st.tuples(st.integers(0, 3), st.booleans()), min_size=len(events), max_size=len(events)
+        )
+    )
     return engine, events, splits
 
 
 @SETTINGS
 @given(_split_cases())
-def test_a_host_may_split_time_into_any_advance_calls(case: tuple[Engine, list[Any], list[Any]]) -> None:
+def test_a_host_may_split_time_into_any_advance_calls(
+    case: tuple[Engine, list[Any], list[Any]],
+) -> None:
     # SPEC §4.1 (issue 15 #8): extra advance calls, at wake-ups or anywhere between events, change
     # no byte of the final state and no action (a Flink job and a simulated clock split time
     # differently; a pending item's seq, and a re-opened case's due items, depended on it)

@@ -331,36 +331,55 @@ def test_migrate_names_the_missing_stage_the_mapping_asks_for() -> None:
     # issue 15 #20: the error named the case's (mapped-away) stage, not the missing target
     eng = pb({"stages": SIMPLE_STAGES})
     s = eng.handle(eng.start(E("opened", 0)).state, E("go", 1)).state
-    eng2 = pb({"stages": {"a": {"initial": True, "on": {"go": "new"}}, "new": {"on": {"done": "z"}}, "z": {"final": True}}},
-              version="2")
-    with pytest.raises(PlaybookMismatch, match=r"stage 'nonexistent' \(the mapping's target for 'b'\) does not "
-                                               r"exist in t 2; stages: a, new, z"):
+    stages = {
+        "a": {"initial": True, "on": {"go": "new"}},
+        "new": {"on": {"done": "z"}},
+        "z": {"final": True},
+    }
+    eng2 = pb({"stages": stages}, version="2")
+    missing_target = (
+        r"stage 'nonexistent' \(the mapping's target for 'b'\) does not exist in t 2; "
+        r"stages: a, new, z"
+    )
+    with pytest.raises(PlaybookMismatch, match=missing_target):
         eng2.migrate(s, {"b": "nonexistent"})
     with pytest.raises(PlaybookMismatch, match=r"stage 'b' does not exist in t 2; map it with"):
-        eng2.migrate(s, {"new": "nonexistent"})  # the case is not in `new`: its own stage is missing
+        eng2.migrate(s, {"new": "nonexistent"})  # the case is in `b`, which the new one lacks
     assert eng2.migrate(s, {"b": "new"}).stage == "new"
 
 
 def test_a_breached_cycle_keeps_the_target_it_breached() -> None:
     # issue 15 #21: a retarget breach, then a priority drop back to the longer target, ended in a
     # record reading met: false, target 8 h, failed_by 0. The cycle keeps the target it breached.
-    eng = pb({"stages": {"a": {"initial": True, "on": {"bump": {"set": {"priority": "high"}},
-                                                        "calm": {"set": {"priority": "low"}}, "done": "z"}},
-                         "z": {"final": True}},
-              "slas": {"c": {"start": {"on": "opened"}, "stop": {"on": "done"},
-                             "targets": [{"when": 'priority == "high"', "within": "1h"}, {"within": "8h"}],
-                             "thresholds": [{"at": "+30m", "do": [{"notify": "L2"}]}]}}})
+    on = {
+        "bump": {"set": {"priority": "high"}},
+        "calm": {"set": {"priority": "low"}},
+        "done": "z",
+    }
+    targets = [{"when": 'priority == "high"', "within": "1h"}, {"within": "8h"}]
+    clock = {
+        "start": {"on": "opened"},
+        "stop": {"on": "done"},
+        "targets": targets,
+        "thresholds": [{"at": "+30m", "do": [{"notify": "L2"}]}],
+    }
+    stages = {"a": {"initial": True, "on": on}, "z": {"final": True}}
+    eng = pb({"stages": stages, "slas": {"c": clock}})
     s = eng.start(E("opened", 0)).state
     raised = eng.handle(s, E("bump", 120))  # 2 h in: the 1 h target is already past
     assert "sla.c.breached" in types(raised)
     assert raised.state.clocks["c"].due == T0 + timedelta(hours=1)  # the instant it crossed
     calmed = eng.handle(raised.state, E("calm", 180)).state
-    clock = calmed.clocks["c"]
-    assert clock.breached and clock.target == timedelta(hours=1) and clock.due == T0 + timedelta(hours=1)
-    assert clock.remaining == timedelta(hours=-2) and clock.failed_by == timedelta(hours=2)
+    c = calmed.clocks["c"]
+    assert c.breached and c.target == timedelta(hours=1) and c.due == T0 + timedelta(hours=1)
+    assert c.remaining == timedelta(hours=-2) and c.failed_by == timedelta(hours=2)
     done = eng.handle(calmed, E("done", 190))
     record = done.state.clocks["c"].history[-1]
     assert (record.met, record.target, record.elapsed, record.failed_by) == (
-        False, timedelta(hours=1), timedelta(hours=3, minutes=10), timedelta(hours=2, minutes=10))
+        False,
+        timedelta(hours=1),
+        timedelta(hours=3, minutes=10),
+        timedelta(hours=2, minutes=10),
+    )
     assert record.failed_by == record.elapsed - record.target
     assert "sla.c.missed" in types(done)

@@ -148,6 +148,12 @@ class Calendar:
         """True for the built-in 24x7 calendar."""
         return self._spec.always
 
+    @property
+    def weekly(self) -> tuple[tuple[tuple[int, int], ...], ...]:
+        """The weekly hours as parsed: per weekday (Monday = 0), the ``(open, close)`` intervals
+        opening that day, in seconds after its local midnight (``close`` may pass 86400)."""
+        return self._spec.weekly
+
     def __repr__(self) -> str:
         return f"<Calendar {'always' if self.always else 'hours'} in {self.timezone}>"
 

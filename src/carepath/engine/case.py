@@ -161,7 +161,7 @@ class WorkingCase(CaseScope):
         )
         return cls(plan, state, tracing=tracing)
 
-    # -- bookkeeping ----------------------------------------------------------------------------------
+    # -- bookkeeping -------------------------------------------------------------------------------
     def note(self, what: str, source: str, detail: str = "") -> None:
         """Record a decision in the step's trace."""
         self.trace.append((self.now, what, source, detail))
@@ -243,11 +243,12 @@ class WorkingCase(CaseScope):
             self.clocks[name] = clock
         return clock
 
-    # -- data ---------------------------------------------------------------------------------------------
+    # -- data --------------------------------------------------------------------------------------
     def apply_sets(
         self, sets: tuple[SetValue, ...], view: Mapping[str, Any] | None, source: str
     ) -> dict[str, Any]:
-        """Evaluate every value first, then assign (so ``set`` sees the old values); type-checked."""
+        """Evaluate every value first, then assign (so ``set`` sees the old values); each is
+        checked against its field's type."""
         out: dict[str, Any] = {}
         data, view = self.data, view if view is not None else NO_VIEW
         for assignment in sets:
@@ -261,7 +262,8 @@ class WorkingCase(CaseScope):
             ok, coerced = _coerce(value, assignment.type)
             if not ok:
                 raise InvalidEvent(
-                    f"{source}: {assignment.field} = {value!r} is not a valid {describe(assignment.type)}",
+                    f"{source}: {assignment.field} = {value!r} is not a valid "
+                    f"{describe(assignment.type)}",
                     event=self.event,
                 )
             out[assignment.field] = coerced
@@ -305,7 +307,7 @@ class WorkingCase(CaseScope):
         self.pending = [p for p in self.pending if p.owner != owner]
 
     def delay_due(self, t: float, delay: Duration, calendar: str | None) -> float:
-        """``t`` plus ``delay``: wall-clock, or business time when a calendar is named (SPEC §4.4)."""
+        """``t`` plus ``delay``: wall-clock, or business time when a calendar is named (§4.4)."""
         if delay.business_days:
             return self.calendar(calendar or "channel").add_days_s(t, delay.business_days)
         if calendar is not None:

@@ -129,7 +129,7 @@ class WorkingClock:
             tz=tz,
         )
 
-    # -- measuring ----------------------------------------------------------------------------------
+    # -- measuring ---------------------------------------------------------------------------------
     def catch_up(self, run: ClockHost) -> None:
         """Bring the open cycle's elapsed (or paused) time up to the step's ``now``."""
         now = run.now
@@ -186,7 +186,7 @@ class WorkingClock:
             return self.as_of_s if self.as_of_s > run.now else run.now
         return self.instant_at(run, self.as_of_s, position, remaining)
 
-    # -- targets --------------------------------------------------------------------------------------
+    # -- targets -----------------------------------------------------------------------------------
     def pick_target(self, run: ClockHost, view: Mapping[str, Any] | None) -> int:
         """The index of the first target whose ``when`` holds (the last one otherwise)."""
         for target in self.definition.targets:
@@ -195,7 +195,7 @@ class WorkingClock:
         return len(self.definition.targets) - 1
 
     def target_seconds(self, run: ClockHost, index: int, calendar: Calendar) -> float:
-        """Target ``index`` in business seconds (a ``bd`` target converted from the cycle's start)."""
+        """Target ``index`` in business seconds (a ``bd`` target counts from the cycle's start)."""
         target = self.definition.targets[index]
         if target.business_days:
             start = self.started_s if self.started_s is not None else run.now
@@ -237,7 +237,8 @@ class WorkingClock:
             run.note(
                 "retarget",
                 f"slas.{self.name}.targets[{index}]",
-                f"target {target.text} in {calendar_name}; elapsed {self.elapsed_s:g}s of {self.target_s:g}s",
+                f"target {target.text} in {calendar_name}; "
+                f"elapsed {self.elapsed_s:g}s of {self.target_s:g}s",
             )
 
     def crossed_at(self, run: ClockHost) -> float:
@@ -254,7 +255,7 @@ class WorkingClock:
             since = resumed_at
         return min(run.now, _r(calendar.add_s(since, remaining)))
 
-    # -- cycles ---------------------------------------------------------------------------------------
+    # -- cycles ------------------------------------------------------------------------------------
     def evaluate(
         self,
         run: ClockHost,
@@ -327,7 +328,8 @@ class WorkingClock:
             run.note(
                 "clock",
                 f"slas.{self.name}",
-                f"cycle {self.cycle} started; target {target.text} (targets[{index}]{when}) in {self.calendar}",
+                f"cycle {self.cycle} started; target {target.text} (targets[{index}]{when}) "
+                f"in {self.calendar}",
             )
         run.signal(f"sla.{self.name}.started", sla=self.name, cycle=self.cycle)
 

@@ -48,7 +48,7 @@ class Engine:
 
     # -- public API ------------------------------------------------------------------------------
     def opens(self, event: Event) -> bool:
-        """Whether ``event`` opens a case (its type is a ``start.on`` type and ``start.when`` holds)."""
+        """Whether ``event`` opens a case (its type is in ``start.on``, ``start.when`` holds)."""
         start = self.playbook.start
         if event.type not in start.on:
             return False
@@ -76,7 +76,8 @@ class Engine:
         start = playbook.start
         if event.type not in start.on:
             raise InvalidEvent(
-                f"{event.type!r} does not open a case of {playbook.id} (start.on: {', '.join(sorted(start.on))})",
+                f"{event.type!r} does not open a case of {playbook.id} "
+                f"(start.on: {', '.join(sorted(start.on))})",
                 event=event,
                 state=previous,
             )
@@ -112,11 +113,13 @@ class Engine:
 
     def handle(self, state: CaseState, event: Event) -> Step:
         """Apply ``event`` to ``state`` (SPEC §4.2). Raises :class:`EventOutOfOrder`,
-        :class:`InvalidEvent`, :class:`PlaybookMismatch` or :class:`SignalLoop`; the input is unchanged."""
+        :class:`InvalidEvent`, :class:`PlaybookMismatch` or :class:`SignalLoop`; the input is
+        unchanged."""
         self._check(state, event)
         if event._ts < state.now_s - EPS:
             raise EventOutOfOrder(
-                f"event {event.id} at {event.at.isoformat()} is older than the case's now {state.now.isoformat()}",
+                f"event {event.id} at {event.at.isoformat()} is older than the case's now "
+                f"{state.now.isoformat()}",
                 event=event,
                 state=state,
             )
@@ -180,7 +183,8 @@ class Engine:
                     state=state,
                 )
             raise PlaybookMismatch(
-                f"stage {state.stage!r} {where}; map it with migrate(state, {{{state.stage!r}: 'new_stage'}})",
+                f"stage {state.stage!r} {where}; map it with "
+                f"migrate(state, {{{state.stage!r}: 'new_stage'}})",
                 state=state,
             )
         clocks: dict[str, Clock] = {}
@@ -245,7 +249,8 @@ class Engine:
     def _event_view(
         self, event: Event, *, validate: bool = True, state: CaseState | None = None
     ) -> dict[str, Any]:
-        """The event as conditions see it: data (declared defaults applied, types checked) + meta."""
+        """The event as conditions see it: its data (declared defaults applied, types checked)
+        and ``type``, ``at``, ``case``, ``id``."""
         view: dict[str, Any] = dict(event.data)
         declared = self.playbook.events.get(event.type)
         if declared is not None:
@@ -274,14 +279,13 @@ class Engine:
                 ok, coerced = coerce(value, field_type)
                 if not ok and validate:
                     raise InvalidEvent(
-                        f"event {event.id} ({event.type}): field `{name}` = {value!r} is not a valid "
-                        f"{describe(field_type)}",
+                        f"event {event.id} ({event.type}): field `{name}` = {value!r} is not a "
+                        f"valid {describe(field_type)}",
                         event=event,
                         state=state,
                     )
-                view[name] = typed_value(
-                    coerced, kind
-                )  # dates, datetimes and decimals compare as such
+                # dates, datetimes and decimals compare as such
+                view[name] = typed_value(coerced, kind)
         view["type"] = event.type
         view["at"] = event.at
         view["case"] = event.case

@@ -88,6 +88,7 @@ class Plan:
         "actions",
         "clock_index",
         "clock_names",
+        "clock_plans",
         "clocks",
         "key_is_case",
         "mentioned",
@@ -132,6 +133,10 @@ class Plan:
         self.clocks: dict[str, ClockPlan] = {
             name: ClockPlan.of(clock, case_names) for name, clock in playbook.clocks.items()
         }
+        self.clock_plans = tuple(
+            (name, self.clocks[name], clock) for name, clock in playbook.clocks.items()
+        )
+        """Per clock in declaration order: its name, plan and definition (the per-step loop)."""
         self.clock_names = tuple(playbook.clocks)
         self.clock_index = {name: i for i, name in enumerate(self.clock_names)}
         """A clock's declaration order: the tie-break of clock items due at one instant."""

@@ -40,7 +40,7 @@ class Run(WorkingCase):
 
     __slots__ = ()
 
-    # -- dispatch ---------------------------------------------------------------------------------------------
+    # -- dispatch ----------------------------------------------------------------------------------
     def pick_handler(
         self, handlers: tuple[HandlerDef, ...] | None, view: Mapping[str, Any]
     ) -> HandlerDef | None:
@@ -114,7 +114,7 @@ class Run(WorkingCase):
         for schedule in stage.every:
             self.arm_schedule(schedule, self.now)
 
-    # -- pending items ----------------------------------------------------------------------------------------
+    # -- pending items -----------------------------------------------------------------------------
     def arm_timer(self, timer: TimerDef) -> None:
         due = self.delay_due(self.now, timer.delay, timer.calendar)
         if timer.window is not None:
@@ -127,41 +127,42 @@ class Run(WorkingCase):
             due = self.calendar(schedule.window).next_open_s(due)
         self.add_pending(due, "schedule", schedule.source, ("stage", self.epoch))
 
-    # -- clocks -----------------------------------------------------------------------------------------------
+    # -- clocks ------------------------------------------------------------------------------------
     def evaluate_clocks(
         self, type_: str, view: Mapping[str, Any] | None, entered: list[str]
     ) -> None:
         """Evaluate every clock's triggers for ``type_`` and the ``entered`` stages; retarget."""
-        plans = self.plan.clocks
-        definitions = self.playbook.clocks
-        for name in self.plan.clock_names:
-            on_event, on_enter, has_when, may_retarget, reads = plans[name]
-            if reads is not None and (self.changed is None or reads.isdisjoint(self.changed)):
+        changed = self.changed  # clocks change no field, segment or tier: fixed for the loop
+        clocks = self.clocks
+        for name, clock_plan, definition in self.plan.clock_plans:
+            on_event, on_enter, has_when, may_retarget, reads = clock_plan
+            if (
+                may_retarget
+                and reads is not None
+                and (changed is None or reads.isdisjoint(changed))
+            ):
                 may_retarget = False
             hits = on_event.get(type_, 0)
             for stage in entered:
                 hits |= on_enter.get(stage, 0)
-            quiet = not has_when and not hits
-            clock = self.clocks.get(name)
+            clock = clocks.get(name)
+            if not has_when and not hits:
+                # no trigger can fire: only pause/resume and retargeting of an open cycle remain
+                if clock is not None and clock.status in OPEN:
+                    if definition.pause is not None:
+                        clock.pause_or_resume(self, view)
+                    if may_retarget:
+                        clock.retarget(self, view)
+                continue
             if clock is None:
-                if quiet:
-                    continue  # a closed clock no trigger touches stays as it was
                 # only a start or a reset changes a closed clock (stop and cancel need an open one)
                 if not has_when and not hits & RESET:
                     frozen = self.frozen.get(name)
                     status = frozen.status if frozen is not None else "pending"
-                    if not (hits & START and (status == "pending" or definitions[name].repeat)):
+                    if not (hits & START and (status == "pending" or definition.repeat)):
                         continue
                 clock = self.working_clock(name)
-            if not quiet:
-                clock.evaluate(self, hits, has_when, may_retarget, view)
-            elif (
-                clock.status in OPEN
-            ):  # no trigger can fire: only pause/resume and retargeting remain
-                if clock.definition.pause is not None:
-                    clock.pause_or_resume(self, view)
-                if may_retarget:
-                    clock.retarget(self, view)
+            clock.evaluate(self, hits, has_when, may_retarget, view)
 
     def end_case(self, why: str) -> None:
         """End the case: open cycles end (SPEC §4.3); only kept delayed actions stay pending."""
@@ -173,19 +174,18 @@ class Run(WorkingCase):
         if self.tracing:
             self.note("end", f"stages.{self.stage}", why)
 
-    # -- signals ----------------------------------------------------------------------------------------------
+    # -- signals -----------------------------------------------------------------------------------
     def drain_signals(self) -> None:
         """Handle the raised signals, first in first out (a signal's handlers may raise more)."""
         while self.queue:
             raised, depth = self.queue.popleft()
             if depth > MAX_SIGNAL_DEPTH:
                 raise SignalLoop(
-                    f"signals raised signals more than {MAX_SIGNAL_DEPTH} levels deep (last: {raised.type})",
+                    f"signals raised signals more than {MAX_SIGNAL_DEPTH} levels deep "
+                    f"(last: {raised.type})",
                     event=self.event,
                 )
-            if (
-                self.ended or raised.type not in self.plan.mentioned
-            ):  # no handler or trigger names it
+            if self.ended or raised.type not in self.plan.mentioned:  # nothing handles it
                 continue
             view = {
                 "type": raised.type,
@@ -201,9 +201,10 @@ class Run(WorkingCase):
             self.dispatch(raised.type, view, entered=[])
             self.depth = saved
 
-    # -- due items --------------------------------------------------------------------------------------------
+    # -- due items ---------------------------------------------------------------------------------
     def next_item(self) -> DueItem | None:
-        """The item to fire next: earliest due, then kind order, then declaration or creation order."""
+        """The item to fire next: earliest due, then kind order, then declaration (clocks,
+        timers) or creation (actions, schedules) order."""
         best: DueItem | None = None
         candidate: DueItem
         if not self.ended:
@@ -298,4 +299,4 @@ class Run(WorkingCase):
         self.arm_schedule(schedule, self.now)
         self.after_change("", None, [])
 
-    # -- freeze -----------------------------------------------------------------------------------------------
+    # -- freeze ------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The names conditions read besides fields and the event (SPEC §2.3): ``stage``, ``segment``,
-``segments``, ``tier``, ``channel``, ``now`` and ``sla.<name>.status|breached|elapsed|remaining|due``.
+``segments``, ``tier``, ``channel``, ``now`` and
+``sla.<name>.status|breached|elapsed|remaining|due``.
 
 :class:`CaseScope` is a base of the step's run: the run answers these names itself, computed when
 read, so it holds no separate scope object that points back at it (such a cycle would leave
