@@ -451,3 +451,18 @@ def test_includes_are_bounded_in_number_and_read_once(tmp_path: Path) -> None:
     (d,) = errors(BASE + "include: [t.yaml, ./t.yaml]\n", base_dir=tmp_path)
     assert (d.code, d.path) == ("CP107", "include[1]")
     assert "same file as include[0]" in d.message
+
+
+def test_findings_after_pruned_list_items_keep_their_own_paths() -> None:
+    # the schema rejects goals[0], [1] and [3]; the checker removes them and checks the rest: the
+    # unknown metric is goals[2]'s and the missing window goals[4]'s (they were hidden, or named
+    # and located at the item that had moved into their index)
+    goals = '[1, 2, {id: g, metric: nosuch, target: ">= 1", window: rolling 30d}, 3, {id: h, metric: csat, target: ">= 1%"}]'
+    found = [(d.code, d.path, d.col) for d in errors(BASE + f"goals: {goals}\n")]
+    assert found == [
+        ("CP203", "goals[0]", 9),
+        ("CP203", "goals[1]", 12),
+        ("CP203", "goals[3]", 77),
+        ("CP509", "goals[2].metric", 31),
+        ("CP511", "goals[4]", 80),
+    ]

@@ -283,7 +283,8 @@ def event_from_line(text: str) -> Event:
         len(text) <= MAX_EVENT_BYTES
         and _EVENT_SLOTS_KNOWN
         and ("\\u" not in text or _SUSPECT_ESCAPE.search(text) is None)
-        and _text_problem(text) is None
+        # a raw NUL is not valid JSON; a raw lone surrogate (a str from a host) fails to encode
+        and (text.isascii() or _text_problem(text) is None)
     ):
         try:
             d, end = _scan(text, 0)

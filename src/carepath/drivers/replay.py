@@ -40,7 +40,7 @@ from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from carepath._instants import dt, zone
 from carepath._instants import round_micros as _r
-from carepath.drivers.eventfile import BadEvent, iter_events
+from carepath.drivers.eventfile import BadEvent, iter_plain_events
 from carepath.errors import EventLogError
 from carepath.events import Event, event_from_line
 from carepath.state import CaseState, ClockRecord
@@ -176,10 +176,10 @@ def read_events(source: str | Path | IO[str] | IO[bytes]) -> list[Event]:
     bad: list[BadEvent] = []
     with batch_gc():
         events = []
-        for el in iter_events(source, bad):
+        for event in iter_plain_events(source, bad):
             if bad:
                 break
-            events.append(el.event)
+            events.append(event)
     if bad:
         raise EventLogError(f"{_name(source)}:{bad[0].line}: {bad[0].message}")
     return events
@@ -190,7 +190,7 @@ def _name(source: object) -> str:
 
 
 def _events(source: str | Path | IO[str] | IO[bytes], bad: list[BadEvent]) -> Iterator[Event]:
-    return (el.event for el in iter_events(source, bad))
+    return iter_plain_events(source, bad)
 
 
 # -- replay -------------------------------------------------------------------------------------

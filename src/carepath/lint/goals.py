@@ -72,7 +72,7 @@ def check_goals(spec: PlaybookSpec, rep: Reporter) -> None:
             _check_target(goal, kind, path, rep)
         if goal.window is not None:
             _check_window(goal, path, rep)
-        elif (*path, "window") not in rep.source_of(path).positions.values:  # else rejected by the schema
+        elif rep.original((*path, "window")) not in rep.source_of(path).positions.values:  # else rejected by the schema
             rep.add("CP511", f"goal {goal.id!r} has no `window`", path,
                     hint="add `window: rolling 30d` or `window: {from: 2027-01-01, to: 2027-06-30}`")
         _check_references(spec, goal, path, rep)

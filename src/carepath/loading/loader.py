@@ -224,9 +224,10 @@ def _validate_model(data: dict[str, Any], rep: Reporter) -> PlaybookSpec | None:
     work = copy.deepcopy(data)
     errors = first.errors(include_url=False)
     for _ in range(8):
-        for err in errors:
-            path, _exists = _clean_loc(work, err["loc"])
-            if not _prune(work, path, str(err["type"]) == "missing", rep):
+        found = [(_clean_loc(work, err["loc"])[0], str(err["type"]) == "missing") for err in errors]
+        # later list items first: removing goals[0] must not make goals[1] name another goal
+        for path, missing in sorted(found, key=lambda f: [(isinstance(s, int), s) for s in f[0]], reverse=True):
+            if not _prune(work, path, missing, rep):
                 return None
         try:
             spec = PlaybookSpec.model_validate(work)
@@ -264,6 +265,7 @@ def _prune(data: Any, path: tuple[str | int, ...], missing: bool, rep: Reporter)
     if isinstance(parent, dict):
         parent.pop(last, None)
     elif isinstance(parent, list) and isinstance(last, int) and 0 <= last < len(parent):
+        rep.remove(target)
         parent.pop(last)
     if len(target) == 2 and target[0] in _SECTIONS:
         rep.tainted.add((str(target[0]), str(target[1])))

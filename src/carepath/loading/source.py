@@ -67,6 +67,33 @@ class Reporter:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     tainted: set[tuple[str, str]] = field(default_factory=set)  # (section, name) removed after a schema error
     pruned: bool = False  # the schema rejected parts of the playbook; the rest was checked without them
+    # list items the schema rejected and the checker removed: original list path → original
+    # indices removed (sorted), so a finding on the pruned playbook's goals[0] is located at the
+    # goals[2] the designer wrote
+    removed: dict[Path, list[int]] = field(default_factory=dict)
+
+    def original(self, path: Sequence[str | int]) -> Path:
+        """``path`` in the pruned playbook → the same node's path in the file."""
+        if not self.removed:
+            return tuple(path)
+        out: list[str | int] = []
+        for step in path:
+            gone = self.removed.get(tuple(out)) if isinstance(step, int) else None
+            if gone and isinstance(step, int):
+                for r in gone:  # the step-th survivor: skip every removed index at or before it
+                    if r <= step:
+                        step += 1
+                    else:
+                        break
+            out.append(step)
+        return tuple(out)
+
+    def remove(self, path: Sequence[str | int]) -> None:
+        """Record that the list item at ``path`` (a pruned-playbook path) is being removed."""
+        orig = self.original(path)
+        index = orig[-1]
+        assert isinstance(index, int)
+        bisect.insort(self.removed.setdefault(orig[:-1], []), index)
 
     def source_of(self, path: Path) -> Source:
         """The file that holds ``path`` (an included file for entries merged from it)."""
@@ -80,6 +107,7 @@ class Reporter:
                value: str | None = None) -> tuple[str, int, int]:
         """``(file, line, col)`` of the node at ``path``; ``offset`` is a position inside the
         scalar ``value`` there (needed to place it in a multi-line or block scalar)."""
+        path = self.original(path)
         src = self.source_of(path)
         pos = src.positions
         line, col = pos.key(path) if key else pos.value(path)
@@ -107,11 +135,11 @@ class Reporter:
     ) -> None:
         """Record a finding at ``path`` (its key when ``key``; ``offset`` inside the scalar
         ``value``)."""
-        p = tuple(path)
+        p = self.original(path)
         if self.tainted and code in ("CP402", "CP403") and any(
                 s == "fields" and f"'{n}'" in message for s, n in self.tainted):
             return  # an expression naming a field the schema rejected: already reported there
-        file, line, col = self.locate(p, key=key, offset=offset, value=value)
+        file, line, col = self.locate(tuple(path), key=key, offset=offset, value=value)  # it maps `path` too
         sev = severity or CODES.get(code, ("error", ""))[0]
         self.diagnostics.append(
             Diagnostic(sev, code, message, file, line, col, path_str(p), hint or None,
