@@ -35,14 +35,19 @@ def main() -> None:
     args = ap.parse_args()
     from test_cli_validate import big_playbook
 
-    cases = {p.name: p.read_text(encoding="utf-8") for p in sorted((ROOT / "examples").glob("*.yaml"))
-             if not p.name.endswith(".test.yaml")}
+    cases = {
+        p.name: p.read_text(encoding="utf-8")
+        for p in sorted((ROOT / "examples").glob("*.yaml"))
+        if not p.name.endswith(".test.yaml")
+    }
     cases["generated (1,000+ lines)"] = big_playbook(1000)
     check(cases["generated (1,000+ lines)"])  # warm the imports outside the timing
     for name, text in cases.items():
         lines = text.count("\n")
         secs = best_cpu(text, name, args.repeat)
-        print(f"{name:34} {lines:6,d} lines  {secs * 1000:8.1f} ms CPU  {lines / secs:10,.0f} lines/s")
+        print(
+            f"{name:34} {lines:6,d} lines  {secs * 1000:8.1f} ms CPU  {lines / secs:10,.0f} lines/s"
+        )
 
 
 if __name__ == "__main__":

@@ -103,7 +103,9 @@ class Calendar:
         self._zone = ZoneInfo(spec.timezone)
         self._lock = threading.Lock()
         self._years: dict[int, YearData] = {}
-        self._tab = Table(0, -1, float("inf"), float("-inf"), [], [], [], [], [])  # grown on first use
+        self._tab = Table(
+            0, -1, float("inf"), float("-inf"), [], [], [], [], []
+        )  # grown on first use
 
     # -- construction ----------------------------------------------------------------------
 
@@ -303,7 +305,9 @@ class Calendar:
     def _make_table(self, y0: int, y1: int | None) -> Table:
         y1 = y0 if y1 is None else y1
         if y0 < MIN_YEAR or y1 > MAX_YEAR:
-            raise NoOpenTime(f"business time beyond the years {MIN_YEAR}-{MAX_YEAR} is not supported")
+            raise NoOpenTime(
+                f"business time beyond the years {MIN_YEAR}-{MAX_YEAR} is not supported"
+            )
         for y in range(y0, y1 + 1):
             if y not in self._years:
                 self._years[y] = materialise_year(self._spec, self._zone, y)
@@ -336,7 +340,9 @@ class Calendar:
                     self._tab = tab
                     return tab
                 if tab.qhi - since > _HORIZON:
-                    raise NoOpenTime(f"the calendar has no open time within a year after {_iso(since)}")
+                    raise NoOpenTime(
+                        f"the calendar has no open time within a year after {_iso(since)}"
+                    )
                 tab = self._make_table(tab.y0, tab.y1 + 1)
                 self._tab = tab
 
@@ -349,7 +355,9 @@ class Calendar:
                     self._tab = tab
                     return tab
                 if since - tab.qlo > _HORIZON:
-                    raise NoOpenTime(f"the calendar has no open time within a year before {_iso(since)}")
+                    raise NoOpenTime(
+                        f"the calendar has no open time within a year before {_iso(since)}"
+                    )
                 tab = self._make_table(tab.y0 - 1, tab.y1)
                 self._tab = tab
 
