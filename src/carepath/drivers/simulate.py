@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from carepath._terminal import term_safe as safe
 from carepath.drivers.eventfile import BadEvent, EventLine, parse_yaml_events, read_events
 from carepath.engine.router import route
 from carepath.errors import CaseError, EventOutOfOrder, InvalidEvent, PlaybookMismatch
@@ -286,19 +287,19 @@ class Timeline:
     def header(self, n_events: int, path: str) -> str:
         """The first lines: playbook, events file and timezone."""
         pb = self.playbook
-        return self.c(f"{pb.id} {pb.version} — {n_events} event(s) from {path}; times in {pb.timezone}",
+        return self.c(f"{pb.id} {pb.version} — {n_events} event(s) from {safe(path)}; times in {pb.timezone}",
                       "bold") + "\n"
 
     def step(self, s: SimStep) -> str:
         """The lines of one step."""
         w = self.case_width
-        case = (s.case or "—").ljust(w)
+        case = safe(s.case or "—").ljust(w)  # ids, types and data come from the events: issue 15 #24
         pad = " " * (19 + 2 + w + 2)
         if s.kind == "ignored":
             ev = s.event
-            what = f"{ev.type} [{ev.id}]" if ev else "?"
+            what = safe(f"{ev.type} [{ev.id}]") if ev else "?"
             return f"{self.c(self.time(s.at), 'dim')}  {case}  {self.c(what, 'dim')}  " \
-                   f"{self.c('ignored: ' + (s.reason or ''), 'dim')}\n"
+                   f"{self.c('ignored: ' + safe(s.reason or ''), 'dim')}\n"
         assert s.step is not None
         st = s.step.state
         prev = s.previous
@@ -306,7 +307,7 @@ class Timeline:
             what = self.c("⏰ wake-up", "magenta")
         else:
             assert s.event is not None
-            what = self.c(s.event.type, "bold") + self.c(f" [{s.event.id}]", "dim")
+            what = self.c(safe(s.event.type), "bold") + self.c(safe(f" [{s.event.id}]"), "dim")
         if s.opened or prev is None:
             stage = self.c(st.stage, "bold green") + self.c(" (opened)", "dim")
         elif prev.stage != st.stage:
@@ -317,10 +318,10 @@ class Timeline:
             stage += self.c(" (ended)", "bold")
         lines = [f"{self.c(self.time(s.at), 'cyan')}  {case}  {what}  {stage}"]
         if (prev is None or s.opened or prev.tier != st.tier) and st.tier is not None:
-            lines.append(pad + f"tier      {self.c(str(st.tier), 'bold')}"
+            lines.append(pad + f"tier      {self.c(safe(st.tier), 'bold')}"
                          + (f" (was {prev.tier})" if prev is not None and not s.opened and prev.tier else ""))
         if (prev is None or s.opened or prev.segment != st.segment) and st.segment is not None:
-            lines.append(pad + f"segment   {st.segment}")
+            lines.append(pad + f"segment   {safe(st.segment)}")
         for name, clk in st.clocks.items():
             old = None if (prev is None or s.opened) else prev.clocks.get(name)
             if old is not None and (old.status, old.due_s, old.breached, old.cycle) == \
@@ -330,7 +331,7 @@ class Timeline:
                 continue
             lines.append(pad + "clock     " + self.clock_text(name, clk))
         for a in s.step.actions:
-            lines.append(pad + "action    " + self.c(describe_action(a), "blue")
+            lines.append(pad + "action    " + self.c(safe(describe_action(a)), "blue")
                          + self.c(f"  {a.source}", "dim"))
         sigs = [x.type for x in s.step.signals]
         if sigs:
@@ -383,7 +384,7 @@ class Timeline:
             clocks = "  ".join(
                 f"{n}={c.status}" + (" (breached)" if c.breached and c.status != "breached" else "")
                 for n, c in st.clocks.items() if c.status != "pending")
-            out.append(f"  {key.ljust(w)}  {st.stage:<16} {st.tier or '—'!s:<4}  {clocks}")
+            out.append(f"  {safe(key).ljust(w)}  {st.stage:<16} {safe(st.tier or '—'):<4}  {clocks}")
         return "\n".join(out) + "\n"
 
 
