@@ -2,7 +2,20 @@
 
 There is one way to build an :class:`Event` from untrusted input: :func:`event_from_line` for a
 JSONL line and :meth:`Event.from_dict` for an already decoded object (after
-:func:`decode_event`); both check the same things and raise the same ``ValueError``.
+:func:`decode_event`); both check what ``Event(...)`` checks and raise the same ``ValueError``,
+naming the field:
+
+* a line of at most :data:`MAX_EVENT_BYTES`, nesting at most :data:`MAX_EVENT_DEPTH` levels;
+* finite numbers only (JSON ``NaN``, ``Infinity`` and ``1e400`` are refused, as is a non-finite
+  float given to ``Event``);
+* strings (id, type, case, data values and keys) without a NUL or a lone surrogate: no store can
+  keep them (PostgreSQL refuses NUL, UTF-8 refuses surrogates);
+* data made of JSON values, dates, datetimes, durations and decimals;
+* an aware ``at`` among the supported instants, ``1900-01-01T00:00:00Z`` up to (not including)
+  ``9000-01-01T00:00:00Z`` (:mod:`carepath._instants`).
+
+:class:`Line` is one line of an event file as the reader (:mod:`carepath.drivers.eventfile`)
+hands it on; ``Runtime.submit`` takes it and names its line in a rejection.
 """
 
 from __future__ import annotations
