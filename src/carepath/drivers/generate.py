@@ -120,7 +120,7 @@ def _lognorm_minutes(rng: random.Random, median: float, sigma: float = 0.9) -> f
     return 60.0 * median * math.exp(rng.gauss(0.0, sigma))
 
 
-def _retail_case(rng: random.Random, out: _Out, key: str, t0: float, n: int) -> None:
+def _retail_case(rng: random.Random, out: _Out, key: str, t0: float, n: int) -> None:  # noqa: C901 - one ticket's life, told in order: each branch is a turn of the story
     ch = _pick(rng, _CHANNELS)
     r = rng.random()
     tier = "vip" if r < 0.05 else "gold" if r < 0.15 else "standard"

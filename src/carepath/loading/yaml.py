@@ -158,7 +158,7 @@ def _pos(mark: Any) -> tuple[int, int]:
     return (mark.line + 1, mark.column + 1)
 
 
-def load_yaml(text: str, limits: Limits = Limits()) -> tuple[Any, Positions]:
+def load_yaml(text: str, limits: Limits = Limits()) -> tuple[Any, Positions]:  # noqa: C901 - one event loop over the YAML parser, one branch per event kind and limit
     """Load one YAML document from ``text``; returns ``(value, positions)``.
 
     Raises :class:`YamlError` listing every problem it could find (a syntax error stops reading).

@@ -551,7 +551,7 @@ class _Runner:
         what = f"case {key}: {len(problems)} expectation(s) not met"
         return self.here.failure(self.name, n, what, first, details)
 
-    def check_state(
+    def check_state(  # noqa: C901 - one branch per expectation key a scenario may state
         self,
         st: CaseState,
         exp: Mapping[str, Any],
