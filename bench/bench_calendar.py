@@ -69,7 +69,10 @@ def bench_peer(data: list[tuple[float, float]]) -> tuple[float, list[float]] | N
         tz=tz,
     )
     rules = btd.Rules([work, btd.HolidayRule(vn, tz=tz)])
-    starts = [(datetime.fromtimestamp(t, pytz.utc), btd.BusinessTimeDelta(rules, seconds=d)) for t, d in data]
+    starts = [
+        (datetime.fromtimestamp(t, pytz.utc), btd.BusinessTimeDelta(rules, seconds=d))
+        for t, d in data
+    ]
     out: list[float] = []
     begin = time.perf_counter()
     for t, d in starts:
@@ -85,10 +88,15 @@ def explain(cal: Calendar, data: list[tuple[float, float]], peer: list[float]) -
         if abs(ours - theirs) < 1e-6:
             continue
         ours_l, theirs_l = datetime.fromtimestamp(ours, tz), datetime.fromtimestamp(theirs, tz)
-        if ours_l.time() == datetime.min.time().replace(hour=17) and cal.next_open_s(ours) == theirs:
+        if (
+            ours_l.time() == datetime.min.time().replace(hour=17)
+            and cal.next_open_s(ours) == theirs
+        ):
             kind = "closing boundary: peer moves a budget that ends at 17:00 to the next opening"
         elif cal.elapsed_s(t, theirs) != d:
-            kind = f"peer result has {cal.elapsed_s(t, theirs) - d:+.0f}s of open time vs the target"
+            kind = (
+                f"peer result has {cal.elapsed_s(t, theirs) - d:+.0f}s of open time vs the target"
+            )
         else:
             kind = "other"
         kinds[kind] = kinds.get(kind, 0) + 1
@@ -106,7 +114,9 @@ def main() -> None:
     cal = Calendar.from_dict(SPEC)
     data = inputs(args.n, args.seed)
     fast, slow = bench_carepath(cal, data)
-    print(f"calendar: Mon-Fri 08:00-17:00 {ZONE}, VN holidays; targets 1-200 business hours; {date.today()}")
+    print(
+        f"calendar: Mon-Fri 08:00-17:00 {ZONE}, VN holidays; targets 1-200 business hours; {date.today()}"
+    )
     print(f"carepath add_s (epoch seconds): {fast:12,.0f} calls/s  (n={len(data):,})")
     print(f"carepath add   (datetime):      {slow:12,.0f} calls/s")
     peer = bench_peer(data[: args.peer_n])
@@ -115,7 +125,9 @@ def main() -> None:
         return
     peer_rate, results = peer
     print(f"businesstimedelta:              {peer_rate:12,.0f} calls/s  (n={len(results):,})")
-    print(f"ratio add_s / peer: {fast / peer_rate:,.0f}x ; datetime add / peer: {slow / peer_rate:,.0f}x")
+    print(
+        f"ratio add_s / peer: {fast / peer_rate:,.0f}x ; datetime add / peer: {slow / peer_rate:,.0f}x"
+    )
     kinds = explain(cal, data[: args.peer_n], results)
     print(f"disagreements: {sum(kinds.values())} of {len(results)}")
     for kind, count in sorted(kinds.items(), key=lambda kv: -kv[1]):

@@ -135,8 +135,10 @@ def memory_per_case(eng: Engine, n: int = 2000) -> float:
 
 def against(rev: str, events: list[Event], repeat: int, rate: float) -> None:
     """Time the engine of git revision ``rev`` on the same events, in this process: its package is
-    extracted with ``git archive`` and imported under another name (its imports are relative)."""
+    extracted with ``git archive`` and imported under another name (its absolute imports of
+    ``carepath`` are rewritten to that name)."""
     import importlib
+    import re
     import subprocess
     import tarfile
     import tempfile
@@ -147,6 +149,11 @@ def against(rev: str, events: list[Event], repeat: int, rate: float) -> None:
     with tarfile.open(fileobj=__import__("io").BytesIO(data)) as tar:
         tar.extractall(tmp, filter="data")
     (tmp / "src" / "carepath").rename(tmp / "carepath_then")
+    # since 757ae73 the package imports itself by absolute name: point those at the old copy
+    absolute = re.compile(r"\bcarepath\.(?=[A-Za-z_{])|\b(?<=from )carepath(?= import)|\b(?<=import )carepath\b")
+    for path in (tmp / "carepath_then").rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        path.write_text(absolute.sub(lambda m: m.group(0).replace("carepath", "carepath_then"), text), encoding="utf-8")
     sys.path.insert(0, str(tmp))
     old = importlib.import_module("carepath_then")
     eng = old.Engine(old.load(ROOT / "examples" / "vn-retail-support.yaml"), trace=False)

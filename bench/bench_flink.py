@@ -32,7 +32,9 @@ def make_log(copies: int) -> list[str]:
 
     base = []
     for n in NAMES:
-        for line in (ROOT / "examples" / "events" / f"{n}.jsonl").read_text(encoding="utf-8").splitlines():
+        for line in (
+            (ROOT / "examples" / "events" / f"{n}.jsonl").read_text(encoding="utf-8").splitlines()
+        ):
             if line.strip():
                 base.append(json.loads(line))
     out = []
@@ -53,7 +55,9 @@ def make_log(copies: int) -> list[str]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--copies", type=int, default=40, help="copies of the example logs (default 40)")
+    ap.add_argument(
+        "--copies", type=int, default=40, help="copies of the example logs (default 40)"
+    )
     ap.add_argument("--parallelism", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -71,7 +75,9 @@ def main() -> int:
     t0 = time.perf_counter()
     ref = run_reference(compiled, lines)
     dt = time.perf_counter() - t0
-    rows.append({"run": "embedded (engine in memory)", "events": n, "seconds": dt, "events_per_s": n / dt})
+    rows.append(
+        {"run": "embedded (engine in memory)", "events": n, "seconds": dt, "events_per_s": n / dt}
+    )
     cases = len(ref.states)
     sizes = [len(s.to_json()) for s in ref.states.values()]
 
@@ -79,9 +85,23 @@ def main() -> int:
         ev = Path(d) / "events.jsonl"
         ev.write_text("\n".join(lines) + "\n", encoding="utf-8")
         t0 = time.perf_counter()
-        cli_main(["run", *pbs, "--store", f"sqlite:///{d}/c.db", "--events", str(ev), "--clock", "simulated", "-q"])
+        cli_main(
+            [
+                "run",
+                *pbs,
+                "--store",
+                f"sqlite:///{d}/c.db",
+                "--events",
+                str(ev),
+                "--clock",
+                "simulated",
+                "-q",
+            ]
+        )
         dt = time.perf_counter() - t0
-        rows.append({"run": "carepath run (SQLite)", "events": n, "seconds": dt, "events_per_s": n / dt})
+        rows.append(
+            {"run": "carepath run (SQLite)", "events": n, "seconds": dt, "events_per_s": n / dt}
+        )
 
     from carepath.flink.job import run_lines
 
@@ -89,27 +109,50 @@ def main() -> int:
         t0 = time.perf_counter()
         run_lines(pbs, lines[:1], parallelism=p)
         startup = time.perf_counter() - t0
-        rows.append({"run": f"flink p{p} start-up (1 event)", "events": 1, "seconds": startup, "events_per_s": None})
+        rows.append(
+            {
+                "run": f"flink p{p} start-up (1 event)",
+                "events": 1,
+                "seconds": startup,
+                "events_per_s": None,
+            }
+        )
         t0 = time.perf_counter()
         res = run_lines(pbs, lines, parallelism=p)
         total = time.perf_counter() - t0
         assert sorted(res.states) == ref.state_lines(), "the Flink job disagrees with the engine"
         net = total - startup
-        rows.append({"run": f"flink p{p} end to end", "events": n, "seconds": total, "events_per_s": n / total,
-                     "net_events_per_s": n / net if net > 0 else None})
+        rows.append(
+            {
+                "run": f"flink p{p} end to end",
+                "events": n,
+                "seconds": total,
+                "events_per_s": n / total,
+                "net_events_per_s": n / net if net > 0 else None,
+            }
+        )
 
-    info = {"events": n, "cases": cases, "state_bytes_mean": sum(sizes) / len(sizes), "state_bytes_max": max(sizes),
-            "rows": rows}
+    info = {
+        "events": n,
+        "cases": cases,
+        "state_bytes_mean": sum(sizes) / len(sizes),
+        "state_bytes_max": max(sizes),
+        "rows": rows,
+    }
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    print(f"{n} events, {cases} cases; CaseState JSON mean {info['state_bytes_mean']:.0f} B, max {max(sizes)} B")
+    print(
+        f"{n} events, {cases} cases; CaseState JSON mean {info['state_bytes_mean']:.0f} B, max {max(sizes)} B"
+    )
     print(f"{'run':34} {'events':>7} {'seconds':>8} {'events/s':>9} {'net ev/s':>9}")
     for r in rows:
         eps = r["events_per_s"]
         net = r.get("net_events_per_s")
-        print(f"{r['run']:34} {r['events']:>7} {r['seconds']:>8.2f} "
-              f"{'' if eps is None else f'{eps:,.0f}':>9} {'' if net is None else f'{net:,.0f}':>9}")
+        print(
+            f"{r['run']:34} {r['events']:>7} {r['seconds']:>8.2f} "
+            f"{'' if eps is None else f'{eps:,.0f}':>9} {'' if net is None else f'{net:,.0f}':>9}"
+        )
     return 0
 
 

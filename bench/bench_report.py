@@ -40,9 +40,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from carepath import load, router  # noqa: E402
+from carepath import load  # noqa: E402
 from carepath.drivers.generate import generate, write_jsonl  # noqa: E402
 from carepath.drivers.replay import batch_gc, read_events, replay, replay_log  # noqa: E402
+from carepath.engine import router  # noqa: E402
 from carepath.engine.engine import Engine  # noqa: E402
 from carepath.metrics import Collector  # noqa: E402
 from carepath.report import build_report, render  # noqa: E402

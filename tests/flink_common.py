@@ -38,10 +38,21 @@ def merged_log() -> list[str]:
 BAD = {
     "not-json": "{oops this is not json",
     "no-at": json.dumps({"id": "bad-no-at", "type": "agent.replied", "case": "T-1001", "data": {}}),
-    "no-type": json.dumps({"id": "bad-no-type", "at": "2027-02-01T10:00:00+07:00", "case": "T-1001"}),
-    "naive-at": json.dumps({"id": "bad-naive", "type": "agent.replied", "at": "2027-02-01T10:00:00", "case": "T-1001"}),
-    "unknown-case": json.dumps({"id": "bad-unknown", "type": "agent.replied", "at": "2027-02-03T10:00:00+07:00",
-                                "case": "T-9999", "data": {"agent": "ag.linh"}}),
+    "no-type": json.dumps(
+        {"id": "bad-no-type", "at": "2027-02-01T10:00:00+07:00", "case": "T-1001"}
+    ),
+    "naive-at": json.dumps(
+        {"id": "bad-naive", "type": "agent.replied", "at": "2027-02-01T10:00:00", "case": "T-1001"}
+    ),
+    "unknown-case": json.dumps(
+        {
+            "id": "bad-unknown",
+            "type": "agent.replied",
+            "at": "2027-02-03T10:00:00+07:00",
+            "case": "T-9999",
+            "data": {"agent": "ag.linh"},
+        }
+    ),
 }
 
 
@@ -76,8 +87,8 @@ def shuffled_within(lines: list[str], bound_s: float, seed: int = 7) -> list[str
 
 @dataclass
 class Outcome:
-    actions: list[str]          # raw lines
-    states: list[str]           # CaseState.to_json(), sorted
+    actions: list[str]  # raw lines
+    states: list[str]  # CaseState.to_json(), sorted
     rejected: list[tuple[str, str]]  # (event id or raw text, reason), sorted
 
     def action_objects(self) -> list[str]:
@@ -90,7 +101,9 @@ def event_ref(ev: object) -> str:
     return str(ev)
 
 
-def runtime_run(tmp: Path, playbooks: list[str], lines: list[str], until: str | None = None) -> Outcome:
+def runtime_run(
+    tmp: Path, playbooks: list[str], lines: list[str], until: str | None = None
+) -> Outcome:
     """``carepath run --clock simulated`` on a fresh SQLite store."""
     from carepath.runtime import open_store
 
@@ -99,8 +112,19 @@ def runtime_run(tmp: Path, playbooks: list[str], lines: list[str], until: str | 
     ev.write_text("\n".join(lines) + "\n", encoding="utf-8")
     db = tmp / "cases.db"
     acts = tmp / "actions.jsonl"
-    argv = ["run", *playbooks, "--store", f"sqlite:///{db}", "--events", str(ev), "--clock", "simulated",
-            "--actions", str(acts), "--quiet"]
+    argv = [
+        "run",
+        *playbooks,
+        "--store",
+        f"sqlite:///{db}",
+        "--events",
+        str(ev),
+        "--clock",
+        "simulated",
+        "--actions",
+        str(acts),
+        "--quiet",
+    ]
     if until:
         argv += ["--until", until]
     code = cli_main(argv)
@@ -108,11 +132,18 @@ def runtime_run(tmp: Path, playbooks: list[str], lines: list[str], until: str | 
     store = open_store(f"sqlite:///{db}")
     try:
         states = sorted(s.to_json() for s in store.cases())
-        rejected = sorted((event_ref(r["event"] if isinstance(r, dict) else r.event),
-                           r["reason"] if isinstance(r, dict) else r.reason) for r in store.rejected())
+        rejected = sorted(
+            (
+                event_ref(r["event"] if isinstance(r, dict) else r.event),
+                r["reason"] if isinstance(r, dict) else r.reason,
+            )
+            for r in store.rejected()
+        )
     finally:
         store.close()
-    return Outcome(acts.read_text(encoding="utf-8").splitlines() if acts.exists() else [], states, rejected)
+    return Outcome(
+        acts.read_text(encoding="utf-8").splitlines() if acts.exists() else [], states, rejected
+    )
 
 
 def flink_outcome(actions: list[str], states: list[str], rejected: list[str]) -> Outcome:

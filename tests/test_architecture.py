@@ -25,7 +25,11 @@ def _imports(modules: dict[str, Path]) -> dict[str, set[str]]:
     graph: dict[str, set[str]] = defaultdict(set)
     for name, path in modules.items():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("carepath"):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module
+                and node.module.startswith("carepath")
+            ):
                 for alias in node.names:
                     target = f"{node.module}.{alias.name}"
                     graph[name].add(target if target in modules else node.module)
@@ -92,4 +96,6 @@ def test_few_modules_sit_directly_in_the_package() -> None:
 
 def test_commands_have_one_module_each() -> None:
     assert not list(PACKAGE.glob("cli_*.py"))
-    assert {"validate", "simulate", "test", "run", "report"} <= {p.stem for p in (PACKAGE / "cli").glob("*.py")}
+    assert {"validate", "simulate", "test", "run", "report"} <= {
+        p.stem for p in (PACKAGE / "cli").glob("*.py")
+    }

@@ -29,7 +29,11 @@ def _shapes(zone: str) -> list[dict[str, object]]:
         },
         {  # intervals inside the DST transitions on Sundays, and a whole day
             "timezone": zone,
-            "hours": {"sun": ["01:30-02:15", "02:30-03:15"], "wed": ["00:00-24:00"], "fri": ["09:00-10:00"]},
+            "hours": {
+                "sun": ["01:30-02:15", "02:30-03:15"],
+                "wed": ["00:00-24:00"],
+                "fri": ["09:00-10:00"],
+            },
             "overrides": {"2026-11-01": ["00:30-02:45"]},
         },
     ]
@@ -38,7 +42,11 @@ def _shapes(zone: str) -> list[dict[str, object]]:
 CALENDARS = [Calendar.from_dict(spec) for zone in ZONES for spec in _shapes(zone)]
 CALENDARS.append(
     Calendar.from_dict(
-        {"timezone": "Asia/Ho_Chi_Minh", "hours": {"mon-fri": ["08:00-17:00"]}, "holidays": [{"country": "VN"}]}
+        {
+            "timezone": "Asia/Ho_Chi_Minh",
+            "hours": {"mon-fri": ["08:00-17:00"]},
+            "holidays": [{"country": "VN"}],
+        }
     )
 )
 LO = datetime(2025, 6, 1, tzinfo=UTC)
@@ -132,5 +140,8 @@ def test_add_days_lands_open_and_moves_forward(cal: Calendar, t: datetime, n: in
 def test_fast_path_agrees_with_datetime_api(cal: Calendar, t: datetime, d: timedelta) -> None:
     ts = t.timestamp()
     assert abs(cal.add_s(ts, d.total_seconds()) - cal.add(t, d).timestamp()) < 1e-6
-    assert cal.next_open_s(ts) == cal.next_open(t).timestamp() or abs(cal.next_open_s(ts) - cal.next_open(t).timestamp()) < 1e-6
+    assert (
+        cal.next_open_s(ts) == cal.next_open(t).timestamp()
+        or abs(cal.next_open_s(ts) - cal.next_open(t).timestamp()) < 1e-6
+    )
     assert cal.is_open_s(ts) == cal.is_open(t)

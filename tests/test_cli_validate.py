@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -197,15 +196,13 @@ def test_python_dash_m(files: dict[str, Path]) -> None:
     assert p.returncode == 1 and "CP301" in p.stdout
 
 
-def test_thousand_line_playbook_is_fast(tmp_path: Path) -> None:
+def test_thousand_line_playbook_validates(tmp_path: Path) -> None:
+    # how long it takes is bench/'s business (bench_validate.py), never a timed assertion here
     p = tmp_path / "big.yaml"
     p.write_text(big_playbook(1000))
     assert len(p.read_text().splitlines()) >= 1000
-    t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "carepath", "validate", str(p)], capture_output=True, text=True)
-    elapsed = time.perf_counter() - t0
     assert r.returncode == 0, r.stdout + r.stderr
-    assert elapsed < 3.0  # well under a second on a developer machine; generous for CI
 
 
 def big_playbook(min_lines: int) -> str:

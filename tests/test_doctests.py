@@ -18,11 +18,19 @@ import carepath
 ROOT = Path(__file__).resolve().parent.parent
 OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 #: Modules that need an optional extra to import at all.
-EXTRAS = {"carepath.flink.function": "pyflink", "carepath.flink.job": "pyflink", "carepath.flink.testing": "pyflink"}
+EXTRAS = {
+    "carepath.flink.function": "pyflink",
+    "carepath.flink.job": "pyflink",
+    "carepath.flink.testing": "pyflink",
+}
 MODULES = sorted(
-    m.name for m in pkgutil.walk_packages(carepath.__path__, "carepath.") if not m.name.endswith("__main__")
+    m.name
+    for m in pkgutil.walk_packages(carepath.__path__, "carepath.")
+    if not m.name.endswith("__main__")
 )
-PAGES = sorted(p.name for p in (ROOT / "docs").glob("*.md") if ">>>" in p.read_text(encoding="utf-8"))
+PAGES = sorted(
+    p.name for p in (ROOT / "docs").glob("*.md") if ">>>" in p.read_text(encoding="utf-8")
+)
 
 
 @pytest.fixture(autouse=True)

@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 
 from carepath.durations import DurationError, parse_duration
 
-parts = st.fixed_dictionaries({}, optional={"h": st.integers(0, 500), "m": st.integers(0, 59),
-                                            "s": st.integers(0, 59)}).filter(bool)
+parts = st.fixed_dictionaries(
+    {}, optional={"h": st.integers(0, 500), "m": st.integers(0, 59), "s": st.integers(0, 59)}
+).filter(bool)
 
 
 def short(p: dict[str, int]) -> str:
@@ -57,16 +58,29 @@ def test_anything_else_is_a_clear_error_never_a_crash(text: str) -> None:
         assert d.seconds >= 0 and d.days >= 0 and d.business_days >= 0
 
 
-@pytest.mark.parametrize(("text", "seconds", "days"), [
-    ("45s", 45, 0), ("15m", 900, 0), ("2h", 7200, 0), ("1h30m", 5400, 0), ("3d", 0, 3), ("2w", 0, 14),
-    ("PT2H", 7200, 0), ("P3D", 0, 3), ("P1DT2H30M", 9000, 1), ("PT0.5S", 0.5, 0),
-])
+@pytest.mark.parametrize(
+    ("text", "seconds", "days"),
+    [
+        ("45s", 45, 0),
+        ("15m", 900, 0),
+        ("2h", 7200, 0),
+        ("1h30m", 5400, 0),
+        ("3d", 0, 3),
+        ("2w", 0, 14),
+        ("PT2H", 7200, 0),
+        ("P3D", 0, 3),
+        ("P1DT2H30M", 9000, 1),
+        ("PT0.5S", 0.5, 0),
+    ],
+)
 def test_spec_examples(text: str, seconds: float, days: int) -> None:
     d = parse_duration(text)
     assert (d.seconds, d.days) == (seconds, days)
 
 
-@pytest.mark.parametrize(("value", "hint"), [(30, "30m"), ("", "2h"), ("2x", "45s"), ("1h1h", None), ("P", "PT2H")])
+@pytest.mark.parametrize(
+    ("value", "hint"), [(30, "30m"), ("", "2h"), ("2x", "45s"), ("1h1h", None), ("P", "PT2H")]
+)
 def test_bad_durations_say_what_was_expected(value: object, hint: str | None) -> None:
     with pytest.raises(DurationError) as exc:
         parse_duration(value)

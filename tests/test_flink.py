@@ -32,7 +32,10 @@ from flink_common import (
 )
 
 WHY = available()
-pytestmark = [pytest.mark.flink, pytest.mark.skipif(WHY is not None, reason=f"Flink tests need PyFlink and Java: {WHY}")]
+pytestmark = [
+    pytest.mark.flink,
+    pytest.mark.skipif(WHY is not None, reason=f"Flink tests need PyFlink and Java: {WHY}"),
+]
 
 UNTIL = "2027-03-20T00:00:00+07:00"
 
@@ -45,17 +48,34 @@ def _assert_same(got: Outcome, want: Outcome) -> None:
 
 
 @pytest.mark.parametrize(("name", "until"), [(NAMES[0], None), (NAMES[1], UNTIL)], ids=NAMES)
-def test_cli_equals_carepath_run_at_parallelism_2(tmp_path: Path, name: str, until: str | None) -> None:
+def test_cli_equals_carepath_run_at_parallelism_2(
+    tmp_path: Path, name: str, until: str | None
+) -> None:
     out = tmp_path / "out"
-    argv = ["flink", playbook(name), "--events", events(name), "--out", str(out), "--parallelism", "2", "-q"]
+    argv = [
+        "flink",
+        playbook(name),
+        "--events",
+        events(name),
+        "--out",
+        str(out),
+        "--parallelism",
+        "2",
+        "-q",
+    ]
     if until:
         argv += ["--until", until]
     assert cli_main(argv) == 0
-    got = Outcome((out / "actions.jsonl").read_text(encoding="utf-8").splitlines(),
-                  sorted((out / "states.jsonl").read_text(encoding="utf-8").splitlines()), [])
+    got = Outcome(
+        (out / "actions.jsonl").read_text(encoding="utf-8").splitlines(),
+        sorted((out / "states.jsonl").read_text(encoding="utf-8").splitlines()),
+        [],
+    )
     want = runtime_run(tmp_path / "rt", [playbook(name)], lines_of(events(name)), until=until)
     _assert_same(got, want)
-    assert len(got.states) == len({tuple(json.loads(s)["case"]) for s in got.states})  # one line per case
+    assert len(got.states) == len(
+        {tuple(json.loads(s)["case"]) for s in got.states}
+    )  # one line per case
     assert (out / "rejected.jsonl").read_text(encoding="utf-8") == ""
 
 
@@ -63,7 +83,9 @@ def test_both_playbooks_with_bad_events_at_parallelism_1(tmp_path: Path) -> None
     from carepath.flink.job import run_lines
 
     lines = with_bad_lines(merged_log())
-    res = run_lines([playbook(n) for n in NAMES], lines, until=datetime.fromisoformat(UNTIL), parallelism=1)
+    res = run_lines(
+        [playbook(n) for n in NAMES], lines, until=datetime.fromisoformat(UNTIL), parallelism=1
+    )
     got = flink_outcome(res.actions, res.states, res.rejected)
     want = runtime_run(tmp_path, [playbook(n) for n in NAMES], lines, until=UNTIL)
     _assert_same(got, want)
@@ -80,8 +102,12 @@ def test_arrival_order_within_the_bound_does_not_matter(tmp_path: Path) -> None:
     lines = merged_log()
     shuffled = shuffled_within(lines, bound_s)
     assert shuffled != lines
-    res = run_lines([playbook(n) for n in NAMES], shuffled, parallelism=2,
-                    options=JobOptions(out_of_orderness_ms=bound_s * 1000))
+    res = run_lines(
+        [playbook(n) for n in NAMES],
+        shuffled,
+        parallelism=2,
+        options=JobOptions(out_of_orderness_ms=bound_s * 1000),
+    )
     want = runtime_run(tmp_path, [playbook(n) for n in NAMES], lines)
     _assert_same(flink_outcome(res.actions, res.states, res.rejected), want)
 
@@ -100,19 +126,29 @@ def test_a_failure_restarts_from_the_last_checkpoint(tmp_path: Path) -> None:
         from pyflink.common import Types
 
         # one subtask, chained to the source: it sees every line, in file order
-        return ds.map(FailOnce(str(marks), str(chk), after=3), output_type=Types.STRING()).set_parallelism(1)
+        return ds.map(
+            FailOnce(str(marks), str(chk), after=3), output_type=Types.STRING()
+        ).set_parallelism(1)
 
     # bundles of one element: a checkpoint barrier never waits behind a queue of slow lines
-    res = run_lines([playbook(name)], lines, parallelism=2, checkpoint_ms=200, prepare=prepare,
-                    restarts=2, restart_delay_ms=200, checkpoint_dir=chk.as_uri(),
-                    extra={"python.fn-execution.bundle.size": "1", "slot.request.timeout": "60 s"})
+    res = run_lines(
+        [playbook(name)],
+        lines,
+        parallelism=2,
+        checkpoint_ms=200,
+        prepare=prepare,
+        restarts=2,
+        restart_delay_ms=200,
+        checkpoint_dir=chk.as_uri(),
+        extra={"python.fn-execution.bundle.size": "1", "slot.request.timeout": "60 s"},
+    )
     firsts = attempts(str(marks))
     assert (marks / "failed").exists(), "the failure was not injected"
     failed_at = lines.index((marks / "failed").read_text(encoding="utf-8"))
     assert len(firsts) == 2, "the job did not restart (or restarted more than once)"
     assert firsts[0] == lines[0]
     # the restarted job resumed from the checkpoint, not from the first line
-    assert firsts[1] in lines[1:failed_at + 1]
+    assert firsts[1] in lines[1 : failed_at + 1]
     want = runtime_run(tmp_path / "rt", [playbook(name)], lines)
     got = flink_outcome(res.actions, res.states, res.rejected)
     assert got.states == want.states

@@ -41,8 +41,10 @@ from flink_common import (
 
 
 def test_import_carepath_does_not_import_pyflink() -> None:
-    code = ("import sys, carepath, carepath.cli.app, carepath.flink, carepath.flink.core, carepath.flink.reference, "
-            "carepath.cli.flink; carepath.cli.app.build_parser(); print('pyflink' in sys.modules)")
+    code = (
+        "import sys, carepath, carepath.cli.app, carepath.flink, carepath.flink.core, carepath.flink.reference, "
+        "carepath.cli.flink; carepath.cli.app.build_parser(); print('pyflink' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -59,7 +61,9 @@ def test_timestamps_round_so_timers_never_fire_early() -> None:
 def test_end_of_time_is_that_of_the_simulated_clock() -> None:
     assert cap_us(None, 100) == 100  # the last event
     assert cap_us(500, 100) == 500  # --until after it
-    assert cap_us(50, 100) == 99  # --until before it: wake-ups strictly before the last event still fire
+    assert (
+        cap_us(50, 100) == 99
+    )  # --until before it: wake-ups strictly before the last event still fire
     assert cap_us(None, None) is None
     assert cap_us(7, None) == 7
 
@@ -103,7 +107,9 @@ def test_fan_out_keys_events_per_playbook_and_rejects_bad_lines() -> None:
     no_key = json.dumps({"id": "x", "type": "agent.replied", "at": "2027-02-01T10:00:00+07:00"})
     recs, rej = fan_out(engines, no_key)
     assert recs == [] and json.loads(rej or "{}")["reason"] == "invalid"
-    other = json.dumps({"id": "y", "type": "nobody.cares", "at": "2027-02-01T10:00:00+07:00", "case": "T-1"})
+    other = json.dumps(
+        {"id": "y", "type": "nobody.cares", "at": "2027-02-01T10:00:00+07:00", "case": "T-1"}
+    )
     assert fan_out(engines, other) == ([], None)  # no playbook mentions it: ignored
 
 
@@ -113,7 +119,9 @@ def test_reference_equals_carepath_run(tmp_path: Path, name: str) -> None:
     want = runtime_run(tmp_path, [playbook(name)], lines)
     ref = run_reference([load(playbook(name))], lines)
     got = flink_outcome(ref.actions, ref.state_lines(), ref.rejected)
-    assert sorted(got.actions) == sorted(want.actions)  # byte for byte (the order differs across cases)
+    assert sorted(got.actions) == sorted(
+        want.actions
+    )  # byte for byte (the order differs across cases)
     assert got.states == want.states
     assert got.rejected == want.rejected == []
 
@@ -122,8 +130,9 @@ def test_reference_equals_carepath_run_with_until_and_bad_lines(tmp_path: Path) 
     lines = with_bad_lines(merged_log())
     until = "2027-03-20T00:00:00+07:00"
     want = runtime_run(tmp_path, [playbook(n) for n in NAMES], lines, until=until)
-    ref = run_reference([load(playbook(n)) for n in NAMES], lines,
-                        until=datetime.fromisoformat(until))
+    ref = run_reference(
+        [load(playbook(n)) for n in NAMES], lines, until=datetime.fromisoformat(until)
+    )
     got = flink_outcome(ref.actions, ref.state_lines(), ref.rejected)
     assert got.action_objects() == want.action_objects()
     assert got.states == want.states

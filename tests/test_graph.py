@@ -33,8 +33,24 @@ LINE_RULES = [
     ("class", re.compile(rf"class (?P<ids>{ID}(?:,{ID})*) {ID}")),
     ("comment", re.compile(r"%%.*")),
 ]
-KEYWORDS = {"state", "note", "end", "direction", "class", "classDef", "as", "left", "right", "of", "fork",
-            "join", "choice", "default", "style", "click"}
+KEYWORDS = {
+    "state",
+    "note",
+    "end",
+    "direction",
+    "class",
+    "classDef",
+    "as",
+    "left",
+    "right",
+    "of",
+    "fork",
+    "join",
+    "choice",
+    "default",
+    "style",
+    "click",
+}
 
 
 def check_mermaid(text: str) -> dict[str, set[str]]:
@@ -48,7 +64,13 @@ def check_mermaid(text: str) -> dict[str, set[str]]:
         i = end + 1
     body = [ln for ln in lines[i:] if ln.strip()]
     assert body and body[0] == "stateDiagram-v2", "the first line is the diagram type"
-    ids: dict[str, set[str]] = {"declared": set(), "used": set(), "start": set(), "end": set(), "classed": set()}
+    ids: dict[str, set[str]] = {
+        "declared": set(),
+        "used": set(),
+        "start": set(),
+        "end": set(),
+        "classed": set(),
+    }
     for ln in body[1:]:
         assert ln.startswith("    ") and not ln.startswith("     "), f"indentation: {ln!r}"
         s = ln[4:]
@@ -97,8 +119,10 @@ def test_support_graph_content() -> None:
     assert "new --> waiting_customer : agent.replied [event.needs_customer]" in text
     assert "waiting_customer --> closed : after 5d / set close_reason, send closing_notice" in text
     assert "solved --> closed : after 5d" in text
-    assert "waiting_customer : ⏸ SLA resolution paused" in text  # the pause, on the stage it affects
-    assert 's_any_non_final_stage --> closed : case.cancelled' in text  # root `on:` handler
+    assert (
+        "waiting_customer : ⏸ SLA resolution paused" in text
+    )  # the pause, on the stage it affects
+    assert "s_any_non_final_stage --> closed : case.cancelled" in text  # root `on:` handler
     assert "closed --> [*]" in text and "[*] --> new" in text
     assert "#quot;vip#quot;" in text  # guards are escaped, never raw quotes
 
@@ -132,7 +156,10 @@ stages:
 
 
 def test_mermaid_text_escapes() -> None:
-    assert mermaid_text('a: "b"; {c} <d> #1 %') == "a#58; #quot;b#quot;#59; #123;c#125; #lt;d#gt; #35;1 #37;"
+    assert (
+        mermaid_text('a: "b"; {c} <d> #1 %')
+        == "a#58; #quot;b#quot;#59; #123;c#125; #lt;d#gt; #35;1 #37;"
+    )
 
 
 @pytest.mark.parametrize("path", EXAMPLES)
@@ -154,8 +181,13 @@ def test_dot_structure(path: str) -> None:
 @pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz not installed")
 @pytest.mark.parametrize("path", EXAMPLES)
 def test_dot_parses_with_graphviz(path: str) -> None:
-    subprocess.run(["dot", "-Tsvg"], input=render(load(path), "dot"), text=True, check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["dot", "-Tsvg"],
+        input=render(load(path), "dot"),
+        text=True,
+        check=True,
+        capture_output=True,
+    )
 
 
 @pytest.mark.skipif(shutil.which("mmdc") is None, reason="mermaid-cli (mmdc) not installed")
@@ -163,8 +195,12 @@ def test_dot_parses_with_graphviz(path: str) -> None:
 def test_mermaid_renders_with_mermaid_cli(path: str, tmp_path: Path) -> None:
     src = tmp_path / "g.mmd"
     src.write_text(mermaid(path), encoding="utf-8")
-    subprocess.run(["mmdc", "-i", str(src), "-o", str(tmp_path / "g.svg")], check=True, capture_output=True,
-                   timeout=120)
+    subprocess.run(
+        ["mmdc", "-i", str(src), "-o", str(tmp_path / "g.svg")],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def test_cli(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

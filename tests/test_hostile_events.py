@@ -7,7 +7,8 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -367,3 +368,124 @@ def test_a_line_object_carries_its_number_into_the_rejection(store: Store) -> No
     r = rt.submit(Line(8, "xyz…", "longer than 262,144 bytes"))
     assert r.message == "line 8: longer than 262,144 bytes"
     assert store.rejected()[-1]["event"] == {"raw": "xyz…"}
+
+
+# -- #7 typed event fields ------------------------------------------------------------------------
+TYPED = """
+carepath: 1
+id: typed
+version: "1"
+timezone: UTC
+events:
+  order.placed:
+    d: date
+    when: datetime
+    amount: decimal
+fields:
+  big: {type: bool, default: false}
+  old: {type: bool, default: false}
+  recent: {type: bool, default: false}
+  earlier: {type: bool, default: false}
+  d: date
+  when: datetime
+  amount: decimal
+start:
+  on: order.placed
+  key: event.case
+  set:
+    big: =event.amount > 10
+    old: =days_since(event.d) > 365
+    recent: =event.d > date("2019-01-01")
+    earlier: =event.when < event.at
+    d: =event.d
+    when: =event.when
+    amount: =event.amount
+stages:
+  new: {initial: true, final: true}
+"""
+
+
+def _order(**data: Any) -> Event:
+    return Event("o", "order.placed", T0, "T-1", data)
+
+
+def test_typed_event_fields_compare_as_their_types() -> None:
+    engine = carepath.Engine(carepath.loads(TYPED))
+    step = engine.start(_order(d="2020-01-01", when="2026-01-01T00:00:00Z", amount="12.50"))
+    data = step.state.data
+    assert (data["big"], data["old"], data["recent"], data["earlier"]) == (True, True, True, True)
+    # kept in their JSON form, so the state round-trips
+    assert (data["d"], data["when"], data["amount"]) == (
+        "2020-01-01",
+        "2026-01-01T00:00:00+00:00",
+        12.5,
+    )
+    again = type(step.state).from_json(step.state.to_json())
+    assert again.to_json() == step.state.to_json()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("d", "not a date"), ("when", "2026-01-01T00:00:00"), ("amount", "12,50")]
+)
+def test_a_typed_value_that_cannot_be_coerced_is_rejected_naming_the_field(
+    field: str, value: str, store: Store
+) -> None:
+    good = {"d": "2020-01-01", "when": "2026-01-01T00:00:00Z", "amount": 3}
+    rt = Runtime([carepath.loads(TYPED)], store, clock=ManualClock(T0))
+    r = rt.submit(_order(**{**good, field: value}))
+    assert r.status == "rejected" and r.reason == "invalid"
+    assert f"field `{field}`" in r.message
+    assert rt.submit(_order(**good)).status == "applied"
+
+
+def test_an_event_whose_result_cannot_be_written_is_rejected_alone(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from carepath.state import CaseState
+
+    real = CaseState.to_json
+
+    def to_json(self: CaseState) -> str:
+        if self.case == "T-2":
+            raise ValueError("unwritable")
+        return real(self)
+
+    monkeypatch.setattr(CaseState, "to_json", to_json)
+    rt = Runtime([mini()], store, clock=ManualClock(T0))
+    results = rt.submit_many(
+        [
+            line("a", "ticket.opened", 0),
+            line("b", "ticket.opened", 1, case="T-2"),
+            line("c", "ticket.answered", 2),
+        ]
+    )
+    assert [r.status for r in results] == ["applied", "rejected", "applied"]
+    assert "cannot store" in results[1].message
+    st = store.get("mini", "T-1")
+    assert st is not None and st.stage == "done" and store.get("mini", "T-2") is None
+    assert [r["reason"] for r in store.rejected()] == ["invalid"]
+
+
+def test_event_refuses_data_that_json_cannot_carry() -> None:
+    with pytest.raises(ValueError, match=r"field `data\.tags` holds a set"):
+        Event("x", "t", T0, data={"tags": {"a"}})
+    assert Event("x", "t", T0, data={"n": Decimal("1.50")}).to_dict()["data"] == {"n": "1.50"}
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"start": date(9999, 12, 30)},
+        {"start": date(1, 1, 1)},
+        {"base": -5},
+        {"days": 10**12},
+        {"peak": float("nan")},
+    ],
+)
+def test_generate_refuses_at_once_what_would_leave_the_supported_instants(
+    kwargs: dict[str, Any],
+) -> None:
+    from carepath.drivers.generate import generate
+
+    with pytest.raises(ValueError):
+        generate("retail", **kwargs)  # raised by the call, before any event is asked for

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+import carepath
 from carepath.cli.app import main
 from carepath.diagnostics import Diagnostic, format_diagnostics
 from carepath.durations import DurationError, parse_duration
@@ -190,10 +191,18 @@ def test_action_verb_without_a_value_is_a_located_error(verb: str) -> None:
     "literal", ["1" * 4301, "-" + "9" * 5000, "0x" + "f" * 4000, "0o" + "7" * 5000]
 )
 def test_integer_literal_over_the_int_string_limit_is_a_located_error(literal: str) -> None:
-    for text in (BASE + f"title: {literal}\n", BASE + f"segments: {{{literal}: true}}\n"):
-        (d,) = errors(text)
-        assert (d.code, d.line) == ("CP101", 8)
-        assert "4,300 digits" in d.message
+    (d,) = errors(BASE + f"title: {literal}\n")
+    assert (d.code, d.line, d.col) == ("CP101", 8, 8)
+    assert "4,300 digits" in d.message
+    (d,) = errors(BASE + f"segments: {{{literal}: true}}\n")  # as a key: longer than any key
+    assert (d.code, d.line, d.col) == ("CP101", 8, 12)
+
+
+def test_integer_key_over_the_int_string_limit_is_a_located_error() -> None:
+    with pytest.raises(YamlError) as exc:
+        load_yaml("{" + "1" * 4301 + ": x}\n", Limits(max_key_chars=10_000))
+    (p,) = exc.value.problems
+    assert (p.code, p.line, p.col) == ("CP101", 1, 2) and "4,300 digits" in p.message
 
 
 def test_integer_literal_at_the_limit_still_loads() -> None:
@@ -370,3 +379,90 @@ def test_lone_surrogate_in_loads_text_is_a_located_error() -> None:
     (d,) = errors(BASE + "title: a\ud800b\n")
     assert (d.code, d.line, d.col) == ("CP101", 8, 9)
     assert "U+D800" in d.message
+
+
+def test_duration_field_of_an_event_is_read_in_linear_time() -> None:
+    # the reported case: a long digit run in a duration-typed event field (31 s for one event)
+    from datetime import UTC, datetime
+
+    from carepath.runtime import Runtime
+    from carepath.runtime.clock import ManualClock
+    from carepath.runtime.sqlite import SQLiteStore
+
+    pb = carepath.loads(BASE + "events:\n  case.opened: {wait: {type: duration, default: 1h}}\n")
+    t0 = datetime(2027, 2, 1, 9, 0, tzinfo=UTC)
+    store = SQLiteStore(":memory:")
+    try:
+        rt = Runtime([pb], store, clock=ManualClock(t0))
+        event = {"id": "e1", "type": "case.opened", "at": t0.isoformat(), "case": "C1"}
+        res = rt.submit({**event, "data": {"wait": "1" * 200_000 + "x"}})
+        assert (res.status, res.reason) == ("rejected", "invalid")
+        assert rt.submit({**event, "id": "e2", "data": {"wait": "2h"}}).status == "applied"
+    finally:
+        store.close()
+
+
+def test_scenario_skip_is_a_boolean(tmp_path: Path) -> None:
+    (tmp_path / "pb.yaml").write_text(BASE)
+    (tmp_path / "pb.test.yaml").write_text(
+        "scenarios:\n  - name: one\n    skip: yes\n    steps: []\n"
+        "  - name: two\n    skip: true\n    steps: []\n"
+    )
+    one, two = run_file(str(tmp_path / "pb.test.yaml")).results
+    assert "`skip` is true or false, got 'yes'" in one.failures[0].message
+    assert (one.failures[0].line, one.failures[0].col) == (3, 11)
+    assert two.skipped and two.passed
+
+
+def test_text_diagnostics_on_one_long_line_print_in_linear_space() -> None:
+    # 40,000 unknown keys in one flow mapping: each finding used to print the whole 500 KB line
+    keys = ", ".join(f"k{i}: 1" for i in range(40_000))
+    text = BASE + "tiers: {L1: {" + keys + "}}\n"
+    res = check(text, file="p.yaml")
+    assert len(res.diagnostics) == 40_000
+    out = format_diagnostics(res.diagnostics, "text", sources=res.sources)
+    assert len(out) < 40_000 * 400
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if "unknown key 'k39999'" in line)
+    excerpt, caret = lines[at + 1], lines[at + 2]  # the finding's excerpt and caret
+    assert excerpt.startswith("    8 | …") and len(excerpt) < 200
+    assert excerpt[caret.index("^") :].startswith("k39999")
+
+
+def test_a_huge_key_is_refused_and_a_long_one_clipped_in_paths() -> None:
+    # an explicit key escapes YAML's 1,024-character bound on keys; pydantic copies the key into
+    # the location of every error below it (2,000 errors x 300 KB = 600 MB)
+    keys = ", ".join(f"k{i}: 1" for i in range(2_000))
+    (d,) = errors(BASE + f"tiers:\n  ? {'s' * 300_000}\n  : {{{keys}}}\n")
+    assert (d.code, d.line, d.col) == ("CP101", 9, 5)
+    assert "a key of 300,000 characters; keys have at most 1,024" in d.message
+    res = check(BASE + f"tiers:\n  ? {'s' * 1000}\n  : {{{keys}}}\n", file="p.yaml")
+    assert len(res.diagnostics) == 2_000
+    for d in res.diagnostics:
+        assert len(d.path) < 120 and len(d.message) < 200
+
+
+def test_includes_are_bounded_in_number_and_read_once(tmp_path: Path) -> None:
+    (tmp_path / "t.yaml").write_text("tiers: {L1: {}}\n")
+    many = "include: [" + ", ".join(["t.yaml"] * 50_000) + "]\n"
+    (d,) = errors(BASE + many, base_dir=tmp_path)  # one finding, no file read 50,000 times
+    assert (d.code, d.path) == ("CP107", "include")
+    assert "50,000 includes; the limit is 64" in d.message
+    (d,) = errors(BASE + "include: [t.yaml, ./t.yaml]\n", base_dir=tmp_path)
+    assert (d.code, d.path) == ("CP107", "include[1]")
+    assert "same file as include[0]" in d.message
+
+
+def test_findings_after_pruned_list_items_keep_their_own_paths() -> None:
+    # the schema rejects goals[0], [1] and [3]; the checker removes them and checks the rest: the
+    # unknown metric is goals[2]'s and the missing window goals[4]'s (they were hidden, or named
+    # and located at the item that had moved into their index)
+    goals = '[1, 2, {id: g, metric: nosuch, target: ">= 1", window: rolling 30d}, 3, {id: h, metric: csat, target: ">= 1%"}]'
+    found = [(d.code, d.path, d.col) for d in errors(BASE + f"goals: {goals}\n")]
+    assert found == [
+        ("CP203", "goals[0]", 9),
+        ("CP203", "goals[1]", 12),
+        ("CP203", "goals[3]", 77),
+        ("CP509", "goals[2].metric", 31),
+        ("CP511", "goals[4]", 80),
+    ]

@@ -6,7 +6,8 @@ import textwrap
 
 import pytest
 
-from carepath.lint.checks import MAX_GAP_CLOSED, typical_open_day
+from carepath.lint.checks import typical_open_day
+from carepath.lint.goals import MAX_GAP_CLOSED
 from carepath.loading.loader import check, loads
 from carepath.metrics.targets import TargetError, parse_target, parse_value
 
@@ -588,3 +589,153 @@ def test_spec_example_forgotten_when_no_timer_in_waiting() -> None:
     text = SPEC_EXAMPLE.replace("      - {in: 7d, to: closed}\n", "")
     res = check(text)
     assert [(d.code, d.path) for d in res.diagnostics] == [("CP602", "stages.waiting_customer")]
+
+
+# -- issue 15: hostile and unusual playbooks (#12, #15, #18, #19) ------------------------------
+
+SLA_TAIL = """
+slas:
+  first_response: {start: {on: case.opened}, stop: {on: agent.replied}, targets: [{within: 1h}]}
+"""
+
+
+def test_start_without_events_is_an_error_not_a_crash() -> None:
+    # #12: `start: {on: []}` with an SLA crashed lint (zip() of clock statuses); now CP203
+    head = HEAD.replace("start: {on: case.opened}", "start: {on: []}")
+    res = check(head + textwrap.dedent("""
+        stages:
+          new: {initial: true, on: {agent.replied: done}}
+          done: {final: true}
+    """) + SLA_TAIL)
+    assert [(d.code, d.path, d.line, d.col) for d in res.diagnostics] == [("CP203", "start.on", 10, 13)]
+    assert res.playbook is None
+
+
+GOALS = """
+stages:
+  new: {initial: true, on: {agent.replied: done}, after: [{in: 7d, to: done}]}
+  done: {final: true}
+goals:
+"""
+
+
+@pytest.mark.parametrize(
+    ("window", "message"),
+    [
+        ("rolling 30x", "cannot read window 'rolling 30x'"),
+        ("rolling 3h", "cannot read window 'rolling 3h'"),
+        ("rolling 0d", "window 'rolling 0d' holds no day"),
+        ("rolling 99999999d", "longer than 36525 days"),
+        ("{from: 2027-06-30, to: 2027-01-01}", "window ends (2027-01-01) before it begins (2027-06-30)"),
+    ],
+)
+def test_goal_windows_the_report_cannot_evaluate_are_rejected(window: str, message: str) -> None:
+    # #15: these validated with exit 0, then `report` failed
+    res = check(HEAD + GOALS + f'  - {{id: g, metric: csat, target: ">= 80%", window: {window}}}\n')
+    (d,) = res.diagnostics
+    assert d.code == "CP513" and message in d.message
+    assert d.path in ("goals[0].window", "goals[0].window.to")
+
+
+def test_goal_windows_that_the_report_reads_are_accepted() -> None:
+    for window in ("rolling 30d", "rolling 4w", "rolling 1d", "{from: 2027-01-01, to: 2027-01-01}"):
+        res = check(HEAD + GOALS + f'  - {{id: g, metric: csat, target: ">= 80%", window: {window}}}\n')
+        assert res.diagnostics == [], window
+
+
+def test_duplicate_goal_ids_are_rejected_at_the_second() -> None:
+    res = check(HEAD + GOALS + '  - {id: g, metric: csat, target: ">= 80%", window: rolling 30d}\n'
+                '  - {id: g, metric: csat, target: ">= 90%", window: rolling 7d}\n')
+    assert [(d.code, d.path) for d in res.diagnostics] == [("CP514", "goals[1].id")]
+
+
+def test_fixed_window_without_to_says_to_is_missing() -> None:
+    # #15: it said "unknown key 'from' … did you mean 'from'?" (the rolling form of the union)
+    res = check(HEAD + GOALS + '  - {id: g, metric: csat, target: ">= 80%", window: {from: 2027-01-01}}\n')
+    assert [(d.code, d.message) for d in res.diagnostics] == [("CP202", "missing key 'to'")]
+
+
+def test_start_key_must_be_declared_by_every_start_event() -> None:
+    # #18: `simulate` skipped such events silently and `run` rejected them
+    body = """
+        stages:
+          new: {initial: true, on: {agent.replied: done}, after: [{in: 7d, to: done}]}
+          done: {final: true}
+    """
+    undeclared = HEAD.replace("start: {on: case.opened}", "start: {on: case.opened, key: event.customer}")
+    res = check(undeclared + textwrap.dedent(body))
+    (d,) = res.diagnostics
+    assert (d.code, d.path, d.line, d.col) == ("CP402", "start.key", 10, 31)
+    assert "'case.opened' declares no payload" in d.message
+    two = HEAD.replace("start: {on: case.opened}", "start: {on: [case.opened, chat.started], key: event.customer}")
+    events = "events:\n  case.opened: {customer: string}\n  chat.started: {topic: string}\n"
+    res = check(two + events + textwrap.dedent(body))
+    assert [(d.code, d.path) for d in res.diagnostics] == [("CP402", "start.key")]
+    assert "'chat.started' does not declare 'customer'" in res.diagnostics[0].message
+    declared = "events:\n  case.opened: {customer: string}\n  chat.started: {customer: {type: string, default: anon}}\n"
+    assert check(two + declared + textwrap.dedent(body)).diagnostics == []
+
+
+def test_calendar_on_an_action_without_delay_is_rejected() -> None:
+    # #19: `{task: b, due: 4h, calendar: office}` ignored the calendar silently
+    assert findings("""
+        calendars:
+          office: {hours: {mon-fri: ["08:00-17:00"]}}
+        stages:
+          new:
+            initial: true
+            enter: [{task: b, due: 4h, calendar: office}, {in: 4h, calendar: office, notify: L1}]
+            on: {agent.replied: done}
+            after: [{in: 7d, to: done}]
+          done: {final: true}
+    """) == [("CP203", "stages.new.enter[0].calendar")]
+
+
+def test_notify_names_a_declared_tier_or_role() -> None:
+    # #19: `notify: L2` with no such tier or role was accepted
+    body = """
+        stages:
+          new:
+            initial: true
+            enter: [{notify: L3}, {notify: L1}, {notify: lead}, {notify: assignee}, {task: t, for: lead},
+                    {task: u, for: L9}]
+            on: {agent.replied: done}
+            after: [{in: 7d, to: done}]
+          done: {final: true}
+    """
+    head = HEAD.replace("tiers: {L1: {}, L2: {}}", "tiers: {L1: {}, L2: {role: lead}}")
+    assert findings(body, head) == [("CP302", "stages.new.enter[0].notify"), ("CP302", "stages.new.enter[5].for")]
+    # without tiers, recipients are the host's (README: `notify: supervisor`)
+    no_tiers = HEAD.replace("tiers: {L1: {}, L2: {}}\n", "")
+    assert findings(body, no_tiers) == []
+
+
+def test_timer_that_can_never_fire_is_flagged() -> None:
+    # #19: an unreachable timer was not flagged
+    assert findings("""
+        stages:
+          new:
+            initial: true
+            on: {agent.replied: done}
+            after:
+              - {in: 1h, to: done}
+              - {in: 2h, do: [{notify: L1}]}
+              - {in: 30m, do: [{notify: L2}]}
+              - {in: 1bd, do: [{notify: L2}], when: false}
+          done: {final: true}
+    """) == [("CP609", "stages.new.after[1].in"), ("CP609", "stages.new.after[3].when")]
+    # an earlier timer with a condition, another calendar or a window may not move the case first
+    assert codes("""
+        calendars:
+          office: {hours: {mon-fri: ["08:00-17:00"]}}
+        stages:
+          new:
+            initial: true
+            on: {agent.replied: done}
+            after:
+              - {in: 1h, to: done, when: 'channel == "chat"'}
+              - {in: 2h, to: done, calendar: office}
+              - {in: 3h, to: done, window: office}
+              - {in: 4h, to: done}
+          done: {final: true}
+    """) == []

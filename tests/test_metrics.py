@@ -115,7 +115,13 @@ def test_percentile_small_cases() -> None:
     assert percentile([5], 95) == 5
     assert percentile([], 50) is None
     s = summary([10, 20, 30, 40])
-    assert s == {"mean": 25.0, "median": 25.0, "p90": pytest.approx(37.0), "p95": pytest.approx(38.5), "samples": 4}
+    assert s == {
+        "mean": 25.0,
+        "median": 25.0,
+        "p90": pytest.approx(37.0),
+        "p95": pytest.approx(38.5),
+        "samples": 4,
+    }
 
 
 def test_targets_in_metric_units() -> None:
@@ -138,19 +144,28 @@ def test_csat_nps_ces() -> None:
     evs.append(ev("survey.answered", 40, survey="csat", score=9))  # out of range: not a sample
     m = metrics(evs)
     assert (m.measure("csat").value, m.measure("csat").samples) == (0.5, 4)
-    assert (m.measure("nps").value, m.measure("nps").samples) == (0.0, 5)  # (2 promoters − 2 detractors) / 5
+    assert (m.measure("nps").value, m.measure("nps").samples) == (
+        0.0,
+        5,
+    )  # (2 promoters − 2 detractors) / 5
     assert m.measure("ces").value == 2.5
 
 
 # -- clocks -------------------------------------------------------------------------------------
 def test_first_response_time_and_attainment() -> None:
-    evs = [ev("case.opened", 0, "A", channel="chat"), ev("agent.replied", 30, "A"),
-           ev("case.opened", 0, "B", channel="email"), ev("agent.replied", 120, "B"),
-           ev("case.opened", 200, "C", channel="chat")]  # still open at the last event: not a sample
+    evs = [
+        ev("case.opened", 0, "A", channel="chat"),
+        ev("agent.replied", 30, "A"),
+        ev("case.opened", 0, "B", channel="email"),
+        ev("agent.replied", 120, "B"),
+        ev("case.opened", 200, "C", channel="chat"),
+    ]  # still open at the last event: not a sample
     m = metrics(evs)
     frt = m.measure("first_response_time")
     assert frt.samples == 2
-    assert frt.stats is not None and frt.stats["mean"] == 4500.0 and frt.value == 4500.0  # median of 1800, 7200
+    assert (
+        frt.stats is not None and frt.stats["mean"] == 4500.0 and frt.value == 4500.0
+    )  # median of 1800, 7200
     assert m.measure("first_response_time", stat="p90").value == pytest.approx(1800 + 0.9 * 5400)
     att = m.measure("sla_attainment", sla="first_response")
     assert (att.value, att.samples) == (0.5, 2)
@@ -160,35 +175,55 @@ def test_first_response_time_and_attainment() -> None:
 
 def test_replay_stops_at_last_event() -> None:
     # A's resolution cycle breaches at +8h; the log ends at +7h: the cycle is open, not counted.
-    evs = [ev("case.opened", 0, "A", channel="chat"), ev("agent.replied", 10, "A"),
-           ev("case.opened", 420, "B", channel="chat")]
+    evs = [
+        ev("case.opened", 0, "A", channel="chat"),
+        ev("agent.replied", 10, "A"),
+        ev("case.opened", 420, "B", channel="chat"),
+    ]
     rp = replay(pb(), evs)
     assert [f.clock for f in rp.records] == ["first_response"]
     assert not rp.breaches
     # one more event after the breach instant: the breach fires first (strictly before)
     rp = replay(pb(), [*evs, ev("case.opened", 500, "C", channel="chat")])
-    assert [b[1] for b in rp.breaches] == ["first_response", "resolution"] or \
-        sorted(b[1] for b in rp.breaches) == ["first_response", "resolution"]
+    assert [b[1] for b in rp.breaches] == ["first_response", "resolution"] or sorted(
+        b[1] for b in rp.breaches
+    ) == ["first_response", "resolution"]
 
 
 # -- cases: fcr, reopen -------------------------------------------------------------------------
 def test_fcr_and_reopen_rate() -> None:
     evs = [
-        ev("case.opened", 0, "A", channel="chat"), ev("agent.replied", 5, "A"), ev("case.solved", 10, "A"),
-        ev("case.opened", 0, "B", channel="chat"), ev("agent.replied", 5, "B"), ev("agent.replied", 6, "B"),
+        ev("case.opened", 0, "A", channel="chat"),
+        ev("agent.replied", 5, "A"),
+        ev("case.solved", 10, "A"),
+        ev("case.opened", 0, "B", channel="chat"),
+        ev("agent.replied", 5, "B"),
+        ev("agent.replied", 6, "B"),
         ev("case.solved", 10, "B"),
-        ev("case.opened", 0, "C", channel="email"), ev("agent.replied", 5, "C"), ev("case.solved", 10, "C"),
-        ev("case.reopened", 60, "C"), ev("agent.replied", 70, "C"), ev("case.solved", 80, "C"),
-        ev("case.opened", 0, "D", channel="email"), ev("agent.replied", 5, "D"),  # never solved
+        ev("case.opened", 0, "C", channel="email"),
+        ev("agent.replied", 5, "C"),
+        ev("case.solved", 10, "C"),
+        ev("case.reopened", 60, "C"),
+        ev("agent.replied", 70, "C"),
+        ev("case.solved", 80, "C"),
+        ev("case.opened", 0, "D", channel="email"),
+        ev("agent.replied", 5, "D"),  # never solved
     ]
     m = metrics(evs)
     assert (m.measure("fcr").value, m.measure("fcr").samples) == (pytest.approx(1 / 3), 3)
-    assert (m.measure("reopen_rate").value, m.measure("reopen_rate").samples) == (pytest.approx(1 / 3), 3)
+    assert (m.measure("reopen_rate").value, m.measure("reopen_rate").samples) == (
+        pytest.approx(1 / 3),
+        3,
+    )
 
 
 def test_fcr_counts_by_first_solve_date() -> None:
-    evs = [ev("case.opened", 0, "A", channel="chat"), ev("agent.replied", 5, "A"), ev("case.solved", 10, "A"),
-           ev("case.reopened", 3 * 24 * 60, "A")]  # reopened days later (after auto-close: still counts)
+    evs = [
+        ev("case.opened", 0, "A", channel="chat"),
+        ev("agent.replied", 5, "A"),
+        ev("case.solved", 10, "A"),
+        ev("case.reopened", 3 * 24 * 60, "A"),
+    ]  # reopened days later (after auto-close: still counts)
     m = metrics(evs)
     d = T0.date()
     assert m.measure("reopen_rate", d, d).value == 1.0
@@ -197,26 +232,43 @@ def test_fcr_counts_by_first_solve_date() -> None:
 
 # -- orders, complaints, aht --------------------------------------------------------------------
 def test_order_metrics_complaints_aht() -> None:
-    evs = [ev("case.opened", 0, "A", channel="chat"), ev("case.opened", 1, "B", channel="chat"),
-           ev("complaint.filed", 2, "A"),
-           ev("order.placed", 3, None, customer="k1", amount=50), ev("order.placed", 4, None, customer="k1", amount=150),
-           ev("order.placed", 5, None, customer="k2", amount=300), ev("order.returned", 6, None),
-           ev("contact.handled", 7, "A", duration=100), ev("contact.handled", 8, "B", duration=300)]
+    evs = [
+        ev("case.opened", 0, "A", channel="chat"),
+        ev("case.opened", 1, "B", channel="chat"),
+        ev("complaint.filed", 2, "A"),
+        ev("order.placed", 3, None, customer="k1", amount=50),
+        ev("order.placed", 4, None, customer="k1", amount=150),
+        ev("order.placed", 5, None, customer="k2", amount=300),
+        ev("order.returned", 6, None),
+        ev("contact.handled", 7, "A", duration=100),
+        ev("contact.handled", 8, "B", duration=300),
+    ]
     m = metrics(evs)
-    assert (m.measure("repeat_purchase_rate").value, m.measure("repeat_purchase_rate").samples) == (0.5, 2)
+    assert (m.measure("repeat_purchase_rate").value, m.measure("repeat_purchase_rate").samples) == (
+        0.5,
+        2,
+    )
     assert (m.measure("complaint_rate").value, m.measure("complaint_rate").samples) == (0.5, 2)
-    assert (m.measure("return_rate").value, m.measure("return_rate").samples) == (pytest.approx(1 / 3), 3)
+    assert (m.measure("return_rate").value, m.measure("return_rate").samples) == (
+        pytest.approx(1 / 3),
+        3,
+    )
     aht = m.measure("aht")
     assert aht.value == 200.0 and aht.samples == 2
     assert aht.to_dict()["value"] == 200.0 and aht.to_dict()["median"] == 200.0
 
 
 def test_custom_metrics() -> None:
-    evs = [ev("case.opened", 0, "A", channel="chat", tier="vip"), ev("case.opened", 0, "B", channel="chat"),
-           ev("case.opened", 0, "C", channel="email", tier="vip"),
-           ev("order.placed", 3, None, customer="k1", amount=50), ev("order.placed", 4, None, customer="k1", amount=150),
-           ev("order.placed", 5, None, customer="k2", amount=400),
-           ev("survey.answered", 6, "A", survey="csat", score=5), ev("survey.answered", 7, "B", survey="csat", score=5)]
+    evs = [
+        ev("case.opened", 0, "A", channel="chat", tier="vip"),
+        ev("case.opened", 0, "B", channel="chat"),
+        ev("case.opened", 0, "C", channel="email", tier="vip"),
+        ev("order.placed", 3, None, customer="k1", amount=50),
+        ev("order.placed", 4, None, customer="k1", amount=150),
+        ev("order.placed", 5, None, customer="k2", amount=400),
+        ev("survey.answered", 6, "A", survey="csat", score=5),
+        ev("survey.answered", 7, "B", survey="csat", score=5),
+    ]
     m = metrics(evs)
     assert (m.measure("big_orders").value, m.measure("big_orders").samples) == (2, 2)
     assert m.measure("big_share").value == pytest.approx(2 / 3)
@@ -228,24 +280,38 @@ def test_custom_metrics() -> None:
 
 def test_renamed_conventional_events() -> None:
     playbook = pb(renames='{"survey.answered": feedback.given}')
-    evs = [ev("case.opened", 0, channel="chat"), ev("feedback.given", 5, survey="csat", score=5),
-           ev("survey.answered", 6, survey="csat", score=1)]
+    evs = [
+        ev("case.opened", 0, channel="chat"),
+        ev("feedback.given", 5, survey="csat", score=5),
+        ev("survey.answered", 6, survey="csat", score=1),
+    ]
     assert metrics(evs, playbook).measure("csat").samples == 1
 
 
 def test_grouping_uses_case_values_at_the_event() -> None:
-    evs = [ev("case.opened", 0, "A", channel="chat", tier="vip"), ev("survey.answered", 5, "A", survey="csat", score=5),
-           ev("case.opened", 0, "B", channel="email"), ev("survey.answered", 5, "B", survey="csat", score=2)]
+    evs = [
+        ev("case.opened", 0, "A", channel="chat", tier="vip"),
+        ev("survey.answered", 5, "A", survey="csat", score=5),
+        ev("case.opened", 0, "B", channel="email"),
+        ev("survey.answered", 5, "B", survey="csat", score=2),
+    ]
     m = metrics(evs)
     assert m.measure("csat", where={"segment": "vip"}).value == 1.0
-    assert {k: v.value for k, v in m.group("csat", "channel").items()} == {"chat": 1.0, "email": 0.0}
+    assert {k: v.value for k, v in m.group("csat", "channel").items()} == {
+        "chat": 1.0,
+        "email": 0.0,
+    }
     assert {k: v.samples for k, v in m.group("csat", "stage").items()} == {"new": 2}
 
 
 def test_reentry_after_exit_on_timer_close() -> None:
     playbook = pb(reentry="after_exit")
-    evs = [ev("case.opened", 0, "A", channel="chat"), ev("agent.replied", 5, "A"), ev("case.solved", 10, "A"),
-           ev("case.opened", 3 * 24 * 60, "A", channel="email")]  # closed by the 2d timer: a new case
+    evs = [
+        ev("case.opened", 0, "A", channel="chat"),
+        ev("agent.replied", 5, "A"),
+        ev("case.solved", 10, "A"),
+        ev("case.opened", 3 * 24 * 60, "A", channel="email"),
+    ]  # closed by the 2d timer: a new case
     rp = replay(playbook, evs)
     assert rp.cases == 2 and rp.case_ids[-1] == "A#1"
     rp = replay(pb(reentry="never"), evs)
@@ -284,16 +350,27 @@ def test_goal_with_too_few_samples_is_not_attained() -> None:
     m = metrics(_surveys(range(3), 5, 1), pb(goals))
     (g,) = evaluate_goals(m, date(2027, 3, 3))
     d = g.to_dict()
-    assert d["attained"] is None and d["reason"] == "too_few_samples" and d["value"] == 1.0 and d["samples"] == 3
+    assert (
+        d["attained"] is None
+        and d["reason"] == "too_few_samples"
+        and d["value"] == 1.0
+        and d["samples"] == 3
+    )
     assert d["window"] == {"from": "2027-03-01", "to": "2027-03-31"} and d["days_left"] == 28
     assert d["trend"] is None
 
 
 def test_goal_missed_and_filters() -> None:
-    goals = ('[{id: frt, metric: first_response_time, stat: p90, target: "<= 1h", window: rolling 7d, min_samples: 2},'
-             ' {id: vip, metric: sla_attainment, sla: first_response, segment: vip, target: ">= 90%", window: rolling 7d, min_samples: 1}]')
-    evs = [ev("case.opened", 0, "A", channel="chat"), ev("agent.replied", 30, "A"),
-           ev("case.opened", 0, "B", channel="chat", tier="vip"), ev("agent.replied", 90, "B")]
+    goals = (
+        '[{id: frt, metric: first_response_time, stat: p90, target: "<= 1h", window: rolling 7d, min_samples: 2},'
+        ' {id: vip, metric: sla_attainment, sla: first_response, segment: vip, target: ">= 90%", window: rolling 7d, min_samples: 1}]'
+    )
+    evs = [
+        ev("case.opened", 0, "A", channel="chat"),
+        ev("agent.replied", 30, "A"),
+        ev("case.opened", 0, "B", channel="chat", tier="vip"),
+        ev("agent.replied", 90, "B"),
+    ]
     m = metrics(evs, pb(goals))
     frt, vip = evaluate_goals(m, T0.date())
     assert frt.attained is False and frt.value == pytest.approx(1800 + 0.9 * 3600)
@@ -304,4 +381,6 @@ def test_value_is_null_only_without_samples() -> None:
     goals = '[{id: g, metric: nps, target: ">= 40", window: rolling 30d}]'
     m = metrics([ev("case.opened", 0, channel="chat")], pb(goals))
     (g,) = evaluate_goals(m, T0.date())
-    assert g.value is None and g.samples == 0 and g.attained is None and g.reason == "too_few_samples"
+    assert (
+        g.value is None and g.samples == 0 and g.attained is None and g.reason == "too_few_samples"
+    )

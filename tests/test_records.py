@@ -39,7 +39,9 @@ def test_records_stay_immutable_and_replaceable() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         c.status = "running"  # type: ignore[misc]
     assert dataclasses.replace(c, status="running").status == "running"
-    assert Clock("x") == Clock("x") and hash(Pending(1.0, "timer", "t", ())) == hash(Pending(1.0, "timer", "t", ()))
+    assert Clock("x") == Clock("x") and hash(Pending(1.0, "timer", "t", ())) == hash(
+        Pending(1.0, "timer", "t", ())
+    )
     assert "first_response" in repr(c)
 
 

@@ -26,10 +26,16 @@ def test_next_after_is_strict() -> None:
 
 def test_spring_forward_moves_by_the_gap() -> None:
     s = Schedule("30 2 * * *", "America/New_York")
-    assert s.next_after(datetime(2026, 3, 8, 0, tzinfo=NY)) == datetime(2026, 3, 8, 3, 30, tzinfo=NY)
+    assert s.next_after(datetime(2026, 3, 8, 0, tzinfo=NY)) == datetime(
+        2026, 3, 8, 3, 30, tzinfo=NY
+    )
     # Just after the gap, the moved 02:30 fire (03:30) is still ahead.
-    assert s.next_after(datetime(2026, 3, 8, 3, 10, tzinfo=NY)) == datetime(2026, 3, 8, 3, 30, tzinfo=NY)
-    assert s.next_after(datetime(2026, 3, 8, 3, 30, tzinfo=NY)) == datetime(2026, 3, 9, 2, 30, tzinfo=NY)
+    assert s.next_after(datetime(2026, 3, 8, 3, 10, tzinfo=NY)) == datetime(
+        2026, 3, 8, 3, 30, tzinfo=NY
+    )
+    assert s.next_after(datetime(2026, 3, 8, 3, 30, tzinfo=NY)) == datetime(
+        2026, 3, 9, 2, 30, tzinfo=NY
+    )
 
 
 def test_every_ten_minutes_over_the_gap_keeps_order() -> None:
@@ -57,14 +63,22 @@ def test_lord_howe_half_hour_shift() -> None:
 
 def test_quiet_hours_shift_into_the_window() -> None:
     office = Calendar.from_dict(
-        {"timezone": "Asia/Ho_Chi_Minh", "hours": {"mon-fri": ["08:00-17:00"]}, "holidays": ["2026-03-03"]}
+        {
+            "timezone": "Asia/Ho_Chi_Minh",
+            "hours": {"mon-fri": ["08:00-17:00"]},
+            "holidays": ["2026-03-03"],
+        }
     )
     s = Schedule("0 20 * * *", "Asia/Ho_Chi_Minh", window=office)
     # Monday 20:00 is outside the window; Tuesday is a holiday: Wednesday's opening.
     assert s.next_after(datetime(2026, 3, 2, 12, tzinfo=HCM)) == datetime(2026, 3, 4, 8, tzinfo=HCM)
     inside = Schedule("0 10 * * *", "Asia/Ho_Chi_Minh", window=office)
-    assert inside.next_after(datetime(2026, 3, 2, 9, tzinfo=HCM)) == datetime(2026, 3, 2, 10, tzinfo=HCM)
-    assert inside.next_after(datetime(2026, 3, 7, 9, tzinfo=HCM)) == datetime(2026, 3, 9, 8, tzinfo=HCM)
+    assert inside.next_after(datetime(2026, 3, 2, 9, tzinfo=HCM)) == datetime(
+        2026, 3, 2, 10, tzinfo=HCM
+    )
+    assert inside.next_after(datetime(2026, 3, 7, 9, tzinfo=HCM)) == datetime(
+        2026, 3, 9, 8, tzinfo=HCM
+    )
 
 
 def test_bad_definitions() -> None:

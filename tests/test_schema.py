@@ -14,12 +14,15 @@ from carepath.model.schema import SCHEMA_DIALECT, playbook_schema, schema_text
 
 ROOT = Path(__file__).parent.parent
 CHECKED_IN = ROOT / "schemas" / "playbook.schema.json"
-EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.yaml") if not p.name.endswith(".test.yaml"))
+EXAMPLES = sorted(
+    p for p in (ROOT / "examples").glob("*.yaml") if not p.name.endswith(".test.yaml")
+)
 
 
 def test_checked_in_schema_matches_the_models() -> None:
     assert CHECKED_IN.read_text(encoding="utf-8") == schema_text(), (
-        "schemas/playbook.schema.json drifted: run `carepath schema -o schemas/playbook.schema.json`")
+        "schemas/playbook.schema.json drifted: run `carepath schema -o schemas/playbook.schema.json`"
+    )
 
 
 def test_schema_head() -> None:
@@ -48,21 +51,30 @@ def test_examples_validate_against_the_schema(path: Path) -> None:
     schema = json.loads(CHECKED_IN.read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     data, _ = load_yaml(path.read_text(encoding="utf-8"))
-    errors = [f"{list(e.absolute_path)}: {e.message[:200]}"
-              for e in jsonschema.Draft202012Validator(schema).iter_errors(data)]
+    errors = [
+        f"{list(e.absolute_path)}: {e.message[:200]}"
+        for e in jsonschema.Draft202012Validator(schema).iter_errors(data)
+    ]
     assert errors == []
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_examples_start_with_the_modeline(path: Path) -> None:
     first = path.read_text(encoding="utf-8").splitlines()[0]
-    assert first.startswith("# yaml-language-server: $schema=") and first.endswith("playbook.schema.json")
+    assert first.startswith("# yaml-language-server: $schema=") and first.endswith(
+        "playbook.schema.json"
+    )
 
 
 def test_schema_rejects_what_the_loader_rejects() -> None:
     jsonschema = pytest.importorskip("jsonschema")
     schema = json.loads(CHECKED_IN.read_text())
     v = jsonschema.Draft202012Validator(schema)
-    bad = {"carepath": 1, "id": "x", "version": "1", "start": {"on": "a"},
-           "stages": {"s": {"initial": True, "intial": True}}}
+    bad = {
+        "carepath": 1,
+        "id": "x",
+        "version": "1",
+        "start": {"on": "a"},
+        "stages": {"s": {"initial": True, "intial": True}},
+    }
     assert list(v.iter_errors(bad))

@@ -21,8 +21,18 @@ def test_spec_service_level_example() -> None:
 
 
 def test_spec_agents_needed_example() -> None:
-    assert agents_needed(contacts=100, period=HALF_HOUR, aht=180 * S, answer_within=20 * S, target=0.8,
-                         max_occupancy=1.0, shrinkage=0.0) == 14
+    assert (
+        agents_needed(
+            contacts=100,
+            period=HALF_HOUR,
+            aht=180 * S,
+            answer_within=20 * S,
+            target=0.8,
+            max_occupancy=1.0,
+            shrinkage=0.0,
+        )
+        == 14
+    )
     # 13 agents do not reach 80 %: 14 is the smallest
     assert service_level(13, 100, HALF_HOUR, 180 * S, 20 * S) < 0.8
 
@@ -38,7 +48,9 @@ def test_published_worked_example_360_calls() -> None:
     c = erlang_c(55, a)
     assert c == pytest.approx(0.23870, abs=1e-5)
     assert c * 240 / (55 - a) == pytest.approx(8.184, abs=1e-3)  # average speed of answer
-    assert service_level(55, 360, HALF_HOUR, timedelta(minutes=4), 20 * S) == pytest.approx(0.8668, abs=5e-4)
+    assert service_level(55, 360, HALF_HOUR, timedelta(minutes=4), 20 * S) == pytest.approx(
+        0.8668, abs=5e-4
+    )
     assert agents_needed(360, HALF_HOUR, timedelta(minutes=4), 20 * S, 0.8) == 54
 
 
@@ -47,7 +59,9 @@ def _erlang_c_factorial(n: int, a: Fraction) -> Fraction:
     return top / (sum(a**k / math.factorial(k) for k in range(n)) + top)
 
 
-@pytest.mark.parametrize(("n", "a"), [(3, Fraction(1, 2)), (14, Fraction(10)), (55, Fraction(48)), (31, Fraction(30))])
+@pytest.mark.parametrize(
+    ("n", "a"), [(3, Fraction(1, 2)), (14, Fraction(10)), (55, Fraction(48)), (31, Fraction(30))]
+)
 def test_recursion_matches_textbook_formula(n: int, a: Fraction) -> None:
     assert erlang_c(n, float(a)) == pytest.approx(float(_erlang_c_factorial(n, a)), rel=1e-12)
 
@@ -101,7 +115,9 @@ def test_monotone_in_agents() -> None:
     assert sls == sorted(sls)
 
 
-@pytest.mark.parametrize("bad", [{"target": 0}, {"target": 1.5}, {"shrinkage": 1.0}, {"max_occupancy": 0}])
+@pytest.mark.parametrize(
+    "bad", [{"target": 0}, {"target": 1.5}, {"shrinkage": 1.0}, {"max_occupancy": 0}]
+)
 def test_bad_arguments(bad: dict[str, float]) -> None:
     kw = {"target": 0.8, "max_occupancy": 1.0, "shrinkage": 0.0, **bad}
     with pytest.raises(ValueError):

@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -37,6 +38,7 @@ __all__ = [
     "round_micros",
     "to_iso",
     "ts",
+    "typed_value",
     "zone",
 ]
 
@@ -125,6 +127,8 @@ def json_value(v: Any) -> Any:
         return v.total_seconds()
     if isinstance(v, float) and not math.isfinite(v):
         return None
+    if isinstance(v, Decimal):  # as the text a decimal field keeps (exact)
+        return str(v) if v.is_finite() else None
     if isinstance(v, Mapping):
         return {str(k): json_value(x) for k, x in v.items()}
     if isinstance(v, list | tuple):
@@ -144,3 +148,26 @@ def json_data(m: Mapping[str, Any]) -> Any:
         if v.__class__ not in _PLAIN:
             return json_value(m)
     return dict(m)
+
+
+def typed_value(value: Any, kind: str) -> Any:
+    """A field's value as expressions compare it, from the JSON form it is kept in (SPEC §2.3:
+    ``days_since(d) > 365``, ``d > date("2025-01-01")``, ``amount > 10``): the ISO text of a
+    ``date`` as a ``date``, of a ``datetime`` (with an offset) as an aware ``datetime``, the text
+    of a ``decimal`` as the number it spells (a float, as a JSON number is read). Anything else,
+    or text that does not read so, is returned unchanged: checking it is the type rules' business
+    (:func:`carepath.expr` ``coerce``)."""
+    if value.__class__ is not str:
+        return value
+    try:
+        if kind == "date":
+            return date.fromisoformat(value)
+        if kind == "datetime":
+            d = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
+            return d if d.tzinfo is not None and d.utcoffset() is not None else value
+        if kind == "decimal":
+            x = float(value)
+            return x if math.isfinite(x) else value
+    except ValueError:
+        pass
+    return value

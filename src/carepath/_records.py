@@ -35,7 +35,9 @@ def fast_init(cls: type[T]) -> type[T]:
     body: list[str] = []
     for i, f in enumerate(dataclasses.fields(cls)):
         if not f.init or f.kw_only:
-            raise TypeError(f"{cls.__name__}.{f.name}: init=False and kw_only fields are not supported")
+            raise TypeError(
+                f"{cls.__name__}.{f.name}: init=False and kw_only fields are not supported"
+            )
         if f.default is not dataclasses.MISSING:
             ns[f"_default_{i}"] = f.default
             params.append(f"{f.name}=_default_{i}")

@@ -66,6 +66,8 @@ CODES: dict[str, tuple[Severity, str]] = {
     "CP510": ("error", "goal target outside the metric's range or unit"),
     "CP511": ("error", "goal without window"),
     "CP512": ("error", "invalid calendar definition"),
+    "CP513": ("error", "invalid goal window"),
+    "CP514": ("error", "duplicate goal id"),
     # 6xx: warnings
     "CP601": ("warning", "unreachable stage"),
     "CP602": ("warning", "a case can wait forever in this stage (forgotten customer)"),
@@ -75,9 +77,17 @@ CODES: dict[str, tuple[Severity, str]] = {
     "CP606": ("warning", "threshold beyond reason"),
     "CP607": ("warning", "calendar: channel where the channel can be unset"),
     "CP608": ("warning", "goal target implausible given its baseline"),
+    "CP609": ("warning", "timer that can never fire"),
 }
 
 FORMATS = ("text", "json", "github", "sarif", "junit")
+
+
+#: Longest key shown whole in a path; a longer one is clipped (a 500 KB key above 48,000 findings
+#: would otherwise be repeated in every one of them).
+MAX_PATH_PART = 80
+#: Widest source excerpt under a text diagnostic; a longer line is shown around the column.
+MAX_EXCERPT = 160
 
 
 def path_str(path: Sequence[str | int]) -> str:
@@ -87,8 +97,25 @@ def path_str(path: Sequence[str | int]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + str(part)
+            text = str(part)
+            if len(text) > MAX_PATH_PART:
+                text = text[: MAX_PATH_PART - 1] + "…"
+            out += ("." if out else "") + text
     return out
+
+
+def _excerpt(src: str, col: int, width: int) -> tuple[str, int, int]:
+    """At most :data:`MAX_EXCERPT` characters of ``src`` around ``col`` (1-based): the text, and
+    the caret's column and width in it. Bounded, so many findings on one long line (a 1 MiB flow
+    mapping) print in linear space."""
+    if len(src) <= MAX_EXCERPT:
+        return src, col, width
+    start = max(0, min(col - 1 - MAX_EXCERPT // 2, len(src) - MAX_EXCERPT))
+    end = start + MAX_EXCERPT
+    head = "…" if start > 0 else ""
+    tail = "…" if end < len(src) else ""
+    caret = col - start + len(head)
+    return head + src[start:end] + tail, caret, max(1, min(width, end - (col - 1)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,14 +202,16 @@ def _text(diags: Sequence[Diagnostic], sources: Mapping[str, str], color: bool) 
         if src_lines is None and d.file in sources:
             src_lines = cache[d.file] = sources[d.file].splitlines()
         if src_lines is not None and 1 <= d.line <= len(src_lines):
-            src = src_lines[d.line - 1].expandtabs(1)
+            src, col, width = _excerpt(
+                src_lines[d.line - 1], d.col, max(1, (d.end_col or d.col + 1) - d.col)
+            )
+            src = src.replace("\t", " ")  # a tab is one column (expandtabs(1)), after the excerpt
             gutter = f"{d.line:>5} | "
             lines.append(gutter + src)
-            width = max(1, (d.end_col or d.col + 1) - d.col)
             lines.append(
                 " " * (len(gutter) - 2)
                 + "| "
-                + " " * (d.col - 1)
+                + " " * (col - 1)
                 + f"{sev_color}^{'~' * (width - 1)}{reset}"
             )
         if d.hint:

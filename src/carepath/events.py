@@ -2,7 +2,20 @@
 
 There is one way to build an :class:`Event` from untrusted input: :func:`event_from_line` for a
 JSONL line and :meth:`Event.from_dict` for an already decoded object (after
-:func:`decode_event`); both check the same things and raise the same ``ValueError``.
+:func:`decode_event`); both check what ``Event(...)`` checks and raise the same ``ValueError``,
+naming the field:
+
+* a line of at most :data:`MAX_EVENT_BYTES`, nesting at most :data:`MAX_EVENT_DEPTH` levels;
+* finite numbers only (JSON ``NaN``, ``Infinity`` and ``1e400`` are refused, as is a non-finite
+  float given to ``Event``);
+* strings (id, type, case, data values and keys) without a NUL or a lone surrogate: no store can
+  keep them (PostgreSQL refuses NUL, UTF-8 refuses surrogates);
+* data made of JSON values, dates, datetimes, durations and decimals;
+* an aware ``at`` among the supported instants, ``1900-01-01T00:00:00Z`` up to (not including)
+  ``9000-01-01T00:00:00Z`` (:mod:`carepath._instants`).
+
+:class:`Line` is one line of an event file as the reader (:mod:`carepath.drivers.eventfile`)
+hands it on; ``Runtime.submit`` takes it and names its line in a rejection.
 """
 
 from __future__ import annotations
@@ -12,7 +25,8 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -86,10 +100,15 @@ def _check_text(s: str, where: str) -> None:
         raise ValueError(f"{where} {problem}")
 
 
+#: What an event's data may hold besides strings, floats, mappings and lists (what JSON and the
+#: field types carry; the JSON writer of states knows each).
+_SCALARS = (int, type(None), date, time, timedelta, Decimal)
+
+
 def _check_data(data: Mapping[str, Any]) -> None:
     """Raise ``ValueError`` naming the first value of ``data`` an event may not hold: a string or
-    key with a NUL or a lone surrogate, a number that is not finite, or nesting deeper than
-    ``MAX_EVENT_DEPTH - 1`` levels."""
+    key with a NUL or a lone surrogate, a number that is not finite, an object JSON cannot carry,
+    or nesting deeper than ``MAX_EVENT_DEPTH - 1`` levels."""
     limit = MAX_EVENT_DEPTH - 1
     stack: list[tuple[Any, str, int]] = [(data, "data", 1)]
     while stack:
@@ -110,6 +129,11 @@ def _check_data(data: Mapping[str, Any]) -> None:
             if depth > limit:
                 raise ValueError(f"field `data` nests deeper than {limit} levels")
             stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value))
+        elif not isinstance(value, _SCALARS):
+            raise ValueError(
+                f"field `{path}` holds a {type(value).__name__}, which an event cannot carry "
+                "(JSON values, dates, datetimes, durations and decimals only)"
+            )
 
 
 def _depth_ok(v: Any, limit: int) -> bool:
@@ -272,7 +296,8 @@ def event_from_line(text: str) -> Event:
         len(text) <= MAX_EVENT_BYTES
         and _EVENT_SLOTS_KNOWN
         and ("\\u" not in text or _SUSPECT_ESCAPE.search(text) is None)
-        and _text_problem(text) is None
+        # a raw NUL is not valid JSON; a raw lone surrogate (a str from a host) fails to encode
+        and (text.isascii() or _text_problem(text) is None)
     ):
         try:
             d, end = _scan(text, 0)

@@ -24,18 +24,22 @@ from fractions import Fraction
 
 __all__ = ["agents_needed", "erlang_b", "erlang_c", "occupancy", "service_level", "traffic"]
 
+Seconds = timedelta | float
+"""A duration: a ``timedelta`` or a number of seconds (beyond ``timedelta``'s range too)."""
+
 MAX_AGENTS = 1_000_000
-"""``agents_needed`` gives up (``ValueError``) beyond this many agents."""
+"""``agents_needed`` gives up (``ValueError``) beyond this many agents, at once when the traffic
+intensity alone is beyond it (an ``aht`` of 1e300 seconds must not start a loop of 1e296 steps)."""
 
 
-def _seconds(x: timedelta | float | int, what: str) -> float:
+def _seconds(x: Seconds, what: str) -> float:
     s = x.total_seconds() if isinstance(x, timedelta) else float(x)
     if not math.isfinite(s) or s < 0:
         raise ValueError(f"{what} must be a finite, non-negative duration, got {x!r}")
     return s
 
 
-def traffic(contacts: float, period: timedelta, aht: timedelta) -> float:
+def traffic(contacts: float, period: Seconds, aht: Seconds) -> float:
     """Traffic intensity in Erlangs: ``contacts × aht ÷ period``."""
     p = _seconds(period, "period")
     if p <= 0:
@@ -77,8 +81,8 @@ def _sl(n: int, a: float, c: float, t: float, aht: float) -> float:
     return max(0.0, 1.0 - c * math.exp(-(n - a) * t / aht))
 
 
-def service_level(agents: int, contacts: float, period: timedelta, aht: timedelta,
-                  answer_within: timedelta) -> float:
+def service_level(agents: int, contacts: float, period: Seconds, aht: Seconds,
+                  answer_within: Seconds) -> float:
     """The share of contacts answered within ``answer_within`` by ``agents`` agents (0.0 when the
     agents cannot keep up: ``agents ≤`` the traffic intensity)."""
     a = traffic(contacts, period, aht)
@@ -91,14 +95,14 @@ def service_level(agents: int, contacts: float, period: timedelta, aht: timedelt
     return _sl(agents, a, erlang_c(agents, a), t, h)
 
 
-def occupancy(agents: int, contacts: float, period: timedelta, aht: timedelta) -> float:
+def occupancy(agents: int, contacts: float, period: Seconds, aht: Seconds) -> float:
     """Traffic ÷ agents (the share of time agents are busy)."""
     if agents <= 0:
         raise ValueError("agents must be at least 1")
     return traffic(contacts, period, aht) / agents
 
 
-def agents_needed(contacts: float, period: timedelta, aht: timedelta, answer_within: timedelta,
+def agents_needed(contacts: float, period: Seconds, aht: Seconds, answer_within: Seconds,
                   target: float, max_occupancy: float = 1.0, shrinkage: float = 0.0) -> int:
     """The smallest N above the traffic intensity whose service level reaches ``target`` and whose
     occupancy is at most ``max_occupancy``, divided by ``1 − shrinkage`` and rounded up (an exact
@@ -114,6 +118,8 @@ def agents_needed(contacts: float, period: timedelta, aht: timedelta, answer_wit
     h = _seconds(aht, "aht")
     if a <= 0:
         return 0
+    if a >= MAX_AGENTS:
+        raise ValueError(f"a traffic of {a:.4g} Erlangs needs more than {MAX_AGENTS} agents")
     # Erlang B up to the first candidate, then one recursion step per further candidate: O(N).
     n = math.floor(a) + 1
     b = erlang_b(n, a)

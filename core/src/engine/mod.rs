@@ -387,7 +387,8 @@ impl Engine {
                     continue;
                 }
                 if v.as_ref().is_none_or(|v| v.is_none()) {
-                    if f.required {
+                    // a date, datetime or decimal default is typed by the reference (typed_value)
+                    if f.required || matches!(f.kind, def::FieldKind::Other) {
                         return Ok(None);
                     }
                     view.set_item(&f.name, f.default.bind(py))?;

@@ -463,16 +463,15 @@ impl<'a, 'py> Run<'a, 'py> {
     }
 
     fn add_pending(&mut self, due: f64, kind: Kind, ref_: String, owner: Owner) {
-        if self.pseq < 0 {
-            self.pseq = self.pseq0;
-        }
-        self.pseq += 1;
+        // one more than the highest seq pending now: a function of what is pending, whatever
+        // way a host split its calls (issue 15 #8)
+        let seq = self.pending.iter().map(|p| p.seq).max().unwrap_or(0) + 1;
         self.pending.push(Pend {
             due: round_us(due),
             kind,
             ref_,
             owner,
-            seq: self.pseq,
+            seq,
             origin: self.now,
             obj: None,
         });
@@ -902,6 +901,10 @@ impl<'a, 'py> Run<'a, 'py> {
     }
 
     pub fn retarget(&mut self, i: usize, force: bool) -> PyResult<()> {
+        // a breached cycle keeps the target it breached: a breach is never undone (issue 15 #21)
+        if self.slots[i].w.as_ref().is_some_and(|w| w.breached) {
+            return Ok(());
+        }
         let idx = self.choose_target(i)?;
         let d = &self.pb.clocks[i];
         let tdef = &d.targets[idx];

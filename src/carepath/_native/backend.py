@@ -184,7 +184,7 @@ class _Native:
                 if out is not None:
                     return self._step(out, state, lambda: Engine.handle(eng, state, event))
         eng._check(state, event)
-        if event._ts < state.now_s - 1e-6 or state.ended or event.type not in eng._mentioned:
+        if event._ts < state.now_s - 1e-6 or state.ended or event.type not in eng.plan.mentioned:
             return Engine.handle(eng, state, event)  # raises, or an `ignored` step with the state as it is
         view = eng._event_view(event, state=state)
         core = getattr(state, "_core", None) if state.__class__ is NativeState else None

@@ -103,7 +103,9 @@ class Calendar:
         self._zone = ZoneInfo(spec.timezone)
         self._lock = threading.Lock()
         self._years: dict[int, YearData] = {}
-        self._tab = Table(0, -1, float("inf"), float("-inf"), [], [], [], [], [])  # grown on first use
+        self._tab = Table(
+            0, -1, float("inf"), float("-inf"), [], [], [], [], []
+        )  # grown on first use
 
     # -- construction ----------------------------------------------------------------------
 
@@ -147,6 +149,12 @@ class Calendar:
     def always(self) -> bool:
         """True for the built-in 24x7 calendar."""
         return self._spec.always
+
+    @property
+    def weekly(self) -> tuple[tuple[tuple[int, int], ...], ...]:
+        """The weekly hours as parsed: per weekday (Monday = 0), the ``(open, close)`` intervals
+        opening that day, in seconds after its local midnight (``close`` may pass 86400)."""
+        return self._spec.weekly
 
     def __repr__(self) -> str:
         return f"<Calendar {'always' if self.always else 'hours'} in {self.timezone}>"
@@ -297,7 +305,9 @@ class Calendar:
     def _make_table(self, y0: int, y1: int | None) -> Table:
         y1 = y0 if y1 is None else y1
         if y0 < MIN_YEAR or y1 > MAX_YEAR:
-            raise NoOpenTime(f"business time beyond the years {MIN_YEAR}-{MAX_YEAR} is not supported")
+            raise NoOpenTime(
+                f"business time beyond the years {MIN_YEAR}-{MAX_YEAR} is not supported"
+            )
         for y in range(y0, y1 + 1):
             if y not in self._years:
                 self._years[y] = materialise_year(self._spec, self._zone, y)
@@ -330,7 +340,9 @@ class Calendar:
                     self._tab = tab
                     return tab
                 if tab.qhi - since > _HORIZON:
-                    raise NoOpenTime(f"the calendar has no open time within a year after {_iso(since)}")
+                    raise NoOpenTime(
+                        f"the calendar has no open time within a year after {_iso(since)}"
+                    )
                 tab = self._make_table(tab.y0, tab.y1 + 1)
                 self._tab = tab
 
@@ -343,7 +355,9 @@ class Calendar:
                     self._tab = tab
                     return tab
                 if since - tab.qlo > _HORIZON:
-                    raise NoOpenTime(f"the calendar has no open time within a year before {_iso(since)}")
+                    raise NoOpenTime(
+                        f"the calendar has no open time within a year before {_iso(since)}"
+                    )
                 tab = self._make_table(tab.y0 - 1, tab.y1)
                 self._tab = tab
 

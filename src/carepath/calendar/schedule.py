@@ -48,7 +48,9 @@ class Schedule:
         try:
             self._tz = ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError, TypeError):
-            raise DefinitionError(f"unknown timezone {timezone!r} for cron schedule {cron!r}") from None
+            raise DefinitionError(
+                f"unknown timezone {timezone!r} for cron schedule {cron!r}"
+            ) from None
         if not isinstance(cron, str) or not croniter.is_valid(cron):
             raise DefinitionError(
                 f"invalid cron expression {cron!r}: expected five fields "
@@ -87,7 +89,9 @@ class Schedule:
             # ends the search; a gap time may still be beaten by a later wall time.
             if best is not None and not in_gap and e > t:
                 return best
-        raise DefinitionError(f"cron expression {self.cron!r} found no fire time")  # pragma: no cover
+        raise DefinitionError(
+            f"cron expression {self.cron!r} found no fire time"
+        )  # pragma: no cover
 
     def next_after_s(self, t: float) -> float:
         """:meth:`next_after` on POSIX epoch seconds."""

@@ -61,23 +61,35 @@ class CalendarSpec:
     removed_ranges: list[tuple[date, date]] = field(default_factory=list)
 
 
-def parse_spec(spec: object, timezone: str | None = None) -> tuple[CalendarSpec | None, list[Problem]]:
+def parse_spec(
+    spec: object, timezone: str | None = None
+) -> tuple[CalendarSpec | None, list[Problem]]:
     """Check ``spec`` and normalise it; return the spec (``None`` on any error) and every problem."""
     problems: list[Problem] = []
     if isinstance(spec, str):
         if spec.strip().lower() != "always":
-            problems.append(((), f"a calendar is a mapping or the string 'always', not {spec!r}", OTHER))
+            problems.append(
+                ((), f"a calendar is a mapping or the string 'always', not {spec!r}", OTHER)
+            )
             return None, problems
         tz = _zone(timezone or "UTC", ("timezone",), problems)
         return (CalendarSpec(timezone=tz, always=True) if not problems else None), problems
     if not isinstance(spec, Mapping):
-        problems.append(((), f"a calendar is a mapping or the string 'always', not {type(spec).__name__}", OTHER))
+        problems.append(
+            (
+                (),
+                f"a calendar is a mapping or the string 'always', not {type(spec).__name__}",
+                OTHER,
+            )
+        )
         return None, problems
 
     for key in spec:
         if key not in _KEYS:
             hint = difflib.get_close_matches(str(key), _KEYS, n=1)
-            more = f"; did you mean {hint[0]!r}?" if hint else f"; expected one of {', '.join(_KEYS)}"
+            more = (
+                f"; did you mean {hint[0]!r}?" if hint else f"; expected one of {', '.join(_KEYS)}"
+            )
             problems.append(((str(key),), f"unknown calendar key {key!r}{more}", OTHER))
 
     raw_tz = spec.get("timezone", timezone or "UTC")
@@ -93,12 +105,16 @@ def parse_spec(spec: object, timezone: str | None = None) -> tuple[CalendarSpec 
 
 def _zone(raw: object, path: NodePath, problems: list[Problem]) -> str:
     if not isinstance(raw, str) or not raw:
-        problems.append((path, f"timezone must be an IANA name such as 'Europe/Berlin', not {raw!r}", OTHER))
+        problems.append(
+            (path, f"timezone must be an IANA name such as 'Europe/Berlin', not {raw!r}", OTHER)
+        )
         return "UTC"
     try:
         ZoneInfo(raw)
     except (ZoneInfoNotFoundError, ValueError):
-        problems.append((path, f"unknown timezone {raw!r}; use an IANA name such as 'Asia/Ho_Chi_Minh'", OTHER))
+        problems.append(
+            (path, f"unknown timezone {raw!r}; use an IANA name such as 'Asia/Ho_Chi_Minh'", OTHER)
+        )
         return "UTC"
     return raw
 
@@ -147,7 +163,9 @@ def _intervals(raw: object, path: NodePath, problems: list[Problem]) -> list[Int
     if raw is None:
         raw = []
     if not isinstance(raw, list | tuple):
-        problems.append((path, f"expected a list of intervals such as ['09:00-17:00'], not {raw!r}", HOURS))
+        problems.append(
+            (path, f"expected a list of intervals such as ['09:00-17:00'], not {raw!r}", HOURS)
+        )
         return []
     out: list[Interval] = []
     for i, item in enumerate(raw):
@@ -184,13 +202,19 @@ def _weekly(
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
-        problems.append((("hours",), "hours must map day keys (mon-fri, sat,sun) to interval lists", HOURS))
+        problems.append(
+            (("hours",), "hours must map day keys (mon-fri, sat,sun) to interval lists", HOURS)
+        )
         return ((),) * 7
     for key, value in raw.items():
         days = parse_days(key) if isinstance(key, str) else None
         if days is None:
             problems.append(
-                (("hours", str(key)), f"bad day key {key!r}: use mon..sun, a range (mon-fri) or a list (sat,sun)", OTHER)
+                (
+                    ("hours", str(key)),
+                    f"bad day key {key!r}: use mon..sun, a range (mon-fri) or a list (sat,sun)",
+                    OTHER,
+                )
             )
             continue
         ivs = _intervals(value, ("hours", key), problems)
@@ -206,7 +230,9 @@ def _weekly(
     for (pb, b, a), days_ in found.items():
         problems.append((pb, f"{_fmt(b)} overlaps {_fmt(a)} on {', '.join(days_)}", HOURS))
     if not any(per_day):
-        problems.append((("hours",), "the weekly hours are empty: the calendar is never open", NO_OPEN))
+        problems.append(
+            (("hours",), "the weekly hours are empty: the calendar is never open", NO_OPEN)
+        )
     for d in range(7):
         for iv, path in per_day[d]:
             paths_out.setdefault((d, iv), path)
@@ -238,7 +264,9 @@ def _overrides(raw: object, problems: list[Problem]) -> dict[date, tuple[Interva
     if raw is None:
         return out
     if not isinstance(raw, Mapping):
-        problems.append((("overrides",), "overrides must map dates to interval lists ([] = closed)", OTHER))
+        problems.append(
+            (("overrides",), "overrides must map dates to interval lists ([] = closed)", OTHER)
+        )
         return out
     for key, value in raw.items():
         d = _date(key)
@@ -252,7 +280,9 @@ def _overrides(raw: object, problems: list[Problem]) -> dict[date, tuple[Interva
     return out
 
 
-def _range(entry: Mapping[str, Any], path: NodePath, problems: list[Problem]) -> tuple[date, date] | None:
+def _range(
+    entry: Mapping[str, Any], path: NodePath, problems: list[Problem]
+) -> tuple[date, date] | None:
     a, b = _date(entry.get("from")), _date(entry.get("to"))
     if a is None:
         problems.append(((*path, "from"), f"bad date {entry.get('from')!r}: use YYYY-MM-DD", OTHER))
@@ -279,24 +309,36 @@ def _dates(raw: object, path: NodePath, problems: list[Problem]) -> list[date]:
     return out
 
 
-def _unknown(entry: Mapping[str, Any], allowed: tuple[str, ...], path: NodePath, problems: list[Problem]) -> None:
+def _unknown(
+    entry: Mapping[str, Any], allowed: tuple[str, ...], path: NodePath, problems: list[Problem]
+) -> None:
     for k in entry:
         if k not in allowed:
-            problems.append(((*path, str(k)), f"unknown key {k!r} here; expected {', '.join(allowed)}", OTHER))
+            problems.append(
+                ((*path, str(k)), f"unknown key {k!r} here; expected {', '.join(allowed)}", OTHER)
+            )
 
 
 def _holidays(raw: object, out: CalendarSpec, problems: list[Problem]) -> None:
     if raw is None:
         return
     if not isinstance(raw, list | tuple):
-        problems.append((("holidays",), "holidays must be a list of dates, ranges and country entries", OTHER))
+        problems.append(
+            (("holidays",), "holidays must be a list of dates, ranges and country entries", OTHER)
+        )
         return
     for i, entry in enumerate(raw):
         path: NodePath = ("holidays", i)
         if not isinstance(entry, Mapping):
             d = _date(entry)
             if d is None:
-                problems.append((path, f"bad holiday {entry!r}: use YYYY-MM-DD, {{from:, to:}} or {{country:}}", OTHER))
+                problems.append(
+                    (
+                        path,
+                        f"bad holiday {entry!r}: use YYYY-MM-DD, {{from:, to:}} or {{country:}}",
+                        OTHER,
+                    )
+                )
             else:
                 out.dates.add(d)
         elif "country" in entry:
@@ -322,18 +364,34 @@ def _holidays(raw: object, out: CalendarSpec, problems: list[Problem]) -> None:
             _unknown(entry, ("date", "name"), path, problems)
             out.dates.update(_dates(entry["date"], (*path, "date"), problems))
         else:
-            problems.append((path, "a holiday entry is a date, {from:, to:}, {date:}, {country:} or {remove:}", OTHER))
+            problems.append(
+                (
+                    path,
+                    "a holiday entry is a date, {from:, to:}, {date:}, {country:} or {remove:}",
+                    OTHER,
+                )
+            )
 
 
-def _country(entry: Mapping[str, Any], path: NodePath, problems: list[Problem]) -> CountryRule | None:
+def _country(
+    entry: Mapping[str, Any], path: NodePath, problems: list[Problem]
+) -> CountryRule | None:
     code, subdiv = entry.get("country"), entry.get("subdiv")
     if not isinstance(code, str) or (subdiv is not None and not isinstance(subdiv, str)):
-        problems.append((path, f"country and subdiv are codes such as VN or US/CA, not {code!r}/{subdiv!r}", OTHER))
+        problems.append(
+            (
+                path,
+                f"country and subdiv are codes such as VN or US/CA, not {code!r}/{subdiv!r}",
+                OTHER,
+            )
+        )
         return None
     excepted = _dates(entry.get("except", []), (*path, "except"), problems)
     message = check_country(code, subdiv)
     if message is not None:
-        problems.append(((*path, "subdiv" if subdiv and code.upper() in message else "country"), message, OTHER))
+        problems.append(
+            ((*path, "subdiv" if subdiv and code.upper() in message else "country"), message, OTHER)
+        )
         return None
     return CountryRule(code.upper(), subdiv, frozenset(excepted))
 
@@ -357,8 +415,12 @@ def _check_crossings(
         path: NodePath = ("overrides", day.isoformat())
         for iv in ivs:
             if iv[1] > _DAY and nxt and iv[1] - _DAY > nxt[0][0]:
-                problems.append((path, f"{_fmt(iv)} on {day} runs into {_fmt(nxt[0])} on {nxt_day}", HOURS))
+                problems.append(
+                    (path, f"{_fmt(iv)} on {day} runs into {_fmt(nxt[0])} on {nxt_day}", HOURS)
+                )
         if prev_day not in spec.overrides and ivs:
             for iv in prev:
                 if iv[1] > _DAY and iv[1] - _DAY > ivs[0][0]:
-                    problems.append((path, f"{_fmt(iv)} on {prev_day} runs into {_fmt(ivs[0])} on {day}", HOURS))
+                    problems.append(
+                        (path, f"{_fmt(iv)} on {prev_day} runs into {_fmt(ivs[0])} on {day}", HOURS)
+                    )

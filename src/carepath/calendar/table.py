@@ -17,7 +17,15 @@ from zoneinfo import ZoneInfo
 from carepath.calendar.holidays import holiday_dates
 from carepath.calendar.spec import CalendarSpec
 
-__all__ = ["MAX_YEAR", "MIN_YEAR", "Table", "YearData", "build_table", "local_epoch", "materialise_year"]
+__all__ = [
+    "MAX_YEAR",
+    "MIN_YEAR",
+    "Table",
+    "YearData",
+    "build_table",
+    "local_epoch",
+    "materialise_year",
+]
 
 MIN_YEAR, MAX_YEAR = 2, 9997  # keep a margin from datetime's limits for the ±1 day arithmetic
 _ONE = timedelta(days=1)
@@ -32,7 +40,9 @@ def local_epoch(day: date, seconds: int, zone: ZoneInfo) -> float:
     days, rem = divmod(seconds, 86400)
     if days:
         day = day + timedelta(days=days)
-    return datetime(day.year, day.month, day.day, rem // 3600, rem % 3600 // 60, rem % 60, tzinfo=zone).timestamp()
+    return datetime(
+        day.year, day.month, day.day, rem // 3600, rem % 3600 // 60, rem % 60, tzinfo=zone
+    ).timestamp()
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,4 +126,3 @@ def build_table(years: dict[int, YearData], y0: int, y1: int, zone: ZoneInfo) ->
     qlo = local_epoch(date(y0, 1, 1), 2 * 86400, zone)
     qhi = local_epoch(date(y1 + 1, 1, 1), 0, zone)
     return Table(y0, y1, qlo, qhi, o, c, cum, cend, days)
-

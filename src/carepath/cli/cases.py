@@ -15,6 +15,8 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from carepath._terminal import json_term_safe, term_safe
+
 if TYPE_CHECKING:
     from carepath.runtime import Store
     from carepath.state import CaseState
@@ -57,7 +59,13 @@ def summary(state: CaseState) -> dict[str, Any]:
             "clocks": {n: {"status": c.status, "due": _iso(c.due)} for n, c in state.clocks.items()}}
 
 
+def _json(doc: Any) -> None:
+    sys.stdout.write(json_term_safe(json.dumps(doc, ensure_ascii=False, indent=2)) + "\n")
+
+
 def _table(rows: list[list[str]], head: list[str]) -> str:
+    """An aligned table; every cell made safe for a terminal (ids and data come from events)."""
+    rows = [[term_safe(c) for c in r] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
@@ -70,11 +78,12 @@ def _short(x: Any) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run; return the exit code."""
-    from carepath.runtime import StoreError, open_store
+    from carepath.cli.common import open_read_store
+    from carepath.runtime import StoreError
 
     cmd = args.cases_command or "list"
     try:
-        store = open_store(args.store, create=False)
+        store = open_read_store(args.store)
     except (StoreError, OSError, ValueError) as exc:
         print(f"carepath: --store: {exc}", file=sys.stderr)
         return 2
@@ -91,8 +100,7 @@ def run(args: argparse.Namespace) -> int:
 def _list(store: Store, args: argparse.Namespace) -> int:
     cases = store.cases(args.playbook)
     if args.format == "json":
-        json.dump([summary(s) for s in cases], sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
+        _json([summary(s) for s in cases])
         return 0
     pending: dict[tuple[str, str], int] = {}
     for it in store.outbox(status="pending"):
@@ -115,7 +123,7 @@ def _show(store: Store, args: argparse.Namespace) -> int:
     found = [s for s in store.cases(args.playbook) if s.case == key]
     rejected = store.rejected(case=key)
     if len(found) > 1:
-        names = ", ".join(s.playbook for s in found)
+        names = term_safe(", ".join(s.playbook for s in found))
         print(f"carepath: case {key!r} exists in several playbooks ({names}); give --playbook", file=sys.stderr)
         return 2
     state = found[0] if found else None
@@ -124,8 +132,7 @@ def _show(store: Store, args: argparse.Namespace) -> int:
         doc = {"playbook": None if state is None else state.playbook, "case": key,
                "state": None if state is None else state.to_dict(),
                "outbox": [i.to_dict() for i in items], "rejected": [r.to_dict() for r in rejected]}
-        json.dump(doc, sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
+        _json(doc)
     else:
         if state is not None:
             _print_state(state)
@@ -144,18 +151,22 @@ def _show(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+def _say(line: str) -> None:
+    print(term_safe(line))
+
+
 def _print_state(s: CaseState) -> None:
-    print(f"case {s.case}  ({s.playbook} {s.version})")
-    print(f"  stage        {s.stage}{' (ended)' if s.ended else ''}")
-    print(f"  tier         {s.tier or '—'}")
-    print(f"  segment      {s.segment or '—'}")
-    print(f"  opened       {_short(s.opened)}")
-    print(f"  now          {_short(s.now)}")
-    print(f"  next wake-up {_short(s.next_wakeup)}")
+    _say(f"case {s.case}  ({s.playbook} {s.version})")
+    _say(f"  stage        {s.stage}{' (ended)' if s.ended else ''}")
+    _say(f"  tier         {s.tier or '—'}")
+    _say(f"  segment      {s.segment or '—'}")
+    _say(f"  opened       {_short(s.opened)}")
+    _say(f"  now          {_short(s.now)}")
+    _say(f"  next wake-up {_short(s.next_wakeup)}")
     if s.data:
         print("  data")
         for k, v in s.data.items():
-            print(f"    {k}: {v}")
+            _say(f"    {k}: {v}")
     if s.clocks:
         print("\nclocks:")
         sys.stdout.write(_table(
@@ -183,8 +194,7 @@ def _print_rejected(rej: list[Any]) -> None:
 def _rejected(store: Store, args: argparse.Namespace) -> int:
     rej = store.rejected()
     if args.format == "json":
-        json.dump([r.to_dict() for r in rej], sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
+        _json([r.to_dict() for r in rej])
         return 0
     _print_rejected(rej)
     print(f"{len(rej)} rejected event(s)", file=sys.stderr)

@@ -10,8 +10,9 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from carepath.compile.ir import Playbook
+    from carepath.runtime import Store
 
-__all__ = ["load_playbook", "load_playbooks", "parse_until"]
+__all__ = ["load_playbook", "load_playbooks", "open_read_store", "parse_until"]
 
 
 def load_playbook(path: str, *, color_mode: str = "auto") -> Playbook | int:
@@ -67,3 +68,15 @@ def parse_until(text: str | None, playbooks: list[Playbook]) -> datetime | None:
     except ValueError as exc:
         print(f"carepath: --until: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def open_read_store(url: str, *, check: bool = True) -> Store:
+    """Open a store for a command that only reads (``cases``, ``report --store``, ``db status``):
+    SQLite with ``mode=ro`` (nothing is created, migrated or written; a missing file is an
+    error), PostgreSQL without migrating. ``check=False`` leaves the schema version to the caller.
+    Raises ``StoreError`` (or ``ValueError`` for a bad URL option)."""
+    from carepath.runtime import open_store
+
+    if url.startswith("sqlite:"):
+        return open_store(url, readonly=True, check=check)
+    return open_store(url, migrate=False, create=False, check=check)

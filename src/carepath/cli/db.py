@@ -36,16 +36,15 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run; return the exit code."""
+    from carepath.cli.common import open_read_store
     from carepath.runtime import StoreError, open_store
 
     pg = args.store.startswith(("postgresql:", "postgres:"))
     try:
         if args.db_command == "migrate":
             store = open_store(args.store, migrate=True)
-        elif pg:
-            store = open_store(args.store, migrate=False, create=False, check=False)
-        else:
-            store = open_store(args.store, migrate=False, create=False)
+        else:  # status only reads: SQLite mode=ro, no migration
+            store = open_read_store(args.store, check=False)
     except (StoreError, OSError, ValueError) as exc:
         print(f"carepath: --store: {exc}", file=sys.stderr)
         return 2

@@ -35,8 +35,17 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"carepath generate: --start {args.start!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
         return 2
-    events = generate(args.kind, start=start, days=args.days, base=args.base, peak=args.peak, seed=args.seed,
-                      max_events=args.events)
-    n = write_jsonl(events, args.output or sys.stdout)
+    try:  # the arguments are checked at once, before a file is opened
+        events = generate(args.kind, start=start, days=args.days, base=args.base, peak=args.peak,
+                          seed=args.seed, max_events=args.events)
+    except ValueError as exc:
+        print(f"carepath generate: {exc}", file=sys.stderr)
+        return 2
+    try:
+        n = write_jsonl(events, args.output or sys.stdout)
+    except OSError as exc:  # a folder, a missing folder, a full disk
+        print(f"carepath generate: cannot write {args.output or 'standard output'}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
     print(f"carepath generate: {n} events", file=sys.stderr)
     return 0

@@ -31,32 +31,45 @@ def _err(msg: str) -> int:
     return 2
 
 
+def _store_states(url: str) -> list[Any]:
+    """Every case of the store, opened read-only (a report never creates or migrates one)."""
+    from carepath.cli.common import open_read_store
+
+    store = open_read_store(url)
+    try:
+        return list(store.cases())
+    finally:
+        store.close()
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from carepath.drivers.replay import EventLogError, open_store_states, replay_log, replay_store
-    from carepath.errors import CarepathError, PlaybookError
-    from carepath.loading.loader import load
+    from carepath._terminal import json_term_safe, term_safe
+    from carepath.cli.common import load_playbook
+    from carepath.drivers.replay import EventLogError, replay_log, replay_store
+    from carepath.errors import CarepathError
     from carepath.metrics import Collector, MetricError
     from carepath.report import build_report, compare_reports, render
+    from carepath.runtime import StoreError
 
     if (args.events is None) == (args.store is None):
         return _err("give an event log (EVENTS) or --store URL, not both" if args.events else
                     "give an event log (EVENTS) or --store URL")
     playbooks = []
     for path in [args.playbook, *([args.compare] if args.compare else [])]:
+        pb = load_playbook(path)  # 2: cannot be read; 1: invalid, with validate's diagnostics
+        if isinstance(pb, int):
+            return pb
+        playbooks.append(pb)
+    states: list[Any] = []
+    if args.store:
         try:
-            playbooks.append(load(path))
-        except PlaybookError as exc:
-            for d in getattr(exc, "diagnostics", []) or []:
-                print(str(d), file=sys.stderr)
-            print(f"carepath report: {path}: the playbook does not validate", file=sys.stderr)
-            return 1
-        except OSError as exc:
-            return _err(f"cannot read {path}: {exc.strerror or exc}")
+            states = _store_states(args.store)
+        except (StoreError, ValueError) as exc:
+            return _err(f"--store: {exc}")
     try:
         if args.store:
-            states = open_store_states(args.store)
             replays = [replay_store(pb, states) for pb in playbooks]
         else:
             # one pass over the log for every playbook; metric samples are collected as it goes
@@ -72,16 +85,25 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if replays and replays[0].bad:  # the same lines for every playbook: said once
         first = replays[0].bad[0]
-        print(f"carepath report: warning: {len(replays[0].bad)} line(s) skipped: not events "
-              f"(first: {args.events}:{first.line}: {first.message})", file=sys.stderr)
+        print(term_safe(f"carepath report: warning: {len(replays[0].bad)} line(s) skipped: not events "
+                        f"(first: {args.events}:{first.line}: {first.message})"), file=sys.stderr)
     for rp in replays:
         if rp.rejected:
-            print(f"carepath report: {len(rp.rejected)} event(s) rejected by {rp.playbook.id} "
-                  f"{rp.playbook.version} (first: {rp.rejected[0][0].id}: {rp.rejected[0][1]})", file=sys.stderr)
+            print(term_safe(f"carepath report: {len(rp.rejected)} event(s) rejected by {rp.playbook.id} "
+                            f"{rp.playbook.version} (first: {rp.rejected[0][0].id}: {rp.rejected[0][1]})"),
+                  file=sys.stderr)
     doc = reports[0] if len(reports) == 1 else compare_reports(reports[0], reports[1])
     text = render(doc, args.format)
+    if args.format == "text":  # titles, channels and ids come from playbooks and events: issue 15 #24
+        text = "\n".join(term_safe(line) for line in text.split("\n"))
+    elif args.format == "json":
+        text = json_term_safe(text)
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        try:
+            with Path(args.output).open("w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:  # a folder, a missing folder, a full disk
+            return _err(f"cannot write {args.output}: {exc.strerror or exc}")
         print(f"carepath report: wrote {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)

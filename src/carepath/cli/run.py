@@ -18,6 +18,7 @@ file or store.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -166,6 +167,7 @@ def _log_batch(log: logging.Logger, rt: Runtime, events: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run; return the exit code."""
+    from carepath._terminal import json_term_safe, term_safe
     from carepath.cli.common import load_playbooks, parse_until
     from carepath.drivers.eventfile import LineReader
     from carepath.runtime import Runtime, StoreError, open_store
@@ -214,13 +216,22 @@ def run(args: argparse.Namespace) -> int:
     sim = mode == "simulated"
     clock = ManualClock() if sim else system_clock
     rt = Runtime(playbooks, store, clock=clock)
+    write_error: list[OSError] = []
     if out is not None:
         sink = out
 
         @rt.action("*")
         def write(action: Action, state: Any) -> None:
-            sink.write(json.dumps(action.to_dict(), ensure_ascii=False, sort_keys=False) + "\n")
-            sink.flush()
+            # after a failed write (a full disk) nothing more is written: the item stays pending
+            # in the outbox, delivered by the next run, and the run ends with exit 2
+            if write_error:
+                raise write_error[0]
+            try:
+                sink.write(json_term_safe(json.dumps(action.to_dict(), ensure_ascii=False, sort_keys=False)) + "\n")
+                sink.flush()
+            except OSError as exc:
+                write_error.append(exc)
+                raise
 
     stop = _Stop()
     # a worker stops cleanly on SIGTERM or SIGINT: the open batch commits, then it exits 0
@@ -241,7 +252,8 @@ def run(args: argparse.Namespace) -> int:
         for r in results:
             if r.status == "rejected" and rejected_shown < 20 and not args.quiet:
                 progress.done()
-                print(f"carepath: rejected event {r.event_id or '(no id)'}: {r.reason}: {r.message}", file=sys.stderr)
+                print(term_safe(f"carepath: rejected event {r.event_id or '(no id)'}: {r.reason}: {r.message}"),
+                      file=sys.stderr)
                 rejected_shown += 1
         if not sim:
             rt.run_due()
@@ -299,7 +311,8 @@ def run(args: argparse.Namespace) -> int:
         if events_fh is not None and events_fh is not sys.stdin.buffer:
             events_fh.close()
         if out is not None and out is not sys.stdout:
-            out.close()
+            with contextlib.suppress(OSError):  # a failed write is reported below
+                out.close()
     c = rt.counters
     pending = len(store.outbox(status="pending"))
     store.close()
@@ -311,4 +324,9 @@ def run(args: argparse.Namespace) -> int:
               f"{c['woken']} wake-ups; {c['actions']} actions ({c['delivered']} delivered, {pending} pending in "
               f"the outbox{', ' + str(c['dead']) + ' dead' if c['dead'] else ''}); {c['breaches']} breaches; "
               f"{took:.2f} s{rate}", file=sys.stderr)
+    if write_error:
+        werr = write_error[0]
+        print(f"carepath: --actions: cannot write {args.actions}: {werr.strerror or werr}; the actions not "
+              "written stay pending in the outbox", file=sys.stderr)
+        return 2
     return 1 if c["rejected"] else 0

@@ -28,11 +28,13 @@ def run(args: argparse.Namespace) -> int:
 
     text = schema_text()
     if args.check:
-        try:
-            current = Path(args.check).read_text(encoding="utf-8")
+        try:  # bounded: /dev/zero or a huge file cannot be equal anyway
+            with Path(args.check).open("rb") as fh:
+                raw = fh.read(2 * len(text.encode("utf-8")) + 2)  # CRLF line ends read as LF
         except OSError as exc:
             print(f"carepath: cannot read {args.check}: {exc.strerror or exc}", file=sys.stderr)
             return 2
+        current = raw.decode("utf-8", errors="replace").replace("\r\n", "\n")
         if current != text:
             print(f"carepath: {args.check} is out of date with the models; regenerate it with "
                   f"`carepath schema -o {args.check}`", file=sys.stderr)

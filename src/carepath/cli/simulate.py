@@ -59,10 +59,11 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the simulation; return the exit code."""
     from carepath._instants import zone
+    from carepath._terminal import json_term_safe, term_safe
     from carepath.cli.common import load_playbook
     from carepath.cli.validate import use_color
     from carepath.drivers.simulate import Simulator, Timeline, parse_instant, read_events
-    from carepath.errors import CaseError
+    from carepath.errors import CalendarError, CaseError
 
     pb = load_playbook(args.playbook, color_mode=args.color)
     if isinstance(pb, int):
@@ -97,25 +98,30 @@ def run(args: argparse.Namespace) -> int:
             if table:
                 out.write(tl.step(s))
             else:
-                out.write(json.dumps(s.to_dict(), ensure_ascii=False, sort_keys=False) + "\n")
+                out.write(json_term_safe(json.dumps(s.to_dict(), ensure_ascii=False, sort_keys=False)) + "\n")
 
     if table:
         out.write(tl.header(len(events), args.events))
     # bad lines are reported in file order, interleaved with the run
     pending_bad = sorted(bad_lines)
-    for el in events:
-        while pending_bad and pending_bad[0][0] < el.line:
-            _report_bad(args.events, *pending_bad.pop(0))
-        try:
-            emit(sim.feed(el.event))
-        except CaseError as exc:
-            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            _report_bad(args.events, el.line, msg)
-            bad_lines.append((el.line, msg))
-    for b in pending_bad:
-        _report_bad(args.events, *b)
-    if until is not None:
-        emit(sim.advance_to(until))
+    try:
+        for el in events:
+            while pending_bad and pending_bad[0][0] < el.line:
+                _report_bad(args.events, *pending_bad.pop(0))
+            try:
+                emit(sim.feed(el.event))
+            except CaseError as exc:
+                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                _report_bad(args.events, el.line, msg)
+                bad_lines.append((el.line, msg))
+        for b in pending_bad:
+            _report_bad(args.events, *b)
+        if until is not None:
+            emit(sim.advance_to(until))
+    except CalendarError as exc:  # a calendar closed for a year: the playbook cannot go on (exit 1)
+        out.flush()
+        print(term_safe(f"carepath: {args.playbook}: the run stops: {exc}"), file=sys.stderr)
+        return 1
     if table:
         out.write(tl.summary(sim.cases, n_steps, len(bad_lines)))
     out.flush()
@@ -123,4 +129,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _report_bad(path: str, line: int, message: str) -> None:
-    print(f"{path}:{line}: bad event: {message}", file=sys.stderr)
+    from carepath._terminal import term_safe
+
+    print(term_safe(f"{path}:{line}: bad event: {message}"), file=sys.stderr)

@@ -46,9 +46,10 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def find_playbooks(path: str) -> Iterator[str]:
-    """Playbook files under a folder (see the module docstring), in a stable order."""
-    for root, dirs, files in os.walk(path):
+def find_playbooks(path: str, errors: list[OSError] | None = None) -> Iterator[str]:
+    """Playbook files under a folder (see the module docstring), in a stable order; a folder that
+    cannot be read is appended to ``errors`` (without it, skipped)."""
+    for root, dirs, files in os.walk(path, onerror=None if errors is None else errors.append):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if not name.endswith(_SUFFIXES) or name.endswith(_SCENARIO):
@@ -89,8 +90,13 @@ def run(args: argparse.Namespace) -> int:
     usage_problem = False
     for path in args.paths:
         if Path(path).is_dir():
-            found = list(find_playbooks(path))
-            if not found and not args.quiet:
+            unreadable: list[OSError] = []
+            found = list(find_playbooks(path, unreadable))
+            for exc in unreadable:  # exit 2: a path that cannot be read
+                print(f"carepath: {exc.filename or path}: cannot read the folder: {exc.strerror or exc}",
+                      file=sys.stderr)
+                usage_problem = True
+            if not found and not unreadable and not args.quiet:
                 print(f"carepath: no playbooks in {path}", file=sys.stderr)
             files.extend(found)
         elif Path(path).is_file():

@@ -38,6 +38,7 @@ from carepath.expr.types import (
     BOOL,
     DATETIME,
     DURATION,
+    EVENT_BUILTINS,
     STRING,
     FieldType,
     TypeEnv,
@@ -45,6 +46,7 @@ from carepath.expr.types import (
     coerce,
     describe,
 )
+from carepath.lint.goals import check_goals
 
 if TYPE_CHECKING:
     from carepath.calendar.business import Calendar
@@ -65,6 +67,7 @@ class _Compiler:
         self.rep = rep
         self.stage_names = list(spec.stages)
         self.tiers = list(spec.tiers)
+        self.roles = {t.role for t in spec.tiers.values() if t is not None and t.role is not None}
         self.calendar_names = ["always", *spec.calendars]
         self.fields: dict[str, FieldType] = {}
         self.defaults: dict[str, Any] = {}
@@ -87,8 +90,18 @@ class _Compiler:
         try:
             return compile_expr(src, env, want=want)
         except ExpressionError as exc:
-            self.rep.add(exc.code, str(exc), path, offset=exc.offset + shift, hint=exc.hint)
+            text = ("=" * shift + src) if isinstance(src, str) else None  # the scalar (`=` of a set)
+            self.rep.add(exc.code, str(exc), path, offset=exc.offset + shift, value=text, hint=exc.hint)
             return None
+
+    def check_recipient(self, name: str, path: tuple[str | int, ...], special: tuple[str, ...]) -> None:
+        """CP302: where the playbook declares tiers, ``notify`` and ``task.for`` name a tier, a
+        tier's ``role`` or one of ``special``. Without tiers, recipients are the host's to define."""
+        if not self.tiers or name in self.tiers or name in self.roles or name in special:
+            return
+        options = [*self.tiers, *sorted(self.roles), *special]
+        self.rep.add("CP302", f"unknown tier or role {name!r}", path,
+                     hint=self.hint(name, options) or "declare it under `tiers` (a tier, or a tier's `role`)")
 
     def check_ref(self, value: str | None, options: list[str], code: str, what: str, path: tuple[str | int, ...],
                   extra: tuple[str, ...] = ()) -> None:
@@ -246,17 +259,17 @@ class _Compiler:
         elif verb == "escalate":
             self.check_ref(arg, self.tiers, "CP302", "tier", (*path, verb), extra=("next",))
         elif verb == "notify":
-            if arg not in self.tiers and arg not in NOTIFY_SPECIAL:
-                close = difflib.get_close_matches(arg, self.tiers, n=1, cutoff=0.75)
-                if close:
-                    self.rep.add("CP302", f"unknown tier {arg!r}", (*path, verb), hint=f"did you mean {close[0]!r}?")
+            self.check_recipient(arg, (*path, verb), NOTIFY_SPECIAL)
         elif verb == "send":
             if self.spec.templates:
                 self.check_ref(arg, list(self.spec.templates), "CP306", "template", (*path, verb))
-        elif verb == "task" and a.for_ is not None and self.tiers and a.for_ not in self.tiers:
-            close = difflib.get_close_matches(a.for_, self.tiers, n=1, cutoff=0.75)
-            if close:
-                self.rep.add("CP302", f"unknown tier {a.for_!r}", (*path, "for"), hint=f"did you mean {close[0]!r}?")
+        elif verb == "task" and a.for_ is not None:
+            self.check_recipient(a.for_, (*path, "for"), ())
+        if a.calendar is not None and a.in_ is None:
+            self.rep.add("CP203", f"`calendar: {a.calendar}` has no effect: it is the calendar an `in:` delay "
+                         "counts in, and this action has no `in:`", (*path, "calendar"),
+                         hint="remove it, or add a delay (`in: 2h`); a task's `due` counts in wall-clock time "
+                              "(`bd`: the case channel's calendar)")
         if a.channel is not None:
             self.check_ref(a.channel, list(self.spec.channels), "CP304", "channel", (*path, "channel"))
         self.check_ref(a.calendar, self.calendar_names, "CP303", "calendar", (*path, "calendar"), extra=("channel",))
@@ -393,6 +406,10 @@ class _Compiler:
 
     def start(self) -> StartDef | None:
         s = self.spec.start
+        if not s.on:
+            self.rep.add("CP203", "`start.on` lists no event type, so no case can ever begin", ("start", "on"),
+                         hint="name the event that opens a case: `start: {on: case.opened}`")
+            return None
         self.event_types.update(s.on)
         env = self.env(s.on[0] if len(s.on) == 1 else None)
         when = self.expr(s.when, ("start", "when"), env) if s.when is not None else None
@@ -403,7 +420,27 @@ class _Compiler:
         sets = self.sets(s.set, ("start", "set"), env)
         if key is None:
             return None
+        self.check_key_payload(key, s.key, s.on)
         return StartDef(frozenset(s.on), when, key, s.key, sets, s.reentry, md)
+
+    def check_key_payload(self, key: Expr, text: str, start_events: list[str]) -> None:
+        """CP402: ``start.key`` reads an event value that a start event does not declare. Such an
+        event would have no key: the simulator would skip it and the runtime reject it."""
+        for name in sorted(key.names):
+            if not name.startswith("event.") or name in EVENT_BUILTINS:
+                continue
+            value = name[len("event."):]
+            for event in start_events:
+                payload = self.events.get(event)
+                if payload is not None and (value in payload or value.split(".")[0] in payload):
+                    continue
+                where = "declares no payload" if payload is None else f"does not declare {value!r}"
+                at = text.find(name)
+                self.rep.add("CP402", f"`start.key` reads {name}, but the start event {event!r} {where}, "
+                             "so such events would find no case", ("start", "key"),
+                             offset=at if at >= 0 else None, value=text,
+                             hint=f"declare it: `events: {{{event}: {{{value}: string}}}}`, or key cases by event.case")
+                return
 
     def templates(self) -> None:
         names = set(self.fields) | set(self.specials)
@@ -421,7 +458,7 @@ class _Compiler:
                     if ref in names or ref.startswith("event.") or ref in ("case", "playbook"):
                         continue
                     self.rep.add("CP306", f"template placeholder {{{ref}}} names no declared field",
-                                 ("templates", tname, key), offset=m.start(),
+                                 ("templates", tname, key), offset=m.start(), value=text,
                                  hint=self.hint(ref, sorted(names)))
 
 
@@ -446,6 +483,7 @@ def compile_playbook(spec: PlaybookSpec, rep: Reporter, text: str = "") -> Playb
     clocks = c.clocks()
     start = c.start()
     c.templates()
+    check_goals(spec, rep)  # from the model: a section that failed to compile hides no goal finding
     exit_on: frozenset[str] = frozenset()
     exit_when = None
     if spec.exit is not None:

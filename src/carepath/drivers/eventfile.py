@@ -34,6 +34,7 @@ __all__ = [
     "EventLine",
     "LineReader",
     "iter_events",
+    "iter_plain_events",
     "open_source",
     "parse_yaml_events",
     "read_events",
@@ -47,6 +48,7 @@ MAX_SKIP_BYTES = 1 << 30
 #: The largest YAML event file read (YAML is read whole: use JSON lines beyond this).
 MAX_YAML_BYTES = 1 << 20
 _SKIP_CHUNK = 1 << 16
+_new_line = tuple.__new__
 _BOM = b"\xef\xbb\xbf"
 
 Source = str | os.PathLike[str] | IO[bytes] | IO[str]
@@ -101,11 +103,24 @@ class LineReader:
 
     def read(self, *, follow: bool = False) -> Line | None:
         """The next non-blank, non-comment line, or ``None`` (see the class docstring)."""
+        readline = self._stream.readline
+        size = self.limit + 2
         while not self._done:
-            if self._skipped >= 0:
-                chunk = self._stream.readline(_SKIP_CHUNK)
+            if self._skipped < 0 and not self._buf:
+                chunk = readline(size)
+                if chunk.endswith(b"\n"):  # the usual case: a whole line at once
+                    self.bytes_read += len(chunk)
+                    self.number += 1
+                    if self.number == 1 and chunk.startswith(_BOM):
+                        chunk = chunk[len(_BOM) :]
+                    line = self._complete(chunk[:-1])
+                    if line is not None:
+                        return line
+                    continue
+            elif self._skipped >= 0:
+                chunk = readline(_SKIP_CHUNK)
             else:
-                chunk = self._stream.readline(self.limit + 2 - len(self._buf))
+                chunk = readline(size - len(self._buf))
             if not chunk:  # the end of the input, for now
                 if follow or (self._skipped < 0 and not self._buf):
                     return None
@@ -118,6 +133,7 @@ class LineReader:
         return None
 
     def _take(self, chunk: bytes) -> Line | None:
+        """A piece of a line that did not come whole (long, or the end of the input so far)."""
         ended = chunk.endswith(b"\n")
         if self._skipped >= 0:
             self._skipped += len(chunk)
@@ -149,8 +165,10 @@ class LineReader:
             return self._long(f"longer than {self.limit:,} bytes")
         data = bytes(self._buf)
         self._buf.clear()
-        if ended:
-            data = data[:-1]
+        return self._complete(data[:-1] if ended else data)
+
+    def _complete(self, data: bytes) -> Line | None:
+        """The line ``data`` (without its newline) as a :class:`Line`, or ``None`` to skip it."""
         if data.endswith(b"\r"):
             data = data[:-1]
         if len(data) > self.limit:
@@ -165,9 +183,9 @@ class LineReader:
                 _escaped(data).strip(),
                 f"not UTF-8: byte 0x{data[exc.start]:02x} at column {exc.start + 1} is not valid",
             )
-        if not text or text.startswith(("#", "//")):
+        if not text or text[0] == "#" or text.startswith("//"):
             return None
-        return Line(self.number, text)
+        return _new_line(Line, (self.number, text, None))  # Line(...) without its Python __new__
 
     def _long(self, problem: str) -> Line:
         preview = _escaped(self._head)
@@ -245,6 +263,22 @@ def iter_events(source: Source, bad: list[BadEvent]) -> Iterator[EventLine]:
             yield EventLine(event_from_line(line.text), line.number)
         except (ValueError, TypeError) as exc:
             bad.append(BadEvent(line.number, str(exc), line.text))
+
+
+def iter_plain_events(source: Source, bad: list[BadEvent]) -> Iterator[Event]:
+    """:func:`iter_events` without the line numbers of the good events (what a replay needs)."""
+    if _is_yaml(source):
+        yield from (el.event for el in iter_events(source, bad))
+        return
+    decode = event_from_line
+    for number, text, problem in read_lines(source):
+        if problem is not None:
+            bad.append(BadEvent(number, problem, text))
+            continue
+        try:
+            yield decode(text)
+        except (ValueError, TypeError) as exc:
+            bad.append(BadEvent(number, str(exc), text))
 
 
 def read_events(source: Source) -> tuple[list[EventLine], list[BadEvent]]:

@@ -60,22 +60,41 @@ def _route(engine: Engine, state: CaseState | None, event: Event) -> Routed:
         if opens:
             return Routed("applied", step=engine.start(event), opened=True)
         if engine.mentions(event.type):
-            return Routed("rejected", "unknown_case", f"no case {event.case!r} in {engine.playbook.id} for "
-                          f"{event.type} (cases open with {', '.join(sorted(start.on))})")
+            return Routed(
+                "rejected",
+                "unknown_case",
+                f"no case {event.case!r} in {engine.playbook.id} for "
+                f"{event.type} (cases open with {', '.join(sorted(start.on))})",
+            )
         return Routed("ignored", "not_mentioned")
-    if opens and (state.ended or start.reentry == "always"):
+    # an opening event finds the case as it is at the event's instant: if what falls due before
+    # the event ends the case, the event may open the next one (as it would after an `advance`)
+    if opens and (
+        state.ended
+        or start.reentry == "always"
+        or (start.reentry == "after_exit" and engine._ends_before(state, event))
+    ):
         if start.reentry == "never":
-            return Routed("ignored", "reentry", f"case {state.case} has ended and reentry is `never`")
+            return Routed(
+                "ignored", "reentry", f"case {state.case} has ended and reentry is `never`"
+            )
         mi = start.min_interval
         if mi is not None:
             # calendar days count in the playbook timezone (same local time, DST-aware)
             opened = state.opened
-            earliest = opened + timedelta(days=mi.days + mi.business_days) + timedelta(seconds=mi.seconds)
+            earliest = (
+                opened + timedelta(days=mi.days + mi.business_days) + timedelta(seconds=mi.seconds)
+            )
             if event.at < earliest:
-                return Routed("ignored", "reentry", f"case {state.case} opened at {opened.isoformat()}; "
-                              f"min_interval is {mi.text}")
+                return Routed(
+                    "ignored",
+                    "reentry",
+                    f"case {state.case} opened at {opened.isoformat()}; min_interval is {mi.text}",
+                )
         if event.at < state.now:
-            raise EventOutOfOrder(f"event {event.id} is older than case {state.case}'s now", event=event, state=state)
+            raise EventOutOfOrder(
+                f"event {event.id} is older than case {state.case}'s now", event=event, state=state
+            )
         engine._check(state, event)
         return Routed("applied", step=engine.start(event, previous=state), opened=True)
     if state.ended:

@@ -32,6 +32,7 @@ __all__ = [
     "DATETIME",
     "DECIMAL",
     "DURATION",
+    "EVENT_BUILTINS",
     "FLOAT",
     "INT",
     "KINDS",

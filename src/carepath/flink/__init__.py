@@ -23,6 +23,8 @@ def available() -> str | None:
     from pathlib import Path
 
     java_home = os.environ.get("JAVA_HOME")
-    if shutil.which("java") is None and not (java_home and (Path(java_home) / "bin" / "java").exists()):
+    if shutil.which("java") is None and not (
+        java_home and (Path(java_home) / "bin" / "java").exists()
+    ):
         return "Java is not on PATH (PyFlink needs Java 11 or 17)"
     return None

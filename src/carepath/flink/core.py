@@ -105,8 +105,12 @@ def rejection(event: Any, reason: str, message: str, playbook: str | None = None
     """A rejected-output line: ``{event, reason, message, playbook}`` (``event`` is the event
     object as received, or ``{"raw": text}`` for a line that is not a JSON object, as the
     embedded runtime records it)."""
-    return json.dumps({"event": event, "reason": reason, "message": message, "playbook": playbook},
-                      sort_keys=True, ensure_ascii=False, default=str)
+    return json.dumps(
+        {"event": event, "reason": reason, "message": message, "playbook": playbook},
+        sort_keys=True,
+        ensure_ascii=False,
+        default=str,
+    )
 
 
 def parse_line(line: str) -> tuple[Event | None, Any, str]:
@@ -162,13 +166,29 @@ def fan_out(engines: Sequence[Engine], line: str) -> tuple[list[Record], str | N
             key = engine.case_key(event)
         except Exception as exc:  # a key expression that cannot evaluate on this payload
             if pre is None or pre[0] > HARD:
-                pre = (HARD, rejection(obj, "invalid", f"{engine.playbook.id}: cannot compute the case key of "
-                                       f"event {event.id}: {exc}", engine.playbook.id))
+                pre = (
+                    HARD,
+                    rejection(
+                        obj,
+                        "invalid",
+                        f"{engine.playbook.id}: cannot compute the case key of "
+                        f"event {event.id}: {exc}",
+                        engine.playbook.id,
+                    ),
+                )
             continue
         if key:
             keyed.append((i, key))
         elif pre is None:
-            pre = (NO_KEY, rejection(obj, "invalid", f"event {event.id} ({event.type}) has no case key", engine.playbook.id))
+            pre = (
+                NO_KEY,
+                rejection(
+                    obj,
+                    "invalid",
+                    f"event {event.id} ({event.type}) has no case key",
+                    engine.playbook.id,
+                ),
+            )
     if not keyed:
         return [], (None if pre is None else pre[1])
     canon = json.dumps(event.to_dict(), ensure_ascii=False, separators=(",", ":"))
@@ -209,15 +229,28 @@ def apply_event(engine: Engine, state: CaseState | None, event: Event) -> Applie
     try:
         r = route(engine, state, event)
     except Exception as exc:  # an odd payload must not stop the job: the event is invalid
-        return Applied(state, [], "rejected", "invalid", f"cannot apply event {event.id}: {type(exc).__name__}: {exc}")
+        return Applied(
+            state,
+            [],
+            "rejected",
+            "invalid",
+            f"cannot apply event {event.id}: {type(exc).__name__}: {exc}",
+        )
     if r.status == "applied" and r.step is not None:
         return Applied(r.step.state, list(r.step.actions), "applied")
     return Applied(state, [], r.status, r.reason, r.message)
 
 
-def advance_to(engine: Engine, state: CaseState | None, seconds: float) -> tuple[CaseState | None, list[Action]]:
+def advance_to(
+    engine: Engine, state: CaseState | None, seconds: float
+) -> tuple[CaseState | None, list[Action]]:
     """Fire what is due at or before ``seconds`` (nothing when the case has moved past it)."""
-    if state is None or state.next_wakeup_s is None or state.next_wakeup_s > seconds or seconds <= state.now_s:
+    if (
+        state is None
+        or state.next_wakeup_s is None
+        or state.next_wakeup_s > seconds
+        or seconds <= state.now_s
+    ):
         return state, []
     step = engine.advance(state, instant(seconds))
     return step.state, list(step.actions)
@@ -275,20 +308,29 @@ class Verdict:
 
     def to_json(self) -> str:
         """Keyed-state form."""
-        return json.dumps([self.n, self.pre, self.seen, self.applied, list(self.best) if self.best else None],
-                          ensure_ascii=False)
+        return json.dumps(
+            [self.n, self.pre, self.seen, self.applied, list(self.best) if self.best else None],
+            ensure_ascii=False,
+        )
 
     @classmethod
     def from_json(cls, text: str) -> Verdict:
         """Inverse of :meth:`to_json`."""
         n, pre, seen, applied, best = json.loads(text)
-        return cls(int(n), str(pre), int(seen), bool(applied),
-                   (int(best[0]), int(best[1]), str(best[2])) if best else None)
+        return cls(
+            int(n),
+            str(pre),
+            int(seen),
+            bool(applied),
+            (int(best[0]), int(best[1]), str(best[2])) if best else None,
+        )
 
 
 def outcome_line(event_id: str, rec: Record, status: str, reason: str | None, rejected: str) -> str:
     """One playbook's outcome for the :class:`Verdict` stage (keyed by event id)."""
-    return json.dumps([event_id, rec.n, rec.pre, rec.pb, status, reason, rejected], ensure_ascii=False)
+    return json.dumps(
+        [event_id, rec.n, rec.pre, rec.pb, status, reason, rejected], ensure_ascii=False
+    )
 
 
 def event_obj(line: str) -> Mapping[str, Any]:

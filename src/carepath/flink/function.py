@@ -75,7 +75,9 @@ __all__ = [
     "VerdictFunction",
 ]
 
-RECORD_TYPE = Types.TUPLE([Types.STRING(), Types.LONG(), Types.INT(), Types.INT(), Types.STRING(), Types.STRING()])
+RECORD_TYPE = Types.TUPLE(
+    [Types.STRING(), Types.LONG(), Types.INT(), Types.INT(), Types.STRING(), Types.STRING()]
+)
 REJECTED = OutputTag("rejected", Types.STRING())
 STATES = OutputTag("states", Types.STRING())
 OUTCOMES = OutputTag("outcomes", Types.STRING())
@@ -142,8 +144,15 @@ class CaseFunction(KeyedProcessFunction):  # type: ignore[misc, unused-ignore]
     ``time``: ``"event"`` or ``"processing"``.
     """
 
-    def __init__(self, sources: Sequence[PlaybookSource], *, cap_s: float | None = None,
-                 states: str | None = "final", time: str = "event", dedupe: bool = True) -> None:
+    def __init__(
+        self,
+        sources: Sequence[PlaybookSource],
+        *,
+        cap_s: float | None = None,
+        states: str | None = "final",
+        time: str = "event",
+        dedupe: bool = True,
+    ) -> None:
         self.sources = list(sources)
         self.cap_s = cap_s
         self.states_mode = states
@@ -155,7 +164,9 @@ class CaseFunction(KeyedProcessFunction):  # type: ignore[misc, unused-ignore]
         self.engines = _engines(self.sources)
         self.state = runtime_context.get_state(ValueStateDescriptor("case", Types.STRING()))
         self.buffer = runtime_context.get_list_state(ListStateDescriptor("buffer", Types.STRING()))
-        self.seen = runtime_context.get_map_state(MapStateDescriptor("seen", Types.STRING(), Types.BOOLEAN()))
+        self.seen = runtime_context.get_map_state(
+            MapStateDescriptor("seen", Types.STRING(), Types.BOOLEAN())
+        )
         self.timer = runtime_context.get_state(ValueStateDescriptor("wakeup", Types.LONG()))
         self.flush = runtime_context.get_state(ValueStateDescriptor("flush", Types.BOOLEAN()))
 
@@ -196,7 +207,9 @@ class CaseFunction(KeyedProcessFunction):  # type: ignore[misc, unused-ignore]
                     changed = changed or ch
                     yield from out
                 if rest:
-                    self.buffer.update([json.dumps(list(r.to_tuple()), ensure_ascii=False) for r in rest])
+                    self.buffer.update(
+                        [json.dumps(list(r.to_tuple()), ensure_ascii=False) for r in rest]
+                    )
                 else:
                     self.buffer.clear()
         if timestamp >= FLUSH_TS:
@@ -234,7 +247,9 @@ class CaseFunction(KeyedProcessFunction):  # type: ignore[misc, unused-ignore]
         text = self.state.value()
         return None if text is None else CaseState.from_json(text)
 
-    def _apply(self, rec: Record, cur: CaseState | None) -> tuple[CaseState | None, bool, list[Any]]:
+    def _apply(
+        self, rec: Record, cur: CaseState | None
+    ) -> tuple[CaseState | None, bool, list[Any]]:
         """Route one buffered event; the new state, whether it changed, and the outputs."""
         out: list[Any] = []
         obj = event_obj(rec.line)
@@ -260,7 +275,9 @@ class CaseFunction(KeyedProcessFunction):  # type: ignore[misc, unused-ignore]
                 out.append((REJECTED, verdict))
         return res.state, res.state is not cur, out
 
-    def _settle(self, cur: CaseState | None, changed: bool, ctx: Any, now_ms: int | None) -> Iterator[Any]:
+    def _settle(
+        self, cur: CaseState | None, changed: bool, ctx: Any, now_ms: int | None
+    ) -> Iterator[Any]:
         """Store the state and move the wake-up timer; a changelog line when asked."""
         if cur is None:
             return

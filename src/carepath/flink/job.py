@@ -34,7 +34,16 @@ from carepath.flink.function import (
     VerdictFunction,
 )
 
-__all__ = ["JobOptions", "Outputs", "RunResult", "build", "configure", "run_file", "run_lines", "sources"]
+__all__ = [
+    "JobOptions",
+    "Outputs",
+    "RunResult",
+    "build",
+    "configure",
+    "run_file",
+    "run_lines",
+    "sources",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +65,9 @@ class JobOptions:
     states: str | None = "final"
     idleness_ms: int | None = None
     dedupe: bool = True
-    throttle_s: float = 0.0  # testing: sleep per input line (keeps a job running across checkpoints)
+    throttle_s: float = (
+        0.0  # testing: sleep per input line (keeps a job running across checkpoints)
+    )
 
 
 @dataclass(slots=True)
@@ -80,9 +91,16 @@ def sources(paths: Sequence[str]) -> list[PlaybookSource]:
     return out
 
 
-def configure(*, parallelism: int = 1, checkpoint_ms: int | None = 1000, restarts: int = 3,
-              restart_delay_ms: int = 500, state_backend: str | None = None,
-              checkpoint_dir: str | None = None, extra: dict[str, str] | None = None) -> StreamExecutionEnvironment:
+def configure(
+    *,
+    parallelism: int = 1,
+    checkpoint_ms: int | None = 1000,
+    restarts: int = 3,
+    restart_delay_ms: int = 500,
+    state_backend: str | None = None,
+    checkpoint_dir: str | None = None,
+    extra: dict[str, str] | None = None,
+) -> StreamExecutionEnvironment:
     """A ``StreamExecutionEnvironment`` for the job.
 
     The Python workers run ``sys.executable`` (PyFlink would otherwise start ``python`` from
@@ -114,7 +132,9 @@ def configure(*, parallelism: int = 1, checkpoint_ms: int | None = 1000, restart
     return env
 
 
-def build(events: DataStream, playbooks: Sequence[PlaybookSource], options: JobOptions = JobOptions()) -> Outputs:
+def build(
+    events: DataStream, playbooks: Sequence[PlaybookSource], options: JobOptions = JobOptions()
+) -> Outputs:
     """Wire ``events`` (a ``DataStream`` of JSON event lines) into the engine for ``playbooks``.
 
     Each event goes to every playbook, keyed by ``(playbook, start.key)``; the keyed function
@@ -123,23 +143,35 @@ def build(events: DataStream, playbooks: Sequence[PlaybookSource], options: JobO
     """
     pbs = list(playbooks)
     cap = None if options.until is None else micros(options.until) / 1_000_000
-    fan = events.process(FanOut(pbs, options.throttle_s), output_type=RECORD_TYPE).name("carepath: route")
+    fan = events.process(FanOut(pbs, options.throttle_s), output_type=RECORD_TYPE).name(
+        "carepath: route"
+    )
     recs = fan
     if options.time == "event":
-        wm = WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(options.out_of_orderness_ms))
+        wm = WatermarkStrategy.for_bounded_out_of_orderness(
+            Duration.of_millis(options.out_of_orderness_ms)
+        )
         if options.idleness_ms is not None:
             wm = wm.with_idleness(Duration.of_millis(options.idleness_ms))
         recs = fan.assign_timestamps_and_watermarks(wm.with_timestamp_assigner(RecordTimestamps()))
-    cases = (recs.key_by(lambda r: r[0], key_type=Types.STRING())
-             .process(CaseFunction(pbs, cap_s=cap, states=options.states, time=options.time, dedupe=options.dedupe),
-                      output_type=Types.STRING())
-             .name("carepath: cases"))
+    cases = (
+        recs.key_by(lambda r: r[0], key_type=Types.STRING())
+        .process(
+            CaseFunction(
+                pbs, cap_s=cap, states=options.states, time=options.time, dedupe=options.dedupe
+            ),
+            output_type=Types.STRING(),
+        )
+        .name("carepath: cases")
+    )
     rejected = fan.get_side_output(REJECTED).union(cases.get_side_output(REJECTED))
     if len(pbs) > 1:
-        verdicts = (cases.get_side_output(OUTCOMES)
-                    .key_by(lambda s: json.loads(s)[0], key_type=Types.STRING())
-                    .process(VerdictFunction(), output_type=Types.STRING())
-                    .name("carepath: verdicts"))
+        verdicts = (
+            cases.get_side_output(OUTCOMES)
+            .key_by(lambda s: json.loads(s)[0], key_type=Types.STRING())
+            .process(VerdictFunction(), output_type=Types.STRING())
+            .name("carepath: verdicts")
+        )
         rejected = rejected.union(verdicts)
     return Outputs(actions=cases, states=cases.get_side_output(STATES), rejected=rejected)
 
@@ -198,9 +230,17 @@ def end_of_time(until: datetime | None, lines: Sequence[str]) -> datetime | None
     return None if c is None else datetime.fromtimestamp(c / 1_000_000, UTC)
 
 
-def run_file(playbooks: Sequence[str], events: str, *, until: datetime | None = None,
-             options: JobOptions = JobOptions(), parallelism: int = 1, checkpoint_ms: int | None = 1000,
-             prepare: Callable[[DataStream], DataStream] | None = None, **conf: Any) -> RunResult:
+def run_file(
+    playbooks: Sequence[str],
+    events: str,
+    *,
+    until: datetime | None = None,
+    options: JobOptions = JobOptions(),
+    parallelism: int = 1,
+    checkpoint_ms: int | None = 1000,
+    prepare: Callable[[DataStream], DataStream] | None = None,
+    **conf: Any,
+) -> RunResult:
     """Run an events file (JSONL) through the job on a local mini-cluster and collect the outputs.
 
     Time ends as in ``carepath run --clock simulated``: at ``until``, or at the last event
@@ -211,21 +251,39 @@ def run_file(playbooks: Sequence[str], events: str, *, until: datetime | None = 
     text = Path(events).read_text(encoding="utf-8-sig").splitlines()
     options = replace(options, until=end_of_time(until, text))
     env = configure(parallelism=parallelism, checkpoint_ms=checkpoint_ms, **conf)
-    src = FileSource.for_record_stream_format(StreamFormat.text_line_format(), str(Path(events).resolve())).build()
+    src = FileSource.for_record_stream_format(
+        StreamFormat.text_line_format(), str(Path(events).resolve())
+    ).build()
     lines = env.from_source(src, WatermarkStrategy.no_watermarks(), "events").set_parallelism(1)
     if prepare is not None:
         lines = prepare(lines)
     return collect(env, build(lines, sources(playbooks), options))
 
 
-def run_lines(playbooks: Sequence[str], lines: Sequence[str], *, until: datetime | None = None,
-              options: JobOptions = JobOptions(), parallelism: int = 1, checkpoint_ms: int | None = 1000,
-              prepare: Callable[[DataStream], DataStream] | None = None, **conf: Any) -> RunResult:
+def run_lines(
+    playbooks: Sequence[str],
+    lines: Sequence[str],
+    *,
+    until: datetime | None = None,
+    options: JobOptions = JobOptions(),
+    parallelism: int = 1,
+    checkpoint_ms: int | None = 1000,
+    prepare: Callable[[DataStream], DataStream] | None = None,
+    **conf: Any,
+) -> RunResult:
     """The same for lines in memory (written to a temporary file, so the source is checkpointable)."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="carepath-flink-") as d:
         path = Path(d) / "events.jsonl"
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        return run_file(playbooks, str(path), until=until, options=options, parallelism=parallelism,
-                        checkpoint_ms=checkpoint_ms, prepare=prepare, **conf)
+        return run_file(
+            playbooks,
+            str(path),
+            until=until,
+            options=options,
+            parallelism=parallelism,
+            checkpoint_ms=checkpoint_ms,
+            prepare=prepare,
+            **conf,
+        )

@@ -52,7 +52,9 @@ class Result:
         return [self.states[k].to_json() for k in sorted(self.states)]
 
 
-def run_reference(playbooks: Sequence[Playbook], lines: Iterable[str], until: datetime | None = None) -> Result:
+def run_reference(
+    playbooks: Sequence[Playbook], lines: Iterable[str], until: datetime | None = None
+) -> Result:
     """Run ``lines`` (JSONL event lines) through ``playbooks`` in memory (see the module docstring)."""
     from carepath.engine.engine import Engine
 
@@ -98,8 +100,9 @@ def _cap(until: datetime | None, last_us: int | None) -> float | None:
     return None if c is None else c / 1_000_000
 
 
-def _route(engines: Sequence[Engine], cases: list[dict[str, CaseState]], event: Event, obj: Any
-           ) -> tuple[str | None, list[tuple[int, str, CaseState, list[Action]]]]:
+def _route(
+    engines: Sequence[Engine], cases: list[dict[str, CaseState]], event: Event, obj: Any
+) -> tuple[str | None, list[tuple[int, str, CaseState, list[Action]]]]:
     """The embedded runtime's decision over every playbook: all or nothing (a hard rejection by
     one playbook rejects the event for all), else applied by some, else ``unknown_case``, else
     "no case key"."""
@@ -112,11 +115,19 @@ def _route(engines: Sequence[Engine], cases: list[dict[str, CaseState]], event: 
         try:
             key = engine.case_key(event)
         except Exception as exc:
-            return rejection(obj, "invalid", f"{engine.playbook.id}: cannot compute the case key of event "
-                             f"{event.id}: {exc}", engine.playbook.id), []
+            return rejection(
+                obj,
+                "invalid",
+                f"{engine.playbook.id}: cannot compute the case key of event {event.id}: {exc}",
+                engine.playbook.id,
+            ), []
         if not key:
-            no_key = no_key or rejection(obj, "invalid", f"event {event.id} ({event.type}) has no case key",
-                                         engine.playbook.id)
+            no_key = no_key or rejection(
+                obj,
+                "invalid",
+                f"event {event.id} ({event.type}) has no case key",
+                engine.playbook.id,
+            )
             continue
         res = apply_event(engine, cases[i].get(key), event)
         if res.status == "rejected":

@@ -23,7 +23,9 @@ class FailOnce(MapFunction):  # type: ignore[misc, unused-ignore]
     """Identity on lines; raises ``RuntimeError`` once, at the first line (from line ``after`` on)
     seen after a checkpoint under ``checkpoint_dir`` completed; ``sleep_s`` per line until then."""
 
-    def __init__(self, marker_dir: str, checkpoint_dir: str, after: int = 3, sleep_s: float = 1.0) -> None:
+    def __init__(
+        self, marker_dir: str, checkpoint_dir: str, after: int = 3, sleep_s: float = 1.0
+    ) -> None:
         self.marker_dir = marker_dir
         self.checkpoint_dir = checkpoint_dir
         self.after = after
@@ -39,7 +41,9 @@ class FailOnce(MapFunction):  # type: ignore[misc, unused-ignore]
         self.count += 1
         d = Path(self.marker_dir)
         if self.count == 1:
-            (d / f"attempt-{self.attempt}-{time.time_ns()}.json").write_text(json.dumps(str(value)), encoding="utf-8")
+            (d / f"attempt-{self.attempt}-{time.time_ns()}.json").write_text(
+                json.dumps(str(value)), encoding="utf-8"
+            )
         failed = d / "failed"
         if failed.exists():
             return value

@@ -56,8 +56,13 @@ class _Model:
         self.data: dict[str, Any] = {}
 
 
-def _transitions(trigger: str, source: str, hs: tuple[HandlerDef, ...], model: Any,
-                 guards: dict[tuple[str, str, str], str]) -> list[dict[str, Any]]:
+def _transitions(
+    trigger: str,
+    source: str,
+    hs: tuple[HandlerDef, ...],
+    model: Any,
+    guards: dict[tuple[str, str, str], str],
+) -> list[dict[str, Any]]:
     out = []
     for h in hs:
         dest = h.to if h.to is not None else None  # None: internal (stays, no exit/entry)
@@ -82,8 +87,10 @@ def to_machine(playbook: Playbook, model: Any = None, **kwargs: Any) -> Any:
     if model is None:
         model = _Model()
     guards: dict[tuple[str, str, str], str] = {}
-    states = [State(name, final=st.final) if _supports_final(State) else State(name)
-              for name, st in playbook.stages.items()]
+    states = [
+        State(name, final=st.final) if _supports_final(State) else State(name)
+        for name, st in playbook.stages.items()
+    ]
     trans: list[dict[str, Any]] = []
     for name, st in playbook.stages.items():
         if st.final:
@@ -105,7 +112,9 @@ def to_machine(playbook: Playbook, model: Any = None, **kwargs: Any) -> Any:
                 trans.append(tr)
     kwargs.setdefault("auto_transitions", False)
     kwargs.setdefault("ignore_invalid_triggers", True)
-    m: Any = Machine(model=model, states=states, transitions=trans, initial=playbook.initial, **kwargs)
+    m: Any = Machine(
+        model=model, states=states, transitions=trans, initial=playbook.initial, **kwargs
+    )
     m.carepath_guards = guards
     m.carepath_playbook = playbook
     return m

@@ -29,10 +29,32 @@ __all__ = ["FORMATS", "render", "to_dot", "to_mermaid"]
 FORMATS = ("mermaid", "dot")
 ANY = "any non-final stage"
 _IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
-_MERMAID_KEYWORDS = frozenset({
-    "state", "note", "end", "direction", "class", "classDef", "style", "as", "left", "right", "of",
-    "stateDiagram", "TB", "BT", "LR", "RL", "fork", "join", "choice", "default", "click", "hide",
-})
+_MERMAID_KEYWORDS = frozenset(
+    {
+        "state",
+        "note",
+        "end",
+        "direction",
+        "class",
+        "classDef",
+        "style",
+        "as",
+        "left",
+        "right",
+        "of",
+        "stateDiagram",
+        "TB",
+        "BT",
+        "LR",
+        "RL",
+        "fork",
+        "join",
+        "choice",
+        "default",
+        "click",
+        "hide",
+    }
+)
 
 
 def render(playbook: Playbook, fmt: str = "mermaid") -> str:
@@ -79,7 +101,7 @@ def _timer_label(t: TimerDef) -> str:
 Edge = tuple[str, str, str]  # (from, to, label); from "" = start point, to "" = end point
 
 
-def _model(pb: Playbook) -> tuple[list[str], dict[str, list[str]], list[Edge], list[str]]:
+def _model(pb: Playbook) -> tuple[list[str], dict[str, list[str]], list[Edge], list[str]]:  # noqa: C901 - one pass over every kind of stage content (handlers, timers, schedules, entry and exit)
     """Stages (ordered), their inner lines, edges, and the root handlers' inner lines."""
     stages = list(pb.stages)
     inner: dict[str, list[str]] = {s: [] for s in stages}
@@ -110,7 +132,9 @@ def _model(pb: Playbook) -> tuple[list[str], dict[str, list[str]], list[Edge], l
                 if h.to is not None:
                     edges.append((name, h.to, label))
                 else:
-                    lines.append(label + (" / set " + ", ".join(s.field for s in h.sets) if h.sets else ""))
+                    lines.append(
+                        label + (" / set " + ", ".join(s.field for s in h.sets) if h.sets else "")
+                    )
         for t in st.after:
             label = _timer_label(t) + (" / " + _actions(t.do) if t.do else "")
             if t.to is not None:
@@ -118,8 +142,11 @@ def _model(pb: Playbook) -> tuple[list[str], dict[str, list[str]], list[Edge], l
             else:
                 lines.append(label)
         for sc in st.every:
-            lines.append(f"every {sc.cron}" + (f" window {sc.window}" if sc.window else "")
-                         + (" / " + _actions(sc.do) if sc.do else ""))
+            lines.append(
+                f"every {sc.cron}"
+                + (f" window {sc.window}" if sc.window else "")
+                + (" / " + _actions(sc.do) if sc.do else "")
+            )
         if st.final:
             edges.append((name, "", ""))
     root: list[str] = []
@@ -131,15 +158,29 @@ def _model(pb: Playbook) -> tuple[list[str], dict[str, list[str]], list[Edge], l
             if h.to is not None:
                 edges.append((ANY, h.to, label))
             else:
-                root.append(label + (" / set " + ", ".join(s.field for s in h.sets) if h.sets else ""))
+                root.append(
+                    label + (" / set " + ", ".join(s.field for s in h.sets) if h.sets else "")
+                )
     if pb.exit_on:
         root.append("exit on " + ", ".join(sorted(pb.exit_on)) + " (ends the case)")
     return stages, inner, edges, root
 
 
 # -- Mermaid ------------------------------------------------------------------------------------
-_MM_ESCAPES = {"#": "#35;", ":": "#58;", ";": "#59;", '"': "#quot;", "{": "#123;", "}": "#125;",
-               "<": "#lt;", ">": "#gt;", "%": "#37;", "\\": "#92;", "|": "#124;", "`": "#96;"}
+_MM_ESCAPES = {
+    "#": "#35;",
+    ":": "#58;",
+    ";": "#59;",
+    '"': "#quot;",
+    "{": "#123;",
+    "}": "#125;",
+    "<": "#lt;",
+    ">": "#gt;",
+    "%": "#37;",
+    "\\": "#92;",
+    "|": "#124;",
+    "`": "#96;",
+}
 
 
 def mermaid_text(s: str) -> str:
@@ -207,11 +248,13 @@ def to_dot(pb: Playbook) -> str:
     """A Graphviz ``digraph``."""
     stages, inner, edges, root = _model(pb)
     has_any = bool(root) or any(e[0] == ANY for e in edges)
-    out = [f"digraph {_dq(pb.id)} {{",
-           f"  label={_dq(f'{pb.id} {pb.version}')}; labelloc=t; rankdir=LR;",
-           '  node [shape=box, style=rounded, fontname="Helvetica"];',
-           '  edge [fontname="Helvetica", fontsize=10];',
-           '  "__start" [shape=point, width=0.2, label=""];']
+    out = [
+        f"digraph {_dq(pb.id)} {{",
+        f"  label={_dq(f'{pb.id} {pb.version}')}; labelloc=t; rankdir=LR;",
+        '  node [shape=box, style=rounded, fontname="Helvetica"];',
+        '  edge [fontname="Helvetica", fontsize=10];',
+        '  "__start" [shape=point, width=0.2, label=""];',
+    ]
     for name in stages:
         st = pb.stages[name]
         lines = [name, *(x for x in inner[name] if x not in ("initial", "final"))]

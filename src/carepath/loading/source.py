@@ -3,6 +3,7 @@ paths into :class:`~carepath.diagnostics.Diagnostic` objects."""
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -21,6 +22,40 @@ class Source:
     file: str
     text: str
     positions: Positions
+    _line_starts: list[int] = field(default_factory=list, repr=False)
+
+    def index(self, line: int, col: int) -> int:
+        """The index in ``text`` of a 1-based (line, col)."""
+        if not self._line_starts:
+            self._line_starts.append(0)
+            self._line_starts.extend(i + 1 for i, ch in enumerate(self.text) if ch == "\n")
+        return self._line_starts[min(line, len(self._line_starts)) - 1] + col - 1
+
+    def place(self, path: Path, value: str, offset: int) -> tuple[int, int] | None:
+        """(line, col) of ``value[offset]`` inside the multi-line plain or block (``|``, ``>``)
+        scalar at ``path``, or ``None`` when the source does not show the value's characters in
+        order. Folding changes only whitespace, so the other characters are matched in order."""
+        pos = self.positions
+        (line, col), end = pos.values[path], pos.ends.get(path)
+        if end is None or pos.styles.get(path, "") not in ("", "|", ">"):
+            return None
+        raw, at = self.text, self.index(line, col)
+        if pos.styles.get(path):  # a block scalar: its text begins on the line after the indicator
+            at = raw.find("\n", at) + 1 or len(raw)
+        stop = self.index(*end)
+        for i, ch in enumerate(value[: offset + 1]):
+            if ch.isspace():
+                if at < stop and raw[at] == ch and ch != "\n":
+                    at += 1
+                continue
+            while at < stop and raw[at] != ch and raw[at].isspace():
+                at += 1
+            if at >= stop or raw[at] != ch:
+                return None
+            if i < offset:
+                at += 1
+        line_start = raw.rfind("\n", 0, at) + 1
+        return bisect.bisect_right(self._line_starts, at), at - line_start + 1
 
 
 @dataclass
@@ -28,10 +63,43 @@ class Reporter:
     """Collects diagnostics for one playbook; knows which file each top-level entry came from."""
 
     main: Source
-    origins: dict[tuple[str, str], Source] = field(default_factory=dict)  # (section, name) → included file
+    origins: dict[tuple[str, str], Source] = field(
+        default_factory=dict
+    )  # (section, name) → included file
     diagnostics: list[Diagnostic] = field(default_factory=list)
-    tainted: set[tuple[str, str]] = field(default_factory=set)  # (section, name) removed after a schema error
-    pruned: bool = False  # the schema rejected parts of the playbook; the rest was checked without them
+    tainted: set[tuple[str, str]] = field(
+        default_factory=set
+    )  # (section, name) removed after a schema error
+    pruned: bool = (
+        False  # the schema rejected parts of the playbook; the rest was checked without them
+    )
+    # list items the schema rejected and the checker removed: original list path → original
+    # indices removed (sorted), so a finding on the pruned playbook's goals[0] is located at the
+    # goals[2] the designer wrote
+    removed: dict[Path, list[int]] = field(default_factory=dict)
+
+    def original(self, path: Sequence[str | int]) -> Path:
+        """``path`` in the pruned playbook → the same node's path in the file."""
+        if not self.removed:
+            return tuple(path)
+        out: list[str | int] = []
+        for step in path:
+            gone = self.removed.get(tuple(out)) if isinstance(step, int) else None
+            if gone and isinstance(step, int):
+                for r in gone:  # the step-th survivor: skip every removed index at or before it
+                    if r <= step:
+                        step += 1
+                    else:
+                        break
+            out.append(step)
+        return tuple(out)
+
+    def remove(self, path: Sequence[str | int]) -> None:
+        """Record that the list item at ``path`` (a pruned-playbook path) is being removed."""
+        orig = self.original(path)
+        index = orig[-1]
+        assert isinstance(index, int)
+        bisect.insort(self.removed.setdefault(orig[:-1], []), index)
 
     def source_of(self, path: Path) -> Source:
         """The file that holds ``path`` (an included file for entries merged from it)."""
@@ -41,15 +109,22 @@ class Reporter:
                 return src
         return self.main
 
-    def locate(self, path: Path, *, key: bool = False, offset: int | None = None) -> tuple[str, int, int]:
-        """``(file, line, col)`` of the node at ``path``; ``offset`` is a position inside a scalar."""
+    def locate(
+        self, path: Path, *, key: bool = False, offset: int | None = None, value: str | None = None
+    ) -> tuple[str, int, int]:
+        """``(file, line, col)`` of the node at ``path``; ``offset`` is a position inside the
+        scalar ``value`` there (needed to place it in a multi-line or block scalar)."""
+        path = self.original(path)
         src = self.source_of(path)
         pos = src.positions
         line, col = pos.key(path) if key else pos.value(path)
         if offset is not None and not key and tuple(path) in pos.values:
             style = pos.styles.get(tuple(path), "")
-            if style in ("", "'", '"'):
+            end = pos.ends.get(tuple(path))
+            if style in ("'", '"') or (style == "" and (end is None or end[0] == line)):
                 col += offset + (1 if style else 0)
+            elif value is not None:
+                line, col = src.place(tuple(path), value, offset) or (line, col)
         return src.file, line, col
 
     def add(
@@ -61,19 +136,35 @@ class Reporter:
         hint: str | None = None,
         key: bool = False,
         offset: int | None = None,
+        value: str | None = None,
         severity: Severity | None = None,
         width: int | None = None,
     ) -> None:
-        """Record a finding at ``path`` (its key when ``key``; ``offset`` inside a scalar)."""
-        p = tuple(path)
-        if self.tainted and code in ("CP402", "CP403") and any(
-                s == "fields" and f"'{n}'" in message for s, n in self.tainted):
+        """Record a finding at ``path`` (its key when ``key``; ``offset`` inside the scalar
+        ``value``)."""
+        p = self.original(path)
+        if (
+            self.tainted
+            and code in ("CP402", "CP403")
+            and any(s == "fields" and f"'{n}'" in message for s, n in self.tainted)
+        ):
             return  # an expression naming a field the schema rejected: already reported there
-        file, line, col = self.locate(p, key=key, offset=offset)
+        file, line, col = self.locate(
+            tuple(path), key=key, offset=offset, value=value
+        )  # it maps `path` too
         sev = severity or CODES.get(code, ("error", ""))[0]
         self.diagnostics.append(
-            Diagnostic(sev, code, message, file, line, col, path_str(p), hint or None,
-                       end_col=col + width if width else None)
+            Diagnostic(
+                sev,
+                code,
+                message,
+                file,
+                line,
+                col,
+                path_str(p),
+                hint or None,
+                end_col=col + width if width else None,
+            )
         )
 
     @property

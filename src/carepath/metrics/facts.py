@@ -28,11 +28,28 @@ if TYPE_CHECKING:
     from carepath.events import Event
     from carepath.state import CaseState
 
-__all__ = ["CONVENTIONAL_EVENTS", "GROUPS", "Collector", "Measure", "MetricError", "Metrics", "Series"]
+__all__ = [
+    "CONVENTIONAL_EVENTS",
+    "GROUPS",
+    "Collector",
+    "Measure",
+    "MetricError",
+    "Metrics",
+    "Series",
+]
 
 #: The conventional event types the built-in metrics read (renamed under ``metrics.events``).
-CONVENTIONAL_EVENTS = ("survey.answered", "agent.replied", "case.solved", "case.reopened", "contact.handled",
-                       "order.placed", "order.returned", "complaint.filed", "case.opened")
+CONVENTIONAL_EVENTS = (
+    "survey.answered",
+    "agent.replied",
+    "case.solved",
+    "case.reopened",
+    "contact.handled",
+    "order.placed",
+    "order.returned",
+    "complaint.filed",
+    "case.opened",
+)
 #: The grouping keys: the case's values at the time of the sample.
 GROUPS = ("segment", "channel", "tier", "stage")
 _GROUP_INDEX = {g: i for i, g in enumerate(GROUPS)}
@@ -155,7 +172,7 @@ class Collector:
         self.playbook = playbook
         self.day = _DayCache(playbook.timezone)
         self.series: dict[str, Series] = {k: Series() for k in ("csat", "nps", "ces", "aht")}
-        self.orders = Series()      # values: customer
+        self.orders = Series()  # values: customer
         self.returns = Series()
         self.complaints = Series()
         self.contacts: list[float] = []  # instants of case.opened events
@@ -174,7 +191,9 @@ class Collector:
     def from_replay(cls, rp: Replay) -> Collector:
         """Collect from a replay that kept its events (or a store view, which has none)."""
         if not rp.kept:
-            raise MetricError("this replay kept no events and had no collector: pass sink=Collector(playbook)")
+            raise MetricError(
+                "this replay kept no events and had no collector: pass sink=Collector(playbook)"
+            )
         col = cls(rp.playbook)
         types = col.types
         for e, cid, st in zip(rp.events, rp.case_ids, rp.after, strict=True):
@@ -190,7 +209,7 @@ class Collector:
             c = self._ctx[k] = Ctx(st.segment, None if ch is None else str(ch), st.tier, st.stage)
         return c
 
-    def __call__(self, event: Event, case: str | None, state: CaseState | None) -> None:
+    def __call__(self, event: Event, case: str | None, state: CaseState | None) -> None:  # noqa: C901 - the per-event collector: one branch per conventional event type, kept inline for speed
         """Take one replayed event, its case identity and the case's state after it."""
         e, cid, st = event, case, state
         et = e.type
@@ -208,7 +227,9 @@ class Collector:
                 if kind == "csat":
                     self.series["csat"].add(d, ctx, 1.0 if score >= 4 else 0.0)
                 elif kind == "nps":
-                    self.series["nps"].add(d, ctx, 100.0 if score >= 9 else (-100.0 if score <= 6 else 0.0))
+                    self.series["nps"].add(
+                        d, ctx, 100.0 if score >= 9 else (-100.0 if score <= 6 else 0.0)
+                    )
                 else:
                     self.series["ces"].add(d, ctx, score)
         t_reply, t_solved = name["agent.replied"], name["case.solved"]
@@ -251,7 +272,9 @@ class Collector:
         specials: dict[str, FieldType] = {
             "stage": FieldType("enum", tuple(pb.stages)),
             "segment": FieldType("enum", tuple(spec.segments)) if spec.segments else STRING,
-            "segments": FieldType("list", (), FieldType("enum", tuple(spec.segments)) if spec.segments else STRING),
+            "segments": FieldType(
+                "list", (), FieldType("enum", tuple(spec.segments)) if spec.segments else STRING
+            ),
             "tier": FieldType("enum", tuple(pb.tiers)) if pb.tiers else STRING,
         }
         if "channel" not in pb.fields and pb.channels:
@@ -274,9 +297,13 @@ class Collector:
         for cname, cm in spec.metrics.custom.items():
             self.custom[cname] = _Custom(cm.type)
             when = comp(cm.when, cm.event, f"{cname}.when")
-            value = comp(cm.value, cm.event, f"{cname}.value", want=None) if cm.type == "mean" else None
+            value = (
+                comp(cm.value, cm.event, f"{cname}.value", want=None) if cm.type == "mean" else None
+            )
             if cm.type == "mean" and value is None:
-                raise MetricError(f"metrics.custom.{cname}: a mean needs `value` (an expression such as =event.amount)")
+                raise MetricError(
+                    f"metrics.custom.{cname}: a mean needs `value` (an expression such as =event.amount)"
+                )
             if cm.type == "ratio":
                 over = cm.over or cm.event
                 den_when = comp(cm.over_when, over, f"{cname}.over_when")
@@ -289,14 +316,32 @@ class Collector:
                 out.setdefault(cm.event, []).append((cname, when, value, True, False, None))
         return out
 
-    def _custom_event(self, cname: str, e: Event, st: CaseState | None, ctx: Ctx | None, when: Any, value: Any,
-                      as_num: bool, as_den: bool, den_when: Any) -> None:
+    def _custom_event(
+        self,
+        cname: str,
+        e: Event,
+        st: CaseState | None,
+        ctx: Ctx | None,
+        when: Any,
+        value: Any,
+        as_num: bool,
+        as_den: bool,
+        den_when: Any,
+    ) -> None:
         c = self.custom[cname]
         fields = (st.data if st is not None else None) or {}
         view = self._event_view(e)
-        scope: dict[str, Any] = {} if ctx is None or st is None else {
-            "stage": ctx.stage, "segment": ctx.segment, "tier": ctx.tier, "channel": ctx.channel,
-            "segments": list(st.segments)}
+        scope: dict[str, Any] = (
+            {}
+            if ctx is None or st is None
+            else {
+                "stage": ctx.stage,
+                "segment": ctx.segment,
+                "tier": ctx.tier,
+                "channel": ctx.channel,
+                "segments": list(st.segments),
+            }
+        )
         d = self.day(e._ts)
         if as_den and (den_when is None or den_when(fields, view, scope) is True):
             c.den.add(d, ctx, 1)
@@ -329,12 +374,17 @@ class Metrics:
     def __init__(self, rp: Replay) -> None:
         self.replay = rp
         self.playbook: Playbook = rp.playbook
-        col = rp.facts if isinstance(rp.facts, Collector) and rp.facts.playbook is rp.playbook \
+        col = (
+            rp.facts
+            if isinstance(rp.facts, Collector) and rp.facts.playbook is rp.playbook
             else Collector.from_replay(rp)
+        )
         self.collector = col
         self.day = col.day
         self.series: dict[str, Series] = dict(col.series)
-        self.clock_series: dict[str, tuple[Series, Series]] = {}  # clock → (elapsed of finished, met 1/0)
+        self.clock_series: dict[
+            str, tuple[Series, Series]
+        ] = {}  # clock → (elapsed of finished, met 1/0)
         self.orders = col.orders
         self.returns = col.returns
         self.complaints = col.complaints
@@ -348,8 +398,14 @@ class Metrics:
         day = self.day
         rp = self.replay
         # by first solve (stable: ties keep the order the cases appeared in; a Ctx and None do not compare)
-        solved = sorted(((rec[1], rec[2], rec[0], rec[3]) for rec in self.collector.cases.values() if rec[1] is not None),
-                        key=lambda r: r[0])
+        solved = sorted(
+            (
+                (rec[1], rec[2], rec[0], rec[3])
+                for rec in self.collector.cases.values()
+                if rec[1] is not None
+            ),
+            key=lambda r: r[0],
+        )
         fcr, reopen = self.series["fcr"], self.series["reopen_rate"] = Series(), Series()
         for ts, ctx, replies, reopened in solved:
             d = day(ts)
@@ -370,8 +426,14 @@ class Metrics:
             c = cols.get(f.clock)
             if c is None:
                 el, met = self.clock_series[f.clock] = (Series(), Series())
-                c = cols[f.clock] = (el.days.append, el.ctxs.append, el.values.append,
-                                     met.days.append, met.ctxs.append, met.values.append)
+                c = cols[f.clock] = (
+                    el.days.append,
+                    el.ctxs.append,
+                    el.values.append,
+                    met.days.append,
+                    met.ctxs.append,
+                    met.values.append,
+                )
             d = day(f.stopped_s)
             v = 1.0 if met_ else 0.0
             ctx = f.ctx
@@ -405,16 +467,32 @@ class Metrics:
         """Built-in metric names, then custom ones."""
         return [*KIND, *self.custom]
 
-    def measure(self, metric: str, first: date | None = None, last: date | None = None,
-                where: Where | None = None, *, stat: str | None = None, sla: str | None = None) -> Measure:
+    def measure(
+        self,
+        metric: str,
+        first: date | None = None,
+        last: date | None = None,
+        where: Where | None = None,
+        *,
+        stat: str | None = None,
+        sla: str | None = None,
+    ) -> Measure:
         """The metric over local dates ``first..last`` (inclusive; None = unbounded), for cases whose
         values match ``where`` (``segment``, ``channel``, ``tier``, ``stage``). Time metrics use
         ``stat`` (default median) for ``value`` and carry all four statistics in ``stats``."""
         lo, hi = self.ordinal(first), self.ordinal(last)
         return self._measure(metric, lo, hi, where, stat, sla)
 
-    def group(self, metric: str, by: str, first: date | None = None, last: date | None = None, *,
-              stat: str | None = None, sla: str | None = None) -> dict[str | None, Measure]:
+    def group(
+        self,
+        metric: str,
+        by: str,
+        first: date | None = None,
+        last: date | None = None,
+        *,
+        stat: str | None = None,
+        sla: str | None = None,
+    ) -> dict[str | None, Measure]:
         """The metric per value of ``by`` (one of :data:`GROUPS`)."""
         if by not in _GROUP_INDEX:
             raise MetricError(f"cannot group by {by!r}; expected one of {', '.join(GROUPS)}")
@@ -422,8 +500,11 @@ class Metrics:
         keys: set[str | None] = set()
         for s in self._sources(metric, sla):
             keys.update(s.groups(lo, hi, by))
-        return {k: self._measure(metric, lo, hi, {by: k} if k is not None else None, stat, sla)
-                for k in sorted(keys, key=lambda x: (x is None, x or "")) if k is not None}
+        return {
+            k: self._measure(metric, lo, hi, {by: k} if k is not None else None, stat, sla)
+            for k in sorted(keys, key=lambda x: (x is None, x or ""))
+            if k is not None
+        }
 
     def _sources(self, metric: str, sla: str | None) -> list[Series]:
         if metric in TIME_METRIC_CLOCK:
@@ -447,8 +528,15 @@ class Metrics:
             return [c.den if c.kind == "ratio" else c.num]
         raise MetricError(f"unknown metric {metric!r}")
 
-    def _measure(self, metric: str, lo: int | None, hi: int | None, where: Where | None, stat: str | None,
-                 sla: str | None) -> Measure:
+    def _measure(
+        self,
+        metric: str,
+        lo: int | None,
+        hi: int | None,
+        where: Where | None,
+        stat: str | None,
+        sla: str | None,
+    ) -> Measure:
         if metric in TIME_METRIC_CLOCK or metric == "aht":
             if metric == "aht":
                 vals = self.series["aht"].select(lo, hi, where)
@@ -472,9 +560,14 @@ class Metrics:
             n = len(counts)
             return Measure(sum(1 for c in counts.values() if c >= 2) / n if n else None, n)
         if metric == "complaint_rate":
-            return _ratio(len(self.complaints.select(lo, hi, where)), len(self.cases_opened.select(lo, hi, where)))
+            return _ratio(
+                len(self.complaints.select(lo, hi, where)),
+                len(self.cases_opened.select(lo, hi, where)),
+            )
         if metric == "return_rate":
-            return _ratio(len(self.returns.select(lo, hi, where)), len(self.orders.select(lo, hi, where)))
+            return _ratio(
+                len(self.returns.select(lo, hi, where)), len(self.orders.select(lo, hi, where))
+            )
         if metric in self.custom:
             c = self.custom[metric]
             if c.kind == "count":
@@ -508,4 +601,3 @@ def iter_days(first: date, last: date) -> Iterable[date]:
     """Every date from ``first`` to ``last``, inclusive."""
     for o in range(first.toordinal(), last.toordinal() + 1):
         yield date.fromordinal(o)
-

@@ -49,14 +49,28 @@ class GoalResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "metric": self.metric, "value": self.value, "target": self.target,
-            "attained": self.attained, "samples": self.samples,
-            "window": None if self.window is None else {"from": self.window[0].isoformat(),
-                                                        "to": self.window[1].isoformat()},
-            "trend": self.trend, "reason": self.reason,
-            "title": self.title, "stat": self.stat, "sla": self.sla, "segment": self.segment,
-            "channel": self.channel, "tier": self.tier, "owner": self.owner, "baseline": self.baseline,
-            "target_value": self.target_value, "min_samples": self.min_samples, "days_left": self.days_left,
+            "id": self.id,
+            "metric": self.metric,
+            "value": self.value,
+            "target": self.target,
+            "attained": self.attained,
+            "samples": self.samples,
+            "window": None
+            if self.window is None
+            else {"from": self.window[0].isoformat(), "to": self.window[1].isoformat()},
+            "trend": self.trend,
+            "reason": self.reason,
+            "title": self.title,
+            "stat": self.stat,
+            "sla": self.sla,
+            "segment": self.segment,
+            "channel": self.channel,
+            "tier": self.tier,
+            "owner": self.owner,
+            "baseline": self.baseline,
+            "target_value": self.target_value,
+            "min_samples": self.min_samples,
+            "days_left": self.days_left,
         }
 
 
@@ -81,7 +95,9 @@ def evaluate_goal(metrics: Metrics, goal: Any, last_day: date | None) -> GoalRes
     """Evaluate one :class:`~carepath.model.goals.GoalSpec` against ``metrics``."""
     kind = metrics.kind(goal.metric)
     try:
-        target: Target | None = parse_target(goal.target, kind if kind in ("share", "nps", "ces", "time") else "custom")
+        target: Target | None = parse_target(
+            goal.target, kind if kind in ("share", "nps", "ces", "time") else "custom"
+        )
     except TargetError:
         target = None
     min_samples = goal.min_samples or DEFAULT_MIN_SAMPLES
@@ -95,8 +111,14 @@ def evaluate_goal(metrics: Metrics, goal: Any, last_day: date | None) -> GoalRes
     trend = None
     if win is not None:
         length = (win[1] - win[0]).days + 1
-        prev = metrics.measure(goal.metric, win[0] - timedelta(days=length), win[0] - timedelta(days=1), where,
-                               stat=goal.stat, sla=goal.sla)
+        prev = metrics.measure(
+            goal.metric,
+            win[0] - timedelta(days=length),
+            win[0] - timedelta(days=1),
+            where,
+            stat=goal.stat,
+            sla=goal.sla,
+        )
         if prev.samples >= min_samples:
             trend = prev.value
     attained: bool | None
@@ -112,11 +134,26 @@ def evaluate_goal(metrics: Metrics, goal: Any, last_day: date | None) -> GoalRes
         days_left = max(0, (win[1] - last_day).days)
     stat = goal.stat or ("median" if kind == "time" and goal.metric != "aht" else None)
     return GoalResult(
-        id=goal.id, metric=goal.metric, title=goal.title, target=str(goal.target), value=m.value,
-        attained=attained, samples=m.samples, window=win, trend=trend, reason=reason, stat=stat,
-        owner=goal.owner, baseline=goal.baseline, min_samples=min_samples, days_left=days_left,
-        target_value=None if target is None else target.value, segment=goal.segment, channel=goal.channel,
-        tier=goal.tier, sla=goal.sla,
+        id=goal.id,
+        metric=goal.metric,
+        title=goal.title,
+        target=str(goal.target),
+        value=m.value,
+        attained=attained,
+        samples=m.samples,
+        window=win,
+        trend=trend,
+        reason=reason,
+        stat=stat,
+        owner=goal.owner,
+        baseline=goal.baseline,
+        min_samples=min_samples,
+        days_left=days_left,
+        target_value=None if target is None else target.value,
+        segment=goal.segment,
+        channel=goal.channel,
+        tier=goal.tier,
+        sla=goal.sla,
     )
 
 

@@ -67,5 +67,10 @@ def summary(values: Sequence[float]) -> dict[str, float | int | None]:
     xs = sorted(values)
     if not xs:
         return {"mean": None, "median": None, "p90": None, "p95": None, "samples": 0}
-    return {"mean": math.fsum(xs) / len(xs), "median": _pct_sorted(xs, 50), "p90": _pct_sorted(xs, 90),
-            "p95": _pct_sorted(xs, 95), "samples": len(xs)}
+    return {
+        "mean": math.fsum(xs) / len(xs),
+        "median": _pct_sorted(xs, 50),
+        "p90": _pct_sorted(xs, 90),
+        "p95": _pct_sorted(xs, 95),
+        "samples": len(xs),
+    }

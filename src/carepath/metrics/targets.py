@@ -15,7 +15,15 @@ from typing import Any
 from carepath.durations import DurationError, parse_duration
 from carepath.errors import TargetError
 
-__all__ = ["BUILTIN", "KIND", "TIME_METRIC_CLOCK", "Target", "TargetError", "parse_target", "parse_value"]
+__all__ = [
+    "BUILTIN",
+    "KIND",
+    "TIME_METRIC_CLOCK",
+    "Target",
+    "TargetError",
+    "parse_target",
+    "parse_value",
+]
 
 #: Built-in metrics (SPEC §6) → kind: ``share`` (0..1), ``nps`` (points), ``ces`` (1..7), ``time`` (s).
 KIND: dict[str, str] = {
@@ -65,7 +73,7 @@ class Target:
         return self.op in (">=", ">")
 
 
-def parse_value(raw: Any, kind: str) -> float:
+def parse_value(raw: Any, kind: str) -> float:  # noqa: C901 - one branch per metric unit and its spelling errors
     """A value in the metric's unit: ``90%`` → 0.9 for a share, ``2h`` → 7200.0 for a time.
 
     ``kind`` is ``share``, ``nps``, ``ces``, ``time`` or ``custom`` (a number; ``%`` divides by 100).
@@ -81,12 +89,17 @@ def parse_value(raw: Any, kind: str) -> float:
         except DurationError as exc:
             raise TargetError(str(exc)) from None
         if not d.is_exact:
-            raise TargetError("a time metric is measured in business seconds: use h, m or s, not d, w or bd")
+            raise TargetError(
+                "a time metric is measured in business seconds: use h, m or s, not d, w or bd"
+            )
         return d.seconds
     pct = text.endswith("%")
     num = text[:-1].strip() if pct else text
     if not _NUMBER.fullmatch(num):
-        raise TargetError(f"cannot read {_clip(text)!r} as a number" + (" (a time is not a valid value here)" if kind != "custom" else ""))
+        raise TargetError(
+            f"cannot read {_clip(text)!r} as a number"
+            + (" (a time is not a valid value here)" if kind != "custom" else "")
+        )
     v = float(num)
     if kind == "share":
         if pct:
@@ -116,9 +129,11 @@ def parse_target(raw: Any, kind: str) -> Target:
     # ``\s*(op)\s*(.+?)\s*$`` was quadratic on a long run of spaces).
     s = raw.strip()
     op = next((o for o in _OPERATORS if s.startswith(o)), None)
-    value = s[len(op):].strip() if op else ""
+    value = s[len(op) :].strip() if op else ""
     if op is None or not value:
-        raise TargetError(f"cannot read target {_clip(raw)!r}: write an operator (>=, <=, >, <) and a value")
+        raise TargetError(
+            f"cannot read target {_clip(raw)!r}: write an operator (>=, <=, >, <) and a value"
+        )
     return Target(op, parse_value(value, kind), raw)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Discriminator, Field, Tag
 
 from carepath.model.common import Condition, Model, Number, Positive, Shorthand, no_bool
 
@@ -29,8 +29,16 @@ class RollingWindow(Model):
     rolling: str
 
 
+def _window_kind(v: Any) -> str:
+    """Pick the window's form by its keys, so a fixed window missing ``to`` is reported as that
+    alone (a plain union also reports it against the rolling form: "unknown key 'from'")."""
+    rolling = isinstance(v, RollingWindow) or (isinstance(v, dict) and "rolling" in v)
+    return "rolling" if rolling else "fixed"
+
+
 Window = Annotated[
-    WindowSpec | RollingWindow,
+    Annotated[WindowSpec, Tag("fixed")] | Annotated[RollingWindow, Tag("rolling")],
+    Discriminator(_window_kind),
     BeforeValidator(_window),
     Shorthand({"type": "string", "pattern": r"^rolling \d+[dw]$"}),
 ]
@@ -42,7 +50,9 @@ class GoalSpec(Model):
     id: str
     title: str | None = None
     metric: str
-    target: Annotated[str | int | float, BeforeValidator(no_bool)] = Field(description='">= 90%", "<= 2h", "> 80%"')
+    target: Annotated[str | int | float, BeforeValidator(no_bool)] = Field(
+        description='">= 90%", "<= 2h", "> 80%"'
+    )
     stat: Literal["mean", "median", "p90", "p95"] | None = None
     sla: str | None = None
     segment: str | None = None
@@ -63,14 +73,18 @@ class CustomMetric(Model):
     when: Condition | None = None
     over: str | None = Field(None, description="ratio: the denominator's event type")
     over_when: Condition | None = None
-    value: str | None = Field(None, description="mean: an expression over the event (=event.amount)")
+    value: str | None = Field(
+        None, description="mean: an expression over the event (=event.amount)"
+    )
     title: str | None = None
 
 
 class MetricsSpec(Model):
     """Renames of the conventional events, and custom metrics."""
 
-    events: dict[str, str] = Field(default_factory=dict, description="conventional type → your type")
+    events: dict[str, str] = Field(
+        default_factory=dict, description="conventional type → your type"
+    )
     custom: dict[str, CustomMetric] = Field(default_factory=dict)
 
 

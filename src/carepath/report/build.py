@@ -168,8 +168,11 @@ def _load_and_staffing(playbook: Playbook, m: Metrics, tz: Any) -> tuple[dict[st
             if aht is None or within is None or aht <= 0:
                 cache[n] = None
             else:
-                cache[n] = agents_needed(n, STAFFING_PERIOD, timedelta(seconds=aht), timedelta(seconds=within),
-                                         target, sp.max_occupancy, sp.shrinkage)
+                try:  # seconds, not timedelta: a huge observed aht (1e300 s) is no timedelta
+                    cache[n] = agents_needed(n, STAFFING_PERIOD, aht, within,
+                                             target, sp.max_occupancy, sp.shrinkage)
+                except ValueError:  # beyond staffing.MAX_AGENTS: no queue staffs it
+                    cache[n] = None
         staffing.append({"hour": row["hour"], "contacts": n, "agents": cache[n]})
     return {"per_day": days, "peak": peak, "per_hour": hours}, staffing, params
 

@@ -18,7 +18,7 @@ from typing import Any
 from carepath.metrics.targets import KIND
 from carepath.report.text import fmt_duration, fmt_value
 
-__all__ = ["render_compare_html", "render_html"]
+__all__ = ["inline_json", "render_compare_html", "render_html"]
 
 W, H = 640, 240
 ML, MR, MT, MB = 48, 16, 16, 44
@@ -268,8 +268,24 @@ def _body(r: dict[str, Any], prefix: str = "") -> str:
     return "\n".join(out)
 
 
+_INLINE_JSON_ESCAPES = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def inline_json(data: Any) -> str:
+    r"""JSON safe inside an HTML ``<script>`` element: ``<``, ``>``, ``&``, U+2028 and U+2029 are
+    written as ``\u`` escapes, so ``</script>`` or ``<!--<script>`` in a title or a channel name
+    can neither end the element nor switch the HTML parser into its escaped state. The escapes
+    only occur inside JSON strings, so ``JSON.parse`` reads the same data.
+
+    >>> print(inline_json({"t": "<!--<script></script>&"}))
+    {"t":"\u003c!--\u003cscript\u003e\u003c/script\u003e\u0026"}
+    """
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).translate(_INLINE_JSON_ESCAPES)
+
+
 def _page(title: str, body: str, data: dict[str, Any]) -> str:
-    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+    payload = inline_json(data)
     return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
             "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "

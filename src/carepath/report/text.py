@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from carepath.metrics.targets import KIND
@@ -10,12 +11,14 @@ __all__ = ["fmt_duration", "fmt_value", "render_compare_text", "render_text"]
 
 
 def fmt_duration(s: float | None) -> str:
-    """Seconds → ``1h 05m`` / ``12m 30s`` / ``45s``."""
+    """Seconds → ``1h 05m`` / ``12m 30s`` / ``45s`` (``1.16e+295d`` beyond ~3,000 years)."""
     if s is None:
         return "—"
     s = float(s)
     neg = s < 0
     s = abs(s)
+    if not s < 1e11:  # over ~3,000 years, or not finite: no day count of 300 digits
+        return ("-" if neg else "") + (f"{s / 86400:.3g}d" if math.isfinite(s) else "∞")
     h, rem = divmod(round(s), 3600)
     m, sec = divmod(rem, 60)
     if h >= 24:

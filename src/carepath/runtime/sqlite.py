@@ -202,12 +202,21 @@ class _SQLiteTx(Tx):
              json.dumps([list(c) for c in rejected.cases]), ev, rejected.reason, rejected.message, rejected.at))
 
 
+MAX_BUSY_TIMEOUT = 86_400.0
+"""The longest ``busy_timeout`` (seconds) a store accepts: a day; 1e400 is no wait SQLite knows."""
+
+
 class SQLiteStore(SqlReaders, Store):
     """A :class:`Store` in one SQLite file (or ``:memory:``)."""
 
     def __init__(self, path: str | os.PathLike[str] = ":memory:", *, busy_timeout: float = 30.0,
                  synchronous: str = "FULL", wait: float = 3600.0, migrate: bool = True, create: bool = True,
-                 url: str | None = None) -> None:
+                 url: str | None = None, readonly: bool = False, check: bool = True) -> None:
+        """``readonly``: open an existing file with SQLite's ``mode=ro`` (no journal-mode change,
+        no migration, nothing written: the read-only commands); ``check=False`` then skips the
+        schema-version check (``carepath db status`` reports it instead)."""
+        if not (isinstance(busy_timeout, int | float) and 0 <= busy_timeout <= MAX_BUSY_TIMEOUT):
+            raise StoreError(f"busy_timeout={busy_timeout!r}: a number of seconds from 0 to {MAX_BUSY_TIMEOUT}")
         self.path = str(path)
         self.url = url or ("sqlite://:memory:" if self.path == ":memory:" else f"sqlite:///{self.path}")
         self.wait = wait
@@ -217,26 +226,45 @@ class SQLiteStore(SqlReaders, Store):
             parent = Path(self.path).parent
             if not parent.is_dir():
                 raise StoreError(f"cannot open store {self.url}: folder {parent} does not exist")
-            if not create and not Path(self.path).is_file():
-                raise StoreError(f"no store at {self.url} ({Path(self.path).resolve()} does not exist)")
-        try:
-            self._conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
-                                         check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open store {self.url}: {exc}") from exc
+            if (not create or readonly) and not Path(self.path).is_file():
+                what = "is not a file" if Path(self.path).exists() else "does not exist"
+                raise StoreError(f"no store at {self.url} ({Path(self.path).resolve()} {what})")
+        else:
+            readonly = False
         sync = synchronous.upper()
         if sync not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise StoreError(f"synchronous={synchronous!r}: use full or normal")
-        self._retry(lambda: self._conn.execute("PRAGMA journal_mode=WAL").fetchone())
+        try:
+            target = f"{Path(self.path).resolve().as_uri()}?mode=ro" if readonly else self.path
+            self._conn = sqlite3.connect(target, timeout=busy_timeout, isolation_level=None,
+                                         check_same_thread=False, uri=readonly)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open store {self.url}: {exc}") from exc
+        try:
+            self._open(readonly=readonly, migrate=migrate, check=check, sync=sync, busy_timeout=busy_timeout)
+        except sqlite3.DatabaseError as exc:  # a text file: "file is not a database"
+            self.close()
+            raise StoreError(f"cannot open store {self.url}: {exc}") from exc
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, *, readonly: bool, migrate: bool, check: bool, sync: str, busy_timeout: float) -> None:
+        if not readonly:
+            self._retry(lambda: self._conn.execute("PRAGMA journal_mode=WAL").fetchone())
         self._conn.execute(f"PRAGMA synchronous={sync}")
         self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-        if migrate:
+        if migrate and not readonly:
             self.migrate()
-        else:
-            v = self.schema_version()
-            if v != SCHEMA_VERSION:
-                raise StoreError(f"store {self.url} has schema version {v}, this carepath needs {SCHEMA_VERSION}; "
-                                 "open it with migrate=True")
+            return
+        v = self.schema_version()  # reads the header: a file that is no database fails here
+        if not check:
+            return
+        if v == 0:
+            raise StoreError(f"no store at {self.url}: the file has no carepath tables")
+        if v != SCHEMA_VERSION:
+            raise StoreError(f"store {self.url} has schema version {v}, this carepath needs {SCHEMA_VERSION}"
+                             + ("" if readonly else "; open it with migrate=True"))
 
     # -- plumbing -------------------------------------------------------------------------------
     def _retry(self, fn: Callable[[], T]) -> T:
@@ -407,7 +435,10 @@ class SQLiteStore(SqlReaders, Store):
         if "synchronous" in q:
             opts.setdefault("synchronous", q["synchronous"])
         if "busy_timeout" in q:
-            opts.setdefault("busy_timeout", float(q["busy_timeout"]))
+            try:
+                opts.setdefault("busy_timeout", float(q["busy_timeout"]))
+            except ValueError:
+                raise StoreError(f"busy_timeout={q['busy_timeout']!r}: a number of seconds") from None
         if "create" in q:
             opts.setdefault("create", q["create"] not in ("0", "false", "no"))
         if "migrate" in q:
