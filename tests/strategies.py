@@ -73,7 +73,7 @@ def _guard(event_only: bool = False) -> st.SearchStrategy[str]:
 
 
 @st.composite
-def playbooks(draw: Any, *, guards: bool = True, timers: bool = True, signals: bool = True,
+def playbooks(draw: Any, *, guards: bool = True, timers: bool = True, signals: bool = True,  # noqa: C901 - draws a whole valid playbook, section by section
               clocks: bool = True, event_guards: bool = False) -> dict[str, Any]:
     """A valid playbook as a dict (the YAML mapping); ``event_guards``: guards read the event only."""
     n = draw(st.integers(2, 4))

@@ -38,12 +38,12 @@ def test_schema_errors_do_not_hide_the_rest() -> None:
     res = check(BAD, file="bad.yaml")
     found = sorted((d.code, d.line, d.col) for d in res.diagnostics)
     assert found == [
-        ("CP203", 2, 5),    # the id
+        ("CP203", 2, 5),  # the id
         ("CP203", 18, 21),  # initial: maybe
         ("CP205", 24, 24),  # 2d in business time
         ("CP301", 14, 22),  # opne → did you mean 'open'
         ("CP402", 15, 40),  # priorty → did you mean 'priority'
-        ("CP506", 8, 45),   # overlapping hours
+        ("CP506", 8, 45),  # overlapping hours
     ], [d.to_dict() for d in res.diagnostics]
     # `waiting` moves to `broken`, which the schema rejected: no false "unknown stage 'broken'"
     assert not any("'broken'" in d.message for d in res.diagnostics if d.code == "CP301")

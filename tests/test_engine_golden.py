@@ -26,7 +26,9 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 
 
 def _events(name: str, kind: str) -> list[Event]:
-    lines = (ROOT / "examples" / "events" / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
+    lines = (
+        (ROOT / "examples" / "events" / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
+    )
     evs = [Event.from_dict(json.loads(x)) for x in lines if x.strip()]
     evs += [Event.from_dict(d) for d in generate(kind, days=4, base=60.0, seed=11, max_events=500)]
     return sorted(evs, key=lambda e: e.at)
@@ -43,14 +45,21 @@ def _run(name: str, kind: str) -> str:
         if r.step is not None:
             st = r.step
             states[st.state.case] = st.state
-            out += [st.state.to_json(), [a.to_dict() for a in st.actions], [s.to_dict() for s in st.signals],
-                    [d.to_dict() for d in st.deadlines], st.trace]
+            out += [
+                st.state.to_json(),
+                [a.to_dict() for a in st.actions],
+                [s.to_dict() for s in st.signals],
+                [d.to_dict() for d in st.deadlines],
+                st.trace,
+            ]
         digest.update(json.dumps(out, sort_keys=True, default=str).encode())
     finals = "\n".join(states[k].to_json() for k in sorted(states))
     return f"sha256 {digest.hexdigest()}\n{finals}\n"
 
 
-@pytest.mark.parametrize(("name", "kind"), [("vn-retail-support", "retail"), ("omnichannel-journey", "journey")])
+@pytest.mark.parametrize(
+    ("name", "kind"), [("vn-retail-support", "retail"), ("omnichannel-journey", "journey")]
+)
 def test_engine_output_is_pinned(name: str, kind: str) -> None:
     path = GOLDEN / f"engine-{name}.txt"
     got = _run(name, kind)
@@ -59,4 +68,6 @@ def test_engine_output_is_pinned(name: str, kind: str) -> None:
     want = path.read_text(encoding="utf-8")
     # compare the readable part first, so a difference in a final state prints as a diff
     assert got.split("\n", 1)[1] == want.split("\n", 1)[1]
-    assert got.split("\n", 1)[0] == want.split("\n", 1)[0], "an intermediate step changed (the final states did not)"
+    assert got.split("\n", 1)[0] == want.split("\n", 1)[0], (
+        "an intermediate step changed (the final states did not)"
+    )

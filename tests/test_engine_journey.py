@@ -37,8 +37,16 @@ def ev(type_: str, when: str, case: str = "KH-1", **data: Any) -> Event:
 
 
 def order(when: str, n: int = 1, ltv: int = 1_000_000, oid: str = "DH-1", **kw: Any) -> Event:
-    return ev("order.placed", when, customer="KH-1", order_id=oid, amount=500_000, order_count=n,
-              lifetime_value=ltv, **kw)
+    return ev(
+        "order.placed",
+        when,
+        customer="KH-1",
+        order_id=oid,
+        amount=500_000,
+        order_count=n,
+        lifetime_value=ltv,
+        **kw,
+    )
 
 
 def sends(step: Any) -> list[str]:
@@ -49,7 +57,8 @@ def test_welcome_waits_for_the_sending_window(eng: Engine) -> None:
     s = eng.start(ev("customer.subscribed", "01-04 21:30", channel="zalo", name="Lan"))
     assert s.actions == []
     assert [(d.kind, d.name, d.due) for d in s.deadlines if d.kind == "action"] == [
-        ("action", "stages.awareness.on.customer.subscribed.do[0]", at("01-05 08:00"))]
+        ("action", "stages.awareness.on.customer.subscribed.do[0]", at("01-05 08:00"))
+    ]
     a = eng.advance(s.state, at("01-05 12:00"))
     assert sends(a) == ["welcome"] and a.actions[0].at == at("01-05 08:00")
     assert a.actions[0].params["channel"] == "zalo"
@@ -87,7 +96,9 @@ def test_purchase_delivery_met_and_after_sales(eng: Engine) -> None:
 def test_late_delivery_breach_apology_and_chase_task(eng: Engine) -> None:
     s = eng.start(order("01-04 09:00", channel="email"))
     b = eng.advance(s.state, at("01-07 09:00"))
-    assert [a.type for a in b.actions] == ["task"] and b.actions[0].params["task"] == "chase_carrier"
+    assert [a.type for a in b.actions] == ["task"] and b.actions[0].params[
+        "task"
+    ] == "chase_carrier"
     assert "sla.delivery.breached" in [x.type for x in b.signals]
     d = eng.handle(b.state, ev("order.delivered", "01-08 10:00", order_id="DH-1"))
     assert sends(d)[:1] == ["late_delivery_apology"]  # the guarded handler matched
@@ -184,7 +195,11 @@ def test_event_log_replays(eng: Engine) -> None:
     import json
 
     states: dict[str, Any] = {}
-    for line in (ROOT / "examples" / "events" / "omnichannel-journey.jsonl").read_text(encoding="utf-8").splitlines():
+    for line in (
+        (ROOT / "examples" / "events" / "omnichannel-journey.jsonl")
+        .read_text(encoding="utf-8")
+        .splitlines()
+    ):
         e = Event.from_dict(json.loads(line))
         key = eng.case_key(e)
         st_ = states.get(key)

@@ -27,7 +27,9 @@ def _engine(text: str) -> Engine:
     return Engine(loads(text))
 
 
-@settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(st.data())
 def test_engine_stage_path_equals_the_transitions_machine(data: st.DataObject) -> None:
     pbd = data.draw(playbooks(timers=False, signals=False, event_guards=True))
@@ -53,7 +55,9 @@ def test_engine_stage_path_equals_the_transitions_machine(data: st.DataObject) -
         model.trigger(e.type, event=view)
         engine_path.append(state.stage)
         machine_path.append(model.state)
-        ended = machine.get_state(model.state).final or (e.type in pb.exit_on and pb.exit_when is None)
+        ended = machine.get_state(model.state).final or (
+            e.type in pb.exit_on and pb.exit_when is None
+        )
         assert state.ended == ended
     assert engine_path == machine_path
 
@@ -72,7 +76,9 @@ def test_example_machines_expose_the_stage_graph() -> None:
     assert model.state == "open"
     model.trigger("case.cancelled", event={})  # a root handler
     assert model.state == "closed" and m.get_state("closed").final
-    assert m.carepath_guards[("agent.replied", "open", "waiting_customer")] == "event.needs_customer"
+    assert (
+        m.carepath_guards[("agent.replied", "open", "waiting_customer")] == "event.needs_customer"
+    )
     triggers = m.get_triggers("waiting_customer")
     assert "after:stages.waiting_customer.after[2]" in triggers
     j = to_machine(load(ROOT / "examples" / "omnichannel-journey.yaml"))
@@ -86,7 +92,11 @@ def test_machine_and_engine_agree_on_the_support_log() -> None:
     eng = Engine(pb)
     machines: dict[str, Any] = {}
     states: dict[str, Any] = {}
-    for line in (ROOT / "examples" / "events" / "vn-retail-support.jsonl").read_text(encoding="utf-8").splitlines():
+    for line in (
+        (ROOT / "examples" / "events" / "vn-retail-support.jsonl")
+        .read_text(encoding="utf-8")
+        .splitlines()
+    ):
         from carepath import Event
 
         e = Event.from_dict(json.loads(line))

@@ -15,35 +15,62 @@ T0 = datetime.fromisoformat("2027-03-01T09:00:00+00:00")  # Monday
 
 
 def pb(body: dict[str, Any], **top: Any) -> Engine:
-    d: dict[str, Any] = {"carepath": 1, "id": "t", "version": "1", "timezone": "UTC",
-                         "fields": {"priority": {"type": "enum", "values": ["low", "high"], "default": "low"},
-                                    "n": {"type": "int", "default": 0}, "m": {"type": "int", "default": 0}},
-                         "calendars": {"office": {"hours": {"mon-fri": ["09:00-17:00"]}}},
-                         "tiers": {"L1": {}, "L2": {}},
-                         "start": {"on": "opened"}}
+    d: dict[str, Any] = {
+        "carepath": 1,
+        "id": "t",
+        "version": "1",
+        "timezone": "UTC",
+        "fields": {
+            "priority": {"type": "enum", "values": ["low", "high"], "default": "low"},
+            "n": {"type": "int", "default": 0},
+            "m": {"type": "int", "default": 0},
+        },
+        "calendars": {"office": {"hours": {"mon-fri": ["09:00-17:00"]}}},
+        "tiers": {"L1": {}, "L2": {}},
+        "start": {"on": "opened"},
+    }
     d.update(top)
     d.update(body)
     return Engine(loads(json.dumps(d)))
 
 
 def E(type_: str, minutes: float, **data: Any) -> Event:
-    return Event(id=f"{type_}@{minutes}", type=type_, at=T0 + timedelta(minutes=minutes), case="K", data=data)
+    return Event(
+        id=f"{type_}@{minutes}", type=type_, at=T0 + timedelta(minutes=minutes), case="K", data=data
+    )
 
 
 def types(step: Any) -> list[str]:
     return [s.type for s in step.signals]
 
 
-SIMPLE_STAGES = {"a": {"initial": True, "on": {"go": "b", "done": "z"}}, "b": {"on": {"back": "a", "done": "z"}},
-                 "z": {"final": True}}
+SIMPLE_STAGES = {
+    "a": {"initial": True, "on": {"go": "b", "done": "z"}},
+    "b": {"on": {"back": "a", "done": "z"}},
+    "z": {"final": True},
+}
 
 
 def test_thresholds_percent_and_signed_offsets_fire_in_order_once() -> None:
-    eng = pb({"stages": SIMPLE_STAGES, "slas": {"c": {
-        "start": {"on": "opened"}, "stop": {"on": "done"}, "targets": [{"within": "1h"}],
-        "thresholds": [{"at": "25%", "do": [{"notify": "L1"}]}, {"at": "-15m", "do": [{"notify": "L2"}]},
-                       {"at": "100%", "do": [{"escalate": "next"}]}, {"at": "+30m", "do": [{"notify": "L2"}]},
-                       {"at": "200%", "do": [{"emit": "way_late"}]}]}}})
+    eng = pb(
+        {
+            "stages": SIMPLE_STAGES,
+            "slas": {
+                "c": {
+                    "start": {"on": "opened"},
+                    "stop": {"on": "done"},
+                    "targets": [{"within": "1h"}],
+                    "thresholds": [
+                        {"at": "25%", "do": [{"notify": "L1"}]},
+                        {"at": "-15m", "do": [{"notify": "L2"}]},
+                        {"at": "100%", "do": [{"escalate": "next"}]},
+                        {"at": "+30m", "do": [{"notify": "L2"}]},
+                        {"at": "200%", "do": [{"emit": "way_late"}]},
+                    ],
+                }
+            },
+        }
+    )
     s = eng.start(E("opened", 0))
     assert s.state.next_wakeup == T0 + timedelta(minutes=15)
     seen = []
@@ -64,20 +91,48 @@ def test_thresholds_percent_and_signed_offsets_fire_in_order_once() -> None:
 
 
 def test_all_overdue_thresholds_fire_at_once_in_order_when_advancing_late() -> None:
-    eng = pb({"stages": SIMPLE_STAGES, "slas": {"c": {
-        "start": {"on": "opened"}, "stop": {"on": "done"}, "targets": [{"within": "1h"}],
-        "thresholds": [{"at": "50%", "do": [{"emit": "half"}]}, {"at": "+1h", "do": [{"emit": "late"}]}]}}})
+    eng = pb(
+        {
+            "stages": SIMPLE_STAGES,
+            "slas": {
+                "c": {
+                    "start": {"on": "opened"},
+                    "stop": {"on": "done"},
+                    "targets": [{"within": "1h"}],
+                    "thresholds": [
+                        {"at": "50%", "do": [{"emit": "half"}]},
+                        {"at": "+1h", "do": [{"emit": "late"}]},
+                    ],
+                }
+            },
+        }
+    )
     s = eng.start(E("opened", 0))
     r = eng.advance(s.state, T0 + timedelta(hours=5))
     assert types(r) == ["sla.c.warning", "sla.c.breached", "sla.c.overdue"]
     # each fired at its own instant, not at the advance time
     assert [a.at for a in r.actions] == [T0 + timedelta(minutes=30), T0 + timedelta(hours=2)]
-    assert [s_.at for s_ in r.signals] == [T0 + timedelta(minutes=30), T0 + timedelta(hours=1), T0 + timedelta(hours=2)]
+    assert [s_.at for s_ in r.signals] == [
+        T0 + timedelta(minutes=30),
+        T0 + timedelta(hours=1),
+        T0 + timedelta(hours=2),
+    ]
 
 
 def test_history_is_bounded_to_20_records() -> None:
-    eng = pb({"stages": SIMPLE_STAGES, "slas": {"c": {
-        "start": {"on": "go"}, "stop": {"on": "back"}, "repeat": True, "targets": [{"within": "1h"}]}}})
+    eng = pb(
+        {
+            "stages": SIMPLE_STAGES,
+            "slas": {
+                "c": {
+                    "start": {"on": "go"},
+                    "stop": {"on": "back"},
+                    "repeat": True,
+                    "targets": [{"within": "1h"}],
+                }
+            },
+        }
+    )
     st_ = eng.start(E("opened", 0)).state
     m = 1
     for _ in range(25):
@@ -90,8 +145,14 @@ def test_history_is_bounded_to_20_records() -> None:
 
 
 def test_without_repeat_a_start_after_a_stop_does_nothing() -> None:
-    eng = pb({"stages": SIMPLE_STAGES, "slas": {"c": {
-        "start": {"on": "go"}, "stop": {"on": "back"}, "targets": [{"within": "1h"}]}}})
+    eng = pb(
+        {
+            "stages": SIMPLE_STAGES,
+            "slas": {
+                "c": {"start": {"on": "go"}, "stop": {"on": "back"}, "targets": [{"within": "1h"}]}
+            },
+        }
+    )
     st_ = eng.start(E("opened", 0)).state
     st_ = eng.handle(st_, E("go", 1)).state
     st_ = eng.handle(st_, E("back", 2)).state
@@ -105,8 +166,14 @@ def test_signal_chain_deeper_than_16_raises_signal_loop() -> None:
     stages: dict[str, Any] = {f"s{i}": {"on": {f"sla.c{i}.started": f"s{i + 1}"}} for i in range(n)}
     stages["s0"]["initial"] = True
     stages[f"s{n}"] = {"final": True}
-    slas = {f"c{i}": {"start": {"enter": f"s{i}"} if i else {"on": "opened"}, "stop": {"on": "never"},
-                      "targets": [{"within": "1h"}]} for i in range(n)}
+    slas = {
+        f"c{i}": {
+            "start": {"enter": f"s{i}"} if i else {"on": "opened"},
+            "stop": {"on": "never"},
+            "targets": [{"within": "1h"}],
+        }
+        for i in range(n)
+    }
     eng = pb({"stages": stages, "slas": slas})
     with pytest.raises(SignalLoop):
         eng.start(E("opened", 0))
@@ -114,16 +181,30 @@ def test_signal_chain_deeper_than_16_raises_signal_loop() -> None:
     stages2 = {f"s{i}": {"on": {f"sla.c{i}.started": f"s{i + 1}"}} for i in range(5)}
     stages2["s0"]["initial"] = True
     stages2["s5"] = {"final": True}
-    slas2 = {f"c{i}": {"start": {"enter": f"s{i}"} if i else {"on": "opened"}, "stop": {"on": "never"},
-                       "targets": [{"within": "1h"}]} for i in range(5)}
+    slas2 = {
+        f"c{i}": {
+            "start": {"enter": f"s{i}"} if i else {"on": "opened"},
+            "stop": {"on": "never"},
+            "targets": [{"within": "1h"}],
+        }
+        for i in range(5)
+    }
     s = pb({"stages": stages2, "slas": slas2}).start(E("opened", 0))
     assert s.state.stage == "s5" and s.state.ended
 
 
 def test_set_outside_the_field_type_is_invalid_and_changes_nothing() -> None:
-    eng = pb({"stages": {"a": {"initial": True, "on": {"prio": {"set": {"priority": "=event.level"}},
-                                                        "done": "z"}},
-                         "z": {"final": True}}})
+    eng = pb(
+        {
+            "stages": {
+                "a": {
+                    "initial": True,
+                    "on": {"prio": {"set": {"priority": "=event.level"}}, "done": "z"},
+                },
+                "z": {"final": True},
+            }
+        }
+    )
     s = eng.start(E("opened", 0)).state
     with pytest.raises(InvalidEvent) as ei:
         eng.handle(s, E("prio", 1, level="critical"))
@@ -133,41 +214,96 @@ def test_set_outside_the_field_type_is_invalid_and_changes_nothing() -> None:
 
 
 def test_set_evaluates_every_value_before_assigning() -> None:
-    eng = pb({"stages": {"a": {"initial": True, "on": {"swap": {"set": {"n": "=m", "m": "=n"}}, "done": "z"}},
-                         "z": {"final": True}}},
-             start={"on": "opened", "set": {"n": 1, "m": 2}})
+    eng = pb(
+        {
+            "stages": {
+                "a": {
+                    "initial": True,
+                    "on": {"swap": {"set": {"n": "=m", "m": "=n"}}, "done": "z"},
+                },
+                "z": {"final": True},
+            }
+        },
+        start={"on": "opened", "set": {"n": 1, "m": 2}},
+    )
     s = eng.start(E("opened", 0)).state
     r = eng.handle(s, E("swap", 1)).state
     assert (r.data["n"], r.data["m"]) == (2, 1)
 
 
 def test_reset_cancels_the_open_cycle_and_opens_a_new_one() -> None:
-    eng = pb({"stages": SIMPLE_STAGES, "slas": {"c": {
-        "start": {"on": "opened"}, "stop": {"on": "done"}, "reset": {"on": "again"}, "targets": [{"within": "1h"}]}}})
+    eng = pb(
+        {
+            "stages": SIMPLE_STAGES,
+            "slas": {
+                "c": {
+                    "start": {"on": "opened"},
+                    "stop": {"on": "done"},
+                    "reset": {"on": "again"},
+                    "targets": [{"within": "1h"}],
+                }
+            },
+        }
+    )
     s = eng.start(E("opened", 0)).state
     r = eng.handle(s, E("again", 20))
     c = r.state.clocks["c"]
     assert types(r) == ["sla.c.cancelled", "sla.c.reset", "sla.c.started"]
-    assert c.cycle == 2 and c.started == T0 + timedelta(minutes=20) and c.due == T0 + timedelta(minutes=80)
+    assert (
+        c.cycle == 2
+        and c.started == T0 + timedelta(minutes=20)
+        and c.due == T0 + timedelta(minutes=80)
+    )
     rec = c.history[-1]
     assert rec.met is None and rec.failed_by is None and rec.elapsed == timedelta(minutes=20)
 
 
 def test_final_stage_ends_open_cycles_cancelled_or_missed() -> None:
-    eng = pb({"stages": SIMPLE_STAGES, "slas": {
-        "fast": {"start": {"on": "opened"}, "stop": {"on": "never"}, "targets": [{"within": "10m"}]},
-        "slow": {"start": {"on": "opened"}, "stop": {"on": "never"}, "targets": [{"within": "1h"}]}}})
+    eng = pb(
+        {
+            "stages": SIMPLE_STAGES,
+            "slas": {
+                "fast": {
+                    "start": {"on": "opened"},
+                    "stop": {"on": "never"},
+                    "targets": [{"within": "10m"}],
+                },
+                "slow": {
+                    "start": {"on": "opened"},
+                    "stop": {"on": "never"},
+                    "targets": [{"within": "1h"}],
+                },
+            },
+        }
+    )
     s = eng.start(E("opened", 0)).state
     r = eng.handle(s, E("done", 30))
     assert r.state.ended and r.state.stage == "z"
-    assert r.state.clocks["fast"].status == "breached" and r.state.clocks["fast"].history[-1].met is False
-    assert r.state.clocks["slow"].status == "cancelled" and r.state.clocks["slow"].history[-1].met is None
+    assert (
+        r.state.clocks["fast"].status == "breached"
+        and r.state.clocks["fast"].history[-1].met is False
+    )
+    assert (
+        r.state.clocks["slow"].status == "cancelled"
+        and r.state.clocks["slow"].history[-1].met is None
+    )
     assert "sla.fast.missed" in types(r) and "sla.slow.cancelled" in types(r)
 
 
 def test_stop_then_cancel_precedence_and_pending_clock() -> None:
-    eng = pb({"stages": SIMPLE_STAGES, "slas": {"c": {
-        "start": {"on": "go"}, "stop": {"on": "x"}, "cancel": {"on": "x"}, "targets": [{"within": "1h"}]}}})
+    eng = pb(
+        {
+            "stages": SIMPLE_STAGES,
+            "slas": {
+                "c": {
+                    "start": {"on": "go"},
+                    "stop": {"on": "x"},
+                    "cancel": {"on": "x"},
+                    "targets": [{"within": "1h"}],
+                }
+            },
+        }
+    )
     s = eng.start(E("opened", 0)).state
     r = eng.handle(s, E("x", 1))  # stop on a pending clock does nothing
     assert r.state.clocks["c"].status == "pending"
@@ -176,10 +312,25 @@ def test_stop_then_cancel_precedence_and_pending_clock() -> None:
 
 
 def test_pause_when_condition_and_paused_clock_has_no_due() -> None:
-    eng = pb({"stages": {"a": {"initial": True, "on": {"hold": {"set": {"n": 1}}, "free": {"set": {"n": 0}},
-                                                        "done": "z"}}, "z": {"final": True}},
-              "slas": {"c": {"start": {"on": "opened"}, "stop": {"on": "done"}, "pause": {"when": "n == 1"},
-                             "targets": [{"within": "1h"}]}}})
+    eng = pb(
+        {
+            "stages": {
+                "a": {
+                    "initial": True,
+                    "on": {"hold": {"set": {"n": 1}}, "free": {"set": {"n": 0}}, "done": "z"},
+                },
+                "z": {"final": True},
+            },
+            "slas": {
+                "c": {
+                    "start": {"on": "opened"},
+                    "stop": {"on": "done"},
+                    "pause": {"when": "n == 1"},
+                    "targets": [{"within": "1h"}],
+                }
+            },
+        }
+    )
     s = eng.start(E("opened", 0)).state
     p = eng.handle(s, E("hold", 10))
     assert p.state.clocks["c"].status == "paused" and p.state.clocks["c"].due is None
@@ -191,9 +342,19 @@ def test_pause_when_condition_and_paused_clock_has_no_due() -> None:
 
 
 def test_timer_whose_when_is_false_is_consumed() -> None:
-    eng = pb({"stages": {"a": {"initial": True, "on": {"hot": {"set": {"priority": "high"}}, "done": "z"},
-                               "after": [{"in": "1h", "to": "b", "when": 'priority == "high"'}]},
-                         "b": {"on": {"done": "z"}}, "z": {"final": True}}})
+    eng = pb(
+        {
+            "stages": {
+                "a": {
+                    "initial": True,
+                    "on": {"hot": {"set": {"priority": "high"}}, "done": "z"},
+                    "after": [{"in": "1h", "to": "b", "when": 'priority == "high"'}],
+                },
+                "b": {"on": {"done": "z"}},
+                "z": {"final": True},
+            }
+        }
+    )
     s = eng.start(E("opened", 0)).state
     r = eng.advance(s, T0 + timedelta(hours=1))
     assert r.state.stage == "a" and r.state.next_wakeup is None
@@ -202,10 +363,20 @@ def test_timer_whose_when_is_false_is_consumed() -> None:
 
 
 def test_a_transition_to_the_current_stage_reenters_it() -> None:
-    eng = pb({"stages": {"a": {"initial": True, "enter": [{"emit": "hi"}], "exit": [{"emit": "bye"}],
-                               "on": {"again": "a", "stay": {"do": [{"emit": "still"}]}, "done": "z"},
-                               "after": [{"in": "1h", "do": [{"emit": "tick"}]}]},
-                         "z": {"final": True}}})
+    eng = pb(
+        {
+            "stages": {
+                "a": {
+                    "initial": True,
+                    "enter": [{"emit": "hi"}],
+                    "exit": [{"emit": "bye"}],
+                    "on": {"again": "a", "stay": {"do": [{"emit": "still"}]}, "done": "z"},
+                    "after": [{"in": "1h", "do": [{"emit": "tick"}]}],
+                },
+                "z": {"final": True},
+            }
+        }
+    )
     s = eng.start(E("opened", 0))
     assert [a.params["name"] for a in s.actions] == ["hi"]
     r = eng.handle(s.state, E("again", 30))
@@ -213,15 +384,29 @@ def test_a_transition_to_the_current_stage_reenters_it() -> None:
     assert [d.due for d in r.deadlines] == [T0 + timedelta(minutes=90)]  # the timer restarted
     k = eng.handle(r.state, E("stay", 40))
     assert [a.params["name"] for a in k.actions] == ["still"]
-    assert [d.due for d in k.deadlines] == [T0 + timedelta(minutes=90)]  # a handler without `to` stays
+    assert [d.due for d in k.deadlines] == [
+        T0 + timedelta(minutes=90)
+    ]  # a handler without `to` stays
 
 
 def test_keep_true_survives_leaving_the_stage_and_exit_delays_belong_to_the_new_stage() -> None:
-    eng = pb({"stages": {"a": {"initial": True,
-                               "enter": [{"emit": "kept", "in": "2h", "keep": True}, {"emit": "dropped", "in": "2h"}],
-                               "exit": [{"emit": "from_exit", "in": "1h"}],
-                               "on": {"go": "b", "done": "z"}},
-                         "b": {"on": {"back": "a", "done": "z"}}, "z": {"final": True}}})
+    eng = pb(
+        {
+            "stages": {
+                "a": {
+                    "initial": True,
+                    "enter": [
+                        {"emit": "kept", "in": "2h", "keep": True},
+                        {"emit": "dropped", "in": "2h"},
+                    ],
+                    "exit": [{"emit": "from_exit", "in": "1h"}],
+                    "on": {"go": "b", "done": "z"},
+                },
+                "b": {"on": {"back": "a", "done": "z"}},
+                "z": {"final": True},
+            }
+        }
+    )
     s = eng.start(E("opened", 0)).state
     b = eng.handle(s, E("go", 10)).state
     fired = eng.advance(b, T0 + timedelta(hours=3))
@@ -234,8 +419,17 @@ def test_keep_true_survives_leaving_the_stage_and_exit_delays_belong_to_the_new_
 
 
 def test_immediate_action_with_window_waits_for_the_opening() -> None:
-    eng = pb({"stages": {"a": {"initial": True, "on": {"ping": {"do": [{"emit": "msg", "window": "office"}]},
-                                                        "done": "z"}}, "z": {"final": True}}})
+    eng = pb(
+        {
+            "stages": {
+                "a": {
+                    "initial": True,
+                    "on": {"ping": {"do": [{"emit": "msg", "window": "office"}]}, "done": "z"},
+                },
+                "z": {"final": True},
+            }
+        }
+    )
     s = eng.start(E("opened", 0)).state
     night = eng.handle(s, E("ping", 10 * 60))  # 19:00 Monday
     assert night.actions == [] and night.state.next_wakeup == T0 + timedelta(hours=24)  # Tue 09:00
@@ -246,9 +440,18 @@ def test_immediate_action_with_window_waits_for_the_opening() -> None:
 
 
 def test_schedule_rearms_after_its_window_shifted_fire_time() -> None:
-    eng = pb({"stages": {"a": {"initial": True, "on": {"done": "z"},
-                               "every": [{"cron": "0 8 * * *", "window": "office", "do": [{"emit": "daily"}]}]},
-                         "z": {"final": True}}})
+    eng = pb(
+        {
+            "stages": {
+                "a": {
+                    "initial": True,
+                    "on": {"done": "z"},
+                    "every": [{"cron": "0 8 * * *", "window": "office", "do": [{"emit": "daily"}]}],
+                },
+                "z": {"final": True},
+            }
+        }
+    )
     s = eng.start(E("opened", 0)).state  # Mon 09:00
     assert s.next_wakeup == T0 + timedelta(days=1)  # Tue 08:00 → 09:00 (window)
     r = eng.advance(s, T0 + timedelta(days=7))
@@ -259,8 +462,14 @@ def test_schedule_rearms_after_its_window_shifted_fire_time() -> None:
 
 
 def test_escalate_next_from_no_tier_and_from_the_last() -> None:
-    eng = pb({"stages": {"a": {"initial": True, "on": {"up": {"do": [{"escalate": "next"}]}, "done": "z"}},
-                         "z": {"final": True}}})
+    eng = pb(
+        {
+            "stages": {
+                "a": {"initial": True, "on": {"up": {"do": [{"escalate": "next"}]}, "done": "z"}},
+                "z": {"final": True},
+            }
+        }
+    )
     s = eng.start(E("opened", 0)).state
     r1 = eng.handle(s, E("up", 1))
     assert r1.state.tier == "L1" and r1.actions[0].params == {"tier": "L1", "from": None}
@@ -270,11 +479,29 @@ def test_escalate_next_from_no_tier_and_from_the_last() -> None:
 
 
 def test_action_params_per_verb() -> None:
-    eng = pb({"stages": {"a": {"initial": True, "enter": [
-        {"notify": "L1"}, {"send": "hello", "channel": "sms"}, {"survey": "nps", "channel": "sms"},
-        {"assign": "L2"}, {"escalate": "L1"}, {"set": {"n": 5}}, {"task": "call", "for": "L1", "due": "2h"},
-        {"emit": "custom", "params": {"x": 1}}], "on": {"done": "z"}}, "z": {"final": True}}},
-        templates={"hello": {"text": "Hi"}}, channels={"sms": {"calendar": "always"}})
+    eng = pb(
+        {
+            "stages": {
+                "a": {
+                    "initial": True,
+                    "enter": [
+                        {"notify": "L1"},
+                        {"send": "hello", "channel": "sms"},
+                        {"survey": "nps", "channel": "sms"},
+                        {"assign": "L2"},
+                        {"escalate": "L1"},
+                        {"set": {"n": 5}},
+                        {"task": "call", "for": "L1", "due": "2h"},
+                        {"emit": "custom", "params": {"x": 1}},
+                    ],
+                    "on": {"done": "z"},
+                },
+                "z": {"final": True},
+            }
+        },
+        templates={"hello": {"text": "Hi"}},
+        channels={"sms": {"calendar": "always"}},
+    )
     acts = eng.start(E("opened", 0)).actions
     got = {a.type: dict(a.params) for a in acts}
     assert got["notify"]["to"] == "L1"
@@ -291,8 +518,12 @@ def test_action_params_per_verb() -> None:
 
 
 def test_handle_never_mutates_and_mismatch_on_content_change() -> None:
-    body = {"stages": SIMPLE_STAGES, "slas": {"c": {"start": {"on": "opened"}, "stop": {"on": "done"},
-                                                    "targets": [{"within": "1h"}]}}}
+    body = {
+        "stages": SIMPLE_STAGES,
+        "slas": {
+            "c": {"start": {"on": "opened"}, "stop": {"on": "done"}, "targets": [{"within": "1h"}]}
+        },
+    }
     eng = pb(body)
     s = eng.start(E("opened", 0)).state
     snap = s.to_json()
@@ -307,19 +538,34 @@ def test_handle_never_mutates_and_mismatch_on_content_change() -> None:
     with pytest.raises(PlaybookMismatch):
         eng2.advance(s, T0 + timedelta(hours=3))
     m = eng2.migrate(s)
-    assert m.clocks["c"].target == timedelta(hours=2) and m.clocks["c"].due == T0 + timedelta(hours=2)
+    assert m.clocks["c"].target == timedelta(hours=2) and m.clocks["c"].due == T0 + timedelta(
+        hours=2
+    )
     assert eng2.handle(m, E("go", 10)).state.stage == "b"
 
 
 def test_migrate_renames_stages_and_keeps_breaches() -> None:
-    body = {"stages": SIMPLE_STAGES, "slas": {"c": {"start": {"on": "opened"}, "stop": {"on": "done"},
-                                                    "targets": [{"within": "10m"}]}}}
+    body = {
+        "stages": SIMPLE_STAGES,
+        "slas": {
+            "c": {"start": {"on": "opened"}, "stop": {"on": "done"}, "targets": [{"within": "10m"}]}
+        },
+    }
     eng = pb(body)
-    s = eng.advance(eng.handle(eng.start(E("opened", 0)).state, E("go", 1)).state, T0 + timedelta(minutes=30)).state
+    s = eng.advance(
+        eng.handle(eng.start(E("opened", 0)).state, E("go", 1)).state, T0 + timedelta(minutes=30)
+    ).state
     assert s.clocks["c"].breached and s.stage == "b"
-    new = {"stages": {"a": {"initial": True, "on": {"go": "bb", "done": "z"}}, "bb": {"on": {"done": "z"}},
-                      "z": {"final": True}},
-           "slas": {"c": {"start": {"on": "opened"}, "stop": {"on": "done"}, "targets": [{"within": "2h"}]}}}
+    new = {
+        "stages": {
+            "a": {"initial": True, "on": {"go": "bb", "done": "z"}},
+            "bb": {"on": {"done": "z"}},
+            "z": {"final": True},
+        },
+        "slas": {
+            "c": {"start": {"on": "opened"}, "stop": {"on": "done"}, "targets": [{"within": "2h"}]}
+        },
+    }
     eng2 = pb(new, version="2")
     with pytest.raises(PlaybookMismatch):
         eng2.migrate(s)

@@ -48,8 +48,17 @@ def acts(step: Any) -> list[tuple[str, Any]]:
     out = []
     for a in step.actions:
         p = dict(a.params)
-        out.append((a.type, p.get("template") or p.get("to") or p.get("tier") or p.get("survey") or p.get("task")
-                    or p.get("values")))
+        out.append(
+            (
+                a.type,
+                p.get("template")
+                or p.get("to")
+                or p.get("tier")
+                or p.get("survey")
+                or p.get("task")
+                or p.get("values"),
+            )
+        )
     return out
 
 
@@ -59,7 +68,9 @@ def test_email_case_met(eng: Engine) -> None:
     assert s.state.stage == "new" and s.state.tier == "L1"
     assert acts(s) == [("assign", "L1"), ("send", "ack_email")]
     fr = s.state.clocks["first_response"]
-    assert fr.status == "running" and fr.target == timedelta(hours=2)  # email, normal → last target 2h
+    assert fr.status == "running" and fr.target == timedelta(
+        hours=2
+    )  # email, normal → last target 2h
     assert fr.due == at("02-01 11:12")
     s = eng.handle(s.state, ev("agent.replied", "02-01 10:05"))
     assert s.state.stage == "open"
@@ -70,7 +81,11 @@ def test_email_case_met(eng: Engine) -> None:
     assert "sla.first_response.met" in types(s)
     # actions have stable ids <case>:<seq> and sources
     a0 = eng.start(ev("case.opened", "02-01 09:12", channel="email")).actions[0]
-    assert a0.id == "T-1:1" and a0.source == "stages.new.enter[0]" and a0.playbook == "vn-retail-support"
+    assert (
+        a0.id == "T-1:1"
+        and a0.source == "stages.new.enter[0]"
+        and a0.playbook == "vn-retail-support"
+    )
 
 
 def test_reply_exactly_at_the_deadline_meets_it(eng: Engine) -> None:
@@ -112,9 +127,15 @@ def test_facebook_case_warning_breach_escalation_overdue(eng: Engine) -> None:
     r = eng.handle(o.state, ev("agent.replied", "02-03 10:00"))
     rec = r.state.clocks["first_response"].history[-1]
     assert "sla.first_response.missed" in types(r)
-    assert rec.met is False and rec.failed_by == timedelta(minutes=100) and rec.elapsed == timedelta(minutes=160)
+    assert (
+        rec.met is False
+        and rec.failed_by == timedelta(minutes=100)
+        and rec.elapsed == timedelta(minutes=160)
+    )
     fr = r.state.clocks["first_response"]
-    assert fr.status == "breached" and fr.breached and fr.due == at("02-03 08:20")  # sticky, dated at the breach
+    assert (
+        fr.status == "breached" and fr.breached and fr.due == at("02-03 08:20")
+    )  # sticky, dated at the breach
 
 
 def test_a_breach_at_1030_takes_effect_before_a_reply_at_1039(eng: Engine) -> None:
@@ -140,7 +161,11 @@ def test_resolution_pauses_while_waiting_on_the_customer(eng: Engine) -> None:
     assert s2.state.clocks["resolution"].elapsed == timedelta(hours=1)
     s3 = eng.handle(s2.state, ev("customer.replied", "03-02 10:00"))
     res = s3.state.clocks["resolution"]
-    assert s3.state.stage == "open" and res.status == "running" and "sla.resolution.resumed" in types(s3)
+    assert (
+        s3.state.stage == "open"
+        and res.status == "running"
+        and "sla.resolution.resumed" in types(s3)
+    )
     # paused 10:00 Mon → 10:00 Tue = 8.5 business hours; elapsed still 1h
     assert res.elapsed == timedelta(hours=1) and res.paused == timedelta(hours=8, minutes=30)
     # 3bd from Mon 09:00 = Thu 09:00: Mon 7.5 h + Tue 8.5 + Wed 8.5 + Thu 1 = 25.5 h of open time
@@ -171,7 +196,9 @@ def test_reopen_resets_resolution_into_a_new_cycle(eng: Engine) -> None:
     assert res.cycle == 2 and res.status == "running" and res.started == at("02-02 09:00")
     assert [h.cycle for h in res.history] == [1]
     assert "sla.resolution.reset" in types(r) and "sla.resolution.started" in types(r)
-    assert types(r).count("sla.resolution.started") == 1  # start {enter: open} does not open a second cycle
+    assert (
+        types(r).count("sla.resolution.started") == 1
+    )  # start {enter: open} does not open a second cycle
 
 
 # -- auto-close timer, reminders in the daytime window ---------------------------------------------------------------
@@ -184,8 +211,11 @@ def test_waiting_customer_reminders_and_auto_close(eng: Engine) -> None:
     assert dl["stages.waiting_customer.after[1]"] == at("02-06 08:00")
     assert dl["stages.waiting_customer.after[2]"] == at("02-06 22:35")
     end = eng.advance(s.state, at("02-10 00:00"))
-    assert [a for a in acts(end) if a[0] == "send"] == [("send", "waiting_reminder"), ("send", "waiting_reminder"),
-                                                        ("send", "closing_notice")]
+    assert [a for a in acts(end) if a[0] == "send"] == [
+        ("send", "waiting_reminder"),
+        ("send", "waiting_reminder"),
+        ("send", "closing_notice"),
+    ]
     assert end.state.stage == "closed" and end.state.ended
     assert end.state.data["close_reason"] == "no_reply"
     assert end.state.next_wakeup is None and end.deadlines == []
@@ -213,7 +243,8 @@ def test_delayed_survey_is_cancelled_when_the_stage_is_left(eng: Engine) -> None
     s = eng.handle(s.state, ev("case.reopened", "02-01 10:20"))
     assert not [d for d in s.deadlines if d.kind == "action"]
     assert eng.advance(s.state, at("02-01 12:00")).actions == [] or all(
-        a.type != "survey" for a in eng.advance(s.state, at("02-01 12:00")).actions)
+        a.type != "survey" for a in eng.advance(s.state, at("02-01 12:00")).actions
+    )
 
 
 # -- retarget, sticky breach --------------------------------------------------------------------------------------------
@@ -299,7 +330,9 @@ def test_vip_breach_signal_handler_notifies_l3(eng: Engine) -> None:
 def test_cancelled_case_closes_and_ends(eng: Engine) -> None:
     s = eng.start(ev("case.opened", "02-01 09:00", channel="email"))
     c = eng.handle(s.state, ev("case.cancelled", "02-01 09:10", reason="spam"))
-    assert c.state.stage == "closed" and c.state.ended and c.state.data["close_reason"] == "cancelled"
+    assert (
+        c.state.stage == "closed" and c.state.ended and c.state.data["close_reason"] == "cancelled"
+    )
     assert c.state.clocks["first_response"].history[-1].met is None  # cancelled: met null
 
 
@@ -310,10 +343,14 @@ def test_playbook_mismatch_and_migrate(eng: Engine, tmp_path: Path) -> None:
     text = (ROOT / "examples" / "vn-retail-support.yaml").read_text(encoding="utf-8")
     s = eng.start(ev("case.opened", "02-01 09:00", channel="email"))
     s = eng.handle(s.state, ev("agent.replied", "02-01 09:30"))
-    newver = Engine(loads(text.replace('version: "2027.01"', 'version: "2027.02"'), base_dir=ROOT / "examples"))
+    newver = Engine(
+        loads(text.replace('version: "2027.01"', 'version: "2027.02"'), base_dir=ROOT / "examples")
+    )
     with pytest.raises(PlaybookMismatch):
         newver.handle(s.state, ev("case.solved", "02-01 10:00"))
-    changed = Engine(loads(text.replace("- {within: 3bd}", "- {within: 2bd}"), base_dir=ROOT / "examples"))
+    changed = Engine(
+        loads(text.replace("- {within: 3bd}", "- {within: 2bd}"), base_dir=ROOT / "examples")
+    )
     with pytest.raises(PlaybookMismatch):
         changed.handle(s.state, ev("case.solved", "02-01 10:00"))
     m = changed.migrate(s.state)
@@ -337,7 +374,11 @@ def test_state_json_is_compact_and_roundtrips(eng: Engine) -> None:
 
 def test_event_log_replays_without_errors(eng: Engine) -> None:
     states: dict[str, CaseState] = {}
-    for line in (ROOT / "examples" / "events" / "vn-retail-support.jsonl").read_text(encoding="utf-8").splitlines():
+    for line in (
+        (ROOT / "examples" / "events" / "vn-retail-support.jsonl")
+        .read_text(encoding="utf-8")
+        .splitlines()
+    ):
         e = Event.from_dict(json.loads(line))
         key = eng.case_key(e)
         assert key is not None

@@ -14,15 +14,29 @@ from carepath import Engine, Event, loads
 
 def engine(slas: dict[str, Any], calendars: dict[str, Any], tz: str, **extra: Any) -> Engine:
     d: dict[str, Any] = {
-        "carepath": 1, "id": "worked", "version": "1", "timezone": tz,
-        "fields": {"priority": {"type": "enum", "values": ["low", "medium", "high"], "default": "low"}},
-        "calendars": calendars, "tiers": {"L1": {}, "L2": {}},
+        "carepath": 1,
+        "id": "worked",
+        "version": "1",
+        "timezone": tz,
+        "fields": {
+            "priority": {"type": "enum", "values": ["low", "medium", "high"], "default": "low"}
+        },
+        "calendars": calendars,
+        "tiers": {"L1": {}, "L2": {}},
         "start": {"on": "ticket.created", "set": {"priority": "=event.priority"}},
-        "events": {"ticket.created": {"priority": {"type": "enum", "values": ["low", "medium", "high"],
-                                                   "default": "low"}}},
-        "stages": {"open": {"initial": True, "on": {"ticket.pending": "pending", "ticket.closed": "closed"}},
-                   "pending": {"on": {"customer.replied": "open", "ticket.closed": "closed"}},
-                   "closed": {"final": True}},
+        "events": {
+            "ticket.created": {
+                "priority": {"type": "enum", "values": ["low", "medium", "high"], "default": "low"}
+            }
+        },
+        "stages": {
+            "open": {
+                "initial": True,
+                "on": {"ticket.pending": "pending", "ticket.closed": "closed"},
+            },
+            "pending": {"on": {"customer.replied": "open", "ticket.closed": "closed"}},
+            "closed": {"final": True},
+        },
         "slas": slas,
     }
     d.update(extra)
@@ -43,10 +57,18 @@ BERLIN_8_18 = {"hours": {"mon-fri": ["08:00-18:00"]}}
 
 def zammad_slas(cal: str, fr: str, solution: str) -> dict[str, Any]:
     return {
-        "first_response": {"start": {"on": "ticket.created"}, "stop": {"on": "agent.replied"}, "calendar": cal,
-                           "targets": [{"within": fr}]},
-        "solution": {"start": {"on": "ticket.created"}, "stop": {"on": "ticket.closed"}, "calendar": cal,
-                     "targets": [{"within": solution}]},
+        "first_response": {
+            "start": {"on": "ticket.created"},
+            "stop": {"on": "agent.replied"},
+            "calendar": cal,
+            "targets": [{"within": fr}],
+        },
+        "solution": {
+            "start": {"on": "ticket.created"},
+            "stop": {"on": "ticket.closed"},
+            "calendar": cal,
+            "targets": [{"within": solution}],
+        },
     }
 
 
@@ -81,7 +103,11 @@ def test_zammad_ticket_sla_eu2_in_time_and_late() -> None:
 
     late = eng.handle(s, ev("agent.replied", utc("2013-03-21T14:00:00"))).state
     rec = late.clocks["first_response"].history[-1]
-    assert rec.met is False and rec.elapsed == timedelta(minutes=270) and rec.failed_by == timedelta(minutes=210)
+    assert (
+        rec.met is False
+        and rec.elapsed == timedelta(minutes=270)
+        and rec.failed_by == timedelta(minutes=210)
+    )
     assert late.clocks["first_response"].due == utc("2013-03-21T10:30:00")  # dated at the breach
 
     closed_ok = eng.handle(s, ev("ticket.closed", utc("2013-03-21T11:30:00"))).state
@@ -89,7 +115,11 @@ def test_zammad_ticket_sla_eu2_in_time_and_late() -> None:
     assert rec.met is True and rec.elapsed == timedelta(minutes=120)
     closed_late = eng.handle(s, ev("ticket.closed", utc("2013-03-21T13:00:00"))).state
     rec = closed_late.clocks["solution"].history[-1]
-    assert rec.met is False and rec.elapsed == timedelta(minutes=210) and rec.failed_by == timedelta(minutes=30)
+    assert (
+        rec.met is False
+        and rec.elapsed == timedelta(minutes=210)
+        and rec.failed_by == timedelta(minutes=30)
+    )
 
 
 def test_znuny_escalation_suspend_pending_reminder() -> None:
@@ -97,8 +127,15 @@ def test_znuny_escalation_suspend_pending_reminder() -> None:
     # 2 h solution time (due 10:00); set to "pending reminder" at 09:00; the customer answers at
     # 10:05 and the ticket is open again → the escalation moves to 11:05, and the ticket escalates
     # at 11:05.
-    slas = {"solution": {"start": {"on": "ticket.created"}, "stop": {"on": "ticket.closed"},
-                         "pause": {"in": ["pending"]}, "calendar": "always", "targets": [{"within": "2h"}]}}
+    slas = {
+        "solution": {
+            "start": {"on": "ticket.created"},
+            "stop": {"on": "ticket.closed"},
+            "pause": {"in": ["pending"]},
+            "calendar": "always",
+            "targets": [{"within": "2h"}],
+        }
+    }
     eng = engine(slas, {}, "Europe/Berlin")
     t = datetime.fromisoformat("2027-03-01T08:00:00+01:00")
     s = eng.start(ev("ticket.created", t)).state
@@ -117,8 +154,15 @@ def test_time_to_sla_pause_moves_the_target_by_the_pause() -> None:
     # "if your SLA is paused for 10 minutes, the Target Date will also be 10 minutes later".
     # Jira Service Management counts in the goal's calendar too ("paused" outside a 9–5 calendar:
     # https://confluence.atlassian.com/jirakb/understanding-why-an-sla-is-paused-in-a-jira-service-management-ticket-1271267987.html).
-    slas = {"ttr": {"start": {"on": "ticket.created"}, "stop": {"on": "ticket.closed"},
-                    "pause": {"in": ["pending"]}, "calendar": "nine_five", "targets": [{"within": "4h"}]}}
+    slas = {
+        "ttr": {
+            "start": {"on": "ticket.created"},
+            "stop": {"on": "ticket.closed"},
+            "pause": {"in": ["pending"]},
+            "calendar": "nine_five",
+            "targets": [{"within": "4h"}],
+        }
+    }
     eng = engine(slas, {"nine_five": {"hours": {"mon-fri": ["09:00-17:00"]}}}, "UTC")
     s = eng.start(ev("ticket.created", utc("2027-03-01T10:00:00"))).state
     assert s.clocks["ttr"].due == utc("2027-03-01T14:00:00")
@@ -135,11 +179,19 @@ def test_servicenow_percentage_timers_50_75_100() -> None:
     # (https://www.servicenow.com/docs/r/servicenow-platform/workflow-activities/r_SLAPercentageTimer.html):
     # the default SLA workflow waits for 50 %, 75 % and 100 % of the SLA's duration, counted on the
     # SLA's schedule. A 4 h resolution SLA on 08:00–17:00 weekdays, attached Fri 15:00.
-    slas = {"resolution": {"start": {"on": "ticket.created"}, "stop": {"on": "ticket.closed"},
-                           "calendar": "weekdays", "targets": [{"within": "4h"}],
-                           "thresholds": [{"at": "50%", "do": [{"notify": "L1"}]},
-                                          {"at": "75%", "do": [{"notify": "L2"}]},
-                                          {"at": "100%", "do": [{"escalate": "next"}]}]}}
+    slas = {
+        "resolution": {
+            "start": {"on": "ticket.created"},
+            "stop": {"on": "ticket.closed"},
+            "calendar": "weekdays",
+            "targets": [{"within": "4h"}],
+            "thresholds": [
+                {"at": "50%", "do": [{"notify": "L1"}]},
+                {"at": "75%", "do": [{"notify": "L2"}]},
+                {"at": "100%", "do": [{"escalate": "next"}]},
+            ],
+        }
+    }
     eng = engine(slas, {"weekdays": {"hours": {"mon-fri": ["08:00-17:00"]}}}, "UTC")
     s = eng.start(ev("ticket.created", utc("2027-03-05T15:00:00"))).state  # a Friday
     dues = []
@@ -150,8 +202,11 @@ def test_servicenow_percentage_timers_50_75_100() -> None:
         dues.append((when, [x.type for x in step.signals]))
         st_ = step.state
     assert dues == [
-        (utc("2027-03-05T17:00:00"), ["sla.resolution.warning"]),   # 2 h: Fri 15:00 → 17:00 (closing)
-        (utc("2027-03-08T09:00:00"), ["sla.resolution.warning"]),   # 3 h: Mon 08:00 + 1 h
+        (
+            utc("2027-03-05T17:00:00"),
+            ["sla.resolution.warning"],
+        ),  # 2 h: Fri 15:00 → 17:00 (closing)
+        (utc("2027-03-08T09:00:00"), ["sla.resolution.warning"]),  # 3 h: Mon 08:00 + 1 h
         (utc("2027-03-08T10:00:00"), ["sla.resolution.breached"]),  # 4 h
     ]
 
@@ -160,9 +215,15 @@ def test_servicenow_reset_condition_cancels_and_attaches_a_new_sla() -> None:
     # ServiceNow "SLA conditions" (https://raw.githubusercontent.com/ServiceNow/ServiceNowDocs/australia/
     # markdown/it-service-management/service-level-management/c_SLAConditions.md): when the reset
     # condition matches, the current task SLA is cancelled and a new one attached.
-    slas = {"resolution": {"start": {"on": "ticket.created"}, "stop": {"on": "ticket.closed"},
-                           "reset": {"on": "ticket.reassigned"}, "calendar": "always",
-                           "targets": [{"within": "8h"}]}}
+    slas = {
+        "resolution": {
+            "start": {"on": "ticket.created"},
+            "stop": {"on": "ticket.closed"},
+            "reset": {"on": "ticket.reassigned"},
+            "calendar": "always",
+            "targets": [{"within": "8h"}],
+        }
+    }
     eng = engine(slas, {}, "UTC")
     s = eng.start(ev("ticket.created", utc("2027-03-01T08:00:00"))).state
     r = eng.handle(s, ev("ticket.reassigned", utc("2027-03-01T12:00:00"))).state
@@ -177,15 +238,30 @@ def test_frappe_helpdesk_first_matching_agreement_then_default() -> None:
     # (test_priority_removed_from_sla_detaches_ticket) the clock's start survives a change of
     # agreement. In carepath: the first matching target wins, the last is unconditional, and a
     # retarget re-measures from the cycle's start.
-    slas = {"response": {"start": {"on": "ticket.created"}, "stop": {"on": "agent.replied"},
-                         "calendar": "always",
-                         "targets": [{"when": 'priority == "high"', "within": "1h"},
-                                     {"when": 'priority == "medium"', "within": "4h"},
-                                     {"within": "24h"}]}}
-    eng = engine(slas, {}, "UTC", on={"priority.changed": {"set": {"priority": "=event.priority"}}},
-                 events={"ticket.created": {"priority": {"type": "enum", "values": ["low", "medium", "high"],
-                                                         "default": "low"}},
-                         "priority.changed": {"priority": {"type": "enum", "values": ["low", "medium", "high"]}}})
+    slas = {
+        "response": {
+            "start": {"on": "ticket.created"},
+            "stop": {"on": "agent.replied"},
+            "calendar": "always",
+            "targets": [
+                {"when": 'priority == "high"', "within": "1h"},
+                {"when": 'priority == "medium"', "within": "4h"},
+                {"within": "24h"},
+            ],
+        }
+    }
+    eng = engine(
+        slas,
+        {},
+        "UTC",
+        on={"priority.changed": {"set": {"priority": "=event.priority"}}},
+        events={
+            "ticket.created": {
+                "priority": {"type": "enum", "values": ["low", "medium", "high"], "default": "low"}
+            },
+            "priority.changed": {"priority": {"type": "enum", "values": ["low", "medium", "high"]}},
+        },
+    )
     t = utc("2027-03-01T12:00:00")
     low = eng.start(ev("ticket.created", t)).state
     assert low.clocks["response"].target == timedelta(hours=24)

@@ -47,17 +47,36 @@ def same(text: str) -> None:
     assert dict(a.data) == dict(b.data)
 
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=False),
-                    st.text(max_size=8))
-json_values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                            st.dictionaries(st.text(max_size=4), inner, max_size=3)),
-                           max_leaves=12)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=False),
+    st.text(max_size=8),
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
 instants = st.one_of(
     st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),
     st.datetimes().map(lambda d: d.isoformat()),  # naive
     st.datetimes().map(lambda d: d.isoformat() + "Z"),
-    st.sampled_from(["2027-02-08T09:00:00+07:00", "2027-02-08T09:00:00Z", "2027-02-08", "yesterday", "",
-                     "2027-02-08T09:00:00.123456-03:30", "2027-13-01T00:00:00+00:00", "2027-02-08T09:00:00ZZ"]),
+    st.sampled_from(
+        [
+            "2027-02-08T09:00:00+07:00",
+            "2027-02-08T09:00:00Z",
+            "2027-02-08",
+            "yesterday",
+            "",
+            "2027-02-08T09:00:00.123456-03:30",
+            "2027-13-01T00:00:00+00:00",
+            "2027-02-08T09:00:00ZZ",
+        ]
+    ),
     scalars,
 )
 MISSING = object()
@@ -67,18 +86,29 @@ MISSING = object()
 def event_objects(draw: Any) -> dict[str, Any]:
     fields = {
         "id": st.one_of(st.text(max_size=6), st.integers(), st.booleans(), st.none(), json_values),
-        "type": st.one_of(st.sampled_from(["case.opened", "agent.replied", ""]), st.text(max_size=6), json_values),
+        "type": st.one_of(
+            st.sampled_from(["case.opened", "agent.replied", ""]), st.text(max_size=6), json_values
+        ),
         "at": instants,
-        "case": st.one_of(st.none(), st.text(max_size=6), st.integers(), st.booleans(), json_values),
-        "data": st.one_of(st.dictionaries(st.text(max_size=6), json_values, max_size=4), json_values),
+        "case": st.one_of(
+            st.none(), st.text(max_size=6), st.integers(), st.booleans(), json_values
+        ),
+        "data": st.one_of(
+            st.dictionaries(st.text(max_size=6), json_values, max_size=4), json_values
+        ),
     }
     out: dict[str, Any] = {}
     for name, strat in fields.items():
         if draw(st.integers(0, 9)) == 0:  # sometimes missing
             continue
         if draw(st.integers(0, 2)) == 0:  # often a valid value
-            out[name] = {"id": "e1", "type": "case.opened", "at": "2027-02-08T09:00:00+07:00", "case": "T-1",
-                         "data": {"channel": "chat"}}[name]
+            out[name] = {
+                "id": "e1",
+                "type": "case.opened",
+                "at": "2027-02-08T09:00:00+07:00",
+                "case": "T-1",
+                "data": {"channel": "chat"},
+            }[name]
         else:
             out[name] = draw(strat)
     if draw(st.booleans()):
@@ -87,7 +117,16 @@ def event_objects(draw: Any) -> dict[str, Any]:
 
 
 @given(event_objects(), st.sampled_from(["compact", "spaced", "ascii"]))
-@example({"id": "e1", "type": "case.opened", "at": "2027-02-08T09:00:00+07:00", "case": "T-1", "data": {}}, "compact")
+@example(
+    {
+        "id": "e1",
+        "type": "case.opened",
+        "at": "2027-02-08T09:00:00+07:00",
+        "case": "T-1",
+        "data": {},
+    },
+    "compact",
+)
 @example({"id": "e1", "type": "x", "at": "2027-02-08T09:00:00Z", "data": None}, "compact")
 @example({"id": 7, "type": "x", "at": "2027-02-08T09:00:00Z", "case": 3, "data": []}, "compact")
 @example({"id": "e1", "type": "x", "at": "2027-02-08T09:00:00", "case": "T"}, "compact")
@@ -101,19 +140,46 @@ def test_fast_decoder_equals_general(obj: dict[str, Any], style: str) -> None:
     same(text)
 
 
-@pytest.mark.parametrize("text", [
-    "", "{", "[]", "null", "42", '"x"', "not json", '{"id": "a"} trailing', '{"id": "a"}{"id": "b"}',
-    "\ufeff" + '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z"}',
-    '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","data":' + "[" * 31 + "]" * 31 + "}",  # data depth 31
-    '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","data":' + "[" * 32 + "]" * 32 + "}",  # 32: too deep
-    '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","x":' + "[" * 31 + "]" * 31 + "}",    # outer depth 32
-    '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","x":' + "[" * 32 + "]" * 32 + "}",    # 33
-    '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","data":{"s":"' + "[" * 40 + '"}}',    # brackets in a string
-    '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","data":' + "[" * 5000 + "]" * 5000 + "}",  # recursion
-    '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","data":{"v":NaN}}',
-    '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","type":"y"}',  # duplicate key: the last wins
-    '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","data":{"n":"' + "x" * MAX_EVENT_BYTES + '"}}',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "{",
+        "[]",
+        "null",
+        "42",
+        '"x"',
+        "not json",
+        '{"id": "a"} trailing',
+        '{"id": "a"}{"id": "b"}',
+        "\ufeff" + '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z"}',
+        '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","data":'
+        + "[" * 31
+        + "]" * 31
+        + "}",  # data depth 31
+        '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","data":'
+        + "[" * 32
+        + "]" * 32
+        + "}",  # 32: too deep
+        '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","x":'
+        + "[" * 31
+        + "]" * 31
+        + "}",  # outer depth 32
+        '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","x":' + "[" * 32 + "]" * 32 + "}",  # 33
+        '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","data":{"s":"'
+        + "[" * 40
+        + '"}}',  # brackets in a string
+        '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","data":'
+        + "[" * 5000
+        + "]" * 5000
+        + "}",  # recursion
+        '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","data":{"v":NaN}}',
+        '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","type":"y"}',  # duplicate key: the last wins
+        '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","data":{"n":"'
+        + "x" * MAX_EVENT_BYTES
+        + '"}}',
+    ],
+)
 def test_fast_decoder_edge_cases(text: str) -> None:
     same(text)
 
@@ -135,23 +201,36 @@ def as_json(doc: dict[str, Any]) -> str:
 def logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("logs")
     gen = d / "generated.jsonl"
-    write_jsonl(generate("retail", days=12, base=40, peak=200, seed=5, start=date(2027, 1, 20)), gen)
+    write_jsonl(
+        generate("retail", days=12, base=40, peak=200, seed=5, start=date(2027, 1, 20)), gen
+    )
     lines = gen.read_text(encoding="utf-8").splitlines(keepends=True)
     random.Random(1).shuffle(lines)
     shuffled = d / "shuffled.jsonl"
     shuffled.write_text("".join(lines), encoding="utf-8")
-    return {"retail": RETAIL_EVENTS, "journey": JOURNEY_EVENTS, "generated": gen, "shuffled": shuffled}
+    return {
+        "retail": RETAIL_EVENTS,
+        "journey": JOURNEY_EVENTS,
+        "generated": gen,
+        "shuffled": shuffled,
+    }
 
 
 @pytest.mark.parametrize("name", ["retail", "journey", "generated", "shuffled"])
 @pytest.mark.parametrize("playbook", [RETAIL, JOURNEY])
-def test_streamed_report_equals_the_kept_replay(logs: dict[str, Path], name: str, playbook: Path) -> None:
+def test_streamed_report_equals_the_kept_replay(
+    logs: dict[str, Path], name: str, playbook: Path
+) -> None:
     pb = load(playbook)
-    kept = build_report(pb, replay(pb, read_events(logs[name])))  # per-event lists, collected afterwards
+    kept = build_report(
+        pb, replay(pb, read_events(logs[name]))
+    )  # per-event lists, collected afterwards
     streamed = replay_log([pb], logs[name], Collector)[0]
     assert not streamed.kept and streamed.events == [] and streamed.n_events == kept["events"]
     assert as_json(build_report(pb, streamed)) == as_json(kept)
-    with logs[name].open(encoding="utf-8") as fh:  # a stream (standard input) is read whole, then sorted
+    with logs[name].open(
+        encoding="utf-8"
+    ) as fh:  # a stream (standard input) is read whole, then sorted
         assert as_json(build_report(pb, replay_log([pb], fh, Collector)[0])) == as_json(kept)
 
 
@@ -160,7 +239,9 @@ def test_what_if_decodes_once_and_equals_two_replays(logs: dict[str, Path], name
     a, b = load(RETAIL), load(JOURNEY)
     both = replay_log([a, b], logs[name], Collector)
     for pb, rp in zip((a, b), both, strict=True):
-        alone = build_report(pb, replay(pb, read_events(logs[name]), sink=Collector(pb), keep_events=False))
+        alone = build_report(
+            pb, replay(pb, read_events(logs[name]), sink=Collector(pb), keep_events=False)
+        )
         assert as_json(build_report(pb, rp)) == as_json(alone)
         assert rp.rejected == replay(pb, read_events(logs[name])).rejected
 
@@ -174,7 +255,9 @@ def test_an_unsorted_file_is_read_again_with_fresh_collectors(logs: dict[str, Pa
 
     pb = load(RETAIL)
     rp = replay_log([pb], logs["shuffled"], sink)[0]
-    assert len(made) == 2 and rp.facts is made[1]  # the streaming attempt stopped; the second one counts
+    assert (
+        len(made) == 2 and rp.facts is made[1]
+    )  # the streaming attempt stopped; the second one counts
 
 
 def test_metrics_need_events_or_a_collector() -> None:
@@ -183,13 +266,17 @@ def test_metrics_need_events_or_a_collector() -> None:
         Metrics(replay(pb, read_events(RETAIL_EVENTS), keep_events=False))
 
 
-@pytest.mark.parametrize(("golden", "args"), [
-    ("report-vn-retail-support.json", [str(RETAIL), str(RETAIL_EVENTS)]),
-    ("report-omnichannel-journey.json", [str(JOURNEY), str(JOURNEY_EVENTS)]),
-    ("report-compare.json", [str(RETAIL), str(RETAIL_EVENTS), "--compare", str(JOURNEY)]),
-])
-def test_report_json_is_unchanged_on_the_examples(golden: str, args: list[str],
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("golden", "args"),
+    [
+        ("report-vn-retail-support.json", [str(RETAIL), str(RETAIL_EVENTS)]),
+        ("report-omnichannel-journey.json", [str(JOURNEY), str(JOURNEY_EVENTS)]),
+        ("report-compare.json", [str(RETAIL), str(RETAIL_EVENTS), "--compare", str(JOURNEY)]),
+    ],
+)
+def test_report_json_is_unchanged_on_the_examples(
+    golden: str, args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     """The JSON the report printed before its fast paths (files in tests/golden/, made by the
     previous implementation; regenerate them only for an intended change of the report)."""
     from carepath.cli.app import main

@@ -41,10 +41,15 @@ def ev(i: Any, type_: str, minutes: float, case: str | None = "T-1", **data: Any
 
 def snapshot(store: Store) -> tuple[Any, ...]:
     """Everything a run leaves behind, in comparable form."""
-    return ([c.to_json() for c in store.cases()],
-            sorted((i.playbook, i.id, json.dumps(i.action.to_dict(), sort_keys=True)) for i in store.outbox()),
-            sorted((r.reason, json.dumps(r.event, sort_keys=True)) for r in store.rejected()),
-            store.processed_count())
+    return (
+        [c.to_json() for c in store.cases()],
+        sorted(
+            (i.playbook, i.id, json.dumps(i.action.to_dict(), sort_keys=True))
+            for i in store.outbox()
+        ),
+        sorted((r.reason, json.dumps(r.event, sort_keys=True)) for r in store.rejected()),
+        store.processed_count(),
+    )
 
 
 def one_by_one(events: list[Any]) -> tuple[list[tuple[str, str | None]], tuple[Any, ...]]:
@@ -58,9 +63,13 @@ def one_by_one(events: list[Any]) -> tuple[list[tuple[str, str | None]], tuple[A
 
 # -- the cases a batch must get right ---------------------------------------------------------------
 def test_a_case_repeated_in_one_batch_sees_its_own_earlier_steps(store: Store) -> None:
-    events = [ev("o1", "ticket.opened", 0, priority="high"), ev("o2", "ticket.opened", 1, case="T-2"),
-              ev("a1", "ticket.answered", 2), ev("o3", "ticket.opened", 61),  # T-1 ended: re-entry opens it again
-              ev("a2", "ticket.answered", 4, case="T-2")]
+    events = [
+        ev("o1", "ticket.opened", 0, priority="high"),
+        ev("o2", "ticket.opened", 1, case="T-2"),
+        ev("a1", "ticket.answered", 2),
+        ev("o3", "ticket.opened", 61),  # T-1 ended: re-entry opens it again
+        ev("a2", "ticket.answered", 4, case="T-2"),
+    ]
     rt = Runtime([mini("always")], store, clock=ManualClock(T0))
     got = rt.submit_many(events, batch=len(events))
     assert [r.status for r in got] == ["applied"] * 5
@@ -76,12 +85,24 @@ def test_a_case_repeated_in_one_batch_sees_its_own_earlier_steps(store: Store) -
 
 def test_a_duplicate_id_within_one_batch_and_across_batches(store: Store) -> None:
     rt = Runtime([mini()], store, clock=ManualClock(T0))
-    got = rt.submit_many([ev("e1", "ticket.opened", 0), ev("e1", "ticket.answered", 1),
-                          ev("e2", "ticket.opened", 0, case="T-2")], batch=10)
+    got = rt.submit_many(
+        [
+            ev("e1", "ticket.opened", 0),
+            ev("e1", "ticket.answered", 1),
+            ev("e2", "ticket.opened", 0, case="T-2"),
+        ],
+        batch=10,
+    )
     assert [r.status for r in got] == ["applied", "duplicate", "applied"]
     assert store.get("mini", "T-1").stage == "new"  # type: ignore[union-attr]
-    again = rt.submit_many([ev("e2", "ticket.answered", 2, case="T-2"), ev("e3", "ticket.answered", 2),
-                            ev("e3", "ticket.answered", 3)], batch=10)
+    again = rt.submit_many(
+        [
+            ev("e2", "ticket.answered", 2, case="T-2"),
+            ev("e3", "ticket.answered", 2),
+            ev("e3", "ticket.answered", 3),
+        ],
+        batch=10,
+    )
     assert [r.status for r in again] == ["duplicate", "applied", "duplicate"]
     assert store.processed_count() == 3
     assert rt.counters["duplicate"] == 3
@@ -89,13 +110,23 @@ def test_a_duplicate_id_within_one_batch_and_across_batches(store: Store) -> Non
 
 def test_a_rejected_event_mid_batch_loses_none_of_the_others(store: Store) -> None:
     rt = Runtime([mini()], store, clock=ManualClock(T0))
-    batch: list[Any] = [ev("o1", "ticket.opened", 10), "{not json", ev("x1", "ticket.answered", 11, case="T-404"),
-                        ev("late", "ticket.answered", 5), ev("o2", "ticket.opened", 10, case="T-2"),
-                        ev("a1", "ticket.answered", 12)]
+    batch: list[Any] = [
+        ev("o1", "ticket.opened", 10),
+        "{not json",
+        ev("x1", "ticket.answered", 11, case="T-404"),
+        ev("late", "ticket.answered", 5),
+        ev("o2", "ticket.opened", 10, case="T-2"),
+        ev("a1", "ticket.answered", 12),
+    ]
     got = rt.submit_many(batch, batch=len(batch))
     assert [(r.status, r.reason) for r in got] == [
-        ("applied", None), ("rejected", "invalid"), ("rejected", "unknown_case"), ("rejected", "out_of_order"),
-        ("applied", None), ("applied", None)]
+        ("applied", None),
+        ("rejected", "invalid"),
+        ("rejected", "unknown_case"),
+        ("rejected", "out_of_order"),
+        ("applied", None),
+        ("applied", None),
+    ]
     assert {(c.case, c.stage) for c in store.cases()} == {("T-1", "done"), ("T-2", "new")}
     assert sorted(r.reason for r in store.rejected()) == ["invalid", "out_of_order", "unknown_case"]
     assert store.processed_count() == 3
@@ -127,12 +158,24 @@ def logs(draw: Any) -> list[Any]:
     out: list[Any] = []
     for i in range(n):
         if draw(st.integers(0, 19)) == 0:
-            out.append(draw(st.sampled_from(["{bad", "[]", json.dumps({"id": f"b{i}", "type": "ticket.opened"})])))
+            out.append(
+                draw(
+                    st.sampled_from(
+                        ["{bad", "[]", json.dumps({"id": f"b{i}", "type": "ticket.opened"})]
+                    )
+                )
+            )
             continue
         eid = f"e{draw(st.integers(0, n))}"  # ids repeat now and then: duplicates within and across batches
-        out.append(ev(eid, draw(st.sampled_from(TYPES)), draw(st.integers(0, 120)),
-                      case=draw(st.sampled_from(["T-1", "T-2", "T-3", None])),
-                      **({"priority": "high"} if draw(st.booleans()) else {})))
+        out.append(
+            ev(
+                eid,
+                draw(st.sampled_from(TYPES)),
+                draw(st.integers(0, 120)),
+                case=draw(st.sampled_from(["T-1", "T-2", "T-3", None])),
+                **({"priority": "high"} if draw(st.booleans()) else {}),
+            )
+        )
     return out
 
 
@@ -148,7 +191,10 @@ def test_property_batches_equal_one_by_one_sqlite(log: list[Any], batch: int) ->
     s.close()
 
 
-@settings(max_examples=15, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(log=logs(), batch=st.integers(2, 12))
 def test_property_batches_equal_one_by_one_postgres(log: list[Any], batch: int) -> None:
     want_status, want = one_by_one(log)
@@ -222,19 +268,25 @@ def test_postgres_prefetch_locks_the_cases_until_commit() -> None:
             st_ = eng.start(ev(f"o-{k}", "ticket.opened", 0, case=k)).state
             s.atomic(lambda tx, st_=st_: tx.save(st_, 0.0))  # type: ignore[misc]
         with psycopg.connect(postgres_url(), autocommit=True) as other:
+
             def probe(tx: Tx) -> list[bool]:
                 tx.prefetch([], [("mini", "T-1")])
                 locked = []
                 for k in ("T-1", "T-2"):
                     try:
-                        other.execute(f'SELECT 1 FROM "{schema}".cases WHERE case_key = %s FOR UPDATE NOWAIT', (k,))
+                        other.execute(
+                            f'SELECT 1 FROM "{schema}".cases WHERE case_key = %s FOR UPDATE NOWAIT',
+                            (k,),
+                        )
                         locked.append(False)
                     except pgerr.LockNotAvailable:
                         locked.append(True)
                 return locked
 
             assert s.atomic(probe) == [True, False]
-            other.execute(f'SELECT 1 FROM "{schema}".cases WHERE case_key = %s FOR UPDATE NOWAIT', ("T-1",))
+            other.execute(
+                f'SELECT 1 FROM "{schema}".cases WHERE case_key = %s FOR UPDATE NOWAIT', ("T-1",)
+            )
     finally:
         s.drop()  # type: ignore[attr-defined]
         s.close()
@@ -249,11 +301,14 @@ def test_postgres_an_id_processed_by_another_worker_meanwhile_reruns_the_batch()
     try:
         runs: list[bool] = []
         with psycopg.connect(postgres_url(), autocommit=True) as other:
+
             def unit(tx: Tx) -> bool:
                 seen = "e9" in tx.prefetch(["e9"], []).seen
                 runs.append(seen)
                 if not runs[1:]:  # first attempt: the other worker commits e9 now
-                    other.execute(f'INSERT INTO "{schema}".processed (event_id, at) VALUES (%s, 0)', ("e9",))
+                    other.execute(
+                        f'INSERT INTO "{schema}".processed (event_id, at) VALUES (%s, 0)', ("e9",)
+                    )
                 if not seen:
                     tx.mark_processed("e9", 1.0)
                 return seen
@@ -276,15 +331,26 @@ def test_postgres_a_case_opened_by_another_worker_meanwhile_reruns_the_batch() -
         theirs = eng.start(ev("o2", "ticket.opened", 1, priority="high")).state
         runs: list[bool] = []
         with psycopg.connect(postgres_url(), autocommit=True) as other:
+
             def unit(tx: Tx) -> None:
                 found = tx.prefetch([], [("mini", "T-1")]).states[("mini", "T-1")]
                 runs.append(found is not None)
                 if found is None:
-                    if len(runs) == 1:  # the other worker opens T-1 and commits before this batch does
+                    if (
+                        len(runs) == 1
+                    ):  # the other worker opens T-1 and commits before this batch does
                         other.execute(
                             f'INSERT INTO "{schema}".cases (playbook, case_key, version, hash, stage, state, '
                             "updated_at) VALUES (%s, %s, %s, %s, %s, %s, 0)",
-                            ("mini", "T-1", theirs.version, theirs.content_hash, theirs.stage, theirs.to_json()))
+                            (
+                                "mini",
+                                "T-1",
+                                theirs.version,
+                                theirs.content_hash,
+                                theirs.stage,
+                                theirs.to_json(),
+                            ),
+                        )
                     tx.save(mine, 1.0)
 
             s.atomic(unit)
@@ -304,7 +370,9 @@ def test_postgres_state_cache_never_hides_a_row_changed_elsewhere() -> None:
         ra.submit_many([ev("o1", "ticket.opened", 0)], batch=5)  # a caches T-1 as it wrote it
         rb.submit_many([ev("a1", "ticket.answered", 1)], batch=5)  # b moves it on
         r = ra.submit_many([ev("o2", "ticket.opened", 200, priority="high")], batch=5)[0]
-        assert r.status == "applied" and r.cases[0].stage == "new"  # re-entry after b's exit: a saw it
+        assert (
+            r.status == "applied" and r.cases[0].stage == "new"
+        )  # re-entry after b's exit: a saw it
         assert a.states.hits == 0 and a.states.misses >= 1  # type: ignore[attr-defined]
         assert [i.id for i in a.outbox(case="T-1")][-1] == "T-1:2"
     finally:

@@ -41,14 +41,32 @@ def _copies(n: int) -> list[str]:
     lines = [json.dumps(e, ensure_ascii=False) for e in out]
     # a few bad lines in the middle: rejected each time, recorded once, never blocking
     lines.insert(len(lines) // 3, "{broken")
-    lines.insert(len(lines) // 2, json.dumps({"id": "ghost", "type": "agent.replied", "at": out[0]["at"],
-                                              "case": "NO-SUCH"}))
+    lines.insert(
+        len(lines) // 2,
+        json.dumps({"id": "ghost", "type": "agent.replied", "at": out[0]["at"], "case": "NO-SUCH"}),
+    )
     return lines
 
 
 def _run_cmd(db: Path, events: Path, actions: Path) -> list[str]:
-    return [sys.executable, "-m", "carepath", "run", RETAIL, "--store", f"sqlite:///{db}", "--events", str(events),
-            "--actions", str(actions), "--batch", "3", "--until", "2027-04-01T00:00:00+07:00", "-q"]
+    return [
+        sys.executable,
+        "-m",
+        "carepath",
+        "run",
+        RETAIL,
+        "--store",
+        f"sqlite:///{db}",
+        "--events",
+        str(events),
+        "--actions",
+        str(actions),
+        "--batch",
+        "3",
+        "--until",
+        "2027-04-01T00:00:00+07:00",
+        "-q",
+    ]
 
 
 def _snapshot(db: Path) -> tuple[dict[str, str], dict[str, dict[str, Any]], int]:
@@ -71,7 +89,9 @@ def test_sigkill_at_random_points_loses_nothing_and_applies_everything_once(tmp_
     # the reference: one clean run
     ref_db, ref_actions = tmp_path / "ref.db", tmp_path / "ref-actions.jsonl"
     t = time.monotonic()
-    rc = subprocess.run(_run_cmd(ref_db, events, ref_actions), env=ENV, capture_output=True, text=True, check=False)
+    rc = subprocess.run(
+        _run_cmd(ref_db, events, ref_actions), env=ENV, capture_output=True, text=True, check=False
+    )
     full = time.monotonic() - t
     print(f"one clean run: {full:.2f} s")
     assert rc.returncode == 1, rc.stderr  # the two bad lines
@@ -83,15 +103,21 @@ def test_sigkill_at_random_points_loses_nothing_and_applies_everything_once(tmp_
     rng = random.Random(20270201)
     kills = 0
     for _ in range(15):
-        p = subprocess.Popen(_run_cmd(db, events, actions), env=ENV, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+        p = subprocess.Popen(
+            _run_cmd(db, events, actions),
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(rng.uniform(0.15, max(0.3, full * 0.9)))
         if p.poll() is None:
             os.kill(p.pid, signal.SIGKILL)
             kills += 1
         p.wait()
     assert kills >= 5
-    final = subprocess.run(_run_cmd(db, events, actions), env=ENV, capture_output=True, text=True, check=False)
+    final = subprocess.run(
+        _run_cmd(db, events, actions), env=ENV, capture_output=True, text=True, check=False
+    )
     assert final.returncode == 1, final.stderr
 
     states, items, processed = _snapshot(db)
@@ -142,7 +168,7 @@ _WORKER = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_two_processes_on_one_database_file(tmp_path: Path) -> None:
-    lines = [x for x in _copies(2) if x.startswith("{\"")]
+    lines = [x for x in _copies(2) if x.startswith('{"')]
     a = [x for x in lines if json.loads(x)["case"].endswith("-0")]
     b = [x for x in lines if json.loads(x)["case"].endswith("-1")]
     ea, eb = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
@@ -151,9 +177,24 @@ def test_two_processes_on_one_database_file(tmp_path: Path) -> None:
     db = tmp_path / "shared.db"
     script = tmp_path / "worker.py"
     script.write_text(_WORKER, encoding="utf-8")
-    procs = [subprocess.Popen([sys.executable, str(script), str(db), str(ev), str(tmp_path / f"out-{n}.jsonl"), "0",
-                               RETAIL], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for n, ev in (("a", ea), ("b", eb))]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(script),
+                str(db),
+                str(ev),
+                str(tmp_path / f"out-{n}.jsonl"),
+                "0",
+                RETAIL,
+            ],
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n, ev in (("a", ea), ("b", eb))
+    ]
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
@@ -165,7 +206,11 @@ def test_two_processes_on_one_database_file(tmp_path: Path) -> None:
         from carepath.runtime import Runtime
         from carepath.runtime.clock import ManualClock
 
-        rt = Runtime([carepath.load(RETAIL)], s, clock=ManualClock(datetime.fromisoformat("2027-04-01T00:00:00+07:00")))
+        rt = Runtime(
+            [carepath.load(RETAIL)],
+            s,
+            clock=ManualClock(datetime.fromisoformat("2027-04-01T00:00:00+07:00")),
+        )
         assert rt.run_due() > 0
         out = tmp_path / "out-a.jsonl"
         with out.open("a", encoding="utf-8") as fh:
@@ -177,8 +222,11 @@ def test_two_processes_on_one_database_file(tmp_path: Path) -> None:
         assert {c.case for c in s.cases()} == keys
         items = s.outbox()
         assert items and all(i.status == "delivered" for i in items)
-        written = [json.loads(x)["id"] for n in "ab" for x in
-                   (tmp_path / f"out-{n}.jsonl").read_text(encoding="utf-8").splitlines()]
+        written = [
+            json.loads(x)["id"]
+            for n in "ab"
+            for x in (tmp_path / f"out-{n}.jsonl").read_text(encoding="utf-8").splitlines()
+        ]
         # at least once (SPEC §7): two processes on their own simulated clocks may both hand over an
         # item whose lease lapsed on one of them; every id is there, and nothing else
         assert set(written) == {i.id for i in items}

@@ -16,11 +16,17 @@ TESTING = (ROOT / "docs" / "testing.md").read_text(encoding="utf-8")
 BLOCK = re.compile(r"```(\w+) file=(\S+)\n(.*?)```", re.S)
 
 
-def test_tutorial_walkthrough(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tutorial_walkthrough(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     blocks = BLOCK.findall(TUTORIAL)
-    assert [b[1] for b in blocks] == ["helpdesk.yaml", "helpdesk.yaml", "events.jsonl", "helpdesk.test.yaml"]
+    assert [b[1] for b in blocks] == [
+        "helpdesk.yaml",
+        "helpdesk.yaml",
+        "events.jsonl",
+        "helpdesk.test.yaml",
+    ]
     # step 1: the typo is reported, then fixed the "forgotten customer" warnings remain
     Path("helpdesk.yaml").write_text(blocks[0][2], encoding="utf-8")
     assert main(["validate", "helpdesk.yaml"]) == 1
@@ -35,11 +41,26 @@ def test_tutorial_walkthrough(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         Path(name).write_text(text, encoding="utf-8")
     assert main(["validate", "--strict", "helpdesk.yaml"]) == 0
     capsys.readouterr()
-    assert main(["simulate", "helpdesk.yaml", "events.jsonl", "--until", "2027-03-10", "--color", "never"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "helpdesk.yaml",
+                "events.jsonl",
+                "--until",
+                "2027-03-10",
+                "--color",
+                "never",
+            ]
+        )
+        == 0
+    )
     out, _ = capsys.readouterr()
-    for line in ("2027-03-01 09:45:00  T-2       ⏰ wake-up  new",
-                 "                               tier      L2 (was L1)",
-                 "2027-03-01 10:10:00  T-1       agent.replied [e3]  new → waiting"):
+    for line in (
+        "2027-03-01 09:45:00  T-2       ⏰ wake-up  new",
+        "                               tier      L2 (was L1)",
+        "2027-03-01 10:10:00  T-1       agent.replied [e3]  new → waiting",
+    ):
         assert line in out
     assert main(["test", ".", "--color", "never"]) == 0
     out, _ = capsys.readouterr()
@@ -52,7 +73,11 @@ def test_tutorial_walkthrough(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     case = CaseDriver("helpdesk.yaml", start="2027-03-01 09:00", case="T-1")
     case.send("case.opened", data={"channel": "chat"})
     case.advance(minutes=15)
-    assert case.tier == "L2" and case.clock("first_response").breached and "escalate" in case.action_types()
+    assert (
+        case.tier == "L2"
+        and case.clock("first_response").breached
+        and "escalate" in case.action_types()
+    )
 
 
 def test_testing_doc_examples() -> None:
@@ -64,9 +89,13 @@ def test_testing_doc_examples() -> None:
     case.advance(minutes=10)
     assert case.clock("first_response").breached
     assert "sla.first_response.breached" in case.signal_types()
-    run_scenario(support, [
-        {"event": "case.opened", "data": {"channel": "email"}},
-        {"event": "agent.replied", "at": "+30m"},
-        {"expect": {"stage": "open", "clocks": {"first_response": "met"}}},
-    ], start="2027-03-01 09:00")
-    assert "run_scenario(\"playbooks/support.yaml\"" in TESTING
+    run_scenario(
+        support,
+        [
+            {"event": "case.opened", "data": {"channel": "email"}},
+            {"event": "agent.replied", "at": "+30m"},
+            {"expect": {"stage": "open", "clocks": {"first_response": "met"}}},
+        ],
+        start="2027-03-01 09:00",
+    )
+    assert 'run_scenario("playbooks/support.yaml"' in TESTING

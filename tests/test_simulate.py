@@ -55,16 +55,26 @@ def test_table_on_examples(capsys: pytest.CaptureFixture[str], pb: str, events: 
     assert "case(s)," in out.splitlines()[-1] or "case(s)" in out
 
 
-def test_table_shows_sla_met_warned_breached_and_escalations(capsys: pytest.CaptureFixture[str]) -> None:
+def test_table_shows_sla_met_warned_breached_and_escalations(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     code, out, _ = run(capsys, SUPPORT, SUPPORT_EVENTS, "--color", "never")
     assert code == 0
-    for text in ("sla.first_response.met", "sla.first_response.warning", "sla.first_response.breached",
-                 "escalate L1 → L2", "escalate L2 → L3", "new → open", "due 2027-02-01 11:12:00"):
+    for text in (
+        "sla.first_response.met",
+        "sla.first_response.warning",
+        "sla.first_response.breached",
+        "escalate L1 → L2",
+        "escalate L2 → L3",
+        "new → open",
+        "due 2027-02-01 11:12:00",
+    ):
         assert text in out, text
 
 
-def test_color_only_when_asked_and_no_color_respected(capsys: pytest.CaptureFixture[str],
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_color_only_when_asked_and_no_color_respected(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     _, out, _ = run(capsys, SUPPORT, SUPPORT_EVENTS, "--color", "always")
     assert "\x1b[" in out
     monkeypatch.setenv("NO_COLOR", "1")
@@ -88,7 +98,9 @@ def test_jsonl_one_object_per_step(capsys: pytest.CaptureFixture[str]) -> None:
     ats = [datetime.fromisoformat(r["at"]) for r in rows]
     assert ats == sorted(ats)
     # a wake-up fires strictly before the next event of the log
-    first_warning = next(r for r in rows if any(s["type"] == "sla.first_response.warning" for s in r["signals"]))
+    first_warning = next(
+        r for r in rows if any(s["type"] == "sla.first_response.warning" for s in r["signals"])
+    )
     assert first_warning["event"] is None
 
 
@@ -97,9 +109,12 @@ def test_until_advances_every_case(capsys: pytest.CaptureFixture[str]) -> None:
     _, out2, _ = run(capsys, SUPPORT, SUPPORT_EVENTS, "-f", "jsonl", "--until", "2027-04-01")
     rows, rows2 = out.splitlines(), out2.splitlines()
     assert rows2[: len(rows)] == rows
-    extra = [json.loads(x) for x in rows2[len(rows):]]
+    extra = [json.loads(x) for x in rows2[len(rows) :]]
     assert extra and all(r["event"] is None for r in extra)
-    assert all(datetime.fromisoformat(r["at"]) <= datetime.fromisoformat("2027-04-01T00:00:00+07:00") for r in extra)
+    assert all(
+        datetime.fromisoformat(r["at"]) <= datetime.fromisoformat("2027-04-01T00:00:00+07:00")
+        for r in extra
+    )
     final = {}
     for r in map(json.loads, rows2):
         if r["state"]:
@@ -112,7 +127,9 @@ def test_bad_until(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2 and "--until" in err
 
 
-def test_bad_events_reported_with_line_and_run_goes_on(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_bad_events_reported_with_line_and_run_goes_on(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     lines = [
         json.dumps(ev(1, "case.opened", "2027-03-01T09:00:00+07:00", channel="email")),
         "{not json",
@@ -140,7 +157,9 @@ def test_yaml_events(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None
     f.write_text(
         "- {id: a, type: case.opened, at: '2027-03-01T09:00:00+07:00', case: T-1, data: {channel: chat}}\n"
         "- {id: b, type: agent.replied, case: T-1}\n"
-        "- {id: c, type: agent.replied, at: '2027-03-01T09:05:00+07:00', case: T-1}\n", encoding="utf-8")
+        "- {id: c, type: agent.replied, at: '2027-03-01T09:05:00+07:00', case: T-1}\n",
+        encoding="utf-8",
+    )
     code, out, err = run(capsys, SUPPORT, str(f), "-f", "jsonl")
     assert code == 1
     assert f"{f}:2: bad event: missing field `at`" in err
@@ -148,16 +167,22 @@ def test_yaml_events(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None
     assert rows[-1]["state"]["clocks"]["first_response"]["status"] == "met"
 
 
-def test_unknown_case_and_unmentioned_types_are_ignored(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_unknown_case_and_unmentioned_types_are_ignored(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     f = tmp_path / "e.jsonl"
-    f.write_text(json.dumps(ev(1, "agent.replied", "2027-03-01T09:00:00+07:00", case="NOPE")) + "\n")
+    f.write_text(
+        json.dumps(ev(1, "agent.replied", "2027-03-01T09:00:00+07:00", case="NOPE")) + "\n"
+    )
     code, out, _ = run(capsys, SUPPORT, str(f), "-f", "jsonl")
     assert code == 0
     row = json.loads(out)
     assert row["state"] is None and row["signals"][0]["type"] == "ignored"
 
 
-def test_invalid_playbook_prints_validate_diagnostics(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_invalid_playbook_prints_validate_diagnostics(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     pb = tmp_path / "broken.yaml"
     pb.write_text(BROKEN, encoding="utf-8")
     code, out, err = run(capsys, str(pb), SUPPORT_EVENTS)
@@ -168,8 +193,14 @@ def test_invalid_playbook_prints_validate_diagnostics(capsys: pytest.CaptureFixt
 
 
 @pytest.mark.parametrize("which", ["playbook", "events"])
-def test_missing_files_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path, which: str) -> None:
-    args = [str(tmp_path / "nope.yaml"), SUPPORT_EVENTS] if which == "playbook" else [SUPPORT, str(tmp_path / "nope.jsonl")]
+def test_missing_files_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, which: str
+) -> None:
+    args = (
+        [str(tmp_path / "nope.yaml"), SUPPORT_EVENTS]
+        if which == "playbook"
+        else [SUPPORT, str(tmp_path / "nope.jsonl")]
+    )
     code, out, err = run(capsys, *args)
     assert code == 2 and out == ""
     assert "nope" in err and ("No such file" in err or "no such file" in err)
@@ -188,8 +219,12 @@ def test_simulator_wakes_strictly_before_and_after_at_the_same_instant() -> None
 
 def test_simulator_interleaves_cases_in_time_order() -> None:
     sim = Simulator(load(SUPPORT))
-    sim.feed(Event.from_dict(ev(1, "case.opened", "2027-03-01T09:00:00+07:00", case="A", channel="chat")))
-    sim.feed(Event.from_dict(ev(2, "case.opened", "2027-03-01T09:05:00+07:00", case="B", channel="chat")))
+    sim.feed(
+        Event.from_dict(ev(1, "case.opened", "2027-03-01T09:00:00+07:00", case="A", channel="chat"))
+    )
+    sim.feed(
+        Event.from_dict(ev(2, "case.opened", "2027-03-01T09:05:00+07:00", case="B", channel="chat"))
+    )
     steps = sim.advance_to(datetime.fromisoformat("2027-03-01T09:30:00+07:00"))
     keyed = [(s.at, s.case) for s in steps]
     assert keyed == sorted(keyed)
@@ -198,12 +233,24 @@ def test_simulator_interleaves_cases_in_time_order() -> None:
 
 def test_reentry_after_exit_respects_min_interval() -> None:
     sim = Simulator(load(JOURNEY))
-    sim.feed(Event.from_dict(ev(1, "customer.subscribed", "2027-03-01T10:00:00+07:00", case="K", channel="zalo")))
+    sim.feed(
+        Event.from_dict(
+            ev(1, "customer.subscribed", "2027-03-01T10:00:00+07:00", case="K", channel="zalo")
+        )
+    )
     sim.feed(Event.from_dict(ev(2, "customer.unsubscribed", "2027-03-02T10:00:00+07:00", case="K")))
     assert sim.cases["K"].ended
-    steps = sim.feed(Event.from_dict(ev(3, "customer.subscribed", "2027-03-10T10:00:00+07:00", case="K", channel="zalo")))
+    steps = sim.feed(
+        Event.from_dict(
+            ev(3, "customer.subscribed", "2027-03-10T10:00:00+07:00", case="K", channel="zalo")
+        )
+    )
     assert steps[-1].kind == "ignored"  # min_interval 90d
-    steps = sim.feed(Event.from_dict(ev(4, "customer.subscribed", "2027-06-10T10:00:00+07:00", case="K", channel="zalo")))
+    steps = sim.feed(
+        Event.from_dict(
+            ev(4, "customer.subscribed", "2027-06-10T10:00:00+07:00", case="K", channel="zalo")
+        )
+    )
     assert steps[-1].kind == "event" and steps[-1].opened
     assert not sim.cases["K"].ended
 

@@ -13,10 +13,20 @@ from hypothesis import strategies as st
 
 from carepath._instants import dumps
 
-_scalars = (st.none() | st.booleans() | st.integers(min_value=-(2**100), max_value=2**100)
-            | st.floats(allow_nan=False, allow_infinity=False) | st.text())
-_values = st.recursive(_scalars, lambda kids: st.lists(kids, max_size=4)
-                       | st.dictionaries(st.text(max_size=8), kids, max_size=4), max_leaves=20)
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**100), max_value=2**100)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+_values = st.recursive(
+    _scalars,
+    lambda kids: (
+        st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4)
+    ),
+    max_leaves=20,
+)
 
 
 def _stdlib(v: Any) -> str:

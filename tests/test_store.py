@@ -28,7 +28,9 @@ StoreFactory = Callable[[Path], Store]
 STORE_FACTORIES: dict[str, StoreFactory] = {
     "sqlite-memory": lambda tmp: open_store("sqlite://:memory:"),
     "sqlite-file": lambda tmp: open_store(f"sqlite:///{tmp / 'cases.db'}"),
-    "postgres": lambda tmp: open_store(postgres_schema_url()),  # skips (or fails in CI) without a server
+    "postgres": lambda tmp: open_store(
+        postgres_schema_url()
+    ),  # skips (or fails in CI) without a server
 }
 
 
@@ -46,13 +48,22 @@ def playbook() -> carepath.Playbook:
 
 def _case(pb: carepath.Playbook, key: str, at: float = T0) -> tuple[CaseState, list[Action]]:
     eng = Engine(pb)
-    step = eng.start(Event(f"open-{key}", "case.opened", datetime.fromtimestamp(at, UTC), key,
-                           {"channel": "email", "priority": "normal"}))
+    step = eng.start(
+        Event(
+            f"open-{key}",
+            "case.opened",
+            datetime.fromtimestamp(at, UTC),
+            key,
+            {"channel": "email", "priority": "normal"},
+        )
+    )
     return step.state, step.actions
 
 
 def _action(key: str, n: int, at: float = T0, type_: str = "send", pb: str = "p") -> Action:
-    return Action(f"{key}:{n}", pb, key, type_, {"n": n}, datetime.fromtimestamp(at, UTC), "stages.x.enter[0]")
+    return Action(
+        f"{key}:{n}", pb, key, type_, {"n": n}, datetime.fromtimestamp(at, UTC), "stages.x.enter[0]"
+    )
 
 
 # -- transactions ---------------------------------------------------------------------------------
@@ -85,7 +96,9 @@ def test_atomic_commits_everything_or_nothing(store: Store, playbook: carepath.P
     assert store.processed_count() == 1
 
 
-def test_nested_atomic_joins_the_open_transaction(store: Store, playbook: carepath.Playbook) -> None:
+def test_nested_atomic_joins_the_open_transaction(
+    store: Store, playbook: carepath.Playbook
+) -> None:
     st, _ = _case(playbook, "T-2")
 
     def outer(tx: Tx) -> None:
@@ -117,15 +130,25 @@ def test_state_round_trip_and_listing(store: Store, playbook: carepath.Playbook)
 def test_wakeup_index(store: Store, playbook: carepath.Playbook) -> None:
     key = (playbook.id, playbook.content_hash)
     base, _ = _case(playbook, "T-0")
-    rows = [dataclasses.replace(base, case=f"T-{i}", next_wakeup_s=T0 + 100 * i) for i in range(1, 6)]
+    rows = [
+        dataclasses.replace(base, case=f"T-{i}", next_wakeup_s=T0 + 100 * i) for i in range(1, 6)
+    ]
     rows.append(dataclasses.replace(base, case="T-none", next_wakeup_s=None))
     rows.append(dataclasses.replace(base, case="T-old", content_hash="0" * 64, next_wakeup_s=T0))
     store.atomic(lambda tx: [tx.save(s, T0) for s in rows])
     due = store.atomic(lambda tx: tx.due(T0 + 300, 10, [key]))
-    assert [s.case for s in due] == ["T-1", "T-2", "T-3"]  # earliest first; other versions not taken
+    assert [s.case for s in due] == [
+        "T-1",
+        "T-2",
+        "T-3",
+    ]  # earliest first; other versions not taken
     assert [s.case for s in store.atomic(lambda tx: tx.due(T0 + 300, 2, [key]))] == ["T-1", "T-2"]
-    assert [s.case for s in store.atomic(lambda tx: tx.due(T0 + 300, 10, [key], exclude=[(playbook.id, "T-1")]))] \
-        == ["T-2", "T-3"]
+    assert [
+        s.case
+        for s in store.atomic(
+            lambda tx: tx.due(T0 + 300, 10, [key], exclude=[(playbook.id, "T-1")])
+        )
+    ] == ["T-2", "T-3"]
     assert store.atomic(lambda tx: tx.due(T0 + 300, 10, [])) == []
     assert store.next_wakeup([key]) == T0 + 100
     assert store.next_wakeup() == T0
@@ -133,9 +156,19 @@ def test_wakeup_index(store: Store, playbook: carepath.Playbook) -> None:
 
 
 def test_processed_ids(store: Store) -> None:
-    store.atomic(lambda tx: [tx.mark_processed("a", T0), tx.mark_processed("a", T0), tx.mark_processed("b", T0)])
+    store.atomic(
+        lambda tx: [
+            tx.mark_processed("a", T0),
+            tx.mark_processed("a", T0),
+            tx.mark_processed("b", T0),
+        ]
+    )
     assert store.processed_count() == 2
-    assert store.atomic(lambda tx: (tx.seen("a"), tx.seen("b"), tx.seen("c"))) == (True, True, False)
+    assert store.atomic(lambda tx: (tx.seen("a"), tx.seen("b"), tx.seen("c"))) == (
+        True,
+        True,
+        False,
+    )
 
 
 # -- outbox -------------------------------------------------------------------------------------
@@ -149,7 +182,15 @@ def test_outbox_insert_is_idempotent_per_playbook_and_id(store: Store) -> None:
     assert first.status == "pending" and first.attempts == 0 and first.action == a1
     assert first["status"] == "pending" and first["action"] == a1
     assert first.to_dict()["action"] == a1.to_dict()
-    assert set(first.to_dict()) == {"id", "playbook", "case", "type", "status", "attempts", "action"}
+    assert set(first.to_dict()) == {
+        "id",
+        "playbook",
+        "case",
+        "type",
+        "status",
+        "attempts",
+        "action",
+    }
     assert [i.id for i in store.outbox(playbook="q")] == ["T-1:1"]
     assert [i.id for i in store.outbox(case="T-1", playbook="p")] == ["T-1:1", "T-1:2"]
 
@@ -174,7 +215,11 @@ def test_claims_leases_and_lapse(store: Store) -> None:
 
 
 def test_claim_filters_types_and_retries_and_dead(store: Store) -> None:
-    store.atomic(lambda tx: tx.add_outbox([_action("T-1", 1, type_="send"), _action("T-1", 2, type_="notify")]))
+    store.atomic(
+        lambda tx: tx.add_outbox(
+            [_action("T-1", 1, type_="send"), _action("T-1", 2, type_="notify")]
+        )
+    )
     assert [i.id for i in store.claim_outbox(T0, 10, T0 + 30, "w", types=["notify"])] == ["T-1:2"]
     assert store.claim_outbox(T0, 10, T0 + 30, "w", types=[]) == []
     store.finish_outbox("p", "T-1:2", "w", delivered=False, retry_at=T0 + 100, error="503")
@@ -202,7 +247,9 @@ def test_release_claims(store: Store) -> None:
 
 # -- rejected -----------------------------------------------------------------------------------
 def test_rejected_events_are_kept_once_per_content_and_reason(store: Store) -> None:
-    r1 = Rejected({"id": "e1", "type": "x", "case": "T-1"}, "unknown_case", "no case", T0, (("p", "T-1"),))
+    r1 = Rejected(
+        {"id": "e1", "type": "x", "case": "T-1"}, "unknown_case", "no case", T0, (("p", "T-1"),)
+    )
     r2 = Rejected({"raw": "{not json"}, "invalid", "not JSON", T0 + 1)
     store.atomic(lambda tx: [tx.add_rejected(r1), tx.add_rejected(r2), tx.add_rejected(r1)])
     got = store.rejected()
@@ -214,7 +261,9 @@ def test_rejected_events_are_kept_once_per_content_and_reason(store: Store) -> N
 
 
 # -- files --------------------------------------------------------------------------------------
-def test_sqlite_file_reopens_with_its_data_and_schema(tmp_path: Path, playbook: carepath.Playbook) -> None:
+def test_sqlite_file_reopens_with_its_data_and_schema(
+    tmp_path: Path, playbook: carepath.Playbook
+) -> None:
     url = f"sqlite:///{tmp_path / 'a.db'}"
     s = open_store(url)
     st, acts = _case(playbook, "T-1")
@@ -232,7 +281,10 @@ def test_sqlite_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert parse_sqlite_url("sqlite:///rel.db") == ("rel.db", {})
     assert parse_sqlite_url("sqlite:////abs/x.db") == ("/abs/x.db", {})
     assert parse_sqlite_url("sqlite://:memory:") == (":memory:", {})
-    assert parse_sqlite_url("sqlite:///x.db?synchronous=normal") == ("x.db", {"synchronous": "normal"})
+    assert parse_sqlite_url("sqlite:///x.db?synchronous=normal") == (
+        "x.db",
+        {"synchronous": "normal"},
+    )
     monkeypatch.chdir(tmp_path)
     s = open_store("sqlite:///rel.db?synchronous=normal")
     s.close()

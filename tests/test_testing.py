@@ -25,7 +25,9 @@ def test_fake_clock() -> None:
     clock = FakeClock(datetime(2027, 3, 1, 9, tzinfo=ICT))
     assert clock() == clock.now == datetime(2027, 3, 1, 9, tzinfo=ICT)
     assert clock.advance(hours=2) == datetime(2027, 3, 1, 11, tzinfo=ICT)
-    assert clock.advance(timedelta(minutes=30), seconds=15) == datetime(2027, 3, 1, 11, 30, 15, tzinfo=ICT)
+    assert clock.advance(timedelta(minutes=30), seconds=15) == datetime(
+        2027, 3, 1, 11, 30, 15, tzinfo=ICT
+    )
     assert clock.set("2027-03-02T08:00:00+07:00") == datetime(2027, 3, 2, 8, tzinfo=ICT)
     with pytest.raises(ValueError, match="backwards"):
         clock.set(datetime(2027, 3, 1, tzinfo=ICT))
@@ -75,13 +77,20 @@ def test_case_driver_many_cases_and_errors(playbook) -> None:  # type: ignore[no
 def test_run_scenario_passes_and_fails_with_a_diff(playbook) -> None:  # type: ignore[no-untyped-def]
     steps = [
         {"event": "case.opened", "data": {"channel": "email"}},
-        {"expect": {"stage": "new", "clocks": {"first_response": {"due": "2027-03-01 11:00"}},
-                    "actions": {"include": [{"send": "ack_email"}]}}},
+        {
+            "expect": {
+                "stage": "new",
+                "clocks": {"first_response": {"due": "2027-03-01 11:00"}},
+                "actions": {"include": [{"send": "ack_email"}]},
+            }
+        },
         {"event": "agent.replied", "at": "+30m"},
         {"expect": {"stage": "open", "clocks": {"first_response": "met"}}},
     ]
     res = run_scenario(playbook, steps, start="2027-03-01 09:00", case="T-9")
     assert res.passed
     with pytest.raises(AssertionError) as exc:
-        run_scenario(playbook, [*steps[:3], {"expect": {"stage": "solved"}}], start="2027-03-01 09:00")
+        run_scenario(
+            playbook, [*steps[:3], {"expect": {"stage": "solved"}}], start="2027-03-01 09:00"
+        )
     assert "stage: expected 'solved', got 'open'" in str(exc.value)

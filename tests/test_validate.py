@@ -15,7 +15,9 @@ from carepath.loading.loader import check_file, load
 
 HERE = Path(__file__).parent
 CORPUS = sorted((HERE / "invalid").glob("*.yaml"))
-EXAMPLES = sorted(p for p in (HERE.parent / "examples").glob("*.yaml") if not p.name.endswith(".test.yaml"))
+EXAMPLES = sorted(
+    p for p in (HERE.parent / "examples").glob("*.yaml") if not p.name.endswith(".test.yaml")
+)
 _EXPECT = re.compile(r"^# expect: (CP\d{3}) (\d+):(\d+)\s*$", re.M)
 
 
@@ -70,8 +72,10 @@ def test_examples_are_clean(path: Path) -> None:
 def test_too_many_stages(tmp_path: Path) -> None:
     stages = "".join(f"  s{i}: {{on: {{go: s{i + 1}}}}}\n" for i in range(600))
     p = tmp_path / "big.yaml"
-    p.write_text("carepath: 1\nid: big\nversion: '1'\nstart: {on: go}\nstages:\n"
-                 "  s0x: {initial: true, on: {go: s0}}\n" + stages + "  s600: {final: true}\n")
+    p.write_text(
+        "carepath: 1\nid: big\nversion: '1'\nstart: {on: go}\nstages:\n"
+        "  s0x: {initial: true, on: {go: s0}}\n" + stages + "  s600: {final: true}\n"
+    )
     res = check_file(p)
     assert [d.code for d in res.diagnostics] == ["CP108"]
 

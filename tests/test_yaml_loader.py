@@ -35,8 +35,16 @@ def test_small_aliases_are_fine() -> None:
     assert data == {"a": {"h": [1, 2]}, "b": {"h": [1, 2]}}
 
 
-@pytest.mark.parametrize("tag", ["!!python/object/apply:os.system ['ls']", "!!python/name:os.system",
-                                 "!custom x", "!!str 3", "!!binary aGVsbG8="])
+@pytest.mark.parametrize(
+    "tag",
+    [
+        "!!python/object/apply:os.system ['ls']",
+        "!!python/name:os.system",
+        "!custom x",
+        "!!str 3",
+        "!!binary aGVsbG8=",
+    ],
+)
 def test_tags_are_rejected(tag: str) -> None:
     got = problems(f"a: 1\nb: {tag}\n")
     assert got[0] == ("CP103", 2, 4)
@@ -62,8 +70,14 @@ def test_huge_file() -> None:
     assert [d.code for d in res.diagnostics] == ["CP104"]
 
 
-@pytest.mark.parametrize("text", ["[" * 10_000 + "]" * 10_000, "a:\n" + "".join("  " * i + "- \n" for i in range(1, 200)),
-                                  "{a: " * 5000 + "1" + "}" * 5000])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 10_000 + "]" * 10_000,
+        "a:\n" + "".join("  " * i + "- \n" for i in range(1, 200)),
+        "{a: " * 5000 + "1" + "}" * 5000,
+    ],
+)
 def test_deep_nesting(text: str) -> None:
     with pytest.raises(YamlError) as info:
         load_yaml(text + "\n")
@@ -77,13 +91,39 @@ def test_depth_limit_is_configurable() -> None:
     load_yaml("a: [[[1]]]\n", Limits(max_depth=10))
 
 
-@pytest.mark.parametrize(("text", "value"), [
-    ("on", "on"), ("off", "off"), ("yes", "yes"), ("no", "no"), ("y", "y"), ("n", "n"), ("On", "On"),
-    ("NO", "NO"), ("13:00", "13:00"), ("08:00-12:00", "08:00-12:00"), ("1:30:00", "1:30:00"),
-    ("true", True), ("false", False), ("True", True), ("null", None), ("~", None), ("", None),
-    ("12", 12), ("-3", -3), ("0o17", 15), ("0x1F", 31), ("1.5", 1.5), ("1e3", 1000.0),
-    ("017", 17), ("2026-04-30", "2026-04-30"), ("1_000", "1_000"), ("+1h", "+1h"), ("75%", "75%"),
-])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("on", "on"),
+        ("off", "off"),
+        ("yes", "yes"),
+        ("no", "no"),
+        ("y", "y"),
+        ("n", "n"),
+        ("On", "On"),
+        ("NO", "NO"),
+        ("13:00", "13:00"),
+        ("08:00-12:00", "08:00-12:00"),
+        ("1:30:00", "1:30:00"),
+        ("true", True),
+        ("false", False),
+        ("True", True),
+        ("null", None),
+        ("~", None),
+        ("", None),
+        ("12", 12),
+        ("-3", -3),
+        ("0o17", 15),
+        ("0x1F", 31),
+        ("1.5", 1.5),
+        ("1e3", 1000.0),
+        ("017", 17),
+        ("2026-04-30", "2026-04-30"),
+        ("1_000", "1_000"),
+        ("+1h", "+1h"),
+        ("75%", "75%"),
+    ],
+)
 def test_yaml_12_scalars(text: str, value: object) -> None:
     data, _ = load_yaml(f"k: {text}\n")
     assert data == {"k": value}
@@ -126,5 +166,7 @@ def test_syntax_error_position() -> None:
 
 def test_merge_keys_are_not_magic() -> None:
     # `<<` is an ordinary key in YAML 1.2 core: the playbook schema rejects it as unknown.
-    res = check("carepath: 1\nid: t\nversion: '1'\nbase: &b {x: 1}\n<<: *b\nstart: {on: a}\nstages: {s: {initial: true}}\n")
+    res = check(
+        "carepath: 1\nid: t\nversion: '1'\nbase: &b {x: 1}\n<<: *b\nstart: {on: a}\nstages: {s: {initial: true}}\n"
+    )
     assert "CP201" in {d.code for d in res.diagnostics}

@@ -63,7 +63,8 @@ def parse_duration(text: object, *, business: bool = False) -> Duration:
         raise DurationError(f"expected a duration such as 2h, 1h30m, 3bd or PT2H, got {text!r}")
     if isinstance(text, int):
         raise DurationError(
-            f"a bare number ({text}) is not a duration", hint=f"add a unit: {text}s, {text}m or {text}h"
+            f"a bare number ({text}) is not a duration",
+            hint=f"add a unit: {text}s, {text}m or {text}h",
         )
     s = text.strip()
     if len(s) > MAX_LENGTH:
@@ -128,15 +129,19 @@ def _parse_short(s: str) -> Duration:
             hint="use a number and a unit: 45s, 15m, 2h, 1h30m, 3d, 2w, 2bd, or ISO 8601 (PT2H)",
         )
     if bd and (seconds or days):
-        raise DurationError(f"business days cannot be mixed with other units in {s!r}",
-                            hint="write the business days alone (2bd) or use hours of open time")
+        raise DurationError(
+            f"business days cannot be mixed with other units in {s!r}",
+            hint="write the business days alone (2bd) or use hours of open time",
+        )
     return Duration(seconds=float(seconds), days=days, business_days=bd, text=s)
 
 
 def _parse_iso(s: str) -> Duration:
     m = _ISO.fullmatch(s.upper())
     if not m or s.upper() in ("P", "PT") or s.upper().endswith("T"):
-        raise DurationError(f"cannot read ISO 8601 duration {s!r}", hint="for example PT2H, PT30M, P3D")
+        raise DurationError(
+            f"cannot read ISO 8601 duration {s!r}", hint="for example PT2H, PT30M, P3D"
+        )
     g = {k: v for k, v in m.groupdict().items() if v is not None}
     days = int(g.get("w", 0)) * 7 + int(g.get("d", 0))
     seconds = int(g.get("h", 0)) * 3600 + int(g.get("m", 0)) * 60 + float(g.get("s", 0))

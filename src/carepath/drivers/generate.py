@@ -36,20 +36,39 @@ __all__ = ["KINDS", "day_volume", "generate", "write_jsonl"]
 
 KINDS = ("retail", "journey")
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
-TET_PEAK = date(2027, 2, 2)      # the last working days before Tết Đinh Mùi (6 Feb 2027)
+TET_PEAK = date(2027, 2, 2)  # the last working days before Tết Đinh Mùi (6 Feb 2027)
 TET_CLOSED = (date(2027, 2, 4), date(2027, 2, 11))
 SALE_DAYS = {(11, 11): 2.2, (12, 12): 1.9}
 
-_CHANNELS = (("phone", 25), ("email", 15), ("chat", 20), ("facebook", 12), ("zalo", 16), ("chatbot", 12))
+_CHANNELS = (
+    ("phone", 25),
+    ("email", 15),
+    ("chat", 20),
+    ("facebook", 12),
+    ("zalo", 16),
+    ("chatbot", 12),
+)
 _TOPICS = ("order", "delivery", "warranty", "payment", "return", "account", "other")
 _TOPIC_W = (25, 30, 12, 8, 10, 7, 8)
-_NAMES = ("Nguyễn Thị Mai", "Trần Văn Hùng", "Lê Thu Hà", "Phạm Quốc Bảo", "Hoàng Minh Anh", "Vũ Thị Lan",
-          "Đặng Văn Nam", "Bùi Thị Hương", "Công ty TNHH Minh Phát", "Đỗ Gia Huy")
+_NAMES = (
+    "Nguyễn Thị Mai",
+    "Trần Văn Hùng",
+    "Lê Thu Hà",
+    "Phạm Quốc Bảo",
+    "Hoàng Minh Anh",
+    "Vũ Thị Lan",
+    "Đặng Văn Nam",
+    "Bùi Thị Hương",
+    "Công ty TNHH Minh Phát",
+    "Đỗ Gia Huy",
+)
 # contacts by local hour of day (0–23), a two-humped working day with an evening tail
 _HOURS = (1, 1, 0.5, 0.5, 0.5, 1, 2, 5, 9, 11, 11, 9, 6, 8, 10, 10, 9, 7, 5, 5, 5, 4, 3, 2)
 
 
-def day_volume(d: date, base: float = 1000.0, peak: float = 5000.0, peak_day: date = TET_PEAK) -> float:
+def day_volume(
+    d: date, base: float = 1000.0, peak: float = 5000.0, peak_day: date = TET_PEAK
+) -> float:
     """Expected contacts on local date ``d``."""
     v = base * (0.75 if d.weekday() == 5 else 0.55 if d.weekday() == 6 else 1.0)
     v *= SALE_DAYS.get((d.month, d.day), 1.0)
@@ -73,7 +92,9 @@ class _Out:
         self.seq = 0
         self.n = 0
 
-    def add(self, t: float, type_: str, case: str | None, data: dict[str, Any] | None = None) -> None:
+    def add(
+        self, t: float, type_: str, case: str | None, data: dict[str, Any] | None = None
+    ) -> None:
         self.seq += 1
         heapq.heappush(self.heap, (t, self.seq, {"type": type_, "case": case, "data": data or {}}))
 
@@ -82,8 +103,13 @@ class _Out:
         while h and h[0][0] < until:
             t, _, ev = heapq.heappop(h)
             self.n += 1
-            yield {"id": f"{prefix}-{self.n:07d}", "type": ev["type"],
-                   "at": datetime.fromtimestamp(round(t), TZ).isoformat(), "case": ev["case"], "data": ev["data"]}
+            yield {
+                "id": f"{prefix}-{self.n:07d}",
+                "type": ev["type"],
+                "at": datetime.fromtimestamp(round(t), TZ).isoformat(),
+                "case": ev["case"],
+                "data": ev["data"],
+            }
 
 
 def _pick(rng: random.Random, items: tuple[tuple[str, int], ...]) -> str:
@@ -94,14 +120,18 @@ def _lognorm_minutes(rng: random.Random, median: float, sigma: float = 0.9) -> f
     return 60.0 * median * math.exp(rng.gauss(0.0, sigma))
 
 
-def _retail_case(rng: random.Random, out: _Out, key: str, t0: float, n: int) -> None:
+def _retail_case(rng: random.Random, out: _Out, key: str, t0: float, n: int) -> None:  # noqa: C901 - one ticket's life, told in order: each branch is a turn of the story
     ch = _pick(rng, _CHANNELS)
     r = rng.random()
     tier = "vip" if r < 0.05 else "gold" if r < 0.15 else "standard"
     r = rng.random()
     prio = "low" if r < 0.1 else "normal" if r < 0.8 else "high" if r < 0.95 else "urgent"
-    data: dict[str, Any] = {"channel": ch, "priority": prio, "topic": rng.choices(_TOPICS, _TOPIC_W)[0],
-                            "customer_name": rng.choice(_NAMES)}
+    data: dict[str, Any] = {
+        "channel": ch,
+        "priority": prio,
+        "topic": rng.choices(_TOPICS, _TOPIC_W)[0],
+        "customer_name": rng.choice(_NAMES),
+    }
     if tier != "standard":
         data["customer_tier"] = tier
     if rng.random() < 0.08:
@@ -116,15 +146,26 @@ def _retail_case(rng: random.Random, out: _Out, key: str, t0: float, n: int) -> 
     customer = f"KH-{rng.randint(1, max(50, n // 3)):07d}"
     t = t0
     if rng.random() < 0.03:  # spam, duplicates, wrong queue
-        out.add(t + rng.uniform(60, 3600), "case.cancelled", key,
-                {"reason": rng.choice(("spam", "duplicate", "wrong_queue", "other"))})
+        out.add(
+            t + rng.uniform(60, 3600),
+            "case.cancelled",
+            key,
+            {"reason": rng.choice(("spam", "duplicate", "wrong_queue", "other"))},
+        )
         return
     if ch == "chatbot":
         if rng.random() < 0.55:  # the bot answers it
             out.add(t + rng.uniform(60, 400), "case.solved", key, {"resolution": "answered"})
             if rng.random() < 0.2:
-                out.add(t + rng.uniform(3700, 9000), "survey.answered", key,
-                        {"survey": "csat", "score": rng.choices((1, 2, 3, 4, 5), (6, 6, 12, 36, 40))[0]})
+                out.add(
+                    t + rng.uniform(3700, 9000),
+                    "survey.answered",
+                    key,
+                    {
+                        "survey": "csat",
+                        "score": rng.choices((1, 2, 3, 4, 5), (6, 6, 12, 36, 40))[0],
+                    },
+                )
             return
         t += rng.uniform(30, 300)
         ch = rng.choice(("chat", "zalo"))
@@ -135,9 +176,19 @@ def _retail_case(rng: random.Random, out: _Out, key: str, t0: float, n: int) -> 
     t += _lognorm_minutes(rng, median)
     agent = f"ag.{rng.randint(1, 60):02d}"
     asks = rng.random() < 0.22
-    out.add(t, "agent.replied", key, {"agent": agent, "needs_customer": asks} if asks else {"agent": agent})
+    out.add(
+        t,
+        "agent.replied",
+        key,
+        {"agent": agent, "needs_customer": asks} if asks else {"agent": agent},
+    )
     if ch in ("phone", "chat", "zalo", "facebook"):
-        out.add(t + 1, "contact.handled", key, {"duration": int(max(40.0, rng.lognormvariate(math.log(300), 0.5)))})
+        out.add(
+            t + 1,
+            "contact.handled",
+            key,
+            {"duration": int(max(40.0, rng.lognormvariate(math.log(300), 0.5)))},
+        )
     if rng.random() < 0.015:
         out.add(t + rng.uniform(600, 7200), "case.escalation_requested", key)
     if asks:
@@ -148,7 +199,12 @@ def _retail_case(rng: random.Random, out: _Out, key: str, t0: float, n: int) -> 
         t += _lognorm_minutes(rng, median * 2)
         out.add(t, "agent.replied", key, {"agent": agent})
     t += _lognorm_minutes(rng, 30, 1.0)
-    out.add(t, "case.solved", key, {"resolution": rng.choice(("answered", "fixed", "replaced", "refunded"))})
+    out.add(
+        t,
+        "case.solved",
+        key,
+        {"resolution": rng.choice(("answered", "fixed", "replaced", "refunded"))},
+    )
     if rng.random() < 0.06:  # reopened: not fixed after all
         t += rng.uniform(3600, 2 * 86400)
         out.add(t, "case.reopened", key)
@@ -159,21 +215,60 @@ def _retail_case(rng: random.Random, out: _Out, key: str, t0: float, n: int) -> 
     ts = t + rng.uniform(3700, 20000)
     if rng.random() < 0.35:
         w = (3, 4, 8, 35, 50) if tier == "vip" else (5, 5, 10, 35, 45)
-        out.add(ts, "survey.answered", key, {"survey": "csat", "score": rng.choices((1, 2, 3, 4, 5), w)[0]})
+        out.add(
+            ts,
+            "survey.answered",
+            key,
+            {"survey": "csat", "score": rng.choices((1, 2, 3, 4, 5), w)[0]},
+        )
     if rng.random() < 0.1:
-        out.add(ts + 60, "survey.answered", key, {"survey": "nps", "score": rng.choices(range(11), (2, 1, 1, 2, 2, 4, 6, 10, 18, 24, 30))[0]})
+        out.add(
+            ts + 60,
+            "survey.answered",
+            key,
+            {
+                "survey": "nps",
+                "score": rng.choices(range(11), (2, 1, 1, 2, 2, 4, 6, 10, 18, 24, 30))[0],
+            },
+        )
     if rng.random() < 0.05:
-        out.add(ts + 120, "survey.answered", key, {"survey": "ces", "score": rng.choices(range(1, 8), (20, 30, 20, 12, 8, 6, 4))[0]})
+        out.add(
+            ts + 120,
+            "survey.answered",
+            key,
+            {"survey": "ces", "score": rng.choices(range(1, 8), (20, 30, 20, 12, 8, 6, 4))[0]},
+        )
     if rng.random() < 0.02:
         out.add(t + rng.uniform(600, 86400), "complaint.filed", key)
     if data["topic"] in ("order", "delivery", "payment") or rng.random() < 0.2:
-        out.add(t + rng.uniform(600, 3 * 86400), "order.placed", None,
-                {"customer": customer, "order_id": f"DH-{n:08d}", "amount": rng.randint(10, 400) * 10000})
+        out.add(
+            t + rng.uniform(600, 3 * 86400),
+            "order.placed",
+            None,
+            {
+                "customer": customer,
+                "order_id": f"DH-{n:08d}",
+                "amount": rng.randint(10, 400) * 10000,
+            },
+        )
         if rng.random() < 0.3:
-            out.add(t + rng.uniform(86400, 20 * 86400), "order.placed", None,
-                    {"customer": customer, "order_id": f"DH-{n:08d}b", "amount": rng.randint(10, 400) * 10000})
+            out.add(
+                t + rng.uniform(86400, 20 * 86400),
+                "order.placed",
+                None,
+                {
+                    "customer": customer,
+                    "order_id": f"DH-{n:08d}b",
+                    "amount": rng.randint(10, 400) * 10000,
+                },
+            )
         if data["topic"] == "return" and rng.random() < 0.5:
-            out.add(t + rng.uniform(3600, 5 * 86400), "order.returned", None, {"order_id": f"DH-{n:08d}"})
+            out.add(
+                t + rng.uniform(3600, 5 * 86400),
+                "order.returned",
+                None,
+                {"order_id": f"DH-{n:08d}"},
+            )
 
 
 def _journey_case(rng: random.Random, out: _Out, key: str, t0: float, n: int) -> None:
@@ -195,23 +290,47 @@ def _journey_case(rng: random.Random, out: _Out, key: str, t0: float, n: int) ->
         amount = rng.randint(10, 500) * 10000
         ltv += amount
         oid = f"DH-{n:07d}-{orders}"
-        out.add(t, "order.placed", key, {"customer": key, "order_id": oid, "amount": amount, "channel": ch,
-                                         "source": src, "order_count": orders, "lifetime_value": ltv, "name": name})
+        out.add(
+            t,
+            "order.placed",
+            key,
+            {
+                "customer": key,
+                "order_id": oid,
+                "amount": amount,
+                "channel": ch,
+                "source": src,
+                "order_count": orders,
+                "lifetime_value": ltv,
+                "name": name,
+            },
+        )
         if rng.random() < 0.04:
             out.add(t + rng.uniform(600, 86400), "order.cancelled", key, {"order_id": oid})
             continue
         t += rng.uniform(1, 6) * 86400
         out.add(t, "order.delivered", key, {"order_id": oid})
         if rng.random() < 0.4:
-            out.add(t + rng.uniform(86400, 3 * 86400), "survey.answered", key,
-                    {"survey": "csat", "score": rng.choices((1, 2, 3, 4, 5), (4, 4, 10, 37, 45))[0]})
+            out.add(
+                t + rng.uniform(86400, 3 * 86400),
+                "survey.answered",
+                key,
+                {"survey": "csat", "score": rng.choices((1, 2, 3, 4, 5), (4, 4, 10, 37, 45))[0]},
+            )
         if rng.random() < 0.06:
             out.add(t + rng.uniform(86400, 10 * 86400), "order.returned", key, {"order_id": oid})
         if rng.random() < 0.02:
             out.add(t + rng.uniform(3600, 86400), "complaint.filed", key)
     if orders >= 2 and rng.random() < 0.5:
-        out.add(t + rng.uniform(7, 9) * 86400, "survey.answered", key,
-                {"survey": "nps", "score": rng.choices(range(11), (2, 1, 1, 2, 2, 4, 6, 10, 18, 24, 30))[0]})
+        out.add(
+            t + rng.uniform(7, 9) * 86400,
+            "survey.answered",
+            key,
+            {
+                "survey": "nps",
+                "score": rng.choices(range(11), (2, 1, 1, 2, 2, 4, 6, 10, 18, 24, 30))[0],
+            },
+        )
     if rng.random() < 0.03:
         out.add(t + rng.uniform(86400, 20 * 86400), "customer.unsubscribed", key)
 
@@ -220,9 +339,17 @@ def _journey_case(rng: random.Random, out: _Out, key: str, t0: float, n: int) ->
 _CASE_TAIL = timedelta(days=400)
 
 
-def generate(kind: str = "retail", *, start: date = date(2026, 11, 1), days: int = 150, base: float = 1000.0,
-             peak: float = 5000.0, peak_day: date = TET_PEAK, seed: int = 7,
-             max_events: int | None = None) -> Iterator[dict[str, Any]]:
+def generate(
+    kind: str = "retail",
+    *,
+    start: date = date(2026, 11, 1),
+    days: int = 150,
+    base: float = 1000.0,
+    peak: float = 5000.0,
+    peak_day: date = TET_PEAK,
+    seed: int = 7,
+    max_events: int | None = None,
+) -> Iterator[dict[str, Any]]:
     """Event dicts (SPEC §1 JSON shape) in ``at`` order; stops after ``max_events`` if given.
 
     The arguments are checked at once (not when the first event is asked for): ``ValueError``
@@ -250,8 +377,16 @@ def generate(kind: str = "retail", *, start: date = date(2026, 11, 1), days: int
     return _generate(kind, start, int(days), base, peak, peak_day, seed, max_events)
 
 
-def _generate(kind: str, start: date, days: int, base: float, peak: float, peak_day: date, seed: int,
-              max_events: int | None) -> Iterator[dict[str, Any]]:
+def _generate(
+    kind: str,
+    start: date,
+    days: int,
+    base: float,
+    peak: float,
+    peak_day: date,
+    seed: int,
+    max_events: int | None,
+) -> Iterator[dict[str, Any]]:
     rng = random.Random(seed)
     out = _Out()
     prefix = "g" if kind == "retail" else "j"

@@ -48,8 +48,19 @@ from carepath.state import CaseState, ClockRecord
 if TYPE_CHECKING:
     from carepath.compile.ir import Playbook
 
-__all__ = ["ClockFact", "Ctx", "EventLogError", "FactSink", "Replay", "batch_gc", "event_from_line", "read_events",
-           "replay", "replay_log", "replay_store"]
+__all__ = [
+    "ClockFact",
+    "Ctx",
+    "EventLogError",
+    "FactSink",
+    "Replay",
+    "batch_gc",
+    "event_from_line",
+    "read_events",
+    "replay",
+    "replay_log",
+    "replay_store",
+]
 
 #: Garbage-collector thresholds while replaying: each engine step allocates short-lived cycles, and
 #: with the default thresholds the collector re-scans the growing set of live states over and over
@@ -186,7 +197,9 @@ def read_events(source: str | Path | IO[str] | IO[bytes]) -> list[Event]:
 
 
 def _name(source: object) -> str:
-    return str(source) if isinstance(source, str | Path) else str(getattr(source, "name", "<stream>"))
+    return (
+        str(source) if isinstance(source, str | Path) else str(getattr(source, "name", "<stream>"))
+    )
 
 
 def _events(source: str | Path | IO[str] | IO[bytes], bad: list[BadEvent]) -> Iterator[Event]:
@@ -201,8 +214,13 @@ class _Unsorted(Exception):
     """A streamed log is not in ``at`` order."""
 
 
-def replay(playbook: Playbook, events: Iterable[Event], *, sink: FactSink | None = None,
-           keep_events: bool = True) -> Replay:
+def replay(
+    playbook: Playbook,
+    events: Iterable[Event],
+    *,
+    sink: FactSink | None = None,
+    keep_events: bool = True,
+) -> Replay:
     """Replay ``events`` (any order: sorted stably by ``at``) through a fresh engine.
 
     ``sink`` sees every event whose type it asks for as the replay goes; ``keep_events=False``
@@ -216,8 +234,11 @@ def replay(playbook: Playbook, events: Iterable[Event], *, sink: FactSink | None
         return finish()
 
 
-def replay_log(playbooks: list[Playbook], source: str | Path | IO[str],
-               sink: Callable[[Playbook], FactSink] | None = None) -> list[Replay]:
+def replay_log(
+    playbooks: list[Playbook],
+    source: str | Path | IO[str],
+    sink: Callable[[Playbook], FactSink] | None = None,
+) -> list[Replay]:
     """Replay one event log under each playbook (the what-if of ``carepath report --compare``),
     decoding it once and keeping no per-event lists.
 
@@ -231,11 +252,16 @@ def replay_log(playbooks: list[Playbook], source: str | Path | IO[str],
     results equal ``replay(pb, read_events(source), sink=sink(pb), keep_events=False)`` for each
     playbook.
     """
+
     def sinks() -> list[FactSink | None]:  # fresh ones for every attempt: a sink keeps what it saw
         return [None if sink is None else sink(pb) for pb in playbooks]
 
     bad: list[BadEvent] = []
-    if isinstance(source, str | Path) and str(source) != "-" and Path(source).suffix not in (".yaml", ".yml"):
+    if (
+        isinstance(source, str | Path)
+        and str(source) != "-"
+        and Path(source).suffix not in (".yaml", ".yml")
+    ):
         with batch_gc():
             try:
                 return _with_bad(_replay_sorted(playbooks, sinks(), _events(source, bad)), bad)
@@ -254,7 +280,9 @@ def _with_bad(replays: list[Replay], bad: list[BadEvent]) -> list[Replay]:
     return replays
 
 
-def _replay_sorted(playbooks: list[Playbook], sinks: list[FactSink | None], events: Iterator[Event]) -> list[Replay]:
+def _replay_sorted(
+    playbooks: list[Playbook], sinks: list[FactSink | None], events: Iterator[Event]
+) -> list[Replay]:
     pairs = [_replayer(pb, sink, False) for pb, sink in zip(playbooks, sinks, strict=True)]
     feeds = [f for f, _ in pairs]
     last = -float("inf")
@@ -277,8 +305,9 @@ def _replay_sorted(playbooks: list[Playbook], sinks: list[FactSink | None], even
     return [finish() for _, finish in pairs]
 
 
-def _replayer(playbook: Playbook, sink: FactSink | None, keep: bool) -> tuple[Callable[[Event], None],
-                                                                               Callable[[], Replay]]:
+def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path reads locals; measured in bench_report
+    playbook: Playbook, sink: FactSink | None, keep: bool
+) -> tuple[Callable[[Event], None], Callable[[], Replay]]:
     """``feed(event)`` for events in ``at`` order, and ``finish()`` → the :class:`Replay`."""
     from carepath.engine.engine import Engine
     from carepath.engine.router import route as _route
@@ -315,7 +344,11 @@ def _replayer(playbook: Playbook, sink: FactSink | None, keep: bool) -> tuple[Ca
                 if s.record is not None and ty.endswith(_END_SUFFIXES):
                     c = c or ctx_of(st)
                     rec = s.record
-                    records.append(ClockFact(s.sla or ty.split(".")[1], rec, _r(rec.stopped.timestamp()), cid, c))
+                    records.append(
+                        ClockFact(
+                            s.sla or ty.split(".")[1], rec, _r(rec.stopped.timestamp()), cid, c
+                        )
+                    )
                 elif ty.endswith(".breached") and ty.startswith("sla."):
                     c = c or ctx_of(st)
                     breaches.append((_r(s.at.timestamp()), s.sla or ty.split(".")[1], c))
@@ -324,7 +357,7 @@ def _replayer(playbook: Playbook, sink: FactSink | None, keep: bool) -> tuple[Ca
         states[cid] = st
         return st
 
-    def feed(e: Event) -> None:
+    def feed(e: Event) -> None:  # noqa: C901 - the per-event hot path: de-duplication, ordering and routing inline, by design
         nonlocal count, first_s, last_s
         eid = e.id
         if eid in seen:  # a known id is a duplicate whatever its content, as in the runtime
@@ -353,12 +386,21 @@ def _replayer(playbook: Playbook, sink: FactSink | None, keep: bool) -> tuple[Ca
                     st = absorb(advance(st, dt(ts - 1e-6, tz)), cid)  # type: ignore[arg-type]
             else:
                 woken = None
-                if st is not None and not st.ended and reentry == "after_exit" and st.next_wakeup_s is not None \
-                        and st.next_wakeup_s < ts and et in start_on and eng.opens(e):
+                if (
+                    st is not None
+                    and not st.ended
+                    and reentry == "after_exit"
+                    and st.next_wakeup_s is not None
+                    and st.next_wakeup_s < ts
+                    and et in start_on
+                    and eng.opens(e)
+                ):
                     # the runtime fires wake-ups due strictly before an event first: a timer may have
                     # ended the case, and then this event opens a new one
                     woken = advance(st, dt(ts - 1e-6, tz))
-                r = _route(eng, st if woken is None else woken.state, e)  # the policy the runtimes share
+                r = _route(
+                    eng, st if woken is None else woken.state, e
+                )  # the policy the runtimes share
                 if r.status == "rejected":  # moves no time: the wake-ups above are dropped
                     rejected = True
                     out.rejected.append((e, f"{r.reason}: {r.message}"))

@@ -34,14 +34,27 @@ from carepath.events import Event
 from carepath.state import CaseState, Signal
 
 _REJECTIONS: dict[str, type[CaseError]] = {
-    "out_of_order": EventOutOfOrder, "invalid": InvalidEvent, "playbook_mismatch": PlaybookMismatch}
+    "out_of_order": EventOutOfOrder,
+    "invalid": InvalidEvent,
+    "playbook_mismatch": PlaybookMismatch,
+}
 
 if TYPE_CHECKING:
     from carepath.compile.ir import Playbook
     from carepath.engine.engine import Engine, Step
 
-__all__ = ["BadEvent", "EventLine", "SimStep", "Simulator", "Timeline", "describe_action", "format_span",
-           "parse_events", "parse_instant", "read_events"]
+__all__ = [
+    "BadEvent",
+    "EventLine",
+    "SimStep",
+    "Simulator",
+    "Timeline",
+    "describe_action",
+    "format_span",
+    "parse_events",
+    "parse_instant",
+    "read_events",
+]
 
 
 def parse_events(text: str, *, yaml: bool = False) -> tuple[list[EventLine], list[BadEvent]]:
@@ -81,8 +94,11 @@ class SimStep:
         """The signals of the step (an ``ignored`` signal for an ignored event)."""
         if self.step is not None:
             return self.step.signals
-        data = {"event": self.event.id if self.event else None,
-                "type": self.event.type if self.event else None, "reason": self.reason}
+        data = {
+            "event": self.event.id if self.event else None,
+            "type": self.event.type if self.event else None,
+            "reason": self.reason,
+        }
         return [Signal("ignored", self.at, data=data)]
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,19 +145,25 @@ class Simulator:
         steps = self._wake(event.at, inclusive=False)
         if key is None:
             self._tick(event.at)
-            steps.append(SimStep("ignored", event.at, None, event, None, reason="event has no case key"))
+            steps.append(
+                SimStep("ignored", event.at, None, event, None, reason="event has no case key")
+            )
             return steps
         cur = self.cases.get(key)
         r = route(eng, cur, event)  # the same decision as the runtimes make
         if r.status == "rejected":
             self._undo(steps)
             if r.reason != "unknown_case":
-                raise _REJECTIONS.get(r.reason or "", CaseError)(r.message, event=event, state=self.cases.get(key))
+                raise _REJECTIONS.get(r.reason or "", CaseError)(
+                    r.message, event=event, state=self.cases.get(key)
+                )
             return [SimStep("ignored", event.at, key, event, None, previous=None, reason=r.message)]
         self._tick(event.at)
         if r.step is None or r.status != "applied":
             reason = r.message or f"{event.type} ignored ({r.reason})"
-            steps.append(SimStep("ignored", event.at, key, event, None, previous=cur, reason=reason))
+            steps.append(
+                SimStep("ignored", event.at, key, event, None, previous=cur, reason=reason)
+            )
             return steps
         self.cases[key] = r.step.state
         steps.append(SimStep("event", event.at, key, event, r.step, previous=cur, opened=r.opened))
@@ -184,7 +206,9 @@ class Simulator:
                 nw = st.next_wakeup_s
                 if st.ended or nw is None:
                     continue
-                if (nw < limit - 1e-7 or (inclusive and nw <= limit + 1e-7)) and (best is None or (nw, key) < best):
+                if (nw < limit - 1e-7 or (inclusive and nw <= limit + 1e-7)) and (
+                    best is None or (nw, key) < best
+                ):
                     best = (nw, key)
             if best is None:
                 return steps
@@ -200,11 +224,18 @@ class Simulator:
             steps.append(SimStep("wakeup", when, key, None, step, previous=st))
 
 
-
 # ---------------------------------------------------------------------------------------------
 # The timeline table (``carepath simulate --format table``)
-_STYLES = {"dim": "\x1b[2m", "bold": "\x1b[1m", "red": "\x1b[31m", "green": "\x1b[32m",
-           "yellow": "\x1b[33m", "blue": "\x1b[34m", "magenta": "\x1b[35m", "cyan": "\x1b[36m"}
+_STYLES = {
+    "dim": "\x1b[2m",
+    "bold": "\x1b[1m",
+    "red": "\x1b[31m",
+    "green": "\x1b[32m",
+    "yellow": "\x1b[33m",
+    "blue": "\x1b[34m",
+    "magenta": "\x1b[35m",
+    "cyan": "\x1b[36m",
+}
 _RESET = "\x1b[0m"
 
 
@@ -287,19 +318,28 @@ class Timeline:
     def header(self, n_events: int, path: str) -> str:
         """The first lines: playbook, events file and timezone."""
         pb = self.playbook
-        return self.c(f"{pb.id} {pb.version} — {n_events} event(s) from {safe(path)}; times in {pb.timezone}",
-                      "bold") + "\n"
+        return (
+            self.c(
+                f"{pb.id} {pb.version} — {n_events} event(s) from {safe(path)}; times in {pb.timezone}",
+                "bold",
+            )
+            + "\n"
+        )
 
     def step(self, s: SimStep) -> str:
         """The lines of one step."""
         w = self.case_width
-        case = safe(s.case or "—").ljust(w)  # ids, types and data come from the events: issue 15 #24
+        case = safe(s.case or "—").ljust(
+            w
+        )  # ids, types and data come from the events: issue 15 #24
         pad = " " * (19 + 2 + w + 2)
         if s.kind == "ignored":
             ev = s.event
             what = safe(f"{ev.type} [{ev.id}]") if ev else "?"
-            return f"{self.c(self.time(s.at), 'dim')}  {case}  {self.c(what, 'dim')}  " \
-                   f"{self.c('ignored: ' + safe(s.reason or ''), 'dim')}\n"
+            return (
+                f"{self.c(self.time(s.at), 'dim')}  {case}  {self.c(what, 'dim')}  "
+                f"{self.c('ignored: ' + safe(s.reason or ''), 'dim')}\n"
+            )
         assert s.step is not None
         st = s.step.state
         prev = s.previous
@@ -318,30 +358,45 @@ class Timeline:
             stage += self.c(" (ended)", "bold")
         lines = [f"{self.c(self.time(s.at), 'cyan')}  {case}  {what}  {stage}"]
         if (prev is None or s.opened or prev.tier != st.tier) and st.tier is not None:
-            lines.append(pad + f"tier      {self.c(safe(st.tier), 'bold')}"
-                         + (f" (was {prev.tier})" if prev is not None and not s.opened and prev.tier else ""))
+            lines.append(
+                pad
+                + f"tier      {self.c(safe(st.tier), 'bold')}"
+                + (f" (was {prev.tier})" if prev is not None and not s.opened and prev.tier else "")
+            )
         if (prev is None or s.opened or prev.segment != st.segment) and st.segment is not None:
             lines.append(pad + f"segment   {safe(st.segment)}")
         for name, clk in st.clocks.items():
             old = None if (prev is None or s.opened) else prev.clocks.get(name)
-            if old is not None and (old.status, old.due_s, old.breached, old.cycle) == \
-                    (clk.status, clk.due_s, clk.breached, clk.cycle):
+            if old is not None and (old.status, old.due_s, old.breached, old.cycle) == (
+                clk.status,
+                clk.due_s,
+                clk.breached,
+                clk.cycle,
+            ):
                 continue
             if old is None and clk.status == "pending":
                 continue
             lines.append(pad + "clock     " + self.clock_text(name, clk))
         for a in s.step.actions:
-            lines.append(pad + "action    " + self.c(safe(describe_action(a)), "blue")
-                         + self.c(f"  {a.source}", "dim"))
+            lines.append(
+                pad
+                + "action    "
+                + self.c(safe(describe_action(a)), "blue")
+                + self.c(f"  {a.source}", "dim")
+            )
         sigs = [x.type for x in s.step.signals]
         if sigs:
-            lines.append(pad + "signals   " + ", ".join(self.c(t, self.signal_style(t)) for t in sigs))
+            lines.append(
+                pad + "signals   " + ", ".join(self.c(t, self.signal_style(t)) for t in sigs)
+            )
         return "\n".join(lines) + "\n"
 
     def clock_text(self, name: str, clk: Any) -> str:
         """``first_response  running  due 2027-02-01 11:12`` and the like."""
         status = clk.status
-        style = {"met": "green", "breached": "red", "cancelled": "dim", "paused": "yellow"}.get(status, "")
+        style = {"met": "green", "breached": "red", "cancelled": "dim", "paused": "yellow"}.get(
+            status, ""
+        )
         if clk.breached and status in ("running", "paused"):
             style = "red"
         text = f"{name:<16} " + self.c(status, style) + " " * max(1, 10 - len(status))
@@ -352,8 +407,11 @@ class Timeline:
             elif clk.due is not None:
                 text += f"due {self.time(clk.due)}  "
             if clk.target is not None:
-                text += self.c(f"(target {format_span(clk.target.total_seconds())}, "
-                               f"elapsed {format_span(clk.elapsed_s)})", "dim")
+                text += self.c(
+                    f"(target {format_span(clk.target.total_seconds())}, "
+                    f"elapsed {format_span(clk.elapsed_s)})",
+                    "dim",
+                )
         elif clk.history:
             rec = clk.history[-1]
             text += self.c(f"after {format_span(rec.elapsed.total_seconds())}", "dim")
@@ -376,15 +434,24 @@ class Timeline:
 
     def summary(self, cases: Mapping[str, CaseState], n_steps: int, n_bad: int) -> str:
         """The closing lines: every case's stage, tier and clocks."""
-        out = [self.c(f"\n{len(cases)} case(s), {n_steps} step(s)"
-                      + (f", {n_bad} bad event(s)" if n_bad else ""), "bold")]
+        out = [
+            self.c(
+                f"\n{len(cases)} case(s), {n_steps} step(s)"
+                + (f", {n_bad} bad event(s)" if n_bad else ""),
+                "bold",
+            )
+        ]
         w = self.case_width
         for key in sorted(cases):
             st = cases[key]
             clocks = "  ".join(
                 f"{n}={c.status}" + (" (breached)" if c.breached and c.status != "breached" else "")
-                for n, c in st.clocks.items() if c.status != "pending")
-            out.append(f"  {safe(key).ljust(w)}  {st.stage:<16} {safe(st.tier or '—'):<4}  {clocks}")
+                for n, c in st.clocks.items()
+                if c.status != "pending"
+            )
+            out.append(
+                f"  {safe(key).ljust(w)}  {st.stage:<16} {safe(st.tier or '—'):<4}  {clocks}"
+            )
         return "\n".join(out) + "\n"
 
 
@@ -402,7 +469,9 @@ def parse_instant(text: object, tz: Any) -> datetime:
         try:
             d = datetime.fromisoformat(s[:-1] + "+00:00" if s.endswith(("Z", "z")) else s)
         except ValueError:
-            raise ValueError(f"{text!r} is not an ISO 8601 instant (e.g. 2027-02-01T09:00:00+07:00)") from None
+            raise ValueError(
+                f"{text!r} is not an ISO 8601 instant (e.g. 2027-02-01T09:00:00+07:00)"
+            ) from None
     else:
         raise ValueError(f"{text!r} is not an instant (e.g. 2027-02-01T09:00:00+07:00)")
     if d.tzinfo is None or d.utcoffset() is None:

@@ -101,7 +101,7 @@ def _timer_label(t: TimerDef) -> str:
 Edge = tuple[str, str, str]  # (from, to, label); from "" = start point, to "" = end point
 
 
-def _model(pb: Playbook) -> tuple[list[str], dict[str, list[str]], list[Edge], list[str]]:
+def _model(pb: Playbook) -> tuple[list[str], dict[str, list[str]], list[Edge], list[str]]:  # noqa: C901 - one pass over every kind of stage content (handlers, timers, schedules, entry and exit)
     """Stages (ordered), their inner lines, edges, and the root handlers' inner lines."""
     stages = list(pb.stages)
     inner: dict[str, list[str]] = {s: [] for s in stages}

@@ -55,8 +55,13 @@ def load(path: str | os.PathLike[str], *, limits: Limits = Limits()) -> Playbook
     return res.playbook
 
 
-def loads(text: str, *, file: str = "<string>", base_dir: str | os.PathLike[str] | None = None,
-          limits: Limits = Limits()) -> Playbook:
+def loads(
+    text: str,
+    *,
+    file: str = "<string>",
+    base_dir: str | os.PathLike[str] | None = None,
+    limits: Limits = Limits(),
+) -> Playbook:
     """The same as :func:`load` for YAML text (``include:`` resolves against ``base_dir``)."""
     res = check(text, file=file, base_dir=base_dir, limits=limits)
     if res.playbook is None:
@@ -70,17 +75,31 @@ def check_file(path: str | os.PathLike[str], *, limits: Limits = Limits()) -> Ch
     try:  # regular files only, the size bounded before and while reading (never read whole)
         raw = read_bounded(name, limits.max_bytes)
     except FileProblem as exc:
-        return CheckResult(None, [Diagnostic("error", exc.code, exc.message, name.replace("\0", "\\0"), 1, 1)])
+        return CheckResult(
+            None, [Diagnostic("error", exc.code, exc.message, name.replace("\0", "\\0"), 1, 1)]
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        d = Diagnostic("error", "CP101", f"file is not UTF-8 text ({exc.reason} at byte {exc.start})", name, 1, 1)
+        d = Diagnostic(
+            "error",
+            "CP101",
+            f"file is not UTF-8 text ({exc.reason} at byte {exc.start})",
+            name,
+            1,
+            1,
+        )
         return CheckResult(None, [d])
     return check(text, file=name, base_dir=Path(name).parent, limits=limits)
 
 
-def check(text: str, *, file: str = "<string>", base_dir: str | os.PathLike[str] | None = None,
-          limits: Limits = Limits()) -> CheckResult:
+def check(
+    text: str,
+    *,
+    file: str = "<string>",
+    base_dir: str | os.PathLike[str] | None = None,
+    limits: Limits = Limits(),
+) -> CheckResult:
     """Validate YAML text without raising: every finding, and the playbook when there is no error."""
     sources = {file: text}
     try:
@@ -97,8 +116,13 @@ def check(text: str, *, file: str = "<string>", base_dir: str | os.PathLike[str]
         return CheckResult(None, rep.diagnostics, sources)
     n_trans = sum(len(h) for s in spec.stages.values() if s for h in s.on.values())
     if len(spec.stages) > MAX_STAGES or n_trans > MAX_TRANSITIONS:
-        rep.add("CP108", f"{len(spec.stages)} stages and {n_trans} transitions; the limits are "
-                f"{MAX_STAGES} and {MAX_TRANSITIONS}", ("stages",), key=True)
+        rep.add(
+            "CP108",
+            f"{len(spec.stages)} stages and {n_trans} transitions; the limits are "
+            f"{MAX_STAGES} and {MAX_TRANSITIONS}",
+            ("stages",),
+            key=True,
+        )
         return CheckResult(None, rep.diagnostics, sources)
     from carepath.compile.compiler import compile_playbook
     from carepath.lint.checks import lint
@@ -109,24 +133,36 @@ def check(text: str, *, file: str = "<string>", base_dir: str | os.PathLike[str]
     if rep.has_errors:
         return CheckResult(None, rep.diagnostics, sources)
     if playbook is not None:
-        object.__setattr__(playbook, "warnings", tuple(d for d in rep.diagnostics if d.severity == "warning"))
+        object.__setattr__(
+            playbook, "warnings", tuple(d for d in rep.diagnostics if d.severity == "warning")
+        )
     return CheckResult(playbook, rep.diagnostics, sources)
 
 
 def _yaml_diags(exc: YamlError, file: str) -> list[Diagnostic]:
-    return [Diagnostic("error", p.code, p.message, file, p.line, p.col, "", p.hint) for p in exc.problems]
+    return [
+        Diagnostic("error", p.code, p.message, file, p.line, p.col, "", p.hint)
+        for p in exc.problems
+    ]
 
 
-def _includes(data: dict[str, Any], rep: Reporter, base: Path | None, limits: Limits,
-              sources: dict[str, str]) -> dict[str, Any]:
+def _includes(  # noqa: C901 - every check an include path needs, each with its own located diagnostic
+    data: dict[str, Any], rep: Reporter, base: Path | None, limits: Limits, sources: dict[str, str]
+) -> dict[str, Any]:
     raw = data.get("include")
     if raw is None:
         return data
     items = raw if isinstance(raw, list) else [raw]
-    merged = {k: (dict(v) if isinstance(v, dict) and k in INCLUDABLE else v) for k, v in data.items()}
+    merged = {
+        k: (dict(v) if isinstance(v, dict) and k in INCLUDABLE else v) for k, v in data.items()
+    }
     if len(items) > limits.max_includes:  # 130,000 includes of one 1 MiB file fit in 1 MiB
-        rep.add("CP107", f"{len(items):,} includes; the limit is {limits.max_includes}", ("include",),
-                hint="merge shared sections into fewer files")
+        rep.add(
+            "CP107",
+            f"{len(items):,} includes; the limit is {limits.max_includes}",
+            ("include",),
+            hint="merge shared sections into fewer files",
+        )
         return merged
     seen: dict[Path, int] = {}
     for i, item in enumerate(items):
@@ -137,22 +173,38 @@ def _includes(data: dict[str, Any], rep: Reporter, base: Path | None, limits: Li
             rep.add("CP107", "include needs a playbook file (loads() was given no base_dir)", at)
             continue
         if "\0" in item:
-            rep.add("CP107", f"include {item!r} contains a NUL character", at,
-                    hint="an include is a relative file name")
+            rep.add(
+                "CP107",
+                f"include {item!r} contains a NUL character",
+                at,
+                hint="an include is a relative file name",
+            )
             continue
         try:
             root = base.resolve()
             target = (root / item).resolve()
         except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, a name too long
-            rep.add("CP107", f"cannot resolve include {item!r}: {getattr(exc, 'strerror', None) or exc}", at)
+            rep.add(
+                "CP107",
+                f"cannot resolve include {item!r}: {getattr(exc, 'strerror', None) or exc}",
+                at,
+            )
             continue
         if Path(item).is_absolute() or not target.is_relative_to(root):
-            rep.add("CP107", f"include {item!r} leaves the playbook's folder", at,
-                    hint="include files next to the playbook or in a folder below it")
+            rep.add(
+                "CP107",
+                f"include {item!r} leaves the playbook's folder",
+                at,
+                hint="include files next to the playbook or in a folder below it",
+            )
             continue
         if target in seen:
-            rep.add("CP107", f"include {item!r} names the same file as include[{seen[target]}]", at,
-                    hint="include each file once")
+            rep.add(
+                "CP107",
+                f"include {item!r} names the same file as include[{seen[target]}]",
+                at,
+                hint="include each file once",
+            )
             continue
         seen[target] = i
         try:  # a regular file, its size bounded before and while reading (a FIFO never blocks)
@@ -165,7 +217,11 @@ def _includes(data: dict[str, Any], rep: Reporter, base: Path | None, limits: Li
                 rep.add("CP107", f"cannot read include {item!r}: {exc.reason}", at)
             continue
         except UnicodeDecodeError as exc:
-            rep.add("CP107", f"include {item!r} is not UTF-8 text ({exc.reason} at byte {exc.start})", at)
+            rep.add(
+                "CP107",
+                f"include {item!r} is not UTF-8 text ({exc.reason} at byte {exc.start})",
+                at,
+            )
             continue
         except YamlError as exc:
             name = str(Path(rep.main.file).parent / item) if rep.main.file != "<string>" else item
@@ -176,16 +232,28 @@ def _includes(data: dict[str, Any], rep: Reporter, base: Path | None, limits: Li
         sources[name] = text
         isrc = Source(name, text, ipos)
         if not isinstance(idata, dict):
-            rep.diagnostics.append(Diagnostic("error", "CP109", "an included file is a YAML mapping of sections",
-                                              name, 1, 1))
+            rep.diagnostics.append(
+                Diagnostic(
+                    "error", "CP109", "an included file is a YAML mapping of sections", name, 1, 1
+                )
+            )
             continue
         for section, entries in idata.items():
             if section not in INCLUDABLE:
                 hint = _did_you_mean(str(section), INCLUDABLE)
                 file, line, col = name, *ipos.key((section,))
-                rep.diagnostics.append(Diagnostic(
-                    "error", "CP201", f"section {section!r} cannot be included; includable: {', '.join(INCLUDABLE)}",
-                    file, line, col, str(section), hint))
+                rep.diagnostics.append(
+                    Diagnostic(
+                        "error",
+                        "CP201",
+                        f"section {section!r} cannot be included; includable: {', '.join(INCLUDABLE)}",
+                        file,
+                        line,
+                        col,
+                        str(section),
+                        hint,
+                    )
+                )
                 continue
             if not isinstance(entries, dict):
                 continue
@@ -195,9 +263,17 @@ def _includes(data: dict[str, Any], rep: Reporter, base: Path | None, limits: Li
             for name_, value in entries.items():
                 if name_ in target_map:
                     file, line, col = name, *ipos.key((section, name_))
-                    rep.diagnostics.append(Diagnostic(
-                        "error", "CP107", f"{section}.{name_} is defined both here and in {rep.source_of((section, name_)).file}",
-                        file, line, col, f"{section}.{name_}"))
+                    rep.diagnostics.append(
+                        Diagnostic(
+                            "error",
+                            "CP107",
+                            f"{section}.{name_} is defined both here and in {rep.source_of((section, name_)).file}",
+                            file,
+                            line,
+                            col,
+                            f"{section}.{name_}",
+                        )
+                    )
                     continue
                 target_map[name_] = value
                 rep.origins[(section, name_)] = isrc
@@ -226,7 +302,9 @@ def _validate_model(data: dict[str, Any], rep: Reporter) -> PlaybookSpec | None:
     for _ in range(8):
         found = [(_clean_loc(work, err["loc"])[0], str(err["type"]) == "missing") for err in errors]
         # later list items first: removing goals[0] must not make goals[1] name another goal
-        for path, missing in sorted(found, key=lambda f: [(isinstance(s, int), s) for s in f[0]], reverse=True):
+        for path, missing in sorted(
+            found, key=lambda f: [(isinstance(s, int), s) for s in f[0]], reverse=True
+        ):
             if not _prune(work, path, missing, rep):
                 return None
         try:
@@ -239,7 +317,17 @@ def _validate_model(data: dict[str, Any], rep: Reporter) -> PlaybookSpec | None:
     return None
 
 
-_SECTIONS = ("events", "fields", "calendars", "channels", "segments", "tiers", "templates", "stages", "slas")
+_SECTIONS = (
+    "events",
+    "fields",
+    "calendars",
+    "channels",
+    "segments",
+    "tiers",
+    "templates",
+    "stages",
+    "slas",
+)
 
 
 def _prune(data: Any, path: tuple[str | int, ...], missing: bool, rep: Reporter) -> bool:
@@ -285,8 +373,14 @@ def _report_validation(exc: ValidationError, data: Any, rep: Reporter) -> None:
             allowed = _model_keys(PlaybookSpec, path[:-1])
             key = str(path[-1])
             sect = path_str(path[:-1]) or "the playbook"
-            rep.add("CP201", f"unknown key {_short(key)} in {sect}", path, key=True,
-                    hint=_did_you_mean(key, allowed) or (f"allowed keys: {', '.join(sorted(allowed))}" if allowed else None))
+            rep.add(
+                "CP201",
+                f"unknown key {_short(key)} in {sect}",
+                path,
+                key=True,
+                hint=_did_you_mean(key, allowed)
+                or (f"allowed keys: {', '.join(sorted(allowed))}" if allowed else None),
+            )
             continue
         if etype == "missing":
             parent = path[:-1]
@@ -320,7 +414,9 @@ def _clean_loc(data: Any, loc: tuple[Any, ...]) -> tuple[tuple[str | int, ...], 
     exists = True
     for i, step in enumerate(loc):
         last = i == len(loc) - 1
-        if (isinstance(cur, dict) and step in cur) or (isinstance(cur, list) and isinstance(step, int) and 0 <= step < len(cur)):
+        if (isinstance(cur, dict) and step in cur) or (
+            isinstance(cur, list) and isinstance(step, int) and 0 <= step < len(cur)
+        ):
             out.append(step)
             cur = cur[step]
         elif isinstance(step, str) and last and (isinstance(cur, dict) or cur is None):
@@ -393,4 +489,3 @@ def _unwrap(t: Any) -> Any:
         if isinstance(origin, type) and issubclass(origin, list) and t is not list:
             return t
         return t
-

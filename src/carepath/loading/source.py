@@ -63,10 +63,16 @@ class Reporter:
     """Collects diagnostics for one playbook; knows which file each top-level entry came from."""
 
     main: Source
-    origins: dict[tuple[str, str], Source] = field(default_factory=dict)  # (section, name) → included file
+    origins: dict[tuple[str, str], Source] = field(
+        default_factory=dict
+    )  # (section, name) → included file
     diagnostics: list[Diagnostic] = field(default_factory=list)
-    tainted: set[tuple[str, str]] = field(default_factory=set)  # (section, name) removed after a schema error
-    pruned: bool = False  # the schema rejected parts of the playbook; the rest was checked without them
+    tainted: set[tuple[str, str]] = field(
+        default_factory=set
+    )  # (section, name) removed after a schema error
+    pruned: bool = (
+        False  # the schema rejected parts of the playbook; the rest was checked without them
+    )
     # list items the schema rejected and the checker removed: original list path → original
     # indices removed (sorted), so a finding on the pruned playbook's goals[0] is located at the
     # goals[2] the designer wrote
@@ -103,8 +109,9 @@ class Reporter:
                 return src
         return self.main
 
-    def locate(self, path: Path, *, key: bool = False, offset: int | None = None,
-               value: str | None = None) -> tuple[str, int, int]:
+    def locate(
+        self, path: Path, *, key: bool = False, offset: int | None = None, value: str | None = None
+    ) -> tuple[str, int, int]:
         """``(file, line, col)`` of the node at ``path``; ``offset`` is a position inside the
         scalar ``value`` there (needed to place it in a multi-line or block scalar)."""
         path = self.original(path)
@@ -136,14 +143,28 @@ class Reporter:
         """Record a finding at ``path`` (its key when ``key``; ``offset`` inside the scalar
         ``value``)."""
         p = self.original(path)
-        if self.tainted and code in ("CP402", "CP403") and any(
-                s == "fields" and f"'{n}'" in message for s, n in self.tainted):
+        if (
+            self.tainted
+            and code in ("CP402", "CP403")
+            and any(s == "fields" and f"'{n}'" in message for s, n in self.tainted)
+        ):
             return  # an expression naming a field the schema rejected: already reported there
-        file, line, col = self.locate(tuple(path), key=key, offset=offset, value=value)  # it maps `path` too
+        file, line, col = self.locate(
+            tuple(path), key=key, offset=offset, value=value
+        )  # it maps `path` too
         sev = severity or CODES.get(code, ("error", ""))[0]
         self.diagnostics.append(
-            Diagnostic(sev, code, message, file, line, col, path_str(p), hint or None,
-                       end_col=col + width if width else None)
+            Diagnostic(
+                sev,
+                code,
+                message,
+                file,
+                line,
+                col,
+                path_str(p),
+                hint or None,
+                end_col=col + width if width else None,
+            )
         )
 
     @property

@@ -34,6 +34,7 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
             yaml.scanner.Scanner.__init__(self)
             yaml.parser.Parser.__init__(self)
 
+
 _INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
 _FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
 _INF = re.compile(r"[-+]?\.(inf|Inf|INF)")
@@ -49,7 +50,9 @@ class Limits:
     max_depth: int = 64
     max_alias_chars: int = 1 << 20  # characters of the scalars reached through aliases, in total
     max_includes: int = 64  # files one playbook may include (each up to max_bytes)
-    max_key_chars: int = 1024  # YAML's own bound on implicit keys, applied to explicit (`? `) ones too
+    max_key_chars: int = (
+        1024  # YAML's own bound on implicit keys, applied to explicit (`? `) ones too
+    )
 
 
 #: The longest integer literal read (CPython's default int/str conversion limit; a hexadecimal or
@@ -79,7 +82,9 @@ class Positions:
 
     values: dict[Path, tuple[int, int]] = field(default_factory=dict)
     keys: dict[Path, tuple[int, int]] = field(default_factory=dict)
-    styles: dict[Path, str] = field(default_factory=dict)  # scalar style: "" plain, "'", '"', "|", ">"
+    styles: dict[Path, str] = field(
+        default_factory=dict
+    )  # scalar style: "" plain, "'", '"', "|", ">"
     ends: dict[Path, tuple[int, int]] = field(default_factory=dict)
 
     def value(self, path: Path) -> tuple[int, int]:
@@ -133,7 +138,9 @@ def _resolve_plain(value: str) -> Any:
 class _Frame:
     __slots__ = ("anchor", "chars", "container", "key", "key_pos", "path", "size", "start")
 
-    def __init__(self, container: Any, path: Path, anchor: str | None, start: tuple[int, int]) -> None:
+    def __init__(
+        self, container: Any, path: Path, anchor: str | None, start: tuple[int, int]
+    ) -> None:
         self.container = container
         self.path = path
         self.anchor = anchor
@@ -151,25 +158,47 @@ def _pos(mark: Any) -> tuple[int, int]:
     return (mark.line + 1, mark.column + 1)
 
 
-def load_yaml(text: str, limits: Limits = Limits()) -> tuple[Any, Positions]:
+def load_yaml(text: str, limits: Limits = Limits()) -> tuple[Any, Positions]:  # noqa: C901 - one event loop over the YAML parser, one branch per event kind and limit
     """Load one YAML document from ``text``; returns ``(value, positions)``.
 
     Raises :class:`YamlError` listing every problem it could find (a syntax error stops reading).
     """
     # every character is at least one byte: a text longer than the limit is not encoded to say so
     if len(text) > limits.max_bytes:
-        raise YamlError([YamlProblem("CP104", f"file is at least {len(text):,} bytes; the limit is "
-                                     f"{limits.max_bytes:,}", 1, 1)])
+        raise YamlError(
+            [
+                YamlProblem(
+                    "CP104",
+                    f"file is at least {len(text):,} bytes; the limit is {limits.max_bytes:,}",
+                    1,
+                    1,
+                )
+            ]
+        )
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > limits.max_bytes:
-        raise YamlError([YamlProblem("CP104", f"file is {size:,} bytes; the limit is {limits.max_bytes:,}", 1, 1)])
+        raise YamlError(
+            [
+                YamlProblem(
+                    "CP104", f"file is {size:,} bytes; the limit is {limits.max_bytes:,}", 1, 1
+                )
+            ]
+        )
     try:  # a lone surrogate (loads() of a str that no file could hold) is not YAML text
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         line = text.count("\n", 0, exc.start) + 1
         col = exc.start - (text.rfind("\n", 0, exc.start) + 1) + 1
-        raise YamlError([YamlProblem("CP101", f"lone surrogate U+{ord(text[exc.start]):04X} is not a character "
-                                     "YAML can hold", line, col)]) from None
+        raise YamlError(
+            [
+                YamlProblem(
+                    "CP101",
+                    f"lone surrogate U+{ord(text[exc.start]):04X} is not a character YAML can hold",
+                    line,
+                    col,
+                )
+            ]
+        ) from None
     problems: list[YamlProblem] = []
     pos = Positions()
     anchors: dict[str, tuple[Any, int, int]] = {}  # anchor → (value, nodes, characters)
@@ -188,8 +217,15 @@ def load_yaml(text: str, limits: Limits = Limits()) -> tuple[Any, Positions]:
                 docs += 1
                 if docs > 1:
                     line, col = _pos(ev.start_mark)
-                    problems.append(YamlProblem("CP101", "more than one YAML document in the file", line, col,
-                                                "a playbook is one document; remove the extra '---'"))
+                    problems.append(
+                        YamlProblem(
+                            "CP101",
+                            "more than one YAML document in the file",
+                            line,
+                            col,
+                            "a playbook is one document; remove the extra '---'",
+                        )
+                    )
                     break
                 continue
             if isinstance(ev, yaml.StreamStartEvent | yaml.DocumentEndEvent):
@@ -205,27 +241,47 @@ def load_yaml(text: str, limits: Limits = Limits()) -> tuple[Any, Positions]:
                     root = value
                     continue
                 stack[-1].chars += frame.chars
-                _attach(stack[-1], value, vsize, frame.path, start, pos, problems, is_key_event=False)
+                _attach(
+                    stack[-1], value, vsize, frame.path, start, pos, problems, is_key_event=False
+                )
                 continue
             # a node begins: scalar, alias, mapping or sequence
             parent = stack[-1] if stack else None
             if parent is not None and isinstance(parent.container, dict) and parent.key is _NOKEY:
                 # this node is a mapping key
                 if not isinstance(ev, yaml.ScalarEvent):
-                    problems.append(YamlProblem("CP101", "mapping keys must be plain strings", *start))
+                    problems.append(
+                        YamlProblem("CP101", "mapping keys must be plain strings", *start)
+                    )
                     raise _Stop
                 _check_tag(ev, start, problems)
                 if len(ev.value) > limits.max_key_chars:  # it is repeated in every path below it
-                    problems.append(YamlProblem("CP101", f"a key of {len(ev.value):,} characters; keys have at "
-                                                f"most {limits.max_key_chars:,}", *start))
+                    problems.append(
+                        YamlProblem(
+                            "CP101",
+                            f"a key of {len(ev.value):,} characters; keys have at "
+                            f"most {limits.max_key_chars:,}",
+                            *start,
+                        )
+                    )
                     raise _Stop
                 key = ev.value if ev.style else _resolve_scalar(ev.value, start, problems)
-                key = "null" if key is None else (str(key).lower() if isinstance(key, bool) else str(key))
+                key = (
+                    "null"
+                    if key is None
+                    else (str(key).lower() if isinstance(key, bool) else str(key))
+                )
                 if key in parent.container:
                     first = pos.keys.get((*parent.path, key))
                     where = f" (first defined at line {first[0]})" if first else ""
-                    problems.append(YamlProblem("CP102", f"duplicate key {key!r}{where}", *start,
-                                                "remove one of the two entries or merge them"))
+                    problems.append(
+                        YamlProblem(
+                            "CP102",
+                            f"duplicate key {key!r}{where}",
+                            *start,
+                            "remove one of the two entries or merge them",
+                        )
+                    )
                 parent.key = key
                 parent.key_pos = start
                 parent.chars += len(ev.value)
@@ -240,27 +296,50 @@ def load_yaml(text: str, limits: Limits = Limits()) -> tuple[Any, Positions]:
                 child_path = (*parent.path, len(parent.container))
             nodes += 1
             if nodes > limits.max_nodes:
-                problems.append(YamlProblem("CP105", f"document produces more than {limits.max_nodes:,} nodes "
-                                            "(alias expansion included)", *start,
-                                            "remove aliases that expand repeatedly, or split the playbook"))
+                problems.append(
+                    YamlProblem(
+                        "CP105",
+                        f"document produces more than {limits.max_nodes:,} nodes "
+                        "(alias expansion included)",
+                        *start,
+                        "remove aliases that expand repeatedly, or split the playbook",
+                    )
+                )
                 raise _Stop
             if isinstance(ev, yaml.AliasEvent):
                 if ev.anchor not in anchors:
-                    problems.append(YamlProblem("CP101", f"alias *{ev.anchor} refers to an undefined or unfinished anchor", *start))
+                    problems.append(
+                        YamlProblem(
+                            "CP101",
+                            f"alias *{ev.anchor} refers to an undefined or unfinished anchor",
+                            *start,
+                        )
+                    )
                     raise _Stop
                 value, vsize, vchars = anchors[ev.anchor]
                 nodes += vsize
                 if nodes > limits.max_nodes:
-                    problems.append(YamlProblem("CP105", f"alias *{ev.anchor} expands the document past "
-                                                f"{limits.max_nodes:,} nodes", *start,
-                                                "a 'billion laughs' pattern; use fewer nested aliases"))
+                    problems.append(
+                        YamlProblem(
+                            "CP105",
+                            f"alias *{ev.anchor} expands the document past "
+                            f"{limits.max_nodes:,} nodes",
+                            *start,
+                            "a 'billion laughs' pattern; use fewer nested aliases",
+                        )
+                    )
                     raise _Stop
                 alias_chars += vchars
                 if alias_chars > limits.max_alias_chars:
-                    problems.append(YamlProblem(
-                        "CP105", f"alias *{ev.anchor} expands the document past {limits.max_alias_chars:,} "
-                        "characters reached through aliases", *start,
-                        "an alias repeats all the text of its anchor; repeat less, or write the text once"))
+                    problems.append(
+                        YamlProblem(
+                            "CP105",
+                            f"alias *{ev.anchor} expands the document past {limits.max_alias_chars:,} "
+                            "characters reached through aliases",
+                            *start,
+                            "an alias repeats all the text of its anchor; repeat less, or write the text once",
+                        )
+                    )
                     raise _Stop
                 if parent is not None:
                     parent.chars += vchars
@@ -268,7 +347,9 @@ def load_yaml(text: str, limits: Limits = Limits()) -> tuple[Any, Positions]:
                 if parent is None:
                     root = value
                 else:
-                    _attach(parent, value, vsize, child_path, start, pos, problems, is_key_event=False)
+                    _attach(
+                        parent, value, vsize, child_path, start, pos, problems, is_key_event=False
+                    )
                 continue
             _check_tag(ev, start, problems)
             if isinstance(ev, yaml.ScalarEvent):
@@ -286,7 +367,9 @@ def load_yaml(text: str, limits: Limits = Limits()) -> tuple[Any, Positions]:
                     _attach(parent, value, 1, child_path, start, pos, problems, is_key_event=False)
                 continue
             if len(stack) >= limits.max_depth:
-                problems.append(YamlProblem("CP106", f"nesting deeper than {limits.max_depth} levels", *start))
+                problems.append(
+                    YamlProblem("CP106", f"nesting deeper than {limits.max_depth} levels", *start)
+                )
                 raise _Stop
             container: Any = {} if isinstance(ev, yaml.MappingStartEvent) else []
             pos.values[child_path] = start
@@ -298,14 +381,20 @@ def load_yaml(text: str, limits: Limits = Limits()) -> tuple[Any, Positions]:
         line, col = _pos(mark) if mark is not None else (1, 1)
         msg = " ".join(x for x in (exc.context, exc.problem) if x) or "cannot parse YAML"
         if "nesting depth" in msg:  # libyaml's own limit answers before ours on very deep input
-            problems.append(YamlProblem("CP106", f"nesting deeper than {limits.max_depth} levels", line, col))
+            problems.append(
+                YamlProblem("CP106", f"nesting deeper than {limits.max_depth} levels", line, col)
+            )
         else:
             problems.append(YamlProblem("CP101", msg, line, col))
     except yaml.YAMLError as exc:  # reader errors (bad characters) carry a character index
         offset = int(getattr(exc, "position", 0) or 0)
         line = text.count("\n", 0, offset) + 1
         col = offset - (text.rfind("\n", 0, offset) + 1) + 1
-        problems.append(YamlProblem("CP101", str(exc).splitlines()[0] if str(exc) else "cannot read YAML", line, col))
+        problems.append(
+            YamlProblem(
+                "CP101", str(exc).splitlines()[0] if str(exc) else "cannot read YAML", line, col
+            )
+        )
     finally:
         dispose = getattr(parser, "dispose", None)
         if dispose is not None:
@@ -325,14 +414,29 @@ def _resolve_scalar(value: str, start: tuple[int, int], problems: list[YamlProbl
         return _resolve_plain(value)
     except _TooLarge:
         shown = value if len(value) <= 24 else value[:20] + "..."
-        problems.append(YamlProblem(
-            "CP101", f"integer {shown} has {len(value):,} characters; at most {MAX_INT_DIGITS:,} digits "
-            "are read", *start, "quote it if it is text; no playbook value needs a number that long"))
+        problems.append(
+            YamlProblem(
+                "CP101",
+                f"integer {shown} has {len(value):,} characters; at most {MAX_INT_DIGITS:,} digits "
+                "are read",
+                *start,
+                "quote it if it is text; no playbook value needs a number that long",
+            )
+        )
         raise _Stop from None
 
 
-def _attach(parent: _Frame, value: Any, vsize: int, path: Path, start: tuple[int, int], pos: Positions,
-            problems: list[YamlProblem], *, is_key_event: bool) -> None:
+def _attach(
+    parent: _Frame,
+    value: Any,
+    vsize: int,
+    path: Path,
+    start: tuple[int, int],
+    pos: Positions,
+    problems: list[YamlProblem],
+    *,
+    is_key_event: bool,
+) -> None:
     parent.size += vsize
     if isinstance(parent.container, dict):
         key = parent.key
@@ -347,6 +451,12 @@ def _check_tag(ev: Any, start: tuple[int, int], problems: list[YamlProblem]) -> 
     tag = getattr(ev, "tag", None)
     if tag is None or tag == "!":
         return
-    problems.append(YamlProblem("CP103", f"YAML tag {tag!r} is not allowed", *start,
-                                "playbooks are plain data: remove the tag"))
+    problems.append(
+        YamlProblem(
+            "CP103",
+            f"YAML tag {tag!r} is not allowed",
+            *start,
+            "playbooks are plain data: remove the tag",
+        )
+    )
     raise _Stop

@@ -209,7 +209,7 @@ class Collector:
             c = self._ctx[k] = Ctx(st.segment, None if ch is None else str(ch), st.tier, st.stage)
         return c
 
-    def __call__(self, event: Event, case: str | None, state: CaseState | None) -> None:
+    def __call__(self, event: Event, case: str | None, state: CaseState | None) -> None:  # noqa: C901 - the per-event collector: one branch per conventional event type, kept inline for speed
         """Take one replayed event, its case identity and the case's state after it."""
         e, cid, st = event, case, state
         et = e.type

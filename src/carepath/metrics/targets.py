@@ -73,7 +73,7 @@ class Target:
         return self.op in (">=", ">")
 
 
-def parse_value(raw: Any, kind: str) -> float:
+def parse_value(raw: Any, kind: str) -> float:  # noqa: C901 - one branch per metric unit and its spelling errors
     """A value in the metric's unit: ``90%`` → 0.9 for a share, ``2h`` → 7200.0 for a time.
 
     ``kind`` is ``share``, ``nps``, ``ces``, ``time`` or ``custom`` (a number; ``%`` divides by 100).

@@ -14,10 +14,14 @@ __all__ = ["VERBS", "ActionSpec"]
 
 VERBS = ("notify", "send", "survey", "assign", "escalate", "set", "task", "emit")
 _VERB_HINT = {
-    "notify": "for example {notify: L2}", "send": "for example {send: reminder} (a template name)",
-    "survey": "csat, nps or ces", "assign": "a tier, for example {assign: L1}",
-    "escalate": "next or a tier", "set": "a mapping, for example {set: {priority: high}}",
-    "task": "a task name, for example {task: call-back, for: L1}", "emit": "a custom action name",
+    "notify": "for example {notify: L2}",
+    "send": "for example {send: reminder} (a template name)",
+    "survey": "csat, nps or ces",
+    "assign": "a tier, for example {assign: L1}",
+    "escalate": "next or a tier",
+    "set": "a mapping, for example {set: {priority: high}}",
+    "task": "a task name, for example {task: call-back, for: L1}",
+    "emit": "a custom action name",
 }
 
 
@@ -42,7 +46,9 @@ class ActionSpec(Model):
     message: str | None = Field(None, description="text for `notify`")
     in_: str | None = Field(None, alias="in", description="delay before the action is emitted")
     calendar: str | None = Field(None, description="count the delay in this calendar's open time")
-    window: str | None = Field(None, description="delivery window (quiet hours): calendar name or `channel`")
+    window: str | None = Field(
+        None, description="delivery window (quiet hours): calendar name or `channel`"
+    )
     keep: Flag = Field(False, description="keep a delayed action when the case leaves the stage")
 
     @property
@@ -60,12 +66,16 @@ class ActionSpec(Model):
             verbs = [v for v in VERBS if v in data]
             if not verbs:
                 raise PydanticCustomError(
-                    "CP202", "an action needs one verb: {verbs}", {"verbs": ", ".join(VERBS),
-                                                                    "hint": "for example {send: reminder}"})
+                    "CP202",
+                    "an action needs one verb: {verbs}",
+                    {"verbs": ", ".join(VERBS), "hint": "for example {send: reminder}"},
+                )
             if len(verbs) > 1:
                 raise PydanticCustomError(
-                    "CP203", "an action has exactly one verb; this one has {verbs}",
-                    {"verbs": ", ".join(verbs), "hint": "split it into several actions in a list"})
+                    "CP203",
+                    "an action has exactly one verb; this one has {verbs}",
+                    {"verbs": ", ".join(verbs), "hint": "split it into several actions in a list"},
+                )
         return data
 
     @field_validator(*VERBS, mode="before")
@@ -75,7 +85,10 @@ class ActionSpec(Model):
         # compiler found none (issue 15 #12). Field validators run only on keys that are present.
         if v is None:
             raise PydanticCustomError(
-                "CP203", "`{verb}` needs a value", {"verb": info.field_name, "hint": _VERB_HINT.get(str(info.field_name), "")})
+                "CP203",
+                "`{verb}` needs a value",
+                {"verb": info.field_name, "hint": _VERB_HINT.get(str(info.field_name), "")},
+            )
         return v
 
     @field_validator("in_", "due")

@@ -17,13 +17,21 @@ class HolidaySpec(Model):
     """A holiday entry: one date, an inclusive range, or a country's public holidays."""
 
     date: dt.date | None = Field(None, description="one local date")
-    from_: dt.date | None = Field(None, alias="from", description="first date of an inclusive range")
+    from_: dt.date | None = Field(
+        None, alias="from", description="first date of an inclusive range"
+    )
     to: dt.date | None = Field(None, description="last date of an inclusive range")
     name: str | None = None
-    country: str | None = Field(None, description="ISO country code for the `holidays` package (VN, US…)")
+    country: str | None = Field(
+        None, description="ISO country code for the `holidays` package (VN, US…)"
+    )
     subdiv: str | None = Field(None, description="subdivision (state, province) of `country`")
-    except_: list[dt.date] | None = Field(None, alias="except", description="dates to remove from `country`")
-    remove: dt.date | None = Field(None, description="remove this date from the holidays listed so far")
+    except_: list[dt.date] | None = Field(
+        None, alias="except", description="dates to remove from `country`"
+    )
+    remove: dt.date | None = Field(
+        None, description="remove this date from the holidays listed so far"
+    )
 
 
 def _holiday(value: Any) -> Any:
@@ -42,7 +50,8 @@ class CalendarSpec(Model):
 
     timezone: str | None = Field(None, description="IANA timezone; default: the playbook's")
     hours: dict[str, list[str]] = Field(
-        default_factory=dict, description='day keys (mon..sun, mon-fri, sat,sun) → ["08:00-12:00", …]'
+        default_factory=dict,
+        description='day keys (mon..sun, mon-fri, sat,sun) → ["08:00-12:00", …]',
     )
     holidays: list[HolidayEntry] = Field(default_factory=list)
     overrides: dict[str, list[str]] = Field(

@@ -12,8 +12,18 @@ from pydantic_core import PydanticCustomError, core_schema
 from carepath.durations import DurationError, parse_duration
 
 __all__ = [
-    "ID_RE", "Condition", "Flag", "Model", "Number", "OneOrMany", "Positive", "Shorthand", "check_duration",
-    "check_name", "no_bool", "one_or_many",
+    "ID_RE",
+    "Condition",
+    "Flag",
+    "Model",
+    "Number",
+    "OneOrMany",
+    "Positive",
+    "Shorthand",
+    "check_duration",
+    "check_name",
+    "no_bool",
+    "one_or_many",
 ]
 
 ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
@@ -23,7 +33,9 @@ NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]*")
 class Model(BaseModel):
     """Base of every playbook model: unknown keys are errors, instances are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, str_strip_whitespace=False)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, str_strip_whitespace=False
+    )
 
 
 class Shorthand:
@@ -57,7 +69,7 @@ def one_or_many(value: Any) -> Any:
 OneOrMany = Shorthand({"type": "string"})
 
 
-_BOOL_HINT = "YAML 1.2: only true and false are booleans; yes, no, on, off, y, 1 and \"true\" are not"
+_BOOL_HINT = 'YAML 1.2: only true and false are booleans; yes, no, on, off, y, 1 and "true" are not'
 
 
 def _show(v: Any) -> str:
@@ -70,14 +82,19 @@ def _flag(v: Any) -> bool:
     # says only the YAML booleans are booleans.
     if isinstance(v, bool):
         return v
-    raise PydanticCustomError("CP203", "expected true or false, got {got}", {"got": _show(v), "hint": _BOOL_HINT})
+    raise PydanticCustomError(
+        "CP203", "expected true or false, got {got}", {"got": _show(v), "hint": _BOOL_HINT}
+    )
 
 
 def _condition(v: Any) -> Any:
     if isinstance(v, str | bool):
         return v
-    raise PydanticCustomError("CP203", "a condition is an expression (a string) or true or false, got {got}",
-                              {"got": _show(v), "hint": _BOOL_HINT if isinstance(v, int | float) else ""})
+    raise PydanticCustomError(
+        "CP203",
+        "a condition is an expression (a string) or true or false, got {got}",
+        {"got": _show(v), "hint": _BOOL_HINT if isinstance(v, int | float) else ""},
+    )
 
 
 def _whole(v: Any) -> Any:
@@ -96,7 +113,9 @@ def no_bool(v: Any) -> Any:
     """A before-validator for scalars that are not booleans (``version``, ``target``): ``true``
     is not ``1``."""
     if isinstance(v, bool):
-        raise PydanticCustomError("CP203", "expected a string or a number, got {got}", {"got": _show(v)})
+        raise PydanticCustomError(
+            "CP203", "expected a string or a number, got {got}", {"got": _show(v)}
+        )
     return v
 
 
@@ -116,13 +135,18 @@ def check_duration(value: Any, *, business: bool = False) -> str:
     try:
         parse_duration(value, business=business)
     except DurationError as exc:
-        raise PydanticCustomError(exc.code, "{msg}", {"msg": str(exc), "hint": exc.hint or ""}) from None
+        raise PydanticCustomError(
+            exc.code, "{msg}", {"msg": str(exc), "hint": exc.hint or ""}
+        ) from None
     return str(value)
 
 
 def check_name(value: Any, what: str = "name") -> str:
     """A reference name: letters, digits, ``_ . : -``."""
     if not isinstance(value, str) or not NAME_RE.fullmatch(value):
-        raise PydanticCustomError("CP203", "invalid {what} '{value}': use letters, digits, '_', '.', ':' or '-'",
-                                  {"what": what, "value": value})
+        raise PydanticCustomError(
+            "CP203",
+            "invalid {what} '{value}': use letters, digits, '_', '.', ':' or '-'",
+            {"what": what, "value": value},
+        )
     return value

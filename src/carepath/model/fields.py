@@ -19,7 +19,9 @@ class FieldSpec(Model):
     """One typed field: ``{type: enum, values: [...], default: ...}`` or the short form ``int``."""
 
     type: FieldTypeName = Field(description="the field's type")
-    values: list[str] | None = Field(None, description="allowed values of an enum (or of a list's items)")
+    values: list[str] | None = Field(
+        None, description="allowed values of an enum (or of a list's items)"
+    )
     item: FieldTypeName | None = Field(None, description="item type of a list")
     default: Any = Field(None, description="value when not set")
     title: str | None = None
@@ -36,5 +38,7 @@ def normalize_field(value: Any) -> Any:
 FieldEntry = Annotated[
     FieldSpec,
     BeforeValidator(normalize_field),
-    Shorthand({"enum": ["int", "float", "decimal", "bool", "string", "date", "datetime", "duration"]}),
+    Shorthand(
+        {"enum": ["int", "float", "decimal", "bool", "string", "date", "datetime", "duration"]}
+    ),
 ]

@@ -50,7 +50,9 @@ class GoalSpec(Model):
     id: str
     title: str | None = None
     metric: str
-    target: Annotated[str | int | float, BeforeValidator(no_bool)] = Field(description='">= 90%", "<= 2h", "> 80%"')
+    target: Annotated[str | int | float, BeforeValidator(no_bool)] = Field(
+        description='">= 90%", "<= 2h", "> 80%"'
+    )
     stat: Literal["mean", "median", "p90", "p95"] | None = None
     sla: str | None = None
     segment: str | None = None
@@ -71,14 +73,18 @@ class CustomMetric(Model):
     when: Condition | None = None
     over: str | None = Field(None, description="ratio: the denominator's event type")
     over_when: Condition | None = None
-    value: str | None = Field(None, description="mean: an expression over the event (=event.amount)")
+    value: str | None = Field(
+        None, description="mean: an expression over the event (=event.amount)"
+    )
     title: str | None = None
 
 
 class MetricsSpec(Model):
     """Renames of the conventional events, and custom metrics."""
 
-    events: dict[str, str] = Field(default_factory=dict, description="conventional type → your type")
+    events: dict[str, str] = Field(
+        default_factory=dict, description="conventional type → your type"
+    )
     custom: dict[str, CustomMetric] = Field(default_factory=dict)
 
 

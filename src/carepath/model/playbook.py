@@ -31,8 +31,8 @@ class PlaybookSpec(Model):
     description: str | None = None
     owner: str | None = None
     timezone: str = Field("UTC", description="IANA timezone: default for calendars and cron")
-    include: Annotated[list[str], BeforeValidator(one_or_many), Shorthand({"type": "string"})] = Field(
-        default_factory=list, description="relative files merged into this playbook"
+    include: Annotated[list[str], BeforeValidator(one_or_many), Shorthand({"type": "string"})] = (
+        Field(default_factory=list, description="relative files merged into this playbook")
     )
     events: dict[str, EventPayload | None] = Field(default_factory=dict)
     fields: dict[str, FieldEntry] = Field(default_factory=dict)
@@ -56,7 +56,9 @@ class PlaybookSpec(Model):
         from pydantic_core import PydanticCustomError
 
         if not ID_RE.fullmatch(v):
-            raise PydanticCustomError("CP203", "playbook id '{v}' must match [a-z0-9][a-z0-9_-]*", {"v": v})
+            raise PydanticCustomError(
+                "CP203", "playbook id '{v}' must match [a-z0-9][a-z0-9_-]*", {"v": v}
+            )
         return v
 
     @field_validator("version", mode="after")

@@ -45,8 +45,14 @@ def _widen_handler_lists(node: Any) -> None:
     Idempotent: items already widened are left alone."""
     if isinstance(node, dict):
         items = node.get("items")
-        if node.get("type") == "array" and isinstance(items, dict) and items.get("$ref") == _HANDLER_REF:
-            node["items"] = {"anyOf": [{"type": "string", "description": "stage to move to"}, items]}
+        if (
+            node.get("type") == "array"
+            and isinstance(items, dict)
+            and items.get("$ref") == _HANDLER_REF
+        ):
+            node["items"] = {
+                "anyOf": [{"type": "string", "description": "stage to move to"}, items]
+            }
         for v in node.values():
             _widen_handler_lists(v)
     elif isinstance(node, list):

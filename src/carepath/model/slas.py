@@ -56,15 +56,20 @@ class ThresholdSpec(Model):
 
     at: str = Field(description="`75%`, `100%`, `-15m`, `+1h`")
     do: Annotated[list[ActionSpec], BeforeValidator(one_or_many), Shorthand(single=True)] = Field(
-        default_factory=list)
+        default_factory=list
+    )
 
     @field_validator("at", mode="before")
     @classmethod
     def _at(cls, v: Any) -> str:
         if isinstance(v, int | float) and not isinstance(v, bool):
-            raise PydanticCustomError("CP203", "threshold {v} needs a unit", {"v": v, "hint": f"write {v}% or +{v}m"})
+            raise PydanticCustomError(
+                "CP203", "threshold {v} needs a unit", {"v": v, "hint": f"write {v}% or +{v}m"}
+            )
         if not isinstance(v, str):
-            raise PydanticCustomError("CP203", "threshold must be a percentage or a signed offset", {})
+            raise PydanticCustomError(
+                "CP203", "threshold must be a percentage or a signed offset", {}
+            )
         s = v.strip()
         if _PERCENT.fullmatch(s):
             if float(s[:-1]) <= 0:
@@ -73,8 +78,11 @@ class ThresholdSpec(Model):
         if s[:1] in "+-":
             check_duration(s[1:], business=True)
             return s
-        raise PydanticCustomError("CP203", "cannot read threshold '{v}'",
-                                  {"v": v, "hint": "write a share of the target (75%) or a signed offset (-15m, +1h)"})
+        raise PydanticCustomError(
+            "CP203",
+            "cannot read threshold '{v}'",
+            {"v": v, "hint": "write a share of the target (75%) or a signed offset (-15m, +1h)"},
+        )
 
 
 class SlaSpec(Model):
@@ -87,6 +95,8 @@ class SlaSpec(Model):
     reset: ClockTrigger | None = None
     cancel: ClockTrigger | None = None
     repeat: Flag = False
-    calendar: str = Field("channel", description="`channel` (the case channel's calendar) or a calendar name")
+    calendar: str = Field(
+        "channel", description="`channel` (the case channel's calendar) or a calendar name"
+    )
     targets: list[TargetSpec] = Field(min_length=1)
     thresholds: list[ThresholdSpec] = Field(default_factory=list)

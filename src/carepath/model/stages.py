@@ -9,7 +9,15 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 from carepath.model.actions import ActionSpec
 from carepath.model.common import Condition, Flag, Model, Shorthand, check_duration, one_or_many
 
-__all__ = ["ExitSpec", "HandlerSpec", "ScheduleSpec", "StageSpec", "StartSpec", "TimerSpec", "handlers_of"]
+__all__ = [
+    "ExitSpec",
+    "HandlerSpec",
+    "ScheduleSpec",
+    "StageSpec",
+    "StartSpec",
+    "TimerSpec",
+    "handlers_of",
+]
 
 Actions = Annotated[list[ActionSpec], BeforeValidator(one_or_many), Shorthand(single=True)]
 
@@ -18,7 +26,9 @@ class HandlerSpec(Model):
     """What an event (or signal) does in a stage: ``{to?, when?, set?, do?}``."""
 
     to: str | None = Field(None, description="stage to move to; none = stay")
-    when: Condition | None = Field(None, description="condition; the first handler whose `when` holds wins")
+    when: Condition | None = Field(
+        None, description="condition; the first handler whose `when` holds wins"
+    )
     set: dict[str, Any] | None = None
     do: Actions = Field(default_factory=list)
 
@@ -41,7 +51,10 @@ Handlers = Annotated[
 class TimerSpec(Model):
     """A delayed transition or action owned by a stage (SPEC §4.4)."""
 
-    in_: str = Field(alias="in", description="delay: wall-clock, or open time of `calendar`; `bd` = business days")
+    in_: str = Field(
+        alias="in",
+        description="delay: wall-clock, or open time of `calendar`; `bd` = business days",
+    )
     to: str | None = None
     do: Actions = Field(default_factory=list)
     when: Condition | None = None

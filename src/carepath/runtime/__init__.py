@@ -14,8 +14,19 @@ from typing import Any
 from carepath.runtime._runtime import ActionHandler, Runtime, SubmitResult
 from carepath.runtime.store import OutboxItem, Prefetched, Rejected, Store, StoreError, Tx
 
-__all__ = ["ActionHandler", "OutboxItem", "Prefetched", "Rejected", "Runtime", "SQLiteStore", "Store", "StoreError",
-           "SubmitResult", "Tx", "open_store"]
+__all__ = [
+    "ActionHandler",
+    "OutboxItem",
+    "Prefetched",
+    "Rejected",
+    "Runtime",
+    "SQLiteStore",
+    "Store",
+    "StoreError",
+    "SubmitResult",
+    "Tx",
+    "open_store",
+]
 
 
 def open_store(url: str, **options: Any) -> Store:

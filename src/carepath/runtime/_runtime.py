@@ -124,12 +124,20 @@ class Runtime:
     rows one claim or wake-up transaction takes.
     """
 
-    def __init__(self, playbooks: Iterable[Playbook] | Playbook, store: Store,
-                 clock: Callable[[], datetime] | None = None,
-                 handlers: Mapping[str, ActionHandler] | None = None, *,
-                 max_attempts: int = 8, backoff: timedelta = timedelta(seconds=10),
-                 max_backoff: timedelta = timedelta(hours=1), lease: timedelta = timedelta(seconds=30),
-                 batch: int = 200, worker: str | None = None) -> None:
+    def __init__(
+        self,
+        playbooks: Iterable[Playbook] | Playbook,
+        store: Store,
+        clock: Callable[[], datetime] | None = None,
+        handlers: Mapping[str, ActionHandler] | None = None,
+        *,
+        max_attempts: int = 8,
+        backoff: timedelta = timedelta(seconds=10),
+        max_backoff: timedelta = timedelta(hours=1),
+        lease: timedelta = timedelta(seconds=30),
+        batch: int = 200,
+        worker: str | None = None,
+    ) -> None:
         from carepath.compile.ir import Playbook
         from carepath.engine.engine import Engine
         from carepath.engine.router import route
@@ -141,7 +149,9 @@ class Runtime:
         self.engines: dict[str, Engine] = {}
         for pb in pbs:
             if pb.id in self.engines:
-                raise ValueError(f"playbook {pb.id!r} given twice; a store runs one version of each playbook")
+                raise ValueError(
+                    f"playbook {pb.id!r} given twice; a store runs one version of each playbook"
+                )
             self.engines[pb.id] = Engine(pb, trace=False)
         self.store = store
         if clock is None:
@@ -153,7 +163,9 @@ class Runtime:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         if lease > timedelta(seconds=60) or lease <= timedelta(0):
-            raise ValueError("lease must be positive and at most 60 s (claims of a killed worker lapse within 60 s)")
+            raise ValueError(
+                "lease must be positive and at most 60 s (claims of a killed worker lapse within 60 s)"
+            )
         self.max_attempts = max_attempts
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -190,8 +202,9 @@ class Runtime:
         recorded with its raw text."""
         return self.submit(line)
 
-    def submit_many(self, events: Iterable[EventInput], batch: int = 100, *,
-                    timeline: bool = False) -> list[SubmitResult]:
+    def submit_many(
+        self, events: Iterable[EventInput], batch: int = 100, *, timeline: bool = False
+    ) -> list[SubmitResult]:
         """Submit events in transactions of up to ``batch`` events each (one commit per batch:
         a crash loses at most the open batch, which a resend replays exactly once).
 
@@ -217,7 +230,9 @@ class Runtime:
         parsed = [self._parse(e) for e in chunk]
         plans = [None if ev is None else self._targets(ev) for _, ev, _ in parsed]
         ids = list(dict.fromkeys(ev.id for _, ev, _ in parsed if ev is not None))
-        keys = list(dict.fromkeys((pid, key) for plan in plans if plan for pid, key, _ in plan if key))
+        keys = list(
+            dict.fromkeys((pid, key) for plan in plans if plan for pid, key, _ in plan if key)
+        )
         tally: Counter[str] = Counter()
 
         def unit(tx: Tx) -> list[SubmitResult]:
@@ -265,7 +280,9 @@ class Runtime:
             try:
                 out.append((pid, eng.case_key(ev), None))
             except Exception as exc:  # a key expression that cannot evaluate on this payload
-                out.append((pid, None, f"{pid}: cannot compute the case key of event {ev.id}: {exc}"))
+                out.append(
+                    (pid, None, f"{pid}: cannot compute the case key of event {ev.id}: {exc}")
+                )
         return out
 
     def _follow(self, t: datetime) -> None:
@@ -299,10 +316,16 @@ class Runtime:
         except (ValueError, TypeError) as exc:
             return e, None, str(exc)
 
-    def _one_in_time(self, tx: Tx, src: EventInput, ev: Event,
-                     plan: Sequence[tuple[str, str | None, str | None]],
-                     cache: dict[tuple[str, str], CaseState | None], seen: set[str],
-                     tally: Counter[str]) -> SubmitResult:
+    def _one_in_time(
+        self,
+        tx: Tx,
+        src: EventInput,
+        ev: Event,
+        plan: Sequence[tuple[str, str | None, str | None]],
+        cache: dict[tuple[str, str], CaseState | None],
+        seen: set[str],
+        tally: Counter[str],
+    ) -> SubmitResult:
         """:meth:`_one` on the simulated clock: the cases due strictly before ``ev.at`` are
         advanced first, but only on trial. A rejected event moves no time: its wake-ups are
         dropped (they fire before the next event that is not rejected), the clock stays."""
@@ -319,9 +342,19 @@ class Runtime:
             cache.update(trial)
         return result
 
-    def _one(self, tx: Tx, src: EventInput, ev: Event | None, err: str | None,
-             plan: Sequence[tuple[str, str | None, str | None]], cache: Cache,
-             seen: set[str], tally: Counter[str], *, before: Callable[[], None] | None = None) -> SubmitResult:
+    def _one(
+        self,
+        tx: Tx,
+        src: EventInput,
+        ev: Event | None,
+        err: str | None,
+        plan: Sequence[tuple[str, str | None, str | None]],
+        cache: Cache,
+        seen: set[str],
+        tally: Counter[str],
+        *,
+        before: Callable[[], None] | None = None,
+    ) -> SubmitResult:
         """Decide and write one event; ``before()`` runs once the event is known not to be
         rejected, before anything of it is written."""
         if ev is None:
@@ -340,7 +373,9 @@ class Runtime:
             steps, status = self._route(tx, ev, plan, cache)
         except _Reject as r:
             message = _storable(r.message)
-            tx.add_rejected(Rejected(_as_dict(src), r.reason, message, self._now().timestamp(), r.cases))
+            tx.add_rejected(
+                Rejected(_as_dict(src), r.reason, message, self._now().timestamp(), r.cases)
+            )
             tally["rejected"] += 1
             return SubmitResult("rejected", r.reason, message, event_id=ev.id)
         if before is not None:
@@ -364,9 +399,18 @@ class Runtime:
         tally[status] += 1
         tally["actions"] += len(actions)
         tally["breaches"] += sum(1 for s in signals if s.type.endswith(".breached"))
-        return SubmitResult(status, cases=states, actions=actions, signals=signals, event_id=ev.id,
-                            message="" if status == "applied" else "no playbook mentions this event type"
-                            if not any(e.mentions(ev.type) for e in self.engines.values()) else "its case has ended")
+        return SubmitResult(
+            status,
+            cases=states,
+            actions=actions,
+            signals=signals,
+            event_id=ev.id,
+            message=""
+            if status == "applied"
+            else "no playbook mentions this event type"
+            if not any(e.mentions(ev.type) for e in self.engines.values())
+            else "its case has ended",
+        )
 
     def _load(self, tx: Tx, cache: Cache, pid: str, key: str) -> CaseState | None:
         k = (pid, key)
@@ -374,8 +418,9 @@ class Runtime:
             cache[k] = tx.load(pid, key)
         return cache[k]
 
-    def _route(self, tx: Tx, ev: Event, plan: Sequence[tuple[str, str | None, str | None]],
-               cache: Cache) -> tuple[list[tuple[CaseState | None, Any]], str]:
+    def _route(
+        self, tx: Tx, ev: Event, plan: Sequence[tuple[str, str | None, str | None]], cache: Cache
+    ) -> tuple[list[tuple[CaseState | None, Any]], str]:
         """The steps for ``ev`` over every playbook of ``plan`` (see :meth:`_targets`), each decided
         by :func:`carepath.engine.router.route`, or :class:`_Reject`. All or nothing: one playbook's
         rejection rejects the event."""
@@ -394,8 +439,11 @@ class Runtime:
             try:
                 r = route(eng, state, ev)
             except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
-                raise _Reject("invalid", f"cannot apply event {ev.id}: {type(exc).__name__}: {exc}",
-                              [(pid, key)]) from None
+                raise _Reject(
+                    "invalid",
+                    f"cannot apply event {ev.id}: {type(exc).__name__}: {exc}",
+                    [(pid, key)],
+                ) from None
             if r.status == "rejected":
                 if r.reason == "unknown_case":
                     unknown.append((pid, key, r.message))
@@ -406,7 +454,9 @@ class Runtime:
         if steps:
             return steps, "applied"
         if unknown:
-            raise _Reject("unknown_case", "; ".join(m for _, _, m in unknown), [(p, k) for p, k, _ in unknown])
+            raise _Reject(
+                "unknown_case", "; ".join(m for _, _, m in unknown), [(p, k) for p, k, _ in unknown]
+            )
         if no_key:
             raise _Reject("invalid", f"event {ev.id} ({ev.type}) has no case key")
         return [], "ignored"
@@ -420,6 +470,7 @@ class Runtime:
         total = 0
         done: set[tuple[str, str]] = set()
         while True:
+
             def unit(tx: Tx) -> int:
                 tally.clear()
                 return self._due_in_tx(tx, t, t + 0.5 * _US, {}, tally, done=done, limit=self.batch)
@@ -430,15 +481,32 @@ class Runtime:
             if n < self.batch:
                 return total
 
-    def _due_in_tx(self, tx: Tx, t_engine: float, t_index: float, cache: Cache,
-                   tally: Counter[str], *, done: set[tuple[str, str]] | None = None, limit: int = 1_000_000) -> int:
+    def _due_in_tx(
+        self,
+        tx: Tx,
+        t_engine: float,
+        t_index: float,
+        cache: Cache,
+        tally: Counter[str],
+        *,
+        done: set[tuple[str, str]] | None = None,
+        limit: int = 1_000_000,
+    ) -> int:
         """Advance, in ``tx``, the cases due at ``t_index`` (index) to ``t_engine``."""
         steps = self._due_steps(tx, t_engine, t_index, cache, done=done, limit=limit)
         self._write_due(tx, steps, t_engine, tally)
         return len(steps)
 
-    def _due_steps(self, tx: Tx, t_engine: float, t_index: float, cache: Cache, *,
-                   done: set[tuple[str, str]] | None = None, limit: int = 1_000_000) -> list[Any]:
+    def _due_steps(
+        self,
+        tx: Tx,
+        t_engine: float,
+        t_index: float,
+        cache: Cache,
+        *,
+        done: set[tuple[str, str]] | None = None,
+        limit: int = 1_000_000,
+    ) -> list[Any]:
         """The steps advancing the cases due at ``t_index`` (index) to ``t_engine``, each new state
         put in ``cache``; nothing is written (see :meth:`_write_due`)."""
         done = set() if done is None else done
@@ -449,7 +517,9 @@ class Runtime:
             k = (st0.playbook, st0.case)
             done.add(k)
             st = cache.get(k) or st0
-            if cache.get(k) is not None and (st.next_wakeup_s is None or st.next_wakeup_s > t_index):
+            if cache.get(k) is not None and (
+                st.next_wakeup_s is None or st.next_wakeup_s > t_index
+            ):
                 continue  # already moved past it in this batch
             eng = self.engines[st.playbook]
             if when is None:
@@ -463,7 +533,9 @@ class Runtime:
             steps.append(step)
         return steps
 
-    def _write_due(self, tx: Tx, steps: Sequence[Any], t_engine: float, tally: Counter[str]) -> None:
+    def _write_due(
+        self, tx: Tx, steps: Sequence[Any], t_engine: float, tally: Counter[str]
+    ) -> None:
         for step in steps:
             tx.save(step.state, t_engine)
             tx.add_outbox(step.actions)
@@ -483,8 +555,9 @@ class Runtime:
         types = None if "*" in self.handlers else sorted(self.handlers)
         n = 0
         while True:
-            items = self.store.claim_outbox(t, self.batch, t + self.lease.total_seconds(), self.worker, types,
-                                            self.max_attempts)
+            items = self.store.claim_outbox(
+                t, self.batch, t + self.lease.total_seconds(), self.worker, types, self.max_attempts
+            )
             if not items:
                 return n
             for item in items:
@@ -500,13 +573,30 @@ class Runtime:
         except Exception as exc:
             err = f"{type(exc).__name__}: {exc}"[:2000]
             if item.attempts >= self.max_attempts:
-                self.store.finish_outbox(item.playbook, item.id, self.worker, delivered=False, error=err)
+                self.store.finish_outbox(
+                    item.playbook, item.id, self.worker, delivered=False, error=err
+                )
                 self.counters["dead"] += 1
-                log.warning("action %s (%s) is dead after %d attempts: %s", item.id, item.type, item.attempts, err)
+                log.warning(
+                    "action %s (%s) is dead after %d attempts: %s",
+                    item.id,
+                    item.type,
+                    item.attempts,
+                    err,
+                )
             else:
-                delay = min(self.backoff.total_seconds() * 2 ** (item.attempts - 1), self.max_backoff.total_seconds())
-                self.store.finish_outbox(item.playbook, item.id, self.worker, delivered=False,
-                                         retry_at=t + delay, error=err)
+                delay = min(
+                    self.backoff.total_seconds() * 2 ** (item.attempts - 1),
+                    self.max_backoff.total_seconds(),
+                )
+                self.store.finish_outbox(
+                    item.playbook,
+                    item.id,
+                    self.worker,
+                    delivered=False,
+                    retry_at=t + delay,
+                    error=err,
+                )
                 self.counters["failed"] += 1
             return
         self.store.finish_outbox(item.playbook, item.id, self.worker, delivered=True)

@@ -25,24 +25,39 @@ class SqlReaders:
     def _tbl(self, name: str) -> str:
         return name
 
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:  # pragma: no cover - abstract
+    def _read(
+        self, sql: str, params: Sequence[Any] = ()
+    ) -> list[Any]:  # pragma: no cover - abstract
         raise NotImplementedError
 
     @staticmethod
     def _item(r: Sequence[Any]) -> OutboxItem:
-        return OutboxItem(id=r[1], playbook=r[0], case=r[2], type=r[3], status=r[4], attempts=r[5],
-                          action=Action.from_dict(json.loads(r[6])), available_at=r[7], claimed_until=r[8],
-                          claimed_by=r[9], last_error=r[10])
+        return OutboxItem(
+            id=r[1],
+            playbook=r[0],
+            case=r[2],
+            type=r[3],
+            status=r[4],
+            attempts=r[5],
+            action=Action.from_dict(json.loads(r[6])),
+            available_at=r[7],
+            claimed_until=r[8],
+            claimed_by=r[9],
+            last_error=r[10],
+        )
 
     def get(self, playbook_id: str, case_key: str) -> CaseState | None:
         """The state of one case, or ``None``."""
         ph = self._PH
-        rows = self._read(f"SELECT state FROM {self._tbl('cases')} WHERE playbook = {ph} AND case_key = {ph}",
-                          (playbook_id, case_key))
+        rows = self._read(
+            f"SELECT state FROM {self._tbl('cases')} WHERE playbook = {ph} AND case_key = {ph}",
+            (playbook_id, case_key),
+        )
         return CaseState.from_json(rows[0][0]) if rows else None
 
-    def outbox(self, status: str | None = None, playbook: str | None = None,
-               case: str | None = None) -> list[OutboxItem]:
+    def outbox(
+        self, status: str | None = None, playbook: str | None = None, case: str | None = None
+    ) -> list[OutboxItem]:
         """Outbox items, oldest first, optionally filtered."""
         where, params = [], []
         for col, v in (("status", status), ("playbook", playbook), ("case_key", case)):
@@ -58,7 +73,8 @@ class SqlReaders:
         """Rejected events, oldest first (those of one case when ``case`` is given)."""
         out = []
         for ev, reason, msg, at, cases, ck in self._read(
-                f"SELECT event, reason, message, at, cases, case_key FROM {self._tbl('rejected')} ORDER BY seq"):
+            f"SELECT event, reason, message, at, cases, case_key FROM {self._tbl('rejected')} ORDER BY seq"
+        ):
             keys = tuple((p, c) for p, c in json.loads(cases))
             if case is not None and ck != case and all(c != case for _, c in keys):
                 continue

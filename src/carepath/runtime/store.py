@@ -58,8 +58,15 @@ class OutboxItem:
 
     def to_dict(self) -> dict[str, Any]:
         """``{id, playbook, case, type, status, attempts, action}`` (+ ``last_error`` when set)."""
-        d: dict[str, Any] = {"id": self.id, "playbook": self.playbook, "case": self.case, "type": self.type,
-                             "status": self.status, "attempts": self.attempts, "action": self.action.to_dict()}
+        d: dict[str, Any] = {
+            "id": self.id,
+            "playbook": self.playbook,
+            "case": self.case,
+            "type": self.type,
+            "status": self.status,
+            "attempts": self.attempts,
+            "action": self.action.to_dict(),
+        }
         if self.last_error:
             d["last_error"] = self.last_error
         return d
@@ -93,8 +100,13 @@ class Rejected:
         """JSON shape, ``at`` as ISO 8601."""
         from carepath._instants import to_iso
 
-        return {"event": self.event, "reason": self.reason, "message": self.message, "at": to_iso(self.at),
-                "cases": [{"playbook": p, "case": c} for p, c in self.cases]}
+        return {
+            "event": self.event,
+            "reason": self.reason,
+            "message": self.message,
+            "at": to_iso(self.at),
+            "cases": [{"playbook": p, "case": c} for p, c in self.cases],
+        }
 
     def __getitem__(self, key: str) -> Any:
         if key in ("event", "reason", "message", "cases"):
@@ -147,8 +159,13 @@ class Tx(abc.ABC):
         """Insert or replace the case (state, stage, version/hash and the wake-up index)."""
 
     @abc.abstractmethod
-    def due(self, now: float, limit: int, playbooks: Sequence[tuple[str, str]],
-            exclude: Iterable[tuple[str, str]] = ()) -> list[CaseState]:
+    def due(
+        self,
+        now: float,
+        limit: int,
+        playbooks: Sequence[tuple[str, str]],
+        exclude: Iterable[tuple[str, str]] = (),
+    ) -> list[CaseState]:
         """Up to ``limit`` cases whose next wake-up is ≤ ``now``, earliest first, locked (skipping
         rows locked by others), of the given ``(playbook id, content hash)`` pairs only, without
         the ``exclude`` keys."""
@@ -176,16 +193,31 @@ class Store(abc.ABC):
 
     # -- outbox claims (each its own short transaction) -------------------------------------------
     @abc.abstractmethod
-    def claim_outbox(self, now: float, limit: int, lease_until: float, worker: str,
-                     types: Sequence[str] | None = None, max_attempts: int | None = None) -> list[OutboxItem]:
+    def claim_outbox(
+        self,
+        now: float,
+        limit: int,
+        lease_until: float,
+        worker: str,
+        types: Sequence[str] | None = None,
+        max_attempts: int | None = None,
+    ) -> list[OutboxItem]:
         """Claim up to ``limit`` pending items available at ``now`` whose claim is free or lapsed
         (``claimed_until ≤ now``), of ``types`` (``None`` = any), oldest first; increment their
         ``attempts`` and stamp ``claimed_until``/``claimed_by``. An item that already had
         ``max_attempts`` hand-overs is marked ``dead`` instead of being returned."""
 
     @abc.abstractmethod
-    def finish_outbox(self, playbook: str, item_id: str, worker: str, *, delivered: bool,
-                      retry_at: float | None = None, error: str | None = None) -> None:
+    def finish_outbox(
+        self,
+        playbook: str,
+        item_id: str,
+        worker: str,
+        *,
+        delivered: bool,
+        retry_at: float | None = None,
+        error: str | None = None,
+    ) -> None:
         """End a claim: ``delivered`` → ``delivered``; otherwise ``retry_at`` → pending again from
         then, or ``None`` → ``dead``. A failure report is ignored if the claim moved on
         (another worker took the lapsed lease); ``delivered`` always wins."""
@@ -205,8 +237,9 @@ class Store(abc.ABC):
         """Every case (of ``playbook_id``), ordered by playbook then key."""
 
     @abc.abstractmethod
-    def outbox(self, status: str | None = None, playbook: str | None = None,
-               case: str | None = None) -> list[OutboxItem]:
+    def outbox(
+        self, status: str | None = None, playbook: str | None = None, case: str | None = None
+    ) -> list[OutboxItem]:
         """Outbox items, oldest first, optionally filtered."""
 
     @abc.abstractmethod

@@ -69,15 +69,24 @@ class CaseDriver:
     ``take_actions()`` returns and forgets them.
     """
 
-    def __init__(self, playbook: Playbook | str | os.PathLike[str], *, start: datetime | str | None = None,
-                 case: str = "C-1", clock: FakeClock | None = None) -> None:
+    def __init__(
+        self,
+        playbook: Playbook | str | os.PathLike[str],
+        *,
+        start: datetime | str | None = None,
+        case: str = "C-1",
+        clock: FakeClock | None = None,
+    ) -> None:
         from carepath._instants import zone
         from carepath.drivers.simulate import Simulator
 
         self.playbook = _playbook(playbook)
         self.tz = zone(self.playbook.timezone)
-        self.time = clock if clock is not None else FakeClock(
-            _aware(start, self.tz) if start is not None else None)
+        self.time = (
+            clock
+            if clock is not None
+            else FakeClock(_aware(start, self.tz) if start is not None else None)
+        )
         self.sim = Simulator(self.playbook)
         self.case = case
         self.steps: list[SimStep] = []
@@ -86,8 +95,15 @@ class CaseDriver:
         self._n = 0
 
     # -- driving --------------------------------------------------------------------------------
-    def send(self, type: str, *, at: datetime | str | None = None, data: Mapping[str, Any] | None = None,
-             case: str | None = None, id: str | None = None) -> Step | None:
+    def send(
+        self,
+        type: str,
+        *,
+        at: datetime | str | None = None,
+        data: Mapping[str, Any] | None = None,
+        case: str | None = None,
+        id: str | None = None,
+    ) -> Step | None:
         """Apply an event; returns the case's engine step (``None`` if no case took it).
         Engine errors (``InvalidEvent``, ``EventOutOfOrder``…) propagate."""
         from carepath.events import Event
@@ -103,8 +119,9 @@ class CaseDriver:
         last = steps[-1] if steps else None
         return None if last is None or last.kind != "event" else last.step
 
-    def advance(self, delta: timedelta | None = None, *, to: datetime | str | None = None,
-                **kwargs: float) -> list[SimStep]:
+    def advance(
+        self, delta: timedelta | None = None, *, to: datetime | str | None = None, **kwargs: float
+    ) -> list[SimStep]:
         """Move the clock (by ``delta``/``hours=``… or ``to=`` an instant) and wake every case."""
         t = self.time.set(to) if to is not None else self.time.advance(delta, **kwargs)
         steps = self.sim.advance_to(t)
@@ -198,9 +215,14 @@ class CaseDriver:
         return self._signals.pop(self.case, [])
 
 
-def run_scenario(playbook: Playbook | str | os.PathLike[str], steps: Sequence[Mapping[str, Any]], *,
-                 name: str = "scenario", start: datetime | str | None = None,
-                 case: str | None = None) -> ScenarioResult:
+def run_scenario(
+    playbook: Playbook | str | os.PathLike[str],
+    steps: Sequence[Mapping[str, Any]],
+    *,
+    name: str = "scenario",
+    start: datetime | str | None = None,
+    case: str | None = None,
+) -> ScenarioResult:
     """Run scenario steps (the ``*.test.yaml`` step format, as dicts); raises ``AssertionError``
     with the diff on the first failing step, returns the result otherwise."""
     from carepath.testing.scenario import run_steps

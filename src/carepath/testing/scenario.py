@@ -73,13 +73,43 @@ __all__ = [
 
 YPath = tuple[str | int, ...]
 _FILE_KEYS = {"playbook", "start", "case", "scenarios", "description"}
-_SCENARIO_KEYS = {"name", "description", "start", "case", "steps", "given", "advance", "expect", "skip"}
+_SCENARIO_KEYS = {
+    "name",
+    "description",
+    "start",
+    "case",
+    "steps",
+    "given",
+    "advance",
+    "expect",
+    "skip",
+}
 _EVENT_KEYS = {"event", "at", "data", "case", "id", "rejected"}
-_EXPECT_KEYS = {"case", "stage", "tier", "segment", "segments", "ended", "data", "clocks", "actions",
-                "signals", "deadlines", "next_wakeup"}
+_EXPECT_KEYS = {
+    "case",
+    "stage",
+    "tier",
+    "segment",
+    "segments",
+    "ended",
+    "data",
+    "clocks",
+    "actions",
+    "signals",
+    "deadlines",
+    "next_wakeup",
+}
 _CLOCK_KEYS = {"status", "breached", "due", "cycle", "elapsed", "remaining", "paused", "target"}
-_MAIN_PARAM = {"notify": "to", "send": "template", "survey": "survey", "assign": "tier", "escalate": "tier",
-               "task": "task", "emit": "name", "set": "values"}
+_MAIN_PARAM = {
+    "notify": "to",
+    "send": "template",
+    "survey": "survey",
+    "assign": "tier",
+    "escalate": "tier",
+    "task": "task",
+    "emit": "name",
+    "set": "values",
+}
 
 
 @dataclass
@@ -96,8 +126,16 @@ class Failure:
 
     def render(self) -> str:
         """``file:line:col: message`` and the indented diff lines."""
-        where = f"{self.file}:{self.line}:{self.col}: " if self.line else (f"{self.file}: " if self.file else "")
-        head = f"{where}scenario {self.scenario!r}" + (f", step {self.step}" if self.step else "") + f": {self.message}"
+        where = (
+            f"{self.file}:{self.line}:{self.col}: "
+            if self.line
+            else (f"{self.file}: " if self.file else "")
+        )
+        head = (
+            f"{where}scenario {self.scenario!r}"
+            + (f", step {self.step}" if self.step else "")
+            + f": {self.message}"
+        )
         return "\n".join([head, *("    " + d for d in self.details)])
 
 
@@ -132,7 +170,11 @@ class FileResult:
     @property
     def passed(self) -> bool:
         """Every scenario passed and the file and its playbook are valid."""
-        return self.error is None and not self.diagnostics_errors and all(r.passed for r in self.results)
+        return (
+            self.error is None
+            and not self.diagnostics_errors
+            and all(r.passed for r in self.results)
+        )
 
     @property
     def diagnostics_errors(self) -> bool:
@@ -150,7 +192,11 @@ def find_scenario_files(path: str) -> list[str]:
         found: list[str] = []
         for root, dirs, files in os.walk(p):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            found.extend(str(Path(root) / f) for f in sorted(files) if f.endswith((".test.yaml", ".test.yml")))
+            found.extend(
+                str(Path(root) / f)
+                for f in sorted(files)
+                if f.endswith((".test.yaml", ".test.yml"))
+            )
         return found
     if p.is_file():
         if p.name.endswith((".test.yaml", ".test.yml")):
@@ -159,7 +205,9 @@ def find_scenario_files(path: str) -> list[str]:
             sib = p.with_name(p.name.rsplit(".", 1)[0] + suffix)
             if sib.is_file():
                 return [str(sib)]
-        raise FileNotFoundError(f"{path}: no scenario file next to it (expected {p.with_suffix('.test.yaml').name})")
+        raise FileNotFoundError(
+            f"{path}: no scenario file next to it (expected {p.with_suffix('.test.yaml').name})"
+        )
     raise FileNotFoundError(f"{path}: no such file or folder")
 
 
@@ -195,14 +243,18 @@ def run_file(path: str, *, name_filter: str | None = None) -> FileResult:
                     base = base[: -len(suffix)] + ".yaml"
             pb_name = base
         if not isinstance(pb_name, str):
-            raise ScenarioError("`playbook` is a file name, relative to the scenario file", ("playbook",))
+            raise ScenarioError(
+                "`playbook` is a file name, relative to the scenario file", ("playbook",)
+            )
     except ScenarioError as exc:
         res.error = here.failure("", 0, str(exc), exc.path, key=exc.key)
         return res
     pb_path = str(Path(path).parent / pb_name)
     res.playbook = pb_path
     if not Path(pb_path).is_file():
-        res.error = here.failure("", 0, f"playbook {pb_name} not found (looked for {pb_path})", ("playbook",))
+        res.error = here.failure(
+            "", 0, f"playbook {pb_name} not found (looked for {pb_path})", ("playbook",)
+        )
         return res
     chk = check_file(pb_path)
     if chk.playbook is None:
@@ -220,9 +272,15 @@ def run_file(path: str, *, name_filter: str | None = None) -> FileResult:
     return res
 
 
-def run_steps(playbook: Playbook, steps: Sequence[Mapping[str, Any]], *, name: str = "scenario",
-              start: datetime | str | None = None, case: str | None = None,
-              simulator: Simulator | None = None) -> ScenarioResult:
+def run_steps(
+    playbook: Playbook,
+    steps: Sequence[Mapping[str, Any]],
+    *,
+    name: str = "scenario",
+    start: datetime | str | None = None,
+    case: str | None = None,
+    simulator: Simulator | None = None,
+) -> ScenarioResult:
     """Run scenario ``steps`` (the dicts of the YAML format) against ``playbook``."""
     sc: dict[str, Any] = {"name": name, "steps": list(steps)}
     doc: dict[str, Any] = {}
@@ -247,8 +305,16 @@ class _Where:
         p = self.pos.key(path) if key else self.pos.value(path)
         return (int(p[0]), int(p[1]))
 
-    def failure(self, scenario: str, step: int, message: str, path: YPath, details: list[str] | None = None,
-                *, key: bool = False) -> Failure:
+    def failure(
+        self,
+        scenario: str,
+        step: int,
+        message: str,
+        path: YPath,
+        details: list[str] | None = None,
+        *,
+        key: bool = False,
+    ) -> Failure:
         line, col = self.at(path, key=key)
         return Failure(self.file, line, col, scenario, step, message, details or [])
 
@@ -259,7 +325,11 @@ def _check_keys(d: Mapping[str, Any], allowed: set[str], path: YPath) -> None:
     for k in d:
         if k not in allowed:
             near = difflib.get_close_matches(str(k), sorted(allowed), n=1)
-            hint = f" (did you mean `{near[0]}`?)" if near else f" (expected one of: {', '.join(sorted(allowed))})"
+            hint = (
+                f" (did you mean `{near[0]}`?)"
+                if near
+                else f" (expected one of: {', '.join(sorted(allowed))})"
+            )
             raise ScenarioError(f"unknown key `{k}`{hint}", (*path, str(k)), key=True)
 
 
@@ -267,7 +337,9 @@ def _steps_of(sc: Mapping[str, Any], spath: YPath) -> list[tuple[YPath, Mapping[
     steps: list[tuple[YPath, Mapping[str, Any]]] = []
     if "steps" in sc:
         if any(k in sc for k in ("given", "advance", "expect")):
-            raise ScenarioError("use either `steps:` or the `given`/`advance`/`expect` shorthand", spath)
+            raise ScenarioError(
+                "use either `steps:` or the `given`/`advance`/`expect` shorthand", spath
+            )
         if not isinstance(sc["steps"], list):
             raise ScenarioError("`steps` is a list", (*spath, "steps"))
         for j, st in enumerate(sc["steps"]):
@@ -308,15 +380,19 @@ class _Runner:
 
         if isinstance(value, str) and value.strip().startswith("+"):
             if self.now is None:
-                raise ScenarioError(f"relative time {value!r} before any instant is known: give the scenario "
-                                    "a `start:` or the first event an absolute `at`", path)
+                raise ScenarioError(
+                    f"relative time {value!r} before any instant is known: give the scenario "
+                    "a `start:` or the first event an absolute `at`",
+                    path,
+                )
             try:
                 d = parse_duration(value.strip()[1:])
             except DurationError as exc:
                 raise ScenarioError(f"bad relative time {value!r}: {exc}", path) from None
             if d.business_days:
-                raise ScenarioError(f"relative time {value!r}: business days are not allowed here; use d or h",
-                                    path)
+                raise ScenarioError(
+                    f"relative time {value!r}: business days are not allowed here; use d or h", path
+                )
             t = self.now.astimezone(self.tz)
             if d.days:
                 t = (t.replace(tzinfo=None) + timedelta(days=d.days)).replace(tzinfo=self.tz)
@@ -336,7 +412,9 @@ class _Runner:
         except DurationError as exc:
             raise ScenarioError(f"bad duration {value!r}: {exc}", path) from None
         if d.days or d.business_days:
-            raise ScenarioError(f"{value!r}: business durations are compared in hours, minutes, seconds", path)
+            raise ScenarioError(
+                f"{value!r}: business durations are compared in hours, minutes, seconds", path
+            )
         return d.seconds
 
     def fmt(self, t: datetime | None) -> str:
@@ -361,7 +439,9 @@ class _Runner:
             raise ScenarioError("`event` is an event type such as case.opened", (*path, "event"))
         at = self.instant(st["at"], (*path, "at")) if "at" in st else self.now
         if at is None:
-            raise ScenarioError("the first event needs an absolute `at` (or the scenario a `start:`)", path)
+            raise ScenarioError(
+                "the first event needs an absolute `at` (or the scenario a `start:`)", path
+            )
         data = st.get("data") or {}
         if not isinstance(data, Mapping):
             raise ScenarioError("`data` is a mapping", (*path, "data"))
@@ -369,7 +449,9 @@ class _Runner:
         self.n_events += 1
         eid = str(st.get("id", f"e{self.n_events}"))
         try:
-            ev = Event(id=eid, type=etype, at=at, case=None if case is None else str(case), data=data)
+            ev = Event(
+                id=eid, type=etype, at=at, case=None if case is None else str(case), data=data
+            )
         except ValueError as exc:
             raise ScenarioError(str(exc), path) from None
         self.now = at
@@ -382,13 +464,22 @@ class _Runner:
             if want is True or (isinstance(want, str) and want in msg):
                 return None
             if want:
-                return self.here.failure(self.name, n, f"{etype} was rejected with another error",
-                                         (*path, "rejected"), [f"expected: {want}", f"got:      {msg}"])
+                return self.here.failure(
+                    self.name,
+                    n,
+                    f"{etype} was rejected with another error",
+                    (*path, "rejected"),
+                    [f"expected: {want}", f"got:      {msg}"],
+                )
             return self.here.failure(self.name, n, f"{etype} was rejected", (*path, "event"), [msg])
         self.collect(steps)
         if want:
-            return self.here.failure(self.name, n, f"{etype} was accepted, but the step expects it rejected",
-                                     (*path, "rejected"))
+            return self.here.failure(
+                self.name,
+                n,
+                f"{etype} was accepted, but the step expects it rejected",
+                (*path, "rejected"),
+            )
         return None
 
     def advance(self, value: Any, path: YPath) -> None:
@@ -419,15 +510,36 @@ class _Runner:
         acts = self.actions.pop(key, [])
         sigs = self.signals.pop(key, [])
         if "actions" in exp:
-            self.check_list("actions", exp["actions"], acts, (*path, "actions"), problems,
-                            self.match_action, self.show_action)
+            self.check_list(
+                "actions",
+                exp["actions"],
+                acts,
+                (*path, "actions"),
+                problems,
+                self.match_action,
+                self.show_action,
+            )
         if "signals" in exp:
-            self.check_list("signals", exp["signals"], sigs, (*path, "signals"), problems,
-                            self.match_signal, self.show_signal)
+            self.check_list(
+                "signals",
+                exp["signals"],
+                sigs,
+                (*path, "signals"),
+                problems,
+                self.match_signal,
+                self.show_signal,
+            )
         if "deadlines" in exp:
             dls = self.sim.engine.deadlines(state)
-            self.check_list("deadlines", exp["deadlines"], dls, (*path, "deadlines"), problems,
-                            self.match_deadline, lambda d: f"{d.kind} {d.name} due {self.fmt(d.due)}")
+            self.check_list(
+                "deadlines",
+                exp["deadlines"],
+                dls,
+                (*path, "deadlines"),
+                problems,
+                self.match_deadline,
+                lambda d: f"{d.kind} {d.name} due {self.fmt(d.due)}",
+            )
         if not problems:
             return None
         first = problems[0][0]
@@ -439,8 +551,13 @@ class _Runner:
         what = f"case {key}: {len(problems)} expectation(s) not met"
         return self.here.failure(self.name, n, what, first, details)
 
-    def check_state(self, st: CaseState, exp: Mapping[str, Any], path: YPath,
-                    problems: list[tuple[YPath, str, list[str]]]) -> None:
+    def check_state(  # noqa: C901 - one branch per expectation key a scenario may state
+        self,
+        st: CaseState,
+        exp: Mapping[str, Any],
+        path: YPath,
+        problems: list[tuple[YPath, str, list[str]]],
+    ) -> None:
         def cmp(label: str, want: Any, got: Any, p: YPath) -> None:
             if want != got:
                 problems.append((p, f"{label}: expected {want!r}, got {got!r}", []))
@@ -451,28 +568,48 @@ class _Runner:
         if "segments" in exp:
             cmp("segments", list(exp["segments"] or []), list(st.segments), (*path, "segments"))
         if "next_wakeup" in exp:
-            nw = None if exp["next_wakeup"] is None else self.instant(exp["next_wakeup"], (*path, "next_wakeup"))
+            nw = (
+                None
+                if exp["next_wakeup"] is None
+                else self.instant(exp["next_wakeup"], (*path, "next_wakeup"))
+            )
             if nw != st.next_wakeup:
-                problems.append(((*path, "next_wakeup"), f"next_wakeup: expected {self.fmt(nw)}, "
-                                 f"got {self.fmt(st.next_wakeup)}", []))
+                problems.append(
+                    (
+                        (*path, "next_wakeup"),
+                        f"next_wakeup: expected {self.fmt(nw)}, got {self.fmt(st.next_wakeup)}",
+                        [],
+                    )
+                )
         if "data" in exp:
             if not isinstance(exp["data"], Mapping):
                 raise ScenarioError("`data` is a mapping of field → value", (*path, "data"))
             for f, want in exp["data"].items():
                 got = st.data.get(f)
                 if not _equal(want, got):
-                    problems.append(((*path, "data", f), f"data.{f}: expected {want!r}, got {_plain(got)!r}", []))
+                    problems.append(
+                        (
+                            (*path, "data", f),
+                            f"data.{f}: expected {want!r}, got {_plain(got)!r}",
+                            [],
+                        )
+                    )
         if "clocks" in exp:
             clocks = exp["clocks"]
             if not isinstance(clocks, Mapping):
-                raise ScenarioError("`clocks` maps a clock name to a status or {status, due…}", (*path, "clocks"))
+                raise ScenarioError(
+                    "`clocks` maps a clock name to a status or {status, due…}", (*path, "clocks")
+                )
             for cname, cwant in clocks.items():
                 want = cwant
                 cp: YPath = (*path, "clocks", cname)
                 clk = st.clocks.get(cname)
                 if clk is None:
-                    raise ScenarioError(f"no clock {cname!r} in the playbook (clocks: "
-                                        f"{', '.join(st.clocks) or 'none'})", cp)
+                    raise ScenarioError(
+                        f"no clock {cname!r} in the playbook (clocks: "
+                        f"{', '.join(st.clocks) or 'none'})",
+                        cp,
+                    )
                 if isinstance(want, str):
                     want = {"status": want}
                 if not isinstance(want, Mapping):
@@ -484,29 +621,60 @@ class _Runner:
                     if attr == "due":
                         wt = None if w is None else self.instant(w, ap)
                         if wt != clk.due:
-                            problems.append((ap, f"{label}: expected {self.fmt(wt)}, got {self.fmt(clk.due)}", []))
+                            problems.append(
+                                (
+                                    ap,
+                                    f"{label}: expected {self.fmt(wt)}, got {self.fmt(clk.due)}",
+                                    [],
+                                )
+                            )
                     elif attr in ("elapsed", "remaining", "paused", "target"):
                         got_td: timedelta | None = getattr(clk, attr)
                         ws = None if w is None else self.span(w, ap)
                         gs = None if got_td is None else got_td.total_seconds()
-                        if (ws is None) != (gs is None) or (ws is not None and gs is not None and abs(ws - gs) > 1e-6):
-                            problems.append((ap, f"{label}: expected {w!r}, got "
-                                             f"{'null' if gs is None else _span_text(gs)}", []))
+                        if (ws is None) != (gs is None) or (
+                            ws is not None and gs is not None and abs(ws - gs) > 1e-6
+                        ):
+                            problems.append(
+                                (
+                                    ap,
+                                    f"{label}: expected {w!r}, got "
+                                    f"{'null' if gs is None else _span_text(gs)}",
+                                    [],
+                                )
+                            )
                     else:
                         cmp(label, w, getattr(clk, attr), ap)
 
-    def check_list(self, label: str, spec: Any, got: list[Any], path: YPath,
-                   problems: list[tuple[YPath, str, list[str]]], match: Any, show: Any) -> None:
+    def check_list(
+        self,
+        label: str,
+        spec: Any,
+        got: list[Any],
+        path: YPath,
+        problems: list[tuple[YPath, str, list[str]]],
+        match: Any,
+        show: Any,
+    ) -> None:
         listing = [f"- {show(g)}" for g in got] or ["(none)"]
         if isinstance(spec, list):
-            ok = len(spec) == len(got) and all(match(s, g, (*path, i)) for i, (s, g) in enumerate(zip(spec, got, strict=False)))
+            ok = len(spec) == len(got) and all(
+                match(s, g, (*path, i)) for i, (s, g) in enumerate(zip(spec, got, strict=False))
+            )
             if not ok:
                 wanted = [f"- {_spec_text(s)}" for s in spec] or ["(none)"]
-                problems.append((path, f"{label}: expected exactly {len(spec)}, in order:",
-                                 [*wanted, f"got {len(got)}:", *listing]))
+                problems.append(
+                    (
+                        path,
+                        f"{label}: expected exactly {len(spec)}, in order:",
+                        [*wanted, f"got {len(got)}:", *listing],
+                    )
+                )
             return
         if not isinstance(spec, Mapping):
-            raise ScenarioError(f"`{label}` is a list (exactly these) or {{include: […], exclude: […]}}", path)
+            raise ScenarioError(
+                f"`{label}` is a list (exactly these) or {{include: […], exclude: […]}}", path
+            )
         _check_keys(spec, {"include", "exclude"}, path)
         inc = spec.get("include") or []
         exc = spec.get("exclude") or []
@@ -521,19 +689,31 @@ class _Runner:
             else:
                 i = k + 1
         if missing:
-            problems.append(((*path, "include"), f"{label}: missing (in this order):",
-                             [*(f"- {_spec_text(s)}" for s in missing), "got:", *listing]))
+            problems.append(
+                (
+                    (*path, "include"),
+                    f"{label}: missing (in this order):",
+                    [*(f"- {_spec_text(s)}" for s in missing), "got:", *listing],
+                )
+            )
         for j, s in enumerate(exc):
             hits = [g for g in got if match(s, g, (*path, "exclude", j))]
             if hits:
-                problems.append(((*path, "exclude", j), f"{label}: expected no {_spec_text(s)}, got:",
-                                 [f"- {show(g)}" for g in hits]))
+                problems.append(
+                    (
+                        (*path, "exclude", j),
+                        f"{label}: expected no {_spec_text(s)}, got:",
+                        [f"- {show(g)}" for g in hits],
+                    )
+                )
 
     def match_action(self, spec: Any, a: Action, path: YPath) -> bool:
         if isinstance(spec, str):
             return a.type == spec
         if not isinstance(spec, Mapping):
-            raise ScenarioError("an action is a type (send), {send: template} or {type: send, params: {…}}", path)
+            raise ScenarioError(
+                "an action is a type (send), {send: template} or {type: send, params: {…}}", path
+            )
         rest = dict(spec)
         if "type" in rest:
             if rest.pop("type") != a.type:
@@ -541,15 +721,20 @@ class _Runner:
         else:
             verbs = [k for k in rest if k in _MAIN_PARAM]
             if len(verbs) != 1:
-                raise ScenarioError("an action needs `type` or exactly one verb key (notify, send, survey, "
-                                    "assign, escalate, set, task, emit)", path)
+                raise ScenarioError(
+                    "an action needs `type` or exactly one verb key (notify, send, survey, "
+                    "assign, escalate, set, task, emit)",
+                    path,
+                )
             verb = verbs[0]
             arg = rest.pop(verb)
             if verb != a.type:
                 return False
             main = a.params.get(_MAIN_PARAM[verb])
             if verb == "set":
-                if not isinstance(arg, Mapping) or not all(_equal(v, dict(main or {}).get(k)) for k, v in arg.items()):
+                if not isinstance(arg, Mapping) or not all(
+                    _equal(v, dict(main or {}).get(k)) for k, v in arg.items()
+                ):
                     return False
             elif arg is not None and not _equal(arg, main):
                 return False
@@ -629,8 +814,16 @@ def _spec_text(s: Any) -> str:
     return str(s)
 
 
-def _run_scenario(pb: Playbook, sc: Any, doc: Mapping[str, Any], spath: YPath, here: _Where, name: str,
-                  *, simulator: Simulator | None = None) -> ScenarioResult:
+def _run_scenario(
+    pb: Playbook,
+    sc: Any,
+    doc: Mapping[str, Any],
+    spath: YPath,
+    here: _Where,
+    name: str,
+    *,
+    simulator: Simulator | None = None,
+) -> ScenarioResult:
     t0 = time.perf_counter()
     line = here.at(spath)[0]
     res = ScenarioResult(name, here.file, line)
@@ -654,7 +847,9 @@ def _run_scenario(pb: Playbook, sc: Any, doc: Mapping[str, Any], spath: YPath, h
             run.default_case = str(case)
         for n, (p, st) in enumerate(_steps_of(sc, spath), 1):
             if not isinstance(st, Mapping):
-                raise ScenarioError("a step is a mapping: {event: …}, {advance: …} or {expect: …}", p)
+                raise ScenarioError(
+                    "a step is a mapping: {event: …}, {advance: …} or {expect: …}", p
+                )
             kinds = [k for k in ("event", "advance", "expect") if k in st]
             if not kinds:  # `evnt:` — say which key was meant (docs/testing.md promises it)
                 _check_keys(st, _EVENT_KEYS | {"advance", "expect"}, p)
@@ -668,12 +863,16 @@ def _run_scenario(pb: Playbook, sc: Any, doc: Mapping[str, Any], spath: YPath, h
                 run.advance(st["advance"], (*p, "advance") if p != spath else (*spath, "advance"))
             else:
                 _check_keys(st, {"expect"}, p)
-                fail = run.expect(st["expect"], (*p, "expect") if p != spath else (*spath, "expect"), n)
+                fail = run.expect(
+                    st["expect"], (*p, "expect") if p != spath else (*spath, "expect"), n
+                )
             if fail is not None:
                 res.failures.append(fail)
                 break
     except ScenarioError as exc:
-        res.failures.append(here.failure(name, n, f"invalid scenario: {exc}", exc.path, key=exc.key))
+        res.failures.append(
+            here.failure(name, n, f"invalid scenario: {exc}", exc.path, key=exc.key)
+        )
     except Exception as exc:  # an engine error is a failed scenario, not a crash of the runner
         res.failures.append(here.failure(name, n, f"{type(exc).__name__}: {exc}", spath))
     res.seconds = time.perf_counter() - t0
