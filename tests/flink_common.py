@@ -149,3 +149,42 @@ def runtime_run(
 def flink_outcome(actions: list[str], states: list[str], rejected: list[str]) -> Outcome:
     rej = sorted((event_ref(json.loads(r)["event"]), json.loads(r)["reason"]) for r in rejected)
     return Outcome(list(actions), sorted(states), rej)
+
+
+def hostile_log(path: Path) -> Path:
+    """:func:`merged_log` written as bytes with one line that is not UTF-8 and one line over the
+    event size limit spread through it (issue 15 #1/#2: each costs only itself)."""
+    from carepath.events import MAX_EVENT_BYTES
+
+    data = [line.encode("utf-8") for line in merged_log()]
+    data.insert(len(data) // 3, b'{"id": "bad-\xff-byte", "type": "agent.replied"}')
+    data.insert(2 * len(data) // 3, b'{"id": "' + b"x" * (MAX_EVENT_BYTES + 10) + b'"}')
+    path.write_bytes(b"\n".join(data) + b"\n")
+    return path
+
+
+def run_rejected(tmp: Path, playbooks: list[str], events_file: Path) -> list[tuple[str, str, str]]:
+    """``(event, reason, message)`` of every rejection ``carepath run --clock simulated`` records
+    for ``events_file``, sorted (``event`` as canonical JSON)."""
+    from carepath.runtime import open_store
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    db = tmp / "cases.db"
+    argv = ["run", *playbooks, "--store", f"sqlite:///{db}", "--events", str(events_file)]
+    assert cli_main([*argv, "--clock", "simulated", "--quiet"]) in (0, 1)
+    store = open_store(f"sqlite:///{db}")
+    try:
+        return sorted(
+            (json.dumps(r.event, sort_keys=True), r.reason, r.message) for r in store.rejected()
+        )
+    finally:
+        store.close()
+
+
+def rejected_lines(lines: list[str]) -> list[tuple[str, str, str]]:
+    """The same for the rejected output of the Flink job (or of the reference run)."""
+    out = []
+    for line in lines:
+        d = json.loads(line)
+        out.append((json.dumps(d["event"], sort_keys=True), d["reason"], d["message"]))
+    return sorted(out)

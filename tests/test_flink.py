@@ -23,9 +23,12 @@ from flink_common import (
     Outcome,
     events,
     flink_outcome,
+    hostile_log,
     lines_of,
     merged_log,
     playbook,
+    rejected_lines,
+    run_rejected,
     runtime_run,
     shuffled_within,
     with_bad_lines,
@@ -154,3 +157,18 @@ def test_a_failure_restarts_from_the_last_checkpoint(tmp_path: Path) -> None:
     assert got.states == want.states
     assert set(got.actions) == set(want.actions)  # every action id, same content; repeats allowed
     assert got.rejected == want.rejected == []
+
+
+def test_cli_rejects_a_non_utf8_or_over_long_line_alone_as_run_does(tmp_path: Path) -> None:
+    log = hostile_log(tmp_path / "events.jsonl")
+    pbs = [playbook(n) for n in NAMES]
+    out = tmp_path / "out"
+    assert cli_main(["flink", *pbs, "--events", str(log), "--out", str(out), "-q"]) == 0
+    got = (out / "rejected.jsonl").read_text(encoding="utf-8").splitlines()
+    # the two bad lines are rejected, located, as `carepath run` records them
+    assert rejected_lines(got) == run_rejected(tmp_path / "rt", pbs, log)
+    refused = [m for e, _, m in rejected_lines(got) if '"raw"' in e]
+    assert len(refused) == 2 and all(m.startswith("line ") for m in refused)
+    # and the rest ran: the same cases as the clean log
+    states = sorted((out / "states.jsonl").read_text(encoding="utf-8").splitlines())
+    assert states == runtime_run(tmp_path / "clean", pbs, merged_log()).states

@@ -32,9 +32,12 @@ from flink_common import (
     NAMES,
     events,
     flink_outcome,
+    hostile_log,
     lines_of,
     merged_log,
     playbook,
+    rejected_lines,
+    run_rejected,
     runtime_run,
     with_bad_lines,
 )
@@ -138,3 +141,21 @@ def test_reference_equals_carepath_run_with_until_and_bad_lines(tmp_path: Path) 
     assert got.states == want.states
     assert got.rejected == want.rejected
     assert {r for _, r in want.rejected} == {"invalid", "unknown_case"}
+
+
+def test_reference_rejects_a_non_utf8_or_over_long_line_alone_as_run_does(tmp_path: Path) -> None:
+    from carepath.flink.reference import read_lines
+
+    log = hostile_log(tmp_path / "events.jsonl")
+    pbs = [playbook(n) for n in NAMES]
+    ref = run_reference([load(p) for p in pbs], read_lines(str(log)))
+    refused = [r for r in rejected_lines(ref.rejected) if '"raw"' in r[0]]
+    assert [m.split(":")[0] for _, _, m in refused] == sorted(
+        f"line {n}" for n in (len(merged_log()) // 3 + 1, 2 * (len(merged_log()) + 1) // 3 + 1)
+    )
+    assert any("not UTF-8" in m for _, _, m in refused)
+    assert any("longer than" in m for _, _, m in refused)
+    # the rejected output is what `carepath run` records, message included, and the rest ran
+    assert rejected_lines(ref.rejected) == run_rejected(tmp_path / "rt", pbs, log)
+    clean = run_reference([load(p) for p in pbs], merged_log())
+    assert ref.state_lines() == clean.state_lines()

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from carepath.events import Event, decode_event
+from carepath.events import Event, Line, decode_event
 from carepath.state import Action, CaseState
 
 if TYPE_CHECKING:
@@ -111,6 +111,12 @@ def rejection(event: Any, reason: str, message: str, playbook: str | None = None
         ensure_ascii=False,
         default=str,
     )
+
+
+def line_rejection(line: Line) -> str:
+    """The rejected-output line of a line the bounded reader refused (not UTF-8, over-long:
+    :class:`~carepath.events.Line` with a ``problem``), as ``carepath run`` records it."""
+    return rejection({"raw": line.text}, "invalid", f"line {line.number}: {line.problem}")
 
 
 def parse_line(line: str) -> tuple[Event | None, Any, str]:

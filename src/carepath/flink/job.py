@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -206,7 +206,7 @@ def collect(env: StreamExecutionEnvironment, out: Outputs, name: str = "carepath
     return res
 
 
-def last_instant(lines: Sequence[str]) -> datetime | None:
+def last_instant(lines: Iterable[str]) -> datetime | None:
     """The latest ``at`` among the event lines (``None`` when there is no event)."""
     from carepath.flink.core import micros, parse_line, skip_line
 
@@ -221,13 +221,35 @@ def last_instant(lines: Sequence[str]) -> datetime | None:
     return None if last is None else datetime.fromtimestamp(last / 1_000_000, UTC)
 
 
-def end_of_time(until: datetime | None, lines: Sequence[str]) -> datetime | None:
+def end_of_time(until: datetime | None, lines: Iterable[str]) -> datetime | None:
     """Where wake-ups stop for a bounded log, as ``carepath run --clock simulated`` ends it."""
     from carepath.flink.core import cap_us, micros
 
     last = last_instant(lines)
     c = cap_us(None if until is None else micros(until), None if last is None else micros(last))
     return None if c is None else datetime.fromtimestamp(c / 1_000_000, UTC)
+
+
+def readable_copy(events: str, copy: Path) -> tuple[list[str], list[str]]:
+    """Read ``events`` through the one bounded reader (:mod:`carepath.drivers.eventfile`) into
+    ``copy``, the file the Flink source reads: every line it can read, in order, without the lines
+    it refused (not UTF-8, too long), so that one bad line costs only itself.
+
+    Returns the lines copied and the rejected-output lines of the refused ones (as ``carepath
+    run`` records them: ``{"raw": preview}``, ``invalid``, ``line N: …``)."""
+    from carepath.drivers.eventfile import read_lines
+    from carepath.flink.core import line_rejection
+
+    good: list[str] = []
+    refused: list[str] = []
+    with copy.open("w", encoding="utf-8") as out:
+        for line in read_lines(events):
+            if line.problem is not None:
+                refused.append(line_rejection(line))
+                continue
+            good.append(line.text)
+            out.write(line.text + "\n")
+    return good, refused
 
 
 def run_file(
@@ -243,21 +265,30 @@ def run_file(
 ) -> RunResult:
     """Run an events file (JSONL) through the job on a local mini-cluster and collect the outputs.
 
-    Time ends as in ``carepath run --clock simulated``: at ``until``, or at the last event
-    (``options.until`` is set from them). ``prepare`` may transform the stream of lines first.
+    The file is read by the bounded reader first (:func:`readable_copy`): a line that is not
+    UTF-8 or too long is in the rejected output, located, and the rest runs. Time ends as in
+    ``carepath run --clock simulated``: at ``until``, or at the last event (``options.until`` is
+    set from them). ``prepare`` may transform the stream of lines first.
     """
+    import tempfile
+
     from pyflink.datastream.connectors.file_system import FileSource, StreamFormat  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
-    text = Path(events).read_text(encoding="utf-8-sig").splitlines()
-    options = replace(options, until=end_of_time(until, text))
-    env = configure(parallelism=parallelism, checkpoint_ms=checkpoint_ms, **conf)
-    src = FileSource.for_record_stream_format(
-        StreamFormat.text_line_format(), str(Path(events).resolve())
-    ).build()
-    lines = env.from_source(src, WatermarkStrategy.no_watermarks(), "events").set_parallelism(1)
-    if prepare is not None:
-        lines = prepare(lines)
-    return collect(env, build(lines, sources(playbooks), options))
+    with tempfile.TemporaryDirectory(prefix="carepath-flink-") as d:
+        copy = Path(d) / "events.jsonl"
+        text, refused = readable_copy(events, copy)
+        options = replace(options, until=end_of_time(until, text))
+        del text
+        env = configure(parallelism=parallelism, checkpoint_ms=checkpoint_ms, **conf)
+        src = FileSource.for_record_stream_format(
+            StreamFormat.text_line_format(), str(copy.resolve())
+        ).build()
+        lines = env.from_source(src, WatermarkStrategy.no_watermarks(), "events").set_parallelism(1)
+        if prepare is not None:
+            lines = prepare(lines)
+        res = collect(env, build(lines, sources(playbooks), options))
+    res.rejected[:0] = refused
+    return res
 
 
 def run_lines(

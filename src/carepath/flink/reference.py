@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from carepath.events import Event
+from carepath.events import Event, Line
 from carepath.flink.core import (
     action_line,
     advance_to,
     apply_event,
     cap_us,
+    line_rejection,
     micros,
     parse_line,
     rejection,
@@ -53,9 +54,11 @@ class Result:
 
 
 def run_reference(
-    playbooks: Sequence[Playbook], lines: Iterable[str], until: datetime | None = None
+    playbooks: Sequence[Playbook], lines: Iterable[str | Line], until: datetime | None = None
 ) -> Result:
-    """Run ``lines`` (JSONL event lines) through ``playbooks`` in memory (see the module docstring)."""
+    """Run ``lines`` (JSONL event lines, or :class:`~carepath.events.Line` as :func:`read_lines`
+    reads them: one the reader refused is rejected, located) through ``playbooks`` in memory (see
+    the module docstring)."""
     from carepath.engine.engine import Engine
 
     engines = [Engine(p, trace=False) for p in playbooks]
@@ -64,6 +67,11 @@ def run_reference(
     out = Result()
     last_us: int | None = None
     for raw in lines:
+        if isinstance(raw, Line):
+            if raw.problem is not None:
+                out.rejected.append(line_rejection(raw))
+                continue
+            raw = raw.text
         line = raw.rstrip("\n")
         if skip_line(line):
             continue
@@ -145,11 +153,13 @@ def _route(
     return (no_key or None), []
 
 
-def read_lines(path: str) -> list[str]:
-    """The lines of an events file."""
-    from pathlib import Path
+def read_lines(path: str) -> list[Line]:
+    """The lines of an events file, through the one bounded reader
+    (:func:`carepath.drivers.eventfile.read_lines`): a line that is not UTF-8 or too long comes
+    back with its ``problem`` instead of failing the whole file."""
+    from carepath.drivers.eventfile import read_lines as bounded_lines
 
-    return Path(path).read_text(encoding="utf-8-sig").splitlines()
+    return list(bounded_lines(path))
 
 
 def state_key(line: str) -> tuple[str, str]:
