@@ -99,3 +99,22 @@ def test_commands_have_one_module_each() -> None:
     assert {"validate", "simulate", "test", "run", "report"} <= {
         p.stem for p in (PACKAGE / "cli").glob("*.py")
     }
+
+
+MAX_MODULE_LINES = 800
+
+
+def test_no_module_is_over_800_lines() -> None:
+    sizes = {
+        name: len(path.read_text(encoding="utf-8").splitlines())
+        for name, path in _modules().items()
+    }
+    assert {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES} == {}
+
+
+def test_the_engines_read_only_the_compiled_playbook() -> None:
+    graph = _imports(_modules())
+    upstream = ("carepath.loading", "carepath.model", "carepath.lint", "carepath.compile.compiler")
+    for name, targets in graph.items():
+        if name.startswith(("carepath.engine", "carepath._native")):
+            assert not [t for t in targets if t.startswith(upstream)], name
