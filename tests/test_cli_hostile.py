@@ -224,7 +224,7 @@ def test_run_with_actions_to_a_full_disk_exits_2_and_keeps_them_pending(
     code, _, err = _cli(capsys, "run", RETAIL, "--events", str(RETAIL_EVENTS), "--store", store,
                         "--actions", "/dev/full")
     assert code == 2
-    assert err.strip().splitlines()[-1].startswith("carepath: --actions: cannot write /dev/full: ")
+    assert err.strip().splitlines()[-1].startswith("carepath run: --actions: cannot write /dev/full: ")
     code, out, _ = _cli(capsys, "cases", "--store", store, "list", "--format", "json")
     assert code == 0 and json.loads(out)
 
@@ -311,3 +311,56 @@ def test_read_only_commands_read_a_store_without_changing_it(
         assert code == 0, (argv, err)
         assert out
     assert db.read_bytes() == before
+
+
+# --- #28: PostgreSQL schema names ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["abc%0A", "abc%0D%0A", "%0Aabc", "ABC", "a-b", "a%00", "a" * 64, ""])
+def test_a_postgres_schema_name_with_a_trailing_newline_is_refused(name: str) -> None:
+    pytest.importorskip("psycopg")
+    from carepath.runtime import StoreError, open_store
+
+    with pytest.raises(StoreError, match="bad schema name"):  # checked before connecting
+        open_store(f"postgresql://postgres@127.0.0.1:1/postgres?schema={name}")
+
+
+def test_a_postgres_schema_name_with_a_newline_exits_2_at_the_command_line(
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("psycopg")
+    code, _, err = _cli(capsys, "cases", "--store", "postgresql://postgres@127.0.0.1:1/postgres?schema=abc%0A")
+    assert code == 2
+    assert "bad schema name 'abc\\n'" in err
+
+
+# --- #29: run --follow logs on one channel in one format; psycopg's noise is quiet ------------------
+
+
+def test_run_follow_writes_every_stderr_line_in_the_log_format(tmp_path: Path) -> None:
+    import re
+    import subprocess
+    import sys
+
+    events = tmp_path / "e.jsonl"
+    events.write_text("".join(RETAIL_EVENTS.read_text(encoding="utf-8").splitlines(keepends=True)[:3])
+                      + "not json\n", encoding="utf-8")
+    r = subprocess.run(
+        [sys.executable, "-m", "carepath", "run", RETAIL, "--events", str(events), "--store",
+         f"sqlite:///{tmp_path / 'c.db'}", "--follow", "--until", "2000-01-01", "--poll", "0.05"],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 1, r.stderr  # the line that is not JSON
+    lines = r.stderr.strip().splitlines()
+    assert any("rejected event" in x for x in lines) and any("batch:" in x for x in lines)
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING|ERROR) carepath[.\w]*: "
+    assert all(re.match(stamp, x) for x in lines), lines
+
+
+def test_run_quiets_psycopg_below_error() -> None:
+    import logging
+
+    from carepath.cli.run import _setup_logging
+
+    _setup_logging(follow=True, quiet=False)
+    for name in ("psycopg", "psycopg.pool"):
+        assert logging.getLogger(name).getEffectiveLevel() >= logging.ERROR

@@ -159,6 +159,26 @@ class _Progress:
             sys.stderr.flush()
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+"""The one format of ``run``'s log lines on standard error (with ``--follow`` all its messages)."""
+
+
+def _setup_logging(follow: bool, quiet: bool) -> None:
+    """Log records go to standard error in :data:`LOG_FORMAT` unless the host configured logging
+    (INFO with ``--follow``, else WARNING; ``--quiet``: WARNING). psycopg logs a warning for each
+    aborted pipeline and rolled-back connection when PostgreSQL workers contend; the store runs
+    those units again, so below ERROR they are noise and are not shown."""
+    for name in ("psycopg", "psycopg.pool"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO if follow and not quiet else logging.WARNING)
+
+
 def _log_batch(log: logging.Logger, rt: Runtime, events: int) -> None:
     c = rt.counters
     log.info("batch: %d events; totals: %d applied, %d rejected, %d wake-ups, %d actions, %d delivered, %d failed",
@@ -180,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch < 1:
         print("carepath: --batch must be at least 1", file=sys.stderr)
         return 2
+    _setup_logging(args.follow, args.quiet)
     playbooks = load_playbooks(args.playbooks)
     if isinstance(playbooks, int):
         return playbooks
@@ -237,9 +258,14 @@ def run(args: argparse.Namespace) -> int:
     # a worker stops cleanly on SIGTERM or SIGINT: the open batch commits, then it exits 0
     old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)} if args.follow else {}
     log = logging.getLogger("carepath.run")
-    if args.follow and not args.quiet and not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def say(msg: str, level: int = logging.INFO) -> None:
+        """A message on standard error: with --follow a log record (one channel, one format, as
+        the batch lines and the runtime's own warnings), else a ``carepath run:`` line."""
+        if args.follow:
+            log.log(level, "%s", msg)
+        else:
+            print(f"carepath run: {msg}", file=sys.stderr)
     progress = _Progress(args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty()), total)
     started = time.monotonic()
     events = 0
@@ -252,8 +278,8 @@ def run(args: argparse.Namespace) -> int:
         for r in results:
             if r.status == "rejected" and rejected_shown < 20 and not args.quiet:
                 progress.done()
-                print(term_safe(f"carepath: rejected event {r.event_id or '(no id)'}: {r.reason}: {r.message}"),
-                      file=sys.stderr)
+                say(term_safe(f"rejected event {r.event_id or '(no id)'}: {r.reason}: {r.message}"),
+                    logging.WARNING)
                 rejected_shown += 1
         if not sim:
             rt.run_due()
@@ -302,7 +328,7 @@ def run(args: argparse.Namespace) -> int:
             rt.deliver()
     except KeyboardInterrupt:
         progress.done()
-        print("carepath: interrupted; run the same command again to go on", file=sys.stderr)
+        say("interrupted; run the same command again to go on", logging.WARNING)
         return 130
     finally:
         for signum, handler in old.items():
@@ -319,14 +345,14 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         took = time.monotonic() - started
         rate = f", {events / took:,.0f} events/s" if took > 0 and events else ""
-        print(f"carepath run: {events} events ({c['applied']} applied, {c['duplicate']} duplicate, "
-              f"{c['ignored']} ignored, {c['rejected']} rejected); {c['opened']} cases opened; "
-              f"{c['woken']} wake-ups; {c['actions']} actions ({c['delivered']} delivered, {pending} pending in "
-              f"the outbox{', ' + str(c['dead']) + ' dead' if c['dead'] else ''}); {c['breaches']} breaches; "
-              f"{took:.2f} s{rate}", file=sys.stderr)
+        say(f"{events} events ({c['applied']} applied, {c['duplicate']} duplicate, "
+            f"{c['ignored']} ignored, {c['rejected']} rejected); {c['opened']} cases opened; "
+            f"{c['woken']} wake-ups; {c['actions']} actions ({c['delivered']} delivered, {pending} pending in "
+            f"the outbox{', ' + str(c['dead']) + ' dead' if c['dead'] else ''}); {c['breaches']} breaches; "
+            f"{took:.2f} s{rate}")
     if write_error:
         werr = write_error[0]
-        print(f"carepath: --actions: cannot write {args.actions}: {werr.strerror or werr}; the actions not "
-              "written stay pending in the outbox", file=sys.stderr)
+        say(f"--actions: cannot write {args.actions}: {werr.strerror or werr}; the actions not "
+            "written stay pending in the outbox", logging.ERROR)
         return 2
     return 1 if c["rejected"] else 0

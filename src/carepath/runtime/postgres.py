@@ -55,7 +55,7 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore", "parse_postgres_url"]
 
 T = TypeVar("T")
 
-_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")  # fullmatch: `$` would let a trailing newline pass
 _STORE_OPTS = ("schema", "migrate", "pool_min", "pool_max", "wait", "create", "state_cache")
 _BIG = 2**31 - 1
 
@@ -287,7 +287,7 @@ class PostgresStore(SqlReaders, Store):
                  wait: float = 300.0, url: str | None = None, check: bool = True, state_cache: int = 4096) -> None:
         if sum(x is not None for x in (conninfo, pool, connection)) != 1:
             raise StoreError("PostgresStore needs exactly one of conninfo, pool, connection")
-        if not _NAME.match(schema):
+        if not (isinstance(schema, str) and _NAME.fullmatch(schema)):
             raise StoreError(f"bad schema name {schema!r}: lower-case letters, digits and _ (at most 63)")
         self.schema = schema
         self.url = url or (f"{conninfo}?schema={schema}" if conninfo else f"postgresql:(host connection)?schema={schema}")
