@@ -50,8 +50,15 @@ def stream(n_cases: int, seed: int = 7) -> list[Event]:
     for i in range(n_cases):
         case = f"T-{i}"
         t = t0 + timedelta(seconds=rnd.randint(0, 5 * 86400))
-        add(t, "case.opened", case, channel=rnd.choice(CHANNELS), priority=rnd.choice(PRIORITIES),
-            customer_tier=rnd.choice(TIERS), customer_age=rnd.choice([0, 0, 0, 35, 70]))
+        add(
+            t,
+            "case.opened",
+            case,
+            channel=rnd.choice(CHANNELS),
+            priority=rnd.choice(PRIORITIES),
+            customer_tier=rnd.choice(TIERS),
+            customer_age=rnd.choice([0, 0, 0, 35, 70]),
+        )
         t += timedelta(minutes=rnd.randint(1, 180))
         add(t, "agent.replied", case, needs_customer=rnd.random() < 0.4)
         for _ in range(rnd.randint(0, 3)):
@@ -73,12 +80,12 @@ def stream(n_cases: int, seed: int = 7) -> list[Event]:
     return [e for _, _, e in evs]
 
 
-def run_engine(eng: Engine, events: list[Event]) -> dict[str, CaseState]:
+def run_engine(subject: Engine, events: list[Event]) -> dict[str, CaseState]:
     states: dict[str, CaseState] = {}
     get = states.get
     for e in events:
         s = get(e.case)  # type: ignore[arg-type]
-        step = eng.start(e, s) if s is None or s.ended else eng.handle(s, e)
+        step = subject.start(e, s) if s is None or s.ended else subject.handle(s, e)
         states[e.case] = step.state  # type: ignore[index]
     return states
 
@@ -94,8 +101,14 @@ def bare_transitions(pb: Any, events: list[Event]) -> tuple[float, float]:
         for trig, hs in list(st.on.items()) + list(pb.on.items()):
             for h in hs[:1]:
                 trans.append({"trigger": trig, "source": name, "dest": h.to})
-    m = Machine(model=None, states=list(pb.stages), transitions=trans, initial=pb.initial,
-                auto_transitions=False, ignore_invalid_triggers=True)
+    m = Machine(
+        model=None,
+        states=list(pb.stages),
+        transitions=trans,
+        initial=pb.initial,
+        auto_transitions=False,
+        ignore_invalid_triggers=True,
+    )
 
     class Case:
         pass
@@ -116,15 +129,25 @@ def bare_transitions(pb: Any, events: list[Event]) -> tuple[float, float]:
     return time.perf_counter() - t, created
 
 
-def memory_per_case(eng: Engine, n: int = 2000) -> float:
+def memory_per_case(subject: Engine, n: int = 2000) -> float:
     t0 = datetime.fromisoformat("2027-03-01T09:00:00+07:00")
-    opened = [Event(id=f"m{i}", type="case.opened", at=t0, case=f"M-{i}", data={"channel": "email"}) for i in range(n)]
-    replied = [Event(id=f"r{i}", type="agent.replied", at=t0 + timedelta(minutes=20), case=f"M-{i}", data={})
-               for i in range(n)]
+    opened = [
+        Event(id=f"m{i}", type="case.opened", at=t0, case=f"M-{i}", data={"channel": "email"})
+        for i in range(n)
+    ]
+    replied = [
+        Event(
+            id=f"r{i}", type="agent.replied", at=t0 + timedelta(minutes=20), case=f"M-{i}", data={}
+        )
+        for i in range(n)
+    ]
     gc.collect()
     tracemalloc.start()
     base = tracemalloc.take_snapshot()
-    keep = [eng.handle(eng.start(o).state, r).state for o, r in zip(opened, replied, strict=True)]
+    keep = [
+        subject.handle(subject.start(o).state, r).state
+        for o, r in zip(opened, replied, strict=True)
+    ]
     gc.collect()
     snap = tracemalloc.take_snapshot()
     tracemalloc.stop()
@@ -144,30 +167,38 @@ def against(rev: str, events: list[Event], repeat: int, rate: float) -> None:
     import tempfile
 
     tmp = Path(tempfile.mkdtemp(prefix="carepath-bench-"))
-    data = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "src/carepath"], check=True,
-                          capture_output=True).stdout
+    data = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "src/carepath"], check=True, capture_output=True
+    ).stdout
     with tarfile.open(fileobj=__import__("io").BytesIO(data)) as tar:
         tar.extractall(tmp, filter="data")
     (tmp / "src" / "carepath").rename(tmp / "carepath_then")
     # since 757ae73 the package imports itself by absolute name: point those at the old copy
-    absolute = re.compile(r"\bcarepath\.(?=[A-Za-z_{])|\b(?<=from )carepath(?= import)|\b(?<=import )carepath\b")
+    absolute = re.compile(
+        r"\bcarepath\.(?=[A-Za-z_{])|\b(?<=from )carepath(?= import)|\b(?<=import )carepath\b"
+    )
     for path in (tmp / "carepath_then").rglob("*.py"):
         text = path.read_text(encoding="utf-8")
-        path.write_text(absolute.sub(lambda m: m.group(0).replace("carepath", "carepath_then"), text), encoding="utf-8")
+        path.write_text(
+            absolute.sub(lambda m: m.group(0).replace("carepath", "carepath_then"), text),
+            encoding="utf-8",
+        )
     sys.path.insert(0, str(tmp))
     old = importlib.import_module("carepath_then")
-    eng = old.Engine(old.load(ROOT / "examples" / "vn-retail-support.yaml"), trace=False)
+    subject = old.Engine(old.load(ROOT / "examples" / "vn-retail-support.yaml"), trace=False)
     evs = [old.Event(id=e.id, type=e.type, at=e.at, case=e.case, data=dict(e.data)) for e in events]
-    run_engine(eng, evs[:2000])
+    run_engine(subject, evs[:2000])
     best = float("inf")
     for _ in range(repeat):
         gc.collect()
         t = time.perf_counter()
-        run_engine(eng, evs)
+        run_engine(subject, evs)
         best = min(best, time.perf_counter() - t)
     then = len(events) / best
-    print(f"engine at {rev:<12}: {then:12,.0f} events/s  ({best * 1e6 / len(events):.1f} µs/event); "
-          f"now / then = {rate / then:.2f}×")
+    print(
+        f"engine at {rev:<12}: {then:12,.0f} events/s  ({best * 1e6 / len(events):.1f} µs/event); "
+        f"now / then = {rate / then:.2f}×"
+    )
 
 
 def main() -> None:
@@ -175,22 +206,24 @@ def main() -> None:
     ap.add_argument("--cases", type=int, default=3000)
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--against", metavar="REV", help="also time the engine of git revision REV, in this process")
+    ap.add_argument(
+        "--against", metavar="REV", help="also time the engine of git revision REV, in this process"
+    )
     args = ap.parse_args()
 
     pb = load(ROOT / "examples" / "vn-retail-support.yaml")
-    eng = Engine(pb, trace=False)  # the hot-loop mode runtimes and replays use
+    subject = Engine(pb, trace=False)  # the hot-loop mode runtimes and replays use
     traced = Engine(pb)  # the default: every step also records its explanation
     events = stream(args.cases)
     print(f"stream: {len(events)} events over {args.cases} cases")
-    run_engine(eng, events[:2000])  # warm caches
+    run_engine(subject, events[:2000])  # warm caches
 
     best = tbest_traced = float("inf")
     states: dict[str, CaseState] = {}
     for _ in range(args.repeat):
         gc.collect()
         t = time.perf_counter()
-        states = run_engine(eng, events)
+        states = run_engine(subject, events)
         best = min(best, time.perf_counter() - t)
         gc.collect()
         t = time.perf_counter()
@@ -203,25 +236,41 @@ def main() -> None:
         d, created = bare_transitions(pb, events)
         tbest = min(tbest, d)
     trate = len(events) / tbest
-    print(f"carepath engine     : {rate:12,.0f} events/s  ({best * 1e6 / len(events):.1f} µs/event; trace=False)")
-    print(f"  with traces       : {len(events) / tbest_traced:12,.0f} events/s  "
-          f"({tbest_traced * 1e6 / len(events):.1f} µs/event; the default trace=True)")
-    print(f"transitions (bare)  : {trate:12,.0f} events/s  ({tbest * 1e6 / len(events):.2f} µs/event; "
-          f"add_model {created * 1e6 / args.cases:.0f} µs/case)")
+    print(
+        f"carepath engine     : {rate:12,.0f} events/s  ({best * 1e6 / len(events):.1f} µs/event; trace=False)"
+    )
+    print(
+        f"  with traces       : {len(events) / tbest_traced:12,.0f} events/s  "
+        f"({tbest_traced * 1e6 / len(events):.1f} µs/event; the default trace=True)"
+    )
+    print(
+        f"transitions (bare)  : {trate:12,.0f} events/s  ({tbest * 1e6 / len(events):.2f} µs/event; "
+        f"add_model {created * 1e6 / args.cases:.0f} µs/case)"
+    )
     print(f"ratio engine/transitions: {rate / trate:.3f}  (aim ≥ 2)")
 
-    per_case = memory_per_case(eng)
+    per_case = memory_per_case(subject)
     typical = next(s for s in states.values() if s.stage == "solved")
     js = typical.to_json()
-    open_case = eng.handle(eng.start(events[0]).state, Event(id="x", type="agent.replied",
-                                                             at=events[0].at + timedelta(minutes=5),
-                                                             case=events[0].case)).state
+    open_case = subject.handle(
+        subject.start(events[0]).state,
+        Event(
+            id="x",
+            type="agent.replied",
+            at=events[0].at + timedelta(minutes=5),
+            case=events[0].case,
+        ),
+    ).state
     print(f"memory per in-flight case: {per_case:,.0f} B  (aim ≤ 2 KB)")
-    print(f"JSON state: {len(js.encode()):,} B solved case, {len(open_case.to_json().encode()):,} B open case  "
-          f"(aim ≤ 1 KB)")
+    print(
+        f"JSON state: {len(js.encode()):,} B solved case, {len(open_case.to_json().encode()):,} B open case  "
+        f"(aim ≤ 1 KB)"
+    )
     sizes = sorted(len(s.to_json().encode()) for s in states.values())
-    print(f"JSON state of every case at the end of the stream: median {sizes[len(sizes) // 2]:,} B, "
-          f"p90 {sizes[int(len(sizes) * 0.9)]:,} B, max {sizes[-1]:,} B")
+    print(
+        f"JSON state of every case at the end of the stream: median {sizes[len(sizes) // 2]:,} B, "
+        f"p90 {sizes[int(len(sizes) * 0.9)]:,} B, max {sizes[-1]:,} B"
+    )
 
     if args.against:
         against(args.against, events, args.repeat, rate)
@@ -229,7 +278,7 @@ def main() -> None:
     if args.profile:
         pr = cProfile.Profile()
         pr.enable()
-        run_engine(eng, events)
+        run_engine(subject, events)
         pr.disable()
         pstats.Stats(pr).sort_stats("tottime").print_stats(25)
 

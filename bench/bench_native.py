@@ -29,12 +29,12 @@ from bench_engine import bare_transitions, run_engine, stream  # noqa: E402
 from carepath import Engine, load  # noqa: E402
 
 
-def cpu(eng: Engine, events: list[Any], repeat: int) -> float:
+def cpu(subject: Engine, events: list[Any], repeat: int) -> float:
     best = float("inf")
     for _ in range(repeat):
         gc.collect()
         t = time.process_time()
-        run_engine(eng, events)
+        run_engine(subject, events)
         best = min(best, time.process_time() - t)
     return best
 
@@ -46,20 +46,32 @@ def memory_per_case(backend: str, n: int = 20000) -> tuple[float, int]:
 
     from carepath import Event
 
-    eng = Engine(load(ROOT / "examples" / "vn-retail-support.yaml"), trace=False, backend=backend)
+    subject = Engine(
+        load(ROOT / "examples" / "vn-retail-support.yaml"), trace=False, backend=backend
+    )
     t0 = datetime.fromisoformat("2027-03-01T09:00:00+07:00")
-    opened = [Event(id=f"m{i}", type="case.opened", at=t0, case=f"M-{i}", data={"channel": "email"}) for i in range(n)]
-    replied = [Event(id=f"r{i}", type="agent.replied", at=t0 + timedelta(minutes=20), case=f"M-{i}", data={})
-               for i in range(n)]
+    opened = [
+        Event(id=f"m{i}", type="case.opened", at=t0, case=f"M-{i}", data={"channel": "email"})
+        for i in range(n)
+    ]
+    replied = [
+        Event(
+            id=f"r{i}", type="agent.replied", at=t0 + timedelta(minutes=20), case=f"M-{i}", data={}
+        )
+        for i in range(n)
+    ]
 
     def rss() -> int:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
-    eng.handle(eng.start(opened[0]).state, replied[0])
+    subject.handle(subject.start(opened[0]).state, replied[0])
     gc.collect()
     base = rss()
-    keep = [eng.handle(eng.start(o).state, r).state for o, r in zip(opened, replied, strict=True)]
+    keep = [
+        subject.handle(subject.start(o).state, r).state
+        for o, r in zip(opened, replied, strict=True)
+    ]
     gc.collect()
     return (rss() - base) / n, len(keep[0].to_json())
 
@@ -80,10 +92,10 @@ def main() -> None:
     run_engine(native, events[:2000])
     run_engine(python, events[:2000])
     if args.profile:
-        eng = native if args.profile == "native" else python
+        subject = native if args.profile == "native" else python
         prof = cProfile.Profile()
         prof.enable()
-        run_engine(eng, events)
+        run_engine(subject, events)
         prof.disable()
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)
         return
@@ -93,8 +105,12 @@ def main() -> None:
     print(f"native step   : {tn * 1e6 / n:7.1f} µs/event  ({n / tn:10,.0f} events/s)")
     print(f"python step   : {tp * 1e6 / n:7.1f} µs/event  ({n / tp:10,.0f} events/s)")
     print(f"bare transitions dispatch: {tb * 1e6 / n:5.1f} µs/event (wall time)")
-    print(f"native / python speed-up: {tp / tn:.2f}×; native vs bare dispatch: {tb / tn:.2f}× of its speed")
-    if sys.platform.startswith("linux"):  # RSS: the core's memory is not Python's (tracemalloc misses it)
+    print(
+        f"native / python speed-up: {tp / tn:.2f}×; native vs bare dispatch: {tb / tn:.2f}× of its speed"
+    )
+    if sys.platform.startswith(
+        "linux"
+    ):  # RSS: the core's memory is not Python's (tracemalloc misses it)
         for backend in ("native", "python"):
             per, js = memory_per_case(backend)
             print(f"{backend:<6} memory per in-flight case: {per:6.0f} B (RSS); JSON state {js} B")

@@ -113,14 +113,14 @@ def _engine(lines: list[str]) -> float:
     from carepath.engine.engine import Engine
     from carepath.engine.router import route
 
-    eng = Engine(carepath.load(PLAYBOOK), trace=False)
+    subject = Engine(carepath.load(PLAYBOOK), trace=False)
     events = [Event.from_dict(json.loads(x)) for x in lines]
     cases: dict[str, CaseState | None] = {}
     t = time.perf_counter()
     for e in events:
-        key = eng.case_key(e)
+        key = subject.case_key(e)
         assert key
-        r = route(eng, cases.get(key), e)
+        r = route(subject, cases.get(key), e)
         if r.step is not None:
             cases[key] = r.step.state
     return len(events) / (time.perf_counter() - t)
@@ -154,16 +154,17 @@ def _postgres_cpu() -> float:
                 stat = f.read()
         except OSError:
             continue
-        name = stat[stat.find("(") + 1:stat.rfind(")")]
+        name = stat[stat.find("(") + 1 : stat.rfind(")")]
         if name == "postgres":
-            fields = stat[stat.rfind(")") + 2:].split()
+            fields = stat[stat.rfind(")") + 2 :].split()
             total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / tick
 
 
 @contextmanager
-def _timed(obj: Any, name: str, phase: str, acc: Counter[str],
-           after: Callable[[], None] | None = None) -> Iterator[None]:
+def _timed(
+    obj: Any, name: str, phase: str, acc: Counter[str], after: Callable[[], None] | None = None
+) -> Iterator[None]:
     orig = getattr(obj, name)
 
     def wrapper(*a: Any, **kw: Any) -> Any:
@@ -203,12 +204,14 @@ def _breakdown(url: str, lines: list[str], batch: int, extra: str = "") -> dict[
         return r
 
     store.atomic = timed_atomic  # type: ignore[method-assign]
-    with (_timed(rt, "_decide", "engine (route)", acc),  # the routing function the runtime bound
-          _timed(_cache.StateCache, "decode", "decode states", acc),
-          _timed(_cache.StateCache, "encode", "encode states", acc),
-          _timed(postgres._PgTx, "add_outbox", "encode outbox", acc),
-          _timed(postgres._PgTx, "prefetch", "prefetch", acc),
-          _timed(postgres._PgTx, "flush", "flush", acc, mark)):
+    with (
+        _timed(rt, "_decide", "engine (route)", acc),  # the routing function the runtime bound
+        _timed(_cache.StateCache, "decode", "decode states", acc),
+        _timed(_cache.StateCache, "encode", "encode states", acc),
+        _timed(postgres._PgTx, "add_outbox", "encode outbox", acc),
+        _timed(postgres._PgTx, "prefetch", "prefetch", acc),
+        _timed(postgres._PgTx, "flush", "flush", acc, mark),
+    ):
         cpu0, srv0 = time.process_time(), _postgres_cpu()
         t = time.perf_counter()
         rt.submit_many(lines, batch=batch)
@@ -248,8 +251,10 @@ def main() -> None:
     workers = [int(x) for x in args.workers.split(",")]
     lines = log(args.copies)
     n = len(lines)
-    print(f"{n} events, {args.copies * 17} cases; {os.cpu_count()} cores shared by the workers and PostgreSQL; "
-          f"best of {args.repeat}")
+    print(
+        f"{n} events, {args.copies * 17} cases; {os.cpu_count()} cores shared by the workers and PostgreSQL; "
+        f"best of {args.repeat}"
+    )
 
     engine = max(_engine(lines) for _ in range(args.repeat))
     print(f"\n{'':36}{'events/s':>10}{'ratio':>8}{'wake-ups/s':>12}{'ratio':>8}")
@@ -262,13 +267,19 @@ def main() -> None:
         for w in workers:
             ev, wk = _best(lambda b=b, w=w: _pg(args.url, lines, w, b), args.repeat)  # type: ignore[misc]
             base = base or (ev, wk)
-            print(f"{f'PostgreSQL, batch {b}, {w} worker(s)':36}{ev:>10,.0f}{ev / base[0]:>8.2f}"
-                  f"{wk:>12,.0f}{wk / base[1]:>8.2f}")
+            print(
+                f"{f'PostgreSQL, batch {b}, {w} worker(s)':36}{ev:>10,.0f}{ev / base[0]:>8.2f}"
+                f"{wk:>12,.0f}{wk / base[1]:>8.2f}"
+            )
 
     cols = [(f"batch {b}", args.url, b, "") for b in batches]
     cols.append((f"{batches[-1]}, cache off", args.url, batches[-1], "&state_cache=0"))
-    cols.append((f"{batches[-1]}, sync off", args.url, batches[-1], "&options=-csynchronous_commit%3Doff"))
-    print("\nOne worker, µs per event (sync off: synchronous_commit=off, not durable, to show the fsync)")
+    cols.append(
+        (f"{batches[-1]}, sync off", args.url, batches[-1], "&options=-csynchronous_commit%3Doff")
+    )
+    print(
+        "\nOne worker, µs per event (sync off: synchronous_commit=off, not durable, to show the fsync)"
+    )
     table = [(label, _breakdown(url, lines, b, extra)) for label, url, b, extra in cols]
     rows = list(dict.fromkeys(k for _, d in table for k in d))
     print(f"{'':38}" + "".join(f"{label:>18}" for label, _ in table))

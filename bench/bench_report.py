@@ -102,7 +102,9 @@ def decode_lines(path: Path) -> list[Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=MILLION)
-    ap.add_argument("--profile", action="store_true", help="print the 25 costliest functions of the replay")
+    ap.add_argument(
+        "--profile", action="store_true", help="print the 25 costliest functions of the replay"
+    )
     args = ap.parse_args()
     cache = ROOT / "artifacts" / f"bench-retail-{args.events}.jsonl"
     cache.parent.mkdir(exist_ok=True)
@@ -151,21 +153,29 @@ def main() -> int:
     n = report["events"]
     us = 1e6 / n
     print(f"events {n}  cases {report['cases']}  peak {report['load']['peak']}")
-    phases = [("read", t_read, "lines: I/O, UTF-8, strip"),
-              ("decode", t_decode, "JSON"),
-              ("events", t_events, "field checks, Event objects"),
-              ("engine", t_replay - t_collect, "router.route + Engine.advance: replay − collect"),
-              ("collect", t_collect, "replay loop, case bookkeeping, metric samples: engine stubbed"),
-              ("metrics", t_metrics, "metrics, goals, load, staffing"),
-              ("render", t_render, f"json {len(js) // 1024} KiB, html {len(page) // 1024} KiB")]
+    phases = [
+        ("read", t_read, "lines: I/O, UTF-8, strip"),
+        ("decode", t_decode, "JSON"),
+        ("events", t_events, "field checks, Event objects"),
+        ("engine", t_replay - t_collect, "router.route + Engine.advance: replay − collect"),
+        ("collect", t_collect, "replay loop, case bookkeeping, metric samples: engine stubbed"),
+        ("metrics", t_metrics, "metrics, goals, load, staffing"),
+        ("render", t_render, f"json {len(js) // 1024} KiB, html {len(page) // 1024} KiB"),
+    ]
     for name, s, what in phases:
         print(f"{name:8} {s:7.2f} s  {s * us:7.1f} µs/event  ({what})")
     outside = sum(s for name, s, _ in phases if name != "engine")
-    print(f"{'total':8} {t_total:7.2f} s  {t_total * us:7.1f} µs/event  (end to end: read, replay, report, JSON)")
-    print(f"max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (all phases; the events list of the "
-          f"phase runs included)")
-    print(f"1M events: {t_total * us:.1f} s extrapolated (aim: about {AIM_S:.0f} s); "
-          f"outside the engine {outside * us:.1f} µs/event → {outside * us:.1f} s per 1M")
+    print(
+        f"{'total':8} {t_total:7.2f} s  {t_total * us:7.1f} µs/event  (end to end: read, replay, report, JSON)"
+    )
+    print(
+        f"max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (all phases; the events list of the "
+        f"phase runs included)"
+    )
+    print(
+        f"1M events: {t_total * us:.1f} s extrapolated (aim: about {AIM_S:.0f} s); "
+        f"outside the engine {outside * us:.1f} µs/event → {outside * us:.1f} s per 1M"
+    )
     if args.profile:
         prof = cProfile.Profile()
         prof.runcall(replay_log, [pb], cache, Collector)

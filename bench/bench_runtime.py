@@ -28,8 +28,11 @@ from carepath.runtime.clock import ManualClock  # noqa: E402
 
 
 def log(copies: int) -> list[str]:
-    base = [json.loads(x) for x in (ROOT / "examples/events/vn-retail-support.jsonl").read_text().splitlines()
-            if x.strip()]
+    base = [
+        json.loads(x)
+        for x in (ROOT / "examples/events/vn-retail-support.jsonl").read_text().splitlines()
+        if x.strip()
+    ]
     out = []
     for k in range(copies):
         for e in base:
@@ -50,7 +53,9 @@ def main() -> None:
     events = [Event.from_dict(json.loads(x)) for x in lines]
     n = len(lines)
     until = datetime.fromisoformat("2027-04-01T00:00:00+07:00")
-    print(f"{n} events, {args.copies * 17} cases, synchronous={args.sync}, SQLite {__import__('sqlite3').sqlite_version}")
+    print(
+        f"{n} events, {args.copies * 17} cases, synchronous={args.sync}, SQLite {__import__('sqlite3').sqlite_version}"
+    )
 
     t = time.perf_counter()
     sim = Simulator(pb)
@@ -79,18 +84,22 @@ def main() -> None:
         t = time.perf_counter()
         woken = rt.run_due(until)
         ws = time.perf_counter() - t
-        eng = rt.engine(pb.id)
+        subject = rt.engine(pb.id)
         t = time.perf_counter()
         for st in states:
-            eng.advance(st, until)
+            subject.advance(st, until)
         wes = time.perf_counter() - t
         store.close()
     for batch, rate in rows:
         label = "1 event per transaction" if batch == 1 else f"batches of {batch}"
-        print(f"  SQLite, {label:<26}{rate:10,.0f} events/s   engine/runtime = {engine_rate / rate:5.1f}×")
-    print(f"  wake-ups: SQLite run_due           {woken / ws:10,.0f} cases/s  ({woken} cases, 200 per transaction)\n"
-          f"  wake-ups, pure engine             {len(states) / wes:10,.0f} cases/s   engine/runtime = "
-          f"{(len(states) / wes) / (woken / ws):5.1f}×")
+        print(
+            f"  SQLite, {label:<26}{rate:10,.0f} events/s   engine/runtime = {engine_rate / rate:5.1f}×"
+        )
+    print(
+        f"  wake-ups: SQLite run_due           {woken / ws:10,.0f} cases/s  ({woken} cases, 200 per transaction)\n"
+        f"  wake-ups, pure engine             {len(states) / wes:10,.0f} cases/s   engine/runtime = "
+        f"{(len(states) / wes) / (woken / ws):5.1f}×"
+    )
 
 
 if __name__ == "__main__":

@@ -50,7 +50,9 @@ def postgres_schema_url(**opts: str) -> str:
 
 def _unavailable(reason: str) -> None:
     if os.environ.get("CAREPATH_REQUIRE_POSTGRES") == "1":
-        pytest.fail(f"{reason} (CAREPATH_REQUIRE_POSTGRES=1: the PostgreSQL tests must run)", pytrace=False)
+        pytest.fail(
+            f"{reason} (CAREPATH_REQUIRE_POSTGRES=1: the PostgreSQL tests must run)", pytrace=False
+        )
     pytest.skip(f"{reason}; set CAREPATH_TEST_POSTGRES to a server to run the PostgreSQL tests")
 
 

@@ -42,12 +42,22 @@ durations_timer = st.sampled_from(["10m", "30m", "1h", "2h", "6h", "1d", "2d", "
 
 
 def _action(allow_delay: bool = True) -> st.SearchStrategy[dict[str, Any]]:
-    verbs = st.sampled_from([
-        {"notify": "L1"}, {"notify": "customer"}, {"send": "hello"}, {"send": "hello", "channel": "zalo"},
-        {"survey": "csat"}, {"assign": "L1"}, {"escalate": "next"}, {"escalate": "L2"},
-        {"set": {"priority": "high"}}, {"set": {"score": 3}}, {"task": "call", "for": "L1", "due": "1h"},
-        {"emit": "ping"},
-    ])
+    verbs = st.sampled_from(
+        [
+            {"notify": "L1"},
+            {"notify": "customer"},
+            {"send": "hello"},
+            {"send": "hello", "channel": "zalo"},
+            {"survey": "csat"},
+            {"assign": "L1"},
+            {"escalate": "next"},
+            {"escalate": "L2"},
+            {"set": {"priority": "high"}},
+            {"set": {"score": 3}},
+            {"task": "call", "for": "L1", "due": "1h"},
+            {"emit": "ping"},
+        ]
+    )
 
     @st.composite
     def build(draw: Any) -> dict[str, Any]:
@@ -66,15 +76,30 @@ def _action(allow_delay: bool = True) -> st.SearchStrategy[dict[str, Any]]:
 def _guard(event_only: bool = False) -> st.SearchStrategy[str]:
     if event_only:
         return st.sampled_from(["event.flag", "not event.flag", "event.flag == false"])
-    return st.sampled_from([
-        'priority == "high"', 'priority == "low"', "event.flag", "not event.flag", "score >= 2",
-        'segment == "hot"', 'channel == "zalo"', 'tier == "L1"',
-    ])
+    return st.sampled_from(
+        [
+            'priority == "high"',
+            'priority == "low"',
+            "event.flag",
+            "not event.flag",
+            "score >= 2",
+            'segment == "hot"',
+            'channel == "zalo"',
+            'tier == "L1"',
+        ]
+    )
 
 
 @st.composite
-def playbooks(draw: Any, *, guards: bool = True, timers: bool = True, signals: bool = True,  # noqa: C901 - draws a whole valid playbook, section by section
-              clocks: bool = True, event_guards: bool = False) -> dict[str, Any]:
+def playbooks(  # noqa: C901 - draws a whole valid playbook, section by section
+    draw: Any,
+    *,
+    guards: bool = True,
+    timers: bool = True,
+    signals: bool = True,
+    clocks: bool = True,
+    event_guards: bool = False,
+) -> dict[str, Any]:
     """A valid playbook as a dict (the YAML mapping); ``event_guards``: guards read the event only."""
     n = draw(st.integers(2, 4))
     names = [f"s{i}" for i in range(n)]
@@ -94,7 +119,9 @@ def playbooks(draw: Any, *, guards: bool = True, timers: bool = True, signals: b
                 if draw(st.integers(0, 3)) > 0:
                     h["to"] = draw(st.sampled_from(targets))
                 if guards and (draw(st.booleans()) or j < k - 1):
-                    h["when"] = draw(_guard(event_guards))  # only the last of a list may be unconditional
+                    h["when"] = draw(
+                        _guard(event_guards)
+                    )  # only the last of a list may be unconditional
                 if ev == "bump":
                     h["set"] = {"priority": "high"}
                 elif ev == "calm":
@@ -126,15 +153,22 @@ def playbooks(draw: Any, *, guards: bool = True, timers: bool = True, signals: b
                 after.append(t)
             st_def["after"] = after
         if timers and draw(st.integers(0, 4)) == 0:
-            st_def["every"] = [{"cron": draw(st.sampled_from(["0 9 * * *", "30 10 * * MON", "0 20 1 * *"])),
-                                "window": draw(st.sampled_from(["office", "evening"])),
-                                "do": [{"notify": "L1"}]}]
+            st_def["every"] = [
+                {
+                    "cron": draw(st.sampled_from(["0 9 * * *", "30 10 * * MON", "0 20 1 * *"])),
+                    "window": draw(st.sampled_from(["office", "evening"])),
+                    "do": [{"notify": "L1"}],
+                }
+            ]
         stages[name] = st_def
     # every non-final stage needs a way out (CP503): give `done` a move where nothing else leaves
     for i, name in enumerate(names):
         sd = stages[name]
-        outs = {h.get("to") if isinstance(h, dict) else h
-                for hs_ in (sd.get("on") or {}).values() for h in (hs_ if isinstance(hs_, list) else [hs_])}
+        outs = {
+            h.get("to") if isinstance(h, dict) else h
+            for hs_ in (sd.get("on") or {}).values()
+            for h in (hs_ if isinstance(hs_, list) else [hs_])
+        }
         outs |= {t.get("to") for t in sd.get("after", ())}
         if not (outs - {None, name}):
             sd.setdefault("on", {})["done"] = names[(i + 1) % n] if not has_final else "end"
@@ -147,10 +181,15 @@ def playbooks(draw: Any, *, guards: bool = True, timers: bool = True, signals: b
     if draw(st.booleans()):
         root_on["e3"] = {"do": [{"escalate": "next"}]}
     pb: dict[str, Any] = {
-        "carepath": 1, "id": "gen", "version": "1", "timezone": "Asia/Ho_Chi_Minh",
+        "carepath": 1,
+        "id": "gen",
+        "version": "1",
+        "timezone": "Asia/Ho_Chi_Minh",
         "events": {
-            "opened": {"channel": {"type": "enum", "values": ["chat", "zalo", "phone"]},
-                       "priority": {"type": "enum", "values": ["low", "high"], "default": "low"}},
+            "opened": {
+                "channel": {"type": "enum", "values": ["chat", "zalo", "phone"]},
+                "priority": {"type": "enum", "values": ["low", "high"], "default": "low"},
+            },
             "e0": {"flag": {"type": "bool", "default": False}},
             "e1": {"flag": {"type": "bool", "default": False}},
         },
@@ -160,25 +199,50 @@ def playbooks(draw: Any, *, guards: bool = True, timers: bool = True, signals: b
             "score": {"type": "int", "default": 0},
         },
         "calendars": CALENDARS,
-        "channels": {"chat": {"calendar": "office"}, "phone": {"calendar": "office"},
-                     "zalo": {"calendar": "always", "frequency_cap": {"per": "1d", "max": 2}}},
+        "channels": {
+            "chat": {"calendar": "office"},
+            "phone": {"calendar": "office"},
+            "zalo": {"calendar": "always", "frequency_cap": {"per": "1d", "max": 2}},
+        },
         "segments": {"hot": 'priority == "high"', "other": "true"},
         "tiers": {"L1": {}, "L2": {}, "L3": {}},
         "templates": {"hello": {"text": "Hello"}},
-        "start": {"on": "opened", "set": {"channel": "=event.channel", "priority": "=event.priority"}},
+        "start": {
+            "on": "opened",
+            "set": {"channel": "=event.channel", "priority": "=event.priority"},
+        },
         "stages": stages,
     }
     if draw(st.booleans()):
-        pb["exit"] = {"on": ["e2"]} if not any("e2" in (s.get("on") or {}) for s in stages.values()) else {"on": ["noise2"]}
+        pb["exit"] = (
+            {"on": ["e2"]}
+            if not any("e2" in (s.get("on") or {}) for s in stages.values())
+            else {"on": ["noise2"]}
+        )
     if clocks:
         slas: dict[str, Any] = {}
         for k in range(draw(st.integers(1, 2))):
-            c: dict[str, Any] = {"start": {"on": "opened"} if k == 0 else draw(st.sampled_from(
-                [{"on": "e0"}, {"enter": names[-1]}, {"on": ["e1", "opened"]}]))}
-            c["stop"] = draw(st.sampled_from([{"on": "done"}, {"on": "e1"}, {"enter": targets[-1]},
-                                              {"on": "e2", "enter": names[1]}]))
+            c: dict[str, Any] = {
+                "start": {"on": "opened"}
+                if k == 0
+                else draw(
+                    st.sampled_from([{"on": "e0"}, {"enter": names[-1]}, {"on": ["e1", "opened"]}])
+                )
+            }
+            c["stop"] = draw(
+                st.sampled_from(
+                    [
+                        {"on": "done"},
+                        {"on": "e1"},
+                        {"enter": targets[-1]},
+                        {"on": "e2", "enter": names[1]},
+                    ]
+                )
+            )
             if draw(st.booleans()):
-                c["pause"] = draw(st.sampled_from([{"in": [names[1]]}, {"when": 'priority == "low"'}]))
+                c["pause"] = draw(
+                    st.sampled_from([{"in": [names[1]]}, {"when": 'priority == "low"'}])
+                )
             if draw(st.integers(0, 2)) == 0:
                 c["reset"] = {"on": "e3"}
             if draw(st.integers(0, 3)) == 0:
@@ -189,18 +253,24 @@ def playbooks(draw: Any, *, guards: bool = True, timers: bool = True, signals: b
             tgts = []
             if draw(st.booleans()):
                 tgts.append({"when": 'priority == "high"', "within": draw(durations_short)})
-            last: dict[str, Any] = {"within": draw(st.sampled_from(["1h", "2h", "4h", "8h", "1bd", "2bd"]))}
+            last: dict[str, Any] = {
+                "within": draw(st.sampled_from(["1h", "2h", "4h", "8h", "1bd", "2bd"]))
+            }
             if draw(st.integers(0, 3)) == 0 and not last["within"].endswith("bd"):
                 last["calendar"] = "always"
             tgts.append(last)
             c["targets"] = tgts
             ths: list[dict[str, Any]] = []
-            for p in sorted(draw(st.lists(st.sampled_from([25, 50, 75, 90]), max_size=2, unique=True))):
+            for p in sorted(
+                draw(st.lists(st.sampled_from([25, 50, 75, 90]), max_size=2, unique=True))
+            ):
                 ths.append({"at": f"{p}%", "do": [{"notify": "L2"}]})
             if draw(st.booleans()):
                 ths.append({"at": "100%", "do": [{"escalate": "next"}]})
             if draw(st.booleans()):
-                ths.append({"at": draw(st.sampled_from(["+30m", "+1h", "150%"])), "do": [{"notify": "L3"}]})
+                ths.append(
+                    {"at": draw(st.sampled_from(["+30m", "+1h", "150%"])), "do": [{"notify": "L3"}]}
+                )
             if ths:
                 c["thresholds"] = ths
             slas[f"c{k}"] = c
@@ -228,16 +298,20 @@ def compiled(pb: dict[str, Any]) -> Any:
     return loads(yaml_text(pb))
 
 
-_gaps = st.one_of(st.sampled_from([0, 1, 60, 600, 1800, 3600, 7200, 4 * 3600]),
-                  st.integers(0, 3 * 86400))
+_gaps = st.one_of(
+    st.sampled_from([0, 1, 60, 600, 1800, 3600, 7200, 4 * 3600]), st.integers(0, 3 * 86400)
+)
 
 
 @st.composite
-def streams(draw: Any, pb: dict[str, Any] | None = None, *, max_size: int = 25,
-            noise: bool = True) -> list[tuple[int, str, dict[str, Any]]]:
+def streams(
+    draw: Any, pb: dict[str, Any] | None = None, *, max_size: int = 25, noise: bool = True
+) -> list[tuple[int, str, dict[str, Any]]]:
     """An event stream beginning with ``opened``: ``[(gap_seconds, type, data), …]``."""
-    first = {"channel": draw(st.sampled_from(["chat", "zalo", "phone"])),
-             "priority": draw(st.sampled_from(["low", "high"]))}
+    first = {
+        "channel": draw(st.sampled_from(["chat", "zalo", "phone"])),
+        "priority": draw(st.sampled_from(["low", "high"])),
+    }
     out: list[tuple[int, str, dict[str, Any]]] = [(0, "opened", first)]
     types = [*EVENT_TYPES, "opened"] + (["noise"] if noise else [])
     for _ in range(draw(st.integers(0, max_size))):
@@ -251,8 +325,9 @@ def streams(draw: Any, pb: dict[str, Any] | None = None, *, max_size: int = 25,
     return out
 
 
-def timed(stream: list[tuple[int, str, dict[str, Any]]], t0: datetime = T0,
-          case: str = "C-1") -> list[Event]:
+def timed(
+    stream: list[tuple[int, str, dict[str, Any]]], t0: datetime = T0, case: str = "C-1"
+) -> list[Event]:
     """Events with cumulative instants from a stream's gaps."""
     t = t0
     evs = []
@@ -267,16 +342,26 @@ def timed(stream: list[tuple[int, str, dict[str, Any]]], t0: datetime = T0,
 ADVANCE = "@advance"
 
 
-def with_advances(stream: list[tuple[int, str, dict[str, Any]]]) -> st.SearchStrategy[list[tuple[int, str, dict[str, Any]]]]:
+def with_advances(
+    stream: list[tuple[int, str, dict[str, Any]]],
+) -> st.SearchStrategy[list[tuple[int, str, dict[str, Any]]]]:
     """The stream with ``@advance`` wake-ups inserted (an ``advance`` to that instant)."""
     return st.lists(st.booleans(), min_size=len(stream), max_size=len(stream)).map(
-        lambda flags: [x for i, item in enumerate(stream)
-                       for x in ([item] if i == 0 or not flags[i]
-                                 else [(item[0] // 2, ADVANCE, {}), (item[0] - item[0] // 2, *item[1:])])])
+        lambda flags: [
+            x
+            for i, item in enumerate(stream)
+            for x in (
+                [item]
+                if i == 0 or not flags[i]
+                else [(item[0] // 2, ADVANCE, {}), (item[0] - item[0] // 2, *item[1:])]
+            )
+        ]
+    )
 
 
-def drive(engine: Any, events: list[Event], *, roundtrip_at: int | None = None,
-          on_step: Any = None) -> tuple[Any, list[dict[str, Any]], list[str]]:
+def drive(
+    engine: Any, events: list[Event], *, roundtrip_at: int | None = None, on_step: Any = None
+) -> tuple[Any, list[dict[str, Any]], list[str]]:
     """Run ``events`` through ``engine`` as a host would; ``type == "@advance"`` means advance.
 
     Returns ``(final_state, action_dicts, outcomes)``; a :class:`CaseError` leaves the state as

@@ -55,8 +55,16 @@ def test_huge_durations_print_bounded() -> None:
 def test_report_with_a_1e300_handling_time_has_no_staffing_and_no_crash(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
 ) -> None:
-    events = _events(tmp_path, {"id": "x9", "type": "contact.handled", "at": "2027-02-01T14:29:00+07:00",
-                                "case": "T-1001", "data": {"duration": 1e300}})
+    events = _events(
+        tmp_path,
+        {
+            "id": "x9",
+            "type": "contact.handled",
+            "at": "2027-02-01T14:29:00+07:00",
+            "case": "T-1001",
+            "data": {"duration": 1e300},
+        },
+    )
     code, out, _ = _cli(capsys, "report", RETAIL, events, "--format", fmt)
     assert code in (0, 1)
     if fmt == "json":
@@ -88,17 +96,39 @@ def _clean(text: str) -> bool:
 
 def _hostile_events(tmp_path: Path) -> str:
     lines = [
-        {"id": "e1\x1b[2J", "type": "case.opened", "at": "2027-02-01T09:12:00+07:00", "case": ESC_ID,
-         "data": {"channel": "email", "customer_name": "x\x1b]0;t\x07", "topic": "delivery"}},
-        {"id": "e2\u202e", "type": "agent.replied\x1b[31m", "at": "2027-02-01T10:05:00+07:00", "case": ESC_ID,
-         "data": {"agent": "ag"}},
-        {"id": "e3\x9b", "type": "agent.replied", "at": "2027-02-01T10:06:00+07:00", "case": ESC_ID,
-         "data": {"agent": "ag\x1b[8m"}},
-        {"id": "e4\x1b[2J", "type": "agent.replied", "at": "2027-02-01T08:00:00+07:00", "case": ESC_ID,
-         "data": {"agent": "ag"}},  # out of order: rejected, its id in the message
+        {
+            "id": "e1\x1b[2J",
+            "type": "case.opened",
+            "at": "2027-02-01T09:12:00+07:00",
+            "case": ESC_ID,
+            "data": {"channel": "email", "customer_name": "x\x1b]0;t\x07", "topic": "delivery"},
+        },
+        {
+            "id": "e2\u202e",
+            "type": "agent.replied\x1b[31m",
+            "at": "2027-02-01T10:05:00+07:00",
+            "case": ESC_ID,
+            "data": {"agent": "ag"},
+        },
+        {
+            "id": "e3\x9b",
+            "type": "agent.replied",
+            "at": "2027-02-01T10:06:00+07:00",
+            "case": ESC_ID,
+            "data": {"agent": "ag\x1b[8m"},
+        },
+        {
+            "id": "e4\x1b[2J",
+            "type": "agent.replied",
+            "at": "2027-02-01T08:00:00+07:00",
+            "case": ESC_ID,
+            "data": {"agent": "ag"},
+        },  # out of order: rejected, its id in the message
     ]
     path = tmp_path / "hostile.jsonl"
-    path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in lines), encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in lines), encoding="utf-8"
+    )
     return str(path)
 
 
@@ -106,8 +136,9 @@ def _hostile_events(tmp_path: Path) -> str:
 def test_simulate_prints_no_terminal_control_from_events(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
 ) -> None:
-    code, out, err = _cli(capsys, "simulate", RETAIL, _hostile_events(tmp_path), "--format", fmt,
-                          "--color", "never")
+    code, out, err = _cli(
+        capsys, "simulate", RETAIL, _hostile_events(tmp_path), "--format", fmt, "--color", "never"
+    )
     assert code == 1  # the event out of order
     assert _clean(out.replace("\n", " ")) and _clean(err.replace("\n", " "))
     assert "pwned" in out
@@ -117,12 +148,27 @@ def test_run_and_cases_print_no_terminal_control_from_events(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store = f"sqlite:///{tmp_path / 'c.db'}"
-    code, out, err = _cli(capsys, "run", RETAIL, "--events", _hostile_events(tmp_path), "--store", store,
-                          "--actions", "-")
+    code, out, err = _cli(
+        capsys,
+        "run",
+        RETAIL,
+        "--events",
+        _hostile_events(tmp_path),
+        "--store",
+        store,
+        "--actions",
+        "-",
+    )
     assert code == 1
     assert _clean(out.replace("\n", " ")) and _clean(err.replace("\n", " "))
-    for argv in (["list"], ["list", "--format", "json"], ["rejected"], ["rejected", "--format", "json"],
-                 ["show", ESC_ID], ["show", ESC_ID, "--format", "json"]):
+    for argv in (
+        ["list"],
+        ["list", "--format", "json"],
+        ["rejected"],
+        ["rejected", "--format", "json"],
+        ["show", ESC_ID],
+        ["show", ESC_ID, "--format", "json"],
+    ):
         code, out, err = _cli(capsys, "cases", "--store", store, *argv)
         assert code == 0, (argv, err)
         assert _clean(out.replace("\n", " ")) and _clean(err.replace("\n", " ")), argv
@@ -159,13 +205,16 @@ def _text_file(tmp_path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-@pytest.mark.parametrize("argv", [
-    ["report", RETAIL, "--store", "{url}"],
-    ["cases", "--store", "{url}", "list"],
-    ["db", "status", "--store", "{url}"],
-    ["db", "migrate", "--store", "{url}"],
-    ["run", RETAIL, "--events", str(RETAIL_EVENTS), "--store", "{url}"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["report", RETAIL, "--store", "{url}"],
+        ["cases", "--store", "{url}", "list"],
+        ["db", "status", "--store", "{url}"],
+        ["db", "migrate", "--store", "{url}"],
+        ["run", RETAIL, "--events", str(RETAIL_EVENTS), "--store", "{url}"],
+    ],
+)
 def test_a_store_that_is_a_text_file_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
 ) -> None:
@@ -187,15 +236,31 @@ def test_a_busy_timeout_that_is_no_wait_exits_2(
     assert not (tmp_path / "c.db").exists()
 
 
-@pytest.mark.parametrize("argv", [
-    ["--start", "9999-12-30"], ["--base", "-5"], ["--peak", "nan"], ["--days", "-1"], ["-o", "{tmp}"],
-    ["-o", "{tmp}/missing/x.jsonl"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--start", "9999-12-30"],
+        ["--base", "-5"],
+        ["--peak", "nan"],
+        ["--days", "-1"],
+        ["-o", "{tmp}"],
+        ["-o", "{tmp}/missing/x.jsonl"],
+    ],
+)
 def test_generate_with_bad_arguments_or_output_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
 ) -> None:
-    code, out, err = _cli(capsys, "generate", "--days", "1", "--base", "3", "--peak", "3",
-                          *(a.format(tmp=tmp_path) for a in argv))
+    code, out, err = _cli(
+        capsys,
+        "generate",
+        "--days",
+        "1",
+        "--base",
+        "3",
+        "--peak",
+        "3",
+        *(a.format(tmp=tmp_path) for a in argv),
+    )
     assert code == 2
     assert out == ""
     assert err.startswith("carepath generate: ")
@@ -209,7 +274,9 @@ def test_schema_check_of_an_endless_file_is_bounded(capsys: pytest.CaptureFixtur
     assert "out of date" in err
 
 
-def test_schema_check_of_a_file_that_is_not_utf8_differs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_schema_check_of_a_file_that_is_not_utf8_differs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "s.json").write_bytes(b"\xff\xfe{}")
     assert _cli(capsys, "schema", "--check", str(tmp_path / "s.json"))[0] == 1
     assert _cli(capsys, "schema", "--check", str(ROOT / "schemas" / "playbook.schema.json"))[0] == 0
@@ -221,10 +288,21 @@ def test_run_with_actions_to_a_full_disk_exits_2_and_keeps_them_pending(
     if not Path("/dev/full").exists():
         pytest.skip("no /dev/full here")
     store = f"sqlite:///{tmp_path / 'c.db'}"
-    code, _, err = _cli(capsys, "run", RETAIL, "--events", str(RETAIL_EVENTS), "--store", store,
-                        "--actions", "/dev/full")
+    code, _, err = _cli(
+        capsys,
+        "run",
+        RETAIL,
+        "--events",
+        str(RETAIL_EVENTS),
+        "--store",
+        store,
+        "--actions",
+        "/dev/full",
+    )
     assert code == 2
-    assert err.strip().splitlines()[-1].startswith("carepath run: --actions: cannot write /dev/full: ")
+    assert (
+        err.strip().splitlines()[-1].startswith("carepath run: --actions: cannot write /dev/full: ")
+    )
     code, out, _ = _cli(capsys, "cases", "--store", store, "list", "--format", "json")
     assert code == 0 and json.loads(out)
 
@@ -233,8 +311,10 @@ def test_simulate_on_a_calendar_closed_for_a_year_stops_with_exit_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     text = Path(RETAIL).read_text(encoding="utf-8")
-    text = text.replace('      - {from: 2027-02-04, to: 2027-02-11, name: "Tết Đinh Mùi"}',
-                        '      - {from: 2027-01-01, to: 2028-12-31, name: "closed"}')
+    text = text.replace(
+        '      - {from: 2027-02-04, to: 2027-02-11, name: "Tết Đinh Mùi"}',
+        '      - {from: 2027-01-01, to: 2028-12-31, name: "closed"}',
+    )
     text = text.replace('      2027-01-30: ["08:00-12:00", "13:00-17:30"]\n', "")
     text = text.replace('      2027-02-10: ["09:00-12:00"]\n', "").replace("    overrides:\n", "")
     (tmp_path / "closed.yaml").write_text(text, encoding="utf-8")
@@ -278,22 +358,32 @@ def test_validate_of_an_unreadable_folder_exits_2(
 # --- #27: read-only commands write nothing ---------------------------------------------------------
 
 
-def test_report_on_a_missing_store_creates_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_report_on_a_missing_store_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = _cli(capsys, "report", RETAIL, "--store", f"sqlite:///{tmp_path / 'new.db'}")
     assert code == 2
     assert "no store at" in err
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("argv", [["cases", "list"], ["cases", "rejected"], ["db", "status"], ["report", RETAIL]])
+@pytest.mark.parametrize(
+    "argv", [["cases", "list"], ["cases", "rejected"], ["db", "status"], ["report", RETAIL]]
+)
 def test_read_only_commands_leave_an_empty_file_empty(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
 ) -> None:
     empty = tmp_path / "empty.db"
     empty.write_bytes(b"")
     head, *rest = argv
-    code, _, err = _cli(capsys, head, *([rest[0]] if head == "db" else []), "--store", f"sqlite:///{empty}",
-                        *([] if head == "db" else rest))
+    code, _, err = _cli(
+        capsys,
+        head,
+        *([rest[0]] if head == "db" else []),
+        "--store",
+        f"sqlite:///{empty}",
+        *([] if head == "db" else rest),
+    )
     assert code in (1, 2), err  # db status: exit 1, the schema is missing
     assert empty.read_bytes() == b""
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.db"]
@@ -305,8 +395,11 @@ def test_read_only_commands_read_a_store_without_changing_it(
     db = tmp_path / "c.db"
     _cli(capsys, "run", RETAIL, "--events", str(RETAIL_EVENTS), "--store", f"sqlite:///{db}")
     before = db.read_bytes()
-    for argv in (["cases", "--store", f"sqlite:///{db}", "list"], ["report", RETAIL, "--store", f"sqlite:///{db}"],
-                 ["db", "status", "--store", f"sqlite:///{db}"]):
+    for argv in (
+        ["cases", "--store", f"sqlite:///{db}", "list"],
+        ["report", RETAIL, "--store", f"sqlite:///{db}"],
+        ["db", "status", "--store", f"sqlite:///{db}"],
+    ):
         code, out, err = _cli(capsys, *argv)
         assert code == 0, (argv, err)
         assert out
@@ -316,7 +409,9 @@ def test_read_only_commands_read_a_store_without_changing_it(
 # --- #28: PostgreSQL schema names ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["abc%0A", "abc%0D%0A", "%0Aabc", "ABC", "a-b", "a%00", "a" * 64, ""])
+@pytest.mark.parametrize(
+    "name", ["abc%0A", "abc%0D%0A", "%0Aabc", "ABC", "a-b", "a%00", "a" * 64, ""]
+)
 def test_a_postgres_schema_name_with_a_trailing_newline_is_refused(name: str) -> None:
     pytest.importorskip("psycopg")
     from carepath.runtime import StoreError, open_store
@@ -326,10 +421,12 @@ def test_a_postgres_schema_name_with_a_trailing_newline_is_refused(name: str) ->
 
 
 def test_a_postgres_schema_name_with_a_newline_exits_2_at_the_command_line(
-    capsys: pytest.CaptureFixture[str]
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     pytest.importorskip("psycopg")
-    code, _, err = _cli(capsys, "cases", "--store", "postgresql://postgres@127.0.0.1:1/postgres?schema=abc%0A")
+    code, _, err = _cli(
+        capsys, "cases", "--store", "postgresql://postgres@127.0.0.1:1/postgres?schema=abc%0A"
+    )
     assert code == 2
     assert "bad schema name 'abc\\n'" in err
 
@@ -343,12 +440,33 @@ def test_run_follow_writes_every_stderr_line_in_the_log_format(tmp_path: Path) -
     import sys
 
     events = tmp_path / "e.jsonl"
-    events.write_text("".join(RETAIL_EVENTS.read_text(encoding="utf-8").splitlines(keepends=True)[:3])
-                      + "not json\n", encoding="utf-8")
+    events.write_text(
+        "".join(RETAIL_EVENTS.read_text(encoding="utf-8").splitlines(keepends=True)[:3])
+        + "not json\n",
+        encoding="utf-8",
+    )
     r = subprocess.run(
-        [sys.executable, "-m", "carepath", "run", RETAIL, "--events", str(events), "--store",
-         f"sqlite:///{tmp_path / 'c.db'}", "--follow", "--until", "2000-01-01", "--poll", "0.05"],
-        capture_output=True, text=True, timeout=60, check=False)
+        [
+            sys.executable,
+            "-m",
+            "carepath",
+            "run",
+            RETAIL,
+            "--events",
+            str(events),
+            "--store",
+            f"sqlite:///{tmp_path / 'c.db'}",
+            "--follow",
+            "--until",
+            "2000-01-01",
+            "--poll",
+            "0.05",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert r.returncode == 1, r.stderr  # the line that is not JSON
     lines = r.stderr.strip().splitlines()
     assert any("rejected event" in x for x in lines) and any("batch:" in x for x in lines)

@@ -62,7 +62,7 @@ def test_exit_codes(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) 
     assert run(capsys, "validate", "--format", "xml", str(files["good"]))[0] == 2
     assert run(capsys, "validate")[0] == 2
     assert run(capsys, "frobnicate")[0] == 2
-    assert run(capsys, "validate", str(INVALID / "cp103_tag.yaml"))[0] == 1   # unsafe YAML
+    assert run(capsys, "validate", str(INVALID / "cp103_tag.yaml"))[0] == 1  # unsafe YAML
     assert run(capsys, "validate", str(INVALID / "cp101_syntax.yaml"))[0] == 1  # broken YAML
 
 
@@ -72,7 +72,9 @@ def test_examples_validate(capsys: pytest.CaptureFixture[str]) -> None:
     assert re.search(r"[1-9]\d* playbook\(s\) checked: 0 error\(s\)", err)
 
 
-def test_text_shows_source_line_and_caret(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_text_shows_source_line_and_caret(
+    files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, _ = run(capsys, "validate", "--color", "never", str(files["bad"]))
     assert code == 1
     assert f"{files['bad']}:12:25: error CP301: unknown stage 'dnoe'" in out
@@ -80,13 +82,16 @@ def test_text_shows_source_line_and_caret(files: dict[str, Path], capsys: pytest
     i = next(n for n, line in enumerate(lines) if "CP301" in line)
     assert lines[i + 1].endswith("on: {agent.replied: dnoe}")
     caret = lines[i + 2]
-    assert caret.index("^") - caret.index("|") == lines[i + 1].index("dnoe") - lines[i + 1].index("|")
+    assert caret.index("^") - caret.index("|") == lines[i + 1].index("dnoe") - lines[i + 1].index(
+        "|"
+    )
     assert "did you mean 'done'?" in out
     assert "\x1b[" not in out
 
 
-def test_color_rules(files: dict[str, Path], capsys: pytest.CaptureFixture[str],
-                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_color_rules(
+    files: dict[str, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert "\x1b[" in run(capsys, "validate", "--color", "always", str(files["bad"]))[1]
     # auto: captured stdout is not a terminal
     assert "\x1b[" not in run(capsys, "validate", str(files["bad"]))[1]
@@ -104,7 +109,9 @@ def test_color_rules(files: dict[str, Path], capsys: pytest.CaptureFixture[str],
 
 
 def test_json_is_one_document(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "validate", "--format", "json", str(files["bad"]), str(files["warn"]))
+    code, out, _ = run(
+        capsys, "validate", "--format", "json", str(files["bad"]), str(files["warn"])
+    )
     assert code == 1
     doc = json.loads(out)
     assert {d["code"] for d in doc} == {"CP301", "CP602"}
@@ -120,7 +127,10 @@ def test_sarif(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> No
     assert doc["version"] == "2.1.0"
     res = doc["runs"][0]["results"]
     assert res[0]["ruleId"] == "CP301"
-    assert res[0]["locations"][0]["physicalLocation"]["region"] == {"startLine": 12, "startColumn": 25}
+    assert res[0]["locations"][0]["physicalLocation"]["region"] == {
+        "startLine": 12,
+        "startColumn": 25,
+    }
 
 
 def test_junit(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
@@ -141,7 +151,9 @@ def test_github(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> N
     assert any(line.startswith("::warning") and "title=CP602" in line for line in lines)
 
 
-def test_folder_mode_skips_scenarios_and_non_playbooks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_folder_mode_skips_scenarios_and_non_playbooks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "good.yml").write_text(GOOD)
     (tmp_path / "support.test.yaml").write_text(BAD)
@@ -155,8 +167,9 @@ def test_folder_mode_skips_scenarios_and_non_playbooks(tmp_path: Path, capsys: p
     assert run(capsys, "validate", str(tmp_path / "ci.yaml"))[0] == 1
 
 
-def test_internal_error_is_one_line(files: dict[str, Path], capsys: pytest.CaptureFixture[str],
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_internal_error_is_one_line(
+    files: dict[str, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import carepath.loading.loader
 
     def boom(*a: object, **k: object) -> None:
@@ -171,8 +184,14 @@ def test_internal_error_is_one_line(files: dict[str, Path], capsys: pytest.Captu
 
 
 def test_hostile_inputs_never_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    hostile = [b"\xff\xfe\x00garbage", b"", b"[" * 100000, b"a: &a [*a]\n", b"carepath: 1\n" + b"x" * 2_000_000,
-               b"carepath: 1\nid: t\nversion: 1\nstart: {on: x}\nstages: {s: {initial: true, on: {x: {when: '((((((((((((((((((((((((((((((((((((((((((((((((((((1'}}}}\n"]
+    hostile = [
+        b"\xff\xfe\x00garbage",
+        b"",
+        b"[" * 100000,
+        b"a: &a [*a]\n",
+        b"carepath: 1\n" + b"x" * 2_000_000,
+        b"carepath: 1\nid: t\nversion: 1\nstart: {on: x}\nstages: {s: {initial: true, on: {x: {when: '((((((((((((((((((((((((((((((((((((((((((((((((((((1'}}}}\n",
+    ]
     for i, data in enumerate(hostile):
         p = tmp_path / f"h{i}.yaml"
         p.write_bytes(data)
@@ -182,17 +201,25 @@ def test_hostile_inputs_never_traceback(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_help_does_not_import_pydantic() -> None:
-    code = ("import sys, carepath.cli.app\n"
-            "try:\n    carepath.cli.app.main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "print('pydantic' in sys.modules, 'yaml' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    code = (
+        "import sys, carepath.cli.app\n"
+        "try:\n    carepath.cli.app.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('pydantic' in sys.modules, 'yaml' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip().splitlines()[-1] == "False False"
 
 
 def test_python_dash_m(files: dict[str, Path]) -> None:
     env = {**os.environ, "NO_COLOR": "1"}
-    p = subprocess.run([sys.executable, "-m", "carepath", "validate", str(files["bad"])],
-                       capture_output=True, text=True, env=env)
+    p = subprocess.run(
+        [sys.executable, "-m", "carepath", "validate", str(files["bad"])],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert p.returncode == 1 and "CP301" in p.stdout
 
 
@@ -201,22 +228,34 @@ def test_thousand_line_playbook_validates(tmp_path: Path) -> None:
     p = tmp_path / "big.yaml"
     p.write_text(big_playbook(1000))
     assert len(p.read_text().splitlines()) >= 1000
-    r = subprocess.run([sys.executable, "-m", "carepath", "validate", str(p)], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "carepath", "validate", str(p)], capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 
 def big_playbook(min_lines: int) -> str:
     """A realistic playbook of at least ``min_lines`` lines: calendars, segments, clocks, a chain of
     stages with handlers, timers and actions, and goals."""
-    head = GOOD.split("stages:")[0].replace("id: good", "id: big").replace(
-        "channels:\n  chat: {calendar: always}",
-        "calendars:\n  office:\n    hours:\n      mon-fri: [\"08:00-12:00\", \"13:00-17:30\"]\n"
-        "      sat: [\"08:00-12:00\"]\n    holidays:\n      - 2026-04-30\n"
-        "      - {from: 2026-02-14, to: 2026-02-22, name: Tet}\n"
-        "channels:\n  chat: {calendar: office}")
-    head = head.replace("fields:\n", "fields:\n  priority: {type: enum, values: [low, normal, high, urgent], default: normal}\n")
-    head += ("tiers:\n  L1: {title: Agent}\n  L2: {title: Senior}\n  L3: {title: Supervisor}\n"
-             "segments:\n  urgent: priority == \"urgent\"\n  rest: true\n")
+    head = (
+        GOOD.split("stages:")[0]
+        .replace("id: good", "id: big")
+        .replace(
+            "channels:\n  chat: {calendar: always}",
+            'calendars:\n  office:\n    hours:\n      mon-fri: ["08:00-12:00", "13:00-17:30"]\n'
+            '      sat: ["08:00-12:00"]\n    holidays:\n      - 2026-04-30\n'
+            "      - {from: 2026-02-14, to: 2026-02-22, name: Tet}\n"
+            "channels:\n  chat: {calendar: office}",
+        )
+    )
+    head = head.replace(
+        "fields:\n",
+        "fields:\n  priority: {type: enum, values: [low, normal, high, urgent], default: normal}\n",
+    )
+    head += (
+        "tiers:\n  L1: {title: Agent}\n  L2: {title: Senior}\n  L3: {title: Supervisor}\n"
+        'segments:\n  urgent: priority == "urgent"\n  rest: true\n'
+    )
     lines = [head.rstrip("\n"), "stages:"]
     n = 0
     while True:
@@ -231,7 +270,7 @@ def big_playbook(min_lines: int) -> str:
             "    on:",
             f"      agent.replied: {nxt}",
             "      customer.replied:",
-            f"        - {{to: {nxt}, when: priority == \"urgent\", do: [{{notify: L2}}]}}",
+            f'        - {{to: {nxt}, when: priority == "urgent", do: [{{notify: L2}}]}}',
             "        - {do: [{set: {priority: high}}]}",
             "    after:",
             "      - {in: 2h, calendar: office, do: [{notify: L2}]}",
@@ -246,7 +285,7 @@ def big_playbook(min_lines: int) -> str:
         "    start: {on: case.opened}",
         "    stop: {on: agent.replied}",
         "    targets:",
-        "      - {when: priority == \"urgent\", within: 30m}",
+        '      - {when: priority == "urgent", within: 30m}',
         "      - {within: 2h}",
         "    thresholds:",
         "      - {at: 75%, do: [{notify: L2}]}",
@@ -255,11 +294,11 @@ def big_playbook(min_lines: int) -> str:
         "  resolution:",
         "    start: {on: case.opened}",
         f"    stop: {{enter: s{n}}}",
-        "    targets: [{when: priority == \"urgent\", within: 8h}, {within: 3bd}]",
+        '    targets: [{when: priority == "urgent", within: 8h}, {within: 3bd}]',
         "goals:",
-        "  - {id: csat, metric: csat, target: \">= 90%\", baseline: 85%, window: rolling 30d}",
-        "  - {id: frt, metric: first_response_time, stat: p90, target: \"<= 2h\", window: rolling 30d}",
-        "  - {id: fcr, metric: fcr, target: \">= 80%\", window: {from: 2027-01-01, to: 2027-06-30}}",
+        '  - {id: csat, metric: csat, target: ">= 90%", baseline: 85%, window: rolling 30d}',
+        '  - {id: frt, metric: first_response_time, stat: p90, target: "<= 2h", window: rolling 30d}',
+        '  - {id: fcr, metric: fcr, target: ">= 80%", window: {from: 2027-01-01, to: 2027-06-30}}',
     ]
     while len(lines) < min_lines:
         lines.append("# padding")

@@ -35,12 +35,12 @@ def _events(name: str, kind: str) -> list[Event]:
 
 
 def _run(name: str, kind: str) -> str:
-    eng = Engine(load(ROOT / "examples" / f"{name}.yaml"))
+    engine = Engine(load(ROOT / "examples" / f"{name}.yaml"))
     digest = hashlib.sha256()
     states = {}
     for e in _events(name, kind):
-        key = eng.case_key(e)
-        r = route(eng, states.get(key), e)
+        key = engine.case_key(e)
+        r = route(engine, states.get(key), e)
         out: list[object] = [e.id, r.status, r.reason]
         if r.step is not None:
             st = r.step

@@ -33,12 +33,12 @@ def _engine(text: str) -> Engine:
 @given(st.data())
 def test_engine_stage_path_equals_the_transitions_machine(data: st.DataObject) -> None:
     pbd = data.draw(playbooks(timers=False, signals=False, event_guards=True))
-    eng = _engine(yaml_text(pbd))
-    pb = eng.playbook
+    subject = _engine(yaml_text(pbd))
+    pb = subject.playbook
     events = timed(data.draw(streams(pbd)))
     machine = to_machine(pb)
     model = machine.models[0]
-    state = eng.start(events[0]).state
+    state = subject.start(events[0]).state
     # the opening event runs through the initial stage's handlers too
     model.trigger(events[0].type, event=dict(events[0].data))
     engine_path, machine_path = [state.stage], [model.state]
@@ -47,7 +47,7 @@ def test_engine_stage_path_equals_the_transitions_machine(data: st.DataObject) -
         if ended:
             break
         try:
-            state = eng.handle(state, e).state
+            state = subject.handle(state, e).state
         except CaseError:
             continue
         view = {k: d for k, (_, d, _) in pb.events.get(e.type, {}).items()}  # declared defaults
@@ -89,7 +89,7 @@ def test_machine_and_engine_agree_on_the_support_log() -> None:
     import json
 
     pb = load(ROOT / "examples" / "vn-retail-support.yaml")
-    eng = Engine(pb)
+    subject = Engine(pb)
     machines: dict[str, Any] = {}
     states: dict[str, Any] = {}
     for line in (
@@ -102,10 +102,10 @@ def test_machine_and_engine_agree_on_the_support_log() -> None:
         e = Event.from_dict(json.loads(line))
         key = e.case
         if key not in states:
-            states[key] = eng.start(e).state
+            states[key] = subject.start(e).state
             machines[key] = to_machine(pb)
         else:
-            states[key] = eng.handle(states[key], e).state
+            states[key] = subject.handle(states[key], e).state
         view = {k: d for k, (_, d, _) in pb.events.get(e.type, {}).items()}
         view.update(e.data)
         model = machines[key].models[0]

@@ -25,8 +25,12 @@ from carepath import Engine
 from carepath.errors import PlaybookError
 from strategies import compiled, drive, playbooks, streams, timed, with_advances, yaml_text
 
-SETTINGS = settings(max_examples=int(os.environ.get("CAREPATH_EXAMPLES", "60")), deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=int(os.environ.get("CAREPATH_EXAMPLES", "60")),
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 EPS = 2e-6
 
 
@@ -43,13 +47,13 @@ def _engine(text: str) -> Engine | None:
 @st.composite
 def cases(draw: Any, **kw: Any) -> tuple[Engine, list[Any]]:
     pb = draw(playbooks(**kw))
-    eng = _engine(yaml_text(pb))
-    if eng is None:  # a rare generated signal-handler cycle (CP508): draw again
+    subject = _engine(yaml_text(pb))
+    if subject is None:  # a rare generated signal-handler cycle (CP508): draw again
         from hypothesis import assume
 
         assume(False)
     stream = draw(streams(pb).flatmap(with_advances))
-    return eng, timed(stream)
+    return subject, timed(stream)
 
 
 def _check_step(before: Any, step: Any, ev: Any) -> None:
@@ -86,7 +90,7 @@ def _check_step(before: Any, step: Any, ev: Any) -> None:
 @SETTINGS
 @given(cases())
 def test_invariants_hold_on_every_step(case: tuple[Engine, list[Any]]) -> None:
-    eng, events = case
+    subject, events = case
     snapshots: list[tuple[Any, str]] = []
 
     def on_step(before: Any, step: Any, ev: Any) -> None:
@@ -94,7 +98,7 @@ def test_invariants_hold_on_every_step(case: tuple[Engine, list[Any]]) -> None:
             snapshots.append((before, before.to_json()))
         _check_step(before, step, ev)
 
-    drive(eng, events, on_step=on_step)
+    drive(subject, events, on_step=on_step)
     for st_, js in snapshots:  # inputs were never mutated
         assert st_.to_json() == js
 
@@ -102,9 +106,9 @@ def test_invariants_hold_on_every_step(case: tuple[Engine, list[Any]]) -> None:
 @SETTINGS
 @given(cases())
 def test_identical_input_identical_output(case: tuple[Engine, list[Any]]) -> None:
-    eng, events = case
-    s1, a1, o1 = drive(eng, events)
-    s2, a2, o2 = drive(Engine(eng.playbook), events)
+    subject, events = case
+    s1, a1, o1 = drive(subject, events)
+    s2, a2, o2 = drive(Engine(subject.playbook), events)
     assert o1 == o2
     assert a1 == a2
     assert (s1 is None) == (s2 is None)
@@ -115,9 +119,9 @@ def test_identical_input_identical_output(case: tuple[Engine, list[Any]]) -> Non
 @SETTINGS
 @given(cases(), st.integers(1, 40))
 def test_json_roundtrip_mid_stream_changes_nothing(case: tuple[Engine, list[Any]], k: int) -> None:
-    eng, events = case
-    s1, a1, o1 = drive(eng, events)
-    s2, a2, o2 = drive(eng, events, roundtrip_at=min(k, len(events) - 1))
+    subject, events = case
+    s1, a1, o1 = drive(subject, events)
+    s2, a2, o2 = drive(subject, events, roundtrip_at=min(k, len(events) - 1))
     assert o1 == o2
     assert a1 == a2
     if s1 is not None:
@@ -128,15 +132,15 @@ def test_json_roundtrip_mid_stream_changes_nothing(case: tuple[Engine, list[Any]
 @SETTINGS
 @given(cases())
 def test_advance_to_now_or_before_returns_an_equal_state(case: tuple[Engine, list[Any]]) -> None:
-    eng, events = case
-    s, _, _ = drive(eng, events)
+    subject, events = case
+    s, _, _ = drive(subject, events)
     if s is None:
         return
     for t in (s.now, s.now - timedelta(hours=1)):
-        step = eng.advance(s, t)
+        step = subject.advance(s, t)
         assert step.state == s and step.actions == [] and step.signals == []
     if s.next_wakeup is not None and s.next_wakeup > s.now + timedelta(microseconds=2):
-        step = eng.advance(s, s.next_wakeup - timedelta(microseconds=1))
+        step = subject.advance(s, s.next_wakeup - timedelta(microseconds=1))
         assert step.state.to_json() == s.to_json() and not step.actions
 
 
@@ -170,12 +174,14 @@ def _verbose(state: Any) -> dict[str, Any]:
 
 @SETTINGS
 @given(cases())
-def test_compact_json_round_trips_every_step_and_reads_the_verbose_form(case: tuple[Engine, list[Any]]) -> None:
+def test_compact_json_round_trips_every_step_and_reads_the_verbose_form(
+    case: tuple[Engine, list[Any]],
+) -> None:
     from carepath import CaseState
 
-    eng, events = case
+    subject, events = case
     seen: list[Any] = []
-    drive(eng, events, on_step=lambda _before, step, _ev: seen.append(step.state))
+    drive(subject, events, on_step=lambda _before, step, _ev: seen.append(step.state))
     for s in seen:
         text = s.to_json()
         back = CaseState.from_json(text)

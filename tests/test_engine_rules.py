@@ -52,7 +52,7 @@ SIMPLE_STAGES = {
 
 
 def test_thresholds_percent_and_signed_offsets_fire_in_order_once() -> None:
-    eng = pb(
+    engine = pb(
         {
             "stages": SIMPLE_STAGES,
             "slas": {
@@ -71,12 +71,12 @@ def test_thresholds_percent_and_signed_offsets_fire_in_order_once() -> None:
             },
         }
     )
-    s = eng.start(E("opened", 0))
+    s = engine.start(E("opened", 0))
     assert s.state.next_wakeup == T0 + timedelta(minutes=15)
     seen = []
     st_ = s.state
     for m in (15, 45, 60, 90, 120, 121):
-        r = eng.advance(st_, T0 + timedelta(minutes=m))
+        r = engine.advance(st_, T0 + timedelta(minutes=m))
         seen.append((m, types(r), [a.type for a in r.actions]))
         st_ = r.state
     assert seen == [
@@ -91,7 +91,7 @@ def test_thresholds_percent_and_signed_offsets_fire_in_order_once() -> None:
 
 
 def test_all_overdue_thresholds_fire_at_once_in_order_when_advancing_late() -> None:
-    eng = pb(
+    engine = pb(
         {
             "stages": SIMPLE_STAGES,
             "slas": {
@@ -107,8 +107,8 @@ def test_all_overdue_thresholds_fire_at_once_in_order_when_advancing_late() -> N
             },
         }
     )
-    s = eng.start(E("opened", 0))
-    r = eng.advance(s.state, T0 + timedelta(hours=5))
+    s = engine.start(E("opened", 0))
+    r = engine.advance(s.state, T0 + timedelta(hours=5))
     assert types(r) == ["sla.c.warning", "sla.c.breached", "sla.c.overdue"]
     # each fired at its own instant, not at the advance time
     assert [a.at for a in r.actions] == [T0 + timedelta(minutes=30), T0 + timedelta(hours=2)]
@@ -120,7 +120,7 @@ def test_all_overdue_thresholds_fire_at_once_in_order_when_advancing_late() -> N
 
 
 def test_history_is_bounded_to_20_records() -> None:
-    eng = pb(
+    engine = pb(
         {
             "stages": SIMPLE_STAGES,
             "slas": {
@@ -133,11 +133,11 @@ def test_history_is_bounded_to_20_records() -> None:
             },
         }
     )
-    st_ = eng.start(E("opened", 0)).state
+    st_ = engine.start(E("opened", 0)).state
     m = 1
     for _ in range(25):
-        st_ = eng.handle(st_, E("go", m)).state
-        st_ = eng.handle(st_, E("back", m + 1)).state
+        st_ = engine.handle(st_, E("go", m)).state
+        st_ = engine.handle(st_, E("back", m + 1)).state
         m += 2
     c = st_.clocks["c"]
     assert c.cycle == 25 and len(c.history) == 20
@@ -145,7 +145,7 @@ def test_history_is_bounded_to_20_records() -> None:
 
 
 def test_without_repeat_a_start_after_a_stop_does_nothing() -> None:
-    eng = pb(
+    engine = pb(
         {
             "stages": SIMPLE_STAGES,
             "slas": {
@@ -153,10 +153,10 @@ def test_without_repeat_a_start_after_a_stop_does_nothing() -> None:
             },
         }
     )
-    st_ = eng.start(E("opened", 0)).state
-    st_ = eng.handle(st_, E("go", 1)).state
-    st_ = eng.handle(st_, E("back", 2)).state
-    r = eng.handle(st_, E("go", 3))
+    st_ = engine.start(E("opened", 0)).state
+    st_ = engine.handle(st_, E("go", 1)).state
+    st_ = engine.handle(st_, E("back", 2)).state
+    r = engine.handle(st_, E("go", 3))
     assert r.state.clocks["c"].status == "met" and r.state.clocks["c"].cycle == 1
     assert "sla.c.started" not in types(r)
 
@@ -174,9 +174,9 @@ def test_signal_chain_deeper_than_16_raises_signal_loop() -> None:
         }
         for i in range(n)
     }
-    eng = pb({"stages": stages, "slas": slas})
+    engine = pb({"stages": stages, "slas": slas})
     with pytest.raises(SignalLoop):
-        eng.start(E("opened", 0))
+        engine.start(E("opened", 0))
     # a shorter chain is fine
     stages2 = {f"s{i}": {"on": {f"sla.c{i}.started": f"s{i + 1}"}} for i in range(5)}
     stages2["s0"]["initial"] = True
@@ -194,7 +194,7 @@ def test_signal_chain_deeper_than_16_raises_signal_loop() -> None:
 
 
 def test_set_outside_the_field_type_is_invalid_and_changes_nothing() -> None:
-    eng = pb(
+    engine = pb(
         {
             "stages": {
                 "a": {
@@ -205,16 +205,16 @@ def test_set_outside_the_field_type_is_invalid_and_changes_nothing() -> None:
             }
         }
     )
-    s = eng.start(E("opened", 0)).state
+    s = engine.start(E("opened", 0)).state
     with pytest.raises(InvalidEvent) as ei:
-        eng.handle(s, E("prio", 1, level="critical"))
+        engine.handle(s, E("prio", 1, level="critical"))
     assert ei.value.state is s or ei.value.state is None
-    ok = eng.handle(s, E("prio", 1, level="high"))
+    ok = engine.handle(s, E("prio", 1, level="high"))
     assert ok.state.data["priority"] == "high"
 
 
 def test_set_evaluates_every_value_before_assigning() -> None:
-    eng = pb(
+    engine = pb(
         {
             "stages": {
                 "a": {
@@ -226,13 +226,13 @@ def test_set_evaluates_every_value_before_assigning() -> None:
         },
         start={"on": "opened", "set": {"n": 1, "m": 2}},
     )
-    s = eng.start(E("opened", 0)).state
-    r = eng.handle(s, E("swap", 1)).state
+    s = engine.start(E("opened", 0)).state
+    r = engine.handle(s, E("swap", 1)).state
     assert (r.data["n"], r.data["m"]) == (2, 1)
 
 
 def test_reset_cancels_the_open_cycle_and_opens_a_new_one() -> None:
-    eng = pb(
+    engine = pb(
         {
             "stages": SIMPLE_STAGES,
             "slas": {
@@ -245,8 +245,8 @@ def test_reset_cancels_the_open_cycle_and_opens_a_new_one() -> None:
             },
         }
     )
-    s = eng.start(E("opened", 0)).state
-    r = eng.handle(s, E("again", 20))
+    s = engine.start(E("opened", 0)).state
+    r = engine.handle(s, E("again", 20))
     c = r.state.clocks["c"]
     assert types(r) == ["sla.c.cancelled", "sla.c.reset", "sla.c.started"]
     assert (
@@ -259,7 +259,7 @@ def test_reset_cancels_the_open_cycle_and_opens_a_new_one() -> None:
 
 
 def test_final_stage_ends_open_cycles_cancelled_or_missed() -> None:
-    eng = pb(
+    engine = pb(
         {
             "stages": SIMPLE_STAGES,
             "slas": {
@@ -276,8 +276,8 @@ def test_final_stage_ends_open_cycles_cancelled_or_missed() -> None:
             },
         }
     )
-    s = eng.start(E("opened", 0)).state
-    r = eng.handle(s, E("done", 30))
+    s = engine.start(E("opened", 0)).state
+    r = engine.handle(s, E("done", 30))
     assert r.state.ended and r.state.stage == "z"
     assert (
         r.state.clocks["fast"].status == "breached"
@@ -291,7 +291,7 @@ def test_final_stage_ends_open_cycles_cancelled_or_missed() -> None:
 
 
 def test_stop_then_cancel_precedence_and_pending_clock() -> None:
-    eng = pb(
+    engine = pb(
         {
             "stages": SIMPLE_STAGES,
             "slas": {
@@ -304,15 +304,15 @@ def test_stop_then_cancel_precedence_and_pending_clock() -> None:
             },
         }
     )
-    s = eng.start(E("opened", 0)).state
-    r = eng.handle(s, E("x", 1))  # stop on a pending clock does nothing
+    s = engine.start(E("opened", 0)).state
+    r = engine.handle(s, E("x", 1))  # stop on a pending clock does nothing
     assert r.state.clocks["c"].status == "pending"
-    r = eng.handle(eng.handle(r.state, E("go", 2)).state, E("x", 3))
+    r = engine.handle(engine.handle(r.state, E("go", 2)).state, E("x", 3))
     assert r.state.clocks["c"].status == "met"  # stop wins over cancel
 
 
 def test_pause_when_condition_and_paused_clock_has_no_due() -> None:
-    eng = pb(
+    engine = pb(
         {
             "stages": {
                 "a": {
@@ -331,18 +331,18 @@ def test_pause_when_condition_and_paused_clock_has_no_due() -> None:
             },
         }
     )
-    s = eng.start(E("opened", 0)).state
-    p = eng.handle(s, E("hold", 10))
+    s = engine.start(E("opened", 0)).state
+    p = engine.handle(s, E("hold", 10))
     assert p.state.clocks["c"].status == "paused" and p.state.clocks["c"].due is None
     assert p.state.next_wakeup is None
-    f = eng.handle(p.state, E("free", 70))
+    f = engine.handle(p.state, E("free", 70))
     c = f.state.clocks["c"]
     assert c.elapsed == timedelta(minutes=10) and c.paused == timedelta(minutes=60)
     assert c.due == T0 + timedelta(minutes=120)
 
 
 def test_timer_whose_when_is_false_is_consumed() -> None:
-    eng = pb(
+    engine = pb(
         {
             "stages": {
                 "a": {
@@ -355,15 +355,15 @@ def test_timer_whose_when_is_false_is_consumed() -> None:
             }
         }
     )
-    s = eng.start(E("opened", 0)).state
-    r = eng.advance(s, T0 + timedelta(hours=1))
+    s = engine.start(E("opened", 0)).state
+    r = engine.advance(s, T0 + timedelta(hours=1))
     assert r.state.stage == "a" and r.state.next_wakeup is None
-    h = eng.handle(r.state, E("hot", 61))
-    assert eng.advance(h.state, T0 + timedelta(hours=5)).state.stage == "a"
+    h = engine.handle(r.state, E("hot", 61))
+    assert engine.advance(h.state, T0 + timedelta(hours=5)).state.stage == "a"
 
 
 def test_a_transition_to_the_current_stage_reenters_it() -> None:
-    eng = pb(
+    engine = pb(
         {
             "stages": {
                 "a": {
@@ -377,12 +377,12 @@ def test_a_transition_to_the_current_stage_reenters_it() -> None:
             }
         }
     )
-    s = eng.start(E("opened", 0))
+    s = engine.start(E("opened", 0))
     assert [a.params["name"] for a in s.actions] == ["hi"]
-    r = eng.handle(s.state, E("again", 30))
+    r = engine.handle(s.state, E("again", 30))
     assert [a.params["name"] for a in r.actions] == ["bye", "hi"]
     assert [d.due for d in r.deadlines] == [T0 + timedelta(minutes=90)]  # the timer restarted
-    k = eng.handle(r.state, E("stay", 40))
+    k = engine.handle(r.state, E("stay", 40))
     assert [a.params["name"] for a in k.actions] == ["still"]
     assert [d.due for d in k.deadlines] == [
         T0 + timedelta(minutes=90)
@@ -390,7 +390,7 @@ def test_a_transition_to_the_current_stage_reenters_it() -> None:
 
 
 def test_keep_true_survives_leaving_the_stage_and_exit_delays_belong_to_the_new_stage() -> None:
-    eng = pb(
+    engine = pb(
         {
             "stages": {
                 "a": {
@@ -407,19 +407,19 @@ def test_keep_true_survives_leaving_the_stage_and_exit_delays_belong_to_the_new_
             }
         }
     )
-    s = eng.start(E("opened", 0)).state
-    b = eng.handle(s, E("go", 10)).state
-    fired = eng.advance(b, T0 + timedelta(hours=3))
+    s = engine.start(E("opened", 0)).state
+    b = engine.handle(s, E("go", 10)).state
+    fired = engine.advance(b, T0 + timedelta(hours=3))
     assert sorted(a.params["name"] for a in fired.actions) == ["from_exit", "kept"]
     # leaving b before the exit action is due cancels it (it belongs to b); re-entering a arms a's
     # enter actions again (due at 20 + 120 min)
-    b2 = eng.handle(b, E("back", 20)).state
-    names = sorted(a.params["name"] for a in eng.advance(b2, T0 + timedelta(hours=3)).actions)
+    b2 = engine.handle(b, E("back", 20)).state
+    names = sorted(a.params["name"] for a in engine.advance(b2, T0 + timedelta(hours=3)).actions)
     assert names == ["dropped", "kept", "kept"]
 
 
 def test_immediate_action_with_window_waits_for_the_opening() -> None:
-    eng = pb(
+    engine = pb(
         {
             "stages": {
                 "a": {
@@ -430,17 +430,17 @@ def test_immediate_action_with_window_waits_for_the_opening() -> None:
             }
         }
     )
-    s = eng.start(E("opened", 0)).state
-    night = eng.handle(s, E("ping", 10 * 60))  # 19:00 Monday
+    s = engine.start(E("opened", 0)).state
+    night = engine.handle(s, E("ping", 10 * 60))  # 19:00 Monday
     assert night.actions == [] and night.state.next_wakeup == T0 + timedelta(hours=24)  # Tue 09:00
-    a = eng.advance(night.state, T0 + timedelta(days=2))
+    a = engine.advance(night.state, T0 + timedelta(days=2))
     assert [x.at for x in a.actions] == [T0 + timedelta(hours=24)]
-    day = eng.handle(s, E("ping", 60))
+    day = engine.handle(s, E("ping", 60))
     assert [x.at for x in day.actions] == [T0 + timedelta(hours=1)]
 
 
 def test_schedule_rearms_after_its_window_shifted_fire_time() -> None:
-    eng = pb(
+    engine = pb(
         {
             "stages": {
                 "a": {
@@ -452,9 +452,9 @@ def test_schedule_rearms_after_its_window_shifted_fire_time() -> None:
             }
         }
     )
-    s = eng.start(E("opened", 0)).state  # Mon 09:00
+    s = engine.start(E("opened", 0)).state  # Mon 09:00
     assert s.next_wakeup == T0 + timedelta(days=1)  # Tue 08:00 → 09:00 (window)
-    r = eng.advance(s, T0 + timedelta(days=7))
+    r = engine.advance(s, T0 + timedelta(days=7))
     # Tue..Fri 09:00 fire; Sat 08:00 → Mon 09:00 fires once; the next Sun 08:00 was after Mon's 09:00? no:
     # after Mon 09:00 (actual fire) the next cron time is Tue 08:00 → beyond the horizon.
     ats = [a.at for a in r.actions]
@@ -462,7 +462,7 @@ def test_schedule_rearms_after_its_window_shifted_fire_time() -> None:
 
 
 def test_escalate_next_from_no_tier_and_from_the_last() -> None:
-    eng = pb(
+    engine = pb(
         {
             "stages": {
                 "a": {"initial": True, "on": {"up": {"do": [{"escalate": "next"}]}, "done": "z"}},
@@ -470,16 +470,16 @@ def test_escalate_next_from_no_tier_and_from_the_last() -> None:
             }
         }
     )
-    s = eng.start(E("opened", 0)).state
-    r1 = eng.handle(s, E("up", 1))
+    s = engine.start(E("opened", 0)).state
+    r1 = engine.handle(s, E("up", 1))
     assert r1.state.tier == "L1" and r1.actions[0].params == {"tier": "L1", "from": None}
-    r2 = eng.handle(r1.state, E("up", 2))
-    r3 = eng.handle(r2.state, E("up", 3))
+    r2 = engine.handle(r1.state, E("up", 2))
+    r3 = engine.handle(r2.state, E("up", 3))
     assert r3.state.tier == "L2" and types(r3) == ["tier.exhausted"]
 
 
 def test_action_params_per_verb() -> None:
-    eng = pb(
+    engine = pb(
         {
             "stages": {
                 "a": {
@@ -502,7 +502,7 @@ def test_action_params_per_verb() -> None:
         templates={"hello": {"text": "Hi"}},
         channels={"sms": {"calendar": "always"}},
     )
-    acts = eng.start(E("opened", 0)).actions
+    acts = engine.start(E("opened", 0)).actions
     got = {a.type: dict(a.params) for a in acts}
     assert got["notify"]["to"] == "L1"
     assert got["send"]["template"] == "hello" and got["send"]["channel"] == "sms"
@@ -524,11 +524,11 @@ def test_handle_never_mutates_and_mismatch_on_content_change() -> None:
             "c": {"start": {"on": "opened"}, "stop": {"on": "done"}, "targets": [{"within": "1h"}]}
         },
     }
-    eng = pb(body)
-    s = eng.start(E("opened", 0)).state
+    engine = pb(body)
+    s = engine.start(E("opened", 0)).state
     snap = s.to_json()
-    eng.handle(s, E("go", 10))
-    eng.advance(s, T0 + timedelta(hours=3))
+    engine.handle(s, E("go", 10))
+    engine.advance(s, T0 + timedelta(hours=3))
     assert s.to_json() == snap
     body2 = json.loads(json.dumps(body))
     body2["slas"]["c"]["targets"] = [{"within": "2h"}]
@@ -551,9 +551,10 @@ def test_migrate_renames_stages_and_keeps_breaches() -> None:
             "c": {"start": {"on": "opened"}, "stop": {"on": "done"}, "targets": [{"within": "10m"}]}
         },
     }
-    eng = pb(body)
-    s = eng.advance(
-        eng.handle(eng.start(E("opened", 0)).state, E("go", 1)).state, T0 + timedelta(minutes=30)
+    engine = pb(body)
+    s = engine.advance(
+        engine.handle(engine.start(E("opened", 0)).state, E("go", 1)).state,
+        T0 + timedelta(minutes=30),
     ).state
     assert s.clocks["c"].breached and s.stage == "b"
     new = {
@@ -575,8 +576,8 @@ def test_migrate_renames_stages_and_keeps_breaches() -> None:
 
 def test_migrate_names_the_missing_stage_the_mapping_asks_for() -> None:
     # issue 15 #20: the error named the case's (mapped-away) stage, not the missing target
-    eng = pb({"stages": SIMPLE_STAGES})
-    s = eng.handle(eng.start(E("opened", 0)).state, E("go", 1)).state
+    engine = pb({"stages": SIMPLE_STAGES})
+    s = engine.handle(engine.start(E("opened", 0)).state, E("go", 1)).state
     stages = {
         "a": {"initial": True, "on": {"go": "new"}},
         "new": {"on": {"done": "z"}},
@@ -610,16 +611,16 @@ def test_a_breached_cycle_keeps_the_target_it_breached() -> None:
         "thresholds": [{"at": "+30m", "do": [{"notify": "L2"}]}],
     }
     stages = {"a": {"initial": True, "on": on}, "z": {"final": True}}
-    eng = pb({"stages": stages, "slas": {"c": clock}})
-    s = eng.start(E("opened", 0)).state
-    raised = eng.handle(s, E("bump", 120))  # 2 h in: the 1 h target is already past
+    engine = pb({"stages": stages, "slas": {"c": clock}})
+    s = engine.start(E("opened", 0)).state
+    raised = engine.handle(s, E("bump", 120))  # 2 h in: the 1 h target is already past
     assert "sla.c.breached" in types(raised)
     assert raised.state.clocks["c"].due == T0 + timedelta(hours=1)  # the instant it crossed
-    calmed = eng.handle(raised.state, E("calm", 180)).state
+    calmed = engine.handle(raised.state, E("calm", 180)).state
     c = calmed.clocks["c"]
     assert c.breached and c.target == timedelta(hours=1) and c.due == T0 + timedelta(hours=1)
     assert c.remaining == timedelta(hours=-2) and c.failed_by == timedelta(hours=2)
-    done = eng.handle(calmed, E("done", 190))
+    done = engine.handle(calmed, E("done", 190))
     record = done.state.clocks["c"].history[-1]
     assert (record.met, record.target, record.elapsed, record.failed_by) == (
         False,

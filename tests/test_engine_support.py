@@ -22,7 +22,7 @@ TZ = "+07:00"
 
 
 @pytest.fixture(scope="module")
-def eng() -> Engine:
+def engine() -> Engine:
     return Engine(load(ROOT / "examples" / "vn-retail-support.yaml"))
 
 
@@ -63,8 +63,8 @@ def acts(step: Any) -> list[tuple[str, Any]]:
 
 
 # -- met ----------------------------------------------------------------------------------------------------------
-def test_email_case_met(eng: Engine) -> None:
-    s = eng.start(ev("case.opened", "02-01 09:12", channel="email", customer_name="Mai"))
+def test_email_case_met(engine: Engine) -> None:
+    s = engine.start(ev("case.opened", "02-01 09:12", channel="email", customer_name="Mai"))
     assert s.state.stage == "new" and s.state.tier == "L1"
     assert acts(s) == [("assign", "L1"), ("send", "ack_email")]
     fr = s.state.clocks["first_response"]
@@ -72,7 +72,7 @@ def test_email_case_met(eng: Engine) -> None:
         hours=2
     )  # email, normal → last target 2h
     assert fr.due == at("02-01 11:12")
-    s = eng.handle(s.state, ev("agent.replied", "02-01 10:05"))
+    s = engine.handle(s.state, ev("agent.replied", "02-01 10:05"))
     assert s.state.stage == "open"
     fr = s.state.clocks["first_response"]
     assert fr.status == "met" and not fr.breached
@@ -80,7 +80,7 @@ def test_email_case_met(eng: Engine) -> None:
     assert rec.met is True and rec.failed_by is None and rec.elapsed == timedelta(minutes=53)
     assert "sla.first_response.met" in types(s)
     # actions have stable ids <case>:<seq> and sources
-    a0 = eng.start(ev("case.opened", "02-01 09:12", channel="email")).actions[0]
+    a0 = engine.start(ev("case.opened", "02-01 09:12", channel="email")).actions[0]
     assert (
         a0.id == "T-1:1"
         and a0.source == "stages.new.enter[0]"
@@ -88,11 +88,11 @@ def test_email_case_met(eng: Engine) -> None:
     )
 
 
-def test_reply_exactly_at_the_deadline_meets_it(eng: Engine) -> None:
+def test_reply_exactly_at_the_deadline_meets_it(engine: Engine) -> None:
     # chat, normal → 15m in office hours; 10:00 + 15m = 10:15
-    s = eng.start(ev("case.opened", "02-01 10:00", channel="chat"))
+    s = engine.start(ev("case.opened", "02-01 10:00", channel="chat"))
     assert s.state.clocks["first_response"].due == at("02-01 10:15")
-    s = eng.handle(s.state, ev("agent.replied", "02-01 10:15"))
+    s = engine.handle(s.state, ev("agent.replied", "02-01 10:15"))
     sig = types(s)
     assert "sla.first_response.breached" not in sig
     assert sig.count("sla.first_response.warning") == 1  # 75 % (10:11:15) fired before the reply
@@ -102,29 +102,29 @@ def test_reply_exactly_at_the_deadline_meets_it(eng: Engine) -> None:
 
 
 # -- warning, breach, escalation, overdue ----------------------------------------------------------------------------
-def test_facebook_case_warning_breach_escalation_overdue(eng: Engine) -> None:
+def test_facebook_case_warning_breach_escalation_overdue(engine: Engine) -> None:
     # facebook → 1h (office). Opened Tue 16:50: 40 min today, 20 min tomorrow from 08:00.
-    s = eng.start(ev("case.opened", "02-02 16:50", channel="facebook"))
+    s = engine.start(ev("case.opened", "02-02 16:50", channel="facebook"))
     fr = s.state.clocks["first_response"]
     assert fr.target == timedelta(hours=1) and fr.due == at("02-03 08:20")
     # 75 % = 45 min → Wed 08:05 (deadline for the threshold)
     assert s.state.next_wakeup == at("02-03 08:05")
-    nothing = eng.advance(s.state, at("02-03 08:04"))
+    nothing = engine.advance(s.state, at("02-03 08:04"))
     assert nothing.state == s.state and nothing.actions == []
-    w = eng.advance(s.state, at("02-03 08:05"))
+    w = engine.advance(s.state, at("02-03 08:05"))
     assert types(w) == ["sla.first_response.warning"]
     assert acts(w) == [("notify", "L2")] and w.actions[0].at == at("02-03 08:05")
-    b = eng.advance(w.state, at("02-03 08:20"))
+    b = engine.advance(w.state, at("02-03 08:20"))
     assert "sla.first_response.breached" in types(b)
     assert acts(b) == [("escalate", "L2")] and b.state.tier == "L2"  # escalate: next from L1
     assert b.state.clocks["first_response"].breached
     # +1h → 09:20: escalate L3, notify L3, `overdue`
-    o = eng.advance(b.state, at("02-03 10:00"))
+    o = engine.advance(b.state, at("02-03 10:00"))
     assert acts(o)[:2] == [("escalate", "L3"), ("notify", "L3")]
     assert "sla.first_response.overdue" in types(o)
     assert all(a.at == at("02-03 09:20") for a in o.actions)
     # reply at 10:00: 40 + 120 = 160 min elapsed → missed, failed_by 100 min
-    r = eng.handle(o.state, ev("agent.replied", "02-03 10:00"))
+    r = engine.handle(o.state, ev("agent.replied", "02-03 10:00"))
     rec = r.state.clocks["first_response"].history[-1]
     assert "sla.first_response.missed" in types(r)
     assert (
@@ -138,28 +138,28 @@ def test_facebook_case_warning_breach_escalation_overdue(eng: Engine) -> None:
     )  # sticky, dated at the breach
 
 
-def test_a_breach_at_1030_takes_effect_before_a_reply_at_1039(eng: Engine) -> None:
+def test_a_breach_at_1030_takes_effect_before_a_reply_at_1039(engine: Engine) -> None:
     # §4.2: items due strictly before the event fire first
-    s = eng.start(ev("case.opened", "02-01 10:15", channel="chat"))  # due 10:30
-    r = eng.handle(s.state, ev("agent.replied", "02-01 10:39"))
+    s = engine.start(ev("case.opened", "02-01 10:15", channel="chat"))  # due 10:30
+    r = engine.handle(s.state, ev("agent.replied", "02-01 10:39"))
     sig = types(r)
     assert sig.index("sla.first_response.breached") < sig.index("sla.first_response.missed")
     assert r.state.clocks["first_response"].history[-1].failed_by == timedelta(minutes=9)
 
 
 # -- pause while waiting on the customer -----------------------------------------------------------------------------
-def test_resolution_pauses_while_waiting_on_the_customer(eng: Engine) -> None:
+def test_resolution_pauses_while_waiting_on_the_customer(engine: Engine) -> None:
     # the week of 2027-03-01 (Mon) has no holiday (the one of 02-01 runs into the Tết closure)
-    s = eng.start(ev("case.opened", "03-01 09:00", channel="email"))
-    s = eng.handle(s.state, ev("agent.replied", "03-01 10:00", needs_customer=True))
+    s = engine.start(ev("case.opened", "03-01 09:00", channel="email"))
+    s = engine.handle(s.state, ev("agent.replied", "03-01 10:00", needs_customer=True))
     res = s.state.clocks["resolution"]
     assert s.state.stage == "waiting_customer" and res.status == "paused" and res.due is None
     assert "sla.resolution.paused" in types(s)
     assert res.elapsed == timedelta(hours=1)
     # a day later the clock has not grown
-    s2 = eng.handle(s.state, ev("case.priority_changed", "03-02 09:00", priority="normal"))
+    s2 = engine.handle(s.state, ev("case.priority_changed", "03-02 09:00", priority="normal"))
     assert s2.state.clocks["resolution"].elapsed == timedelta(hours=1)
-    s3 = eng.handle(s2.state, ev("customer.replied", "03-02 10:00"))
+    s3 = engine.handle(s2.state, ev("customer.replied", "03-02 10:00"))
     res = s3.state.clocks["resolution"]
     assert (
         s3.state.stage == "open"
@@ -174,23 +174,23 @@ def test_resolution_pauses_while_waiting_on_the_customer(eng: Engine) -> None:
     assert res.due == at("03-05 09:00")
 
 
-def test_business_day_target_skips_the_tet_closure(eng: Engine) -> None:
+def test_business_day_target_skips_the_tet_closure(engine: Engine) -> None:
     # 3bd from Mon 2027-02-01 09:00: Tue, Wed, then Tết (02-04…02-11) except the 02-10 override
     # (09:00–12:00) → the third open date is 02-10, 09:00: 7.5 + 8.5 + 8.5 + 0 = 24.5 h of open time.
     # As business seconds (§4.4) the budget runs out exactly at Wed 17:30, a closing time: the due
     # lands on it (§3 rule 3), not on the next opening.
-    s = eng.start(ev("case.opened", "02-01 09:00", channel="email"))
+    s = engine.start(ev("case.opened", "02-01 09:00", channel="email"))
     res = s.state.clocks["resolution"]
     assert res.target == timedelta(hours=24, minutes=30) and res.due == at("02-03 17:30")
 
 
 # -- reopen and reset --------------------------------------------------------------------------------------------------
-def test_reopen_resets_resolution_into_a_new_cycle(eng: Engine) -> None:
-    s = eng.start(ev("case.opened", "02-01 09:00", channel="email"))
-    s = eng.handle(s.state, ev("agent.replied", "02-01 09:30"))
-    s = eng.handle(s.state, ev("case.solved", "02-01 10:00"))
+def test_reopen_resets_resolution_into_a_new_cycle(engine: Engine) -> None:
+    s = engine.start(ev("case.opened", "02-01 09:00", channel="email"))
+    s = engine.handle(s.state, ev("agent.replied", "02-01 09:30"))
+    s = engine.handle(s.state, ev("case.solved", "02-01 10:00"))
     assert s.state.clocks["resolution"].status == "met"
-    r = eng.handle(s.state, ev("case.reopened", "02-02 09:00"))
+    r = engine.handle(s.state, ev("case.reopened", "02-02 09:00"))
     res = r.state.clocks["resolution"]
     assert r.state.stage == "open"
     assert res.cycle == 2 and res.status == "running" and res.started == at("02-02 09:00")
@@ -202,15 +202,15 @@ def test_reopen_resets_resolution_into_a_new_cycle(eng: Engine) -> None:
 
 
 # -- auto-close timer, reminders in the daytime window ---------------------------------------------------------------
-def test_waiting_customer_reminders_and_auto_close(eng: Engine) -> None:
-    s = eng.start(ev("case.opened", "02-01 22:30", channel="zalo"))
-    s = eng.handle(s.state, ev("agent.replied", "02-01 22:35", needs_customer=True))
+def test_waiting_customer_reminders_and_auto_close(engine: Engine) -> None:
+    s = engine.start(ev("case.opened", "02-01 22:30", channel="zalo"))
+    s = engine.handle(s.state, ev("agent.replied", "02-01 22:35", needs_customer=True))
     dl = {d.name: d.due for d in s.deadlines if d.kind == "timer"}
     # 2d → Wed 22:35, outside daytime (08–21) → Thu 08:00; 4d → Sat 08:00; 5d → Sat 22:35 (no window)
     assert dl["stages.waiting_customer.after[0]"] == at("02-04 08:00")
     assert dl["stages.waiting_customer.after[1]"] == at("02-06 08:00")
     assert dl["stages.waiting_customer.after[2]"] == at("02-06 22:35")
-    end = eng.advance(s.state, at("02-10 00:00"))
+    end = engine.advance(s.state, at("02-10 00:00"))
     assert [a for a in acts(end) if a[0] == "send"] == [
         ("send", "waiting_reminder"),
         ("send", "waiting_reminder"),
@@ -220,38 +220,40 @@ def test_waiting_customer_reminders_and_auto_close(eng: Engine) -> None:
     assert end.state.data["close_reason"] == "no_reply"
     assert end.state.next_wakeup is None and end.deadlines == []
     # an ended case ignores events
-    ig = eng.handle(end.state, ev("customer.replied", "02-10 09:00"))
+    ig = engine.handle(end.state, ev("customer.replied", "02-10 09:00"))
     assert ig.state is end.state and types(ig) == ["ignored"]
 
 
 # -- delayed survey ----------------------------------------------------------------------------------------------------
-def test_delayed_survey_waits_for_the_daytime_window(eng: Engine) -> None:
-    s = eng.start(ev("case.opened", "02-01 19:00", channel="zalo"))
-    s = eng.handle(s.state, ev("agent.replied", "02-01 19:05"))
-    s = eng.handle(s.state, ev("case.solved", "02-01 20:30"))
+def test_delayed_survey_waits_for_the_daytime_window(engine: Engine) -> None:
+    s = engine.start(ev("case.opened", "02-01 19:00", channel="zalo"))
+    s = engine.handle(s.state, ev("agent.replied", "02-01 19:05"))
+    s = engine.handle(s.state, ev("case.solved", "02-01 20:30"))
     assert s.actions == []  # survey in 1h → 21:30 is outside 08–21 → Tue 08:00
     d = [d for d in s.deadlines if d.kind == "action"]
     assert [(x.name, x.due) for x in d] == [("stages.solved.enter[0]", at("02-02 08:00"))]
-    a = eng.advance(s.state, at("02-02 09:00"))
+    a = engine.advance(s.state, at("02-02 09:00"))
     assert acts(a) == [("survey", "csat")] and a.actions[0].at == at("02-02 08:00")
     assert a.actions[0].params["channel"] == "zalo"
 
 
-def test_delayed_survey_is_cancelled_when_the_stage_is_left(eng: Engine) -> None:
-    s = eng.start(ev("case.opened", "02-01 10:00", channel="chat"))
-    s = eng.handle(s.state, ev("case.solved", "02-01 10:10"))
-    s = eng.handle(s.state, ev("case.reopened", "02-01 10:20"))
+def test_delayed_survey_is_cancelled_when_the_stage_is_left(engine: Engine) -> None:
+    s = engine.start(ev("case.opened", "02-01 10:00", channel="chat"))
+    s = engine.handle(s.state, ev("case.solved", "02-01 10:10"))
+    s = engine.handle(s.state, ev("case.reopened", "02-01 10:20"))
     assert not [d for d in s.deadlines if d.kind == "action"]
-    assert eng.advance(s.state, at("02-01 12:00")).actions == [] or all(
-        a.type != "survey" for a in eng.advance(s.state, at("02-01 12:00")).actions
+    assert engine.advance(s.state, at("02-01 12:00")).actions == [] or all(
+        a.type != "survey" for a in engine.advance(s.state, at("02-01 12:00")).actions
     )
 
 
 # -- retarget, sticky breach --------------------------------------------------------------------------------------------
-def test_priority_raised_retargets_retroactively_and_breaches_at_the_crossing(eng: Engine) -> None:
-    s = eng.start(ev("case.opened", "02-01 09:00", channel="email"))
+def test_priority_raised_retargets_retroactively_and_breaches_at_the_crossing(
+    engine: Engine,
+) -> None:
+    s = engine.start(ev("case.opened", "02-01 09:00", channel="email"))
     assert s.state.clocks["first_response"].target == timedelta(hours=2)
-    r = eng.handle(s.state, ev("case.priority_changed", "02-01 10:30", priority="urgent"))
+    r = engine.handle(s.state, ev("case.priority_changed", "02-01 10:30", priority="urgent"))
     fr = r.state.clocks["first_response"]
     # urgent → 30m on `always`: 90 min elapsed since 09:00 → breached at once, due 09:30
     assert fr.target == timedelta(minutes=30) and fr.breached and fr.due == at("02-01 09:30")
@@ -263,44 +265,44 @@ def test_priority_raised_retargets_retroactively_and_breaches_at_the_crossing(en
     # resolution too: urgent → 4h in office, from 09:00 → 13:00 + lunch → 14:00
     assert r.state.clocks["resolution"].due == at("02-01 14:00")
     # sticky: lowering the priority again never undoes the breach
-    low = eng.handle(r.state, ev("case.priority_changed", "02-01 10:40", priority="low"))
+    low = engine.handle(r.state, ev("case.priority_changed", "02-01 10:40", priority="low"))
     fr = low.state.clocks["first_response"]
     assert fr.breached and fr.due == at("02-01 09:30")
     assert "sla.first_response.breached" not in types(low)
 
 
 # -- rejections ----------------------------------------------------------------------------------------------------------
-def test_out_of_order_unknown_and_invalid_events(eng: Engine) -> None:
-    s = eng.start(ev("case.opened", "02-01 09:00", channel="email")).state
+def test_out_of_order_unknown_and_invalid_events(engine: Engine) -> None:
+    s = engine.start(ev("case.opened", "02-01 09:00", channel="email")).state
     snap = s.to_json()
     with pytest.raises(EventOutOfOrder) as ei:
-        eng.handle(s, ev("agent.replied", "02-01 08:59"))
+        engine.handle(s, ev("agent.replied", "02-01 08:59"))
     assert ei.value.state is s and ei.value.event.type == "agent.replied"
-    ig = eng.handle(s, ev("crm.synced", "02-01 09:30"))
+    ig = engine.handle(s, ev("crm.synced", "02-01 09:30"))
     assert ig.state is s and types(ig) == ["ignored"] and ig.actions == []
     with pytest.raises(InvalidEvent):
-        eng.handle(s, ev("case.priority_changed", "02-01 09:30", priority="critical"))
+        engine.handle(s, ev("case.priority_changed", "02-01 09:30", priority="critical"))
     with pytest.raises(InvalidEvent):
-        eng.handle(s, ev("case.priority_changed", "02-01 09:30"))  # required field missing
+        engine.handle(s, ev("case.priority_changed", "02-01 09:30"))  # required field missing
     with pytest.raises(InvalidEvent):
-        eng.start(ev("case.opened", "02-01 09:00", channel="fax"))
+        engine.start(ev("case.opened", "02-01 09:00", channel="fax"))
     assert s.to_json() == snap
 
 
-def test_events_at_the_same_instant_are_in_order(eng: Engine) -> None:
-    s = eng.start(ev("case.opened", "02-01 09:00", channel="email")).state
-    s2 = eng.handle(s, ev("agent.replied", "02-01 09:00")).state
+def test_events_at_the_same_instant_are_in_order(engine: Engine) -> None:
+    s = engine.start(ev("case.opened", "02-01 09:00", channel="email")).state
+    s2 = engine.handle(s, ev("agent.replied", "02-01 09:00")).state
     assert s2.stage == "open"
 
 
 # -- tiers ---------------------------------------------------------------------------------------------------------------
-def test_escalation_requested_walks_the_ladder_and_exhausts(eng: Engine) -> None:
-    s = eng.start(ev("case.opened", "02-01 09:00", channel="email"))
+def test_escalation_requested_walks_the_ladder_and_exhausts(engine: Engine) -> None:
+    s = engine.start(ev("case.opened", "02-01 09:00", channel="email"))
     tiers = []
     sigs: list[str] = []
     st_ = s.state
     for m in range(1, 4):
-        r = eng.handle(st_, ev("case.escalation_requested", f"02-01 09:0{m}"))
+        r = engine.handle(st_, ev("case.escalation_requested", f"02-01 09:0{m}"))
         tiers.append(r.state.tier)
         sigs += types(r)
         st_ = r.state
@@ -309,27 +311,27 @@ def test_escalation_requested_walks_the_ladder_and_exhausts(eng: Engine) -> None
     assert r.actions[0].params["from"] == "L3" and r.actions[0].params["tier"] == "L3"
 
 
-def test_vip_chat_and_senior_segments(eng: Engine) -> None:
-    vip = eng.start(ev("case.opened", "02-01 09:00", channel="chat", customer_tier="vip"))
+def test_vip_chat_and_senior_segments(engine: Engine) -> None:
+    vip = engine.start(ev("case.opened", "02-01 09:00", channel="chat", customer_tier="vip"))
     assert vip.state.segment == "vip" and vip.state.tier == "L2"
     assert vip.state.clocks["first_response"].target == timedelta(minutes=10)
-    senior = eng.start(ev("case.opened", "02-01 09:00", channel="email", customer_age=70))
+    senior = engine.start(ev("case.opened", "02-01 09:00", channel="email", customer_age=70))
     assert senior.state.segment == "senior" and senior.state.data["priority"] == "high"
     # high → resolution 8h (targets[1])
     assert senior.state.clocks["resolution"].target == timedelta(hours=8)
 
 
-def test_vip_breach_signal_handler_notifies_l3(eng: Engine) -> None:
-    s = eng.start(ev("case.opened", "02-01 09:00", channel="chat", customer_tier="vip"))
-    b = eng.advance(s.state, at("02-01 09:10"))
+def test_vip_breach_signal_handler_notifies_l3(engine: Engine) -> None:
+    s = engine.start(ev("case.opened", "02-01 09:00", channel="chat", customer_tier="vip"))
+    b = engine.advance(s.state, at("02-01 09:10"))
     assert ("notify", "L3") in acts(b)
     src = [a.source for a in b.actions if a.type == "notify" and a.params["to"] == "L3"]
     assert src == ["on.sla.first_response.breached.do[0]"] or src[0].startswith("on.")
 
 
-def test_cancelled_case_closes_and_ends(eng: Engine) -> None:
-    s = eng.start(ev("case.opened", "02-01 09:00", channel="email"))
-    c = eng.handle(s.state, ev("case.cancelled", "02-01 09:10", reason="spam"))
+def test_cancelled_case_closes_and_ends(engine: Engine) -> None:
+    s = engine.start(ev("case.opened", "02-01 09:00", channel="email"))
+    c = engine.handle(s.state, ev("case.cancelled", "02-01 09:10", reason="spam"))
     assert (
         c.state.stage == "closed" and c.state.ended and c.state.data["close_reason"] == "cancelled"
     )
@@ -337,12 +339,12 @@ def test_cancelled_case_closes_and_ends(eng: Engine) -> None:
 
 
 # -- versions ------------------------------------------------------------------------------------------------------------
-def test_playbook_mismatch_and_migrate(eng: Engine, tmp_path: Path) -> None:
+def test_playbook_mismatch_and_migrate(engine: Engine, tmp_path: Path) -> None:
     from carepath import loads
 
     text = (ROOT / "examples" / "vn-retail-support.yaml").read_text(encoding="utf-8")
-    s = eng.start(ev("case.opened", "02-01 09:00", channel="email"))
-    s = eng.handle(s.state, ev("agent.replied", "02-01 09:30"))
+    s = engine.start(ev("case.opened", "02-01 09:00", channel="email"))
+    s = engine.handle(s.state, ev("agent.replied", "02-01 09:30"))
     newver = Engine(
         loads(text.replace('version: "2027.01"', 'version: "2027.02"'), base_dir=ROOT / "examples")
     )
@@ -363,16 +365,16 @@ def test_playbook_mismatch_and_migrate(eng: Engine, tmp_path: Path) -> None:
     assert done.state.clocks["resolution"].status == "met"
 
 
-def test_state_json_is_compact_and_roundtrips(eng: Engine) -> None:
-    s = eng.start(ev("case.opened", "02-01 09:00", channel="email"))
-    s = eng.handle(s.state, ev("agent.replied", "02-01 09:30", needs_customer=True))
+def test_state_json_is_compact_and_roundtrips(engine: Engine) -> None:
+    s = engine.start(ev("case.opened", "02-01 09:00", channel="email"))
+    s = engine.handle(s.state, ev("agent.replied", "02-01 09:30", needs_customer=True))
     js = s.state.to_json()
     assert CaseState.from_json(js) == s.state
     assert json.loads(js)["format"] == 1
     assert len(js.encode()) < 2500
 
 
-def test_event_log_replays_without_errors(eng: Engine) -> None:
+def test_event_log_replays_without_errors(engine: Engine) -> None:
     states: dict[str, CaseState] = {}
     for line in (
         (ROOT / "examples" / "events" / "vn-retail-support.jsonl")
@@ -380,10 +382,10 @@ def test_event_log_replays_without_errors(eng: Engine) -> None:
         .splitlines()
     ):
         e = Event.from_dict(json.loads(line))
-        key = eng.case_key(e)
+        key = engine.case_key(e)
         assert key is not None
         st_ = states.get(key)
-        step = eng.start(e, st_) if st_ is None or st_.ended else eng.handle(st_, e)
+        step = engine.start(e, st_) if st_ is None or st_.ended else engine.handle(st_, e)
         states[key] = step.state
     assert states["T-1004"].clocks["first_response"].breached
     assert states["T-1007"].clocks["resolution"].cycle == 2

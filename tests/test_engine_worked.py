@@ -77,8 +77,8 @@ def test_zammad_ticket_sla_eu1_calendar() -> None:
     # Mon–Fri 09:00–17:00; ticket created 2013-03-21 09:30 UTC (Thu, 10:30 CET). With a 60 min
     # first response and 240 min solution time: first response escalates at 10:30 UTC, close at
     # 13:30 UTC; with 120 min first response, 11:30 UTC.
-    eng = engine(zammad_slas("eu1", "60m", "240m"), {"eu1": BERLIN_9_17}, "Europe/Berlin")
-    s = eng.start(ev("ticket.created", utc("2013-03-21T09:30:00"))).state
+    subject = engine(zammad_slas("eu1", "60m", "240m"), {"eu1": BERLIN_9_17}, "Europe/Berlin")
+    s = subject.start(ev("ticket.created", utc("2013-03-21T09:30:00"))).state
     assert s.clocks["first_response"].due == utc("2013-03-21T10:30:00")
     assert s.clocks["solution"].due == utc("2013-03-21T13:30:00")
     eng2 = engine(zammad_slas("eu1", "120m", "240m"), {"eu1": BERLIN_9_17}, "Europe/Berlin")
@@ -91,17 +91,17 @@ def test_zammad_ticket_sla_eu2_in_time_and_late() -> None:
     # escalations at 10:30 and 12:30 UTC. A first response at 10:00 UTC took 30 min (30 to spare);
     # one at 14:00 UTC took 270 min, 210 min late. A close at 11:30 UTC took 120 min (in time); at
     # 13:00 UTC, 210 min, 30 min late.
-    eng = engine(zammad_slas("eu2", "60m", "180m"), {"eu2": BERLIN_8_18}, "Europe/Berlin")
-    s = eng.start(ev("ticket.created", utc("2013-03-21T09:30:00"))).state
+    subject = engine(zammad_slas("eu2", "60m", "180m"), {"eu2": BERLIN_8_18}, "Europe/Berlin")
+    s = subject.start(ev("ticket.created", utc("2013-03-21T09:30:00"))).state
     assert s.clocks["first_response"].due == utc("2013-03-21T10:30:00")
     assert s.clocks["solution"].due == utc("2013-03-21T12:30:00")
 
-    ok = eng.handle(s, ev("agent.replied", utc("2013-03-21T10:00:00"))).state
+    ok = subject.handle(s, ev("agent.replied", utc("2013-03-21T10:00:00"))).state
     rec = ok.clocks["first_response"].history[-1]
     assert rec.met is True and rec.elapsed == timedelta(minutes=30)
     assert rec.target - rec.elapsed == timedelta(minutes=30)
 
-    late = eng.handle(s, ev("agent.replied", utc("2013-03-21T14:00:00"))).state
+    late = subject.handle(s, ev("agent.replied", utc("2013-03-21T14:00:00"))).state
     rec = late.clocks["first_response"].history[-1]
     assert (
         rec.met is False
@@ -110,10 +110,10 @@ def test_zammad_ticket_sla_eu2_in_time_and_late() -> None:
     )
     assert late.clocks["first_response"].due == utc("2013-03-21T10:30:00")  # dated at the breach
 
-    closed_ok = eng.handle(s, ev("ticket.closed", utc("2013-03-21T11:30:00"))).state
+    closed_ok = subject.handle(s, ev("ticket.closed", utc("2013-03-21T11:30:00"))).state
     rec = closed_ok.clocks["solution"].history[-1]
     assert rec.met is True and rec.elapsed == timedelta(minutes=120)
-    closed_late = eng.handle(s, ev("ticket.closed", utc("2013-03-21T13:00:00"))).state
+    closed_late = subject.handle(s, ev("ticket.closed", utc("2013-03-21T13:00:00"))).state
     rec = closed_late.clocks["solution"].history[-1]
     assert (
         rec.met is False
@@ -136,15 +136,15 @@ def test_znuny_escalation_suspend_pending_reminder() -> None:
             "targets": [{"within": "2h"}],
         }
     }
-    eng = engine(slas, {}, "Europe/Berlin")
+    subject = engine(slas, {}, "Europe/Berlin")
     t = datetime.fromisoformat("2027-03-01T08:00:00+01:00")
-    s = eng.start(ev("ticket.created", t)).state
+    s = subject.start(ev("ticket.created", t)).state
     assert s.clocks["solution"].due == t + timedelta(hours=2)
-    p = eng.handle(s, ev("ticket.pending", t + timedelta(hours=1))).state
+    p = subject.handle(s, ev("ticket.pending", t + timedelta(hours=1))).state
     assert p.clocks["solution"].status == "paused" and p.clocks["solution"].due is None
-    r = eng.handle(p, ev("customer.replied", t + timedelta(hours=2, minutes=5))).state
+    r = subject.handle(p, ev("customer.replied", t + timedelta(hours=2, minutes=5))).state
     assert r.clocks["solution"].due == t + timedelta(hours=3, minutes=5)
-    b = eng.advance(r, t + timedelta(hours=3, minutes=5))
+    b = subject.advance(r, t + timedelta(hours=3, minutes=5))
     assert [x.type for x in b.signals] == ["sla.solution.breached"]
 
 
@@ -163,14 +163,14 @@ def test_time_to_sla_pause_moves_the_target_by_the_pause() -> None:
             "targets": [{"within": "4h"}],
         }
     }
-    eng = engine(slas, {"nine_five": {"hours": {"mon-fri": ["09:00-17:00"]}}}, "UTC")
-    s = eng.start(ev("ticket.created", utc("2027-03-01T10:00:00"))).state
+    subject = engine(slas, {"nine_five": {"hours": {"mon-fri": ["09:00-17:00"]}}}, "UTC")
+    s = subject.start(ev("ticket.created", utc("2027-03-01T10:00:00"))).state
     assert s.clocks["ttr"].due == utc("2027-03-01T14:00:00")
-    p = eng.handle(s, ev("ticket.pending", utc("2027-03-01T11:00:00"))).state
-    r = eng.handle(p, ev("customer.replied", utc("2027-03-01T11:10:00"))).state
+    p = subject.handle(s, ev("ticket.pending", utc("2027-03-01T11:00:00"))).state
+    r = subject.handle(p, ev("customer.replied", utc("2027-03-01T11:10:00"))).state
     assert r.clocks["ttr"].due == utc("2027-03-01T14:10:00")
     # created at 16:00: one hour today, three tomorrow from 09:00 — the clock does not run at night
-    n = eng.start(ev("ticket.created", utc("2027-03-01T16:00:00"))).state
+    n = subject.start(ev("ticket.created", utc("2027-03-01T16:00:00"))).state
     assert n.clocks["ttr"].due == utc("2027-03-02T12:00:00")
 
 
@@ -192,13 +192,13 @@ def test_servicenow_percentage_timers_50_75_100() -> None:
             ],
         }
     }
-    eng = engine(slas, {"weekdays": {"hours": {"mon-fri": ["08:00-17:00"]}}}, "UTC")
-    s = eng.start(ev("ticket.created", utc("2027-03-05T15:00:00"))).state  # a Friday
+    subject = engine(slas, {"weekdays": {"hours": {"mon-fri": ["08:00-17:00"]}}}, "UTC")
+    s = subject.start(ev("ticket.created", utc("2027-03-05T15:00:00"))).state  # a Friday
     dues = []
     st_ = s
     while st_.next_wakeup is not None:
         when = st_.next_wakeup
-        step = eng.advance(st_, when)
+        step = subject.advance(st_, when)
         dues.append((when, [x.type for x in step.signals]))
         st_ = step.state
     assert dues == [
@@ -224,9 +224,9 @@ def test_servicenow_reset_condition_cancels_and_attaches_a_new_sla() -> None:
             "targets": [{"within": "8h"}],
         }
     }
-    eng = engine(slas, {}, "UTC")
-    s = eng.start(ev("ticket.created", utc("2027-03-01T08:00:00"))).state
-    r = eng.handle(s, ev("ticket.reassigned", utc("2027-03-01T12:00:00"))).state
+    subject = engine(slas, {}, "UTC")
+    s = subject.start(ev("ticket.created", utc("2027-03-01T08:00:00"))).state
+    r = subject.handle(s, ev("ticket.reassigned", utc("2027-03-01T12:00:00"))).state
     c = r.clocks["resolution"]
     assert c.cycle == 2 and c.history[-1].met is None and c.due == utc("2027-03-01T20:00:00")
 
@@ -250,7 +250,7 @@ def test_frappe_helpdesk_first_matching_agreement_then_default() -> None:
             ],
         }
     }
-    eng = engine(
+    subject = engine(
         slas,
         {},
         "UTC",
@@ -263,10 +263,12 @@ def test_frappe_helpdesk_first_matching_agreement_then_default() -> None:
         },
     )
     t = utc("2027-03-01T12:00:00")
-    low = eng.start(ev("ticket.created", t)).state
+    low = subject.start(ev("ticket.created", t)).state
     assert low.clocks["response"].target == timedelta(hours=24)
-    med = eng.start(ev("ticket.created", t, priority="medium")).state
+    med = subject.start(ev("ticket.created", t, priority="medium")).state
     assert med.clocks["response"].target == timedelta(hours=4)
-    up = eng.handle(med, ev("priority.changed", t + timedelta(minutes=30), priority="high")).state
+    up = subject.handle(
+        med, ev("priority.changed", t + timedelta(minutes=30), priority="high")
+    ).state
     c = up.clocks["response"]
     assert c.started == t and c.target == timedelta(hours=1) and c.due == t + timedelta(hours=1)

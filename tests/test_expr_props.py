@@ -19,7 +19,13 @@ from carepath.expr.types import BOOL, INT, STRING, TypeEnv
 INT_VARS = ("i1", "i2", "i3")
 STR_VARS = ("s1", "s2")
 BOOL_VARS = ("b1", "b2")
-ENV = TypeEnv({**dict.fromkeys(INT_VARS, INT), **dict.fromkeys(STR_VARS, STRING), **dict.fromkeys(BOOL_VARS, BOOL)})
+ENV = TypeEnv(
+    {
+        **dict.fromkeys(INT_VARS, INT),
+        **dict.fromkeys(STR_VARS, STRING),
+        **dict.fromkeys(BOOL_VARS, BOOL),
+    }
+)
 
 # Each strategy yields (carepath source, Python source) pairs.
 Pair = tuple[str, str]
@@ -73,20 +79,30 @@ def compare(depth: int) -> st.SearchStrategy[Pair]:
         py = parts[0][1] + "".join(f" {o} {p[1]}" for o, p in zip(ops, parts[1:], strict=False))
         return f"({ours})", f"({py})"
 
-    ints = st.integers(1, 3).flatmap(
-        lambda n: st.tuples(st.lists(int_expr(depth), min_size=n + 1, max_size=n + 1),
-                            st.lists(CMP, min_size=n, max_size=n))
-    ).map(lambda t: chain(t[0], t[1]))
-    strs = st.tuples(str_expr(depth), CMP, str_expr(depth)).map(lambda t: chain([t[0], t[2]], [t[1]]))
-    bools = st.tuples(st.sampled_from(BOOL_VARS), st.sampled_from(["==", "!="]),
-                      st.sampled_from([("true", "True"), ("false", "False"), ("b1", "b1")])).map(
-        lambda t: (f"({t[0]} {t[1]} {t[2][0]})", f"({t[0]} {t[1]} {t[2][1]})"))
-    in_ints = st.tuples(int_expr(depth), st.sampled_from(["in", "not in"]),
-                        st.lists(small_ints, max_size=4)).map(
-        lambda t: (f"({t[0][0]} {t[1]} {t[2]})", f"({t[0][1]} {t[1]} {t[2]})"))
-    in_strs = st.tuples(str_expr(depth), st.sampled_from(["in", "not in"]),
-                        st.lists(short_text, max_size=4)).map(
-        lambda t: (f"({t[0][0]} {t[1]} {t[2]})", f"({t[0][1]} {t[1]} {t[2]})"))
+    ints = (
+        st.integers(1, 3)
+        .flatmap(
+            lambda n: st.tuples(
+                st.lists(int_expr(depth), min_size=n + 1, max_size=n + 1),
+                st.lists(CMP, min_size=n, max_size=n),
+            )
+        )
+        .map(lambda t: chain(t[0], t[1]))
+    )
+    strs = st.tuples(str_expr(depth), CMP, str_expr(depth)).map(
+        lambda t: chain([t[0], t[2]], [t[1]])
+    )
+    bools = st.tuples(
+        st.sampled_from(BOOL_VARS),
+        st.sampled_from(["==", "!="]),
+        st.sampled_from([("true", "True"), ("false", "False"), ("b1", "b1")]),
+    ).map(lambda t: (f"({t[0]} {t[1]} {t[2][0]})", f"({t[0]} {t[1]} {t[2][1]})"))
+    in_ints = st.tuples(
+        int_expr(depth), st.sampled_from(["in", "not in"]), st.lists(small_ints, max_size=4)
+    ).map(lambda t: (f"({t[0][0]} {t[1]} {t[2]})", f"({t[0][1]} {t[1]} {t[2]})"))
+    in_strs = st.tuples(
+        str_expr(depth), st.sampled_from(["in", "not in"]), st.lists(short_text, max_size=4)
+    ).map(lambda t: (f"({t[0][0]} {t[1]} {t[2]})", f"({t[0][1]} {t[1]} {t[2]})"))
     return st.one_of(ints, strs, bools, in_ints, in_strs)
 
 
@@ -103,7 +119,10 @@ def bool_expr(depth: int) -> st.SearchStrategy[Pair]:
         base,
         sub.map(lambda p: (f"not {p[0]}", f"not {p[1]}")),
         st.tuples(st.sampled_from(["and", "or"]), st.lists(sub, min_size=2, max_size=3)).map(
-            lambda t: (f"({f' {t[0]} '.join(p[0] for p in t[1])})", f"({f' {t[0]} '.join(p[1] for p in t[1])})")
+            lambda t: (
+                f"({f' {t[0]} '.join(p[0] for p in t[1])})",
+                f"({f' {t[0]} '.join(p[1] for p in t[1])})",
+            )
         ),
     )
 
@@ -122,21 +141,31 @@ PY_BUILTINS = {"len": len, "abs": abs, "min": min, "max": max, "True": True, "Fa
 @given(bool_expr(3), values)
 def test_agrees_with_python_eval(pair: Pair, env_values: dict[str, Any]) -> None:
     ours, py = pair
-    expected = eval(py, {"__builtins__": PY_BUILTINS}, dict(env_values))  # test oracle on generated text
+    expected = eval(
+        py, {"__builtins__": PY_BUILTINS}, dict(env_values)
+    )  # test oracle on generated text
     got = compile_expr(ours, ENV)(env_values, {}, {})
     assert got is bool(expected), (ours, py, env_values)
     assert isinstance(expected, bool)
 
 
 anything = st.one_of(
-    st.none(), st.integers(), st.text(max_size=3), st.booleans(),
-    st.floats(allow_nan=True), st.lists(st.integers(), max_size=2),
-    st.just(date(2020, 1, 1)), st.just(timedelta(hours=1)), st.dictionaries(st.text(max_size=1), st.integers(), max_size=1),
+    st.none(),
+    st.integers(),
+    st.text(max_size=3),
+    st.booleans(),
+    st.floats(allow_nan=True),
+    st.lists(st.integers(), max_size=2),
+    st.just(date(2020, 1, 1)),
+    st.just(timedelta(hours=1)),
+    st.dictionaries(st.text(max_size=1), st.integers(), max_size=1),
 )
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(bool_expr(3), st.fixed_dictionaries(dict.fromkeys((*INT_VARS, *STR_VARS, *BOOL_VARS), anything)))
+@given(
+    bool_expr(3), st.fixed_dictionaries(dict.fromkeys((*INT_VARS, *STR_VARS, *BOOL_VARS), anything))
+)
 def test_never_raises_on_any_values(pair: Pair, env_values: dict[str, Any]) -> None:
     sparse = {k: v for k, v in env_values.items() if v is not None}  # None and missing alike
     e = compile_expr(pair[0], ENV)

@@ -36,6 +36,7 @@ def codes(body: str, head: str = HEAD, tail: str = "") -> list[str]:
 
 # -- CP503 no way out --------------------------------------------------------------------------
 
+
 def test_no_way_out_is_an_error() -> None:
     assert findings("""
         stages:
@@ -48,17 +49,23 @@ def test_no_way_out_is_an_error() -> None:
 
 
 def test_root_handler_and_exit_are_ways_out() -> None:
-    assert codes("""
+    assert (
+        codes("""
         stages:
           new: {initial: true, after: [{in: 1d, to: new}]}
           done: {final: true}
         on: {case.closed: done}
-    """) == []
-    assert codes("""
+    """)
+        == []
+    )
+    assert (
+        codes("""
         stages:
           new: {initial: true, after: [{in: 1d, to: new}]}
         exit: {on: unsubscribed}
-    """) == []
+    """)
+        == []
+    )
 
 
 def test_own_unconditional_handler_hides_the_root_one() -> None:
@@ -72,6 +79,7 @@ def test_own_unconditional_handler_hides_the_root_one() -> None:
 
 
 # -- CP601 unreachable -------------------------------------------------------------------------
+
 
 def test_unreachable_and_reachability_rules() -> None:
     assert findings("""
@@ -98,12 +106,12 @@ def test_handlers_after_an_unconditional_one_are_dead() -> None:
 # -- CP602 forgotten customer ------------------------------------------------------------------
 
 FORGOTTEN = [
-    ("after: [{in: 2d, do: [{send: reminder}]}]", True),          # one-shot: then nothing
-    ("after: [{in: 7d, to: done}]", False),                        # always moves on
+    ("after: [{in: 2d, do: [{send: reminder}]}]", True),  # one-shot: then nothing
+    ("after: [{in: 7d, to: done}]", False),  # always moves on
     ("after: [{in: 7d, to: done, when: 'channel == \"chat\"'}]", True),  # may not move on
-    ("after: [{in: 7d, to: new}]", False),                         # re-entry re-arms the timer
+    ("after: [{in: 7d, to: new}]", False),  # re-entry re-arms the timer
     ("every: [{cron: '0 9 * * MON', do: [{send: checkin}]}]", False),
-    ("enter: [{send: offer, in: 14d}]", True),                     # a delayed action fires once
+    ("enter: [{send: offer, in: 14d}]", True),  # a delayed action fires once
 ]
 
 
@@ -128,30 +136,42 @@ slas:
 
 
 def test_a_running_clock_keeps_the_case_in_view() -> None:
-    assert codes("""
+    assert (
+        codes(
+            """
         stages:
           new: {initial: true, on: {close: done, wait: waiting}}
           waiting: {on: {reply: new}}
           done: {final: true}
-    """, tail=CLOCK) == []
+    """,
+            tail=CLOCK,
+        )
+        == []
+    )
 
 
 def test_a_paused_clock_does_not() -> None:
-    got = findings("""
+    got = findings(
+        """
         stages:
           new: {initial: true, on: {close: done, wait: waiting}}
           waiting: {on: {reply: new}}
           done: {final: true}
-    """, tail=CLOCK + "    pause: {in: waiting}\n")
+    """,
+        tail=CLOCK + "    pause: {in: waiting}\n",
+    )
     assert got == [("CP602", "stages.waiting")]
 
 
 def test_a_clock_that_may_be_paused_does_not() -> None:
-    got = codes("""
+    got = codes(
+        """
         stages:
           new: {initial: true, on: {close: done}}
           done: {final: true}
-    """, tail=CLOCK + "    pause: {when: 'channel == \"email\"'}\n")
+    """,
+        tail=CLOCK + "    pause: {when: 'channel == \"email\"'}\n",
+    )
     assert got == ["CP602"]
 
 
@@ -212,6 +232,7 @@ def test_stopped_clock_does_not_count() -> None:
 
 # -- CP603 / CP604 ------------------------------------------------------------------------------
 
+
 def test_clock_never_starts_when_false() -> None:
     got = findings("""
         stages:
@@ -228,7 +249,8 @@ def test_clock_never_starts_when_false() -> None:
 
 
 def test_reset_opens_a_cycle() -> None:
-    assert codes("""
+    assert (
+        codes("""
         stages:
           new: {initial: true, on: {close: done}, after: [{in: 1d, to: done}]}
           done: {final: true}
@@ -239,7 +261,9 @@ def test_reset_opens_a_cycle() -> None:
             stop: {on: close}
             calendar: always
             targets: [{within: 8h}]
-    """) == []
+    """)
+        == []
+    )
 
 
 def test_clock_never_stops_when_its_stop_stage_is_unreachable() -> None:
@@ -260,6 +284,7 @@ def test_clock_never_stops_when_its_stop_stage_is_unreachable() -> None:
 
 # -- CP605 ---------------------------------------------------------------------------------------
 
+
 def test_segment_after_catch_all() -> None:
     got = findings("""
         segments:
@@ -275,6 +300,7 @@ def test_segment_after_catch_all() -> None:
 
 
 # -- CP505 / CP606 -----------------------------------------------------------------------------
+
 
 def thresholds(targets: str, ths: str, calendar: str = "always", extra: str = "") -> list[str]:
     return codes(f"""
@@ -294,8 +320,10 @@ def thresholds(targets: str, ths: str, calendar: str = "always", extra: str = ""
 
 def test_thresholds_in_order_for_every_target() -> None:
     ths = "[{at: 50%, do: [{notify: L1}]}, {at: -30m, do: [{notify: L1}]}]"
-    assert thresholds("[{within: 4h}]", ths) == []            # 2h then 3h30m
-    assert thresholds("[{when: 'channel == \"chat\"', within: 40m}, {within: 4h}]", ths) == ["CP505"]  # 20m then 10m
+    assert thresholds("[{within: 4h}]", ths) == []  # 2h then 3h30m
+    assert thresholds("[{when: 'channel == \"chat\"', within: 40m}, {within: 4h}]", ths) == [
+        "CP505"
+    ]  # 20m then 10m
 
 
 def test_thresholds_bd_use_the_typical_open_day() -> None:
@@ -311,19 +339,27 @@ def test_threshold_beyond_reason() -> None:
     assert thresholds("[{within: 10m}]", "[{at: +2h, do: [{notify: L1}]}]") == ["CP606"]
     assert thresholds("[{within: 10m}]", "[{at: 1500%, do: [{notify: L1}]}]") == ["CP606"]
     # over ten times the small target but not the large one: fine
-    assert thresholds("[{when: 'channel == \"chat\"', within: 3m}, {within: 2h}]",
-                      "[{at: +1h, do: [{notify: L1}]}]") == []
+    assert (
+        thresholds(
+            "[{when: 'channel == \"chat\"', within: 3m}, {within: 2h}]",
+            "[{at: +1h, do: [{notify: L1}]}]",
+        )
+        == []
+    )
 
 
 def test_typical_open_day() -> None:
-    pb = loads(HEAD + textwrap.dedent("""
+    pb = loads(
+        HEAD
+        + textwrap.dedent("""
         calendars:
           office: {hours: {mon-fri: ["08:00-12:00", "13:00-17:30"], sat: ["08:00-12:00"]}}
           night: {hours: {mon-sun: ["21:00-02:00"]}}
         stages:
           new: {initial: true, on: {close: done}, after: [{in: 1d, to: done}]}
           done: {final: true}
-    """))
+    """)
+    )
     assert typical_open_day(pb, "always") == 86400
     assert typical_open_day(pb, "office") == (5 * 8.5 + 4) * 3600 / 6
     assert typical_open_day(pb, "night") == 5 * 3600
@@ -331,8 +367,10 @@ def test_typical_open_day() -> None:
 
 # -- CP607 -------------------------------------------------------------------------------------
 
+
 def channel_clock(head: str) -> list[tuple[str, str]]:
-    return findings("""
+    return findings(
+        """
         stages:
           new: {initial: true, on: {close: done}, after: [{in: 1d, to: done}]}
           done: {final: true}
@@ -341,14 +379,18 @@ def channel_clock(head: str) -> list[tuple[str, str]]:
             start: {on: case.opened}
             stop: {on: close}
             targets: [{within: 8h}]
-    """, head)
+    """,
+        head,
+    )
 
 
 def test_channel_calendar_with_unset_channel() -> None:
     no_default = HEAD.replace(", default: chat}", "}")
     assert channel_clock(no_default) == [("CP607", "slas.x")]
     assert channel_clock(HEAD) == []
-    set_by_start = no_default.replace("start: {on: case.opened}", "start: {on: case.opened, set: {channel: email}}")
+    set_by_start = no_default.replace(
+        "start: {on: case.opened}", "start: {on: case.opened, set: {channel: email}}"
+    )
     assert channel_clock(set_by_start) == []
     no_channels = 'carepath: 1\nid: t\nversion: "1"\nstart: {on: case.opened}\n'
     assert channel_clock(no_channels) == [("CP607", "slas.x")]
@@ -356,15 +398,19 @@ def test_channel_calendar_with_unset_channel() -> None:
 
 def test_bd_timer_counts_in_the_channel_calendar() -> None:
     head = HEAD.replace(", default: chat}", "}")
-    got = findings("""
+    got = findings(
+        """
         stages:
           new: {initial: true, on: {close: done}, after: [{in: 2bd, to: done}]}
           done: {final: true}
-    """, head)
+    """,
+        head,
+    )
     assert got == [("CP607", "stages.new.after[0].in")]
 
 
 # -- CP508 -------------------------------------------------------------------------------------
+
 
 def test_escalate_next_on_exhausted_is_a_cycle() -> None:
     got = findings("""
@@ -378,13 +424,16 @@ def test_escalate_next_on_exhausted_is_a_cycle() -> None:
 
 
 def test_delayed_escalation_is_not_a_cycle() -> None:
-    assert codes("""
+    assert (
+        codes("""
         stages:
           new: {initial: true, on: {close: done}, after: [{in: 1d, to: done}]}
           done: {final: true}
         on:
           tier.exhausted: {do: [{escalate: next, in: 1h}]}
-    """) == []
+    """)
+        == []
+    )
 
 
 def test_clock_signals_cycle_across_stages() -> None:
@@ -433,32 +482,47 @@ goals:
 """
 
 
-@pytest.mark.parametrize(("goal", "want"), [
-    ('{id: g, metric: csat, target: ">= 90%", window: rolling 30d}', []),
-    ('{id: g, metric: csat, target: ">= 0.9", window: rolling 30d}', []),
-    ('{id: g, metric: csat, target: ">= 90", window: rolling 30d}', ["CP510"]),
-    ('{id: g, metric: nps, target: ">= 40", window: rolling 30d}', []),
-    ('{id: g, metric: nps, target: ">= -20", window: rolling 30d}', []),
-    ('{id: g, metric: nps, target: ">= 40%", window: rolling 30d}', ["CP510"]),
-    ('{id: g, metric: ces, target: "<= 2.5", window: rolling 30d}', []),
-    ('{id: g, metric: ces, target: "<= 9", window: rolling 30d}', ["CP510"]),
-    ('{id: g, metric: first_response_time, stat: p90, target: "<= 2h", window: rolling 30d}', []),
-    ('{id: g, metric: first_response_time, target: "<= 2bd", window: rolling 30d}', ["CP510"]),
-    ('{id: g, metric: resolution_time, sla: first_response, target: "<= 1h30m", window: rolling 30d}', []),
-    ('{id: g, metric: resolution_time, target: "<= 8h", window: rolling 30d}', ["CP308"]),
-    ('{id: g, metric: fcr, target: "== 80%", window: rolling 30d}', ["CP510"]),
-    ('{id: g, metric: fcr, target: ">= 80%"}', ["CP511"]),
-    ('{id: g, metric: fcr, target: ">= 80%", window: {from: 2027-01-01, to: 2027-03-31}}', []),
-    ('{id: g, metric: fcr, target: ">= 80%", window: rolling 30d, tier: L3}', ["CP302"]),
-    ('{id: g, metric: fcr, target: ">= 80%", window: rolling 30d, channel: chat}', []),
-    ('{id: g, metric: cssat, target: ">= 80%", window: rolling 30d}', ["CP509"]),
-    ('{id: g, metric: csat, target: ">= 90%", baseline: 82%, window: rolling 30d}', []),
-    ('{id: g, metric: csat, target: ">= 97%", baseline: 82%, window: rolling 30d}', ["CP608"]),
-    ('{id: g, metric: csat, target: ">= 97%", baseline: 182%, window: rolling 30d}', ["CP510"]),
-    ('{id: g, metric: first_response_time, target: "<= 1h", baseline: 10h, window: rolling 30d}', ["CP608"]),
-    ('{id: g, metric: first_response_time, target: "<= 6h", baseline: 10h, window: rolling 30d}', []),
-    ('{id: g, metric: orders, target: ">= 100", window: rolling 30d}', []),
-])
+@pytest.mark.parametrize(
+    ("goal", "want"),
+    [
+        ('{id: g, metric: csat, target: ">= 90%", window: rolling 30d}', []),
+        ('{id: g, metric: csat, target: ">= 0.9", window: rolling 30d}', []),
+        ('{id: g, metric: csat, target: ">= 90", window: rolling 30d}', ["CP510"]),
+        ('{id: g, metric: nps, target: ">= 40", window: rolling 30d}', []),
+        ('{id: g, metric: nps, target: ">= -20", window: rolling 30d}', []),
+        ('{id: g, metric: nps, target: ">= 40%", window: rolling 30d}', ["CP510"]),
+        ('{id: g, metric: ces, target: "<= 2.5", window: rolling 30d}', []),
+        ('{id: g, metric: ces, target: "<= 9", window: rolling 30d}', ["CP510"]),
+        (
+            '{id: g, metric: first_response_time, stat: p90, target: "<= 2h", window: rolling 30d}',
+            [],
+        ),
+        ('{id: g, metric: first_response_time, target: "<= 2bd", window: rolling 30d}', ["CP510"]),
+        (
+            '{id: g, metric: resolution_time, sla: first_response, target: "<= 1h30m", window: rolling 30d}',
+            [],
+        ),
+        ('{id: g, metric: resolution_time, target: "<= 8h", window: rolling 30d}', ["CP308"]),
+        ('{id: g, metric: fcr, target: "== 80%", window: rolling 30d}', ["CP510"]),
+        ('{id: g, metric: fcr, target: ">= 80%"}', ["CP511"]),
+        ('{id: g, metric: fcr, target: ">= 80%", window: {from: 2027-01-01, to: 2027-03-31}}', []),
+        ('{id: g, metric: fcr, target: ">= 80%", window: rolling 30d, tier: L3}', ["CP302"]),
+        ('{id: g, metric: fcr, target: ">= 80%", window: rolling 30d, channel: chat}', []),
+        ('{id: g, metric: cssat, target: ">= 80%", window: rolling 30d}', ["CP509"]),
+        ('{id: g, metric: csat, target: ">= 90%", baseline: 82%, window: rolling 30d}', []),
+        ('{id: g, metric: csat, target: ">= 97%", baseline: 82%, window: rolling 30d}', ["CP608"]),
+        ('{id: g, metric: csat, target: ">= 97%", baseline: 182%, window: rolling 30d}', ["CP510"]),
+        (
+            '{id: g, metric: first_response_time, target: "<= 1h", baseline: 10h, window: rolling 30d}',
+            ["CP608"],
+        ),
+        (
+            '{id: g, metric: first_response_time, target: "<= 6h", baseline: 10h, window: rolling 30d}',
+            [],
+        ),
+        ('{id: g, metric: orders, target: ">= 100", window: rolling 30d}', []),
+    ],
+)
 def test_goals(goal: str, want: list[str]) -> None:
     head = HEAD
     if "orders" in goal:
@@ -602,12 +666,18 @@ slas:
 def test_start_without_events_is_an_error_not_a_crash() -> None:
     # #12: `start: {on: []}` with an SLA crashed lint (zip() of clock statuses); now CP203
     head = HEAD.replace("start: {on: case.opened}", "start: {on: []}")
-    res = check(head + textwrap.dedent("""
+    res = check(
+        head
+        + textwrap.dedent("""
         stages:
           new: {initial: true, on: {agent.replied: done}}
           done: {final: true}
-    """) + SLA_TAIL)
-    assert [(d.code, d.path, d.line, d.col) for d in res.diagnostics] == [("CP203", "start.on", 10, 13)]
+    """)
+        + SLA_TAIL
+    )
+    assert [(d.code, d.path, d.line, d.col) for d in res.diagnostics] == [
+        ("CP203", "start.on", 10, 13)
+    ]
     assert res.playbook is None
 
 
@@ -626,7 +696,10 @@ goals:
         ("rolling 3h", "cannot read window 'rolling 3h'"),
         ("rolling 0d", "window 'rolling 0d' holds no day"),
         ("rolling 99999999d", "longer than 36525 days"),
-        ("{from: 2027-06-30, to: 2027-01-01}", "window ends (2027-01-01) before it begins (2027-06-30)"),
+        (
+            "{from: 2027-06-30, to: 2027-01-01}",
+            "window ends (2027-01-01) before it begins (2027-06-30)",
+        ),
     ],
 )
 def test_goal_windows_the_report_cannot_evaluate_are_rejected(window: str, message: str) -> None:
@@ -639,19 +712,25 @@ def test_goal_windows_the_report_cannot_evaluate_are_rejected(window: str, messa
 
 def test_goal_windows_that_the_report_reads_are_accepted() -> None:
     for window in ("rolling 30d", "rolling 4w", "rolling 1d", "{from: 2027-01-01, to: 2027-01-01}"):
-        res = check(HEAD + GOALS + f'  - {{id: g, metric: csat, target: ">= 80%", window: {window}}}\n')
+        res = check(
+            HEAD + GOALS + f'  - {{id: g, metric: csat, target: ">= 80%", window: {window}}}\n'
+        )
         assert res.diagnostics == [], window
 
 
 def test_duplicate_goal_ids_are_rejected_at_the_second() -> None:
-    res = check(HEAD + GOALS + '  - {id: g, metric: csat, target: ">= 80%", window: rolling 30d}\n'
-                '  - {id: g, metric: csat, target: ">= 90%", window: rolling 7d}\n')
+    res = check(
+        HEAD + GOALS + '  - {id: g, metric: csat, target: ">= 80%", window: rolling 30d}\n'
+        '  - {id: g, metric: csat, target: ">= 90%", window: rolling 7d}\n'
+    )
     assert [(d.code, d.path) for d in res.diagnostics] == [("CP514", "goals[1].id")]
 
 
 def test_fixed_window_without_to_says_to_is_missing() -> None:
     # #15: it said "unknown key 'from' … did you mean 'from'?" (the rolling form of the union)
-    res = check(HEAD + GOALS + '  - {id: g, metric: csat, target: ">= 80%", window: {from: 2027-01-01}}\n')
+    res = check(
+        HEAD + GOALS + '  - {id: g, metric: csat, target: ">= 80%", window: {from: 2027-01-01}}\n'
+    )
     assert [(d.code, d.message) for d in res.diagnostics] == [("CP202", "missing key 'to'")]
 
 
@@ -662,12 +741,16 @@ def test_start_key_must_be_declared_by_every_start_event() -> None:
           new: {initial: true, on: {agent.replied: done}, after: [{in: 7d, to: done}]}
           done: {final: true}
     """
-    undeclared = HEAD.replace("start: {on: case.opened}", "start: {on: case.opened, key: event.customer}")
+    undeclared = HEAD.replace(
+        "start: {on: case.opened}", "start: {on: case.opened, key: event.customer}"
+    )
     res = check(undeclared + textwrap.dedent(body))
     (d,) = res.diagnostics
     assert (d.code, d.path, d.line, d.col) == ("CP402", "start.key", 10, 31)
     assert "'case.opened' declares no payload" in d.message
-    two = HEAD.replace("start: {on: case.opened}", "start: {on: [case.opened, chat.started], key: event.customer}")
+    two = HEAD.replace(
+        "start: {on: case.opened}", "start: {on: [case.opened, chat.started], key: event.customer}"
+    )
     events = "events:\n  case.opened: {customer: string}\n  chat.started: {topic: string}\n"
     res = check(two + events + textwrap.dedent(body))
     assert [(d.code, d.path) for d in res.diagnostics] == [("CP402", "start.key")]
@@ -704,7 +787,10 @@ def test_notify_names_a_declared_tier_or_role() -> None:
           done: {final: true}
     """
     head = HEAD.replace("tiers: {L1: {}, L2: {}}", "tiers: {L1: {}, L2: {role: lead}}")
-    assert findings(body, head) == [("CP302", "stages.new.enter[0].notify"), ("CP302", "stages.new.enter[5].for")]
+    assert findings(body, head) == [
+        ("CP302", "stages.new.enter[0].notify"),
+        ("CP302", "stages.new.enter[5].for"),
+    ]
     # without tiers, recipients are the host's (README: `notify: supervisor`)
     no_tiers = HEAD.replace("tiers: {L1: {}, L2: {}}\n", "")
     assert findings(body, no_tiers) == []
@@ -725,7 +811,8 @@ def test_timer_that_can_never_fire_is_flagged() -> None:
           done: {final: true}
     """) == [("CP609", "stages.new.after[1].in"), ("CP609", "stages.new.after[3].when")]
     # an earlier timer with a condition, another calendar or a window may not move the case first
-    assert codes("""
+    assert (
+        codes("""
         calendars:
           office: {hours: {mon-fri: ["08:00-17:00"]}}
         stages:
@@ -738,4 +825,6 @@ def test_timer_that_can_never_fire_is_flagged() -> None:
               - {in: 3h, to: done, window: office}
               - {in: 4h, to: done}
           done: {final: true}
-    """) == []
+    """)
+        == []
+    )

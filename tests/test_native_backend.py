@@ -44,14 +44,21 @@ def _ev(i: int, type_: str, minutes: float, **data: Any) -> Event:
     return Event(id=f"e{i}", type=type_, at=T0 + timedelta(minutes=minutes), case="T-1", data=data)
 
 
-def _walk(eng: Engine) -> list[Any]:
-    steps = [eng.start(_ev(0, "case.opened", 0, channel="chat", priority="high", customer_tier="vip"))]
-    for i, (ty, m, data) in enumerate([("agent.replied", 5, {"needs_customer": True}),
-                                       ("customer.replied", 200, {}), ("case.priority_changed", 210,
-                                                                       {"priority": "urgent"}),
-                                       ("case.solved", 600, {})], 1):
-        steps.append(eng.handle(steps[-1].state, _ev(i, ty, m, **data)))
-    steps.append(eng.advance(steps[-1].state, T0 + timedelta(days=3)))
+def _walk(engine: Engine) -> list[Any]:
+    steps = [
+        engine.start(_ev(0, "case.opened", 0, channel="chat", priority="high", customer_tier="vip"))
+    ]
+    for i, (ty, m, data) in enumerate(
+        [
+            ("agent.replied", 5, {"needs_customer": True}),
+            ("customer.replied", 200, {}),
+            ("case.priority_changed", 210, {"priority": "urgent"}),
+            ("case.solved", 600, {}),
+        ],
+        1,
+    ):
+        steps.append(engine.handle(steps[-1].state, _ev(i, ty, m, **data)))
+    steps.append(engine.advance(steps[-1].state, T0 + timedelta(days=3)))
     return steps
 
 
@@ -59,7 +66,9 @@ def test_backend_is_reported(desk: Any, backend: str) -> None:
     assert Engine(desk, backend=backend).backend == backend
 
 
-def test_auto_picks_native_and_the_environment_overrides_it(desk: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_picks_native_and_the_environment_overrides_it(
+    desk: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("CAREPATH_ENGINE", raising=False)
     assert Engine(desk).backend == "native"
     monkeypatch.setenv("CAREPATH_ENGINE", "python")
@@ -113,8 +122,15 @@ def test_native_states_are_case_states(desk: Any) -> None:
         assert CaseState.from_json(s.to_json()) == s
         assert repr(s) == repr(a.state)
         assert (s.case, s.stage, s.tier, s.segment, s.segments, s.now, s.opened, s.next_wakeup) == (
-            a.state.case, a.state.stage, a.state.tier, a.state.segment, a.state.segments, a.state.now,
-            a.state.opened, a.state.next_wakeup)
+            a.state.case,
+            a.state.stage,
+            a.state.tier,
+            a.state.segment,
+            a.state.segments,
+            a.state.now,
+            a.state.opened,
+            a.state.next_wakeup,
+        )
         assert dict(s.data) == dict(a.state.data)
         with pytest.raises(TypeError):
             s.data["priority"] = "low"  # type: ignore[index]
@@ -122,9 +138,27 @@ def test_native_states_are_case_states(desk: Any) -> None:
             s.clocks["resolution"] = s.clocks["resolution"]  # type: ignore[index]
         for name, c in a.state.clocks.items():
             d = s.clocks[name]
-            assert (d.status, d.breached, d.due, d.elapsed, d.remaining, d.paused, d.failed_by, d.cycle,
-                    d.history) == (c.status, c.breached, c.due, c.elapsed, c.remaining, c.paused, c.failed_by,
-                                   c.cycle, c.history)
+            assert (
+                d.status,
+                d.breached,
+                d.due,
+                d.elapsed,
+                d.remaining,
+                d.paused,
+                d.failed_by,
+                d.cycle,
+                d.history,
+            ) == (
+                c.status,
+                c.breached,
+                c.due,
+                c.elapsed,
+                c.remaining,
+                c.paused,
+                c.failed_by,
+                c.cycle,
+                c.history,
+            )
         with pytest.raises(dataclasses.FrozenInstanceError):
             s.stage = "x"  # type: ignore[misc]
         assert b.trace == a.trace and b.explain() == a.explain()
@@ -134,14 +168,15 @@ def test_native_states_are_case_states(desk: Any) -> None:
 
 
 def test_inputs_are_not_mutated_and_steps_repeat(desk: Any, backend: str) -> None:
-    eng = Engine(desk, backend=backend)
-    s = eng.start(_ev(0, "case.opened", 0, channel="email")).state
+    engine = Engine(desk, backend=backend)
+    s = engine.start(_ev(0, "case.opened", 0, channel="email")).state
     before = s.to_json()
-    a = eng.handle(s, _ev(1, "agent.replied", 30))
-    b = eng.handle(s, _ev(1, "agent.replied", 30))
+    a = engine.handle(s, _ev(1, "agent.replied", 30))
+    b = engine.handle(s, _ev(1, "agent.replied", 30))
     assert s.to_json() == before
     assert a.state.to_json() == b.state.to_json() and [x.to_dict() for x in a.actions] == [
-        x.to_dict() for x in b.actions]
+        x.to_dict() for x in b.actions
+    ]
 
 
 def test_a_state_from_json_continues_natively(desk: Any) -> None:

@@ -34,7 +34,9 @@ from carepath.expr.compiler import Expr, FieldType, TypeEnv, compile_expr
 
 cc = pytest.importorskip("carepath_core")
 if not hasattr(cc, "_Calendar") or not hasattr(cc, "_expr_eval"):  # pragma: no cover
-    pytest.skip("carepath_core was built without the calendar/VM test exposure", allow_module_level=True)
+    pytest.skip(
+        "carepath_core was built without the calendar/VM test exposure", allow_module_level=True
+    )
 
 from carepath._native.lower_calendar import lower_calendar  # noqa: E402
 from carepath._native.lower_expr import Unsupported, lower_expr, supported  # noqa: E402
@@ -72,7 +74,9 @@ def _walk_exprs(obj: Any, seen: set[int], out: list[Expr]) -> None:
 
 
 _PLAYBOOKS = {p.stem: carepath.load(p) for p in EXAMPLES}
-EXAMPLE_CALENDARS = [(f"{n}:{c}", cal) for n, pb in _PLAYBOOKS.items() for c, cal in pb.calendars.items()]
+EXAMPLE_CALENDARS = [
+    (f"{n}:{c}", cal) for n, pb in _PLAYBOOKS.items() for c, cal in pb.calendars.items()
+]
 EXAMPLE_EXPRS: list[Expr] = []
 for _pb in _PLAYBOOKS.values():
     _walk_exprs(_pb, set(), EXAMPLE_EXPRS)
@@ -80,11 +84,27 @@ for _pb in _PLAYBOOKS.values():
 
 # -- calendars ---------------------------------------------------------------------------------------
 
-ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Ho_Chi_Minh", "Australia/Lord_Howe",
-         "America/Sao_Paulo", "Pacific/Chatham", "Europe/London"]
+ZONES = [
+    "UTC",
+    "Europe/Berlin",
+    "America/New_York",
+    "Asia/Ho_Chi_Minh",
+    "Australia/Lord_Howe",
+    "America/Sao_Paulo",
+    "Pacific/Chatham",
+    "Europe/London",
+]
 DAY_SETS = ["mon-fri", "sat", "sun", "mon,wed,fri", "tue-thu", "sat,sun", "mon-sun", "fri-mon"]
-HOURS = [["09:00-17:00"], ["08:00-12:00", "13:00-17:30"], ["00:00-24:00"], ["22:00-02:00"],
-         ["01:30-03:30"], ["10:00-10:00"], ["06:15:30-07:45"], ["12:00-13:00", "18:00-23:59"]]
+HOURS = [
+    ["09:00-17:00"],
+    ["08:00-12:00", "13:00-17:30"],
+    ["00:00-24:00"],
+    ["22:00-02:00"],
+    ["01:30-03:30"],
+    ["10:00-10:00"],
+    ["06:15:30-07:45"],
+    ["12:00-13:00", "18:00-23:59"],
+]
 
 
 @st.composite
@@ -96,12 +116,19 @@ def calendar_specs(draw: st.DrawFn) -> dict[str, Any]:
     hol: list[Any] = [d.isoformat() for d in draw(st.lists(days, max_size=6))]
     if draw(st.booleans()):
         a = draw(days)
-        hol.append({"from": a.isoformat(), "to": (a + timedelta(days=draw(st.integers(0, 800)))).isoformat()})
+        hol.append(
+            {
+                "from": a.isoformat(),
+                "to": (a + timedelta(days=draw(st.integers(0, 800)))).isoformat(),
+            }
+        )
     if draw(st.integers(0, 5)) == 0:
         hol.append({"country": draw(st.sampled_from(["VN", "US", "DE"]))})
     if hol:
         spec["holidays"] = hol
-    over = draw(st.dictionaries(days, st.sampled_from([[], ["10:00-14:00"], ["23:00-01:00"]]), max_size=4))
+    over = draw(
+        st.dictionaries(days, st.sampled_from([[], ["10:00-14:00"], ["23:00-01:00"]]), max_size=4)
+    )
     if over:
         spec["overrides"] = {d.isoformat(): v for d, v in over.items()}
     assume(not Calendar.validate_dict(spec))
@@ -113,14 +140,22 @@ T_HI = datetime(2029, 6, 1, tzinfo=UTC).timestamp()
 instants_us = st.integers(int(T_LO * 1e6), int(T_HI * 1e6))
 #: Seconds on a coarse binary grid (as the engine's durations and remainders are): the reference's
 #: float arithmetic is exact on them, so results must be identical to the bit.
-seconds = st.builds(lambda s, k: s + k / 1024, st.integers(-40 * 86400, 40 * 86400), st.integers(0, 1023))
+seconds = st.builds(
+    lambda s, k: s + k / 1024, st.integers(-40 * 86400, 40 * 86400), st.integers(0, 1023)
+)
 
 
 def _check_s(ref: Calendar, nat: Any, t_us: int, secs: float, n: int) -> None:
     t = t_us / 1e6
-    for name, args in [("is_open_s", (t,)), ("next_open_s", (t,)), ("add_s", (t, secs)),
-                       ("subtract_s", (t, secs)), ("elapsed_s", (t, t + secs)),
-                       ("add_days_s", (t, n)), ("add_s", (t, 0.0))]:
+    for name, args in [
+        ("is_open_s", (t,)),
+        ("next_open_s", (t,)),
+        ("add_s", (t, secs)),
+        ("subtract_s", (t, secs)),
+        ("elapsed_s", (t, t + secs)),
+        ("add_days_s", (t, n)),
+        ("add_s", (t, 0.0)),
+    ]:
         want = _outcome(getattr(ref, name), *args)
         got = _outcome(getattr(nat, name), *args)
         assert got == want, (name, args)
@@ -138,19 +173,28 @@ def _check_us(ref: Calendar, nat: Any, t_us: int, d_us: int) -> None:
 
 @pytest.mark.parametrize("name,cal", EXAMPLE_CALENDARS, ids=[n for n, _ in EXAMPLE_CALENDARS])
 @settings(max_examples=150)
-@given(t_us=instants_us, secs=seconds, n=st.integers(-12, 12), d_us=st.integers(-10**12, 10**12))
-def test_example_calendars_match_the_reference(name: str, cal: Calendar, t_us: int, secs: float, n: int,
-                                                d_us: int) -> None:
+@given(t_us=instants_us, secs=seconds, n=st.integers(-12, 12), d_us=st.integers(-(10**12), 10**12))
+def test_example_calendars_match_the_reference(
+    name: str, cal: Calendar, t_us: int, secs: float, n: int, d_us: int
+) -> None:
     nat = _native(cal)
     _check_s(cal, nat, t_us, secs, n)
     _check_us(cal, nat, t_us, d_us)
 
 
-@settings(max_examples=250, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
-@given(spec=calendar_specs(), t_us=instants_us, secs=seconds, n=st.integers(-12, 12),
-       d_us=st.integers(-10**12, 10**12))
-def test_generated_calendars_match_the_reference(spec: dict[str, Any], t_us: int, secs: float, n: int,
-                                                  d_us: int) -> None:
+@settings(
+    max_examples=250, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow]
+)
+@given(
+    spec=calendar_specs(),
+    t_us=instants_us,
+    secs=seconds,
+    n=st.integers(-12, 12),
+    d_us=st.integers(-(10**12), 10**12),
+)
+def test_generated_calendars_match_the_reference(
+    spec: dict[str, Any], t_us: int, secs: float, n: int, d_us: int
+) -> None:
     ref = Calendar.from_dict(spec)
     nat = _native(Calendar.from_dict(spec))
     _check_s(ref, nat, t_us, secs, n)
@@ -176,12 +220,20 @@ def test_arbitrary_float_durations_agree_to_the_microsecond(t_us: int, secs: flo
 
 
 def test_no_open_time_is_bounded_and_names_the_instant() -> None:
-    spec = {"timezone": "Europe/Berlin", "hours": {"sun": ["10:00-10:30"]},
-            "holidays": [{"from": "2026-01-01", "to": "2028-12-31"}]}
+    spec = {
+        "timezone": "Europe/Berlin",
+        "hours": {"sun": ["10:00-10:30"]},
+        "holidays": [{"from": "2026-01-01", "to": "2028-12-31"}],
+    }
     ref, nat = Calendar.from_dict(spec), _native(Calendar.from_dict(spec))
     t = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
-    for name, args in [("next_open_s", (t,)), ("add_s", (t, 60.0)), ("add_days_s", (t, 1)),
-                       ("subtract_s", (t + 3 * 366 * 86400, 60.0)), ("is_open_s", (t,))]:
+    for name, args in [
+        ("next_open_s", (t,)),
+        ("add_s", (t, 60.0)),
+        ("add_days_s", (t, 1)),
+        ("subtract_s", (t + 3 * 366 * 86400, 60.0)),
+        ("is_open_s", (t,)),
+    ]:
         want = _outcome(getattr(ref, name), *args)
         assert _outcome(getattr(nat, name), *args) == want
     fresh = _native(Calendar.from_dict(spec))  # (the queries above grew the tables past 2028)
@@ -205,21 +257,83 @@ def test_always_calendar() -> None:
 # -- expressions -------------------------------------------------------------------------------------
 
 ENV = TypeEnv(
-    {"i": FieldType("int"), "f": FieldType("float"), "d": FieldType("decimal"), "s": FieldType("string"),
-     "e": FieldType("enum", ("a", "b", "c")), "b": FieldType("bool"), "dt": FieldType("datetime"),
-     "day": FieldType("date"), "dur": FieldType("duration"), "tags": FieldType.parse("list[string]"),
-     "nums": FieldType.parse("list[int]"), "x": FieldType("any"), "y": FieldType("any"),
-     "customer.tier": FieldType("string")},
+    {
+        "i": FieldType("int"),
+        "f": FieldType("float"),
+        "d": FieldType("decimal"),
+        "s": FieldType("string"),
+        "e": FieldType("enum", ("a", "b", "c")),
+        "b": FieldType("bool"),
+        "dt": FieldType("datetime"),
+        "day": FieldType("date"),
+        "dur": FieldType("duration"),
+        "tags": FieldType.parse("list[string]"),
+        "nums": FieldType.parse("list[int]"),
+        "x": FieldType("any"),
+        "y": FieldType("any"),
+        "customer.tier": FieldType("string"),
+    },
     None,
-    {"segment": FieldType("string"), "stage": FieldType("string"), "now": FieldType("datetime"),
-     "segments": FieldType.parse("list[string]"), "sla.first.breached": FieldType("bool")},
+    {
+        "segment": FieldType("string"),
+        "stage": FieldType("string"),
+        "now": FieldType("datetime"),
+        "segments": FieldType.parse("list[string]"),
+        "sla.first.breached": FieldType("bool"),
+    },
 )
-NAMES = ["i", "f", "d", "s", "e", "b", "dt", "day", "dur", "tags", "nums", "x", "y", "customer.tier",
-         "event.a", "event.b.c", "event.at", "segment", "stage", "now()", "segments", "sla.first.breached"]
-LITERALS = ["0", "1", "-3", "2.5", "-0.0", "1e300", "9223372036854775807", "10000000000000000000", '"a"',
-            '"b"', '"Ab"', '""', "true", "false", "null", 'date("2026-01-02")',
-            'datetime("2026-01-02T03:04:05+07:00")', 'datetime("2026-01-02T03:04:05Z")', 'duration("90m")',
-            '[1, 2]', '["a", "b"]', '[null, "a"]', "[1, 2.0, 3]", "[]", "[i, 2]", "[x, y]"]
+NAMES = [
+    "i",
+    "f",
+    "d",
+    "s",
+    "e",
+    "b",
+    "dt",
+    "day",
+    "dur",
+    "tags",
+    "nums",
+    "x",
+    "y",
+    "customer.tier",
+    "event.a",
+    "event.b.c",
+    "event.at",
+    "segment",
+    "stage",
+    "now()",
+    "segments",
+    "sla.first.breached",
+]
+LITERALS = [
+    "0",
+    "1",
+    "-3",
+    "2.5",
+    "-0.0",
+    "1e300",
+    "9223372036854775807",
+    "10000000000000000000",
+    '"a"',
+    '"b"',
+    '"Ab"',
+    '""',
+    "true",
+    "false",
+    "null",
+    'date("2026-01-02")',
+    'datetime("2026-01-02T03:04:05+07:00")',
+    'datetime("2026-01-02T03:04:05Z")',
+    'duration("90m")',
+    "[1, 2]",
+    '["a", "b"]',
+    '[null, "a"]',
+    "[1, 2.0, 3]",
+    "[]",
+    "[i, 2]",
+    "[x, y]",
+]
 OPS = ["==", "!=", "<", "<=", ">", ">=", "in", "not in"]
 FUNCS1 = ["lower", "upper", "len", "abs", "round", "days_since", "hours_since", "min", "max", "has"]
 
@@ -234,9 +348,13 @@ def _exprs() -> st.SearchStrategy[str]:
         return st.one_of(
             st.builds(lambda a, o, b: f"{a} {o} {b}", inner, st.sampled_from(OPS), inner),
             st.builds(lambda f, a: f"{f}({a})", st.sampled_from(FUNCS1), inner),
-            st.builds(lambda f, a, b: f"{f}({a}, {b})", st.sampled_from(["min", "max"]), inner, inner),
+            st.builds(
+                lambda f, a, b: f"{f}({a}, {b})", st.sampled_from(["min", "max"]), inner, inner
+            ),
             st.builds(lambda a, n: f"round({a}, {n})", inner, st.integers(0, 4)),
-            st.builds(lambda a, o, b: f"({a}) {o} ({b})", inner, st.sampled_from(["and", "or"]), inner),
+            st.builds(
+                lambda a, o, b: f"({a}) {o} ({b})", inner, st.sampled_from(["and", "or"]), inner
+            ),
             st.builds(lambda a: f"not ({a})", inner),
             st.builds(lambda a: f"-{a}", inner),
             st.builds(lambda a, b, c: f"{a} < {b} <= {c}", inner, inner, inner),
@@ -247,16 +365,73 @@ def _exprs() -> st.SearchStrategy[str]:
 
 #: Operands of one family each, so that most drawn comparisons type-check.
 FAMILIES = {
-    "num": ["i", "f", "d", "x", "y", "event.a", "len(s)", "len(tags)", "abs(i)", "round(f)", "round(f, 2)",
-            "min(i, f)", "max(nums)", "-i", "0", "1", "-3", "2.5", "9223372036854775807", "days_since(dt)",
-            "hours_since(day)", "days_since(event.at)", "hours_since(x)", "min(x, 3)", "abs(x)", "round(x, 1)"],
-    "str": ["s", "e", "customer.tier", "segment", "stage", "lower(s)", "upper(e)", "x", '"a"', '"Ab"', '""',
-            "lower(x)", "event.b.c", "min(s, x)"],
-    "time": ["dt", "now()", "event.at", 'datetime("2026-01-02T03:04:05+07:00")', "x", "max(event.at, x)"],
+    "num": [
+        "i",
+        "f",
+        "d",
+        "x",
+        "y",
+        "event.a",
+        "len(s)",
+        "len(tags)",
+        "abs(i)",
+        "round(f)",
+        "round(f, 2)",
+        "min(i, f)",
+        "max(nums)",
+        "-i",
+        "0",
+        "1",
+        "-3",
+        "2.5",
+        "9223372036854775807",
+        "days_since(dt)",
+        "hours_since(day)",
+        "days_since(event.at)",
+        "hours_since(x)",
+        "min(x, 3)",
+        "abs(x)",
+        "round(x, 1)",
+    ],
+    "str": [
+        "s",
+        "e",
+        "customer.tier",
+        "segment",
+        "stage",
+        "lower(s)",
+        "upper(e)",
+        "x",
+        '"a"',
+        '"Ab"',
+        '""',
+        "lower(x)",
+        "event.b.c",
+        "min(s, x)",
+    ],
+    "time": [
+        "dt",
+        "now()",
+        "event.at",
+        'datetime("2026-01-02T03:04:05+07:00")',
+        "x",
+        "max(event.at, x)",
+    ],
     "date": ["day", 'date("2026-01-02")', "x", "event.a"],
     "dur": ["dur", 'duration("90m")', "abs(dur)", "x", "-x", "abs(y)"],
 }
-LISTS = ["tags", "segments", "nums", "x", "y", '["a", "b"]', "[s, e]", "[1, 2.0, null]", "[i, 3]", "event.a"]
+LISTS = [
+    "tags",
+    "segments",
+    "nums",
+    "x",
+    "y",
+    '["a", "b"]',
+    "[s, e]",
+    "[1, 2.0, null]",
+    "[i, 3]",
+    "event.a",
+]
 
 
 @st.composite
@@ -271,39 +446,75 @@ def _typed_comparison(draw: st.DrawFn) -> str:
 def _typed() -> st.SearchStrategy[str]:
     return st.recursive(
         _typed_comparison(),
-        lambda inner: st.builds(lambda a, o, b: f"({a}) {o} ({b})", inner, st.sampled_from(["and", "or"]), inner)
-        | st.builds(lambda a: f"not ({a})", inner),
+        lambda inner: (
+            st.builds(
+                lambda a, o, b: f"({a}) {o} ({b})", inner, st.sampled_from(["and", "or"]), inner
+            )
+            | st.builds(lambda a: f"not ({a})", inner)
+        ),
         max_leaves=4,
     )
 
 
-TEXTS = st.sampled_from(["a", "B", "", "ß", "İstanbul", "Hà Nội", "ΣΑΣ", "ǅ", "ﬀ", "ÿ", "x" * 3, "0"])
-ISO = st.sampled_from(["2026-04-30T08:00:00+07:00", "2026-04-30T08:00:00.123456+00:00", "2026-04-30",
-                       "2026-04-30T08:00", "2026-04-30 08:00:00Z", "20260430", "2026-04-30T08:00:00+0700",
-                       "garbage", "", "2026-02-30T00:00:00+00:00", "2026-04-30T08:00:00.5-03:30",
-                       "２０２６-04-30"])
-BERLIN = ZoneInfo("Europe/Berlin")
-AWARE = st.datetimes(datetime(2020, 1, 1), datetime(2030, 1, 1),
-                     timezones=st.sampled_from([UTC, BERLIN, timezone(timedelta(hours=7)),
-                                                ZoneInfo("Asia/Ho_Chi_Minh")]))
-SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(-10, 10), st.integers(-2**64, 2**64),
-    st.floats(allow_nan=True, allow_infinity=True), TEXTS, ISO,
-    st.dates(date(2020, 1, 1), date(2030, 1, 1)), AWARE, st.datetimes(datetime(2020, 1, 1), datetime(2030, 1, 1)),
-    st.timedeltas(timedelta(days=-400), timedelta(days=400)), st.just(Decimal("1.5")), st.just({"k": 1}),
+TEXTS = st.sampled_from(
+    ["a", "B", "", "ß", "İstanbul", "Hà Nội", "ΣΑΣ", "ǅ", "ﬀ", "ÿ", "x" * 3, "0"]
 )
-ANY = st.one_of(SCALARS, st.lists(SCALARS, max_size=3), st.lists(st.integers(-3, 3), max_size=3).map(tuple))
+ISO = st.sampled_from(
+    [
+        "2026-04-30T08:00:00+07:00",
+        "2026-04-30T08:00:00.123456+00:00",
+        "2026-04-30",
+        "2026-04-30T08:00",
+        "2026-04-30 08:00:00Z",
+        "20260430",
+        "2026-04-30T08:00:00+0700",
+        "garbage",
+        "",
+        "2026-02-30T00:00:00+00:00",
+        "2026-04-30T08:00:00.5-03:30",
+        "２０２６-04-30",
+    ]
+)
+BERLIN = ZoneInfo("Europe/Berlin")
+AWARE = st.datetimes(
+    datetime(2020, 1, 1),
+    datetime(2030, 1, 1),
+    timezones=st.sampled_from(
+        [UTC, BERLIN, timezone(timedelta(hours=7)), ZoneInfo("Asia/Ho_Chi_Minh")]
+    ),
+)
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-10, 10),
+    st.integers(-(2**64), 2**64),
+    st.floats(allow_nan=True, allow_infinity=True),
+    TEXTS,
+    ISO,
+    st.dates(date(2020, 1, 1), date(2030, 1, 1)),
+    AWARE,
+    st.datetimes(datetime(2020, 1, 1), datetime(2030, 1, 1)),
+    st.timedeltas(timedelta(days=-400), timedelta(days=400)),
+    st.just(Decimal("1.5")),
+    st.just({"k": 1}),
+)
+ANY = st.one_of(
+    SCALARS, st.lists(SCALARS, max_size=3), st.lists(st.integers(-3, 3), max_size=3).map(tuple)
+)
 
 
 def _values(kind: str) -> st.SearchStrategy[Any]:
     return {
-        "int": st.none() | st.integers(-2**63, 2**63 - 1) | st.integers(-5, 5),
+        "int": st.none() | st.integers(-(2**63), 2**63 - 1) | st.integers(-5, 5),
         "float": st.none() | st.floats() | st.integers(-5, 5).map(float),
         "decimal": st.none() | st.integers(-5, 5) | st.floats(-5, 5) | st.just("1.50"),
-        "string": st.none() | TEXTS, "enum": st.none() | st.sampled_from(["a", "b", "c"]),
-        "bool": st.none() | st.booleans(), "datetime": st.none() | ISO | AWARE.map(datetime.isoformat),
+        "string": st.none() | TEXTS,
+        "enum": st.none() | st.sampled_from(["a", "b", "c"]),
+        "bool": st.none() | st.booleans(),
+        "datetime": st.none() | ISO | AWARE.map(datetime.isoformat),
         "date": st.none() | st.dates(date(2020, 1, 1), date(2030, 1, 1)).map(date.isoformat),
-        "duration": st.none() | st.floats(-1e6, 1e6), "list": st.none() | st.lists(TEXTS, max_size=3),
+        "duration": st.none() | st.floats(-1e6, 1e6),
+        "list": st.none() | st.lists(TEXTS, max_size=3),
         "any": ANY,
     }[kind]
 
@@ -323,8 +534,13 @@ def scopes(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any], dict[str, A
     elif draw(st.booleans()):
         event["b.c"] = draw(ANY)
     now = draw(AWARE)
-    specials = {"segment": draw(st.none() | st.sampled_from(["vip", "a"])), "stage": "new", "now": now,
-                "segments": ["vip"], "sla.first.breached": draw(st.booleans())}
+    specials = {
+        "segment": draw(st.none() | st.sampled_from(["vip", "a"])),
+        "stage": "new",
+        "now": now,
+        "segments": ["vip"],
+        "sla.first.breached": draw(st.booleans()),
+    }
     return fields, event, specials
 
 
@@ -332,11 +548,15 @@ def _same(a: Any, b: Any) -> bool:
     if type(a) is not type(b):
         return False
     if isinstance(a, float):
-        return (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a) == math.copysign(1, b))
+        return (math.isnan(a) and math.isnan(b)) or (
+            a == b and math.copysign(1, a) == math.copysign(1, b)
+        )
     if isinstance(a, list | tuple):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, datetime):
-        return a == b and a.tzinfo == b.tzinfo and a.utcoffset() == b.utcoffset() and a.fold == b.fold
+        return (
+            a == b and a.tzinfo == b.tzinfo and a.utcoffset() == b.utcoffset() and a.fold == b.fold
+        )
     return bool(a == b)
 
 
@@ -358,7 +578,10 @@ def _check(expr: Expr, scope: tuple[dict[str, Any], dict[str, Any], dict[str, An
 VM_EXAMPLES = int(os.environ.get("CAREPATH_VM_EXAMPLES", "600"))
 
 
-@settings(max_examples=VM_EXAMPLES, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@settings(
+    max_examples=VM_EXAMPLES,
+    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
+)
 @given(text=_exprs() | _typed(), data=st.data(), cond=st.booleans())
 def test_vm_matches_the_reference(text: str, data: st.DataObject, cond: bool) -> None:
     try:
@@ -372,18 +595,30 @@ def test_vm_matches_the_reference(text: str, data: st.DataObject, cond: bool) ->
     _check(expr, data.draw(scopes()))
 
 
-@pytest.mark.parametrize("text,scope", [
-    ("days_since(dt) > 1", ({"dt": "2026-01-01T00:00:00+07:00"}, {}, {"now": datetime(2026, 3, 1, tzinfo=BERLIN)})),
-    ("x == [1, 2]", ({"x": [1, 2]}, {}, {})),  # a list never equals a list literal (a tuple)
-    ("x in [1, null]", ({}, {}, {})),
-    ("x in [1, 2]", ({"x": True}, {}, {})),
-    ("round(x, 2) == 0.12", ({"x": 0.125}, {}, {})),
-    ("min(x, y) == 1", ({"x": 1, "y": 1.0}, {}, {})),
-    ("x < 9007199254740993", ({"x": 9007199254740992.0}, {}, {})),
-    ("lower(s) == \"i̇stanbul\"", ({"s": "İstanbul"}, {}, {})),
-    ("hours_since(event.at) >= 2", ({}, {"at": datetime(2026, 3, 29, 0, 30, tzinfo=UTC)},
-                                    {"now": datetime(2026, 3, 29, 4, 0, tzinfo=BERLIN)})),
-])
+@pytest.mark.parametrize(
+    "text,scope",
+    [
+        (
+            "days_since(dt) > 1",
+            ({"dt": "2026-01-01T00:00:00+07:00"}, {}, {"now": datetime(2026, 3, 1, tzinfo=BERLIN)}),
+        ),
+        ("x == [1, 2]", ({"x": [1, 2]}, {}, {})),  # a list never equals a list literal (a tuple)
+        ("x in [1, null]", ({}, {}, {})),
+        ("x in [1, 2]", ({"x": True}, {}, {})),
+        ("round(x, 2) == 0.12", ({"x": 0.125}, {}, {})),
+        ("min(x, y) == 1", ({"x": 1, "y": 1.0}, {}, {})),
+        ("x < 9007199254740993", ({"x": 9007199254740992.0}, {}, {})),
+        ('lower(s) == "i̇stanbul"', ({"s": "İstanbul"}, {}, {})),
+        (
+            "hours_since(event.at) >= 2",
+            (
+                {},
+                {"at": datetime(2026, 3, 29, 0, 30, tzinfo=UTC)},
+                {"now": datetime(2026, 3, 29, 4, 0, tzinfo=BERLIN)},
+            ),
+        ),
+    ],
+)
 def test_vm_edge_cases(text: str, scope: Any) -> None:
     assert _check(compile_expr(text, ENV), scope)
 
@@ -393,11 +628,30 @@ def test_every_example_expression_is_supported_and_agrees() -> None:
     refused = [e.source for e in EXAMPLE_EXPRS if not supported(e)]
     assert not refused
     now = datetime(2026, 5, 4, 10, 0, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))
-    data = {"orders": 3, "lifetime_value": 25_000_000, "segment": "vip", "priority": "low", "channel": "chat",
-            "customer.tier": "vip", "customer.age": 70, "customer.lives_alone": True, "customer.type": "business",
-            "last_order.at": "2025-12-01T09:00:00+07:00"}
-    ev = {"survey": "csat", "score": 1, "amount": 2_500_000, "channel": "chatbot", "needs_customer": True,
-          "order_count": 2, "at": now, "type": "x", "case": "c", "id": "1"}
+    data = {
+        "orders": 3,
+        "lifetime_value": 25_000_000,
+        "segment": "vip",
+        "priority": "low",
+        "channel": "chat",
+        "customer.tier": "vip",
+        "customer.age": 70,
+        "customer.lives_alone": True,
+        "customer.type": "business",
+        "last_order.at": "2025-12-01T09:00:00+07:00",
+    }
+    ev = {
+        "survey": "csat",
+        "score": 1,
+        "amount": 2_500_000,
+        "channel": "chatbot",
+        "needs_customer": True,
+        "order_count": 2,
+        "at": now,
+        "type": "x",
+        "case": "c",
+        "id": "1",
+    }
     sp = {"now": now, "segment": "vip", "stage": "new", "sla.delivery.breached": True}
     native = sum(_check(e, (data, ev, sp)) for e in EXAMPLE_EXPRS)
     assert native == len(EXAMPLE_EXPRS)  # no example expression needs the reference on plain data
@@ -415,7 +669,7 @@ def test_values_round_trip(x: Any) -> None:
 def test_constants_the_vm_cannot_hold_are_refused() -> None:
     assert not supported(compile_expr("x == 100000000000000000000", ENV))
     assert supported(compile_expr("x == 9223372036854775807", ENV))
-    assert supported(compile_expr('=[i, 2]', ENV, want=None))
+    assert supported(compile_expr("=[i, 2]", ENV, want=None))
     assert supported(compile_expr(True, ENV))
 
 
@@ -426,8 +680,12 @@ def _transitions_2026(tz: str) -> list[float]:
     return [u for u, _, _ in transitions(ZoneInfo(tz), lo, lo + 366 * 86400)[1]]
 
 
-@pytest.mark.parametrize("tz", ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Pacific/Chatham"])
-@pytest.mark.parametrize("hours", [None, ["00:00-24:00"], ["01:30-03:30"], ["02:00-02:45", "09:00-17:00"]])
+@pytest.mark.parametrize(
+    "tz", ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Pacific/Chatham"]
+)
+@pytest.mark.parametrize(
+    "hours", [None, ["00:00-24:00"], ["01:30-03:30"], ["02:00-02:45", "09:00-17:00"]]
+)
 def test_around_dst_transitions(tz: str, hours: list[str] | None) -> None:
     """Every operation on instants around the zone's changes (gaps, repeated hours, 30-min DST)."""
     spec: Any = "always" if hours is None else {"timezone": tz, "hours": {"mon-sun": hours}}
@@ -458,12 +716,31 @@ def test_add_days_keeps_the_fold_of_its_start_like_the_reference() -> None:
 
 
 _INSTR = st.one_of(
-    st.tuples(st.just("const"), st.sampled_from([("int", 1), ("str", "a"), ("null",), ("tuple", [("int", 2)]),
-                                                 ("bogus",), ("dt", 0, "zone", 0, "UTC")])),
+    st.tuples(
+        st.just("const"),
+        st.sampled_from(
+            [
+                ("int", 1),
+                ("str", "a"),
+                ("null",),
+                ("tuple", [("int", 2)]),
+                ("bogus",),
+                ("dt", 0, "zone", 0, "UTC"),
+            ]
+        ),
+    ),
     st.tuples(st.sampled_from(["field", "event", "special"]), st.sampled_from(["x", "now", "a"])),
-    st.tuples(st.sampled_from(["is_none", "not_none", "is_true", "not", "eq", "ne", "in", "not_in", "list", "x"])),
+    st.tuples(
+        st.sampled_from(
+            ["is_none", "not_none", "is_true", "not", "eq", "ne", "in", "not_in", "list", "x"]
+        )
+    ),
     st.tuples(st.sampled_from(["store", "load", "and", "or", "tuple"]), st.integers(-1, 2**40)),
-    st.tuples(st.just("call"), st.sampled_from(["_lt", "_min", "_round", "_now", "_nope"]), st.integers(-1, 20)),
+    st.tuples(
+        st.just("call"),
+        st.sampled_from(["_lt", "_min", "_round", "_now", "_nope"]),
+        st.integers(-1, 20),
+    ),
 )
 
 

@@ -30,21 +30,34 @@ try:
 except ImportError:  # pragma: no cover - depends on the machine
     if os.environ.get("CAREPATH_REQUIRE_NATIVE") == "1":
         raise
-    pytest.skip("carepath-core is not installed (scripts/bootstrap builds it when cargo is present)",
-                allow_module_level=True)
+    pytest.skip(
+        "carepath-core is not installed (scripts/bootstrap builds it when cargo is present)",
+        allow_module_level=True,
+    )
 
 from carepath._native import Unsupported, lower
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = [("vn-retail-support.yaml", "vn-retail-support.jsonl"),
-            ("omnichannel-journey.yaml", "omnichannel-journey.jsonl")]
-SETTINGS = settings(max_examples=int(os.environ.get("CAREPATH_EXAMPLES", "80")), deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+EXAMPLES = [
+    ("vn-retail-support.yaml", "vn-retail-support.jsonl"),
+    ("omnichannel-journey.yaml", "omnichannel-journey.jsonl"),
+]
+SETTINGS = settings(
+    max_examples=int(os.environ.get("CAREPATH_EXAMPLES", "80")),
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def _dump(step: Any) -> tuple[Any, ...]:
-    return (step.state.to_json(), [a.to_dict() for a in step.actions], [s.to_dict() for s in step.signals],
-            [d.to_dict() for d in step.deadlines], step.state.next_wakeup)
+    return (
+        step.state.to_json(),
+        [a.to_dict() for a in step.actions],
+        [s.to_dict() for s in step.signals],
+        [d.to_dict() for d in step.deadlines],
+        step.state.next_wakeup,
+    )
 
 
 def _do(fn: Any, *args: Any) -> tuple[str, Any]:
@@ -66,8 +79,12 @@ class Pair:
         self.steps = 0
 
     def _both(self, name: str, *args: Any) -> None:
-        a = _do(getattr(self.py, name), *((self.sp, *args) if name != "start" else (*args, self.sp)))
-        b = _do(getattr(self.nt, name), *((self.sn, *args) if name != "start" else (*args, self.sn)))
+        a = _do(
+            getattr(self.py, name), *((self.sp, *args) if name != "start" else (*args, self.sp))
+        )
+        b = _do(
+            getattr(self.nt, name), *((self.sn, *args) if name != "start" else (*args, self.sn))
+        )
         assert a[0] == b[0], (name, args, a, b)
         if a[0] == "error":
             assert a[1] == b[1]
@@ -99,17 +116,21 @@ def test_examples_are_supported(yaml: str, log: str) -> None:
 def test_example_logs_are_byte_identical(yaml: str, log: str, wakeups: bool) -> None:
     pb = load(ROOT / "examples" / yaml)
     pairs: dict[str, Pair] = {}
-    lines = [ln.strip() for ln in (ROOT / "examples" / "events" / log).read_text().splitlines() if ln.strip()]
+    lines = [
+        ln.strip()
+        for ln in (ROOT / "examples" / "events" / log).read_text().splitlines()
+        if ln.strip()
+    ]
     for line in lines:
         ev = event_from_line(line)
         key = Engine(pb, backend="python").case_key(ev) or ""
         p = pairs.setdefault(key, Pair(pb))
         if wakeups:  # advance to every wake-up before the event, and to a quiet instant
             for _ in range(50):
-                nw = p.sp.next_wakeup if p.sp is not None else None
-                if nw is None or nw >= ev.at:
+                next_wakeup = p.sp.next_wakeup if p.sp is not None else None
+                if next_wakeup is None or next_wakeup >= ev.at:
                     break
-                p.advance(nw)
+                p.advance(next_wakeup)
             if p.sp is not None:
                 p.advance(p.sp.now + (ev.at - p.sp.now) / 3)
         p.event(ev)

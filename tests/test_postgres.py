@@ -26,7 +26,9 @@ def test_url_options_are_split_off() -> None:
     from carepath.runtime.postgres import parse_postgres_url
 
     assert parse_postgres_url("postgres://u@h:5/db?schema=a&migrate=false&sslmode=disable") == (
-        "postgresql://u@h:5/db?sslmode=disable", {"schema": "a", "migrate": "false"})
+        "postgresql://u@h:5/db?sslmode=disable",
+        {"schema": "a", "migrate": "false"},
+    )
     with pytest.raises(StoreError):
         open_store(f"{postgres_url()}?schema=Bad-Name")
 
@@ -95,7 +97,9 @@ def test_a_hosts_own_connection_or_pool() -> None:
     from carepath.runtime.postgres import PostgresStore
 
     schema = postgres_schema_url().split("schema=")[1]
-    with psycopg.connect(postgres_url()) as conn:  # not autocommit: the store still commits its own work
+    with psycopg.connect(
+        postgres_url()
+    ) as conn:  # not autocommit: the store still commits its own work
         s = PostgresStore(connection=conn, schema=schema)
         s.atomic(lambda tx: tx.add_outbox([_action("T-1", 1)]))
         assert [i.id for i in s.claim_outbox(T0, 5, T0 + 30, "w")] == ["T-1:1"]
@@ -112,7 +116,9 @@ def test_wait_for_work_wakes_on_notify() -> None:
     worker, writer = open_store(url), open_store(url)
     try:
         assert worker.wait_for_work(0.05) is False  # nothing: a plain timeout (LISTEN is now on)
-        threading.Timer(0.2, lambda: writer.atomic(lambda tx: tx.add_outbox([_action("T-1", 1)]))).start()
+        threading.Timer(
+            0.2, lambda: writer.atomic(lambda tx: tx.add_outbox([_action("T-1", 1)]))
+        ).start()
         t = time.monotonic()
         assert worker.wait_for_work(10) is True
         assert time.monotonic() - t < 5
@@ -125,17 +131,43 @@ def test_wait_for_work_wakes_on_notify() -> None:
 def test_db_command_and_cases() -> None:
     url = postgres_schema_url()
     cli = [sys.executable, "-m", "carepath"]
-    st = subprocess.run([*cli, "db", "status", "--store", url], env=ENV, capture_output=True, text=True)
+    st = subprocess.run(
+        [*cli, "db", "status", "--store", url], env=ENV, capture_output=True, text=True
+    )
     assert st.returncode == 1 and "version 0 (missing)" in st.stdout
-    mg = subprocess.run([*cli, "db", "migrate", "--store", url], env=ENV, capture_output=True, text=True)
+    mg = subprocess.run(
+        [*cli, "db", "migrate", "--store", url], env=ENV, capture_output=True, text=True
+    )
     assert mg.returncode == 0 and "version 1 (current)" in mg.stdout, mg.stderr
-    js = subprocess.run([*cli, "db", "status", "--store", url, "-f", "json"], env=ENV, capture_output=True, text=True)
+    js = subprocess.run(
+        [*cli, "db", "status", "--store", url, "-f", "json"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+    )
     assert json.loads(js.stdout)["schema_version"] == 1 and json.loads(js.stdout)["pending"] == 0
-    run = subprocess.run([*cli, "run", str(ROOT / "examples" / "vn-retail-support.yaml"), "--store", url, "--events",
-                          str(ROOT / "examples" / "events" / "vn-retail-support.jsonl"), "-q"],
-                         env=ENV, capture_output=True, text=True)
+    run = subprocess.run(
+        [
+            *cli,
+            "run",
+            str(ROOT / "examples" / "vn-retail-support.yaml"),
+            "--store",
+            url,
+            "--events",
+            str(ROOT / "examples" / "events" / "vn-retail-support.jsonl"),
+            "-q",
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
-    ls = subprocess.run([*cli, "cases", "--store", url, "list", "-f", "json"], env=ENV, capture_output=True, text=True)
+    ls = subprocess.run(
+        [*cli, "cases", "--store", url, "list", "-f", "json"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+    )
     assert ls.returncode == 0 and len(json.loads(ls.stdout)) == 17
     s = open_store(url)
     s.drop()  # type: ignore[attr-defined]
@@ -154,9 +186,12 @@ def test_run_follow_is_a_worker_that_stops_cleanly(tmp_path: Path) -> None:
 
     evs = [json.loads(x) for x in src.read_text(encoding="utf-8").splitlines() if x.strip()]
     shift = datetime.now(UTC) - timedelta(hours=2) - datetime.fromisoformat(evs[-1]["at"])
-    lines = [json.dumps({**e, "at": (datetime.fromisoformat(e["at"]) + shift).isoformat()}) for e in evs]
-    Runtime([carepath.load(ROOT / "examples" / "vn-retail-support.yaml")], s,
-            clock=ManualClock()).submit_many(lines, timeline=True)  # the timeline ends two hours ago
+    lines = [
+        json.dumps({**e, "at": (datetime.fromisoformat(e["at"]) + shift).isoformat()}) for e in evs
+    ]
+    Runtime(
+        [carepath.load(ROOT / "examples" / "vn-retail-support.yaml")], s, clock=ManualClock()
+    ).submit_many(lines, timeline=True)  # the timeline ends two hours ago
     started = time.time()
 
     def ready() -> list[str]:
@@ -164,9 +199,26 @@ def test_run_follow_is_a_worker_that_stops_cleanly(tmp_path: Path) -> None:
 
     assert ready()
     actions = tmp_path / "actions.jsonl"
-    p = subprocess.Popen([sys.executable, "-m", "carepath", "run", str(ROOT / "examples" / "vn-retail-support.yaml"),
-                          "--store", url, "--follow", "--poll", "0.2", "--actions", str(actions)],
-                         env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "carepath",
+            "run",
+            str(ROOT / "examples" / "vn-retail-support.yaml"),
+            "--store",
+            url,
+            "--follow",
+            "--poll",
+            "0.2",
+            "--actions",
+            str(actions),
+        ],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and ready():
@@ -179,6 +231,8 @@ def test_run_follow_is_a_worker_that_stops_cleanly(tmp_path: Path) -> None:
     assert p.returncode == 0, err
     assert "INFO carepath.run: batch:" in err
     assert ready() == []
-    assert len(actions.read_text(encoding="utf-8").splitlines()) == len(s.outbox(status="delivered"))
+    assert len(actions.read_text(encoding="utf-8").splitlines()) == len(
+        s.outbox(status="delivered")
+    )
     s.drop()  # type: ignore[attr-defined]
     s.close()

@@ -77,10 +77,15 @@ def _events(copies: int) -> list[dict[str, Any]]:
     for k in range(copies):
         for e in base:
             at = datetime.fromisoformat(e["at"]) + timedelta(seconds=37 * k)
-            out.append({**e, "id": f"{e['id']}-{k}", "case": f"{e['case']}-{k}", "at": at.isoformat()})
+            out.append(
+                {**e, "id": f"{e['id']}-{k}", "case": f"{e['case']}-{k}", "at": at.isoformat()}
+            )
     out.sort(key=lambda e: datetime.fromisoformat(e["at"]))
     out.insert(len(out) // 3, {"raw": "{broken", "case": "X", "at": out[len(out) // 3]["at"]})
-    out.insert(len(out) // 2, {"id": "ghost", "type": "agent.replied", "at": out[len(out) // 2]["at"], "case": "NO-SUCH"})
+    out.insert(
+        len(out) // 2,
+        {"id": "ghost", "type": "agent.replied", "at": out[len(out) // 2]["at"], "case": "NO-SUCH"},
+    )
     for e in out:
         e["_at"] = datetime.fromisoformat(e["at"]).astimezone(END.tzinfo).isoformat()
     return out
@@ -96,7 +101,9 @@ def _line(e: dict[str, Any]) -> str:
     return str(e["raw"]) if "raw" in e else json.dumps({k: v for k, v in e.items() if k != "_at"})
 
 
-def _reference(events: list[dict[str, Any]], rounds: list[str]) -> tuple[dict[str, str], dict[str, Any], int]:
+def _reference(
+    events: list[dict[str, Any]], rounds: list[str]
+) -> tuple[dict[str, str], dict[str, Any], int]:
     store = open_store("sqlite://:memory:")
     clock = ManualClock()
     rt = Runtime([carepath.load(RETAIL)], store, clock=clock)
@@ -111,8 +118,11 @@ def _reference(events: list[dict[str, Any]], rounds: list[str]) -> tuple[dict[st
         rt.run_due(t)
         rt.deliver(t)
     try:
-        return ({c.case: c.to_json() for c in store.cases()}, {i.id: i.action.to_dict() for i in store.outbox()},
-                store.processed_count())
+        return (
+            {c.case: c.to_json() for c in store.cases()},
+            {i.id: i.action.to_dict() for i in store.outbox()},
+            store.processed_count(),
+        )
     finally:
         store.close()
 
@@ -125,7 +135,10 @@ class _Driver:
         self.files = []
         for i, part in enumerate(parts):
             f = tmp / f"events-{i}.jsonl"
-            f.write_text("".join(json.dumps({"at": e["_at"], "line": _line(e)}) + "\n" for e in part), encoding="utf-8")
+            f.write_text(
+                "".join(json.dumps({"at": e["_at"], "line": _line(e)}) + "\n" for e in part),
+                encoding="utf-8",
+            )
             self.files.append(f)
         self.incarnation = [0] * len(parts)
         self.procs: list[subprocess.Popen[str]] = [self._start(i) for i in range(len(parts))]
@@ -136,9 +149,22 @@ class _Driver:
     def _start(self, i: int) -> subprocess.Popen[str]:
         self.incarnation[i] += 1
         out = self.tmp / f"delivered-{i}-{self.incarnation[i]}.jsonl"
-        return subprocess.Popen([sys.executable, str(self.script), self.url, RETAIL, str(self.files[i]), str(out),
-                                 f"w{i}.{self.incarnation[i]}"], env=ENV, stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            [
+                sys.executable,
+                str(self.script),
+                self.url,
+                RETAIL,
+                str(self.files[i]),
+                str(out),
+                f"w{i}.{self.incarnation[i]}",
+            ],
+            env=ENV,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     @staticmethod
     def _expect(p: subprocess.Popen[str], want: str, timeout: float = 60.0) -> bool:
@@ -155,7 +181,9 @@ class _Driver:
             raise AssertionError(f"worker failed ({p.returncode}): {p.stderr.read()[-3000:]}")
         return False
 
-    def phase(self, verb: str, k: int, g: str, kill: int | None = None, terminate: bool = False) -> None:
+    def phase(
+        self, verb: str, k: int, g: str, kill: int | None = None, terminate: bool = False
+    ) -> None:
         cmd = f"{verb} {k} {g}\n"
         for i, p in enumerate(self.procs):
             if p.poll() is not None:  # killed in the last phase after it had already answered
@@ -197,11 +225,15 @@ def _terminate_backends() -> None:
 
     url = postgres_url()
     with psycopg.connect(url, autocommit=True) as c:
-        c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
-                  "AND pid <> pg_backend_pid()")
+        c.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        )
 
 
-def _run(tmp_path: Path, *, kills: int, terminations: int, copies: int = 6, rounds_n: int = 14) -> None:
+def _run(
+    tmp_path: Path, *, kills: int, terminations: int, copies: int = 6, rounds_n: int = 14
+) -> None:
     random.seed(int(os.environ.get("CAREPATH_TEST_SEED", "7")))
     events = _events(copies)
     rounds = _rounds(events, rounds_n)
@@ -215,7 +247,13 @@ def _run(tmp_path: Path, *, kills: int, terminations: int, copies: int = 6, roun
         kill_at = set(random.sample(range(len(phases) - 2), kills))
         term_at = set(random.sample(range(len(phases) - 2), terminations))
         for n, (verb, k, g) in enumerate(phases):
-            drv.phase(verb, k, g, kill=random.randrange(WORKERS) if n in kill_at else None, terminate=n in term_at)
+            drv.phase(
+                verb,
+                k,
+                g,
+                kill=random.randrange(WORKERS) if n in kill_at else None,
+                terminate=n in term_at,
+            )
         drv.close()
     finally:
         for p in drv.procs:
@@ -228,8 +266,12 @@ def _run(tmp_path: Path, *, kills: int, terminations: int, copies: int = 6, roun
         assert s.processed_count() == want_processed  # every event applied exactly once
         items = s.outbox()
         assert {i.id: i.action.to_dict() for i in items} == want_actions
-        assert all(i.status == "delivered" and i.claimed_by is None for i in items)  # nothing pending or claimed
-        assert {r.reason for r in s.rejected()} == {"invalid", "unknown_case"} and len(s.rejected()) == 2
+        assert all(
+            i.status == "delivered" and i.claimed_by is None for i in items
+        )  # nothing pending or claimed
+        assert {r.reason for r in s.rejected()} == {"invalid", "unknown_case"} and len(
+            s.rejected()
+        ) == 2
         delivered: dict[str, str] = {}
         for f in tmp_path.glob("delivered-*.jsonl"):
             for ln in f.read_text(encoding="utf-8").splitlines():

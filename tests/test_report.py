@@ -34,14 +34,27 @@ def retail() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("gen") / "retail.jsonl"
-    write_jsonl(generate("retail", days=10, base=40, peak=200, seed=11, start=__import__("datetime").date(2027, 1, 20)), path)
+    write_jsonl(
+        generate(
+            "retail",
+            days=10,
+            base=40,
+            peak=200,
+            seed=11,
+            start=__import__("datetime").date(2027, 1, 20),
+        ),
+        path,
+    )
     return path
 
 
 def test_json_shape(retail: dict[str, Any]) -> None:
     for key in REPORT_KEYS:
         assert key in retail
-    assert retail["playbook"]["id"] == "vn-retail-support" and retail["playbook"]["version"] == "2027.01"
+    assert (
+        retail["playbook"]["id"] == "vn-retail-support"
+        and retail["playbook"]["version"] == "2027.01"
+    )
     assert ISO.match(retail["period"]["from"]) and ISO.match(retail["period"]["to"])
     assert retail["period"]["from"].endswith("+07:00")
     assert retail["events"] == 76 and retail["cases"] == 17
@@ -52,7 +65,17 @@ def test_json_shape(retail: dict[str, Any]) -> None:
     fr = retail["slas"]["first_response"]
     assert fr["attainment"] == pytest.approx(fr["met"] / (fr["met"] + fr["breached"]))
     for g in retail["goals"]:
-        assert {"id", "metric", "value", "target", "attained", "samples", "window", "trend", "reason"} <= set(g)
+        assert {
+            "id",
+            "metric",
+            "value",
+            "target",
+            "attained",
+            "samples",
+            "window",
+            "trend",
+            "reason",
+        } <= set(g)
         assert re.match(r"^\d{4}-\d\d-\d\d$", g["window"]["from"])
         if g["samples"] < (g["min_samples"] or 30):
             assert g["attained"] is None and g["reason"] == "too_few_samples"
@@ -82,13 +105,27 @@ def test_staffing_rows_use_playbook_parameters(generated: Path) -> None:
     pb = load(RETAIL)
     r = build_report(pb, replay(pb, read_events(generated)))
     p = r["staffing_params"]
-    assert (p["target"], p["max_occupancy"], p["shrinkage"], p["answer_within"]) == (0.8, 0.85, 0.3, 7200.0)
+    assert (p["target"], p["max_occupancy"], p["shrinkage"], p["answer_within"]) == (
+        0.8,
+        0.85,
+        0.3,
+        7200.0,
+    )
     assert p["aht"] == pytest.approx(r["metrics"]["aht"]["mean"])
     busiest = max(r["staffing"], key=lambda s: s["contacts"])
-    assert busiest["agents"] == agents_needed(busiest["contacts"], timedelta(hours=1), timedelta(seconds=p["aht"]),
-                                              timedelta(seconds=7200), 0.8, 0.85, 0.3)
+    assert busiest["agents"] == agents_needed(
+        busiest["contacts"],
+        timedelta(hours=1),
+        timedelta(seconds=p["aht"]),
+        timedelta(seconds=7200),
+        0.8,
+        0.85,
+        0.3,
+    )
     assert len(r["staffing"]) == len(r["load"]["per_hour"])
-    assert sum(s["contacts"] for s in r["staffing"]) == sum(d["contacts"] for d in r["load"]["per_day"])
+    assert sum(s["contacts"] for s in r["staffing"]) == sum(
+        d["contacts"] for d in r["load"]["per_day"]
+    )
 
 
 def test_journey_report_has_order_metrics() -> None:
@@ -111,7 +148,9 @@ def _run(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]
 
 
 def test_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run("report", str(RETAIL), str(RETAIL_EVENTS), "--format", "json", capsys=capsys)
+    code, out, _ = _run(
+        "report", str(RETAIL), str(RETAIL_EVENTS), "--format", "json", capsys=capsys
+    )
     assert code == 0
     doc = json.loads(out)
     assert doc["events"] == 76
@@ -119,7 +158,9 @@ def test_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_cli_output_file_and_html(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "r.html"
-    code, stdout, _ = _run("report", str(RETAIL), str(RETAIL_EVENTS), "--format", "html", "-o", str(out), capsys=capsys)
+    code, stdout, _ = _run(
+        "report", str(RETAIL), str(RETAIL_EVENTS), "--format", "html", "-o", str(out), capsys=capsys
+    )
     assert code == 0 and stdout == ""
     page = out.read_text(encoding="utf-8")
     assert page.startswith("<!doctype html>") and "<svg" in page
@@ -128,12 +169,24 @@ def test_cli_output_file_and_html(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 def test_cli_compare_what_if(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # "had the first-response target been 15 minutes, how many breaches?"
-    text = RETAIL.read_text(encoding="utf-8").replace('version: "2027.01"', 'version: "2027.01-strict"')
-    text = text.replace("      - {within: 2h}\n    thresholds:", "      - {within: 15m}\n    thresholds:", 1)
+    text = RETAIL.read_text(encoding="utf-8").replace(
+        'version: "2027.01"', 'version: "2027.01-strict"'
+    )
+    text = text.replace(
+        "      - {within: 2h}\n    thresholds:", "      - {within: 15m}\n    thresholds:", 1
+    )
     other = tmp_path / "strict.yaml"
     other.write_text(text, encoding="utf-8")
-    code, out, _ = _run("report", str(RETAIL), str(RETAIL_EVENTS), "--format", "json", "--compare", str(other),
-                        capsys=capsys)
+    code, out, _ = _run(
+        "report",
+        str(RETAIL),
+        str(RETAIL_EVENTS),
+        "--format",
+        "json",
+        "--compare",
+        str(other),
+        capsys=capsys,
+    )
     assert code == 0
     doc = json.loads(out)
     assert set(doc) == {"base", "compare"}
@@ -141,7 +194,9 @@ def test_cli_compare_what_if(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert doc["base"]["events"] == doc["compare"]["events"]
     b, c = doc["base"]["slas"]["first_response"], doc["compare"]["slas"]["first_response"]
     assert c["breached"] > b["breached"]
-    code, out, _ = _run("report", str(RETAIL), str(RETAIL_EVENTS), "--compare", str(other), capsys=capsys)
+    code, out, _ = _run(
+        "report", str(RETAIL), str(RETAIL_EVENTS), "--compare", str(other), capsys=capsys
+    )
     assert code == 0 and "What-if" in out and "first_response breached" in out
 
 
@@ -149,7 +204,9 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run("report", str(RETAIL), capsys=capsys)
     assert code == 2 and "EVENTS" in err
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"id": "x", "type": "case.opened", "at": "2027-01-01T09:00:00"}\n', encoding="utf-8")
+    bad.write_text(
+        '{"id": "x", "type": "case.opened", "at": "2027-01-01T09:00:00"}\n', encoding="utf-8"
+    )
     code, _, err = _run("report", str(RETAIL), str(bad), capsys=capsys)
     assert code == 1 and "bad.jsonl:1" in err
 
@@ -157,7 +214,19 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_generate_is_deterministic(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     for p in (a, b):
-        code, _, _ = _run("generate", "retail", "--days", "3", "--base", "30", "--seed", "5", "-o", str(p), capsys=capsys)
+        code, _, _ = _run(
+            "generate",
+            "retail",
+            "--days",
+            "3",
+            "--base",
+            "30",
+            "--seed",
+            "5",
+            "-o",
+            str(p),
+            capsys=capsys,
+        )
         assert code == 0
     assert a.read_bytes() == b.read_bytes() and a.stat().st_size > 0
 
@@ -170,16 +239,32 @@ def test_generated_log_has_the_tet_peak() -> None:
 
     assert day_volume(date(2027, 2, 2)) == pytest.approx(5000)  # the Tết peak
     assert day_volume(date(2027, 1, 11)) == 1000  # a usual Monday
-    opened = Counter(e["at"][:10] for e in generate("retail", start=date(2027, 1, 11), days=23, seed=1, base=50, peak=250)
-                     if e["type"] == "case.opened")
+    opened = Counter(
+        e["at"][:10]
+        for e in generate("retail", start=date(2027, 1, 11), days=23, seed=1, base=50, peak=250)
+        if e["type"] == "case.opened"
+    )
     peak_day, peak = opened.most_common(1)[0]
     assert peak_day == "2027-02-02" and 200 <= peak <= 300
     assert 30 <= opened["2027-01-11"] <= 70
 
 
 def test_module_entry_point() -> None:
-    r = subprocess.run([sys.executable, "-m", "carepath", "report", str(RETAIL), str(RETAIL_EVENTS), "--format", "json"],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "carepath",
+            "report",
+            str(RETAIL),
+            str(RETAIL_EVENTS),
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["cases"] == 17
 
@@ -204,4 +289,6 @@ def test_report_from_a_runtime_store(tmp_path: Path, capsys: pytest.CaptureFixtu
     # the store keeps each clock's history: the same finished first-response cycles as the replay
     pb_replay = build_report(pb, replay(pb, events))
     assert doc["slas"]["first_response"]["met"] == pb_replay["slas"]["first_response"]["met"]
-    assert doc["slas"]["first_response"]["breached"] == pb_replay["slas"]["first_response"]["breached"]
+    assert (
+        doc["slas"]["first_response"]["breached"] == pb_replay["slas"]["first_response"]["breached"]
+    )

@@ -85,7 +85,11 @@ def test_submit_applies_opens_and_is_idempotent(store: Store, clock: ManualClock
     assert [(s.playbook, s.case, s.stage) for s in r.cases] == [("mini", "T-1", "new")]
     assert [a.type for a in r.actions] == ["send"]
     st = store.get("mini", "T-1")
-    assert st is not None and st.data["priority"] == "high" and st.next_wakeup == T0 + timedelta(minutes=10)
+    assert (
+        st is not None
+        and st.data["priority"] == "high"
+        and st.next_wakeup == T0 + timedelta(minutes=10)
+    )
     assert [i.id for i in store.outbox()] == ["T-1:1"]
     # a known id is a duplicate whatever its content
     again = rt.submit(ev("e1", "ticket.answered", 5))
@@ -106,14 +110,22 @@ def test_ignored_events(store: Store, clock: ManualClock) -> None:
     assert rt.submit(ev("e3", "ticket.opened", 121)).status == "duplicate"  # ignored ids are known
 
 
-def test_reentry_after_exit_with_min_interval_continues_the_sequence(store: Store, clock: ManualClock) -> None:
+def test_reentry_after_exit_with_min_interval_continues_the_sequence(
+    store: Store, clock: ManualClock
+) -> None:
     rt = Runtime([mini("after_exit")], store, clock=clock)
     rt.submit(ev("e1", "ticket.opened", 0))
-    assert rt.submit(ev("e1b", "ticket.opened", 5)).status == "applied"  # open case: handled, no new case
+    assert (
+        rt.submit(ev("e1b", "ticket.opened", 5)).status == "applied"
+    )  # open case: handled, no new case
     rt.submit(ev("e2", "ticket.answered", 10))
     assert rt.submit(ev("e3", "ticket.opened", 30)).status == "ignored"  # within min_interval (1h)
     r = rt.submit(ev("e4", "ticket.opened", 61))
-    assert r.status == "applied" and r.cases[0].stage == "new" and r.cases[0].opened == T0 + timedelta(minutes=61)
+    assert (
+        r.status == "applied"
+        and r.cases[0].stage == "new"
+        and r.cases[0].opened == T0 + timedelta(minutes=61)
+    )
     ids = [i.id for i in store.outbox()]
     assert len(ids) == len(set(ids)) and ids[-1] == r.actions[-1].id
     assert int(ids[-1].split(":")[1]) > int(ids[0].split(":")[1])
@@ -127,25 +139,46 @@ def test_reentry_always_restarts_an_open_case(store: Store, clock: ManualClock) 
     assert len({i.id for i in store.outbox()}) == len(store.outbox())
 
 
-def test_bad_input_is_rejected_recorded_and_processing_goes_on(store: Store, clock: ManualClock) -> None:
+def test_bad_input_is_rejected_recorded_and_processing_goes_on(
+    store: Store, clock: ManualClock
+) -> None:
     rt = Runtime([mini()], store, clock=clock)
     rt.submit(ev("e1", "ticket.opened", 10))
     bad: list[Any] = [
-        "{not json",                                                     # malformed line
-        "[1, 2]",                                                        # JSON, not an object
-        json.dumps({"id": "b1", "at": "2027-02-01T09:00:00+00:00"}),     # missing type
-        json.dumps({"id": "b2", "type": "ticket.answered", "at": 5}),    # mistyped at
-        json.dumps({"id": "b3", "type": "ticket.answered", "at": "2027-02-01T09:00:00"}),  # naive at
-        json.dumps({"id": "b4", "type": "ticket.opened", "at": "2027-02-01T09:00:00Z", "case": "T-2",
-                    "data": {"priority": "extreme"}}),                   # payload breaks the declared type
-        {"id": "b5", "type": "ticket.answered", "at": "2027-02-01T09:00:00Z", "case": "T-2", "data": [1]},
-        ev("b6", "ticket.answered", 20, case="T-404"),                   # unknown case
-        ev("b7", "ticket.answered", 5),                                  # older than the case's now
-        ev("b8", "ticket.answered", 20, case=None),                      # no case key
+        "{not json",  # malformed line
+        "[1, 2]",  # JSON, not an object
+        json.dumps({"id": "b1", "at": "2027-02-01T09:00:00+00:00"}),  # missing type
+        json.dumps({"id": "b2", "type": "ticket.answered", "at": 5}),  # mistyped at
+        json.dumps(
+            {"id": "b3", "type": "ticket.answered", "at": "2027-02-01T09:00:00"}
+        ),  # naive at
+        json.dumps(
+            {
+                "id": "b4",
+                "type": "ticket.opened",
+                "at": "2027-02-01T09:00:00Z",
+                "case": "T-2",
+                "data": {"priority": "extreme"},
+            }
+        ),  # payload breaks the declared type
+        {
+            "id": "b5",
+            "type": "ticket.answered",
+            "at": "2027-02-01T09:00:00Z",
+            "case": "T-2",
+            "data": [1],
+        },
+        ev("b6", "ticket.answered", 20, case="T-404"),  # unknown case
+        ev("b7", "ticket.answered", 5),  # older than the case's now
+        ev("b8", "ticket.answered", 20, case=None),  # no case key
     ]
     results = [rt.submit(b) for b in bad]
     assert [r.status for r in results] == ["rejected"] * len(bad)
-    assert [r.reason for r in results] == ["invalid"] * 7 + ["unknown_case", "out_of_order", "invalid"]
+    assert [r.reason for r in results] == ["invalid"] * 7 + [
+        "unknown_case",
+        "out_of_order",
+        "invalid",
+    ]
     rej = store.rejected()
     assert len(rej) == len(bad)
     assert rej[0].event == {"raw": "{not json"} and "JSON" in rej[0].message
@@ -183,12 +216,23 @@ def test_routing_to_several_playbooks(store: Store, clock: ManualClock) -> None:
     assert [s.playbook for s in r.cases] == ["mini"]
     r = rt.submit(ev("e2", "case.opened", 0, case="T-9", channel="email"))
     assert [s.playbook for s in r.cases] == ["vn-retail-support"]
-    assert {(s.playbook, s.case) for s in store.cases()} == {("mini", "T-1"), ("vn-retail-support", "T-9")}
+    assert {(s.playbook, s.case) for s in store.cases()} == {
+        ("mini", "T-1"),
+        ("vn-retail-support", "T-9"),
+    }
 
 
-def test_one_playbook_rejecting_rejects_the_event_everywhere(store: Store, clock: ManualClock) -> None:
-    a, b = mini(), carepath.loads(MINI.replace("id: mini", "id: other").replace("REENTRY", "after_exit")
-                                  .replace("VERSION", "1"))
+def test_one_playbook_rejecting_rejects_the_event_everywhere(
+    store: Store, clock: ManualClock
+) -> None:
+    a, b = (
+        mini(),
+        carepath.loads(
+            MINI.replace("id: mini", "id: other")
+            .replace("REENTRY", "after_exit")
+            .replace("VERSION", "1")
+        ),
+    )
     rt = Runtime([a, b], store, clock=clock)
     rt.submit(ev("e1", "ticket.opened", 10))
     st_a, st_b = store.get("mini", "T-1"), store.get("other", "T-1")
@@ -240,7 +284,9 @@ def test_deliver_hands_over_once_and_keeps_ids(store: Store, clock: ManualClock)
     assert all(i.status == "delivered" and i.attempts == 1 for i in store.outbox())
 
 
-def test_failing_handler_backs_off_on_the_runtime_clock_then_dies(store: Store, clock: ManualClock) -> None:
+def test_failing_handler_backs_off_on_the_runtime_clock_then_dies(
+    store: Store, clock: ManualClock
+) -> None:
     rt = Runtime([mini()], store, clock=clock, max_attempts=4, backoff=timedelta(seconds=10))
     calls: list[datetime] = []
 
@@ -252,7 +298,9 @@ def test_failing_handler_backs_off_on_the_runtime_clock_then_dies(store: Store, 
     rt.submit(ev("e1", "ticket.opened", 0))
     assert rt.deliver() == 1
     item = store.outbox()[0]
-    assert item.status == "pending" and item.attempts == 1 and "SMTP down" in (item.last_error or "")
+    assert (
+        item.status == "pending" and item.attempts == 1 and "SMTP down" in (item.last_error or "")
+    )
     assert rt.deliver() == 0  # not before the back-off
     clock.advance(9)
     assert rt.deliver() == 0
@@ -286,7 +334,9 @@ def test_claims_of_a_killed_worker_lapse_within_60_s(store: Store, clock: Manual
 # -- batching and the simulated timeline ----------------------------------------------------------
 def _example(name: str) -> tuple[carepath.Playbook, list[str]]:
     pb = carepath.load(ROOT / "examples" / f"{name}.yaml")
-    lines = (ROOT / "examples" / "events" / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
+    lines = (
+        (ROOT / "examples" / "events" / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
+    )
     return pb, [x for x in lines if x.strip()]
 
 
@@ -305,9 +355,12 @@ def test_timeline_equals_the_in_memory_simulator(store: Store, name: str, batch:
     for s in sim.run([Event.from_dict(json.loads(x)) for x in lines], until=until):
         if s.step is not None:
             sim_actions.extend(a.to_dict() for a in s.step.actions)
-    assert {s.case: s.to_json() for s in store.cases()} == {k: s.to_json() for k, s in sim.cases.items()}
-    assert sorted((i.action.to_dict() for i in store.outbox()), key=lambda a: a["id"]) == \
-        sorted(sim_actions, key=lambda a: a["id"])
+    assert {s.case: s.to_json() for s in store.cases()} == {
+        k: s.to_json() for k, s in sim.cases.items()
+    }
+    assert sorted((i.action.to_dict() for i in store.outbox()), key=lambda a: a["id"]) == sorted(
+        sim_actions, key=lambda a: a["id"]
+    )
 
 
 def test_batched_and_unbatched_submission_agree(tmp_path: Path) -> None:
@@ -332,7 +385,9 @@ def test_options_are_checked(store: Store) -> None:
     with pytest.raises(ValueError):
         Runtime([mini()], store, lease=timedelta(seconds=61))
     with pytest.raises(ValueError):
-        Runtime([mini()], store, clock=lambda: datetime(2027, 1, 1)).submit(ev("e", "ticket.opened", 0))
+        Runtime([mini()], store, clock=lambda: datetime(2027, 1, 1)).submit(
+            ev("e", "ticket.opened", 0)
+        )
 
 
 def test_hostile_event_lines_are_rejected_with_a_reason_not_a_crash(tmp_path: Path) -> None:
@@ -342,9 +397,18 @@ def test_hostile_event_lines_are_rejected_with_a_reason_not_a_crash(tmp_path: Pa
     from carepath.runtime import open_store
 
     store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
-    rt = Runtime([carepath.load(ROOT / "examples" / "vn-retail-support.yaml")], store, clock=lambda: datetime(2027, 2, 1, tzinfo=UTC))
-    deep_data = {"id": "d", "type": "case.opened", "at": "2027-02-01T09:00:00+07:00", "case": "T-9",
-                 "data": {"x": json.loads("[" * 40 + "]" * 40)}}
+    rt = Runtime(
+        [carepath.load(ROOT / "examples" / "vn-retail-support.yaml")],
+        store,
+        clock=lambda: datetime(2027, 2, 1, tzinfo=UTC),
+    )
+    deep_data = {
+        "id": "d",
+        "type": "case.opened",
+        "at": "2027-02-01T09:00:00+07:00",
+        "case": "T-9",
+        "data": {"x": json.loads("[" * 40 + "]" * 40)},
+    }
     lines = ["[" * 100_000 + "]" * 100_000, "x" * (MAX_EVENT_BYTES + 1), json.dumps(deep_data)]
     for line in lines:
         r = rt.submit(line)

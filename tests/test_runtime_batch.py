@@ -215,8 +215,8 @@ def test_property_batches_equal_one_by_one_postgres(log: list[Any], batch: int) 
 
 # -- the store hook ----------------------------------------------------------------------------------
 def test_prefetch_answers_ids_and_cases_of_a_batch(store: Store) -> None:
-    eng = Engine(mini())
-    a = eng.start(ev("o1", "ticket.opened", 0)).state
+    engine = Engine(mini())
+    a = engine.start(ev("o1", "ticket.opened", 0)).state
     store.atomic(lambda tx: [tx.save(a, 0.0), tx.mark_processed("o1", 0.0)])
 
     def read(tx: Tx) -> Prefetched:
@@ -263,9 +263,9 @@ def test_postgres_prefetch_locks_the_cases_until_commit() -> None:
 
     s, schema = _pg_store()
     try:
-        eng = Engine(mini())
+        engine = Engine(mini())
         for k in ("T-1", "T-2"):
-            st_ = eng.start(ev(f"o-{k}", "ticket.opened", 0, case=k)).state
+            st_ = engine.start(ev(f"o-{k}", "ticket.opened", 0, case=k)).state
             s.atomic(lambda tx, st_=st_: tx.save(st_, 0.0))  # type: ignore[misc]
         with psycopg.connect(postgres_url(), autocommit=True) as other:
 
@@ -326,9 +326,9 @@ def test_postgres_a_case_opened_by_another_worker_meanwhile_reruns_the_batch() -
 
     s, schema = _pg_store()
     try:
-        eng = Engine(mini())
-        mine = eng.start(ev("o1", "ticket.opened", 0)).state
-        theirs = eng.start(ev("o2", "ticket.opened", 1, priority="high")).state
+        engine = Engine(mini())
+        mine = engine.start(ev("o1", "ticket.opened", 0)).state
+        theirs = engine.start(ev("o2", "ticket.opened", 1, priority="high")).state
         runs: list[bool] = []
         with psycopg.connect(postgres_url(), autocommit=True) as other:
 

@@ -23,18 +23,34 @@ def _lines(p: Path) -> list[str]:
 def test_run_then_list_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = f"sqlite:///{tmp_path / 'c.db'}"
     acts = tmp_path / "actions.jsonl"
-    rc = main(["run", RETAIL, "--store", url, "--events", str(RETAIL_EVENTS), "--actions", str(acts),
-               "--until", "2027-03-01T00:00:00+07:00"])
+    rc = main(
+        [
+            "run",
+            RETAIL,
+            "--store",
+            url,
+            "--events",
+            str(RETAIL_EVENTS),
+            "--actions",
+            str(acts),
+            "--until",
+            "2027-03-01T00:00:00+07:00",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 0, err
     assert "76 events" in err and "0 rejected" in err
     written = [json.loads(x) for x in acts.read_text(encoding="utf-8").splitlines()]
-    assert written and all(set(a) == {"id", "playbook", "case", "type", "params", "at", "source"} for a in written)
+    assert written and all(
+        set(a) == {"id", "playbook", "case", "type", "params", "at", "source"} for a in written
+    )
     assert len({a["id"] for a in written}) == len(written)
 
     assert main(["cases", "--store", url, "list", "--format", "json"]) == 0
     listed = json.loads(capsys.readouterr().out)
-    assert listed and all(set(c) == {"playbook", "case", "stage", "tier", "next_wakeup", "clocks"} for c in listed)
+    assert listed and all(
+        set(c) == {"playbook", "case", "stage", "tier", "next_wakeup", "clocks"} for c in listed
+    )
     assert all(set(v) == {"status", "due"} for c in listed for v in c["clocks"].values())
     assert {c["case"] for c in listed} >= {"T-1001", "T-1007"}
 
@@ -52,29 +68,54 @@ def test_run_then_list_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "no case" in capsys.readouterr().err
 
     # again: everything is a duplicate, nothing is written twice
-    rc = main(["run", RETAIL, "--store", url, "--events", str(RETAIL_EVENTS), "--actions", str(acts),
-               "--until", "2027-03-01T00:00:00+07:00"])
+    rc = main(
+        [
+            "run",
+            RETAIL,
+            "--store",
+            url,
+            "--events",
+            str(RETAIL_EVENTS),
+            "--actions",
+            str(acts),
+            "--until",
+            "2027-03-01T00:00:00+07:00",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 0 and "76 duplicate" in err
     assert len(acts.read_text(encoding="utf-8").splitlines()) == len(written)
 
 
-def test_without_actions_they_stay_pending(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_without_actions_they_stay_pending(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     url = f"sqlite:///{tmp_path / 'c.db'}"
-    assert main(["run", RETAIL, JOURNEY, "--store", url, "--events", str(JOURNEY_EVENTS), "-q"]) == 0
+    assert (
+        main(["run", RETAIL, JOURNEY, "--store", url, "--events", str(JOURNEY_EVENTS), "-q"]) == 0
+    )
     assert main(["cases", "--store", url, "show", "KH-1001", "--format", "json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["outbox"] and {i["status"] for i in shown["outbox"]} == {"pending"}
 
 
-def test_bad_input_exit_1_and_cases_shows_the_reasons(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_exit_1_and_cases_shows_the_reasons(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     url = f"sqlite:///{tmp_path / 'c.db'}"
     lines = _lines(RETAIL_EVENTS)[:10]
     bad = [
         "{this is not json",
         json.dumps({"id": "x1", "at": "2027-02-01T10:00:00+07:00", "case": "T-1001"}),
         json.dumps({"id": "x2", "type": "agent.replied", "at": "yesterday", "case": "T-1001"}),
-        json.dumps({"id": "x3", "type": "agent.replied", "at": "2027-02-01T10:00:00+07:00", "case": "T-404"}),
+        json.dumps(
+            {
+                "id": "x3",
+                "type": "agent.replied",
+                "at": "2027-02-01T10:00:00+07:00",
+                "case": "T-404",
+            }
+        ),
     ]
     events = tmp_path / "events.jsonl"
     events.write_text("\n".join(lines[:5] + bad + lines[5:]) + "\n", encoding="utf-8")
@@ -101,11 +142,25 @@ def test_retired_playbook_version(tmp_path: Path, capsys: pytest.CaptureFixture[
     rest.write_text("\n".join(lines[3:6]) + "\n", encoding="utf-8")
     assert main(["run", RETAIL, "--store", url, "--events", str(first), "-q"]) == 0
     v2 = tmp_path / "retail-v2.yaml"
-    v2.write_text(Path(RETAIL).read_text(encoding="utf-8").replace('version: "2027.01"', 'version: "2027.02"'),
-                  encoding="utf-8")
+    v2.write_text(
+        Path(RETAIL)
+        .read_text(encoding="utf-8")
+        .replace('version: "2027.01"', 'version: "2027.02"'),
+        encoding="utf-8",
+    )
     more = tmp_path / "c.jsonl"
-    more.write_text(json.dumps({"id": "late", "type": "customer.replied", "at": "2027-02-01T12:00:00+07:00",
-                                "case": "T-1001"}) + "\n", encoding="utf-8")
+    more.write_text(
+        json.dumps(
+            {
+                "id": "late",
+                "type": "customer.replied",
+                "at": "2027-02-01T12:00:00+07:00",
+                "case": "T-1001",
+            }
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     rc = main(["run", str(v2), "--store", url, "--events", str(more)])
     assert rc == 1
     assert "playbook_mismatch" in capsys.readouterr().err
@@ -115,7 +170,18 @@ def test_retired_playbook_version(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 def test_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", RETAIL, "--store", "nosuch://x", "--events", str(RETAIL_EVENTS)]) == 2
-    assert main(["run", RETAIL, "--store", f"sqlite:///{tmp_path / 'c.db'}", "--events",
-                 str(tmp_path / "missing.jsonl")]) == 2
+    assert (
+        main(
+            [
+                "run",
+                RETAIL,
+                "--store",
+                f"sqlite:///{tmp_path / 'c.db'}",
+                "--events",
+                str(tmp_path / "missing.jsonl"),
+            ]
+        )
+        == 2
+    )
     assert main(["run", RETAIL, "--events", str(RETAIL_EVENTS), "--until", "soon"]) == 2
     assert main(["cases", "--store", f"sqlite:///{tmp_path / 'absent.db'}", "list"]) == 2

@@ -47,8 +47,8 @@ def playbook() -> carepath.Playbook:
 
 
 def _case(pb: carepath.Playbook, key: str, at: float = T0) -> tuple[CaseState, list[Action]]:
-    eng = Engine(pb)
-    step = eng.start(
+    engine = Engine(pb)
+    step = engine.start(
         Event(
             f"open-{key}",
             "case.opened",

@@ -81,8 +81,9 @@ def _sl(n: int, a: float, c: float, t: float, aht: float) -> float:
     return max(0.0, 1.0 - c * math.exp(-(n - a) * t / aht))
 
 
-def service_level(agents: int, contacts: float, period: Seconds, aht: Seconds,
-                  answer_within: Seconds) -> float:
+def service_level(
+    agents: int, contacts: float, period: Seconds, aht: Seconds, answer_within: Seconds
+) -> float:
     """The share of contacts answered within ``answer_within`` by ``agents`` agents (0.0 when the
     agents cannot keep up: ``agents ≤`` the traffic intensity)."""
     a = traffic(contacts, period, aht)
@@ -102,8 +103,15 @@ def occupancy(agents: int, contacts: float, period: Seconds, aht: Seconds) -> fl
     return traffic(contacts, period, aht) / agents
 
 
-def agents_needed(contacts: float, period: Seconds, aht: Seconds, answer_within: Seconds,
-                  target: float, max_occupancy: float = 1.0, shrinkage: float = 0.0) -> int:
+def agents_needed(
+    contacts: float,
+    period: Seconds,
+    aht: Seconds,
+    answer_within: Seconds,
+    target: float,
+    max_occupancy: float = 1.0,
+    shrinkage: float = 0.0,
+) -> int:
     """The smallest N above the traffic intensity whose service level reaches ``target`` and whose
     occupancy is at most ``max_occupancy``, divided by ``1 − shrinkage`` and rounded up (an exact
     quotient is not pushed up by floating-point noise). No contacts need no agents."""
@@ -128,7 +136,9 @@ def agents_needed(contacts: float, period: Seconds, aht: Seconds, answer_within:
         if _sl(n, a, c, t, h) >= target and a / n <= max_occupancy:
             break
         if n >= MAX_AGENTS:
-            raise ValueError(f"no staffing up to {MAX_AGENTS} agents reaches a service level of {target}")
+            raise ValueError(
+                f"no staffing up to {MAX_AGENTS} agents reaches a service level of {target}"
+            )
         n += 1
         ab = a * b
         b = ab / (n + ab)

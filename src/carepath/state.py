@@ -558,7 +558,7 @@ class CaseState:
         tzname = d.get("timezone", "UTC")
         tz = zone(tzname)
         pb = d["playbook"]
-        nw = d.get("next_wakeup")
+        next_wakeup = d.get("next_wakeup")
         segments = tuple(d.get("segments") or ())
         now_s = from_iso(d["now"])
         return cls(
@@ -582,5 +582,5 @@ class CaseState:
             pending=tuple(Pending.from_list(p) for p in d.get("pending", ())),
             sends=MappingProxyType({k: tuple(v) for k, v in (d.get("sends") or {}).items()}),
             timezone=tzname,
-            next_wakeup_s=None if nw is None else from_iso(nw),
+            next_wakeup_s=None if next_wakeup is None else from_iso(next_wakeup),
         )

@@ -19,7 +19,9 @@ def engine_contract(t0: datetime, t1: datetime) -> CaseState:
             print(d.location(), d.code, d.message)
         raise
     engine = Engine(playbook)
-    opened = Event(id="e0", type="case.opened", at=t0, case="T-1", data={"priority": "high", "channel": "chat"})
+    opened = Event(
+        id="e0", type="case.opened", at=t0, case="T-1", data={"priority": "high", "channel": "chat"}
+    )
     step: Step = engine.start(opened)
     step = engine.handle(step.state, Event(id="e1", type="agent.replied", at=t1, case="T-1"))
     step = engine.advance(step.state, t1 + timedelta(hours=1))
@@ -32,8 +34,13 @@ def engine_contract(t0: datetime, t1: datetime) -> CaseState:
 
 
 def calendars(t: datetime) -> timedelta:
-    cal = Calendar.from_dict({"timezone": "Europe/Berlin", "hours": {"mon-fri": ["09:00-17:00"]},
-                              "holidays": ["2026-12-25"]})
+    cal = Calendar.from_dict(
+        {
+            "timezone": "Europe/Berlin",
+            "hours": {"mon-fri": ["09:00-17:00"]},
+            "holidays": ["2026-12-25"],
+        }
+    )
     u: datetime = cal.add(t, timedelta(hours=8))
     v: datetime = cal.add_days(t, 2)
     assert cal.is_open(cal.next_open(t))
@@ -44,11 +51,23 @@ def calendars(t: datetime) -> timedelta:
 
 
 def staffing() -> int:
-    sl: float = service_level(agents=14, contacts=100, period=timedelta(minutes=30),
-                              aht=timedelta(seconds=180), answer_within=timedelta(seconds=20))
+    sl: float = service_level(
+        agents=14,
+        contacts=100,
+        period=timedelta(minutes=30),
+        aht=timedelta(seconds=180),
+        answer_within=timedelta(seconds=20),
+    )
     assert sl > 0.88
-    return agents_needed(contacts=100, period=timedelta(minutes=30), aht=timedelta(seconds=180),
-                         answer_within=timedelta(seconds=20), target=0.8, max_occupancy=1.0, shrinkage=0.0)
+    return agents_needed(
+        contacts=100,
+        period=timedelta(minutes=30),
+        aht=timedelta(seconds=180),
+        answer_within=timedelta(seconds=20),
+        target=0.8,
+        max_occupancy=1.0,
+        shrinkage=0.0,
+    )
 
 
 def runtime(event: Event) -> int:
@@ -61,4 +80,10 @@ def runtime(event: Event) -> int:
 
     r = rt.submit(event)
     print(r.status, r.reason, r.cases)
-    return rt.run_due() + rt.deliver() + len(store.cases()) + len(store.outbox()) + len(store.rejected())
+    return (
+        rt.run_due()
+        + rt.deliver()
+        + len(store.cases())
+        + len(store.outbox())
+        + len(store.rejected())
+    )

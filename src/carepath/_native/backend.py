@@ -55,8 +55,8 @@ def _choice(backend: str) -> str:
     return backend
 
 
-def attach(eng: Engine, backend: str, step_cls: type) -> None:
-    """Make ``eng`` run its steps natively when ``backend`` (and ``CAREPATH_ENGINE``) allow it.
+def attach(engine: Engine, backend: str, step_cls: type) -> None:
+    """Make ``engine`` run its steps natively when ``backend`` (and ``CAREPATH_ENGINE``) allow it.
 
     ``auto`` falls back to the Python engine when the core is not installed or does not support
     the playbook; ``native`` raises :class:`~carepath.errors.CarepathError` saying why instead.
@@ -64,43 +64,62 @@ def attach(eng: Engine, backend: str, step_cls: type) -> None:
     choice = _choice(backend)
     if choice == "python":
         return
-    pb = eng.playbook
+    pb = engine.playbook
     try:
         import carepath_core
     except ImportError:
         if choice == "native":
-            raise CarepathError("backend='native' needs the carepath-core package (pip install carepath[native])") from None
+            raise CarepathError(
+                "backend='native' needs the carepath-core package (pip install carepath[native])"
+            ) from None
         return
     try:
         plain = lower(pb)
     except Unsupported as exc:
         if choice == "native":
-            raise CarepathError(f"playbook {pb.id} {pb.version}: the native core does not support it: {exc}") from None
+            raise CarepathError(
+                f"playbook {pb.id} {pb.version}: the native core does not support it: {exc}"
+            ) from None
         return
-    helpers = _helpers(eng)
-    native = _Native(eng, carepath_core.Engine(plain, helpers), step_cls, helpers["record"])
-    eng.start = native.start
-    eng.handle = native.handle
-    eng.advance = native.advance
-    eng.backend = "native"
+    helpers = _helpers(engine)
+    native = _Native(engine, carepath_core.Engine(plain, helpers), step_cls, helpers["record"])
+    engine.start = native.start
+    engine.handle = native.handle
+    engine.advance = native.advance
+    engine.backend = "native"
 
 
-def _helpers(eng: Engine) -> dict[str, Callable[..., Any]]:
+def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
     from carepath.durations import parse_duration
     from carepath.expr.types import coerce as _coerce
     from carepath.expr.types import describe
 
-    tz = eng.tz
+    tz = engine.tz
     fromts = datetime.fromtimestamp
 
     def dt(x: float) -> datetime:
         return fromts(x, tz)
 
-    def record(cycle: int, started: float, stopped: float, elapsed: float, paused: float, target: float | None,
-               met: bool | None, failed: float | None) -> ClockRecord:
-        return ClockRecord(cycle, fromts(started, tz), fromts(stopped, tz), timedelta(seconds=elapsed),
-                           timedelta(seconds=paused), None if target is None else timedelta(seconds=target), met,
-                           None if failed is None else timedelta(seconds=failed))
+    def record(
+        cycle: int,
+        started: float,
+        stopped: float,
+        elapsed: float,
+        paused: float,
+        target: float | None,
+        met: bool | None,
+        failed: float | None,
+    ) -> ClockRecord:
+        return ClockRecord(
+            cycle,
+            fromts(started, tz),
+            fromts(stopped, tz),
+            timedelta(seconds=elapsed),
+            timedelta(seconds=paused),
+            None if target is None else timedelta(seconds=target),
+            met,
+            None if failed is None else timedelta(seconds=failed),
+        )
 
     def wall_days(t: float, days: int) -> float:
         local = fromts(t, tz)
@@ -120,57 +139,71 @@ def _helpers(eng: Engine) -> dict[str, Callable[..., Any]]:
             v = v.total_seconds()
         vc = v.__class__
         k = t.kind
-        if (vc is str and (k == "string" or (k == "enum" and v in t.values))) or (vc is bool and k == "bool") or (
-                vc is int and k == "int"):
+        if (
+            (vc is str and (k == "string" or (k == "enum" and v in t.values)))
+            or (vc is bool and k == "bool")
+            or (vc is int and k == "int")
+        ):
             return True, v, v  # the engine's _coerce: the common already-valid cases inline
         ok, cv = _coerce(v, t)
         return ok, cv, v
 
-    return {"dt": dt, "record": record, "wall_days": wall_days, "duration": duration, "iso": iso,
-            "coerce": coerce, "describe": describe,
-            "invalid": lambda msg, event: InvalidEvent(msg, event=event),
-            "signal_loop": lambda msg, event: SignalLoop(msg, event=event),
-            "case_error": lambda msg, event: CaseError(msg)}
+    return {
+        "dt": dt,
+        "record": record,
+        "wall_days": wall_days,
+        "duration": duration,
+        "iso": iso,
+        "coerce": coerce,
+        "describe": describe,
+        "invalid": lambda msg, event: InvalidEvent(msg, event=event),
+        "signal_loop": lambda msg, event: SignalLoop(msg, event=event),
+        "case_error": lambda msg, event: CaseError(msg),
+    }
 
 
 class _Native:
     """The three step methods of one engine, run by the core."""
 
-    __slots__ = ("core", "eng", "names", "record", "ref", "step_cls")
+    __slots__ = ("core", "engine", "names", "record", "ref", "step_cls")
 
-    def __init__(self, eng: Engine, core: Any, step_cls: type, record: Callable[..., ClockRecord]) -> None:
-        self.eng = eng
+    def __init__(
+        self, engine: Engine, core: Any, step_cls: type, record: Callable[..., ClockRecord]
+    ) -> None:
+        self.engine = engine
         self.core = core
         self.record = record
-        self.names = tuple(eng.playbook.clocks)
-        self.ref = type(eng)  # the reference's methods (the instance's own are ours)
+        self.names = tuple(engine.playbook.clocks)
+        self.ref = type(engine)  # the reference's methods (the instance's own are ours)
         self.step_cls = _native_step_class(step_cls)
 
     def start(self, event: Event, previous: CaseState | None = None) -> Step:
         Engine = self.ref
-        eng = self.eng
-        pb = eng.playbook
+        engine = self.engine
+        pb = engine.playbook
         if event.type not in pb.start.on or previous is not None:
             # a refusal, or a re-entered key: the reference checks and raises the same way; a
             # re-entry is rare enough to run there whole
-            return Engine.start(eng, event, previous)
-        view = eng._event_view(event)
+            return Engine.start(engine, event, previous)
+        view = engine._event_view(event)
         if pb.start.when is not None and pb.start.when({}, view, _NULL_SCOPE) is not True:
-            return Engine.start(eng, event, previous)
+            return Engine.start(engine, event, previous)
         key = pb.start.key({}, view, _NULL_SCOPE)
         if key is None or key == "":
-            return Engine.start(eng, event, previous)
+            return Engine.start(engine, event, previous)
         try:
             out = self.core.start(event, view, str(key), event._ts, 0)
         except CarepathError:
             raise
         except Exception as exc:
-            raise CaseError(f"native core failed on playbook {pb.id}, event {event.id}: {exc!r}", event=event) from exc
-        return self._step(out, None, lambda: Engine.start(eng, event, previous))
+            raise CaseError(
+                f"native core failed on playbook {pb.id}, event {event.id}: {exc!r}", event=event
+            ) from exc
+        return self._step(out, None, lambda: Engine.start(engine, event, previous))
 
     def handle(self, state: CaseState, event: Event) -> Step:
         Engine = self.ref
-        eng = self.eng
+        engine = self.engine
         if state.__class__ is NativeState:  # the usual case: the checks and the view in the core
             core = getattr(state, "_core", None)
             if core is not None:
@@ -179,46 +212,59 @@ class _Native:
                 except CarepathError:
                     raise
                 except Exception as exc:
-                    raise CaseError(f"native core failed on playbook {eng.playbook.id}, event {event.id}: {exc!r}",
-                                    event=event, state=state) from exc
+                    raise CaseError(
+                        f"native core failed on playbook {engine.playbook.id}, event {event.id}: {exc!r}",
+                        event=event,
+                        state=state,
+                    ) from exc
                 if out is not None:
-                    return self._step(out, state, lambda: Engine.handle(eng, state, event))
-        eng._check(state, event)
-        if event._ts < state.now_s - 1e-6 or state.ended or event.type not in eng.plan.mentioned:
-            return Engine.handle(eng, state, event)  # raises, or an `ignored` step with the state as it is
-        view = eng._event_view(event, state=state)
+                    return self._step(out, state, lambda: Engine.handle(engine, state, event))
+        engine._check(state, event)
+        if event._ts < state.now_s - 1e-6 or state.ended or event.type not in engine.plan.mentioned:
+            return Engine.handle(
+                engine, state, event
+            )  # raises, or an `ignored` step with the state as it is
+        view = engine._event_view(event, state=state)
         core = getattr(state, "_core", None) if state.__class__ is NativeState else None
         try:
-            out = self.core.handle(state if core is None else core, event, view, event._ts, state.next_wakeup_s)
+            out = self.core.handle(
+                state if core is None else core, event, view, event._ts, state.next_wakeup_s
+            )
         except CarepathError:
             raise
         except Exception as exc:
-            raise CaseError(f"native core failed on playbook {eng.playbook.id}, event {event.id}: {exc!r}",
-                            event=event, state=state) from exc
-        return self._step(out, state, lambda: Engine.handle(eng, state, event))
+            raise CaseError(
+                f"native core failed on playbook {engine.playbook.id}, event {event.id}: {exc!r}",
+                event=event,
+                state=state,
+            ) from exc
+        return self._step(out, state, lambda: Engine.handle(engine, state, event))
 
     def advance(self, state: CaseState, now: datetime) -> Step:
         Engine = self.ref
-        eng = self.eng
-        eng._check(state, None)
+        engine = self.engine
+        engine._check(state, None)
         t = _r(now.timestamp()) if now.tzinfo is not None else None
         if t is None or t <= state.now_s or state.next_wakeup_s is None or state.next_wakeup_s > t:
-            return Engine.advance(eng, state, now)  # raises, or nothing due: the state as it is
+            return Engine.advance(engine, state, now)  # raises, or nothing due: the state as it is
         core = getattr(state, "_core", None) if state.__class__ is NativeState else None
         try:
             out = self.core.advance(state if core is None else core, t)
         except CarepathError:
             raise
         except Exception as exc:
-            raise CaseError(f"native core failed on playbook {eng.playbook.id}, advance to {now.isoformat()}: "
-                            f"{exc!r}", state=state) from exc
-        return self._step(out, state, lambda: Engine.advance(eng, state, now))
+            raise CaseError(
+                f"native core failed on playbook {engine.playbook.id}, advance to {now.isoformat()}: "
+                f"{exc!r}",
+                state=state,
+            ) from exc
+        return self._step(out, state, lambda: Engine.advance(engine, state, now))
 
     def _step(self, out: tuple[Any, ...], s0: CaseState | None, replay: Callable[[], Step]) -> Step:
         core, actions, signals, items = out
-        eng = self.eng
-        pb = eng.playbook
-        _h, case, stage, now, ended, nw = core.head()
+        engine = self.engine
+        pb = engine.playbook
+        _h, case, stage, now, ended, next_wakeup = core.head()
         state = _new(NativeState)
         _set(state, "_core", core)
         _set(state, "_ctx", self)
@@ -230,7 +276,7 @@ class _Native:
         _set(state, "stage", stage)
         _set(state, "now_s", now)
         _set(state, "ended", ended)
-        _set(state, "next_wakeup_s", nw)
+        _set(state, "next_wakeup_s", next_wakeup)
         step = _new(self.step_cls)
         _set(step, "state", state)
         _set(step, "_trace", ())
@@ -242,8 +288,8 @@ class _Native:
     def materialize_step(self, step: Any) -> None:
         """Build a native step's actions, signals and deadline items (on first read of one)."""
         actions, signals, items, case = object.__getattribute__(step, "_out")
-        pbid = self.eng.playbook.id
-        tz = self.eng.tz
+        pbid = self.engine.playbook.id
+        tz = self.engine.tz
         fromts = datetime.fromtimestamp
         dts: dict[float, datetime] = {}
 
@@ -253,18 +299,36 @@ class _Native:
                 d = dts[x] = fromts(x, tz)
             return d
 
-        _set(step, "actions", [Action(i, pbid, case, verb, MappingProxyType(params), at_(at), src)
-                               for i, verb, params, at, src in actions])
+        _set(
+            step,
+            "actions",
+            [
+                Action(i, pbid, case, verb, MappingProxyType(params), at_(at), src)
+                for i, verb, params, at, src in actions
+            ],
+        )
         record = self.record
-        _set(step, "signals", [Signal(ty, at_(at), sla, cycle, record(*rec) if rec.__class__ is tuple else rec,
-                                      MappingProxyType(dict(d)) if d else _EMPTY)
-                               for ty, at, sla, cycle, rec, d in signals])
+        _set(
+            step,
+            "signals",
+            [
+                Signal(
+                    ty,
+                    at_(at),
+                    sla,
+                    cycle,
+                    record(*rec) if rec.__class__ is tuple else rec,
+                    MappingProxyType(dict(d)) if d else _EMPTY,
+                )
+                for ty, at, sla, cycle, rec, d in signals
+            ],
+        )
         _set(step, "_items", tuple((d, _KIND_ORDER[k], k, n) for d, k, n in items))
 
     def materialize(self, st: NativeState, core: Any) -> None:
         """Fill the lazy fields of ``st`` from the core's state."""
         data, tier, segment, segments, clocks, opened, seq, epoch, pending, sends = core.rest()
-        tz = self.eng.tz
+        tz = self.engine.tz
         cm: dict[str, Clock] = {}
         record = self.record
         for n, c in zip(self.names, clocks, strict=True):
@@ -284,14 +348,34 @@ class _Native:
         _set(st, "seq", seq)
         _set(st, "epoch", epoch)
         _set(st, "pending", tuple(Pending(*p) if p.__class__ is tuple else p for p in pending))
-        _set(st, "sends", _EMPTY if sends is None else sends if sends.__class__ is MappingProxyType
-             else MappingProxyType(sends))
+        _set(
+            st,
+            "sends",
+            _EMPTY
+            if sends is None
+            else sends
+            if sends.__class__ is MappingProxyType
+            else MappingProxyType(sends),
+        )
 
 
 _new = object.__new__
 _set = object.__setattr__
 _LAZY_STEP = frozenset({"actions", "signals", "_items"})
-_LAZY = frozenset({"data", "tier", "segment", "segments", "clocks", "opened_s", "seq", "epoch", "pending", "sends"})
+_LAZY = frozenset(
+    {
+        "data",
+        "tier",
+        "segment",
+        "segments",
+        "clocks",
+        "opened_s",
+        "seq",
+        "epoch",
+        "pending",
+        "sends",
+    }
+)
 _FIELDS = tuple(f.name for f in dataclasses.fields(CaseState))
 
 
@@ -317,7 +401,7 @@ class NativeState(CaseState):
         return tuple(getattr(self, f) for f in _FIELDS) == tuple(getattr(other, f) for f in _FIELDS)
 
     def __repr__(self) -> str:
-        return "CaseState" + CaseState.__repr__(self)[len("NativeState"):]
+        return "CaseState" + CaseState.__repr__(self)[len("NativeState") :]
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (CaseState, tuple(getattr(self, f) for f in _FIELDS))
@@ -349,7 +433,7 @@ def _native_step_class(Step: type[Any]) -> Any:
                 raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
             def __repr__(self) -> str:
-                return "Step" + str(super().__repr__())[len("NativeStep"):]
+                return "Step" + str(super().__repr__())[len("NativeStep") :]
 
             @property
             def trace(self) -> list[tuple[str, str, str, str]]:

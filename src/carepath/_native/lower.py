@@ -74,17 +74,41 @@ def _actions(acts: tuple[ActionDef, ...]) -> list[Any]:
     out = []
     for a in acts:
         arg_s = a.arg if isinstance(a.arg, str) else None
-        out.append((a.verb, a.arg, arg_s, dict(a.params), a.source, _delay(a.delay), a.calendar, a.window,
-                    bool(a.keep), _sets(a.sets, a.source)))
+        out.append(
+            (
+                a.verb,
+                a.arg,
+                arg_s,
+                dict(a.params),
+                a.source,
+                _delay(a.delay),
+                a.calendar,
+                a.window,
+                bool(a.keep),
+                _sets(a.sets, a.source),
+            )
+        )
     return out
 
 
 def _handlers(hs: tuple[HandlerDef, ...]) -> list[Any]:
-    return [(h.to, _cond(h.when, h.source), _sets(h.sets, h.source), _actions(h.do), h.source) for h in hs]
+    return [
+        (h.to, _cond(h.when, h.source), _sets(h.sets, h.source), _actions(h.do), h.source)
+        for h in hs
+    ]
 
 
 def _timer(t: TimerDef) -> Any:
-    return (t.index, _delay(t.delay), t.to, _actions(t.do), _cond(t.when, t.source), t.calendar, t.window, t.source)
+    return (
+        t.index,
+        _delay(t.delay),
+        t.to,
+        _actions(t.do),
+        _cond(t.when, t.source),
+        t.calendar,
+        t.window,
+        t.source,
+    )
 
 
 def _trigger(t: TriggerDef | None, where: str) -> Any:
@@ -95,7 +119,9 @@ def _trigger(t: TriggerDef | None, where: str) -> Any:
 
 def _clock(c: ClockDef, fields: frozenset[str]) -> Any:
     where = f"slas.{c.name}"
-    pause = None if c.pause is None else (sorted(c.pause.stages), _cond(c.pause.when, where + ".pause"))
+    pause = (
+        None if c.pause is None else (sorted(c.pause.stages), _cond(c.pause.when, where + ".pause"))
+    )
     # what the targets read when that is only case data (see Engine._clock_plan), else None
     stable = fields | {"segment", "segments", "tier", "channel"}
     reads: list[str] | None = None
@@ -104,12 +130,32 @@ def _clock(c: ClockDef, fields: frozenset[str]) -> Any:
         if c.calendar == "channel" or any(t.calendar == "channel" for t in c.targets):
             rs.add("channel")
         reads = sorted(rs)
-    targets = [(t.index, _cond(t.when, f"{where}.targets[{t.index}]"), t.seconds, t.business_days, t.calendar)
-               for t in c.targets]
-    thresholds = [(th.percent, th.offset, _actions(th.do), th.text, th.severity) for th in c.thresholds]
-    return (c.name, _trigger(c.start, where + ".start"), _trigger(c.stop, where + ".stop"), pause,
-            _trigger(c.reset, where + ".reset"), _trigger(c.cancel, where + ".cancel"), bool(c.repeat), c.calendar,
-            targets, thresholds, reads)
+    targets = [
+        (
+            t.index,
+            _cond(t.when, f"{where}.targets[{t.index}]"),
+            t.seconds,
+            t.business_days,
+            t.calendar,
+        )
+        for t in c.targets
+    ]
+    thresholds = [
+        (th.percent, th.offset, _actions(th.do), th.text, th.severity) for th in c.thresholds
+    ]
+    return (
+        c.name,
+        _trigger(c.start, where + ".start"),
+        _trigger(c.stop, where + ".stop"),
+        pause,
+        _trigger(c.reset, where + ".reset"),
+        _trigger(c.cancel, where + ".cancel"),
+        bool(c.repeat),
+        c.calendar,
+        targets,
+        thresholds,
+        reads,
+    )
 
 
 def _lower_calendar(cal: Any) -> Any:
@@ -130,14 +176,34 @@ def lower(pb: Playbook) -> dict[str, Any]:
     fields = frozenset(pb.fields)
     stages = []
     for st in pb.stages.values():
-        stages.append((st.name, bool(st.final), _actions(st.enter), _actions(st.exit),
-                       {ty: _handlers(hs) for ty, hs in st.on.items()},
-                       [_timer(t) for t in st.after],
-                       [(s.index, s.schedule, s.window, _actions(s.do), _cond(s.when, s.source), s.source)
-                        for s in st.every]))
+        stages.append(
+            (
+                st.name,
+                bool(st.final),
+                _actions(st.enter),
+                _actions(st.exit),
+                {ty: _handlers(hs) for ty, hs in st.on.items()},
+                [_timer(t) for t in st.after],
+                [
+                    (
+                        s.index,
+                        s.schedule,
+                        s.window,
+                        _actions(s.do),
+                        _cond(s.when, s.source),
+                        s.source,
+                    )
+                    for s in st.every
+                ],
+            )
+        )
     return {
-        "id": pb.id, "version": pb.version, "hash": pb.content_hash, "timezone": pb.timezone,
-        "stages": stages, "initial": pb.initial,
+        "id": pb.id,
+        "version": pb.version,
+        "hash": pb.content_hash,
+        "timezone": pb.timezone,
+        "stages": stages,
+        "initial": pb.initial,
         "root_on": {ty: _handlers(hs) for ty, hs in pb.on.items()},
         "clocks": [_clock(c, fields) for c in pb.clocks.values()],
         "segments": [(n, _cond(e, f"segments.{n}")) for n, e in pb.segments],
@@ -147,9 +213,14 @@ def lower(pb: Playbook) -> dict[str, Any]:
         "tiers": list(pb.tiers),
         "channels": {n: (ch.calendar, ch.cap_per, ch.cap_max) for n, ch in pb.channels.items()},
         "calendars": {n: (c, _lower_calendar(c)) for n, c in pb.calendars.items()},
-        "exit_on": sorted(pb.exit_on), "exit_when": _cond(pb.exit_when, "exit.when"),
+        "exit_on": sorted(pb.exit_on),
+        "exit_when": _cond(pb.exit_when, "exit.when"),
         "event_types": sorted(pb.event_types),
-        "events": {ty: [(name, ft.kind, list(ft.values), default, bool(required))
-                        for name, (ft, default, required) in decl.items()]
-                   for ty, decl in pb.events.items()},
+        "events": {
+            ty: [
+                (name, ft.kind, list(ft.values), default, bool(required))
+                for name, (ft, default, required) in decl.items()
+            ]
+            for ty, decl in pb.events.items()
+        },
     }

@@ -24,7 +24,9 @@ from carepath.calendar.table import MAX_YEAR, MIN_YEAR, local_epoch, materialise
 
 __all__ = ["YearTuple", "lower_calendar", "transitions", "year_data"]
 
-YearTuple = tuple[list[tuple[float, float]], list[int], float, float, float, int, list[tuple[float, int, int]]]
+YearTuple = tuple[
+    list[tuple[float, float]], list[int], float, float, float, int, list[tuple[float, int, int]]
+]
 """(intervals, open-date ordinals, Jan 1 00:00, Jan 3 00:00, next Jan 1 00:00, offset before
 the first transition, transitions as (instant, offset before, offset after))."""
 
@@ -64,7 +66,9 @@ def transitions(zone: ZoneInfo, lo: int, hi: int) -> tuple[int, list[tuple[float
 
 
 @lru_cache(maxsize=4096)
-def _zone_year(key: str, year: int) -> tuple[float, float, float, int, tuple[tuple[float, int, int], ...]]:
+def _zone_year(
+    key: str, year: int
+) -> tuple[float, float, float, int, tuple[tuple[float, int, int], ...]]:
     """A zone's year bounds and transitions: they depend on the zone and the year only."""
     zone = ZoneInfo(key)
     jan1 = date(year, 1, 1)
@@ -93,6 +97,14 @@ def year_data(cal: Calendar, year: int) -> YearTuple:
 
 def lower_calendar(cal: Calendar) -> dict[str, Any]:
     """The plain data of ``carepath_core._Calendar`` / ``calendar::Calendar::from_py``."""
-    years = {y: year_data(cal, y) for y in sorted(getattr(cal, "_years", {}) or {})
-             if MIN_YEAR <= y <= MAX_YEAR}
-    return {"always": cal.always, "timezone": cal.timezone, "years": years, "year": partial(year_data, cal)}
+    years = {
+        y: year_data(cal, y)
+        for y in sorted(getattr(cal, "_years", {}) or {})
+        if MIN_YEAR <= y <= MAX_YEAR
+    }
+    return {
+        "always": cal.always,
+        "timezone": cal.timezone,
+        "years": years,
+        "year": partial(year_data, cal),
+    }

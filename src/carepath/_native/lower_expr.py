@@ -26,10 +26,25 @@ __all__ = ["HELPERS", "Unsupported", "encode", "lower_expr", "supported"]
 
 #: The runtime helpers the VM implements, with the argument counts it accepts (``S`` not counted).
 HELPERS: dict[str, tuple[int, int]] = {
-    "_lt": (2, 2), "_le": (2, 2), "_gt": (2, 2), "_ge": (2, 2), "_eq": (2, 2), "_ne": (2, 2),
-    "_in": (2, 2), "_nin": (2, 2), "_lower": (1, 1), "_upper": (1, 1), "_len": (1, 1),
-    "_days_since": (1, 1), "_hours_since": (1, 1), "_abs": (1, 1), "_neg": (1, 1),
-    "_min": (1, 16), "_max": (1, 16), "_round": (1, 2), "_now": (0, 0),
+    "_lt": (2, 2),
+    "_le": (2, 2),
+    "_gt": (2, 2),
+    "_ge": (2, 2),
+    "_eq": (2, 2),
+    "_ne": (2, 2),
+    "_in": (2, 2),
+    "_nin": (2, 2),
+    "_lower": (1, 1),
+    "_upper": (1, 1),
+    "_len": (1, 1),
+    "_days_since": (1, 1),
+    "_hours_since": (1, 1),
+    "_abs": (1, 1),
+    "_neg": (1, 1),
+    "_min": (1, 16),
+    "_max": (1, 16),
+    "_round": (1, 2),
+    "_now": (0, 0),
 }
 _WITH_SCOPE = frozenset({"_days_since", "_hours_since", "_now"})
 _I64 = 2**63
@@ -111,8 +126,13 @@ class _Lower:
     def visit(self, n: ast.expr) -> None:
         if isinstance(n, ast.Constant):
             self.emit("const", encode(n.value))
-        elif isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub) and isinstance(n.operand, ast.Constant) \
-                and isinstance(n.operand.value, int | float) and type(n.operand.value) in (int, float):
+        elif (
+            isinstance(n, ast.UnaryOp)
+            and isinstance(n.op, ast.USub)
+            and isinstance(n.operand, ast.Constant)
+            and isinstance(n.operand.value, int | float)
+            and type(n.operand.value) in (int, float)
+        ):
             self.emit("const", encode(-n.operand.value))
         elif isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.Not):
             self.visit(n.operand)
@@ -160,11 +180,18 @@ class _Lower:
             raise Unsupported(f"a chained comparison in generated code: {ast.unparse(n)}")
         op, right = n.ops[0], n.comparators[0]
         if isinstance(op, ast.Is | ast.IsNot):
-            if not isinstance(right, ast.Constant) or (right.value is not None and right.value is not True) \
-                    or (right.value is True and isinstance(op, ast.IsNot)):
+            if (
+                not isinstance(right, ast.Constant)
+                or (right.value is not None and right.value is not True)
+                or (right.value is True and isinstance(op, ast.IsNot))
+            ):
                 raise Unsupported(f"an identity test the VM does not know: {ast.unparse(n)}")
             self.visit(n.left)
-            self.emit("is_true" if right.value is True else ("is_none" if isinstance(op, ast.Is) else "not_none"))
+            self.emit(
+                "is_true"
+                if right.value is True
+                else ("is_none" if isinstance(op, ast.Is) else "not_none")
+            )
             return
         names = {ast.Eq: "eq", ast.NotEq: "ne", ast.In: "in", ast.NotIn: "not_in"}
         ins = names.get(type(op))
@@ -178,20 +205,32 @@ class _Lower:
         f, args = n.func, n.args
         if n.keywords:
             raise Unsupported(f"keyword arguments in generated code: {ast.unparse(n)}")
-        if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.attr == "get" \
-                and f.value.id in ("F", "E", "S") and len(args) == 1 \
-                and isinstance(args[0], ast.Constant) and type(args[0].value) is str:
+        if (
+            isinstance(f, ast.Attribute)
+            and isinstance(f.value, ast.Name)
+            and f.attr == "get"
+            and f.value.id in ("F", "E", "S")
+            and len(args) == 1
+            and isinstance(args[0], ast.Constant)
+            and type(args[0].value) is str
+        ):
             self.emit({"F": "field", "E": "event", "S": "special"}[f.value.id], args[0].value)
             return
         if not isinstance(f, ast.Name):
             raise Unsupported(f"a call the VM does not know: {ast.unparse(n)}")
         if f.id == "_ev":
             flat, parts = (args[1], args[2]) if len(args) == 3 else (None, None)
-            if not (isinstance(args[0], ast.Name) and args[0].id == "E" and isinstance(flat, ast.Constant)
-                    and isinstance(parts, ast.Tuple)
-                    and all(isinstance(p, ast.Constant) and type(p.value) is str for p in parts.elts)):
+            if not (
+                isinstance(args[0], ast.Name)
+                and args[0].id == "E"
+                and isinstance(flat, ast.Constant)
+                and isinstance(parts, ast.Tuple)
+                and all(isinstance(p, ast.Constant) and type(p.value) is str for p in parts.elts)
+            ):
                 raise Unsupported(f"an event path the VM does not know: {ast.unparse(n)}")
-            self.emit("evpath", flat.value, [p.value for p in parts.elts if isinstance(p, ast.Constant)])
+            self.emit(
+                "evpath", flat.value, [p.value for p in parts.elts if isinstance(p, ast.Constant)]
+            )
             return
         if f.id == "list" and len(args) == 1:
             self.visit(args[0])
@@ -206,8 +245,15 @@ class _Lower:
         lo, hi = HELPERS[f.id]
         if not lo <= len(args) <= hi:
             raise Unsupported(f"{f.id} with {len(args)} arguments")
-        if f.id == "_round" and len(args) == 2 and not (
-                isinstance(args[1], ast.Constant) and type(args[1].value) is int and 0 <= args[1].value <= 15):
+        if (
+            f.id == "_round"
+            and len(args) == 2
+            and not (
+                isinstance(args[1], ast.Constant)
+                and type(args[1].value) is int
+                and 0 <= args[1].value <= 15
+            )
+        ):
             raise Unsupported(f"round() with digits {ast.unparse(args[1])}")
         for a in args:
             self.visit(a)

@@ -107,8 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def internal_error(exc: BaseException) -> str:
     """The one-line message for an unexpected exception."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return (f"carepath: internal error: {type(exc).__name__}{': ' + text if text else ''} "
-            "(this is a bug in carepath; set CAREPATH_DEBUG=1 to see the traceback)")
+    return (
+        f"carepath: internal error: {type(exc).__name__}{': ' + text if text else ''} "
+        "(this is a bug in carepath; set CAREPATH_DEBUG=1 to see the traceback)"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -28,21 +28,40 @@ DEFAULT_STORE = "sqlite:///cases.db"
 
 def register(sub: Any) -> None:
     """Add the ``cases`` sub-command."""
-    p = sub.add_parser("cases", help=HELP, description=__doc__.split("\n\n")[0] if __doc__ else HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="exit codes: 0 ok, 2 unknown case, bad arguments or unreadable store")
-    p.add_argument("--store", default=DEFAULT_STORE, metavar="URL", help=f"the case store (default: {DEFAULT_STORE})")
-    p.add_argument("--format", "-f", choices=("table", "json"), default="table", help="output format")
+    p = sub.add_parser(
+        "cases",
+        help=HELP,
+        description=__doc__.split("\n\n")[0] if __doc__ else HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="exit codes: 0 ok, 2 unknown case, bad arguments or unreadable store",
+    )
+    p.add_argument(
+        "--store",
+        default=DEFAULT_STORE,
+        metavar="URL",
+        help=f"the case store (default: {DEFAULT_STORE})",
+    )
+    p.add_argument(
+        "--format", "-f", choices=("table", "json"), default="table", help="output format"
+    )
     p.add_argument("--playbook", "-p", metavar="ID", help="only cases of this playbook id")
     sp = p.add_subparsers(dest="cases_command", metavar="COMMAND")
-    fmt: dict[str, Any] = {"choices": ("table", "json"), "default": argparse.SUPPRESS, "help": "output format"}
+    fmt: dict[str, Any] = {
+        "choices": ("table", "json"),
+        "default": argparse.SUPPRESS,
+        "help": "output format",
+    }
     lp = sp.add_parser("list", help="every case")
     lp.add_argument("--format", "-f", **fmt)
-    lp.add_argument("--playbook", "-p", metavar="ID", default=argparse.SUPPRESS, help="only this playbook")
+    lp.add_argument(
+        "--playbook", "-p", metavar="ID", default=argparse.SUPPRESS, help="only this playbook"
+    )
     shp = sp.add_parser("show", help="one case: its state, outbox items and rejected events")
     shp.add_argument("key", metavar="KEY", help="the case key")
     shp.add_argument("--format", "-f", **fmt)
-    shp.add_argument("--playbook", "-p", metavar="ID", default=argparse.SUPPRESS, help="the case's playbook id")
+    shp.add_argument(
+        "--playbook", "-p", metavar="ID", default=argparse.SUPPRESS, help="the case's playbook id"
+    )
     rp = sp.add_parser("rejected", help="rejected events with their reasons")
     rp.add_argument("--format", "-f", **fmt)
     p.set_defaults(func=run)
@@ -54,9 +73,14 @@ def _iso(x: Any) -> str | None:
 
 def summary(state: CaseState) -> dict[str, Any]:
     """The ``list --format json`` object of a case."""
-    return {"playbook": state.playbook, "case": state.case, "stage": state.stage, "tier": state.tier,
-            "next_wakeup": _iso(state.next_wakeup),
-            "clocks": {n: {"status": c.status, "due": _iso(c.due)} for n, c in state.clocks.items()}}
+    return {
+        "playbook": state.playbook,
+        "case": state.case,
+        "stage": state.stage,
+        "tier": state.tier,
+        "next_wakeup": _iso(state.next_wakeup),
+        "clocks": {n: {"status": c.status, "due": _iso(c.due)} for n, c in state.clocks.items()},
+    }
 
 
 def _json(doc: Any) -> None:
@@ -66,14 +90,22 @@ def _json(doc: Any) -> None:
 def _table(rows: list[list[str]], head: list[str]) -> str:
     """An aligned table; every cell made safe for a terminal (ids and data come from events)."""
     rows = [[term_safe(c) for c in r] for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)
+    ]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     return "\n".join(lines) + "\n"
 
 
 def _short(x: Any) -> str:
-    return "—" if x is None else str(x.isoformat(timespec="minutes")) if hasattr(x, "isoformat") else str(x)
+    return (
+        "—"
+        if x is None
+        else str(x.isoformat(timespec="minutes"))
+        if hasattr(x, "isoformat")
+        else str(x)
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,14 +139,32 @@ def _list(store: Store, args: argparse.Namespace) -> int:
         pending[(it.playbook, it.case)] = pending.get((it.playbook, it.case), 0) + 1
     rows = []
     for s in cases:
-        clocks = ", ".join(f"{n}: {c.status}" + (f" due {_short(c.due)}" if c.due is not None and c.is_open else "")
-                           for n, c in s.clocks.items() if c.status != "pending")
-        rows.append([s.playbook, s.case, s.stage + (" (ended)" if s.ended else ""), s.tier or "—",
-                     _short(s.next_wakeup), str(pending.get((s.playbook, s.case), 0)), clocks or "—"])
-    sys.stdout.write(_table(rows, ["PLAYBOOK", "CASE", "STAGE", "TIER", "NEXT WAKE-UP", "PENDING", "CLOCKS"]))
+        clocks = ", ".join(
+            f"{n}: {c.status}"
+            + (f" due {_short(c.due)}" if c.due is not None and c.is_open else "")
+            for n, c in s.clocks.items()
+            if c.status != "pending"
+        )
+        rows.append(
+            [
+                s.playbook,
+                s.case,
+                s.stage + (" (ended)" if s.ended else ""),
+                s.tier or "—",
+                _short(s.next_wakeup),
+                str(pending.get((s.playbook, s.case), 0)),
+                clocks or "—",
+            ]
+        )
+    sys.stdout.write(
+        _table(rows, ["PLAYBOOK", "CASE", "STAGE", "TIER", "NEXT WAKE-UP", "PENDING", "CLOCKS"])
+    )
     n_rej = len(store.rejected())
-    print(f"{len(cases)} case(s)" + (f"; {n_rej} rejected event(s): carepath cases rejected" if n_rej else ""),
-          file=sys.stderr)
+    print(
+        f"{len(cases)} case(s)"
+        + (f"; {n_rej} rejected event(s): carepath cases rejected" if n_rej else ""),
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -124,29 +174,52 @@ def _show(store: Store, args: argparse.Namespace) -> int:
     rejected = store.rejected(case=key)
     if len(found) > 1:
         names = term_safe(", ".join(s.playbook for s in found))
-        print(f"carepath: case {key!r} exists in several playbooks ({names}); give --playbook", file=sys.stderr)
+        print(
+            f"carepath: case {key!r} exists in several playbooks ({names}); give --playbook",
+            file=sys.stderr,
+        )
         return 2
     state = found[0] if found else None
     items = store.outbox(playbook=state.playbook, case=key) if state is not None else []
     if args.format == "json":
-        doc = {"playbook": None if state is None else state.playbook, "case": key,
-               "state": None if state is None else state.to_dict(),
-               "outbox": [i.to_dict() for i in items], "rejected": [r.to_dict() for r in rejected]}
+        doc = {
+            "playbook": None if state is None else state.playbook,
+            "case": key,
+            "state": None if state is None else state.to_dict(),
+            "outbox": [i.to_dict() for i in items],
+            "rejected": [r.to_dict() for r in rejected],
+        }
         _json(doc)
     else:
         if state is not None:
             _print_state(state)
             if items:
                 print("\noutbox:")
-                sys.stdout.write(_table([[i.id, i.type, i.status, str(i.attempts), _short(i.action.at),
-                                          json.dumps(dict(i.action.params), ensure_ascii=False)[:60]]
-                                         for i in items], ["ID", "TYPE", "STATUS", "ATTEMPTS", "AT", "PARAMS"]))
+                sys.stdout.write(
+                    _table(
+                        [
+                            [
+                                i.id,
+                                i.type,
+                                i.status,
+                                str(i.attempts),
+                                _short(i.action.at),
+                                json.dumps(dict(i.action.params), ensure_ascii=False)[:60],
+                            ]
+                            for i in items
+                        ],
+                        ["ID", "TYPE", "STATUS", "ATTEMPTS", "AT", "PARAMS"],
+                    )
+                )
         if rejected:
             print("\nrejected events:")
             _print_rejected(rejected)
     if state is None:
-        print(f"carepath: no case {key!r} in {store.url}" + (f" for playbook {args.playbook}" if args.playbook else ""),
-              file=sys.stderr)
+        print(
+            f"carepath: no case {key!r} in {store.url}"
+            + (f" for playbook {args.playbook}" if args.playbook else ""),
+            file=sys.stderr,
+        )
         return 2
     return 0
 
@@ -169,24 +242,44 @@ def _print_state(s: CaseState) -> None:
             _say(f"    {k}: {v}")
     if s.clocks:
         print("\nclocks:")
-        sys.stdout.write(_table(
-            [[n, c.status, str(c.cycle), "yes" if c.breached else "no", _short(c.due),
-              str(c.elapsed), "—" if c.target is None else str(c.target)] for n, c in s.clocks.items()],
-            ["CLOCK", "STATUS", "CYCLE", "BREACHED", "DUE", "ELAPSED", "TARGET"]))
+        sys.stdout.write(
+            _table(
+                [
+                    [
+                        n,
+                        c.status,
+                        str(c.cycle),
+                        "yes" if c.breached else "no",
+                        _short(c.due),
+                        str(c.elapsed),
+                        "—" if c.target is None else str(c.target),
+                    ]
+                    for n, c in s.clocks.items()
+                ],
+                ["CLOCK", "STATUS", "CYCLE", "BREACHED", "DUE", "ELAPSED", "TARGET"],
+            )
+        )
     if s.pending:
         from carepath._instants import dt, zone
 
         print("\npending:")
-        sys.stdout.write(_table([[p.kind, p.ref, _short(dt(p.due, zone(s.timezone)))] for p in s.pending],
-                                ["KIND", "REF", "DUE"]))
+        sys.stdout.write(
+            _table(
+                [[p.kind, p.ref, _short(dt(p.due, zone(s.timezone)))] for p in s.pending],
+                ["KIND", "REF", "DUE"],
+            )
+        )
 
 
 def _print_rejected(rej: list[Any]) -> None:
     rows = []
     for r in rej:
         ev = r.event
-        what = (f"{ev.get('id', '—')} {ev.get('type', '')}".strip() if "raw" not in ev
-                else "raw: " + str(ev["raw"])[:40])
+        what = (
+            f"{ev.get('id', '—')} {ev.get('type', '')}".strip()
+            if "raw" not in ev
+            else "raw: " + str(ev["raw"])[:40]
+        )
         rows.append([r["at"] or "—", r.reason, what, r.message[:80]])
     sys.stdout.write(_table(rows, ["RECEIVED", "REASON", "EVENT", "MESSAGE"]))
 

@@ -28,13 +28,20 @@ def load_playbook(path: str, *, color_mode: str = "auto") -> Playbook | int:
         return 2
     res = check_file(path)
     if any(d.code == "CP100" for d in res.diagnostics):
-        print(format_diagnostics(res.diagnostics, "text", sources=res.sources).rstrip(), file=sys.stderr)
+        print(
+            format_diagnostics(res.diagnostics, "text", sources=res.sources).rstrip(),
+            file=sys.stderr,
+        )
         return 2
     if res.playbook is None:
-        out = format_diagnostics(res.diagnostics, "text", sources=res.sources,
-                                 color=use_color(color_mode, sys.stderr))
+        out = format_diagnostics(
+            res.diagnostics, "text", sources=res.sources, color=use_color(color_mode, sys.stderr)
+        )
         sys.stderr.write(out)
-        print(f"carepath: {path} is not a valid playbook (run `carepath validate {path}`)", file=sys.stderr)
+        print(
+            f"carepath: {path} is not a valid playbook (run `carepath validate {path}`)",
+            file=sys.stderr,
+        )
         return 1
     return res.playbook
 
@@ -49,8 +56,10 @@ def load_playbooks(paths: list[str]) -> list[Playbook] | int:
         playbooks.append(pb)
     ids = [pb.id for pb in playbooks]
     if len(set(ids)) != len(ids):
-        print("carepath: the same playbook id is given twice; a store or a job runs one version of each",
-              file=sys.stderr)
+        print(
+            "carepath: the same playbook id is given twice; a store or a job runs one version of each",
+            file=sys.stderr,
+        )
         return 2
     return playbooks
 

@@ -22,15 +22,28 @@ ORDER = 62
 
 def register(sub: Any) -> None:
     """Add the ``db`` sub-command."""
-    p = sub.add_parser("db", help=HELP, description=__doc__.split("\n\n")[0] if __doc__ else HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="exit codes: 0 ok, 1 schema missing or out of date (status), 2 bad arguments or store")
+    p = sub.add_parser(
+        "db",
+        help=HELP,
+        description=__doc__.split("\n\n")[0] if __doc__ else HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="exit codes: 0 ok, 1 schema missing or out of date (status), 2 bad arguments or store",
+    )
     sp = p.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
-    for name, hlp in (("migrate", "create or upgrade the schema"), ("status", "show the schema version and counts")):
+    for name, hlp in (
+        ("migrate", "create or upgrade the schema"),
+        ("status", "show the schema version and counts"),
+    ):
         c = sp.add_parser(name, help=hlp)
-        c.add_argument("--store", required=True, metavar="URL",
-                       help="postgresql://user@host/db?schema=NAME or sqlite:///cases.db")
-        c.add_argument("--format", "-f", choices=("table", "json"), default="table", help="output format")
+        c.add_argument(
+            "--store",
+            required=True,
+            metavar="URL",
+            help="postgresql://user@host/db?schema=NAME or sqlite:///cases.db",
+        )
+        c.add_argument(
+            "--format", "-f", choices=("table", "json"), default="table", help="output format"
+        )
     p.set_defaults(func=run)
 
 
@@ -57,7 +70,11 @@ def run(args: argparse.Namespace) -> int:
 
             needed = PG_VERSION
         version = store.schema_version()
-        info: dict[str, Any] = {"store": _safe(args.store), "schema_version": version, "required": needed}
+        info: dict[str, Any] = {
+            "store": _safe(args.store),
+            "schema_version": version,
+            "required": needed,
+        }
         status = getattr(store, "status", None)
         if version == needed and callable(status):
             info.update(status())
@@ -70,8 +87,15 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
     else:
         verb = "migrated" if args.db_command == "migrate" else "schema"
-        state = "current" if version == needed else "missing" if version == 0 else \
-            "out of date: run carepath db migrate" if version < needed else "newer than this carepath"
+        state = (
+            "current"
+            if version == needed
+            else "missing"
+            if version == 0
+            else "out of date: run carepath db migrate"
+            if version < needed
+            else "newer than this carepath"
+        )
         print(f"{info['store']}: {verb} version {version} ({state})")
         rest = {k: v for k, v in info.items() if k not in ("store", "schema_version", "required")}
         if rest:

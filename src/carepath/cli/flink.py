@@ -27,24 +27,52 @@ ORDER = 65
 
 def register(sub: Any) -> None:
     """Add the ``flink`` sub-command."""
-    p = sub.add_parser("flink", help=HELP, description=__doc__.split("\n\n")[0] if __doc__ else HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="exit codes: 0 ok, 1 invalid playbook, 2 bad arguments, unreadable file or "
-                              "PyFlink/Java missing, 3 the job failed")
+    p = sub.add_parser(
+        "flink",
+        help=HELP,
+        description=__doc__.split("\n\n")[0] if __doc__ else HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="exit codes: 0 ok, 1 invalid playbook, 2 bad arguments, unreadable file or "
+        "PyFlink/Java missing, 3 the job failed",
+    )
     p.add_argument("playbooks", nargs="+", metavar="PLAYBOOK", help="playbook files")
     p.add_argument("--events", required=True, metavar="FILE", help="JSON lines of events")
-    p.add_argument("--out", required=True, metavar="DIR", help="where to write actions.jsonl, states.jsonl, rejected.jsonl")
-    p.add_argument("--until", metavar="T",
-                   help="after the last event, go on to T (ISO 8601; without an offset, local time in the "
-                        "first playbook's timezone)")
-    p.add_argument("--parallelism", type=int, default=1, metavar="N", help="parallel subtasks (default: 1)")
-    p.add_argument("--out-of-orderness", type=int, default=0, metavar="MS",
-                   help="how late (ms) an event may arrive after a later one and still be applied in `at` "
-                        "order (default: 0: the file is in time order)")
-    p.add_argument("--checkpoint-interval", type=int, default=1000, metavar="MS",
-                   help="checkpoint every MS milliseconds (default: 1000; 0 turns checkpoints off)")
-    p.add_argument("--state-backend", choices=("hashmap", "rocksdb"), default=None,
-                   help="keyed state backend (default: Flink's, hashmap)")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="where to write actions.jsonl, states.jsonl, rejected.jsonl",
+    )
+    p.add_argument(
+        "--until",
+        metavar="T",
+        help="after the last event, go on to T (ISO 8601; without an offset, local time in the "
+        "first playbook's timezone)",
+    )
+    p.add_argument(
+        "--parallelism", type=int, default=1, metavar="N", help="parallel subtasks (default: 1)"
+    )
+    p.add_argument(
+        "--out-of-orderness",
+        type=int,
+        default=0,
+        metavar="MS",
+        help="how late (ms) an event may arrive after a later one and still be applied in `at` "
+        "order (default: 0: the file is in time order)",
+    )
+    p.add_argument(
+        "--checkpoint-interval",
+        type=int,
+        default=1000,
+        metavar="MS",
+        help="checkpoint every MS milliseconds (default: 1000; 0 turns checkpoints off)",
+    )
+    p.add_argument(
+        "--state-backend",
+        choices=("hashmap", "rocksdb"),
+        default=None,
+        help="keyed state backend (default: Flink's, hashmap)",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no summary on standard error")
     p.set_defaults(func=run)
 
@@ -82,11 +110,21 @@ def run(args: argparse.Namespace) -> int:
 
     opts = JobOptions(out_of_orderness_ms=args.out_of_orderness)
     try:
-        res = run_file(args.playbooks, args.events, until=until, options=opts, parallelism=args.parallelism,
-                       checkpoint_ms=args.checkpoint_interval or None, state_backend=args.state_backend)
+        res = run_file(
+            args.playbooks,
+            args.events,
+            until=until,
+            options=opts,
+            parallelism=args.parallelism,
+            checkpoint_ms=args.checkpoint_interval or None,
+            state_backend=args.state_backend,
+        )
     except Exception as exc:
         text = str(exc).strip().splitlines()
-        print(f"carepath: flink: the job failed: {type(exc).__name__}: {text[0] if text else ''}", file=sys.stderr)
+        print(
+            f"carepath: flink: the job failed: {type(exc).__name__}: {text[0] if text else ''}",
+            file=sys.stderr,
+        )
         return 3
     actions = sorted(res.actions, key=_action_order)
     states = sorted(res.states, key=_state_order)
@@ -94,8 +132,11 @@ def run(args: argparse.Namespace) -> int:
     (out / "states.jsonl").write_text("".join(s + "\n" for s in states), encoding="utf-8")
     (out / "rejected.jsonl").write_text("".join(r + "\n" for r in res.rejected), encoding="utf-8")
     if not args.quiet:
-        print(f"carepath flink: {len(actions)} actions, {len(states)} cases, {len(res.rejected)} rejected events; "
-              f"parallelism {args.parallelism}; {res.seconds:.1f} s → {out}", file=sys.stderr)
+        print(
+            f"carepath flink: {len(actions)} actions, {len(states)} cases, {len(res.rejected)} rejected events; "
+            f"parallelism {args.parallelism}; {res.seconds:.1f} s → {out}",
+            file=sys.stderr,
+        )
     return 0
 
 

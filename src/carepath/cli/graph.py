@@ -21,13 +21,27 @@ ORDER = 40
 
 def register(sub: Any) -> None:
     """Add the ``graph`` sub-command."""
-    p = sub.add_parser("graph", help=HELP, description=__doc__.split("\n\n")[0] if __doc__ else HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="exit codes: 0 ok, 1 invalid playbook, 2 unreadable file")
+    p = sub.add_parser(
+        "graph",
+        help=HELP,
+        description=__doc__.split("\n\n")[0] if __doc__ else HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="exit codes: 0 ok, 1 invalid playbook, 2 unreadable file",
+    )
     p.add_argument("playbook", metavar="PLAYBOOK", help="the playbook file")
-    p.add_argument("--format", "-f", choices=("mermaid", "dot"), default="mermaid",
-                   help="diagram language (default: mermaid)")
-    p.add_argument("--output", "-o", metavar="FILE", help="write the diagram to FILE instead of standard output")
+    p.add_argument(
+        "--format",
+        "-f",
+        choices=("mermaid", "dot"),
+        default="mermaid",
+        help="diagram language (default: mermaid)",
+    )
+    p.add_argument(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="write the diagram to FILE instead of standard output",
+    )
     p.set_defaults(func=run)
 
 

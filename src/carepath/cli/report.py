@@ -12,17 +12,35 @@ ORDER = 60
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "report", help=HELP,
+        "report",
+        help=HELP,
         description="Replay an event log (JSONL, one event per line; '-' for standard input) through the "
-                    "playbook and report metrics, SLA attainment, goals, load and Erlang C staffing. "
-                    "With --compare, replay the same events under another playbook version (what-if).")
+        "playbook and report metrics, SLA attainment, goals, load and Erlang C staffing. "
+        "With --compare, replay the same events under another playbook version (what-if).",
+    )
     p.add_argument("playbook", metavar="PLAYBOOK", help="the playbook (YAML)")
-    p.add_argument("events", metavar="EVENTS", nargs="?", help="event log: JSONL (or a YAML list); '-' = stdin")
-    p.add_argument("--store", metavar="URL", help="read cases from a runtime store instead (sqlite:///cases.db)")
-    p.add_argument("--format", choices=("text", "json", "html"), default="text", help="output format (default text)")
-    p.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE instead of standard output")
-    p.add_argument("--compare", metavar="OTHER.yaml",
-                   help="replay the same events under this playbook too, and show both side by side")
+    p.add_argument(
+        "events", metavar="EVENTS", nargs="?", help="event log: JSONL (or a YAML list); '-' = stdin"
+    )
+    p.add_argument(
+        "--store",
+        metavar="URL",
+        help="read cases from a runtime store instead (sqlite:///cases.db)",
+    )
+    p.add_argument(
+        "--format",
+        choices=("text", "json", "html"),
+        default="text",
+        help="output format (default text)",
+    )
+    p.add_argument(
+        "-o", "--output", metavar="FILE", help="write the report to FILE instead of standard output"
+    )
+    p.add_argument(
+        "--compare",
+        metavar="OTHER.yaml",
+        help="replay the same events under this playbook too, and show both side by side",
+    )
     p.set_defaults(func=run)
 
 
@@ -42,7 +60,7 @@ def _store_states(url: str) -> list[Any]:
         store.close()
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:  # noqa: C901 - one check per option, in the order the help lists them
     from pathlib import Path
 
     from carepath._terminal import json_term_safe, term_safe
@@ -54,8 +72,11 @@ def run(args: argparse.Namespace) -> int:
     from carepath.runtime import StoreError
 
     if (args.events is None) == (args.store is None):
-        return _err("give an event log (EVENTS) or --store URL, not both" if args.events else
-                    "give an event log (EVENTS) or --store URL")
+        return _err(
+            "give an event log (EVENTS) or --store URL, not both"
+            if args.events
+            else "give an event log (EVENTS) or --store URL"
+        )
     playbooks = []
     for path in [args.playbook, *([args.compare] if args.compare else [])]:
         pb = load_playbook(path)  # 2: cannot be read; 1: invalid, with validate's diagnostics
@@ -73,7 +94,9 @@ def run(args: argparse.Namespace) -> int:
             replays = [replay_store(pb, states) for pb in playbooks]
         else:
             # one pass over the log for every playbook; metric samples are collected as it goes
-            replays = replay_log(playbooks, sys.stdin if args.events == "-" else args.events, Collector)
+            replays = replay_log(
+                playbooks, sys.stdin if args.events == "-" else args.events, Collector
+            )
         reports = [build_report(pb, rp) for pb, rp in zip(playbooks, replays, strict=True)]
     except EventLogError as exc:
         print(f"carepath report: {exc}", file=sys.stderr)
@@ -85,16 +108,27 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if replays and replays[0].bad:  # the same lines for every playbook: said once
         first = replays[0].bad[0]
-        print(term_safe(f"carepath report: warning: {len(replays[0].bad)} line(s) skipped: not events "
-                        f"(first: {args.events}:{first.line}: {first.message})"), file=sys.stderr)
+        print(
+            term_safe(
+                f"carepath report: warning: {len(replays[0].bad)} line(s) skipped: not events "
+                f"(first: {args.events}:{first.line}: {first.message})"
+            ),
+            file=sys.stderr,
+        )
     for rp in replays:
         if rp.rejected:
-            print(term_safe(f"carepath report: {len(rp.rejected)} event(s) rejected by {rp.playbook.id} "
-                            f"{rp.playbook.version} (first: {rp.rejected[0][0].id}: {rp.rejected[0][1]})"),
-                  file=sys.stderr)
+            print(
+                term_safe(
+                    f"carepath report: {len(rp.rejected)} event(s) rejected by {rp.playbook.id} "
+                    f"{rp.playbook.version} (first: {rp.rejected[0][0].id}: {rp.rejected[0][1]})"
+                ),
+                file=sys.stderr,
+            )
     doc = reports[0] if len(reports) == 1 else compare_reports(reports[0], reports[1])
     text = render(doc, args.format)
-    if args.format == "text":  # titles, channels and ids come from playbooks and events: issue 15 #24
+    if (
+        args.format == "text"
+    ):  # titles, channels and ids come from playbooks and events: issue 15 #24
         text = "\n".join(term_safe(line) for line in text.split("\n"))
     elif args.format == "json":
         text = json_term_safe(text)

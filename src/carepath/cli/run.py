@@ -27,13 +27,14 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from carepath.drivers.eventfile import LineReader
     from carepath.events import Line
-    from carepath.runtime import Runtime
+    from carepath.runtime import Runtime, Store
 
 HELP = "run playbooks on a store: ingest events, fire wake-ups, deliver actions"
 ORDER = 60
@@ -42,30 +43,68 @@ DEFAULT_STORE = "sqlite:///cases.db"
 
 def register(sub: Any) -> None:
     """Add the ``run`` sub-command."""
-    p = sub.add_parser("run", help=HELP, description=__doc__.split("\n\n")[0] if __doc__ else HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="exit codes: 0 ok, 1 some event was rejected, 2 bad arguments, unreadable file or store")
+    p = sub.add_parser(
+        "run",
+        help=HELP,
+        description=__doc__.split("\n\n")[0] if __doc__ else HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="exit codes: 0 ok, 1 some event was rejected, 2 bad arguments, unreadable file or store",
+    )
     p.add_argument("playbooks", nargs="+", metavar="PLAYBOOK", help="playbook files")
-    p.add_argument("--store", default=DEFAULT_STORE, metavar="URL",
-                   help=f"the case store (default: {DEFAULT_STORE}; sqlite:////abs/path.db for an absolute path)")
-    p.add_argument("--events", metavar="FILE",
-                   help="JSON lines of events; - for standard input (with --follow it may be left out: a worker "
-                        "that only fires wake-ups and delivers actions)")
-    p.add_argument("--clock", choices=("simulated", "real"), default=None,
-                   help="simulated: time follows the events (default); real: the system clock (default with --follow)")
-    p.add_argument("--until", metavar="T",
-                   help="simulated: after the last event, go on to T; real: stop at T (ISO 8601; without an "
-                        "offset, local time in the first playbook's timezone)")
-    p.add_argument("--actions", metavar="FILE",
-                   help="append delivered actions as JSON lines (- for standard output)")
-    p.add_argument("--follow", action="store_true",
-                   help="keep reading the events file (or standard input) as it grows; stop with Ctrl-C or SIGTERM")
-    p.add_argument("--batch", type=int, default=100, metavar="N",
-                   help="events per transaction (default: 100; 1 commits every event)")
-    p.add_argument("--poll", type=float, default=1.0, metavar="S",
-                   help="with --follow, seconds between checks for wake-ups and new lines (default: 1)")
-    p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
-                   help="a progress bar on standard error (auto: when it is a terminal)")
+    p.add_argument(
+        "--store",
+        default=DEFAULT_STORE,
+        metavar="URL",
+        help=f"the case store (default: {DEFAULT_STORE}; sqlite:////abs/path.db for an absolute path)",
+    )
+    p.add_argument(
+        "--events",
+        metavar="FILE",
+        help="JSON lines of events; - for standard input (with --follow it may be left out: a worker "
+        "that only fires wake-ups and delivers actions)",
+    )
+    p.add_argument(
+        "--clock",
+        choices=("simulated", "real"),
+        default=None,
+        help="simulated: time follows the events (default); real: the system clock (default with --follow)",
+    )
+    p.add_argument(
+        "--until",
+        metavar="T",
+        help="simulated: after the last event, go on to T; real: stop at T (ISO 8601; without an "
+        "offset, local time in the first playbook's timezone)",
+    )
+    p.add_argument(
+        "--actions",
+        metavar="FILE",
+        help="append delivered actions as JSON lines (- for standard output)",
+    )
+    p.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep reading the events file (or standard input) as it grows; stop with Ctrl-C or SIGTERM",
+    )
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=100,
+        metavar="N",
+        help="events per transaction (default: 100; 1 commits every event)",
+    )
+    p.add_argument(
+        "--poll",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="with --follow, seconds between checks for wake-ups and new lines (default: 1)",
+    )
+    p.add_argument(
+        "--progress",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="a progress bar on standard error (auto: when it is a terminal)",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no summary on standard error")
     p.set_defaults(func=run)
 
@@ -78,8 +117,14 @@ class _Stop:
         self.flag = True
 
 
-def _lines(reader: LineReader | None, fh: IO[bytes] | None, follow: bool, poll: float, stop: _Stop,
-           idle: Any = time.sleep) -> Iterator[Line | None]:
+def _lines(
+    reader: LineReader | None,
+    fh: IO[bytes] | None,
+    follow: bool,
+    poll: float,
+    stop: _Stop,
+    idle: Any = time.sleep,
+) -> Iterator[Line | None]:
     """The lines of ``fh`` read by ``reader`` (bounded: :mod:`carepath.drivers.eventfile`); with
     ``follow``, ``None`` whenever ``poll`` seconds pass without one (``idle(poll)`` waits: the
     store's :meth:`wait_for_work`, woken early by other workers). ``fh=None``: no input, only idle
@@ -140,8 +185,10 @@ class _Progress:
             return
         self.last = now
         c = rt.counters
-        counts = (f"{events} events · {c['opened']} cases · {c['actions']} actions · {c['breaches']} breaches"
-                  f"{' · ' + str(c['rejected']) + ' rejected' if c['rejected'] else ''}")
+        counts = (
+            f"{events} events · {c['opened']} cases · {c['actions']} actions · {c['breaches']} breaches"
+            f"{' · ' + str(c['rejected']) + ' rejected' if c['rejected'] else ''}"
+        )
         if self.total:
             frac = min(1.0, read_bytes / self.total)
             width = 24
@@ -181,41 +228,49 @@ def _setup_logging(follow: bool, quiet: bool) -> None:
 
 def _log_batch(log: logging.Logger, rt: Runtime, events: int) -> None:
     c = rt.counters
-    log.info("batch: %d events; totals: %d applied, %d rejected, %d wake-ups, %d actions, %d delivered, %d failed",
-             events, c["applied"], c["rejected"], c["woken"], c["actions"], c["delivered"], c["failed"])
+    log.info(
+        "batch: %d events; totals: %d applied, %d rejected, %d wake-ups, %d actions, %d delivered, %d failed",
+        events,
+        c["applied"],
+        c["rejected"],
+        c["woken"],
+        c["actions"],
+        c["delivered"],
+        c["failed"],
+    )
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run; return the exit code."""
-    from carepath._terminal import json_term_safe, term_safe
-    from carepath.cli.common import load_playbooks, parse_until
-    from carepath.drivers.eventfile import LineReader
-    from carepath.runtime import Runtime, StoreError, open_store
-    from carepath.runtime.clock import ManualClock, system_clock
-    from carepath.state import Action
+@dataclass
+class _Files:
+    """What ``run`` opened: the events (``None`` with ``--follow`` alone), its size when known,
+    the store, and the ``--actions`` sink."""
 
-    if args.events is None and not args.follow:
-        print("carepath: --events is required (without --follow)", file=sys.stderr)
-        return 2
-    if args.batch < 1:
-        print("carepath: --batch must be at least 1", file=sys.stderr)
-        return 2
-    _setup_logging(args.follow, args.quiet)
-    playbooks = load_playbooks(args.playbooks)
-    if isinstance(playbooks, int):
-        return playbooks
-    mode = args.clock or ("real" if args.follow else "simulated")
-    until = parse_until(args.until, playbooks)
+    events: IO[bytes] | None
+    total: int | None
+    store: Store
+    out: IO[str] | None
+
+    def close(self) -> None:
+        if self.events is not None and self.events is not sys.stdin.buffer:
+            self.events.close()
+        if self.out is not None and self.out is not sys.stdout:
+            with contextlib.suppress(OSError):  # a failed write is reported by the summary
+                self.out.close()
+
+
+def _open(args: argparse.Namespace) -> _Files | int:
+    """Open the events file, the store and the actions file, in that order; an exit code (2) and
+    a one-line message for the first that cannot be opened."""
+    from carepath.runtime import StoreError, open_store
+
     total: int | None = None
-    events_fh: IO[bytes] | None = None
+    events: IO[bytes] | None = None
     try:
-        if args.events is None:
-            pass
-        elif args.events == "-":
-            events_fh = sys.stdin.buffer
-        else:
-            events_fh = Path(args.events).open("rb")  # noqa: SIM115 - closed below
-            total = os.fstat(events_fh.fileno()).st_size or None
+        if args.events == "-":
+            events = sys.stdin.buffer
+        elif args.events is not None:
+            events = Path(args.events).open("rb")  # noqa: SIM115 - closed by _Files.close
+            total = os.fstat(events.fileno()).st_size or None
     except OSError as exc:
         print(f"carepath: {args.events}: {exc.strerror or exc}", file=sys.stderr)
         return 2
@@ -229,130 +284,205 @@ def run(args: argparse.Namespace) -> int:
         if args.actions == "-":
             out = sys.stdout
         elif args.actions:
-            out = Path(args.actions).open("a", encoding="utf-8")  # noqa: SIM115 - closed below
+            out = Path(args.actions).open("a", encoding="utf-8")  # noqa: SIM115 - closed by _Files.close
     except OSError as exc:
         print(f"carepath: --actions: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    return _Files(events, total, store, out)
 
-    sim = mode == "simulated"
-    clock = ManualClock() if sim else system_clock
-    rt = Runtime(playbooks, store, clock=clock)
-    write_error: list[OSError] = []
-    if out is not None:
-        sink = out
 
-        @rt.action("*")
+class _Job:
+    """One ``carepath run``: the runtime on the opened files, driven line by line."""
+
+    def __init__(self, args: argparse.Namespace, playbooks: Any, files: _Files) -> None:
+        from carepath.cli.common import parse_until
+        from carepath.runtime import Runtime
+        from carepath.runtime.clock import ManualClock, system_clock
+
+        self.args = args
+        self.files = files
+        self.sim = (args.clock or ("real" if args.follow else "simulated")) == "simulated"
+        self.until = parse_until(args.until, playbooks)
+        self.clock: Any = ManualClock() if self.sim else system_clock
+        self.rt = Runtime(playbooks, files.store, clock=self.clock)
+        self.write_error: list[OSError] = []
+        if files.out is not None:
+            self._write_actions(files.out)
+        self.log = logging.getLogger("carepath.run")
+        self.progress = _Progress(
+            args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty()),
+            files.total,
+        )
+        self.events = 0
+        self.rejected_shown = 0
+
+    def _write_actions(self, sink: IO[str]) -> None:
+        from carepath._terminal import json_term_safe
+        from carepath.state import Action
+
+        write_error = self.write_error
+
+        @self.rt.action("*")
         def write(action: Action, state: Any) -> None:
             # after a failed write (a full disk) nothing more is written: the item stays pending
             # in the outbox, delivered by the next run, and the run ends with exit 2
             if write_error:
                 raise write_error[0]
             try:
-                sink.write(json_term_safe(json.dumps(action.to_dict(), ensure_ascii=False, sort_keys=False)) + "\n")
+                line = json.dumps(action.to_dict(), ensure_ascii=False, sort_keys=False)
+                sink.write(json_term_safe(line) + "\n")
                 sink.flush()
             except OSError as exc:
                 write_error.append(exc)
                 raise
 
-    stop = _Stop()
-    # a worker stops cleanly on SIGTERM or SIGINT: the open batch commits, then it exits 0
-    old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)} if args.follow else {}
-    log = logging.getLogger("carepath.run")
-
-    def say(msg: str, level: int = logging.INFO) -> None:
+    def say(self, msg: str, level: int = logging.INFO) -> None:
         """A message on standard error: with --follow a log record (one channel, one format, as
         the batch lines and the runtime's own warnings), else a ``carepath run:`` line."""
-        if args.follow:
-            log.log(level, "%s", msg)
+        if self.args.follow:
+            self.log.log(level, "%s", msg)
         else:
             print(f"carepath run: {msg}", file=sys.stderr)
-    progress = _Progress(args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty()), total)
-    started = time.monotonic()
-    events = 0
-    read_bytes = 0
-    rejected_shown = 0
 
-    def flush(chunk: list[Line]) -> None:
-        nonlocal rejected_shown
-        results = rt.submit_many(chunk, batch=len(chunk), timeline=sim)
+    def flush(self, chunk: list[Line]) -> None:
+        """Apply one batch of lines, then fire what is due and deliver."""
+        from carepath._terminal import term_safe
+
+        results = self.rt.submit_many(chunk, batch=len(chunk), timeline=self.sim)
         for r in results:
-            if r.status == "rejected" and rejected_shown < 20 and not args.quiet:
-                progress.done()
-                say(term_safe(f"rejected event {r.event_id or '(no id)'}: {r.reason}: {r.message}"),
-                    logging.WARNING)
-                rejected_shown += 1
-        if not sim:
-            rt.run_due()
-        rt.deliver()
-        if args.follow:
-            _log_batch(log, rt, len(chunk))
+            if r.status == "rejected" and self.rejected_shown < 20 and not self.args.quiet:
+                self.progress.done()
+                msg = f"rejected event {r.event_id or '(no id)'}: {r.reason}: {r.message}"
+                self.say(term_safe(msg), logging.WARNING)
+                self.rejected_shown += 1
+        if not self.sim:
+            self.rt.run_due()
+        self.rt.deliver()
+        if self.args.follow:
+            _log_batch(self.log, self.rt, len(chunk))
 
-    try:
-        if sim:
-            store.release_claims()  # a replay of the timeline takes over the claims of the run it replaces
+    def idle(self) -> bool:
+        """No new line for a while: fire and deliver on the real clock; whether to stop (--until)."""
+        if self.sim:
+            return False
+        c = self.rt.counters
+        before = c["woken"] + c["delivered"] + c["failed"]
+        self.rt.run_due()
+        self.rt.deliver()
+        if c["woken"] + c["delivered"] + c["failed"] != before:
+            _log_batch(self.log, self.rt, 0)
+        return self.until is not None and self.clock() >= self.until
+
+    def drive(self, stop: _Stop) -> None:
+        """Read, batch and apply every line; then let time run to its end."""
+        from carepath.drivers.eventfile import LineReader
+
+        args, fh = self.args, self.files.events
+        if self.sim:
+            # a replay of the timeline takes over the claims of the run it replaces
+            self.files.store.release_claims()
         chunk: list[Line] = []
-        reader = None if events_fh is None else LineReader(events_fh)
-        for line in _lines(reader, events_fh, args.follow, args.poll, stop, store.wait_for_work):
+        reader = None if fh is None else LineReader(fh)
+        read_bytes = 0
+        lines = _lines(reader, fh, args.follow, args.poll, stop, self.files.store.wait_for_work)
+        for line in lines:
             if line is None:  # idle while following
                 if chunk:
-                    flush(chunk)
+                    self.flush(chunk)
                     chunk = []
-                if not sim:
-                    before = rt.counters["woken"] + rt.counters["delivered"] + rt.counters["failed"]
-                    rt.run_due()
-                    rt.deliver()
-                    if rt.counters["woken"] + rt.counters["delivered"] + rt.counters["failed"] != before:
-                        _log_batch(log, rt, 0)
-                    if until is not None and clock() >= until:
-                        break
-                progress.update(rt, read_bytes, events)
+                if self.idle():
+                    break
+                self.progress.update(self.rt, read_bytes, self.events)
                 continue
             read_bytes = reader.bytes_read if reader is not None else 0
             chunk.append(line)  # blank and comment lines are skipped by the reader
-            events += 1
+            self.events += 1
             if len(chunk) >= args.batch:
-                flush(chunk)
+                self.flush(chunk)
                 chunk = []
-                progress.update(rt, read_bytes, events)
+                self.progress.update(self.rt, read_bytes, self.events)
         if chunk:
-            flush(chunk)
-        if sim:
-            end = until if until is not None else (clock() if events else None)
-            if end is not None:
-                if isinstance(clock, ManualClock):
-                    clock.advance_to(end)
-                rt.run_due(end)
-                rt.deliver(end)
-        else:
+            self.flush(chunk)
+        self.finish_time()
+
+    def finish_time(self) -> None:
+        """Simulated: time goes on to ``--until`` (or stays at the last event); real: one last
+        round of wake-ups and deliveries."""
+        from carepath.runtime.clock import ManualClock
+
+        rt = self.rt
+        if not self.sim:
             rt.run_due()
             rt.deliver()
+            return
+        end = self.until if self.until is not None else (self.clock() if self.events else None)
+        if end is None:
+            return
+        if isinstance(self.clock, ManualClock):
+            self.clock.advance_to(end)
+        rt.run_due(end)
+        rt.deliver(end)
+
+    def summary(self, took: float) -> int:
+        """The closing line and the exit code."""
+        c = self.rt.counters
+        store = self.files.store
+        pending = len(store.outbox(status="pending"))
+        store.close()
+        if not self.args.quiet:
+            events = self.events
+            rate = f", {events / took:,.0f} events/s" if took > 0 and events else ""
+            dead = f", {c['dead']} dead" if c["dead"] else ""
+            self.say(
+                f"{events} events ({c['applied']} applied, {c['duplicate']} duplicate, "
+                f"{c['ignored']} ignored, {c['rejected']} rejected); {c['opened']} cases opened; "
+                f"{c['woken']} wake-ups; {c['actions']} actions ({c['delivered']} delivered, "
+                f"{pending} pending in the outbox{dead}); {c['breaches']} breaches; "
+                f"{took:.2f} s{rate}"
+            )
+        if self.write_error:
+            werr = self.write_error[0]
+            self.say(
+                f"--actions: cannot write {self.args.actions}: {werr.strerror or werr}; the "
+                "actions not written stay pending in the outbox",
+                logging.ERROR,
+            )
+            return 2
+        return 1 if c["rejected"] else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run; return the exit code."""
+    from carepath.cli.common import load_playbooks
+
+    if args.events is None and not args.follow:
+        print("carepath: --events is required (without --follow)", file=sys.stderr)
+        return 2
+    if args.batch < 1:
+        print("carepath: --batch must be at least 1", file=sys.stderr)
+        return 2
+    _setup_logging(args.follow, args.quiet)
+    playbooks = load_playbooks(args.playbooks)
+    if isinstance(playbooks, int):
+        return playbooks
+    files = _open(args)
+    if isinstance(files, int):
+        return files
+    job = _Job(args, playbooks, files)
+    stop = _Stop()
+    # a worker stops cleanly on SIGTERM or SIGINT: the open batch commits, then it exits 0
+    signals = (signal.SIGTERM, signal.SIGINT) if args.follow else ()
+    old = {s: signal.signal(s, stop) for s in signals}
+    started = time.monotonic()
+    try:
+        job.drive(stop)
     except KeyboardInterrupt:
-        progress.done()
-        say("interrupted; run the same command again to go on", logging.WARNING)
+        job.progress.done()
+        job.say("interrupted; run the same command again to go on", logging.WARNING)
         return 130
     finally:
         for signum, handler in old.items():
             signal.signal(signum, handler)
-        progress.done()
-        if events_fh is not None and events_fh is not sys.stdin.buffer:
-            events_fh.close()
-        if out is not None and out is not sys.stdout:
-            with contextlib.suppress(OSError):  # a failed write is reported below
-                out.close()
-    c = rt.counters
-    pending = len(store.outbox(status="pending"))
-    store.close()
-    if not args.quiet:
-        took = time.monotonic() - started
-        rate = f", {events / took:,.0f} events/s" if took > 0 and events else ""
-        say(f"{events} events ({c['applied']} applied, {c['duplicate']} duplicate, "
-            f"{c['ignored']} ignored, {c['rejected']} rejected); {c['opened']} cases opened; "
-            f"{c['woken']} wake-ups; {c['actions']} actions ({c['delivered']} delivered, {pending} pending in "
-            f"the outbox{', ' + str(c['dead']) + ' dead' if c['dead'] else ''}); {c['breaches']} breaches; "
-            f"{took:.2f} s{rate}")
-    if write_error:
-        werr = write_error[0]
-        say(f"--actions: cannot write {args.actions}: {werr.strerror or werr}; the actions not "
-            "written stay pending in the outbox", logging.ERROR)
-        return 2
-    return 1 if c["rejected"] else 0
+        job.progress.done()
+        files.close()
+    return job.summary(time.monotonic() - started)

@@ -17,7 +17,9 @@ def register(sub: Any) -> None:
     """Add the ``schema`` sub-command."""
     p = sub.add_parser("schema", help=HELP, description=__doc__)
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--check", metavar="FILE", help="exit 1 when FILE differs from the generated schema")
+    g.add_argument(
+        "--check", metavar="FILE", help="exit 1 when FILE differs from the generated schema"
+    )
     g.add_argument("-o", "--output", metavar="FILE", help="write the schema to FILE")
     p.set_defaults(func=run)
 
@@ -36,8 +38,11 @@ def run(args: argparse.Namespace) -> int:
             return 2
         current = raw.decode("utf-8", errors="replace").replace("\r\n", "\n")
         if current != text:
-            print(f"carepath: {args.check} is out of date with the models; regenerate it with "
-                  f"`carepath schema -o {args.check}`", file=sys.stderr)
+            print(
+                f"carepath: {args.check} is out of date with the models; regenerate it with "
+                f"`carepath schema -o {args.check}`",
+                file=sys.stderr,
+            )
             return 1
         print(f"carepath: {args.check} is up to date", file=sys.stderr)
         return 0

@@ -38,25 +38,41 @@ ORDER = 20
 
 def register(sub: Any) -> None:
     """Add the ``simulate`` sub-command."""
-    p = sub.add_parser("simulate", help=HELP, description=__doc__.split("\n\n")[0] if __doc__ else HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="exit codes: 0 ok, 1 bad events or an invalid playbook, 2 unreadable file "
-                              "or bad arguments")
+    p = sub.add_parser(
+        "simulate",
+        help=HELP,
+        description=__doc__.split("\n\n")[0] if __doc__ else HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="exit codes: 0 ok, 1 bad events or an invalid playbook, 2 unreadable file "
+        "or bad arguments",
+    )
     p.add_argument("playbook", metavar="PLAYBOOK", help="the playbook file")
-    p.add_argument("events", metavar="EVENTS", help="events: JSONL, or YAML (.yaml/.yml) holding a list")
-    p.add_argument("--until", metavar="T",
-                   help="after the last event, advance every case to T (ISO 8601; without an offset "
-                        "it is local time in the playbook's timezone)")
-    p.add_argument("--format", "-f", choices=("table", "jsonl"), default="table",
-                   help="output format (default: table)")
-    p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
-                   help="colour the table (auto: on a terminal, unless NO_COLOR is set)")
+    p.add_argument(
+        "events", metavar="EVENTS", help="events: JSONL, or YAML (.yaml/.yml) holding a list"
+    )
+    p.add_argument(
+        "--until",
+        metavar="T",
+        help="after the last event, advance every case to T (ISO 8601; without an offset "
+        "it is local time in the playbook's timezone)",
+    )
+    p.add_argument(
+        "--format",
+        "-f",
+        choices=("table", "jsonl"),
+        default="table",
+        help="output format (default: table)",
+    )
+    p.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour the table (auto: on a terminal, unless NO_COLOR is set)",
+    )
     p.set_defaults(func=run)
 
 
-
-
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:  # noqa: C901 - one check per option, in the order the help lists them
     """Run the simulation; return the exit code."""
     from carepath._instants import zone
     from carepath._terminal import json_term_safe, term_safe
@@ -86,8 +102,11 @@ def run(args: argparse.Namespace) -> int:
     bad_lines: list[tuple[int, str]] = [(b.line, b.message) for b in bad]
     out = sys.stdout
     table = args.format == "table"
-    tl = Timeline(pb, color=table and use_color(args.color, out),
-                  case_width=max([8, *(len(e.event.case or "") for e in events)]))
+    tl = Timeline(
+        pb,
+        color=table and use_color(args.color, out),
+        case_width=max([8, *(len(e.event.case or "") for e in events)]),
+    )
     sim = Simulator(pb)
     n_steps = 0
 
@@ -98,7 +117,10 @@ def run(args: argparse.Namespace) -> int:
             if table:
                 out.write(tl.step(s))
             else:
-                out.write(json_term_safe(json.dumps(s.to_dict(), ensure_ascii=False, sort_keys=False)) + "\n")
+                out.write(
+                    json_term_safe(json.dumps(s.to_dict(), ensure_ascii=False, sort_keys=False))
+                    + "\n"
+                )
 
     if table:
         out.write(tl.header(len(events), args.events))

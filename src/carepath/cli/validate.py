@@ -33,15 +33,25 @@ _SCENARIO = (".test.yaml", ".test.yml")
 
 def register(sub: Any) -> None:
     """Add the ``validate`` sub-command."""
-    p = sub.add_parser("validate", help=HELP, description=__doc__.split("\n\n")[0] if __doc__ else HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="exit codes: 0 ok, 1 errors (or warnings with --strict), 2 bad arguments or "
-                              "unreadable path, 3 internal error")
+    p = sub.add_parser(
+        "validate",
+        help=HELP,
+        description=__doc__.split("\n\n")[0] if __doc__ else HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="exit codes: 0 ok, 1 errors (or warnings with --strict), 2 bad arguments or "
+        "unreadable path, 3 internal error",
+    )
     p.add_argument("paths", nargs="+", metavar="PATH", help="playbook files or folders")
-    p.add_argument("--format", "-f", choices=FORMATS, default="text", help="output format (default: text)")
+    p.add_argument(
+        "--format", "-f", choices=FORMATS, default="text", help="output format (default: text)"
+    )
     p.add_argument("--strict", action="store_true", help="warnings fail too")
-    p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
-                   help="colour the text format (auto: on a terminal, unless NO_COLOR is set)")
+    p.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour the text format (auto: on a terminal, unless NO_COLOR is set)",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no summary line on standard error")
     p.set_defaults(func=run)
 
@@ -80,7 +90,7 @@ def use_color(mode: str, stream: Any) -> bool:
     return bool(isatty and isatty())
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:  # noqa: C901 - one check per option, in the order the help lists them
     """Validate every path; print the findings in the chosen format; return the exit code."""
     from carepath.cli.app import internal_error
     from carepath.diagnostics import format_diagnostics
@@ -93,8 +103,10 @@ def run(args: argparse.Namespace) -> int:
             unreadable: list[OSError] = []
             found = list(find_playbooks(path, unreadable))
             for exc in unreadable:  # exit 2: a path that cannot be read
-                print(f"carepath: {exc.filename or path}: cannot read the folder: {exc.strerror or exc}",
-                      file=sys.stderr)
+                print(
+                    f"carepath: {exc.filename or path}: cannot read the folder: {exc.strerror or exc}",
+                    file=sys.stderr,
+                )
                 usage_problem = True
             if not found and not unreadable and not args.quiet:
                 print(f"carepath: no playbooks in {path}", file=sys.stderr)
@@ -122,8 +134,13 @@ def run(args: argparse.Namespace) -> int:
             usage_problem = True
         diagnostics.extend(res.diagnostics)
         sources.update(res.sources)
-    out = format_diagnostics(diagnostics, args.format, sources=sources, files=list(seen),
-                             color=args.format == "text" and use_color(args.color, sys.stdout))
+    out = format_diagnostics(
+        diagnostics,
+        args.format,
+        sources=sources,
+        files=list(seen),
+        color=args.format == "text" and use_color(args.color, sys.stdout),
+    )
     if args.format == "json":
         sys.stdout.write(out + "\n")
     elif out:
@@ -132,8 +149,10 @@ def run(args: argparse.Namespace) -> int:
     n_err = sum(1 for d in diagnostics if d.severity == "error")
     n_warn = len(diagnostics) - n_err
     if not args.quiet:
-        print(f"carepath: {len(seen)} playbook(s) checked: {n_err} error(s), {n_warn} warning(s)",
-              file=sys.stderr)
+        print(
+            f"carepath: {len(seen)} playbook(s) checked: {n_err} error(s), {n_warn} warning(s)",
+            file=sys.stderr,
+        )
     if internal:
         return 3
     if usage_problem:

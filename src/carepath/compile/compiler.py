@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from carepath.compile.calendars import compile_calendars
 from carepath.compile.ir import (
     ActionDef,
     ChannelDef,
@@ -32,7 +33,7 @@ from carepath.compile.ir import (
     TriggerDef,
 )
 from carepath.durations import DurationError, parse_duration
-from carepath.errors import CalendarError, DefinitionError, ExpressionError
+from carepath.errors import DefinitionError, ExpressionError
 from carepath.expr.compiler import Expr, compile_expr
 from carepath.expr.types import (
     BOOL,
@@ -77,7 +78,11 @@ class _Compiler:
     # -- helpers -------------------------------------------------------------------------------
     def hint(self, word: str, options: list[str]) -> str | None:
         close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-        return f"did you mean {close[0]!r}?" if close else (f"known: {', '.join(options)}" if options and len(options) <= 12 else None)
+        return (
+            f"did you mean {close[0]!r}?"
+            if close
+            else (f"known: {', '.join(options)}" if options and len(options) <= 12 else None)
+        )
 
     def env(self, event_type: str | None = None) -> TypeEnv:
         payload = None
@@ -85,33 +90,67 @@ class _Compiler:
             payload = {k: v[0] for k, v in self.events[event_type].items()}
         return TypeEnv(fields=self.fields, event=payload, specials=self.specials)
 
-    def expr(self, src: Any, path: tuple[str | int, ...], env: TypeEnv, *, want: FieldType | None = BOOL,
-             shift: int = 0) -> Expr | None:
+    def expr(
+        self,
+        src: Any,
+        path: tuple[str | int, ...],
+        env: TypeEnv,
+        *,
+        want: FieldType | None = BOOL,
+        shift: int = 0,
+    ) -> Expr | None:
         try:
             return compile_expr(src, env, want=want)
         except ExpressionError as exc:
-            text = ("=" * shift + src) if isinstance(src, str) else None  # the scalar (`=` of a set)
-            self.rep.add(exc.code, str(exc), path, offset=exc.offset + shift, value=text, hint=exc.hint)
+            text = (
+                ("=" * shift + src) if isinstance(src, str) else None
+            )  # the scalar (`=` of a set)
+            self.rep.add(
+                exc.code, str(exc), path, offset=exc.offset + shift, value=text, hint=exc.hint
+            )
             return None
 
-    def check_recipient(self, name: str, path: tuple[str | int, ...], special: tuple[str, ...]) -> None:
+    def check_recipient(
+        self, name: str, path: tuple[str | int, ...], special: tuple[str, ...]
+    ) -> None:
         """CP302: where the playbook declares tiers, ``notify`` and ``task.for`` name a tier, a
         tier's ``role`` or one of ``special``. Without tiers, recipients are the host's to define."""
         if not self.tiers or name in self.tiers or name in self.roles or name in special:
             return
         options = [*self.tiers, *sorted(self.roles), *special]
-        self.rep.add("CP302", f"unknown tier or role {name!r}", path,
-                     hint=self.hint(name, options) or "declare it under `tiers` (a tier, or a tier's `role`)")
+        self.rep.add(
+            "CP302",
+            f"unknown tier or role {name!r}",
+            path,
+            hint=self.hint(name, options)
+            or "declare it under `tiers` (a tier, or a tier's `role`)",
+        )
 
-    def check_ref(self, value: str | None, options: list[str], code: str, what: str, path: tuple[str | int, ...],
-                  extra: tuple[str, ...] = ()) -> None:
+    def check_ref(
+        self,
+        value: str | None,
+        options: list[str],
+        code: str,
+        what: str,
+        path: tuple[str | int, ...],
+        extra: tuple[str, ...] = (),
+    ) -> None:
         if value is None or value in options or value in extra:
             return
-        section = {"CP301": "stages", "CP302": "tiers", "CP303": "calendars", "CP304": "channels",
-                   "CP305": "segments", "CP306": "templates", "CP308": "slas"}.get(code, "")
+        section = {
+            "CP301": "stages",
+            "CP302": "tiers",
+            "CP303": "calendars",
+            "CP304": "channels",
+            "CP305": "segments",
+            "CP306": "templates",
+            "CP308": "slas",
+        }.get(code, "")
         if (section, value) in self.rep.tainted:
             return  # the entry exists but the schema rejected it: reported there already
-        self.rep.add(code, f"unknown {what} {value!r}", path, hint=self.hint(value, options + list(extra)))
+        self.rep.add(
+            code, f"unknown {what} {value!r}", path, hint=self.hint(value, options + list(extra))
+        )
 
     # -- sections ------------------------------------------------------------------------------
     def compile_fields(self) -> None:
@@ -127,7 +166,11 @@ class _Compiler:
                 if ok:
                     self.defaults[name] = val
                 else:
-                    self.rep.add("CP203", f"default {f.default!r} is not a valid {describe(ft)}", (*path, "default"))
+                    self.rep.add(
+                        "CP203",
+                        f"default {f.default!r} is not a valid {describe(ft)}",
+                        (*path, "default"),
+                    )
         for ev, payload in self.spec.events.items():
             self.event_types.add(ev)
             out: dict[str, tuple[FieldType, Any, bool]] = {}
@@ -140,7 +183,11 @@ class _Compiler:
                 if f.default is not None:
                     ok, default = coerce(f.default, ft)
                     if not ok:
-                        self.rep.add("CP203", f"default {f.default!r} is not a valid {describe(ft)}", (*path, "default"))
+                        self.rep.add(
+                            "CP203",
+                            f"default {f.default!r} is not a valid {describe(ft)}",
+                            (*path, "default"),
+                        )
                 out[name] = (ft, default, f.default is None)
             self.events[ev] = out
 
@@ -158,8 +205,14 @@ class _Compiler:
     def compile_specials(self) -> None:
         sp: dict[str, FieldType] = {
             "stage": FieldType("enum", tuple(self.stage_names)),
-            "segment": FieldType("enum", tuple(self.spec.segments)) if self.spec.segments else STRING,
-            "segments": FieldType("list", (), FieldType("enum", tuple(self.spec.segments)) if self.spec.segments else STRING),
+            "segment": FieldType("enum", tuple(self.spec.segments))
+            if self.spec.segments
+            else STRING,
+            "segments": FieldType(
+                "list",
+                (),
+                FieldType("enum", tuple(self.spec.segments)) if self.spec.segments else STRING,
+            ),
             "tier": FieldType("enum", tuple(self.tiers)) if self.tiers else STRING,
         }
         if "channel" not in self.fields and self.spec.channels:
@@ -173,40 +226,15 @@ class _Compiler:
         self.specials = sp
 
     def compile_calendars(self) -> dict[str, Calendar]:
-        from carepath.calendar.business import Calendar
-
-        tz = self.spec.timezone
-        out: dict[str, Calendar] = {}
-        try:
-            out["always"] = Calendar.from_dict("always", timezone=tz)
-        except (CalendarError, ValueError) as exc:
-            self.rep.add("CP203", f"invalid timezone {tz!r}: {exc}", ("timezone",),
-                         hint="use an IANA name such as Asia/Ho_Chi_Minh or Europe/Berlin")
-            return out
-        for name, cal in self.spec.calendars.items():
-            raw = cal.model_dump(by_alias=True, exclude_none=True)
-            raw.pop("title", None)
-            raw["holidays"] = [h["date"] if set(h) == {"date"} else h for h in raw.get("holidays", [])]
-            if name == "always":
-                self.rep.add("CP203", "`always` is built in and cannot be redefined", ("calendars", name), key=True)
-                continue
-            problems = Calendar.validate_dict(raw, timezone=tz)
-            for rel, msg, code in problems:
-                self.rep.add(code, msg, ("calendars", name, *rel))
-            if problems:
-                continue
-            try:
-                out[name] = Calendar.from_dict(raw, timezone=tz)
-            except CalendarError as exc:
-                for rel, msg in exc.problems:
-                    self.rep.add("CP512", msg, ("calendars", name, *rel))
-        return out
+        return compile_calendars(self.spec, self.rep)
 
     def compile_channels(self) -> dict[str, ChannelDef]:
         out: dict[str, ChannelDef] = {}
         for name, ch in self.spec.channels.items():
             cal = ch.calendar if ch else "always"
-            self.check_ref(cal, self.calendar_names, "CP303", "calendar", ("channels", name, "calendar"))
+            self.check_ref(
+                cal, self.calendar_names, "CP303", "calendar", ("channels", name, "calendar")
+            )
             per = mx = None
             if ch is not None and ch.frequency_cap is not None:
                 try:
@@ -214,38 +242,65 @@ class _Compiler:
                     per = d.seconds + d.days * 86400.0
                     mx = ch.frequency_cap.max
                 except DurationError as exc:
-                    self.rep.add(exc.code, str(exc), ("channels", name, "frequency_cap", "per"), hint=exc.hint)
+                    self.rep.add(
+                        exc.code,
+                        str(exc),
+                        ("channels", name, "frequency_cap", "per"),
+                        hint=exc.hint,
+                    )
             out[name] = ChannelDef(name, cal, bool(ch and ch.automated), per, mx)
         chan = self.spec.fields.get("channel")
         if chan is not None and chan.type == "enum" and self.spec.channels:
             for i, v in enumerate(chan.values or []):
                 if v not in self.spec.channels:
-                    self.rep.add("CP304", f"channel {v!r} of field `channel` is not declared under `channels`",
-                                 ("fields", "channel", "values", i), hint=self.hint(v, list(self.spec.channels)))
+                    self.rep.add(
+                        "CP304",
+                        f"channel {v!r} of field `channel` is not declared under `channels`",
+                        ("fields", "channel", "values", i),
+                        hint=self.hint(v, list(self.spec.channels)),
+                    )
         return out
 
-    def sets(self, values: Mapping[str, Any] | None, path: tuple[str | int, ...], env: TypeEnv) -> tuple[SetValue, ...]:
+    def sets(
+        self, values: Mapping[str, Any] | None, path: tuple[str | int, ...], env: TypeEnv
+    ) -> tuple[SetValue, ...]:
         out: list[SetValue] = []
         for name, value in (values or {}).items():
             p = (*path, name)
             ft = self.fields.get(name)
             if ft is None:
-                self.rep.add("CP402", f"`set` names undeclared field {name!r}", p, key=True,
-                             hint=self.hint(name, list(self.fields)) or "declare it under `fields`")
+                self.rep.add(
+                    "CP402",
+                    f"`set` names undeclared field {name!r}",
+                    p,
+                    key=True,
+                    hint=self.hint(name, list(self.fields)) or "declare it under `fields`",
+                )
                 continue
             if isinstance(value, str) and value.startswith("="):
                 e = self.expr(value[1:], p, env, want=None, shift=1)
                 if e is None:
                     continue
                 if not assignable(e.type, ft):
-                    self.rep.add("CP403", f"expression gives {describe(e.type)}, field {name!r} is {describe(ft)}", p, offset=1)
+                    self.rep.add(
+                        "CP403",
+                        f"expression gives {describe(e.type)}, field {name!r} is {describe(ft)}",
+                        p,
+                        offset=1,
+                    )
                     continue
                 out.append(SetValue(name, None, e, ft))
             else:
                 ok, val = coerce(value, ft)
                 if not ok:
-                    self.rep.add("CP203", f"{value!r} is not a valid {describe(ft)} for field {name!r}", p,
-                                 hint="start the value with '=' to write an expression" if isinstance(value, str) else None)
+                    self.rep.add(
+                        "CP203",
+                        f"{value!r} is not a valid {describe(ft)} for field {name!r}",
+                        p,
+                        hint="start the value with '=' to write an expression"
+                        if isinstance(value, str)
+                        else None,
+                    )
                     continue
                 out.append(SetValue(name, val, None, ft))
         return tuple(out)
@@ -266,14 +321,34 @@ class _Compiler:
         elif verb == "task" and a.for_ is not None:
             self.check_recipient(a.for_, (*path, "for"), ())
         if a.calendar is not None and a.in_ is None:
-            self.rep.add("CP203", f"`calendar: {a.calendar}` has no effect: it is the calendar an `in:` delay "
-                         "counts in, and this action has no `in:`", (*path, "calendar"),
-                         hint="remove it, or add a delay (`in: 2h`); a task's `due` counts in wall-clock time "
-                              "(`bd`: the case channel's calendar)")
+            self.rep.add(
+                "CP203",
+                f"`calendar: {a.calendar}` has no effect: it is the calendar an `in:` delay "
+                "counts in, and this action has no `in:`",
+                (*path, "calendar"),
+                hint="remove it, or add a delay (`in: 2h`); a task's `due` counts in wall-clock time "
+                "(`bd`: the case channel's calendar)",
+            )
         if a.channel is not None:
-            self.check_ref(a.channel, list(self.spec.channels), "CP304", "channel", (*path, "channel"))
-        self.check_ref(a.calendar, self.calendar_names, "CP303", "calendar", (*path, "calendar"), extra=("channel",))
-        self.check_ref(a.window, self.calendar_names, "CP303", "calendar", (*path, "window"), extra=("channel",))
+            self.check_ref(
+                a.channel, list(self.spec.channels), "CP304", "channel", (*path, "channel")
+            )
+        self.check_ref(
+            a.calendar,
+            self.calendar_names,
+            "CP303",
+            "calendar",
+            (*path, "calendar"),
+            extra=("channel",),
+        )
+        self.check_ref(
+            a.window,
+            self.calendar_names,
+            "CP303",
+            "calendar",
+            (*path, "window"),
+            extra=("channel",),
+        )
         delay = None
         if a.in_ is not None:
             try:
@@ -290,12 +365,18 @@ class _Compiler:
         if verb == "set":
             sets = self.sets(arg, (*path, "set"), env)
             arg = {s.field: s.literal for s in sets if s.expr is None}
-        return ActionDef(verb, arg, MappingProxyType(params), src, delay, a.calendar, a.window, a.keep, sets)
+        return ActionDef(
+            verb, arg, MappingProxyType(params), src, delay, a.calendar, a.window, a.keep, sets
+        )
 
-    def actions(self, items: list[ActionSpec], path: tuple[str | int, ...], env: TypeEnv) -> tuple[ActionDef, ...]:
+    def actions(
+        self, items: list[ActionSpec], path: tuple[str | int, ...], env: TypeEnv
+    ) -> tuple[ActionDef, ...]:
         return tuple(self.action(a, (*path, i), env) for i, a in enumerate(items))
 
-    def handlers(self, on: Mapping[str, Any], path: tuple[str | int, ...]) -> dict[str, tuple[HandlerDef, ...]]:
+    def handlers(
+        self, on: Mapping[str, Any], path: tuple[str | int, ...]
+    ) -> dict[str, tuple[HandlerDef, ...]]:
         out: dict[str, tuple[HandlerDef, ...]] = {}
         for ev, hs in on.items():
             self.event_types.add(ev)
@@ -303,10 +384,24 @@ class _Compiler:
             lst: list[HandlerDef] = []
             for i, h in enumerate(hs):
                 hp = (*path, ev, i) if len(hs) > 1 else (*path, ev)
-                self.check_ref(h.to, self.stage_names, "CP301", "stage", (*hp, "to") if not isinstance(h.to, str) or len(hs) > 1 else hp)
+                self.check_ref(
+                    h.to,
+                    self.stage_names,
+                    "CP301",
+                    "stage",
+                    (*hp, "to") if not isinstance(h.to, str) or len(hs) > 1 else hp,
+                )
                 when = self.expr(h.when, (*hp, "when"), env) if h.when is not None else None
-                lst.append(HandlerDef(ev, h.to, when, self.sets(h.set, (*hp, "set"), env),
-                                      self.actions(h.do, (*hp, "do"), env), _path_text(hp)))
+                lst.append(
+                    HandlerDef(
+                        ev,
+                        h.to,
+                        when,
+                        self.sets(h.set, (*hp, "set"), env),
+                        self.actions(h.do, (*hp, "do"), env),
+                        _path_text(hp),
+                    )
+                )
             out[ev] = tuple(lst)
         return out
 
@@ -324,34 +419,81 @@ class _Compiler:
             for i, t in enumerate(st.after):
                 tp = (*path, "after", i)
                 self.check_ref(t.to, self.stage_names, "CP301", "stage", (*tp, "to"))
-                self.check_ref(t.calendar, self.calendar_names, "CP303", "calendar", (*tp, "calendar"), extra=("channel",))
-                self.check_ref(t.window, self.calendar_names, "CP303", "calendar", (*tp, "window"), extra=("channel",))
+                self.check_ref(
+                    t.calendar,
+                    self.calendar_names,
+                    "CP303",
+                    "calendar",
+                    (*tp, "calendar"),
+                    extra=("channel",),
+                )
+                self.check_ref(
+                    t.window,
+                    self.calendar_names,
+                    "CP303",
+                    "calendar",
+                    (*tp, "window"),
+                    extra=("channel",),
+                )
                 try:
                     d = parse_duration(t.in_, business=t.calendar is not None)
                 except DurationError:
                     continue  # reported by the schema
                 when = self.expr(t.when, (*tp, "when"), env) if t.when is not None else None
-                timers.append(TimerDef(i, d, t.to, self.actions(t.do, (*tp, "do"), env), when, t.calendar,
-                                       t.window, _path_text(tp)))
+                timers.append(
+                    TimerDef(
+                        i,
+                        d,
+                        t.to,
+                        self.actions(t.do, (*tp, "do"), env),
+                        when,
+                        t.calendar,
+                        t.window,
+                        _path_text(tp),
+                    )
+                )
             scheds: list[ScheduleDef] = []
             for i, s in enumerate(st.every):
                 sp = (*path, "every", i)
-                self.check_ref(s.window, self.calendar_names, "CP303", "calendar", (*sp, "window"), extra=("channel",))
+                self.check_ref(
+                    s.window,
+                    self.calendar_names,
+                    "CP303",
+                    "calendar",
+                    (*sp, "window"),
+                    extra=("channel",),
+                )
                 try:
                     sched = Schedule(s.cron, self.spec.timezone)
                 except (DefinitionError, ValueError) as exc:
-                    self.rep.add("CP203", f"invalid cron expression {s.cron!r}: {exc}", (*sp, "cron"),
-                                 hint='five fields: minute hour day-of-month month day-of-week, e.g. "0 9 * * MON"')
+                    self.rep.add(
+                        "CP203",
+                        f"invalid cron expression {s.cron!r}: {exc}",
+                        (*sp, "cron"),
+                        hint='five fields: minute hour day-of-month month day-of-week, e.g. "0 9 * * MON"',
+                    )
                     continue
                 when = self.expr(s.when, (*sp, "when"), env) if s.when is not None else None
-                scheds.append(ScheduleDef(i, s.cron, sched, s.window, self.actions(s.do, (*sp, "do"), env), when,
-                                          _path_text(sp)))
+                scheds.append(
+                    ScheduleDef(
+                        i,
+                        s.cron,
+                        sched,
+                        s.window,
+                        self.actions(s.do, (*sp, "do"), env),
+                        when,
+                        _path_text(sp),
+                    )
+                )
             out[name] = StageDef(
-                name, st.initial, st.final,
+                name,
+                st.initial,
+                st.final,
                 self.actions(st.enter, (*path, "enter"), env),
                 self.actions(st.exit, (*path, "exit"), env),
                 MappingProxyType(self.handlers(st.on, (*path, "on"))),
-                tuple(timers), tuple(scheds),
+                tuple(timers),
+                tuple(scheds),
             )
         return out
 
@@ -359,7 +501,13 @@ class _Compiler:
         if t is None:
             return None
         for i, s in enumerate(t.enter):
-            self.check_ref(s, self.stage_names, "CP301", "stage", (*path, "enter", i) if len(t.enter) > 1 else (*path, "enter"))
+            self.check_ref(
+                s,
+                self.stage_names,
+                "CP301",
+                "stage",
+                (*path, "enter", i) if len(t.enter) > 1 else (*path, "enter"),
+            )
         self.event_types.update(t.on)
         when = self.expr(t.when, (*path, "when"), self.env()) if t.when is not None else None
         return TriggerDef(frozenset(t.on), frozenset(t.enter), when)
@@ -369,25 +517,62 @@ class _Compiler:
         env = self.env()
         for name, c in self.spec.slas.items():
             path: tuple[str | int, ...] = ("slas", name)
-            self.check_ref(c.calendar, self.calendar_names, "CP303", "calendar", (*path, "calendar"), extra=("channel",))
+            self.check_ref(
+                c.calendar,
+                self.calendar_names,
+                "CP303",
+                "calendar",
+                (*path, "calendar"),
+                extra=("channel",),
+            )
             pause = None
             if c.pause is not None:
                 for i, s in enumerate(c.pause.in_):
-                    self.check_ref(s, self.stage_names, "CP301", "stage", (*path, "pause", "in", i) if len(c.pause.in_) > 1 else (*path, "pause", "in"))
-                pw = self.expr(c.pause.when, (*path, "pause", "when"), env) if c.pause.when is not None else None
+                    self.check_ref(
+                        s,
+                        self.stage_names,
+                        "CP301",
+                        "stage",
+                        (*path, "pause", "in", i)
+                        if len(c.pause.in_) > 1
+                        else (*path, "pause", "in"),
+                    )
+                pw = (
+                    self.expr(c.pause.when, (*path, "pause", "when"), env)
+                    if c.pause.when is not None
+                    else None
+                )
                 pause = PauseDef(frozenset(c.pause.in_), pw)
             targets: list[TargetDef] = []
             for i, t in enumerate(c.targets):
                 tp = (*path, "targets", i)
-                self.check_ref(t.calendar, self.calendar_names, "CP303", "calendar", (*tp, "calendar"), extra=("channel",))
+                self.check_ref(
+                    t.calendar,
+                    self.calendar_names,
+                    "CP303",
+                    "calendar",
+                    (*tp, "calendar"),
+                    extra=("channel",),
+                )
                 when = self.expr(t.when, (*tp, "when"), env) if t.when is not None else None
                 d = parse_duration(t.within, business=True)
-                targets.append(TargetDef(i, when, None if d.business_days else d.seconds,
-                                         d.business_days or None, t.calendar, t.within))
+                targets.append(
+                    TargetDef(
+                        i,
+                        when,
+                        None if d.business_days else d.seconds,
+                        d.business_days or None,
+                        t.calendar,
+                        t.within,
+                    )
+                )
             if targets and c.targets[-1].when not in (None, True):
-                self.rep.add("CP504", f"the last target of SLA {name!r} has a condition, so some cases have no target",
-                             (*path, "targets", len(c.targets) - 1, "when"),
-                             hint="end the list with an unconditional target such as {within: 8h}")
+                self.rep.add(
+                    "CP504",
+                    f"the last target of SLA {name!r} has a condition, so some cases have no target",
+                    (*path, "targets", len(c.targets) - 1, "when"),
+                    hint="end the list with an unconditional target such as {within: 8h}",
+                )
             thresholds: list[ThresholdDef] = []
             for i, th in enumerate(c.thresholds):
                 tp = (*path, "thresholds", i)
@@ -396,19 +581,34 @@ class _Compiler:
                 else:
                     d = parse_duration(th.at[1:], business=True)
                     pct, off = None, (-d.seconds if th.at.startswith("-") else d.seconds)
-                thresholds.append(ThresholdDef(i, pct, off, self.actions(th.do, (*tp, "do"), env), th.at, _path_text(tp)))
+                thresholds.append(
+                    ThresholdDef(
+                        i, pct, off, self.actions(th.do, (*tp, "do"), env), th.at, _path_text(tp)
+                    )
+                )
             out[name] = ClockDef(
-                name, self.trigger(c.start, (*path, "start")) or TriggerDef(), self.trigger(c.stop, (*path, "stop")),
-                pause, self.trigger(c.reset, (*path, "reset")), self.trigger(c.cancel, (*path, "cancel")),
-                c.repeat, c.calendar, tuple(targets), tuple(thresholds),
+                name,
+                self.trigger(c.start, (*path, "start")) or TriggerDef(),
+                self.trigger(c.stop, (*path, "stop")),
+                pause,
+                self.trigger(c.reset, (*path, "reset")),
+                self.trigger(c.cancel, (*path, "cancel")),
+                c.repeat,
+                c.calendar,
+                tuple(targets),
+                tuple(thresholds),
             )
         return out
 
     def start(self) -> StartDef | None:
         s = self.spec.start
         if not s.on:
-            self.rep.add("CP203", "`start.on` lists no event type, so no case can ever begin", ("start", "on"),
-                         hint="name the event that opens a case: `start: {on: case.opened}`")
+            self.rep.add(
+                "CP203",
+                "`start.on` lists no event type, so no case can ever begin",
+                ("start", "on"),
+                hint="name the event that opens a case: `start: {on: case.opened}`",
+            )
             return None
         self.event_types.update(s.on)
         env = self.env(s.on[0] if len(s.on) == 1 else None)
@@ -429,17 +629,22 @@ class _Compiler:
         for name in sorted(key.names):
             if not name.startswith("event.") or name in EVENT_BUILTINS:
                 continue
-            value = name[len("event."):]
+            value = name[len("event.") :]
             for event in start_events:
                 payload = self.events.get(event)
                 if payload is not None and (value in payload or value.split(".")[0] in payload):
                     continue
                 where = "declares no payload" if payload is None else f"does not declare {value!r}"
                 at = text.find(name)
-                self.rep.add("CP402", f"`start.key` reads {name}, but the start event {event!r} {where}, "
-                             "so such events would find no case", ("start", "key"),
-                             offset=at if at >= 0 else None, value=text,
-                             hint=f"declare it: `events: {{{event}: {{{value}: string}}}}`, or key cases by event.case")
+                self.rep.add(
+                    "CP402",
+                    f"`start.key` reads {name}, but the start event {event!r} {where}, "
+                    "so such events would find no case",
+                    ("start", "key"),
+                    offset=at if at >= 0 else None,
+                    value=text,
+                    hint=f"declare it: `events: {{{event}: {{{value}: string}}}}`, or key cases by event.case",
+                )
                 return
 
     def templates(self) -> None:
@@ -448,7 +653,13 @@ class _Compiler:
             if t is None:
                 continue
             if t.channel is not None:
-                self.check_ref(t.channel, list(self.spec.channels), "CP304", "channel", ("templates", tname, "channel"))
+                self.check_ref(
+                    t.channel,
+                    list(self.spec.channels),
+                    "CP304",
+                    "channel",
+                    ("templates", tname, "channel"),
+                )
             for key in ("subject", "text"):
                 text = getattr(t, key)
                 if not text:
@@ -457,9 +668,14 @@ class _Compiler:
                     ref = m.group(1).strip()
                     if ref in names or ref.startswith("event.") or ref in ("case", "playbook"):
                         continue
-                    self.rep.add("CP306", f"template placeholder {{{ref}}} names no declared field",
-                                 ("templates", tname, key), offset=m.start(), value=text,
-                                 hint=self.hint(ref, sorted(names)))
+                    self.rep.add(
+                        "CP306",
+                        f"template placeholder {{{ref}}} names no declared field",
+                        ("templates", tname, key),
+                        offset=m.start(),
+                        value=text,
+                        hint=self.hint(ref, sorted(names)),
+                    )
 
 
 def compile_playbook(spec: PlaybookSpec, rep: Reporter, text: str = "") -> Playbook | None:
@@ -489,27 +705,58 @@ def compile_playbook(spec: PlaybookSpec, rep: Reporter, text: str = "") -> Playb
     if spec.exit is not None:
         exit_on = frozenset(spec.exit.on)
         c.event_types.update(exit_on)
-        exit_when = c.expr(spec.exit.when, ("exit", "when"), env) if spec.exit.when is not None else None
+        exit_when = (
+            c.expr(spec.exit.when, ("exit", "when"), env) if spec.exit.when is not None else None
+        )
     initials = [n for n, s in spec.stages.items() if s is not None and s.initial]
     if not initials:
-        rep.add("CP501", "no stage is marked `initial: true`", ("stages",), key=True,
-                hint=f"mark the first stage: {next(iter(spec.stages))}: {{initial: true}}")
+        rep.add(
+            "CP501",
+            "no stage is marked `initial: true`",
+            ("stages",),
+            key=True,
+            hint=f"mark the first stage: {next(iter(spec.stages))}: {{initial: true}}",
+        )
     elif len(initials) > 1:
         for n in initials[1:]:
-            rep.add("CP502", f"stage {n!r} is a second initial stage (the first is {initials[0]!r})",
-                    ("stages", n, "initial"))
+            rep.add(
+                "CP502",
+                f"stage {n!r} is a second initial stage (the first is {initials[0]!r})",
+                ("stages", n, "initial"),
+            )
     if rep.has_errors or start is None or not initials:
         return None
-    canon = json.dumps(spec.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"),
-                       ensure_ascii=False, default=str)
-    digest = hashlib.sha256(canon.encode()).hexdigest()[:32]  # 128 bits: ample, and states stay small
+    canon = json.dumps(
+        spec.model_dump(mode="json", by_alias=True),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
+    )
+    digest = hashlib.sha256(canon.encode()).hexdigest()[
+        :32
+    ]  # 128 bits: ample, and states stay small
     return Playbook(
-        id=spec.id, version=str(spec.version), content_hash=digest, title=spec.title, timezone=spec.timezone, spec=spec,
-        fields=MappingProxyType(dict(c.fields)), defaults=MappingProxyType(dict(c.defaults)),
+        id=spec.id,
+        version=str(spec.version),
+        content_hash=digest,
+        title=spec.title,
+        timezone=spec.timezone,
+        spec=spec,
+        fields=MappingProxyType(dict(c.fields)),
+        defaults=MappingProxyType(dict(c.defaults)),
         events=MappingProxyType({k: MappingProxyType(v) for k, v in c.events.items()}),
-        calendars=MappingProxyType(calendars), channels=MappingProxyType(channels), segments=tuple(segs),
-        tiers=tuple(spec.tiers), start=start, stages=MappingProxyType(stages), initial=initials[0],
-        on=MappingProxyType(root_on), exit_on=exit_on, exit_when=exit_when, clocks=MappingProxyType(clocks),
+        calendars=MappingProxyType(calendars),
+        channels=MappingProxyType(channels),
+        segments=tuple(segs),
+        tiers=tuple(spec.tiers),
+        start=start,
+        stages=MappingProxyType(stages),
+        initial=initials[0],
+        on=MappingProxyType(root_on),
+        exit_on=exit_on,
+        exit_when=exit_when,
+        clocks=MappingProxyType(clocks),
         event_types=frozenset(c.event_types),
     )
 

@@ -165,7 +165,11 @@ class ThresholdDef:
     def severity(self) -> str:
         """``warning`` below the target, ``breached`` at it, ``overdue`` past it."""
         if self.percent is not None:
-            return "warning" if self.percent < 100 else ("breached" if self.percent == 100 else "overdue")
+            return (
+                "warning"
+                if self.percent < 100
+                else ("breached" if self.percent == 100 else "overdue")
+            )
         off = self.offset or 0.0
         return "warning" if off < 0 else ("breached" if off == 0 else "overdue")
 
@@ -222,7 +226,9 @@ class Playbook:
     spec: PlaybookSpec
     fields: Mapping[str, FieldType]
     defaults: Mapping[str, Any]
-    events: Mapping[str, Mapping[str, tuple[FieldType, Any, bool]]]  # type → field → (type, default, required)
+    events: Mapping[
+        str, Mapping[str, tuple[FieldType, Any, bool]]
+    ]  # type → field → (type, default, required)
     calendars: Mapping[str, Calendar]
     channels: Mapping[str, ChannelDef]
     segments: tuple[tuple[str, Expr], ...]

@@ -312,14 +312,14 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
     from carepath.engine.engine import Engine
     from carepath.engine.router import route as _route
 
-    eng = Engine(playbook, trace=False)
+    engine = Engine(playbook, trace=False)
     tz = zone(playbook.timezone)
     start = playbook.start
     fast_key = start.key_text.strip().lstrip("=").strip() == "event.case"
     start_on = start.on
     reentry = start.reentry
-    mentions = eng.mentions
-    advance = eng.advance
+    mentions = engine.mentions
+    advance = engine.advance
     out = Replay(playbook, kept=keep, facts=sink)
     states = out.states
     current: dict[str, str] = {}  # key → case identity
@@ -370,7 +370,7 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
             key = e.case
         else:
             try:
-                key = eng.case_key(e)
+                key = engine.case_key(e)
             except Exception:  # a key expression that cannot be evaluated: no case
                 key = None
         cid: str | None = None
@@ -393,13 +393,13 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
                     and st.next_wakeup_s is not None
                     and st.next_wakeup_s < ts
                     and et in start_on
-                    and eng.opens(e)
+                    and engine.opens(e)
                 ):
                     # the runtime fires wake-ups due strictly before an event first: a timer may have
                     # ended the case, and then this event opens a new one
                     woken = advance(st, dt(ts - 1e-6, tz))
                 r = _route(
-                    eng, st if woken is None else woken.state, e
+                    engine, st if woken is None else woken.state, e
                 )  # the policy the runtimes share
                 if r.status == "rejected":  # moves no time: the wake-ups above are dropped
                     rejected = True

@@ -140,8 +140,8 @@ class Simulator:
 
         A rejected event (an unknown case included) moves no time: the wake-ups it would have
         fired are undone, and only its ``ignored`` step (or the error) comes back."""
-        eng = self.engine
-        key = eng.case_key(event)
+        engine = self.engine
+        key = engine.case_key(event)
         steps = self._wake(event.at, inclusive=False)
         if key is None:
             self._tick(event.at)
@@ -150,7 +150,7 @@ class Simulator:
             )
             return steps
         cur = self.cases.get(key)
-        r = route(eng, cur, event)  # the same decision as the runtimes make
+        r = route(engine, cur, event)  # the same decision as the runtimes make
         if r.status == "rejected":
             self._undo(steps)
             if r.reason != "unknown_case":
@@ -203,13 +203,13 @@ class Simulator:
         while True:
             best: tuple[float, str] | None = None
             for key, st in self.cases.items():
-                nw = st.next_wakeup_s
-                if st.ended or nw is None:
+                wake = st.next_wakeup_s
+                if st.ended or wake is None:
                     continue
-                if (nw < limit - 1e-7 or (inclusive and nw <= limit + 1e-7)) and (
-                    best is None or (nw, key) < best
+                if (wake < limit - 1e-7 or (inclusive and wake <= limit + 1e-7)) and (
+                    best is None or (wake, key) < best
                 ):
-                    best = (nw, key)
+                    best = (wake, key)
             if best is None:
                 return steps
             key = best[1]

@@ -26,6 +26,7 @@ from typing import Any
 from carepath.durations import DurationError, parse_duration
 from carepath.errors import ExpressionError
 from carepath.expr import runtime as _expr_runtime
+from carepath.expr.program import FUNCTIONS, MAX_DEPTH, MAX_NODES, MAX_SOURCE, Expr
 from carepath.expr.types import (
     ANY,
     BOOL,
@@ -54,66 +55,6 @@ __all__ = [
     "compile_expr",
 ]
 
-MAX_SOURCE = 2000
-"""Longest accepted expression, in characters."""
-MAX_NODES = 256
-"""Most expression nodes (names, literals, operators, calls) in one expression."""
-MAX_DEPTH = 32
-"""Deepest nesting of expression nodes."""
-
-class Expr:
-    """A compiled expression: call it with ``(fields, event, scope)``.
-
-    ``source`` is the text it came from, ``type`` its result type (``BOOL`` for conditions),
-    ``names`` the dotted names it reads, ``uses_now`` whether it reads ``scope["now"]``. ``fn`` is
-    the underlying function (same arguments), for callers that want to skip one call layer.
-    Evaluation never raises for any input values: see the null rules in ``docs/conditions.md``.
-    """
-
-    __slots__ = ("code", "fn", "names", "source", "type", "uses_now")
-
-    def __init__(
-        self,
-        source: str,
-        type: FieldType,
-        names: frozenset[str],
-        fn: Callable[[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]], Any],
-        code: str,
-        uses_now: bool = False,
-    ) -> None:
-        self.source = source
-        self.type = type
-        self.names = names
-        self.fn = fn
-        self.code = code
-        self.uses_now = uses_now
-
-    def __call__(self, fields: Mapping[str, Any], event: Mapping[str, Any], scope: Mapping[str, Any]) -> Any:
-        """Evaluate against case ``fields``, the ``event`` data and the ``scope`` specials."""
-        return self.fn(fields, event, scope)
-
-    def __repr__(self) -> str:
-        return f"Expr({self.source!r}, type={self.type})"
-
-
-FUNCTIONS: dict[str, str] = {
-    "has": "has(path) — true when the field/event value at path is present (not null)",
-    "lower": "lower(s) — the string in lower case",
-    "upper": "upper(s) — the string in upper case",
-    "len": "len(x) — length of a string or list",
-    "days_since": "days_since(t) — whole days from a date/datetime to now",
-    "hours_since": "hours_since(t) — whole hours from a date/datetime to now",
-    "duration": 'duration("1h30m") — a constant exact duration (s, m, h)',
-    "date": 'date("2026-04-30") — a constant date',
-    "datetime": 'datetime("2026-04-30T08:00:00+07:00") — a constant aware datetime',
-    "now": "now() — the instant of the current step",
-    "abs": "abs(x) — absolute value of a number or duration",
-    "min": "min(a, b, …) or min(list) — the smallest value",
-    "max": "max(a, b, …) or max(list) — the largest value",
-    "round": "round(x) / round(x, n) — x rounded to an int, or to n decimals",
-}
-"""The allow-listed functions, each with a one-line description."""
-
 _NOCONST: Any = object()
 _CONST_NAMES = {"true": True, "false": False, "null": None}
 _CMP_OPS: dict[type[ast.cmpop], str] = {
@@ -131,7 +72,7 @@ _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 
 @dataclass
-class _C:
+class _Typed:
     """A checked sub-expression: generated ``code``, its ``type``, whether it is a strict bool."""
 
     code: str
@@ -142,7 +83,7 @@ class _C:
     path: str | None = None
 
 
-def _describe(c: _C) -> str:
+def _describe(c: _Typed) -> str:
     if c.path is not None:
         return f"{c.path} ({c.type.kind})"
     if c.const is not _NOCONST and not isinstance(c.const, tuple):
@@ -178,14 +119,20 @@ class _Compiler:
         col = getattr(node, "col_offset", 0)
         return self.lead + len(self.raw[:col].decode("utf-8", "replace"))
 
-    def err(self, node: ast.AST, message: str, code: str = "CP403", hint: str | None = None) -> ExpressionError:
+    def err(
+        self, node: ast.AST, message: str, code: str = "CP403", hint: str | None = None
+    ) -> ExpressionError:
         return ExpressionError(message, self.off(node), hint, code)
 
     # -- helpers for generated code -------------------------------------------------------
 
     def bind(self, value: object) -> str:
         """A literal in generated code: repr for plain ints/strs/bools/None, else a bound global."""
-        if value is None or isinstance(value, bool | str) or (type(value) is int and abs(value) < 10**18):
+        if (
+            value is None
+            or isinstance(value, bool | str)
+            or (type(value) is int and abs(value) < 10**18)
+        ):
             return repr(value)
         name = f"_k{len(self.globals)}"
         self.globals[name] = value
@@ -196,12 +143,12 @@ class _Compiler:
         return f"_t{self.tmp}"
 
     @staticmethod
-    def truth(c: _C) -> str:
+    def truth(c: _Typed) -> str:
         return c.code if c.strict else f"({c.code} is True)"
 
     # -- the walk -------------------------------------------------------------------------
 
-    def visit(self, node: ast.expr) -> _C:
+    def visit(self, node: ast.expr) -> _Typed:
         if isinstance(node, ast.Constant):
             return self.constant(node)
         if isinstance(node, ast.Name | ast.Attribute):
@@ -240,25 +187,25 @@ class _Compiler:
             what = "conditional expressions (a if c else b)"
         elif isinstance(node, ast.Dict | ast.Set):
             what = "dicts and sets"
-            hint = "write a list: [\"a\", \"b\"]"
+            hint = 'write a list: ["a", "b"]'
         elif isinstance(node, ast.Starred):
             what = "starred arguments"
         else:
             what = type(node).__name__
         return self.err(node, f"{what} not allowed in a condition", "CP404", hint)
 
-    def constant(self, node: ast.Constant) -> _C:
+    def constant(self, node: ast.Constant) -> _Typed:
         v = node.value
         if v is None:
-            return _C("None", NULL, node, const=None)
+            return _Typed("None", NULL, node, const=None)
         if isinstance(v, bool):
-            return _C(repr(v), BOOL, node, strict=True, const=v)
+            return _Typed(repr(v), BOOL, node, strict=True, const=v)
         if isinstance(v, int):
-            return _C(self.bind(v), INT, node, const=v)
+            return _Typed(self.bind(v), INT, node, const=v)
         if isinstance(v, float):
-            return _C(self.bind(v), FLOAT, node, const=v)
+            return _Typed(self.bind(v), FLOAT, node, const=v)
         if isinstance(v, str):
-            return _C(self.bind(v), STRING, node, const=v)
+            return _Typed(self.bind(v), STRING, node, const=v)
         raise self.err(node, f"{type(v).__name__} literals are not allowed", "CP404")
 
     def path_of(self, node: ast.expr) -> str | None:
@@ -276,17 +223,28 @@ class _Compiler:
         """(path, generated read, type) of a dotted name, or an error."""
         path = self.path_of(node)
         if path is None:
-            raise self.err(node, "attribute access is only allowed on names in scope", "CP404",
-                           "use a dotted field path such as customer.tier")
+            raise self.err(
+                node,
+                "attribute access is only allowed on names in scope",
+                "CP404",
+                "use a dotted field path such as customer.tier",
+            )
         if any(p.startswith("_") for p in path.split(".")):
             raise self.err(node, f"names starting with '_' are not allowed: {path}", "CP404")
         hit = self.scope.get(path)
-        if hit is None and path.startswith("event.") and self.env.event is None and path != "event.":
+        if (
+            hit is None
+            and path.startswith("event.")
+            and self.env.event is None
+            and path != "event."
+        ):
             hit = ("E", ANY)
         if hit is None:
             close = difflib.get_close_matches(path, list(self.scope), n=1, cutoff=0.6)
             if not close:
-                close = [n for n in self.scope if n.startswith(path + ".") or n.endswith("." + path)][:1]
+                close = [
+                    n for n in self.scope if n.startswith(path + ".") or n.endswith("." + path)
+                ][:1]
             hint = f"did you mean {close[0]!r}?" if close else None
             raise self.err(node, f"unknown name {path!r}", "CP402", hint)
         where, t = hit
@@ -296,47 +254,57 @@ class _Compiler:
         elif where == "S":
             read = f"S.get({path!r})"
         else:
-            key = path[len("event."):]
+            key = path[len("event.") :]
             parts = tuple(key.split("."))
             read = f"E.get({key!r})" if len(parts) == 1 else f"_ev(E, {key!r}, {parts!r})"
         return path, read, t
 
-    def name(self, node: ast.Name | ast.Attribute) -> _C:
+    def name(self, node: ast.Name | ast.Attribute) -> _Typed:
         if isinstance(node, ast.Name) and node.id in _CONST_NAMES:
             v = _CONST_NAMES[node.id]
-            return _C(repr(v), BOOL if v is not None else NULL, node, strict=v is not None, const=v)
+            return _Typed(
+                repr(v), BOOL if v is not None else NULL, node, strict=v is not None, const=v
+            )
         path, read, t = self.resolve(node)
-        return _C(read, t, node, path=path)
+        return _Typed(read, t, node, path=path)
 
-    def boolop(self, node: ast.BoolOp) -> _C:
+    def boolop(self, node: ast.BoolOp) -> _Typed:
         parts = []
         for v in node.values:
             c = self.visit(v)
             if c.type.kind not in ("bool", "any", "null"):
                 op = "and" if isinstance(node.op, ast.And) else "or"
-                raise self.err(v, f"'{op}' needs true/false operands, got {_describe(c)}", "CP403",
-                               "compare the value, for example x != null or x > 0")
+                raise self.err(
+                    v,
+                    f"'{op}' needs true/false operands, got {_describe(c)}",
+                    "CP403",
+                    "compare the value, for example x != null or x > 0",
+                )
             parts.append(self.truth(c))
         joiner = " and " if isinstance(node.op, ast.And) else " or "
-        return _C(f"({joiner.join(parts)})", BOOL, node, strict=True)
+        return _Typed(f"({joiner.join(parts)})", BOOL, node, strict=True)
 
-    def unary(self, node: ast.UnaryOp) -> _C:
+    def unary(self, node: ast.UnaryOp) -> _Typed:
         c = self.visit(node.operand)
         if isinstance(node.op, ast.Not):
             if c.type.kind not in ("bool", "any", "null"):
-                raise self.err(node.operand, f"'not' needs a true/false operand, got {_describe(c)}", "CP403")
-            return _C(f"(not {self.truth(c)})", BOOL, node, strict=True)
+                raise self.err(
+                    node.operand, f"'not' needs a true/false operand, got {_describe(c)}", "CP403"
+                )
+            return _Typed(f"(not {self.truth(c)})", BOOL, node, strict=True)
         if isinstance(node.op, ast.USub | ast.UAdd):
             if c.type.kind not in (*NUMERIC_KINDS, "duration", "any"):
-                raise self.err(node, f"unary minus needs a number or duration, got {_describe(c)}", "CP403")
+                raise self.err(
+                    node, f"unary minus needs a number or duration, got {_describe(c)}", "CP403"
+                )
             if isinstance(node.op, ast.UAdd):
                 return c
             if c.const is not _NOCONST:
-                return _C(self.bind(-c.const), c.type, node, const=-c.const)
-            return _C(f"_neg({c.code})", c.type, node)
+                return _Typed(self.bind(-c.const), c.type, node, const=-c.const)
+            return _Typed(f"_neg({c.code})", c.type, node)
         raise self.err(node, "the ~ operator is not allowed", "CP404")
 
-    def list_lit(self, node: ast.List | ast.Tuple) -> _C:
+    def list_lit(self, node: ast.List | ast.Tuple) -> _Typed:
         items = [self.visit(e) for e in node.elts]
         item = NULL
         for c in items:
@@ -349,39 +317,49 @@ class _Compiler:
         t = FieldType("list", item=ANY if item.kind == "null" else item)
         if all(c.const is not _NOCONST for c in items):
             value = tuple(c.const for c in items)
-            return _C(self.bind(value), t, node, const=value)
-        return _C("(" + "".join(c.code + ", " for c in items) + ")", t, node)
+            return _Typed(self.bind(value), t, node, const=value)
+        return _Typed("(" + "".join(c.code + ", " for c in items) + ")", t, node)
 
     # -- comparisons ----------------------------------------------------------------------
 
-    def check_enum_value(self, enum_side: _C, lit: _C) -> None:
+    def check_enum_value(self, enum_side: _Typed, lit: _Typed) -> None:
         """A string literal compared with an enum must be one of its values."""
         values = enum_side.type.values
         if isinstance(lit.const, str) and lit.const not in values:
             close = difflib.get_close_matches(lit.const, values, n=1)
-            hint = (f"did you mean {close[0]!r}? " if close else "") + "values: " + ", ".join(values)
+            hint = (
+                (f"did you mean {close[0]!r}? " if close else "") + "values: " + ", ".join(values)
+            )
             who = enum_side.path or "the enum"
             raise self.err(lit.node, f"{_show(lit.const)} is not a value of {who}", "CP403", hint)
 
-    def check_eq(self, a: _C, b: _C, op: str) -> None:
+    def check_eq(self, a: _Typed, b: _Typed, op: str) -> None:
         if not comparable(a.type, b.type):
-            raise self.err(b.node, f"cannot compare {_describe(a)} with {_describe(b)} using {op}", "CP403")
+            raise self.err(
+                b.node, f"cannot compare {_describe(a)} with {_describe(b)} using {op}", "CP403"
+            )
         for x, y in ((a, b), (b, a)):
             if x.type.kind == "enum":
                 self.check_enum_value(x, y)
 
-    def check_order(self, a: _C, b: _C, op: str) -> None:
+    def check_order(self, a: _Typed, b: _Typed, op: str) -> None:
         for x, y in ((a, b), (b, a)):
             if x.type.kind == "null" or x.const is None:
-                raise self.err(x.node, f"'{op}' with null is always false", "CP403",
-                               "test presence with x == null or x != null")
+                raise self.err(
+                    x.node,
+                    f"'{op}' with null is always false",
+                    "CP403",
+                    "test presence with x == null or x != null",
+                )
             if x.type.kind == "enum":
                 hint = None
                 if isinstance(y.const, str) and y.const in x.type.values:
                     vals = x.type.values
                     i = vals.index(y.const)
                     o = op if x is a else _FLIP[op]
-                    sel = {"<": vals[:i], "<=": vals[: i + 1], ">": vals[i + 1:], ">=": vals[i:]}[o]
+                    sel = {"<": vals[:i], "<=": vals[: i + 1], ">": vals[i + 1 :], ">=": vals[i:]}[
+                        o
+                    ]
                     hint = f"use {x.path or 'the value'} in [{', '.join(_show(v) for v in sel)}]"
                 raise self.err(x.node, f"enum values have no order: {_describe(x)}", "CP403", hint)
             if x.type.kind in ("bool", "list"):
@@ -389,9 +367,11 @@ class _Compiler:
         if a.type.kind == "any" or b.type.kind == "any":
             return
         if family(a.type) != family(b.type):
-            raise self.err(b.node, f"cannot compare {_describe(a)} with {_describe(b)} using {op}", "CP403")
+            raise self.err(
+                b.node, f"cannot compare {_describe(a)} with {_describe(b)} using {op}", "CP403"
+            )
 
-    def compare_one(self, a: _C, op: str, b: _C) -> str:
+    def compare_one(self, a: _Typed, op: str, b: _Typed) -> str:  # noqa: C901 - one branch per pair of operand types (SPEC §3.2 comparison table)
         if op in ("==", "!="):
             self.check_eq(a, b, op)
             if a.const is None and b.const is None:
@@ -415,19 +395,25 @@ class _Compiler:
         if b.type.kind not in ("list", "any"):
             hint = None
             if b.type.kind in ("string", "enum"):
-                hint = f"compare with ==, or write a list: {a.path or 'x'} in [\"a\", \"b\"]"
-            raise self.err(b.node, f"'{op}' needs a list on its right, got {_describe(b)}", "CP403", hint)
+                hint = f'compare with ==, or write a list: {a.path or "x"} in ["a", "b"]'
+            raise self.err(
+                b.node, f"'{op}' needs a list on its right, got {_describe(b)}", "CP403", hint
+            )
         if a.const is None:
-            raise self.err(a.node, f"'null {op} …' is not meaningful", "CP403", "test presence with x == null")
+            raise self.err(
+                a.node, f"'null {op} …' is not meaningful", "CP403", "test presence with x == null"
+            )
         item = b.type.item or ANY
         if not comparable(a.type, item):
-            raise self.err(b.node, f"cannot look for {_describe(a)} in a list of {item.kind}", "CP403")
+            raise self.err(
+                b.node, f"cannot look for {_describe(a)} in a list of {item.kind}", "CP403"
+            )
         if a.type.kind == "enum" and isinstance(b.node, ast.List | ast.Tuple):
             for e in b.node.elts:
                 if isinstance(e, ast.Constant) and isinstance(e.value, str):
-                    self.check_enum_value(a, _C("", STRING, e, const=e.value))
+                    self.check_enum_value(a, _Typed("", STRING, e, const=e.value))
         if item.kind == "enum" and isinstance(a.const, str):
-            self.check_enum_value(_C("", item, b.node, path=b.path), a)
+            self.check_enum_value(_Typed("", item, b.node, path=b.path), a)
         if isinstance(b.const, tuple):
             if op == "in":
                 return f"({a.code} in {b.code})"
@@ -437,24 +423,32 @@ class _Compiler:
             return f"(({t} := {a.code}) is not None and {t} not in {b.code})"
         return f"{'_in' if op == 'in' else '_nin'}({a.code}, {b.code})"
 
-    def compare(self, node: ast.Compare) -> _C:
+    def compare(self, node: ast.Compare) -> _Typed:
         operands = [self.visit(node.left), *(self.visit(c) for c in node.comparators)]
         parts = []
         for i, opnode in enumerate(node.ops):
             op = _CMP_OPS.get(type(opnode))
             if op is None:
-                raise self.err(node.comparators[i], "'is' / 'is not' are not allowed", "CP404",
-                               "use == null or != null")
+                raise self.err(
+                    node.comparators[i],
+                    "'is' / 'is not' are not allowed",
+                    "CP404",
+                    "use == null or != null",
+                )
             parts.append(self.compare_one(operands[i], op, operands[i + 1]))
         code = parts[0] if len(parts) == 1 else "(" + " and ".join(parts) + ")"
-        return _C(code, BOOL, node, strict=True)
+        return _Typed(code, BOOL, node, strict=True)
 
     # -- functions ------------------------------------------------------------------------
 
-    def call(self, node: ast.Call) -> _C:
+    def call(self, node: ast.Call) -> _Typed:
         if not isinstance(node.func, ast.Name):
-            raise self.err(node, "method calls are not allowed", "CP404",
-                           "use the functions: " + ", ".join(FUNCTIONS))
+            raise self.err(
+                node,
+                "method calls are not allowed",
+                "CP404",
+                "use the functions: " + ", ".join(FUNCTIONS),
+            )
         fname = node.func.id
         if fname.startswith("_"):
             raise self.err(node, f"names starting with '_' are not allowed: {fname}", "CP404")
@@ -468,109 +462,133 @@ class _Compiler:
             if isinstance(a, ast.Starred):
                 raise self.not_allowed(a)
         args = node.args
-        method: Callable[[ast.Call, list[ast.expr]], _C] = getattr(self, f"fn_{fname}")
+        method: Callable[[ast.Call, list[ast.expr]], _Typed] = getattr(self, f"fn_{fname}")
         return method(node, args)
 
     def arity(self, node: ast.Call, args: list[ast.expr], lo: int, hi: int) -> None:
         name = node.func.id if isinstance(node.func, ast.Name) else "?"
         if not lo <= len(args) <= hi:
             want = str(lo) if lo == hi else f"{lo} to {hi}"
-            raise self.err(node, f"{name}() takes {want} argument(s), got {len(args)}", "CP403",
-                           FUNCTIONS.get(name))
+            raise self.err(
+                node,
+                f"{name}() takes {want} argument(s), got {len(args)}",
+                "CP403",
+                FUNCTIONS.get(name),
+            )
 
-    def typed_arg(self, node: ast.Call, arg: ast.expr, kinds: tuple[str, ...]) -> _C:
+    def typed_arg(self, node: ast.Call, arg: ast.expr, kinds: tuple[str, ...]) -> _Typed:
         c = self.visit(arg)
         if c.type.kind not in (*kinds, "any"):
             name = node.func.id if isinstance(node.func, ast.Name) else "?"
-            raise self.err(arg, f"{name}() needs {' or '.join(kinds)}, got {_describe(c)}", "CP403",
-                           FUNCTIONS.get(name))
+            raise self.err(
+                arg,
+                f"{name}() needs {' or '.join(kinds)}, got {_describe(c)}",
+                "CP403",
+                FUNCTIONS.get(name),
+            )
         return c
 
     def literal_str(self, node: ast.Call, args: list[ast.expr]) -> tuple[ast.expr, str]:
         self.arity(node, args, 1, 1)
         a = args[0]
         if not (isinstance(a, ast.Constant) and isinstance(a.value, str)):
-            raise self.err(a, f"{node.func.id if isinstance(node.func, ast.Name) else '?'}() needs a "
-                           "string literal", "CP403")
+            raise self.err(
+                a,
+                f"{node.func.id if isinstance(node.func, ast.Name) else '?'}() needs a "
+                "string literal",
+                "CP403",
+            )
         return a, a.value
 
-    def fn_has(self, node: ast.Call, args: list[ast.expr]) -> _C:
+    def fn_has(self, node: ast.Call, args: list[ast.expr]) -> _Typed:
         self.arity(node, args, 1, 1)
         if not isinstance(args[0], ast.Name | ast.Attribute) or self.path_of(args[0]) is None:
             raise self.err(args[0], "has() takes a field path such as has(customer.tier)", "CP403")
         _path, read, _t = self.resolve(args[0])
-        return _C(f"({read} is not None)", BOOL, node, strict=True)
+        return _Typed(f"({read} is not None)", BOOL, node, strict=True)
 
-    def fn_lower(self, node: ast.Call, args: list[ast.expr]) -> _C:
+    def fn_lower(self, node: ast.Call, args: list[ast.expr]) -> _Typed:
         self.arity(node, args, 1, 1)
         c = self.typed_arg(node, args[0], ("string", "enum"))
-        return _C(f"_lower({c.code})", STRING, node)
+        return _Typed(f"_lower({c.code})", STRING, node)
 
-    def fn_upper(self, node: ast.Call, args: list[ast.expr]) -> _C:
+    def fn_upper(self, node: ast.Call, args: list[ast.expr]) -> _Typed:
         self.arity(node, args, 1, 1)
         c = self.typed_arg(node, args[0], ("string", "enum"))
-        return _C(f"_upper({c.code})", STRING, node)
+        return _Typed(f"_upper({c.code})", STRING, node)
 
-    def fn_len(self, node: ast.Call, args: list[ast.expr]) -> _C:
+    def fn_len(self, node: ast.Call, args: list[ast.expr]) -> _Typed:
         self.arity(node, args, 1, 1)
         c = self.typed_arg(node, args[0], ("string", "enum", "list"))
-        return _C(f"_len({c.code})", INT, node)
+        return _Typed(f"_len({c.code})", INT, node)
 
-    def fn_days_since(self, node: ast.Call, args: list[ast.expr]) -> _C:
+    def fn_days_since(self, node: ast.Call, args: list[ast.expr]) -> _Typed:
         self.arity(node, args, 1, 1)
         c = self.typed_arg(node, args[0], ("date", "datetime", "string"))
         self.uses_now = True
-        return _C(f"_days_since({c.code}, S)", INT, node)
+        return _Typed(f"_days_since({c.code}, S)", INT, node)
 
-    def fn_hours_since(self, node: ast.Call, args: list[ast.expr]) -> _C:
+    def fn_hours_since(self, node: ast.Call, args: list[ast.expr]) -> _Typed:
         self.arity(node, args, 1, 1)
         c = self.typed_arg(node, args[0], ("date", "datetime", "string"))
         self.uses_now = True
-        return _C(f"_hours_since({c.code}, S)", INT, node)
+        return _Typed(f"_hours_since({c.code}, S)", INT, node)
 
-    def fn_now(self, node: ast.Call, args: list[ast.expr]) -> _C:
+    def fn_now(self, node: ast.Call, args: list[ast.expr]) -> _Typed:
         self.arity(node, args, 0, 0)
         self.uses_now = True
-        return _C("_now(S)", DATETIME, node)
+        return _Typed("_now(S)", DATETIME, node)
 
-    def fn_duration(self, node: ast.Call, args: list[ast.expr]) -> _C:
+    def fn_duration(self, node: ast.Call, args: list[ast.expr]) -> _Typed:
         a, text = self.literal_str(node, args)
         try:
             d = parse_duration(text)
         except DurationError as e:
             raise self.err(a, str(e), "CP403", e.hint) from None
         if not d.is_exact:
-            raise self.err(a, f"duration({text!r}) is not an exact length", "CP403",
-                           "use s, m or h here (24h rather than 1d)")
+            raise self.err(
+                a,
+                f"duration({text!r}) is not an exact length",
+                "CP403",
+                "use s, m or h here (24h rather than 1d)",
+            )
         value = timedelta(seconds=d.seconds)
-        return _C(self.bind(value), DURATION, node, const=value)
+        return _Typed(self.bind(value), DURATION, node, const=value)
 
-    def fn_date(self, node: ast.Call, args: list[ast.expr]) -> _C:
+    def fn_date(self, node: ast.Call, args: list[ast.expr]) -> _Typed:
         a, text = self.literal_str(node, args)
         try:
             value = date.fromisoformat(text)
         except ValueError:
             raise self.err(a, f"cannot read date {text!r}", "CP403", "write YYYY-MM-DD") from None
-        return _C(self.bind(value), DATE, node, const=value)
+        return _Typed(self.bind(value), DATE, node, const=value)
 
-    def fn_datetime(self, node: ast.Call, args: list[ast.expr]) -> _C:
+    def fn_datetime(self, node: ast.Call, args: list[ast.expr]) -> _Typed:
         a, text = self.literal_str(node, args)
         try:
             value = datetime.fromisoformat(text)
         except ValueError:
-            raise self.err(a, f"cannot read datetime {text!r}", "CP403",
-                           "write ISO 8601 with an offset: 2026-04-30T08:00:00+07:00") from None
+            raise self.err(
+                a,
+                f"cannot read datetime {text!r}",
+                "CP403",
+                "write ISO 8601 with an offset: 2026-04-30T08:00:00+07:00",
+            ) from None
         if value.tzinfo is None:
-            raise self.err(a, f"datetime {text!r} has no UTC offset", "CP403",
-                           "add an offset such as +07:00 or Z")
-        return _C(self.bind(value), DATETIME, node, const=value)
+            raise self.err(
+                a,
+                f"datetime {text!r} has no UTC offset",
+                "CP403",
+                "add an offset such as +07:00 or Z",
+            )
+        return _Typed(self.bind(value), DATETIME, node, const=value)
 
-    def fn_abs(self, node: ast.Call, args: list[ast.expr]) -> _C:
+    def fn_abs(self, node: ast.Call, args: list[ast.expr]) -> _Typed:
         self.arity(node, args, 1, 1)
         c = self.typed_arg(node, args[0], (*sorted(NUMERIC_KINDS), "duration"))
-        return _C(f"_abs({c.code})", c.type, node)
+        return _Typed(f"_abs({c.code})", c.type, node)
 
-    def minmax(self, node: ast.Call, args: list[ast.expr], helper: str) -> _C:
+    def minmax(self, node: ast.Call, args: list[ast.expr], helper: str) -> _Typed:
         self.arity(node, args, 1, 16)
         cs = [self.visit(a) for a in args]
         if len(cs) == 1:
@@ -581,28 +599,34 @@ class _Compiler:
             t = NULL
             for c in cs:
                 if c.type.kind in ("bool", "enum", "list", "null"):
-                    raise self.err(c.node, f"{helper[1:]}() does not apply to {_describe(c)}", "CP403")
+                    raise self.err(
+                        c.node, f"{helper[1:]}() does not apply to {_describe(c)}", "CP403"
+                    )
                 u = unify(t, c.type)
                 if u is None or (u.kind == "string" and t.kind not in ("null", "string")):
-                    raise self.err(c.node, f"{helper[1:]}() mixes {t.kind} and {c.type.kind}", "CP403")
+                    raise self.err(
+                        c.node, f"{helper[1:]}() mixes {t.kind} and {c.type.kind}", "CP403"
+                    )
                 t = u
-        return _C(f"{helper}({', '.join(c.code for c in cs)})", t, node)
+        return _Typed(f"{helper}({', '.join(c.code for c in cs)})", t, node)
 
-    def fn_min(self, node: ast.Call, args: list[ast.expr]) -> _C:
+    def fn_min(self, node: ast.Call, args: list[ast.expr]) -> _Typed:
         return self.minmax(node, args, "_min")
 
-    def fn_max(self, node: ast.Call, args: list[ast.expr]) -> _C:
+    def fn_max(self, node: ast.Call, args: list[ast.expr]) -> _Typed:
         return self.minmax(node, args, "_max")
 
-    def fn_round(self, node: ast.Call, args: list[ast.expr]) -> _C:
+    def fn_round(self, node: ast.Call, args: list[ast.expr]) -> _Typed:
         self.arity(node, args, 1, 2)
         c = self.typed_arg(node, args[0], tuple(sorted(NUMERIC_KINDS)))
         if len(args) == 1:
-            return _C(f"_round({c.code})", INT, node)
+            return _Typed(f"_round({c.code})", INT, node)
         n = args[1]
         if not (isinstance(n, ast.Constant) and type(n.value) is int and 0 <= n.value <= 15):
-            raise self.err(n, "round()'s second argument must be an integer literal from 0 to 15", "CP403")
-        return _C(f"_round({c.code}, {n.value})", c.type, node)
+            raise self.err(
+                n, "round()'s second argument must be an integer literal from 0 to 15", "CP403"
+            )
+        return _Typed(f"_round({c.code}, {n.value})", c.type, node)
 
 
 def _count_and_depth(tree: ast.expr) -> Iterator[tuple[ast.expr, int, int]]:
@@ -641,14 +665,19 @@ def _check_want(t: FieldType, want: FieldType | None, offset: int, shown: str) -
     if want == BOOL:
         if t.kind not in ("bool", "any"):
             raise ExpressionError(
-                f"a condition must be true or false, but {shown!r} is {t}", offset,
-                "compare it, for example x == \"value\", x > 0 or x != null", "CP403")
+                f"a condition must be true or false, but {shown!r} is {t}",
+                offset,
+                'compare it, for example x == "value", x > 0 or x != null',
+                "CP403",
+            )
         return
     if not assignable(t, want):
         raise ExpressionError(f"expected {want}, but {shown!r} is {t}", offset, None, "CP403")
 
 
-def compile_expr(source: str | bool | int | float | None, env: TypeEnv, *, want: FieldType | None = BOOL) -> Expr:
+def compile_expr(  # noqa: C901 - one branch per expression node kind
+    source: str | bool | int | float | None, env: TypeEnv, *, want: FieldType | None = BOOL
+) -> Expr:
     """Parse, type-check and compile ``source`` against ``env``.
 
     ``want=BOOL`` (conditions) requires a true/false result; ``want=None`` (``=expressions`` under
@@ -660,23 +689,30 @@ def compile_expr(source: str | bool | int | float | None, env: TypeEnv, *, want:
     if source is None or isinstance(source, bool | int | float):
         return _literal_expr(source, want)
     if not isinstance(source, str):
-        raise ExpressionError(f"expected an expression string, got {type(source).__name__}", 0, None, "CP401")
+        raise ExpressionError(
+            f"expected an expression string, got {type(source).__name__}", 0, None, "CP401"
+        )
     if len(source) > MAX_SOURCE:
-        raise ExpressionError(f"expression is longer than {MAX_SOURCE} characters", MAX_SOURCE,
-                              "split it, or move the logic into segments", "CP404")
+        raise ExpressionError(
+            f"expression is longer than {MAX_SOURCE} characters",
+            MAX_SOURCE,
+            "split it, or move the logic into segments",
+            "CP404",
+        )
     for i, ch in enumerate(source):
         if ch < " " and ch not in "\t\n\r\f":
             raise ExpressionError(f"control character {ch!r} not allowed", i, None, "CP401")
     # One line, same offsets: Python would reject a newline outside brackets, YAML folds them anyway.
     text = source.replace("\r", " ").replace("\n", " ")
     lead = len(text) - len(text.lstrip())
-    if text[lead:lead + 1] == "=" and text[lead:lead + 2] != "==":
+    if text[lead : lead + 1] == "=" and text[lead : lead + 2] != "==":
         lead += 1
         lead += len(text[lead:]) - len(text[lead:].lstrip())
     body = text[lead:].rstrip()
     if not body:
-        raise ExpressionError("empty expression", lead, "write a condition such as priority == \"urgent\"",
-                              "CP401")
+        raise ExpressionError(
+            "empty expression", lead, 'write a condition such as priority == "urgent"', "CP401"
+        )
     try:
         tree = ast.parse(body, mode="eval").body
     except SyntaxError as e:
@@ -694,8 +730,12 @@ def compile_expr(source: str | bool | int | float | None, env: TypeEnv, *, want:
     comp = _Compiler(body, lead, env)
     for node, count, depth in _count_and_depth(tree):
         if count > MAX_NODES:
-            raise comp.err(node, f"expression has more than {MAX_NODES} parts", "CP404",
-                           "split it, or move the logic into segments")
+            raise comp.err(
+                node,
+                f"expression has more than {MAX_NODES} parts",
+                "CP404",
+                "split it, or move the logic into segments",
+            )
         if depth > MAX_DEPTH:
             raise comp.err(node, f"expression is nested more than {MAX_DEPTH} levels deep", "CP404")
     result = comp.visit(tree)
@@ -710,6 +750,11 @@ def compile_expr(source: str | bool | int | float | None, env: TypeEnv, *, want:
     elif result.type.kind == "list" and result.const is _NOCONST:
         code = f"list({code})" if code.startswith("(") else code
     src = f"lambda F, E, S: {code}"
-    env_globals: dict[str, Any] = {"__builtins__": {}, "list": list, **_expr_runtime.HELPERS, **comp.globals}
+    env_globals: dict[str, Any] = {
+        "__builtins__": {},
+        "list": list,
+        **_expr_runtime.HELPERS,
+        **comp.globals,
+    }
     fn = eval(compile(src, "<carepath-expr>", "eval"), env_globals)  # our own generated code
     return Expr(source, rtype, frozenset(comp.names), fn, src, comp.uses_now)

@@ -50,7 +50,20 @@ __all__ = [
 ]
 
 KINDS = frozenset(
-    {"int", "float", "decimal", "bool", "string", "date", "datetime", "duration", "enum", "list", "any", "null"}
+    {
+        "int",
+        "float",
+        "decimal",
+        "bool",
+        "string",
+        "date",
+        "datetime",
+        "duration",
+        "enum",
+        "list",
+        "any",
+        "null",
+    }
 )
 NUMERIC_KINDS = frozenset({"int", "float", "decimal"})
 
@@ -65,7 +78,9 @@ class FieldType:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"unknown type {self.kind!r}; expected one of {', '.join(sorted(KINDS))}")
+            raise ValueError(
+                f"unknown type {self.kind!r}; expected one of {', '.join(sorted(KINDS))}"
+            )
 
     @staticmethod
     def parse(spec: object) -> FieldType:
@@ -187,7 +202,11 @@ def unify(a: FieldType, b: FieldType) -> FieldType | None:
     if a.kind == "any" or b.kind == "any":
         return ANY
     if a.kind in NUMERIC_KINDS and b.kind in NUMERIC_KINDS:
-        return FLOAT if "float" in (a.kind, b.kind) else (DECIMAL if "decimal" in (a.kind, b.kind) else INT)
+        return (
+            FLOAT
+            if "float" in (a.kind, b.kind)
+            else (DECIMAL if "decimal" in (a.kind, b.kind) else INT)
+        )
     if family(a) == family(b) == "string":
         return STRING
     return None

@@ -82,27 +82,51 @@ def check_channel_calendar(graph: Graph, analysis: ClockAnalysis, rep: Reporter)
         uses = c.calendar == "channel" and any(t.calendar is None for t in c.targets)
         if uses:
             explicit = "calendar" in pb.spec.slas[name].model_fields_set
-            rep.add("CP607", f"SLA {name!r} counts in the case channel's calendar"
-                    + ("" if explicit else " (the default)") + f", but {why}; such cases count 24×7",
-                    ("slas", name, "calendar") if explicit else ("slas", name), key=True, hint=hint)
+            rep.add(
+                "CP607",
+                f"SLA {name!r} counts in the case channel's calendar"
+                + ("" if explicit else " (the default)")
+                + f", but {why}; such cases count 24×7",
+                ("slas", name, "calendar") if explicit else ("slas", name),
+                key=True,
+                hint=hint,
+            )
         for tg in c.targets:
             if tg.calendar == "channel":
-                rep.add("CP607", f"target {tg.text!r} of SLA {name!r} counts in the case channel's calendar, "
-                        f"but {why}", ("slas", name, "targets", tg.index, "calendar"), hint=hint)
+                rep.add(
+                    "CP607",
+                    f"target {tg.text!r} of SLA {name!r} counts in the case channel's calendar, "
+                    f"but {why}",
+                    ("slas", name, "targets", tg.index, "calendar"),
+                    hint=hint,
+                )
     for sname, st in pb.stages.items():
         for t in st.after:
             if t.calendar == "channel" or (t.calendar is None and t.delay.business_days):
-                rep.add("CP607", f"timer `in: {t.delay.text}` counts in the case channel's calendar, but {why}",
-                        ("stages", sname, "after", t.index, "calendar" if t.calendar else "in"), hint=hint)
+                rep.add(
+                    "CP607",
+                    f"timer `in: {t.delay.text}` counts in the case channel's calendar, but {why}",
+                    ("stages", sname, "after", t.index, "calendar" if t.calendar else "in"),
+                    hint=hint,
+                )
     for a, path in _all_actions(pb):
-        if a.delay is not None and (a.calendar == "channel" or (a.calendar is None and a.delay.business_days)):
-            rep.add("CP607", f"delayed action `in: {a.delay.text}` counts in the case channel's calendar, but {why}",
-                    (*path, "calendar" if a.calendar else "in"), hint=hint)
+        if a.delay is not None and (
+            a.calendar == "channel" or (a.calendar is None and a.delay.business_days)
+        ):
+            rep.add(
+                "CP607",
+                f"delayed action `in: {a.delay.text}` counts in the case channel's calendar, but {why}",
+                (*path, "calendar" if a.calendar else "in"),
+                hint=hint,
+            )
 
 
 def _all_actions(pb: Playbook) -> Iterator[tuple[ActionDef, Path]]:
     """Every action of the playbook with its node path."""
-    def handlers(base: Path, on: Mapping[str, tuple[HandlerDef, ...]]) -> Iterator[tuple[ActionDef, Path]]:
+
+    def handlers(
+        base: Path, on: Mapping[str, tuple[HandlerDef, ...]]
+    ) -> Iterator[tuple[ActionDef, Path]]:
         for ev, hs in on.items():
             for i, h in enumerate(hs):
                 hp: Path = (*base, ev, i) if len(hs) > 1 else (*base, ev)
@@ -155,11 +179,20 @@ def target_seconds(pb: Playbook, c: ClockDef) -> list[tuple[str, float]]:
             out.append((t.text, t.seconds))
             continue
         cal = t.calendar or c.calendar
-        cals = sorted({ch.calendar for ch in pb.channels.values()} | {"always"}) if cal == "channel" else [cal]
+        cals = (
+            sorted({ch.calendar for ch in pb.channels.values()} | {"always"})
+            if cal == "channel"
+            else [cal]
+        )
         for name in cals:
             day = typical_open_day(pb, name)
             if day is not None and t.business_days is not None:
-                out.append((f"{t.text} (about {_fmt(t.business_days * day)} in {name})", t.business_days * day))
+                out.append(
+                    (
+                        f"{t.text} (about {_fmt(t.business_days * day)} in {name})",
+                        t.business_days * day,
+                    )
+                )
     return out
 
 
@@ -184,19 +217,28 @@ def check_thresholds(graph: Graph, rep: Reporter) -> None:
             for text, secs in targets:
                 if b.at(secs) < a.at(secs) and b.index not in reported:
                     reported.add(b.index)
-                    rep.add("CP505", f"threshold {b.text!r} of SLA {name!r} fires before the one above it "
-                            f"({a.text!r}) for target {text}", ("slas", name, "thresholds", b.index, "at"),
-                            hint="list thresholds in the order they fire, for every target")
+                    rep.add(
+                        "CP505",
+                        f"threshold {b.text!r} of SLA {name!r} fires before the one above it "
+                        f"({a.text!r}) for target {text}",
+                        ("slas", name, "thresholds", b.index, "at"),
+                        hint="list thresholds in the order they fire, for every target",
+                    )
         if not targets:
             continue
         text, largest = max(targets, key=lambda t: t[1])
         for th in c.thresholds:
-            far = (th.offset is not None and abs(th.offset) > MAX_THRESHOLD_FACTOR * largest) or \
-                  (th.percent is not None and th.percent > MAX_THRESHOLD_FACTOR * 100)
+            far = (th.offset is not None and abs(th.offset) > MAX_THRESHOLD_FACTOR * largest) or (
+                th.percent is not None and th.percent > MAX_THRESHOLD_FACTOR * 100
+            )
             if far:
-                rep.add("CP606", f"threshold {th.text!r} of SLA {name!r} is more than ten times even its "
-                        f"largest target, {text}", ("slas", name, "thresholds", th.index, "at"),
-                        hint="a threshold is a share of the target (75%) or an offset close to it (+1h)")
+                rep.add(
+                    "CP606",
+                    f"threshold {th.text!r} of SLA {name!r} is more than ten times even its "
+                    f"largest target, {text}",
+                    ("slas", name, "thresholds", th.index, "at"),
+                    hint="a threshold is a share of the target (75%) or an offset close to it (+1h)",
+                )
 
 
 def check_segments(pb: Playbook, rep: Reporter) -> None:
@@ -204,8 +246,13 @@ def check_segments(pb: Playbook, rep: Reporter) -> None:
     catch_all: str | None = None
     for name, e in pb.segments:
         if catch_all is not None:
-            rep.add("CP605", f"segment {name!r} comes after {catch_all!r}, whose condition is always true, "
-                    "so it is never the case's `segment`", ("segments", name), key=True,
-                    hint=f"move {catch_all!r} to the end of `segments`")
+            rep.add(
+                "CP605",
+                f"segment {name!r} comes after {catch_all!r}, whose condition is always true, "
+                "so it is never the case's `segment`",
+                ("segments", name),
+                key=True,
+                hint=f"move {catch_all!r} to the end of `segments`",
+            )
         elif always(e):
             catch_all = name

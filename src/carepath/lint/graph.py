@@ -132,8 +132,10 @@ class Graph:
         out: list[Outcome] = []
         st = self.pb.stages[stage]
         exhaustive = False
-        for base, hs in ((("stages", stage, "on", event), st.on.get(event, ())),
-                         (("on", event), () if st.final else self.pb.on.get(event, ()))):
+        for base, hs in (
+            (("stages", stage, "on", event), st.on.get(event, ())),
+            (("on", event), () if st.final else self.pb.on.get(event, ())),
+        ):
             for i, h in enumerate(hs):
                 if never(h.when):
                     continue
@@ -193,10 +195,15 @@ def check_way_out(graph: Graph, rep: Reporter) -> set[str]:
         if any(t != name for t, _ in graph.moves(name)):
             continue
         bad.add(name)
-        rep.add("CP503", f"stage {name!r} is not final and has no way out: no handler or timer moves the case "
-                "to another stage, and the playbook has no `exit`", ("stages", name), key=True,
-                hint="add a transition (`on: {case.closed: closed}`, `after: [{in: 7d, to: closed}]`), "
-                     "or mark the stage `final: true`")
+        rep.add(
+            "CP503",
+            f"stage {name!r} is not final and has no way out: no handler or timer moves the case "
+            "to another stage, and the playbook has no `exit`",
+            ("stages", name),
+            key=True,
+            hint="add a transition (`on: {case.closed: closed}`, `after: [{in: 7d, to: closed}]`), "
+            "or mark the stage `final: true`",
+        )
     return bad
 
 
@@ -204,16 +211,23 @@ def check_unreachable(graph: Graph, reach: set[str], rep: Reporter) -> None:
     """CP601: a stage no path from the initial stage leads to."""
     for name in graph.stage_names:
         if name not in reach:
-            rep.add("CP601", f"stage {name!r} is unreachable from the initial stage {graph.pb.initial!r}",
-                    ("stages", name), key=True,
-                    hint="add a transition to it (`to: " + name + "`), or remove it")
+            rep.add(
+                "CP601",
+                f"stage {name!r} is unreachable from the initial stage {graph.pb.initial!r}",
+                ("stages", name),
+                key=True,
+                hint="add a transition to it (`to: " + name + "`), or remove it",
+            )
 
 
 def outlasts(later: Duration, earlier: Duration) -> bool:
     """Whether ``later`` is at least ``earlier`` in any calendar: no part of it (days, business
     days, seconds) is shorter."""
-    return (later.days >= earlier.days and later.business_days >= earlier.business_days
-            and later.seconds >= earlier.seconds)
+    return (
+        later.days >= earlier.days
+        and later.business_days >= earlier.business_days
+        and later.seconds >= earlier.seconds
+    )
 
 
 def check_timers(graph: Graph, reach: set[str], rep: Reporter) -> None:
@@ -226,15 +240,24 @@ def check_timers(graph: Graph, reach: set[str], rep: Reporter) -> None:
         for t in timers:
             path: Path = ("stages", name, "after", t.index)
             if never(t.when):
-                rep.add("CP609", f"timer `in: {t.delay.text}` of stage {name!r} never fires: its `when` is "
-                        "always false", (*path, "when"), hint="remove the timer, or fix its condition")
+                rep.add(
+                    "CP609",
+                    f"timer `in: {t.delay.text}` of stage {name!r} never fires: its `when` is "
+                    "always false",
+                    (*path, "when"),
+                    hint="remove the timer, or fix its condition",
+                )
                 continue
             for first in timers[: timers.index(t)]:
                 moves = first.to is not None and always(first.when) and first.window is None
                 if moves and first.calendar == t.calendar and outlasts(t.delay, first.delay):
-                    rep.add("CP609", f"timer `in: {t.delay.text}` of stage {name!r} never fires: the timer "
-                            f"`in: {first.delay.text}` before it always moves the case to {first.to!r} first",
-                            (*path, "in"), hint="shorten this timer, or give the earlier one a `when`")
+                    rep.add(
+                        "CP609",
+                        f"timer `in: {t.delay.text}` of stage {name!r} never fires: the timer "
+                        f"`in: {first.delay.text}` before it always moves the case to {first.to!r} first",
+                        (*path, "in"),
+                        hint="shorten this timer, or give the earlier one a `when`",
+                    )
                     break
 
 
@@ -256,7 +279,9 @@ def fires(t: TriggerDef | None, event: str | None, entered: frozenset[str]) -> b
     return (event is not None and event in t.on) or bool(t.enter & entered)
 
 
-def clock_step(c: ClockDef, st: str, event: str | None, entered: frozenset[str]) -> tuple[str, bool]:
+def clock_step(
+    c: ClockDef, st: str, event: str | None, entered: frozenset[str]
+) -> tuple[str, bool]:
     """One step of a clock (SPEC §4.3 precedence: stop, cancel, reset, start). Returns the new
     status and whether ``stop`` ended an open cycle."""
     stopped = False
@@ -273,6 +298,7 @@ def clock_step(c: ClockDef, st: str, event: str | None, entered: frozenset[str])
 
 def _spontaneous(c: ClockDef, st: str) -> Iterator[tuple[str, bool]]:
     """Status changes a trigger's ``when`` can cause after any step."""
+
     def may(t: TriggerDef | None) -> bool:
         return t is not None and t.when is not None and not never(t.when)
 
@@ -312,7 +338,9 @@ def clock_analysis(graph: Graph) -> ClockAnalysis:
     return ClockAnalysis(names, resting, can_open, can_stop, joint=False)
 
 
-def _explore(graph: Graph, names: tuple[str, ...], limit: int | None = MAX_PRODUCT_STATES) -> ClockAnalysis | None:
+def _explore(  # noqa: C901 - the state-space walk is one loop; its branches are the transitions' kinds
+    graph: Graph, names: tuple[str, ...], limit: int | None = MAX_PRODUCT_STATES
+) -> ClockAnalysis | None:
     pb = graph.pb
     clocks = [pb.clocks[n] for n in names]
     can_open = dict.fromkeys(names, False)
@@ -334,7 +362,9 @@ def _explore(graph: Graph, names: tuple[str, ...], limit: int | None = MAX_PRODU
             seen.add(state)
             todo.append(state)
 
-    def step(stage: str, vec: tuple[str, ...], event: str | None, entered: frozenset[str], to: str) -> None:
+    def step(
+        stage: str, vec: tuple[str, ...], event: str | None, entered: frozenset[str], to: str
+    ) -> None:
         out: list[str] = []
         stops: list[bool] = []
         for c, s in zip(clocks, vec, strict=True):
@@ -360,8 +390,13 @@ def _explore(graph: Graph, names: tuple[str, ...], limit: int | None = MAX_PRODU
             if ev in pb.exit_on and pb.exit_when is None:
                 continue  # the case ends
             for o in graph.outcomes(stage, ev):
-                step(stage, vec, ev, frozenset({o.to}) if o.to is not None else frozenset(),
-                     o.to if o.to is not None else stage)
+                step(
+                    stage,
+                    vec,
+                    ev,
+                    frozenset({o.to}) if o.to is not None else frozenset(),
+                    o.to if o.to is not None else stage,
+                )
         for t in pb.stages[stage].after:
             if t.to is not None and not never(t.when):
                 step(stage, vec, None, frozenset({t.to}), t.to)
@@ -391,7 +426,9 @@ def keeps_moving(st: StageDef) -> bool:
     return any(t.to is not None and always(t.when) for t in st.after)
 
 
-def check_forgotten(graph: Graph, reach: set[str], analysis: ClockAnalysis, skip: set[str], rep: Reporter) -> None:
+def check_forgotten(
+    graph: Graph, reach: set[str], analysis: ClockAnalysis, skip: set[str], rep: Reporter
+) -> None:
     """CP602: a reachable non-final stage where a case can wait forever with nothing open."""
     pb = graph.pb
     clocks = [pb.clocks[n] for n in analysis.clocks]
@@ -401,18 +438,24 @@ def check_forgotten(graph: Graph, reach: set[str], analysis: ClockAnalysis, skip
             continue
         bad: tuple[str, ...] | None = None
         for vec in sorted(analysis.resting.get(name, set())):
-            if not any(s == OPEN and not may_pause(c, name) for c, s in zip(clocks, vec, strict=True)):
+            if not any(
+                s == OPEN and not may_pause(c, name) for c, s in zip(clocks, vec, strict=True)
+            ):
                 bad = vec
                 break
         if bad is None:
             continue  # a clock is sure to run in every way a case can rest here, or there is none
         why = _forgotten_reason(clocks, bad, name)
         one_shot = bool(st.after) or any(a.delay is not None for a in st.enter)
-        rep.add("CP602", f"a case can wait forever in stage {name!r}: {why}"
-                + ("; its timers and delayed actions fire only once" if one_shot else ""),
-                ("stages", name), key=True,
-                hint="add a timer that moves the case on (`after: [{in: 7d, to: closed}]`), a schedule "
-                     "(`every`), or an SLA clock that runs in this stage")
+        rep.add(
+            "CP602",
+            f"a case can wait forever in stage {name!r}: {why}"
+            + ("; its timers and delayed actions fire only once" if one_shot else ""),
+            ("stages", name),
+            key=True,
+            hint="add a timer that moves the case on (`after: [{in: 7d, to: closed}]`), a schedule "
+            "(`every`), or an SLA clock that runs in this stage",
+        )
 
 
 def _forgotten_reason(clocks: list[ClockDef], vec: tuple[str, ...], stage: str) -> str:
@@ -421,13 +464,20 @@ def _forgotten_reason(clocks: list[ClockDef], vec: tuple[str, ...], stage: str) 
     parts = []
     for c, s in zip(clocks, vec, strict=True):
         if s == OPEN:
-            parts.append(f"{c.name} is paused here" if c.pause and stage in c.pause.stages
-                         else f"{c.name} can be paused here")
+            parts.append(
+                f"{c.name} is paused here"
+                if c.pause and stage in c.pause.stages
+                else f"{c.name} can be paused here"
+            )
         elif s == PENDING:
             parts.append(f"{c.name} may not have started")
         else:
             parts.append(f"{c.name} may have ended")
-    return "no timer moves it on, no schedule, and no SLA clock is sure to run (" + ", ".join(parts) + ")"
+    return (
+        "no timer moves it on, no schedule, and no SLA clock is sure to run ("
+        + ", ".join(parts)
+        + ")"
+    )
 
 
 def check_clock_start_stop(graph: Graph, analysis: ClockAnalysis, rep: Reporter) -> None:
@@ -435,9 +485,13 @@ def check_clock_start_stop(graph: Graph, analysis: ClockAnalysis, rep: Reporter)
     can never end (its cycles only end cancelled, or never)."""
     for name, c in graph.pb.clocks.items():
         if not analysis.can_open.get(name, False):
-            rep.add("CP603", f"SLA {name!r} can never start: its `start` fires on no reachable path",
-                    ("slas", name, "start"), key=True,
-                    hint="start it on an event (`start: {on: case.opened}`) or on entering a reachable stage")
+            rep.add(
+                "CP603",
+                f"SLA {name!r} can never start: its `start` fires on no reachable path",
+                ("slas", name, "start"),
+                key=True,
+                hint="start it on an event (`start: {on: case.opened}`) or on entering a reachable stage",
+            )
         elif not analysis.can_stop.get(name, False):
             if c.stop is None:
                 msg = f"SLA {name!r} has no `stop`, so its cycles never end met or missed"
@@ -445,5 +499,10 @@ def check_clock_start_stop(graph: Graph, analysis: ClockAnalysis, rep: Reporter)
             else:
                 msg = f"SLA {name!r} can never stop: its `stop` fires on no reachable path while a cycle is open"
                 path = ("slas", name, "stop")
-            rep.add("CP604", msg, path, key=True,
-                    hint="stop it on an event (`stop: {on: agent.replied}`) or on entering a reachable stage")
+            rep.add(
+                "CP604",
+                msg,
+                path,
+                key=True,
+                hint="stop it on an event (`stop: {on: agent.replied}`) or on entering a reachable stage",
+            )

@@ -53,7 +53,9 @@ class SignalEffects:
                 changed.add("tier")
             elif a.verb == "send" and self.capped:
                 ch = a.params.get("channel")
-                if ch is None or (ch in self.pb.channels and self.pb.channels[ch].cap_max is not None):
+                if ch is None or (
+                    ch in self.pb.channels and self.pb.channels[ch].cap_max is not None
+                ):
                     sig.add("capped")
             elif a.verb == "set":
                 changed.update(s.field for s in a.sets)
@@ -71,6 +73,7 @@ class SignalEffects:
             changed = changed | {"segment", "segments"}
         out: set[str] = set()
         for n, c in self.pb.clocks.items():
+
             def reads(e: Expr | None) -> bool:
                 return e is not None and bool(set(e.names) & changed)
 
@@ -81,7 +84,9 @@ class SignalEffects:
             if c.cancel and reads(c.cancel.when):
                 out.add(f"sla.{n}.cancelled")
             if c.reset and reads(c.reset.when):
-                out.update((f"sla.{n}.reset", f"sla.{n}.started", f"sla.{n}.met", f"sla.{n}.missed"))
+                out.update(
+                    (f"sla.{n}.reset", f"sla.{n}.started", f"sla.{n}.met", f"sla.{n}.missed")
+                )
             if c.pause and reads(c.pause.when):
                 out.update((f"sla.{n}.paused", f"sla.{n}.resumed"))
             if any(reads(t.when) for t in c.targets):
@@ -103,8 +108,12 @@ class SignalEffects:
             if fires(c.cancel, event, entered):
                 out.add(f"sla.{n}.cancelled")
             if fires(c.reset, event, entered):
-                out.update((f"sla.{n}.reset", f"sla.{n}.started", f"sla.{n}.met", f"sla.{n}.missed"))
-            if c.pause is not None and ((entered & c.pause.stages) or (left is not None and left in c.pause.stages)):
+                out.update(
+                    (f"sla.{n}.reset", f"sla.{n}.started", f"sla.{n}.met", f"sla.{n}.missed")
+                )
+            if c.pause is not None and (
+                (entered & c.pause.stages) or (left is not None and left in c.pause.stages)
+            ):
                 out.update((f"sla.{n}.paused", f"sla.{n}.resumed"))
             if final:
                 out.update(f"sla.{n}.{e}" for e in _ENDS)
@@ -155,12 +164,18 @@ def check_signal_cycles(graph: Graph, rep: Reporter) -> None:
             continue
         first = handled[0]
         chain = " → ".join(f"{s} (in {st})" for s, st in _cycle_from(first, set(comp), edges))
-        rep.add("CP508", f"signal handlers form a cycle: {chain}", where[first], key=True,
-                hint="break the loop: handle the signal in one stage only, or make one step delayed (`in:`)")
+        rep.add(
+            "CP508",
+            f"signal handlers form a cycle: {chain}",
+            where[first],
+            key=True,
+            hint="break the loop: handle the signal in one stage only, or make one step delayed (`in:`)",
+        )
 
 
-def _sccs(nodes: list[tuple[str, str]], edges: Mapping[tuple[str, str], set[tuple[str, str]]]
-          ) -> list[list[tuple[str, str]]]:
+def _sccs(
+    nodes: list[tuple[str, str]], edges: Mapping[tuple[str, str], set[tuple[str, str]]]
+) -> list[list[tuple[str, str]]]:
     """Strongly connected components (iterative Tarjan)."""
     index: dict[tuple[str, str], int] = {}
     low: dict[tuple[str, str], int] = {}
@@ -171,7 +186,9 @@ def _sccs(nodes: list[tuple[str, str]], edges: Mapping[tuple[str, str], set[tupl
     for root in nodes:
         if root in index:
             continue
-        work: list[tuple[tuple[str, str], Iterator[tuple[str, str]]]] = [(root, iter(sorted(edges[root])))]
+        work: list[tuple[tuple[str, str], Iterator[tuple[str, str]]]] = [
+            (root, iter(sorted(edges[root])))
+        ]
         index[root] = low[root] = counter
         counter += 1
         stack.append(root)
@@ -204,8 +221,11 @@ def _sccs(nodes: list[tuple[str, str]], edges: Mapping[tuple[str, str], set[tupl
     return out
 
 
-def _cycle_from(start: tuple[str, str], comp: set[tuple[str, str]],
-                edges: Mapping[tuple[str, str], set[tuple[str, str]]]) -> list[tuple[str, str]]:
+def _cycle_from(
+    start: tuple[str, str],
+    comp: set[tuple[str, str]],
+    edges: Mapping[tuple[str, str], set[tuple[str, str]]],
+) -> list[tuple[str, str]]:
     """A shortest cycle through ``start`` inside its component (for the message)."""
     prev: dict[tuple[str, str], tuple[str, str]] = {}
     q: deque[tuple[str, str]] = deque([start])

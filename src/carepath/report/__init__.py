@@ -18,8 +18,17 @@ from carepath.report.html import render_compare_html, render_html
 from carepath.report.text import render_compare_text, render_text
 
 __all__ = [
-    "FORMATS", "REPORT_KEYS", "answer_within", "build_report", "compare_reports", "render", "render_compare_html",
-    "render_compare_text", "render_html", "render_json", "render_text",
+    "FORMATS",
+    "REPORT_KEYS",
+    "answer_within",
+    "build_report",
+    "compare_reports",
+    "render",
+    "render_compare_html",
+    "render_compare_text",
+    "render_html",
+    "render_json",
+    "render_text",
 ]
 
 FORMATS = ("text", "json", "html")

@@ -22,7 +22,17 @@ if TYPE_CHECKING:
 
 __all__ = ["REPORT_KEYS", "answer_within", "build_report", "compare_reports"]
 
-REPORT_KEYS = ("playbook", "period", "events", "cases", "metrics", "slas", "goals", "load", "staffing")
+REPORT_KEYS = (
+    "playbook",
+    "period",
+    "events",
+    "cases",
+    "metrics",
+    "slas",
+    "goals",
+    "load",
+    "staffing",
+)
 STAFFING_PERIOD = timedelta(hours=1)
 
 
@@ -61,8 +71,12 @@ def _build(playbook: Playbook, rp: Replay) -> dict[str, Any]:
     custom = {}
     for name in m.custom:
         meas = m.measure(name)
-        custom[name] = {"type": m.custom[name].kind, "value": meas.value, "samples": meas.samples,
-                        "title": playbook.spec.metrics.custom[name].title}
+        custom[name] = {
+            "type": m.custom[name].kind,
+            "value": meas.value,
+            "samples": meas.samples,
+            "title": playbook.spec.metrics.custom[name].title,
+        }
     # SLAs
     counts: dict[str, Counter[str]] = {c: Counter() for c in playbook.clocks}
     weekly: dict[str, dict[date, list[int]]] = {c: {} for c in playbook.clocks}
@@ -82,10 +96,24 @@ def _build(playbook: Playbook, rp: Replay) -> dict[str, Any]:
     slas = {}
     for clock, cnt in counts.items():
         met, br = cnt["met"], cnt["breached"]
-        slas[clock] = {"met": met, "breached": br, "attainment": met / (met + br) if met + br else None,
-                       "cancelled": cnt["cancelled"]}
-    sla_weekly = {c: [{"week": wk.isoformat(), "met": v[0], "breached": v[1], "attainment": v[0] / (v[0] + v[1])}
-                      for wk, v in sorted(w.items())] for c, w in weekly.items()}
+        slas[clock] = {
+            "met": met,
+            "breached": br,
+            "attainment": met / (met + br) if met + br else None,
+            "cancelled": cnt["cancelled"],
+        }
+    sla_weekly = {
+        c: [
+            {
+                "week": wk.isoformat(),
+                "met": v[0],
+                "breached": v[1],
+                "attainment": v[0] / (v[0] + v[1]),
+            }
+            for wk, v in sorted(w.items())
+        ]
+        for c, w in weekly.items()
+    }
     # breaches (signals, open cycles included) by clock, channel and tier
     by_clock: Counter[str] = Counter()
     by_channel: Counter[str] = Counter()
@@ -110,11 +138,20 @@ def _build(playbook: Playbook, rp: Replay) -> dict[str, Any]:
         "load": load,
         "staffing": staffing,
         "staffing_params": params,
-        "activity": {"breaches": dict(sorted(by_clock.items())), "escalations": rp.escalations,
-                     "actions": dict(sorted(rp.actions.items())), "rejected": len(rp.rejected)},
-        "series": {"sla_weekly": sla_weekly,
-                   "breaches_by": {"channel": dict(sorted(by_channel.items())), "tier": dict(sorted(by_tier.items()))},
-                   "surveys_weekly": surveys},
+        "activity": {
+            "breaches": dict(sorted(by_clock.items())),
+            "escalations": rp.escalations,
+            "actions": dict(sorted(rp.actions.items())),
+            "rejected": len(rp.rejected),
+        },
+        "series": {
+            "sla_weekly": sla_weekly,
+            "breaches_by": {
+                "channel": dict(sorted(by_channel.items())),
+                "tier": dict(sorted(by_tier.items())),
+            },
+            "surveys_weekly": surveys,
+        },
         "source": "store" if rp.from_store else "events",
         "timezone": playbook.timezone,
     }
@@ -128,13 +165,21 @@ def _weekly_surveys(m: Metrics) -> list[dict[str, Any]]:
             weeks.setdefault(_week(date.fromordinal(d)), {"csat": [], "nps": []})[name].append(v)
     out = []
     for wk, v in sorted(weeks.items()):
-        out.append({"week": wk.isoformat(),
-                    "csat": sum(v["csat"]) / len(v["csat"]) if v["csat"] else None, "csat_samples": len(v["csat"]),
-                    "nps": sum(v["nps"]) / len(v["nps"]) if v["nps"] else None, "nps_samples": len(v["nps"])})
+        out.append(
+            {
+                "week": wk.isoformat(),
+                "csat": sum(v["csat"]) / len(v["csat"]) if v["csat"] else None,
+                "csat_samples": len(v["csat"]),
+                "nps": sum(v["nps"]) / len(v["nps"]) if v["nps"] else None,
+                "nps_samples": len(v["nps"]),
+            }
+        )
     return out
 
 
-def _load_and_staffing(playbook: Playbook, m: Metrics, tz: Any) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+def _load_and_staffing(
+    playbook: Playbook, m: Metrics, tz: Any
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
     per_day: Counter[str] = Counter()
     per_hour: Counter[float] = Counter()
     hour_key: dict[int, tuple[str, float]] = {}
@@ -152,14 +197,22 @@ def _load_and_staffing(playbook: Playbook, m: Metrics, tz: Any) -> tuple[dict[st
     for row in days:
         if peak is None or row["contacts"] > peak["contacts"]:
             peak = dict(row)
-    hours: list[dict[str, Any]] = [{"hour": to_iso(h, tz), "contacts": n} for h, n in sorted(per_hour.items())]
+    hours: list[dict[str, Any]] = [
+        {"hour": to_iso(h, tz), "contacts": n} for h, n in sorted(per_hour.items())
+    ]
     aht_m = m.measure("aht")
     aht = aht_m.stats["mean"] if aht_m.stats and aht_m.samples else None
     within = answer_within(playbook)
     sp = playbook.spec.staffing
     target = sp.target  # 0.8 unless `staffing: {target: …}` says otherwise
-    params: dict[str, Any] = {"period": STAFFING_PERIOD.total_seconds(), "aht": aht, "answer_within": within, "target": target,
-              "max_occupancy": sp.max_occupancy, "shrinkage": sp.shrinkage}
+    params: dict[str, Any] = {
+        "period": STAFFING_PERIOD.total_seconds(),
+        "aht": aht,
+        "answer_within": within,
+        "target": target,
+        "max_occupancy": sp.max_occupancy,
+        "shrinkage": sp.shrinkage,
+    }
     cache: dict[int, int | None] = {}
     staffing: list[dict[str, Any]] = []
     for row in hours:
@@ -169,8 +222,9 @@ def _load_and_staffing(playbook: Playbook, m: Metrics, tz: Any) -> tuple[dict[st
                 cache[n] = None
             else:
                 try:  # seconds, not timedelta: a huge observed aht (1e300 s) is no timedelta
-                    cache[n] = agents_needed(n, STAFFING_PERIOD, aht, within,
-                                             target, sp.max_occupancy, sp.shrinkage)
+                    cache[n] = agents_needed(
+                        n, STAFFING_PERIOD, aht, within, target, sp.max_occupancy, sp.shrinkage
+                    )
                 except ValueError:  # beyond staffing.MAX_AGENTS: no queue staffs it
                     cache[n] = None
         staffing.append({"hour": row["hour"], "contacts": n, "agents": cache[n]})

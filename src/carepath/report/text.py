@@ -54,8 +54,12 @@ def _table(rows: list[list[str]], header: list[str]) -> list[str]:
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
     out = [line, "  ".join("-" * w for w in widths)]
     for r in rows:
-        out.append("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                             for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+        out.append(
+            "  ".join(
+                str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
     return out
 
 
@@ -64,7 +68,11 @@ def _goal_status(g: dict[str, Any]) -> str:
         return "attained"
     if g["attained"] is False:
         return "MISSED"
-    return f"n/a ({g['reason']}: {g['samples']} < {g['min_samples']})" if g["reason"] == "too_few_samples" else "n/a"
+    return (
+        f"n/a ({g['reason']}: {g['samples']} < {g['min_samples']})"
+        if g["reason"] == "too_few_samples"
+        else "n/a"
+    )
 
 
 def render_text(r: dict[str, Any]) -> str:
@@ -72,25 +80,55 @@ def render_text(r: dict[str, Any]) -> str:
     pb = r["playbook"]
     out = [f"Care report — {pb.get('title') or pb['id']} ({pb['id']} {pb['version']})"]
     p = r["period"]
-    out.append(f"Period: {p['from'] or '—'} → {p['to'] or '—'}   events: {r['events']}   cases: {r['cases']}"
-               + ("   (from a runtime store)" if r.get("source") == "store" else ""))
+    out.append(
+        f"Period: {p['from'] or '—'} → {p['to'] or '—'}   events: {r['events']}   cases: {r['cases']}"
+        + ("   (from a runtime store)" if r.get("source") == "store" else "")
+    )
     out.append("")
     out.append("Metrics")
     rows = []
     for name, m in r["metrics"].items():
         if "median" in m and name != "aht":
-            rows.append([name, f"median {fmt_duration(m['median'])}, mean {fmt_duration(m['mean'])}, "
-                               f"p90 {fmt_duration(m['p90'])}, p95 {fmt_duration(m['p95'])}", str(m["samples"])])
+            rows.append(
+                [
+                    name,
+                    f"median {fmt_duration(m['median'])}, mean {fmt_duration(m['mean'])}, "
+                    f"p90 {fmt_duration(m['p90'])}, p95 {fmt_duration(m['p95'])}",
+                    str(m["samples"]),
+                ]
+            )
         else:
             rows.append([name, fmt_value(name, m["value"]), str(m["samples"])])
     for name, m in r.get("custom", {}).items():
-        rows.append([f"{name} (custom {m['type']})", fmt_value(name, m["value"], m["type"]), str(m["samples"])])
-    out += ["  " + x for x in _table(rows, ["metric", "value", "samples"])] if rows else ["  (no metric has a value)"]
+        rows.append(
+            [
+                f"{name} (custom {m['type']})",
+                fmt_value(name, m["value"], m["type"]),
+                str(m["samples"]),
+            ]
+        )
+    out += (
+        ["  " + x for x in _table(rows, ["metric", "value", "samples"])]
+        if rows
+        else ["  (no metric has a value)"]
+    )
     out.append("")
     out.append("SLAs (finished cycles)")
-    rows = [[c, str(s["met"]), str(s["breached"]), str(s.get("cancelled", 0)), fmt_value("csat", s["attainment"])]
-            for c, s in r["slas"].items()]
-    out += ["  " + x for x in _table(rows, ["clock", "met", "breached", "cancelled", "attainment"])] if rows else ["  (none)"]
+    rows = [
+        [
+            c,
+            str(s["met"]),
+            str(s["breached"]),
+            str(s.get("cancelled", 0)),
+            fmt_value("csat", s["attainment"]),
+        ]
+        for c, s in r["slas"].items()
+    ]
+    out += (
+        ["  " + x for x in _table(rows, ["clock", "met", "breached", "cancelled", "attainment"])]
+        if rows
+        else ["  (none)"]
+    )
     act = r.get("activity") or {}
     if act:
         br = ", ".join(f"{k} {v}" for k, v in act.get("breaches", {}).items()) or "none"
@@ -100,40 +138,89 @@ def render_text(r: dict[str, Any]) -> str:
     rows = []
     for g in r["goals"]:
         w = g["window"]
-        kind = KIND.get(g["metric"], (r.get("custom", {}).get(g["metric"]) or {}).get("type", "custom"))
-        rows.append([g["id"], g["metric"] + (f" {g['stat']}" if g.get("stat") else ""), fmt_value(g["metric"], g["value"], kind),
-                     g["target"], _goal_status(g), str(g["samples"]),
-                     f"{w['from']}..{w['to']}" if w else "—", fmt_value(g["metric"], g["trend"], kind),
-                     "—" if g.get("days_left") is None else str(g["days_left"])])
-    out += ["  " + x for x in _table(rows, ["goal", "metric", "value", "target", "status", "samples", "window",
-                                            "trend", "days left"])] if rows else ["  (no goals)"]
+        kind = KIND.get(
+            g["metric"], (r.get("custom", {}).get(g["metric"]) or {}).get("type", "custom")
+        )
+        rows.append(
+            [
+                g["id"],
+                g["metric"] + (f" {g['stat']}" if g.get("stat") else ""),
+                fmt_value(g["metric"], g["value"], kind),
+                g["target"],
+                _goal_status(g),
+                str(g["samples"]),
+                f"{w['from']}..{w['to']}" if w else "—",
+                fmt_value(g["metric"], g["trend"], kind),
+                "—" if g.get("days_left") is None else str(g["days_left"]),
+            ]
+        )
+    out += (
+        [
+            "  " + x
+            for x in _table(
+                rows,
+                [
+                    "goal",
+                    "metric",
+                    "value",
+                    "target",
+                    "status",
+                    "samples",
+                    "window",
+                    "trend",
+                    "days left",
+                ],
+            )
+        ]
+        if rows
+        else ["  (no goals)"]
+    )
     out.append("")
     load = r["load"]
     out.append("Load")
     if load["peak"]:
         days = load["per_day"]
         avg = sum(d["contacts"] for d in days) / len(days)
-        out.append(f"  contacts: {sum(d['contacts'] for d in days)} over {len(days)} days "
-                   f"(mean {avg:.0f}/day); peak {load['peak']['date']} with {load['peak']['contacts']}")
+        out.append(
+            f"  contacts: {sum(d['contacts'] for d in days)} over {len(days)} days "
+            f"(mean {avg:.0f}/day); peak {load['peak']['date']} with {load['peak']['contacts']}"
+        )
     else:
         out.append("  no contacts (case.opened events)")
     st = r["staffing"]
     if st:
         params = r.get("staffing_params") or {}
         top = sorted(st, key=lambda x: (-(x["agents"] or 0), x["hour"]))[:5]
-        out.append(f"  staffing (Erlang C, aht {fmt_duration(params.get('aht'))}, answer within "
-                   f"{fmt_duration(params.get('answer_within'))}, target {params.get('target', 0.8):.0%}): "
-                   f"{len(st)} hours with contacts; busiest:")
-        out += ["    " + x for x in _table([[x["hour"], str(x["contacts"]), "—" if x["agents"] is None else str(x["agents"])]
-                                             for x in top], ["hour", "contacts", "agents"])]
+        out.append(
+            f"  staffing (Erlang C, aht {fmt_duration(params.get('aht'))}, answer within "
+            f"{fmt_duration(params.get('answer_within'))}, target {params.get('target', 0.8):.0%}): "
+            f"{len(st)} hours with contacts; busiest:"
+        )
+        out += [
+            "    " + x
+            for x in _table(
+                [
+                    [
+                        x["hour"],
+                        str(x["contacts"]),
+                        "—" if x["agents"] is None else str(x["agents"]),
+                    ]
+                    for x in top
+                ],
+                ["hour", "contacts", "agents"],
+            )
+        ]
     return "\n".join(out) + "\n"
 
 
 def render_compare_text(c: dict[str, Any]) -> str:
     """The what-if: differences side by side, then both reports."""
     b, o = c["base"], c["compare"]
-    out = [f"What-if: {b['playbook']['id']} {b['playbook']['version']} (base) vs "
-           f"{o['playbook']['id']} {o['playbook']['version']} (compare), same {b['events']} events", ""]
+    out = [
+        f"What-if: {b['playbook']['id']} {b['playbook']['version']} (base) vs "
+        f"{o['playbook']['id']} {o['playbook']['version']} (compare), same {b['events']} events",
+        "",
+    ]
     rows = []
     for clock in sorted(set(b["slas"]) | set(o["slas"])):
         sb, so = b["slas"].get(clock), o["slas"].get(clock)
@@ -141,14 +228,26 @@ def render_compare_text(c: dict[str, Any]) -> str:
             vb, vo = (sb or {}).get(key), (so or {}).get(key)
             rows.append([f"{clock} {key}", str(vb), str(vo), _delta(vb, vo)])
         ab, ao = (sb or {}).get("attainment"), (so or {}).get("attainment")
-        rows.append([f"{clock} attainment", fmt_value("csat", ab), fmt_value("csat", ao),
-                     "—" if ab is None or ao is None else f"{(ao - ab) * 100:+.1f} pt"])
+        rows.append(
+            [
+                f"{clock} attainment",
+                fmt_value("csat", ab),
+                fmt_value("csat", ao),
+                "—" if ab is None or ao is None else f"{(ao - ab) * 100:+.1f} pt",
+            ]
+        )
     ba, oa = b.get("activity", {}), o.get("activity", {})
     for clock in sorted(set(ba.get("breaches", {})) | set(oa.get("breaches", {}))):
         vb, vo = ba.get("breaches", {}).get(clock, 0), oa.get("breaches", {}).get(clock, 0)
         rows.append([f"breaches raised: {clock}", str(vb), str(vo), _delta(vb, vo)])
-    rows.append(["escalations", str(ba.get("escalations", 0)), str(oa.get("escalations", 0)),
-                 _delta(ba.get("escalations", 0), oa.get("escalations", 0))])
+    rows.append(
+        [
+            "escalations",
+            str(ba.get("escalations", 0)),
+            str(oa.get("escalations", 0)),
+            _delta(ba.get("escalations", 0), oa.get("escalations", 0)),
+        ]
+    )
     og = {g["id"]: g for g in o["goals"]}
     for g in b["goals"]:
         h = og.get(g["id"])

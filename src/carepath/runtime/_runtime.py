@@ -274,11 +274,11 @@ class Runtime:
         """``(playbook id, case key, error)`` for every playbook that mentions ``ev``'s type: the
         key (``None`` or ``""`` when the event has none), or why it could not be computed."""
         out: list[tuple[str, str | None, str | None]] = []
-        for pid, eng in self.engines.items():
-            if not eng.mentions(ev.type):
+        for pid, engine in self.engines.items():
+            if not engine.mentions(ev.type):
                 continue
             try:
-                out.append((pid, eng.case_key(ev), None))
+                out.append((pid, engine.case_key(ev), None))
             except Exception as exc:  # a key expression that cannot evaluate on this payload
                 out.append(
                     (pid, None, f"{pid}: cannot compute the case key of event {ev.id}: {exc}")
@@ -431,13 +431,13 @@ class Runtime:
         for pid, key, key_error in plan:
             if key_error is not None:
                 raise _Reject("invalid", key_error)
-            eng = self.engines[pid]
+            engine = self.engines[pid]
             if key is None or key == "":
                 no_key = True
                 continue
             state = self._load(tx, cache, pid, key)
             try:
-                r = route(eng, state, ev)
+                r = route(engine, state, ev)
             except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
                 raise _Reject(
                     "invalid",
@@ -521,11 +521,11 @@ class Runtime:
                 st.next_wakeup_s is None or st.next_wakeup_s > t_index
             ):
                 continue  # already moved past it in this batch
-            eng = self.engines[st.playbook]
+            engine = self.engines[st.playbook]
             if when is None:
                 when = dt(t_engine, zone("UTC"))
             try:
-                step = eng.advance(st, when)
+                step = engine.advance(st, when)
             except CaseError as exc:  # a broken case must not stop the others
                 log.error("cannot advance case %s/%s: %s", st.playbook, st.case, exc)
                 continue

@@ -68,13 +68,21 @@ def parse_postgres_url(url: str) -> tuple[str, dict[str, str]]:
     q = parse_qsl(parts.query, keep_blank_values=True)
     mine = {k: v for k, v in q if k in _STORE_OPTS}
     rest = [(k, v) for k, v in q if k not in _STORE_OPTS]
-    return urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(rest), parts.fragment)), mine
+    return urlunsplit(
+        ("postgresql", parts.netloc, parts.path, urlencode(rest), parts.fragment)
+    ), mine
 
 
 def _retryable(exc: BaseException) -> bool:
     """Contention or a lost connection: the unit of work can simply run again."""
-    return isinstance(exc, pgerr.SerializationFailure | pgerr.DeadlockDetected | psycopg.OperationalError
-                      | pgerr.UniqueViolation | _Conflict)
+    return isinstance(
+        exc,
+        pgerr.SerializationFailure
+        | pgerr.DeadlockDetected
+        | psycopg.OperationalError
+        | pgerr.UniqueViolation
+        | _Conflict,
+    )
 
 
 def _columns(rows: Sequence[tuple[Any, ...]], n: int) -> list[list[Any]]:
@@ -83,8 +91,17 @@ def _columns(rows: Sequence[tuple[Any, ...]], n: int) -> list[list[Any]]:
 
 
 def _case_row(state: CaseState, text: str, at: float) -> tuple[Any, ...]:
-    return (state.playbook, state.case, state.version, state.content_hash, state.stage, bool(state.ended),
-            _float(state.next_wakeup_s), text, float(at))
+    return (
+        state.playbook,
+        state.case,
+        state.version,
+        state.content_hash,
+        state.stage,
+        bool(state.ended),
+        _float(state.next_wakeup_s),
+        text,
+        float(at),
+    )
 
 
 def _float(v: float | None) -> float | None:
@@ -107,7 +124,9 @@ class _PgTx(Tx):
         self.conn = conn
         self.cur = conn.cursor()
         self.processed: dict[str, float] = {}
-        self.saves: dict[tuple[str, str], tuple[CaseState, float]] = {}  # serialized at flush: the last wins
+        self.saves: dict[
+            tuple[str, str], tuple[CaseState, float]
+        ] = {}  # serialized at flush: the last wins
         self.outbox: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.rejected: dict[str, tuple[Any, ...]] = {}
         self.notify = False
@@ -122,51 +141,72 @@ class _PgTx(Tx):
         """Send the buffered writes: one statement per table over ``unnest`` arrays, pipelined
         (one round trip), whatever the number of rows; ``final`` (at commit) adds the ``NOTIFY``."""
         t = self.s.t
-        if not (self.processed or self.saves or self.outbox or self.rejected or (final and self.notify)):
+        if not (
+            self.processed or self.saves or self.outbox or self.rejected or (final and self.notify)
+        ):
             return
         with self.conn.pipeline():
             pc = None
             if self.processed:
                 pc = self.conn.cursor()
-                pc.execute(f"INSERT INTO {t['processed']} (event_id, at) SELECT * FROM unnest(%b::text[], "
-                           "%b::float8[]) ON CONFLICT DO NOTHING RETURNING event_id",
-                           (list(self.processed), [float(x) for x in self.processed.values()]))
+                pc.execute(
+                    f"INSERT INTO {t['processed']} (event_id, at) SELECT * FROM unnest(%b::text[], "
+                    "%b::float8[]) ON CONFLICT DO NOTHING RETURNING event_id",
+                    (list(self.processed), [float(x) for x in self.processed.values()]),
+                )
             if self.saves:
                 enc = self.s.states.encode
-                new = [_case_row(st, enc(st), at) for k, (st, at) in self.saves.items() if k in self.absent]
-                old = [_case_row(st, enc(st), at) for k, (st, at) in self.saves.items() if k not in self.absent]
-                cols = ("INSERT INTO {} (playbook, case_key, version, hash, stage, ended, next_wakeup, state, "
-                        "updated_at) SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], "
-                        "%b::text[], %b::boolean[], %b::float8[], %b::text[], %b::float8[])").format(t["cases"])
+                new = [
+                    _case_row(st, enc(st), at)
+                    for k, (st, at) in self.saves.items()
+                    if k in self.absent
+                ]
+                old = [
+                    _case_row(st, enc(st), at)
+                    for k, (st, at) in self.saves.items()
+                    if k not in self.absent
+                ]
+                cols = (
+                    "INSERT INTO {} (playbook, case_key, version, hash, stage, ended, next_wakeup, state, "
+                    "updated_at) SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], "
+                    "%b::text[], %b::boolean[], %b::float8[], %b::text[], %b::float8[])"
+                ).format(t["cases"])
                 if new:
                     self.cur.execute(cols, _columns(new, 9))
                 if old:
                     self.cur.execute(
-                        cols + " ON CONFLICT (playbook, case_key) DO UPDATE SET version = EXCLUDED.version, "
+                        cols
+                        + " ON CONFLICT (playbook, case_key) DO UPDATE SET version = EXCLUDED.version, "
                         "hash = EXCLUDED.hash, stage = EXCLUDED.stage, ended = EXCLUDED.ended, "
                         "next_wakeup = EXCLUDED.next_wakeup, state = EXCLUDED.state, updated_at = EXCLUDED.updated_at",
-                        _columns(old, 9))
+                        _columns(old, 9),
+                    )
                 if any(st.next_wakeup_s is not None for st, _ in self.saves.values()):
                     self.notify = True
             if self.outbox:
                 self.cur.execute(
                     f"INSERT INTO {t['outbox']} (playbook, id, case_key, type, action, available_at) SELECT * FROM "
                     "unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::float8[]) "
-                    "ON CONFLICT (playbook, id) DO NOTHING", _columns(list(self.outbox.values()), 6))
+                    "ON CONFLICT (playbook, id) DO NOTHING",
+                    _columns(list(self.outbox.values()), 6),
+                )
                 self.notify = True
             if self.rejected:
                 self.cur.execute(
                     f"INSERT INTO {t['rejected']} (fingerprint, event_id, case_key, cases, event, reason, message, at) "
                     "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], "
                     "%b::text[], %b::float8[]) ON CONFLICT (fingerprint) DO NOTHING",
-                    _columns(list(self.rejected.values()), 8))
+                    _columns(list(self.rejected.values()), 8),
+                )
             if final and self.notify:
                 self.cur.execute("SELECT pg_notify(%s, '')", (self.s.channel,))
         if pc is not None:
             inserted = {r[0] for r in pc.fetchall()}
             lost = (self.unseen & self.processed.keys()) - inserted
             if lost:
-                raise _Conflict(f"event ids processed by another worker meanwhile: {sorted(lost)[:5]}")
+                raise _Conflict(
+                    f"event ids processed by another worker meanwhile: {sorted(lost)[:5]}"
+                )
         self.absent.difference_update(self.saves)
         self.processed.clear()
         self.saves.clear()
@@ -186,13 +226,18 @@ class _PgTx(Tx):
             ic = kc = None
             if ids:
                 ic = self.conn.cursor()
-                ic.execute(f"SELECT event_id FROM {t['processed']} WHERE event_id = ANY(%b::text[])", (ids,))
+                ic.execute(
+                    f"SELECT event_id FROM {t['processed']} WHERE event_id = ANY(%b::text[])",
+                    (ids,),
+                )
             if ks:
                 kc = self.conn.cursor()
-                kc.execute(f"SELECT c.playbook, c.case_key, c.state FROM {t['cases']} c JOIN unnest(%b::text[], "
-                           "%b::text[]) AS k(playbook, case_key) USING (playbook, case_key) "
-                           'ORDER BY c.playbook COLLATE "C", c.case_key COLLATE "C" FOR UPDATE OF c',
-                           ([p for p, _ in ks], [c for _, c in ks]))
+                kc.execute(
+                    f"SELECT c.playbook, c.case_key, c.state FROM {t['cases']} c JOIN unnest(%b::text[], "
+                    "%b::text[]) AS k(playbook, case_key) USING (playbook, case_key) "
+                    'ORDER BY c.playbook COLLATE "C", c.case_key COLLATE "C" FOR UPDATE OF c',
+                    ([p for p, _ in ks], [c for _, c in ks]),
+                )
         if ic is not None:
             seen = frozenset(r[0] for r in ic.fetchall())
             self.unseen.update(i for i in ids if i not in seen)
@@ -224,8 +269,10 @@ class _PgTx(Tx):
         row = self.cur.fetchone()
         if row is None:
             # not there (or not committed yet): serialize on the key, then look again with a new snapshot
-            self.cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                             (f"{self.s.schema}\x1f{playbook}\x1f{case}",))
+            self.cur.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                (f"{self.s.schema}\x1f{playbook}\x1f{case}",),
+            )
             self.cur.execute(sql, k)
             row = self.cur.fetchone()
         return None if row is None else self.s.states.decode(playbook, case, row[0])
@@ -233,15 +280,22 @@ class _PgTx(Tx):
     def save(self, state: CaseState, at: float) -> None:
         self.saves[(state.playbook, state.case)] = (state, at)
 
-    def due(self, now: float, limit: int, playbooks: Sequence[tuple[str, str]],
-            exclude: Iterable[tuple[str, str]] = ()) -> list[CaseState]:
+    def due(
+        self,
+        now: float,
+        limit: int,
+        playbooks: Sequence[tuple[str, str]],
+        exclude: Iterable[tuple[str, str]] = (),
+    ) -> list[CaseState]:
         if not playbooks or limit <= 0:
             return []
         self.flush()
         ex = [f"{p}\x1f{c}" for p, c in exclude]
-        sql = (f"SELECT playbook, case_key, state FROM {self.s.t['cases']} WHERE next_wakeup IS NOT NULL "
-               "AND next_wakeup <= %s "
-               "AND (playbook, hash) IN (SELECT * FROM unnest(%b::text[], %b::text[])) ")
+        sql = (
+            f"SELECT playbook, case_key, state FROM {self.s.t['cases']} WHERE next_wakeup IS NOT NULL "
+            "AND next_wakeup <= %s "
+            "AND (playbook, hash) IN (SELECT * FROM unnest(%b::text[], %b::text[])) "
+        )
         params: list[Any] = [now, [p for p, _ in playbooks], [h for _, h in playbooks]]
         if ex:
             sql += "AND NOT (playbook || E'\\x1f' || case_key = ANY(%b::text[])) "
@@ -254,18 +308,29 @@ class _PgTx(Tx):
 
     def add_outbox(self, actions: Sequence[Action]) -> None:
         for a in actions:
-            self.outbox.setdefault((a.playbook, a.id), (
-                a.playbook, a.id, a.case, a.type, a.to_json(),
-                float(a.at.timestamp())))
+            self.outbox.setdefault(
+                (a.playbook, a.id),
+                (a.playbook, a.id, a.case, a.type, a.to_json(), float(a.at.timestamp())),
+            )
 
     def add_rejected(self, rejected: Rejected) -> None:
         ev = json.dumps(rejected.event, sort_keys=True, ensure_ascii=False, default=str)
         fp = hashlib.sha256(f"{rejected.reason}\n{ev}".encode()).hexdigest()
         eid = rejected.event.get("id")
         ck = rejected.event.get("case")
-        self.rejected.setdefault(fp, (fp, None if eid is None else str(eid), None if ck is None else str(ck),
-                                      json.dumps([list(c) for c in rejected.cases]), ev, rejected.reason,
-                                      rejected.message, float(rejected.at)))
+        self.rejected.setdefault(
+            fp,
+            (
+                fp,
+                None if eid is None else str(eid),
+                None if ck is None else str(ck),
+                json.dumps([list(c) for c in rejected.cases]),
+                ev,
+                rejected.reason,
+                rejected.message,
+                float(rejected.at),
+            ),
+        )
 
 
 class PostgresStore(SqlReaders, Store):
@@ -281,22 +346,42 @@ class PostgresStore(SqlReaders, Store):
     wrote or read (:class:`~carepath.runtime._cache.StateCache`; 0 turns it off).
     """
 
-    def __init__(self, conninfo: str | None = None, *, schema: str = "carepath",
-                 pool: ConnectionPool[Any] | None = None, connection: psycopg.Connection[Any] | None = None,
-                 pool_min: int = 1, pool_max: int = 4, migrate: bool = True, create: bool = True,
-                 wait: float = 300.0, url: str | None = None, check: bool = True, state_cache: int = 4096) -> None:
+    def __init__(
+        self,
+        conninfo: str | None = None,
+        *,
+        schema: str = "carepath",
+        pool: ConnectionPool[Any] | None = None,
+        connection: psycopg.Connection[Any] | None = None,
+        pool_min: int = 1,
+        pool_max: int = 4,
+        migrate: bool = True,
+        create: bool = True,
+        wait: float = 300.0,
+        url: str | None = None,
+        check: bool = True,
+        state_cache: int = 4096,
+    ) -> None:
         if sum(x is not None for x in (conninfo, pool, connection)) != 1:
             raise StoreError("PostgresStore needs exactly one of conninfo, pool, connection")
         if not (isinstance(schema, str) and _NAME.fullmatch(schema)):
-            raise StoreError(f"bad schema name {schema!r}: lower-case letters, digits and _ (at most 63)")
+            raise StoreError(
+                f"bad schema name {schema!r}: lower-case letters, digits and _ (at most 63)"
+            )
         self.schema = schema
-        self.url = url or (f"{conninfo}?schema={schema}" if conninfo else f"postgresql:(host connection)?schema={schema}")
+        self.url = url or (
+            f"{conninfo}?schema={schema}"
+            if conninfo
+            else f"postgresql:(host connection)?schema={schema}"
+        )
         self.wait_limit = wait
         self.conninfo = conninfo
         self.states = StateCache(state_cache)
         self.channel = f"carepath_{schema}"[:63]
         q = f'"{schema}"'
-        self.t = {n: f"{q}.{n}" for n in ("cases", "processed", "outbox", "rejected", "schema_version")}
+        self.t = {
+            n: f"{q}.{n}" for n in ("cases", "processed", "outbox", "rejected", "schema_version")
+        }
         self._local = threading.local()
         self._conn_lock = threading.RLock()
         self._own_pool = False
@@ -306,8 +391,14 @@ class PostgresStore(SqlReaders, Store):
         self._listen_lock = threading.Lock()
         if conninfo is not None:
             try:
-                self._pool = ConnectionPool(conninfo, min_size=max(1, pool_min), max_size=max(pool_min, pool_max, 1),
-                                            kwargs={"autocommit": True}, open=False, name=f"carepath-{schema}")
+                self._pool = ConnectionPool(
+                    conninfo,
+                    min_size=max(1, pool_min),
+                    max_size=max(pool_min, pool_max, 1),
+                    kwargs={"autocommit": True},
+                    open=False,
+                    name=f"carepath-{schema}",
+                )
                 self._pool.open(wait=True, timeout=min(wait, 10.0))
             except Exception as exc:
                 if self._pool is not None:
@@ -321,10 +412,14 @@ class PostgresStore(SqlReaders, Store):
             elif check:
                 v = self.schema_version()
                 if v == 0:
-                    raise StoreError(f"no store at {self._safe_url()} (schema {schema!r} has no carepath tables)")
+                    raise StoreError(
+                        f"no store at {self._safe_url()} (schema {schema!r} has no carepath tables)"
+                    )
                 if v != SCHEMA_VERSION:
-                    raise StoreError(f"store {self._safe_url()} has schema version {v}, this carepath needs "
-                                     f"{SCHEMA_VERSION}; run `carepath db migrate`")
+                    raise StoreError(
+                        f"store {self._safe_url()} has schema version {v}, this carepath needs "
+                        f"{SCHEMA_VERSION}; run `carepath db migrate`"
+                    )
         except BaseException:
             self.close()
             raise
@@ -366,16 +461,23 @@ class PostgresStore(SqlReaders, Store):
 
         def step(conn: psycopg.Connection[Any]) -> int:
             c = conn.cursor()
-            c.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"carepath-migrate:{self.schema}",))
+            c.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                (f"carepath-migrate:{self.schema}",),
+            )
             c.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-            c.execute(f"CREATE TABLE IF NOT EXISTS {self.t['schema_version']} (version integer PRIMARY KEY, "
-                      "applied_at timestamptz NOT NULL DEFAULT now())")
+            c.execute(
+                f"CREATE TABLE IF NOT EXISTS {self.t['schema_version']} (version integer PRIMARY KEY, "
+                "applied_at timestamptz NOT NULL DEFAULT now())"
+            )
             c.execute(f"SELECT coalesce(max(version), 0) FROM {self.t['schema_version']}")
             row = c.fetchone()
             v = int(row[0]) if row else 0
             if v > SCHEMA_VERSION:
-                raise StoreError(f"store {self._safe_url()} has schema version {v}, newer than this carepath "
-                                 f"({SCHEMA_VERSION}); upgrade carepath")
+                raise StoreError(
+                    f"store {self._safe_url()} has schema version {v}, newer than this carepath "
+                    f"({SCHEMA_VERSION}); upgrade carepath"
+                )
             for n in range(v + 1, SCHEMA_VERSION + 1):
                 c.execute(MIGRATIONS[n].replace("{s}", f'"{self.schema}"'))
                 c.execute(f"INSERT INTO {self.t['schema_version']} (version) VALUES (%s)", (n,))
@@ -431,23 +533,38 @@ class PostgresStore(SqlReaders, Store):
     def _tbl(self, name: str) -> str:
         return self.t[name]
 
-    def claim_outbox(self, now: float, limit: int, lease_until: float, worker: str,
-                     types: Sequence[str] | None = None, max_attempts: int | None = None) -> list[OutboxItem]:
+    def claim_outbox(
+        self,
+        now: float,
+        limit: int,
+        lease_until: float,
+        worker: str,
+        types: Sequence[str] | None = None,
+        max_attempts: int | None = None,
+    ) -> list[OutboxItem]:
         if types is not None and not types:
             return []
         o = self.t["outbox"]
         type_filter = "AND type = ANY(%(types)s)" if types is not None else ""
-        sql = (f"WITH c AS (SELECT seq FROM {o} WHERE status = 'pending' AND available_at <= %(now)s "
-               f"AND (claimed_until IS NULL OR claimed_until <= %(now)s) {type_filter} "
-               "ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED), "
-               f"dead AS (UPDATE {o} o SET status = 'dead', claimed_until = NULL, claimed_by = NULL, "
-               "last_error = coalesce(o.last_error, 'lease lapsed') FROM c WHERE o.seq = c.seq "
-               "AND o.attempts >= %(max)s RETURNING o.seq) "
-               f"UPDATE {o} o SET attempts = o.attempts + 1, claimed_until = %(lease)s, claimed_by = %(worker)s "
-               f"FROM c WHERE o.seq = c.seq AND o.attempts < %(max)s RETURNING o.seq, "
-               + ", ".join(f"o.{x.strip()}" for x in self._COLS.split(",")))
-        params = {"now": now, "limit": limit, "types": list(types or []), "lease": lease_until, "worker": worker,
-                  "max": _BIG if max_attempts is None else max_attempts}
+        sql = (
+            f"WITH c AS (SELECT seq FROM {o} WHERE status = 'pending' AND available_at <= %(now)s "
+            f"AND (claimed_until IS NULL OR claimed_until <= %(now)s) {type_filter} "
+            "ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED), "
+            f"dead AS (UPDATE {o} o SET status = 'dead', claimed_until = NULL, claimed_by = NULL, "
+            "last_error = coalesce(o.last_error, 'lease lapsed') FROM c WHERE o.seq = c.seq "
+            "AND o.attempts >= %(max)s RETURNING o.seq) "
+            f"UPDATE {o} o SET attempts = o.attempts + 1, claimed_until = %(lease)s, claimed_by = %(worker)s "
+            f"FROM c WHERE o.seq = c.seq AND o.attempts < %(max)s RETURNING o.seq, "
+            + ", ".join(f"o.{x.strip()}" for x in self._COLS.split(","))
+        )
+        params = {
+            "now": now,
+            "limit": limit,
+            "types": list(types or []),
+            "lease": lease_until,
+            "worker": worker,
+            "max": _BIG if max_attempts is None else max_attempts,
+        }
 
         def run(conn: psycopg.Connection[Any]) -> list[OutboxItem]:
             rows = conn.execute(sql, params).fetchall()
@@ -456,24 +573,42 @@ class PostgresStore(SqlReaders, Store):
 
         return self._run(run)
 
-    def finish_outbox(self, playbook: str, item_id: str, worker: str, *, delivered: bool,
-                      retry_at: float | None = None, error: str | None = None) -> None:
+    def finish_outbox(
+        self,
+        playbook: str,
+        item_id: str,
+        worker: str,
+        *,
+        delivered: bool,
+        retry_at: float | None = None,
+        error: str | None = None,
+    ) -> None:
         o = self.t["outbox"]
         if delivered:
-            self._write(f"UPDATE {o} SET status = 'delivered', claimed_until = NULL, claimed_by = NULL "
-                        "WHERE playbook = %s AND id = %s AND status <> 'delivered'", (playbook, item_id))
+            self._write(
+                f"UPDATE {o} SET status = 'delivered', claimed_until = NULL, claimed_by = NULL "
+                "WHERE playbook = %s AND id = %s AND status <> 'delivered'",
+                (playbook, item_id),
+            )
         elif retry_at is not None:
-            self._write(f"UPDATE {o} SET available_at = %s, claimed_until = NULL, claimed_by = NULL, last_error = %s "
-                        "WHERE playbook = %s AND id = %s AND status = 'pending' AND claimed_by = %s",
-                        (retry_at, error, playbook, item_id, worker))
+            self._write(
+                f"UPDATE {o} SET available_at = %s, claimed_until = NULL, claimed_by = NULL, last_error = %s "
+                "WHERE playbook = %s AND id = %s AND status = 'pending' AND claimed_by = %s",
+                (retry_at, error, playbook, item_id, worker),
+            )
         else:
-            self._write(f"UPDATE {o} SET status = 'dead', claimed_until = NULL, claimed_by = NULL, last_error = %s "
-                        "WHERE playbook = %s AND id = %s AND status = 'pending' AND claimed_by = %s",
-                        (error, playbook, item_id, worker))
+            self._write(
+                f"UPDATE {o} SET status = 'dead', claimed_until = NULL, claimed_by = NULL, last_error = %s "
+                "WHERE playbook = %s AND id = %s AND status = 'pending' AND claimed_by = %s",
+                (error, playbook, item_id, worker),
+            )
 
     def release_claims(self) -> int:
-        return self._write(f"UPDATE {self.t['outbox']} SET claimed_until = NULL, claimed_by = NULL "
-                           "WHERE status = 'pending' AND claimed_until IS NOT NULL", ())
+        return self._write(
+            f"UPDATE {self.t['outbox']} SET claimed_until = NULL, claimed_by = NULL "
+            "WHERE status = 'pending' AND claimed_until IS NOT NULL",
+            (),
+        )
 
     # -- waiting --------------------------------------------------------------------------------
     def wait_for_work(self, timeout: float) -> bool:
@@ -485,7 +620,9 @@ class PostgresStore(SqlReaders, Store):
         with self._listen_lock:
             try:
                 if self._listener is None or self._listener.closed or self._listener.broken:
-                    self._listener = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5)
+                    self._listener = psycopg.connect(
+                        self.conninfo, autocommit=True, connect_timeout=5
+                    )
                     self._listener.execute(f'LISTEN "{self.channel}"')
                 got = False
                 for _ in self._listener.notifies(timeout=timeout, stop_after=1):
@@ -506,10 +643,14 @@ class PostgresStore(SqlReaders, Store):
     def cases(self, playbook_id: str | None = None) -> list[CaseState]:
         c = self.t["cases"]
         if playbook_id is None:
-            rows = self._read(f'SELECT state FROM {c} ORDER BY playbook COLLATE "C", case_key COLLATE "C"')
+            rows = self._read(
+                f'SELECT state FROM {c} ORDER BY playbook COLLATE "C", case_key COLLATE "C"'
+            )
         else:
-            rows = self._read(f'SELECT state FROM {c} WHERE playbook = %s ORDER BY case_key COLLATE "C"',
-                              (playbook_id,))
+            rows = self._read(
+                f'SELECT state FROM {c} WHERE playbook = %s ORDER BY case_key COLLATE "C"',
+                (playbook_id,),
+            )
         return [CaseState.from_json(r[0]) for r in rows]
 
     def next_wakeup(self, playbooks: Sequence[tuple[str, str]] | None = None) -> float | None:
@@ -518,9 +659,11 @@ class PostgresStore(SqlReaders, Store):
         else:
             if not playbooks:
                 return None
-            v = self._read(f"SELECT min(next_wakeup) FROM {self.t['cases']} WHERE (playbook, hash) IN "
-                           "(SELECT * FROM unnest(%s::text[], %s::text[]))",
-                           ([p for p, _ in playbooks], [h for _, h in playbooks]))[0][0]
+            v = self._read(
+                f"SELECT min(next_wakeup) FROM {self.t['cases']} WHERE (playbook, hash) IN "
+                "(SELECT * FROM unnest(%s::text[], %s::text[]))",
+                ([p for p, _ in playbooks], [h for _, h in playbooks]),
+            )[0][0]
         return None if v is None else float(v)
 
     def status(self) -> dict[str, Any]:
@@ -532,9 +675,17 @@ class PostgresStore(SqlReaders, Store):
             f"(SELECT count(*) FILTER (WHERE status = 'pending') FROM {self.t['outbox']}), "
             f"(SELECT count(*) FILTER (WHERE status = 'pending' AND claimed_by IS NOT NULL) FROM {self.t['outbox']}), "
             f"(SELECT count(*) FILTER (WHERE status = 'dead') FROM {self.t['outbox']}), "
-            f"(SELECT count(*) FROM {self.t['rejected']})")[0]
-        return {"cases": counts[0], "open": counts[1], "processed": counts[2], "pending": counts[3],
-                "claimed": counts[4], "dead": counts[5], "rejected": counts[6]}
+            f"(SELECT count(*) FROM {self.t['rejected']})"
+        )[0]
+        return {
+            "cases": counts[0],
+            "open": counts[1],
+            "processed": counts[2],
+            "pending": counts[3],
+            "claimed": counts[4],
+            "dead": counts[5],
+            "rejected": counts[6],
+        }
 
     def close(self) -> None:
         with self._listen_lock:

@@ -101,7 +101,7 @@ def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
     (or ``sqlite:///:memory:``) → ``:memory:``. A query string carries options."""
     if not url.startswith("sqlite:"):
         raise StoreError(f"not a SQLite URL: {url!r}")
-    rest = url[len("sqlite:"):]
+    rest = url[len("sqlite:") :]
     query: dict[str, str] = {}
     if "?" in rest:
         rest, qs = rest.split("?", 1)
@@ -111,7 +111,9 @@ def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
     if rest.startswith("///"):
         path = rest[3:]
     elif rest.startswith("//"):
-        raise StoreError(f"bad SQLite URL {url!r}: use sqlite:///relative.db or sqlite:////absolute/path.db")
+        raise StoreError(
+            f"bad SQLite URL {url!r}: use sqlite:///relative.db or sqlite:////absolute/path.db"
+        )
     else:
         path = rest
     if not path:
@@ -126,10 +128,15 @@ class _SQLiteTx(Tx):
         self.c = conn
 
     def seen(self, event_id: str) -> bool:
-        return self.c.execute("SELECT 1 FROM processed WHERE event_id = ?", (event_id,)).fetchone() is not None
+        return (
+            self.c.execute("SELECT 1 FROM processed WHERE event_id = ?", (event_id,)).fetchone()
+            is not None
+        )
 
     def mark_processed(self, event_id: str, at: float) -> None:
-        self.c.execute("INSERT OR IGNORE INTO processed (event_id, at) VALUES (?, ?)", (event_id, at))
+        self.c.execute(
+            "INSERT OR IGNORE INTO processed (event_id, at) VALUES (?, ?)", (event_id, at)
+        )
 
     def prefetch(self, event_ids: Collection[str], keys: Collection[tuple[str, str]]) -> Prefetched:
         """A batch's processed ids and cases in a few ``IN`` queries (the write lock of
@@ -138,32 +145,55 @@ class _SQLiteTx(Tx):
         ks = sorted(set(keys))
         seen: set[str] = set()
         for i in range(0, len(ids), _CHUNK):
-            part = ids[i:i + _CHUNK]
-            seen.update(r[0] for r in self.c.execute(
-                f"SELECT event_id FROM processed WHERE event_id IN ({','.join('?' * len(part))})", part))
+            part = ids[i : i + _CHUNK]
+            seen.update(
+                r[0]
+                for r in self.c.execute(
+                    f"SELECT event_id FROM processed WHERE event_id IN ({','.join('?' * len(part))})",
+                    part,
+                )
+            )
         states: dict[tuple[str, str], CaseState | None] = dict.fromkeys(ks)
         for i in range(0, len(ks), _CHUNK // 2):
-            pairs = ks[i:i + _CHUNK // 2]
+            pairs = ks[i : i + _CHUNK // 2]
             marks = ",".join("(?, ?)" for _ in pairs)
             for pb, key, text in self.c.execute(
-                    f"SELECT playbook, case_key, state FROM cases WHERE (playbook, case_key) IN (VALUES {marks})",
-                    [x for k in pairs for x in k]):
+                f"SELECT playbook, case_key, state FROM cases WHERE (playbook, case_key) IN (VALUES {marks})",
+                [x for k in pairs for x in k],
+            ):
                 states[(pb, key)] = CaseState.from_json(text)
         return Prefetched(frozenset(seen), states)
 
     def load(self, playbook: str, case: str) -> CaseState | None:
-        row = self.c.execute("SELECT state FROM cases WHERE playbook = ? AND case_key = ?", (playbook, case)).fetchone()
+        row = self.c.execute(
+            "SELECT state FROM cases WHERE playbook = ? AND case_key = ?", (playbook, case)
+        ).fetchone()
         return None if row is None else CaseState.from_json(row[0])
 
     def save(self, state: CaseState, at: float) -> None:
         self.c.execute(
             "INSERT OR REPLACE INTO cases (playbook, case_key, version, hash, stage, ended, next_wakeup, state, "
             "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (state.playbook, state.case, state.version, state.content_hash, state.stage, int(state.ended),
-             state.next_wakeup_s, state.to_json(), at))
+            (
+                state.playbook,
+                state.case,
+                state.version,
+                state.content_hash,
+                state.stage,
+                int(state.ended),
+                state.next_wakeup_s,
+                state.to_json(),
+                at,
+            ),
+        )
 
-    def due(self, now: float, limit: int, playbooks: Sequence[tuple[str, str]],
-            exclude: Iterable[tuple[str, str]] = ()) -> list[CaseState]:
+    def due(
+        self,
+        now: float,
+        limit: int,
+        playbooks: Sequence[tuple[str, str]],
+        exclude: Iterable[tuple[str, str]] = (),
+    ) -> list[CaseState]:
         if not playbooks:
             return []
         ex = set(exclude)
@@ -172,7 +202,9 @@ class _SQLiteTx(Tx):
         # the write lock of BEGIN IMMEDIATE already makes these rows ours until commit
         cur = self.c.execute(
             "SELECT playbook, case_key, hash, state FROM cases WHERE next_wakeup IS NOT NULL AND next_wakeup <= ? "
-            "ORDER BY next_wakeup", (now,))
+            "ORDER BY next_wakeup",
+            (now,),
+        )
         for pb, key, h, text in cur:
             if (pb, h) not in pbs or (pb, key) in ex:
                 continue
@@ -187,8 +219,8 @@ class _SQLiteTx(Tx):
             return
         self.c.executemany(
             "INSERT OR IGNORE INTO outbox (playbook, id, case_key, type, action, available_at) VALUES (?, ?, ?, ?, ?, ?)",
-            [(a.playbook, a.id, a.case, a.type, a.to_json(),
-              a.at.timestamp()) for a in actions])
+            [(a.playbook, a.id, a.case, a.type, a.to_json(), a.at.timestamp()) for a in actions],
+        )
 
     def add_rejected(self, rejected: Rejected) -> None:
         ev = json.dumps(rejected.event, sort_keys=True, ensure_ascii=False, default=str)
@@ -198,8 +230,17 @@ class _SQLiteTx(Tx):
         self.c.execute(
             "INSERT OR IGNORE INTO rejected (fingerprint, event_id, case_key, cases, event, reason, message, at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (fp, None if eid is None else str(eid), None if ck is None else str(ck),
-             json.dumps([list(c) for c in rejected.cases]), ev, rejected.reason, rejected.message, rejected.at))
+            (
+                fp,
+                None if eid is None else str(eid),
+                None if ck is None else str(ck),
+                json.dumps([list(c) for c in rejected.cases]),
+                ev,
+                rejected.reason,
+                rejected.message,
+                rejected.at,
+            ),
+        )
 
 
 MAX_BUSY_TIMEOUT = 86_400.0
@@ -209,16 +250,30 @@ MAX_BUSY_TIMEOUT = 86_400.0
 class SQLiteStore(SqlReaders, Store):
     """A :class:`Store` in one SQLite file (or ``:memory:``)."""
 
-    def __init__(self, path: str | os.PathLike[str] = ":memory:", *, busy_timeout: float = 30.0,
-                 synchronous: str = "FULL", wait: float = 3600.0, migrate: bool = True, create: bool = True,
-                 url: str | None = None, readonly: bool = False, check: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = ":memory:",
+        *,
+        busy_timeout: float = 30.0,
+        synchronous: str = "FULL",
+        wait: float = 3600.0,
+        migrate: bool = True,
+        create: bool = True,
+        url: str | None = None,
+        readonly: bool = False,
+        check: bool = True,
+    ) -> None:
         """``readonly``: open an existing file with SQLite's ``mode=ro`` (no journal-mode change,
         no migration, nothing written: the read-only commands); ``check=False`` then skips the
         schema-version check (``carepath db status`` reports it instead)."""
         if not (isinstance(busy_timeout, int | float) and 0 <= busy_timeout <= MAX_BUSY_TIMEOUT):
-            raise StoreError(f"busy_timeout={busy_timeout!r}: a number of seconds from 0 to {MAX_BUSY_TIMEOUT}")
+            raise StoreError(
+                f"busy_timeout={busy_timeout!r}: a number of seconds from 0 to {MAX_BUSY_TIMEOUT}"
+            )
         self.path = str(path)
-        self.url = url or ("sqlite://:memory:" if self.path == ":memory:" else f"sqlite:///{self.path}")
+        self.url = url or (
+            "sqlite://:memory:" if self.path == ":memory:" else f"sqlite:///{self.path}"
+        )
         self.wait = wait
         self._lock = threading.RLock()
         self._tx: _SQLiteTx | None = None
@@ -236,12 +291,23 @@ class SQLiteStore(SqlReaders, Store):
             raise StoreError(f"synchronous={synchronous!r}: use full or normal")
         try:
             target = f"{Path(self.path).resolve().as_uri()}?mode=ro" if readonly else self.path
-            self._conn = sqlite3.connect(target, timeout=busy_timeout, isolation_level=None,
-                                         check_same_thread=False, uri=readonly)
+            self._conn = sqlite3.connect(
+                target,
+                timeout=busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                uri=readonly,
+            )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store {self.url}: {exc}") from exc
         try:
-            self._open(readonly=readonly, migrate=migrate, check=check, sync=sync, busy_timeout=busy_timeout)
+            self._open(
+                readonly=readonly,
+                migrate=migrate,
+                check=check,
+                sync=sync,
+                busy_timeout=busy_timeout,
+            )
         except sqlite3.DatabaseError as exc:  # a text file: "file is not a database"
             self.close()
             raise StoreError(f"cannot open store {self.url}: {exc}") from exc
@@ -249,7 +315,9 @@ class SQLiteStore(SqlReaders, Store):
             self.close()
             raise
 
-    def _open(self, *, readonly: bool, migrate: bool, check: bool, sync: str, busy_timeout: float) -> None:
+    def _open(
+        self, *, readonly: bool, migrate: bool, check: bool, sync: str, busy_timeout: float
+    ) -> None:
         if not readonly:
             self._retry(lambda: self._conn.execute("PRAGMA journal_mode=WAL").fetchone())
         self._conn.execute(f"PRAGMA synchronous={sync}")
@@ -263,8 +331,10 @@ class SQLiteStore(SqlReaders, Store):
         if v == 0:
             raise StoreError(f"no store at {self.url}: the file has no carepath tables")
         if v != SCHEMA_VERSION:
-            raise StoreError(f"store {self.url} has schema version {v}, this carepath needs {SCHEMA_VERSION}"
-                             + ("" if readonly else "; open it with migrate=True"))
+            raise StoreError(
+                f"store {self.url} has schema version {v}, this carepath needs {SCHEMA_VERSION}"
+                + ("" if readonly else "; open it with migrate=True")
+            )
 
     # -- plumbing -------------------------------------------------------------------------------
     def _retry(self, fn: Callable[[], T]) -> T:
@@ -288,8 +358,10 @@ class SQLiteStore(SqlReaders, Store):
             try:
                 v = int(c.execute("PRAGMA user_version").fetchone()[0])
                 if v > SCHEMA_VERSION:
-                    raise StoreError(f"store {self.url} has schema version {v}, newer than this carepath "
-                                     f"({SCHEMA_VERSION}); upgrade carepath")
+                    raise StoreError(
+                        f"store {self.url} has schema version {v}, newer than this carepath "
+                        f"({SCHEMA_VERSION}); upgrade carepath"
+                    )
                 for n in range(v + 1, SCHEMA_VERSION + 1):
                     # statement by statement: executescript() would commit the open transaction
                     for stmt in _MIGRATIONS[n].split(";"):
@@ -344,13 +416,22 @@ class SQLiteStore(SqlReaders, Store):
         return self.atomic(run)
 
     # -- outbox claims --------------------------------------------------------------------------
-    def claim_outbox(self, now: float, limit: int, lease_until: float, worker: str,
-                     types: Sequence[str] | None = None, max_attempts: int | None = None) -> list[OutboxItem]:
+    def claim_outbox(
+        self,
+        now: float,
+        limit: int,
+        lease_until: float,
+        worker: str,
+        types: Sequence[str] | None = None,
+        max_attempts: int | None = None,
+    ) -> list[OutboxItem]:
         def run(tx: Tx) -> list[OutboxItem]:
             assert isinstance(tx, _SQLiteTx)
             c = tx.c
-            sql = ("SELECT seq, attempts FROM outbox WHERE status = 'pending' AND available_at <= ? "
-                   "AND (claimed_until IS NULL OR claimed_until <= ?)")
+            sql = (
+                "SELECT seq, attempts FROM outbox WHERE status = 'pending' AND available_at <= ? "
+                "AND (claimed_until IS NULL OR claimed_until <= ?)"
+            )
             params: list[Any] = [now, now]
             if types is not None:
                 if not types:
@@ -363,37 +444,65 @@ class SQLiteStore(SqlReaders, Store):
             live: list[int] = []
             for seq, attempts in rows:
                 if max_attempts is not None and attempts >= max_attempts:
-                    c.execute("UPDATE outbox SET status = 'dead', claimed_until = NULL, claimed_by = NULL, "
-                              "last_error = coalesce(last_error, 'lease lapsed') WHERE seq = ?", (seq,))
+                    c.execute(
+                        "UPDATE outbox SET status = 'dead', claimed_until = NULL, claimed_by = NULL, "
+                        "last_error = coalesce(last_error, 'lease lapsed') WHERE seq = ?",
+                        (seq,),
+                    )
                 else:
                     live.append(seq)
             if not live:
                 return []
             marks = ",".join("?" * len(live))
-            c.execute(f"UPDATE outbox SET attempts = attempts + 1, claimed_until = ?, claimed_by = ? "
-                      f"WHERE seq IN ({marks})", [lease_until, worker, *live])
-            return [self._item(r) for r in c.execute(
-                f"SELECT {self._COLS} FROM outbox WHERE seq IN ({marks}) ORDER BY seq", live)]
+            c.execute(
+                f"UPDATE outbox SET attempts = attempts + 1, claimed_until = ?, claimed_by = ? "
+                f"WHERE seq IN ({marks})",
+                [lease_until, worker, *live],
+            )
+            return [
+                self._item(r)
+                for r in c.execute(
+                    f"SELECT {self._COLS} FROM outbox WHERE seq IN ({marks}) ORDER BY seq", live
+                )
+            ]
 
         return self.atomic(run)
 
-    def finish_outbox(self, playbook: str, item_id: str, worker: str, *, delivered: bool,
-                      retry_at: float | None = None, error: str | None = None) -> None:
+    def finish_outbox(
+        self,
+        playbook: str,
+        item_id: str,
+        worker: str,
+        *,
+        delivered: bool,
+        retry_at: float | None = None,
+        error: str | None = None,
+    ) -> None:
         if delivered:
-            self._write("UPDATE outbox SET status = 'delivered', claimed_until = NULL, claimed_by = NULL "
-                        "WHERE playbook = ? AND id = ?", (playbook, item_id))
+            self._write(
+                "UPDATE outbox SET status = 'delivered', claimed_until = NULL, claimed_by = NULL "
+                "WHERE playbook = ? AND id = ?",
+                (playbook, item_id),
+            )
         elif retry_at is not None:
-            self._write("UPDATE outbox SET available_at = ?, claimed_until = NULL, claimed_by = NULL, last_error = ? "
-                        "WHERE playbook = ? AND id = ? AND status = 'pending' AND claimed_by = ?",
-                        (retry_at, error, playbook, item_id, worker))
+            self._write(
+                "UPDATE outbox SET available_at = ?, claimed_until = NULL, claimed_by = NULL, last_error = ? "
+                "WHERE playbook = ? AND id = ? AND status = 'pending' AND claimed_by = ?",
+                (retry_at, error, playbook, item_id, worker),
+            )
         else:
-            self._write("UPDATE outbox SET status = 'dead', claimed_until = NULL, claimed_by = NULL, last_error = ? "
-                        "WHERE playbook = ? AND id = ? AND status = 'pending' AND claimed_by = ?",
-                        (error, playbook, item_id, worker))
+            self._write(
+                "UPDATE outbox SET status = 'dead', claimed_until = NULL, claimed_by = NULL, last_error = ? "
+                "WHERE playbook = ? AND id = ? AND status = 'pending' AND claimed_by = ?",
+                (error, playbook, item_id, worker),
+            )
 
     def release_claims(self) -> int:
-        return self._write("UPDATE outbox SET claimed_until = NULL, claimed_by = NULL "
-                           "WHERE status = 'pending' AND claimed_until IS NOT NULL", ())
+        return self._write(
+            "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL "
+            "WHERE status = 'pending' AND claimed_until IS NOT NULL",
+            (),
+        )
 
     # -- reading --------------------------------------------------------------------------------
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
@@ -404,7 +513,9 @@ class SQLiteStore(SqlReaders, Store):
         if playbook_id is None:
             rows = self._read("SELECT state FROM cases ORDER BY playbook, case_key")
         else:
-            rows = self._read("SELECT state FROM cases WHERE playbook = ? ORDER BY case_key", (playbook_id,))
+            rows = self._read(
+                "SELECT state FROM cases WHERE playbook = ? ORDER BY case_key", (playbook_id,)
+            )
         return [CaseState.from_json(r[0]) for r in rows]
 
     def next_wakeup(self, playbooks: Sequence[tuple[str, str]] | None = None) -> float | None:
@@ -413,7 +524,9 @@ class SQLiteStore(SqlReaders, Store):
             return None if v is None else float(v)
         best: float | None = None
         for pb, h in playbooks:
-            v = self._read("SELECT min(next_wakeup) FROM cases WHERE playbook = ? AND hash = ?", (pb, h))[0][0]
+            v = self._read(
+                "SELECT min(next_wakeup) FROM cases WHERE playbook = ? AND hash = ?", (pb, h)
+            )[0][0]
             if v is not None and (best is None or v < best):
                 best = float(v)
         return best
@@ -438,7 +551,9 @@ class SQLiteStore(SqlReaders, Store):
             try:
                 opts.setdefault("busy_timeout", float(q["busy_timeout"]))
             except ValueError:
-                raise StoreError(f"busy_timeout={q['busy_timeout']!r}: a number of seconds") from None
+                raise StoreError(
+                    f"busy_timeout={q['busy_timeout']!r}: a number of seconds"
+                ) from None
         if "create" in q:
             opts.setdefault("create", q["create"] not in ("0", "false", "no"))
         if "migrate" in q:

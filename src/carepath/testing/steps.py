@@ -339,16 +339,16 @@ class StepRunner:
         if "segments" in exp:
             cmp("segments", list(exp["segments"] or []), list(st.segments), (*path, "segments"))
         if "next_wakeup" in exp:
-            nw = (
+            next_wakeup = (
                 None
                 if exp["next_wakeup"] is None
                 else self.instant(exp["next_wakeup"], (*path, "next_wakeup"))
             )
-            if nw != st.next_wakeup:
+            if next_wakeup != st.next_wakeup:
                 problems.append(
                     (
                         (*path, "next_wakeup"),
-                        f"next_wakeup: expected {self.fmt(nw)}, got {self.fmt(st.next_wakeup)}",
+                        f"next_wakeup: expected {self.fmt(next_wakeup)}, got {self.fmt(st.next_wakeup)}",
                         [],
                     )
                 )
