@@ -1,7 +1,7 @@
 """Benchmark: validating playbooks (``carepath.loading.check``), in CPU time.
 
 Run with ``python bench/bench_validate.py [--repeat 5]``. Times the two examples and a generated
-playbook of at least 1,000 lines (the one ``tests/test_cli_validate.py`` validates), best of
+playbook of at least 1,000 lines (the one ``tests/cli/test_cli_validate.py`` validates), best of
 ``--repeat`` runs each, in process CPU time. Validation speed is measured here, never asserted in
 the test suite.
 """

@@ -3,7 +3,7 @@
 The runtime owns every decision (routing, entry and re-entry, rejection, retries and back-off);
 a store only keeps rows and makes a unit of work atomic. A new store (PostgreSQL, a key-value
 store…) implements :class:`Store` and :class:`Tx`; the shared test suite
-(``tests/test_store.py``) runs against every factory it is given.
+(``tests/runtime/test_store.py``) runs against every factory it is given.
 
 Rules a store must keep
 -----------------------

@@ -41,7 +41,7 @@ if not hasattr(cc, "_Calendar") or not hasattr(cc, "_expr_eval"):  # pragma: no 
 from carepath._native.lower_calendar import lower_calendar  # noqa: E402
 from carepath._native.lower_expr import Unsupported, lower_expr, supported  # noqa: E402
 
-EXAMPLES = sorted(Path(__file__).resolve().parent.parent.joinpath("examples").glob("*.yaml"))
+EXAMPLES = sorted(Path(__file__).resolve().parents[2].joinpath("examples").glob("*.yaml"))
 EXAMPLES = [p for p in EXAMPLES if not p.name.endswith(".test.yaml")]
 
 

@@ -22,7 +22,7 @@ from carepath.drivers.replay import replay
 from carepath.events import Event
 from carepath.report import build_report, render
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
 CHARTS = (
     "sla-weekly",

@@ -10,7 +10,7 @@ import pytest
 from carepath.cli.app import main
 from carepath.testing.harness import CaseDriver, run_scenario
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL = (ROOT / "docs" / "tutorial.md").read_text(encoding="utf-8")
 TESTING = (ROOT / "docs" / "testing.md").read_text(encoding="utf-8")
 BLOCK = re.compile(r"```(\w+) file=(\S+)\n(.*?)```", re.S)

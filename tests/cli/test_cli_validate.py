@@ -14,7 +14,7 @@ import pytest
 
 from carepath.cli.app import main
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 INVALID = ROOT / "tests" / "invalid"
 GOOD = """carepath: 1

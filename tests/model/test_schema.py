@@ -12,7 +12,7 @@ from carepath.cli.app import main
 from carepath.loading.yaml import load_yaml
 from carepath.model.schema import SCHEMA_DIALECT, playbook_schema, schema_text
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHECKED_IN = ROOT / "schemas" / "playbook.schema.json"
 EXAMPLES = sorted(
     p for p in (ROOT / "examples").glob("*.yaml") if not p.name.endswith(".test.yaml")

@@ -14,7 +14,7 @@ from carepath.drivers.simulate import Simulator, parse_events, read_events
 from carepath.events import Event
 from carepath.loading.loader import check_file, load
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EX = ROOT / "examples"
 SUPPORT = str(EX / "vn-retail-support.yaml")
 SUPPORT_EVENTS = str(EX / "events" / "vn-retail-support.jsonl")

@@ -32,7 +32,7 @@ from carepath.runtime import Runtime, open_store
 from carepath.runtime.clock import ManualClock
 from conftest import postgres_schema_url, postgres_url
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RETAIL = str(ROOT / "examples" / "vn-retail-support.yaml")
 EVENTS = ROOT / "examples" / "events" / "vn-retail-support.jsonl"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}

@@ -13,7 +13,7 @@ from carepath.diagnostics import CODES
 from carepath.errors import PlaybookError
 from carepath.loading.loader import check_file, load
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parents[1]
 CORPUS = sorted((HERE / "invalid").glob("*.yaml"))
 EXAMPLES = sorted(
     p for p in (HERE.parent / "examples").glob("*.yaml") if not p.name.endswith(".test.yaml")

@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - depends on the machine
         raise
     pytest.skip("carepath-core is not installed", allow_module_level=True)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime.fromisoformat("2027-03-01T09:00:00+07:00")  # a Monday
 
 

@@ -17,7 +17,7 @@ from carepath.drivers.generate import generate, write_jsonl
 from carepath.drivers.replay import read_events, replay
 from carepath.report import REPORT_KEYS, answer_within, build_report, render
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RETAIL = ROOT / "examples" / "vn-retail-support.yaml"
 RETAIL_EVENTS = ROOT / "examples" / "events" / "vn-retail-support.jsonl"
 JOURNEY = ROOT / "examples" / "omnichannel-journey.yaml"

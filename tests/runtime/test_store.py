@@ -20,7 +20,7 @@ from carepath.runtime import Rejected, Store, StoreError, Tx, open_store
 from carepath.state import Action, CaseState
 from conftest import postgres_schema_url
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2027, 2, 1, 9, 0, tzinfo=UTC).timestamp()
 
 StoreFactory = Callable[[Path], Store]

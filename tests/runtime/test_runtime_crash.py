@@ -19,7 +19,7 @@ import pytest
 
 from carepath.runtime import open_store
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RETAIL = str(ROOT / "examples" / "vn-retail-support.yaml")
 EVENTS = ROOT / "examples" / "events" / "vn-retail-support.jsonl"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}

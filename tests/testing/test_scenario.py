@@ -12,7 +12,7 @@ from carepath.diagnostics import format_diagnostics
 from carepath.loading.loader import check_file
 from carepath.testing.scenario import find_scenario_files, run_file
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EX = ROOT / "examples"
 
 

@@ -11,7 +11,7 @@ from carepath.errors import InvalidEvent
 from carepath.loading.loader import load
 from carepath.testing.harness import CaseDriver, FakeClock, run_scenario
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SUPPORT = ROOT / "examples" / "vn-retail-support.yaml"
 ICT = timezone(timedelta(hours=7))
 

@@ -13,7 +13,7 @@ from carepath.cli.app import main
 from carepath.graph.render import mermaid_text, render
 from carepath.loading.loader import load, loads
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EX = ROOT / "examples"
 EXAMPLES = [str(EX / "vn-retail-support.yaml"), str(EX / "omnichannel-journey.yaml")]
 

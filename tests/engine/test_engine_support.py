@@ -17,7 +17,7 @@ import pytest
 from carepath import CaseState, Engine, Event, load
 from carepath.errors import EventOutOfOrder, InvalidEvent, PlaybookMismatch
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TZ = "+07:00"
 
 

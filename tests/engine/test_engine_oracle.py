@@ -19,7 +19,7 @@ from carepath.errors import CaseError
 from carepath.graph.machine import to_machine
 from strategies import playbooks, streams, timed, yaml_text
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @functools.lru_cache(maxsize=256)

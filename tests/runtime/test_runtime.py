@@ -20,7 +20,7 @@ from carepath.runtime.clock import ManualClock
 from carepath.state import Action, CaseState
 from test_store import STORE_FACTORIES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2027, 2, 1, 9, 0, tzinfo=UTC)
 
 MINI = """

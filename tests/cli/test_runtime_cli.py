@@ -9,7 +9,7 @@ import pytest
 
 from carepath.cli.app import main
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RETAIL = str(ROOT / "examples" / "vn-retail-support.yaml")
 JOURNEY = str(ROOT / "examples" / "omnichannel-journey.yaml")
 RETAIL_EVENTS = ROOT / "examples" / "events" / "vn-retail-support.jsonl"

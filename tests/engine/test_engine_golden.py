@@ -4,7 +4,7 @@ Each golden file (``tests/golden/engine-*.txt``) holds a SHA-256 over every step
 routing decision, the new state's JSON, the actions, signals, deadlines and trace) and, readable
 below it, the final state of every case. Any change of behaviour or of the JSON format shows up
 here; a performance change must leave these files alone. When a change of behaviour is intended,
-regenerate them with ``CAREPATH_UPDATE_GOLDEN=1 pytest tests/test_engine_golden.py`` and review
+regenerate them with ``CAREPATH_UPDATE_GOLDEN=1 pytest tests/engine/test_engine_golden.py`` and review
 the diff.
 """
 
@@ -21,8 +21,8 @@ from carepath import Engine, Event, load
 from carepath.drivers.generate import generate
 from carepath.engine.router import route
 
-ROOT = Path(__file__).resolve().parent.parent
-GOLDEN = Path(__file__).resolve().parent / "golden"
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
 
 def _events(name: str, kind: str) -> list[Event]:

@@ -18,7 +18,7 @@ from carepath.runtime import StoreError, open_store
 from conftest import postgres_schema_url, postgres_url
 from test_store import T0, _action
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
 
 

@@ -37,7 +37,7 @@ except ImportError:  # pragma: no cover - depends on the machine
 
 from carepath._native import Unsupported, lower
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = [
     ("vn-retail-support.yaml", "vn-retail-support.jsonl"),
     ("omnichannel-journey.yaml", "omnichannel-journey.jsonl"),

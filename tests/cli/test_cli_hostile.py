@@ -14,7 +14,7 @@ from carepath.cli.app import EXIT_INTERNAL, main
 from carepath.report.text import fmt_duration
 from carepath.staffing import MAX_AGENTS, agents_needed
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RETAIL = str(ROOT / "examples" / "vn-retail-support.yaml")
 RETAIL_EVENTS = ROOT / "examples" / "events" / "vn-retail-support.jsonl"
 

@@ -185,12 +185,12 @@ def test_fast_decoder_edge_cases(text: str) -> None:
 
 
 # -- streaming and what-if replays ----------------------------------------------------------------
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RETAIL = ROOT / "examples" / "vn-retail-support.yaml"
 RETAIL_EVENTS = ROOT / "examples" / "events" / "vn-retail-support.jsonl"
 JOURNEY = ROOT / "examples" / "omnichannel-journey.yaml"
 JOURNEY_EVENTS = ROOT / "examples" / "events" / "omnichannel-journey.jsonl"
-GOLDEN = Path(__file__).resolve().parent / "golden"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
 
 def as_json(doc: dict[str, Any]) -> str:
