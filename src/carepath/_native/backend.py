@@ -35,7 +35,7 @@ from carepath.state import Action, CaseState, Clock, ClockRecord, Pending, Signa
 Engine = Any
 Step = Any
 
-__all__ = ["BACKENDS", "attach"]
+__all__ = ["BACKENDS", "attach", "case_values", "raw_outputs"]
 
 BACKENDS = ("auto", "native", "python")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -405,6 +405,39 @@ class NativeState(CaseState):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (CaseState, tuple(getattr(self, f) for f in _FIELDS))
+
+
+def case_values(
+    state: CaseState,
+) -> tuple[Mapping[str, Any], str | None, str | None, tuple[str, ...]]:
+    """``(data, tier, segment, segments)`` of ``state``. For a native state they are read from the
+    core, without building the state's clocks, records and pending items (what a report reads for
+    every event: the values it groups by)."""
+    if state.__class__ is NativeState:
+        core = getattr(state, "_core", None)
+        if core is not None:
+            data, tier, segment, segments = core.values()
+            if data.__class__ is not MappingProxyType:
+                data = MappingProxyType(data)
+            return data, tier, segment, segments
+    return state.data, state.tier, state.segment, state.segments
+
+
+def raw_outputs(
+    step: Any,
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], Callable[..., ClockRecord]] | None:
+    """A native step's actions and signals as the core returned them, without building the
+    ``Action`` and ``Signal`` objects; ``None`` for a step of the reference engine.
+
+    ``actions``: ``(id, type, params, at_s, source)``; ``signals``: ``(type, at_s, sla, cycle,
+    record, data)``, where ``record`` is ``None``, a ``ClockRecord``, or its fields as a tuple
+    (``make_record(*fields)`` builds the ``ClockRecord`` the step's ``signals`` would hold).
+    """
+    out = getattr(step, "_out", None)
+    if out is None:
+        return None
+    ctx: _Native = object.__getattribute__(step, "_ctx")
+    return out[0], out[1], ctx.record
 
 
 class _NullScope:

@@ -40,6 +40,7 @@ from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from carepath._instants import dt, zone
 from carepath._instants import round_micros as _r
+from carepath._native.backend import case_values, raw_outputs
 from carepath.drivers.eventfile import BadEvent, iter_plain_events
 from carepath.errors import EventLogError
 from carepath.events import Event, event_from_line
@@ -175,8 +176,9 @@ class Replay:
 
 def ctx_of(state: CaseState) -> Ctx:
     """The grouping values of ``state``."""
-    ch = state.data.get("channel")
-    return Ctx(state.segment, None if ch is None else str(ch), state.tier, state.stage)
+    data, tier, segment, _ = case_values(state)
+    ch = data.get("channel")
+    return Ctx(segment, None if ch is None else str(ch), tier, state.stage)
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -336,6 +338,24 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
 
     def absorb(step: Any, cid: str) -> CaseState:
         st: CaseState = step.state
+        raw = raw_outputs(step)
+        if raw is not None:  # a native step: read as the core returned it, nothing built twice
+            acts, rsigs, make_record = raw
+            c = None
+            for ty, at_s, sla, _cycle, rec, _data in rsigs:
+                if rec is not None and ty.endswith(_END_SUFFIXES):
+                    c = c or ctx_of(st)
+                    if rec.__class__ is tuple:
+                        rec = make_record(*rec)
+                    stopped = _r(rec.stopped.timestamp())
+                    records.append(ClockFact(sla or ty.split(".")[1], rec, stopped, cid, c))
+                elif ty.endswith(".breached") and ty.startswith("sla."):
+                    c = c or ctx_of(st)
+                    breaches.append((_r(dt(at_s, tz).timestamp()), sla or ty.split(".")[1], c))
+            for a in acts:
+                actions[a[1]] += 1
+            states[cid] = st
+            return st
         sigs = step.signals
         if sigs:
             c = None

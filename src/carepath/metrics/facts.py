@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from carepath._instants import zone
+from carepath._native.backend import case_values
 from carepath.drivers.replay import Ctx
 from carepath.errors import MetricError
 from carepath.metrics.stats import stat as _stat
@@ -202,11 +203,12 @@ class Collector:
         return col
 
     def _ctx_of(self, st: CaseState) -> Ctx:
-        ch = st.data.get("channel")
-        k = (st.segment, ch, st.tier, st.stage)
+        data, tier, segment, _ = case_values(st)
+        ch = data.get("channel")
+        k = (segment, ch, tier, st.stage)
         c = self._ctx.get(k)
         if c is None:
-            c = self._ctx[k] = Ctx(st.segment, None if ch is None else str(ch), st.tier, st.stage)
+            c = self._ctx[k] = Ctx(segment, None if ch is None else str(ch), tier, st.stage)
         return c
 
     def __call__(self, event: Event, case: str | None, state: CaseState | None) -> None:  # noqa: C901 - the per-event collector: one branch per conventional event type, kept inline for speed
@@ -329,17 +331,18 @@ class Collector:
         den_when: Any,
     ) -> None:
         c = self.custom[cname]
-        fields = (st.data if st is not None else None) or {}
+        values = None if st is None else case_values(st)
+        fields = (values[0] if values is not None else None) or {}
         view = self._event_view(e)
         scope: dict[str, Any] = (
             {}
-            if ctx is None or st is None
+            if ctx is None or values is None
             else {
                 "stage": ctx.stage,
                 "segment": ctx.segment,
                 "tier": ctx.tier,
                 "channel": ctx.channel,
-                "segments": list(st.segments),
+                "segments": list(values[3]),
             }
         )
         d = self.day(e._ts)
