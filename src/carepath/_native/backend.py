@@ -29,7 +29,7 @@ from carepath._instants import round_micros as _r
 from carepath._native.lower import Unsupported, lower
 from carepath.errors import CarepathError, CaseError, InvalidEvent, SignalLoop
 from carepath.events import Event
-from carepath.state import Action, CaseState, Clock, ClockRecord, Pending, Signal
+from carepath.state import Action, CaseState, Clock, ClockRecord, Pending, Signal, clock_record
 
 # The engine passes itself and its Step class in: nothing here imports the engine back (no cycle).
 Engine = Any
@@ -100,26 +100,7 @@ def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
     def dt(x: float) -> datetime:
         return fromts(x, tz)
 
-    def record(
-        cycle: int,
-        started: float,
-        stopped: float,
-        elapsed: float,
-        paused: float,
-        target: float | None,
-        met: bool | None,
-        failed: float | None,
-    ) -> ClockRecord:
-        return ClockRecord(
-            cycle,
-            fromts(started, tz),
-            fromts(stopped, tz),
-            timedelta(seconds=elapsed),
-            timedelta(seconds=paused),
-            None if target is None else timedelta(seconds=target),
-            met,
-            None if failed is None else timedelta(seconds=failed),
-        )
+    record = functools.partial(clock_record, tz)
 
     def wall_days(t: float, days: int) -> float:
         local = fromts(t, tz)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from carepath._instants import zone
 from carepath._native.backend import case_values
-from carepath.drivers.replay import Ctx
+from carepath.drivers.cycles import Ctx
 from carepath.errors import MetricError
 from carepath.metrics.stats import stat as _stat
 from carepath.metrics.stats import summary
@@ -201,6 +201,46 @@ class Collector:
             if e.type in types:
                 col(e, cid, st)
         return col
+
+    def export(self) -> dict[str, Any]:
+        """What this collector saw, as plain data (to send from a worker process)."""
+        return {
+            "series": self.series,
+            "orders": self.orders,
+            "returns": self.returns,
+            "complaints": self.complaints,
+            "contacts": self.contacts,
+            "custom": {k: (c.num, c.den) for k, c in self.custom.items()},
+            "cases": self.cases,
+        }
+
+    def merge(self, parts: list[dict[str, Any]]) -> None:
+        """Take what collectors over disjoint sets of cases saw (:meth:`export`), as if this
+        collector had seen every event: samples in day order (within a day in the order of the
+        parts: no metric depends on it — every aggregate is a count, an exact ``fsum``, a sorted
+        statistic or a sum of whole numbers), contacts in time order, cases together."""
+
+        def series(get: Callable[[dict[str, Any]], Series]) -> Series:
+            out = Series()
+            for part in parts:
+                s = get(part)
+                out.days += s.days
+                out.ctxs += s.ctxs
+                out.values += s.values
+            out.sort()
+            return out
+
+        for name in self.series:
+            self.series[name] = series(lambda p, n=name: p["series"][n])  # type: ignore[misc]
+        self.orders = series(lambda p: p["orders"])
+        self.returns = series(lambda p: p["returns"])
+        self.complaints = series(lambda p: p["complaints"])
+        self.contacts = sorted(t for part in parts for t in part["contacts"])
+        for cname, c in self.custom.items():
+            c.num = series(lambda p, n=cname: p["custom"][n][0])  # type: ignore[misc]
+            c.den = series(lambda p, n=cname: p["custom"][n][1])  # type: ignore[misc]
+        for part in parts:
+            self.cases.update(part["cases"])
 
     def _ctx_of(self, st: CaseState) -> Ctx:
         data, tier, segment, _ = case_values(st)
@@ -421,15 +461,17 @@ class Metrics:
         allmet = Series()
         a_days, a_ctxs, a_vals = allmet.days.append, allmet.ctxs.append, allmet.values.append
         cols: dict[str, tuple[Any, ...]] = {}
-        for f in rp.records:
-            rec = f.record
-            met_ = rec.met
+        facts = rp.records
+        elapsed_s = facts.elapsed_s
+        for i, (clock, met_, stopped_s, ctx) in enumerate(
+            zip(facts.clock, facts.met, facts.stopped_s, facts.ctx, strict=True)
+        ):
             if met_ is None:
                 continue
-            c = cols.get(f.clock)
+            c = cols.get(clock)
             if c is None:
-                el, met = self.clock_series[f.clock] = (Series(), Series())
-                c = cols[f.clock] = (
+                el, met = self.clock_series[clock] = (Series(), Series())
+                c = cols[clock] = (
                     el.days.append,
                     el.ctxs.append,
                     el.values.append,
@@ -437,12 +479,11 @@ class Metrics:
                     met.ctxs.append,
                     met.values.append,
                 )
-            d = day(f.stopped_s)
+            d = day(stopped_s)
             v = 1.0 if met_ else 0.0
-            ctx = f.ctx
             c[0](d)
             c[1](ctx)
-            c[2](rec.elapsed.total_seconds())
+            c[2](elapsed_s(i))
             c[3](d)
             c[4](ctx)
             c[5](v)
