@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -243,6 +244,53 @@ def test_release_claims(store: Store) -> None:
     assert store.claim_outbox(T0 + 1, 10, T0 + 61, "w") == []
     assert store.release_claims() == 1
     assert [i.attempts for i in store.claim_outbox(T0 + 1, 10, T0 + 61, "w")] == [2]
+
+
+def test_tx_claim_reports_the_items_it_finds_dead(store: Store) -> None:
+    store.atomic(lambda tx: tx.add_outbox([_action("T-1", 1), _action("T-1", 2)]))
+    first = store.atomic(lambda tx: tx.claim_outbox(T0, 1, T0 + 60, "w", max_attempts=1))
+    assert [i.id for i in first.items] == ["T-1:1"] and first.dead == []
+    # the lease of the last allowed attempt lapses: the next claim finds it dead and says so
+    got = store.atomic(lambda tx: tx.claim_outbox(T0 + 60, 10, T0 + 120, "w2", max_attempts=1))
+    assert [i.id for i in got.items] == ["T-1:2"]
+    assert [(i.id, i.status, i.last_error) for i in got.dead] == [("T-1:1", "dead", "lease lapsed")]
+    assert [i.status for i in store.outbox()] == ["dead", "pending"]
+
+
+def test_finish_says_whether_it_changed_the_item(store: Store) -> None:
+    store.atomic(lambda tx: tx.add_outbox([_action("T-1", 1), _action("T-1", 2)]))
+    store.claim_outbox(T0, 10, T0 + 60, "w1")
+    # with live_at: only the worker holding a live lease, on a pending item
+    assert not store.finish_outbox("p", "T-1:1", "w2", delivered=True, live_at=T0 + 1)
+    assert not store.finish_outbox("p", "T-1:1", "w1", delivered=True, live_at=T0 + 60)
+    assert not store.finish_outbox("p", "nope", "w1", delivered=True, live_at=T0 + 1)
+    assert store.outbox()[0].status == "pending" and store.outbox()[0].claimed_by == "w1"
+    assert store.finish_outbox("p", "T-1:1", "w1", delivered=True, live_at=T0 + 59.5)
+    assert not store.finish_outbox("p", "T-1:1", "w1", delivered=True, live_at=T0 + 1)
+    assert not store.finish_outbox("p", "T-1:1", "w1", delivered=True)  # delivered already
+    retry: dict[str, Any] = {
+        "delivered": False,
+        "retry_at": T0 + 500,
+        "error": "busy",
+        "live_at": T0 + 2,
+    }
+    assert not store.finish_outbox("p", "T-1:2", "w2", **retry)
+    assert store.finish_outbox("p", "T-1:2", "w1", **retry)
+    item = store.outbox()[1]
+    assert (item.status, item.available_at, item.last_error, item.claimed_by) == (
+        "pending",
+        T0 + 500,
+        "busy",
+        None,
+    )
+    assert not store.finish_outbox("p", "T-1:2", "w1", **retry)
+    assert store.claim_outbox(T0 + 499, 10, T0 + 530, "w1") == []
+    store.claim_outbox(T0 + 500, 10, T0 + 530, "w1")
+    assert store.finish_outbox("p", "T-1:2", "w1", delivered=False, error="gone", live_at=T0 + 501)
+    assert [(i.status, i.last_error) for i in store.outbox()] == [
+        ("delivered", None),
+        ("dead", "gone"),
+    ]
 
 
 # -- rejected -----------------------------------------------------------------------------------

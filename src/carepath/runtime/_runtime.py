@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from carepath._instants import dt, zone
 from carepath.errors import CaseError
 from carepath.events import Event, Line, decode_event, event_from_line
-from carepath.runtime.store import OutboxItem, Rejected, Store, Tx
+from carepath.runtime._delivery import ActionHandler, Delivery
+from carepath.runtime.store import Rejected, Store, Tx
 from carepath.state import Action, CaseState, Signal
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ __all__ = ["ActionHandler", "Runtime", "SubmitResult"]
 
 log = logging.getLogger("carepath.runtime")
 
-ActionHandler = Callable[[Action, "CaseState | None"], Any]
 EventInput = Event | Mapping[str, Any] | str | bytes | Line
 Cache = MutableMapping[tuple[str, str], "CaseState | None"]
 
@@ -114,7 +114,7 @@ def _storable(value: Any) -> Any:
     return value
 
 
-class Runtime:
+class Runtime(Delivery):
     """Cases of one or more playbooks on a store (SPEC §7).
 
     ``clock`` returns an aware ``datetime`` (default: system time); back-off and leases run on it.
@@ -174,6 +174,7 @@ class Runtime:
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._keys = [(pb.id, pb.content_hash) for pb in pbs]
         self.counters: Counter[str] = Counter()
+        self._init_delivery()
 
     # -- handlers -----------------------------------------------------------------------------
     def action(self, type_: str) -> Callable[[ActionHandler], ActionHandler]:
@@ -412,6 +413,18 @@ class Runtime:
             else "its case has ended",
         )
 
+    def _apply(
+        self,
+        tx: Tx,
+        ev: Event,
+        key: tuple[str, str],
+        cache: dict[tuple[str, str], CaseState | None],
+        seen: set[str],
+        tally: Counter[str],
+    ) -> None:
+        """Apply a runtime's own event (``action.delivered``…) to the one case ``key``, in ``tx``."""
+        self._one(tx, ev, ev, None, [(key[0], key[1], None)], cache, seen, tally)
+
     def _load(self, tx: Tx, cache: Cache, pid: str, key: str) -> CaseState | None:
         k = (pid, key)
         if k not in cache:
@@ -542,65 +555,6 @@ class Runtime:
             tally["actions"] += len(step.actions)
             tally["breaches"] += sum(1 for s in step.signals if s.type.endswith(".breached"))
         tally["woken"] += len(steps)
-
-    # -- delivery -------------------------------------------------------------------------------
-    def deliver(self, now: datetime | None = None) -> int:
-        """Hand due outbox items to their handlers; returns the number of hand-overs attempted.
-        A handler that raises is retried after ``backoff·2^(attempts-1)`` (capped) on the
-        runtime's clock; after ``max_attempts`` hand-overs the item is ``dead``. Items whose type
-        has no handler (and no ``"*"``) stay pending for the host."""
-        if not self.handlers:
-            return 0
-        t = (now or self._now()).timestamp()
-        types = None if "*" in self.handlers else sorted(self.handlers)
-        n = 0
-        while True:
-            items = self.store.claim_outbox(
-                t, self.batch, t + self.lease.total_seconds(), self.worker, types, self.max_attempts
-            )
-            if not items:
-                return n
-            for item in items:
-                n += 1
-                self._hand_over(item, t)
-
-    def _hand_over(self, item: OutboxItem, t: float) -> None:
-        fn = self.handlers.get(item.type) or self.handlers.get("*")
-        if fn is None:  # pragma: no cover - claim_outbox filters by type
-            return
-        try:
-            fn(item.action, self.store.get(item.playbook, item.case))
-        except Exception as exc:
-            err = f"{type(exc).__name__}: {exc}"[:2000]
-            if item.attempts >= self.max_attempts:
-                self.store.finish_outbox(
-                    item.playbook, item.id, self.worker, delivered=False, error=err
-                )
-                self.counters["dead"] += 1
-                log.warning(
-                    "action %s (%s) is dead after %d attempts: %s",
-                    item.id,
-                    item.type,
-                    item.attempts,
-                    err,
-                )
-            else:
-                delay = min(
-                    self.backoff.total_seconds() * 2 ** (item.attempts - 1),
-                    self.max_backoff.total_seconds(),
-                )
-                self.store.finish_outbox(
-                    item.playbook,
-                    item.id,
-                    self.worker,
-                    delivered=False,
-                    retry_at=t + delay,
-                    error=err,
-                )
-                self.counters["failed"] += 1
-            return
-        self.store.finish_outbox(item.playbook, item.id, self.worker, delivered=True)
-        self.counters["delivered"] += 1
 
     # -- conveniences ---------------------------------------------------------------------------
     def engine(self, playbook_id: str) -> Engine:

@@ -48,7 +48,14 @@ from psycopg_pool import ConnectionPool
 from carepath.runtime._cache import StateCache
 from carepath.runtime._pg_schema import MIGRATIONS, SCHEMA_VERSION
 from carepath.runtime._sql import SqlReaders
-from carepath.runtime.store import OutboxItem, Prefetched, Rejected, Store, StoreError, Tx
+from carepath.runtime.store import (
+    Claimed,
+    Prefetched,
+    Rejected,
+    Store,
+    StoreError,
+    Tx,
+)
 from carepath.state import Action, CaseState
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore", "parse_postgres_url"]
@@ -332,6 +339,80 @@ class _PgTx(Tx):
             ),
         )
 
+    def claim_outbox(
+        self,
+        now: float,
+        limit: int,
+        lease_until: float,
+        worker: str,
+        types: Sequence[str] | None = None,
+        max_attempts: int | None = None,
+    ) -> Claimed:
+        if types is not None and not types:
+            return Claimed([], [])
+        self.flush()
+        o = self.s.t["outbox"]
+        cols = ", ".join(f"o.{x.strip()}" for x in SqlReaders._COLS.split(","))
+        type_filter = "AND type = ANY(%(types)s)" if types is not None else ""
+        sql = (
+            f"WITH c AS (SELECT seq FROM {o} WHERE status = 'pending' AND available_at <= %(now)s "
+            f"AND (claimed_until IS NULL OR claimed_until <= %(now)s) {type_filter} "
+            "ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED), "
+            f"dead AS (UPDATE {o} o SET status = 'dead', claimed_until = NULL, claimed_by = NULL, "
+            "last_error = coalesce(o.last_error, 'lease lapsed') FROM c WHERE o.seq = c.seq "
+            f"AND o.attempts >= %(max)s RETURNING false, o.seq, {cols}), "
+            f"live AS (UPDATE {o} o SET attempts = o.attempts + 1, claimed_until = %(lease)s, "
+            "claimed_by = %(worker)s FROM c WHERE o.seq = c.seq AND o.attempts < %(max)s "
+            f"RETURNING true, o.seq, {cols}) "
+            "SELECT * FROM live UNION ALL SELECT * FROM dead"
+        )
+        params = {
+            "now": now,
+            "limit": limit,
+            "types": list(types or []),
+            "lease": lease_until,
+            "worker": worker,
+            "max": _BIG if max_attempts is None else max_attempts,
+        }
+        self.cur.execute(sql, params)
+        rows = sorted(self.cur.fetchall(), key=lambda r: r[1])
+        return Claimed(
+            [SqlReaders._item(r[2:]) for r in rows if r[0]],
+            [SqlReaders._item(r[2:]) for r in rows if not r[0]],
+        )
+
+    def finish_outbox(
+        self,
+        playbook: str,
+        item_id: str,
+        worker: str,
+        *,
+        delivered: bool,
+        retry_at: float | None = None,
+        error: str | None = None,
+        live_at: float | None = None,
+    ) -> bool:
+        if live_at is not None:
+            where = "status = 'pending' AND claimed_by = %s AND claimed_until > %s"
+            cond: list[Any] = [worker, live_at]
+        elif delivered:
+            where, cond = "status <> 'delivered'", []
+        else:
+            where, cond = "status = 'pending' AND claimed_by = %s", [worker]
+        if delivered:
+            sets, vals = "status = 'delivered'", []
+        elif retry_at is not None:
+            sets, vals = "available_at = %s, last_error = %s", [retry_at, error]
+        else:
+            sets, vals = "status = 'dead', last_error = %s", [error]
+        self.flush()
+        self.cur.execute(
+            f"UPDATE {self.s.t['outbox']} SET {sets}, claimed_until = NULL, claimed_by = NULL "
+            f"WHERE playbook = %s AND id = %s AND {where}",
+            [*vals, playbook, item_id, *cond],
+        )
+        return self.cur.rowcount > 0
+
 
 class PostgresStore(SqlReaders, Store):
     """A :class:`Store` in one PostgreSQL schema, shared by any number of worker processes.
@@ -532,76 +613,6 @@ class PostgresStore(SqlReaders, Store):
 
     def _tbl(self, name: str) -> str:
         return self.t[name]
-
-    def claim_outbox(
-        self,
-        now: float,
-        limit: int,
-        lease_until: float,
-        worker: str,
-        types: Sequence[str] | None = None,
-        max_attempts: int | None = None,
-    ) -> list[OutboxItem]:
-        if types is not None and not types:
-            return []
-        o = self.t["outbox"]
-        type_filter = "AND type = ANY(%(types)s)" if types is not None else ""
-        sql = (
-            f"WITH c AS (SELECT seq FROM {o} WHERE status = 'pending' AND available_at <= %(now)s "
-            f"AND (claimed_until IS NULL OR claimed_until <= %(now)s) {type_filter} "
-            "ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED), "
-            f"dead AS (UPDATE {o} o SET status = 'dead', claimed_until = NULL, claimed_by = NULL, "
-            "last_error = coalesce(o.last_error, 'lease lapsed') FROM c WHERE o.seq = c.seq "
-            "AND o.attempts >= %(max)s RETURNING o.seq) "
-            f"UPDATE {o} o SET attempts = o.attempts + 1, claimed_until = %(lease)s, claimed_by = %(worker)s "
-            f"FROM c WHERE o.seq = c.seq AND o.attempts < %(max)s RETURNING o.seq, "
-            + ", ".join(f"o.{x.strip()}" for x in self._COLS.split(","))
-        )
-        params = {
-            "now": now,
-            "limit": limit,
-            "types": list(types or []),
-            "lease": lease_until,
-            "worker": worker,
-            "max": _BIG if max_attempts is None else max_attempts,
-        }
-
-        def run(conn: psycopg.Connection[Any]) -> list[OutboxItem]:
-            rows = conn.execute(sql, params).fetchall()
-            rows.sort(key=lambda r: r[0])
-            return [self._item(r[1:]) for r in rows]
-
-        return self._run(run)
-
-    def finish_outbox(
-        self,
-        playbook: str,
-        item_id: str,
-        worker: str,
-        *,
-        delivered: bool,
-        retry_at: float | None = None,
-        error: str | None = None,
-    ) -> None:
-        o = self.t["outbox"]
-        if delivered:
-            self._write(
-                f"UPDATE {o} SET status = 'delivered', claimed_until = NULL, claimed_by = NULL "
-                "WHERE playbook = %s AND id = %s AND status <> 'delivered'",
-                (playbook, item_id),
-            )
-        elif retry_at is not None:
-            self._write(
-                f"UPDATE {o} SET available_at = %s, claimed_until = NULL, claimed_by = NULL, last_error = %s "
-                "WHERE playbook = %s AND id = %s AND status = 'pending' AND claimed_by = %s",
-                (retry_at, error, playbook, item_id, worker),
-            )
-        else:
-            self._write(
-                f"UPDATE {o} SET status = 'dead', claimed_until = NULL, claimed_by = NULL, last_error = %s "
-                "WHERE playbook = %s AND id = %s AND status = 'pending' AND claimed_by = %s",
-                (error, playbook, item_id, worker),
-            )
 
     def release_claims(self) -> int:
         return self._write(

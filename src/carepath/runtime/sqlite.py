@@ -27,7 +27,15 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 from carepath.runtime._sql import SqlReaders
-from carepath.runtime.store import OutboxItem, Prefetched, Rejected, Store, StoreError, Tx
+from carepath.runtime.store import (
+    Claimed,
+    OutboxItem,
+    Prefetched,
+    Rejected,
+    Store,
+    StoreError,
+    Tx,
+)
 from carepath.state import Action, CaseState
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
@@ -242,6 +250,90 @@ class _SQLiteTx(Tx):
             ),
         )
 
+    def claim_outbox(
+        self,
+        now: float,
+        limit: int,
+        lease_until: float,
+        worker: str,
+        types: Sequence[str] | None = None,
+        max_attempts: int | None = None,
+    ) -> Claimed:
+        c = self.c
+        sql = (
+            "SELECT seq, attempts FROM outbox WHERE status = 'pending' AND available_at <= ? "
+            "AND (claimed_until IS NULL OR claimed_until <= ?)"
+        )
+        params: list[Any] = [now, now]
+        if types is not None:
+            if not types:
+                return Claimed([], [])
+            sql += f" AND type IN ({','.join('?' * len(types))})"
+            params.extend(types)
+        sql += " ORDER BY seq LIMIT ?"
+        params.append(limit)
+        live: list[int] = []
+        dead: list[int] = []
+        for seq, attempts in c.execute(sql, params).fetchall():
+            (dead if max_attempts is not None and attempts >= max_attempts else live).append(seq)
+        if dead:
+            c.execute(
+                "UPDATE outbox SET status = 'dead', claimed_until = NULL, claimed_by = NULL, "
+                "last_error = coalesce(last_error, 'lease lapsed') "
+                f"WHERE seq IN ({','.join('?' * len(dead))})",
+                dead,
+            )
+        if live:
+            c.execute(
+                "UPDATE outbox SET attempts = attempts + 1, claimed_until = ?, claimed_by = ? "
+                f"WHERE seq IN ({','.join('?' * len(live))})",
+                [lease_until, worker, *live],
+            )
+        return Claimed(self._items(live), self._items(dead))
+
+    def _items(self, seqs: Sequence[int]) -> list[OutboxItem]:
+        if not seqs:
+            return []
+        return [
+            SqlReaders._item(r)
+            for r in self.c.execute(
+                f"SELECT {SqlReaders._COLS} FROM outbox WHERE seq IN ({','.join('?' * len(seqs))}) "
+                "ORDER BY seq",
+                seqs,
+            )
+        ]
+
+    def finish_outbox(
+        self,
+        playbook: str,
+        item_id: str,
+        worker: str,
+        *,
+        delivered: bool,
+        retry_at: float | None = None,
+        error: str | None = None,
+        live_at: float | None = None,
+    ) -> bool:
+        if live_at is not None:
+            where = "status = 'pending' AND claimed_by = ? AND claimed_until > ?"
+            cond: list[Any] = [worker, live_at]
+        elif delivered:
+            where, cond = "status <> 'delivered'", []
+        else:
+            where, cond = "status = 'pending' AND claimed_by = ?", [worker]
+        if delivered:
+            sets, vals = "status = 'delivered'", []
+        elif retry_at is not None:
+            sets, vals = "available_at = ?, last_error = ?", [retry_at, error]
+        else:
+            sets, vals = "status = 'dead', last_error = ?", [error]
+        cur = self.c.execute(
+            f"UPDATE outbox SET {sets}, claimed_until = NULL, claimed_by = NULL "
+            f"WHERE playbook = ? AND id = ? AND {where}",
+            [*vals, playbook, item_id, *cond],
+        )
+        return cur.rowcount > 0
+
 
 MAX_BUSY_TIMEOUT = 86_400.0
 """The longest ``busy_timeout`` (seconds) a store accepts: a day; 1e400 is no wait SQLite knows."""
@@ -414,88 +506,6 @@ class SQLiteStore(SqlReaders, Store):
             return tx.c.execute(sql, params).rowcount
 
         return self.atomic(run)
-
-    # -- outbox claims --------------------------------------------------------------------------
-    def claim_outbox(
-        self,
-        now: float,
-        limit: int,
-        lease_until: float,
-        worker: str,
-        types: Sequence[str] | None = None,
-        max_attempts: int | None = None,
-    ) -> list[OutboxItem]:
-        def run(tx: Tx) -> list[OutboxItem]:
-            assert isinstance(tx, _SQLiteTx)
-            c = tx.c
-            sql = (
-                "SELECT seq, attempts FROM outbox WHERE status = 'pending' AND available_at <= ? "
-                "AND (claimed_until IS NULL OR claimed_until <= ?)"
-            )
-            params: list[Any] = [now, now]
-            if types is not None:
-                if not types:
-                    return []
-                sql += f" AND type IN ({','.join('?' * len(types))})"
-                params.extend(types)
-            sql += " ORDER BY seq LIMIT ?"
-            params.append(limit)
-            rows = c.execute(sql, params).fetchall()
-            live: list[int] = []
-            for seq, attempts in rows:
-                if max_attempts is not None and attempts >= max_attempts:
-                    c.execute(
-                        "UPDATE outbox SET status = 'dead', claimed_until = NULL, claimed_by = NULL, "
-                        "last_error = coalesce(last_error, 'lease lapsed') WHERE seq = ?",
-                        (seq,),
-                    )
-                else:
-                    live.append(seq)
-            if not live:
-                return []
-            marks = ",".join("?" * len(live))
-            c.execute(
-                f"UPDATE outbox SET attempts = attempts + 1, claimed_until = ?, claimed_by = ? "
-                f"WHERE seq IN ({marks})",
-                [lease_until, worker, *live],
-            )
-            return [
-                self._item(r)
-                for r in c.execute(
-                    f"SELECT {self._COLS} FROM outbox WHERE seq IN ({marks}) ORDER BY seq", live
-                )
-            ]
-
-        return self.atomic(run)
-
-    def finish_outbox(
-        self,
-        playbook: str,
-        item_id: str,
-        worker: str,
-        *,
-        delivered: bool,
-        retry_at: float | None = None,
-        error: str | None = None,
-    ) -> None:
-        if delivered:
-            self._write(
-                "UPDATE outbox SET status = 'delivered', claimed_until = NULL, claimed_by = NULL "
-                "WHERE playbook = ? AND id = ?",
-                (playbook, item_id),
-            )
-        elif retry_at is not None:
-            self._write(
-                "UPDATE outbox SET available_at = ?, claimed_until = NULL, claimed_by = NULL, last_error = ? "
-                "WHERE playbook = ? AND id = ? AND status = 'pending' AND claimed_by = ?",
-                (retry_at, error, playbook, item_id, worker),
-            )
-        else:
-            self._write(
-                "UPDATE outbox SET status = 'dead', claimed_until = NULL, claimed_by = NULL, last_error = ? "
-                "WHERE playbook = ? AND id = ? AND status = 'pending' AND claimed_by = ?",
-                (error, playbook, item_id, worker),
-            )
 
     def release_claims(self) -> int:
         return self._write(

@@ -17,9 +17,12 @@ Rules a store must keep
   workers at once. :meth:`Tx.prefetch` answers a whole batch of events at once (their processed
   ids, their cases, locked in one deterministic order), so a batch costs a fixed number of round
   trips whatever its size; a store that cannot do better inherits the one-by-one default.
-* Outbox rows are claimed outside any case transaction, with a lease that ends on the runtime's
-  clock (``claim_outbox``); a claim whose lease has ended may be taken by anyone. Finishing a claim
-  is idempotent.
+* Outbox rows are claimed with a lease that ends on the runtime's clock (:meth:`Tx.claim_outbox`);
+  a claim whose lease has ended may be taken by anyone. Finishing a claim is idempotent and says
+  whether it changed the item (:meth:`Tx.finish_outbox`). Both are :class:`Tx` methods, so the
+  runtime can commit the end of a delivery together with the ``action.delivered`` /
+  ``action.failed`` event it submits to the case (SPEC §9); :meth:`Store.claim_outbox` and
+  :meth:`Store.finish_outbox` run them in a transaction of their own.
 * Instants cross the interface as POSIX seconds (``float``) of the runtime's clock.
 """
 
@@ -33,7 +36,7 @@ from typing import Any, NamedTuple, TypeVar
 from carepath.errors import StoreError
 from carepath.state import Action, CaseState
 
-__all__ = ["OutboxItem", "Prefetched", "Rejected", "Store", "StoreError", "Tx"]
+__all__ = ["Claimed", "OutboxItem", "Prefetched", "Rejected", "Store", "StoreError", "Tx"]
 
 CaseKey = tuple[str, str]
 
@@ -126,6 +129,14 @@ class Prefetched(NamedTuple):
     states: dict[CaseKey, CaseState | None]
 
 
+class Claimed(NamedTuple):
+    """What :meth:`Tx.claim_outbox` did: the ``items`` now leased to the caller, and the items it
+    found ``dead`` instead (their last allowed hand-over lapsed without an answer)."""
+
+    items: list[OutboxItem]
+    dead: list[OutboxItem]
+
+
 class Tx(abc.ABC):
     """One open transaction. Everything written through it commits together or not at all."""
 
@@ -180,6 +191,41 @@ class Tx(abc.ABC):
         """Record a rejected event. The same event content rejected for the same reason is
         stored once (replays after a crash do not pile up copies)."""
 
+    @abc.abstractmethod
+    def claim_outbox(
+        self,
+        now: float,
+        limit: int,
+        lease_until: float,
+        worker: str,
+        types: Sequence[str] | None = None,
+        max_attempts: int | None = None,
+    ) -> Claimed:
+        """Claim up to ``limit`` pending items available at ``now`` whose claim is free or lapsed
+        (``claimed_until ≤ now``), of ``types`` (``None`` = any), oldest first, skipping rows
+        locked by others; increment their ``attempts`` and stamp ``claimed_until``/``claimed_by``.
+        An item that already had ``max_attempts`` hand-overs is marked ``dead`` instead (with
+        ``last_error`` kept, or ``lease lapsed``) and returned in :attr:`Claimed.dead`."""
+
+    @abc.abstractmethod
+    def finish_outbox(
+        self,
+        playbook: str,
+        item_id: str,
+        worker: str,
+        *,
+        delivered: bool,
+        retry_at: float | None = None,
+        error: str | None = None,
+        live_at: float | None = None,
+    ) -> bool:
+        """End a claim: ``delivered`` → ``delivered``; otherwise ``retry_at`` → pending again from
+        then, or ``None`` → ``dead``; returns whether the item changed. A failure is taken only
+        from the worker holding the claim (it is ignored if another worker took the lapsed
+        lease); ``delivered`` wins over any other state but ``delivered``. With ``live_at`` every
+        outcome requires a pending item under ``worker``'s lease still live at ``live_at``
+        (``claimed_until > live_at``): the rule of ``Runtime.ack``/``nack``."""
+
 
 class Store(abc.ABC):
     """A durable home for cases, processed ids, the outbox and rejected events."""
@@ -192,7 +238,6 @@ class Store(abc.ABC):
         """Run ``fn`` in one transaction (retrying it on contention) and return its result."""
 
     # -- outbox claims (each its own short transaction) -------------------------------------------
-    @abc.abstractmethod
     def claim_outbox(
         self,
         now: float,
@@ -202,12 +247,11 @@ class Store(abc.ABC):
         types: Sequence[str] | None = None,
         max_attempts: int | None = None,
     ) -> list[OutboxItem]:
-        """Claim up to ``limit`` pending items available at ``now`` whose claim is free or lapsed
-        (``claimed_until ≤ now``), of ``types`` (``None`` = any), oldest first; increment their
-        ``attempts`` and stamp ``claimed_until``/``claimed_by``. An item that already had
-        ``max_attempts`` hand-overs is marked ``dead`` instead of being returned."""
+        """:meth:`Tx.claim_outbox` in a transaction of its own; returns the claimed items."""
+        return self.atomic(
+            lambda tx: tx.claim_outbox(now, limit, lease_until, worker, types, max_attempts)
+        ).items
 
-    @abc.abstractmethod
     def finish_outbox(
         self,
         playbook: str,
@@ -217,10 +261,20 @@ class Store(abc.ABC):
         delivered: bool,
         retry_at: float | None = None,
         error: str | None = None,
-    ) -> None:
-        """End a claim: ``delivered`` → ``delivered``; otherwise ``retry_at`` → pending again from
-        then, or ``None`` → ``dead``. A failure report is ignored if the claim moved on
-        (another worker took the lapsed lease); ``delivered`` always wins."""
+        live_at: float | None = None,
+    ) -> bool:
+        """:meth:`Tx.finish_outbox` in a transaction of its own."""
+        return self.atomic(
+            lambda tx: tx.finish_outbox(
+                playbook,
+                item_id,
+                worker,
+                delivered=delivered,
+                retry_at=retry_at,
+                error=error,
+                live_at=live_at,
+            )
+        )
 
     @abc.abstractmethod
     def release_claims(self) -> int:

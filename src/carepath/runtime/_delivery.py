@@ -1,0 +1,418 @@
+"""Delivery (SPEC §7, §9): handing outbox items to handlers, pull delivery (``claim``/``ack``/
+``nack``), the ``action.delivered``/``action.failed`` events, and the worker loop ``run_forever``.
+
+Every end of a delivery is one transaction: the outbox row changes and, where the case's playbook
+wants it, the reserved event (``<action id>/delivered`` or ``/failed``) is applied to the case in
+the same commit, so a crash never keeps one without the other.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from carepath._instants import dt, zone
+from carepath.events import Event
+from carepath.runtime.store import Claimed, OutboxItem, Store, Tx
+
+if TYPE_CHECKING:
+    from carepath.compile.ir import ActionDef, Playbook
+    from carepath.engine.engine import Engine
+    from carepath.state import Action, CaseState
+
+__all__ = ["ActionHandler", "Delivery", "feedback_kinds"]
+
+log = logging.getLogger("carepath.runtime.delivery")
+
+ActionHandler = Callable[["Action", "CaseState | None"], Any]
+
+#: The reserved event types the runtime submits when an item ends, by outcome.
+FEEDBACK = {"delivered": "action.delivered", "failed": "action.failed"}
+
+#: The longest lease a claim may take (SPEC §7: the claims of a killed worker lapse within 60 s).
+MAX_LEASE = timedelta(seconds=60)
+
+
+def _actions(pb: Playbook) -> Iterable[ActionDef]:
+    """Every action the playbook can emit, wherever it is declared."""
+    handlers = [h for hs in pb.on.values() for h in hs]
+    for stage in pb.stages.values():
+        yield from stage.enter
+        yield from stage.exit
+        handlers.extend(h for hs in stage.on.values() for h in hs)
+        for timer in stage.after:
+            yield from timer.do
+        for sched in stage.every:
+            yield from sched.do
+    for h in handlers:
+        yield from h.do
+    for clock in pb.clocks.values():
+        for th in clock.thresholds:
+            yield from th.do
+
+
+def _has_fallback(a: ActionDef) -> bool:
+    return a.verb in ("send", "survey") and bool(
+        getattr(a, "fallback", None) or a.params.get("fallback")
+    )
+
+
+def feedback_kinds(pb: Playbook) -> frozenset[str]:
+    """Which of ``delivered``/``failed`` the runtime reports to ``pb``'s cases: those whose event
+    type the playbook mentions, both when a ``send``/``survey`` has a ``fallback`` (SPEC §9)."""
+    if any(_has_fallback(a) for a in _actions(pb)):
+        return frozenset(FEEDBACK)
+    return frozenset(k for k, t in FEEDBACK.items() if t in pb.event_types)
+
+
+@dataclass(frozen=True, slots=True)
+class _Lease:
+    item: OutboxItem
+    until: float
+
+
+def _extra(item: OutboxItem) -> dict[str, Any]:
+    return {"playbook": item.playbook, "case": item.case, "action_id": item.id}
+
+
+class Delivery:
+    """The delivery half of :class:`~carepath.runtime.Runtime` (a mixin: it reads the runtime's
+    store, clock, handlers and retry settings, declared here and set by the runtime)."""
+
+    store: Store
+    engines: dict[str, Engine]
+    handlers: dict[str, ActionHandler]
+    worker: str
+    max_attempts: int
+    backoff: timedelta
+    max_backoff: timedelta
+    lease: timedelta
+    batch: int
+    counters: Counter[str]
+    _keys: list[tuple[str, str]]
+
+    def _now(self) -> datetime:
+        raise NotImplementedError  # pragma: no cover - the runtime's
+
+    def run_due(self, now: datetime | None = None) -> int:
+        raise NotImplementedError  # pragma: no cover - the runtime's
+
+    def _apply(
+        self,
+        tx: Tx,
+        ev: Event,
+        key: tuple[str, str],
+        cache: dict[tuple[str, str], CaseState | None],
+        seen: set[str],
+        tally: Counter[str],
+    ) -> None:
+        raise NotImplementedError  # pragma: no cover - the runtime's
+
+    def _init_delivery(self) -> None:
+        self._feedback = {pid: feedback_kinds(e.playbook) for pid, e in self.engines.items()}
+        self._leases: dict[str, dict[str, _Lease]] = {}
+        self._leases_lock = threading.Lock()
+
+    # -- pushing to handlers ----------------------------------------------------------------------
+    def deliver(self, now: datetime | None = None) -> int:
+        """Hand due outbox items to their handlers; returns the number of hand-overs attempted.
+        A handler that raises is retried after ``backoff·2^(attempts-1)`` (capped) on the
+        runtime's clock; after ``max_attempts`` hand-overs the item is ``dead``. Items whose type
+        has no handler (and no ``"*"``) stay pending for the host."""
+        if not self.handlers:
+            return 0
+        t = (now or self._now()).timestamp()
+        types = None if "*" in self.handlers else sorted(self.handlers)
+        n = 0
+        while True:
+            items = self._claim_items(t, self.batch, t + self.lease.total_seconds(), types)
+            if not items:
+                return n
+            for item in items:
+                n += 1
+                self._hand_over(item, t)
+
+    def _hand_over(self, item: OutboxItem, t: float) -> None:
+        fn = self.handlers.get(item.type) or self.handlers.get("*")
+        if fn is None:  # pragma: no cover - the claim filters by type
+            return
+        try:
+            fn(item.action, self.store.get(item.playbook, item.case))
+        except Exception as exc:
+            err = f"{type(exc).__name__}: {exc}"[:2000]
+            log.debug("handler of action %s raised", item.id, exc_info=True, extra=_extra(item))
+            self._fail(item, t, err, retry_at=t + self._backoff(item.attempts), live=False)
+            return
+        self._end(item, t, delivered=True, live=False)
+
+    def _backoff(self, attempts: int) -> float:
+        first = self.backoff.total_seconds()
+        return min(first * 2.0 ** max(0, attempts - 1), self.max_backoff.total_seconds())
+
+    # -- pull delivery ----------------------------------------------------------------------------
+    def claim(
+        self,
+        limit: int = 100,
+        lease: timedelta = MAX_LEASE,
+        types: Sequence[str] | None = None,
+    ) -> list[OutboxItem]:
+        """Lease up to ``limit`` due pending outbox items to this runtime (SPEC §9), oldest first.
+
+        Each must be answered with :meth:`ack` or :meth:`nack` before ``lease`` (at most 60 s) ends
+        on the runtime's clock; an unanswered claim lapses and the item can be claimed again (by
+        anyone), counting one more attempt. ``types`` limits the action types (``None``: all).
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"claim limit must be a positive integer, got {limit!r}")
+        if not isinstance(lease, timedelta) or not timedelta(0) < lease <= MAX_LEASE:
+            raise ValueError(f"claim lease must be more than 0 s and at most 60 s, got {lease!r}")
+        if isinstance(types, str):
+            types = [types]
+        now = self._now().timestamp()
+        until = now + lease.total_seconds()
+        items = self._claim_items(now, limit, until, None if types is None else list(types))
+        with self._leases_lock:
+            self._prune_leases(now)
+            for item in items:
+                self._leases.setdefault(item.id, {})[item.playbook] = _Lease(item, until)
+        return items
+
+    def ack(self, item_id: str, *, playbook: str | None = None) -> bool:
+        """Mark a claimed item ``delivered``. ``False``, and nothing changes, unless the item is
+        under a live lease of this runtime. ``playbook`` picks the item when this runtime holds
+        leases on items of the same id in several playbooks."""
+        now = self._now().timestamp()
+        lease = self._take_lease(item_id, playbook, now)
+        return lease is not None and self._end(lease.item, now, delivered=True, live=True)
+
+    def nack(
+        self,
+        item_id: str,
+        retry_in: timedelta = timedelta(minutes=5),
+        permanent: bool = False,
+        reason: str = "",
+        *,
+        playbook: str | None = None,
+    ) -> bool:
+        """Give a claimed item back as not delivered: it is claimable again ``retry_in`` later,
+        or ``dead`` when ``permanent`` or when it had its last allowed attempt (``max_attempts``);
+        ``reason`` is kept as its ``last_error``. ``False``, and nothing changes, unless the item
+        is under a live lease of this runtime."""
+        if not isinstance(retry_in, timedelta) or retry_in < timedelta(0):
+            raise ValueError(f"retry_in must be a timedelta of 0 s or more, got {retry_in!r}")
+        now = self._now().timestamp()
+        lease = self._take_lease(item_id, playbook, now)
+        if lease is None:
+            return False
+        item = lease.item
+        err = (str(reason) or "nack")[:2000]
+        retry_at = None if permanent else now + retry_in.total_seconds()
+        return self._fail(item, now, err, retry_at=retry_at, live=True, permanent=permanent)
+
+    def _take_lease(self, item_id: str, playbook: str | None, now: float) -> _Lease | None:
+        with self._leases_lock:
+            held = self._leases.get(item_id, {})
+            if playbook is None and len(held) > 1:
+                raise ValueError(
+                    f"item {item_id!r} is claimed in several playbooks ({', '.join(sorted(held))}): "
+                    "name the playbook"
+                )
+            pid = playbook if playbook is not None else next(iter(held), None)
+            lease = held.pop(pid, None) if pid is not None else None
+            if not held:
+                self._leases.pop(item_id, None)
+        if lease is None or lease.until <= now:
+            return None
+        return lease
+
+    def _prune_leases(self, now: float) -> None:
+        for item_id in [
+            i for i, h in self._leases.items() if all(x.until <= now for x in h.values())
+        ]:
+            del self._leases[item_id]
+
+    # -- the end of a delivery --------------------------------------------------------------------
+    def _claim_items(
+        self, now: float, limit: int, until: float, types: Sequence[str] | None
+    ) -> list[OutboxItem]:
+        """Claim in one transaction; the items found dead (their last lease lapsed) are reported
+        to their cases in the same commit."""
+        tally: Counter[str] = Counter()
+
+        def unit(tx: Tx) -> Claimed:
+            tally.clear()
+            got = tx.claim_outbox(now, limit, until, self.worker, types, self.max_attempts)
+            for item in got.dead:
+                reason = item.last_error or "lease lapsed"
+                self._report(tx, item, "failed", now, tally, reason=reason, permanent=False)
+            return got
+
+        got = self.store.atomic(unit)
+        self.counters.update(tally)
+        for item in got.dead:
+            self.counters["dead"] += 1
+            log.warning(
+                "action %s (%s) is dead after %d attempts: %s",
+                item.id,
+                item.type,
+                item.attempts,
+                item.last_error or "lease lapsed",
+                extra=_extra(item),
+            )
+        return got.items
+
+    def _fail(
+        self,
+        item: OutboxItem,
+        now: float,
+        err: str,
+        *,
+        retry_at: float | None,
+        live: bool,
+        permanent: bool = False,
+    ) -> bool:
+        """A failed hand-over: back to pending from ``retry_at``, or ``dead`` (``retry_at`` is
+        ``None``, or this was the last allowed attempt)."""
+        dead = retry_at is None or item.attempts >= self.max_attempts
+        ok = self._end(
+            item,
+            now,
+            delivered=False,
+            live=live,
+            error=err,
+            permanent=permanent,
+            retry_at=None if dead else retry_at,
+        )
+        if ok and dead:
+            self.counters["dead"] += 1
+            log.warning(
+                "action %s (%s) is dead after %d attempts%s: %s",
+                item.id,
+                item.type,
+                item.attempts,
+                " (permanent failure)" if permanent else "",
+                err,
+                extra=_extra(item),
+            )
+        elif ok:
+            self.counters["failed"] += 1
+            log.warning(
+                "action %s (%s) failed (attempt %d of %d, retried at %s): %s",
+                item.id,
+                item.type,
+                item.attempts,
+                self.max_attempts,
+                dt(retry_at or now, zone("UTC")).isoformat(),
+                err,
+                extra=_extra(item),
+            )
+        return ok
+
+    def _end(
+        self,
+        item: OutboxItem,
+        now: float,
+        *,
+        delivered: bool,
+        live: bool,
+        retry_at: float | None = None,
+        error: str | None = None,
+        permanent: bool = False,
+    ) -> bool:
+        """Finish a claim, with its reserved event where the playbook wants one, in one commit."""
+        kind = "delivered" if delivered else "failed" if retry_at is None else None
+        tally: Counter[str] = Counter()
+
+        def unit(tx: Tx) -> bool:
+            tally.clear()
+            ok = tx.finish_outbox(
+                item.playbook,
+                item.id,
+                self.worker,
+                delivered=delivered,
+                retry_at=retry_at,
+                error=error,
+                live_at=now if live else None,
+            )
+            if ok and kind is not None:
+                self._report(tx, item, kind, now, tally, reason=error, permanent=permanent)
+            return ok
+
+        ok = self.store.atomic(unit)
+        self.counters.update(tally)
+        if ok and delivered:
+            self.counters["delivered"] += 1
+        return ok
+
+    def _report(
+        self,
+        tx: Tx,
+        item: OutboxItem,
+        kind: str,
+        now: float,
+        tally: Counter[str],
+        *,
+        reason: str | None = None,
+        permanent: bool = False,
+    ) -> None:
+        """Apply ``action.delivered``/``action.failed`` to the item's case, inside ``tx``, when its
+        playbook wants it. Its ``at`` is the runtime's time, or the case's ``now`` if later."""
+        if kind not in self._feedback.get(item.playbook, ()):
+            return
+        event_id = f"{item.id}/{kind}"
+        key = (item.playbook, item.case)
+        pre = tx.prefetch([event_id], [key])
+        cache = dict(pre.states)
+        state = cache.get(key)
+        at = dt(now, zone("UTC"))
+        if state is not None and state.now > at:
+            at = state.now
+        data: dict[str, Any] = {"action": item.action.to_dict()}
+        if kind == "failed":
+            data["reason"] = reason or ""
+            data["permanent"] = bool(permanent)
+        ev = Event(event_id, FEEDBACK[kind], at, item.case, data)
+        self._apply(tx, ev, key, cache, set(pre.seen), tally)
+
+    # -- the worker loop --------------------------------------------------------------------------
+    def run_forever(self, stop: threading.Event | None = None, poll: float = 1.0) -> None:
+        """Fire due wake-ups and deliver due actions until ``stop`` is set (SPEC §9): after a round
+        that did nothing, wait for the store to signal work (:meth:`Store.wait_for_work`) at most
+        ``poll`` seconds, or until the next wake-up if sooner. An error of the store is logged and
+        the loop goes on after ``poll``; handlers' errors are retried with back-off."""
+        if not poll > 0:
+            raise ValueError(f"poll must be a positive number of seconds, got {poll!r}")
+        log.info(
+            "worker %s started on %s", self.worker, self.store.url or type(self.store).__name__
+        )
+        while stop is None or not stop.is_set():
+            try:
+                busy = self.run_due() + self.deliver()
+            except Exception as exc:
+                log.error("worker round failed: %s: %s", type(exc).__name__, exc)
+                log.debug("worker round failed", exc_info=True)
+                busy = 0
+            if busy or (stop is not None and stop.is_set()):
+                continue
+            self._idle(stop, poll)
+        log.info("worker %s stopped", self.worker)
+
+    def _idle(self, stop: threading.Event | None, poll: float) -> None:
+        timeout = poll
+        try:
+            nxt = self.store.next_wakeup(self._keys)
+        except Exception:  # the next round says what is wrong
+            nxt = None
+        if nxt is not None:
+            timeout = min(poll, max(0.0, nxt - self._now().timestamp()))
+        if timeout <= 0:
+            return
+        if type(self.store).wait_for_work is Store.wait_for_work and stop is not None:
+            stop.wait(timeout)  # a store that can only sleep: sleep on the stop event instead
+        else:
+            self.store.wait_for_work(timeout)
