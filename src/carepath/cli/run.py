@@ -426,6 +426,21 @@ class _Job:
         return 1 if c["rejected"] else 0
 
 
+def _stranded(args: argparse.Namespace, playbooks: Any, files: _Files) -> int:
+    """Refuse (2) to start on a store with open cases of another version of a playbook given."""
+    from carepath._terminal import term_safe
+    from carepath.runtime.migrate import check_versions
+
+    paths = {pb.id: path for pb, path in zip(playbooks, args.playbooks, strict=True)}
+    why = check_versions(files.store, playbooks, paths, url=args.store)
+    if why is None:
+        return 0
+    print(term_safe(f"carepath: {why}"), file=sys.stderr)
+    files.close()
+    files.store.close()
+    return 2
+
+
 def run(args: argparse.Namespace) -> int:
     """Run; return the exit code."""
     from carepath.cli import logs
@@ -445,6 +460,9 @@ def run(args: argparse.Namespace) -> int:
     files = _open(args)
     if isinstance(files, int):
         return files
+    refusal = _stranded(args, playbooks, files)
+    if refusal:
+        return refusal
     job = _Job(args, playbooks, files)
     stop = _Stop()
     # a worker stops cleanly on SIGTERM or SIGINT: the open batch commits, then it exits 0
