@@ -55,13 +55,12 @@ def details(
 def _rates(rp: Replay) -> dict[str, list[dict[str, Any]]]:
     """Per grouping: one row per (group, clock) with finished cycles, met, missed and the rates."""
     cells: dict[str, Counter[tuple[str, str, bool]]] = {g: Counter() for g in GROUPINGS}
-    for f in rp.records:
-        met = f.record.met
+    facts = rp.records  # columns: read without building a record per cycle
+    for clock, met, ctx in zip(facts.clock, facts.met, facts.ctx, strict=True):
         if met is None:
             continue
-        ctx = f.ctx
         for g, v in (("channel", ctx.channel), ("segment", ctx.segment), ("tier", ctx.tier)):
-            cells[g][(v or "(none)", f.clock, met)] += 1
+            cells[g][(v or "(none)", clock, met)] += 1
     out: dict[str, list[dict[str, Any]]] = {}
     for g, cnt in cells.items():
         keys = sorted({(k[0], k[1]) for k in cnt})
@@ -88,11 +87,11 @@ def _channel_targets(rp: Replay) -> dict[str, float]:
     """Each channel's first-response target as the playbook applied it: the target most of the
     channel's finished ``first_response`` cycles ran against (ties: the shorter)."""
     seen: dict[str, Counter[float]] = {}
-    for f in rp.records:
-        if f.clock != "first_response" or f.record.target is None:
+    facts = rp.records
+    for clock, target, ctx in zip(facts.clock, facts.target, facts.ctx, strict=True):
+        if clock != "first_response" or target is None:
             continue
-        ch = f.ctx.channel or "(none)"
-        seen.setdefault(ch, Counter())[f.record.target.total_seconds()] += 1
+        seen.setdefault(ctx.channel or "(none)", Counter())[target] += 1
     return {ch: min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0] for ch, c in sorted(seen.items())}
 
 
