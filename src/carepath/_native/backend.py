@@ -397,7 +397,10 @@ def case_values(
     if state.__class__ is NativeState:
         core = getattr(state, "_core", None)
         if core is not None:
-            data, tier, segment, segments = core.values()
+            try:
+                data, tier, segment, segments = core.values()
+            except AttributeError:  # a core built before CoreState.values: the fields
+                return state.data, state.tier, state.segment, state.segments
             if data.__class__ is not MappingProxyType:
                 data = MappingProxyType(data)
             return data, tier, segment, segments
