@@ -12,8 +12,9 @@ day arithmetic and value coercion stay Python callables (rare per step).
 A playbook that uses something the core does not implement raises :class:`Unsupported` naming
 it; ``backend="auto"`` then runs the Python engine and ``backend="native"`` refuses. Today that
 is a condition reading ``sla.<clock>.elapsed``, ``.remaining`` or ``.due`` (reading them moves the
-clock in the reference, at instants the core would have to replay exactly), and Python 3.12+
-(whose ``sum()`` of floats is compensated; the core replays 3.11's).
+clock in the reference, at instants the core would have to replay exactly), delays in calendar
+months (``mo``, ``y``), and Python 3.12+ (whose ``sum()`` of floats is compensated; the core
+replays 3.11's).
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ def _cond(e: Expr | None, where: str) -> Any:
 def _delay(d: Any) -> Any:
     if d is None:
         return None
+    if getattr(d, "months", 0):
+        raise Unsupported(f"a delay in calendar months ({d.text})")
     return (float(d.seconds), int(d.days), int(d.business_days))
 
 
@@ -73,6 +76,10 @@ def _sets(sets: tuple[SetValue, ...], where: str) -> list[Any]:
 def _actions(acts: tuple[ActionDef, ...]) -> list[Any]:
     out = []
     for a in acts:
+        if a.verb == "task" and isinstance(a.params.get("due"), str):
+            from carepath.durations import parse_duration
+
+            _delay(parse_duration(a.params["due"]))  # calendar months: the reference's
         arg_s = a.arg if isinstance(a.arg, str) else None
         out.append(
             (

@@ -239,6 +239,11 @@ class _Compiler:
             if ch is not None and ch.frequency_cap is not None:
                 try:
                     d = parse_duration(ch.frequency_cap.per)
+                    if d.months or d.business_days:
+                        raise DurationError(
+                            f"a frequency cap counts a window of fixed length, not {d.text!r}",
+                            hint="use d, w or h: 30d rather than 1mo",
+                        )
                     per = d.seconds + d.days * 86400.0
                     mx = ch.frequency_cap.max
                 except DurationError as exc:

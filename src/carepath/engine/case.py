@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from carepath._instants import dt
 from carepath._instants import round_micros as _r
+from carepath.durations import add_months
 from carepath.engine.clocks import OPEN, WorkingClock
 from carepath.engine.plan import Plan
 from carepath.engine.scope import CaseScope
@@ -312,9 +313,12 @@ class WorkingCase(CaseScope):
             return self.calendar(calendar or "channel").add_days_s(t, delay.business_days)
         if calendar is not None:
             return self.calendar(calendar).add_s(t, delay.seconds)
-        if delay.days:
-            local = dt(t, self.tz)
-            wall = (local.replace(tzinfo=None) + timedelta(days=delay.days)).replace(tzinfo=self.tz)
+        if delay.days or delay.months:
+            # calendar months, then days, in the playbook timezone (same wall time, §2.2)
+            local = dt(t, self.tz).replace(tzinfo=None)
+            if delay.months:
+                local = add_months(local, delay.months)
+            wall = (local + timedelta(days=delay.days)).replace(tzinfo=self.tz)
             return _r(wall.timestamp()) + float(delay.seconds)
         return _r(t + delay.seconds)
 
