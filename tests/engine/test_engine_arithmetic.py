@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from backends import Both
 from carepath import Engine, Event, loads
 from carepath.errors import InvalidEvent, PlaybookError
 
@@ -54,51 +55,6 @@ stages:
 # the same without calendar months: the native core runs it (conditions and values computing
 # through the reference functions it calls)
 PLAYBOOK_DAYS = PLAYBOOK.replace("{in: 3mo", "{in: 89d").replace("{in: 1y", "{in: 365d")
-
-
-def _dump(step: Any) -> tuple[Any, ...]:
-    return (
-        step.state.to_json(),
-        [a.to_dict() for a in step.actions],
-        [s.to_dict() for s in step.signals],
-        [d.to_dict() for d in step.deadlines],
-    )
-
-
-class Both:
-    """The reference and the ``auto`` engine, stepped together; every step must agree."""
-
-    def __init__(self, text: str) -> None:
-        pb = loads(text)
-        self.engines = [Engine(pb, backend="python"), Engine(pb)]
-        self.states: list[Any] = []
-
-    def start(self, event: Event) -> Any:
-        steps = [e.start(event) for e in self.engines]
-        return self._agree(steps)
-
-    def handle(self, event: Event) -> Any:
-        results: list[Any] = []
-        for engine, state in zip(self.engines, self.states, strict=True):
-            try:
-                results.append(engine.handle(state, event))
-            except InvalidEvent as exc:
-                results.append(exc)
-        if isinstance(results[0], Exception):
-            assert [type(r) for r in results] == [InvalidEvent, InvalidEvent]
-            assert str(results[0]) == str(results[1])
-            raise results[0]
-        return self._agree(results)
-
-    def advance(self, now: datetime) -> Any:
-        return self._agree(
-            [e.advance(s, now) for e, s in zip(self.engines, self.states, strict=True)]
-        )
-
-    def _agree(self, steps: list[Any]) -> Any:
-        assert _dump(steps[0]) == _dump(steps[1])
-        self.states = [s.state for s in steps]
-        return steps[0]
 
 
 def ev(type_: str, at: datetime, n: int, **data: Any) -> Event:
