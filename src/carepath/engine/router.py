@@ -100,6 +100,8 @@ def _route(engine: Engine, state: CaseState | None, event: Event) -> Routed:
     if state.ended:
         return Routed("ignored", "ended", f"case {state.case} has ended")
     step = engine.handle(state, event)
-    if any(s.type == "ignored" for s in step.signals) and step.state is state:
+    # the identity test first: a step that moved the state is applied (and a native step's
+    # signals are not built for nothing)
+    if step.state is state and any(s.type == "ignored" for s in step.signals):
         return Routed("ignored", "not_mentioned", step=step)
     return Routed("applied", step=step)

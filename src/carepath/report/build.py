@@ -82,16 +82,16 @@ def _build(playbook: Playbook, rp: Replay) -> dict[str, Any]:
     weekly: dict[str, dict[date, list[int]]] = {c: {} for c in playbook.clocks}
     day = m.day  # POSIX seconds → local date ordinal, cached per quarter hour
     weeks: dict[int, date] = {}
-    for f in rp.records:
-        met_ = f.record.met
+    facts = rp.records
+    for clock, met_, stopped_s in zip(facts.clock, facts.met, facts.stopped_s, strict=True):
         how = "met" if met_ else ("cancelled" if met_ is None else "breached")
-        counts.setdefault(f.clock, Counter())[how] += 1
+        counts.setdefault(clock, Counter())[how] += 1
         if met_ is not None:
-            o = day(f.stopped_s)
+            o = day(stopped_s)
             wk = weeks.get(o)
             if wk is None:
                 wk = weeks[o] = _week(date.fromordinal(o))
-            cell = weekly.setdefault(f.clock, {}).setdefault(wk, [0, 0])
+            cell = weekly.setdefault(clock, {}).setdefault(wk, [0, 0])
             cell[0 if met_ else 1] += 1
     slas = {}
     for clock, cnt in counts.items():
