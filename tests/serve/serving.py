@@ -22,7 +22,7 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed")
 
-import httpx  # noqa: E402 - after the skip: part of the serve extra
+import httpx
 
 # every ticket gets a `send` at once and a `notify` an hour later; notes each get a `send`
 TICKETS = """

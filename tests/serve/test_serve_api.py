@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from serving import TICKETS, Served, ago, event, start, until
 
 MiB = 1024 * 1024

@@ -8,13 +8,15 @@ POSTed there one by one (``Idempotency-Key: <action id>``). The API is described
 
 With a token (``--token-file``, or ``CAREPATH_TOKEN``) every endpoint but ``/healthz`` needs
 ``Authorization: Bearer <token>``; without one the service listens on loopback only.
-SIGTERM finishes the requests in hand and exits 0. A command that refuses to start exits 2.
+SIGTERM finishes the requests in hand and exits 0. A command that refuses to start exits 2: so
+does ``serve`` on a store holding open cases of another version of a playbook given (move them
+first with ``carepath cases migrate``).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -81,7 +83,13 @@ def _fail(msg: str) -> int:
 
 
 def _missing_extra() -> list[str]:
-    return [m for m in EXTRA if importlib.util.find_spec(m) is None]
+    missing = []
+    for name in EXTRA:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
 
 
 def _token(args: argparse.Namespace) -> str | None:
@@ -127,12 +135,6 @@ def _check(args: argparse.Namespace, token: str | None) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     """Run; return the exit code."""
-    missing = _missing_extra()
-    if missing:
-        return _fail(
-            f"serve needs the serve extra (missing: {', '.join(missing)}): "
-            "pip install 'carepath[serve]'"
-        )
     try:
         token = _token(args)
     except ValueError as exc:
@@ -140,10 +142,18 @@ def run(args: argparse.Namespace) -> int:
     problem = _check(args, token)
     if problem is not None:
         return _fail(problem)
+    missing = _missing_extra()
+    if missing:
+        return _fail(
+            f"serve needs the serve extra (missing: {', '.join(missing)}): "
+            "pip install 'carepath[serve]'"
+        )
     from datetime import timedelta
 
+    from carepath._terminal import term_safe
     from carepath.cli.common import load_playbooks
     from carepath.runtime import Runtime, StoreError, open_store
+    from carepath.runtime.migrate import check_versions
     from carepath.serve.server import listen, serve
 
     playbooks = load_playbooks(args.playbooks)
@@ -154,6 +164,14 @@ def run(args: argparse.Namespace) -> int:
     except (StoreError, OSError, ValueError) as exc:
         return _fail(f"--store: {exc}")
     try:
+        why = check_versions(
+            store,
+            playbooks,
+            {pb.id: path for pb, path in zip(playbooks, args.playbooks, strict=True)},
+            url=args.store,
+        )
+        if why is not None:  # their events would be rejected one by one: refuse to start
+            return _fail(term_safe(why))
         runtime = Runtime(playbooks, store, backoff=timedelta(seconds=args.backoff))
         try:
             sock = listen(args.host, args.port)

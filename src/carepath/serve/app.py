@@ -82,6 +82,28 @@ _EVENTS_BODY = {
 }
 
 
+_BEARER = HTTPBearer(auto_error=False, description="`Authorization: Bearer <token>`")
+
+
+class _Bearer:
+    """The dependency that lets a request through only with ``Authorization: Bearer <token>``,
+    compared in constant time (:func:`hmac.compare_digest`)."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token.encode("utf-8")
+
+    async def __call__(
+        self, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
+    ) -> None:
+        given = b"" if creds is None else creds.credentials.encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(given, self.token):
+            raise HTTPException(
+                401,
+                "a valid `Authorization: Bearer <token>` header is required",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+
 def _json(data: bytes, status: int = 200) -> Response:
     return Response(content=data, status_code=status, media_type="application/json")
 
@@ -116,23 +138,7 @@ def create_app(service: Service, *, lifespan: Any = None) -> FastAPI:  # noqa: C
         redoc_url=None,
         lifespan=lifespan,
     )
-    bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <token>`")
-
-    async def authorized(
-        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> None:
-        token = service.token
-        if token is None:
-            return
-        given = b"" if creds is None else creds.credentials.encode("utf-8", "surrogateescape")
-        if not hmac.compare_digest(given, token.encode("utf-8")):
-            raise HTTPException(
-                401,
-                "a valid `Authorization: Bearer <token>` header is required",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-
-    deps = [Depends(authorized)] if service.token is not None else []
+    deps = [Depends(_Bearer(service.token))] if service.token is not None else []
     api = APIRouter(dependencies=deps, responses=_UNAUTHORIZED if deps else {})
 
     @app.exception_handler(StarletteHTTPException)
