@@ -27,11 +27,12 @@ __all__ = ["BATCH", "TIMEOUT", "Pusher"]
 
 log = logging.getLogger("carepath.serve.push")
 
-#: Items claimed at once, and the longest wait for one answer: a batch is done well within the
-#: 60 s lease (10 × 5 s), so a slow host never has its claims lapse under it.
-BATCH = 10
+#: Items claimed at once, and the longest wait for one answer. The lease covers the batch (2 × 5 s)
+#: with room to spare, so a slow host never has a claim lapse under it, and is short, so the
+#: claims of a killed server lapse soon: its successor re-delivers them within ~12 s.
+BATCH = 2
 TIMEOUT = 5.0
-LEASE = timedelta(seconds=60)
+LEASE = timedelta(seconds=12)
 MAX_BACKOFF = 3600.0
 
 
@@ -44,6 +45,7 @@ class Pusher:
         self.service = service
         self.url = url
         self.backoff = backoff
+        self.next_retry: float | None = None  # the earliest retry this pusher scheduled (loop time)
 
     def retry_in(self, attempts: int) -> timedelta:
         """The back-off after the ``attempts``-th failed hand-over."""
@@ -63,10 +65,19 @@ class Pusher:
                     log.error("claiming actions to deliver failed: %s: %s", type(exc).__name__, exc)
                     items = []
                 if not items:
-                    await _either(svc.stop, svc.work, POLL)
+                    await _either(svc.stop, svc.work, self._idle())
                     continue
                 for item in items:
                     await self.push(client, item)
+
+    def _idle(self) -> float:
+        """How long to wait for work: :data:`POLL`, or less when a retry falls due sooner."""
+        now = asyncio.get_running_loop().time()
+        if self.next_retry is not None and self.next_retry <= now:
+            self.next_retry = None
+        if self.next_retry is None:
+            return POLL
+        return min(POLL, self.next_retry - now)
 
     async def push(self, client: httpx.AsyncClient, item: OutboxItem) -> None:
         """POST one item, then ack it (2xx) or give it back to be retried."""
@@ -90,13 +101,19 @@ class Pusher:
                     )
                 return
             error = f"POST {self.url}: HTTP {answer.status_code}"
+        retry_in = self.retry_in(item.attempts)
         await svc.writer(
             svc.rt.nack,
             item.id,
-            retry_in=self.retry_in(item.attempts),
+            retry_in=retry_in,
             reason=error,
             playbook=item.playbook,
         )
+        # measured after the nack, so the item is available by then
+        now = asyncio.get_running_loop().time()
+        due = now + retry_in.total_seconds() + 0.001
+        if self.next_retry is None or self.next_retry <= now or due < self.next_retry:
+            self.next_retry = due
 
 
 async def _either(a: asyncio.Event, b: asyncio.Event, seconds: float) -> None:
