@@ -216,7 +216,10 @@ def create_app(service: Service, *, lifespan: Any = None) -> FastAPI:  # noqa: C
     @api.post("/outbox/claim", response_model=list[OutboxItemOut], summary="Claim due actions")
     async def claim(body: ClaimRequest | None = None) -> Response:
         req = body or ClaimRequest()
-        items = await service.claim(req.limit, req.lease_s, req.types)
+        try:
+            items = await service.claim(req.limit, req.lease_s, req.types)
+        except ValueError as exc:  # what the model lets through but the runtime refuses
+            raise HTTPException(422, str(exc)) from None
         return _json(_ITEMS.dump_json(items))
 
     ambiguous: dict[int | str, dict[str, Any]] = {

@@ -171,7 +171,10 @@ class ClaimRequest(BaseModel):
 
     limit: int = Field(default=100, ge=1, le=1000, description="at most this many items")
     lease_s: float = Field(
-        default=60.0, gt=0, le=60, description="seconds to ack or nack before the claim lapses"
+        default=60.0,
+        ge=0.001,
+        le=60,
+        description="seconds to ack or nack before the claim lapses (1 ms to 60 s)",
     )
     types: list[str] | None = Field(
         default=None, description="only these action types (all when absent)"
