@@ -166,3 +166,18 @@ def test_sigterm_finishes_the_batch_in_hand_and_exits_0(
     assert "Traceback" not in s.stderr()
     with pytest.raises(httpx.ConnectError), s.client() as http:
         http.get("/healthz")
+
+
+def test_log_format_json_every_stderr_line_is_a_json_object(
+    launch: Callable[..., Served], tickets: Path
+) -> None:
+    s = launch(str(tickets), "--log-format", "json", "--log-level", "INFO")
+    with s.client() as http:
+        r = http.post("/events", json=event("j1", "note.added", "J-404", ago(minutes=1)))
+        assert r.json()[0]["reason"] == "unknown_case"
+    assert s.stop() == 0
+    records = [json.loads(line) for line in s.stderr().splitlines()]
+    assert all({"ts", "level", "logger", "msg"} <= set(r) for r in records)
+    assert any("listening on http://127.0.0.1:" in r["msg"] for r in records)
+    [rejected] = [r for r in records if r.get("event_id") == "j1"]
+    assert rejected["level"] == "warning" and "unknown_case" in rejected["msg"]
