@@ -90,7 +90,9 @@ def attach(engine: Engine, backend: str, step_cls: type) -> None:
 
 
 def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
+    from carepath.compile.ir import CONSENT_PREFIX
     from carepath.durations import parse_duration
+    from carepath.engine.delivery import consent_updates
     from carepath.expr.types import coerce as _coerce
     from carepath.expr.types import describe
 
@@ -129,7 +131,21 @@ def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
         ok, cv = _coerce(v, t)
         return ok, cv, v
 
+    playbook = engine.playbook
+    default = playbook.consent_default
+
+    def consents(data: Any, channel: Any) -> bool:
+        if channel is None:
+            return True
+        value = data.get(CONSENT_PREFIX + str(channel))
+        return default if value is None else value is True
+
+    def opt_updates(type_: str, view: Any) -> dict[str, bool] | None:
+        return consent_updates(playbook, type_, view) if playbook.consent_channels else None
+
     return {
+        "consents": consents,
+        "opt_updates": opt_updates,
         "dt": dt,
         "record": record,
         "wall_days": wall_days,
