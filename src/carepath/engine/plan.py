@@ -12,7 +12,7 @@ import enum
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from carepath._instants import zone
+from carepath._instants import TYPED_KINDS, zone
 from carepath.compile.ir import ActionDef, ClockDef, Playbook, ScheduleDef, TimerDef
 
 __all__ = ["CANCEL", "RESET", "START", "STOP", "ClockPlan", "Plan", "Trigger"]
@@ -96,6 +96,7 @@ class Plan:
         "schedules",
         "segments_volatile",
         "timers",
+        "typed",
         "tz",
     )
 
@@ -138,6 +139,11 @@ class Plan:
         )
         """Per clock in declaration order: its name, plan and definition (the per-step loop)."""
         self.clock_names = tuple(playbook.clocks)
+        self.typed: tuple[tuple[str, str], ...] = tuple(
+            (name, t.kind) for name, t in playbook.fields.items() if t.kind in TYPED_KINDS
+        )
+        """The case fields kept as text but read as their type: ``(name, kind)``
+        (:func:`~carepath._instants.typed_data`)."""
         self.clock_index = {name: i for i, name in enumerate(self.clock_names)}
         """A clock's declaration order: the tie-break of clock items due at one instant."""
         self.segments_volatile = any(
