@@ -1,26 +1,28 @@
 """Benchmark: ``carepath report`` over a generated event log (default 1,000,000 events).
 
-    .venv/bin/python bench/bench_report.py [--events N] [--profile]
+    .venv/bin/python bench/bench_report.py [--events N] [--against REV] [--workers N] [--phases]
 
 The log (``retail``: examples/vn-retail-support.yaml, with the Tết peak) is generated once and
-cached under ``artifacts/``. Prints the time of each phase in µs per event, and the whole report
-extrapolated to 1,000,000 events next to the aim (about 10 s on one core):
+cached under ``artifacts/``. Prints one row per way of making the report, each as
+``carepath report --format json`` computes it (replay, metrics, goals, staffing, JSON):
 
-* ``read``     reading the lines (I/O, UTF-8, strip);
-* ``decode``   JSON decoding of each line;
-* ``events``   checking the fields and building the :class:`~carepath.events.Event` objects;
-* ``engine``   routing + the engine (``router.route`` and ``Engine.advance``): replay − collect;
-* ``collect``  the rest of the replay: the loop, case bookkeeping, the metrics' samples (``Collector``),
-  timed in a replay whose ``route`` and ``advance`` return results recorded in an earlier one
-  (those results are frozen out of the garbage collector's sight: a real replay does not hold them);
-* ``metrics``  metrics, goals, load and Erlang C staffing (``build_report``);
-* ``render``   JSON and HTML.
+* ``report``       this revision, ``--workers`` processes (default: the usable CPUs);
+* ``report, 1``    this revision in one process;
+* ``what-if``      this revision, ``--compare`` a variant of the playbook (a tighter VIP chat
+  target, another version), so both replays run;
+* with ``--against REV``, the same ``report`` and ``what-if`` rows of git revision ``REV``, its
+  package extracted with ``git archive`` and imported in this process under another name.
 
-Times are CPU seconds of the process (``time.process_time``), so a busy machine inflates them
-less than wall-clock time would. ``read``, ``decode`` and ``events`` are measured by separate passes
-over the same file (lines only; lines + JSON; the reader the CLI uses) and subtracted. ``total`` is
-the report as the CLI computes it (``replay_log`` streaming the file, metrics, JSON), timed end to
-end once more.
+Each row runs in a child forked from this one process (the same code, data and moment), so its
+peak memory is its own: ``CPU`` is the user + system seconds of the child and of its workers,
+``wall`` the elapsed seconds, ``peak RSS`` the child's own plus each worker's (an upper bound on
+the memory used at once: pages a worker shares with its parent count twice). ``--repeat`` runs
+every row again and keeps the best CPU and wall. The reports of all rows are checked to be
+byte-identical (the what-if ones between themselves).
+
+``--phases`` prints, as before, the CPU time of each phase of a one-process report in µs per
+event (read, decode, events, engine, collect, metrics, render), measured by separate passes
+(``collect`` times a replay whose ``route`` and ``advance`` return recorded results).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import importlib
 import json
 import pstats
 import resource
@@ -46,7 +49,7 @@ from carepath.drivers.replay import batch_gc, read_events, replay, replay_log  #
 from carepath.engine import router  # noqa: E402
 from carepath.engine.engine import Engine  # noqa: E402
 from carepath.metrics import Collector  # noqa: E402
-from carepath.report import build_report, render  # noqa: E402
+from carepath.report import build_report, compare_reports, render  # noqa: E402
 
 AIM_S = 10.0
 MILLION = 1_000_000
@@ -99,22 +102,9 @@ def decode_lines(path: Path) -> list[Any]:
         return [json.loads(s) for s in (line.strip() for line in fh) if s]
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--events", type=int, default=MILLION)
-    ap.add_argument(
-        "--profile", action="store_true", help="print the 25 costliest functions of the replay"
-    )
-    args = ap.parse_args()
-    cache = ROOT / "artifacts" / f"bench-retail-{args.events}.jsonl"
-    cache.parent.mkdir(exist_ok=True)
-    if not cache.exists():
-        t = time.perf_counter()
-        n = write_jsonl(generate("retail", days=400, seed=7, max_events=args.events), cache)
-        print(f"generated {n} events in {time.perf_counter() - t:.1f} s → {cache}")
-    pb = load(ROOT / "examples" / "vn-retail-support.yaml")
+def phases(pb: Any, cache: Path, profile: bool) -> None:
+    """The CPU time of each phase of a one-process report (see the module docstring)."""
     clock = time.process_time  # CPU seconds of this process: the machine may be shared
-
     t = clock()
     read_lines(cache)
     t_read = clock() - t
@@ -143,7 +133,6 @@ def main() -> int:
     del events
     gc.collect()
 
-    # end to end, as `carepath report --format json` computes it (streaming the log)
     t = clock()
     rp = replay_log([pb], cache, Collector)[0]
     report = build_report(pb, rp)
@@ -153,7 +142,7 @@ def main() -> int:
     n = report["events"]
     us = 1e6 / n
     print(f"events {n}  cases {report['cases']}  peak {report['load']['peak']}")
-    phases = [
+    rows = [
         ("read", t_read, "lines: I/O, UTF-8, strip"),
         ("decode", t_decode, "JSON"),
         ("events", t_events, "field checks, Event objects"),
@@ -162,25 +151,185 @@ def main() -> int:
         ("metrics", t_metrics, "metrics, goals, load, staffing"),
         ("render", t_render, f"json {len(js) // 1024} KiB, html {len(page) // 1024} KiB"),
     ]
-    for name, s, what in phases:
-        print(f"{name:8} {s:7.2f} s  {s * us:7.1f} µs/event  ({what})")
-    outside = sum(s for name, s, _ in phases if name != "engine")
+    for name, sec, what in rows:
+        print(f"{name:8} {sec:7.2f} s  {sec * us:7.1f} µs/event  ({what})")
     print(
-        f"{'total':8} {t_total:7.2f} s  {t_total * us:7.1f} µs/event  (end to end: read, replay, report, JSON)"
+        f"{'total':8} {t_total:7.2f} s  {t_total * us:7.1f} µs/event  (one process: read, replay, report, JSON)"
     )
-    print(
-        f"max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (all phases; the events list of the "
-        f"phase runs included)"
-    )
-    print(
-        f"1M events: {t_total * us:.1f} s extrapolated (aim: about {AIM_S:.0f} s); "
-        f"outside the engine {outside * us:.1f} µs/event → {outside * us:.1f} s per 1M"
-    )
-    if args.profile:
+    if profile:
         prof = cProfile.Profile()
         prof.runcall(replay_log, [pb], cache, Collector)
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+
+
+def what_if_playbook(tmp: Path) -> Path:
+    """The retail playbook with a tighter VIP chat first-response target, as another version."""
+    text = (ROOT / "examples" / "vn-retail-support.yaml").read_text(encoding="utf-8")
+    other = text.replace('version: "2027.01"', 'version: "2027.01-whatif"', 1).replace(
+        'channel in ["chat", "zalo"]\', within: 10m}',
+        'channel in ["chat", "zalo"]\', within: 5m}',
+        1,
+    )
+    assert other != text
+    path = tmp / "vn-retail-support-whatif.yaml"
+    path.write_text(other, encoding="utf-8")
+    return path
+
+
+def measured(make: Callable[[], tuple[str, list[int]]]) -> tuple[float, float, float, str]:
+    """Run ``make`` in a forked child: (CPU s of it and its workers, wall s, peak MiB, output).
+
+    ``make`` returns the report's JSON and the peak RSS (KiB) of each worker it used."""
+    import hashlib
+    import os
+    import pickle
+
+    r, w = os.pipe()
+    t = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:  # the child: make the report, send its digest and the peaks back
+        os.close(r)
+        code = 0
+        try:
+            text, workers = make()
+            own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            msg = pickle.dumps((hashlib.sha256(text.encode()).hexdigest(), own + sum(workers)))
+        except BaseException as exc:
+            msg, code = pickle.dumps((f"failed: {exc!r}", 0)), 1
+        with os.fdopen(w, "wb") as fh:
+            fh.write(msg)
+        os._exit(code)
+    os.close(w)
+    with os.fdopen(r, "rb") as fh:
+        digest, kib = pickle.loads(fh.read())
+    _, _status, ru = os.wait4(pid, 0)
+    wall = time.perf_counter() - t
+    return ru.ru_utime + ru.ru_stime, wall, kib / 1024, digest
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=MILLION)
+    ap.add_argument("--against", metavar="REV", help="also run git revision REV, in this process")
+    ap.add_argument("--workers", type=int, default=None, help="processes for the report row")
+    ap.add_argument("--repeat", type=int, default=1, help="runs of every row (best kept)")
+    ap.add_argument("--phases", action="store_true", help="the CPU time of each phase (1 process)")
+    ap.add_argument(
+        "--profile", action="store_true", help="with --phases: the 25 costliest functions"
+    )
+    args = ap.parse_args()
+    cache = ROOT / "artifacts" / f"bench-retail-{args.events}.jsonl"
+    cache.parent.mkdir(exist_ok=True)
+    if not cache.exists():
+        t = time.perf_counter()
+        n = write_jsonl(generate("retail", days=400, seed=7, max_events=args.events), cache)
+        print(f"generated {n} events in {time.perf_counter() - t:.1f} s → {cache}")
+    pb = load(ROOT / "examples" / "vn-retail-support.yaml")
+    if args.phases:
+        phases(pb, cache, args.profile)
+        return 0
+    import tempfile
+
+    from carepath.drivers.shard import default_workers, replay_log_sharded
+
+    tmp = Path(tempfile.mkdtemp(prefix="carepath-bench-"))
+    other = load(what_if_playbook(tmp))
+    workers = default_workers(cache) if args.workers is None else args.workers
+
+    def now(pbs: list[Any], n: int) -> Callable[[], tuple[str, list[int]]]:
+        def make() -> tuple[str, list[int]]:
+            stats: dict[str, Any] = {}
+            rps = replay_log_sharded(pbs, cache, Collector, workers=n, stats=stats)
+            docs = [build_report(p, rp) for p, rp in zip(pbs, rps, strict=True)]
+            doc = docs[0] if len(docs) == 1 else compare_reports(docs[0], docs[1])
+            return render(doc, "json"), stats["worker_rss_kib"]
+
+        return make
+
+    rows: list[tuple[str, Callable[[], tuple[str, list[int]]]]] = [
+        (f"report, {workers} workers", now([pb], workers)),
+        ("report, 1 process", now([pb], 1)),
+        (f"what-if, {workers} workers", now([pb, other], workers)),
+    ]
+    if args.against:
+        old = import_revision(args.against)
+        opb = old.load(ROOT / "examples" / "vn-retail-support.yaml")
+        oother = old.load(tmp / "vn-retail-support-whatif.yaml")
+
+        def then(pbs: list[Any]) -> Callable[[], tuple[str, list[int]]]:
+            def make() -> tuple[str, list[int]]:
+                rep = importlib.import_module("carepath_then.report")
+                rps = importlib.import_module("carepath_then.drivers.replay").replay_log(
+                    pbs, cache, importlib.import_module("carepath_then.metrics").Collector
+                )
+                docs = [rep.build_report(p, rp) for p, rp in zip(pbs, rps, strict=True)]
+                doc = docs[0] if len(docs) == 1 else rep.compare_reports(docs[0], docs[1])
+                return rep.render(doc, "json"), []
+
+            return make
+
+        rows += [
+            (f"report, {args.against}", then([opb])),
+            (f"what-if, {args.against}", then([opb, oother])),
+        ]
+    print(f"{args.events:,} events ({cache.name}); {len(rows)} rows, best of {args.repeat}")
+    print(f"{'':28} {'CPU s':>8} {'wall s':>8} {'peak RSS MiB':>13}  report sha256")
+    results: dict[str, tuple[float, float, float, str]] = {}
+    for _ in range(args.repeat):
+        for name, make in rows:
+            cpu, wall, mib, digest = measured(make)
+            best = results.get(name)
+            if best is not None:
+                cpu, wall, mib = min(cpu, best[0]), min(wall, best[1]), max(mib, best[2])
+            results[name] = (cpu, wall, mib, digest)
+    for name, (cpu, wall, mib, digest) in results.items():
+        print(f"{name:28} {cpu:8.1f} {wall:8.1f} {mib:13.0f}  {digest[:12]}")
+    reports = {d for n, (_c, _w, _m, d) in results.items() if n.startswith("report")}
+    what_ifs = {d for n, (_c, _w, _m, d) in results.items() if n.startswith("what-if")}
+    print(
+        "reports byte-identical: " + ("yes" if len(reports) == 1 and len(what_ifs) == 1 else "NO")
+    )
+    print(
+        f"aim: report ≤ {AIM_S:.0f} s wall and ≤ 1,024 MiB at 1,000,000 events; what-if ≤ 1.5 × report"
+    )
+    single = results[f"report, {workers} workers"][1]
+    print(
+        f"what-if ÷ report (wall): {results[f'what-if, {workers} workers'][1] / single:.2f}"
+        + (
+            f"; {args.against}: {results[f'what-if, {args.against}'][1] / results[f'report, {args.against}'][1]:.2f}"
+            if args.against
+            else ""
+        )
+    )
     return 0
+
+
+def import_revision(rev: str) -> Any:
+    """Git revision ``rev``'s package, imported as ``carepath_then`` (see bench_engine.py)."""
+    import io
+    import re
+    import subprocess
+    import tarfile
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="carepath-bench-"))
+    data = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "src/carepath"], check=True, capture_output=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.extractall(tmp, filter="data")
+    (tmp / "src" / "carepath").rename(tmp / "carepath_then")
+    absolute = re.compile(
+        r"\bcarepath\.(?=[A-Za-z_{])|\b(?<=from )carepath(?= import)|\b(?<=import )carepath\b"
+    )
+    for path in (tmp / "carepath_then").rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        path.write_text(
+            absolute.sub(lambda m: m.group(0).replace("carepath", "carepath_then"), text),
+            encoding="utf-8",
+        )
+    sys.path.insert(0, str(tmp))
+    return importlib.import_module("carepath_then")
 
 
 if __name__ == "__main__":

@@ -467,6 +467,19 @@ impl CoreState {
             .into_pyobject(py)
     }
 
+    /// `(data, tier, segment, segments)`: the case's values without building its clocks (what
+    /// a report groups by, read once per event).
+    fn values<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let s = &self.snap;
+        (
+            s.data.clone_ref(py),
+            s.tier.as_deref(),
+            s.segment.as_deref(),
+            PyTuple::new(py, &s.segments)?,
+        )
+            .into_pyobject(py)
+    }
+
     /// Every field: `(data, tier, segment, segments, clocks, opened, seq, epoch, pending, sends)`;
     /// clocks as `Clock` field tuples (or `None` for a never-touched clock).
     fn rest<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {

@@ -38,6 +38,7 @@ __all__ = [
     "Deadline",
     "Pending",
     "Signal",
+    "clock_record",
 ]
 
 STATE_FORMAT = 1
@@ -113,6 +114,32 @@ class ClockRecord:
             "met": self.met,
             "failed_by": None if self.failed_by is None else self.failed_by.total_seconds(),
         }
+
+
+def clock_record(
+    tz: tzinfo,
+    cycle: int,
+    started: float,
+    stopped: float,
+    elapsed: float,
+    paused: float,
+    target: float | None,
+    met: bool | None,
+    failed: float | None,
+) -> ClockRecord:
+    """A :class:`ClockRecord` from numbers: instants in POSIX seconds (shown in ``tz``),
+    durations in seconds (the native core's form of a record)."""
+    fromts = datetime.fromtimestamp
+    return ClockRecord(
+        cycle,
+        fromts(started, tz),
+        fromts(stopped, tz),
+        timedelta(seconds=elapsed),
+        timedelta(seconds=paused),
+        None if target is None else timedelta(seconds=target),
+        met,
+        None if failed is None else timedelta(seconds=failed),
+    )
 
 
 @fast_init

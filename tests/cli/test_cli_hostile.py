@@ -474,11 +474,16 @@ def test_run_follow_writes_every_stderr_line_in_the_log_format(tmp_path: Path) -
     assert all(re.match(stamp, x) for x in lines), lines
 
 
-def test_run_quiets_psycopg_below_error() -> None:
+def test_logging_quiets_psycopg_below_error_unless_debugging() -> None:
     import logging
 
-    from carepath.cli.run import _setup_logging
+    from carepath.cli import logs
 
-    _setup_logging(follow=True, quiet=False)
-    for name in ("psycopg", "psycopg.pool"):
-        assert logging.getLogger(name).getEffectiveLevel() >= logging.ERROR
+    for level in ("info", "debug"):
+        handler = logs.install(level, "text")
+        try:
+            for name in ("psycopg", "psycopg.pool"):
+                quiet = logging.getLogger(name).getEffectiveLevel() >= logging.ERROR
+                assert quiet == (level != "debug")
+        finally:
+            logs.uninstall(handler)

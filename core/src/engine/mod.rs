@@ -31,6 +31,10 @@ pub struct Helpers {
     pub invalid: PyObj,
     pub signal_loop: PyObj,
     pub case_error: PyObj,
+    /// `consents(data, channel) -> bool`: the customer's consent to that channel (SPEC §10).
+    pub consents: PyObj,
+    /// `opt_updates(type, view) -> dict | None`: what an opt-out/opt-in event writes.
+    pub opt_updates: PyObj,
     /// `typed_data` bound to the playbook's date, datetime and decimal fields; `None` when it
     /// has none (conditions then read the case data as it is)
     pub typed_view: Option<PyObj>,
@@ -50,6 +54,8 @@ impl Helpers {
             invalid: g("invalid")?,
             signal_loop: g("signal_loop")?,
             case_error: g("case_error")?,
+            consents: g("consents")?,
+            opt_updates: g("opt_updates")?,
             typed_view: match d.get_item("typed_view") {
                 Ok(f) if !f.is_none() => Some(f.unbind()),
                 _ => None,
@@ -525,7 +531,6 @@ impl Engine {
         at: f64,
         nw: Option<f64>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let _ = py;
         guard(|| {
             let type_: String = view.get_item("type")?.extract()?;
             self.with_run(state, |mut run| {
@@ -535,6 +540,12 @@ impl Engine {
                 if !run.ended {
                     run.set_now(at);
                     run.event = Some(event);
+                    if type_ == "customer.opted_out" || type_ == "customer.opted_in" {
+                        let out = self.h.opt_updates.bind(py).call1((&type_, view))?;
+                        if let Ok(d) = out.downcast::<PyDict>() {
+                            run.write_data(d)?;
+                        }
+                    }
                     if self.pb.segments_volatile {
                         run.recompute_segments(Some(view))?;
                     }

@@ -271,6 +271,13 @@ impl<'a, 'py> Run<'a, 'py> {
             }
             out.set_item(&s.field, r.get_item(1)?)?;
         }
+        self.write_data(&out)?;
+        Ok(out)
+    }
+
+    /// Write `out` into the case's data (copied on first write).
+    pub fn write_data(&mut self, out: &Bound<'py, PyDict>) -> PyResult<()> {
+        let py = self.py;
         if !out.is_empty() {
             if self.data_w.is_none() {
                 let w = PyDict::new(py);
@@ -279,7 +286,7 @@ impl<'a, 'py> Run<'a, 'py> {
                 self.data_w = Some(w);
             }
             if let Some(w) = &self.data_w {
-                w.call_method1("update", (&out,))?;
+                w.call_method1("update", (out,))?;
             }
             self.fields = self.h.typed(&self.data)?;
             self.data_gen += 1;
@@ -287,7 +294,33 @@ impl<'a, 'py> Run<'a, 'py> {
             let refs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
             self.note_changed(&refs);
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// Whether the customer consents to `channel`; when not, raise `send.suppressed` (SPEC §10).
+    fn consented(&mut self, a: &ActionDef, channel: &Bound<'py, PyAny>) -> PyResult<bool> {
+        let py = self.py;
+        let ok = self
+            .h
+            .consents
+            .bind(py)
+            .call1((&self.data, channel))?
+            .is_truthy()?;
+        if !ok {
+            let data = PyDict::new(py);
+            data.set_item("reason", "no_consent")?;
+            data.set_item("channel", channel)?;
+            data.set_item("template", a.arg.bind(py))?;
+            data.set_item("source", &a.source)?;
+            self.signal(
+                "send.suppressed".into(),
+                None,
+                None,
+                None,
+                Some(data.into_any().unbind()),
+            );
+        }
+        Ok(ok)
     }
 
     /// `start.set` of the opening event.
@@ -549,6 +582,9 @@ impl<'a, 'py> Run<'a, 'py> {
                 let channel = channel.unwrap_or_else(|| py.None().into_bound(py));
                 params.set_item("template", arg)?;
                 params.set_item("channel", &channel)?;
+                if !self.consented(a, &channel)? {
+                    return Ok(());
+                }
                 let ch = if channel.is_none() {
                     None
                 } else {
@@ -601,6 +637,10 @@ impl<'a, 'py> Run<'a, 'py> {
                 params.set_item("survey", arg)?;
                 if !params.contains("channel")? {
                     params.set_item("channel", self.channel_value()?)?;
+                }
+                let channel = params.get_item("channel")?.expect("set above");
+                if !self.consented(a, &channel)? {
+                    return Ok(());
                 }
             }
             Verb::Assign => {

@@ -30,13 +30,13 @@ from carepath._instants import typed_data
 from carepath._native.lower import Unsupported, lower
 from carepath.errors import CarepathError, CaseError, InvalidEvent, SignalLoop
 from carepath.events import Event
-from carepath.state import Action, CaseState, Clock, ClockRecord, Pending, Signal
+from carepath.state import Action, CaseState, Clock, ClockRecord, Pending, Signal, clock_record
 
 # The engine passes itself and its Step class in: nothing here imports the engine back (no cycle).
 Engine = Any
 Step = Any
 
-__all__ = ["BACKENDS", "attach"]
+__all__ = ["BACKENDS", "attach", "case_values", "raw_outputs"]
 
 BACKENDS = ("auto", "native", "python")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -91,7 +91,9 @@ def attach(engine: Engine, backend: str, step_cls: type) -> None:
 
 
 def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
+    from carepath.compile.ir import CONSENT_PREFIX
     from carepath.durations import parse_duration
+    from carepath.engine.delivery import consent_updates
     from carepath.expr.types import coerce as _coerce
     from carepath.expr.types import describe
 
@@ -101,26 +103,7 @@ def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
     def dt(x: float) -> datetime:
         return fromts(x, tz)
 
-    def record(
-        cycle: int,
-        started: float,
-        stopped: float,
-        elapsed: float,
-        paused: float,
-        target: float | None,
-        met: bool | None,
-        failed: float | None,
-    ) -> ClockRecord:
-        return ClockRecord(
-            cycle,
-            fromts(started, tz),
-            fromts(stopped, tz),
-            timedelta(seconds=elapsed),
-            timedelta(seconds=paused),
-            None if target is None else timedelta(seconds=target),
-            met,
-            None if failed is None else timedelta(seconds=failed),
-        )
+    record = functools.partial(clock_record, tz)
 
     def wall_days(t: float, days: int) -> float:
         local = fromts(t, tz)
@@ -149,12 +132,26 @@ def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
         ok, cv = _coerce(v, t)
         return ok, cv, v
 
+    playbook = engine.playbook
+    default = playbook.consent_default
+
+    def consents(data: Any, channel: Any) -> bool:
+        if channel is None:
+            return True
+        value = data.get(CONSENT_PREFIX + str(channel))
+        return default if value is None else value is True
+
+    def opt_updates(type_: str, view: Any) -> dict[str, bool] | None:
+        return consent_updates(playbook, type_, view) if playbook.consent_channels else None
+
     typed = engine.plan.typed
 
     def typed_view(data: Mapping[str, Any]) -> Mapping[str, Any]:
         return typed_data(data, typed)
 
     helpers: dict[str, Callable[..., Any]] = {
+        "consents": consents,
+        "opt_updates": opt_updates,
         "dt": dt,
         "record": record,
         "wall_days": wall_days,
@@ -414,6 +411,42 @@ class NativeState(CaseState):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (CaseState, tuple(getattr(self, f) for f in _FIELDS))
+
+
+def case_values(
+    state: CaseState,
+) -> tuple[Mapping[str, Any], str | None, str | None, tuple[str, ...]]:
+    """``(data, tier, segment, segments)`` of ``state``. For a native state they are read from the
+    core, without building the state's clocks, records and pending items (what a report reads for
+    every event: the values it groups by)."""
+    if state.__class__ is NativeState:
+        core = getattr(state, "_core", None)
+        if core is not None:
+            try:
+                data, tier, segment, segments = core.values()
+            except AttributeError:  # a core built before CoreState.values: the fields
+                return state.data, state.tier, state.segment, state.segments
+            if data.__class__ is not MappingProxyType:
+                data = MappingProxyType(data)
+            return data, tier, segment, segments
+    return state.data, state.tier, state.segment, state.segments
+
+
+def raw_outputs(
+    step: Any,
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], Callable[..., ClockRecord]] | None:
+    """A native step's actions and signals as the core returned them, without building the
+    ``Action`` and ``Signal`` objects; ``None`` for a step of the reference engine.
+
+    ``actions``: ``(id, type, params, at_s, source)``; ``signals``: ``(type, at_s, sla, cycle,
+    record, data)``, where ``record`` is ``None``, a ``ClockRecord``, or its fields as a tuple
+    (``make_record(*fields)`` builds the ``ClockRecord`` the step's ``signals`` would hold).
+    """
+    out = getattr(step, "_out", None)
+    if out is None:
+        return None
+    ctx: _Native = object.__getattribute__(step, "_ctx")
+    return out[0], out[1], ctx.record
 
 
 class _NullScope:

@@ -22,6 +22,10 @@ command is adding one file; nothing here needs editing. A command module must im
 heavy at module level: ``carepath --help`` imports every command module and must stay fast
 (it never imports pydantic).
 
+Logging (SPEC §9): every command takes ``--log-level`` and ``--log-format`` (``cli/logs.py``
+adds them to every parser, and :func:`main` installs the handler before the command runs; with
+``--log-format json`` standard error itself is wrapped, so every line on it is JSON).
+
 Exit codes (SPEC §8): each command returns its own (``validate``: 0 ok, 1 findings that fail,
 2 bad arguments or unreadable paths). Across all commands: 2 for usage errors (argparse), 3 for
 an internal error — an unexpected exception is caught here and printed as one line on standard
@@ -38,6 +42,9 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from carepath.cli import logs
 
 __all__ = ["EXIT_INTERNAL", "build_parser", "main"]
 
@@ -45,7 +52,7 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 #: Modules of the package that are not commands.
-_NOT_COMMANDS = frozenset({"app", "common"})
+_NOT_COMMANDS = frozenset({"app", "common", "logs"})
 
 
 def _command_modules() -> list[str]:
@@ -72,14 +79,35 @@ def build_parser() -> argparse.ArgumentParser:
             mods.append((getattr(mod, "ORDER", 100), name, mod))
     for _, _, mod in sorted(mods, key=lambda m: (m[0], m[1])):
         mod.register(sub)
+    logs.add_arguments(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``carepath`` command; returns the exit code (``sys.exit`` by the script)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not logs.wants_json(argv):
+        return _main(argv)
+    real = sys.stderr
+    wrapped = logs.JsonLines(real)
+    sys.stderr = wrapped
+    try:
+        return _main(argv, stderr=real)
+    finally:
+        wrapped.close_line()
+        sys.stderr = real
+
+
+def _main(argv: list[str], stderr: Any = None) -> int:
+    handler = None
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
+        fmt = getattr(args, "log_format", "text")
+        handler = logs.install(
+            getattr(args, "log_level", "warning"), fmt, stream=stderr if fmt == "json" else None
+        )
+        args.log_level_given = hasattr(args, "log_level")
         func = getattr(args, "func", None)
         if func is None:
             parser.print_help(sys.stderr)
@@ -102,6 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(internal_error(exc), file=sys.stderr)
         return EXIT_INTERNAL
+    finally:
+        if handler is not None:
+            logs.uninstall(handler)
 
 
 def internal_error(exc: BaseException) -> str:

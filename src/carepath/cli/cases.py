@@ -1,11 +1,15 @@
-"""``carepath cases --store URL list|show KEY|rejected``: inspect the cases of a store (SPEC §7).
+"""``carepath cases --store URL list|show KEY|rejected|migrate``: the cases of a store (SPEC §7, §9).
 
 ``list`` shows every case (stage, tier, next wake-up, clocks with their due times, pending
 actions); ``show KEY`` one case's whole state with its outbox items and the rejected events that
-name it; ``rejected`` every rejected event with its reason. ``--format json`` prints one JSON
-document on standard output.
+name it; ``rejected`` every rejected event with its reason; ``migrate --to PLAYBOOK [--map
+OLD=NEW]… [--dry-run]`` moves every open case of that playbook id that runs another version onto
+it (in batches, idempotently) and says how many moved and how many now fall due earlier or later.
+``--format json`` prints one JSON document on standard output. ``--store`` may stand before or
+after the sub-command.
 
-Exit codes: 0 ok, 2 an unknown case (or bad arguments, an unreadable store).
+Exit codes: 0 ok, 1 some cases could not be migrated (or ``--to`` is not a valid playbook), 2 an
+unknown case (or bad arguments, an unreadable store or playbook file).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ if TYPE_CHECKING:
     from carepath.runtime import Store
     from carepath.state import CaseState
 
-HELP = "inspect the cases of a store: list, show KEY, rejected"
+HELP = "the cases of a store: list, show KEY, rejected, migrate --to PLAYBOOK"
 ORDER = 61
 DEFAULT_STORE = "sqlite:///cases.db"
 
@@ -33,7 +37,8 @@ def register(sub: Any) -> None:
         help=HELP,
         description=__doc__.split("\n\n")[0] if __doc__ else HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="exit codes: 0 ok, 2 unknown case, bad arguments or unreadable store",
+        epilog="exit codes: 0 ok, 1 cases left unmigrated, 2 unknown case, bad arguments or "
+        "unreadable store",
     )
     p.add_argument(
         "--store",
@@ -64,6 +69,28 @@ def register(sub: Any) -> None:
     )
     rp = sp.add_parser("rejected", help="rejected events with their reasons")
     rp.add_argument("--format", "-f", **fmt)
+    mp = sp.add_parser(
+        "migrate",
+        help="move the open cases of a playbook onto a new version of it",
+        description="Move every open case of the playbook's id that runs another version onto "
+        "PLAYBOOK (Engine.migrate: clock history kept, due times recomputed), in batches; "
+        "running it again moves only what is left.",
+    )
+    mp.add_argument("--to", required=True, metavar="PLAYBOOK", help="the new playbook file")
+    mp.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="rename a stage the new version no longer has (repeatable)",
+    )
+    mp.add_argument("--dry-run", action="store_true", help="say what would move; write nothing")
+    mp.add_argument("--batch", type=int, default=200, metavar="N", help="cases per transaction")
+    mp.add_argument("--format", "-f", **fmt)
+    for sub_parser in (lp, shp, rp, mp):
+        sub_parser.add_argument(
+            "--store", default=argparse.SUPPRESS, metavar="URL", help="the case store"
+        )
     p.set_defaults(func=run)
 
 
@@ -114,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
     from carepath.runtime import StoreError
 
     cmd = args.cases_command or "list"
+    if cmd == "migrate":
+        return _migrate(args)
     try:
         store = open_read_store(args.store)
     except (StoreError, OSError, ValueError) as exc:
@@ -291,4 +320,70 @@ def _rejected(store: Store, args: argparse.Namespace) -> int:
         return 0
     _print_rejected(rej)
     print(f"{len(rej)} rejected event(s)", file=sys.stderr)
+    return 0
+
+
+def _mapping(pairs: list[str], stages: Any) -> dict[str, str] | str:
+    """``--map OLD=NEW`` options as a mapping, or why one is wrong."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        old, sep, new = pair.partition("=")
+        old, new = old.strip(), new.strip()
+        if not sep or not old or not new:
+            return f"--map {pair!r}: expected OLD=NEW (two stage names)"
+        if new not in stages:
+            return f"--map {pair!r}: the new version has no stage {new!r} (stages: {', '.join(stages)})"
+        if out.get(old, new) != new:
+            return f"--map: stage {old!r} is mapped twice"
+        out[old] = new
+    return out
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    """``cases migrate``: move the open cases of a playbook onto the version given."""
+    from carepath.cli.common import load_playbook
+    from carepath.runtime import StoreError, open_store
+    from carepath.runtime.migrate import migrate_cases
+
+    if args.batch < 1:
+        print("carepath: --batch must be at least 1", file=sys.stderr)
+        return 2
+    pb = load_playbook(args.to)
+    if isinstance(pb, int):
+        return pb
+    mapping = _mapping(args.map, pb.stages)
+    if isinstance(mapping, str):
+        print(term_safe(f"carepath: {mapping}"), file=sys.stderr)
+        return 2
+    try:
+        store = open_store(args.store, create=False)
+    except (StoreError, OSError, ValueError) as exc:
+        print(f"carepath: --store: {exc}", file=sys.stderr)
+        return 2
+    try:
+        report = migrate_cases(store, pb, mapping, dry_run=args.dry_run, batch=args.batch)
+    finally:
+        store.close()
+    if args.format == "json":
+        _json(report.to_dict())
+    else:
+        verb = "would move" if args.dry_run else "moved"
+        print(
+            term_safe(
+                f"{verb} {report.moved} open case(s) of {pb.id} to version {pb.version}: "
+                f"{report.earlier} now fall due earlier, {report.later} later, "
+                f"{report.unchanged} unchanged"
+            )
+        )
+    for key, why in report.failed[:20]:
+        print(term_safe(f"carepath: case {key!r} not moved: {why}"), file=sys.stderr)
+    if report.failed:
+        more = len(report.failed) - 20
+        print(
+            f"carepath: {len(report.failed)} case(s) not moved"
+            + (f" ({more} more not shown)" if more > 0 else "")
+            + "; map their stages with --map OLD=NEW and run the same command again",
+            file=sys.stderr,
+        )
+        return 1
     return 0

@@ -206,26 +206,6 @@ class _Progress:
             sys.stderr.flush()
 
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-"""The one format of ``run``'s log lines on standard error (with ``--follow`` all its messages)."""
-
-
-def _setup_logging(follow: bool, quiet: bool) -> None:
-    """Log records go to standard error in :data:`LOG_FORMAT` unless the host configured logging
-    (INFO with ``--follow``, else WARNING; ``--quiet``: WARNING). psycopg logs a warning for each
-    aborted pipeline and rolled-back connection when PostgreSQL workers contend; the store runs
-    those units again, so below ERROR they are noise and are not shown."""
-    for name in ("psycopg", "psycopg.pool"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    root = logging.getLogger()
-    if root.handlers:
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    root.addHandler(handler)
-    root.setLevel(logging.INFO if follow and not quiet else logging.WARNING)
-
-
 def _log_batch(log: logging.Logger, rt: Runtime, events: int) -> None:
     c = rt.counters
     log.info(
@@ -310,11 +290,11 @@ class _Job:
             self._write_actions(files.out)
         self.log = logging.getLogger("carepath.run")
         self.progress = _Progress(
-            args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty()),
+            getattr(args, "log_format", "text") == "text"
+            and (args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())),
             files.total,
         )
         self.events = 0
-        self.rejected_shown = 0
 
     def _write_actions(self, sink: IO[str]) -> None:
         from carepath._terminal import json_term_safe
@@ -338,23 +318,18 @@ class _Job:
 
     def say(self, msg: str, level: int = logging.INFO) -> None:
         """A message on standard error: with --follow a log record (one channel, one format, as
-        the batch lines and the runtime's own warnings), else a ``carepath run:`` line."""
-        if self.args.follow:
+        the batch lines and the runtime's own warnings), else a ``carepath run:`` line (with
+        ``--log-format json`` a warning or an error is a log record too, for its level)."""
+        json_logs = getattr(self.args, "log_format", "text") == "json"
+        if self.args.follow or (json_logs and level >= logging.WARNING):
             self.log.log(level, "%s", msg)
         else:
             print(f"carepath run: {msg}", file=sys.stderr)
 
     def flush(self, chunk: list[Line]) -> None:
         """Apply one batch of lines, then fire what is due and deliver."""
-        from carepath._terminal import term_safe
-
-        results = self.rt.submit_many(chunk, batch=len(chunk), timeline=self.sim)
-        for r in results:
-            if r.status == "rejected" and self.rejected_shown < 20 and not self.args.quiet:
-                self.progress.done()
-                msg = f"rejected event {r.event_id or '(no id)'}: {r.reason}: {r.message}"
-                self.say(term_safe(msg), logging.WARNING)
-                self.rejected_shown += 1
+        self.progress.done()  # the runtime logs each rejected event at WARNING, on a line of its own
+        self.rt.submit_many(chunk, batch=len(chunk), timeline=self.sim)
         if not self.sim:
             self.rt.run_due()
         self.rt.deliver()
@@ -400,7 +375,7 @@ class _Job:
             if len(chunk) >= args.batch:
                 self.flush(chunk)
                 chunk = []
-                self.progress.update(self.rt, read_bytes, self.events)
+                self.progress.update(self.rt, read_bytes, self.events, force=True)
         if chunk:
             self.flush(chunk)
         self.finish_time()
@@ -451,8 +426,24 @@ class _Job:
         return 1 if c["rejected"] else 0
 
 
+def _stranded(args: argparse.Namespace, playbooks: Any, files: _Files) -> int:
+    """Refuse (2) to start on a store with open cases of another version of a playbook given."""
+    from carepath._terminal import term_safe
+    from carepath.runtime.migrate import check_versions
+
+    paths = {pb.id: path for pb, path in zip(playbooks, args.playbooks, strict=True)}
+    why = check_versions(files.store, playbooks, paths, url=args.store)
+    if why is None:
+        return 0
+    print(term_safe(f"carepath: {why}"), file=sys.stderr)
+    files.close()
+    files.store.close()
+    return 2
+
+
 def run(args: argparse.Namespace) -> int:
     """Run; return the exit code."""
+    from carepath.cli import logs
     from carepath.cli.common import load_playbooks
 
     if args.events is None and not args.follow:
@@ -461,13 +452,17 @@ def run(args: argparse.Namespace) -> int:
     if args.batch < 1:
         print("carepath: --batch must be at least 1", file=sys.stderr)
         return 2
-    _setup_logging(args.follow, args.quiet)
+    if args.follow and not args.quiet and not getattr(args, "log_level_given", False):
+        logs.set_level("info")  # a worker reports its batches
     playbooks = load_playbooks(args.playbooks)
     if isinstance(playbooks, int):
         return playbooks
     files = _open(args)
     if isinstance(files, int):
         return files
+    refusal = _stranded(args, playbooks, files)
+    if refusal:
+        return refusal
     job = _Job(args, playbooks, files)
     stop = _Stop()
     # a worker stops cleanly on SIGTERM or SIGINT: the open batch commits, then it exits 0

@@ -36,20 +36,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from carepath._instants import dt, zone
 from carepath._instants import round_micros as _r
+from carepath._native.backend import case_values, raw_outputs
+from carepath.drivers.cycles import ClockFact, ClockFacts, Ctx
 from carepath.drivers.eventfile import BadEvent, iter_plain_events
 from carepath.errors import EventLogError
 from carepath.events import Event, event_from_line
-from carepath.state import CaseState, ClockRecord
+from carepath.state import CaseState
 
 if TYPE_CHECKING:
     from carepath.compile.ir import Playbook
 
 __all__ = [
     "ClockFact",
+    "ClockFacts",
     "Ctx",
     "EventLogError",
     "FactSink",
@@ -83,26 +86,6 @@ def batch_gc() -> Iterator[None]:
         gc.set_threshold(*old)
 
 
-class Ctx(NamedTuple):
-    """A case's values at one instant, for grouping."""
-
-    segment: str | None
-    channel: str | None
-    tier: str | None
-    stage: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ClockFact:
-    """One finished clock cycle: its record, when it stopped (POSIX s), and the case's values then."""
-
-    clock: str
-    record: ClockRecord
-    stopped_s: float
-    case: str
-    ctx: Ctx
-
-
 class FactSink(Protocol):
     """What a replay hands every event whose type is in ``types`` to, as it goes (the metrics'
     collector): the event, its case identity and the case's state right after it (None when the
@@ -126,8 +109,8 @@ class Replay:
     """Per event: the replay's case identity (``key`` or ``key#n`` for the n-th re-entry), or None."""
     after: list[CaseState | None] = field(default_factory=list)
     """Per event: the case's state after the event (None when it reached no case)."""
-    records: list[ClockFact] = field(default_factory=list)
-    """Finished clock cycles, in order of their stop instant."""
+    records: ClockFacts = field(default=None)  # type: ignore[assignment]
+    """Finished clock cycles, in order of their stop instant (in columns: :class:`ClockFacts`)."""
     opened: list[tuple[float, str, Ctx]] = field(default_factory=list)
     """Cases opened: (instant, case identity, values after the opening event)."""
     breaches: list[tuple[float, str, Ctx]] = field(default_factory=list)
@@ -151,6 +134,12 @@ class Replay:
     """Whether ``events``, ``case_ids`` and ``after`` hold every event."""
     facts: FactSink | None = None
     """The sink that saw the events during the replay (the metrics' collector), if any."""
+    n_cases: int | None = None
+    """How many cases, when ``states`` was not kept (a replay merged from worker processes)."""
+
+    def __post_init__(self) -> None:
+        if self.records is None:
+            self.records = ClockFacts(zone(self.playbook.timezone))
 
     @property
     def contexts(self) -> list[Ctx | None]:
@@ -165,7 +154,7 @@ class Replay:
     @property
     def cases(self) -> int:
         """How many cases the replay opened (or the store holds)."""
-        return len(self.states)
+        return len(self.states) if self.n_cases is None else self.n_cases
 
     @property
     def escalations(self) -> int:
@@ -175,8 +164,9 @@ class Replay:
 
 def ctx_of(state: CaseState) -> Ctx:
     """The grouping values of ``state``."""
-    ch = state.data.get("channel")
-    return Ctx(state.segment, None if ch is None else str(ch), state.tier, state.stage)
+    data, tier, segment, _ = case_values(state)
+    ch = data.get("channel")
+    return Ctx(segment, None if ch is None else str(ch), tier, state.stage)
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -305,10 +295,31 @@ def _replay_sorted(
     return [finish() for _, finish in pairs]
 
 
+@dataclass
+class Keys:
+    """Where each fact of a replay came from, so that replays of disjoint sets of cases (worker
+    processes, :mod:`carepath.drivers.shard`) merge into the order one replay of every case has:
+    ``now`` is ``(0, position of the event)`` while an event is fed, ``(1, position of the event
+    that first reached the case)`` while ``finish`` advances a case; each list holds the ``now``
+    of each fact of the same list of the :class:`Replay`."""
+
+    now: tuple[int, Any] = (0, 0)
+    records: list[tuple[int, Any]] = field(default_factory=list)
+    breaches: list[tuple[int, Any]] = field(default_factory=list)
+    opened: list[tuple[int, Any]] = field(default_factory=list)
+    rejected: list[tuple[int, Any]] = field(default_factory=list)
+    first: dict[str, Any] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)
+    """Every id the replay met (applied, ignored, duplicated or rejected)."""
+    last: float | None = None
+    """The instant of the last event replayed so far."""
+
+
 def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path reads locals; measured in bench_report
-    playbook: Playbook, sink: FactSink | None, keep: bool
-) -> tuple[Callable[[Event], None], Callable[[], Replay]]:
-    """``feed(event)`` for events in ``at`` order, and ``finish()`` → the :class:`Replay`."""
+    playbook: Playbook, sink: FactSink | None, keep: bool, keys: Keys | None = None
+) -> tuple[Callable[[Event], None], Callable[..., Replay]]:
+    """``feed(event)`` for events in ``at`` order, and ``finish()`` → the :class:`Replay`;
+    ``keys`` (when given) is filled as the facts are (see :class:`Keys`)."""
     from carepath.engine.engine import Engine
     from carepath.engine.router import route as _route
 
@@ -331,29 +342,72 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
     events, case_ids, after = out.events, out.case_ids, out.after
     count = 0
     seen: set[str] = set()  # the ids applied or ignored so far
+    ctxs: dict[Ctx, Ctx] = {}  # one Ctx object per distinct value (memory, and cheap to send)
+
+    def ctx(st: CaseState) -> Ctx:
+        c = ctx_of(st)
+        return ctxs.setdefault(c, c)
+
     first_s: float | None = None
     last_s: float | None = None
 
+    def take_raw(rsigs: list[tuple[Any, ...]], st: CaseState, cid: str) -> None:
+        """A native step's signals as the core returned them: ended cycles and breaches."""
+        c = None
+        for ty, at_s, sla, _cycle, rec, _data in rsigs:
+            if rec is not None and ty.endswith(_END_SUFFIXES):
+                c = c or ctx(st)
+                name = sla or ty.split(".")[1]
+                if rec.__class__ is tuple:  # the numbers the record is built from
+                    stopped = _r(dt(rec[2], tz).timestamp())
+                    records.append_fields(name, rec, stopped, cid, c)
+                else:
+                    records.append(ClockFact(name, rec, _r(rec.stopped.timestamp()), cid, c))
+                if keys is not None:
+                    keys.records.append(keys.now)
+            elif ty.endswith(".breached") and ty.startswith("sla."):
+                c = c or ctx(st)
+                breaches.append((_r(dt(at_s, tz).timestamp()), sla or ty.split(".")[1], c))
+                if keys is not None:
+                    keys.breaches.append(keys.now)
+
     def absorb(step: Any, cid: str) -> CaseState:
         st: CaseState = step.state
+        raw = raw_outputs(step)
+        if raw is not None:  # a native step: read as the core returned it, nothing built twice
+            acts, rsigs, _ = raw
+            if rsigs:
+                take_raw(rsigs, st, cid)
+            for a in acts:
+                actions[a[1]] += 1
+            if keys is not None and cid not in states:
+                keys.first[cid] = keys.now[1]
+            states[cid] = st
+            return st
         sigs = step.signals
         if sigs:
             c = None
             for s in sigs:
                 ty = s.type
                 if s.record is not None and ty.endswith(_END_SUFFIXES):
-                    c = c or ctx_of(st)
+                    c = c or ctx(st)
                     rec = s.record
                     records.append(
                         ClockFact(
                             s.sla or ty.split(".")[1], rec, _r(rec.stopped.timestamp()), cid, c
                         )
                     )
+                    if keys is not None:
+                        keys.records.append(keys.now)
                 elif ty.endswith(".breached") and ty.startswith("sla."):
-                    c = c or ctx_of(st)
+                    c = c or ctx(st)
                     breaches.append((_r(s.at.timestamp()), s.sla or ty.split(".")[1], c))
+                    if keys is not None:
+                        keys.breaches.append(keys.now)
         for a in step.actions:
             actions[a.type] += 1
+        if keys is not None and cid not in states:
+            keys.first[cid] = keys.now[1]
         states[cid] = st
         return st
 
@@ -404,6 +458,8 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
                 if r.status == "rejected":  # moves no time: the wake-ups above are dropped
                     rejected = True
                     out.rejected.append((e, f"{r.reason}: {r.message}"))
+                    if keys is not None:
+                        keys.rejected.append(keys.now)
                 elif woken is not None:
                     st = absorb(woken, cid)  # type: ignore[arg-type]
                 if r.status == "applied" and r.step is not None:
@@ -412,7 +468,9 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
                         generation[key] = n + 1
                         current[key] = cid = key if n == 0 else f"{key}#{n}"
                         st = absorb(r.step, cid)
-                        out.opened.append((ts, cid, ctx_of(st)))
+                        out.opened.append((ts, cid, ctx(st)))
+                        if keys is not None:
+                            keys.opened.append(keys.now)
                     else:
                         st = absorb(r.step, cid)  # type: ignore[arg-type]
             if st is None:
@@ -422,6 +480,8 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
             if first_s is None:
                 first_s = ts
             last_s = ts
+            if keys is not None:
+                keys.last = ts
         if keep:
             events.append(e)
             case_ids.append(cid)
@@ -429,16 +489,27 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
         if et in sink_types:
             sink(e, cid, st)  # type: ignore[misc]
 
-    def finish() -> Replay:
+    def finish(until: float | None = None) -> Replay:
         out.n_events, out.first_s, out.last_s = count, first_s, last_s
-        # The replay stops at the last event: fire only what was due strictly before it.
-        if last_s is not None:
-            end = dt(last_s - 1e-6, tz)
+        # The replay stops at the last event (``until``: the last of a log whose other cases
+        # another replay has): fire only what was due strictly before it.
+        stop = last_s if until is None else until
+        if stop is not None:
+            end = dt(stop - 1e-6, tz)
             for cid, st in list(states.items()):
-                if not st.ended and st.next_wakeup_s is not None and st.next_wakeup_s < last_s:
+                if keys is not None:
+                    keys.now = (1, keys.first[cid])
+                if not st.ended and st.next_wakeup_s is not None and st.next_wakeup_s < stop:
                     absorb(advance(st, end), cid)
-        records.sort(key=lambda f: f.stopped_s)
-        breaches.sort(key=lambda b: b[0])
+        if keys is None:
+            records.sort_by_stop()
+            breaches.sort(key=lambda b: b[0])
+        else:  # the keys follow their facts
+            keys.records = [keys.records[i] for i in records.sort_by_stop()]
+            order = sorted(range(len(breaches)), key=lambda i: breaches[i][0])
+            breaches[:] = [breaches[i] for i in order]
+            keys.breaches = [keys.breaches[i] for i in order]
+            keys.seen = seen | {e.id for e, _ in out.rejected}
         return out
 
     return feed, finish
@@ -467,7 +538,7 @@ def replay_store(playbook: Playbook, states: Iterable[CaseState]) -> Replay:
             if clock.is_open and clock.breached and clock.breach_s is not None:
                 out.breaches.append((clock.breach_s, name, c))
     out.first_s, out.last_s = lo, hi
-    out.records.sort(key=lambda f: f.stopped_s)
+    out.records.sort_by_stop()
     out.breaches.sort(key=lambda b: b[0])
     out.opened.sort(key=lambda o: o[0])
     return out

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from carepath._instants import zone
-from carepath.drivers.replay import Ctx
+from carepath._native.backend import case_values
+from carepath.drivers.cycles import Ctx
 from carepath.errors import MetricError
 from carepath.metrics.stats import stat as _stat
 from carepath.metrics.stats import summary
@@ -201,12 +202,53 @@ class Collector:
                 col(e, cid, st)
         return col
 
+    def export(self) -> dict[str, Any]:
+        """What this collector saw, as plain data (to send from a worker process)."""
+        return {
+            "series": self.series,
+            "orders": self.orders,
+            "returns": self.returns,
+            "complaints": self.complaints,
+            "contacts": self.contacts,
+            "custom": {k: (c.num, c.den) for k, c in self.custom.items()},
+            "cases": self.cases,
+        }
+
+    def merge(self, parts: list[dict[str, Any]]) -> None:
+        """Take what collectors over disjoint sets of cases saw (:meth:`export`), as if this
+        collector had seen every event: samples in day order (within a day in the order of the
+        parts: no metric depends on it — every aggregate is a count, an exact ``fsum``, a sorted
+        statistic or a sum of whole numbers), contacts in time order, cases together."""
+
+        def series(get: Callable[[dict[str, Any]], Series]) -> Series:
+            out = Series()
+            for part in parts:
+                s = get(part)
+                out.days += s.days
+                out.ctxs += s.ctxs
+                out.values += s.values
+            out.sort()
+            return out
+
+        for name in self.series:
+            self.series[name] = series(lambda p, n=name: p["series"][n])  # type: ignore[misc]
+        self.orders = series(lambda p: p["orders"])
+        self.returns = series(lambda p: p["returns"])
+        self.complaints = series(lambda p: p["complaints"])
+        self.contacts = sorted(t for part in parts for t in part["contacts"])
+        for cname, c in self.custom.items():
+            c.num = series(lambda p, n=cname: p["custom"][n][0])  # type: ignore[misc]
+            c.den = series(lambda p, n=cname: p["custom"][n][1])  # type: ignore[misc]
+        for part in parts:
+            self.cases.update(part["cases"])
+
     def _ctx_of(self, st: CaseState) -> Ctx:
-        ch = st.data.get("channel")
-        k = (st.segment, ch, st.tier, st.stage)
+        data, tier, segment, _ = case_values(st)
+        ch = data.get("channel")
+        k = (segment, ch, tier, st.stage)
         c = self._ctx.get(k)
         if c is None:
-            c = self._ctx[k] = Ctx(st.segment, None if ch is None else str(ch), st.tier, st.stage)
+            c = self._ctx[k] = Ctx(segment, None if ch is None else str(ch), tier, st.stage)
         return c
 
     def __call__(self, event: Event, case: str | None, state: CaseState | None) -> None:  # noqa: C901 - the per-event collector: one branch per conventional event type, kept inline for speed
@@ -329,17 +371,18 @@ class Collector:
         den_when: Any,
     ) -> None:
         c = self.custom[cname]
-        fields = (st.data if st is not None else None) or {}
+        values = None if st is None else case_values(st)
+        fields = (values[0] if values is not None else None) or {}
         view = self._event_view(e)
         scope: dict[str, Any] = (
             {}
-            if ctx is None or st is None
+            if ctx is None or values is None
             else {
                 "stage": ctx.stage,
                 "segment": ctx.segment,
                 "tier": ctx.tier,
                 "channel": ctx.channel,
-                "segments": list(st.segments),
+                "segments": list(values[3]),
             }
         )
         d = self.day(e._ts)
@@ -418,15 +461,17 @@ class Metrics:
         allmet = Series()
         a_days, a_ctxs, a_vals = allmet.days.append, allmet.ctxs.append, allmet.values.append
         cols: dict[str, tuple[Any, ...]] = {}
-        for f in rp.records:
-            rec = f.record
-            met_ = rec.met
+        facts = rp.records
+        elapsed_s = facts.elapsed_s
+        for i, (clock, met_, stopped_s, ctx) in enumerate(
+            zip(facts.clock, facts.met, facts.stopped_s, facts.ctx, strict=True)
+        ):
             if met_ is None:
                 continue
-            c = cols.get(f.clock)
+            c = cols.get(clock)
             if c is None:
-                el, met = self.clock_series[f.clock] = (Series(), Series())
-                c = cols[f.clock] = (
+                el, met = self.clock_series[clock] = (Series(), Series())
+                c = cols[clock] = (
                     el.days.append,
                     el.ctxs.append,
                     el.values.append,
@@ -434,12 +479,11 @@ class Metrics:
                     met.ctxs.append,
                     met.values.append,
                 )
-            d = day(f.stopped_s)
+            d = day(stopped_s)
             v = 1.0 if met_ else 0.0
-            ctx = f.ctx
             c[0](d)
             c[1](ctx)
-            c[2](rec.elapsed.total_seconds())
+            c[2](elapsed_s(i))
             c[3](d)
             c[4](ctx)
             c[5](v)

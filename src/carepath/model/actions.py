@@ -3,12 +3,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
-from carepath.model.common import Flag, Model, check_duration
+from carepath.model.common import Condition, Flag, Model, OneOrMany, check_duration, one_or_many
 
 __all__ = ["VERBS", "ActionSpec"]
 
@@ -50,6 +57,14 @@ class ActionSpec(Model):
         None, description="delivery window (quiet hours): calendar name or `channel`"
     )
     keep: Flag = Field(False, description="keep a delayed action when the case leaves the stage")
+    when: Condition | None = Field(
+        None, description="condition checked when the action would be emitted (else it is not)"
+    )
+    fallback: Annotated[list[str], BeforeValidator(one_or_many), OneOrMany] | None = Field(
+        None,
+        description="channels a `send`/`survey` falls back to, in order, when it fails for good "
+        "or the customer does not consent to its channel",
+    )
 
     @property
     def verb(self) -> str:

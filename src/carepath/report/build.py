@@ -3,7 +3,7 @@
 Shares are fractions, NPS is in points, times are seconds, instants ISO 8601 with the playbook
 timezone's offset. The keys of SPEC §6 (``playbook``, ``period``, ``events``, ``cases``,
 ``metrics``, ``slas``, ``goals``, ``load``, ``staffing``) are contracts; the others (``custom``,
-``activity``, ``staffing_params``, ``series``) feed the text and HTML renderers and the what-if.
+``activity``, ``staffing_params``, ``series``, ``details``) feed the text and HTML renderers and the what-if.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from carepath._instants import to_iso, zone
 from carepath.metrics import Metrics, evaluate_goals
+from carepath.report.details import details
 from carepath.staffing import agents_needed
 
 if TYPE_CHECKING:
@@ -82,16 +83,16 @@ def _build(playbook: Playbook, rp: Replay) -> dict[str, Any]:
     weekly: dict[str, dict[date, list[int]]] = {c: {} for c in playbook.clocks}
     day = m.day  # POSIX seconds → local date ordinal, cached per quarter hour
     weeks: dict[int, date] = {}
-    for f in rp.records:
-        met_ = f.record.met
+    facts = rp.records
+    for clock, met_, stopped_s in zip(facts.clock, facts.met, facts.stopped_s, strict=True):
         how = "met" if met_ else ("cancelled" if met_ is None else "breached")
-        counts.setdefault(f.clock, Counter())[how] += 1
+        counts.setdefault(clock, Counter())[how] += 1
         if met_ is not None:
-            o = day(f.stopped_s)
+            o = day(stopped_s)
             wk = weeks.get(o)
             if wk is None:
                 wk = weeks[o] = _week(date.fromordinal(o))
-            cell = weekly.setdefault(f.clock, {}).setdefault(wk, [0, 0])
+            cell = weekly.setdefault(clock, {}).setdefault(wk, [0, 0])
             cell[0 if met_ else 1] += 1
     slas = {}
     for clock, cnt in counts.items():
@@ -154,6 +155,7 @@ def _build(playbook: Playbook, rp: Replay) -> dict[str, Any]:
         },
         "source": "store" if rp.from_store else "events",
         "timezone": playbook.timezone,
+        "details": details(playbook, rp, m, params["answer_within"]),
     }
 
 

@@ -12,10 +12,21 @@ from __future__ import annotations
 from typing import Any
 
 from carepath.runtime._runtime import ActionHandler, Runtime, SubmitResult
-from carepath.runtime.store import OutboxItem, Prefetched, Rejected, Store, StoreError, Tx
+from carepath.runtime.migrate import MigrationReport, check_versions, migrate_cases
+from carepath.runtime.store import (
+    Claimed,
+    OutboxItem,
+    Prefetched,
+    Rejected,
+    Store,
+    StoreError,
+    Tx,
+)
 
 __all__ = [
     "ActionHandler",
+    "Claimed",
+    "MigrationReport",
     "OutboxItem",
     "Prefetched",
     "Rejected",
@@ -25,6 +36,8 @@ __all__ = [
     "StoreError",
     "SubmitResult",
     "Tx",
+    "check_versions",
+    "migrate_cases",
     "open_store",
 ]
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from carepath._instants import dt, zone
 from carepath.events import Event
+from carepath.runtime._tally import Tally
 from carepath.runtime.store import Claimed, OutboxItem, Store, Tx
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ class Delivery:
         key: tuple[str, str],
         cache: dict[tuple[str, str], CaseState | None],
         seen: set[str],
-        tally: Counter[str],
+        tally: Tally,
     ) -> None:
         raise NotImplementedError  # pragma: no cover - the runtime's
 
@@ -242,7 +243,7 @@ class Delivery:
     ) -> list[OutboxItem]:
         """Claim in one transaction; the items found dead (their last lease lapsed) are reported
         to their cases in the same commit."""
-        tally: Counter[str] = Counter()
+        tally = Tally()
 
         def unit(tx: Tx) -> Claimed:
             tally.clear()
@@ -254,6 +255,7 @@ class Delivery:
 
         got = self.store.atomic(unit)
         self.counters.update(tally)
+        tally.log()
         for item in got.dead:
             self.counters["dead"] += 1
             log.warning(
@@ -326,7 +328,7 @@ class Delivery:
     ) -> bool:
         """Finish a claim, with its reserved event where the playbook wants one, in one commit."""
         kind = "delivered" if delivered else "failed" if retry_at is None else None
-        tally: Counter[str] = Counter()
+        tally = Tally()
 
         def unit(tx: Tx) -> bool:
             tally.clear()
@@ -345,6 +347,7 @@ class Delivery:
 
         ok = self.store.atomic(unit)
         self.counters.update(tally)
+        tally.log()
         if ok and delivered:
             self.counters["delivered"] += 1
         return ok
@@ -355,7 +358,7 @@ class Delivery:
         item: OutboxItem,
         kind: str,
         now: float,
-        tally: Counter[str],
+        tally: Tally,
         *,
         reason: str | None = None,
         permanent: bool = False,

@@ -19,6 +19,7 @@ from carepath._instants import dt, zone
 from carepath.errors import CaseError
 from carepath.events import Event, Line, decode_event, event_from_line
 from carepath.runtime._delivery import ActionHandler, Delivery
+from carepath.runtime._tally import Tally
 from carepath.runtime.store import Rejected, Store, Tx
 from carepath.state import Action, CaseState, Signal
 
@@ -234,7 +235,7 @@ class Runtime(Delivery):
         keys = list(
             dict.fromkeys((pid, key) for plan in plans if plan for pid, key, _ in plan if key)
         )
-        tally: Counter[str] = Counter()
+        tally = Tally()
 
         def unit(tx: Tx) -> list[SubmitResult]:
             tally.clear()
@@ -256,6 +257,7 @@ class Runtime(Delivery):
                 return [r for e in chunk for r in self._submit_chunk([e], timeline)]
             return [self._reject_unwritable(chunk[0], parsed[0][1], exc)]
         self.counters.update(tally)
+        tally.log()
         return results
 
     def _reject_unwritable(self, src: EventInput, ev: Event | None, exc: Exception) -> SubmitResult:
@@ -266,8 +268,10 @@ class Runtime(Delivery):
         raw = _as_dict(src)
         now = self._now().timestamp()
         self.store.atomic(lambda tx: tx.add_rejected(Rejected(raw, "invalid", message, now)))
-        self.counters["rejected"] += 1
-        log.warning("rejected event %s: invalid: %s", _id_of(raw), message)
+        tally = Tally()
+        tally.reject(_id_of(raw), "invalid", message)
+        self.counters.update(tally)
+        tally.log()
         event_id = ev.id if ev is not None else _id_of(raw)
         return SubmitResult("rejected", "invalid", message, event_id=event_id)
 
@@ -325,7 +329,7 @@ class Runtime(Delivery):
         plan: Sequence[tuple[str, str | None, str | None]],
         cache: dict[tuple[str, str], CaseState | None],
         seen: set[str],
-        tally: Counter[str],
+        tally: Tally,
     ) -> SubmitResult:
         """:meth:`_one` on the simulated clock: the cases due strictly before ``ev.at`` are
         advanced first, but only on trial. A rejected event moves no time: its wake-ups are
@@ -352,7 +356,7 @@ class Runtime(Delivery):
         plan: Sequence[tuple[str, str | None, str | None]],
         cache: Cache,
         seen: set[str],
-        tally: Counter[str],
+        tally: Tally,
         *,
         before: Callable[[], None] | None = None,
     ) -> SubmitResult:
@@ -363,7 +367,7 @@ class Runtime(Delivery):
             raw = _as_dict(src)
             message = _storable(err or "invalid event")
             tx.add_rejected(Rejected(raw, "invalid", message, now))
-            tally["rejected"] += 1
+            tally.reject(_id_of(raw), "invalid", message)
             return SubmitResult("rejected", "invalid", message, event_id=_id_of(raw))
         if ev.id in seen:
             if before is not None:
@@ -377,7 +381,7 @@ class Runtime(Delivery):
             tx.add_rejected(
                 Rejected(_as_dict(src), r.reason, message, self._now().timestamp(), r.cases)
             )
-            tally["rejected"] += 1
+            tally.reject(ev.id, r.reason, message, r.cases)
             return SubmitResult("rejected", r.reason, message, event_id=ev.id)
         if before is not None:
             before()
@@ -420,7 +424,7 @@ class Runtime(Delivery):
         key: tuple[str, str],
         cache: dict[tuple[str, str], CaseState | None],
         seen: set[str],
-        tally: Counter[str],
+        tally: Tally,
     ) -> None:
         """Apply a runtime's own event (``action.delivered``…) to the one case ``key``, in ``tx``."""
         self._one(tx, ev, ev, None, [(key[0], key[1], None)], cache, seen, tally)
@@ -452,6 +456,7 @@ class Runtime(Delivery):
             try:
                 r = route(engine, state, ev)
             except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+                log.debug("event %s cannot be applied", ev.id, exc_info=True)
                 raise _Reject(
                     "invalid",
                     f"cannot apply event {ev.id}: {type(exc).__name__}: {exc}",
@@ -479,7 +484,7 @@ class Runtime(Delivery):
         """Advance every case whose next wake-up is ≤ ``now`` (default: the clock); returns how many
         cases were advanced. Each batch of cases is one transaction."""
         t = (now or self._now()).timestamp()
-        tally: Counter[str] = Counter()
+        tally = Tally()
         total = 0
         done: set[tuple[str, str]] = set()
         while True:
@@ -500,7 +505,7 @@ class Runtime(Delivery):
         t_engine: float,
         t_index: float,
         cache: Cache,
-        tally: Counter[str],
+        tally: Tally,
         *,
         done: set[tuple[str, str]] | None = None,
         limit: int = 1_000_000,
@@ -546,9 +551,7 @@ class Runtime(Delivery):
             steps.append(step)
         return steps
 
-    def _write_due(
-        self, tx: Tx, steps: Sequence[Any], t_engine: float, tally: Counter[str]
-    ) -> None:
+    def _write_due(self, tx: Tx, steps: Sequence[Any], t_engine: float, tally: Tally) -> None:
         for step in steps:
             tx.save(step.state, t_engine)
             tx.add_outbox(step.actions)

@@ -81,6 +81,24 @@ class SqlReaders:
             out.append(Rejected(json.loads(ev), reason, msg, at, keys))
         return out
 
+    def open_versions(self) -> list[tuple[str, str, str, int]]:
+        """Open cases counted by ``(playbook id, version, content hash)``."""
+        rows = self._read(
+            f"SELECT playbook, version, hash, count(*) FROM {self._tbl('cases')} WHERE NOT ended "
+            "GROUP BY playbook, version, hash"
+        )
+        return sorted((str(p), str(v), str(h), int(n)) for p, v, h, n in rows)
+
+    def stale_keys(self, playbook_id: str, content_hash: str) -> list[str]:
+        """Keys of the open cases of ``playbook_id`` with another content hash."""
+        ph = self._PH
+        rows = self._read(
+            f"SELECT case_key FROM {self._tbl('cases')} WHERE playbook = {ph} AND hash <> {ph} "
+            "AND NOT ended",
+            (playbook_id, content_hash),
+        )
+        return sorted(str(r[0]) for r in rows)
+
     def processed_count(self) -> int:
         """How many event ids were applied."""
         return int(self._read(f"SELECT count(*) FROM {self._tbl('processed')}")[0][0])

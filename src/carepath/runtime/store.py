@@ -300,6 +300,25 @@ class Store(abc.ABC):
     def rejected(self, case: str | None = None) -> list[Rejected]:
         """Rejected events, oldest first (``case``: those naming that case key)."""
 
+    def open_versions(self) -> list[tuple[str, str, str, int]]:
+        """``(playbook id, version, content hash, number of open cases)`` for every version that
+        has open (not ended) cases, ordered. The default reads every case; SQL stores count."""
+        n: dict[tuple[str, str, str], int] = {}
+        for st in self.cases():
+            if not st.ended:
+                k = (st.playbook, st.version, st.content_hash)
+                n[k] = n.get(k, 0) + 1
+        return [(*k, v) for k, v in sorted(n.items())]
+
+    def stale_keys(self, playbook_id: str, content_hash: str) -> list[str]:
+        """The keys of the open cases of ``playbook_id`` whose content hash is not
+        ``content_hash`` (the cases a migration moves), ordered."""
+        return [
+            st.case
+            for st in self.cases(playbook_id)
+            if not st.ended and st.content_hash != content_hash
+        ]
+
     @abc.abstractmethod
     def processed_count(self) -> int:
         """How many event ids were processed."""

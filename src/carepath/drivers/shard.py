@@ -1,0 +1,397 @@
+"""The report's replay over worker processes, one share of the cases each (issue 17).
+
+Cases are independent, so :func:`replay_sharded` forks ``workers`` processes that each read the
+whole log, decode only the lines of their share (``crc32(case) % workers``; the line's ``case``
+is found in its text, and the decoded event confirms it) and replay them; the parent merges
+what they collected. The result is the one replay of every case in one process, fact for fact
+and in the same order (:class:`~carepath.drivers.replay.Keys` says where each fact came from),
+with three things that only one process can decide handled as follows:
+
+* **the end**: a replay stops at the last event of the log, so each worker replays its share,
+  reports its last instant, and advances its open cases to the latest of them;
+* **duplicates**: an id met before is a duplicate; each worker knows its own share's ids, and
+  when two shares meet the same id the log is replayed in one process instead;
+* **guesses**: a line whose ``case`` the text does not show plainly (escapes, a second ``"case"``
+  key) is decoded for its share; an event that turns out to belong to another share makes the
+  log replay in one process instead (never a wrong result, at worst the time of one process).
+
+Only a JSONL file qualifies, under playbooks whose case key is ``event.case``; anything else, and
+any failure in a worker, replays in one process (:func:`~carepath.drivers.replay.replay_log`),
+which then raises what it raises. The merged :class:`~carepath.drivers.replay.Replay` keeps no
+``states`` (``cases`` counts them) and its ``facts`` is a merged
+:class:`~carepath.metrics.Collector`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import zlib
+from array import array
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from carepath.drivers.eventfile import BadEvent, read_lines
+from carepath.drivers.replay import (
+    FactSink,
+    Keys,
+    Replay,
+    _replayer,
+    _Unsorted,
+    batch_gc,
+    replay_log,
+)
+from carepath.events import Event, event_from_line
+
+if TYPE_CHECKING:
+    from carepath.compile.ir import Playbook
+
+__all__ = [
+    "ShardFailed",
+    "default_workers",
+    "replay_log_sharded",
+    "replay_sharded",
+    "shard_of",
+    "shardable",
+]
+
+#: Below this size a log is replayed in one process (forking costs more than it saves).
+MIN_SHARDED_BYTES = 4 << 20
+
+
+def default_workers(path: str | os.PathLike[str]) -> int:
+    """The usable CPUs for a JSONL file of at least :data:`MIN_SHARDED_BYTES`, else 1."""
+    try:
+        size = Path(path).stat().st_size
+    except OSError:
+        return 1
+    if size < MIN_SHARDED_BYTES:
+        return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def replay_log_sharded(
+    playbooks: list[Playbook],
+    source: Any,
+    sink: Callable[[Playbook], FactSink] | None = None,
+    *,
+    workers: int | None = None,
+    stats: dict[str, Any] | None = None,
+) -> list[Replay]:
+    """:func:`~carepath.drivers.replay.replay_log` over ``workers`` processes (default:
+    :func:`default_workers`) when the log and the playbooks allow it (:func:`shardable`), else
+    in this one; the same replays either way, but a sharded one keeps no ``states``. ``stats``
+    (a dict, when given) receives ``workers`` (the processes used) and ``worker_rss_kib`` (the
+    peak RSS of each)."""
+    n = (
+        (default_workers(source) if shardable(playbooks, source) else 1)
+        if workers is None
+        else workers
+    )
+    if stats is not None:
+        stats.update(workers=1, worker_rss_kib=[])
+    if n > 1 and shardable(playbooks, source):
+        try:
+            replays, bad, rss = replay_sharded(playbooks, source, sink, n)
+        except ShardFailed:
+            pass
+        else:
+            for rp in replays:
+                rp.bad = list(bad)
+            if stats is not None:
+                stats.update(workers=n, worker_rss_kib=rss)
+            return replays
+    return replay_log(playbooks, source, sink)
+
+
+def shardable(playbooks: list[Playbook], source: object) -> bool:
+    """Whether :func:`replay_sharded` can take this log: a JSONL file (not standard input, not
+    YAML), playbooks keyed by ``event.case``, and ``fork`` available."""
+    if not isinstance(source, str | os.PathLike) or os.fspath(source) == "-":
+        return False
+    if Path(source).suffix in (".yaml", ".yml"):
+        return False
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return False
+    return all(pb.start.key_text.strip().lstrip("=").strip() == "event.case" for pb in playbooks)
+
+
+def shard_of(case: str | None, workers: int) -> int:
+    """The share a case key belongs to (no key: the first)."""
+    if case is None:
+        return 0
+    return zlib.crc32(case.encode("utf-8", "surrogatepass")) % workers
+
+
+def _case_in_text(text: str) -> tuple[bool, str | None]:
+    """``(True, case)`` when the line's text shows its ``case`` plainly (one ``"case"`` key, a
+    string without escapes, or no such key at all), else ``(False, None)``."""
+    i = text.find('"case"')
+    if i < 0:
+        return True, None
+    found: str | None = None
+    n = 0
+    while i >= 0:
+        j = i + 6
+        while j < len(text) and text[j] in " \t":
+            j += 1
+        if j < len(text) and text[j] == ":":  # a key, not a value
+            n += 1
+            j += 1
+            while j < len(text) and text[j] in " \t":
+                j += 1
+            if j >= len(text) or text[j] != '"':
+                return False, None  # not a string (null, a number…): let the decoder say
+            k = text.find('"', j + 1)
+            if k < 0:
+                return False, None
+            found = text[j + 1 : k]
+            if "\\" in found:
+                return False, None
+        i = text.find('"case"', i + 6)
+    if n > 1:
+        return False, None
+    return True, found
+
+
+class _Elsewhere(Exception):
+    """A decoded event belongs to another share, or two shares met the same id."""
+
+
+class _Share:
+    """One worker's replay of its share of the cases."""
+
+    def __init__(
+        self,
+        playbooks: list[Playbook],
+        path: str | os.PathLike[str],
+        sink: Callable[[Playbook], FactSink] | None,
+        me: int,
+        workers: int,
+    ) -> None:
+        self.playbooks, self.path, self.sink = playbooks, path, sink
+        self.me, self.workers = me, workers
+
+    def lines(self, bad: list[BadEvent]) -> Any:
+        """``(line number, event)`` of this share, in file order; its bad lines into ``bad``."""
+        me, workers = self.me, self.workers
+        decode = event_from_line
+        for number, text, problem in read_lines(self.path):
+            if problem is not None:
+                if me == 0:
+                    bad.append(BadEvent(number, problem, text))
+                continue
+            plain, case = _case_in_text(text)
+            if plain:
+                if shard_of(case, workers) != me:
+                    continue
+                try:
+                    e = decode(text)
+                except (ValueError, TypeError) as exc:
+                    bad.append(BadEvent(number, str(exc), text))
+                    continue
+            else:  # decode it to know (the same decoder, so the same event or error)
+                try:
+                    e = decode(text)
+                except (ValueError, TypeError) as exc:
+                    if me == 0:
+                        bad.append(BadEvent(number, str(exc), text))
+                    continue
+                if shard_of(e.case, workers) != me:
+                    continue
+            if shard_of(e.case, workers) != me:
+                raise _Elsewhere(f"line {number}: its case is not the one its text shows")
+            yield number, e
+
+    def run(self, send: Callable[[Any], None], receive: Callable[[], Any]) -> None:
+        """Replay the share; say the last instant; hear the log's; send the results."""
+        keys = [Keys() for _ in self.playbooks]
+        sinks = [None if self.sink is None else self.sink(pb) for pb in self.playbooks]
+        with batch_gc():
+            bad: list[BadEvent] = []
+            try:
+                pairs = self._replay(keys, sinks, iter(self.lines(bad)))
+            except _Unsorted:  # the share is read whole and sorted (stably), as one process does
+                bad.clear()
+                keys = [Keys() for _ in self.playbooks]
+                sinks = [None if self.sink is None else self.sink(pb) for pb in self.playbooks]
+                items = sorted(self.lines(bad), key=lambda x: x[1]._ts)
+                pairs = self._replay(keys, sinks, iter(items))
+            last = max((k.last for k in keys if k.last is not None), default=None)
+            send(("last", last))
+            until = receive()
+            out = [
+                _export(finish(until), k, sink)
+                for finish, k, sink in zip(pairs, keys, sinks, strict=True)
+            ]
+            # every id met, as 64-bit hashes (a forked process hashes strings as its parent)
+            ids = array("q", {hash(i) for k in keys for i in k.seen})
+            for k in keys:
+                k.seen = set()
+        import resource
+
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        send(("done", out, bad, rss, ids))
+
+    def _replay(
+        self, keys: list[Keys], sinks: list[FactSink | None], items: Any
+    ) -> list[Callable[..., Replay]]:
+        pairs = [
+            _replayer(pb, sink, False, k)
+            for pb, sink, k in zip(self.playbooks, sinks, keys, strict=True)
+        ]
+        feeds = [f for f, _ in pairs]
+        last = -float("inf")
+        for number, e in items:
+            t = e._ts
+            if t < last:
+                raise _Unsorted
+            last = t
+            now = (0, (t, number))
+            for k in keys:
+                k.now = now
+            for feed in feeds:
+                feed(e)
+        return [finish for _, finish in pairs]
+
+
+def _export(rp: Replay, keys: Keys, sink: FactSink | None) -> dict[str, Any]:
+    export = getattr(sink, "export", None)
+    return {
+        "n_events": rp.n_events,
+        "duplicates": rp.duplicates,
+        "first_s": rp.first_s,
+        "last_s": rp.last_s,
+        "cases": len(rp.states),
+        "records": rp.records,
+        "breaches": rp.breaches,
+        "opened": rp.opened,
+        "actions": dict(rp.actions),
+        "rejected": [(e.id, e.type, e.at, e.case, dict(e.data), msg) for e, msg in rp.rejected],
+        "keys": keys,
+        "facts": None if export is None else export(),
+    }
+
+
+def _work(share: _Share, conn: Any) -> None:
+    """A worker's body: any failure is sent as such (the parent then replays in one process)."""
+    try:
+        share.run(conn.send, conn.recv)
+    except BaseException as exc:  # reported to the parent, which decides
+        with contextlib.suppress(Exception):  # else the parent sees the pipe close
+            conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
+        os._exit(0)  # no atexit handlers, no flushing of the parent's inherited buffers
+
+
+class ShardFailed(Exception):
+    """The sharded replay cannot give the one-process result (the caller replays in one)."""
+
+
+def replay_sharded(
+    playbooks: list[Playbook],
+    path: str | os.PathLike[str],
+    sink: Callable[[Playbook], FactSink] | None,
+    workers: int,
+) -> tuple[list[Replay], list[BadEvent], list[int]]:
+    """The replays of ``path`` under each playbook, by ``workers`` forked processes; with the
+    bad lines (file order) and each worker's peak RSS in KiB. Raises :class:`ShardFailed`."""
+    ctx = multiprocessing.get_context("fork")
+    conns = []
+    procs = []
+    try:
+        for me in range(workers):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(
+                target=_work, args=(_Share(playbooks, path, sink, me, workers), child)
+            )
+            proc.start()
+            child.close()
+            conns.append(parent)
+            procs.append(proc)
+        lasts = [_receive(c) for c in conns]
+        ends = [x[1] for x in lasts if x[1] is not None]
+        until = max(ends) if ends else None
+        for c in conns:
+            c.send(until)
+        done = [_receive(c) for c in conns]
+    finally:
+        for c in conns:
+            c.close()
+        for proc in procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+    parts = [d[1] for d in done]
+    bad = sorted((b for d in done for b in d[2]), key=lambda b: b.line)
+    rss = [d[3] for d in done]
+    seen: set[int] = set()
+    for d in done:
+        ids = set(d[4])
+        if not seen.isdisjoint(ids):  # the same id (or, once in 10^7 logs, the same hash)
+            raise ShardFailed("two shares of the cases met the same event id")
+        seen |= ids
+    replays = [_merge(pb, [part[i] for part in parts], sink) for i, pb in enumerate(playbooks)]
+    return replays, bad, rss
+
+
+def _receive(conn: Any) -> Any:
+    try:
+        msg = conn.recv()
+    except EOFError:
+        raise ShardFailed("a worker ended without its results") from None
+    if msg[0] == "failed":
+        raise ShardFailed(msg[1])
+    return msg
+
+
+def _merge(
+    pb: Playbook, parts: list[dict[str, Any]], sink: Callable[[Playbook], FactSink] | None
+) -> Replay:
+    """One replay from the replays of disjoint shares, in the order one process has."""
+    facts = None if sink is None else sink(pb)
+    rp = Replay(pb, kept=False, facts=facts)
+    rp.n_events = sum(p["n_events"] for p in parts)
+    rp.duplicates = sum(p["duplicates"] for p in parts)
+    firsts = [p["first_s"] for p in parts if p["first_s"] is not None]
+    lasts = [p["last_s"] for p in parts if p["last_s"] is not None]
+    rp.first_s = min(firsts) if firsts else None
+    rp.last_s = max(lasts) if lasts else None
+    rp.n_cases = sum(p["cases"] for p in parts)
+    keys: list[Any] = []
+    for p in parts:
+        rp.records.extend(p["records"])
+        keys += p["keys"].records
+    rp.records.sort_by_stop(keys)
+    rp.breaches = _ordered(parts, "breaches", lambda b, k: (b[0], k))
+    rp.opened = _ordered(parts, "opened", lambda o, k: k)
+    rejected = _ordered(parts, "rejected", lambda r, k: k)
+    rp.rejected = [
+        (Event(id=i, type=t, at=at, case=c, data=d), msg) for i, t, at, c, d, msg in rejected
+    ]
+    actions: Counter[str] = Counter()
+    for p in parts:
+        actions.update(p["actions"])
+    rp.actions = actions
+    merge = getattr(facts, "merge", None)
+    if merge is not None:
+        merge([p["facts"] for p in parts])
+    return rp
+
+
+def _ordered(parts: list[dict[str, Any]], name: str, key: Callable[[Any, Any], Any]) -> list[Any]:
+    tagged = [
+        (key(x, k), x)
+        for p in parts
+        for x, k in zip(p[name], getattr(p["keys"], name), strict=True)
+    ]
+    tagged.sort(key=lambda t: t[0])
+    return [x for _, x in tagged]
