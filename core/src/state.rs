@@ -428,6 +428,8 @@ pub struct Snap {
     pub stage: usize,
     /// a dict, or the mapping of the Python state it came from
     pub data: PyObj,
+    /// what conditions read of `data` when it differs (typed date, datetime, decimal text)
+    pub fields: Option<PyObj>,
     pub tier: Option<String>,
     pub segment: Option<String>,
     pub segments: Vec<String>,

@@ -20,10 +20,11 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from carepath import Engine, load, loads
+from carepath import CaseState, Engine, load, loads
 from carepath.errors import CarepathError, PlaybookError
 from carepath.events import event_from_line
 from strategies import ADVANCE, playbooks, streams, timed, with_advances, yaml_text
+from typed_fields import TYPED_CASE, checked, placed, results
 
 try:
     import carepath_core  # noqa: F401
@@ -138,6 +139,37 @@ def test_example_logs_are_byte_identical(yaml: str, log: str, wakeups: bool) -> 
     for p in pairs.values():  # and everything still due, a week on
         if p.sp is not None:
             p.advance(p.sp.now + timedelta(days=7))
+
+
+@pytest.mark.parametrize(
+    ("opening", "check"),
+    [
+        (
+            ("2026-12-31", "2026-03-02T09:00:00+07:00", "12.50"),
+            ("2027-01-01", "2026-03-02T03:00:00+00:00", "10"),
+        ),
+        (
+            ("2027-01-01", "2026-03-02T09:00:00Z", "9.99"),
+            ("2027-01-01", "2026-03-02T09:00Z", "10.00"),
+        ),
+    ],
+    ids=["holding", "not-holding"],
+)
+def test_a_state_restored_from_json_compares_typed_fields_identically(
+    opening: tuple[str, str, str], check: tuple[str, str, str]
+) -> None:
+    """Issue 15 #7: a state read back from its JSON (text dates, datetimes and decimals) gives
+    both backends the same step, with the comparisons made on the typed values."""
+    p = Pair(loads(TYPED_CASE))
+    p.event(placed(*opening))
+    p.sp = CaseState.from_json(p.sp.to_json())
+    p.sn = CaseState.from_json(p.sn.to_json())
+    p.event(checked(*check))
+    assert p.steps == 2 and p.sp.stage == p.sn.stage == "checked"
+    holding = opening[0] < check[0]
+    assert results(p.sn.data)["renewal_before"] is holding
+    assert results(p.sn.data)["seen_before"] is holding
+    assert results(p.sn.data)["amount_above"] is holding
 
 
 @functools.lru_cache(maxsize=256)

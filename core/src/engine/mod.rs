@@ -35,6 +35,9 @@ pub struct Helpers {
     pub consents: PyObj,
     /// `opt_updates(type, view) -> dict | None`: what an opt-out/opt-in event writes.
     pub opt_updates: PyObj,
+    /// `typed_data` bound to the playbook's date, datetime and decimal fields; `None` when it
+    /// has none (conditions then read the case data as it is)
+    pub typed_view: Option<PyObj>,
 }
 
 impl Helpers {
@@ -53,7 +56,20 @@ impl Helpers {
             case_error: g("case_error")?,
             consents: g("consents")?,
             opt_updates: g("opt_updates")?,
+            typed_view: match d.get_item("typed_view") {
+                Ok(f) if !f.is_none() => Some(f.unbind()),
+                _ => None,
+            },
         })
+    }
+
+    /// Case `data` as conditions read it (`WorkingCase.fields`): its date, datetime and decimal
+    /// fields held as text read as their type; `data` itself when there are none.
+    pub fn typed<'py>(&self, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        match &self.typed_view {
+            None => Ok(data.clone()),
+            Some(f) => f.bind(data.py()).call1((data,)),
+        }
     }
 }
 
@@ -221,13 +237,15 @@ impl Engine {
             pseq0 = pseq0.max(p.seq);
             pending.push(p);
         }
+        let data = state.getattr("data")?;
         Ok(Run {
             py,
             pb,
             h: &self.h,
             case: state.getattr("case")?.extract()?,
             stage,
-            data: state.getattr("data")?,
+            fields: self.h.typed(&data)?,
+            data,
             data_w: None,
             tier: state.getattr("tier")?.extract()?,
             segment: state.getattr("segment")?.extract()?,
@@ -302,6 +320,10 @@ impl Engine {
             case: s.case.clone(),
             stage: s.stage,
             data: s.data.bind(py).clone(),
+            fields: match &s.fields {
+                Some(f) => f.bind(py).clone(),
+                None => s.data.bind(py).clone(),
+            },
             data_w: None,
             tier: s.tier.clone(),
             segment: s.segment.clone(),
@@ -453,6 +475,7 @@ impl Engine {
                 h: &self.h,
                 case: key,
                 stage: pb.initial,
+                fields: self.h.typed(&defaults)?,
                 data: defaults.into_any(),
                 data_w: None,
                 tier: None,

@@ -56,6 +56,8 @@ pub struct Run<'a, 'py> {
     pub case: String,
     pub stage: usize,
     pub data: Bound<'py, PyAny>,
+    /// what conditions read: `data` with its date, datetime and decimal text typed (issue 15 #7)
+    pub fields: Bound<'py, PyAny>,
     pub data_w: Option<Bound<'py, PyDict>>,
     pub tier: Option<String>,
     pub segment: Option<String>,
@@ -219,7 +221,7 @@ impl<'a, 'py> Run<'a, 'py> {
             }
         }
         let scope = self.scope()?;
-        c.holds(self.py, &self.data, v, &scope)
+        c.holds(self.py, &self.fields, v, &scope)
     }
 
     /// The value of an expression (a `set:` value).
@@ -230,7 +232,7 @@ impl<'a, 'py> Run<'a, 'py> {
             }
         }
         let scope = self.scope()?;
-        c.value(self.py, &self.data, view, &scope)
+        c.value(self.py, &self.fields, view, &scope)
     }
 
     // -- data ---------------------------------------------------------------------------------------
@@ -286,6 +288,7 @@ impl<'a, 'py> Run<'a, 'py> {
             if let Some(w) = &self.data_w {
                 w.call_method1("update", (out,))?;
             }
+            self.fields = self.h.typed(&self.data)?;
             self.data_gen += 1;
             let names: Vec<String> = out.keys().iter().map(|k| k.to_string()).collect();
             let refs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
@@ -1505,11 +1508,18 @@ impl<'a, 'py> Run<'a, 'py> {
                 (None, Frozen::Pending) => None,
             });
         }
+        // the typed read view is kept only when it differs from the data
+        let fields = if self.fields.is(data.bind(py)) {
+            None
+        } else {
+            Some(self.fields.clone().unbind())
+        };
         let snap = Snap {
             shared: self.pb.shared.clone(),
             case: self.case,
             stage: self.stage,
             data,
+            fields,
             tier: self.tier,
             segment: self.segment,
             segments: self.segments,
@@ -1564,7 +1574,7 @@ fn mapping_get<'py>(m: &Bound<'py, PyAny>, key: &str) -> PyResult<Bound<'py, PyA
 
 impl crate::expr::Scope for RunScope<'_, '_, '_> {
     fn get(&self, name: &str) -> Option<Value> {
-        to_value(mapping_get(&self.run.data, name))
+        to_value(mapping_get(&self.run.fields, name))
     }
 
     fn event(&self, key: &str) -> Option<Value> {

@@ -26,6 +26,7 @@ from types import MappingProxyType
 from typing import Any
 
 from carepath._instants import round_micros as _r
+from carepath._instants import typed_data
 from carepath._native.lower import Unsupported, lower
 from carepath.errors import CarepathError, CaseError, InvalidEvent, SignalLoop
 from carepath.events import Event
@@ -143,7 +144,12 @@ def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
     def opt_updates(type_: str, view: Any) -> dict[str, bool] | None:
         return consent_updates(playbook, type_, view) if playbook.consent_channels else None
 
-    return {
+    typed = engine.plan.typed
+
+    def typed_view(data: Mapping[str, Any]) -> Mapping[str, Any]:
+        return typed_data(data, typed)
+
+    helpers: dict[str, Callable[..., Any]] = {
         "consents": consents,
         "opt_updates": opt_updates,
         "dt": dt,
@@ -157,6 +163,9 @@ def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
         "signal_loop": lambda msg, event: SignalLoop(msg, event=event),
         "case_error": lambda msg, event: CaseError(msg),
     }
+    if typed:  # the case's date, datetime and decimal text, as conditions read it (issue 15 #7)
+        helpers["typed_view"] = typed_view
+    return helpers
 
 
 class _Native:

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Self
 
-from carepath._instants import dt
+from carepath._instants import dt, typed_data
 from carepath._instants import round_micros as _r
 from carepath.durations import add_months
 from carepath.engine.clocks import OPEN, WorkingClock
@@ -79,6 +79,7 @@ class WorkingCase(CaseScope):
         "ended",
         "epoch",
         "event",
+        "fields",
         "frozen",
         "now",
         "opened",
@@ -110,6 +111,11 @@ class WorkingCase(CaseScope):
         # data and sends are copied on first write (most steps change neither)
         self.data: Mapping[str, Any] = state.data
         self._own_data: dict[str, Any] | None = None
+        # what conditions read: the data, with date, datetime and decimal fields kept as text
+        # read as their type (issue 15 #7); the data itself (and the state's JSON) keeps the text
+        self.fields: Mapping[str, Any] = (
+            typed_data(state.data, plan.typed) if plan.typed else state.data
+        )
         self.tier = state.tier
         self.segment = state.segment
         self.segments = state.segments
@@ -252,7 +258,7 @@ class WorkingCase(CaseScope):
         """Whether ``condition`` (none: always) holds now."""
         return (
             condition is None
-            or condition.fn(self.data, view if view is not None else NO_VIEW, self) is True
+            or condition.fn(self.fields, view if view is not None else NO_VIEW, self) is True
         )
 
     def working_clock(self, name: str) -> WorkingClock:
@@ -274,12 +280,12 @@ class WorkingCase(CaseScope):
         """Evaluate every value first, then assign (so ``set`` sees the old values); each is
         checked against its field's type."""
         out: dict[str, Any] = {}
-        data, view = self.data, view if view is not None else NO_VIEW
+        fields, view = self.fields, view if view is not None else NO_VIEW
         for assignment in sets:
             value = (
                 assignment.literal
                 if assignment.expr is None
-                else assignment.expr.fn(data, view, self)
+                else assignment.expr.fn(fields, view, self)
             )
             if isinstance(value, timedelta):
                 value = value.total_seconds()
@@ -302,11 +308,12 @@ class WorkingCase(CaseScope):
                 own = self._own_data = dict(self.data)
                 self.data = own
             own.update(values)
+            self.fields = typed_data(own, self.plan.typed) if self.plan.typed else own
             self.note_changed(*values)
 
     def recompute_segments(self, view: Mapping[str, Any] | None) -> None:
         segments = tuple(
-            name for name, e in self.playbook.segments if e(self.data, view or {}, self) is True
+            name for name, e in self.playbook.segments if e(self.fields, view or {}, self) is True
         )
         if segments != self.segments:
             self.segments = segments

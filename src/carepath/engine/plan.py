@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, NamedTuple
 from zoneinfo import ZoneInfo
 
-from carepath._instants import zone
+from carepath._instants import TYPED_KINDS, zone
 from carepath.compile.ir import ActionDef, ClockDef, Playbook, ScheduleDef, TimerDef
 from carepath.errors import CarepathError
 
@@ -102,6 +102,7 @@ class Plan:
         "schedules",
         "segments_volatile",
         "timers",
+        "typed",
         "tz",
     )
 
@@ -145,6 +146,11 @@ class Plan:
         )
         """Per clock in declaration order: its name, plan and definition (the per-step loop)."""
         self.clock_names = tuple(playbook.clocks)
+        self.typed: tuple[tuple[str, str], ...] = tuple(
+            (name, t.kind) for name, t in playbook.fields.items() if t.kind in TYPED_KINDS
+        )
+        """The case fields kept as text but read as their type: ``(name, kind)``
+        (:func:`~carepath._instants.typed_data`)."""
         self.clock_index = {name: i for i, name in enumerate(self.clock_names)}
         """A clock's declaration order: the tie-break of clock items due at one instant."""
         self.segments_volatile = any(

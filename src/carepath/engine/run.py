@@ -48,7 +48,7 @@ class Run(WorkingCase):
         if not handlers:
             return None
         for handler in handlers:
-            if handler.when is None or handler.when(self.data, view, self) is True:
+            if handler.when is None or handler.when(self.fields, view, self) is True:
                 return handler
         return None
 
