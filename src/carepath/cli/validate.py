@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: C901 - one check per option, 
     n_warn = len(diagnostics) - n_err
     if not args.quiet:
         print(
-            f"carepath: {len(seen)} playbook(s) checked: {n_err} error(s), {n_warn} warning(s)",
+            f"carepath validate: {len(seen)} playbook(s) checked: {n_err} error(s), {n_warn} warning(s)",
             file=sys.stderr,
         )
     if internal:
