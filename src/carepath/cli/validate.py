@@ -224,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
     n_warn = len(diagnostics) - n_err
     if not args.quiet:
         print(
-            f"carepath validate: {len(checked)} playbook(s) checked: {n_err} error(s), {n_warn} warning(s)",
+            f"carepath: {len(checked)} playbook(s) checked: {n_err} error(s), {n_warn} warning(s)",
             file=sys.stderr,
         )
     if internal:
