@@ -11,7 +11,7 @@ pub struct Shared {
 }
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyBool, PyDict, PyInt, PyList, PyString};
 
 use super::hooks::{Cal, Cond};
 
@@ -29,6 +29,8 @@ pub struct SetDef {
     pub literal: PyObj,
     pub expr: Option<Cond>,
     pub ftype: PyObj,
+    /// `ftype` as far as the already-valid values are checked without calling Python
+    pub kind: FieldKind,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -171,6 +173,40 @@ pub enum FieldKind {
     Other,
 }
 
+impl FieldKind {
+    /// The kind of a `FieldType` object.
+    pub fn of(t: &Bound<'_, PyAny>) -> PyResult<FieldKind> {
+        let kind: String = t.getattr("kind")?.extract()?;
+        Ok(match kind.as_str() {
+            "string" => FieldKind::String,
+            "enum" => FieldKind::Enum(t.getattr("values")?.extract()?),
+            "bool" => FieldKind::Bool,
+            "int" => FieldKind::Int,
+            _ => FieldKind::Other,
+        })
+    }
+
+    /// Whether `v` is valid for this kind as it is (`coerce` would return it unchanged): `None`,
+    /// a `str` of a string or one of an enum's values, a `bool`, an `int` (exact types only).
+    pub fn accepts_as_is(&self, v: &Bound<'_, PyAny>) -> PyResult<bool> {
+        if v.is_none() {
+            return Ok(true);
+        }
+        Ok(match self {
+            FieldKind::String => v.is_exact_instance_of::<PyString>(),
+            FieldKind::Enum(values) => {
+                v.is_exact_instance_of::<PyString>() && {
+                    let s = v.downcast::<PyString>()?.to_str()?;
+                    values.iter().any(|x| x == s)
+                }
+            }
+            FieldKind::Bool => v.is_exact_instance_of::<PyBool>(),
+            FieldKind::Int => v.is_exact_instance_of::<PyInt>(),
+            FieldKind::Other => false,
+        })
+    }
+}
+
 /// A declared event field: `(type, default, required)` of `Playbook.events`.
 pub struct EventField {
     pub name: String,
@@ -265,6 +301,7 @@ impl Builder<'_> {
                 field: s.get_item(0)?.extract()?,
                 literal: s.get_item(1)?.unbind(),
                 expr: opt_cond(&s.get_item(2)?)?,
+                kind: FieldKind::of(&s.get_item(3)?)?,
                 ftype: s.get_item(3)?.unbind(),
             });
         }

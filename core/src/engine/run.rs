@@ -253,6 +253,10 @@ impl<'a, 'py> Run<'a, 'py> {
                 None => s.literal.bind(py).clone(),
                 Some(e) => self.value(e, v0)?,
             };
+            if s.kind.accepts_as_is(&v)? {
+                out.set_item(&s.field, v)?; // the usual case: no call into Python
+                continue;
+            }
             let r = self.h.coerce.bind(py).call1((v, s.ftype.bind(py)))?;
             let ok: bool = r.get_item(0)?.extract()?;
             if !ok {
@@ -523,12 +527,10 @@ impl<'a, 'py> Run<'a, 'py> {
             return self.calendar(Some(c))?.add_s(self.py, t, d.seconds);
         }
         if d.days != 0 {
-            let w: f64 = self
-                .h
-                .wall_days
-                .bind(self.py)
-                .call1((t, d.days))?
-                .extract()?;
+            // `always` is in the playbook's zone: its table holds the zone's transitions
+            let w = self
+                .calendar(None)?
+                .wall_days(self.py, t, d.days, &self.h.wall_days)?;
             return Ok(w + d.seconds);
         }
         Ok(round_us(t + d.seconds))
