@@ -228,8 +228,14 @@ pub struct Playbook {
     /// shared by every state of this playbook: hash, stage names, clock names
     pub shared: Arc<Shared>,
     pub stages: Vec<StageDef>,
+    /// each stage's name as an interned Python string (what a step hands back)
+    pub stage_py: Vec<Py<PyString>>,
     pub stage_index: HashMap<String, usize>,
     pub initial: usize,
+    /// `start.on`: the event types that open a case
+    pub start_on: std::collections::HashSet<String>,
+    /// the case key is `event.case` and there is no `start.when`: the core opens cases alone
+    pub start_fast: bool,
     pub root_on: HashMap<String, Vec<HandlerDef>>,
     pub actions: Vec<ActionDef>,
     pub action_by_source: HashMap<String, usize>,
@@ -606,6 +612,12 @@ impl Playbook {
             stage_names: stages.iter().map(|s| Arc::from(s.name.as_str())).collect(),
             clock_names: clocks.iter().map(|c| c.name.clone()).collect(),
         });
+        let stage_py = stages
+            .iter()
+            .map(|s| PyString::intern(plain.py(), &s.name).unbind())
+            .collect();
+        let start_on: Vec<String> = plain.get_item("start_on")?.extract()?;
+        let start_fast: bool = plain.get_item("start_fast")?.extract()?;
         let mut events = HashMap::new();
         for (ty, fields) in plain.get_item("events")?.downcast::<PyDict>()?.iter() {
             let mut v = Vec::new();
@@ -628,6 +640,9 @@ impl Playbook {
             events.insert(ty.extract()?, v);
         }
         Ok(Playbook {
+            stage_py,
+            start_on: start_on.into_iter().collect(),
+            start_fast,
             events,
             shared,
             id: plain.get_item("id")?.extract()?,

@@ -3,7 +3,7 @@
 use std::collections::{HashSet, VecDeque};
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyList, PyString, PyTuple};
 
 use super::def::{py_max, ActionDef, Delay, Playbook, SetDef, Severity, Verb};
 use super::hooks::{Cal, Cond};
@@ -1513,6 +1513,9 @@ impl<'a, 'py> Run<'a, 'py> {
         } else {
             Some(self.fields.clone().unbind())
         };
+        let case_py = PyString::new(py, &self.case);
+        let stage_py = self.pb.stage_py[self.stage].clone_ref(py);
+        let (now, ended) = (self.now, self.ended);
         let snap = Snap {
             shared: self.pb.shared.clone(),
             case: self.case,
@@ -1543,6 +1546,11 @@ impl<'a, 'py> Run<'a, 'py> {
             actions.into_any().unbind(),
             signals.into_any().unbind(),
             items_py.into_any().unbind(),
+            case_py.into_any().unbind(),
+            stage_py.into_any(),
+            now.into_pyobject(py)?.into_any().unbind(),
+            PyBool::new(py, ended).to_owned().into_any().unbind(),
+            nw.into_pyobject(py)?.into_any().unbind(),
         ];
         PyTuple::new(py, out)
     }

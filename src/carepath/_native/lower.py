@@ -238,6 +238,9 @@ def lower(pb: Playbook) -> dict[str, Any]:
         "segments": [(n, _cond(e, f"segments.{n}")) for n, e in pb.segments],
         "segments_volatile": any(n not in pb.fields for _, e in pb.segments for n in e.names),
         "start_sets": _sets(pb.start.sets, "start.set"),
+        "start_on": sorted(pb.start.on),
+        # the core opens a case alone when its key is the event's case and nothing guards it
+        "start_fast": pb.start.when is None and pb.start.key.source.strip() == "event.case",
         "defaults": dict(pb.defaults),
         "tiers": list(pb.tiers),
         "channels": {n: (ch.calendar, ch.cap_per, ch.cap_max) for n, ch in pb.channels.items()},
