@@ -545,7 +545,13 @@ class Runtime(Delivery):
             try:
                 step = engine.advance(st, when)
             except CaseError as exc:  # a broken case must not stop the others
-                log.error("cannot advance case %s/%s: %s", st.playbook, st.case, exc)
+                log.error(
+                    "cannot advance case %s/%s: %s",
+                    st.playbook,
+                    st.case,
+                    exc,
+                    extra={"playbook": st.playbook, "case": st.case},
+                )
                 continue
             cache[k] = step.state
             steps.append(step)

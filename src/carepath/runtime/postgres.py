@@ -610,6 +610,7 @@ class PostgresStore(SqlReaders, Store):
 
     # -- outbox claims --------------------------------------------------------------------------
     _PH = "%s"
+    _COLLATE = ' COLLATE "C"'
 
     def _tbl(self, name: str) -> str:
         return self.t[name]

@@ -36,7 +36,16 @@ from typing import Any, NamedTuple, TypeVar
 from carepath.errors import StoreError
 from carepath.state import Action, CaseState
 
-__all__ = ["Claimed", "OutboxItem", "Prefetched", "Rejected", "Store", "StoreError", "Tx"]
+__all__ = [
+    "Claimed",
+    "OutboxItem",
+    "OutboxStats",
+    "Prefetched",
+    "Rejected",
+    "Store",
+    "StoreError",
+    "Tx",
+]
 
 CaseKey = tuple[str, str]
 
@@ -135,6 +144,15 @@ class Claimed(NamedTuple):
 
     items: list[OutboxItem]
     dead: list[OutboxItem]
+
+
+class OutboxStats(NamedTuple):
+    """What :meth:`Store.outbox_stats` counts: items by ``status`` (``pending``, ``delivered``,
+    ``dead``; a status with no item is absent) and ``oldest_due``, the earliest ``available_at``
+    of a pending item that is available at the given instant (``None``: none is)."""
+
+    by_status: dict[str, int]
+    oldest_due: float | None
 
 
 class Tx(abc.ABC):
@@ -326,6 +344,39 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def next_wakeup(self, playbooks: Sequence[tuple[str, str]] | None = None) -> float | None:
         """The earliest wake-up of any case (of those playbooks), or ``None``."""
+
+    def case_page(
+        self,
+        *,
+        after: str | None = None,
+        limit: int = 100,
+        playbook: str | None = None,
+        stage: str | None = None,
+    ) -> list[CaseState]:
+        """Up to ``limit`` cases ordered by case key, then playbook, whose key sorts after
+        ``after`` (every key when ``None``), of ``playbook`` and in ``stage`` when given: one page
+        of a listing that goes on with ``after`` = the last key read. The default reads
+        :meth:`cases`; the SQL stores ask the database for the page."""
+        rows = sorted(
+            (
+                s
+                for s in self.cases(playbook)
+                if (stage is None or s.stage == stage) and (after is None or s.case > after)
+            ),
+            key=lambda s: (s.case, s.playbook),
+        )
+        return rows[: max(0, limit)]
+
+    def outbox_stats(self, now: float) -> OutboxStats:
+        """Outbox items by status and the oldest due pending item (see :class:`OutboxStats`), as of
+        ``now``. The default reads :meth:`outbox`; the SQL stores count in the database."""
+        by_status: dict[str, int] = {}
+        oldest: float | None = None
+        for item in self.outbox():
+            by_status[item.status] = by_status.get(item.status, 0) + 1
+            if item.status == "pending" and item.available_at <= now:
+                oldest = item.available_at if oldest is None else min(oldest, item.available_at)
+        return OutboxStats(by_status, oldest)
 
     # -- waiting ------------------------------------------------------------------------------
     def wait_for_work(self, timeout: float) -> bool:
