@@ -478,8 +478,8 @@ def raw_outputs(
     out = getattr(step, "_out", None)
     if out is None:
         return None
-    ctx: _Native = object.__getattribute__(step, "_ctx")
-    return out[0], out[1], ctx.record
+    ctx: _Native = object.__getattribute__(step, "state")._ctx
+    return out[1], out[2], ctx.record
 
 
 class _NullScope:
