@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ("omnichannel-journey", "vn-retail-support")
+EXAMPLES = ("omnichannel-journey", "vn-retail-support", "zalo-care")
 
 
 def _carepath(

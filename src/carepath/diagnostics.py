@@ -78,6 +78,8 @@ CODES: dict[str, tuple[Severity, str]] = {
     "CP607": ("warning", "calendar: channel where the channel can be unset"),
     "CP608": ("warning", "goal target implausible given its baseline"),
     "CP609": ("warning", "timer that can never fire"),
+    "CP620": ("warning", "send to a channel nobody consents to by default"),
+    "CP621": ("warning", "frequency cap that can never let a message through"),
 }
 
 FORMATS = ("text", "json", "github", "sarif", "junit", "gitlab")

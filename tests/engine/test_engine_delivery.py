@@ -276,3 +276,20 @@ def test_validation_of_fallback_when_and_caps() -> None:
     assert _codes(CARE.replace("{send: thanks}", "{notify: customer, fallback: [sms]}")) == [
         "CP203 stages.bought.enter[1]"
     ]
+
+
+def test_action_when_runs_on_the_native_core_too() -> None:
+    text = CONSENT.replace(
+        "nudge: {do: [{send: tip}, {send: tip, channel: email}, {survey: csat}]}",
+        'nudge: {do: [{send: tip, when: event.n > 1}, {send: late, in: 1h, when: channel == "sms"}]}',
+    )
+    both = Both(text)
+    both.start(ev("purchase.made", T0))
+    assert sent(both.handle(ev("nudge", T0 + timedelta(hours=1), n=1))) == []
+    assert sent(both.handle(ev("nudge", T0 + timedelta(hours=2), n=2))) == [("tip", "zalo")]
+    assert sent(both.advance(T0 + timedelta(hours=4))) == []  # the delayed one: channel is zalo
+    try:
+        import carepath_core  # noqa: F401
+    except ImportError:
+        return
+    assert both.backend == "native"

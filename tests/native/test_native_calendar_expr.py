@@ -787,3 +787,64 @@ def test_any_bytecode_is_refused_or_run_never_a_panic(code: list[Any], x: Any) -
     # Refused by Program::from_py (ValueError…) or run; a panic (a BaseException) would escape.
     with contextlib.suppress(ValueError, TypeError, OverflowError):
         cc._expr_eval(code, {"x": x}, {"a": x}, {"now": datetime(2026, 1, 1, tzinfo=UTC)})
+
+
+ARITH = ["+", "-", "*", "/"]
+
+
+@st.composite
+def _arith_exprs(draw: st.DrawFn) -> str:
+    """Arithmetic over numbers and durations (SPEC §10), nested, as a value or compared."""
+    fam = draw(st.sampled_from(["num", "dur", "mixed"]))
+    pool = {
+        "num": FAMILIES["num"],
+        "dur": FAMILIES["dur"],
+        "mixed": FAMILIES["num"] + FAMILIES["dur"],
+    }[fam]
+    text = draw(st.sampled_from(pool))
+    for _ in range(draw(st.integers(1, 3))):
+        op = draw(st.sampled_from(ARITH))
+        other = draw(st.sampled_from(pool))
+        text = f"({text}) {op} {other}" if draw(st.booleans()) else f"{other} {op} ({text})"
+    if draw(st.booleans()):
+        text = f"{text} {draw(st.sampled_from(OPS[:6]))} {draw(st.sampled_from(pool))}"
+    return text
+
+
+@settings(
+    max_examples=VM_EXAMPLES,
+    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
+)
+@given(text=_arith_exprs(), data=st.data())
+def test_vm_arithmetic_matches_the_reference(text: str, data: st.DataObject) -> None:
+    """The VM computes what it models exactly and defers the rest (decimals, instants, rounding
+    durations, every overflow) to the reference, which alone raises ``InvalidEvent``."""
+    try:
+        expr = compile_expr(text, ENV, want=None)
+    except ExpressionError:
+        return
+    assert supported(expr), text
+    scope = data.draw(scopes())
+    got = cc._expr_eval(lower_expr(expr), *scope)
+    try:
+        want = expr.fn(*scope)
+    except carepath.InvalidEvent:
+        assert _fallback(got), (text, scope, got)  # only the reference raises
+        return
+    if not _fallback(got):
+        assert _same(got, want), (text, expr.code, scope, got, want)
+
+
+def test_vm_computes_plain_arithmetic_natively() -> None:
+    scope = ({"i": 7, "f": 0.5, "dur": 90.0}, {}, {})
+    for text, value in [
+        ("i + 1", 8),
+        ("i * i - 1", 48),
+        ("i / 2", 3.5),
+        ("i / 0", None),
+        ("f * 4 + i", 9.0),
+        ('duration("1h") * 2 - duration("30m")', timedelta(minutes=90)),
+    ]:
+        expr = compile_expr(text, ENV, want=None)
+        got = cc._expr_eval(lower_expr(expr), *scope)
+        assert not _fallback(got) and got == value == expr.fn(*scope), text

@@ -58,6 +58,8 @@ pub struct ActionDef {
     pub window: Option<String>,
     pub keep: bool,
     pub sets: Vec<SetDef>,
+    /// Checked when the action would be emitted (SPEC §10): when false, it is not.
+    pub when: Option<Cond>,
 }
 
 pub struct HandlerDef {
@@ -347,6 +349,7 @@ impl Builder<'_> {
                 window: a.get_item(7)?.extract()?,
                 keep: a.get_item(8)?.extract()?,
                 sets: self.sets(&a.get_item(9)?)?,
+                when: opt_cond(&a.get_item(10)?)?,
             };
             let i = self.actions.len();
             self.action_by_source.insert(def.source.clone(), i);

@@ -569,6 +569,9 @@ impl<'a, 'py> Run<'a, 'py> {
     }
 
     fn emit(&mut self, a: &'a ActionDef, view: Option<&Bound<'py, PyAny>>) -> PyResult<()> {
+        if a.when.is_some() && !self.holds(&a.when, view)? {
+            return Ok(());
+        }
         let py = self.py;
         let params = a.params.bind(py).copy()?;
         let arg = a.arg.bind(py);

@@ -51,7 +51,7 @@ def register(sub: Any) -> None:
         "--example",
         metavar="NAME",
         default=DEFAULT,
-        help=f"which example: vn-retail-support or omnichannel-journey (default {DEFAULT})",
+        help=f"which example: vn-retail-support, omnichannel-journey or zalo-care (default {DEFAULT})",
     )
     p.add_argument("--force", action="store_true", help="overwrite files that exist")
     p.set_defaults(func=run)
