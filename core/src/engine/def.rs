@@ -58,6 +58,8 @@ pub struct ActionDef {
     pub sets: Vec<SetDef>,
     /// Checked when the action would be emitted (SPEC §10): when false, it is not.
     pub when: Option<Cond>,
+    /// The channels a `send`/`survey` falls back to, in order (SPEC §10).
+    pub fallback: Vec<String>,
 }
 
 pub struct HandlerDef {
@@ -307,6 +309,7 @@ impl Builder<'_> {
                 keep: a.get_item(8)?.extract()?,
                 sets: self.sets(&a.get_item(9)?)?,
                 when: opt_cond(&a.get_item(10)?)?,
+                fallback: a.get_item(11)?.extract()?,
             };
             let i = self.actions.len();
             self.action_by_source.insert(def.source.clone(), i);

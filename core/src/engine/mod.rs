@@ -545,6 +545,8 @@ impl Engine {
                         if let Ok(d) = out.downcast::<PyDict>() {
                             run.write_data(d)?;
                         }
+                    } else if type_ == "action.failed" {
+                        run.on_failed(view)?;
                     }
                     if self.pb.segments_volatile {
                         run.recompute_segments(Some(view))?;
