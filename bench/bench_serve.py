@@ -2,13 +2,13 @@
 in batches of 100 on SQLite, and the latency of single-event POSTs (p50, p99, max).
 
     .venv/bin/python bench/bench_serve.py [--events N] [--singles M] [--connections C]
-                                          [--sync full|normal]
+                                          [--concurrent K] [--sync full|normal]
 
 This script is the client; the server is a real ``carepath serve`` subprocess on a free loopback
 port with a fresh SQLite store. The load is bounded (N batched events, then M single POSTs, one at
-a time) and the server is stopped with SIGTERM at the end, so the bench stops by itself. The log is
+a time, then M more from K connections at once) and the server is stopped with SIGTERM at the end, so the bench stops by itself. The log is
 the retail example repeated with distinct case keys (as ``bench_runtime.py``); every answer is
-checked (all ``applied``), and the store's processed count must equal N + M.
+checked (all ``applied``), and the store's processed count must equal N + 2M.
 
 For scale, the same batches are first submitted in this process, without HTTP, to a runtime on a
 fresh store of the same kind (``Runtime.submit_many(batch=100)``): the ratio of the two rates is
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import signal
 import subprocess
@@ -106,35 +107,60 @@ def ingest(url: str, batches: list[list[dict[str, Any]]], connections: int) -> f
     return took
 
 
-def singles(url: str, evs: list[dict[str, Any]]) -> list[float]:
-    """POST each event alone, one after the other; each round trip's seconds."""
-    out = []
-    with httpx.Client(base_url=url, timeout=60) as http:
-        for e in evs:
-            body = json.dumps(e).encode()
-            t = time.perf_counter()
-            r = http.post("/events", content=body, headers={"Content-Type": "application/json"})
-            out.append(time.perf_counter() - t)
-            if r.status_code != 200 or r.json()[0]["status"] != "applied":
-                raise SystemExit(f"single event not applied: {r.status_code} {r.text[:200]}")
+def singles(url: str, evs: list[dict[str, Any]], connections: int = 1) -> list[float]:
+    """POST each event alone over ``connections`` connections (each one after the other on its
+    own); each round trip's seconds."""
+    out: list[float] = []
+    failures: list[str] = []
+
+    def worker(part: list[dict[str, Any]]) -> None:
+        with httpx.Client(base_url=url, timeout=60) as http:
+            for e in part:
+                body = json.dumps(e).encode()
+                t = time.perf_counter()
+                r = http.post("/events", content=body, headers={"Content-Type": "application/json"})
+                out.append(time.perf_counter() - t)
+                if r.status_code != 200 or r.json()[0]["status"] != "applied":
+                    failures.append(f"{r.status_code} {r.text[:200]}")
+
+    # a case's events stay on one connection, in order
+    parts: list[list[dict[str, Any]]] = [[] for _ in range(connections)]
+    for e in evs:
+        parts[hash(e["case"]) % connections].append(e)
+    threads = [threading.Thread(target=worker, args=(p,)) for p in parts]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    if failures:
+        raise SystemExit(f"{len(failures)} single events not applied, e.g. {failures[0]}")
     return out
 
 
-def in_process(store: str, batches: list[list[dict[str, Any]]]) -> float:
-    """The same batches through ``Runtime.submit_many`` in this process; the wall time."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def in_process(store: str, batches: list[list[dict[str, Any]]]) -> tuple[float, float]:
+    """The same batches through ``Runtime.submit_many`` in this process; wall and CPU seconds."""
     sys.path.insert(0, str(ROOT / "src"))
     import carepath
     from carepath.runtime import Runtime, open_store
 
     rt = Runtime([carepath.load(ROOT / "examples/vn-retail-support.yaml")], open_store(store))
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     for batch in batches:
         results = rt.submit_many(batch, batch=100)
         if any(r.status != "applied" for r in results):
             raise SystemExit("in-process: an event was not applied")
-    took = time.perf_counter() - t
+    took, cpu = time.perf_counter() - t, time.process_time() - cpu
     rt.store.close()
-    return took
+    return took, cpu
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -148,6 +174,12 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=50_000, help="events posted in batches of 100")
     ap.add_argument("--singles", type=int, default=2_000, help="single-event POSTs, one at a time")
     ap.add_argument("--connections", type=int, default=2, help="concurrent batch posters")
+    ap.add_argument(
+        "--concurrent",
+        type=int,
+        default=8,
+        help="then single-event POSTs from this many connections at once (group commit)",
+    )
     ap.add_argument("--sync", default="full", choices=("full", "normal"))
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -156,13 +188,19 @@ def main() -> None:
         batched = events(args.events, "b")
         batches = [batched[i : i + 100] for i in range(0, len(batched), 100)]
         single = events(args.singles, "s")
-        base = in_process(store.replace("cases.db", "base.db"), batches)
+        many = events(args.singles, "c")
+        base, base_cpu = in_process(store.replace("cases.db", "base.db"), batches)
         proc, url, err = start(store, Path(tmp))
         try:
             with httpx.Client(base_url=url) as http:  # warm up: imports, the first transaction
                 http.post("/events", json=[])
+            cpu = cpu_seconds(proc.pid)
             took = ingest(url, batches, args.connections)
+            cpu = cpu_seconds(proc.pid) - cpu
             lat = singles(url, single)
+            t = time.perf_counter()
+            lat_many = singles(url, many, args.concurrent)
+            took_many = time.perf_counter() - t
             metrics = httpx.get(f"{url}/metrics").text
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -175,19 +213,26 @@ def main() -> None:
         )
         print(
             f"ingest: {args.events:,} events in {len(batches):,} POSTs of 100: {took:.2f} s, "
-            f"{args.events / took:,.0f} events/s"
+            f"{args.events / took:,.0f} events/s; server CPU {cpu / args.events * 1e6:.0f} µs/event"
         )
         print(
             f"in process, no HTTP (Runtime.submit_many, batch 100): {base:.2f} s, "
-            f"{args.events / base:,.0f} events/s; HTTP reaches {base / took:.0%} of it"
+            f"{args.events / base:,.0f} events/s, CPU {base_cpu / args.events * 1e6:.0f} µs/event; "
+            f"HTTP reaches {base / took:.0%} of its rate"
         )
         print(
             f"single-event POSTs: {len(lat):,} one at a time: p50 {pct(lat, 50) * 1e3:.2f} ms, "
             f"p99 {pct(lat, 99) * 1e3:.2f} ms, max {max(lat) * 1e3:.2f} ms "
             f"({len(lat) / sum(lat):,.0f} requests/s)"
         )
-        print(f"applied: {n_applied:,} (expected {args.events + args.singles:,}); exit {rc}")
-        if n_applied != args.events + args.singles or rc != 0:
+        print(
+            f"single-event POSTs from {args.concurrent} connections at once: {len(lat_many):,} in "
+            f"{took_many:.2f} s, {len(lat_many) / took_many:,.0f} events/s, "
+            f"p50 {pct(lat_many, 50) * 1e3:.2f} ms, p99 {pct(lat_many, 99) * 1e3:.2f} ms"
+        )
+        expected = args.events + 2 * args.singles
+        print(f"applied: {n_applied:,} (expected {expected:,}); exit {rc}")
+        if n_applied != expected or rc != 0:
             print(err.read_text(errors="replace")[-2000:], file=sys.stderr)
             raise SystemExit(1)
 

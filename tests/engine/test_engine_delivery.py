@@ -293,3 +293,41 @@ def test_action_when_runs_on_the_native_core_too() -> None:
     except ImportError:
         return
     assert both.backend == "native"
+
+
+# fallback, consent and `when` without the reference-only parts (defer, exempt): the core runs it
+CARE_NATIVE = (
+    CARE.replace(
+        "zalo: {frequency_cap: {per: 7d, max: 1, mode: defer, exempt: [receipt]}}",
+        "zalo: {frequency_cap: {per: 7d, max: 3}}",
+    )
+    .replace("{in: 3mo", "{in: 90d")
+    .replace("{in: 1y", "{in: 365d")
+)
+
+
+def test_fallback_runs_on_the_native_core_too() -> None:
+    both = Both(CARE_NATIVE)
+    both.start(ev("purchase.made", T0))
+    both.handle(ev("customer.opted_out", T0 + timedelta(minutes=1), channel="sms"))
+    s = both.handle(ev("complaint", T0 + timedelta(days=1)))
+    assert sent(s) == [("sorry", "zalo")]
+    s = both.handle(failed(s.actions[0], T0 + timedelta(days=1, minutes=5)))
+    assert sent(s) == [("sorry", "email")]  # sms opted out: suppressed, then e-mail
+    assert [x["type"] for x in signals(s)] == ["send.suppressed"]
+    s = both.handle(failed(s.actions[0], T0 + timedelta(days=1, minutes=9), permanent=False))
+    assert sent(s) == [] and [x["type"] for x in signals(s)] == ["send.exhausted"]
+    both.handle(ev("customer.opted_out", T0 + timedelta(days=2), channel="zalo"))
+    both.handle(ev("customer.opted_in", T0 + timedelta(days=2, hours=1), channel="sms"))
+    s = both.handle(ev("complaint", T0 + timedelta(days=3)))  # no consent on zalo: straight to sms
+    assert sent(s) == [("sorry", "sms")]
+    # a failure report of another action, or a malformed one, changes nothing
+    s = both.handle(ev("action.failed", T0 + timedelta(days=3, hours=1), action={"type": "notify"}))
+    assert sent(s) == [] and signals(s) == []
+    s = both.handle(ev("action.failed", T0 + timedelta(days=3, hours=2), action="KH-1:9"))
+    assert sent(s) == [] and signals(s) == []
+    try:
+        import carepath_core  # noqa: F401
+    except ImportError:
+        return
+    assert both.backend == "native"

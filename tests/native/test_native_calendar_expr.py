@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import carepath
+from carepath._instants import round_micros
 from carepath.calendar import Calendar
 from carepath.errors import ExpressionError
 from carepath.expr.compiler import Expr, FieldType, TypeEnv, compile_expr
@@ -700,6 +701,42 @@ def test_around_dst_transitions(tz: str, hours: list[str] | None) -> None:
                 assert _outcome(nat.add_days_s, t, n) == _outcome(ref.add_days_s, t, n), (t, n)
             _check_s(ref, nat, int(t * 1e6), 5400.0, 1)
             _check_us(ref, nat, int(t * 1e6), 5_400_000_000)
+
+
+def _wall_days_reference(t: float, n: int, tz: str) -> float:
+    """The reference's wall-clock days (``WorkingCase.delay_due`` for ``Nd``/``Nw``)."""
+    zone = ZoneInfo(tz)
+    local = datetime.fromtimestamp(t, zone).replace(tzinfo=None)
+    return round_micros((local + timedelta(days=n)).replace(tzinfo=zone).timestamp())
+
+
+@pytest.mark.parametrize(
+    "tz", ["Asia/Ho_Chi_Minh", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe"]
+)
+def test_wall_days_around_dst_transitions_match_the_reference(tz: str) -> None:
+    """``1d`` delays in the playbook's zone, computed by the core's ``always`` calendar: the same
+    instant as the reference's datetime arithmetic around gaps and repeated hours (fold=0)."""
+    nat = _native(Calendar.from_dict("always", timezone=tz))
+    trans = _transitions_2026(tz) or [datetime(2026, 3, 29, 1, tzinfo=UTC).timestamp()]
+    for u in trans:
+        for step in range(-100, 101):  # from a day before to a day after, landing in the change
+            t = u + step * 900 + (0.25 if step % 3 == 0 else 0.0)
+            for n in (-7, -2, -1, 1, 2, 7, 30):
+                assert nat._wall_days_s(t, n) == _wall_days_reference(t, n, tz), (t, n)
+                back = t - n * 86400  # a start n days before, landing on the change
+                assert nat._wall_days_s(back, n) == _wall_days_reference(back, n, tz), (back, n)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    tz=st.sampled_from(["UTC", "Europe/Berlin", "America/New_York", "Pacific/Chatham"]),
+    t_us=st.integers(-2_000_000_000_000_000, 4_000_000_000_000_000),
+    n=st.integers(-400, 400).filter(bool),
+)
+def test_wall_days_match_the_reference(tz: str, t_us: int, n: int) -> None:
+    nat = _native(Calendar.from_dict("always", timezone=tz))
+    t = t_us / 1e6
+    assert _outcome(nat._wall_days_s, t, n)[1] == _wall_days_reference(t, n, tz), (t, n)
 
 
 def test_add_days_keeps_the_fold_of_its_start_like_the_reference() -> None:

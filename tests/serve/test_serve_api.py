@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving import TICKETS, Served, ago, event, start, until
+from serving import TICKETS, WAIT, Served, ago, event, start, until
 
 MiB = 1024 * 1024
 
@@ -272,3 +272,34 @@ def test_the_same_service_on_postgresql(tmp_path: Path) -> None:
             assert http.get("/healthz").status_code == 200
     finally:
         assert s.stop() == 0
+
+
+def test_posts_at_once_share_commits_and_each_event_is_applied_once(server: Served) -> None:
+    import threading
+
+    t = ago(minutes=1)
+    singles = [event(f"gc{i}", "ticket.opened", f"GC-{i:02d}", t) for i in range(30)]
+    same = event("gc-same", "ticket.opened", "GC-same", t)
+    posts = [[e] for e in singles] + [[same]] * 10 + [[*singles[:5], same]]
+    start = threading.Barrier(len(posts))
+    answers: dict[int, list[dict[str, object]]] = {}
+
+    def post(i: int) -> None:
+        with server.client() as http:
+            start.wait(WAIT)
+            answers[i] = http.post("/events", json=posts[i]).json()
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(len(posts))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(WAIT)
+    assert len(answers) == len(posts)
+    for i, body in enumerate(posts):  # each post answered for its own events, in order
+        assert [r["id"] for r in answers[i]] == [e["id"] for e in body]
+    applied: dict[object, int] = {}
+    for rs in answers.values():
+        for r in rs:
+            assert r["status"] in ("applied", "duplicate")
+            applied[r["id"]] = applied.get(r["id"], 0) + (r["status"] == "applied")
+    assert applied == {e["id"]: 1 for e in [*singles, same]}  # exactly once, whatever the grouping

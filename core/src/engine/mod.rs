@@ -545,6 +545,8 @@ impl Engine {
                         if let Ok(d) = out.downcast::<PyDict>() {
                             run.write_data(d)?;
                         }
+                    } else if type_ == "action.failed" {
+                        run.on_failed(view)?;
                     }
                     if self.pb.segments_volatile {
                         run.recompute_segments(Some(view))?;
@@ -591,6 +593,40 @@ impl Engine {
             };
             let nw = snap.next_wakeup;
             self.handle(py, state, event.clone().unbind(), view.as_any(), at, nw)
+                .map(Some)
+        })
+    }
+
+    /// `start(event)` when the core can open the case alone: a `start.on` type, no `start.when`,
+    /// the key `event.case` (a non-empty string), every declared field already valid; `None`
+    /// otherwise (the caller then takes the reference's way, which coerces or raises).
+    fn start_fast<'py>(
+        &self,
+        py: Python<'py>,
+        event: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        guard(|| {
+            if !self.pb.start_fast {
+                return Ok(None);
+            }
+            let type_obj = event.getattr(intern!(py, "type"))?;
+            let type_: String = type_obj.extract()?;
+            if !self.pb.start_on.contains(&type_) {
+                return Ok(None);
+            }
+            let key = event.getattr(intern!(py, "case"))?;
+            let Ok(key) = key.downcast::<PyString>() else {
+                return Ok(None);
+            };
+            let key = key.to_str()?.to_string();
+            if key.is_empty() {
+                return Ok(None);
+            }
+            let Some(view) = self.event_view(py, event, &type_obj, &type_)? else {
+                return Ok(None);
+            };
+            let at: f64 = event.getattr(intern!(py, "_ts"))?.extract()?;
+            self.start(py, event.clone().unbind(), view.as_any(), key, at, 0)
                 .map(Some)
         })
     }

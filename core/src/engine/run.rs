@@ -3,7 +3,7 @@
 use std::collections::{HashSet, VecDeque};
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyList, PyString, PyTuple};
 
 use super::def::{py_max, ActionDef, Delay, Playbook, SetDef, Severity, Verb};
 use super::hooks::{Cal, Cond};
@@ -253,6 +253,10 @@ impl<'a, 'py> Run<'a, 'py> {
                 None => s.literal.bind(py).clone(),
                 Some(e) => self.value(e, v0)?,
             };
+            if s.kind.accepts_as_is(&v)? {
+                out.set_item(&s.field, v)?; // the usual case: no call into Python
+                continue;
+            }
             let r = self.h.coerce.bind(py).call1((v, s.ftype.bind(py)))?;
             let ok: bool = r.get_item(0)?.extract()?;
             if !ok {
@@ -295,6 +299,75 @@ impl<'a, 'py> Run<'a, 'py> {
             self.note_changed(&refs);
         }
         Ok(())
+    }
+
+    /// `a` again on the next of its `fallback` channels after `failed` that the customer
+    /// consents to; `send.suppressed` for those without consent, `send.exhausted` when none is
+    /// left (`carepath.engine.actions.fall_back`).
+    fn fall_back(
+        &mut self,
+        a: &'a ActionDef,
+        view: Option<&Bound<'py, PyAny>>,
+        failed: &Bound<'py, PyAny>,
+    ) -> PyResult<()> {
+        if a.fallback.is_empty() {
+            return Ok(());
+        }
+        let py = self.py;
+        let failed_s: Option<String> = failed.extract().ok();
+        let start = match &failed_s {
+            Some(f) => a.fallback.iter().position(|c| c == f).map_or(0, |i| i + 1),
+            None => 0,
+        };
+        for ch in &a.fallback[start..] {
+            if failed_s.as_deref() == Some(ch.as_str()) {
+                continue;
+            }
+            let c = pyo3::types::PyString::new(py, ch).into_any();
+            if self.consented(a, &c)? {
+                return self.emit(a, view, Some(ch));
+            }
+        }
+        let data = PyDict::new(py);
+        data.set_item("channel", failed)?;
+        data.set_item("template", a.arg.bind(py))?;
+        data.set_item("source", &a.source)?;
+        self.signal(
+            "send.exhausted".into(),
+            None,
+            None,
+            None,
+            Some(data.into_any().unbind()),
+        );
+        Ok(())
+    }
+
+    /// `action.failed` of a `send`/`survey` with a `fallback`: on to its next channel
+    /// (`carepath.engine.delivery.on_failed`).
+    pub fn on_failed(&mut self, view: &Bound<'py, PyAny>) -> PyResult<()> {
+        let pb = self.pb;
+        let action = view.call_method1("get", ("action",))?;
+        let Ok(action) = action.downcast::<pyo3::types::PyMapping>() else {
+            return Ok(());
+        };
+        let kind = action.call_method1("get", ("type",))?;
+        if !(kind.eq("send")? || kind.eq("survey")?) {
+            return Ok(());
+        }
+        let source = action.call_method1("get", ("source",))?.str()?.to_string();
+        let Some(&ai) = pb.action_by_source.get(&source) else {
+            return Ok(());
+        };
+        let a = &pb.actions[ai];
+        if a.fallback.is_empty() {
+            return Ok(());
+        }
+        let params = action.call_method1("get", ("params",))?;
+        let failed = match params.downcast::<pyo3::types::PyMapping>() {
+            Ok(m) => m.call_method1("get", ("channel",))?,
+            Err(_) => self.py.None().into_bound(self.py),
+        };
+        self.fall_back(a, Some(view), &failed)
     }
 
     /// Whether the customer consents to `channel`; when not, raise `send.suppressed` (SPEC §10).
@@ -523,12 +596,10 @@ impl<'a, 'py> Run<'a, 'py> {
             return self.calendar(Some(c))?.add_s(self.py, t, d.seconds);
         }
         if d.days != 0 {
-            let w: f64 = self
-                .h
-                .wall_days
-                .bind(self.py)
-                .call1((t, d.days))?
-                .extract()?;
+            // `always` is in the playbook's zone: its table holds the zone's transitions
+            let w = self
+                .calendar(None)?
+                .wall_days(self.py, t, d.days, &self.h.wall_days)?;
             return Ok(w + d.seconds);
         }
         Ok(round_us(t + d.seconds))
@@ -557,21 +628,30 @@ impl<'a, 'py> Run<'a, 'py> {
                     let due = cal.next_open_s(self.py, self.now)?;
                     self.add_pending(due, Kind::Action, a.source.clone(), own);
                 } else {
-                    self.emit(a, view)?;
+                    self.emit(a, view, None)?;
                 }
             } else {
-                self.emit(a, view)?;
+                self.emit(a, view, None)?;
             }
         }
         Ok(())
     }
 
-    fn emit(&mut self, a: &'a ActionDef, view: Option<&Bound<'py, PyAny>>) -> PyResult<()> {
+    /// Emit `a` now (`over`: a fallback's channel), as `carepath.engine.actions.emit`.
+    fn emit(
+        &mut self,
+        a: &'a ActionDef,
+        view: Option<&Bound<'py, PyAny>>,
+        over: Option<&str>,
+    ) -> PyResult<()> {
         if a.when.is_some() && !self.holds(&a.when, view)? {
             return Ok(());
         }
         let py = self.py;
         let params = a.params.bind(py).copy()?;
+        if let Some(c) = over {
+            params.set_item("channel", c)?;
+        }
         let arg = a.arg.bind(py);
         match a.verb {
             Verb::Notify => params.set_item("to", arg)?,
@@ -586,7 +666,7 @@ impl<'a, 'py> Run<'a, 'py> {
                 params.set_item("template", arg)?;
                 params.set_item("channel", &channel)?;
                 if !self.consented(a, &channel)? {
-                    return Ok(());
+                    return self.fall_back(a, view, &channel);
                 }
                 let ch = if channel.is_none() {
                     None
@@ -643,7 +723,7 @@ impl<'a, 'py> Run<'a, 'py> {
                 }
                 let channel = params.get_item("channel")?.expect("set above");
                 if !self.consented(a, &channel)? {
-                    return Ok(());
+                    return self.fall_back(a, view, &channel);
                 }
             }
             Verb::Assign => {
@@ -1385,7 +1465,7 @@ impl<'a, 'py> Run<'a, 'py> {
         match p.kind {
             Kind::Action => {
                 if let Some(&ai) = pb.action_by_source.get(&p.ref_) {
-                    self.emit(&pb.actions[ai], None)?;
+                    self.emit(&pb.actions[ai], None, None)?;
                 }
                 self.after_change("", None, &[])?;
             }
@@ -1514,6 +1594,9 @@ impl<'a, 'py> Run<'a, 'py> {
         } else {
             Some(self.fields.clone().unbind())
         };
+        let case_py = PyString::new(py, &self.case);
+        let stage_py = self.pb.stage_py[self.stage].clone_ref(py);
+        let (now, ended) = (self.now, self.ended);
         let snap = Snap {
             shared: self.pb.shared.clone(),
             case: self.case,
@@ -1544,6 +1627,11 @@ impl<'a, 'py> Run<'a, 'py> {
             actions.into_any().unbind(),
             signals.into_any().unbind(),
             items_py.into_any().unbind(),
+            case_py.into_any().unbind(),
+            stage_py.into_any(),
+            now.into_pyobject(py)?.into_any().unbind(),
+            PyBool::new(py, ended).to_owned().into_any().unbind(),
+            nw.into_pyobject(py)?.into_any().unbind(),
         ];
         PyTuple::new(py, out)
     }

@@ -11,7 +11,7 @@ day arithmetic and value coercion stay Python callables (rare per step).
 
 A playbook that uses something the core does not implement raises :class:`Unsupported` naming
 it; ``backend="auto"`` then runs the Python engine and ``backend="native"`` refuses. Today that
-is a ``send``/``survey`` with a ``fallback``, a frequency cap with ``mode: defer`` or ``exempt``, a
+is a frequency cap with ``mode: defer`` or ``exempt``, a
 calendar in the customer's time zone, a condition reading ``consent.<channel>`` or ``sla.<clock>.elapsed``, ``.remaining`` or ``.due`` (reading them moves the
 clock in the reference, at instants the core would have to replay exactly), delays in calendar
 months (``mo``, ``y``), and Python 3.12+ (whose ``sum()`` of floats is compensated; the core
@@ -80,8 +80,6 @@ def _sets(sets: tuple[SetValue, ...], where: str) -> list[Any]:
 def _actions(acts: tuple[ActionDef, ...]) -> list[Any]:
     out = []
     for a in acts:
-        if a.fallback:
-            raise Unsupported(f"{a.source}: a {a.verb} with `fallback`")
         if a.verb == "task" and isinstance(a.params.get("due"), str):
             from carepath.durations import parse_duration
 
@@ -100,6 +98,7 @@ def _actions(acts: tuple[ActionDef, ...]) -> list[Any]:
                 bool(a.keep),
                 _sets(a.sets, a.source),
                 _cond(a.when, a.source + ".when"),
+                list(a.fallback),
             )
         )
     return out
@@ -184,8 +183,8 @@ def _lower_calendar(cal: Any) -> Any:
 
 def _refuse(pb: Playbook) -> None:
     """The parts of SPEC §10 the core leaves to the reference: deferring or exempting caps and
-    calendars in the customer's time zone (`fallback`, months and `consent.*` in conditions are
-    refused where they are lowered)."""
+    calendars in the customer's time zone (months and `consent.*` in conditions are refused where
+    they are lowered)."""
     for name, ch in pb.channels.items():
         if ch.cap_mode != "drop" or ch.cap_exempt:
             raise Unsupported(f"channels.{name}.frequency_cap: `mode: defer` or `exempt`")
@@ -237,6 +236,9 @@ def lower(pb: Playbook) -> dict[str, Any]:
         "segments": [(n, _cond(e, f"segments.{n}")) for n, e in pb.segments],
         "segments_volatile": any(n not in pb.fields for _, e in pb.segments for n in e.names),
         "start_sets": _sets(pb.start.sets, "start.set"),
+        "start_on": sorted(pb.start.on),
+        # the core opens a case alone when its key is the event's case and nothing guards it
+        "start_fast": pb.start.when is None and pb.start.key.source.strip() == "event.case",
         "defaults": dict(pb.defaults),
         "tiers": list(pb.tiers),
         "channels": {n: (ch.calendar, ch.cap_per, ch.cap_max) for n, ch in pb.channels.items()},

@@ -14,7 +14,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,6 +35,9 @@ T = TypeVar("T")
 
 #: Longest wait between two looks for due wake-ups (the bound of the wake-up lag when idle).
 POLL = 1.0
+
+#: The most events one group commit takes from the posts waiting (a post of more goes alone).
+GROUP = 1000
 
 
 class Writer:
@@ -77,6 +80,8 @@ class Service:
         self.stop = asyncio.Event()
         self.work = asyncio.Event()  # set when actions may have been queued
         self.counters: Counter[str] = Counter()  # steps of posted events (the writer's)
+        self._queue: deque[tuple[Sequence[Any], asyncio.Future[list[EventResult]]]] = deque()
+        self._flusher: asyncio.Task[None] | None = None
 
     # -- the endpoints' work (each runs on the writer thread) -------------------------------------
     def _submit(self, events: Sequence[Any]) -> tuple[list[EventResult], bool]:
@@ -98,13 +103,46 @@ class Service:
         return out, queued
 
     async def submit(self, events: Sequence[Any]) -> list[EventResult]:
-        """Submit ``events`` in one transaction; what became of each."""
+        """Submit ``events`` in one transaction; what became of each.
+
+        Group commit: the posts that arrive while the writer is busy wait in a queue, and the
+        next transaction takes them all, in the order they came (up to :data:`GROUP` events), so
+        many small posts at once share a commit instead of queueing for one each. A post's
+        events are never split between transactions."""
         if not events:
             return []
-        out, queued = await self.writer(self._submit, events)
-        if queued:
-            self.work.set()
-        return out
+        done: asyncio.Future[list[EventResult]] = asyncio.get_running_loop().create_future()
+        self._queue.append((events, done))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush(), name="carepath-submit")
+        return await done
+
+    async def _flush(self) -> None:
+        try:
+            while self._queue:
+                group = [self._queue.popleft()]
+                size = len(group[0][0])
+                while self._queue and size + len(self._queue[0][0]) <= GROUP:
+                    group.append(self._queue.popleft())
+                    size += len(group[-1][0])
+                try:
+                    out, queued = await self.writer(
+                        self._submit, [e for evs, _ in group for e in evs]
+                    )
+                except Exception as exc:  # the store failed: every post of the group hears it
+                    for _, done in group:
+                        if not done.done():
+                            done.set_exception(exc)
+                    continue
+                if queued:
+                    self.work.set()
+                start = 0
+                for evs, done in group:
+                    if not done.done():
+                        done.set_result(out[start : start + len(evs)])
+                    start += len(evs)
+        finally:
+            self._flusher = None
 
     def _case(self, playbook: str, case: str) -> CaseDetail | None:
         state = self.rt.store.get(playbook, case)
