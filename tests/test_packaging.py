@@ -46,9 +46,13 @@ def test_init_scaffolds_a_working_playbook(name: str, tmp_path: Path) -> None:
             f"{name}.test.yaml",
             f"events/{name}.jsonl",
             "schemas/playbook.schema.json",
+            "schemas/scenario.schema.json",
         ]
     )
     assert "$schema=schemas/playbook.schema.json" in (d / f"{name}.yaml").read_text(
+        encoding="utf-8"
+    )
+    assert "$schema=schemas/scenario.schema.json" in (d / f"{name}.test.yaml").read_text(
         encoding="utf-8"
     )
     assert (d / "schemas" / "playbook.schema.json").read_bytes() == (
@@ -118,6 +122,7 @@ def test_the_wheel_carries_examples_schema_templates_and_licence(tmp_path: Path)
         assert f"carepath/examples/{name}.test.yaml" in names
         assert f"carepath/examples/events/{name}.jsonl" in names
     assert "carepath/schemas/playbook.schema.json" in names
+    assert "carepath/schemas/scenario.schema.json" in names
     assert "carepath/report/templates/report.html.j2" in names
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert "License-Expression: Apache-2.0" in meta

@@ -13,6 +13,7 @@ HELP = "scaffold a playbook, its scenario tests and an event log from a shipped 
 ORDER = 5
 DEFAULT = "vn-retail-support"
 MODELINE = "$schema=../schemas/playbook.schema.json"
+SCENARIO_MODELINE = "$schema=../schemas/scenario.schema.json"
 
 
 def _shipped(package: str, folder: str) -> Any:
@@ -43,7 +44,7 @@ def register(sub: Any) -> None:
         help=HELP,
         description="Write a working playbook into DIR from a shipped example: NAME.yaml, "
         "NAME.test.yaml (its scenario tests), events/NAME.jsonl (an event log to simulate and "
-        "report on) and schemas/playbook.schema.json (for the editor). Existing files are kept "
+        "report on) and the JSON Schemas of both files in schemas/ (for the editor). Existing files are kept "
         "unless --force.",
     )
     p.add_argument("dir", metavar="DIR", help="the folder to write into (created when missing)")
@@ -81,8 +82,14 @@ def run(args: argparse.Namespace) -> int:
             _shipped("carepath.schemas", "schemas") / "playbook.schema.json"
         ).read_text(encoding="utf-8"),
     }
-    playbook = out / f"{name}.yaml"
+    plan[out / "schemas" / "scenario.schema.json"] = (
+        _shipped("carepath.schemas", "schemas") / "scenario.schema.json"
+    ).read_text(encoding="utf-8")
+    playbook, scenarios = out / f"{name}.yaml", out / f"{name}.test.yaml"
     plan[playbook] = plan[playbook].replace(MODELINE, "$schema=schemas/playbook.schema.json", 1)
+    plan[scenarios] = plan[scenarios].replace(
+        SCENARIO_MODELINE, "$schema=schemas/scenario.schema.json", 1
+    )
     existing = [p for p in plan if p.exists()]
     if existing and not args.force:
         print(
