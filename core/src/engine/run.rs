@@ -578,7 +578,7 @@ impl<'a, 'py> Run<'a, 'py> {
         self.pending.push(Pend {
             due: round_us(due),
             kind,
-            ref_,
+            ref_: Arc::from(ref_.as_str()),
             owner,
             seq,
             origin: self.now,
@@ -942,7 +942,9 @@ impl<'a, 'py> Run<'a, 'py> {
         let cal = self.calendar(Some(&cal_name))?;
         {
             let c = self.w(i);
-            c.calendar = Some(cal_name);
+            if c.calendar.as_deref() != Some(cal_name.as_str()) {
+                c.calendar = Some(Arc::from(cal_name.as_str()));
+            }
             c.target_index = Some(idx as i64);
         }
         let ts = self.target_seconds(i, idx, cal)?;
@@ -1015,7 +1017,7 @@ impl<'a, 'py> Run<'a, 'py> {
         c.pauses.clear();
         let cycle = c.cycle;
         self.pending
-            .retain(|p| !matches!(&p.owner, Owner::Clock(n, cy) if *n == name && *cy == cycle));
+            .retain(|p| !matches!(&p.owner, Owner::Clock(n, cy) if **n == *name && *cy == cycle));
         self.signal(
             format!("sla.{name}.{sig}"),
             Some(name),
@@ -1040,7 +1042,7 @@ impl<'a, 'py> Run<'a, 'py> {
             let c = self.slots[i].w.as_ref().expect("a working copy");
             if !force
                 && Some(idx as i64) == c.target_index
-                && Some(&cal_name) == c.calendar.as_ref()
+                && Some(cal_name.as_str()) == c.calendar.as_deref()
             {
                 return Ok(());
             }
@@ -1059,7 +1061,9 @@ impl<'a, 'py> Run<'a, 'py> {
         }
         {
             let c = self.w(i);
-            c.calendar = Some(cal_name);
+            if c.calendar.as_deref() != Some(cal_name.as_str()) {
+                c.calendar = Some(Arc::from(cal_name.as_str()));
+            }
             c.memo.clear();
             c.target_index = Some(idx as i64);
         }
@@ -1245,7 +1249,7 @@ impl<'a, 'py> Run<'a, 'py> {
         loop {
             let c = self.slots[i].w.as_ref().expect("a working copy");
             let target = c.target_s.unwrap_or(0.0);
-            let owner = Owner::Clock(d.name.clone(), c.cycle);
+            let owner = Owner::Clock(Arc::from(d.name.as_str()), c.cycle);
             let nxt = ths.get(c.fired);
             let th_pos = nxt.map(|t| t.at(target));
             let due_breach = !c.breached && c.elapsed_s >= target - EPS;
@@ -1385,7 +1389,7 @@ impl<'a, 'py> Run<'a, 'py> {
             }
         }
         for p in &self.pending {
-            items.push((p.due, p.kind.order(), p.kind.as_str(), p.ref_.clone()));
+            items.push((p.due, p.kind.order(), p.kind.as_str(), p.ref_.to_string()));
         }
         items.sort_by(|a, b| {
             a.0.partial_cmp(&b.0)
@@ -1421,7 +1425,7 @@ impl<'a, 'py> Run<'a, 'py> {
             let order = p.kind.order();
             let mut tie = p.seq;
             if p.kind == Kind::Timer {
-                if let Some(&ti) = self.pb.timer_by_source.get(&p.ref_) {
+                if let Some(&ti) = self.pb.timer_by_source.get(&*p.ref_) {
                     tie = self.pb.timers[ti].1.index;
                 }
             }
@@ -1464,14 +1468,14 @@ impl<'a, 'py> Run<'a, 'py> {
         let pb = self.pb;
         match p.kind {
             Kind::Action => {
-                if let Some(&ai) = pb.action_by_source.get(&p.ref_) {
+                if let Some(&ai) = pb.action_by_source.get(&*p.ref_) {
                     self.emit(&pb.actions[ai], None, None)?;
                 }
                 self.after_change("", None, &[])?;
             }
             Kind::Timer => {
-                let Some(&ti) = pb.timer_by_source.get(&p.ref_) else {
-                    return Err(pyo3::exceptions::PyKeyError::new_err(p.ref_.clone()));
+                let Some(&ti) = pb.timer_by_source.get(&*p.ref_) else {
+                    return Err(pyo3::exceptions::PyKeyError::new_err(p.ref_.to_string()));
                 };
                 let (stage, t) = &pb.timers[ti];
                 if *stage != self.stage || self.ended {
@@ -1488,8 +1492,8 @@ impl<'a, 'py> Run<'a, 'py> {
                 self.after_change("", None, &entered)?;
             }
             Kind::Schedule => {
-                let Some(&si) = pb.schedule_by_source.get(&p.ref_) else {
-                    return Err(pyo3::exceptions::PyKeyError::new_err(p.ref_.clone()));
+                let Some(&si) = pb.schedule_by_source.get(&*p.ref_) else {
+                    return Err(pyo3::exceptions::PyKeyError::new_err(p.ref_.to_string()));
                 };
                 let (stage, s) = &pb.schedules[si];
                 if *stage != self.stage || self.ended {
