@@ -177,3 +177,10 @@ def test_charts_drawn_with_script_markup_in_a_title_and_a_channel(hostile_page: 
         assert b.evaluate("document.body.dataset.chartsDrawn") == str(len(CHARTS))
         assert b.evaluate("document.querySelectorAll('script').length") == 2
         assert HOSTILE in b.evaluate("document.title")
+
+
+def test_partial_days_are_outlined(page: Path) -> None:
+    html = page.read_text(encoding="utf-8")
+    daily = re.search(r'data-chart="load-daily".*?</svg>', html, re.S)
+    assert daily and daily.group(0).count('class="mark partial"') in (1, 2)
+    assert "Outlined bars are partial days" in html

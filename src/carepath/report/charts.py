@@ -138,6 +138,8 @@ def bar_chart(
     *,
     color: str = PALETTE[0],
     highlight: str | None = None,
+    partial: frozenset[int] = frozenset(),
+    partial_label: str = "partial",
     integer: bool = False,
     fixed: tuple[float, float] | None = None,
     why_empty: str = "no data",
@@ -158,9 +160,15 @@ def bar_chart(
         y = ax.y(v)
         xs.append(x + bw / 2)
         fill = "#f59e0b" if highlight is not None and label == highlight else color
+        hollow = i in partial  # a period the data starts or ends inside: outlined, not solid
+        style = (
+            f'fill="#fff" stroke="{fill}" stroke-dasharray="3 2"' if hollow else f'fill="{fill}"'
+        )
+        note = f" ({partial_label})" if hollow else ""
         parts.append(
-            f'<rect class="mark" x="{x + bw * 0.12:.1f}" y="{y:.1f}" width="{max(bw * 0.76, 0.5):.1f}" '
-            f'height="{max(0.0, ax.y(ax.lo) - y):.1f}" fill="{fill}"><title>{_e(label)}: {_e(fmt(v))}</title></rect>'
+            f'<rect class="mark{" partial" if hollow else ""}" x="{x + bw * 0.12:.1f}" y="{y:.1f}" '
+            f'width="{max(bw * 0.76, 0.5):.1f}" height="{max(0.0, ax.y(ax.lo) - y):.1f}" {style}>'
+            f"<title>{_e(label)}: {_e(fmt(v))}{_e(note)}</title></rect>"
         )
     _xlabels(parts, [d[0] for d in data], xs)
     parts.append("</svg>")

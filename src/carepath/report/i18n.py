@@ -214,6 +214,11 @@ _WORDS: dict[str, dict[str, str]] = {
         "en": "Hollow points are partial weeks: the data starts or ends inside them.",
         "vi": "Điểm rỗng là tuần chưa trọn: dữ liệu bắt đầu hoặc kết thúc giữa tuần.",
     },
+    "partial_day": {"en": "partial day", "vi": "ngày chưa trọn"},
+    "partial_day_note": {
+        "en": "Outlined bars are partial days: the data starts or ends inside them.",
+        "vi": "Cột chỉ có viền là ngày chưa trọn: dữ liệu bắt đầu hoặc kết thúc giữa ngày.",
+    },
     "target_line": {"en": "target", "vi": "chỉ tiêu"},
     "no_data": {"en": "no data", "vi": "chưa có dữ liệu"},
     "open_cases": {"en": "Open tickets", "vi": "Yêu cầu đang mở"},

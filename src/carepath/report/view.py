@@ -454,6 +454,20 @@ def partial_weeks(r: dict[str, Any], weeks: list[str]) -> frozenset[int]:
     return frozenset(out)
 
 
+def partial_days(r: dict[str, Any], days: list[str]) -> frozenset[int]:
+    """Indices of the days (local dates) the data starts or ends inside: the first day when the
+    first event is after midnight, the last when the last event is before 23:59."""
+    p = r["period"]
+    if not p.get("from") or not p.get("to") or not days:
+        return frozenset()
+    out = set()
+    if days[0] == p["from"][:10] and p["from"][11:16] > "00:00":
+        out.add(0)
+    if days[-1] == p["to"][:10] and p["to"][11:16] < "23:59":
+        out.add(len(days) - 1)
+    return frozenset(out)
+
+
 def _goal_target(r: dict[str, Any], metric: str, sla: str | None = None) -> float | None:
     for g in r["goals"]:
         if (
@@ -576,17 +590,21 @@ def _charts(t: Words, r: dict[str, Any]) -> list[charts.Chart]:
         out.append(c)
     load = r["load"]
     peak = load["peak"]
-    out.append(
-        charts.bar_chart(
-            "load-daily",
-            t("load_daily"),
-            [(t.short_day(d["date"]), d["contacts"]) for d in load["per_day"]],
-            t.num,
-            highlight=t.short_day(peak["date"]) if peak else None,
-            integer=True,
-            why_empty=t("no_data"),
-        )
+    dpart = partial_days(r, [d["date"] for d in load["per_day"]])
+    daily = charts.bar_chart(
+        "load-daily",
+        t("load_daily"),
+        [(t.short_day(d["date"]), d["contacts"]) for d in load["per_day"]],
+        t.num,
+        highlight=t.short_day(peak["date"]) if peak else None,
+        partial=dpart,
+        partial_label=t("partial_day"),
+        integer=True,
+        why_empty=t("no_data"),
     )
+    if dpart:
+        daily.note = t("partial_day_note")
+    out.append(daily)
     hours = [s for s in r["staffing"] if peak and s["hour"].startswith(peak["date"])]
     out.append(
         charts.combo_chart(
