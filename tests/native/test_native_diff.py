@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ EXAMPLES = [
     ("vn-retail-support.yaml", "vn-retail-support.jsonl"),
     ("omnichannel-journey.yaml", "omnichannel-journey.jsonl"),
 ]
+T_OPEN = datetime.fromisoformat("2027-03-01T09:00:00+07:00")
 SETTINGS = settings(
     max_examples=int(os.environ.get("CAREPATH_EXAMPLES", "80")),
     deadline=None,
@@ -170,6 +171,30 @@ def test_a_state_restored_from_json_compares_typed_fields_identically(
     assert results(p.sn.data)["renewal_before"] is holding
     assert results(p.sn.data)["seen_before"] is holding
     assert results(p.sn.data)["amount_above"] is holding
+
+
+@pytest.mark.parametrize(
+    ("case", "data"),
+    [
+        ("T-1", {"channel": "chat"}),
+        ("T-1", {"channel": "chat", "priority": "urgent", "customer_age": 70}),
+        ("T-1", {}),  # channel is required: refused the same way
+        ("T-1", {"channel": "fax"}),  # not one of the enum's values
+        ("T-1", {"channel": "chat", "customer_age": "70"}),  # an int field given text
+        ("T-1", {"channel": "chat", "lives_alone": 1}),  # a bool field given an int
+        ("", {"channel": "chat"}),  # no case key
+        (None, {"channel": "chat"}),
+    ],
+)
+def test_opening_a_case_in_the_core_agrees_with_the_reference(case: Any, data: Any) -> None:
+    """The core opens a case alone when it can (``start_fast``); every other opening, and every
+    refusal, goes the reference's way: both backends give the same step or the same error."""
+    from carepath import Event
+
+    pb = load(ROOT / "examples" / "vn-retail-support.yaml")
+    ev = Event("o-1", "case.opened", T_OPEN, case, data)
+    p = Pair(pb)
+    p._both("start", ev)
 
 
 @functools.lru_cache(maxsize=256)
