@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from carepath import Engine, Event, loads
-from carepath.errors import CaseError
+from carepath.errors import CarepathError, CaseError
 
 
 def _dump(step: Any) -> tuple[Any, ...]:
@@ -20,11 +20,27 @@ def _dump(step: Any) -> tuple[Any, ...]:
     )
 
 
+def runs_natively(text: str) -> bool | None:
+    """Whether the native core runs this playbook: ``None`` when the core is not installed.
+
+    Asked of ``backend="native"`` so the answer does not depend on ``CAREPATH_ENGINE`` (CI reruns
+    the engine tests with ``CAREPATH_ENGINE=python``, where ``auto`` is the reference)."""
+    try:
+        import carepath_core  # noqa: F401
+    except ImportError:
+        return None
+    try:
+        return Engine(loads(text), backend="native").backend == "native"
+    except CarepathError:
+        return False
+
+
 class Both:
     """The reference and the ``auto`` engine, stepped together; every step must agree."""
 
     def __init__(self, text: str) -> None:
         pb = loads(text)
+        self.text = text
         self.engines = [Engine(pb, backend="python"), Engine(pb)]
         self.backend = self.engines[1].backend
         """What ``auto`` runs for this playbook: ``native`` or ``python``."""

@@ -110,7 +110,7 @@ class Pair:
 @pytest.mark.parametrize(("yaml", "log"), EXAMPLES)
 def test_examples_are_supported(yaml: str, log: str) -> None:
     lower(load(ROOT / "examples" / yaml))
-    assert Engine(load(ROOT / "examples" / yaml)).backend == "native"
+    assert Engine(load(ROOT / "examples" / yaml), backend="native").backend == "native"
 
 
 @pytest.mark.parametrize("wakeups", [False, True], ids=["events", "events+wakeups"])
