@@ -33,7 +33,8 @@ pub struct Helpers {
     pub case_error: PyObj,
     /// `consents(data, channel) -> bool`: the customer's consent to that channel (SPEC §10).
     pub consents: PyObj,
-    /// `opt_updates(type, view) -> dict | None`: what an opt-out/opt-in event writes.
+    /// `opt_updates(type, view) -> dict | None`: what an opt-out/opt-in or `agent.assigned`
+    /// event writes.
     pub opt_updates: PyObj,
     /// `typed_data` bound to the playbook's date, datetime and decimal fields; `None` when it
     /// has none (conditions then read the case data as it is)
@@ -540,7 +541,10 @@ impl Engine {
                 if !run.ended {
                     run.set_now(at);
                     run.event = Some(event);
-                    if type_ == "customer.opted_out" || type_ == "customer.opted_in" {
+                    if type_ == "customer.opted_out"
+                        || type_ == "customer.opted_in"
+                        || type_ == "agent.assigned"
+                    {
                         let out = self.h.opt_updates.bind(py).call1((&type_, view))?;
                         if let Ok(d) = out.downcast::<PyDict>() {
                             run.write_data(d)?;

@@ -654,7 +654,12 @@ impl<'a, 'py> Run<'a, 'py> {
         }
         let arg = a.arg.bind(py);
         match a.verb {
-            Verb::Notify => params.set_item("to", arg)?,
+            Verb::Notify => {
+                params.set_item("to", arg)?;
+                if a.arg_s.as_deref() == Some("assignee") {
+                    params.set_item("agent", self.data.call_method1("get", ("assignee",))?)?;
+                }
+            }
             Verb::Send => {
                 let mut channel = params
                     .get_item("channel")?

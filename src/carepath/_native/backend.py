@@ -91,9 +91,9 @@ def attach(engine: Engine, backend: str, step_cls: type) -> None:
 
 
 def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
-    from carepath.compile.ir import CONSENT_PREFIX
+    from carepath.compile.ir import AGENT_ASSIGNED, CONSENT_PREFIX
     from carepath.durations import parse_duration
-    from carepath.engine.delivery import consent_updates
+    from carepath.engine.delivery import assignee_updates, consent_updates
     from carepath.expr.types import coerce as _coerce
     from carepath.expr.types import describe
 
@@ -141,7 +141,9 @@ def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
         value = data.get(CONSENT_PREFIX + str(channel))
         return default if value is None else value is True
 
-    def opt_updates(type_: str, view: Any) -> dict[str, bool] | None:
+    def opt_updates(type_: str, view: Any) -> dict[str, Any] | None:
+        if type_ == AGENT_ASSIGNED:
+            return assignee_updates(view)
         return consent_updates(playbook, type_, view) if playbook.consent_channels else None
 
     typed = engine.plan.typed

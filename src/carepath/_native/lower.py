@@ -24,6 +24,7 @@ import sys
 from typing import Any
 
 from carepath.compile.ir import (
+    ASSIGNEE,
     CONSENT_PREFIX,
     ActionDef,
     ClockDef,
@@ -54,7 +55,7 @@ def _cond(e: Expr | None, where: str) -> Any:
     for n in e.names:
         if n.startswith("sla.") and n.rsplit(".", 1)[-1] in _UNSUPPORTED_SLA_ATTRS:
             raise Unsupported(f"{where}: the condition {e.source!r} reads {n}")
-        if n.startswith(CONSENT_PREFIX):
+        if n.startswith(CONSENT_PREFIX) or n == ASSIGNEE:
             raise Unsupported(f"{where}: the condition {e.source!r} reads {n}")
     try:
         from carepath._native.lower_expr import lower_expr

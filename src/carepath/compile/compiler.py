@@ -27,6 +27,8 @@ from carepath.compile.channels import (
 )
 from carepath.compile.content import content_hash
 from carepath.compile.ir import (
+    AGENT_ASSIGNED,
+    ASSIGNEE,
     ActionDef,
     ChannelDef,
     ClockDef,
@@ -63,6 +65,7 @@ if TYPE_CHECKING:
     from carepath.calendar.business import Calendar
     from carepath.loading.source import Reporter
     from carepath.model import ActionSpec, PlaybookSpec
+    from carepath.model.actions import AssignSpec
 
 __all__ = ["compile_playbook"]
 
@@ -228,6 +231,7 @@ class _Compiler:
         }
         if "channel" not in self.fields and self.spec.channels:
             sp["channel"] = FieldType("enum", tuple(self.spec.channels))
+        sp[ASSIGNEE] = STRING
         self.consent = {CONSENT_PREFIX + ch: BOOL for ch in consent_channels(self.spec)}
         sp.update(self.consent)
         for clock in self.spec.slas:
@@ -292,17 +296,8 @@ class _Compiler:
         verb = a.verb
         arg = getattr(a, verb)
         src = _path_text(path)
-        if verb == "assign":
-            self.check_ref(arg, self.tiers, "CP302", "tier", (*path, verb))
-        elif verb == "escalate":
-            self.check_ref(arg, self.tiers, "CP302", "tier", (*path, verb), extra=("next",))
-        elif verb == "notify":
-            self.check_recipient(arg, (*path, verb), NOTIFY_SPECIAL)
-        elif verb == "send":
-            if self.spec.templates:
-                self.check_ref(arg, list(self.spec.templates), "CP306", "template", (*path, verb))
-        elif verb == "task" and a.for_ is not None:
-            self.check_recipient(a.for_, (*path, "for"), ())
+        params: dict[str, Any] = dict(a.params or {})
+        arg = self.verb_arg(a, arg, params, path)
         if a.calendar is not None and a.in_ is None:
             self.rep.add(
                 "CP203",
@@ -338,7 +333,6 @@ class _Compiler:
                 delay = parse_duration(a.in_, business=a.calendar is not None)
             except DurationError as exc:
                 self.rep.add(exc.code, str(exc), (*path, "in"), hint=exc.hint)
-        params: dict[str, Any] = dict(a.params or {})
         for k in ("channel", "due", "message"):
             if getattr(a, k) is not None:
                 params[k] = getattr(a, k)
@@ -362,6 +356,40 @@ class _Compiler:
             when,
             fallback,
         )
+
+    def verb_arg(
+        self, a: ActionSpec, arg: Any, params: dict[str, Any], path: tuple[str | int, ...]
+    ) -> Any:
+        """Check the verb's argument (tier, recipient, template); the compiled argument."""
+        verb = a.verb
+        if verb == "assign":
+            return self.assign(arg, params, path)
+        if verb == "escalate":
+            self.check_ref(arg, self.tiers, "CP302", "tier", (*path, verb), extra=("next",))
+        elif verb == "notify":
+            self.check_recipient(arg, (*path, verb), NOTIFY_SPECIAL)
+            if arg == ASSIGNEE:
+                self.event_types.add(AGENT_ASSIGNED)
+        elif verb == "send":
+            if self.spec.templates:
+                self.check_ref(arg, list(self.spec.templates), "CP306", "template", (*path, verb))
+        elif verb == "task" and a.for_ is not None:
+            self.check_recipient(a.for_, (*path, "for"), ())
+        return arg
+
+    def assign(self, spec: AssignSpec, params: dict[str, Any], path: tuple[str | int, ...]) -> str:
+        """``assign``'s tier (checked); a ``strategy`` (and its ``skills``) go into the action's
+        params for the runtime's allocator, which answers with ``agent.assigned`` (SPEC §10)."""
+        short = not spec.strategy and spec.skills is None
+        self.check_ref(
+            spec.tier, self.tiers, "CP302", "tier", (*path, "assign", *(() if short else ("tier",)))
+        )
+        if spec.strategy is not None:
+            params["strategy"] = spec.strategy
+            self.event_types.add(AGENT_ASSIGNED)
+        if spec.skills is not None:
+            params["skills"] = list(spec.skills)
+        return spec.tier
 
     def delivery(
         self, a: ActionSpec, path: tuple[str | int, ...], env: TypeEnv

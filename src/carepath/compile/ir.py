@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from carepath.model import PlaybookSpec
 
 __all__ = [
+    "AGENT_ASSIGNED",
+    "ASSIGNEE",
     "CONSENT_PREFIX",
     "FEEDBACK_FAILED",
     "OPT_EVENTS",
@@ -43,6 +45,10 @@ CONSENT_PREFIX = "consent."
 """``consent.<channel>``: the customer's consent to messages on that channel (SPEC §10)."""
 OPT_EVENTS = ("customer.opted_out", "customer.opted_in")
 """The reserved events that set consent: ``{channel}``, or ``{channel: all}``."""
+AGENT_ASSIGNED = "agent.assigned"
+"""The reserved event of the runtime's allocator, ``{agent}``: it sets ``assignee`` (SPEC §10)."""
+ASSIGNEE = "assignee"
+"""The built-in field naming the agent a case is assigned to (SPEC §10)."""
 FEEDBACK_FAILED = "action.failed"
 """The reserved event of a delivery that failed for good (SPEC §9, §10)."""
 

@@ -150,8 +150,11 @@ Verb = Callable[[ActionHost, "ActionDef", dict[str, Any], "Mapping[str, Any] | N
 def notify(
     run: ActionHost, action: ActionDef, params: dict[str, Any], view: Mapping[str, Any] | None
 ) -> bool:
-    """``notify: <tier|role|assignee|customer>``."""
+    """``notify: <tier|role|assignee|customer>``; to the assignee, ``agent`` names the agent
+    (``None`` before one is assigned)."""
     params["to"] = action.arg
+    if action.arg == "assignee":
+        params["agent"] = run.data.get("assignee")
     return True
 
 

@@ -3,7 +3,9 @@
 ``customer.opted_out {channel}`` / ``customer.opted_in {channel}`` (``channel: all`` for every
 channel) set the built-in fields ``consent.<channel>`` (:func:`consent_updates`); a permanent
 ``action.failed {action, reason, permanent}`` of a ``send``/``survey`` with a ``fallback`` sends
-it again on the next channel (:func:`on_failed`). Both happen before the stage's handlers see
+it again on the next channel (:func:`on_failed`); ``agent.assigned {agent}``, the runtime
+allocator's answer to an ``assign`` with a strategy, sets the built-in field ``assignee``
+(:func:`assignee_updates`). Both happen before the stage's handlers see
 the event, which a playbook may also handle.
 """
 
@@ -12,7 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from carepath.compile.ir import CONSENT_PREFIX, FEEDBACK_FAILED, OPT_EVENTS
+from carepath.compile.ir import (
+    AGENT_ASSIGNED,
+    ASSIGNEE,
+    CONSENT_PREFIX,
+    FEEDBACK_FAILED,
+    OPT_EVENTS,
+)
 from carepath.engine.actions import fall_back
 from carepath.errors import InvalidEvent
 
@@ -20,9 +28,9 @@ if TYPE_CHECKING:
     from carepath.compile.ir import Playbook
     from carepath.engine.run import Run
 
-__all__ = ["RESERVED", "apply_reserved", "consent_updates", "on_failed"]
+__all__ = ["RESERVED", "apply_reserved", "assignee_updates", "consent_updates", "on_failed"]
 
-RESERVED = frozenset({*OPT_EVENTS, FEEDBACK_FAILED})
+RESERVED = frozenset({*OPT_EVENTS, FEEDBACK_FAILED, AGENT_ASSIGNED})
 """The event types the engine reacts to before any handler."""
 
 
@@ -42,6 +50,18 @@ def consent_updates(playbook: Playbook, type_: str, view: Mapping[str, Any]) -> 
         )
     value = type_ == "customer.opted_in"
     return {CONSENT_PREFIX + c: value for c in chosen}
+
+
+def assignee_updates(view: Mapping[str, Any]) -> dict[str, str]:
+    """What ``agent.assigned {agent}`` writes: the built-in field ``assignee``; raises
+    :class:`InvalidEvent` when ``agent`` is not a non-empty string."""
+    agent = view.get("agent")
+    if not isinstance(agent, str) or not agent:
+        raise InvalidEvent(
+            f"event {view.get('id')} ({AGENT_ASSIGNED}): `agent` = {agent!r} is not an agent id; "
+            "expected a non-empty string"
+        )
+    return {ASSIGNEE: agent}
 
 
 def on_failed(run: Run, view: Mapping[str, Any]) -> None:
@@ -67,3 +87,5 @@ def apply_reserved(run: Run, type_: str, view: Mapping[str, Any]) -> None:
             run.write_data(consent_updates(run.playbook, type_, view))
     elif type_ == FEEDBACK_FAILED:
         on_failed(run, view)
+    elif type_ == AGENT_ASSIGNED:
+        run.write_data(assignee_updates(view))
