@@ -10,6 +10,7 @@ setup(
         *find_namespace_packages("src", include=["carepath", "carepath.*"]),
         "carepath.examples",
         "carepath.examples.events",
+        "carepath.examples.rosters",
         "carepath.schemas",
     ],
     package_dir={"": "src", "carepath.examples": "examples", "carepath.schemas": "schemas"},

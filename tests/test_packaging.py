@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ("omnichannel-journey", "vn-retail-support", "zalo-care")
+EXAMPLES = ("eldercare-queue", "omnichannel-journey", "vn-retail-support", "zalo-care")
+ROSTERS = ("eldercare-queue",)  # examples that allocate to agents ship their roster
 
 
 def _carepath(
@@ -47,6 +48,7 @@ def test_init_scaffolds_a_working_playbook(name: str, tmp_path: Path) -> None:
             f"events/{name}.jsonl",
             "schemas/playbook.schema.json",
             "schemas/scenario.schema.json",
+            *([f"rosters/{name}.yaml"] if name in ROSTERS else []),
         ]
     )
     assert "$schema=schemas/playbook.schema.json" in (d / f"{name}.yaml").read_text(
@@ -121,6 +123,8 @@ def test_the_wheel_carries_examples_schema_templates_and_licence(tmp_path: Path)
         assert f"carepath/examples/{name}.yaml" in names
         assert f"carepath/examples/{name}.test.yaml" in names
         assert f"carepath/examples/events/{name}.jsonl" in names
+    for name in ROSTERS:
+        assert f"carepath/examples/rosters/{name}.yaml" in names
     assert "carepath/schemas/playbook.schema.json" in names
     assert "carepath/schemas/scenario.schema.json" in names
     assert "carepath/report/templates/report.html.j2" in names

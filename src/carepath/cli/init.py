@@ -52,7 +52,8 @@ def register(sub: Any) -> None:
         "--example",
         metavar="NAME",
         default=DEFAULT,
-        help=f"which example: vn-retail-support, omnichannel-journey or zalo-care (default {DEFAULT})",
+        help="which example: vn-retail-support, omnichannel-journey, zalo-care or eldercare-queue "
+        f"(default {DEFAULT})",
     )
     p.add_argument("--force", action="store_true", help="overwrite files that exist")
     p.set_defaults(func=run)
@@ -85,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
     plan[out / "schemas" / "scenario.schema.json"] = (
         _shipped("carepath.schemas", "schemas") / "scenario.schema.json"
     ).read_text(encoding="utf-8")
+    roster = src / "rosters" / f"{name}.yaml"
+    if roster.is_file():  # the agents of an example that allocates (SPEC §10)
+        plan[out / "rosters" / f"{name}.yaml"] = roster.read_text(encoding="utf-8")
     playbook, scenarios = out / f"{name}.yaml", out / f"{name}.test.yaml"
     plan[playbook] = plan[playbook].replace(MODELINE, "$schema=schemas/playbook.schema.json", 1)
     plan[scenarios] = plan[scenarios].replace(

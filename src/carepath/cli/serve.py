@@ -74,6 +74,11 @@ def register(sub: Any) -> None:
         help="with --deliver-url, seconds before the first retry of a failed delivery, doubling "
         "after each (default: 10; at most 60)",
     )
+    p.add_argument(
+        "--roster",
+        metavar="FILE",
+        help="agents (YAML or JSON) the allocator assigns cases to (SPEC §10)",
+    )
     p.set_defaults(func=run)
 
 
@@ -151,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
     from carepath._terminal import term_safe
-    from carepath.cli.common import load_playbooks
+    from carepath.cli.common import load_playbooks, read_roster
     from carepath.runtime import Runtime, StoreError, open_store
     from carepath.runtime.migrate import check_versions
     from carepath.serve.server import listen, serve
@@ -159,6 +164,9 @@ def run(args: argparse.Namespace) -> int:
     playbooks = load_playbooks(args.playbooks)
     if isinstance(playbooks, int):
         return 2  # a playbook that cannot be run: refuse to start
+    roster = read_roster(args.roster, playbooks)
+    if isinstance(roster, int):
+        return roster
     try:
         store = open_store(args.store)
     except (StoreError, OSError, ValueError) as exc:
@@ -172,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
         )
         if why is not None:  # their events would be rejected one by one: refuse to start
             return _fail(term_safe(why))
-        runtime = Runtime(playbooks, store, backoff=timedelta(seconds=args.backoff))
+        runtime = Runtime(playbooks, store, backoff=timedelta(seconds=args.backoff), roster=roster)
         try:
             sock = listen(args.host, args.port)
         except OSError as exc:

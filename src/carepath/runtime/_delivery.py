@@ -111,7 +111,7 @@ class Delivery:
         cache: dict[tuple[str, str], CaseState | None],
         seen: set[str],
         tally: Tally,
-    ) -> None:
+    ) -> Any:
         raise NotImplementedError  # pragma: no cover - the runtime's
 
     def _init_delivery(self) -> None:

@@ -6,7 +6,9 @@ in ``schema_version``, under an advisory lock, so several workers may start (and
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+from carepath.runtime._alloc_rows import PG_MIGRATION
+
+SCHEMA_VERSION = 2
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -56,4 +58,5 @@ CREATE TABLE IF NOT EXISTS {s}.rejected (
     at          double precision NOT NULL
 );
 """,
+    2: PG_MIGRATION,
 }

@@ -244,6 +244,41 @@ class Tx(abc.ABC):
         outcome requires a pending item under ``worker``'s lease still live at ``live_at``
         (``claimed_until > live_at``): the rule of ``Runtime.ack``/``nack``."""
 
+    # -- allocation (SPEC §10): a store without these cannot run a roster ----------------------
+    def lock_allocation(self) -> None:
+        """Serialize allocations until commit, so loads read here stay true until then."""
+        raise StoreError(f"{type(self).__name__} does not keep allocation rows")
+
+    def agent_loads(self) -> dict[str, int]:
+        """Open assigned cases per agent."""
+        raise StoreError(f"{type(self).__name__} does not keep allocation rows")
+
+    def last_assigned(self, tier: str) -> str | None:
+        """The agent the allocator chose last in ``tier``."""
+        raise StoreError(f"{type(self).__name__} does not keep allocation rows")
+
+    def set_assignment(
+        self, playbook: str, case: str, agent: str, at: float, tier: str | None
+    ) -> None:
+        """``agent`` holds the case; with ``tier``, it is that tier's last choice."""
+        raise StoreError(f"{type(self).__name__} does not keep allocation rows")
+
+    def drop_assignment(self, playbook: str, case: str) -> None:
+        """The case no longer counts in anybody's load; its queued ``assign`` goes too."""
+        raise StoreError(f"{type(self).__name__} does not keep allocation rows")
+
+    def queue_assignment(self, action: Action, since: float) -> None:
+        """Keep an ``assign`` nobody was free for (one per case)."""
+        raise StoreError(f"{type(self).__name__} does not keep allocation rows")
+
+    def queued_assignments(self, limit: int) -> list[Action]:
+        """The queued ``assign`` actions, oldest first."""
+        raise StoreError(f"{type(self).__name__} does not keep allocation rows")
+
+    def unqueue_assignment(self, playbook: str, case: str) -> None:
+        """Forget the case's queued ``assign``."""
+        raise StoreError(f"{type(self).__name__} does not keep allocation rows")
+
 
 class Store(abc.ABC):
     """A durable home for cases, processed ids, the outbox and rejected events."""
