@@ -87,6 +87,12 @@ def _received(raw: EventInput) -> dict[str, Any]:
             return json.loads(json.dumps(dict(raw), default=str))  # type: ignore[no-any-return]
         except (TypeError, ValueError):
             return {"raw": repr(raw)}
+    if not isinstance(raw, str | bytes):  # a decoded JSON value that is not an object
+        try:
+            text = json.dumps(raw, default=str)
+        except (TypeError, ValueError):
+            text = repr(raw)
+        return {"raw": text[:_RAW_KEPT] + "…" if len(text) > _RAW_KEPT else text}
     try:  # a line that decodes is recorded as the object it holds
         return _received(decode_event(raw))
     except ValueError:

@@ -79,12 +79,12 @@ def _loads(body: bytes) -> Any:
 def decode_events(body: bytes) -> list[Any]:
     """The events of a body: one JSON value, or an array of at most :data:`MAX_EVENTS`. Anything
     in it that is not a valid event is passed on: the runtime rejects it, with its reason, and
-    records it (a value that is not an object goes as its JSON text, as a line would)."""
+    records it (a value that is not an object is recorded as its JSON text)."""
     if not body.strip():
         raise BadBody("the body is empty: send an event object or an array of events")
     doc = _loads(body)
     if isinstance(doc, list):
         if len(doc) > MAX_EVENTS:
             raise BodyTooLarge(f"{len(doc):,} events in one request; the limit is {MAX_EVENTS:,}")
-        return [x if isinstance(x, dict) else json.dumps(x) for x in doc]
-    return [doc if isinstance(doc, dict) else json.dumps(doc)]
+        return doc
+    return [doc]
