@@ -413,3 +413,26 @@ def test_any_interleaving_keeps_capacity_and_loads_true(
         if hasattr(store, "drop"):
             store.drop()
         store.close()
+
+
+def test_a_store_of_schema_1_is_migrated_with_its_cases(tmp_path: Path) -> None:
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    s = open_store(url)
+    Runtime([carepath.loads(PLAYBOOK)], s, clock=ManualClock(T0)).submit(_open(0))
+    s.close()
+    c = sqlite3.connect(tmp_path / "old.db")  # back to what the schema-1 release wrote
+    for t in ("assignments", "alloc_last", "alloc_queue"):
+        c.execute(f"DROP TABLE {t}")
+    c.execute("PRAGMA user_version = 1")
+    c.commit()
+    c.close()
+    s = open_store(url)
+    try:
+        assert s.schema_version() == 2
+        rt = Runtime([carepath.loads(PLAYBOOK)], s, clock=ManualClock(T0), roster=ROSTER)
+        rt.submit(_open(1))
+        assert _assignee(s, 0) is None and _assignee(s, 1) == "an"
+    finally:
+        s.close()

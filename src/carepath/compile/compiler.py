@@ -380,15 +380,12 @@ class _Compiler:
     def assign(self, spec: AssignSpec, params: dict[str, Any], path: tuple[str | int, ...]) -> str:
         """``assign``'s tier (checked); a ``strategy`` (and its ``skills``) go into the action's
         params for the runtime's allocator, which answers with ``agent.assigned`` (SPEC §10)."""
-        short = not spec.strategy and spec.skills is None
-        self.check_ref(
-            spec.tier, self.tiers, "CP302", "tier", (*path, "assign", *(() if short else ("tier",)))
-        )
-        if spec.strategy is not None:
+        where = (*path, "assign") if spec.strategy is None else (*path, "assign", "tier")
+        self.check_ref(spec.tier, self.tiers, "CP302", "tier", where)
+        if spec.strategy is not None:  # the model lets `skills` come only with `strategy: skills`
             params["strategy"] = spec.strategy
+            params.update({"skills": list(spec.skills)} if spec.skills else {})
             self.event_types.add(AGENT_ASSIGNED)
-        if spec.skills is not None:
-            params["skills"] = list(spec.skills)
         return spec.tier
 
     def delivery(
