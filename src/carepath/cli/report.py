@@ -65,6 +65,12 @@ def register(subparsers: Any) -> None:
         help="replay the log in N processes, each with a share of the cases (default: the usable "
         "CPUs for a log of 4 MiB or more, else 1; 1 = in this process); the report is the same",
     )
+    p.add_argument(
+        "--roster",
+        metavar="FILE",
+        help="agents (YAML or JSON): allocate assign actions with a strategy as the runtime "
+        "would, and add a table per agent (SPEC §10; the log is then replayed in one process)",
+    )
     p.set_defaults(func=run)
 
 
@@ -88,8 +94,8 @@ def run(args: argparse.Namespace) -> int:  # noqa: C901 - one check per option, 
     from pathlib import Path
 
     from carepath._terminal import json_term_safe, term_safe
-    from carepath.cli.common import load_playbook
-    from carepath.drivers.replay import EventLogError, replay_store
+    from carepath.cli.common import load_playbook, read_roster
+    from carepath.drivers.replay import EventLogError, replay_log, replay_store
     from carepath.drivers.shard import replay_log_sharded
     from carepath.errors import CarepathError
     from carepath.metrics import Collector, MetricError
@@ -114,6 +120,11 @@ def run(args: argparse.Namespace) -> int:  # noqa: C901 - one check per option, 
         if isinstance(pb, int):
             return pb
         playbooks.append(pb)
+    roster = read_roster(args.roster, playbooks)
+    if isinstance(roster, int):
+        return roster
+    if roster and args.store:
+        return _err("--roster replays an event log; a --store report reads what the store holds")
     states: list[Any] = []
     if args.store:
         try:
@@ -126,7 +137,10 @@ def run(args: argparse.Namespace) -> int:  # noqa: C901 - one check per option, 
         else:
             # one pass over the log for every playbook; metric samples are collected as it goes
             source = sys.stdin if args.events == "-" else args.events
-            replays = replay_log_sharded(playbooks, source, Collector, workers=args.workers)
+            if roster:  # loads couple the cases: one process, in event order
+                replays = replay_log(playbooks, source, Collector, roster=roster)
+            else:
+                replays = replay_log_sharded(playbooks, source, Collector, workers=args.workers)
         reports = [build_report(pb, rp) for pb, rp in zip(playbooks, replays, strict=True)]
     except EventLogError as exc:
         print(f"carepath report: {exc}", file=sys.stderr)

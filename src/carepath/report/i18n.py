@@ -143,6 +143,17 @@ _WORDS: dict[str, dict[str, str]] = {
     "charts": {"en": "Trends", "vi": "Xu hướng"},
     "load": {"en": "Load and staffing", "vi": "Khối lượng và nhân sự"},
     "backlog": {"en": "Open tickets (backlog)", "vi": "Yêu cầu đang mở (tồn đọng)"},
+    "agents_title": {"en": "Agents", "vi": "Nhân viên"},
+    "agent": {"en": "Agent", "vi": "Nhân viên"},
+    "cases_assigned": {"en": "Cases", "vi": "Yêu cầu"},
+    "first_response_median": {"en": "First response (median)", "vi": "Phản hồi đầu (trung vị)"},
+    "open_load": {"en": "Open now", "vi": "Đang giữ"},
+    "agents_note": {
+        "en": "Cases allocated from the roster as the runtime would; {queued} assignment(s) "
+        "waited for a free agent.",
+        "vi": "Yêu cầu được phân bổ theo danh sách nhân viên như khi chạy thật; {queued} lượt "
+        "phân bổ phải chờ nhân viên rảnh.",
+    },
     "no_goals": {"en": "The playbook sets no goals.", "vi": "Kịch bản chưa đặt mục tiêu nào."},
     "none": {"en": "none", "vi": "không có"},
     "metric": {"en": "Metric", "vi": "Chỉ số"},

@@ -625,6 +625,8 @@ def _charts(t: Words, r: dict[str, Any]) -> list[charts.Chart]:
 
 def build_view(r: dict[str, Any], lang: str = "en") -> View:
     """The view of one report in ``lang``."""
+    from carepath.report.agents import agents_table
+
     t = Words(lang)
     pb = r["playbook"]
     p = r["period"]
@@ -647,6 +649,9 @@ def build_view(r: dict[str, Any], lang: str = "en") -> View:
     backlog = _backlog_tables(t, r)
     if backlog:
         sections.append((t("backlog"), backlog))
+    agents = agents_table(t, r)
+    if agents is not None:
+        sections.append((t("agents_title"), [agents]))
     return View(
         lang=lang,
         title=f"{t('report')} — {pb.get('title') or pb['id']}",
