@@ -1,5 +1,5 @@
-"""The report's table per agent (SPEC §10, ``carepath report --roster FILE``): the ``agents`` key
-of the JSON report and the "Agents" section of the text and HTML views.
+"""The report's table per agent (SPEC §10, ``carepath report --roster FILE``): the ``allocation``
+key of the JSON report (its rows; :func:`carepath.report.view.agents_table` shows them).
 
 Each agent of the roster, in roster order, with the cases the replay's allocator (or the log's
 own ``agent.assigned`` events) gave it: ``cases`` assigned, ``first_response_median`` (seconds,
@@ -18,10 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from carepath.drivers.replay import Replay
-    from carepath.report.i18n import Words
-    from carepath.report.view import Table
 
-__all__ = ["agent_rows", "agents_table"]
+__all__ = ["agent_rows"]
 
 
 def agent_rows(rp: Replay) -> dict[str, Any] | None:
@@ -79,42 +77,3 @@ def agent_rows(rp: Replay) -> dict[str, Any] | None:
             }
         )
     return {"agents": rows, "queued": f.queued}
-
-
-def agents_table(t: Words, r: dict[str, Any]) -> Table | None:
-    """The section's table (``None`` for a report without a roster)."""
-    from carepath.report.view import Cell, Table
-
-    block = r.get("allocation")
-    if not block:
-        return None
-    tab = Table(
-        "agents",
-        t("agents_title"),
-        [
-            ("agent", t("agent"), False),
-            ("cases", t("cases_assigned"), True),
-            ("first_response_median", t("first_response_median"), True),
-            ("aht", t.metric_name("aht"), True),
-            ("fcr", t.metric_name("fcr"), True),
-            ("csat", t.metric_name("csat"), True),
-            ("sla_attainment", t.metric_name("sla_attainment"), True),
-            ("open", t("open_load"), True),
-        ],
-        note=t("agents_note", queued=t.num(block["queued"])),
-    )
-    for row in block["agents"]:
-        label = row["agent"] if not row["name"] else f"{row['name']} ({row['agent']})"
-        tab.rows.append(
-            [
-                Cell(label, row["agent"]),
-                Cell(t.num(row["cases"]), row["cases"]),
-                Cell(t.duration(row["first_response_median"]), row["first_response_median"]),
-                Cell(t.duration(row["aht"]), row["aht"]),
-                Cell(t.pct(row["fcr"]), row["fcr"]),
-                Cell(t.pct(row["csat"]), row["csat"]),
-                Cell(t.pct(row["sla_attainment"]), row["sla_attainment"]),
-                Cell(t.num(row["open"]), row["open"]),
-            ]
-        )
-    return tab

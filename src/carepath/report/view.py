@@ -623,10 +623,45 @@ def _charts(t: Words, r: dict[str, Any]) -> list[charts.Chart]:
     return out
 
 
+def agents_table(t: Words, r: dict[str, Any]) -> Table | None:
+    """The section's table (``None`` for a report without a roster)."""
+    block = r.get("allocation")
+    if not block:
+        return None
+    tab = Table(
+        "agents",
+        t("agents_title"),
+        [
+            ("agent", t("agent"), False),
+            ("cases", t("cases_assigned"), True),
+            ("first_response_median", t("first_response_median"), True),
+            ("aht", t.metric_name("aht"), True),
+            ("fcr", t.metric_name("fcr"), True),
+            ("csat", t.metric_name("csat"), True),
+            ("sla_attainment", t.metric_name("sla_attainment"), True),
+            ("open", t("open_load"), True),
+        ],
+        note=t("agents_note", queued=t.num(block["queued"])),
+    )
+    for row in block["agents"]:
+        label = row["agent"] if not row["name"] else f"{row['name']} ({row['agent']})"
+        tab.rows.append(
+            [
+                Cell(label, row["agent"]),
+                Cell(t.num(row["cases"]), row["cases"]),
+                Cell(t.duration(row["first_response_median"]), row["first_response_median"]),
+                Cell(t.duration(row["aht"]), row["aht"]),
+                Cell(t.pct(row["fcr"]), row["fcr"]),
+                Cell(t.pct(row["csat"]), row["csat"]),
+                Cell(t.pct(row["sla_attainment"]), row["sla_attainment"]),
+                Cell(t.num(row["open"]), row["open"]),
+            ]
+        )
+    return tab
+
+
 def build_view(r: dict[str, Any], lang: str = "en") -> View:
     """The view of one report in ``lang``."""
-    from carepath.report.agents import agents_table
-
     t = Words(lang)
     pb = r["playbook"]
     p = r["period"]
