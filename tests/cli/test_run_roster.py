@@ -35,7 +35,9 @@ def test_run_with_the_example_roster(tmp_path: Path, capsys: pytest.CaptureFixtu
             str(acts),
         ]
     )
-    assert rc == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "179 applied" in err and "assigned to agents" in err  # the allocator's own, apart
     store = open_store(url)
     try:
         states = store.cases()

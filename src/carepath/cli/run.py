@@ -415,9 +415,11 @@ class _Job:
             events = self.events
             rate = f", {events / took:,.0f} events/s" if took > 0 and events else ""
             dead = f", {c['dead']} dead" if c["dead"] else ""
+            assigned = f"; {c['assigned']} assigned to agents" if c["assigned"] else ""
             self.say(
                 f"{events} events ({c['applied']} applied, {c['duplicate']} duplicate, "
-                f"{c['ignored']} ignored, {c['rejected']} rejected); {c['opened']} cases opened; "
+                f"{c['ignored']} ignored, {c['rejected']} rejected){assigned}; "
+                f"{c['opened']} cases opened; "
                 f"{c['woken']} wake-ups; {c['actions']} actions ({c['delivered']} delivered, "
                 f"{pending} pending in the outbox{dead}); {c['breaches']} breaches; "
                 f"{took:.2f} s{rate}"

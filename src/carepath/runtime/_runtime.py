@@ -424,7 +424,7 @@ class Runtime(Allocating, Delivery):
             for _, step in steps:
                 st = step.state
                 self._after_step(tx, ev, st, step.actions, cache, seen, tally, out)
-        tally[status] += 1
+        tally["assigned" if self._alloc_depth and status == "applied" else status] += 1
         tally["actions"] += len(actions)
         tally["breaches"] += sum(1 for s in signals if s.type.endswith(".breached"))
         return SubmitResult(
