@@ -430,7 +430,7 @@ def test_a_store_of_schema_1_is_migrated_with_its_cases(tmp_path: Path) -> None:
     c.close()
     s = open_store(url)
     try:
-        assert s.schema_version() == 2
+        assert s.schema_version() == 3
         rt = Runtime([carepath.loads(PLAYBOOK)], s, clock=ManualClock(T0), roster=ROSTER)
         rt.submit(_open(1))
         assert _assignee(s, 0) is None and _assignee(s, 1) == "an"

@@ -39,7 +39,7 @@ def test_schemas_are_separate_deployments_and_migration_is_idempotent() -> None:
     try:
         sa.atomic(lambda tx: tx.add_outbox([_action("T-1", 1)]))
         assert len(sa.outbox()) == 1 and sb.outbox() == []
-        assert sa.migrate() == 2 and sa.schema_version() == 2  # type: ignore[attr-defined]
+        assert sa.migrate() == 3 and sa.schema_version() == 3  # type: ignore[attr-defined]
         again = open_store(a.replace("postgresql://", "postgres://"))
         assert len(again.outbox()) == 1
         again.close()
@@ -66,7 +66,7 @@ def test_many_workers_migrate_at_once() -> None:
         t.join()
     assert errors == []
     s = open_store(url, migrate=False)
-    assert s.schema_version() == 2
+    assert s.schema_version() == 3
     s.drop()  # type: ignore[attr-defined]
     s.close()
 
@@ -145,7 +145,7 @@ def test_db_command_and_cases() -> None:
         capture_output=True,
         text=True,
     )
-    assert json.loads(js.stdout)["schema_version"] == 2 and json.loads(js.stdout)["pending"] == 0
+    assert json.loads(js.stdout)["schema_version"] == 3 and json.loads(js.stdout)["pending"] == 0
     run = subprocess.run(
         [
             *cli,

@@ -789,6 +789,14 @@ def compile_playbook(spec: PlaybookSpec, rep: Reporter, text: str = "") -> Playb
         consent_channels=consent_channels(spec),
         customer_timezone=customer_zone,
         customer_calendars=MappingProxyType(customer_calendars(spec)),
+        pii_fields=frozenset(n for n, f in spec.fields.items() if f.pii),
+        pii_event_fields=MappingProxyType(
+            {
+                ev: frozenset(n for n, f in payload.items() if f.pii)
+                for ev, payload in spec.events.items()
+                if payload and any(f.pii for f in payload.values())
+            }
+        ),
     )
 
 

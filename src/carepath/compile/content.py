@@ -34,6 +34,7 @@ def content_hash(spec: PlaybookSpec) -> str:
 _NEW_ROOT = {"consent_default": True, "customer_timezone": None}
 _NEW_ACTION = {"when": None, "fallback": None}
 _NEW_CAP = {"mode": "drop", "exempt": []}
+_NEW_FIELD = {"pii": False}
 
 
 def _unset_new_keys(node: Any) -> Any:
@@ -49,4 +50,6 @@ def _unset_new_keys(node: Any) -> Any:
         drop = _NEW_ACTION
     elif "per" in node and "max" in node:
         drop = _NEW_CAP
+    elif "type" in node and "item" in node and "values" in node:  # a field
+        drop = _NEW_FIELD
     return {k: _unset_new_keys(v) for k, v in node.items() if not (k in drop and v == drop[k])}

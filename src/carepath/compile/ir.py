@@ -275,6 +275,10 @@ class Playbook:
     customer_calendars: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """The calendars declared ``timezone: customer``, as the mappings they are built from: the
     engine builds each in the case's zone (``calendars`` holds it in the playbook's)."""
+    pii_fields: frozenset[str] = frozenset()
+    """The case fields declared ``pii: true`` (SPEC §10): what an erasure replaces with null."""
+    pii_event_fields: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Event type → its declared payload fields with ``pii: true`` (types without any left out)."""
 
     def calendar_named(self, name: str | None, data: Mapping[str, Any]) -> Calendar:
         """The calendar ``name`` (``channel`` = the case channel's; ``None``/unset = ``always``)."""

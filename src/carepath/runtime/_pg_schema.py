@@ -7,8 +7,9 @@ in ``schema_version``, under an advisory lock, so several workers may start (and
 from __future__ import annotations
 
 from carepath.runtime._alloc_rows import PG_MIGRATION
+from carepath.runtime.erasure import PG_MIGRATION as PII_MIGRATION
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -59,4 +60,5 @@ CREATE TABLE IF NOT EXISTS {s}.rejected (
 );
 """,
     2: PG_MIGRATION,
+    3: PII_MIGRATION,
 }

@@ -21,6 +21,7 @@ from carepath.events import Event, Line, decode_event, event_from_line
 from carepath.runtime._allocator import Allocating
 from carepath.runtime._delivery import ActionHandler, Delivery
 from carepath.runtime._tally import Tally
+from carepath.runtime.erasure import register_pii
 from carepath.runtime.store import Rejected, Store, Tx
 from carepath.state import Action, CaseState, Signal
 
@@ -184,6 +185,7 @@ class Runtime(Allocating, Delivery):
         self.batch = max(1, batch)
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._keys = [(pb.id, pb.content_hash) for pb in pbs]
+        register_pii(store, pbs)  # so that `carepath erase` knows them (SPEC §10)
         self.counters: Counter[str] = Counter()
         self._init_delivery()
         self._init_allocation(roster)

@@ -28,6 +28,7 @@ from urllib.parse import parse_qs
 
 from carepath.runtime._alloc_rows import SQLITE_MIGRATION, AllocationRows
 from carepath.runtime._sql import SqlReaders
+from carepath.runtime.erasure import SQLITE_MIGRATION as PII_MIGRATION
 from carepath.runtime.store import (
     Claimed,
     OutboxItem,
@@ -43,7 +44,7 @@ __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA_1 = """
 CREATE TABLE IF NOT EXISTS cases (
@@ -93,7 +94,7 @@ CREATE TABLE IF NOT EXISTS rejected (
 );
 """
 
-_MIGRATIONS: dict[int, str] = {1: _SCHEMA_1, 2: SQLITE_MIGRATION}
+_MIGRATIONS: dict[int, str] = {1: _SCHEMA_1, 2: SQLITE_MIGRATION, 3: PII_MIGRATION}
 
 _CHUNK = 500  # bound variables per IN query (SQLite's limit is 32,766 since 3.32, 999 before)
 
