@@ -138,7 +138,7 @@ def test_db_command_and_cases() -> None:
     mg = subprocess.run(
         [*cli, "db", "migrate", "--store", url], env=ENV, capture_output=True, text=True
     )
-    assert mg.returncode == 0 and "version 2 (current)" in mg.stdout, mg.stderr
+    assert mg.returncode == 0 and "version 3 (current)" in mg.stdout, mg.stderr
     js = subprocess.run(
         [*cli, "db", "status", "--store", url, "-f", "json"],
         env=ENV,

@@ -44,6 +44,7 @@ from carepath.compile.ir import (
     TimerDef,
     TriggerDef,
 )
+from carepath.compile.personal import personal_data
 from carepath.durations import DurationError, parse_duration
 from carepath.errors import DefinitionError, ExpressionError
 from carepath.expr.compiler import Expr, compile_expr
@@ -789,14 +790,7 @@ def compile_playbook(spec: PlaybookSpec, rep: Reporter, text: str = "") -> Playb
         consent_channels=consent_channels(spec),
         customer_timezone=customer_zone,
         customer_calendars=MappingProxyType(customer_calendars(spec)),
-        pii_fields=frozenset(n for n, f in spec.fields.items() if f.pii),
-        pii_event_fields=MappingProxyType(
-            {
-                ev: frozenset(n for n, f in payload.items() if f.pii)
-                for ev, payload in spec.events.items()
-                if payload and any(f.pii for f in payload.values())
-            }
-        ),
+        **personal_data(spec),
     )
 
 

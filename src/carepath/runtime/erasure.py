@@ -20,14 +20,26 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from carepath.runtime._alloc_rows import AllocationRows
 from carepath.state import CaseState
 
 if TYPE_CHECKING:
     from carepath.compile.ir import Playbook
-    from carepath.runtime.store import Store, Tx
+
+T = TypeVar("T")
+
+
+class _Store(Protocol):
+    """What erasure needs of a :class:`~carepath.runtime.Store` (this module comes before it)."""
+
+    def atomic(self, fn: Callable[[Any], T]) -> T: ...
+
+    def get(self, playbook_id: str, case_key: str) -> CaseState | None: ...
+
+    def cases(self, playbook_id: str | None = None) -> list[CaseState]: ...
+
 
 __all__ = ["PG_MIGRATION", "SQLITE_MIGRATION", "Erasure", "erase", "register_pii"]
 
@@ -83,13 +95,13 @@ Pii = tuple[frozenset[str], dict[str, frozenset[str]]]
 """Case fields with ``pii: true``; event type → its payload fields with ``pii: true``."""
 
 
-def _rows(tx: Tx) -> AllocationRows:
+def _rows(tx: Any) -> AllocationRows:
     if not isinstance(tx, AllocationRows):  # pragma: no cover - every SQL store's Tx is one
         raise TypeError(f"{type(tx).__name__} cannot erase")
     return tx
 
 
-def register_pii(store: Store, playbooks: Iterable[Playbook]) -> None:
+def register_pii(store: _Store, playbooks: Iterable[Playbook]) -> None:
     """Record the ``pii`` paths of ``playbooks`` in ``store`` (idempotent; those without any
     ``pii`` are left out: no row means nothing to erase)."""
     rows = [
@@ -105,7 +117,7 @@ def register_pii(store: Store, playbooks: Iterable[Playbook]) -> None:
     if not rows:
         return
 
-    def run(tx: Tx) -> None:
+    def run(tx: Any) -> None:
         r = _rows(tx)
         p = r._P
         for row in rows:
@@ -120,7 +132,7 @@ def register_pii(store: Store, playbooks: Iterable[Playbook]) -> None:
 
 
 def erase(
-    store: Store,
+    store: _Store,
     case: str | None = None,
     *,
     field: str | None = None,
@@ -140,7 +152,7 @@ def erase(
     total = Erasure()
     for pb, key in keys:
 
-        def one(tx: Tx, pb: str = pb, key: str = key) -> Erasure:
+        def one(tx: Any, pb: str = pb, key: str = key) -> Erasure:
             return _erase_case(tx, pb, key, field, value, _inside)
 
         total = total + store.atomic(one)
@@ -155,7 +167,7 @@ def erase(
 
 
 def _select(
-    store: Store, case: str | None, field: str | None, value: Any, playbook: str | None
+    store: _Store, case: str | None, field: str | None, value: Any, playbook: str | None
 ) -> list[tuple[str, str]]:
     if case is not None:
         return [
@@ -169,7 +181,7 @@ def _select(
     ]
 
 
-def _by_key(store: Store, case: str) -> list[CaseState | None]:
+def _by_key(store: _Store, case: str) -> list[CaseState | None]:
     return [s for s in store.cases() if s.case == case]
 
 
@@ -201,7 +213,7 @@ def _pii(r: AllocationRows, playbook: str, content_hash: str) -> Pii:
 
 
 def _erase_case(
-    tx: Tx,
+    tx: Any,
     playbook: str,
     key: str,
     field: str | None,

@@ -31,13 +31,11 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from carepath.errors import StoreError
+from carepath.runtime.erasure import Erasure, erase
 from carepath.state import Action, CaseState
-
-if TYPE_CHECKING:
-    from carepath.runtime.erasure import Erasure
 
 __all__ = [
     "Claimed",
@@ -437,8 +435,6 @@ class Store(abc.ABC):
     ) -> Erasure:
         """Replace the personal data (``pii: true``) of one case (``case``), or of the cases whose
         ``field`` equals ``value``, with null; one transaction per case (SPEC §10)."""
-        from carepath.runtime.erasure import erase
-
         return erase(self, case, field=field, value=value, playbook=playbook)
 
     @abc.abstractmethod
