@@ -63,7 +63,7 @@ def test_a_store_failure_is_caught_as_a_carepath_error() -> None:
 
 
 def test_import_carepath_stays_light() -> None:
-    code = "import sys, carepath; print(sorted(m for m in ('pydantic', 'yaml', 'holidays') if m in sys.modules))"
+    code = "import sys, carepath; print(sorted(m for m in ('pydantic', 'yaml', 'holidays', 'tqdm') if m in sys.modules))"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout

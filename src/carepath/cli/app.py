@@ -53,7 +53,7 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 #: Modules of the package that are not commands.
-_NOT_COMMANDS = frozenset({"app", "common", "logs"})
+_NOT_COMMANDS = frozenset({"app", "common", "logs", "progress"})
 
 
 def _command_modules() -> list[str]:

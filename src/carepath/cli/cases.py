@@ -20,6 +20,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from carepath._terminal import json_term_safe, term_safe
+from carepath.cli import progress
 
 if TYPE_CHECKING:
     from carepath.runtime import Store
@@ -87,6 +88,7 @@ def register(sub: Any) -> None:
     mp.add_argument("--dry-run", action="store_true", help="say what would move; write nothing")
     mp.add_argument("--batch", type=int, default=200, metavar="N", help="cases per transaction")
     mp.add_argument("--format", "-f", **fmt)
+    progress.add_argument(mp)
     for sub_parser in (lp, shp, rp, mp):
         sub_parser.add_argument(
             "--store", default=argparse.SUPPRESS, metavar="URL", help="the case store"
@@ -361,7 +363,15 @@ def _migrate(args: argparse.Namespace) -> int:
         print(f"carepath: --store: {exc}", file=sys.stderr)
         return 2
     try:
-        report = migrate_cases(store, pb, mapping, dry_run=args.dry_run, batch=args.batch)
+        with progress.for_args(args, "cases migrate", "cases") as shown:
+            report = migrate_cases(
+                store,
+                pb,
+                mapping,
+                dry_run=args.dry_run,
+                batch=args.batch,
+                progress=lambda done, total: shown.update(done, total=total),
+            )
     finally:
         store.close()
     if args.format == "json":

@@ -6,11 +6,12 @@ of the ``carepath.*`` loggers (and of the libraries they use) go to standard err
 
 * ``text``: ``2027-03-01 09:00:00,000 WARNING carepath.runtime: rejected event e7: …``;
 * ``json``: one JSON object a line, ``{"ts", "level", "logger", "msg"}`` and whichever of
-  ``playbook, case, event_id, action_id`` the record carries (``exc`` holds a traceback). Every
-  other line a command writes to standard error (a summary, a one-line error) is wrapped the same
-  way, as a record of the logger ``carepath.cli``: level ``error`` for the lines that start with
-  ``carepath:`` (the commands' errors; not ``validate``'s summary) or ``carepath COMMAND: error:``
-  (a usage error), ``info`` for the rest.
+  ``playbook, case, event_id, action_id, progress`` the record carries (``exc`` holds a
+  traceback; ``progress``: the numbers of a progress line). Every other line a command writes to
+  standard error (a summary, a one-line error) is wrapped the same way, as a record of the
+  logger ``carepath.cli``: level ``error`` for the lines that start with ``carepath:`` (the
+  commands' errors; not ``validate``'s summary) or ``carepath COMMAND: error:`` (a usage error),
+  ``info`` for the rest.
 
 >>> import io, json, logging
 >>> err = io.StringIO()
@@ -52,8 +53,9 @@ __all__ = [
 
 LEVELS = ("debug", "info", "warning", "error")
 FORMATS = ("text", "json")
-CONTEXT = ("playbook", "case", "event_id", "action_id")
-"""The record attributes a JSON line carries when a log call gives them (``extra=``)."""
+CONTEXT = ("playbook", "case", "event_id", "action_id", "progress")
+"""The record attributes a JSON line carries when a log call gives them (``extra=``); ``progress``
+is the numbers of a progress line (``carepath.cli.progress``)."""
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 """The text format of the log lines on standard error."""

@@ -7,6 +7,8 @@ import argparse
 import sys
 from typing import Any
 
+from carepath.cli import progress
+
 HELP = "metrics, SLA attainment, goals, load and staffing from an event log or a store (what-if with --compare)"
 ORDER = 60
 
@@ -71,6 +73,7 @@ def register(subparsers: Any) -> None:
         help="agents (YAML or JSON): allocate assign actions with a strategy as the runtime "
         "would, and add a table per agent (SPEC §10; the log is then replayed in one process)",
     )
+    progress.add_argument(p)
     p.set_defaults(func=run)
 
 
@@ -88,6 +91,19 @@ def _store_states(url: str) -> list[Any]:
         return list(store.cases())
     finally:
         store.close()
+
+
+def _reading(args: argparse.Namespace) -> progress.Progress:
+    """The progress of the replay: lines read, in bytes of the file's size (none for stdin)."""
+    from pathlib import Path
+
+    total = None
+    if args.events != "-":
+        try:
+            total = Path(args.events).stat().st_size or None
+        except OSError:
+            total = None  # the replay says why it cannot read it
+    return progress.for_args(args, "report", "lines", total=total, in_bytes=True)
 
 
 def run(args: argparse.Namespace) -> int:  # noqa: C901 - one check per option, in the order the help lists them
@@ -137,10 +153,15 @@ def run(args: argparse.Namespace) -> int:  # noqa: C901 - one check per option, 
         else:
             # one pass over the log for every playbook; metric samples are collected as it goes
             source = sys.stdin if args.events == "-" else args.events
-            if roster:  # loads couple the cases: one process, in event order
-                replays = replay_log(playbooks, source, Collector, roster=roster)
-            else:
-                replays = replay_log_sharded(playbooks, source, Collector, workers=args.workers)
+            with _reading(args) as shown:
+                if roster:  # loads couple the cases: one process, in event order
+                    replays = replay_log(
+                        playbooks, source, Collector, roster=roster, progress=shown.update
+                    )
+                else:
+                    replays = replay_log_sharded(
+                        playbooks, source, Collector, workers=args.workers, progress=shown.update
+                    )
         reports = [build_report(pb, rp) for pb, rp in zip(playbooks, replays, strict=True)]
     except EventLogError as exc:
         print(f"carepath report: {exc}", file=sys.stderr)

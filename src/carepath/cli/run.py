@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from carepath.cli import progress
+
 if TYPE_CHECKING:
     from carepath.drivers.eventfile import LineReader
     from carepath.events import Line
@@ -99,12 +101,7 @@ def register(sub: Any) -> None:
         metavar="S",
         help="with --follow, seconds between checks for wake-ups and new lines (default: 1)",
     )
-    p.add_argument(
-        "--progress",
-        choices=("auto", "always", "never"),
-        default="auto",
-        help="a progress bar on standard error (auto: when it is a terminal)",
-    )
+    progress.add_argument(p)
     p.add_argument(
         "--roster",
         metavar="FILE",
@@ -173,42 +170,11 @@ def _is_regular(fd: int) -> bool:
         return False
 
 
-class _Progress:
-    """A one-line progress bar on standard error (a terminal only)."""
-
-    def __init__(self, enabled: bool, total_bytes: int | None) -> None:
-        self.enabled = enabled
-        self.total = total_bytes
-        self.last = 0.0
-        self.shown = False
-
-    def update(self, rt: Runtime, read_bytes: int, events: int, *, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if not force and now - self.last < 0.1:
-            return
-        self.last = now
-        c = rt.counters
-        counts = (
-            f"{events} events · {c['opened']} cases · {c['actions']} actions · {c['breaches']} breaches"
-            f"{' · ' + str(c['rejected']) + ' rejected' if c['rejected'] else ''}"
-        )
-        if self.total:
-            frac = min(1.0, read_bytes / self.total)
-            width = 24
-            fill = int(frac * width)
-            bar = f"[{'#' * fill}{'.' * (width - fill)}] {frac * 100:5.1f}% "
-        else:
-            bar = ""
-        sys.stderr.write(f"\r\x1b[2K{bar}{counts}")
-        sys.stderr.flush()
-        self.shown = True
-
-    def done(self) -> None:
-        if self.shown:
-            sys.stderr.write("\r\x1b[2K")
-            sys.stderr.flush()
+def _counts(rt: Runtime) -> str:
+    """What the run did so far, for its progress line."""
+    c = rt.counters
+    rejected = f" · {c['rejected']} rejected" if c["rejected"] else ""
+    return f"{c['opened']} cases · {c['actions']} actions · {c['breaches']} breaches{rejected}"
 
 
 def _log_batch(log: logging.Logger, rt: Runtime, events: int) -> None:
@@ -296,10 +262,9 @@ class _Job:
         if files.out is not None:
             self._write_actions(files.out)
         self.log = logging.getLogger("carepath.run")
-        self.progress = _Progress(
-            getattr(args, "log_format", "text") == "text"
-            and (args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())),
-            files.total,
+        # with --follow the batches are logged: a bar on a terminal, no plain lines
+        self.progress = progress.for_args(
+            args, "run", "events", total=files.total, in_bytes=True, lines=not args.follow
         )
         self.events = 0
 
@@ -335,7 +300,6 @@ class _Job:
 
     def flush(self, chunk: list[Line]) -> None:
         """Apply one batch of lines, then fire what is due and deliver."""
-        self.progress.done()  # the runtime logs each rejected event at WARNING, on a line of its own
         self.rt.submit_many(chunk, batch=len(chunk), timeline=self.sim)
         if not self.sim:
             self.rt.run_due()
@@ -374,7 +338,7 @@ class _Job:
                     chunk = []
                 if self.idle():
                     break
-                self.progress.update(self.rt, read_bytes, self.events)
+                self.progress.update(read_bytes, self.events, extra=_counts(self.rt))
                 continue
             read_bytes = reader.bytes_read if reader is not None else 0
             chunk.append(line)  # blank and comment lines are skipped by the reader
@@ -382,9 +346,10 @@ class _Job:
             if len(chunk) >= args.batch:
                 self.flush(chunk)
                 chunk = []
-                self.progress.update(self.rt, read_bytes, self.events, force=True)
+                self.progress.update(read_bytes, self.events, extra=_counts(self.rt))
         if chunk:
             self.flush(chunk)
+        self.progress.update(read_bytes, self.events, extra=_counts(self.rt))
         self.finish_time()
 
     def finish_time(self) -> None:
@@ -485,12 +450,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         job.drive(stop)
     except KeyboardInterrupt:
-        job.progress.done()
+        job.progress.close()
         job.say("interrupted; run the same command again to go on", logging.WARNING)
         return 130
     finally:
         for signum, handler in old.items():
             signal.signal(signum, handler)
-        job.progress.done()
+        job.progress.close()
         files.close()
     return job.summary(time.monotonic() - started)

@@ -29,6 +29,8 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from carepath.cli import progress
+
 if TYPE_CHECKING:
     pass
 
@@ -75,6 +77,7 @@ def register(sub: Any) -> None:
         default="auto",
         help="colour the table (auto: on a terminal, unless NO_COLOR is set)",
     )
+    progress.add_argument(p)
     p.set_defaults(func=run)
 
 
@@ -133,20 +136,32 @@ def run(args: argparse.Namespace) -> int:  # noqa: C901 - one check per option, 
 
     if table:
         out.write(tl.header(len(events), args.events))
-    # bad lines are reported in file order, interleaved with the run
+    # bad lines are reported in file order, interleaved with the run; a bar on a terminal only
+    # when the steps do not go to the same terminal
+    shown = progress.for_args(
+        args, "simulate", "events", total=len(events), bar=not progress.isatty(out)
+    )
+
+    def bad_line(line: int, message: str) -> None:
+        shown.write(term_safe(f"{args.events}:{line}: bad event: {message}"))
+
     pending_bad = sorted(bad_lines)
     try:
-        for el in events:
-            while pending_bad and pending_bad[0][0] < el.line:
-                _report_bad(args.events, *pending_bad.pop(0))
-            try:
-                emit(sim.feed(el.event))
-            except CaseError as exc:
-                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                _report_bad(args.events, el.line, msg)
-                bad_lines.append((el.line, msg))
+        with shown:
+            for i, el in enumerate(events, 1):
+                while pending_bad and pending_bad[0][0] < el.line:
+                    bad_line(*pending_bad.pop(0))
+                try:
+                    emit(sim.feed(el.event))
+                except CaseError as exc:
+                    msg = (
+                        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                    )
+                    bad_line(el.line, msg)
+                    bad_lines.append((el.line, msg))
+                shown.update(i)
         for b in pending_bad:
-            _report_bad(args.events, *b)
+            bad_line(*b)
         if until is not None:
             emit(sim.advance_to(until))
     except CalendarError as exc:  # a calendar closed for a year: the playbook cannot go on (exit 1)
@@ -157,9 +172,3 @@ def run(args: argparse.Namespace) -> int:  # noqa: C901 - one check per option, 
         out.write(tl.summary(sim.cases, n_steps, len(bad_lines)))
     out.flush()
     return 1 if bad_lines else 0
-
-
-def _report_bad(path: str, line: int, message: str) -> None:
-    from carepath._terminal import term_safe
-
-    print(term_safe(f"{path}:{line}: bad event: {message}"), file=sys.stderr)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +30,11 @@ from carepath.events import MAX_EVENT_BYTES, Event, Line, event_from_line
 __all__ = [
     "MAX_SKIP_BYTES",
     "PREVIEW_BYTES",
+    "PROGRESS_LINES",
     "BadEvent",
     "EventLine",
     "LineReader",
+    "ProgressHook",
     "iter_events",
     "iter_plain_events",
     "open_source",
@@ -48,6 +50,13 @@ MAX_SKIP_BYTES = 1 << 30
 #: The largest YAML event file read (YAML is read whole: use JSON lines beyond this).
 MAX_YAML_BYTES = 1 << 20
 _SKIP_CHUNK = 1 << 16
+#: How often (in lines) a reader tells its :data:`ProgressHook` how far it is.
+PROGRESS_LINES = 4096
+
+ProgressHook = Callable[[int, int], None]
+"""``progress(bytes_read, lines_read)``: how far a reader is in its input (bytes consumed, physical
+lines started), told every :data:`PROGRESS_LINES` lines it yields and once at the end; a command
+shows it (``carepath.cli.progress``), a worker process shares it with its parent."""
 _new_line = tuple.__new__
 _BOM = b"\xef\xbb\xbf"
 
@@ -237,10 +246,19 @@ def open_source(source: Source) -> Iterator[IO[bytes]]:
     yield _binary(source)
 
 
-def read_lines(source: Source) -> Iterator[Line]:
-    """The lines of ``source`` (see :func:`open_source` and :class:`LineReader`)."""
+def read_lines(source: Source, progress: ProgressHook | None = None) -> Iterator[Line]:
+    """The lines of ``source`` (see :func:`open_source` and :class:`LineReader`), telling
+    ``progress`` how far the reading is (see :data:`ProgressHook`)."""
     with open_source(source) as stream:
-        yield from LineReader(stream)
+        reader = LineReader(stream)
+        if progress is None:
+            yield from reader
+            return
+        for n, line in enumerate(reader, 1):
+            yield line
+            if n % PROGRESS_LINES == 0:
+                progress(reader.bytes_read, reader.number)
+        progress(reader.bytes_read, reader.number)
 
 
 def _is_yaml(source: Source) -> bool:
@@ -265,13 +283,16 @@ def iter_events(source: Source, bad: list[BadEvent]) -> Iterator[EventLine]:
             bad.append(BadEvent(line.number, str(exc), line.text))
 
 
-def iter_plain_events(source: Source, bad: list[BadEvent]) -> Iterator[Event]:
-    """:func:`iter_events` without the line numbers of the good events (what a replay needs)."""
+def iter_plain_events(
+    source: Source, bad: list[BadEvent], progress: ProgressHook | None = None
+) -> Iterator[Event]:
+    """:func:`iter_events` without the line numbers of the good events (what a replay needs);
+    ``progress`` is told how far the reading of a JSONL source is (:func:`read_lines`)."""
     if _is_yaml(source):
         yield from (el.event for el in iter_events(source, bad))
         return
     decode = event_from_line
-    for number, text, problem in read_lines(source):
+    for number, text, problem in read_lines(source, progress):
         if problem is not None:
             bad.append(BadEvent(number, problem, text))
             continue

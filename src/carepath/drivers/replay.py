@@ -42,7 +42,7 @@ from carepath._instants import dt, zone
 from carepath._instants import round_micros as _r
 from carepath._native.backend import case_values, raw_outputs
 from carepath.drivers.cycles import ClockFact, ClockFacts, Ctx
-from carepath.drivers.eventfile import BadEvent, iter_plain_events
+from carepath.drivers.eventfile import PROGRESS_LINES, BadEvent, ProgressHook, iter_plain_events
 from carepath.errors import EventLogError
 from carepath.events import Event, event_from_line
 from carepath.state import CaseState
@@ -196,8 +196,12 @@ def _name(source: object) -> str:
     )
 
 
-def _events(source: str | Path | IO[str] | IO[bytes], bad: list[BadEvent]) -> Iterator[Event]:
-    return iter_plain_events(source, bad)
+def _events(
+    source: str | Path | IO[str] | IO[bytes],
+    bad: list[BadEvent],
+    progress: ProgressHook | None = None,
+) -> Iterator[Event]:
+    return iter_plain_events(source, bad, progress)
 
 
 # -- replay -------------------------------------------------------------------------------------
@@ -235,6 +239,7 @@ def replay_log(
     source: str | Path | IO[str],
     sink: Callable[[Playbook], FactSink] | None = None,
     roster: Roster = (),
+    progress: ProgressHook | None = None,
 ) -> list[Replay]:
     """Replay one event log under each playbook (the what-if of ``carepath report --compare``),
     decoding it once and keeping no per-event lists.
@@ -247,7 +252,8 @@ def replay_log(
     (counted in ``duplicates``, not replayed). ``sink(playbook)`` makes each replay's
     :class:`FactSink` (such as ``carepath.metrics.Collector``). For a log without bad lines the
     results equal ``replay(pb, read_events(source), sink=sink(pb), keep_events=False)`` for each
-    playbook (``roster`` as in :func:`replay`).
+    playbook (``roster`` as in :func:`replay`). ``progress`` is told how far the reading is
+    (:data:`~carepath.drivers.eventfile.ProgressHook`; a log read again starts from 0).
     """
 
     def sinks() -> list[FactSink | None]:  # fresh ones for every attempt: a sink keeps what it saw
@@ -262,15 +268,39 @@ def replay_log(
         with batch_gc():
             try:
                 return _with_bad(
-                    _replay_sorted(playbooks, sinks(), _events(source, bad), roster), bad
+                    _replay_sorted(playbooks, sinks(), _events(source, bad, progress), roster),
+                    bad,
                 )
             except _Unsorted:
                 bad.clear()
+    read = [0]
+    hook = None if progress is None else _remember(progress, read)
     with batch_gc():
-        events = list(_events(source, bad))
+        events = list(_events(source, bad, hook))
     events.sort(key=lambda e: e._ts)
+    feed = iter(events) if progress is None else _second_pass(events, progress, read[0])
     with batch_gc():
-        return _with_bad(_replay_sorted(playbooks, sinks(), iter(events), roster), bad)
+        return _with_bad(_replay_sorted(playbooks, sinks(), feed, roster), bad)
+
+
+def _remember(progress: ProgressHook, read: list[int]) -> ProgressHook:
+    def hook(position: int, count: int) -> None:
+        read[0] = position
+        progress(position, count)
+
+    return hook
+
+
+def _second_pass(events: list[Event], progress: ProgressHook, size: int) -> Iterator[Event]:
+    """The sorted events of a log read whole, telling ``progress`` how far their replay is as a
+    second pass over the same bytes (the position goes back to 0, then up to ``size``)."""
+    n = len(events)
+    every = PROGRESS_LINES
+    for i, e in enumerate(events, 1):
+        yield e
+        if i % every == 0:
+            progress(size * i // n, i)
+    progress(size, n)
 
 
 def _with_bad(replays: list[Replay], bad: list[BadEvent]) -> list[Replay]:

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from carepath.drivers.eventfile import BadEvent, read_lines
+from carepath.drivers.eventfile import BadEvent, ProgressHook, read_lines
 from carepath.drivers.replay import (
     FactSink,
     Keys,
@@ -60,6 +60,8 @@ __all__ = [
 
 #: Below this size a log is replayed in one process (forking costs more than it saves).
 MIN_SHARDED_BYTES = 4 << 20
+#: How often (seconds) the parent reads how far its workers are, for a progress hook.
+PROGRESS_POLL_S = 0.2
 
 
 def default_workers(path: str | os.PathLike[str]) -> int:
@@ -83,12 +85,14 @@ def replay_log_sharded(
     *,
     workers: int | None = None,
     stats: dict[str, Any] | None = None,
+    progress: ProgressHook | None = None,
 ) -> list[Replay]:
     """:func:`~carepath.drivers.replay.replay_log` over ``workers`` processes (default:
     :func:`default_workers`) when the log and the playbooks allow it (:func:`shardable`), else
     in this one; the same replays either way, but a sharded one keeps no ``states``. ``stats``
     (a dict, when given) receives ``workers`` (the processes used) and ``worker_rss_kib`` (the
-    peak RSS of each)."""
+    peak RSS of each). ``progress`` is told how far the reading is: over workers, the bytes and
+    lines that every one of them has consumed (:func:`replay_sharded`)."""
     n = (
         (default_workers(source) if shardable(playbooks, source) else 1)
         if workers is None
@@ -98,7 +102,7 @@ def replay_log_sharded(
         stats.update(workers=1, worker_rss_kib=[])
     if n > 1 and shardable(playbooks, source):
         try:
-            replays, bad, rss = replay_sharded(playbooks, source, sink, n)
+            replays, bad, rss = replay_sharded(playbooks, source, sink, n, progress)
         except ShardFailed:
             pass
         else:
@@ -107,7 +111,7 @@ def replay_log_sharded(
             if stats is not None:
                 stats.update(workers=n, worker_rss_kib=rss)
             return replays
-    return replay_log(playbooks, source, sink)
+    return replay_log(playbooks, source, sink, progress=progress)
 
 
 def shardable(playbooks: list[Playbook], source: object) -> bool:
@@ -174,15 +178,27 @@ class _Share:
         sink: Callable[[Playbook], FactSink] | None,
         me: int,
         workers: int,
+        told: Any = None,
     ) -> None:
         self.playbooks, self.path, self.sink = playbooks, path, sink
         self.me, self.workers = me, workers
+        self.told = told  # shared with the parent: (bytes, lines) read by each worker
+
+    def _hook(self) -> ProgressHook | None:
+        told, at = self.told, 2 * self.me
+        if told is None:
+            return None
+
+        def hook(position: int, count: int) -> None:
+            told[at], told[at + 1] = position, count
+
+        return hook
 
     def lines(self, bad: list[BadEvent]) -> Any:
         """``(line number, event)`` of this share, in file order; its bad lines into ``bad``."""
         me, workers = self.me, self.workers
         decode = event_from_line
-        for number, text, problem in read_lines(self.path):
+        for number, text, problem in read_lines(self.path, self._hook()):
             if problem is not None:
                 if me == 0:
                     bad.append(BadEvent(number, problem, text))
@@ -300,22 +316,30 @@ def replay_sharded(
     path: str | os.PathLike[str],
     sink: Callable[[Playbook], FactSink] | None,
     workers: int,
+    progress: ProgressHook | None = None,
 ) -> tuple[list[Replay], list[BadEvent], list[int]]:
     """The replays of ``path`` under each playbook, by ``workers`` forked processes; with the
-    bad lines (file order) and each worker's peak RSS in KiB. Raises :class:`ShardFailed`."""
+    bad lines (file order) and each worker's peak RSS in KiB. Raises :class:`ShardFailed`.
+
+    Each worker reads the whole log; ``progress`` (when given) is told, every
+    :data:`PROGRESS_POLL_S` seconds while they read, the least bytes and lines any of them has
+    consumed (what every worker is past), through memory shared with them."""
     ctx = multiprocessing.get_context("fork")
+    told = None if progress is None else ctx.RawArray("q", 2 * workers)
     conns = []
     procs = []
     try:
         for me in range(workers):
             parent, child = ctx.Pipe()
             proc = ctx.Process(
-                target=_work, args=(_Share(playbooks, path, sink, me, workers), child)
+                target=_work, args=(_Share(playbooks, path, sink, me, workers, told), child)
             )
             proc.start()
             child.close()
             conns.append(parent)
             procs.append(proc)
+        if progress is not None:
+            _watch(conns, told, progress)
         lasts = [_receive(c) for c in conns]
         ends = [x[1] for x in lasts if x[1] is not None]
         until = max(ends) if ends else None
@@ -341,6 +365,18 @@ def replay_sharded(
         seen |= ids
     replays = [_merge(pb, [part[i] for part in parts], sink) for i, pb in enumerate(playbooks)]
     return replays, bad, rss
+
+
+def _watch(conns: list[Any], told: Any, progress: ProgressHook) -> None:
+    """Until every worker has said something (its last instant, or that it failed), tell
+    ``progress`` how far the slowest worker has read."""
+    from multiprocessing.connection import wait
+
+    pending = list(conns)
+    while pending:
+        ready = wait(pending, timeout=PROGRESS_POLL_S)
+        pending = [c for c in pending if c not in ready]
+        progress(min(told[0::2]), min(told[1::2]))
 
 
 def _receive(conn: Any) -> Any:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -80,10 +80,12 @@ def migrate_cases(
     *,
     dry_run: bool = False,
     batch: int = 200,
+    progress: Callable[[int, int], None] | None = None,
 ) -> MigrationReport:
     """Move every open case of ``playbook.id`` that runs another version onto ``playbook``
     (``mapping`` renames stages, old → new), ``batch`` cases a transaction; ``dry_run`` writes
-    nothing. Returns the counts (see :class:`MigrationReport`)."""
+    nothing. Returns the counts (see :class:`MigrationReport`). ``progress(done, total)`` is
+    told the cases looked at so far after each batch (and ``(0, total)`` first)."""
     from carepath.engine.engine import Engine
 
     engine: Engine = Engine(playbook, trace=False)
@@ -91,6 +93,8 @@ def migrate_cases(
     report = MigrationReport(playbook.id, playbook.version, dry_run=dry_run)
     keys = store.stale_keys(playbook.id, playbook.content_hash)
     step = max(1, batch)
+    if progress is not None:
+        progress(0, len(keys))
     for i in range(0, len(keys), step):
         chunk = [(playbook.id, k) for k in keys[i : i + step]]
         part = store.atomic(
@@ -100,6 +104,8 @@ def migrate_cases(
         report.earlier += part.earlier
         report.later += part.later
         report.failed.extend(part.failed)
+        if progress is not None:
+            progress(min(i + step, len(keys)), len(keys))
     return report
 
 
