@@ -11,6 +11,7 @@ Each Flink job costs seconds of start-up, so the suite runs five jobs in all:
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def _assert_same(got: Outcome, want: Outcome) -> None:
 
 @pytest.mark.parametrize(("name", "until"), [(NAMES[0], None), (NAMES[1], UNTIL)], ids=NAMES)
 def test_cli_equals_carepath_run_at_parallelism_2(
-    tmp_path: Path, name: str, until: str | None
+    tmp_path: Path, name: str, until: str | None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out"
     argv = [
@@ -64,11 +65,23 @@ def test_cli_equals_carepath_run_at_parallelism_2(
         str(out),
         "--parallelism",
         "2",
-        "-q",
     ]
     if until:
         argv += ["--until", until]
     assert cli_main(argv) == 0
+    # the summary: the start-up, then the rate over the events, then the shutdown
+    n = len(lines_of(events(name)))
+    summary = capsys.readouterr().err.strip().splitlines()[-1]
+    m = re.fullmatch(
+        rf"carepath flink: \d+ actions, \d+ cases, 0 rejected events; parallelism 2; "
+        rf"start-up ([\d.]+) s, then {n:,} events in ([\d.]+) s \(([\d,]+) events/s\), "
+        rf"shutdown ([\d.]+) s → {re.escape(str(out))}",
+        summary,
+    )
+    assert m is not None, summary
+    work = float(m[2])
+    if work >= 0.5:  # rounding aside, the rate is the events over the work's seconds
+        assert abs(int(m[3].replace(",", "")) - n / work) <= n / work * 0.2 + 1
     got = Outcome(
         (out / "actions.jsonl").read_text(encoding="utf-8").splitlines(),
         sorted((out / "states.jsonl").read_text(encoding="utf-8").splitlines()),
@@ -92,6 +105,14 @@ def test_both_playbooks_with_bad_events_at_parallelism_1(tmp_path: Path) -> None
     got = flink_outcome(res.actions, res.states, res.rejected)
     want = runtime_run(tmp_path, [playbook(n) for n in NAMES], lines, until=UNTIL)
     _assert_same(got, want)
+    # the run's instants in order: called, first line in, last case handled, outputs collected
+    assert res.began is not None and res.started is not None
+    assert res.worked is not None and res.ended is not None
+    assert res.began <= res.started <= res.worked <= res.ended
+    assert res.events == len(lines)  # every line was fed (the bad ones are rejected in the job)
+    assert res.rate == res.events / (res.worked - res.started)
+    assert res.startup_s is not None and res.shutdown_s is not None
+    assert res.startup_s + res.steady_s + res.shutdown_s == pytest.approx(res.ended - res.began)
     # every bad line is in the rejected output with its reason, and the job went on past them
     assert {r for _, r in got.rejected} == {"invalid", "unknown_case"}
     assert len(got.rejected) == 5

@@ -8,9 +8,11 @@ the same events and ``--until`` the outputs equal that run's.
 
 Writes ``DIR/actions.jsonl`` (the action objects, as ``carepath run --actions`` writes them),
 ``DIR/states.jsonl`` (the final ``CaseState.to_json()`` of each case, one a line) and
-``DIR/rejected.jsonl`` (``{event, reason, message, playbook}``). Exit codes: 0 ok (rejected
-events included), 1 an invalid playbook, 2 bad arguments, unreadable files or PyFlink/Java
-missing, 3 the job failed.
+``DIR/rejected.jsonl`` (``{event, reason, message, playbook}``). The summary on standard error
+separates the start-up (until the first event enters the job) and the shutdown (after the last
+case was handled: the last checkpoint, the workers stopping) from the rate between. Exit codes:
+0 ok (rejected events included), 1 an invalid playbook, 2 bad arguments, unreadable files or
+PyFlink/Java missing, 3 the job failed.
 """
 
 from __future__ import annotations
@@ -134,10 +136,21 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(
             f"carepath flink: {len(actions)} actions, {len(states)} cases, {len(res.rejected)} rejected events; "
-            f"parallelism {args.parallelism}; {res.seconds:.1f} s → {out}",
+            f"parallelism {args.parallelism}; {_timing(res)} → {out}",
             file=sys.stderr,
         )
     return 0
+
+
+def _timing(res: Any) -> str:
+    """``start-up S s, then N events in T s (R events/s), shutdown U s``: the rate after the
+    start-up and before the shutdown (``carepath.flink.job.RunResult``)."""
+    startup, steady, rate, shutdown = res.startup_s, res.steady_s, res.rate, res.shutdown_s
+    if startup is None or steady is None:  # no event entered the job
+        return f"{res.seconds:.1f} s"
+    each = f" ({rate:,.0f} events/s)" if rate is not None else ""
+    end = f", shutdown {shutdown:.1f} s" if shutdown is not None else ""
+    return f"start-up {startup:.1f} s, then {res.events:,} events in {steady:.2f} s{each}{end}"
 
 
 def _action_order(line: str) -> tuple[float, str, str, str]:

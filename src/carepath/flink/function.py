@@ -9,6 +9,12 @@
 * :class:`VerdictFunction` — keyed by event id, folds the outcomes of an event sent to several
   playbooks into the overall rejection.
 
+Both :class:`FanOut` and :class:`CaseFunction` say when they work, on the ``timing`` side output
+(text ``first SECONDS`` and ``work SECONDS``, wall clock, POSIX seconds): a routing subtask the
+instant it takes its first line (the job's start-up is over), a case subtask the instant it
+handles an element or a timer, at most every :data:`MARK_EVERY_S` — so ``carepath flink`` can
+tell the start-up, the work, and the shutdown after it apart.
+
 Event time (the default): an event is only *buffered* when it arrives, with an event-time timer at
 its timestamp. When the watermark passes that timestamp every earlier event has arrived (within the
 out-of-orderness bound), so the timer applies the buffered events with ``ts <= timer`` in ``at``
@@ -25,6 +31,7 @@ wall clock; arrival order then matters (an event older than its case's ``now`` i
 from __future__ import annotations
 
 import json
+import time as _time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -68,6 +75,7 @@ __all__ = [
     "RECORD_TYPE",
     "REJECTED",
     "STATES",
+    "TIMING",
     "CaseFunction",
     "FanOut",
     "PlaybookSource",
@@ -81,6 +89,10 @@ RECORD_TYPE = Types.TUPLE(
 REJECTED = OutputTag("rejected", Types.STRING())
 STATES = OutputTag("states", Types.STRING())
 OUTCOMES = OutputTag("outcomes", Types.STRING())
+TIMING = OutputTag("timing", Types.STRING())
+"""``first SECONDS`` (a routing subtask's first line) and ``work SECONDS`` (a case subtask at work)."""
+#: How often (seconds, at most) a case subtask says that it is at work.
+MARK_EVERY_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,21 +125,25 @@ class RecordTimestamps(TimestampAssigner):  # type: ignore[misc, unused-ignore]
 
 
 class FanOut(ProcessFunction):  # type: ignore[misc, unused-ignore]
-    """Input lines → records per playbook; not-an-event lines → ``rejected``."""
+    """Input lines → records per playbook; not-an-event lines → ``rejected``; the instant of the
+    first line → ``timing``."""
 
     def __init__(self, sources: Sequence[PlaybookSource], throttle_s: float = 0.0) -> None:
         self.sources = list(sources)
         self.throttle_s = throttle_s
         self.engines: list[Engine] = []
+        self.first = True
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.engines = _engines(self.sources)
+        self.first = True
 
     def process_element(self, value: Any, ctx: Any) -> Iterator[Any]:
+        if self.first:
+            self.first = False
+            yield TIMING, f"first {_time.time()!r}"
         if self.throttle_s:
-            import time
-
-            time.sleep(self.throttle_s)
+            _time.sleep(self.throttle_s)
         records, rej = fan_out(self.engines, str(value))
         if rej is not None:
             yield REJECTED, rej
@@ -159,9 +175,11 @@ class CaseFunction(KeyedProcessFunction):  # type: ignore[misc, unused-ignore]
         self.time = time
         self.dedupe = dedupe
         self.engines: list[Engine] = []
+        self.marked = 0.0
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.engines = _engines(self.sources)
+        self.marked = 0.0
         self.state = runtime_context.get_state(ValueStateDescriptor("case", Types.STRING()))
         self.buffer = runtime_context.get_list_state(ListStateDescriptor("buffer", Types.STRING()))
         self.seen = runtime_context.get_map_state(
@@ -170,8 +188,19 @@ class CaseFunction(KeyedProcessFunction):  # type: ignore[misc, unused-ignore]
         self.timer = runtime_context.get_state(ValueStateDescriptor("wakeup", Types.LONG()))
         self.flush = runtime_context.get_state(ValueStateDescriptor("flush", Types.BOOLEAN()))
 
+    def _mark(self) -> Iterator[Any]:
+        """``work SECONDS`` on ``timing`` when the last one is :data:`MARK_EVERY_S` old."""
+        now = _time.time()
+        if now - self.marked >= MARK_EVERY_S:
+            self.marked = now
+            yield TIMING, f"work {now!r}"
+
     # -- elements --------------------------------------------------------------------------------
     def process_element(self, value: Any, ctx: Any) -> Iterator[Any]:
+        yield from self._element(value, ctx)
+        yield from self._mark()
+
+    def _element(self, value: Any, ctx: Any) -> Iterator[Any]:
         ts = ctx.timer_service()
         if self.states_mode == "final" and not self.flush.value():
             self.flush.update(True)
@@ -189,6 +218,10 @@ class CaseFunction(KeyedProcessFunction):  # type: ignore[misc, unused-ignore]
 
     # -- timers ----------------------------------------------------------------------------------
     def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
+        yield from self._timer(timestamp, ctx)
+        yield from self._mark()
+
+    def _timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
         if self.time == "processing":
             yield from self._wake(timestamp, ctx, self._limit(timestamp / 1000))
             return

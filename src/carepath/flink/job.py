@@ -27,6 +27,7 @@ from carepath.flink.function import (
     RECORD_TYPE,
     REJECTED,
     STATES,
+    TIMING,
     CaseFunction,
     FanOut,
     PlaybookSource,
@@ -73,11 +74,14 @@ class JobOptions:
 @dataclass(slots=True)
 class Outputs:
     """The job's streams, each of JSON text lines: ``actions`` (``Action.to_dict()``), ``states``
-    (``CaseState.to_json()``) and ``rejected`` (``{event, reason, message, playbook}``)."""
+    (``CaseState.to_json()``) and ``rejected`` (``{event, reason, message, playbook}``);
+    ``timing``: when the job works (``first SECONDS``, ``work SECONDS``: see
+    :mod:`carepath.flink.function`)."""
 
     actions: DataStream
     states: DataStream
     rejected: DataStream
+    timing: DataStream | None = None
 
 
 def sources(paths: Sequence[str]) -> list[PlaybookSource]:
@@ -173,36 +177,94 @@ def build(
             .name("carepath: verdicts")
         )
         rejected = rejected.union(verdicts)
-    return Outputs(actions=cases, states=cases.get_side_output(STATES), rejected=rejected)
+    return Outputs(
+        actions=cases,
+        states=cases.get_side_output(STATES),
+        rejected=rejected,
+        timing=fan.get_side_output(TIMING).union(cases.get_side_output(TIMING)),
+    )
 
 
 @dataclass(slots=True)
 class RunResult:
-    """What a collected run produced, and how long it took."""
+    """What a collected run produced, and how long it took.
+
+    ``seconds``: the job's run, from its submission to its last output. The instants (wall clock,
+    POSIX seconds) split a run of :func:`run_file` in three: ``began`` (the call) to ``started``
+    (the first event line entered the job: the JVM, the mini-cluster, the job graph and the
+    Python workers are up) is the start-up; ``started`` to ``worked`` (the last time a case
+    subtask was at work, within :data:`~carepath.flink.function.MARK_EVERY_S`) is the work, over
+    which :attr:`rate` counts ``events`` (the lines fed to the job); ``worked`` to ``ended``
+    (every output collected) is the shutdown (the last checkpoint, the workers stopping)."""
 
     actions: list[str] = field(default_factory=list)
     states: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    began: float | None = None
+    started: float | None = None
+    worked: float | None = None
+    ended: float | None = None
+    events: int = 0
+
+    @property
+    def startup_s(self) -> float | None:
+        """Seconds from the call until the first event entered the job."""
+        if self.began is None or self.started is None:
+            return None
+        return max(0.0, self.started - self.began)
+
+    @property
+    def steady_s(self) -> float | None:
+        """Seconds from the first event entering the job until the work was done."""
+        end = self.worked if self.worked is not None else self.ended
+        if self.started is None or end is None:
+            return None
+        return max(0.0, end - self.started)
+
+    @property
+    def shutdown_s(self) -> float | None:
+        """Seconds from the end of the work until every output was collected."""
+        if self.worked is None or self.ended is None:
+            return None
+        return max(0.0, self.ended - self.worked)
+
+    @property
+    def rate(self) -> float | None:
+        """Events a second after the start-up (``None`` when it cannot be told)."""
+        steady = self.steady_s
+        return self.events / steady if steady and self.events else None
 
 
 def _tagged(out: Outputs) -> DataStream:
     a = out.actions.map(lambda s: "a" + s, output_type=Types.STRING())
     s = out.states.map(lambda s: "s" + s, output_type=Types.STRING())
     r = out.rejected.map(lambda s: "r" + s, output_type=Types.STRING())
-    return a.union(s, r)
+    if out.timing is None:
+        return a.union(s, r)
+    # as they are (a map would be one more Python operator, with Python workers of its own to
+    # start): "first …" and "work …" do not begin with a tag letter
+    return a.union(s, r, out.timing)
 
 
 def collect(env: StreamExecutionEnvironment, out: Outputs, name: str = "carepath") -> RunResult:
     """Run the job and gather its outputs (through Flink's collect sink, which hands results over
     only once a checkpoint covers them, so a restart does not repeat them here)."""
     res = RunResult()
+    first: list[float] = []
+    work: list[float] = []
     t0 = time.perf_counter()
     with _tagged(out).execute_and_collect(name) as it:
         for x in it:
             tag, body = x[0], x[1:]
+            if tag == "f" or tag == "w":  # timing: "first SECONDS", "work SECONDS"
+                (first if tag == "f" else work).append(float(x.split(" ", 1)[1]))
+                continue
             (res.actions if tag == "a" else res.states if tag == "s" else res.rejected).append(body)
     res.seconds = time.perf_counter() - t0
+    res.ended = time.time()
+    res.started = min(first, default=None)
+    res.worked = max(work, default=None)
     return res
 
 
@@ -274,10 +336,12 @@ def run_file(
 
     from pyflink.datastream.connectors.file_system import FileSource, StreamFormat  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
+    began = time.time()
     with tempfile.TemporaryDirectory(prefix="carepath-flink-") as d:
         copy = Path(d) / "events.jsonl"
         text, refused = readable_copy(events, copy)
         options = replace(options, until=end_of_time(until, text))
+        n = len(text)
         del text
         env = configure(parallelism=parallelism, checkpoint_ms=checkpoint_ms, **conf)
         src = FileSource.for_record_stream_format(
@@ -288,6 +352,7 @@ def run_file(
             lines = prepare(lines)
         res = collect(env, build(lines, sources(playbooks), options))
     res.rejected[:0] = refused
+    res.began, res.events = began, n
     return res
 
 
