@@ -351,6 +351,23 @@ def test_run_shows_what_it_did_on_a_terminal(log: Path, tmp_path: Path) -> None:
     ), seen
 
 
+def test_a_warning_comes_above_the_bar_on_a_line_of_its_own(log: Path, tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    lines = log.read_text(encoding="utf-8").splitlines(keepends=True)
+    events.write_text("".join([*lines[:5000], "{not an event\n", *lines[5000:]]), encoding="utf-8")
+    store = f"sqlite:///{tmp_path / 'cases.db'}"
+    code, seen = _on_terminal("run", RETAIL, "--events", str(events), "--store", store, "-q")
+    assert code == 1  # an event was rejected
+    warnings = [x for x in seen.split("\n") if "WARNING carepath.runtime" in x]
+    assert len(warnings) == 1, seen
+    # what the terminal shows of that line: the record alone (the bar was cleared before it)
+    shown = warnings[0].rstrip("\r").rsplit("\r", 1)[-1]
+    assert re.match(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} WARNING carepath.runtime: rejected", shown
+    )
+    assert "run: 100%|" in seen  # and the bar went on below it
+
+
 def _progress_lines(stderr: str) -> list[str]:
     return [
         line.split(" carepath.progress: ", 1)[1]
