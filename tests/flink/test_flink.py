@@ -73,7 +73,8 @@ def test_cli_equals_carepath_run_at_parallelism_2(
     n = len(lines_of(events(name)))
     summary = capsys.readouterr().err.strip().splitlines()[-1]
     m = re.fullmatch(
-        rf"carepath flink: \d+ actions, \d+ cases, 0 rejected events; parallelism 2; "
+        rf"carepath flink: \d+ actions, \d+ cases, 0 rejected events; parallelism 2 "
+        rf"\(a Python process per subtask\); "
         rf"start-up ([\d.]+) s, then {n:,} events in ([\d.]+) s \(([\d,]+) events/s\), "
         rf"shutdown ([\d.]+) s → {re.escape(str(out))}",
         summary,
@@ -110,6 +111,7 @@ def test_both_playbooks_with_bad_events_at_parallelism_1(tmp_path: Path) -> None
     assert res.worked is not None and res.ended is not None
     assert res.began <= res.started <= res.worked <= res.ended
     assert res.events == len(lines)  # every line was fed (the bad ones are rejected in the job)
+    assert res.workers == "loopback"  # parallelism 1: the Python functions in this process
     assert res.rate == res.events / (res.worked - res.started)
     assert res.startup_s is not None and res.shutdown_s is not None
     assert res.startup_s + res.steady_s + res.shutdown_s == pytest.approx(res.ended - res.began)
@@ -193,3 +195,17 @@ def test_cli_rejects_a_non_utf8_or_over_long_line_alone_as_run_does(tmp_path: Pa
     # and the rest ran: the same cases as the clean log
     states = sorted((out / "states.jsonl").read_text(encoding="utf-8").splitlines())
     assert states == runtime_run(tmp_path / "clean", pbs, merged_log()).states
+
+
+def test_python_workers_keep_a_choice_made_in_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from carepath.flink import job
+
+    monkeypatch.setattr(job, "_USER_WORKERS", None)
+    monkeypatch.delenv(job.WORKERS_VAR, raising=False)
+    assert job.python_workers("process") == "process"
+    assert job.python_workers("loopback") == "loopback"
+    assert job.os.environ[job.WORKERS_VAR] == "loopback"
+    monkeypatch.setattr(job, "_USER_WORKERS", "process")  # the user's own, at start
+    assert job.python_workers("loopback") == "process"

@@ -136,10 +136,19 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(
             f"carepath flink: {len(actions)} actions, {len(states)} cases, {len(res.rejected)} rejected events; "
-            f"parallelism {args.parallelism}; {_timing(res)} → {out}",
+            f"parallelism {args.parallelism}{_where(res)}; {_timing(res)} → {out}",
             file=sys.stderr,
         )
     return 0
+
+
+def _where(res: Any) -> str:
+    """`` (Python in one process)`` or `` (a Python process per subtask)``."""
+    if res.workers == "loopback":
+        return " (Python in one process)"
+    if res.workers == "process":
+        return " (a Python process per subtask)"
+    return ""
 
 
 def _timing(res: Any) -> str:

@@ -10,6 +10,7 @@ bounded file source on a local mini-cluster, the outputs collected into ``DIR``.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -36,11 +37,14 @@ from carepath.flink.function import (
 )
 
 __all__ = [
+    "STATE_CACHE",
+    "WORKERS_VAR",
     "JobOptions",
     "Outputs",
     "RunResult",
     "build",
     "configure",
+    "python_workers",
     "run_file",
     "run_lines",
     "sources",
@@ -95,6 +99,28 @@ def sources(paths: Sequence[str]) -> list[PlaybookSource]:
     return out
 
 
+#: PyFlink reads where the Python functions run from this environment variable (``loopback`` or
+#: ``process``); see :func:`configure`.
+WORKERS_VAR = "_python_worker_execution_mode"
+#: the value the environment had when this module was imported: the user's, kept (PyFlink itself
+#: writes the JVM's environment back into this process's after a loopback run)
+_USER_WORKERS = os.environ.get(WORKERS_VAR)
+
+#: States a Python worker keeps in memory (PyFlink's default, 1,000, is fewer than the states of
+#: a few hundred cases: every state access then goes to the JVM). Measured in bench_flink.py.
+STATE_CACHE = 100_000
+
+
+def python_workers(mode: str) -> str:
+    """Run the job's Python functions in ``mode`` (``loopback``: in this process, one interpreter
+    for every subtask; ``process``: a Python process per operator subtask) unless the user chose
+    (:data:`WORKERS_VAR` in the environment when this module was imported). Returns the mode in
+    force."""
+    chosen = _USER_WORKERS or mode
+    os.environ[WORKERS_VAR] = chosen
+    return chosen
+
+
 def configure(
     *,
     parallelism: int = 1,
@@ -104,6 +130,7 @@ def configure(
     state_backend: str | None = None,
     checkpoint_dir: str | None = None,
     extra: dict[str, str] | None = None,
+    workers: str | None = None,
 ) -> StreamExecutionEnvironment:
     """A ``StreamExecutionEnvironment`` for the job.
 
@@ -111,7 +138,14 @@ def configure(
     ``PATH`` and fail with ``No module named 'pyflink'`` in a virtual environment). Checkpointing
     is on unless ``checkpoint_ms`` is ``None``; a failure restarts the job from the last checkpoint
     up to ``restarts`` times. ``state_backend``: ``hashmap`` (default) or ``rocksdb``.
+
+    ``workers``: where the Python functions run on a local mini-cluster (:func:`python_workers`).
+    PyFlink's default there is ``loopback``: every subtask's Python code in this one process, under
+    one interpreter lock, so a parallelism above 1 cannot use a second core. The default here is
+    ``process`` when ``parallelism`` is above 1 (each subtask its own Python process: more to start,
+    ≈ 0.8 s of CPU each, but the subtasks run at once), else ``loopback``.
     """
+    python_workers(workers or ("process" if parallelism > 1 else "loopback"))
     conf = Configuration()
     conf.set_string("python.executable", sys.executable)
     conf.set_string("python.client.executable", sys.executable)
@@ -123,6 +157,7 @@ def configure(
     # Python operators (what a restart does) releases the shared Beam harness twice ("Reference
     # count must not be negative") and takes the TaskManager down; off managed memory, it does not.
     conf.set_string("python.fn-execution.memory.managed", "false")
+    conf.set_string("python.state.cache-size", str(STATE_CACHE))
     if state_backend:
         conf.set_string("state.backend.type", state_backend)
     if checkpoint_dir:
@@ -206,6 +241,8 @@ class RunResult:
     worked: float | None = None
     ended: float | None = None
     events: int = 0
+    workers: str = ""
+    """Where the Python functions ran: ``loopback`` or ``process`` (:func:`configure`)."""
 
     @property
     def startup_s(self) -> float | None:
@@ -344,6 +381,7 @@ def run_file(
         n = len(text)
         del text
         env = configure(parallelism=parallelism, checkpoint_ms=checkpoint_ms, **conf)
+        workers = os.environ.get(WORKERS_VAR, "")  # before a loopback run writes over it
         src = FileSource.for_record_stream_format(
             StreamFormat.text_line_format(), str(copy.resolve())
         ).build()
@@ -353,6 +391,7 @@ def run_file(
         res = collect(env, build(lines, sources(playbooks), options))
     res.rejected[:0] = refused
     res.began, res.events = began, n
+    res.workers = workers
     return res
 
 
