@@ -295,20 +295,30 @@ def _replay_sorted(
     return [finish() for _, finish in pairs]
 
 
+#: Added to the key of a case's first event for what ``finish`` does to the case: after every event.
+_FINISHING = 1 << 100
+
+
+def event_key(ts: float, position: int) -> int:
+    """The merge key of what an event does: its instant (µs) and its position in the file, as one
+    integer (the order of one replay of the log sorted stably by instant). A position below 2^32."""
+    return (round(ts * 1_000_000) << 32) | position
+
+
 @dataclass
 class Keys:
     """Where each fact of a replay came from, so that replays of disjoint sets of cases (worker
     processes, :mod:`carepath.drivers.shard`) merge into the order one replay of every case has:
-    ``now`` is ``(0, position of the event)`` while an event is fed, ``(1, position of the event
-    that first reached the case)`` while ``finish`` advances a case; each list holds the ``now``
-    of each fact of the same list of the :class:`Replay`."""
+    ``now`` is the :func:`event_key` of the event being fed, and while ``finish`` advances a case,
+    that of the first event that reached the case plus ``2^100``; each list holds the ``now`` of
+    each fact of the same list of the :class:`Replay`."""
 
-    now: tuple[int, Any] = (0, 0)
-    records: list[tuple[int, Any]] = field(default_factory=list)
-    breaches: list[tuple[int, Any]] = field(default_factory=list)
-    opened: list[tuple[int, Any]] = field(default_factory=list)
-    rejected: list[tuple[int, Any]] = field(default_factory=list)
-    first: dict[str, Any] = field(default_factory=dict)
+    now: int = 0
+    records: list[int] = field(default_factory=list)
+    breaches: list[int] = field(default_factory=list)
+    opened: list[int] = field(default_factory=list)
+    rejected: list[int] = field(default_factory=list)
+    first: dict[str, int] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)
     """Every id the replay met (applied, ignored, duplicated or rejected)."""
     last: float | None = None
@@ -381,7 +391,7 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
             for a in acts:
                 actions[a[1]] += 1
             if keys is not None and cid not in states:
-                keys.first[cid] = keys.now[1]
+                keys.first[cid] = keys.now
             states[cid] = st
             return st
         sigs = step.signals
@@ -407,7 +417,7 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
         for a in step.actions:
             actions[a.type] += 1
         if keys is not None and cid not in states:
-            keys.first[cid] = keys.now[1]
+            keys.first[cid] = keys.now
         states[cid] = st
         return st
 
@@ -498,7 +508,7 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
             end = dt(stop - 1e-6, tz)
             for cid, st in list(states.items()):
                 if keys is not None:
-                    keys.now = (1, keys.first[cid])
+                    keys.now = _FINISHING + keys.first[cid]
                 if not st.ended and st.next_wakeup_s is not None and st.next_wakeup_s < stop:
                     absorb(advance(st, end), cid)
         if keys is None:
@@ -509,7 +519,8 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
             order = sorted(range(len(breaches)), key=lambda i: breaches[i][0])
             breaches[:] = [breaches[i] for i in order]
             keys.breaches = [keys.breaches[i] for i in order]
-            keys.seen = seen | {e.id for e, _ in out.rejected}
+            seen.update(e.id for e, _ in out.rejected)  # the replay is over: no copy
+            keys.seen = seen
         return out
 
     return feed, finish
