@@ -341,6 +341,7 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
     reentry = start.reentry
     mentions = engine.mentions
     advance = engine.advance
+    handle = engine.handle
     out = Replay(playbook, kept=keep, facts=sink)
     states = out.states
     current: dict[str, str] = {}  # key → case identity
@@ -421,6 +422,45 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
         states[cid] = st
         return st
 
+    def routed(
+        e: Event, key: str, st: CaseState | None, cid: str | None, ts: float, et: str
+    ) -> tuple[bool, CaseState | None, str | None]:
+        """The general way of one event: through the router (opening, re-entry, rejection)."""
+        rejected = False
+        woken = None
+        if (
+            st is not None
+            and not st.ended
+            and reentry == "after_exit"
+            and st.next_wakeup_s is not None
+            and st.next_wakeup_s < ts
+            and et in start_on
+            and engine.opens(e)
+        ):
+            # the runtime fires wake-ups due strictly before an event first: a timer may have
+            # ended the case, and then this event opens a new one
+            woken = advance(st, dt(ts - 1e-6, tz))
+        r = _route(engine, st if woken is None else woken.state, e)  # the policy the runtimes share
+        if r.status == "rejected":  # moves no time: the wake-ups above are dropped
+            rejected = True
+            out.rejected.append((e, f"{r.reason}: {r.message}"))
+            if keys is not None:
+                keys.rejected.append(keys.now)
+        elif woken is not None:
+            st = absorb(woken, cid)  # type: ignore[arg-type]
+        if r.status == "applied" and r.step is not None:
+            if r.opened:
+                n = generation.get(key, 0)
+                generation[key] = n + 1
+                current[key] = cid = key if n == 0 else f"{key}#{n}"
+                st = absorb(r.step, cid)
+                out.opened.append((ts, cid, ctx(st)))
+                if keys is not None:
+                    keys.opened.append(keys.now)
+            else:
+                st = absorb(r.step, cid)  # type: ignore[arg-type]
+        return rejected, st, cid
+
     def feed(e: Event) -> None:  # noqa: C901 - the per-event hot path: de-duplication, ordering and routing inline, by design
         nonlocal count, first_s, last_s
         eid = e.id
@@ -449,40 +489,18 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
                 if not st.ended and st.next_wakeup_s is not None and st.next_wakeup_s < ts:
                     st = absorb(advance(st, dt(ts - 1e-6, tz)), cid)  # type: ignore[arg-type]
             else:
-                woken = None
-                if (
-                    st is not None
-                    and not st.ended
-                    and reentry == "after_exit"
-                    and st.next_wakeup_s is not None
-                    and st.next_wakeup_s < ts
-                    and et in start_on
-                    and engine.opens(e)
-                ):
-                    # the runtime fires wake-ups due strictly before an event first: a timer may have
-                    # ended the case, and then this event opens a new one
-                    woken = advance(st, dt(ts - 1e-6, tz))
-                r = _route(
-                    engine, st if woken is None else woken.state, e
-                )  # the policy the runtimes share
-                if r.status == "rejected":  # moves no time: the wake-ups above are dropped
-                    rejected = True
-                    out.rejected.append((e, f"{r.reason}: {r.message}"))
-                    if keys is not None:
-                        keys.rejected.append(keys.now)
-                elif woken is not None:
-                    st = absorb(woken, cid)  # type: ignore[arg-type]
-                if r.status == "applied" and r.step is not None:
-                    if r.opened:
-                        n = generation.get(key, 0)
-                        generation[key] = n + 1
-                        current[key] = cid = key if n == 0 else f"{key}#{n}"
-                        st = absorb(r.step, cid)
-                        out.opened.append((ts, cid, ctx(st)))
-                        if keys is not None:
-                            keys.opened.append(keys.now)
-                    else:
-                        st = absorb(r.step, cid)  # type: ignore[arg-type]
+                step = None
+                if st is not None and not st.ended and et not in start_on:
+                    # the usual event, for an open case and opening none: the router's decision
+                    # inline (a step that raises goes to the router, which rejects it the same way)
+                    try:
+                        step = handle(st, e)
+                    except Exception:
+                        step = None
+                if step is None:
+                    rejected, st, cid = routed(e, key, st, cid, ts, et)
+                elif step.state is not st or not any(s.type == "ignored" for s in step.signals):
+                    st = absorb(step, cid)  # type: ignore[arg-type]
             if st is None:
                 cid = None
         if not rejected:  # a rejected event's id stays unseen, and it moves no time
