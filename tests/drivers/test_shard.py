@@ -156,7 +156,7 @@ def test_an_id_met_in_two_shares_replays_in_one_process(
     [
         ('{"id":"a","case":"T-1","data":{}}', (True, "T-1")),
         ('{"id":"a", "case" : "Đặng-1"}', (True, "Đặng-1")),
-        ('{"id":"a","type":"case"}', (True, None)),  # a value, not a key
+        ('{"id":"a","type":"case"}', (False, None)),  # a value, not a key: decoded to know
         ('{"id":"a"}', (True, None)),
         ('{"case":"T\\u002d1"}', (False, None)),
         ('{"case":"T-1","data":{"case":"T-2"}}', (False, None)),

@@ -28,6 +28,7 @@ import contextlib
 import heapq
 import multiprocessing
 import os
+import re
 import zlib
 from array import array
 from collections import Counter
@@ -131,66 +132,34 @@ def shard_of(case: str | None, workers: int) -> int:
     return zlib.crc32(case.encode("utf-8", "surrogatepass")) % workers
 
 
+_CASE_TEXT = re.compile(r'"case"[ \t]*:[ \t]*"([^"\\]*)"')
+_CASE_BYTES = re.compile(rb'"case"[ \t]*:[ \t]*"([^"\\]*)"')
+
+
 def _case_in_text(text: str) -> tuple[bool, str | None]:
-    """``(True, case)`` when the line's text shows its ``case`` plainly (one ``"case"`` key, a
-    string without escapes, or no such key at all), else ``(False, None)``."""
-    i = text.find('"case"')
-    if i < 0:
+    """``(True, case)`` when the line's text shows its ``case`` plainly — no ``"case"`` at all
+    (``None``), or one ``"case"`` that is a key with a string value without escapes — else
+    ``(False, None)``: the line is decoded to know."""
+    n = text.count('"case"')
+    if n == 0:
         return True, None
-    found: str | None = None
-    n = 0
-    while i >= 0:
-        j = i + 6
-        while j < len(text) and text[j] in " \t":
-            j += 1
-        if j < len(text) and text[j] == ":":  # a key, not a value
-            n += 1
-            j += 1
-            while j < len(text) and text[j] in " \t":
-                j += 1
-            if j >= len(text) or text[j] != '"':
-                return False, None  # not a string (null, a number…): let the decoder say
-            k = text.find('"', j + 1)
-            if k < 0:
-                return False, None
-            found = text[j + 1 : k]
-            if "\\" in found:
-                return False, None
-        i = text.find('"case"', i + 6)
-    if n > 1:
-        return False, None
-    return True, found
+    if n == 1:
+        m = _CASE_TEXT.search(text)
+        if m is not None:
+            return True, m.group(1)
+    return False, None
 
 
 def _case_in_bytes(raw: bytes) -> tuple[bool, bytes | None]:
     """:func:`_case_in_text` on a line's bytes (the same reading: only ASCII decides)."""
-    i = raw.find(b'"case"')
-    if i < 0:
+    n = raw.count(b'"case"')
+    if n == 0:
         return True, None
-    found: bytes | None = None
-    n = 0
-    end = len(raw)
-    while i >= 0:
-        j = i + 6
-        while j < end and raw[j] in b" \t":
-            j += 1
-        if j < end and raw[j] == 58:  # ":" — a key, not a value
-            n += 1
-            j += 1
-            while j < end and raw[j] in b" \t":
-                j += 1
-            if j >= end or raw[j] != 34:  # '"'
-                return False, None
-            k = raw.find(b'"', j + 1)
-            if k < 0:
-                return False, None
-            found = raw[j + 1 : k]
-            if b"\\" in found:
-                return False, None
-        i = raw.find(b'"case"', i + 6)
-    if n > 1:
-        return False, None
-    return True, found
+    if n == 1:
+        m = _CASE_BYTES.search(raw)
+        if m is not None:
+            return True, m.group(1)
+    return False, None
 
 
 class _Elsewhere(Exception):
