@@ -623,6 +623,19 @@ impl Calendar {
         self.try_next_open(u)
     }
 
+    /// The engine's wall-clock days (`WorkingCase.delay_due` with `d`/`w`): `t` read in the
+    /// calendar's zone, `n` days added to its wall time, read back with fold=0 (datetime
+    /// arithmetic drops the fold) and rounded to microseconds — whatever the calendar's hours.
+    pub fn try_wall_days(&self, t: f64, n: i64) -> R<f64> {
+        let tab = self.table_for(t)?;
+        let (local, _fold) = tab.local(t);
+        let wall = n
+            .checked_mul(DAY_US)
+            .and_then(|d| d.checked_add(local))
+            .ok_or_else(|| CalError::Invalid("date value out of range".into()))?;
+        self.wall_epoch(wall, 0).map(crate::state::round_us)
+    }
+
     /// `datetime.combine(day, time, zone).timestamp()` of a wall time in microseconds (the time
     /// keeps the fold of the instant it was read from, as `datetime.time()` does).
     fn wall_epoch(&self, wall_us: i64, fold: u8) -> R<f64> {
@@ -829,6 +842,9 @@ impl PyCalendar {
     }
     fn add_days_s(&self, py: Python<'_>, t: f64, n: i64) -> PyResult<f64> {
         self.cal.try_add_days(t, n).map_err(|e| raise(py, e))
+    }
+    fn _wall_days_s(&self, py: Python<'_>, t: f64, n: i64) -> PyResult<f64> {
+        self.cal.try_wall_days(t, n).map_err(|e| raise(py, e))
     }
     fn _add_us(&self, py: Python<'_>, t_us: i64, d_us: i64) -> PyResult<i64> {
         self.cal.add_us(t_us, d_us).map_err(|e| raise(py, e))

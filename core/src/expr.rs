@@ -89,6 +89,13 @@ pub enum Helper {
     Round,
     Neg,
     Now,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Dec,
+    Dur,
+    Inst,
 }
 
 impl Helper {
@@ -113,6 +120,13 @@ impl Helper {
             "_round" => Helper::Round,
             "_neg" => Helper::Neg,
             "_now" => Helper::Now,
+            "_add" => Helper::Add,
+            "_sub" => Helper::Sub,
+            "_mul" => Helper::Mul,
+            "_div" => Helper::Div,
+            "_dec" => Helper::Dec,
+            "_dur" => Helper::Dur,
+            "_inst" => Helper::Inst,
             _ => return None,
         })
     }
@@ -127,7 +141,12 @@ impl Helper {
             | Helper::Eq
             | Helper::Ne
             | Helper::In
-            | Helper::Nin => (2, 2),
+            | Helper::Nin
+            | Helper::Add
+            | Helper::Sub
+            | Helper::Mul
+            | Helper::Div => (2, 2),
+            Helper::Dec | Helper::Dur | Helper::Inst => (1, 1),
             Helper::Lower
             | Helper::Upper
             | Helper::Len
@@ -692,6 +711,116 @@ fn call(h: Helper, args: &[Value], scope: &dyn Scope) -> R<Value> {
         Helper::Max => extreme(args, Ordering::Greater),
         Helper::Now => Ok(scope.special("now").unwrap_or(Value::Null)),
         Helper::DaysSince | Helper::HoursSince => since(h, &args[0], scope),
+        Helper::Add | Helper::Sub | Helper::Mul | Helper::Div => arith(h, &args[0], &args[1]),
+        Helper::Dec => match &args[0] {
+            Value::Null | Value::Bool(_) | Value::Date(_) | Value::DateTime(..) => {
+                Ok(args[0].clone())
+            }
+            Value::Duration(_) | Value::List(_) | Value::Tuple(_) => Ok(args[0].clone()),
+            _ => fb("a decimal operand"),
+        },
+        Helper::Dur => match &args[0] {
+            Value::Int(i) if i.unsigned_abs() <= MAX_DURATION_S as u64 => {
+                Ok(Value::Duration(i * 1_000_000))
+            }
+            Value::Int(_) | Value::Float(_) | Value::Foreign(_) | Value::Decimal(_) => {
+                fb("a duration kept as seconds")
+            }
+            v => Ok(v.clone()),
+        },
+        Helper::Inst => match &args[0] {
+            Value::Str(_) | Value::Foreign(_) => fb("an instant kept as text"),
+            v => Ok(v.clone()),
+        },
+    }
+}
+
+/// `carepath.expr.arithmetic.MAX_NUMBER`: the largest magnitude arithmetic takes or gives.
+const MAX_NUMBER: i64 = 1_000_000_000_000_000;
+/// `carepath.expr.arithmetic.MAX_DURATION` in seconds (36,600 days).
+const MAX_DURATION_S: i64 = 36_600 * 86_400;
+
+/// `_add`/`_sub`/`_mul`/`_div` of `carepath.expr.arithmetic` on the values the VM models
+/// exactly: ints and floats within the bounds, durations by ints; null for what the reference
+/// makes null (null, bools, strings, lists, a mix it does not compute, a division by zero); a
+/// fallback for everything else — decimals, instants, float durations, and any overflow (the
+/// reference then raises the `InvalidEvent` itself).
+fn arith(h: Helper, a: &Value, b: &Value) -> R<Value> {
+    let max_us = (MAX_DURATION_S as i128) * 1_000_000;
+    let operand = |v: &Value| -> R<Option<Value>> {
+        Ok(match v {
+            Value::Int(i) if i.unsigned_abs() <= MAX_NUMBER as u64 => Some(v.clone()),
+            Value::Float(f) if f.is_finite() && f.abs() <= MAX_NUMBER as f64 => Some(v.clone()),
+            Value::Duration(us) if (*us as i128).abs() <= max_us => Some(v.clone()),
+            Value::Int(_) | Value::Float(_) | Value::Duration(_) => {
+                return fb("an operand beyond the bounds")
+            }
+            Value::Decimal(_) | Value::DateTime(..) | Value::Foreign(_) => {
+                return fb("an operand the VM does not compute")
+            }
+            _ => None,
+        })
+    };
+    let (Some(a), Some(b)) = (operand(a)?, operand(b)?) else {
+        return Ok(Value::Null);
+    };
+    let num = |r: f64| -> R<Value> {
+        if r.is_finite() && r.abs() <= MAX_NUMBER as f64 {
+            Ok(Value::Float(r))
+        } else {
+            fb("a result beyond the bounds")
+        }
+    };
+    let int = |r: i128| -> R<Value> {
+        if r.abs() <= MAX_NUMBER as i128 {
+            Ok(Value::Int(r as i64))
+        } else {
+            fb("a result beyond the bounds")
+        }
+    };
+    let dur = |r: i128| -> R<Value> {
+        if r.abs() <= max_us {
+            Ok(Value::Duration(r as i64))
+        } else {
+            fb("a result beyond the bounds")
+        }
+    };
+    let f = |v: &Value| match v {
+        Value::Int(i) => *i as f64,
+        Value::Float(x) => *x,
+        _ => f64::NAN,
+    };
+    match (h, &a, &b) {
+        (Helper::Div, _, Value::Int(0)) => Ok(Value::Null),
+        (Helper::Div, _, Value::Float(z)) if *z == 0.0 => Ok(Value::Null),
+        (Helper::Div, _, Value::Duration(0)) => Ok(Value::Null),
+        (_, Value::Int(x), Value::Int(y)) => match h {
+            Helper::Add => int(*x as i128 + *y as i128),
+            Helper::Sub => int(*x as i128 - *y as i128),
+            Helper::Mul => int(*x as i128 * *y as i128),
+            _ => num(*x as f64 / *y as f64),
+        },
+        (_, Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+            let (x, y) = (f(&a), f(&b));
+            num(match h {
+                Helper::Add => x + y,
+                Helper::Sub => x - y,
+                Helper::Mul => x * y,
+                _ => x / y,
+            })
+        }
+        (Helper::Add, Value::Duration(x), Value::Duration(y)) => dur(*x as i128 + *y as i128),
+        (Helper::Sub, Value::Duration(x), Value::Duration(y)) => dur(*x as i128 - *y as i128),
+        (Helper::Mul, Value::Duration(x), Value::Int(y))
+        | (Helper::Mul, Value::Int(y), Value::Duration(x)) => dur(*x as i128 * *y as i128),
+        (_, Value::Duration(_), _) | (_, _, Value::Duration(_)) => match (h, &a, &b) {
+            // timedelta with a float, or divided: rounded by Python's rules: the reference's
+            (Helper::Mul | Helper::Div, Value::Duration(_), Value::Float(_))
+            | (Helper::Mul, Value::Float(_), Value::Duration(_))
+            | (Helper::Div, Value::Duration(_), _) => fb("duration arithmetic that rounds"),
+            _ => Ok(Value::Null), // a mix Python refuses (TypeError): null
+        },
+        _ => Ok(Value::Null),
     }
 }
 

@@ -1,6 +1,8 @@
 //! The compact state the core works on: clocks, pending items and their conversions from the
 //! Python `CaseState` pieces (read once per step) and to plain tuples (built once per step).
 
+use std::sync::Arc;
+
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
@@ -59,7 +61,8 @@ pub struct ClockW {
     pub pauses: Vec<(f64, f64)>,
     pub target_index: Option<i64>,
     pub target_s: Option<f64>,
-    pub calendar: Option<String>,
+    /// shared: most states name the same few calendars (no allocation per clock or per step)
+    pub calendar: Option<Arc<str>>,
     pub breach_s: Option<f64>,
     pub due_s: Option<f64>,
     pub fired: usize,
@@ -123,7 +126,10 @@ impl ClockW {
             pauses,
             target_index: c.getattr("target_index")?.extract()?,
             target_s,
-            calendar: c.getattr("calendar")?.extract()?,
+            calendar: c
+                .getattr("calendar")?
+                .extract::<Option<String>>()?
+                .map(|s| Arc::from(s.as_str())),
             breach_s: c.getattr("breach_s")?.extract()?,
             due_s,
             fired: c.getattr("fired")?.extract()?,
@@ -254,7 +260,7 @@ impl Kind {
 pub enum Owner {
     Keep,
     Stage(i64),
-    Clock(String, i64),
+    Clock(Arc<str>, i64),
     /// anything else a state may hold: never matched by a cancellation
     Other,
 }
@@ -263,7 +269,7 @@ pub enum Owner {
 pub struct Pend {
     pub due: f64,
     pub kind: Kind,
-    pub ref_: String,
+    pub ref_: Arc<str>,
     pub owner: Owner,
     pub seq: i64,
     pub origin: f64,
@@ -294,7 +300,7 @@ impl Pend {
                     o.get_item(1)?.extract::<String>(),
                     o.get_item(2)?.extract::<i64>(),
                 ) {
-                    (Ok(a), Ok(b)) => Owner::Clock(a, b),
+                    (Ok(a), Ok(b)) => Owner::Clock(Arc::from(a.as_str()), b),
                     _ => Owner::Other,
                 },
                 _ => Owner::Other,
@@ -308,7 +314,7 @@ impl Pend {
         Ok(Pend {
             due: p.getattr("due")?.extract()?,
             kind,
-            ref_: p.getattr("ref")?.extract()?,
+            ref_: Arc::from(p.getattr("ref")?.extract::<String>()?.as_str()),
             owner,
             seq: p.getattr("seq")?.extract()?,
             origin: p.getattr("origin")?.extract()?,
@@ -336,15 +342,12 @@ impl Pend {
         let owner: PyObj = match &self.owner {
             Owner::Keep | Owner::Other => PyTuple::empty(py).into_any().unbind(),
             Owner::Stage(e) => ("stage", *e).into_pyobject(py)?.into_any().unbind(),
-            Owner::Clock(n, c) => ("clock", n.as_str(), *c)
-                .into_pyobject(py)?
-                .into_any()
-                .unbind(),
+            Owner::Clock(n, c) => ("clock", &**n, *c).into_pyobject(py)?.into_any().unbind(),
         };
         Ok((
             self.due,
             self.kind.as_str(),
-            self.ref_.as_str(),
+            &*self.ref_,
             owner,
             self.seq,
             self.origin,
@@ -428,6 +431,8 @@ pub struct Snap {
     pub stage: usize,
     /// a dict, or the mapping of the Python state it came from
     pub data: PyObj,
+    /// what conditions read of `data` when it differs (typed date, datetime, decimal text)
+    pub fields: Option<PyObj>,
     pub tier: Option<String>,
     pub segment: Option<String>,
     pub segments: Vec<String>,

@@ -29,6 +29,7 @@ except ImportError:  # pragma: no cover - without it, the standard library write
 __all__ = [
     "MAX_INSTANT",
     "MIN_INSTANT",
+    "TYPED_KINDS",
     "check_range",
     "dt",
     "dumps",
@@ -38,6 +39,7 @@ __all__ = [
     "round_micros",
     "to_iso",
     "ts",
+    "typed_data",
     "typed_value",
     "zone",
 ]
@@ -171,3 +173,31 @@ def typed_value(value: Any, kind: str) -> Any:
     except ValueError:
         pass
     return value
+
+
+TYPED_KINDS = frozenset({"date", "datetime", "decimal"})
+"""The field kinds kept in JSON form (text) but compared as their type (:func:`typed_value`)."""
+
+
+def typed_data(data: Mapping[str, Any], typed: tuple[tuple[str, str], ...]) -> Mapping[str, Any]:
+    """Case ``data`` as conditions read it: each field of ``typed`` (``(name, kind)``, kinds in
+    :data:`TYPED_KINDS`) held as text becomes its :func:`typed_value`. The case keeps the JSON
+    form (the state and its JSON do not change); ``data`` itself is returned when nothing is
+    converted, else a new dict (issue 15 #7).
+
+    >>> typed_data({"d": "2026-12-31", "n": 1}, (("d", "date"),))
+    {'d': datetime.date(2026, 12, 31), 'n': 1}
+    >>> data = {"d": None}
+    >>> typed_data(data, (("d", "date"),)) is data
+    True
+    """
+    out: dict[str, Any] | None = None
+    for name, kind in typed:
+        value = data.get(name)
+        if value.__class__ is str:
+            converted = typed_value(value, kind)
+            if converted is not value:
+                if out is None:
+                    out = dict(data)
+                out[name] = converted
+    return data if out is None else out

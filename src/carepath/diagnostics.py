@@ -4,7 +4,7 @@ A :class:`Diagnostic` is ``{severity, code, message, file, line, col, path, hint
 columns count from 1. Codes are stable and documented in ``docs/diagnostics.md`` (the table
 :data:`CODES` is the single source of truth and a test keeps the page in step with it).
 Formatters render a list of diagnostics as text (with the source line and a caret), JSON,
-GitHub workflow commands, SARIF 2.1.0 or JUnit XML.
+GitHub workflow commands, SARIF 2.1.0, JUnit XML or GitLab Code Quality JSON.
 """
 
 from __future__ import annotations
@@ -78,9 +78,16 @@ CODES: dict[str, tuple[Severity, str]] = {
     "CP607": ("warning", "calendar: channel where the channel can be unset"),
     "CP608": ("warning", "goal target implausible given its baseline"),
     "CP609": ("warning", "timer that can never fire"),
+    "CP620": ("warning", "send to a channel nobody consents to by default"),
+    "CP621": ("warning", "frequency cap that can never let a message through"),
 }
 
-FORMATS = ("text", "json", "github", "sarif", "junit")
+FORMATS = ("text", "json", "github", "sarif", "junit", "gitlab")
+#: The project's home (a placeholder until it has a public one; the same as the schema's ``$id``
+#: and the package's project URLs): SARIF's ``informationUri`` and each rule's ``helpUri`` under it.
+PROJECT_URL = "https://example.invalid/carepath"
+#: Where each code is documented: ``{DOCS_URL}#cp201``.
+DOCS_URL = f"{PROJECT_URL}/docs/diagnostics.md"
 
 
 #: Longest key shown whole in a path; a longer one is clipped (a 500 KB key above 48,000 findings
@@ -164,11 +171,14 @@ def format_diagnostics(
     sources: Mapping[str, str] | None = None,
     files: Iterable[str] = (),
     color: bool = False,
+    seconds: Mapping[str, float] | None = None,
 ) -> str:
     """Render ``diagnostics`` in one of :data:`FORMATS`.
 
     ``sources`` maps a file name to its text (for the caret display of the text format);
-    ``files`` lists every file checked (JUnit and SARIF report clean files too).
+    ``files`` lists every file checked (JUnit and SARIF report clean files too); ``seconds`` the
+    time each file took (JUnit's ``time``). The text format has no summary line: the command
+    prints the one summary, on standard error.
     """
     diags = sorted(diagnostics, key=sort_key)
     if fmt == "text":
@@ -180,7 +190,9 @@ def format_diagnostics(
     if fmt == "sarif":
         return json.dumps(_sarif(diags), indent=2, ensure_ascii=False)
     if fmt == "junit":
-        return _junit(diags, list(files))
+        return _junit(diags, list(files), seconds or {})
+    if fmt == "gitlab":
+        return json.dumps([_gitlab(d) for d in diags], indent=2, ensure_ascii=False)
     raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
@@ -216,10 +228,6 @@ def _text(diags: Sequence[Diagnostic], sources: Mapping[str, str], color: bool) 
             )
         if d.hint:
             lines.append(f"      {cyan}hint{reset}: {d.hint}")
-    n_err = sum(1 for d in diags if d.severity == "error")
-    n_warn = len(diags) - n_err
-    if diags:
-        lines.append(f"{n_err} error(s), {n_warn} warning(s)")
     return "\n".join(lines) + ("\n" if lines else "")
 
 
@@ -246,7 +254,7 @@ def _sarif(diags: Sequence[Diagnostic]) -> dict[str, Any]:
         {
             "id": c,
             "shortDescription": {"text": CODES.get(c, ("error", c))[1]},
-            "helpUri": f"docs/diagnostics.md#{c.lower()}",
+            "helpUri": f"{DOCS_URL}#{c.lower()}",
         }
         for c in used
     ]
@@ -278,7 +286,9 @@ def _sarif(diags: Sequence[Diagnostic]) -> dict[str, Any]:
                 "tool": {
                     "driver": {
                         "name": "carepath",
-                        "informationUri": "https://example.invalid/carepath",
+                        "version": _version(),
+                        "semanticVersion": _version(),
+                        "informationUri": PROJECT_URL,
                         "rules": rules,
                     }
                 },
@@ -288,7 +298,35 @@ def _sarif(diags: Sequence[Diagnostic]) -> dict[str, Any]:
     }
 
 
-def _junit(diags: Sequence[Diagnostic], files: list[str]) -> str:
+def _version() -> str:
+    """The installed distribution's version (the package's own ``__version__`` is above this
+    module in the import graph)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("carepath")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "0+unknown"
+
+
+def _gitlab(d: Diagnostic) -> dict[str, Any]:
+    """One GitLab Code Quality issue. The fingerprint leaves the line out, so a finding keeps its
+    identity when lines above it move."""
+    import hashlib
+
+    key = "\x00".join((d.file, d.code, d.path, d.message))
+    return {
+        "type": "issue",
+        "check_name": d.code,
+        "description": f"{d.code}: {d.message}" + (f" (hint: {d.hint})" if d.hint else ""),
+        "categories": ["Bug Risk"] if d.severity == "error" else ["Style"],
+        "severity": "major" if d.severity == "error" else "minor",
+        "fingerprint": hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest(),
+        "location": {"path": d.file, "lines": {"begin": d.line}},
+    }
+
+
+def _junit(diags: Sequence[Diagnostic], files: list[str], seconds: Mapping[str, float]) -> str:
     from carepath.junit import Case, Suite, write_junit
 
     by_file: dict[str, list[Diagnostic]] = {f: [] for f in files}
@@ -296,7 +334,7 @@ def _junit(diags: Sequence[Diagnostic], files: list[str]) -> str:
         by_file.setdefault(d.file, []).append(d)
     cases = []
     for f, ds in by_file.items():
-        case = Case("carepath.validate", f, file=f)
+        case = Case("carepath.validate", f, file=f, seconds=seconds.get(f, 0.0))
         errs = [d for d in ds if d.severity == "error"]
         if errs:
             body = "\n".join(f"{d.location()}: {d.code}: {d.message}" for d in errs)
@@ -304,4 +342,5 @@ def _junit(diags: Sequence[Diagnostic], files: list[str]) -> str:
         warns = [d for d in ds if d.severity == "warning"]
         case.output = "\n".join(f"{d.location()}: {d.code}: {d.message}" for d in warns)
         cases.append(case)
-    return write_junit("carepath validate", [Suite("carepath validate", cases)])
+    total = sum(seconds.get(f, 0.0) for f in by_file)
+    return write_junit("carepath validate", [Suite("carepath validate", cases, seconds=total)])

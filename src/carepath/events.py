@@ -237,7 +237,7 @@ class Event:
     def from_dict(cls, d: Mapping[str, Any]) -> Event:
         """Build from the JSON shape; raises ``ValueError`` naming the bad field."""
         if not isinstance(d, Mapping):
-            raise ValueError("an event is a JSON object")
+            raise ValueError(f"an event is a JSON object, got {type(d).__name__}")
         for k in ("type", "at"):
             if k not in d:
                 raise ValueError(f"missing field `{k}`")

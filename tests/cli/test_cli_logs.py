@@ -126,7 +126,7 @@ def test_json_format_makes_every_stderr_line_json(args: list[str], tmp_path: Pat
     records = _records(r.stderr)
     assert records, r.stderr
     if r.returncode != 0:
-        assert any(x["level"] == "error" for x in records) or "usage" in r.stderr
+        assert any(x["level"] == "error" for x in records), records
 
 
 def test_json_format_before_the_command_and_on_cases(tmp_path: Path) -> None:
@@ -162,3 +162,15 @@ def test_failed_deliveries_are_logged_with_their_reason(tmp_path: Path) -> None:
     assert all({"playbook", "case", "action_id"} <= set(x) for x in warnings)
     tracebacks = [x for x in failed if x["level"] == "debug"]
     assert tracebacks and "Traceback" in tracebacks[0]["exc"]
+
+
+def test_json_levels_of_plain_lines() -> None:
+    r = _carepath("validate", RETAIL, "--log-format", "json")
+    assert r.returncode == 0
+    [summary] = _records(r.stderr)
+    assert summary["level"] == "info" and "1 playbook(s) checked" in summary["msg"]
+    r = _carepath("run", "--no-such-option", "--log-format", "json")
+    assert r.returncode == 2
+    records = _records(r.stderr)
+    assert records[-1]["level"] == "error" and "carepath run: error: " in records[-1]["msg"]
+    assert {x["level"] for x in records[:-1]} == {"info"}  # the usage lines

@@ -161,11 +161,14 @@ def test_retired_playbook_version(tmp_path: Path, capsys: pytest.CaptureFixture[
         + "\n",
         encoding="utf-8",
     )
+    # SPEC §9: run refuses to start beside open cases of another version, naming the way out
     rc = main(["run", str(v2), "--store", url, "--events", str(more)])
-    assert rc == 1
-    assert "playbook_mismatch" in capsys.readouterr().err
+    assert rc == 2
+    assert f"carepath cases migrate --store {url} --to {v2}" in capsys.readouterr().err
     assert main(["cases", "--store", url, "rejected", "--format", "json"]) == 0
-    assert [r["reason"] for r in json.loads(capsys.readouterr().out)] == ["playbook_mismatch"]
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["cases", "migrate", "--store", url, "--to", str(v2)]) == 0
+    assert main(["run", str(v2), "--store", url, "--events", str(more), "-q"]) == 0
 
 
 def test_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -21,9 +21,18 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from carepath import Engine
+from carepath import Engine, loads
 from carepath.errors import PlaybookError
-from strategies import compiled, drive, playbooks, streams, timed, with_advances, yaml_text
+from strategies import (
+    T0,
+    compiled,
+    drive,
+    playbooks,
+    streams,
+    timed,
+    with_advances,
+    yaml_text,
+)
 
 SETTINGS = settings(
     max_examples=int(os.environ.get("CAREPATH_EXAMPLES", "60")),
@@ -36,8 +45,6 @@ EPS = 2e-6
 
 @functools.lru_cache(maxsize=512)
 def _engine(text: str) -> Engine | None:
-    from carepath import loads
-
     try:
         return Engine(loads(text))
     except PlaybookError:
@@ -45,15 +52,22 @@ def _engine(text: str) -> Engine | None:
 
 
 @st.composite
-def cases(draw: Any, **kw: Any) -> tuple[Engine, list[Any]]:
+def sources(draw: Any, **kw: Any) -> tuple[str, Engine, list[Any]]:
+    """``(playbook text, its shared engine, a stream with wake-ups)``."""
     pb = draw(playbooks(**kw))
-    subject = _engine(yaml_text(pb))
+    text = yaml_text(pb)
+    subject = _engine(text)
     if subject is None:  # a rare generated signal-handler cycle (CP508): draw again
         from hypothesis import assume
 
         assume(False)
     stream = draw(streams(pb).flatmap(with_advances))
-    return subject, timed(stream)
+    return text, subject, stream
+
+
+def cases(**kw: Any) -> st.SearchStrategy[tuple[Engine, list[Any]]]:
+    """A shared engine and a timed event stream."""
+    return sources(**kw).map(lambda x: (x[1], timed(x[2])))
 
 
 def _check_step(before: Any, step: Any, ev: Any) -> None:
@@ -142,6 +156,25 @@ def test_advance_to_now_or_before_returns_an_equal_state(case: tuple[Engine, lis
     if s.next_wakeup is not None and s.next_wakeup > s.now + timedelta(microseconds=2):
         step = subject.advance(s, s.next_wakeup - timedelta(microseconds=1))
         assert step.state.to_json() == s.to_json() and not step.actions
+
+
+@SETTINGS
+@given(sources(), st.sampled_from([timedelta(days=-200), timedelta(days=300)]))
+def test_a_shared_engine_gives_what_a_fresh_one_gives(
+    source: tuple[str, Engine, list[Any]], shift: timedelta
+) -> None:
+    """The engines above are shared between examples (``_engine``): what an engine computed
+    before (calendar tables grown into other years, cached durations, the core's calendar years)
+    must not change a step. The shared engine first runs the stream in another year."""
+    text, subject, stream = source
+    drive(subject, timed(stream, T0 + shift))
+    events = timed(stream)
+    s1, a1, o1 = drive(subject, events)
+    s2, a2, o2 = drive(Engine(loads(text)), events)
+    assert (o1, a1) == (o2, a2)
+    assert (s1 is None) == (s2 is None)
+    if s1 is not None and s2 is not None:
+        assert s1.to_json() == s2.to_json()
 
 
 def test_generated_playbooks_load() -> None:

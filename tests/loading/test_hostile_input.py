@@ -163,7 +163,7 @@ def test_text_diagnostics_split_each_source_once() -> None:
     ]
     out = format_diagnostics(diags, "text", sources={"p.yaml": src})
     assert _CountingText.splits == 1
-    assert "48000 | k47999: 1" in out and out.endswith("48000 error(s), 0 warning(s)\n")
+    assert "48000 | k47999: 1" in out and out.endswith("48000 | k47999: 1\n      | ^\n")
 
 
 def test_validate_prints_48k_unknown_keys(

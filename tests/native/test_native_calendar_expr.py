@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import carepath
+from carepath._instants import round_micros
 from carepath.calendar import Calendar
 from carepath.errors import ExpressionError
 from carepath.expr.compiler import Expr, FieldType, TypeEnv, compile_expr
@@ -702,6 +703,42 @@ def test_around_dst_transitions(tz: str, hours: list[str] | None) -> None:
             _check_us(ref, nat, int(t * 1e6), 5_400_000_000)
 
 
+def _wall_days_reference(t: float, n: int, tz: str) -> float:
+    """The reference's wall-clock days (``WorkingCase.delay_due`` for ``Nd``/``Nw``)."""
+    zone = ZoneInfo(tz)
+    local = datetime.fromtimestamp(t, zone).replace(tzinfo=None)
+    return round_micros((local + timedelta(days=n)).replace(tzinfo=zone).timestamp())
+
+
+@pytest.mark.parametrize(
+    "tz", ["Asia/Ho_Chi_Minh", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe"]
+)
+def test_wall_days_around_dst_transitions_match_the_reference(tz: str) -> None:
+    """``1d`` delays in the playbook's zone, computed by the core's ``always`` calendar: the same
+    instant as the reference's datetime arithmetic around gaps and repeated hours (fold=0)."""
+    nat = _native(Calendar.from_dict("always", timezone=tz))
+    trans = _transitions_2026(tz) or [datetime(2026, 3, 29, 1, tzinfo=UTC).timestamp()]
+    for u in trans:
+        for step in range(-100, 101):  # from a day before to a day after, landing in the change
+            t = u + step * 900 + (0.25 if step % 3 == 0 else 0.0)
+            for n in (-7, -2, -1, 1, 2, 7, 30):
+                assert nat._wall_days_s(t, n) == _wall_days_reference(t, n, tz), (t, n)
+                back = t - n * 86400  # a start n days before, landing on the change
+                assert nat._wall_days_s(back, n) == _wall_days_reference(back, n, tz), (back, n)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    tz=st.sampled_from(["UTC", "Europe/Berlin", "America/New_York", "Pacific/Chatham"]),
+    t_us=st.integers(-2_000_000_000_000_000, 4_000_000_000_000_000),
+    n=st.integers(-400, 400).filter(bool),
+)
+def test_wall_days_match_the_reference(tz: str, t_us: int, n: int) -> None:
+    nat = _native(Calendar.from_dict("always", timezone=tz))
+    t = t_us / 1e6
+    assert _outcome(nat._wall_days_s, t, n)[1] == _wall_days_reference(t, n, tz), (t, n)
+
+
 def test_add_days_keeps_the_fold_of_its_start_like_the_reference() -> None:
     """The reference combines the start's ``time()``, fold included: from the second 02:30 of a
     fall-back night, the 02:30 that a spring-forward night skips resolves *backwards* (01:30 CET),
@@ -750,3 +787,64 @@ def test_any_bytecode_is_refused_or_run_never_a_panic(code: list[Any], x: Any) -
     # Refused by Program::from_py (ValueError…) or run; a panic (a BaseException) would escape.
     with contextlib.suppress(ValueError, TypeError, OverflowError):
         cc._expr_eval(code, {"x": x}, {"a": x}, {"now": datetime(2026, 1, 1, tzinfo=UTC)})
+
+
+ARITH = ["+", "-", "*", "/"]
+
+
+@st.composite
+def _arith_exprs(draw: st.DrawFn) -> str:
+    """Arithmetic over numbers and durations (SPEC §10), nested, as a value or compared."""
+    fam = draw(st.sampled_from(["num", "dur", "mixed"]))
+    pool = {
+        "num": FAMILIES["num"],
+        "dur": FAMILIES["dur"],
+        "mixed": FAMILIES["num"] + FAMILIES["dur"],
+    }[fam]
+    text = draw(st.sampled_from(pool))
+    for _ in range(draw(st.integers(1, 3))):
+        op = draw(st.sampled_from(ARITH))
+        other = draw(st.sampled_from(pool))
+        text = f"({text}) {op} {other}" if draw(st.booleans()) else f"{other} {op} ({text})"
+    if draw(st.booleans()):
+        text = f"{text} {draw(st.sampled_from(OPS[:6]))} {draw(st.sampled_from(pool))}"
+    return text
+
+
+@settings(
+    max_examples=VM_EXAMPLES,
+    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
+)
+@given(text=_arith_exprs(), data=st.data())
+def test_vm_arithmetic_matches_the_reference(text: str, data: st.DataObject) -> None:
+    """The VM computes what it models exactly and defers the rest (decimals, instants, rounding
+    durations, every overflow) to the reference, which alone raises ``InvalidEvent``."""
+    try:
+        expr = compile_expr(text, ENV, want=None)
+    except ExpressionError:
+        return
+    assert supported(expr), text
+    scope = data.draw(scopes())
+    got = cc._expr_eval(lower_expr(expr), *scope)
+    try:
+        want = expr.fn(*scope)
+    except carepath.InvalidEvent:
+        assert _fallback(got), (text, scope, got)  # only the reference raises
+        return
+    if not _fallback(got):
+        assert _same(got, want), (text, expr.code, scope, got, want)
+
+
+def test_vm_computes_plain_arithmetic_natively() -> None:
+    scope = ({"i": 7, "f": 0.5, "dur": 90.0}, {}, {})
+    for text, value in [
+        ("i + 1", 8),
+        ("i * i - 1", 48),
+        ("i / 2", 3.5),
+        ("i / 0", None),
+        ("f * 4 + i", 9.0),
+        ('duration("1h") * 2 - duration("30m")', timedelta(minutes=90)),
+    ]:
+        expr = compile_expr(text, ENV, want=None)
+        got = cc._expr_eval(lower_expr(expr), *scope)
+        assert not _fallback(got) and got == value == expr.fn(*scope), text

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,11 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from carepath import Engine, load, loads
+from carepath import CaseState, Engine, load, loads
 from carepath.errors import CarepathError, PlaybookError
 from carepath.events import event_from_line
 from strategies import ADVANCE, playbooks, streams, timed, with_advances, yaml_text
+from typed_fields import TYPED_CASE, checked, placed, results
 
 try:
     import carepath_core  # noqa: F401
@@ -42,6 +43,7 @@ EXAMPLES = [
     ("vn-retail-support.yaml", "vn-retail-support.jsonl"),
     ("omnichannel-journey.yaml", "omnichannel-journey.jsonl"),
 ]
+T_OPEN = datetime.fromisoformat("2027-03-01T09:00:00+07:00")
 SETTINGS = settings(
     max_examples=int(os.environ.get("CAREPATH_EXAMPLES", "80")),
     deadline=None,
@@ -108,7 +110,7 @@ class Pair:
 @pytest.mark.parametrize(("yaml", "log"), EXAMPLES)
 def test_examples_are_supported(yaml: str, log: str) -> None:
     lower(load(ROOT / "examples" / yaml))
-    assert Engine(load(ROOT / "examples" / yaml)).backend == "native"
+    assert Engine(load(ROOT / "examples" / yaml), backend="native").backend == "native"
 
 
 @pytest.mark.parametrize("wakeups", [False, True], ids=["events", "events+wakeups"])
@@ -138,6 +140,61 @@ def test_example_logs_are_byte_identical(yaml: str, log: str, wakeups: bool) -> 
     for p in pairs.values():  # and everything still due, a week on
         if p.sp is not None:
             p.advance(p.sp.now + timedelta(days=7))
+
+
+@pytest.mark.parametrize(
+    ("opening", "check"),
+    [
+        (
+            ("2026-12-31", "2026-03-02T09:00:00+07:00", "12.50"),
+            ("2027-01-01", "2026-03-02T03:00:00+00:00", "10"),
+        ),
+        (
+            ("2027-01-01", "2026-03-02T09:00:00Z", "9.99"),
+            ("2027-01-01", "2026-03-02T09:00Z", "10.00"),
+        ),
+    ],
+    ids=["holding", "not-holding"],
+)
+def test_a_state_restored_from_json_compares_typed_fields_identically(
+    opening: tuple[str, str, str], check: tuple[str, str, str]
+) -> None:
+    """Issue 15 #7: a state read back from its JSON (text dates, datetimes and decimals) gives
+    both backends the same step, with the comparisons made on the typed values."""
+    p = Pair(loads(TYPED_CASE))
+    p.event(placed(*opening))
+    p.sp = CaseState.from_json(p.sp.to_json())
+    p.sn = CaseState.from_json(p.sn.to_json())
+    p.event(checked(*check))
+    assert p.steps == 2 and p.sp.stage == p.sn.stage == "checked"
+    holding = opening[0] < check[0]
+    assert results(p.sn.data)["renewal_before"] is holding
+    assert results(p.sn.data)["seen_before"] is holding
+    assert results(p.sn.data)["amount_above"] is holding
+
+
+@pytest.mark.parametrize(
+    ("case", "data"),
+    [
+        ("T-1", {"channel": "chat"}),
+        ("T-1", {"channel": "chat", "priority": "urgent", "customer_age": 70}),
+        ("T-1", {}),  # channel is required: refused the same way
+        ("T-1", {"channel": "fax"}),  # not one of the enum's values
+        ("T-1", {"channel": "chat", "customer_age": "70"}),  # an int field given text
+        ("T-1", {"channel": "chat", "lives_alone": 1}),  # a bool field given an int
+        ("", {"channel": "chat"}),  # no case key
+        (None, {"channel": "chat"}),
+    ],
+)
+def test_opening_a_case_in_the_core_agrees_with_the_reference(case: Any, data: Any) -> None:
+    """The core opens a case alone when it can (``start_fast``); every other opening, and every
+    refusal, goes the reference's way: both backends give the same step or the same error."""
+    from carepath import Event
+
+    pb = load(ROOT / "examples" / "vn-retail-support.yaml")
+    ev = Event("o-1", "case.opened", T_OPEN, case, data)
+    p = Pair(pb)
+    p._both("start", ev)
 
 
 @functools.lru_cache(maxsize=256)

@@ -138,7 +138,7 @@ def test_journey_report_has_order_metrics() -> None:
 
 def test_text_report(retail: dict[str, Any]) -> None:
     text = render(retail, "text")
-    assert "first_response" in text and "Goals" in text and "too_few_samples" in text
+    assert "First response" in text and "At a glance" in text and "too few samples" in text
 
 
 def _run(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -197,7 +197,7 @@ def test_cli_compare_what_if(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     code, out, _ = _run(
         "report", str(RETAIL), str(RETAIL_EVENTS), "--compare", str(other), capsys=capsys
     )
-    assert code == 0 and "What-if" in out and "first_response breached" in out
+    assert code == 0 and "What-if" in out and "First response: missed" in out
 
 
 def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -335,3 +335,38 @@ def test_playbooks_may_handle_the_reserved_events_without_a_finding() -> None:
     pb = carepath.loads(FOLLOW)
     assert pb.warnings == ()
     assert {"action.delivered", "action.failed"} <= pb.event_types
+
+
+# a send with a fallback: the runtime reports its end though the playbook never names the events
+FALLBACK = """
+carepath: 1
+id: fallback
+version: "1"
+timezone: UTC
+fields:
+  channel: {type: enum, values: [zalo, sms, email], default: zalo}
+channels: {zalo: {}, sms: {}, email: {}}
+start: {on: ticket.opened}
+stages:
+  open:
+    initial: true
+    enter: [{send: hello, fallback: [sms, email]}]
+    on: {ticket.closed: done}
+    after: [{in: 1d, to: done}]
+  done: {final: true}
+"""
+
+
+def test_a_send_with_a_fallback_goes_on_to_the_next_channel(
+    store: Store, clock: ManualClock
+) -> None:
+    rt = _rt(store, clock, FALLBACK)
+    _open(rt)
+    [first] = rt.claim()
+    assert (first.type, first.action.params["channel"]) == ("send", "zalo")
+    assert rt.nack(first.id, permanent=True, reason="no Zalo account")
+    [second] = rt.claim()
+    assert second.action.params["channel"] == "sms" and second.id != first.id
+    assert rt.ack(second.id)  # reported too (action.delivered), nothing more is sent
+    assert rt.claim() == []
+    assert store.processed_count() == 3 and store.rejected() == []

@@ -39,7 +39,7 @@ def test_schemas_are_separate_deployments_and_migration_is_idempotent() -> None:
     try:
         sa.atomic(lambda tx: tx.add_outbox([_action("T-1", 1)]))
         assert len(sa.outbox()) == 1 and sb.outbox() == []
-        assert sa.migrate() == 1 and sa.schema_version() == 1  # type: ignore[attr-defined]
+        assert sa.migrate() == 3 and sa.schema_version() == 3  # type: ignore[attr-defined]
         again = open_store(a.replace("postgresql://", "postgres://"))
         assert len(again.outbox()) == 1
         again.close()
@@ -66,7 +66,7 @@ def test_many_workers_migrate_at_once() -> None:
         t.join()
     assert errors == []
     s = open_store(url, migrate=False)
-    assert s.schema_version() == 1
+    assert s.schema_version() == 3
     s.drop()  # type: ignore[attr-defined]
     s.close()
 
@@ -138,14 +138,14 @@ def test_db_command_and_cases() -> None:
     mg = subprocess.run(
         [*cli, "db", "migrate", "--store", url], env=ENV, capture_output=True, text=True
     )
-    assert mg.returncode == 0 and "version 1 (current)" in mg.stdout, mg.stderr
+    assert mg.returncode == 0 and "version 3 (current)" in mg.stdout, mg.stderr
     js = subprocess.run(
         [*cli, "db", "status", "--store", url, "-f", "json"],
         env=ENV,
         capture_output=True,
         text=True,
     )
-    assert json.loads(js.stdout)["schema_version"] == 1 and json.loads(js.stdout)["pending"] == 0
+    assert json.loads(js.stdout)["schema_version"] == 3 and json.loads(js.stdout)["pending"] == 0
     run = subprocess.run(
         [
             *cli,

@@ -191,6 +191,21 @@ def test_bad_input_is_rejected_recorded_and_processing_goes_on(
     assert rt.counters["rejected"] == len(bad)
 
 
+@pytest.mark.parametrize("value", [5, 1.5, True, None, [1, 2], {1, 2}], ids=repr)
+def test_a_decoded_json_value_that_is_not_an_object_is_rejected_not_raised(
+    store: Store, clock: ManualClock, value: Any
+) -> None:
+    """A host may hand over what ``json.loads`` gave it: anything but an object is ``invalid``,
+    recorded as its JSON text, and the runtime goes on."""
+    rt = Runtime([mini()], store, clock=clock)
+    r = rt.submit(value)
+    assert (r.status, r.reason) == ("rejected", "invalid")
+    assert r.message is not None and "JSON object" in r.message
+    (rej,) = store.rejected()
+    assert rej.event == {"raw": json.dumps(value, default=str)}
+    assert rt.submit(ev("e1", "ticket.opened", 0)).status == "applied"
+
+
 def test_submit_raw(store: Store, clock: ManualClock) -> None:
     rt = Runtime([mini()], store, clock=clock)
     assert rt.submit_raw(line("e1", "ticket.opened", 0)).status == "applied"

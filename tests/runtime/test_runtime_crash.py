@@ -201,7 +201,7 @@ def test_two_processes_on_one_database_file(tmp_path: Path) -> None:
     s = open_store(f"sqlite:///{db}")
     try:
         assert s.integrity_check() == "ok"  # type: ignore[attr-defined]
-        assert s.schema_version() == 1
+        assert s.schema_version() == 3
         import carepath
         from carepath.runtime import Runtime
         from carepath.runtime.clock import ManualClock

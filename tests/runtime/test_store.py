@@ -316,7 +316,7 @@ def test_sqlite_file_reopens_with_its_data_and_schema(
     s = open_store(url)
     st, acts = _case(playbook, "T-1")
     s.atomic(lambda tx: [tx.save(st, T0), tx.add_outbox(acts)])
-    assert s.schema_version() == 1
+    assert s.schema_version() == 3
     s.close()
     s2 = open_store(url, migrate=False)
     assert s2.get(playbook.id, "T-1") == st and len(s2.outbox()) == len(acts)

@@ -34,7 +34,7 @@ def write(tmp_path: Path, text: str, name: str = "support.test.yaml") -> Path:
 def test_example_scenarios_pass(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, str(EX), "--color", "never")
     assert code == 0, out + err
-    assert "0 failed in 2 file(s)" in out
+    assert "0 failed in 4 file(s)" in out
     assert "FAIL" not in out
 
 
@@ -110,7 +110,7 @@ def test_junit_on_examples_is_clean(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, str(EX), "-f", "junit")
     assert code == 0
     root = ET.fromstring(out)
-    assert root.get("failures") == "0" and len(root.findall("./testsuite")) == 2
+    assert root.get("failures") == "0" and len(root.findall("./testsuite")) == 4
 
 
 def test_name_filter(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

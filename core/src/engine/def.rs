@@ -11,7 +11,7 @@ pub struct Shared {
 }
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyBool, PyDict, PyInt, PyList, PyString};
 
 use super::hooks::{Cal, Cond};
 
@@ -29,6 +29,8 @@ pub struct SetDef {
     pub literal: PyObj,
     pub expr: Option<Cond>,
     pub ftype: PyObj,
+    /// `ftype` as far as the already-valid values are checked without calling Python
+    pub kind: FieldKind,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -56,6 +58,10 @@ pub struct ActionDef {
     pub window: Option<String>,
     pub keep: bool,
     pub sets: Vec<SetDef>,
+    /// Checked when the action would be emitted (SPEC §10): when false, it is not.
+    pub when: Option<Cond>,
+    /// The channels a `send`/`survey` falls back to, in order (SPEC §10).
+    pub fallback: Vec<String>,
 }
 
 pub struct HandlerDef {
@@ -171,6 +177,40 @@ pub enum FieldKind {
     Other,
 }
 
+impl FieldKind {
+    /// The kind of a `FieldType` object.
+    pub fn of(t: &Bound<'_, PyAny>) -> PyResult<FieldKind> {
+        let kind: String = t.getattr("kind")?.extract()?;
+        Ok(match kind.as_str() {
+            "string" => FieldKind::String,
+            "enum" => FieldKind::Enum(t.getattr("values")?.extract()?),
+            "bool" => FieldKind::Bool,
+            "int" => FieldKind::Int,
+            _ => FieldKind::Other,
+        })
+    }
+
+    /// Whether `v` is valid for this kind as it is (`coerce` would return it unchanged): `None`,
+    /// a `str` of a string or one of an enum's values, a `bool`, an `int` (exact types only).
+    pub fn accepts_as_is(&self, v: &Bound<'_, PyAny>) -> PyResult<bool> {
+        if v.is_none() {
+            return Ok(true);
+        }
+        Ok(match self {
+            FieldKind::String => v.is_exact_instance_of::<PyString>(),
+            FieldKind::Enum(values) => {
+                v.is_exact_instance_of::<PyString>() && {
+                    let s = v.downcast::<PyString>()?.to_str()?;
+                    values.iter().any(|x| x == s)
+                }
+            }
+            FieldKind::Bool => v.is_exact_instance_of::<PyBool>(),
+            FieldKind::Int => v.is_exact_instance_of::<PyInt>(),
+            FieldKind::Other => false,
+        })
+    }
+}
+
 /// A declared event field: `(type, default, required)` of `Playbook.events`.
 pub struct EventField {
     pub name: String,
@@ -192,8 +232,14 @@ pub struct Playbook {
     /// shared by every state of this playbook: hash, stage names, clock names
     pub shared: Arc<Shared>,
     pub stages: Vec<StageDef>,
+    /// each stage's name as an interned Python string (what a step hands back)
+    pub stage_py: Vec<Py<PyString>>,
     pub stage_index: HashMap<String, usize>,
     pub initial: usize,
+    /// `start.on`: the event types that open a case
+    pub start_on: std::collections::HashSet<String>,
+    /// the case key is `event.case` and there is no `start.when`: the core opens cases alone
+    pub start_fast: bool,
     pub root_on: HashMap<String, Vec<HandlerDef>>,
     pub actions: Vec<ActionDef>,
     pub action_by_source: HashMap<String, usize>,
@@ -265,6 +311,7 @@ impl Builder<'_> {
                 field: s.get_item(0)?.extract()?,
                 literal: s.get_item(1)?.unbind(),
                 expr: opt_cond(&s.get_item(2)?)?,
+                kind: FieldKind::of(&s.get_item(3)?)?,
                 ftype: s.get_item(3)?.unbind(),
             });
         }
@@ -304,6 +351,8 @@ impl Builder<'_> {
                 window: a.get_item(7)?.extract()?,
                 keep: a.get_item(8)?.extract()?,
                 sets: self.sets(&a.get_item(9)?)?,
+                when: opt_cond(&a.get_item(10)?)?,
+                fallback: a.get_item(11)?.extract()?,
             };
             let i = self.actions.len();
             self.action_by_source.insert(def.source.clone(), i);
@@ -569,6 +618,12 @@ impl Playbook {
             stage_names: stages.iter().map(|s| Arc::from(s.name.as_str())).collect(),
             clock_names: clocks.iter().map(|c| c.name.clone()).collect(),
         });
+        let stage_py = stages
+            .iter()
+            .map(|s| PyString::intern(plain.py(), &s.name).unbind())
+            .collect();
+        let start_on: Vec<String> = plain.get_item("start_on")?.extract()?;
+        let start_fast: bool = plain.get_item("start_fast")?.extract()?;
         let mut events = HashMap::new();
         for (ty, fields) in plain.get_item("events")?.downcast::<PyDict>()?.iter() {
             let mut v = Vec::new();
@@ -591,6 +646,9 @@ impl Playbook {
             events.insert(ty.extract()?, v);
         }
         Ok(Playbook {
+            stage_py,
+            start_on: start_on.into_iter().collect(),
+            start_fast,
             events,
             shared,
             id: plain.get_item("id")?.extract()?,

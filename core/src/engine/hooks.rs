@@ -82,6 +82,17 @@ impl Cal {
             .extract()
     }
 
+    /// The engine's wall-clock days in this calendar's zone (see `Calendar::try_wall_days`);
+    /// `fallback(t, n)` (the reference's arithmetic) when the core's calendar cannot answer.
+    pub fn wall_days(&self, py: Python<'_>, t: f64, n: i64, fallback: &Py<PyAny>) -> PyResult<f64> {
+        if let Cal::Native(c, _) = self {
+            if let Ok(x) = c.try_wall_days(t, n) {
+                return Ok(x);
+            }
+        }
+        fallback.bind(py).call1((t, n))?.extract()
+    }
+
     pub fn add_days_s(&self, py: Python<'_>, t: f64, n: i64) -> PyResult<f64> {
         if let Cal::Native(c, _) = self {
             if let Ok(x) = c.try_add_days(t, n) {

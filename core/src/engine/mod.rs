@@ -31,6 +31,14 @@ pub struct Helpers {
     pub invalid: PyObj,
     pub signal_loop: PyObj,
     pub case_error: PyObj,
+    /// `consents(data, channel) -> bool`: the customer's consent to that channel (SPEC §10).
+    pub consents: PyObj,
+    /// `opt_updates(type, view) -> dict | None`: what an opt-out/opt-in or `agent.assigned`
+    /// event writes.
+    pub opt_updates: PyObj,
+    /// `typed_data` bound to the playbook's date, datetime and decimal fields; `None` when it
+    /// has none (conditions then read the case data as it is)
+    pub typed_view: Option<PyObj>,
 }
 
 impl Helpers {
@@ -47,7 +55,22 @@ impl Helpers {
             invalid: g("invalid")?,
             signal_loop: g("signal_loop")?,
             case_error: g("case_error")?,
+            consents: g("consents")?,
+            opt_updates: g("opt_updates")?,
+            typed_view: match d.get_item("typed_view") {
+                Ok(f) if !f.is_none() => Some(f.unbind()),
+                _ => None,
+            },
         })
+    }
+
+    /// Case `data` as conditions read it (`WorkingCase.fields`): its date, datetime and decimal
+    /// fields held as text read as their type; `data` itself when there are none.
+    pub fn typed<'py>(&self, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        match &self.typed_view {
+            None => Ok(data.clone()),
+            Some(f) => f.bind(data.py()).call1((data,)),
+        }
     }
 }
 
@@ -215,13 +238,15 @@ impl Engine {
             pseq0 = pseq0.max(p.seq);
             pending.push(p);
         }
+        let data = state.getattr("data")?;
         Ok(Run {
             py,
             pb,
             h: &self.h,
             case: state.getattr("case")?.extract()?,
             stage,
-            data: state.getattr("data")?,
+            fields: self.h.typed(&data)?,
+            data,
             data_w: None,
             tier: state.getattr("tier")?.extract()?,
             segment: state.getattr("segment")?.extract()?,
@@ -296,6 +321,10 @@ impl Engine {
             case: s.case.clone(),
             stage: s.stage,
             data: s.data.bind(py).clone(),
+            fields: match &s.fields {
+                Some(f) => f.bind(py).clone(),
+                None => s.data.bind(py).clone(),
+            },
             data_w: None,
             tier: s.tier.clone(),
             segment: s.segment.clone(),
@@ -447,6 +476,7 @@ impl Engine {
                 h: &self.h,
                 case: key,
                 stage: pb.initial,
+                fields: self.h.typed(&defaults)?,
                 data: defaults.into_any(),
                 data_w: None,
                 tier: None,
@@ -502,7 +532,6 @@ impl Engine {
         at: f64,
         nw: Option<f64>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let _ = py;
         guard(|| {
             let type_: String = view.get_item("type")?.extract()?;
             self.with_run(state, |mut run| {
@@ -512,6 +541,17 @@ impl Engine {
                 if !run.ended {
                     run.set_now(at);
                     run.event = Some(event);
+                    if type_ == "customer.opted_out"
+                        || type_ == "customer.opted_in"
+                        || type_ == "agent.assigned"
+                    {
+                        let out = self.h.opt_updates.bind(py).call1((&type_, view))?;
+                        if let Ok(d) = out.downcast::<PyDict>() {
+                            run.write_data(d)?;
+                        }
+                    } else if type_ == "action.failed" {
+                        run.on_failed(view)?;
+                    }
                     if self.pb.segments_volatile {
                         run.recompute_segments(Some(view))?;
                     }
@@ -557,6 +597,40 @@ impl Engine {
             };
             let nw = snap.next_wakeup;
             self.handle(py, state, event.clone().unbind(), view.as_any(), at, nw)
+                .map(Some)
+        })
+    }
+
+    /// `start(event)` when the core can open the case alone: a `start.on` type, no `start.when`,
+    /// the key `event.case` (a non-empty string), every declared field already valid; `None`
+    /// otherwise (the caller then takes the reference's way, which coerces or raises).
+    fn start_fast<'py>(
+        &self,
+        py: Python<'py>,
+        event: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        guard(|| {
+            if !self.pb.start_fast {
+                return Ok(None);
+            }
+            let type_obj = event.getattr(intern!(py, "type"))?;
+            let type_: String = type_obj.extract()?;
+            if !self.pb.start_on.contains(&type_) {
+                return Ok(None);
+            }
+            let key = event.getattr(intern!(py, "case"))?;
+            let Ok(key) = key.downcast::<PyString>() else {
+                return Ok(None);
+            };
+            let key = key.to_str()?.to_string();
+            if key.is_empty() {
+                return Ok(None);
+            }
+            let Some(view) = self.event_view(py, event, &type_obj, &type_)? else {
+                return Ok(None);
+            };
+            let at: f64 = event.getattr(intern!(py, "_ts"))?.extract()?;
+            self.start(py, event.clone().unbind(), view.as_any(), key, at, 0)
                 .map(Some)
         })
     }

@@ -3,7 +3,7 @@
 use std::collections::{HashSet, VecDeque};
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyList, PyString, PyTuple};
 
 use super::def::{py_max, ActionDef, Delay, Playbook, SetDef, Severity, Verb};
 use super::hooks::{Cal, Cond};
@@ -56,6 +56,8 @@ pub struct Run<'a, 'py> {
     pub case: String,
     pub stage: usize,
     pub data: Bound<'py, PyAny>,
+    /// what conditions read: `data` with its date, datetime and decimal text typed (issue 15 #7)
+    pub fields: Bound<'py, PyAny>,
     pub data_w: Option<Bound<'py, PyDict>>,
     pub tier: Option<String>,
     pub segment: Option<String>,
@@ -219,7 +221,7 @@ impl<'a, 'py> Run<'a, 'py> {
             }
         }
         let scope = self.scope()?;
-        c.holds(self.py, &self.data, v, &scope)
+        c.holds(self.py, &self.fields, v, &scope)
     }
 
     /// The value of an expression (a `set:` value).
@@ -230,7 +232,7 @@ impl<'a, 'py> Run<'a, 'py> {
             }
         }
         let scope = self.scope()?;
-        c.value(self.py, &self.data, view, &scope)
+        c.value(self.py, &self.fields, view, &scope)
     }
 
     // -- data ---------------------------------------------------------------------------------------
@@ -251,6 +253,10 @@ impl<'a, 'py> Run<'a, 'py> {
                 None => s.literal.bind(py).clone(),
                 Some(e) => self.value(e, v0)?,
             };
+            if s.kind.accepts_as_is(&v)? {
+                out.set_item(&s.field, v)?; // the usual case: no call into Python
+                continue;
+            }
             let r = self.h.coerce.bind(py).call1((v, s.ftype.bind(py)))?;
             let ok: bool = r.get_item(0)?.extract()?;
             if !ok {
@@ -269,6 +275,13 @@ impl<'a, 'py> Run<'a, 'py> {
             }
             out.set_item(&s.field, r.get_item(1)?)?;
         }
+        self.write_data(&out)?;
+        Ok(out)
+    }
+
+    /// Write `out` into the case's data (copied on first write).
+    pub fn write_data(&mut self, out: &Bound<'py, PyDict>) -> PyResult<()> {
+        let py = self.py;
         if !out.is_empty() {
             if self.data_w.is_none() {
                 let w = PyDict::new(py);
@@ -277,14 +290,110 @@ impl<'a, 'py> Run<'a, 'py> {
                 self.data_w = Some(w);
             }
             if let Some(w) = &self.data_w {
-                w.call_method1("update", (&out,))?;
+                w.call_method1("update", (out,))?;
             }
+            self.fields = self.h.typed(&self.data)?;
             self.data_gen += 1;
             let names: Vec<String> = out.keys().iter().map(|k| k.to_string()).collect();
             let refs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
             self.note_changed(&refs);
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// `a` again on the next of its `fallback` channels after `failed` that the customer
+    /// consents to; `send.suppressed` for those without consent, `send.exhausted` when none is
+    /// left (`carepath.engine.actions.fall_back`).
+    fn fall_back(
+        &mut self,
+        a: &'a ActionDef,
+        view: Option<&Bound<'py, PyAny>>,
+        failed: &Bound<'py, PyAny>,
+    ) -> PyResult<()> {
+        if a.fallback.is_empty() {
+            return Ok(());
+        }
+        let py = self.py;
+        let failed_s: Option<String> = failed.extract().ok();
+        let start = match &failed_s {
+            Some(f) => a.fallback.iter().position(|c| c == f).map_or(0, |i| i + 1),
+            None => 0,
+        };
+        for ch in &a.fallback[start..] {
+            if failed_s.as_deref() == Some(ch.as_str()) {
+                continue;
+            }
+            let c = pyo3::types::PyString::new(py, ch).into_any();
+            if self.consented(a, &c)? {
+                return self.emit(a, view, Some(ch));
+            }
+        }
+        let data = PyDict::new(py);
+        data.set_item("channel", failed)?;
+        data.set_item("template", a.arg.bind(py))?;
+        data.set_item("source", &a.source)?;
+        self.signal(
+            "send.exhausted".into(),
+            None,
+            None,
+            None,
+            Some(data.into_any().unbind()),
+        );
+        Ok(())
+    }
+
+    /// `action.failed` of a `send`/`survey` with a `fallback`: on to its next channel
+    /// (`carepath.engine.delivery.on_failed`).
+    pub fn on_failed(&mut self, view: &Bound<'py, PyAny>) -> PyResult<()> {
+        let pb = self.pb;
+        let action = view.call_method1("get", ("action",))?;
+        let Ok(action) = action.downcast::<pyo3::types::PyMapping>() else {
+            return Ok(());
+        };
+        let kind = action.call_method1("get", ("type",))?;
+        if !(kind.eq("send")? || kind.eq("survey")?) {
+            return Ok(());
+        }
+        let source = action.call_method1("get", ("source",))?.str()?.to_string();
+        let Some(&ai) = pb.action_by_source.get(&source) else {
+            return Ok(());
+        };
+        let a = &pb.actions[ai];
+        if a.fallback.is_empty() {
+            return Ok(());
+        }
+        let params = action.call_method1("get", ("params",))?;
+        let failed = match params.downcast::<pyo3::types::PyMapping>() {
+            Ok(m) => m.call_method1("get", ("channel",))?,
+            Err(_) => self.py.None().into_bound(self.py),
+        };
+        self.fall_back(a, Some(view), &failed)
+    }
+
+    /// Whether the customer consents to `channel`; when not, raise `send.suppressed` (SPEC §10).
+    fn consented(&mut self, a: &ActionDef, channel: &Bound<'py, PyAny>) -> PyResult<bool> {
+        let py = self.py;
+        let ok = self
+            .h
+            .consents
+            .bind(py)
+            .call1((&self.data, channel))?
+            .is_truthy()?;
+        if !ok {
+            let data = PyDict::new(py);
+            data.set_item("reason", "no_consent")?;
+            data.set_item("channel", channel)?;
+            data.set_item("template", a.arg.bind(py))?;
+            data.set_item("source", &a.source)?;
+            self.signal(
+                "send.suppressed".into(),
+                None,
+                None,
+                None,
+                Some(data.into_any().unbind()),
+            );
+        }
+        Ok(ok)
     }
 
     /// `start.set` of the opening event.
@@ -469,7 +578,7 @@ impl<'a, 'py> Run<'a, 'py> {
         self.pending.push(Pend {
             due: round_us(due),
             kind,
-            ref_,
+            ref_: Arc::from(ref_.as_str()),
             owner,
             seq,
             origin: self.now,
@@ -487,12 +596,10 @@ impl<'a, 'py> Run<'a, 'py> {
             return self.calendar(Some(c))?.add_s(self.py, t, d.seconds);
         }
         if d.days != 0 {
-            let w: f64 = self
-                .h
-                .wall_days
-                .bind(self.py)
-                .call1((t, d.days))?
-                .extract()?;
+            // `always` is in the playbook's zone: its table holds the zone's transitions
+            let w = self
+                .calendar(None)?
+                .wall_days(self.py, t, d.days, &self.h.wall_days)?;
             return Ok(w + d.seconds);
         }
         Ok(round_us(t + d.seconds))
@@ -521,21 +628,38 @@ impl<'a, 'py> Run<'a, 'py> {
                     let due = cal.next_open_s(self.py, self.now)?;
                     self.add_pending(due, Kind::Action, a.source.clone(), own);
                 } else {
-                    self.emit(a, view)?;
+                    self.emit(a, view, None)?;
                 }
             } else {
-                self.emit(a, view)?;
+                self.emit(a, view, None)?;
             }
         }
         Ok(())
     }
 
-    fn emit(&mut self, a: &'a ActionDef, view: Option<&Bound<'py, PyAny>>) -> PyResult<()> {
+    /// Emit `a` now (`over`: a fallback's channel), as `carepath.engine.actions.emit`.
+    fn emit(
+        &mut self,
+        a: &'a ActionDef,
+        view: Option<&Bound<'py, PyAny>>,
+        over: Option<&str>,
+    ) -> PyResult<()> {
+        if a.when.is_some() && !self.holds(&a.when, view)? {
+            return Ok(());
+        }
         let py = self.py;
         let params = a.params.bind(py).copy()?;
+        if let Some(c) = over {
+            params.set_item("channel", c)?;
+        }
         let arg = a.arg.bind(py);
         match a.verb {
-            Verb::Notify => params.set_item("to", arg)?,
+            Verb::Notify => {
+                params.set_item("to", arg)?;
+                if a.arg_s.as_deref() == Some("assignee") {
+                    params.set_item("agent", self.data.call_method1("get", ("assignee",))?)?;
+                }
+            }
             Verb::Send => {
                 let mut channel = params
                     .get_item("channel")?
@@ -546,6 +670,9 @@ impl<'a, 'py> Run<'a, 'py> {
                 let channel = channel.unwrap_or_else(|| py.None().into_bound(py));
                 params.set_item("template", arg)?;
                 params.set_item("channel", &channel)?;
+                if !self.consented(a, &channel)? {
+                    return self.fall_back(a, view, &channel);
+                }
                 let ch = if channel.is_none() {
                     None
                 } else {
@@ -598,6 +725,10 @@ impl<'a, 'py> Run<'a, 'py> {
                 params.set_item("survey", arg)?;
                 if !params.contains("channel")? {
                     params.set_item("channel", self.channel_value()?)?;
+                }
+                let channel = params.get_item("channel")?.expect("set above");
+                if !self.consented(a, &channel)? {
+                    return self.fall_back(a, view, &channel);
                 }
             }
             Verb::Assign => {
@@ -816,7 +947,9 @@ impl<'a, 'py> Run<'a, 'py> {
         let cal = self.calendar(Some(&cal_name))?;
         {
             let c = self.w(i);
-            c.calendar = Some(cal_name);
+            if c.calendar.as_deref() != Some(cal_name.as_str()) {
+                c.calendar = Some(Arc::from(cal_name.as_str()));
+            }
             c.target_index = Some(idx as i64);
         }
         let ts = self.target_seconds(i, idx, cal)?;
@@ -889,7 +1022,7 @@ impl<'a, 'py> Run<'a, 'py> {
         c.pauses.clear();
         let cycle = c.cycle;
         self.pending
-            .retain(|p| !matches!(&p.owner, Owner::Clock(n, cy) if *n == name && *cy == cycle));
+            .retain(|p| !matches!(&p.owner, Owner::Clock(n, cy) if **n == *name && *cy == cycle));
         self.signal(
             format!("sla.{name}.{sig}"),
             Some(name),
@@ -914,7 +1047,7 @@ impl<'a, 'py> Run<'a, 'py> {
             let c = self.slots[i].w.as_ref().expect("a working copy");
             if !force
                 && Some(idx as i64) == c.target_index
-                && Some(&cal_name) == c.calendar.as_ref()
+                && Some(cal_name.as_str()) == c.calendar.as_deref()
             {
                 return Ok(());
             }
@@ -933,7 +1066,9 @@ impl<'a, 'py> Run<'a, 'py> {
         }
         {
             let c = self.w(i);
-            c.calendar = Some(cal_name);
+            if c.calendar.as_deref() != Some(cal_name.as_str()) {
+                c.calendar = Some(Arc::from(cal_name.as_str()));
+            }
             c.memo.clear();
             c.target_index = Some(idx as i64);
         }
@@ -1119,7 +1254,7 @@ impl<'a, 'py> Run<'a, 'py> {
         loop {
             let c = self.slots[i].w.as_ref().expect("a working copy");
             let target = c.target_s.unwrap_or(0.0);
-            let owner = Owner::Clock(d.name.clone(), c.cycle);
+            let owner = Owner::Clock(Arc::from(d.name.as_str()), c.cycle);
             let nxt = ths.get(c.fired);
             let th_pos = nxt.map(|t| t.at(target));
             let due_breach = !c.breached && c.elapsed_s >= target - EPS;
@@ -1259,7 +1394,7 @@ impl<'a, 'py> Run<'a, 'py> {
             }
         }
         for p in &self.pending {
-            items.push((p.due, p.kind.order(), p.kind.as_str(), p.ref_.clone()));
+            items.push((p.due, p.kind.order(), p.kind.as_str(), p.ref_.to_string()));
         }
         items.sort_by(|a, b| {
             a.0.partial_cmp(&b.0)
@@ -1295,7 +1430,7 @@ impl<'a, 'py> Run<'a, 'py> {
             let order = p.kind.order();
             let mut tie = p.seq;
             if p.kind == Kind::Timer {
-                if let Some(&ti) = self.pb.timer_by_source.get(&p.ref_) {
+                if let Some(&ti) = self.pb.timer_by_source.get(&*p.ref_) {
                     tie = self.pb.timers[ti].1.index;
                 }
             }
@@ -1338,14 +1473,14 @@ impl<'a, 'py> Run<'a, 'py> {
         let pb = self.pb;
         match p.kind {
             Kind::Action => {
-                if let Some(&ai) = pb.action_by_source.get(&p.ref_) {
-                    self.emit(&pb.actions[ai], None)?;
+                if let Some(&ai) = pb.action_by_source.get(&*p.ref_) {
+                    self.emit(&pb.actions[ai], None, None)?;
                 }
                 self.after_change("", None, &[])?;
             }
             Kind::Timer => {
-                let Some(&ti) = pb.timer_by_source.get(&p.ref_) else {
-                    return Err(pyo3::exceptions::PyKeyError::new_err(p.ref_.clone()));
+                let Some(&ti) = pb.timer_by_source.get(&*p.ref_) else {
+                    return Err(pyo3::exceptions::PyKeyError::new_err(p.ref_.to_string()));
                 };
                 let (stage, t) = &pb.timers[ti];
                 if *stage != self.stage || self.ended {
@@ -1362,8 +1497,8 @@ impl<'a, 'py> Run<'a, 'py> {
                 self.after_change("", None, &entered)?;
             }
             Kind::Schedule => {
-                let Some(&si) = pb.schedule_by_source.get(&p.ref_) else {
-                    return Err(pyo3::exceptions::PyKeyError::new_err(p.ref_.clone()));
+                let Some(&si) = pb.schedule_by_source.get(&*p.ref_) else {
+                    return Err(pyo3::exceptions::PyKeyError::new_err(p.ref_.to_string()));
                 };
                 let (stage, s) = &pb.schedules[si];
                 if *stage != self.stage || self.ended {
@@ -1462,11 +1597,21 @@ impl<'a, 'py> Run<'a, 'py> {
                 (None, Frozen::Pending) => None,
             });
         }
+        // the typed read view is kept only when it differs from the data
+        let fields = if self.fields.is(data.bind(py)) {
+            None
+        } else {
+            Some(self.fields.clone().unbind())
+        };
+        let case_py = PyString::new(py, &self.case);
+        let stage_py = self.pb.stage_py[self.stage].clone_ref(py);
+        let (now, ended) = (self.now, self.ended);
         let snap = Snap {
             shared: self.pb.shared.clone(),
             case: self.case,
             stage: self.stage,
             data,
+            fields,
             tier: self.tier,
             segment: self.segment,
             segments: self.segments,
@@ -1491,6 +1636,11 @@ impl<'a, 'py> Run<'a, 'py> {
             actions.into_any().unbind(),
             signals.into_any().unbind(),
             items_py.into_any().unbind(),
+            case_py.into_any().unbind(),
+            stage_py.into_any(),
+            now.into_pyobject(py)?.into_any().unbind(),
+            PyBool::new(py, ended).to_owned().into_any().unbind(),
+            nw.into_pyobject(py)?.into_any().unbind(),
         ];
         PyTuple::new(py, out)
     }
@@ -1521,7 +1671,7 @@ fn mapping_get<'py>(m: &Bound<'py, PyAny>, key: &str) -> PyResult<Bound<'py, PyA
 
 impl crate::expr::Scope for RunScope<'_, '_, '_> {
     fn get(&self, name: &str) -> Option<Value> {
-        to_value(mapping_get(&self.run.data, name))
+        to_value(mapping_get(&self.run.fields, name))
     }
 
     fn event(&self, key: &str) -> Option<Value> {

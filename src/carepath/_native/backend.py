@@ -26,6 +26,7 @@ from types import MappingProxyType
 from typing import Any
 
 from carepath._instants import round_micros as _r
+from carepath._instants import typed_data
 from carepath._native.lower import Unsupported, lower
 from carepath.errors import CarepathError, CaseError, InvalidEvent, SignalLoop
 from carepath.events import Event
@@ -90,7 +91,9 @@ def attach(engine: Engine, backend: str, step_cls: type) -> None:
 
 
 def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
+    from carepath.compile.ir import AGENT_ASSIGNED, CONSENT_PREFIX
     from carepath.durations import parse_duration
+    from carepath.engine.delivery import assignee_updates, consent_updates
     from carepath.expr.types import coerce as _coerce
     from carepath.expr.types import describe
 
@@ -129,7 +132,28 @@ def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
         ok, cv = _coerce(v, t)
         return ok, cv, v
 
-    return {
+    playbook = engine.playbook
+    default = playbook.consent_default
+
+    def consents(data: Any, channel: Any) -> bool:
+        if channel is None:
+            return True
+        value = data.get(CONSENT_PREFIX + str(channel))
+        return default if value is None else value is True
+
+    def opt_updates(type_: str, view: Any) -> dict[str, Any] | None:
+        if type_ == AGENT_ASSIGNED:
+            return assignee_updates(view)
+        return consent_updates(playbook, type_, view) if playbook.consent_channels else None
+
+    typed = engine.plan.typed
+
+    def typed_view(data: Mapping[str, Any]) -> Mapping[str, Any]:
+        return typed_data(data, typed)
+
+    helpers: dict[str, Callable[..., Any]] = {
+        "consents": consents,
+        "opt_updates": opt_updates,
         "dt": dt,
         "record": record,
         "wall_days": wall_days,
@@ -141,12 +165,26 @@ def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
         "signal_loop": lambda msg, event: SignalLoop(msg, event=event),
         "case_error": lambda msg, event: CaseError(msg),
     }
+    if typed:  # the case's date, datetime and decimal text, as conditions read it (issue 15 #7)
+        helpers["typed_view"] = typed_view
+    return helpers
 
 
 class _Native:
     """The three step methods of one engine, run by the core."""
 
-    __slots__ = ("core", "engine", "names", "record", "ref", "step_cls")
+    __slots__ = (
+        "content_hash",
+        "core",
+        "engine",
+        "names",
+        "pbid",
+        "record",
+        "ref",
+        "step_cls",
+        "timezone",
+        "version",
+    )
 
     def __init__(
         self, engine: Engine, core: Any, step_cls: type, record: Callable[..., ClockRecord]
@@ -157,11 +195,26 @@ class _Native:
         self.names = tuple(engine.playbook.clocks)
         self.ref = type(engine)  # the reference's methods (the instance's own are ours)
         self.step_cls = _native_step_class(step_cls)
+        pb = engine.playbook
+        self.pbid, self.version = pb.id, pb.version
+        self.content_hash, self.timezone = pb.content_hash, pb.timezone
 
     def start(self, event: Event, previous: CaseState | None = None) -> Step:
         Engine = self.ref
         engine = self.engine
         pb = engine.playbook
+        if previous is None:  # the usual case: the checks, the view and the key in the core
+            try:
+                out = self.core.start_fast(event)
+            except CarepathError:
+                raise
+            except Exception as exc:
+                raise CaseError(
+                    f"native core failed on playbook {pb.id}, event {event.id}: {exc!r}",
+                    event=event,
+                ) from exc
+            if out is not None:
+                return self._step(out, ("start", event, None))
         if event.type not in pb.start.on or previous is not None:
             # a refusal, or a re-entered key: the reference checks and raises the same way; a
             # re-entry is rare enough to run there whole
@@ -180,13 +233,13 @@ class _Native:
             raise CaseError(
                 f"native core failed on playbook {pb.id}, event {event.id}: {exc!r}", event=event
             ) from exc
-        return self._step(out, None, lambda: Engine.start(engine, event, previous))
+        return self._step(out, ("start", event, previous))
 
     def handle(self, state: CaseState, event: Event) -> Step:
         Engine = self.ref
         engine = self.engine
         if state.__class__ is NativeState:  # the usual case: the checks and the view in the core
-            core = getattr(state, "_core", None)
+            core = state._core
             if core is not None:
                 try:
                     out = self.core.handle_fast(core, event)
@@ -199,7 +252,7 @@ class _Native:
                         state=state,
                     ) from exc
                 if out is not None:
-                    return self._step(out, state, lambda: Engine.handle(engine, state, event))
+                    return self._step(out, ("handle", state, event))
         engine._check(state, event)
         if event._ts < state.now_s - 1e-6 or state.ended or event.type not in engine.plan.mentioned:
             return Engine.handle(
@@ -219,7 +272,7 @@ class _Native:
                 event=event,
                 state=state,
             ) from exc
-        return self._step(out, state, lambda: Engine.handle(engine, state, event))
+        return self._step(out, ("handle", state, event))
 
     def advance(self, state: CaseState, now: datetime) -> Step:
         Engine = self.ref
@@ -239,36 +292,43 @@ class _Native:
                 f"{exc!r}",
                 state=state,
             ) from exc
-        return self._step(out, state, lambda: Engine.advance(engine, state, now))
+        return self._step(out, ("advance", state, now))
 
-    def _step(self, out: tuple[Any, ...], s0: CaseState | None, replay: Callable[[], Step]) -> Step:
-        core, actions, signals, items = out
-        engine = self.engine
-        pb = engine.playbook
-        _h, case, stage, now, ended, next_wakeup = core.head()
+    def _step(self, out: tuple[Any, ...], call: tuple[str, Any, Any]) -> Step:
+        """The lazy step of the core's ``out``: ``(core, actions, signals, items, case, stage,
+        now, ended, next_wakeup)``; ``call`` (the reference method and its arguments) replays
+        it for ``trace``."""
         state = _new(NativeState)
-        _set(state, "_core", core)
+        _set(state, "_core", out[0])
         _set(state, "_ctx", self)
-        _set(state, "playbook", pb.id)
-        _set(state, "version", pb.version)
-        _set(state, "content_hash", pb.content_hash)
-        _set(state, "timezone", pb.timezone)
-        _set(state, "case", case)
-        _set(state, "stage", stage)
-        _set(state, "now_s", now)
-        _set(state, "ended", ended)
-        _set(state, "next_wakeup_s", next_wakeup)
+        _set(state, "playbook", self.pbid)
+        _set(state, "version", self.version)
+        _set(state, "content_hash", self.content_hash)
+        _set(state, "timezone", self.timezone)
+        _set(state, "case", out[4])
+        _set(state, "stage", out[5])
+        _set(state, "now_s", out[6])
+        _set(state, "ended", out[7])
+        _set(state, "next_wakeup_s", out[8])
         step = _new(self.step_cls)
         _set(step, "state", state)
-        _set(step, "_trace", ())
-        _set(step, "_replay", replay)
-        _set(step, "_out", (actions, signals, items, case))
-        _set(step, "_ctx", self)
+        _set(step, "_out", out)
+        _set(step, "_call", call)
         return step
+
+    def replay(self, call: tuple[str, Any, Any]) -> Step:
+        """The reference's step for ``call`` (``trace`` of a native step)."""
+        kind, a, b = call
+        engine = self.engine
+        if kind == "start":
+            return self.ref.start(engine, a, b)
+        if kind == "handle":
+            return self.ref.handle(engine, a, b)
+        return self.ref.advance(engine, a, b)
 
     def materialize_step(self, step: Any) -> None:
         """Build a native step's actions, signals and deadline items (on first read of one)."""
-        actions, signals, items, case = object.__getattribute__(step, "_out")
+        _core, actions, signals, items, case = object.__getattribute__(step, "_out")[:5]
         pbid = self.engine.playbook.id
         tz = self.engine.tz
         fromts = datetime.fromtimestamp
@@ -420,8 +480,8 @@ def raw_outputs(
     out = getattr(step, "_out", None)
     if out is None:
         return None
-    ctx: _Native = object.__getattribute__(step, "_ctx")
-    return out[0], out[1], ctx.record
+    ctx: _Native = object.__getattribute__(step, "state")._ctx
+    return out[1], out[2], ctx.record
 
 
 class _NullScope:
@@ -440,12 +500,13 @@ def _native_step_class(Step: type[Any]) -> Any:
             """A :class:`~carepath.engine.Step` from the core: its actions, signals and deadlines
             are built on first read; ``trace`` replays the step on the reference."""
 
-            __slots__ = ("_ctx", "_out", "_replay")
+            __slots__ = ("_call", "_out")
             __qualname__ = "NativeStep"
+            _trace = ()  # the trace is the reference's (below)
 
             def __getattr__(self, name: str) -> Any:
                 if name in _LAZY_STEP:
-                    object.__getattribute__(self, "_ctx").materialize_step(self)
+                    object.__getattribute__(self, "state")._ctx.materialize_step(self)
                     return object.__getattribute__(self, name)
                 raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
@@ -454,7 +515,8 @@ def _native_step_class(Step: type[Any]) -> Any:
 
             @property
             def trace(self) -> list[tuple[str, str, str, str]]:
-                trace: list[tuple[str, str, str, str]] = self._replay().trace
+                ctx = object.__getattribute__(self, "state")._ctx
+                trace: list[tuple[str, str, str, str]] = ctx.replay(self._call).trace
                 return trace
 
     return NativeStep

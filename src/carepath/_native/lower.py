@@ -11,9 +11,11 @@ day arithmetic and value coercion stay Python callables (rare per step).
 
 A playbook that uses something the core does not implement raises :class:`Unsupported` naming
 it; ``backend="auto"`` then runs the Python engine and ``backend="native"`` refuses. Today that
-is a condition reading ``sla.<clock>.elapsed``, ``.remaining`` or ``.due`` (reading them moves the
-clock in the reference, at instants the core would have to replay exactly), and Python 3.12+
-(whose ``sum()`` of floats is compensated; the core replays 3.11's).
+is a frequency cap with ``mode: defer`` or ``exempt``, a
+calendar in the customer's time zone, a condition reading ``consent.<channel>`` or ``sla.<clock>.elapsed``, ``.remaining`` or ``.due`` (reading them moves the
+clock in the reference, at instants the core would have to replay exactly), delays in calendar
+months (``mo``, ``y``), and Python 3.12+ (whose ``sum()`` of floats is compensated; the core
+replays 3.11's).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import sys
 from typing import Any
 
 from carepath.compile.ir import (
+    ASSIGNEE,
+    CONSENT_PREFIX,
     ActionDef,
     ClockDef,
     HandlerDef,
@@ -51,6 +55,8 @@ def _cond(e: Expr | None, where: str) -> Any:
     for n in e.names:
         if n.startswith("sla.") and n.rsplit(".", 1)[-1] in _UNSUPPORTED_SLA_ATTRS:
             raise Unsupported(f"{where}: the condition {e.source!r} reads {n}")
+        if n.startswith(CONSENT_PREFIX) or n == ASSIGNEE:
+            raise Unsupported(f"{where}: the condition {e.source!r} reads {n}")
     try:
         from carepath._native.lower_expr import lower_expr
 
@@ -63,6 +69,8 @@ def _cond(e: Expr | None, where: str) -> Any:
 def _delay(d: Any) -> Any:
     if d is None:
         return None
+    if getattr(d, "months", 0):
+        raise Unsupported(f"a delay in calendar months ({d.text})")
     return (float(d.seconds), int(d.days), int(d.business_days))
 
 
@@ -73,6 +81,10 @@ def _sets(sets: tuple[SetValue, ...], where: str) -> list[Any]:
 def _actions(acts: tuple[ActionDef, ...]) -> list[Any]:
     out = []
     for a in acts:
+        if a.verb == "task" and isinstance(a.params.get("due"), str):
+            from carepath.durations import parse_duration
+
+            _delay(parse_duration(a.params["due"]))  # calendar months: the reference's
         arg_s = a.arg if isinstance(a.arg, str) else None
         out.append(
             (
@@ -86,6 +98,8 @@ def _actions(acts: tuple[ActionDef, ...]) -> list[Any]:
                 a.window,
                 bool(a.keep),
                 _sets(a.sets, a.source),
+                _cond(a.when, a.source + ".when"),
+                list(a.fallback),
             )
         )
     return out
@@ -168,11 +182,25 @@ def _lower_calendar(cal: Any) -> Any:
         return None
 
 
+def _refuse(pb: Playbook) -> None:
+    """The parts of SPEC §10 the core leaves to the reference: deferring or exempting caps and
+    calendars in the customer's time zone (months and `consent.*` in conditions are refused where
+    they are lowered)."""
+    for name, ch in pb.channels.items():
+        if ch.cap_mode != "drop" or ch.cap_exempt:
+            raise Unsupported(f"channels.{name}.frequency_cap: `mode: defer` or `exempt`")
+    if pb.customer_calendars:
+        raise Unsupported(
+            f"calendars in the customer's time zone: {', '.join(pb.customer_calendars)}"
+        )
+
+
 def lower(pb: Playbook) -> dict[str, Any]:
     """The plain form of ``pb`` for ``carepath_core.Engine``; raises :class:`Unsupported`."""
     if sys.version_info >= (3, 12):
         # the reference sums pause spans with sum(), which became compensated in 3.12
         raise Unsupported("Python 3.12+ sums floats differently; the core replays 3.11's sum()")
+    _refuse(pb)
     fields = frozenset(pb.fields)
     stages = []
     for st in pb.stages.values():
@@ -209,6 +237,9 @@ def lower(pb: Playbook) -> dict[str, Any]:
         "segments": [(n, _cond(e, f"segments.{n}")) for n, e in pb.segments],
         "segments_volatile": any(n not in pb.fields for _, e in pb.segments for n in e.names),
         "start_sets": _sets(pb.start.sets, "start.set"),
+        "start_on": sorted(pb.start.on),
+        # the core opens a case alone when its key is the event's case and nothing guards it
+        "start_fast": pb.start.when is None and pb.start.key.source.strip() == "event.case",
         "defaults": dict(pb.defaults),
         "tiers": list(pb.tiers),
         "channels": {n: (ch.calendar, ch.cap_per, ch.cap_max) for n, ch in pb.channels.items()},

@@ -45,6 +45,13 @@ HELPERS: dict[str, tuple[int, int]] = {
     "_max": (1, 16),
     "_round": (1, 2),
     "_now": (0, 0),
+    "_add": (2, 2),
+    "_sub": (2, 2),
+    "_mul": (2, 2),
+    "_div": (2, 2),
+    "_dec": (1, 1),
+    "_dur": (1, 1),
+    "_inst": (1, 1),
 }
 _WITH_SCOPE = frozenset({"_days_since", "_hours_since", "_now"})
 _I64 = 2**63

@@ -39,6 +39,7 @@ import contextlib
 import importlib
 import os
 import pkgutil
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -79,8 +80,34 @@ def build_parser() -> argparse.ArgumentParser:
             mods.append((getattr(mod, "ORDER", 100), name, mod))
     for _, _, mod in sorted(mods, key=lambda m: (m[0], m[1])):
         mod.register(sub)
+    for p in sub.choices.values():  # module docstrings reused as descriptions: plain words
+        p.description = plain_help(p.description)
+        for action in p._actions:
+            action.help = plain_help(action.help)
     logs.add_arguments(parser)
     return parser
+
+
+_SPEC_REF = re.compile(r"\s*\((?:see )?SPEC §[^)]*\)|\s*SPEC §[\d.,§ ]*\d")
+_LEAD = re.compile(r"\A``carepath [^`]*``:\s*")
+_ROLE = re.compile(r":(?:class|func|meth|mod|data|attr):`~?([^`]*)`")
+
+
+def plain_help(text: str | None) -> str | None:
+    """Help text for people: no spec references, no reStructuredText markup.
+
+    >>> plain_help("``carepath run PLAYBOOK``: the runtime on a store (SPEC §7). See :func:`~x.y` and ``--check``.")
+    'The runtime on a store. See y and --check.'
+    """
+    if not text:
+        return text
+    out = _LEAD.sub("", text)
+    out = _SPEC_REF.sub("", out)
+    out = _ROLE.sub(lambda m: m.group(1).rsplit(".", 1)[-1], out)
+    out = out.replace("``", "")
+    if out and out[0].islower() and text.startswith("``carepath"):
+        out = out[0].upper() + out[1:]
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,8 +11,9 @@ if TYPE_CHECKING:
 
     from carepath.compile.ir import Playbook
     from carepath.runtime import Store
+    from carepath.runtime.allocation import Roster
 
-__all__ = ["load_playbook", "load_playbooks", "open_read_store", "parse_until"]
+__all__ = ["load_playbook", "load_playbooks", "open_read_store", "parse_until", "read_roster"]
 
 
 def load_playbook(path: str, *, color_mode: str = "auto") -> Playbook | int:
@@ -62,6 +63,26 @@ def load_playbooks(paths: list[str]) -> list[Playbook] | int:
         )
         return 2
     return playbooks
+
+
+def read_roster(path: str | None, playbooks: list[Playbook]) -> Roster | int | None:
+    """``--roster FILE``: the roster, checked against the playbooks (tiers, calendars); ``None``
+    without one; a bad file prints one line naming the place and returns 2."""
+    if path is None:
+        return None
+    from carepath.runtime.allocation import RosterError, check_roster, load_roster
+
+    try:
+        roster = load_roster(path)
+        check_roster(
+            roster,
+            {t for pb in playbooks for t in pb.tiers},
+            [set(pb.calendars) for pb in playbooks],
+        )
+    except RosterError as exc:
+        print(f"carepath: --roster: {exc}", file=sys.stderr)
+        return 2
+    return roster
 
 
 def parse_until(text: str | None, playbooks: list[Playbook]) -> datetime | None:

@@ -24,7 +24,8 @@ def register(subparsers: Any) -> None:
         nargs="?",
         choices=("retail", "journey"),
         default="retail",
-        help="retail: examples/vn-retail-support.yaml; journey: examples/omnichannel-journey.yaml",
+        help="retail: for the vn-retail-support example; journey: for omnichannel-journey "
+        "(carepath init --example NAME DIR writes the playbook)",
     )
     p.add_argument("--start", default="2026-11-01", help="first local date (default 2026-11-01)")
     p.add_argument("--days", type=int, default=150, help="number of days (default 150)")

@@ -9,7 +9,8 @@ of the ``carepath.*`` loggers (and of the libraries they use) go to standard err
   ``playbook, case, event_id, action_id`` the record carries (``exc`` holds a traceback). Every
   other line a command writes to standard error (a summary, a one-line error) is wrapped the same
   way, as a record of the logger ``carepath.cli``: level ``error`` for the lines that start with
-  ``carepath:`` (the commands' errors), ``info`` for the rest.
+  ``carepath:`` (the commands' errors; not ``validate``'s summary) or ``carepath COMMAND: error:``
+  (a usage error), ``info`` for the rest.
 
 >>> import io, json, logging
 >>> err = io.StringIO()
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -55,6 +57,10 @@ CONTEXT = ("playbook", "case", "event_id", "action_id")
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 """The text format of the log lines on standard error."""
+
+#: the commands' error lines (``carepath: …``, but for validate's summary) and argparse's
+#: (``carepath run: error: …``)
+_ERROR_LINE = re.compile(r"carepath:(?! \d+ playbook\(s\) checked: )|carepath(?: [\w-]+)+: error: ")
 
 #: libraries whose chatter below ERROR is noise for an operator (psycopg logs every rolled-back
 #: connection of contending workers; the store runs those units again) unless debugging
@@ -178,7 +184,7 @@ class JsonLines:
         line = line.rstrip("\r")
         if not line.strip():
             return
-        level = "error" if line.startswith("carepath:") else "info"
+        level = "error" if _ERROR_LINE.match(line) else "info"
         record = {"ts": _iso(time.time()), "level": level, "logger": "carepath.cli", "msg": line}
         self.stream.write(json_term_safe(json.dumps(record, ensure_ascii=False)) + "\n")
         self.stream.flush()

@@ -1,4 +1,5 @@
-"""``carepath report PLAYBOOK (EVENTS | --store URL) [--format text|json|html] [-o FILE] [--compare OTHER.yaml]``."""
+"""``carepath report PLAYBOOK (EVENTS | --store URL) [--format text|json|html] [-o FILE]
+[--compare OTHER.yaml] [--lang en|vi] [--template DIR] [--csv DIR]``."""
 
 from __future__ import annotations
 
@@ -42,11 +43,33 @@ def register(subparsers: Any) -> None:
         help="replay the same events under this playbook too, and show both side by side",
     )
     p.add_argument(
+        "--lang",
+        choices=("en", "vi"),
+        default="en",
+        help="language of the text and HTML report: English or Vietnamese (default en)",
+    )
+    p.add_argument(
+        "--template",
+        metavar="DIR",
+        help="HTML templates that replace the shipped ones of the same name (to rebrand the report)",
+    )
+    p.add_argument(
+        "--csv",
+        metavar="DIR",
+        help="also write every table of the report as a CSV file into DIR",
+    )
+    p.add_argument(
         "--workers",
         metavar="N",
         type=int,
         help="replay the log in N processes, each with a share of the cases (default: the usable "
         "CPUs for a log of 4 MiB or more, else 1; 1 = in this process); the report is the same",
+    )
+    p.add_argument(
+        "--roster",
+        metavar="FILE",
+        help="agents (YAML or JSON): allocate assign actions with a strategy as the runtime "
+        "would, and add a table per agent (SPEC §10; the log is then replayed in one process)",
     )
     p.set_defaults(func=run)
 
@@ -71,12 +94,12 @@ def run(args: argparse.Namespace) -> int:  # noqa: C901 - one check per option, 
     from pathlib import Path
 
     from carepath._terminal import json_term_safe, term_safe
-    from carepath.cli.common import load_playbook
-    from carepath.drivers.replay import EventLogError, replay_store
+    from carepath.cli.common import load_playbook, read_roster
+    from carepath.drivers.replay import EventLogError, replay_log, replay_store
     from carepath.drivers.shard import replay_log_sharded
     from carepath.errors import CarepathError
     from carepath.metrics import Collector, MetricError
-    from carepath.report import build_report, compare_reports, render
+    from carepath.report import TemplateError, build_report, compare_reports, render, write_csv
     from carepath.runtime import StoreError
 
     if args.workers is not None and args.workers < 1:
@@ -89,12 +112,19 @@ def run(args: argparse.Namespace) -> int:  # noqa: C901 - one check per option, 
             if args.events
             else "give an event log (EVENTS) or --store URL"
         )
+    if args.template and not Path(args.template).is_dir():
+        return _err(f"--template {args.template}: not a folder")
     playbooks = []
     for path in [args.playbook, *([args.compare] if args.compare else [])]:
         pb = load_playbook(path)  # 2: cannot be read; 1: invalid, with validate's diagnostics
         if isinstance(pb, int):
             return pb
         playbooks.append(pb)
+    roster = read_roster(args.roster, playbooks)
+    if isinstance(roster, int):
+        return roster
+    if roster and args.store:
+        return _err("--roster replays an event log; a --store report reads what the store holds")
     states: list[Any] = []
     if args.store:
         try:
@@ -107,7 +137,10 @@ def run(args: argparse.Namespace) -> int:  # noqa: C901 - one check per option, 
         else:
             # one pass over the log for every playbook; metric samples are collected as it goes
             source = sys.stdin if args.events == "-" else args.events
-            replays = replay_log_sharded(playbooks, source, Collector, workers=args.workers)
+            if roster:  # loads couple the cases: one process, in event order
+                replays = replay_log(playbooks, source, Collector, roster=roster)
+            else:
+                replays = replay_log_sharded(playbooks, source, Collector, workers=args.workers)
         reports = [build_report(pb, rp) for pb, rp in zip(playbooks, replays, strict=True)]
     except EventLogError as exc:
         print(f"carepath report: {exc}", file=sys.stderr)
@@ -136,7 +169,16 @@ def run(args: argparse.Namespace) -> int:  # noqa: C901 - one check per option, 
                 file=sys.stderr,
             )
     doc = reports[0] if len(reports) == 1 else compare_reports(reports[0], reports[1])
-    text = render(doc, args.format)
+    try:
+        text = render(doc, args.format, args.lang, args.template)
+    except TemplateError as exc:
+        return _err(str(exc))
+    if args.csv:
+        try:
+            files = write_csv(doc, args.csv, args.lang)
+        except OSError as exc:
+            return _err(f"--csv {args.csv}: {exc.strerror or exc}")
+        print(f"carepath report: wrote {len(files)} CSV files into {args.csv}", file=sys.stderr)
     if (
         args.format == "text"
     ):  # titles, channels and ids come from playbooks and events: issue 15 #24

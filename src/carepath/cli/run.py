@@ -105,6 +105,11 @@ def register(sub: Any) -> None:
         default="auto",
         help="a progress bar on standard error (auto: when it is a terminal)",
     )
+    p.add_argument(
+        "--roster",
+        metavar="FILE",
+        help="agents (YAML or JSON) the allocator assigns cases to (SPEC §10)",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no summary on standard error")
     p.set_defaults(func=run)
 
@@ -284,7 +289,9 @@ class _Job:
         self.sim = (args.clock or ("real" if args.follow else "simulated")) == "simulated"
         self.until = parse_until(args.until, playbooks)
         self.clock: Any = ManualClock() if self.sim else system_clock
-        self.rt = Runtime(playbooks, files.store, clock=self.clock)
+        self.rt = Runtime(
+            playbooks, files.store, clock=self.clock, roster=getattr(args, "roster_agents", None)
+        )
         self.write_error: list[OSError] = []
         if files.out is not None:
             self._write_actions(files.out)
@@ -408,9 +415,11 @@ class _Job:
             events = self.events
             rate = f", {events / took:,.0f} events/s" if took > 0 and events else ""
             dead = f", {c['dead']} dead" if c["dead"] else ""
+            assigned = f"; {c['assigned']} assigned to agents" if c["assigned"] else ""
             self.say(
                 f"{events} events ({c['applied']} applied, {c['duplicate']} duplicate, "
-                f"{c['ignored']} ignored, {c['rejected']} rejected); {c['opened']} cases opened; "
+                f"{c['ignored']} ignored, {c['rejected']} rejected){assigned}; "
+                f"{c['opened']} cases opened; "
                 f"{c['woken']} wake-ups; {c['actions']} actions ({c['delivered']} delivered, "
                 f"{pending} pending in the outbox{dead}); {c['breaches']} breaches; "
                 f"{took:.2f} s{rate}"
@@ -444,7 +453,7 @@ def _stranded(args: argparse.Namespace, playbooks: Any, files: _Files) -> int:
 def run(args: argparse.Namespace) -> int:
     """Run; return the exit code."""
     from carepath.cli import logs
-    from carepath.cli.common import load_playbooks
+    from carepath.cli.common import load_playbooks, read_roster
 
     if args.events is None and not args.follow:
         print("carepath: --events is required (without --follow)", file=sys.stderr)
@@ -457,6 +466,10 @@ def run(args: argparse.Namespace) -> int:
     playbooks = load_playbooks(args.playbooks)
     if isinstance(playbooks, int):
         return playbooks
+    roster = read_roster(args.roster, playbooks)
+    if isinstance(roster, int):
+        return roster
+    args.roster_agents = roster
     files = _open(args)
     if isinstance(files, int):
         return files

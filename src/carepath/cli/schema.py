@@ -21,14 +21,20 @@ def register(sub: Any) -> None:
         "--check", metavar="FILE", help="exit 1 when FILE differs from the generated schema"
     )
     g.add_argument("-o", "--output", metavar="FILE", help="write the schema to FILE")
+    p.add_argument(
+        "--scenario",
+        action="store_true",
+        help="the schema of scenario test files (*.test.yaml) instead of playbooks",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Print, write or check the schema."""
     from carepath.model.schema import schema_text
+    from carepath.testing.schema import scenario_schema_text
 
-    text = schema_text()
+    text = scenario_schema_text() if args.scenario else schema_text()
     if args.check:
         try:  # bounded: /dev/zero or a huge file cannot be equal anyway
             with Path(args.check).open("rb") as fh:
@@ -40,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         if current != text:
             print(
                 f"carepath: {args.check} is out of date with the models; regenerate it with "
-                f"`carepath schema -o {args.check}`",
+                f"`carepath schema{' --scenario' if args.scenario else ''} -o {args.check}`",
                 file=sys.stderr,
             )
             return 1

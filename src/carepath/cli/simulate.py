@@ -64,6 +64,12 @@ def register(sub: Any) -> None:
         help="output format (default: table)",
     )
     p.add_argument(
+        "--roster",
+        metavar="FILE",
+        help="agents (YAML or JSON) to allocate assign actions with a strategy to, as the "
+        "runtime would (SPEC §10)",
+    )
+    p.add_argument(
         "--color",
         choices=("auto", "always", "never"),
         default="auto",
@@ -76,7 +82,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: C901 - one check per option, 
     """Run the simulation; return the exit code."""
     from carepath._instants import zone
     from carepath._terminal import json_term_safe, term_safe
-    from carepath.cli.common import load_playbook
+    from carepath.cli.common import load_playbook, read_roster
     from carepath.cli.validate import use_color
     from carepath.drivers.simulate import Simulator, Timeline, parse_instant, read_events
     from carepath.errors import CalendarError, CaseError
@@ -84,6 +90,9 @@ def run(args: argparse.Namespace) -> int:  # noqa: C901 - one check per option, 
     pb = load_playbook(args.playbook, color_mode=args.color)
     if isinstance(pb, int):
         return pb
+    roster = read_roster(args.roster, [pb])
+    if isinstance(roster, int):
+        return roster
     until = None
     if args.until is not None:
         try:
@@ -107,7 +116,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: C901 - one check per option, 
         color=table and use_color(args.color, out),
         case_width=max([8, *(len(e.event.case or "") for e in events)]),
     )
-    sim = Simulator(pb)
+    sim = Simulator(pb, roster=roster or ())
     n_steps = 0
 
     def emit(steps: list[Any]) -> None:

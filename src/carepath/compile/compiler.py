@@ -8,15 +8,27 @@ loader's reporter with their paths.
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from carepath.compile.calendars import compile_calendars
+from carepath.compile.calendars import (
+    check_customer_timezone,
+    compile_calendars,
+    customer_calendars,
+)
+from carepath.compile.channels import (
+    CONSENT_PREFIX,
+    FEEDBACK_FAILED,
+    OPT_EVENTS,
+    compile_channels,
+    consent_channels,
+)
+from carepath.compile.content import content_hash
 from carepath.compile.ir import (
+    AGENT_ASSIGNED,
+    ASSIGNEE,
     ActionDef,
     ChannelDef,
     ClockDef,
@@ -32,6 +44,7 @@ from carepath.compile.ir import (
     TimerDef,
     TriggerDef,
 )
+from carepath.compile.personal import personal_data
 from carepath.durations import DurationError, parse_duration
 from carepath.errors import DefinitionError, ExpressionError
 from carepath.expr.compiler import Expr, compile_expr
@@ -53,6 +66,7 @@ if TYPE_CHECKING:
     from carepath.calendar.business import Calendar
     from carepath.loading.source import Reporter
     from carepath.model import ActionSpec, PlaybookSpec
+    from carepath.model.actions import AssignSpec
 
 __all__ = ["compile_playbook"]
 
@@ -74,6 +88,7 @@ class _Compiler:
         self.defaults: dict[str, Any] = {}
         self.events: dict[str, dict[str, tuple[FieldType, Any, bool]]] = {}
         self.event_types: set[str] = set()
+        self.consent: dict[str, FieldType] = {}
 
     # -- helpers -------------------------------------------------------------------------------
     def hint(self, word: str, options: list[str]) -> str | None:
@@ -217,6 +232,9 @@ class _Compiler:
         }
         if "channel" not in self.fields and self.spec.channels:
             sp["channel"] = FieldType("enum", tuple(self.spec.channels))
+        sp[ASSIGNEE] = STRING
+        self.consent = {CONSENT_PREFIX + ch: BOOL for ch in consent_channels(self.spec)}
+        sp.update(self.consent)
         for clock in self.spec.slas:
             sp[f"sla.{clock}.status"] = FieldType("enum", CLOCK_STATUSES)
             sp[f"sla.{clock}.breached"] = BOOL
@@ -229,37 +247,7 @@ class _Compiler:
         return compile_calendars(self.spec, self.rep)
 
     def compile_channels(self) -> dict[str, ChannelDef]:
-        out: dict[str, ChannelDef] = {}
-        for name, ch in self.spec.channels.items():
-            cal = ch.calendar if ch else "always"
-            self.check_ref(
-                cal, self.calendar_names, "CP303", "calendar", ("channels", name, "calendar")
-            )
-            per = mx = None
-            if ch is not None and ch.frequency_cap is not None:
-                try:
-                    d = parse_duration(ch.frequency_cap.per)
-                    per = d.seconds + d.days * 86400.0
-                    mx = ch.frequency_cap.max
-                except DurationError as exc:
-                    self.rep.add(
-                        exc.code,
-                        str(exc),
-                        ("channels", name, "frequency_cap", "per"),
-                        hint=exc.hint,
-                    )
-            out[name] = ChannelDef(name, cal, bool(ch and ch.automated), per, mx)
-        chan = self.spec.fields.get("channel")
-        if chan is not None and chan.type == "enum" and self.spec.channels:
-            for i, v in enumerate(chan.values or []):
-                if v not in self.spec.channels:
-                    self.rep.add(
-                        "CP304",
-                        f"channel {v!r} of field `channel` is not declared under `channels`",
-                        ("fields", "channel", "values", i),
-                        hint=self.hint(v, list(self.spec.channels)),
-                    )
-        return out
+        return compile_channels(self.spec, self.rep, self.calendar_names, self.check_ref, self.hint)
 
     def sets(
         self, values: Mapping[str, Any] | None, path: tuple[str | int, ...], env: TypeEnv
@@ -267,7 +255,7 @@ class _Compiler:
         out: list[SetValue] = []
         for name, value in (values or {}).items():
             p = (*path, name)
-            ft = self.fields.get(name)
+            ft = self.fields.get(name) or self.consent.get(name)
             if ft is None:
                 self.rep.add(
                     "CP402",
@@ -309,17 +297,8 @@ class _Compiler:
         verb = a.verb
         arg = getattr(a, verb)
         src = _path_text(path)
-        if verb == "assign":
-            self.check_ref(arg, self.tiers, "CP302", "tier", (*path, verb))
-        elif verb == "escalate":
-            self.check_ref(arg, self.tiers, "CP302", "tier", (*path, verb), extra=("next",))
-        elif verb == "notify":
-            self.check_recipient(arg, (*path, verb), NOTIFY_SPECIAL)
-        elif verb == "send":
-            if self.spec.templates:
-                self.check_ref(arg, list(self.spec.templates), "CP306", "template", (*path, verb))
-        elif verb == "task" and a.for_ is not None:
-            self.check_recipient(a.for_, (*path, "for"), ())
+        params: dict[str, Any] = dict(a.params or {})
+        arg = self.verb_arg(a, arg, params, path)
         if a.calendar is not None and a.in_ is None:
             self.rep.add(
                 "CP203",
@@ -355,7 +334,6 @@ class _Compiler:
                 delay = parse_duration(a.in_, business=a.calendar is not None)
             except DurationError as exc:
                 self.rep.add(exc.code, str(exc), (*path, "in"), hint=exc.hint)
-        params: dict[str, Any] = dict(a.params or {})
         for k in ("channel", "due", "message"):
             if getattr(a, k) is not None:
                 params[k] = getattr(a, k)
@@ -365,9 +343,65 @@ class _Compiler:
         if verb == "set":
             sets = self.sets(arg, (*path, "set"), env)
             arg = {s.field: s.literal for s in sets if s.expr is None}
+        when, fallback = self.delivery(a, path, env)
         return ActionDef(
-            verb, arg, MappingProxyType(params), src, delay, a.calendar, a.window, a.keep, sets
+            verb,
+            arg,
+            MappingProxyType(params),
+            src,
+            delay,
+            a.calendar,
+            a.window,
+            a.keep,
+            sets,
+            when,
+            fallback,
         )
+
+    def verb_arg(
+        self, a: ActionSpec, arg: Any, params: dict[str, Any], path: tuple[str | int, ...]
+    ) -> Any:
+        """Check the verb's argument (tier, recipient, template); the compiled argument."""
+        verb = a.verb
+        if verb == "assign":
+            return self.assign(arg, params, path)
+        if verb == "escalate":
+            self.check_ref(arg, self.tiers, "CP302", "tier", (*path, verb), extra=("next",))
+        elif verb == "notify":
+            self.check_recipient(arg, (*path, verb), NOTIFY_SPECIAL)
+            if arg == ASSIGNEE:
+                self.event_types.add(AGENT_ASSIGNED)
+        elif verb == "send":
+            if self.spec.templates:
+                self.check_ref(arg, list(self.spec.templates), "CP306", "template", (*path, verb))
+        elif verb == "task" and a.for_ is not None:
+            self.check_recipient(a.for_, (*path, "for"), ())
+        return arg
+
+    def assign(self, spec: AssignSpec, params: dict[str, Any], path: tuple[str | int, ...]) -> str:
+        """``assign``'s tier (checked); a ``strategy`` (and its ``skills``) go into the action's
+        params for the runtime's allocator, which answers with ``agent.assigned`` (SPEC §10)."""
+        where = (*path, "assign") if spec.strategy is None else (*path, "assign", "tier")
+        self.check_ref(spec.tier, self.tiers, "CP302", "tier", where)
+        if spec.strategy is not None:  # the model lets `skills` come only with `strategy: skills`
+            params["strategy"] = spec.strategy
+            params.update({"skills": list(spec.skills)} if spec.skills else {})
+            self.event_types.add(AGENT_ASSIGNED)
+        return spec.tier
+
+    def delivery(
+        self, a: ActionSpec, path: tuple[str | int, ...], env: TypeEnv
+    ) -> tuple[Expr | None, tuple[str, ...]]:
+        """An action's ``when`` and ``fallback`` channels (SPEC §10)."""
+        when = self.expr(a.when, (*path, "when"), env) if a.when is not None else None
+        fallback = tuple(a.fallback or ())
+        if fallback and a.verb not in ("send", "survey"):
+            self.rep.add("CP203", f"`fallback` applies to send and survey, not {a.verb}", path)
+        for i, ch in enumerate(fallback):
+            self.check_ref(ch, list(self.spec.channels), "CP304", "channel", (*path, "fallback", i))
+        if fallback:
+            self.event_types.add(FEEDBACK_FAILED)
+        return when, fallback
 
     def actions(
         self, items: list[ActionSpec], path: tuple[str | int, ...], env: TypeEnv
@@ -699,6 +733,9 @@ def compile_playbook(spec: PlaybookSpec, rep: Reporter, text: str = "") -> Playb
     clocks = c.clocks()
     start = c.start()
     c.templates()
+    if c.consent:
+        c.event_types.update(OPT_EVENTS)
+    customer_zone = check_customer_timezone(spec, c.fields, rep, c.hint)
     check_goals(spec, rep)  # from the model: a section that failed to compile hides no goal finding
     exit_on: frozenset[str] = frozenset()
     exit_when = None
@@ -726,16 +763,7 @@ def compile_playbook(spec: PlaybookSpec, rep: Reporter, text: str = "") -> Playb
             )
     if rep.has_errors or start is None or not initials:
         return None
-    canon = json.dumps(
-        spec.model_dump(mode="json", by_alias=True),
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        default=str,
-    )
-    digest = hashlib.sha256(canon.encode()).hexdigest()[
-        :32
-    ]  # 128 bits: ample, and states stay small
+    digest = content_hash(spec)
     return Playbook(
         id=spec.id,
         version=str(spec.version),
@@ -758,6 +786,11 @@ def compile_playbook(spec: PlaybookSpec, rep: Reporter, text: str = "") -> Playb
         exit_when=exit_when,
         clocks=MappingProxyType(clocks),
         event_types=frozenset(c.event_types),
+        consent_default=spec.consent_default,
+        consent_channels=consent_channels(spec),
+        customer_timezone=customer_zone,
+        customer_calendars=MappingProxyType(customer_calendars(spec)),
+        **personal_data(spec),
     )
 
 

@@ -20,6 +20,11 @@ if TYPE_CHECKING:
     from carepath.model import PlaybookSpec
 
 __all__ = [
+    "AGENT_ASSIGNED",
+    "ASSIGNEE",
+    "CONSENT_PREFIX",
+    "FEEDBACK_FAILED",
+    "OPT_EVENTS",
     "ActionDef",
     "ChannelDef",
     "ClockDef",
@@ -35,6 +40,17 @@ __all__ = [
     "TimerDef",
     "TriggerDef",
 ]
+
+CONSENT_PREFIX = "consent."
+"""``consent.<channel>``: the customer's consent to messages on that channel (SPEC §10)."""
+OPT_EVENTS = ("customer.opted_out", "customer.opted_in")
+"""The reserved events that set consent: ``{channel}``, or ``{channel: all}``."""
+AGENT_ASSIGNED = "agent.assigned"
+"""The reserved event of the runtime's allocator, ``{agent}``: it sets ``assignee`` (SPEC §10)."""
+ASSIGNEE = "assignee"
+"""The built-in field naming the agent a case is assigned to (SPEC §10)."""
+FEEDBACK_FAILED = "action.failed"
+"""The reserved event of a delivery that failed for good (SPEC §9, §10)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +76,10 @@ class ActionDef:
     window: str | None = None
     keep: bool = False
     sets: tuple[SetValue, ...] = ()
+    when: Expr | None = None
+    """Checked when the action would be emitted: when it does not hold, the action is not."""
+    fallback: tuple[str, ...] = ()
+    """The channels a ``send``/``survey`` falls back to, in order (SPEC §10)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +232,10 @@ class ChannelDef:
     automated: bool
     cap_per: float | None
     cap_max: int | None
+    cap_mode: str = "drop"
+    """``drop`` a capped send, or ``defer`` it until the window has room."""
+    cap_exempt: frozenset[str] = frozenset()
+    """Templates that neither count against the cap nor are capped."""
 
 
 @dataclass(frozen=True)
@@ -242,6 +266,19 @@ class Playbook:
     clocks: Mapping[str, ClockDef]
     event_types: frozenset[str]
     warnings: tuple[Diagnostic, ...] = field(default=(), compare=False)
+    consent_default: bool = True
+    """``consent.<channel>`` before the customer opts in or out (SPEC §10)."""
+    consent_channels: tuple[str, ...] = ()
+    """The channels a case can be on, each with its built-in ``consent.<channel>``."""
+    customer_timezone: str | None = None
+    """The string field naming the customer's IANA zone (``customer_timezone:``)."""
+    customer_calendars: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """The calendars declared ``timezone: customer``, as the mappings they are built from: the
+    engine builds each in the case's zone (``calendars`` holds it in the playbook's)."""
+    pii_fields: frozenset[str] = frozenset()
+    """The case fields declared ``pii: true`` (SPEC §10): what an erasure replaces with null."""
+    pii_event_fields: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Event type → its declared payload fields with ``pii: true`` (types without any left out)."""
 
     def calendar_named(self, name: str | None, data: Mapping[str, Any]) -> Calendar:
         """The calendar ``name`` (``channel`` = the case channel's; ``None``/unset = ``always``)."""

@@ -49,6 +49,8 @@ from carepath.state import CaseState
 
 if TYPE_CHECKING:
     from carepath.compile.ir import Playbook
+    from carepath.drivers.allocate import AgentFacts
+    from carepath.runtime.allocation import Roster
 
 __all__ = [
     "ClockFact",
@@ -136,6 +138,8 @@ class Replay:
     """The sink that saw the events during the replay (the metrics' collector), if any."""
     n_cases: int | None = None
     """How many cases, when ``states`` was not kept (a replay merged from worker processes)."""
+    agents: AgentFacts | None = None
+    """With a roster (``--roster``): what each agent was given and did (SPEC §10)."""
 
     def __post_init__(self) -> None:
         if self.records is None:
@@ -210,15 +214,17 @@ def replay(
     *,
     sink: FactSink | None = None,
     keep_events: bool = True,
+    roster: Roster = (),
 ) -> Replay:
     """Replay ``events`` (any order: sorted stably by ``at``) through a fresh engine.
 
     ``sink`` sees every event whose type it asks for as the replay goes; ``keep_events=False``
-    keeps no per-event lists (``events``, ``case_ids``, ``after`` stay empty; ``n_events`` counts).
+    keeps no per-event lists (``events``, ``case_ids``, ``after`` stay empty; ``n_events`` counts);
+    ``roster`` allocates ``assign`` actions with a strategy to its agents (:mod:`.allocate`).
     """
     evs = sorted(events, key=lambda e: e._ts)
     with batch_gc():
-        feed, finish = _replayer(playbook, sink, keep_events)
+        feed, finish = _replayer(playbook, sink, keep_events, roster=roster)
         for e in evs:
             feed(e)
         return finish()
@@ -228,6 +234,7 @@ def replay_log(
     playbooks: list[Playbook],
     source: str | Path | IO[str],
     sink: Callable[[Playbook], FactSink] | None = None,
+    roster: Roster = (),
 ) -> list[Replay]:
     """Replay one event log under each playbook (the what-if of ``carepath report --compare``),
     decoding it once and keeping no per-event lists.
@@ -240,7 +247,7 @@ def replay_log(
     (counted in ``duplicates``, not replayed). ``sink(playbook)`` makes each replay's
     :class:`FactSink` (such as ``carepath.metrics.Collector``). For a log without bad lines the
     results equal ``replay(pb, read_events(source), sink=sink(pb), keep_events=False)`` for each
-    playbook.
+    playbook (``roster`` as in :func:`replay`).
     """
 
     def sinks() -> list[FactSink | None]:  # fresh ones for every attempt: a sink keeps what it saw
@@ -254,14 +261,16 @@ def replay_log(
     ):
         with batch_gc():
             try:
-                return _with_bad(_replay_sorted(playbooks, sinks(), _events(source, bad)), bad)
+                return _with_bad(
+                    _replay_sorted(playbooks, sinks(), _events(source, bad), roster), bad
+                )
             except _Unsorted:
                 bad.clear()
     with batch_gc():
         events = list(_events(source, bad))
     events.sort(key=lambda e: e._ts)
     with batch_gc():
-        return _with_bad(_replay_sorted(playbooks, sinks(), iter(events)), bad)
+        return _with_bad(_replay_sorted(playbooks, sinks(), iter(events), roster), bad)
 
 
 def _with_bad(replays: list[Replay], bad: list[BadEvent]) -> list[Replay]:
@@ -271,9 +280,14 @@ def _with_bad(replays: list[Replay], bad: list[BadEvent]) -> list[Replay]:
 
 
 def _replay_sorted(
-    playbooks: list[Playbook], sinks: list[FactSink | None], events: Iterator[Event]
+    playbooks: list[Playbook],
+    sinks: list[FactSink | None],
+    events: Iterator[Event],
+    roster: Roster = (),
 ) -> list[Replay]:
-    pairs = [_replayer(pb, sink, False) for pb, sink in zip(playbooks, sinks, strict=True)]
+    pairs = [
+        _replayer(pb, sink, False, roster=roster) for pb, sink in zip(playbooks, sinks, strict=True)
+    ]
     feeds = [f for f, _ in pairs]
     last = -float("inf")
     if len(feeds) == 1:
@@ -326,7 +340,12 @@ class Keys:
 
 
 def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path reads locals; measured in bench_report
-    playbook: Playbook, sink: FactSink | None, keep: bool, keys: Keys | None = None
+    playbook: Playbook,
+    sink: FactSink | None,
+    keep: bool,
+    keys: Keys | None = None,
+    *,
+    roster: Roster = (),
 ) -> tuple[Callable[[Event], None], Callable[..., Replay]]:
     """``feed(event)`` for events in ``at`` order, and ``finish()`` → the :class:`Replay`;
     ``keys`` (when given) is filled as the facts are (see :class:`Keys`)."""
@@ -384,6 +403,8 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
 
     def absorb(step: Any, cid: str) -> CaseState:
         st: CaseState = step.state
+        if alloc is not None:
+            alloc.actions(cid, step.actions)
         raw = raw_outputs(step)
         if raw is not None:  # a native step: read as the core returned it, nothing built twice
             acts, rsigs, _ = raw
@@ -461,6 +482,20 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
                 st = absorb(r.step, cid)  # type: ignore[arg-type]
         return rejected, st, cid
 
+    alloc = None
+    if roster:
+        from carepath.drivers.allocate import ReplayAllocator
+
+        def apply(cid: str, ev: Event) -> CaseState | None:
+            r = _route(engine, states[cid], ev)
+            return absorb(r.step, cid) if r.status == "applied" and r.step is not None else None
+
+        def wake(cid: str, t: float) -> None:
+            absorb(advance(states[cid], dt(t - 1e-6, tz)), cid)
+
+        alloc = ReplayAllocator(playbook, roster, states, apply, wake)
+        out.agents = alloc.facts
+
     def feed(e: Event) -> None:  # noqa: C901 - the per-event hot path: de-duplication, ordering and routing inline, by design
         nonlocal count, first_s, last_s
         eid = e.id
@@ -503,6 +538,10 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
                     st = absorb(step, cid)  # type: ignore[arg-type]
             if st is None:
                 cid = None
+        if alloc is not None and not rejected:  # the replay's poll: after every event
+            alloc.observe(e, cid, st)
+            if alloc.wanted or alloc.queue:
+                alloc.poll(ts)
         if not rejected:  # a rejected event's id stays unseen, and it moves no time
             seen.add(eid)
             if first_s is None:

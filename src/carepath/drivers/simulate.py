@@ -41,7 +41,9 @@ _REJECTIONS: dict[str, type[CaseError]] = {
 
 if TYPE_CHECKING:
     from carepath.compile.ir import Playbook
+    from carepath.drivers.allocate import ReplayAllocator
     from carepath.engine.engine import Engine, Step
+    from carepath.runtime.allocation import Roster
 
 __all__ = [
     "BadEvent",
@@ -128,11 +130,51 @@ class Simulator:
     engine: Engine = field(init=False)
     cases: dict[str, CaseState] = field(default_factory=dict)
     now: datetime | None = None
+    roster: Roster = ()
+    """Agents to allocate ``assign`` actions with a strategy to (SPEC §10; ``--roster``)."""
+    allocator: ReplayAllocator | None = field(init=False, default=None)
+    _made: list[SimStep] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         from carepath.engine.engine import Engine
 
         self.engine = Engine(self.playbook)
+        if self.roster:
+            from carepath.drivers.allocate import ReplayAllocator
+
+            self.allocator = ReplayAllocator(
+                self.playbook, self.roster, self.cases, self._assigned, self._wake_one
+            )
+
+    def _assigned(self, key: str, ev: Event) -> CaseState | None:
+        cur = self.cases[key]
+        r = route(self.engine, cur, ev)
+        if r.status != "applied" or r.step is None:
+            return None
+        self.cases[key] = r.step.state
+        self._made.append(SimStep("event", ev.at, key, ev, r.step, previous=cur))
+        if self.allocator is not None:
+            self.allocator.actions(key, r.step.actions)
+        return r.step.state
+
+    def _wake_one(self, key: str, t: float) -> None:
+        cur = self.cases[key]
+        when = cur.next_wakeup
+        if when is not None:
+            step = self.engine.advance(cur, when)
+            self.cases[key] = step.state
+            self._made.append(SimStep("wakeup", when, key, None, step, previous=cur))
+
+    def _allocate(self, steps: list[SimStep], event: Event, key: str | None) -> None:
+        """After an applied event: allocate (SPEC §10), the steps it made appended."""
+        alloc = self.allocator
+        if alloc is None:
+            return
+        alloc.observe(event, key, self.cases.get(key) if key is not None else None)
+        if alloc.wanted or alloc.queue:
+            alloc.poll(event._ts)
+            steps.extend(self._made)
+            self._made.clear()
 
     # -- public ---------------------------------------------------------------------------------
     def feed(self, event: Event) -> list[SimStep]:
@@ -167,6 +209,11 @@ class Simulator:
             return steps
         self.cases[key] = r.step.state
         steps.append(SimStep("event", event.at, key, event, r.step, previous=cur, opened=r.opened))
+        if self.allocator is not None:
+            for s in steps:
+                if s.step is not None and s.case is not None:
+                    self.allocator.actions(s.case, s.step.actions)
+            self._allocate(steps, event, key)
         return steps
 
     def advance_to(self, t: datetime) -> list[SimStep]:

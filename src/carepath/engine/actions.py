@@ -6,6 +6,12 @@
 parameters and change the case (``assign`` and ``escalate`` move the tier, ``set`` writes data,
 ``send`` counts against the channel's frequency cap). What an action may read and change of its
 step is :class:`ActionHost`; the run implements it.
+
+An action's ``when`` is checked when it would be emitted. A ``send`` or ``survey`` to a channel
+the customer does not consent to (``consent.<channel>``, SPEC §10) is not emitted: it raises
+``send.suppressed`` and goes on to its ``fallback`` channels (:func:`fall_back`, also what a
+permanent ``action.failed`` does), ``send.exhausted`` when none is left. A capped ``send`` is
+dropped with ``capped``, or, with ``mode: defer``, held until its channel's window has room.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from carepath.compile.ir import CONSENT_PREFIX
 from carepath.state import Action, ClockRecord
 
 if TYPE_CHECKING:
@@ -23,7 +30,7 @@ if TYPE_CHECKING:
     from carepath.compile.ir import ActionDef, Playbook, SetValue
     from carepath.durations import Duration
 
-__all__ = ["VERBS", "ActionHost", "emit", "perform"]
+__all__ = ["VERBS", "ActionHost", "consents", "emit", "fall_back", "perform"]
 
 
 class ActionHost(Protocol):
@@ -39,8 +46,11 @@ class ActionHost(Protocol):
     tracing: bool
     actions: list[Action]
 
+    epoch: int
+
     def now_dt(self) -> datetime: ...
     def iso(self, t: float) -> str: ...
+    def holds(self, condition: Any, view: Mapping[str, Any] | None) -> bool: ...
     def note(self, what: str, source: str, detail: str = "") -> None: ...
     def note_changed(self, *names: str) -> None: ...
     def signal(
@@ -91,10 +101,25 @@ def perform(
             emit(run, action, view)
 
 
-def emit(run: ActionHost, action: ActionDef, view: Mapping[str, Any] | None) -> None:
-    """Emit ``action`` now: its verb fills the parameters (and may drop it: a capped ``send``)."""
+def emit(
+    run: ActionHost,
+    action: ActionDef,
+    view: Mapping[str, Any] | None,
+    channel: str | None = None,
+) -> None:
+    """Emit ``action`` now, unless its ``when`` does not hold: its verb fills the parameters (and
+    may drop it: a capped ``send``, one without consent). ``channel`` overrides a ``send``'s or
+    ``survey``'s channel (a fallback)."""
+    if action.when is not None and not run.holds(action.when, view):
+        if run.tracing:
+            run.note(
+                "skip", action.source, f"{action.verb}: when {action.when.source} did not hold"
+            )
+        return
     verb = action.verb
     params: dict[str, Any] = dict(action.params)
+    if channel is not None:
+        params["channel"] = channel
     fill = VERBS.get(verb)
     if fill is not None and not fill(run, action, params, view):
         return
@@ -125,31 +150,94 @@ Verb = Callable[[ActionHost, "ActionDef", dict[str, Any], "Mapping[str, Any] | N
 def notify(
     run: ActionHost, action: ActionDef, params: dict[str, Any], view: Mapping[str, Any] | None
 ) -> bool:
-    """``notify: <tier|role|assignee|customer>``."""
+    """``notify: <tier|role|assignee|customer>``; to the assignee, ``agent`` names the agent
+    (``None`` before one is assigned)."""
     params["to"] = action.arg
+    if action.arg == "assignee":
+        params["agent"] = run.data.get("assignee")
     return True
+
+
+def consents(run: ActionHost, channel: Any) -> bool:
+    """Whether the customer consents to messages on ``channel`` (none: yes)."""
+    if channel is None:
+        return True
+    value = run.data.get(CONSENT_PREFIX + str(channel))
+    return run.playbook.consent_default if value is None else value is True
+
+
+def _suppress(run: ActionHost, action: ActionDef, channel: Any) -> None:
+    if run.tracing:
+        run.note(
+            "suppressed", action.source, f"{action.verb} {action.arg}: no consent on {channel}"
+        )
+    run.signal(
+        "send.suppressed",
+        data={
+            "reason": "no_consent",
+            "channel": channel,
+            "template": action.arg,
+            "source": action.source,
+        },
+    )
+
+
+def fall_back(
+    run: ActionHost, action: ActionDef, view: Mapping[str, Any] | None, failed: Any
+) -> None:
+    """Send ``action`` again on the next of its ``fallback`` channels after ``failed`` that the
+    customer consents to (those without consent raise ``send.suppressed``); ``send.exhausted``
+    when none is left. Nothing without a ``fallback``."""
+    chain = action.fallback
+    if not chain:
+        return
+    start = chain.index(failed) + 1 if failed in chain else 0
+    for channel in chain[start:]:
+        if channel != failed and consents(run, channel):
+            if run.tracing:
+                run.note("fallback", action.source, f"{action.verb} {action.arg} on {channel}")
+            emit(run, action, view, channel)
+            return
+        if channel != failed:
+            _suppress(run, action, channel)
+    run.signal(
+        "send.exhausted",
+        data={"channel": failed, "template": action.arg, "source": action.source},
+    )
 
 
 def send(
     run: ActionHost, action: ActionDef, params: dict[str, Any], view: Mapping[str, Any] | None
 ) -> bool:
-    """``send: <template>`` on ``channel:`` or the case's channel, within its frequency cap."""
+    """``send: <template>`` on ``channel:`` or the case's channel, with the customer's consent,
+    within its frequency cap."""
     channel = params.get("channel") or run.data.get("channel")
     params["template"] = action.arg
     params["channel"] = channel
+    if not consents(run, channel):
+        _suppress(run, action, channel)
+        fall_back(run, action, view, channel)
+        return False
     cap = run.playbook.channels.get(str(channel)) if channel is not None else None
-    if cap is None or cap.cap_per is None or cap.cap_max is None:
+    if cap is None or cap.cap_per is None or cap.cap_max is None or action.arg in cap.cap_exempt:
         return True
     recent = tuple(t for t in run.sends.get(cap.name, ()) if t > run.now - cap.cap_per)
     sends = run.writable_sends()
     if len(recent) >= cap.cap_max:
+        data = {"channel": cap.name, "template": action.arg, "source": action.source}
+        if cap.cap_mode == "defer" and cap.cap_max > 0:
+            # room again when the oldest send that counts leaves the window
+            due = recent[-cap.cap_max] + cap.cap_per
+            ref = action.source
+            if channel != (action.params.get("channel") or run.data.get("channel")):
+                ref = f"{action.source}#{channel}"  # a fallback's channel goes with it
+            run.add_pending(due, "action", ref, () if action.keep else ("stage", run.epoch))
+            data["until"] = run.iso(due)
         if run.tracing:
             run.note(
                 "capped", action.source, f"{cap.cap_max} sends per {cap.cap_per:g}s on {cap.name}"
             )
-        run.signal(
-            "capped", data={"channel": cap.name, "template": action.arg, "source": action.source}
-        )
+        run.signal("capped", data=data)
         sends[cap.name] = recent
         return False
     sends[cap.name] = (*recent, run.now)[-cap.cap_max :]
@@ -159,9 +247,14 @@ def send(
 def survey(
     run: ActionHost, action: ActionDef, params: dict[str, Any], view: Mapping[str, Any] | None
 ) -> bool:
-    """``survey: csat|nps|ces``, on the case's channel unless the action names one."""
+    """``survey: csat|nps|ces``, on the case's channel unless the action names one, with the
+    customer's consent."""
     params["survey"] = action.arg
     params.setdefault("channel", run.data.get("channel"))
+    if not consents(run, params["channel"]):
+        _suppress(run, action, params["channel"])
+        fall_back(run, action, view, params["channel"])
+        return False
     return True
 
 

@@ -19,8 +19,9 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Self
 
-from carepath._instants import dt
+from carepath._instants import dt, typed_data
 from carepath._instants import round_micros as _r
+from carepath.durations import add_months
 from carepath.engine.clocks import OPEN, WorkingClock
 from carepath.engine.plan import Plan
 from carepath.engine.scope import CaseScope
@@ -78,6 +79,7 @@ class WorkingCase(CaseScope):
         "ended",
         "epoch",
         "event",
+        "fields",
         "frozen",
         "now",
         "opened",
@@ -95,6 +97,7 @@ class WorkingCase(CaseScope):
         "trace",
         "tracing",
         "tz",
+        "tz_fallback",
     )
 
     def __init__(self, plan: Plan, state: CaseState, *, tracing: bool) -> None:
@@ -108,6 +111,11 @@ class WorkingCase(CaseScope):
         # data and sends are copied on first write (most steps change neither)
         self.data: Mapping[str, Any] = state.data
         self._own_data: dict[str, Any] | None = None
+        # what conditions read: the data, with date, datetime and decimal fields kept as text
+        # read as their type (issue 15 #7); the data itself (and the state's JSON) keeps the text
+        self.fields: Mapping[str, Any] = (
+            typed_data(state.data, plan.typed) if plan.typed else state.data
+        )
         self.tier = state.tier
         self.segment = state.segment
         self.segments = state.segments
@@ -137,6 +145,7 @@ class WorkingCase(CaseScope):
         self._now_dt_s = -1.0
         self._now_dt = datetime.min
         self.changed: set[str] | None = None  # the fields, segment(s) and tier the step changed
+        self.tz_fallback = False  # `timezone.fallback` raised in this step
 
     @classmethod
     def opening(cls, plan: Plan, key: str, at: float, seq: int, *, tracing: bool) -> Self:
@@ -209,11 +218,32 @@ class WorkingCase(CaseScope):
         self.queue.append((raised, self.depth + 1))
 
     def calendar(self, name: str | None) -> Calendar:
-        """The calendar ``name`` (``channel``: the case channel's; ``None``: ``always``)."""
+        """The calendar ``name`` (``channel``: the case channel's; ``None``: ``always``); one
+        declared ``timezone: customer`` is read in the customer's zone (SPEC §10)."""
+        if self.playbook.customer_calendars:
+            real = self.calendar_name(name)
+            if real in self.playbook.customer_calendars:
+                return self.customer_calendar(real)
         if name is None or name == "channel":
             return self.playbook.calendar_named(name, self.data)
         found = self.playbook.calendars.get(name)
         return found if found is not None else self.playbook.calendar_named(name, self.data)
+
+    def customer_calendar(self, name: str) -> Calendar:
+        """Calendar ``name`` in the zone the field ``customer_timezone`` names; the playbook's
+        zone (and a ``timezone.fallback`` signal, once a step) when it is missing or unknown."""
+        field = self.playbook.customer_timezone
+        zone = self.data.get(field) if field is not None else None
+        found = self.plan.zoned(name, zone)
+        if found is not None:
+            return found
+        if not self.tz_fallback:
+            self.tz_fallback = True
+            self.signal(
+                "timezone.fallback",
+                data={"calendar": name, "zone": zone, "timezone": self.playbook.timezone},
+            )
+        return self.playbook.calendars[name]
 
     def calendar_name(self, name: str | None) -> str:
         """The name of the calendar ``name`` stands for on this case."""
@@ -228,7 +258,7 @@ class WorkingCase(CaseScope):
         """Whether ``condition`` (none: always) holds now."""
         return (
             condition is None
-            or condition.fn(self.data, view if view is not None else NO_VIEW, self) is True
+            or condition.fn(self.fields, view if view is not None else NO_VIEW, self) is True
         )
 
     def working_clock(self, name: str) -> WorkingClock:
@@ -250,12 +280,12 @@ class WorkingCase(CaseScope):
         """Evaluate every value first, then assign (so ``set`` sees the old values); each is
         checked against its field's type."""
         out: dict[str, Any] = {}
-        data, view = self.data, view if view is not None else NO_VIEW
+        fields, view = self.fields, view if view is not None else NO_VIEW
         for assignment in sets:
             value = (
                 assignment.literal
                 if assignment.expr is None
-                else assignment.expr.fn(data, view, self)
+                else assignment.expr.fn(fields, view, self)
             )
             if isinstance(value, timedelta):
                 value = value.total_seconds()
@@ -267,18 +297,23 @@ class WorkingCase(CaseScope):
                     event=self.event,
                 )
             out[assignment.field] = coerced
-        if out:
+        self.write_data(out)
+        return out
+
+    def write_data(self, values: Mapping[str, Any]) -> None:
+        """Write ``values`` into the case's data (copied on first write)."""
+        if values:
             own = self._own_data
             if own is None:
                 own = self._own_data = dict(self.data)
                 self.data = own
-            own.update(out)
-            self.note_changed(*out)
-        return out
+            own.update(values)
+            self.fields = typed_data(own, self.plan.typed) if self.plan.typed else own
+            self.note_changed(*values)
 
     def recompute_segments(self, view: Mapping[str, Any] | None) -> None:
         segments = tuple(
-            name for name, e in self.playbook.segments if e(self.data, view or {}, self) is True
+            name for name, e in self.playbook.segments if e(self.fields, view or {}, self) is True
         )
         if segments != self.segments:
             self.segments = segments
@@ -312,9 +347,12 @@ class WorkingCase(CaseScope):
             return self.calendar(calendar or "channel").add_days_s(t, delay.business_days)
         if calendar is not None:
             return self.calendar(calendar).add_s(t, delay.seconds)
-        if delay.days:
-            local = dt(t, self.tz)
-            wall = (local.replace(tzinfo=None) + timedelta(days=delay.days)).replace(tzinfo=self.tz)
+        if delay.days or delay.months:
+            # calendar months, then days, in the playbook timezone (same wall time, §2.2)
+            local = dt(t, self.tz).replace(tzinfo=None)
+            if delay.months:
+                local = add_months(local, delay.months)
+            wall = (local + timedelta(days=delay.days)).replace(tzinfo=self.tz)
             return _r(wall.timestamp()) + float(delay.seconds)
         return _r(t + delay.seconds)
 

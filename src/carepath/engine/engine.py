@@ -22,6 +22,7 @@ from carepath._instants import dt, typed_value
 from carepath._instants import round_micros as _r
 from carepath.compile.ir import Playbook
 from carepath.engine.clocks import OPEN
+from carepath.engine.delivery import RESERVED, apply_reserved
 from carepath.engine.plan import Plan
 from carepath.engine.run import EPS, Run
 from carepath.engine.scope import NullScope
@@ -144,6 +145,8 @@ class Engine:
         if not run.ended:
             run.set_now(event._ts)
             run.event = event
+            if event.type in RESERVED:
+                apply_reserved(run, event.type, view)
             if self.plan.segments_volatile:
                 run.recompute_segments(view)
             run.dispatch(event.type, view, entered=[])

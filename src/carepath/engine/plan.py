@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+from zoneinfo import ZoneInfo
 
-from carepath._instants import zone
+from carepath._instants import TYPED_KINDS, zone
 from carepath.compile.ir import ActionDef, ClockDef, Playbook, ScheduleDef, TimerDef
+from carepath.errors import CarepathError
+
+if TYPE_CHECKING:
+    from carepath.calendar.business import Calendar
 
 __all__ = ["CANCEL", "RESET", "START", "STOP", "ClockPlan", "Plan", "Trigger"]
 
@@ -85,6 +90,7 @@ class Plan:
     """The compiled playbook as the reference run looks it up (built once per engine)."""
 
     __slots__ = (
+        "_zoned",
         "actions",
         "clock_index",
         "clock_names",
@@ -96,12 +102,14 @@ class Plan:
         "schedules",
         "segments_volatile",
         "timers",
+        "typed",
         "tz",
     )
 
     def __init__(self, playbook: Playbook) -> None:
         self.playbook = playbook
         self.tz = zone(playbook.timezone)
+        self._zoned: dict[tuple[str, str], Calendar | None] = {}
         self.actions: dict[str, ActionDef] = {}
         """Every action definition by its playbook path (``stages.solved.enter[0]``)."""
         self.timers: dict[str, tuple[str, TimerDef]] = {}
@@ -138,12 +146,38 @@ class Plan:
         )
         """Per clock in declaration order: its name, plan and definition (the per-step loop)."""
         self.clock_names = tuple(playbook.clocks)
+        self.typed: tuple[tuple[str, str], ...] = tuple(
+            (name, t.kind) for name, t in playbook.fields.items() if t.kind in TYPED_KINDS
+        )
+        """The case fields kept as text but read as their type: ``(name, kind)``
+        (:func:`~carepath._instants.typed_data`)."""
         self.clock_index = {name: i for i, name in enumerate(self.clock_names)}
         """A clock's declaration order: the tie-break of clock items due at one instant."""
         self.segments_volatile = any(
             name not in playbook.fields for _, expr in playbook.segments for name in expr.names
         )
         """Segments read more than the case's fields, so every event recomputes them."""
+
+    def zoned(self, name: str, zone: object) -> Calendar | None:
+        """Calendar ``name`` (declared ``timezone: customer``) built in ``zone``, once per zone;
+        ``None`` when ``zone`` is no IANA time zone name."""
+        if not isinstance(zone, str) or not zone:
+            return None
+        key = (name, zone)
+        if key not in self._zoned:
+            from carepath.calendar.business import Calendar
+
+            try:
+                zone_of = ZoneInfo(zone)
+                raw = dict(self.playbook.customer_calendars[name])
+                raw["timezone"] = zone_of.key
+                built: Calendar | None = Calendar.from_dict(raw, timezone=zone_of.key)
+            except (ValueError, KeyError, OSError, CarepathError):
+                built = None
+            if len(self._zoned) >= 1024:  # bounded: zones are few, hostile values are not
+                self._zoned.clear()
+            self._zoned[key] = built
+        return self._zoned[key]
 
     def _index(self, actions: tuple[ActionDef, ...]) -> None:
         for action in actions:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
+from carepath.durations import add_months
 from carepath.engine.engine import Engine, Step
 from carepath.errors import CaseError, EventOutOfOrder, InvalidEvent, PlaybookMismatch, SignalLoop
 from carepath.events import Event
@@ -82,8 +83,11 @@ def _route(engine: Engine, state: CaseState | None, event: Event) -> Routed:
         if mi is not None:
             # calendar days count in the playbook timezone (same local time, DST-aware)
             opened = state.opened
+            local = opened.astimezone(engine.tz)
+            if mi.months:
+                local = add_months(local.replace(tzinfo=None), mi.months).replace(tzinfo=engine.tz)
             earliest = (
-                opened + timedelta(days=mi.days + mi.business_days) + timedelta(seconds=mi.seconds)
+                local + timedelta(days=mi.days + mi.business_days) + timedelta(seconds=mi.seconds)
             )
             if event.at < earliest:
                 return Routed(

@@ -48,7 +48,7 @@ class Run(WorkingCase):
         if not handlers:
             return None
         for handler in handlers:
-            if handler.when is None or handler.when(self.data, view, self) is True:
+            if handler.when is None or handler.when(self.fields, view, self) is True:
                 return handler
         return None
 
@@ -254,13 +254,14 @@ class Run(WorkingCase):
         )
 
     def fire_action(self, item: Pending) -> None:
-        action = self.plan.actions.get(item.ref)
+        ref, _, channel = item.ref.partition("#")  # `source#channel`: a deferred fallback
+        action = self.plan.actions.get(ref)
         if action is not None:
             if self.tracing:
                 self.note(
                     "due", item.ref, f"delayed {action.verb} armed at {self.iso(item.origin)}"
                 )
-            emit(self, action, None)
+            emit(self, action, None, channel or None)
         self.after_change("", None, [])
 
     def fire_timer(self, item: Pending) -> None:

@@ -1,5 +1,5 @@
 """The names conditions read besides fields and the event (SPEC §2.3): ``stage``, ``segment``,
-``segments``, ``tier``, ``channel``, ``now`` and
+``segments``, ``tier``, ``channel``, ``assignee``, ``now``, ``consent.<channel>`` (SPEC §10) and
 ``sla.<name>.status|breached|elapsed|remaining|due``.
 
 :class:`CaseScope` is a base of the step's run: the run answers these names itself, computed when
@@ -48,9 +48,12 @@ class CaseScope(Mapping[str, Any]):
             return self.tier
         if name == "now":
             return self.now_dt()
-        if name == "channel":
-            return self.data.get("channel")
+        if name == "channel" or name == "assignee":
+            return self.data.get(name)
         if not name.startswith("sla."):
+            if name.startswith("consent."):  # built-in: the playbook's default until set
+                value = self.data.get(name)
+                return self.playbook.consent_default if value is None else value
             return default
         parts = name.split(".")
         clock: WorkingClock | Clock | None = None

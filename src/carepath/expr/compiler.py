@@ -25,7 +25,9 @@ from typing import Any
 
 from carepath.durations import DurationError, parse_duration
 from carepath.errors import ExpressionError
+from carepath.expr import arithmetic as _arithmetic
 from carepath.expr import runtime as _expr_runtime
+from carepath.expr.arithmetic import result_type
 from carepath.expr.program import FUNCTIONS, MAX_DEPTH, MAX_NODES, MAX_SOURCE, Expr
 from carepath.expr.types import (
     ANY,
@@ -68,6 +70,14 @@ _CMP_OPS: dict[type[ast.cmpop], str] = {
     ast.NotIn: "not in",
 }
 _ORDER_HELPER = {"<": "_lt", "<=": "_le", ">": "_gt", ">=": "_ge"}
+_ARITH_OPS: dict[type[ast.operator], str] = {
+    ast.Add: "+",
+    ast.Sub: "-",
+    ast.Mult: "*",
+    ast.Div: "/",
+}
+_ARITH_HELPER = {"+": "_add", "-": "_sub", "*": "_mul", "/": "_div"}
+_READ = {"decimal": "_dec", "duration": "_dur", "datetime": "_inst"}  # as case data keeps them
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 
@@ -98,6 +108,8 @@ def _show(v: object) -> str:
         return "true" if v else "false"
     if isinstance(v, str):
         return f'"{v}"'
+    if isinstance(v, timedelta):
+        return f'duration("{v.total_seconds():g}s")'
     return repr(v)
 
 
@@ -163,16 +175,30 @@ class _Compiler:
             return self.list_lit(node)
         if isinstance(node, ast.Call):
             return self.call(node)
+        if isinstance(node, ast.BinOp) and type(node.op) in _ARITH_OPS:
+            return self.binop(node)
         raise self.not_allowed(node)
+
+    def binop(self, node: ast.BinOp) -> _Typed:
+        """``a + b``, ``a - b``, ``a * b``, ``a / b`` (SPEC §10), typed by
+        :func:`~carepath.expr.arithmetic.result_type`; decimals are read as decimals."""
+        op = _ARITH_OPS[type(node.op)]
+        a, b = self.visit(node.left), self.visit(node.right)
+        t = result_type(op, a.type, b.type)
+        if isinstance(t, tuple):
+            raise self.err(node, f"{t[0]}: {_describe(a)} {op} {_describe(b)}", "CP403", t[1])
+        codes = [
+            f"{_READ[c.type.kind]}({c.code})" if c.type.kind in _READ else c.code for c in (a, b)
+        ]
+        return _Typed(f"{_ARITH_HELPER[op]}({codes[0]}, {codes[1]})", t, node)
 
     def not_allowed(self, node: ast.AST) -> ExpressionError:
         hint = None
         if isinstance(node, ast.BinOp):
-            if isinstance(node.op, ast.Pow):
-                what = "the power operator **"
-            else:
-                what = "arithmetic"
-            hint = "conditions compare values; arithmetic is not part of the language"
+            what = {ast.Pow: "the power operator **", ast.FloorDiv: "the operator //"}.get(
+                type(node.op), f"the operator {type(node.op).__name__}"
+            )
+            hint = "arithmetic is + - * / on numbers, durations and instants"
         elif isinstance(node, ast.Subscript):
             what, hint = "subscripts (x[...])", "name the field with a dotted path: customer.tier"
         elif isinstance(node, ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp):
@@ -754,6 +780,7 @@ def compile_expr(  # noqa: C901 - one branch per expression node kind
         "__builtins__": {},
         "list": list,
         **_expr_runtime.HELPERS,
+        **_arithmetic.HELPERS,
         **comp.globals,
     }
     fn = eval(compile(src, "<carepath-expr>", "eval"), env_globals)  # our own generated code

@@ -275,6 +275,10 @@ def coerce(value: Any, t: FieldType) -> tuple[bool, Any]:
 def _coerce_number(value: Any, kind: str) -> tuple[bool, Any]:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return True, float(value) if kind == "float" else value
+    if isinstance(value, Decimal):  # the result of decimal arithmetic: kept as decimal text
+        if not value.is_finite():
+            return False, value
+        return True, float(value) if kind == "float" else str(value)
     if kind == "decimal" and isinstance(value, str):
         try:
             Decimal(value)

@@ -1,7 +1,7 @@
 """Semantic checks of a compiled playbook (SPEC §5): :func:`lint` runs them all — the stage-graph
 checks of :mod:`carepath.lint.graph`, the signal cycles of :mod:`carepath.lint.signals`, and here
 CP505/CP606 thresholds, CP605 shadowed segments and CP607 ``calendar: channel`` where the channel
-can be unset. The goals are checked from the model by :mod:`carepath.lint.goals` (the compiler runs
+can be unset; :mod:`carepath.lint.delivery` CP620/CP621 (consent and caps). The goals are checked from the model by :mod:`carepath.lint.goals` (the compiler runs
 them, so they are reported even when another section does not compile).
 
 Everything here reads a compiled :class:`~carepath.compile.ir.Playbook` and reports into the
@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
+from carepath.lint.delivery import check_delivery
 from carepath.lint.graph import (
     ClockAnalysis,
     Graph,
@@ -53,6 +54,7 @@ def lint(playbook: Playbook, rep: Reporter) -> None:
     check_thresholds(graph, rep)
     check_signal_cycles(graph, rep)
     check_segments(playbook, rep)
+    check_delivery(playbook, _all_actions(playbook), rep)
 
 
 def _channel_may_be_unset(pb: Playbook) -> str | None:

@@ -360,6 +360,11 @@ def _prune(data: Any, path: tuple[str | int, ...], missing: bool, rep: Reporter)
     return True
 
 
+_PII_HINT = (
+    "`pii: true` marks personal data on a field (`fields`) or a declared event field (`events`)"
+)
+
+
 def _report_validation(exc: ValidationError, data: Any, rep: Reporter) -> None:
     from carepath.model import PlaybookSpec
 
@@ -379,6 +384,7 @@ def _report_validation(exc: ValidationError, data: Any, rep: Reporter) -> None:
                 path,
                 key=True,
                 hint=_did_you_mean(key, allowed)
+                or (_PII_HINT if key == "pii" else None)
                 or (f"allowed keys: {', '.join(sorted(allowed))}" if allowed else None),
             )
             continue

@@ -3,26 +3,87 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
-from carepath.model.common import Flag, Model, check_duration
+from carepath.model.common import (
+    Condition,
+    Flag,
+    Model,
+    OneOrMany,
+    Shorthand,
+    check_duration,
+    one_or_many,
+)
 
-__all__ = ["VERBS", "ActionSpec"]
+__all__ = ["STRATEGIES", "VERBS", "ActionSpec", "AssignSpec"]
 
 VERBS = ("notify", "send", "survey", "assign", "escalate", "set", "task", "emit")
 _VERB_HINT = {
     "notify": "for example {notify: L2}",
     "send": "for example {send: reminder} (a template name)",
     "survey": "csat, nps or ces",
-    "assign": "a tier, for example {assign: L1}",
+    "assign": "a tier, for example {assign: L1} or {assign: {tier: L1, strategy: round_robin}}",
     "escalate": "next or a tier",
     "set": "a mapping, for example {set: {priority: high}}",
     "task": "a task name, for example {task: call-back, for: L1}",
     "emit": "a custom action name",
 }
+
+
+STRATEGIES = ("round_robin", "least_loaded", "skills")
+"""How the runtime's allocator picks an agent in a tier (SPEC §10)."""
+
+
+class AssignSpec(Model):
+    """``assign: {tier, strategy?, skills?}`` (SPEC §10); ``assign: L1`` is ``{tier: L1}``: the
+    tier only, no agent is allocated."""
+
+    tier: str = Field(description="tier that takes the case")
+    strategy: Literal["round_robin", "least_loaded", "skills"] | None = Field(
+        None,
+        description="how the runtime picks an agent of the tier from the roster (none: the tier "
+        "only)",
+    )
+    skills: Annotated[list[str], BeforeValidator(one_or_many), OneOrMany] | None = Field(
+        None, description="with `strategy: skills`: an agent needs every one of them"
+    )
+
+    @model_validator(mode="after")
+    def _skills(self) -> AssignSpec:
+        if self.skills is not None and self.strategy != "skills":
+            raise PydanticCustomError(
+                "CP203",
+                "`skills` needs `strategy: skills`, not {got}",
+                {
+                    "got": self.strategy or "no strategy",
+                    "hint": "add `strategy: skills`, or remove `skills`",
+                },
+            )
+        if self.strategy == "skills" and not self.skills:
+            raise PydanticCustomError(
+                "CP203",
+                "`strategy: skills` needs a non-empty list of `skills`",
+                {"hint": "for example {tier: L1, strategy: skills, skills: [vi, warranty]}"},
+            )
+        if self.skills and any(not isinstance(s, str) or not s for s in self.skills):
+            raise PydanticCustomError(
+                "CP203", "a skill is a non-empty name", {"hint": "skills: [vi, warranty]"}
+            )
+        return self
+
+
+def _assign(v: Any) -> Any:
+    return {"tier": v} if isinstance(v, str) else v
 
 
 class ActionSpec(Model):
@@ -33,7 +94,9 @@ class ActionSpec(Model):
     notify: str | None = Field(None, description="tier, role, `assignee` or `customer`")
     send: str | None = Field(None, description="template sent to the customer")
     survey: Literal["csat", "nps", "ces"] | None = None
-    assign: str | None = Field(None, description="tier that takes the case")
+    assign: (
+        Annotated[AssignSpec, BeforeValidator(_assign), Shorthand({"type": "string"})] | None
+    ) = Field(None, description="tier that takes the case, or {tier, strategy, skills}")
     escalate: str | None = Field(None, description="`next` or a tier")
     set: dict[str, Any] | None = Field(None, description="field → literal, or `=expression`")
     task: str | None = Field(None, description="a task name for a role or tier")
@@ -50,6 +113,14 @@ class ActionSpec(Model):
         None, description="delivery window (quiet hours): calendar name or `channel`"
     )
     keep: Flag = Field(False, description="keep a delayed action when the case leaves the stage")
+    when: Condition | None = Field(
+        None, description="condition checked when the action would be emitted (else it is not)"
+    )
+    fallback: Annotated[list[str], BeforeValidator(one_or_many), OneOrMany] | None = Field(
+        None,
+        description="channels a `send`/`survey` falls back to, in order, when it fails for good "
+        "or the customer does not consent to its channel",
+    )
 
     @property
     def verb(self) -> str:

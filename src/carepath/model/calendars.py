@@ -48,7 +48,11 @@ HolidayEntry = Annotated[
 class CalendarSpec(Model):
     """When time counts: weekly hours, holidays, date overrides, a timezone."""
 
-    timezone: str | None = Field(None, description="IANA timezone; default: the playbook's")
+    timezone: str | None = Field(
+        None,
+        description="IANA timezone, or `customer` (the zone the case field `customer_timezone` "
+        "names); default: the playbook's",
+    )
     hours: dict[str, list[str]] = Field(
         default_factory=dict,
         description='day keys (mon..sun, mon-fri, sat,sun) → ["08:00-12:00", …]',

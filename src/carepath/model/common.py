@@ -16,6 +16,7 @@ __all__ = [
     "Condition",
     "Flag",
     "Model",
+    "NonNegative",
     "Number",
     "OneOrMany",
     "Positive",
@@ -126,6 +127,8 @@ Condition = Annotated[str | bool, BeforeValidator(_condition)]
 #: An integer from 1; ``true`` and ``"3"`` are not (the bound comes before the validator, so the
 #: JSON Schema says ``minimum``).
 Positive = Annotated[int, Field(ge=1), BeforeValidator(_whole)]
+#: An integer from 0 (``true`` and ``"3"`` are not).
+NonNegative = Annotated[int, Field(ge=0), BeforeValidator(_whole)]
 #: An int or float; ``true`` and ``"0.8"`` are not.
 Number = Annotated[float, BeforeValidator(_number)]
 

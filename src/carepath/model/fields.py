@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field
 
-from carepath.model.common import Model, Shorthand
+from carepath.model.common import Flag, Model, Shorthand
 
 __all__ = ["FieldSpec", "FieldTypeName", "normalize_field"]
 
@@ -24,6 +24,10 @@ class FieldSpec(Model):
     )
     item: FieldTypeName | None = Field(None, description="item type of a list")
     default: Any = Field(None, description="value when not set")
+    pii: Flag = Field(
+        False,
+        description="personal data: `carepath erase` replaces its values with null (SPEC §10)",
+    )
     title: str | None = None
     description: str | None = None
 

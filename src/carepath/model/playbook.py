@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, ConfigDict, Field, field_validator
 
 from carepath.model.calendars import CalendarSpec
-from carepath.model.common import ID_RE, Condition, Model, Shorthand, no_bool, one_or_many
+from carepath.model.common import ID_RE, Condition, Flag, Model, Shorthand, no_bool, one_or_many
 from carepath.model.fields import FieldEntry
 from carepath.model.goals import GoalSpec, MetricsSpec, StaffingSpec
 from carepath.model.routing import ChannelSpec, TemplateSpec, TierSpec
@@ -31,6 +31,15 @@ class PlaybookSpec(Model):
     description: str | None = None
     owner: str | None = None
     timezone: str = Field("UTC", description="IANA timezone: default for calendars and cron")
+    customer_timezone: str | None = Field(
+        None,
+        description="the string field naming the customer's IANA time zone, which calendars "
+        "with `timezone: customer` read their hours in",
+    )
+    consent_default: Flag = Field(
+        True,
+        description="the value of `consent.<channel>` before the customer opts in or out",
+    )
     include: Annotated[list[str], BeforeValidator(one_or_many), Shorthand({"type": "string"})] = (
         Field(default_factory=list, description="relative files merged into this playbook")
     )

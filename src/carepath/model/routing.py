@@ -6,16 +6,27 @@ from typing import Literal
 
 from pydantic import Field
 
-from carepath.model.common import Flag, Model, Positive
+from carepath.model.common import Flag, Model, NonNegative
 
 __all__ = ["ChannelSpec", "FrequencyCap", "TemplateSpec", "TierSpec"]
 
 
 class FrequencyCap(Model):
-    """At most ``max`` sends on this channel per ``per`` (``1d``, ``7d``), counted per case."""
+    """At most ``max`` sends on this channel per ``per`` (``1d``, ``7d``), counted per case.
+
+    A capped send is dropped (``mode: drop``, with a ``capped`` signal) or held until the window
+    has room (``mode: defer``); templates under ``exempt`` (transactional messages) neither count
+    nor are capped.
+    """
 
     per: str = Field(description="window length: 1d, 7d, 24h…")
-    max: Positive
+    max: NonNegative = Field(description="sends allowed per window (0: none but the exempt)")
+    mode: Literal["drop", "defer"] = Field(
+        "drop", description="`drop` a capped send, or `defer` it until the window has room"
+    )
+    exempt: list[str] = Field(
+        default_factory=list, description="templates that neither count nor are capped"
+    )
 
 
 class ChannelSpec(Model):

@@ -3,7 +3,9 @@
 Shares are fractions, NPS is in points, times are seconds, instants ISO 8601 with the playbook
 timezone's offset. The keys of SPEC §6 (``playbook``, ``period``, ``events``, ``cases``,
 ``metrics``, ``slas``, ``goals``, ``load``, ``staffing``) are contracts; the others (``custom``,
-``activity``, ``staffing_params``, ``series``) feed the text and HTML renderers and the what-if.
+``activity``, ``staffing_params``, ``series``, ``details``) feed the text and HTML renderers and the what-if;
+``allocation`` (only with a roster: ``{agents: [row…], queued}``, see :mod:`carepath.report.agents`)
+is the table per agent.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from carepath._instants import to_iso, zone
 from carepath.metrics import Metrics, evaluate_goals
+from carepath.report.agents import agent_rows
+from carepath.report.details import details
 from carepath.staffing import agents_needed
 
 if TYPE_CHECKING:
@@ -154,6 +158,8 @@ def _build(playbook: Playbook, rp: Replay) -> dict[str, Any]:
         },
         "source": "store" if rp.from_store else "events",
         "timezone": playbook.timezone,
+        "details": details(playbook, rp, m, params["answer_within"]),
+        **({"allocation": alloc} if (alloc := agent_rows(rp)) is not None else {}),
     }
 
 

@@ -111,7 +111,7 @@ class Delivery:
         cache: dict[tuple[str, str], CaseState | None],
         seen: set[str],
         tally: Tally,
-    ) -> None:
+    ) -> Any:
         raise NotImplementedError  # pragma: no cover - the runtime's
 
     def _init_delivery(self) -> None:
@@ -328,6 +328,19 @@ class Delivery:
     ) -> bool:
         """Finish a claim, with its reserved event where the playbook wants one, in one commit."""
         kind = "delivered" if delivered else "failed" if retry_at is None else None
+        if kind is None or kind not in self._feedback.get(item.playbook, ()):
+            ok = self.store.finish_outbox(
+                item.playbook,
+                item.id,
+                self.worker,
+                delivered=delivered,
+                retry_at=retry_at,
+                error=error,
+                live_at=now if live else None,
+            )
+            if ok and delivered:
+                self.counters["delivered"] += 1
+            return ok
         tally = Tally()
 
         def unit(tx: Tx) -> bool:
@@ -341,7 +354,7 @@ class Delivery:
                 error=error,
                 live_at=now if live else None,
             )
-            if ok and kind is not None:
+            if ok:
                 self._report(tx, item, kind, now, tally, reason=error, permanent=permanent)
             return ok
 

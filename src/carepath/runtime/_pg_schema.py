@@ -6,7 +6,10 @@ in ``schema_version``, under an advisory lock, so several workers may start (and
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+from carepath.runtime._alloc_rows import PG_MIGRATION
+from carepath.runtime.erasure import PG_MIGRATION as PII_MIGRATION
+
+SCHEMA_VERSION = 3
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -56,4 +59,6 @@ CREATE TABLE IF NOT EXISTS {s}.rejected (
     at          double precision NOT NULL
 );
 """,
+    2: PG_MIGRATION,
+    3: PII_MIGRATION,
 }

@@ -18,14 +18,17 @@ from typing import TYPE_CHECKING, Any
 from carepath._instants import dt, zone
 from carepath.errors import CaseError
 from carepath.events import Event, Line, decode_event, event_from_line
+from carepath.runtime._allocator import Allocating
 from carepath.runtime._delivery import ActionHandler, Delivery
 from carepath.runtime._tally import Tally
+from carepath.runtime.erasure import register_pii
 from carepath.runtime.store import Rejected, Store, Tx
 from carepath.state import Action, CaseState, Signal
 
 if TYPE_CHECKING:
     from carepath.compile.ir import Playbook
     from carepath.engine.engine import Engine
+    from carepath.runtime.allocation import Roster
 
 __all__ = ["ActionHandler", "Runtime", "SubmitResult"]
 
@@ -85,6 +88,12 @@ def _received(raw: EventInput) -> dict[str, Any]:
             return json.loads(json.dumps(dict(raw), default=str))  # type: ignore[no-any-return]
         except (TypeError, ValueError):
             return {"raw": repr(raw)}
+    if not isinstance(raw, str | bytes):  # a decoded JSON value that is not an object
+        try:
+            text = json.dumps(raw, default=str)
+        except (TypeError, ValueError):
+            text = repr(raw)
+        return {"raw": text[:_RAW_KEPT] + "…" if len(text) > _RAW_KEPT else text}
     try:  # a line that decodes is recorded as the object it holds
         return _received(decode_event(raw))
     except ValueError:
@@ -115,14 +124,15 @@ def _storable(value: Any) -> Any:
     return value
 
 
-class Runtime(Delivery):
+class Runtime(Allocating, Delivery):
     """Cases of one or more playbooks on a store (SPEC §7).
 
     ``clock`` returns an aware ``datetime`` (default: system time); back-off and leases run on it.
     ``handlers`` maps action types (``"*"`` for the rest) to ``handler(action, state)``. Options:
     ``max_attempts`` hand-overs before an item is ``dead``; ``backoff`` the first retry delay
     (doubling up to ``max_backoff``); ``lease`` how long a claim lasts (≤ 60 s); ``batch`` how many
-    rows one claim or wake-up transaction takes.
+    rows one claim or wake-up transaction takes; ``roster`` the agents the allocator assigns
+    cases to (a YAML/JSON file, or a list of ``{id, tiers, …}`` mappings; SPEC §10).
     """
 
     def __init__(
@@ -138,6 +148,7 @@ class Runtime(Delivery):
         lease: timedelta = timedelta(seconds=30),
         batch: int = 200,
         worker: str | None = None,
+        roster: str | os.PathLike[str] | Sequence[Mapping[str, Any]] | Roster | None = None,
     ) -> None:
         from carepath.compile.ir import Playbook
         from carepath.engine.engine import Engine
@@ -174,8 +185,10 @@ class Runtime(Delivery):
         self.batch = max(1, batch)
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._keys = [(pb.id, pb.content_hash) for pb in pbs]
+        register_pii(store, pbs)  # so that `carepath erase` knows them (SPEC §10)
         self.counters: Counter[str] = Counter()
         self._init_delivery()
+        self._init_allocation(roster)
 
     # -- handlers -----------------------------------------------------------------------------
     def action(self, type_: str) -> Callable[[ActionHandler], ActionHandler]:
@@ -401,7 +414,19 @@ class Runtime(Delivery):
             states.append(st)
             if prev is None or prev.ended or prev.opened_s != st.opened_s:
                 tally["opened"] += 1
-        tally[status] += 1
+        if self.roster:
+
+            def out(x: Any) -> None:
+                if isinstance(x, Signal):
+                    signals.append(x)
+                elif x is not None:
+                    actions.extend(x.actions)
+                    signals.extend(x.signals)
+
+            for _, step in steps:
+                st = step.state
+                self._after_step(tx, ev, st, step.actions, cache, seen, tally, out)
+        tally["assigned" if self._alloc_depth and status == "applied" else status] += 1
         tally["actions"] += len(actions)
         tally["breaches"] += sum(1 for s in signals if s.type.endswith(".breached"))
         return SubmitResult(
@@ -422,12 +447,13 @@ class Runtime(Delivery):
         tx: Tx,
         ev: Event,
         key: tuple[str, str],
-        cache: dict[tuple[str, str], CaseState | None],
+        cache: Cache,
         seen: set[str],
         tally: Tally,
-    ) -> None:
-        """Apply a runtime's own event (``action.delivered``…) to the one case ``key``, in ``tx``."""
-        self._one(tx, ev, ev, None, [(key[0], key[1], None)], cache, seen, tally)
+    ) -> SubmitResult:
+        """Apply a runtime's own event (``action.delivered``, ``agent.assigned``…) to the one case
+        ``key``, in ``tx``."""
+        return self._one(tx, ev, ev, None, [(key[0], key[1], None)], cache, seen, tally)
 
     def _load(self, tx: Tx, cache: Cache, pid: str, key: str) -> CaseState | None:
         k = (pid, key)
@@ -497,6 +523,7 @@ class Runtime(Delivery):
             self.counters.update(tally)
             total += n
             if n < self.batch:
+                self._retry_queued()
                 return total
 
     def _due_in_tx(
@@ -545,7 +572,13 @@ class Runtime(Delivery):
             try:
                 step = engine.advance(st, when)
             except CaseError as exc:  # a broken case must not stop the others
-                log.error("cannot advance case %s/%s: %s", st.playbook, st.case, exc)
+                log.error(
+                    "cannot advance case %s/%s: %s",
+                    st.playbook,
+                    st.case,
+                    exc,
+                    extra={"playbook": st.playbook, "case": st.case},
+                )
                 continue
             cache[k] = step.state
             steps.append(step)
@@ -555,6 +588,8 @@ class Runtime(Delivery):
         for step in steps:
             tx.save(step.state, t_engine)
             tx.add_outbox(step.actions)
+            if self.roster:
+                self._after_step(tx, None, step.state, step.actions, None, None, tally)
             tally["actions"] += len(step.actions)
             tally["breaches"] += sum(1 for s in step.signals if s.type.endswith(".breached"))
         tally["woken"] += len(steps)

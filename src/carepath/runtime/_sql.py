@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from carepath.runtime.store import OutboxItem, Rejected
+from carepath.runtime.store import OutboxItem, OutboxStats, Rejected
 from carepath.state import Action, CaseState
 
 __all__ = ["SqlReaders"]
@@ -20,6 +20,7 @@ class SqlReaders:
     """
 
     _PH = "?"
+    _COLLATE = ""  # the byte order of keys (PostgreSQL: ' COLLATE "C"', as ``cases`` sorts)
     _COLS = "playbook, id, case_key, type, status, attempts, action, available_at, claimed_until, claimed_by, last_error"
 
     def _tbl(self, name: str) -> str:
@@ -80,6 +81,43 @@ class SqlReaders:
                 continue
             out.append(Rejected(json.loads(ev), reason, msg, at, keys))
         return out
+
+    def case_page(
+        self,
+        *,
+        after: str | None = None,
+        limit: int = 100,
+        playbook: str | None = None,
+        stage: str | None = None,
+    ) -> list[CaseState]:
+        """One page of cases by case key, then playbook (see ``Store.case_page``), in one query."""
+        ph, co = self._PH, self._COLLATE
+        where, params = [], []
+        for cond, v in (
+            (f"playbook = {ph}", playbook),
+            (f"stage = {ph}", stage),
+            (f"case_key{co} > {ph}", after),
+        ):
+            if v is not None:
+                where.append(cond)
+                params.append(v)
+        sql = f"SELECT state FROM {self._tbl('cases')}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY case_key{co}, playbook{co} LIMIT {ph}"
+        rows = self._read(sql, [*params, max(0, int(limit))])
+        return [CaseState.from_json(r[0]) for r in rows]
+
+    def outbox_stats(self, now: float) -> OutboxStats:
+        """Items by status and the oldest due pending item, in one query."""
+        ph, t = self._PH, self._tbl("outbox")
+        rows = self._read(
+            f"SELECT status, count(*), min(CASE WHEN status = 'pending' AND available_at <= {ph} "
+            f"THEN available_at END) FROM {t} GROUP BY status",
+            (now,),
+        )
+        oldest = [float(r[2]) for r in rows if r[2] is not None]
+        return OutboxStats({str(r[0]): int(r[1]) for r in rows}, min(oldest, default=None))
 
     def open_versions(self) -> list[tuple[str, str, str, int]]:
         """Open cases counted by ``(playbook id, version, content hash)``."""

@@ -45,6 +45,7 @@ import psycopg
 from psycopg import errors as pgerr
 from psycopg_pool import ConnectionPool
 
+from carepath.runtime._alloc_rows import AllocationRows
 from carepath.runtime._cache import StateCache
 from carepath.runtime._pg_schema import MIGRATIONS, SCHEMA_VERSION
 from carepath.runtime._sql import SqlReaders
@@ -123,8 +124,23 @@ class _Conflict(Exception):
     """Another transaction processed one of this batch's event ids first: run the batch again."""
 
 
-class _PgTx(Tx):
+class _PgTx(AllocationRows, Tx):
     """One transaction on one connection; writes are buffered until :meth:`flush`."""
+
+    _P = "%s"
+
+    def _arun(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        self.cur.execute(sql, params)
+        return self.cur.fetchall() if self.cur.description is not None else []
+
+    def _atable(self, name: str) -> str:
+        return f'"{self.s.schema}".{name}'
+
+    def lock_allocation(self) -> None:
+        self.cur.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+            (f"carepath-alloc:{self.s.schema}",),
+        )
 
     def __init__(self, store: PostgresStore, conn: psycopg.Connection[Any]) -> None:
         self.s = store
@@ -610,6 +626,7 @@ class PostgresStore(SqlReaders, Store):
 
     # -- outbox claims --------------------------------------------------------------------------
     _PH = "%s"
+    _COLLATE = ' COLLATE "C"'
 
     def _tbl(self, name: str) -> str:
         return self.t[name]

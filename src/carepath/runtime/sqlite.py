@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
+from carepath.runtime._alloc_rows import SQLITE_MIGRATION, AllocationRows
 from carepath.runtime._sql import SqlReaders
+from carepath.runtime.erasure import SQLITE_MIGRATION as PII_MIGRATION
 from carepath.runtime.store import (
     Claimed,
     OutboxItem,
@@ -42,7 +44,7 @@ __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
 
 _SCHEMA_1 = """
 CREATE TABLE IF NOT EXISTS cases (
@@ -92,7 +94,7 @@ CREATE TABLE IF NOT EXISTS rejected (
 );
 """
 
-_MIGRATIONS: dict[int, str] = {1: _SCHEMA_1}
+_MIGRATIONS: dict[int, str] = {1: _SCHEMA_1, 2: SQLITE_MIGRATION, 3: PII_MIGRATION}
 
 _CHUNK = 500  # bound variables per IN query (SQLite's limit is 32,766 since 3.32, 999 before)
 
@@ -129,11 +131,14 @@ def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
     return path, query
 
 
-class _SQLiteTx(Tx):
+class _SQLiteTx(AllocationRows, Tx):
     __slots__ = ("c",)
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.c = conn
+
+    def _arun(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return self.c.execute(sql, params).fetchall()
 
     def seen(self, event_id: str) -> bool:
         return (

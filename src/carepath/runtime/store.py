@@ -34,9 +34,19 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
 from carepath.errors import StoreError
+from carepath.runtime.erasure import Erasure, erase
 from carepath.state import Action, CaseState
 
-__all__ = ["Claimed", "OutboxItem", "Prefetched", "Rejected", "Store", "StoreError", "Tx"]
+__all__ = [
+    "Claimed",
+    "OutboxItem",
+    "OutboxStats",
+    "Prefetched",
+    "Rejected",
+    "Store",
+    "StoreError",
+    "Tx",
+]
 
 CaseKey = tuple[str, str]
 
@@ -137,6 +147,15 @@ class Claimed(NamedTuple):
     dead: list[OutboxItem]
 
 
+class OutboxStats(NamedTuple):
+    """What :meth:`Store.outbox_stats` counts: items by ``status`` (``pending``, ``delivered``,
+    ``dead``; a status with no item is absent) and ``oldest_due``, the earliest ``available_at``
+    of a pending item that is available at the given instant (``None``: none is)."""
+
+    by_status: dict[str, int]
+    oldest_due: float | None
+
+
 class Tx(abc.ABC):
     """One open transaction. Everything written through it commits together or not at all."""
 
@@ -225,6 +244,41 @@ class Tx(abc.ABC):
         lease); ``delivered`` wins over any other state but ``delivered``. With ``live_at`` every
         outcome requires a pending item under ``worker``'s lease still live at ``live_at``
         (``claimed_until > live_at``): the rule of ``Runtime.ack``/``nack``."""
+
+    # -- allocation (SPEC §10): a store without these cannot run a roster ----------------------
+    def lock_allocation(self) -> None:
+        """Serialize allocations until commit, so loads read here stay true until then."""
+        raise StoreError(f"{type(self).__name__} does not keep allocation rows")
+
+    def agent_loads(self) -> dict[str, int]:
+        """Open assigned cases per agent."""
+        raise StoreError(f"{type(self).__name__} does not keep allocation rows")
+
+    def last_assigned(self, tier: str) -> str | None:
+        """The agent the allocator chose last in ``tier``."""
+        raise StoreError(f"{type(self).__name__} does not keep allocation rows")
+
+    def set_assignment(
+        self, playbook: str, case: str, agent: str, at: float, tier: str | None
+    ) -> None:
+        """``agent`` holds the case; with ``tier``, it is that tier's last choice."""
+        raise StoreError(f"{type(self).__name__} does not keep allocation rows")
+
+    def drop_assignment(self, playbook: str, case: str) -> None:
+        """The case no longer counts in anybody's load; its queued ``assign`` goes too."""
+        raise StoreError(f"{type(self).__name__} does not keep allocation rows")
+
+    def queue_assignment(self, action: Action, since: float) -> None:
+        """Keep an ``assign`` nobody was free for (one per case)."""
+        raise StoreError(f"{type(self).__name__} does not keep allocation rows")
+
+    def queued_assignments(self, limit: int) -> list[Action]:
+        """The queued ``assign`` actions, oldest first."""
+        raise StoreError(f"{type(self).__name__} does not keep allocation rows")
+
+    def unqueue_assignment(self, playbook: str, case: str) -> None:
+        """Forget the case's queued ``assign``."""
+        raise StoreError(f"{type(self).__name__} does not keep allocation rows")
 
 
 class Store(abc.ABC):
@@ -327,6 +381,39 @@ class Store(abc.ABC):
     def next_wakeup(self, playbooks: Sequence[tuple[str, str]] | None = None) -> float | None:
         """The earliest wake-up of any case (of those playbooks), or ``None``."""
 
+    def case_page(
+        self,
+        *,
+        after: str | None = None,
+        limit: int = 100,
+        playbook: str | None = None,
+        stage: str | None = None,
+    ) -> list[CaseState]:
+        """Up to ``limit`` cases ordered by case key, then playbook, whose key sorts after
+        ``after`` (every key when ``None``), of ``playbook`` and in ``stage`` when given: one page
+        of a listing that goes on with ``after`` = the last key read. The default reads
+        :meth:`cases`; the SQL stores ask the database for the page."""
+        rows = sorted(
+            (
+                s
+                for s in self.cases(playbook)
+                if (stage is None or s.stage == stage) and (after is None or s.case > after)
+            ),
+            key=lambda s: (s.case, s.playbook),
+        )
+        return rows[: max(0, limit)]
+
+    def outbox_stats(self, now: float) -> OutboxStats:
+        """Outbox items by status and the oldest due pending item (see :class:`OutboxStats`), as of
+        ``now``. The default reads :meth:`outbox`; the SQL stores count in the database."""
+        by_status: dict[str, int] = {}
+        oldest: float | None = None
+        for item in self.outbox():
+            by_status[item.status] = by_status.get(item.status, 0) + 1
+            if item.status == "pending" and item.available_at <= now:
+                oldest = item.available_at if oldest is None else min(oldest, item.available_at)
+        return OutboxStats(by_status, oldest)
+
     # -- waiting ------------------------------------------------------------------------------
     def wait_for_work(self, timeout: float) -> bool:
         """Block until another process may have queued work (outbox rows, a nearer wake-up) or
@@ -338,6 +425,18 @@ class Store(abc.ABC):
         return False
 
     # -- lifecycle ----------------------------------------------------------------------------
+    def erase(
+        self,
+        case: str | None = None,
+        *,
+        field: str | None = None,
+        value: Any = None,
+        playbook: str | None = None,
+    ) -> Erasure:
+        """Replace the personal data (``pii: true``) of one case (``case``), or of the cases whose
+        ``field`` equals ``value``, with null; one transaction per case (SPEC §10)."""
+        return erase(self, case, field=field, value=value, playbook=playbook)
+
     @abc.abstractmethod
     def schema_version(self) -> int:
         """The schema version of the open store."""

@@ -147,7 +147,7 @@ class StepRunner:
     # -- time ---------------------------------------------------------------------------------
     def instant(self, value: Any, path: YPath) -> datetime:
         from carepath.drivers.simulate import parse_instant
-        from carepath.durations import DurationError, parse_duration
+        from carepath.durations import DurationError, add_months, parse_duration
 
         if isinstance(value, str) and value.strip().startswith("+"):
             if self.now is None:
@@ -165,8 +165,9 @@ class StepRunner:
                     f"relative time {value!r}: business days are not allowed here; use d or h", path
                 )
             t = self.now.astimezone(self.tz)
-            if d.days:
-                t = (t.replace(tzinfo=None) + timedelta(days=d.days)).replace(tzinfo=self.tz)
+            if d.days or d.months:
+                wall = add_months(t.replace(tzinfo=None), d.months)
+                t = (wall + timedelta(days=d.days)).replace(tzinfo=self.tz)
             return t + timedelta(seconds=d.seconds)
         try:
             return parse_instant(value, self.tz)
@@ -182,7 +183,7 @@ class StepRunner:
             d = parse_duration(value)
         except DurationError as exc:
             raise ScenarioError(f"bad duration {value!r}: {exc}", path) from None
-        if d.days or d.business_days:
+        if not d.is_exact:
             raise ScenarioError(
                 f"{value!r}: business durations are compared in hours, minutes, seconds", path
             )

@@ -1,0 +1,1 @@
+"""The playbook JSON Schema, shipped inside the package as ``carepath.schemas``."""
