@@ -11,8 +11,8 @@ The log: the two example logs replicated ``--copies`` times with distinct case k
   per-case code path as the job) and ``carepath run --clock simulated`` on SQLite;
 * ``flink pN (MODE)``: ``carepath flink`` as a user runs it, in a child process, on the whole log,
   with PyFlink's Python functions in ``loopback`` (all in the client process: PyFlink's default
-  on a local mini-cluster, the command's at parallelism 1) or ``process`` mode (a Python process
-  per operator subtask: the command's default above 1; ``--workers`` picks the modes): its
+  on a local mini-cluster, and so the earlier revisions') or ``process`` mode (a Python process
+  per operator subtask: the command's default; ``--workers`` picks the modes): its
   summary line gives the start-up (from the command's call until the first event enters the job:
   the JVM, the mini-cluster, the job graph, the Python workers), the work (until the last case was
   handled) with its rate (``ev/s``: events / work seconds) and the shutdown (the last checkpoint,
@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NAMES = ["vn-retail-support", "omnichannel-journey"]
 TICK = os.sysconf("SC_CLK_TCK")
 WORKERS_VAR = "_python_worker_execution_mode"  # carepath.flink.job.WORKERS_VAR (imports PyFlink)
-DEFAULT = {1: "loopback", 2: "process"}  # configure()'s default by parallelism
+DEFAULT = "process"  # configure()'s default
 SUMMARY = re.compile(
     r"start-up (?P<startup>[\d.]+) s, then (?P<events>[\d,]+) events in (?P<work>[\d.]+) s"
     r"(?: \([\d,]+ events/s\))?(?:, shutdown (?P<shutdown>[\d.]+) s)?"
@@ -249,7 +249,7 @@ def main() -> int:
 
         then = extract(args.against) if args.against else None
         for p in args.parallelism:
-            default = DEFAULT.get(p, "process")
+            default = DEFAULT
             small = flink_cli(pbs, one, Path(d) / f"out1-{p}", p)
             rows.append({"run": f"flink p{p}, 1 event ({default})", "events": 1, **small})
             for mode in sorted({default, *args.workers}, key=lambda m: m != default):

@@ -111,7 +111,7 @@ def test_both_playbooks_with_bad_events_at_parallelism_1(tmp_path: Path) -> None
     assert res.worked is not None and res.ended is not None
     assert res.began <= res.started <= res.worked <= res.ended
     assert res.events == len(lines)  # every line was fed (the bad ones are rejected in the job)
-    assert res.workers == "loopback"  # parallelism 1: the Python functions in this process
+    assert res.workers == "process"  # a Python process per subtask, even at parallelism 1
     assert res.rate == res.events / (res.worked - res.started)
     assert res.startup_s is not None and res.shutdown_s is not None
     assert res.startup_s + res.steady_s + res.shutdown_s == pytest.approx(res.ended - res.began)
