@@ -16,7 +16,7 @@ from carepath import load
 from carepath.compile.ir import Playbook
 from carepath.drivers.generate import generate, write_jsonl
 from carepath.drivers.replay import Replay, replay_log
-from carepath.drivers.shard import _case_in_text, replay_log_sharded, shard_of
+from carepath.drivers.shard import _case_in_bytes, _case_in_text, replay_log_sharded, shard_of
 from carepath.metrics import Collector
 from carepath.report import build_report, render
 
@@ -151,14 +151,25 @@ def test_an_id_met_in_two_shares_replays_in_one_process(
     assert stats["workers"] == 1  # the shares met the same id: one process decided
 
 
-def test_the_case_is_read_from_the_text_only_when_it_is_plain() -> None:
-    assert _case_in_text('{"id":"a","case":"T-1","data":{}}') == (True, "T-1")
-    assert _case_in_text('{"id":"a", "case" : "T-1"}') == (True, "T-1")
-    assert _case_in_text('{"id":"a","type":"case"}') == (True, None)  # a value, not a key
-    assert _case_in_text('{"id":"a"}') == (True, None)
-    assert _case_in_text('{"case":"T\\u002d1"}') == (False, None)
-    assert _case_in_text('{"case":"T-1","data":{"case":"T-2"}}') == (False, None)
-    assert _case_in_text('{"case":null}') == (False, None)
+@pytest.mark.parametrize(
+    ("text", "read"),
+    [
+        ('{"id":"a","case":"T-1","data":{}}', (True, "T-1")),
+        ('{"id":"a", "case" : "Đặng-1"}', (True, "Đặng-1")),
+        ('{"id":"a","type":"case"}', (False, None)),  # a value, not a key: decoded to know
+        ('{"id":"a"}', (True, None)),
+        ('{"case":"T\\u002d1"}', (False, None)),
+        ('{"case":"T-1","data":{"case":"T-2"}}', (False, None)),
+        ('{"case":null}', (False, None)),
+        ('{"case":"T-1', (False, None)),
+    ],
+)
+def test_the_case_is_read_from_the_text_only_when_it_is_plain(
+    text: str, read: tuple[bool, str | None]
+) -> None:
+    assert _case_in_text(text) == read
+    plain, case = _case_in_bytes(text.encode())  # the bytes read the same
+    assert (plain, None if case is None else case.decode()) == read
 
 
 def test_cli_workers(tmp_path: Path, lines: list[str], capsys: pytest.CaptureFixture[str]) -> None:

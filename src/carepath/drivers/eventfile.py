@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,9 +85,15 @@ class LineReader:
     """
 
     def __init__(
-        self, stream: IO[bytes], *, limit: int = MAX_EVENT_BYTES, max_skip: int | None = None
+        self,
+        stream: IO[bytes],
+        *,
+        limit: int = MAX_EVENT_BYTES,
+        max_skip: int | None = None,
+        skip: Callable[[bytes], bool] | None = None,
     ) -> None:
         self._stream = stream
+        self._skip = skip  # lines (whole, in bytes) a reader does not want: counted, not decoded
         self.limit = limit
         self.max_skip = MAX_SKIP_BYTES if max_skip is None else max_skip
         self.bytes_read = 0
@@ -113,6 +119,8 @@ class LineReader:
                     self.number += 1
                     if self.number == 1 and chunk.startswith(_BOM):
                         chunk = chunk[len(_BOM) :]
+                    if self._skip is not None and self._skip(chunk):
+                        continue
                     line = self._complete(chunk[:-1])
                     if line is not None:
                         return line
@@ -237,10 +245,11 @@ def open_source(source: Source) -> Iterator[IO[bytes]]:
     yield _binary(source)
 
 
-def read_lines(source: Source) -> Iterator[Line]:
-    """The lines of ``source`` (see :func:`open_source` and :class:`LineReader`)."""
+def read_lines(source: Source, skip: Callable[[bytes], bool] | None = None) -> Iterator[Line]:
+    """The lines of ``source`` (see :func:`open_source` and :class:`LineReader`); ``skip(raw)``
+    true for a whole line (its bytes, newline included) leaves it out undecoded."""
     with open_source(source) as stream:
-        yield from LineReader(stream)
+        yield from LineReader(stream, skip=skip)
 
 
 def _is_yaml(source: Source) -> bool:
