@@ -16,7 +16,7 @@ from carepath import load
 from carepath.compile.ir import Playbook
 from carepath.drivers.generate import generate, write_jsonl
 from carepath.drivers.replay import Replay, replay_log
-from carepath.drivers.shard import _case_in_bytes, _case_in_text, replay_log_sharded, shard_of
+from carepath.drivers.shard import _case_in_bytes, replay_log_sharded, shard_of
 from carepath.metrics import Collector
 from carepath.report import build_report, render
 
@@ -167,8 +167,7 @@ def test_an_id_met_in_two_shares_replays_in_one_process(
 def test_the_case_is_read_from_the_text_only_when_it_is_plain(
     text: str, read: tuple[bool, str | None]
 ) -> None:
-    assert _case_in_text(text) == read
-    plain, case = _case_in_bytes(text.encode())  # the bytes read the same
+    plain, case = _case_in_bytes(text.encode())
     assert (plain, None if case is None else case.decode()) == read
 
 
@@ -176,8 +175,8 @@ def _what_if(tmp_path: Path) -> Path:
     """The retail playbook as another version with a tighter VIP chat target (the bench's)."""
     text = RETAIL.read_text(encoding="utf-8")
     other = text.replace('version: "2027.01"', 'version: "2027.01-whatif"', 1).replace(
-        "channel in [\"chat\", \"zalo\"]', within: 10m}",
-        "channel in [\"chat\", \"zalo\"]', within: 5m}",
+        'channel in ["chat", "zalo"]\', within: 10m}',
+        'channel in ["chat", "zalo"]\', within: 5m}',
         1,
     )
     assert other != text
