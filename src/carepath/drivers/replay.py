@@ -56,6 +56,7 @@ __all__ = [
     "ClockFact",
     "ClockFacts",
     "Ctx",
+    "EndedCase",
     "EventLogError",
     "FactSink",
     "Replay",
@@ -122,7 +123,10 @@ class Replay:
     rejected: list[tuple[Event, str]] = field(default_factory=list)
     """Events the engine rejected (invalid payloads, out of order), with the message."""
     states: dict[str, CaseState] = field(default_factory=dict)
-    """The final state of every case, by identity."""
+    """The final state of every case, by identity. A streaming replay (no events kept, no roster)
+    of a playbook whose cases never re-open (``reentry: never``) keeps an ended case as an
+    :class:`EndedCase`: the values the metrics read, not its clocks (memory: a report holds every
+    case of the log)."""
     first_s: float | None = None
     last_s: float | None = None
     from_store: bool = False
@@ -164,6 +168,21 @@ class Replay:
     def escalations(self) -> int:
         """``escalate`` actions emitted."""
         return self.actions.get("escalate", 0)
+
+
+class EndedCase:
+    """What a streaming replay keeps of a case that has ended for good: its identity, stage and
+    values (``data``, ``tier``, ``segment``, ``segments``: what :func:`ctx_of` and the metrics'
+    collector read of the case an event reaches), not its clocks, history or pending items. The
+    router reads ``ended`` and ``case`` of it, and ignores every later event of its key."""
+
+    __slots__ = ("case", "data", "segment", "segments", "stage", "tier")
+    ended = True
+    next_wakeup_s = None
+
+    def __init__(self, state: CaseState) -> None:
+        self.data, self.tier, self.segment, self.segments = case_values(state)
+        self.case, self.stage = state.case, state.stage
 
 
 def ctx_of(state: CaseState) -> Ctx:
@@ -370,6 +389,8 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
     actions = out.actions
     sink_types = sink.types if sink is not None else frozenset()
     events, case_ids, after = out.events, out.case_ids, out.after
+    # an ended case whose key cannot open another is kept small (see Replay.states)
+    compact = not keep and not roster and reentry == "never"
     count = 0
     seen: set[str] = set()  # the ids applied or ignored so far
     ctxs: dict[Ctx, Ctx] = {}  # one Ctx object per distinct value (memory, and cheap to send)
@@ -414,7 +435,7 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
                 actions[a[1]] += 1
             if keys is not None and cid not in states:
                 keys.first[cid] = keys.now
-            states[cid] = st
+            states[cid] = EndedCase(st) if compact and st.ended else st  # type: ignore[assignment]
             return st
         sigs = step.signals
         if sigs:
@@ -440,7 +461,7 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
             actions[a.type] += 1
         if keys is not None and cid not in states:
             keys.first[cid] = keys.now
-        states[cid] = st
+        states[cid] = EndedCase(st) if compact and st.ended else st  # type: ignore[assignment]
         return st
 
     def routed(

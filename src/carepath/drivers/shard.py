@@ -36,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from carepath.drivers.eventfile import BadEvent, read_lines
+from carepath.drivers.eventfile import BadEvent, LineReader, open_source
 from carepath.drivers.replay import (
     FactSink,
     Keys,
@@ -47,7 +47,7 @@ from carepath.drivers.replay import (
     event_key,
     replay_log,
 )
-from carepath.events import Event, event_from_line
+from carepath.events import Event, Line, event_from_line
 
 if TYPE_CHECKING:
     from carepath.compile.ir import Playbook
@@ -132,26 +132,13 @@ def shard_of(case: str | None, workers: int) -> int:
     return zlib.crc32(case.encode("utf-8", "surrogatepass")) % workers
 
 
-_CASE_TEXT = re.compile(r'"case"[ \t]*:[ \t]*"([^"\\]*)"')
 _CASE_BYTES = re.compile(rb'"case"[ \t]*:[ \t]*"([^"\\]*)"')
 
 
-def _case_in_text(text: str) -> tuple[bool, str | None]:
-    """``(True, case)`` when the line's text shows its ``case`` plainly — no ``"case"`` at all
+def _case_in_bytes(raw: bytes) -> tuple[bool, bytes | None]:
+    """``(True, case)`` when the line's bytes show its ``case`` plainly — no ``"case"`` at all
     (``None``), or one ``"case"`` that is a key with a string value without escapes — else
     ``(False, None)``: the line is decoded to know."""
-    n = text.count('"case"')
-    if n == 0:
-        return True, None
-    if n == 1:
-        m = _CASE_TEXT.search(text)
-        if m is not None:
-            return True, m.group(1)
-    return False, None
-
-
-def _case_in_bytes(raw: bytes) -> tuple[bool, bytes | None]:
-    """:func:`_case_in_text` on a line's bytes (the same reading: only ASCII decides)."""
     n = raw.count(b'"case"')
     if n == 0:
         return True, None
@@ -181,43 +168,44 @@ class _Share:
         self.me, self.workers = me, workers
 
     def lines(self, bad: list[BadEvent]) -> Any:
-        """``(line number, event)`` of this share, in file order; its bad lines into ``bad``."""
+        """``(line number, event)`` of this share, in file order; its bad lines into ``bad``.
+        Each line is decoded once, and only when it may be this share's (see the module)."""
         me, workers = self.me, self.workers
-        decode = event_from_line
         crc = zlib.crc32
+        plain = [False]  # the line being read shows its case (this share's) in its text
 
         def elsewhere(raw: bytes) -> bool:  # another share's line, seen without decoding it
-            plain, case = _case_in_bytes(raw)
-            return plain and (0 if case is None else crc(case) % workers) != me
+            shown, case = _case_in_bytes(raw)
+            if shown and (0 if case is None else crc(case) % workers) != me:
+                return True
+            plain[0] = shown
+            return False
 
-        for number, text, problem in read_lines(self.path, elsewhere):
-            if problem is not None:
-                if me == 0:
-                    bad.append(BadEvent(number, problem, text))
-                continue
-            plain, case = _case_in_text(text)
-            if plain:
-                if shard_of(case, workers) != me:
-                    continue
-                try:
-                    e = decode(text)
-                except (ValueError, TypeError) as exc:
-                    bad.append(BadEvent(number, str(exc), text))
-                    continue
-            else:  # decode it to know (the same decoder, so the same event or error)
-                try:
-                    e = decode(text)
-                except (ValueError, TypeError) as exc:
-                    if me == 0:
-                        bad.append(BadEvent(number, str(exc), text))
-                    continue
+        decode = event_from_line
+        with open_source(self.path) as stream:
+            for item in LineReader(stream, skip=elsewhere).items():
+                shown, plain[0] = plain[0], False
+                if isinstance(item, Line):
+                    number, text, problem = item
+                    if problem is not None:  # the reader's (too long, not UTF-8): said once
+                        if me == 0:
+                            bad.append(BadEvent(number, problem, text))
+                        continue
+                    try:
+                        e = decode(text)
+                    except (ValueError, TypeError) as exc:
+                        if shown or me == 0:  # this share's line, or one nobody can place
+                            bad.append(BadEvent(number, str(exc), text))
+                        continue
+                else:
+                    number, e = item
                 if shard_of(e.case, workers) != me:
+                    if shown:
+                        raise _Elsewhere(f"line {number}: its case is not the one its text shows")
                     continue
-            if shard_of(e.case, workers) != me:
-                raise _Elsewhere(f"line {number}: its case is not the one its text shows")
-            if number >= 1 << 32:  # beyond what a merge key holds: one process decides
-                raise _Elsewhere(f"line {number}: too many lines to merge shares")
-            yield number, e
+                if number >= 1 << 32:  # beyond what a merge key holds: one process decides
+                    raise _Elsewhere(f"line {number}: too many lines to merge shares")
+                yield number, e
 
     def run(self, send: Callable[[Any], None], receive: Callable[[], Any]) -> None:
         """Replay the share; say the last instant; hear the log's; send the results."""
