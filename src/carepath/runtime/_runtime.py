@@ -19,7 +19,7 @@ from carepath._instants import dt, zone
 from carepath.errors import CaseError
 from carepath.events import Event, Line, decode_event, event_from_line
 from carepath.runtime._allocator import Allocating
-from carepath.runtime._delivery import ActionHandler, Delivery
+from carepath.runtime._delivery import ActionHandler, BatchHandler, Delivery
 from carepath.runtime._tally import Tally
 from carepath.runtime.erasure import register_pii
 from carepath.runtime.store import Rejected, Store, Tx
@@ -172,6 +172,7 @@ class Runtime(Allocating, Delivery):
             clock = system_clock
         self.clock = clock
         self.handlers: dict[str, ActionHandler] = dict(handlers or {})
+        self.batch_handlers: dict[str, BatchHandler] = {}
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         if lease > timedelta(seconds=60) or lease <= timedelta(0):
@@ -191,11 +192,16 @@ class Runtime(Allocating, Delivery):
         self._init_allocation(roster)
 
     # -- handlers -----------------------------------------------------------------------------
-    def action(self, type_: str) -> Callable[[ActionHandler], ActionHandler]:
-        """Decorator: ``@rt.action("send")`` registers a handler (``"*"``: every other type)."""
+    def action(self, type_: str, *, batch: bool = False) -> Callable[[Any], Any]:
+        """Decorator: ``@rt.action("send")`` registers a handler (``"*"``: every other type).
 
-        def register(fn: ActionHandler) -> ActionHandler:
-            self.handlers[type_] = fn
+        ``batch=True`` registers ``fn(actions)`` instead: it gets the due actions of that type
+        of one claim at once, in outbox order, without their states (a sink that writes them and
+        syncs once, as ``carepath run --actions`` does); raising fails every one of them."""
+
+        def register(fn: Any) -> Any:
+            (self.handlers if batch else self.batch_handlers).pop(type_, None)
+            (self.batch_handlers if batch else self.handlers)[type_] = fn
             return fn
 
         return register
