@@ -28,6 +28,7 @@ from typing import Any
 from carepath._instants import round_micros as _r
 from carepath._instants import typed_data
 from carepath._native.lower import Unsupported, lower
+from carepath._native.state_json import state_dict
 from carepath.errors import CarepathError, CaseError, InvalidEvent, SignalLoop
 from carepath.events import Event
 from carepath.state import Action, CaseState, Clock, ClockRecord, Pending, Signal, clock_record
@@ -440,6 +441,18 @@ class NativeState(CaseState):
         if not isinstance(other, CaseState):
             return NotImplemented
         return tuple(getattr(self, f) for f in _FIELDS) == tuple(getattr(other, f) for f in _FIELDS)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape, written from the core's state while the fields are not built yet
+        (:mod:`carepath._native.state_json`; the same dictionary)."""
+        core = object.__getattribute__(self, "_core")
+        try:
+            object.__getattribute__(self, "clocks")
+        except AttributeError:
+            if core is not None:
+                ctx = object.__getattribute__(self, "_ctx")
+                return state_dict(self, core, ctx.names)
+        return CaseState.to_dict(self)
 
     def __repr__(self) -> str:
         return "CaseState" + CaseState.__repr__(self)[len("NativeState") :]

@@ -410,7 +410,7 @@ class Runtime(Allocating, Delivery):
         actions: list[Action] = []
         signals: list[Signal] = []
         states = []
-        for prev, step in steps:
+        for opened, step in steps:
             st = step.state
             cache[(st.playbook, st.case)] = st
             tx.save(st, now)
@@ -418,7 +418,7 @@ class Runtime(Allocating, Delivery):
             actions.extend(step.actions)
             signals.extend(step.signals)
             states.append(st)
-            if prev is None or prev.ended or prev.opened_s != st.opened_s:
+            if opened:
                 tally["opened"] += 1
         if self.roster:
 
@@ -469,12 +469,12 @@ class Runtime(Allocating, Delivery):
 
     def _route(
         self, tx: Tx, ev: Event, plan: Sequence[tuple[str, str | None, str | None]], cache: Cache
-    ) -> tuple[list[tuple[CaseState | None, Any]], str]:
+    ) -> tuple[list[tuple[bool, Any]], str]:
         """The steps for ``ev`` over every playbook of ``plan`` (see :meth:`_targets`), each decided
         by :func:`carepath.engine.router.route`, or :class:`_Reject`. All or nothing: one playbook's
         rejection rejects the event."""
         route = self._decide
-        steps: list[tuple[CaseState | None, Any]] = []
+        steps: list[tuple[bool, Any]] = []  # (opened a case, step)
         unknown: list[tuple[str, str, str]] = []
         no_key = False
         for pid, key, key_error in plan:
@@ -500,7 +500,7 @@ class Runtime(Allocating, Delivery):
                     continue
                 raise _Reject(r.reason or "invalid", r.message, [(pid, key)])
             if r.status == "applied" and r.step is not None:
-                steps.append((state, r.step))
+                steps.append((r.opened, r.step))
         if steps:
             return steps, "applied"
         if unknown:

@@ -29,6 +29,7 @@ from urllib.parse import parse_qs
 from carepath.runtime._alloc_rows import SQLITE_MIGRATION, AllocationRows
 from carepath.runtime._cache import StateCache
 from carepath.runtime._sql import SqlReaders
+from carepath.runtime._wakeups import WakeupWindow, rows_after
 from carepath.runtime.erasure import SQLITE_MIGRATION as PII_MIGRATION
 from carepath.runtime.store import (
     Claimed,
@@ -138,7 +139,7 @@ class _SQLiteTx(AllocationRows, Tx):
     ``executemany`` per table; a case saved twice is encoded once, as it ends the batch. Reads
     answer from the buffer first, so the transaction sees its own writes."""
 
-    __slots__ = ("c", "outbox", "processed", "saves", "states")
+    __slots__ = ("c", "outbox", "processed", "saves", "states", "window")
 
     def __init__(self, conn: sqlite3.Connection, states: StateCache | None = None) -> None:
         self.c = conn
@@ -146,6 +147,7 @@ class _SQLiteTx(AllocationRows, Tx):
         self.saves: dict[tuple[str, str], tuple[CaseState, float]] = {}  # the last wins
         self.processed: dict[str, float] = {}  # the first wins (INSERT OR IGNORE)
         self.outbox: dict[tuple[str, str], tuple[Any, ...]] = {}  # the first wins
+        self.window: WakeupWindow | None = None  # the wake-up index read ahead, once asked
 
     def flush(self) -> None:
         """Send the buffered writes (one ``executemany`` per table)."""
@@ -177,6 +179,8 @@ class _SQLiteTx(AllocationRows, Tx):
                 ],
             )
             self.saves.clear()
+            if self.window is not None:
+                self.window.clear()
         if self.outbox:
             c.executemany(
                 "INSERT OR IGNORE INTO outbox (playbook, id, case_key, type, action, available_at) "
@@ -186,8 +190,11 @@ class _SQLiteTx(AllocationRows, Tx):
             self.outbox.clear()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
-        """Run one statement after the buffered writes."""
+        """Run one statement after the buffered writes (it may change any row: the wake-up
+        window is read again)."""
         self.flush()
+        if self.window is not None:
+            self.window.clear()
         return self.c.execute(sql, params)
 
     def _arun(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -247,6 +254,8 @@ class _SQLiteTx(AllocationRows, Tx):
 
     def save(self, state: CaseState, at: float) -> None:
         self.saves[(state.playbook, state.case)] = (state, at)
+        if self.window is not None:
+            self.window.saved(state)
 
     def due(
         self,
@@ -256,39 +265,15 @@ class _SQLiteTx(AllocationRows, Tx):
         exclude: Iterable[tuple[str, str]] = (),
     ) -> list[CaseState]:
         """The due cases of the file, where this transaction's own saves replace their rows,
-        earliest first (ties by playbook and key, the order of the wake-up index)."""
+        earliest first (ties by playbook and key, the order of the wake-up index), answered from
+        a window of the index read ahead (see :mod:`carepath.runtime._wakeups`)."""
         if not playbooks or limit <= 0:
             return []
-        ex = set(exclude)
-        pbs = set(playbooks)
-        saves = self.saves
-        rows: list[tuple[float, str, str, str | CaseState]] = []
-        # the write lock of BEGIN IMMEDIATE already makes these rows ours until commit
-        cur = self.c.execute(
-            "SELECT next_wakeup, playbook, case_key, hash, state FROM cases WHERE next_wakeup IS NOT NULL "
-            "AND next_wakeup <= ? ORDER BY next_wakeup, playbook, case_key",
-            (now,),
-        )
-        for t, pb, key, h, text in cur:
-            if (pb, h) not in pbs or (pb, key) in ex or (pb, key) in saves:
-                continue
-            rows.append((t, pb, key, text))
-            if len(rows) >= limit:
-                break
-        cur.close()
-        rows.extend(
-            (st.next_wakeup_s, st.playbook, st.case, st)
-            for st, _ in saves.values()
-            if st.next_wakeup_s is not None
-            and st.next_wakeup_s <= now
-            and (st.playbook, st.content_hash) in pbs
-            and (st.playbook, st.case) not in ex
-        )
-        rows.sort(key=lambda r: (r[0], r[1], r[2]))
-        decode = self.states.decode
-        return [
-            x if isinstance(x, CaseState) else decode(pb, key, x) for _, pb, key, x in rows[:limit]
-        ]
+        if self.window is None:
+            self.window = WakeupWindow(rows_after(self.c.execute), self.states.decode)
+            for st, _ in self.saves.values():
+                self.window.saved(st)
+        return self.window.due(now, limit, playbooks, exclude, self.saves)
 
     def add_outbox(self, actions: Sequence[Action]) -> None:
         box = self.outbox
@@ -328,9 +313,11 @@ class _SQLiteTx(AllocationRows, Tx):
     ) -> Claimed:
         self.flush()
         c = self.c
+        # through the index of pending items: the planner would rather walk the whole table in
+        # seq order, every delivered row included (a claim would cost as much as the outbox is long)
         sql = (
-            "SELECT seq, attempts FROM outbox WHERE status = 'pending' AND available_at <= ? "
-            "AND (claimed_until IS NULL OR claimed_until <= ?)"
+            "SELECT seq, attempts FROM outbox INDEXED BY outbox_ready WHERE status = 'pending' "
+            "AND available_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?)"
         )
         params: list[Any] = [now, now]
         if types is not None:
