@@ -445,10 +445,10 @@ class NativeState(CaseState):
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape, written from the core's state while the fields are not built yet
         (:mod:`carepath._native.state_json`; the same dictionary)."""
-        core = object.__getattribute__(self, "_core")
         try:
             object.__getattribute__(self, "clocks")
         except AttributeError:
+            core = getattr(self, "_core", None)
             if core is not None:
                 ctx = object.__getattribute__(self, "_ctx")
                 return state_dict(self, core, ctx.names)
