@@ -101,7 +101,9 @@ def submit(cp: ModuleType, lines: list[str], d: Path, batch: int, sync: str) -> 
 
 
 def wake(cp: ModuleType, lines: list[str], d: Path, sync: str, engine: bool) -> Any:
-    store = cp.runtime.open_store(f"sqlite:///{d}/wake-{cp.__name__}-{engine}.db?synchronous={sync}")
+    store = cp.runtime.open_store(
+        f"sqlite:///{d}/wake-{cp.__name__}-{engine}.db?synchronous={sync}"
+    )
     rt = cp.runtime.Runtime([cp.load(PLAYBOOK)], store, clock=_clock(cp)())
     rt.submit_many(lines, batch=1000)
     if engine:  # the pure engine's advance of the same states, no store
@@ -204,8 +206,12 @@ def main() -> None:
                 args.repeat,
             )
         if rows & {"submit", "wake"}:
-            print(f"the retail example × {args.copies}: {len(lines):,} events, {args.copies * 17} cases")
-            measure("pure engine (in memory)", impls, lambda cp: engine_only(cp, lines), args.repeat)
+            print(
+                f"the retail example × {args.copies}: {len(lines):,} events, {args.copies * 17} cases"
+            )
+            measure(
+                "pure engine (in memory)", impls, lambda cp: engine_only(cp, lines), args.repeat
+            )
         if "submit" in rows:
             for b in (1, 10, 100, 1000):
                 what = "1 event per transaction" if b == 1 else f"batches of {b}"

@@ -21,6 +21,7 @@ from carepath.state import _CLOSED, STATE_FORMAT, ClockRecord, _n
 
 __all__ = ["state_dict"]
 
+
 def _secs(x: Any) -> Any:
     """Seconds as a ``timedelta`` holds them (to the microsecond), as the reference reads them,
     written as ``_n`` writes them (a whole number as an integer)."""
@@ -69,7 +70,9 @@ def _clock(c: Sequence[Any] | None, now_s: float) -> dict[str, Any]:
     what the decoder infers (``state._implied``), else when it differs from its default."""
     if c is None:
         return {"status": "pending"}
-    (_, status, cycle, breached, started, as_of, elapsed, paused, pause_from, pauses, index) = c[:11]
+    (_, status, cycle, breached, started, as_of, elapsed, paused, pause_from, pauses, index) = c[
+        :11
+    ]
     target, calendar, breach, due, fired, conds, hist = c[11:]
     d: dict[str, Any] = {"status": status}
     if cycle != 0:

@@ -152,19 +152,46 @@ class Delivery:
 
         Items are claimed ``batch`` at a time; every hand-over of a claim is made, then every
         outcome is committed at once (one transaction for the claim, with the reserved events):
-        a crash in between hands those items over again, under the same ids (at least once)."""
+        a crash in between hands those items over again, under the same ids (at least once).
+        When every handler is a batch handler, a claim, its hand-overs and their outcomes are
+        one transaction (a sink is called inside it; a transaction run again calls it again)."""
         if not self.handlers and not self.batch_handlers:
             return 0
         t = (now or self._now()).timestamp()
         known = self.handlers.keys() | self.batch_handlers.keys()
         types = None if "*" in known else sorted(known)
+        until = t + self.lease.total_seconds()
+        # the reserved events may queue new items due at once: then claim until none is left
+        more = any(self._feedback.values())
         n = 0
         while True:
-            items = self._claim_items(t, self.batch, t + self.lease.total_seconds(), types)
-            if not items:
-                return n
+            if self.handlers:
+                items = self._claim_items(t, self.batch, until, types)
+                self._finish(self._hand_over(items, t), t, live=False)
+            else:
+                items = self._deliver_in_one(t, until, types)
             n += len(items)
-            self._finish(self._hand_over(items, t), t, live=False)
+            if not items or (len(items) < self.batch and not more):
+                return n
+
+    def _deliver_in_one(
+        self, t: float, until: float, types: Sequence[str] | None
+    ) -> list[OutboxItem]:
+        """Claim, hand over to the batch handlers and end, in one transaction."""
+        tally = Tally()
+
+        def unit(tx: Tx) -> tuple[Claimed, list[_End], list[bool]]:
+            tally.clear()
+            got = self._claim_in(tx, t, self.batch, until, types, tally)
+            ends = self._hand_over(got.items, t)
+            return got, ends, self._finish_in(tx, ends, t, False, tally)
+
+        got, ends, oks = self.store.atomic(unit)
+        self._after_claim(got, tally)
+        for e, ok in zip(ends, oks, strict=True):
+            if ok:
+                self._count_end(e, t)
+        return got.items
 
     def _hand_over(self, items: Sequence[OutboxItem], t: float) -> list[_End]:
         """Call the handlers of ``items`` (in order; a batch handler once per run of its items)
@@ -313,13 +340,28 @@ class Delivery:
 
         def unit(tx: Tx) -> Claimed:
             tally.clear()
-            got = tx.claim_outbox(now, limit, until, self.worker, types, self.max_attempts)
-            for item in got.dead:
-                reason = item.last_error or "lease lapsed"
-                self._report(tx, item, "failed", now, tally, reason=reason, permanent=False)
-            return got
+            return self._claim_in(tx, now, limit, until, types, tally)
 
         got = self.store.atomic(unit)
+        self._after_claim(got, tally)
+        return got.items
+
+    def _claim_in(
+        self,
+        tx: Tx,
+        now: float,
+        limit: int,
+        until: float,
+        types: Sequence[str] | None,
+        tally: Tally,
+    ) -> Claimed:
+        got = tx.claim_outbox(now, limit, until, self.worker, types, self.max_attempts)
+        for item in got.dead:
+            reason = item.last_error or "lease lapsed"
+            self._report(tx, item, "failed", now, tally, reason=reason, permanent=False)
+        return got
+
+    def _after_claim(self, got: Claimed, tally: Tally) -> None:
         self.counters.update(tally)
         tally.log()
         for item in got.dead:
@@ -332,7 +374,6 @@ class Delivery:
                 item.last_error or "lease lapsed",
                 extra=_extra(item),
             )
-        return got.items
 
     def _finish(self, ends: Sequence[_End], now: float, *, live: bool) -> list[bool]:
         """End claims in one commit, each with its reserved event where the playbook wants one;
@@ -340,27 +381,10 @@ class Delivery:
         if not ends:
             return []
         tally = Tally()
-        worker = self.worker
 
         def unit(tx: Tx) -> list[bool]:
             tally.clear()
-            oks = []
-            for e in ends:
-                item = e.item
-                ok = tx.finish_outbox(
-                    item.playbook,
-                    item.id,
-                    worker,
-                    delivered=e.delivered,
-                    retry_at=e.retry_at,
-                    error=e.error,
-                    live_at=now if live else None,
-                )
-                kind = "delivered" if e.delivered else "failed" if e.retry_at is None else None
-                if ok and kind is not None:
-                    self._report(tx, item, kind, now, tally, reason=e.error, permanent=e.permanent)
-                oks.append(ok)
-            return oks
+            return self._finish_in(tx, ends, now, live, tally)
 
         oks = self.store.atomic(unit)
         self.counters.update(tally)
@@ -368,6 +392,27 @@ class Delivery:
         for e, ok in zip(ends, oks, strict=True):
             if ok:
                 self._count_end(e, now)
+        return oks
+
+    def _finish_in(
+        self, tx: Tx, ends: Sequence[_End], now: float, live: bool, tally: Tally
+    ) -> list[bool]:
+        oks = []
+        for e in ends:
+            item = e.item
+            ok = tx.finish_outbox(
+                item.playbook,
+                item.id,
+                self.worker,
+                delivered=e.delivered,
+                retry_at=e.retry_at,
+                error=e.error,
+                live_at=now if live else None,
+            )
+            kind = "delivered" if e.delivered else "failed" if e.retry_at is None else None
+            if ok and kind is not None:
+                self._report(tx, item, kind, now, tally, reason=e.error, permanent=e.permanent)
+            oks.append(ok)
         return oks
 
     def _count_end(self, e: _End, now: float) -> None:

@@ -126,7 +126,9 @@ def rows_after(
         if upto is not None:
             return list(run(cols + where + " AND next_wakeup <= ?" + order, [*params, upto]))
         got = list(run(cols + where + order + " LIMIT ?", [*params, limit]))
-        if len(got) == limit:  # the rows tied with the last one, so the window ends between instants
+        if (
+            len(got) == limit
+        ):  # the rows tied with the last one, so the window ends between instants
             last = got[-1][0]
             got = [r for r in got if r[0] < last]
             got.extend(run(cols + " AND next_wakeup = ?" + order, [last]))
