@@ -233,14 +233,19 @@ class _SQLiteTx(AllocationRows, Tx):
             if k in saves:
                 states[k] = saves[k][0]
         decode = self.states.decode
-        for i in range(0, len(todo), _CHUNK // 2):
-            pairs = todo[i : i + _CHUNK // 2]
-            marks = ",".join("(?, ?)" for _ in pairs)
-            for pb, key, text in self.c.execute(
-                f"SELECT playbook, case_key, state FROM cases WHERE (playbook, case_key) IN (VALUES {marks})",
-                [x for k in pairs for x in k],
-            ):
-                states[(pb, key)] = decode(pb, key, text)
+        by_playbook: dict[str, list[str]] = {}
+        for pb, key in todo:
+            by_playbook.setdefault(pb, []).append(key)
+        # one playbook at a time: `(playbook, case_key) IN (VALUES …)` would scan the whole table
+        for pb, keys_of in by_playbook.items():
+            for i in range(0, len(keys_of), _CHUNK):
+                part = keys_of[i : i + _CHUNK]
+                for key, text in self.c.execute(
+                    "SELECT case_key, state FROM cases WHERE playbook = ? AND case_key IN "
+                    f"({','.join('?' * len(part))})",
+                    [pb, *part],
+                ):
+                    states[(pb, key)] = decode(pb, key, text)
         return Prefetched(frozenset(seen), states)
 
     def load(self, playbook: str, case: str) -> CaseState | None:
@@ -409,7 +414,7 @@ class SQLiteStore(SqlReaders, Store):
         url: str | None = None,
         readonly: bool = False,
         check: bool = True,
-        state_cache: int = 4096,
+        state_cache: int = 16384,
     ) -> None:
         """``readonly``: open an existing file with SQLite's ``mode=ro`` (no journal-mode change,
         no migration, nothing written: the read-only commands); ``check=False`` then skips the
