@@ -92,8 +92,10 @@ def run_command(cp: ModuleType, events: Path, d: Path, sync: str) -> tuple[int, 
 
 
 def submit(cp: ModuleType, lines: list[str], d: Path, batch: int, sync: str) -> Any:
-    store = cp.runtime.open_store(f"sqlite:///{d}/b{batch}-{cp.__name__}.db?synchronous={sync}")
-    rt = cp.runtime.Runtime([cp.load(PLAYBOOK)], store, clock=_clock(cp)())
+    store = attr(cp, "runtime.open_store")(
+        f"sqlite:///{d}/b{batch}-{cp.__name__}.db?synchronous={sync}"
+    )
+    rt = attr(cp, "runtime.Runtime")([cp.load(PLAYBOOK)], store, clock=_clock(cp)())
     wall, cpu, _ = timed(lambda: rt.submit_many(lines, batch=batch, timeline=True))
     digest = hashlib.sha256("".join(s.case + s.stage for s in store.cases()).encode())
     store.close()
@@ -101,10 +103,10 @@ def submit(cp: ModuleType, lines: list[str], d: Path, batch: int, sync: str) -> 
 
 
 def wake(cp: ModuleType, lines: list[str], d: Path, sync: str, engine: bool) -> Any:
-    store = cp.runtime.open_store(
+    store = attr(cp, "runtime.open_store")(
         f"sqlite:///{d}/wake-{cp.__name__}-{engine}.db?synchronous={sync}"
     )
-    rt = cp.runtime.Runtime([cp.load(PLAYBOOK)], store, clock=_clock(cp)())
+    rt = attr(cp, "runtime.Runtime")([cp.load(PLAYBOOK)], store, clock=_clock(cp)())
     rt.submit_many(lines, batch=1000)
     if engine:  # the pure engine's advance of the same states, no store
         states = store.cases()

@@ -37,7 +37,7 @@ from carepath.state import Action, CaseState, Clock, ClockRecord, Pending, Signa
 Engine = Any
 Step = Any
 
-__all__ = ["BACKENDS", "attach", "case_values", "raw_outputs"]
+__all__ = ["BACKENDS", "attach", "case_values", "raw_outputs", "signal_types"]
 
 BACKENDS = ("auto", "native", "python")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -327,10 +327,10 @@ class _Native:
             return self.ref.handle(engine, a, b)
         return self.ref.advance(engine, a, b)
 
-    def materialize_step(self, step: Any) -> None:
-        """Build a native step's actions, signals and deadline items (on first read of one)."""
+    def materialize_step(self, step: Any, name: str | None = None) -> None:
+        """Build a native step's ``name`` (``actions``, ``signals`` or ``_items``; all three when
+        ``None``) on its first read: a runtime that stores the actions never builds the signals."""
         _core, actions, signals, items, case = object.__getattribute__(step, "_out")[:5]
-        pbid = self.engine.playbook.id
         tz = self.engine.tz
         fromts = datetime.fromtimestamp
         dts: dict[float, datetime] = {}
@@ -341,31 +341,35 @@ class _Native:
                 d = dts[x] = fromts(x, tz)
             return d
 
-        _set(
-            step,
-            "actions",
-            [
-                Action(i, pbid, case, verb, MappingProxyType(params), at_(at), src)
-                for i, verb, params, at, src in actions
-            ],
-        )
-        record = self.record
-        _set(
-            step,
-            "signals",
-            [
-                Signal(
-                    ty,
-                    at_(at),
-                    sla,
-                    cycle,
-                    record(*rec) if rec.__class__ is tuple else rec,
-                    MappingProxyType(dict(d)) if d else _EMPTY,
-                )
-                for ty, at, sla, cycle, rec, d in signals
-            ],
-        )
-        _set(step, "_items", tuple((d, _KIND_ORDER[k], k, n) for d, k, n in items))
+        if name in (None, "actions"):
+            pbid = self.engine.playbook.id
+            _set(
+                step,
+                "actions",
+                [
+                    Action(i, pbid, case, verb, MappingProxyType(params), at_(at), src)
+                    for i, verb, params, at, src in actions
+                ],
+            )
+        if name in (None, "signals"):
+            record = self.record
+            _set(
+                step,
+                "signals",
+                [
+                    Signal(
+                        ty,
+                        at_(at),
+                        sla,
+                        cycle,
+                        record(*rec) if rec.__class__ is tuple else rec,
+                        MappingProxyType(dict(d)) if d else _EMPTY,
+                    )
+                    for ty, at, sla, cycle, rec, d in signals
+                ],
+            )
+        if name in (None, "_items"):
+            _set(step, "_items", tuple((d, _KIND_ORDER[k], k, n) for d, k, n in items))
 
     def materialize(self, st: NativeState, core: Any) -> None:
         """Fill the lazy fields of ``st`` from the core's state."""
@@ -480,6 +484,17 @@ def case_values(
     return state.data, state.tier, state.segment, state.segments
 
 
+def signal_types(step: Any) -> list[str]:
+    """The types of a step's signals, without building a native step's ``Signal`` objects."""
+    try:
+        object.__getattribute__(step, "signals")
+    except AttributeError:
+        out = getattr(step, "_out", None)
+        if out is not None:
+            return [sig[0] for sig in out[2]]
+    return [s.type for s in step.signals]
+
+
 def raw_outputs(
     step: Any,
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], Callable[..., ClockRecord]] | None:
@@ -519,7 +534,7 @@ def _native_step_class(Step: type[Any]) -> Any:
 
             def __getattr__(self, name: str) -> Any:
                 if name in _LAZY_STEP:
-                    object.__getattribute__(self, "state")._ctx.materialize_step(self)
+                    object.__getattribute__(self, "state")._ctx.materialize_step(self, name)
                     return object.__getattribute__(self, name)
                 raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 

@@ -65,7 +65,7 @@ def _row(r: Any) -> list[Any]:
     ]
 
 
-def _clock(c: Sequence[Any] | None, now_s: float) -> dict[str, Any]:
+def _clock(c: Sequence[Any] | None, now_s: float) -> dict[str, Any]:  # noqa: C901 - one rule per field of Clock.to_dict, in its order
     """``Clock.to_dict(now_s)`` of a core clock tuple: a field is written when it differs from
     what the decoder infers (``state._implied``), else when it differs from its default."""
     if c is None:
