@@ -36,7 +36,9 @@ def import_revision(rev: str) -> ModuleType:
         return sys.modules[name]
     tmp = Path(tempfile.mkdtemp(prefix="carepath-bench-"))
     data = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", rev, "src/carepath"], check=True, capture_output=True
+        ["git", "-C", str(ROOT), "archive", rev, "src/carepath", "examples"],
+        check=True,
+        capture_output=True,
     ).stdout
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         tar.extractall(tmp, filter="data")
@@ -48,6 +50,13 @@ def import_revision(rev: str) -> ModuleType:
         )
     sys.path.insert(0, str(tmp))
     return importlib.import_module(name)
+
+
+def example(pkg: ModuleType, name: str) -> Path:
+    """``examples/<name>`` as revision ``pkg`` has it (its playbooks may lack later keys): beside
+    the extracted package, or this checkout's."""
+    beside = Path(str(pkg.__file__)).resolve().parent.parent / "examples"
+    return (beside if pkg.__name__ != "carepath" and beside.is_dir() else ROOT / "examples") / name
 
 
 def attr(pkg: ModuleType, *paths: str) -> Any:

@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _revision import attr, packages  # noqa: E402
+from _revision import attr, example, packages  # noqa: E402
 from bench_runtime import log  # noqa: E402
 
 import carepath  # noqa: E402
@@ -79,7 +79,9 @@ def _worker(
         cp = _package(*pkg)
         store = attr(cp, "runtime.open_store")(url)
         clock = attr(cp, "runtime.clock.ManualClock", "clock.ManualClock")
-        rt = attr(cp, "runtime.Runtime")([cp.load(PLAYBOOK)], store, clock=clock(), batch=200)
+        rt = attr(cp, "runtime.Runtime")(
+            [cp.load(example(cp, PLAYBOOK.name))], store, clock=clock(), batch=200
+        )
     except BaseException:
         barrier.abort()  # the bench reports this row as not run rather than wait for ever
         raise
@@ -143,7 +145,7 @@ def _engine(cp: Any, lines: list[str]) -> tuple[float, float]:
     engine = attr(cp, "engine.engine.Engine", "engine.Engine", "Engine")
     route = attr(cp, "engine.router.route", "router.route")
     event = attr(cp, "events.Event", "Event")
-    subject = engine(cp.load(PLAYBOOK), trace=False)
+    subject = engine(cp.load(example(cp, PLAYBOOK.name)), trace=False)
     events = [event.from_dict(json.loads(x)) for x in lines]
     cases: dict[str, Any] = {}
     t = time.perf_counter()
@@ -157,7 +159,7 @@ def _engine(cp: Any, lines: list[str]) -> tuple[float, float]:
 
 
 def _sqlite(cp: Any, lines: list[str], batch: int) -> tuple[float, float]:
-    pb = cp.load(PLAYBOOK)
+    pb = cp.load(example(cp, PLAYBOOK.name))
     clock = attr(cp, "runtime.clock.ManualClock", "clock.ManualClock")
     with tempfile.TemporaryDirectory() as d:
         s = attr(cp, "runtime.open_store")(f"sqlite:///{d}/b.db")

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _revision import attr, cli_main, packages, timed  # noqa: E402
+from _revision import attr, cli_main, example, packages, timed  # noqa: E402
 
 PLAYBOOK = ROOT / "examples/vn-retail-support.yaml"
 UNTIL = datetime.fromisoformat("2027-04-01T00:00:00+07:00")
@@ -69,7 +69,7 @@ def run_command(cp: ModuleType, events: Path, d: Path, sync: str) -> tuple[int, 
         p.unlink(missing_ok=True)
     argv = [
         "run",
-        str(PLAYBOOK),
+        str(example(cp, PLAYBOOK.name)),
         "--store",
         f"sqlite:///{db}?synchronous={sync}",
         "--events",
@@ -95,7 +95,9 @@ def submit(cp: ModuleType, lines: list[str], d: Path, batch: int, sync: str) -> 
     store = attr(cp, "runtime.open_store")(
         f"sqlite:///{d}/b{batch}-{cp.__name__}.db?synchronous={sync}"
     )
-    rt = attr(cp, "runtime.Runtime")([cp.load(PLAYBOOK)], store, clock=_clock(cp)())
+    rt = attr(cp, "runtime.Runtime")(
+        [cp.load(example(cp, PLAYBOOK.name))], store, clock=_clock(cp)()
+    )
     wall, cpu, _ = timed(lambda: rt.submit_many(lines, batch=batch, timeline=True))
     digest = hashlib.sha256("".join(s.case + s.stage for s in store.cases()).encode())
     store.close()
@@ -106,7 +108,9 @@ def wake(cp: ModuleType, lines: list[str], d: Path, sync: str, engine: bool) -> 
     store = attr(cp, "runtime.open_store")(
         f"sqlite:///{d}/wake-{cp.__name__}-{engine}.db?synchronous={sync}"
     )
-    rt = attr(cp, "runtime.Runtime")([cp.load(PLAYBOOK)], store, clock=_clock(cp)())
+    rt = attr(cp, "runtime.Runtime")(
+        [cp.load(example(cp, PLAYBOOK.name))], store, clock=_clock(cp)()
+    )
     rt.submit_many(lines, batch=1000)
     if engine:  # the pure engine's advance of the same states, no store
         states = store.cases()
@@ -123,7 +127,7 @@ def engine_only(cp: ModuleType, lines: list[str]) -> Any:
     sim_cls = attr(cp, "drivers.simulate.Simulator", "simulate.Simulator")
     event = attr(cp, "events.Event", "Event")
     events = [event.from_dict(json.loads(x)) for x in lines]
-    sim = sim_cls(cp.load(PLAYBOOK))
+    sim = sim_cls(cp.load(example(cp, PLAYBOOK.name)))
 
     def feed() -> None:
         for e in events:
