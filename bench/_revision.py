@@ -65,7 +65,8 @@ def attr(pkg: ModuleType, *paths: str) -> Any:
     for path in paths:
         mod, _, name = path.rpartition(".")
         try:
-            return getattr(importlib.import_module(f"{pkg.__name__}.{mod}"), name)
+            where = importlib.import_module(f"{pkg.__name__}.{mod}") if mod else pkg
+            return getattr(where, name)
         except (ImportError, AttributeError):
             continue
     raise AttributeError(f"{pkg.__name__} has none of {', '.join(paths)}")

@@ -28,6 +28,7 @@ import json
 import sqlite3
 import sys
 import tempfile
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -92,9 +93,7 @@ def run_command(cp: ModuleType, events: Path, d: Path, sync: str) -> tuple[int, 
 
 
 def submit(cp: ModuleType, lines: list[str], d: Path, batch: int, sync: str) -> Any:
-    store = attr(cp, "runtime.open_store")(
-        f"sqlite:///{d}/b{batch}-{cp.__name__}.db?synchronous={sync}"
-    )
+    store = attr(cp, "runtime.open_store")(f"sqlite:///{_fresh(d)}?synchronous={sync}")
     rt = attr(cp, "runtime.Runtime")(
         [cp.load(example(cp, PLAYBOOK.name))], store, clock=_clock(cp)()
     )
@@ -105,9 +104,7 @@ def submit(cp: ModuleType, lines: list[str], d: Path, batch: int, sync: str) -> 
 
 
 def wake(cp: ModuleType, lines: list[str], d: Path, sync: str, engine: bool) -> Any:
-    store = attr(cp, "runtime.open_store")(
-        f"sqlite:///{d}/wake-{cp.__name__}-{engine}.db?synchronous={sync}"
-    )
+    store = attr(cp, "runtime.open_store")(f"sqlite:///{_fresh(d)}?synchronous={sync}")
     rt = attr(cp, "runtime.Runtime")(
         [cp.load(example(cp, PLAYBOOK.name))], store, clock=_clock(cp)()
     )
@@ -135,6 +132,11 @@ def engine_only(cp: ModuleType, lines: list[str]) -> Any:
 
     wall, cpu, _ = timed(feed)
     return len(events), wall, cpu, ""
+
+
+def _fresh(d: Path) -> Path:
+    """A new database file name in ``d`` (every run starts from an empty store)."""
+    return d / f"{uuid.uuid4().hex}.db"
 
 
 def _clock(cp: ModuleType) -> Any:
@@ -216,7 +218,10 @@ def main() -> None:
                 f"the retail example × {args.copies}: {len(lines):,} events, {args.copies * 17} cases"
             )
             measure(
-                "pure engine (in memory)", impls, lambda cp: engine_only(cp, lines), args.repeat
+                "in-memory simulator (Simulator.feed)",
+                impls,
+                lambda cp: engine_only(cp, lines),
+                args.repeat,
             )
         if "submit" in rows:
             for b in (1, 10, 100, 1000):

@@ -25,7 +25,7 @@ Row = tuple[float, str, str, str, str]
 #: first ``limit`` rows, and every row tied with the last of them).
 Fetch = Callable[[float | None, float | None, int], list[Row]]
 
-_AHEAD = 64  # rows read ahead per query
+_AHEAD = 64  # the most rows read ahead per query
 
 
 class WakeupWindow:
@@ -33,7 +33,7 @@ class WakeupWindow:
     ``fetch``, decoded through ``decode`` only when returned) with the saves the transaction holds
     (:meth:`saved`), earliest first, ties by playbook and case key (the index's order)."""
 
-    __slots__ = ("_decode", "_fetch", "_heap", "_rows", "_upto")
+    __slots__ = ("_ahead", "_decode", "_fetch", "_heap", "_rows", "_upto")
 
     def __init__(self, fetch: Fetch, decode: Callable[[str, str, str], CaseState]) -> None:
         self._fetch = fetch
@@ -41,12 +41,14 @@ class WakeupWindow:
         self._rows: list[Row] = []  # the file's rows with next_wakeup ≤ _upto, in order
         self._upto: float | None = None  # None: nothing read yet
         self._heap: list[tuple[float, str, str]] = []  # saves with a wake-up (lazily stale)
+        self._ahead = 0  # rows read ahead next time (0: none yet; doubles up to _AHEAD)
 
     def clear(self) -> None:
         """The buffer went to the file: read it again when next asked."""
         self._rows = []
         self._upto = None
         self._heap = []
+        self._ahead = 0
 
     def saved(self, state: CaseState) -> None:
         """``state`` is buffered (it replaces its row until :meth:`clear`)."""
@@ -56,8 +58,17 @@ class WakeupWindow:
     def _read_to(self, now: float) -> None:
         if self._upto is not None and now <= self._upto:
             return
-        got = self._fetch(self._upto, None, _AHEAD)
-        if len(got) < _AHEAD:  # nothing after these: the window reaches the end of the index
+        ahead = self._ahead
+        if (
+            not ahead
+        ):  # the first question of a transaction: exactly what it asks (it may be its last)
+            self._rows.extend(self._fetch(self._upto, now, 0))
+            self._upto = now
+            self._ahead = 4
+            return
+        self._ahead = min(2 * ahead, _AHEAD)
+        got = self._fetch(self._upto, None, ahead)
+        if len(got) < ahead:  # nothing after these: the window reaches the end of the index
             self._rows.extend(got)
             self._upto = float("inf")
             return
