@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from carepath import load
 from carepath.drivers.generate import generate, write_jsonl
 from carepath.drivers.replay import event_from_line, read_events, replay, replay_log
-from carepath.events import MAX_EVENT_BYTES, Event, decode_event
+from carepath.events import MAX_EVENT_BYTES, Event, decode_event, event_from_bytes
 from carepath.metrics import Collector, MetricError, Metrics
 from carepath.report import build_report, render
 
@@ -34,23 +34,37 @@ def fast(text: str) -> Event | str:
         return f"{type(exc).__name__}: {exc}"
 
 
-def same(text: str) -> None:
-    a, b = fast(text), general(text)
-    if isinstance(b, str):
-        assert a == b
-        return
-    assert isinstance(a, Event)
+def identical(a: Event, b: Event) -> None:
     for slot in Event.__slots__:  # every slot, _ts included (dataclass equality skips it)
         assert getattr(a, slot) == getattr(b, slot), slot
         assert type(getattr(a, slot)) is type(getattr(b, slot)), slot
     assert a.at.utcoffset() == b.at.utcoffset()
     assert dict(a.data) == dict(b.data)
+    assert json.dumps(dict(a.data), sort_keys=True) == json.dumps(dict(b.data), sort_keys=True)
+
+
+def same(text: str) -> None:
+    a, b = fast(text), general(text)
+    # the typed decoder of a line's bytes gives the same event, or leaves the line to the text path
+    raw = text.encode("utf-8", "surrogatepass")
+    for line in (raw, raw + b"\n", b"  " + raw + b" \r\n"):
+        c = event_from_bytes(line)
+        if c is not None:
+            assert isinstance(b, Event)
+            identical(c, b)
+    if isinstance(b, str):
+        assert a == b
+        return
+    assert isinstance(a, Event)
+    identical(a, b)
 
 
 scalars = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(-(10**6), 10**6),
+    st.integers(),  # beyond 64 bits too: kept exact, never a float
+    st.sampled_from([2**63, -(2**63) - 1, 2**64, 10**30, -(10**30)]),
     st.floats(allow_nan=False),
     st.text(max_size=8),
 )
@@ -130,6 +144,10 @@ def event_objects(draw: Any) -> dict[str, Any]:
 @example({"id": "e1", "type": "x", "at": "2027-02-08T09:00:00Z", "data": None}, "compact")
 @example({"id": 7, "type": "x", "at": "2027-02-08T09:00:00Z", "case": 3, "data": []}, "compact")
 @example({"id": "e1", "type": "x", "at": "2027-02-08T09:00:00", "case": "T"}, "compact")
+@example(
+    {"id": "e1", "type": "x", "at": "2027-02-08T09:00:00Z", "data": {"n": 2**70, "m": -(2**64)}},
+    "compact",
+)
 def test_fast_decoder_equals_general(obj: dict[str, Any], style: str) -> None:
     if style == "compact":
         text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
@@ -174,6 +192,16 @@ def test_fast_decoder_equals_general(obj: dict[str, Any], style: str) -> None:
         + "]" * 5000
         + "}",  # recursion
         '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","data":{"v":NaN}}',
+        '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","data":{"v":1e400}}',
+        '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","data":{"v":-Infinity}}',
+        '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","data":{"v":123456789012345678901234567890}}',
+        '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","data":{"v":"\\u0000"}}',
+        '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","data":{"v":"\\ud800"}}',
+        '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","data":{"v":"\\ud83d\\ude00"}}',
+        '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","data":{"v":"\x00"}}',
+        '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","data":{"v":"\ud800"}}',
+        '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","case":"T","case":null}',
+        '\u00a0{"id":"e","type":"x","at":"2027-02-08T09:00:00Z"}\u00a0',
         '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","type":"y"}',  # duplicate key: the last wins
         '{"id":"e","type":"x","at":"2027-02-08T09:00:00Z","data":{"n":"'
         + "x" * MAX_EVENT_BYTES

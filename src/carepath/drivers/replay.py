@@ -56,6 +56,7 @@ __all__ = [
     "ClockFact",
     "ClockFacts",
     "Ctx",
+    "EndedCase",
     "EventLogError",
     "FactSink",
     "Replay",
@@ -122,7 +123,10 @@ class Replay:
     rejected: list[tuple[Event, str]] = field(default_factory=list)
     """Events the engine rejected (invalid payloads, out of order), with the message."""
     states: dict[str, CaseState] = field(default_factory=dict)
-    """The final state of every case, by identity."""
+    """The final state of every case, by identity. A streaming replay (no events kept, no roster)
+    of a playbook whose cases never re-open (``reentry: never``) keeps an ended case as an
+    :class:`EndedCase`: the values the metrics read, not its clocks (memory: a report holds every
+    case of the log)."""
     first_s: float | None = None
     last_s: float | None = None
     from_store: bool = False
@@ -164,6 +168,21 @@ class Replay:
     def escalations(self) -> int:
         """``escalate`` actions emitted."""
         return self.actions.get("escalate", 0)
+
+
+class EndedCase:
+    """What a streaming replay keeps of a case that has ended for good: its identity, stage and
+    values (``data``, ``tier``, ``segment``, ``segments``: what :func:`ctx_of` and the metrics'
+    collector read of the case an event reaches), not its clocks, history or pending items. The
+    router reads ``ended`` and ``case`` of it, and ignores every later event of its key."""
+
+    __slots__ = ("case", "data", "segment", "segments", "stage", "tier")
+    ended = True
+    next_wakeup_s = None
+
+    def __init__(self, state: CaseState) -> None:
+        self.data, self.tier, self.segment, self.segments = case_values(state)
+        self.case, self.stage = state.case, state.stage
 
 
 def ctx_of(state: CaseState) -> Ctx:
@@ -309,20 +328,30 @@ def _replay_sorted(
     return [finish() for _, finish in pairs]
 
 
+#: Added to the key of a case's first event for what ``finish`` does to the case: after every event.
+_FINISHING = 1 << 100
+
+
+def event_key(ts: float, position: int) -> int:
+    """The merge key of what an event does: its instant (µs) and its position in the file, as one
+    integer (the order of one replay of the log sorted stably by instant). A position below 2^32."""
+    return (round(ts * 1_000_000) << 32) | position
+
+
 @dataclass
 class Keys:
     """Where each fact of a replay came from, so that replays of disjoint sets of cases (worker
     processes, :mod:`carepath.drivers.shard`) merge into the order one replay of every case has:
-    ``now`` is ``(0, position of the event)`` while an event is fed, ``(1, position of the event
-    that first reached the case)`` while ``finish`` advances a case; each list holds the ``now``
-    of each fact of the same list of the :class:`Replay`."""
+    ``now`` is the :func:`event_key` of the event being fed, and while ``finish`` advances a case,
+    that of the first event that reached the case plus ``2^100``; each list holds the ``now`` of
+    each fact of the same list of the :class:`Replay`."""
 
-    now: tuple[int, Any] = (0, 0)
-    records: list[tuple[int, Any]] = field(default_factory=list)
-    breaches: list[tuple[int, Any]] = field(default_factory=list)
-    opened: list[tuple[int, Any]] = field(default_factory=list)
-    rejected: list[tuple[int, Any]] = field(default_factory=list)
-    first: dict[str, Any] = field(default_factory=dict)
+    now: int = 0
+    records: list[int] = field(default_factory=list)
+    breaches: list[int] = field(default_factory=list)
+    opened: list[int] = field(default_factory=list)
+    rejected: list[int] = field(default_factory=list)
+    first: dict[str, int] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)
     """Every id the replay met (applied, ignored, duplicated or rejected)."""
     last: float | None = None
@@ -350,6 +379,7 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
     reentry = start.reentry
     mentions = engine.mentions
     advance = engine.advance
+    handle = engine.handle
     out = Replay(playbook, kept=keep, facts=sink)
     states = out.states
     current: dict[str, str] = {}  # key → case identity
@@ -359,6 +389,8 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
     actions = out.actions
     sink_types = sink.types if sink is not None else frozenset()
     events, case_ids, after = out.events, out.case_ids, out.after
+    # an ended case whose key cannot open another is kept small (see Replay.states)
+    compact = not keep and not roster and reentry == "never"
     count = 0
     seen: set[str] = set()  # the ids applied or ignored so far
     ctxs: dict[Ctx, Ctx] = {}  # one Ctx object per distinct value (memory, and cheap to send)
@@ -402,8 +434,8 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
             for a in acts:
                 actions[a[1]] += 1
             if keys is not None and cid not in states:
-                keys.first[cid] = keys.now[1]
-            states[cid] = st
+                keys.first[cid] = keys.now
+            states[cid] = EndedCase(st) if compact and st.ended else st  # type: ignore[assignment]
             return st
         sigs = step.signals
         if sigs:
@@ -428,9 +460,48 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
         for a in step.actions:
             actions[a.type] += 1
         if keys is not None and cid not in states:
-            keys.first[cid] = keys.now[1]
-        states[cid] = st
+            keys.first[cid] = keys.now
+        states[cid] = EndedCase(st) if compact and st.ended else st  # type: ignore[assignment]
         return st
+
+    def routed(
+        e: Event, key: str, st: CaseState | None, cid: str | None, ts: float, et: str
+    ) -> tuple[bool, CaseState | None, str | None]:
+        """The general way of one event: through the router (opening, re-entry, rejection)."""
+        rejected = False
+        woken = None
+        if (
+            st is not None
+            and not st.ended
+            and reentry == "after_exit"
+            and st.next_wakeup_s is not None
+            and st.next_wakeup_s < ts
+            and et in start_on
+            and engine.opens(e)
+        ):
+            # the runtime fires wake-ups due strictly before an event first: a timer may have
+            # ended the case, and then this event opens a new one
+            woken = advance(st, dt(ts - 1e-6, tz))
+        r = _route(engine, st if woken is None else woken.state, e)  # the policy the runtimes share
+        if r.status == "rejected":  # moves no time: the wake-ups above are dropped
+            rejected = True
+            out.rejected.append((e, f"{r.reason}: {r.message}"))
+            if keys is not None:
+                keys.rejected.append(keys.now)
+        elif woken is not None:
+            st = absorb(woken, cid)  # type: ignore[arg-type]
+        if r.status == "applied" and r.step is not None:
+            if r.opened:
+                n = generation.get(key, 0)
+                generation[key] = n + 1
+                current[key] = cid = key if n == 0 else f"{key}#{n}"
+                st = absorb(r.step, cid)
+                out.opened.append((ts, cid, ctx(st)))
+                if keys is not None:
+                    keys.opened.append(keys.now)
+            else:
+                st = absorb(r.step, cid)  # type: ignore[arg-type]
+        return rejected, st, cid
 
     alloc = None
     if roster:
@@ -474,40 +545,18 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
                 if not st.ended and st.next_wakeup_s is not None and st.next_wakeup_s < ts:
                     st = absorb(advance(st, dt(ts - 1e-6, tz)), cid)  # type: ignore[arg-type]
             else:
-                woken = None
-                if (
-                    st is not None
-                    and not st.ended
-                    and reentry == "after_exit"
-                    and st.next_wakeup_s is not None
-                    and st.next_wakeup_s < ts
-                    and et in start_on
-                    and engine.opens(e)
-                ):
-                    # the runtime fires wake-ups due strictly before an event first: a timer may have
-                    # ended the case, and then this event opens a new one
-                    woken = advance(st, dt(ts - 1e-6, tz))
-                r = _route(
-                    engine, st if woken is None else woken.state, e
-                )  # the policy the runtimes share
-                if r.status == "rejected":  # moves no time: the wake-ups above are dropped
-                    rejected = True
-                    out.rejected.append((e, f"{r.reason}: {r.message}"))
-                    if keys is not None:
-                        keys.rejected.append(keys.now)
-                elif woken is not None:
-                    st = absorb(woken, cid)  # type: ignore[arg-type]
-                if r.status == "applied" and r.step is not None:
-                    if r.opened:
-                        n = generation.get(key, 0)
-                        generation[key] = n + 1
-                        current[key] = cid = key if n == 0 else f"{key}#{n}"
-                        st = absorb(r.step, cid)
-                        out.opened.append((ts, cid, ctx(st)))
-                        if keys is not None:
-                            keys.opened.append(keys.now)
-                    else:
-                        st = absorb(r.step, cid)  # type: ignore[arg-type]
+                step = None
+                if st is not None and not st.ended and et not in start_on:
+                    # the usual event, for an open case and opening none: the router's decision
+                    # inline (a step that raises goes to the router, which rejects it the same way)
+                    try:
+                        step = handle(st, e)
+                    except Exception:
+                        step = None
+                if step is None:
+                    rejected, st, cid = routed(e, key, st, cid, ts, et)
+                elif step.state is not st or not any(s.type == "ignored" for s in step.signals):
+                    st = absorb(step, cid)  # type: ignore[arg-type]
             if st is None:
                 cid = None
         if alloc is not None and not rejected:  # the replay's poll: after every event
@@ -537,7 +586,7 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
             end = dt(stop - 1e-6, tz)
             for cid, st in list(states.items()):
                 if keys is not None:
-                    keys.now = (1, keys.first[cid])
+                    keys.now = _FINISHING + keys.first[cid]
                 if not st.ended and st.next_wakeup_s is not None and st.next_wakeup_s < stop:
                     absorb(advance(st, end), cid)
         if keys is None:
@@ -548,7 +597,8 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
             order = sorted(range(len(breaches)), key=lambda i: breaches[i][0])
             breaches[:] = [breaches[i] for i in order]
             keys.breaches = [keys.breaches[i] for i in order]
-            keys.seen = seen | {e.id for e, _ in out.rejected}
+            seen.update(e.id for e, _ in out.rejected)  # the replay is over: no copy
+            keys.seen = seen
         return out
 
     return feed, finish

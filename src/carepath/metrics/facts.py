@@ -466,7 +466,7 @@ class Metrics:
         for i, (clock, met_, stopped_s, ctx) in enumerate(
             zip(facts.clock, facts.met, facts.stopped_s, facts.ctx, strict=True)
         ):
-            if met_ is None:
+            if met_ < 0:  # cancelled
                 continue
             c = cols.get(clock)
             if c is None:
@@ -480,7 +480,7 @@ class Metrics:
                     met.values.append,
                 )
             d = day(stopped_s)
-            v = 1.0 if met_ else 0.0
+            v = 1.0 if met_ == 1 else 0.0
             c[0](d)
             c[1](ctx)
             c[2](elapsed_s(i))
