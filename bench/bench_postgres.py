@@ -3,7 +3,8 @@ worker) for a few batch sizes, beside SQLite and the pure engine on the same eve
 one worker's time goes.
 
     .venv/bin/python bench/bench_postgres.py [--copies N] [--batches 10,100,1000] [--workers 1,2,4]
-                                             [--repeat N] [--url postgresql://…]
+                                             [--repeat N] [--url postgresql://…] [--against REV]…
+                                             [--no-breakdown]
 
 Events are partitioned by case key over the workers; each worker submits its share in batches of
 ``B`` events per transaction (one commit each; ``synchronous_commit`` as the server has it, ``on``
@@ -11,6 +12,10 @@ by default: every commit waits for the WAL fsync). Wake-ups: every worker then r
 ``run_due(until)`` at once on the shared store (``FOR UPDATE SKIP LOCKED``). Each run uses a fresh
 schema, dropped afterwards; with ``--repeat N`` each figure is the best of N runs (the machine is
 shared, so the best run is the least disturbed one).
+
+With ``--against REV`` (repeatable) every row is also run by git revision ``REV`` in the same
+run, interleaved (its workers import that revision; the in-process rows import it beside the
+current one, see ``bench/_revision.py``), and printed beside the current figure with the ratio.
 
 "pure engine" is :func:`carepath.engine.router.route` — the decision every runtime makes — over a dict
 in memory: the floor under every durable figure.
@@ -46,22 +51,40 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from _revision import attr, example, packages  # noqa: E402
 from bench_runtime import log  # noqa: E402
 
 import carepath  # noqa: E402
-from carepath.events import Event  # noqa: E402
 from carepath.runtime import Runtime, open_store  # noqa: E402
 from carepath.runtime.clock import ManualClock  # noqa: E402
-from carepath.state import CaseState  # noqa: E402
 
 PLAYBOOK = ROOT / "examples/vn-retail-support.yaml"
 UNTIL = datetime.fromisoformat("2027-04-01T00:00:00+07:00")
 
 
 # -- the runs -------------------------------------------------------------------------------------
-def _worker(url: str, lines: list[str], batch: int, barrier: Any, out: Any) -> None:
-    store = open_store(url)
-    rt = Runtime([carepath.load(PLAYBOOK)], store, clock=ManualClock(), batch=200)
+def _package(name: str, path: str) -> Any:
+    """The package ``name`` (``carepath`` or an extracted revision under ``path``)."""
+    import importlib
+
+    if path:
+        sys.path.insert(0, path)
+    return importlib.import_module(name)
+
+
+def _worker(
+    pkg: tuple[str, str], url: str, lines: list[str], batch: int, barrier: Any, out: Any
+) -> None:
+    try:
+        cp = _package(*pkg)
+        store = attr(cp, "runtime.open_store")(url)
+        clock = attr(cp, "runtime.clock.ManualClock", "clock.ManualClock")
+        rt = attr(cp, "runtime.Runtime")(
+            [cp.load(example(cp, PLAYBOOK.name))], store, clock=clock(), batch=200
+        )
+    except BaseException:
+        barrier.abort()  # the bench reports this row as not run rather than wait for ever
+        raise
     barrier.wait()
     t = time.perf_counter()
     rt.submit_many(lines, batch=batch)
@@ -78,16 +101,25 @@ def _schema_url(url: str, extra: str = "") -> str:
     return f"{url}{'&' if '?' in url else '?'}schema=bench_{uuid.uuid4().hex[:8]}{extra}"
 
 
-def _pg(url: str, lines: list[str], workers: int, batch: int) -> tuple[float, float]:
-    """(events/s, wake-ups/s) of ``workers`` processes on a fresh schema."""
+def _where(cp: Any) -> tuple[str, str]:
+    """How a worker process imports ``cp``: (module name, folder to put on its path)."""
+    if cp is carepath:
+        return "carepath", ""
+    return cp.__name__, str(Path(cp.__file__).resolve().parent.parent)
+
+
+def _pg(cp: Any, url: str, lines: list[str], workers: int, batch: int) -> tuple[float, float]:
+    """(events/s, wake-ups/s) of ``workers`` processes of package ``cp`` on a fresh schema."""
     u = _schema_url(url)
-    open_store(u).close()  # migrate once
+    attr(cp, "runtime.open_store")(u).close()  # migrate once
     parts: list[list[str]] = [[] for _ in range(workers)]
     for x in lines:
         parts[zlib.crc32(json.loads(x)["case"].encode()) % workers].append(x)
     ctx = mp.get_context("spawn")
     barrier, out = ctx.Barrier(workers + 1), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(u, p, batch, barrier, out)) for p in parts]
+    procs = [
+        ctx.Process(target=_worker, args=(_where(cp), u, p, batch, barrier, out)) for p in parts
+    ]
     for p in procs:
         p.start()
     barrier.wait()
@@ -108,14 +140,14 @@ def _pg(url: str, lines: list[str], workers: int, batch: int) -> tuple[float, fl
     return applied / submit_wall, woken / max(due_wall, 1e-9)
 
 
-def _engine(lines: list[str]) -> float:
+def _engine(cp: Any, lines: list[str]) -> tuple[float, float]:
     """events/s of ``route`` over a dict: the runtime's decisions with no store at all."""
-    from carepath.engine.engine import Engine
-    from carepath.engine.router import route
-
-    subject = Engine(carepath.load(PLAYBOOK), trace=False)
-    events = [Event.from_dict(json.loads(x)) for x in lines]
-    cases: dict[str, CaseState | None] = {}
+    engine = attr(cp, "engine.engine.Engine", "engine.Engine", "Engine")
+    route = attr(cp, "engine.router.route", "router.route")
+    event = attr(cp, "events.Event", "Event")
+    subject = engine(cp.load(example(cp, PLAYBOOK.name)), trace=False)
+    events = [event.from_dict(json.loads(x)) for x in lines]
+    cases: dict[str, Any] = {}
     t = time.perf_counter()
     for e in events:
         key = subject.case_key(e)
@@ -123,14 +155,15 @@ def _engine(lines: list[str]) -> float:
         r = route(subject, cases.get(key), e)
         if r.step is not None:
             cases[key] = r.step.state
-    return len(events) / (time.perf_counter() - t)
+    return len(events) / (time.perf_counter() - t), 0.0
 
 
-def _sqlite(lines: list[str], batch: int) -> tuple[float, float]:
-    pb = carepath.load(PLAYBOOK)
+def _sqlite(cp: Any, lines: list[str], batch: int) -> tuple[float, float]:
+    pb = cp.load(example(cp, PLAYBOOK.name))
+    clock = attr(cp, "runtime.clock.ManualClock", "clock.ManualClock")
     with tempfile.TemporaryDirectory() as d:
-        s = open_store(f"sqlite:///{d}/b.db")
-        rt = Runtime([pb], s, clock=ManualClock())
+        s = attr(cp, "runtime.open_store")(f"sqlite:///{d}/b.db")
+        rt = attr(cp, "runtime.Runtime")([pb], s, clock=clock())
         t = time.perf_counter()
         rt.submit_many(lines, batch=batch)
         ev = len(lines) / (time.perf_counter() - t)
@@ -234,9 +267,45 @@ def _breakdown(url: str, lines: list[str], batch: int, extra: str = "") -> dict[
 
 
 # -- main -----------------------------------------------------------------------------------------
-def _best(fn: Callable[[], tuple[float, float]], repeat: int) -> tuple[float, float]:
-    runs = [fn() for _ in range(repeat)]
-    return max(r[0] for r in runs), max(r[1] for r in runs)
+def _row(
+    label: str,
+    impls: list[tuple[str, Any]],
+    fn: Callable[[Any], tuple[float, float]],
+    repeat: int,
+    base: dict[str, tuple[float, float]] | None = None,
+) -> dict[str, tuple[float, float]]:
+    """Best of ``repeat`` (revisions interleaved) for each package; one printed line: events/s and
+    wake-ups/s (and their ratio to ``base``, the one-worker row) of the current code, then each
+    revision's with now/then."""
+    best: dict[str, tuple[float, float]] = {}
+    failed: dict[str, str] = {}
+    for _ in range(repeat):
+        for name, cp in impls:
+            try:
+                ev, wk = fn(cp)
+            except Exception as exc:  # an old revision that cannot run this row
+                failed[name] = f"n/a ({type(exc).__name__}: {str(exc)[:50]})"
+                continue
+            got = best.get(name, (0.0, 0.0))
+            best[name] = (max(got[0], ev), max(got[1], wk))
+    cells = []
+    for name, _ in impls:
+        if name not in best:
+            cells.append(f"{name}: {failed.get(name, 'n/a')}")
+            continue
+        ev, wk = best[name]
+        cell = f"{ev:>9,.0f}"
+        if base and name in base:
+            cell += f" {ev / base[name][0]:>5.2f}×"
+        if wk:
+            cell += f" {wk:>9,.0f}"
+            if base and name in base:
+                cell += f" {wk / base[name][1]:>5.2f}×"
+        if name != "now" and "now" in best:
+            cell = f"{name}: {cell}, now/then {best['now'][0] / ev:.2f}×"
+        cells.append(cell)
+    print(f"{label:36}" + "   ".join(cells), flush=True)
+    return best
 
 
 def main() -> None:
@@ -246,32 +315,39 @@ def main() -> None:
     ap.add_argument("--workers", default="1,2,4")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    ap.add_argument("--against", action="append", default=[], metavar="REV")
+    ap.add_argument("--no-breakdown", action="store_true", help="skip the one-worker breakdown")
     args = ap.parse_args()
     batches = [int(x) for x in args.batches.split(",")]
     workers = [int(x) for x in args.workers.split(",")]
+    impls = packages(args.against)
     lines = log(args.copies)
     n = len(lines)
     print(
         f"{n} events, {args.copies * 17} cases; {os.cpu_count()} cores shared by the workers and PostgreSQL; "
-        f"best of {args.repeat}"
+        f"best of {args.repeat}; events/s [ratio to 1 worker] wake-ups/s [ratio]"
     )
-
-    engine = max(_engine(lines) for _ in range(args.repeat))
-    print(f"\n{'':36}{'events/s':>10}{'ratio':>8}{'wake-ups/s':>12}{'ratio':>8}")
-    print(f"{'pure engine (route over a dict)':36}{engine:>10,.0f}")
+    _row("pure engine (route over a dict)", impls, lambda cp: _engine(cp, lines), args.repeat)
     for b in batches:
-        ev, wk = _best(lambda b=b: _sqlite(lines, b), args.repeat)  # type: ignore[misc]
-        print(f"{f'SQLite (synchronous=full), batch {b}':36}{ev:>10,.0f}{'':>8}{wk:>12,.0f}")
+        _row(
+            f"SQLite (synchronous=full), batch {b}",
+            impls,
+            lambda cp, b=b: _sqlite(cp, lines, b),  # type: ignore[misc]
+            args.repeat,
+        )
     for b in batches:
-        base: tuple[float, float] | None = None
+        base: dict[str, tuple[float, float]] | None = None
         for w in workers:
-            ev, wk = _best(lambda b=b, w=w: _pg(args.url, lines, w, b), args.repeat)  # type: ignore[misc]
-            base = base or (ev, wk)
-            print(
-                f"{f'PostgreSQL, batch {b}, {w} worker(s)':36}{ev:>10,.0f}{ev / base[0]:>8.2f}"
-                f"{wk:>12,.0f}{wk / base[1]:>8.2f}"
+            got = _row(
+                f"PostgreSQL, batch {b}, {w} worker(s)",
+                impls,
+                lambda cp, b=b, w=w: _pg(cp, args.url, lines, w, b),  # type: ignore[misc]
+                args.repeat,
+                base,
             )
-
+            base = base or got
+    if args.no_breakdown:
+        return
     cols = [(f"batch {b}", args.url, b, "") for b in batches]
     cols.append((f"{batches[-1]}, cache off", args.url, batches[-1], "&state_cache=0"))
     cols.append(

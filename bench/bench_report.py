@@ -15,9 +15,11 @@ cached under ``artifacts/``. Prints one row per way of making the report, each a
 
 Each row runs in a child forked from this one process (the same code, data and moment), so its
 peak memory is its own: ``CPU`` is the user + system seconds of the child and of its workers,
-``wall`` the elapsed seconds, ``peak RSS`` the child's own plus each worker's (an upper bound on
-the memory used at once: pages a worker shares with its parent count twice). ``--repeat`` runs
-every row again and keeps the best CPU and wall. The reports of all rows are checked to be
+``wall`` the elapsed seconds, ``Σ peak RSS`` the child's peak RSS plus each worker's (an upper
+bound: the pages a worker shares with its parent count twice, and the peaks need not coincide),
+``peak Σ PSS`` the largest sum of the processes' proportional set sizes, sampled every 50 ms (the
+memory the report holds at once; shared pages counted once). ``--repeat`` runs every row again
+and keeps the least CPU and wall, the most memory. The reports of all rows are checked to be
 byte-identical (the what-if ones between themselves).
 
 ``--phases`` prints, as before, the CPU time of each phase of a one-process report in µs per
@@ -176,13 +178,38 @@ def what_if_playbook(tmp: Path) -> Path:
     return path
 
 
-def measured(make: Callable[[], tuple[str, list[int]]]) -> tuple[float, float, float, str]:
-    """Run ``make`` in a forked child: (CPU s of it and its workers, wall s, peak MiB, output).
+def _pss_kib(root: int) -> int:
+    """The proportional set size (KiB) of process ``root`` and its descendants, now (Linux)."""
+    total, todo, seen = 0, [root], set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as fh:
+                for line in fh:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+            with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as fh:
+                todo += [int(x) for x in fh.read().split()]
+        except OSError:  # ended meanwhile
+            continue
+    return total
+
+
+def measured(
+    make: Callable[[], tuple[str, list[int]]],
+) -> tuple[float, float, float, float, str]:
+    """Run ``make`` in a forked child: (CPU s of it and its workers, wall s, peak MiB as the sum
+    of each process's peak RSS, peak MiB of the processes' PSS summed every 50 ms, digest).
 
     ``make`` returns the report's JSON and the peak RSS (KiB) of each worker it used."""
     import hashlib
     import os
     import pickle
+    import threading
 
     r, w = os.pipe()
     t = time.perf_counter()
@@ -200,11 +227,22 @@ def measured(make: Callable[[], tuple[str, list[int]]]) -> tuple[float, float, f
             fh.write(msg)
         os._exit(code)
     os.close(w)
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.05):
+            peak[0] = max(peak[0], _pss_kib(pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     with os.fdopen(r, "rb") as fh:
         digest, kib = pickle.loads(fh.read())
+    done.set()
+    sampler.join()
     _, _status, ru = os.wait4(pid, 0)
     wall = time.perf_counter() - t
-    return ru.ru_utime + ru.ru_stime, wall, kib / 1024, digest
+    return ru.ru_utime + ru.ru_stime, wall, kib / 1024, peak[0] / 1024, digest
 
 
 def main() -> int:
@@ -273,34 +311,38 @@ def main() -> int:
             (f"what-if, {args.against}", then([opb, oother])),
         ]
     print(f"{args.events:,} events ({cache.name}); {len(rows)} rows, best of {args.repeat}")
-    print(f"{'':28} {'CPU s':>8} {'wall s':>8} {'peak RSS MiB':>13}  report sha256")
-    results: dict[str, tuple[float, float, float, str]] = {}
+    print(f"load average before: {Path('/proc/loadavg').read_text().split()[0]}")
+    head = f"{'':28} {'CPU s':>8} {'wall s':>8} {'Σ peak RSS':>11} {'peak Σ PSS':>11}  sha256"
+    print(head + "   (MiB; each row as it ends)")
+    results: dict[str, tuple[float, float, float, float, str]] = {}
     for _ in range(args.repeat):
         for name, make in rows:
-            cpu, wall, mib, digest = measured(make)
+            cpu, wall, rss, pss, digest = measured(make)
+            print(f"{name:28} {cpu:8.1f} {wall:8.1f} {rss:11.0f} {pss:11.0f}  {digest[:12]}")
             best = results.get(name)
             if best is not None:
-                cpu, wall, mib = min(cpu, best[0]), min(wall, best[1]), max(mib, best[2])
-            results[name] = (cpu, wall, mib, digest)
-    for name, (cpu, wall, mib, digest) in results.items():
-        print(f"{name:28} {cpu:8.1f} {wall:8.1f} {mib:13.0f}  {digest[:12]}")
-    reports = {d for n, (_c, _w, _m, d) in results.items() if n.startswith("report")}
-    what_ifs = {d for n, (_c, _w, _m, d) in results.items() if n.startswith("what-if")}
+                cpu, wall = min(cpu, best[0]), min(wall, best[1])
+                rss, pss = max(rss, best[2]), max(pss, best[3])
+            results[name] = (cpu, wall, rss, pss, digest)
+    if args.repeat > 1:
+        print("best of each row (CPU, wall: least; memory: most):")
+        for name, (cpu, wall, rss, pss, digest) in results.items():
+            print(f"{name:28} {cpu:8.1f} {wall:8.1f} {rss:11.0f} {pss:11.0f}  {digest[:12]}")
+    print(f"load average after: {Path('/proc/loadavg').read_text().split()[0]}")
+    reports = {r[4] for n, r in results.items() if n.startswith("report")}
+    what_ifs = {r[4] for n, r in results.items() if n.startswith("what-if")}
     print(
         "reports byte-identical: " + ("yes" if len(reports) == 1 and len(what_ifs) == 1 else "NO")
     )
     print(
         f"aim: report ≤ {AIM_S:.0f} s wall and ≤ 1,024 MiB at 1,000,000 events; what-if ≤ 1.5 × report"
     )
-    single = results[f"report, {workers} workers"][1]
-    print(
-        f"what-if ÷ report (wall): {results[f'what-if, {workers} workers'][1] / single:.2f}"
-        + (
-            f"; {args.against}: {results[f'what-if, {args.against}'][1] / results[f'report, {args.against}'][1]:.2f}"
-            if args.against
-            else ""
-        )
-    )
+    pairs = [(f"report, {workers} workers", f"what-if, {workers} workers")]
+    if args.against:
+        pairs.append((f"report, {args.against}", f"what-if, {args.against}"))
+    for rep, whatif in pairs:
+        r, wi = results[rep], results[whatif]
+        print(f"{whatif} ÷ {rep}: wall {wi[1] / r[1]:.2f}, CPU {wi[0] / r[0]:.2f}")
     return 0
 
 

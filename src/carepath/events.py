@@ -38,6 +38,7 @@ __all__ = [
     "Event",
     "Line",
     "decode_event",
+    "event_from_bytes",
     "event_from_line",
 ]
 
@@ -316,31 +317,97 @@ def event_from_line(text: str) -> Event:
             data = d.get("data")
             if (
                 type(et) is str
-                and et
                 and type(at) is str
                 and type(eid) is str
                 and (case is None or type(case) is str)
                 and (data is None or type(data) is dict)
             ):
-                try:
-                    when = _fromiso(at.replace("Z", "+00:00") if at.endswith("Z") else at)
-                except ValueError:
-                    when = None
-                if (
-                    when is not None
-                    and when.tzinfo is not None
-                    and when.utcoffset() is not None
-                    and _MIN_S
-                    <= (seconds := round(when.timestamp() * 1_000_000) / 1_000_000)
-                    < _MAX_S
-                ):
-                    ev = _new(Event)
-                    _set(ev, "id", eid)
-                    _set(ev, "type", et)
-                    _set(ev, "at", when)
-                    _set(ev, "case", case)
-                    # a fresh dict from the decoder: no copy
-                    _set(ev, "data", MappingProxyType(data) if data else _EMPTY)
-                    _set(ev, "_ts", seconds)
+                ev = _checked(eid, et, at, case, data)
+                if ev is not None:
                     return ev
     return Event.from_dict(decode_event(text))
+
+
+def _checked(
+    eid: str, et: str, at: str, case: str | None, data: dict[str, Any] | None
+) -> Event | None:
+    """The :class:`Event` of decoded fields of the right types when ``type`` is not empty and
+    ``at`` is an aware ISO 8601 instant in the supported range; else ``None`` (the general path
+    then raises the canonical error). ``data`` is a fresh dict from a decoder: not copied."""
+    if not et:
+        return None
+    try:
+        when = _fromiso(at.replace("Z", "+00:00") if at.endswith("Z") else at)
+    except ValueError:
+        return None
+    if (
+        when.tzinfo is not None
+        and when.utcoffset() is not None
+        and _MIN_S <= (seconds := round(when.timestamp() * 1_000_000) / 1_000_000) < _MAX_S
+    ):
+        ev = _new(Event)
+        _set(ev, "id", eid)
+        _set(ev, "type", et)
+        _set(ev, "at", when)
+        _set(ev, "case", case)
+        _set(ev, "data", MappingProxyType(data) if data else _EMPTY)
+        _set(ev, "_ts", seconds)
+        return ev
+    return None
+
+
+_SUSPECT_ESCAPE_BYTES = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+_wire_decode: Callable[[bytes], Any] | None = None
+
+
+def _wire() -> Callable[[bytes], Any] | None:
+    """msgspec's decoder of the event shape (``id``, ``type``, ``at`` strings, ``case`` a string
+    or null, ``data`` an object or null; other keys ignored), made on first use; ``None`` without
+    msgspec. msgspec keeps integers of any size exact (as ``json`` does), refuses ``NaN``,
+    ``Infinity``, numbers beyond a float, invalid UTF-8 and raw control characters in strings,
+    and keeps the last of repeated keys: anything it refuses takes the general path."""
+    global _wire_decode
+    if _wire_decode is None:
+        try:
+            import msgspec
+        except ImportError:  # pragma: no cover - msgspec is a dependency; the text path stays
+            return None
+
+        class _Shape(msgspec.Struct):
+            id: str
+            type: str
+            at: str
+            case: str | None = None
+            data: dict[str, Any] | None = None
+
+        decoder = msgspec.json.Decoder(_Shape)
+        errors = (msgspec.DecodeError, msgspec.ValidationError)
+
+        def decode(raw: bytes) -> Any:
+            try:
+                return decoder.decode(raw)
+            except errors:
+                return None
+
+        _wire_decode = decode
+    return _wire_decode
+
+
+def event_from_bytes(raw: bytes) -> Event | None:
+    """One JSONL line as read (bytes, its newline included or not) → the :class:`Event` that
+    ``event_from_line`` gives for its decoded, stripped text, by one typed decode (msgspec);
+    ``None`` when the line is not of the common shape (see :func:`event_from_line`; also any line
+    with an escaped NUL or surrogate, or that is not UTF-8): the caller then takes the text path,
+    which gives the same event or the canonical error. Blank and comment lines give ``None``."""
+    decode = _wire_decode or _wire()
+    if (
+        decode is None
+        or len(raw) > MAX_EVENT_BYTES
+        or raw.count(b"{") + raw.count(b"[") > MAX_EVENT_DEPTH
+        or (b"\\u" in raw and _SUSPECT_ESCAPE_BYTES.search(raw) is not None)
+    ):
+        return None
+    w = decode(raw)
+    if w is None:
+        return None
+    return _checked(w.id, w.type, w.at, w.case, w.data)

@@ -16,7 +16,7 @@ from carepath import load
 from carepath.compile.ir import Playbook
 from carepath.drivers.generate import generate, write_jsonl
 from carepath.drivers.replay import Replay, replay_log
-from carepath.drivers.shard import _case_in_text, replay_log_sharded, shard_of
+from carepath.drivers.shard import _case_in_bytes, replay_log_sharded, shard_of
 from carepath.metrics import Collector
 from carepath.report import build_report, render
 
@@ -151,14 +151,68 @@ def test_an_id_met_in_two_shares_replays_in_one_process(
     assert stats["workers"] == 1  # the shares met the same id: one process decided
 
 
-def test_the_case_is_read_from_the_text_only_when_it_is_plain() -> None:
-    assert _case_in_text('{"id":"a","case":"T-1","data":{}}') == (True, "T-1")
-    assert _case_in_text('{"id":"a", "case" : "T-1"}') == (True, "T-1")
-    assert _case_in_text('{"id":"a","type":"case"}') == (True, None)  # a value, not a key
-    assert _case_in_text('{"id":"a"}') == (True, None)
-    assert _case_in_text('{"case":"T\\u002d1"}') == (False, None)
-    assert _case_in_text('{"case":"T-1","data":{"case":"T-2"}}') == (False, None)
-    assert _case_in_text('{"case":null}') == (False, None)
+@pytest.mark.parametrize(
+    ("text", "read"),
+    [
+        ('{"id":"a","case":"T-1","data":{}}', (True, "T-1")),
+        ('{"id":"a", "case" : "Đặng-1"}', (True, "Đặng-1")),
+        ('{"id":"a","type":"case"}', (False, None)),  # a value, not a key: decoded to know
+        ('{"id":"a"}', (True, None)),
+        ('{"case":"T\\u002d1"}', (False, None)),
+        ('{"case":"T-1","data":{"case":"T-2"}}', (False, None)),
+        ('{"case":null}', (False, None)),
+        ('{"case":"T-1', (False, None)),
+    ],
+)
+def test_the_case_is_read_from_the_text_only_when_it_is_plain(
+    text: str, read: tuple[bool, str | None]
+) -> None:
+    plain, case = _case_in_bytes(text.encode())
+    assert (plain, None if case is None else case.decode()) == read
+
+
+def _what_if(tmp_path: Path) -> Path:
+    """The retail playbook as another version with a tighter VIP chat target (the bench's)."""
+    text = RETAIL.read_text(encoding="utf-8")
+    other = text.replace('version: "2027.01"', 'version: "2027.01-whatif"', 1).replace(
+        'channel in ["chat", "zalo"]\', within: 10m}',
+        'channel in ["chat", "zalo"]\', within: 5m}',
+        1,
+    )
+    assert other != text
+    path = tmp_path / "whatif.yaml"
+    path.write_text(other, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("seed", [1, 11, 29, 41])
+def test_the_cli_report_and_what_if_are_byte_identical_in_shares(
+    tmp_path: Path, seed: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``carepath report --format json`` and its what-if (``--compare``), as printed, are the
+    same bytes in one process and in 2 or 3 worker processes, on logs of several seeds."""
+    from carepath.cli.app import main
+
+    path = tmp_path / "log.jsonl"
+    n = write_jsonl(
+        generate("retail", days=6, base=40, peak=160, seed=seed, start=date(2027, 1, 24)), path
+    )
+    assert n > 1000
+    other = _what_if(tmp_path)
+    for workers in (2, 3):  # the log is replayed in shares indeed (no fallback to one process)
+        stats: dict[str, Any] = {}
+        pbs = [load(RETAIL), load(other)]
+        replay_log_sharded(pbs, path, Collector, workers=workers, stats=stats)
+        assert stats["workers"] == workers
+    for extra in ([], ["--compare", str(other)]):
+        outs = {}
+        for workers in ("1", "2", "3"):
+            args = ["report", str(RETAIL), str(path), "--format", "json", "--workers", workers]
+            assert main([*args, *extra]) == 0
+            outs[workers] = capsys.readouterr().out.encode("utf-8")
+        assert outs["2"] == outs["1"] and outs["3"] == outs["1"]
+        doc = json.loads(outs["1"])
+        assert (doc if not extra else doc["compare"])["events"] == n
 
 
 def test_cli_workers(tmp_path: Path, lines: list[str], capsys: pytest.CaptureFixture[str]) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 from carepath._instants import round_micros as _r
 from carepath._instants import typed_data
 from carepath._native.lower import Unsupported, lower
+from carepath._native.state_json import state_dict
 from carepath.errors import CarepathError, CaseError, InvalidEvent, SignalLoop
 from carepath.events import Event
 from carepath.state import Action, CaseState, Clock, ClockRecord, Pending, Signal, clock_record
@@ -36,7 +37,7 @@ from carepath.state import Action, CaseState, Clock, ClockRecord, Pending, Signa
 Engine = Any
 Step = Any
 
-__all__ = ["BACKENDS", "attach", "case_values", "raw_outputs"]
+__all__ = ["BACKENDS", "attach", "case_values", "raw_outputs", "signal_types"]
 
 BACKENDS = ("auto", "native", "python")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -326,10 +327,10 @@ class _Native:
             return self.ref.handle(engine, a, b)
         return self.ref.advance(engine, a, b)
 
-    def materialize_step(self, step: Any) -> None:
-        """Build a native step's actions, signals and deadline items (on first read of one)."""
+    def materialize_step(self, step: Any, name: str | None = None) -> None:
+        """Build a native step's ``name`` (``actions``, ``signals`` or ``_items``; all three when
+        ``None``) on its first read: a runtime that stores the actions never builds the signals."""
         _core, actions, signals, items, case = object.__getattribute__(step, "_out")[:5]
-        pbid = self.engine.playbook.id
         tz = self.engine.tz
         fromts = datetime.fromtimestamp
         dts: dict[float, datetime] = {}
@@ -340,31 +341,35 @@ class _Native:
                 d = dts[x] = fromts(x, tz)
             return d
 
-        _set(
-            step,
-            "actions",
-            [
-                Action(i, pbid, case, verb, MappingProxyType(params), at_(at), src)
-                for i, verb, params, at, src in actions
-            ],
-        )
-        record = self.record
-        _set(
-            step,
-            "signals",
-            [
-                Signal(
-                    ty,
-                    at_(at),
-                    sla,
-                    cycle,
-                    record(*rec) if rec.__class__ is tuple else rec,
-                    MappingProxyType(dict(d)) if d else _EMPTY,
-                )
-                for ty, at, sla, cycle, rec, d in signals
-            ],
-        )
-        _set(step, "_items", tuple((d, _KIND_ORDER[k], k, n) for d, k, n in items))
+        if name in (None, "actions"):
+            pbid = self.engine.playbook.id
+            _set(
+                step,
+                "actions",
+                [
+                    Action(i, pbid, case, verb, MappingProxyType(params), at_(at), src)
+                    for i, verb, params, at, src in actions
+                ],
+            )
+        if name in (None, "signals"):
+            record = self.record
+            _set(
+                step,
+                "signals",
+                [
+                    Signal(
+                        ty,
+                        at_(at),
+                        sla,
+                        cycle,
+                        record(*rec) if rec.__class__ is tuple else rec,
+                        MappingProxyType(dict(d)) if d else _EMPTY,
+                    )
+                    for ty, at, sla, cycle, rec, d in signals
+                ],
+            )
+        if name in (None, "_items"):
+            _set(step, "_items", tuple((d, _KIND_ORDER[k], k, n) for d, k, n in items))
 
     def materialize(self, st: NativeState, core: Any) -> None:
         """Fill the lazy fields of ``st`` from the core's state."""
@@ -441,6 +446,18 @@ class NativeState(CaseState):
             return NotImplemented
         return tuple(getattr(self, f) for f in _FIELDS) == tuple(getattr(other, f) for f in _FIELDS)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape, written from the core's state while the fields are not built yet
+        (:mod:`carepath._native.state_json`; the same dictionary)."""
+        try:
+            object.__getattribute__(self, "clocks")
+        except AttributeError:
+            core = getattr(self, "_core", None)
+            if core is not None:
+                ctx = object.__getattribute__(self, "_ctx")
+                return state_dict(self, core, ctx.names)
+        return CaseState.to_dict(self)
+
     def __repr__(self) -> str:
         return "CaseState" + CaseState.__repr__(self)[len("NativeState") :]
 
@@ -465,6 +482,17 @@ def case_values(
                 data = MappingProxyType(data)
             return data, tier, segment, segments
     return state.data, state.tier, state.segment, state.segments
+
+
+def signal_types(step: Any) -> list[str]:
+    """The types of a step's signals, without building a native step's ``Signal`` objects."""
+    try:
+        object.__getattribute__(step, "signals")
+    except AttributeError:
+        out = getattr(step, "_out", None)
+        if out is not None:
+            return [sig[0] for sig in out[2]]
+    return [s.type for s in step.signals]
 
 
 def raw_outputs(
@@ -506,7 +534,7 @@ def _native_step_class(Step: type[Any]) -> Any:
 
             def __getattr__(self, name: str) -> Any:
                 if name in _LAZY_STEP:
-                    object.__getattribute__(self, "state")._ctx.materialize_step(self)
+                    object.__getattribute__(self, "state")._ctx.materialize_step(self, name)
                     return object.__getattribute__(self, name)
                 raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 

@@ -274,15 +274,21 @@ class _Job:
 
         write_error = self.write_error
 
-        @self.rt.action("*")
-        def write(action: Action, state: Any) -> None:
-            # after a failed write (a full disk) nothing more is written: the item stays pending
-            # in the outbox, delivered by the next run, and the run ends with exit 2
+        @self.rt.action("*", batch=True)
+        def write(actions: list[Action]) -> None:
+            # the lines of one claim are written and flushed before any of its items is marked
+            # delivered (SPEC §7). After a failed write (a full disk) nothing more is written:
+            # the items stay pending in the outbox, delivered by the next run, and the run ends
+            # with exit 2
             if write_error:
                 raise write_error[0]
             try:
-                line = json.dumps(action.to_dict(), ensure_ascii=False, sort_keys=False)
-                sink.write(json_term_safe(line) + "\n")
+                sink.write(
+                    "".join(
+                        json_term_safe(json.dumps(a.to_dict(), ensure_ascii=False)) + "\n"
+                        for a in actions
+                    )
+                )
                 sink.flush()
             except OSError as exc:
                 write_error.append(exc)

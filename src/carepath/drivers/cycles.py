@@ -13,6 +13,7 @@ step's ``sla.<clock>.met|missed|cancelled`` signal holds.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta, tzinfo
@@ -43,6 +44,15 @@ class ClockFact:
     ctx: Ctx
 
 
+_NAN = float("nan")
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, array) and isinstance(b, array):
+        return a.typecode == b.typecode and a.tobytes() == b.tobytes()
+    return bool(a == b)
+
+
 _COLUMNS = (
     "clock",
     "cycle",
@@ -68,15 +78,15 @@ class ClockFacts(Sequence[ClockFact]):
     def __init__(self, tz: tzinfo) -> None:
         self.tz = tz
         self.clock: list[str] = []
-        self.cycle: list[int] = []
-        self.started: list[float] = []
-        self.stopped: list[float] = []
-        self.elapsed: list[float] = []
-        self.paused: list[float] = []
-        self.target: list[float | None] = []
-        self.met: list[bool | None] = []
-        self.failed: list[float | None] = []
-        self.stopped_s: list[float] = []
+        self.cycle = array("q")
+        self.started = array("d")
+        self.stopped = array("d")
+        self.elapsed = array("d")
+        self.paused = array("d")
+        self.target = array("d")  # NaN: no target
+        self.met = array("b")  # 1 met, 0 missed (breached), -1 cancelled (ClockRecord.met None)
+        self.failed = array("d")  # NaN: not failed
+        self.stopped_s = array("d")
         self.case: list[str] = []
         self.ctx: list[Ctx] = []
 
@@ -92,9 +102,9 @@ class ClockFacts(Sequence[ClockFact]):
         self.stopped.append(stopped)
         self.elapsed.append(elapsed)
         self.paused.append(paused)
-        self.target.append(target)
-        self.met.append(met)
-        self.failed.append(failed)
+        self.target.append(_NAN if target is None else target)
+        self.met.append(-1 if met is None else 1 if met else 0)
+        self.failed.append(_NAN if failed is None else failed)
         self.stopped_s.append(stopped_s)
         self.case.append(case)
         self.ctx.append(ctx)
@@ -136,7 +146,8 @@ class ClockFacts(Sequence[ClockFact]):
         if any(order[i] != i for i in range(n)):
             for name in _COLUMNS:
                 col = getattr(self, name)
-                setattr(self, name, [col[i] for i in order])
+                moved = [col[i] for i in order]
+                setattr(self, name, array(col.typecode, moved) if isinstance(col, array) else moved)
         return order
 
     def extend(self, other: ClockFacts) -> None:
@@ -154,6 +165,7 @@ class ClockFacts(Sequence[ClockFact]):
     def __getitem__(self, i: int | slice) -> ClockFact | list[ClockFact]:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
+        target, met, failed = self.target[i], self.met[i], self.failed[i]
         rec = clock_record(
             self.tz,
             self.cycle[i],
@@ -161,9 +173,9 @@ class ClockFacts(Sequence[ClockFact]):
             self.stopped[i],
             self.elapsed[i],
             self.paused[i],
-            self.target[i],
-            self.met[i],
-            self.failed[i],
+            None if target != target else target,  # NaN: None
+            None if met < 0 else met == 1,
+            None if failed != failed else failed,
         )
         return ClockFact(self.clock[i], rec, self.stopped_s[i], self.case[i], self.ctx[i])
 
@@ -172,8 +184,8 @@ class ClockFacts(Sequence[ClockFact]):
             yield self[i]
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, ClockFacts):
-            return all(getattr(self, c) == getattr(other, c) for c in _COLUMNS)
+        if isinstance(other, ClockFacts):  # bytes: NaN (None) equals NaN
+            return all(_same(getattr(self, c), getattr(other, c)) for c in _COLUMNS)
         if isinstance(other, list):
             return list(self) == other
         return NotImplemented

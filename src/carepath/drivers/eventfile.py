@@ -23,9 +23,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
-from carepath.events import MAX_EVENT_BYTES, Event, Line, event_from_line
+from carepath.events import MAX_EVENT_BYTES, Event, Line, event_from_bytes, event_from_line
 
 __all__ = [
     "MAX_SKIP_BYTES",
@@ -37,6 +37,7 @@ __all__ = [
     "ProgressHook",
     "iter_events",
     "iter_plain_events",
+    "numbered_events",
     "open_source",
     "parse_yaml_events",
     "read_events",
@@ -94,9 +95,15 @@ class LineReader:
     """
 
     def __init__(
-        self, stream: IO[bytes], *, limit: int = MAX_EVENT_BYTES, max_skip: int | None = None
+        self,
+        stream: IO[bytes],
+        *,
+        limit: int = MAX_EVENT_BYTES,
+        max_skip: int | None = None,
+        skip: Callable[[bytes], bool] | None = None,
     ) -> None:
         self._stream = stream
+        self._skip = skip  # lines (whole, in bytes) a reader does not want: counted, not decoded
         self.limit = limit
         self.max_skip = MAX_SKIP_BYTES if max_skip is None else max_skip
         self.bytes_read = 0
@@ -112,6 +119,18 @@ class LineReader:
 
     def read(self, *, follow: bool = False) -> Line | None:
         """The next non-blank, non-comment line, or ``None`` (see the class docstring)."""
+        return cast("Line | None", self._next(follow, None))
+
+    def items(self) -> Iterator[tuple[int, Event] | Line]:
+        """Every line as :meth:`read` gives it, except that a line ``event_from_bytes`` decodes
+        comes as ``(number, event)``: one decode per line, from its bytes (the usual case)."""
+        fast = event_from_bytes
+        while (item := self._next(False, fast)) is not None:
+            yield item
+
+    def _next(
+        self, follow: bool, fast: Callable[[bytes], Event | None] | None
+    ) -> tuple[int, Event] | Line | None:
         readline = self._stream.readline
         size = self.limit + 2
         while not self._done:
@@ -122,6 +141,12 @@ class LineReader:
                     self.number += 1
                     if self.number == 1 and chunk.startswith(_BOM):
                         chunk = chunk[len(_BOM) :]
+                    if self._skip is not None and self._skip(chunk):
+                        continue
+                    if fast is not None:
+                        event = fast(chunk)
+                        if event is not None:
+                            return self.number, event
                     line = self._complete(chunk[:-1])
                     if line is not None:
                         return line
@@ -246,11 +271,17 @@ def open_source(source: Source) -> Iterator[IO[bytes]]:
     yield _binary(source)
 
 
-def read_lines(source: Source, progress: ProgressHook | None = None) -> Iterator[Line]:
+def read_lines(
+    source: Source,
+    progress: ProgressHook | None = None,
+    *,
+    skip: Callable[[bytes], bool] | None = None,
+) -> Iterator[Line]:
     """The lines of ``source`` (see :func:`open_source` and :class:`LineReader`), telling
-    ``progress`` how far the reading is (see :data:`ProgressHook`)."""
+    ``progress`` how far the reading is (see :data:`ProgressHook`); ``skip(raw)`` true for a whole
+    line (its bytes, newline included) leaves it out undecoded."""
     with open_source(source) as stream:
-        reader = LineReader(stream)
+        reader = LineReader(stream, skip=skip)
         if progress is None:
             yield from reader
             return
@@ -273,14 +304,8 @@ def iter_events(source: Source, bad: list[BadEvent]) -> Iterator[EventLine]:
         bad.extend(problems)
         yield from good
         return
-    for line in read_lines(source):
-        if line.problem is not None:
-            bad.append(BadEvent(line.number, line.problem, line.text))
-            continue
-        try:
-            yield EventLine(event_from_line(line.text), line.number)
-        except (ValueError, TypeError) as exc:
-            bad.append(BadEvent(line.number, str(exc), line.text))
+    for number, event in numbered_events(source, bad):
+        yield EventLine(event, number)
 
 
 def iter_plain_events(
@@ -291,15 +316,38 @@ def iter_plain_events(
     if _is_yaml(source):
         yield from (el.event for el in iter_events(source, bad))
         return
+    for _number, event in numbered_events(source, bad, progress=progress):
+        yield event
+
+
+def numbered_events(
+    source: Source,
+    bad: list[BadEvent],
+    skip: Callable[[bytes], bool] | None = None,
+    progress: ProgressHook | None = None,
+) -> Iterator[tuple[int, Event]]:
+    """``(line number, event)`` of a JSONL ``source``, each line decoded once (from its bytes:
+    :func:`~carepath.events.event_from_bytes`, else its text: ``event_from_line``); every bad
+    line into ``bad``; ``skip`` and ``progress`` as in :func:`read_lines`."""
     decode = event_from_line
-    for number, text, problem in read_lines(source, progress):
-        if problem is not None:
-            bad.append(BadEvent(number, problem, text))
-            continue
-        try:
-            yield decode(text)
-        except (ValueError, TypeError) as exc:
-            bad.append(BadEvent(number, str(exc), text))
+    with open_source(source) as stream:
+        reader = LineReader(stream, skip=skip)
+        for n, item in enumerate(reader.items(), 1):
+            if progress is not None and n % PROGRESS_LINES == 0:
+                progress(reader.bytes_read, reader.number)
+            if not isinstance(item, Line):
+                yield item
+                continue
+            number, text, problem = item
+            if problem is not None:
+                bad.append(BadEvent(number, problem, text))
+                continue
+            try:
+                yield number, decode(text)
+            except (ValueError, TypeError) as exc:
+                bad.append(BadEvent(number, str(exc), text))
+        if progress is not None:
+            progress(reader.bytes_read, reader.number)
 
 
 def read_events(source: Source) -> tuple[list[EventLine], list[BadEvent]]:

@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from carepath._instants import dt, zone
@@ -56,6 +57,7 @@ __all__ = [
     "ClockFact",
     "ClockFacts",
     "Ctx",
+    "EndedCase",
     "EventLogError",
     "FactSink",
     "Replay",
@@ -88,15 +90,45 @@ def batch_gc() -> Iterator[None]:
         gc.set_threshold(*old)
 
 
+def free_pages() -> Callable[[], object]:
+    """A function that asks the C allocator to return its free pages to the system (glibc's
+    ``malloc_trim``; elsewhere it does nothing).
+
+    A replay allocates and frees small blocks by the million (the core's steps, decoded lines)
+    between the cases it keeps, and the allocator keeps the free pages among them: after a
+    1,000,000-event replay, a third of the process's resident memory. A shard worker calls it
+    once its cases' states are dropped, before it pickles its results."""
+    import ctypes
+
+    try:
+        malloc_trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return lambda: None
+    malloc_trim.argtypes = [ctypes.c_size_t]
+    malloc_trim.restype = ctypes.c_int
+    return lambda: malloc_trim(0)
+
+
 class FactSink(Protocol):
     """What a replay hands every event whose type is in ``types`` to, as it goes (the metrics'
     collector): the event, its case identity and the case's state right after it (None when the
-    event reached no case). A sink lets a replay keep no per-event lists at all."""
+    event reached no case). A sink lets a replay keep no per-event lists at all.
+
+    A sink may also have ``case_fields``: the frozenset of case fields it reads of a case's
+    ``data``; a streaming replay then keeps only those of a case that has ended for good
+    (:class:`EndedCase`). Without it an ended case keeps all its data."""
 
     types: frozenset[str]
 
     def __call__(self, event: Event, case: str | None, state: CaseState | None) -> None:
         """Take one event."""
+
+
+def _case_fields(sink: FactSink | None) -> frozenset[str] | None:
+    """The case fields ``sink`` reads of a case's ``data`` (its optional ``case_fields``; None:
+    it may read any)."""
+    fields = getattr(sink, "case_fields", None)
+    return fields if isinstance(fields, frozenset) else None
 
 
 @dataclass
@@ -122,7 +154,10 @@ class Replay:
     rejected: list[tuple[Event, str]] = field(default_factory=list)
     """Events the engine rejected (invalid payloads, out of order), with the message."""
     states: dict[str, CaseState] = field(default_factory=dict)
-    """The final state of every case, by identity."""
+    """The final state of every case, by identity. A streaming replay (no events kept, no roster)
+    of a playbook whose cases never re-open (``reentry: never``) keeps an ended case as an
+    :class:`EndedCase`: the values the metrics read, not its clocks (memory: a report holds every
+    case of the log)."""
     first_s: float | None = None
     last_s: float | None = None
     from_store: bool = False
@@ -164,6 +199,47 @@ class Replay:
     def escalations(self) -> int:
         """``escalate`` actions emitted."""
         return self.actions.get("escalate", 0)
+
+
+class EndedCase:
+    """What a streaming replay keeps of a case that has ended for good: its identity, stage and
+    values (``data``, ``tier``, ``segment``, ``segments``: what :func:`ctx_of` and the metrics'
+    collector read of the case an event reaches), not its clocks, history or pending items. The
+    router reads ``ended`` and ``case`` of it, and ignores every later event of its key.
+
+    ``fields`` (when the sink says which case fields it reads: :attr:`FactSink.case_fields`)
+    narrows ``data`` to those fields; ``shared`` (a dict the replay keeps) lets equal values —
+    the narrowed data, stage, tier and segments — be one object for every ended case, so a million
+    ended cases hold no copies of them."""
+
+    __slots__ = ("case", "data", "segment", "segments", "stage", "tier")
+    ended = True
+    next_wakeup_s = None
+
+    def __init__(
+        self,
+        state: CaseState,
+        fields: frozenset[str] | None = None,
+        case: str | None = None,
+        shared: dict[Any, Any] | None = None,
+    ) -> None:
+        data, tier, segment, segments = case_values(state)
+        self.case = case if case is not None and case == state.case else state.case
+        if shared is None:
+            self.data, self.tier, self.segment, self.segments = data, tier, segment, segments
+            self.stage = state.stage
+            return
+        if fields is not None:
+            items = tuple((k, data[k]) for k in sorted(fields) if k in data)
+            try:
+                data = shared.setdefault(items, MappingProxyType(dict(items)))
+            except TypeError:  # a value that cannot be a key (a list): this case's own copy
+                data = MappingProxyType(dict(items))
+        self.data = data
+        self.tier = shared.setdefault(tier, tier)
+        self.segment = shared.setdefault(segment, segment)
+        self.segments = shared.setdefault(segments, segments)
+        self.stage = shared.setdefault(state.stage, state.stage)
 
 
 def ctx_of(state: CaseState) -> Ctx:
@@ -339,20 +415,30 @@ def _replay_sorted(
     return [finish() for _, finish in pairs]
 
 
+#: Added to the key of a case's first event for what ``finish`` does to the case: after every event.
+_FINISHING = 1 << 100
+
+
+def event_key(ts: float, position: int) -> int:
+    """The merge key of what an event does: its instant (µs) and its position in the file, as one
+    integer (the order of one replay of the log sorted stably by instant). A position below 2^32."""
+    return (round(ts * 1_000_000) << 32) | position
+
+
 @dataclass
 class Keys:
     """Where each fact of a replay came from, so that replays of disjoint sets of cases (worker
     processes, :mod:`carepath.drivers.shard`) merge into the order one replay of every case has:
-    ``now`` is ``(0, position of the event)`` while an event is fed, ``(1, position of the event
-    that first reached the case)`` while ``finish`` advances a case; each list holds the ``now``
-    of each fact of the same list of the :class:`Replay`."""
+    ``now`` is the :func:`event_key` of the event being fed, and while ``finish`` advances a case,
+    that of the first event that reached the case plus ``2^100``; each list holds the ``now`` of
+    each fact of the same list of the :class:`Replay`."""
 
-    now: tuple[int, Any] = (0, 0)
-    records: list[tuple[int, Any]] = field(default_factory=list)
-    breaches: list[tuple[int, Any]] = field(default_factory=list)
-    opened: list[tuple[int, Any]] = field(default_factory=list)
-    rejected: list[tuple[int, Any]] = field(default_factory=list)
-    first: dict[str, Any] = field(default_factory=dict)
+    now: int = 0
+    records: list[int] = field(default_factory=list)
+    breaches: list[int] = field(default_factory=list)
+    opened: list[int] = field(default_factory=list)
+    rejected: list[int] = field(default_factory=list)
+    first: dict[str, int] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)
     """Every id the replay met (applied, ignored, duplicated or rejected)."""
     last: float | None = None
@@ -380,6 +466,7 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
     reentry = start.reentry
     mentions = engine.mentions
     advance = engine.advance
+    handle = engine.handle
     out = Replay(playbook, kept=keep, facts=sink)
     states = out.states
     current: dict[str, str] = {}  # key → case identity
@@ -389,6 +476,14 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
     actions = out.actions
     sink_types = sink.types if sink is not None else frozenset()
     events, case_ids, after = out.events, out.case_ids, out.after
+    # an ended case whose key cannot open another is kept small (see Replay.states)
+    compact = not keep and not roster and reentry == "never"
+    kept_fields = _case_fields(sink)
+    shared: dict[Any, Any] = {}  # one object per distinct value of the ended cases
+
+    def ended(st: CaseState, cid: str) -> CaseState:  # see EndedCase
+        return EndedCase(st, kept_fields, cid, shared)  # type: ignore[return-value]
+
     count = 0
     seen: set[str] = set()  # the ids applied or ignored so far
     ctxs: dict[Ctx, Ctx] = {}  # one Ctx object per distinct value (memory, and cheap to send)
@@ -432,8 +527,8 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
             for a in acts:
                 actions[a[1]] += 1
             if keys is not None and cid not in states:
-                keys.first[cid] = keys.now[1]
-            states[cid] = st
+                keys.first[cid] = keys.now
+            states[cid] = ended(st, cid) if compact and st.ended else st
             return st
         sigs = step.signals
         if sigs:
@@ -458,9 +553,48 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
         for a in step.actions:
             actions[a.type] += 1
         if keys is not None and cid not in states:
-            keys.first[cid] = keys.now[1]
-        states[cid] = st
+            keys.first[cid] = keys.now
+        states[cid] = ended(st, cid) if compact and st.ended else st
         return st
+
+    def routed(
+        e: Event, key: str, st: CaseState | None, cid: str | None, ts: float, et: str
+    ) -> tuple[bool, CaseState | None, str | None]:
+        """The general way of one event: through the router (opening, re-entry, rejection)."""
+        rejected = False
+        woken = None
+        if (
+            st is not None
+            and not st.ended
+            and reentry == "after_exit"
+            and st.next_wakeup_s is not None
+            and st.next_wakeup_s < ts
+            and et in start_on
+            and engine.opens(e)
+        ):
+            # the runtime fires wake-ups due strictly before an event first: a timer may have
+            # ended the case, and then this event opens a new one
+            woken = advance(st, dt(ts - 1e-6, tz))
+        r = _route(engine, st if woken is None else woken.state, e)  # the policy the runtimes share
+        if r.status == "rejected":  # moves no time: the wake-ups above are dropped
+            rejected = True
+            out.rejected.append((e, f"{r.reason}: {r.message}"))
+            if keys is not None:
+                keys.rejected.append(keys.now)
+        elif woken is not None:
+            st = absorb(woken, cid)  # type: ignore[arg-type]
+        if r.status == "applied" and r.step is not None:
+            if r.opened:
+                n = generation.get(key, 0)
+                generation[key] = n + 1
+                current[key] = cid = key if n == 0 else f"{key}#{n}"
+                st = absorb(r.step, cid)
+                out.opened.append((ts, cid, ctx(st)))
+                if keys is not None:
+                    keys.opened.append(keys.now)
+            else:
+                st = absorb(r.step, cid)  # type: ignore[arg-type]
+        return rejected, st, cid
 
     alloc = None
     if roster:
@@ -504,40 +638,18 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
                 if not st.ended and st.next_wakeup_s is not None and st.next_wakeup_s < ts:
                     st = absorb(advance(st, dt(ts - 1e-6, tz)), cid)  # type: ignore[arg-type]
             else:
-                woken = None
-                if (
-                    st is not None
-                    and not st.ended
-                    and reentry == "after_exit"
-                    and st.next_wakeup_s is not None
-                    and st.next_wakeup_s < ts
-                    and et in start_on
-                    and engine.opens(e)
-                ):
-                    # the runtime fires wake-ups due strictly before an event first: a timer may have
-                    # ended the case, and then this event opens a new one
-                    woken = advance(st, dt(ts - 1e-6, tz))
-                r = _route(
-                    engine, st if woken is None else woken.state, e
-                )  # the policy the runtimes share
-                if r.status == "rejected":  # moves no time: the wake-ups above are dropped
-                    rejected = True
-                    out.rejected.append((e, f"{r.reason}: {r.message}"))
-                    if keys is not None:
-                        keys.rejected.append(keys.now)
-                elif woken is not None:
-                    st = absorb(woken, cid)  # type: ignore[arg-type]
-                if r.status == "applied" and r.step is not None:
-                    if r.opened:
-                        n = generation.get(key, 0)
-                        generation[key] = n + 1
-                        current[key] = cid = key if n == 0 else f"{key}#{n}"
-                        st = absorb(r.step, cid)
-                        out.opened.append((ts, cid, ctx(st)))
-                        if keys is not None:
-                            keys.opened.append(keys.now)
-                    else:
-                        st = absorb(r.step, cid)  # type: ignore[arg-type]
+                step = None
+                if st is not None and not st.ended and et not in start_on:
+                    # the usual event, for an open case and opening none: the router's decision
+                    # inline (a step that raises goes to the router, which rejects it the same way)
+                    try:
+                        step = handle(st, e)
+                    except Exception:
+                        step = None
+                if step is None:
+                    rejected, st, cid = routed(e, key, st, cid, ts, et)
+                elif step.state is not st or not any(s.type == "ignored" for s in step.signals):
+                    st = absorb(step, cid)  # type: ignore[arg-type]
             if st is None:
                 cid = None
         if alloc is not None and not rejected:  # the replay's poll: after every event
@@ -567,7 +679,7 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
             end = dt(stop - 1e-6, tz)
             for cid, st in list(states.items()):
                 if keys is not None:
-                    keys.now = (1, keys.first[cid])
+                    keys.now = _FINISHING + keys.first[cid]
                 if not st.ended and st.next_wakeup_s is not None and st.next_wakeup_s < stop:
                     absorb(advance(st, end), cid)
         if keys is None:
@@ -578,7 +690,8 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
             order = sorted(range(len(breaches)), key=lambda i: breaches[i][0])
             breaches[:] = [breaches[i] for i in order]
             keys.breaches = [keys.breaches[i] for i in order]
-            keys.seen = seen | {e.id for e, _ in out.rejected}
+            seen.update(e.id for e, _ in out.rejected)  # the replay is over: no copy
+            keys.seen = seen
         return out
 
     return feed, finish

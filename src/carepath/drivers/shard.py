@@ -25,8 +25,10 @@ which then raises what it raises. The merged :class:`~carepath.drivers.replay.Re
 from __future__ import annotations
 
 import contextlib
+import heapq
 import multiprocessing
 import os
+import re
 import zlib
 from array import array
 from collections import Counter
@@ -34,7 +36,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from carepath.drivers.eventfile import BadEvent, ProgressHook, read_lines
+from carepath.drivers.eventfile import (
+    PROGRESS_LINES,
+    BadEvent,
+    LineReader,
+    ProgressHook,
+    open_source,
+)
 from carepath.drivers.replay import (
     FactSink,
     Keys,
@@ -42,9 +50,11 @@ from carepath.drivers.replay import (
     _replayer,
     _Unsorted,
     batch_gc,
+    event_key,
+    free_pages,
     replay_log,
 )
-from carepath.events import Event, event_from_line
+from carepath.events import Event, Line, event_from_line
 
 if TYPE_CHECKING:
     from carepath.compile.ir import Playbook
@@ -133,35 +143,21 @@ def shard_of(case: str | None, workers: int) -> int:
     return zlib.crc32(case.encode("utf-8", "surrogatepass")) % workers
 
 
-def _case_in_text(text: str) -> tuple[bool, str | None]:
-    """``(True, case)`` when the line's text shows its ``case`` plainly (one ``"case"`` key, a
-    string without escapes, or no such key at all), else ``(False, None)``."""
-    i = text.find('"case"')
-    if i < 0:
+_CASE_BYTES = re.compile(rb'"case"[ \t]*:[ \t]*"([^"\\]*)"')
+
+
+def _case_in_bytes(raw: bytes) -> tuple[bool, bytes | None]:
+    """``(True, case)`` when the line's bytes show its ``case`` plainly — no ``"case"`` at all
+    (``None``), or one ``"case"`` that is a key with a string value without escapes — else
+    ``(False, None)``: the line is decoded to know."""
+    n = raw.count(b'"case"')
+    if n == 0:
         return True, None
-    found: str | None = None
-    n = 0
-    while i >= 0:
-        j = i + 6
-        while j < len(text) and text[j] in " \t":
-            j += 1
-        if j < len(text) and text[j] == ":":  # a key, not a value
-            n += 1
-            j += 1
-            while j < len(text) and text[j] in " \t":
-                j += 1
-            if j >= len(text) or text[j] != '"':
-                return False, None  # not a string (null, a number…): let the decoder say
-            k = text.find('"', j + 1)
-            if k < 0:
-                return False, None
-            found = text[j + 1 : k]
-            if "\\" in found:
-                return False, None
-        i = text.find('"case"', i + 6)
-    if n > 1:
-        return False, None
-    return True, found
+    if n == 1:
+        m = _CASE_BYTES.search(raw)
+        if m is not None:
+            return True, m.group(1)
+    return False, None
 
 
 class _Elsewhere(Exception):
@@ -195,35 +191,50 @@ class _Share:
         return hook
 
     def lines(self, bad: list[BadEvent]) -> Any:
-        """``(line number, event)`` of this share, in file order; its bad lines into ``bad``."""
+        """``(line number, event)`` of this share, in file order; its bad lines into ``bad``.
+        Each line is decoded once, and only when it may be this share's (see the module)."""
         me, workers = self.me, self.workers
+        crc = zlib.crc32
+        plain = [False]  # the line being read shows its case (this share's) in its text
+
+        def elsewhere(raw: bytes) -> bool:  # another share's line, seen without decoding it
+            shown, case = _case_in_bytes(raw)
+            if shown and (0 if case is None else crc(case) % workers) != me:
+                return True
+            plain[0] = shown
+            return False
+
         decode = event_from_line
-        for number, text, problem in read_lines(self.path, self._hook()):
-            if problem is not None:
-                if me == 0:
-                    bad.append(BadEvent(number, problem, text))
-                continue
-            plain, case = _case_in_text(text)
-            if plain:
-                if shard_of(case, workers) != me:
-                    continue
-                try:
-                    e = decode(text)
-                except (ValueError, TypeError) as exc:
-                    bad.append(BadEvent(number, str(exc), text))
-                    continue
-            else:  # decode it to know (the same decoder, so the same event or error)
-                try:
-                    e = decode(text)
-                except (ValueError, TypeError) as exc:
-                    if me == 0:
-                        bad.append(BadEvent(number, str(exc), text))
-                    continue
+        hook = self._hook()
+        with open_source(self.path) as stream:
+            reader = LineReader(stream, skip=elsewhere)
+            for n, item in enumerate(reader.items(), 1):
+                if hook is not None and n % PROGRESS_LINES == 0:
+                    hook(reader.bytes_read, reader.number)
+                shown, plain[0] = plain[0], False
+                if isinstance(item, Line):
+                    number, text, problem = item
+                    if problem is not None:  # the reader's (too long, not UTF-8): said once
+                        if me == 0:
+                            bad.append(BadEvent(number, problem, text))
+                        continue
+                    try:
+                        e = decode(text)
+                    except (ValueError, TypeError) as exc:
+                        if shown or me == 0:  # this share's line, or one nobody can place
+                            bad.append(BadEvent(number, str(exc), text))
+                        continue
+                else:
+                    number, e = item
                 if shard_of(e.case, workers) != me:
+                    if shown:
+                        raise _Elsewhere(f"line {number}: its case is not the one its text shows")
                     continue
-            if shard_of(e.case, workers) != me:
-                raise _Elsewhere(f"line {number}: its case is not the one its text shows")
-            yield number, e
+                if number >= 1 << 32:  # beyond what a merge key holds: one process decides
+                    raise _Elsewhere(f"line {number}: too many lines to merge shares")
+                yield number, e
+            if hook is not None:
+                hook(reader.bytes_read, reader.number)
 
     def run(self, send: Callable[[Any], None], receive: Callable[[], Any]) -> None:
         """Replay the share; say the last instant; hear the log's; send the results."""
@@ -242,12 +253,13 @@ class _Share:
             last = max((k.last for k in keys if k.last is not None), default=None)
             send(("last", last))
             until = receive()
-            out = [
-                _export(finish(until), k, sink)
-                for finish, k, sink in zip(pairs, keys, sinks, strict=True)
-            ]
+            replays = [finish(until) for finish in pairs]
+            out = [_export(rp, k, sink) for rp, k, sink in zip(replays, keys, sinks, strict=True)]
+            for rp in replays:  # counted: the cases' states are not sent (memory, before pickling)
+                rp.states.clear()
+            free_pages()()
             # every id met, as 64-bit hashes (a forked process hashes strings as its parent)
-            ids = array("q", {hash(i) for k in keys for i in k.seen})
+            ids = array("q", sorted({hash(i) for k in keys for i in k.seen}))
             for k in keys:
                 k.seen = set()
         import resource
@@ -269,7 +281,7 @@ class _Share:
             if t < last:
                 raise _Unsorted
             last = t
-            now = (0, (t, number))
+            now = event_key(t, number)
             for k in keys:
                 k.now = now
             for feed in feeds:
@@ -357,12 +369,11 @@ def replay_sharded(
     parts = [d[1] for d in done]
     bad = sorted((b for d in done for b in d[2]), key=lambda b: b.line)
     rss = [d[3] for d in done]
-    seen: set[int] = set()
-    for d in done:
-        ids = set(d[4])
-        if not seen.isdisjoint(ids):  # the same id (or, once in 10^7 logs, the same hash)
+    previous = None
+    for h in heapq.merge(*(d[4] for d in done)):  # each share's hashes are sorted and distinct
+        if h == previous:  # the same id (or, once in 10^7 logs, the same hash) in two shares
             raise ShardFailed("two shares of the cases met the same event id")
-        seen |= ids
+        previous = h
     replays = [_merge(pb, [part[i] for part in parts], sink) for i, pb in enumerate(playbooks)]
     return replays, bad, rss
 

@@ -35,11 +35,11 @@ def agent_rows(rp: Replay) -> dict[str, Any] | None:
         agent = holder.get(facts.case[i])
         if agent is None:
             continue
-        m = facts.met[i]
-        if m is not None:
+        m = facts.met[i]  # 1 met, 0 breached, -1 cancelled
+        if m >= 0:
             cell = met.setdefault(agent, [0, 0])
-            cell[0 if m else 1] += 1
-        if facts.clock[i] == "first_response" and m is not None:
+            cell[0 if m == 1 else 1] += 1
+        if facts.clock[i] == "first_response" and m >= 0:
             first.setdefault(agent, []).append(facts.elapsed_s(i))
     fcr: dict[str, list[float]] = {}
     cases = getattr(rp.facts, "cases", None) or {}

@@ -88,15 +88,15 @@ def _build(playbook: Playbook, rp: Replay) -> dict[str, Any]:
     weeks: dict[int, date] = {}
     facts = rp.records
     for clock, met_, stopped_s in zip(facts.clock, facts.met, facts.stopped_s, strict=True):
-        how = "met" if met_ else ("cancelled" if met_ is None else "breached")
+        how = "met" if met_ == 1 else ("cancelled" if met_ < 0 else "breached")
         counts.setdefault(clock, Counter())[how] += 1
-        if met_ is not None:
+        if met_ >= 0:
             o = day(stopped_s)
             wk = weeks.get(o)
             if wk is None:
                 wk = weeks[o] = _week(date.fromordinal(o))
             cell = weekly.setdefault(clock, {}).setdefault(wk, [0, 0])
-            cell[0 if met_ else 1] += 1
+            cell[0 if met_ == 1 else 1] += 1
     slas = {}
     for clock, cnt in counts.items():
         met, br = cnt["met"], cnt["breached"]

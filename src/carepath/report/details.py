@@ -56,9 +56,10 @@ def _rates(rp: Replay) -> dict[str, list[dict[str, Any]]]:
     """Per grouping: one row per (group, clock) with finished cycles, met, missed and the rates."""
     cells: dict[str, Counter[tuple[str, str, bool]]] = {g: Counter() for g in GROUPINGS}
     facts = rp.records  # columns: read without building a record per cycle
-    for clock, met, ctx in zip(facts.clock, facts.met, facts.ctx, strict=True):
-        if met is None:
+    for clock, met_, ctx in zip(facts.clock, facts.met, facts.ctx, strict=True):
+        if met_ < 0:  # cancelled
             continue
+        met = met_ == 1
         for g, v in (("channel", ctx.channel), ("segment", ctx.segment), ("tier", ctx.tier)):
             cells[g][(v or "(none)", clock, met)] += 1
     out: dict[str, list[dict[str, Any]]] = {}
@@ -89,7 +90,7 @@ def _channel_targets(rp: Replay) -> dict[str, float]:
     seen: dict[str, Counter[float]] = {}
     facts = rp.records
     for clock, target, ctx in zip(facts.clock, facts.target, facts.ctx, strict=True):
-        if clock != "first_response" or target is None:
+        if clock != "first_response" or target != target:  # NaN: no target
             continue
         seen.setdefault(ctx.channel or "(none)", Counter())[target] += 1
     return {ch: min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0] for ch, c in sorted(seen.items())}

@@ -26,11 +26,13 @@ if TYPE_CHECKING:
     from carepath.engine.engine import Engine
     from carepath.state import Action, CaseState
 
-__all__ = ["ActionHandler", "Delivery", "feedback_kinds"]
+__all__ = ["ActionHandler", "BatchHandler", "Delivery", "feedback_kinds"]
 
 log = logging.getLogger("carepath.runtime.delivery")
 
 ActionHandler = Callable[["Action", "CaseState | None"], Any]
+#: A handler that takes the due actions of one claim at once (``Runtime.action(…, batch=True)``).
+BatchHandler = Callable[[list["Action"]], Any]
 
 #: The reserved event types the runtime submits when an item ends, by outcome.
 FEEDBACK = {"delivered": "action.delivered", "failed": "action.failed"}
@@ -72,6 +74,18 @@ def feedback_kinds(pb: Playbook) -> frozenset[str]:
 
 
 @dataclass(frozen=True, slots=True)
+class _End:
+    """How one hand-over ended: ``delivered``; else pending again from ``retry_at``, or dead
+    (``retry_at`` is ``None``) with ``error``."""
+
+    item: OutboxItem
+    delivered: bool
+    retry_at: float | None = None
+    error: str | None = None
+    permanent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class _Lease:
     item: OutboxItem
     until: float
@@ -88,6 +102,7 @@ class Delivery:
     store: Store
     engines: dict[str, Engine]
     handlers: dict[str, ActionHandler]
+    batch_handlers: dict[str, BatchHandler]
     worker: str
     max_attempts: int
     backoff: timedelta
@@ -120,36 +135,114 @@ class Delivery:
         self._leases_lock = threading.Lock()
 
     # -- pushing to handlers ----------------------------------------------------------------------
+    def _handler_for(self, type_: str) -> tuple[ActionHandler | None, BatchHandler | None]:
+        """``(handler, batch handler)`` of ``type_``, one of them ``None``: its own (one by one
+        or in batches), else the ``"*"`` one."""
+        for t in (type_, "*"):
+            fn, bfn = self.handlers.get(t), self.batch_handlers.get(t)
+            if fn is not None or bfn is not None:
+                return fn, bfn
+        return None, None
+
     def deliver(self, now: datetime | None = None) -> int:
         """Hand due outbox items to their handlers; returns the number of hand-overs attempted.
         A handler that raises is retried after ``backoff·2^(attempts-1)`` (capped) on the
         runtime's clock; after ``max_attempts`` hand-overs the item is ``dead``. Items whose type
-        has no handler (and no ``"*"``) stay pending for the host."""
-        if not self.handlers:
+        has no handler (and no ``"*"``) stay pending for the host.
+
+        Items are claimed ``batch`` at a time; every hand-over of a claim is made, then every
+        outcome is committed at once (one transaction for the claim, with the reserved events):
+        a crash in between hands those items over again, under the same ids (at least once).
+        When every handler is a batch handler, a claim, its hand-overs and their outcomes are
+        one transaction (a sink is called inside it; a transaction run again calls it again)."""
+        if not self.handlers and not self.batch_handlers:
             return 0
         t = (now or self._now()).timestamp()
-        types = None if "*" in self.handlers else sorted(self.handlers)
+        known = self.handlers.keys() | self.batch_handlers.keys()
+        types = None if "*" in known else sorted(known)
+        until = t + self.lease.total_seconds()
+        # the reserved events may queue new items due at once: then claim until none is left
+        more = any(self._feedback.values())
         n = 0
         while True:
-            items = self._claim_items(t, self.batch, t + self.lease.total_seconds(), types)
-            if not items:
+            if self.handlers:
+                items = self._claim_items(t, self.batch, until, types)
+                self._finish(self._hand_over(items, t), t, live=False)
+            else:
+                items = self._deliver_in_one(t, until, types)
+            n += len(items)
+            if not items or (len(items) < self.batch and not more):
                 return n
-            for item in items:
-                n += 1
-                self._hand_over(item, t)
 
-    def _hand_over(self, item: OutboxItem, t: float) -> None:
-        fn = self.handlers.get(item.type) or self.handlers.get("*")
-        if fn is None:  # pragma: no cover - the claim filters by type
-            return
-        try:
-            fn(item.action, self.store.get(item.playbook, item.case))
-        except Exception as exc:
-            err = f"{type(exc).__name__}: {exc}"[:2000]
-            log.debug("handler of action %s raised", item.id, exc_info=True, extra=_extra(item))
-            self._fail(item, t, err, retry_at=t + self._backoff(item.attempts), live=False)
-            return
-        self._end(item, t, delivered=True, live=False)
+    def _deliver_in_one(
+        self, t: float, until: float, types: Sequence[str] | None
+    ) -> list[OutboxItem]:
+        """Claim, hand over to the batch handlers and end, in one transaction."""
+        tally = Tally()
+
+        def unit(tx: Tx) -> tuple[Claimed, list[_End], list[bool]]:
+            tally.clear()
+            got = self._claim_in(tx, t, self.batch, until, types, tally)
+            ends = self._hand_over(got.items, t)
+            return got, ends, self._finish_in(tx, ends, t, False, tally)
+
+        got, ends, oks = self.store.atomic(unit)
+        self._after_claim(got, tally)
+        for e, ok in zip(ends, oks, strict=True):
+            if ok:
+                self._count_end(e, t)
+        return got.items
+
+    def _hand_over(self, items: Sequence[OutboxItem], t: float) -> list[_End]:
+        """Call the handlers of ``items`` (in order; a batch handler once per run of its items)
+        and say how each ended."""
+        ends: list[_End] = []
+        run: list[OutboxItem] = []
+        run_fn: BatchHandler | None = None
+
+        def flush_run() -> None:
+            if run_fn is None or not run:
+                return
+            try:
+                run_fn([i.action for i in run])
+            except Exception as exc:
+                err = f"{type(exc).__name__}: {exc}"[:2000]
+                log.debug("batch handler of %d actions raised", len(run), exc_info=True)
+                ends.extend(self._failed(i, err, t + self._backoff(i.attempts)) for i in run)
+            else:
+                ends.extend(_End(i, delivered=True) for i in run)
+            run.clear()
+
+        for item in items:
+            fn, bfn = self._handler_for(item.type)
+            if bfn is not None:
+                if bfn is not run_fn:
+                    flush_run()
+                    run_fn = bfn
+                run.append(item)
+                continue
+            flush_run()
+            run_fn = None
+            if fn is None:  # pragma: no cover - the claim filters by type
+                continue
+            try:
+                fn(item.action, self.store.get(item.playbook, item.case))
+            except Exception as exc:
+                err = f"{type(exc).__name__}: {exc}"[:2000]
+                log.debug("handler of action %s raised", item.id, exc_info=True, extra=_extra(item))
+                ends.append(self._failed(item, err, t + self._backoff(item.attempts)))
+            else:
+                ends.append(_End(item, delivered=True))
+        flush_run()
+        return ends
+
+    def _failed(
+        self, item: OutboxItem, err: str, retry_at: float | None, permanent: bool = False
+    ) -> _End:
+        """A failed hand-over: back to pending from ``retry_at``, or ``dead`` (``retry_at`` is
+        ``None``, or this was the last allowed attempt)."""
+        dead = retry_at is None or item.attempts >= self.max_attempts
+        return _End(item, False, None if dead else retry_at, err, permanent)
 
     def _backoff(self, attempts: int) -> float:
         first = self.backoff.total_seconds()
@@ -189,7 +282,7 @@ class Delivery:
         leases on items of the same id in several playbooks."""
         now = self._now().timestamp()
         lease = self._take_lease(item_id, playbook, now)
-        return lease is not None and self._end(lease.item, now, delivered=True, live=True)
+        return lease is not None and self._finish([_End(lease.item, True)], now, live=True)[0]
 
     def nack(
         self,
@@ -210,10 +303,10 @@ class Delivery:
         lease = self._take_lease(item_id, playbook, now)
         if lease is None:
             return False
-        item = lease.item
         err = (str(reason) or "nack")[:2000]
         retry_at = None if permanent else now + retry_in.total_seconds()
-        return self._fail(item, now, err, retry_at=retry_at, live=True, permanent=permanent)
+        end = self._failed(lease.item, err, retry_at, permanent)
+        return self._finish([end], now, live=True)[0]
 
     def _take_lease(self, item_id: str, playbook: str | None, now: float) -> _Lease | None:
         with self._leases_lock:
@@ -247,13 +340,28 @@ class Delivery:
 
         def unit(tx: Tx) -> Claimed:
             tally.clear()
-            got = tx.claim_outbox(now, limit, until, self.worker, types, self.max_attempts)
-            for item in got.dead:
-                reason = item.last_error or "lease lapsed"
-                self._report(tx, item, "failed", now, tally, reason=reason, permanent=False)
-            return got
+            return self._claim_in(tx, now, limit, until, types, tally)
 
         got = self.store.atomic(unit)
+        self._after_claim(got, tally)
+        return got.items
+
+    def _claim_in(
+        self,
+        tx: Tx,
+        now: float,
+        limit: int,
+        until: float,
+        types: Sequence[str] | None,
+        tally: Tally,
+    ) -> Claimed:
+        got = tx.claim_outbox(now, limit, until, self.worker, types, self.max_attempts)
+        for item in got.dead:
+            reason = item.last_error or "lease lapsed"
+            self._report(tx, item, "failed", now, tally, reason=reason, permanent=False)
+        return got
+
+    def _after_claim(self, got: Claimed, tally: Tally) -> None:
         self.counters.update(tally)
         tally.log()
         for item in got.dead:
@@ -266,42 +374,63 @@ class Delivery:
                 item.last_error or "lease lapsed",
                 extra=_extra(item),
             )
-        return got.items
 
-    def _fail(
-        self,
-        item: OutboxItem,
-        now: float,
-        err: str,
-        *,
-        retry_at: float | None,
-        live: bool,
-        permanent: bool = False,
-    ) -> bool:
-        """A failed hand-over: back to pending from ``retry_at``, or ``dead`` (``retry_at`` is
-        ``None``, or this was the last allowed attempt)."""
-        dead = retry_at is None or item.attempts >= self.max_attempts
-        ok = self._end(
-            item,
-            now,
-            delivered=False,
-            live=live,
-            error=err,
-            permanent=permanent,
-            retry_at=None if dead else retry_at,
-        )
-        if ok and dead:
+    def _finish(self, ends: Sequence[_End], now: float, *, live: bool) -> list[bool]:
+        """End claims in one commit, each with its reserved event where the playbook wants one;
+        says for each whether it changed the item (``live``: only under a live lease of ours)."""
+        if not ends:
+            return []
+        tally = Tally()
+
+        def unit(tx: Tx) -> list[bool]:
+            tally.clear()
+            return self._finish_in(tx, ends, now, live, tally)
+
+        oks = self.store.atomic(unit)
+        self.counters.update(tally)
+        tally.log()
+        for e, ok in zip(ends, oks, strict=True):
+            if ok:
+                self._count_end(e, now)
+        return oks
+
+    def _finish_in(
+        self, tx: Tx, ends: Sequence[_End], now: float, live: bool, tally: Tally
+    ) -> list[bool]:
+        oks = []
+        for e in ends:
+            item = e.item
+            ok = tx.finish_outbox(
+                item.playbook,
+                item.id,
+                self.worker,
+                delivered=e.delivered,
+                retry_at=e.retry_at,
+                error=e.error,
+                live_at=now if live else None,
+            )
+            kind = "delivered" if e.delivered else "failed" if e.retry_at is None else None
+            if ok and kind is not None:
+                self._report(tx, item, kind, now, tally, reason=e.error, permanent=e.permanent)
+            oks.append(ok)
+        return oks
+
+    def _count_end(self, e: _End, now: float) -> None:
+        item = e.item
+        if e.delivered:
+            self.counters["delivered"] += 1
+        elif e.retry_at is None:
             self.counters["dead"] += 1
             log.warning(
                 "action %s (%s) is dead after %d attempts%s: %s",
                 item.id,
                 item.type,
                 item.attempts,
-                " (permanent failure)" if permanent else "",
-                err,
+                " (permanent failure)" if e.permanent else "",
+                e.error,
                 extra=_extra(item),
             )
-        elif ok:
+        else:
             self.counters["failed"] += 1
             log.warning(
                 "action %s (%s) failed (attempt %d of %d, retried at %s): %s",
@@ -309,61 +438,10 @@ class Delivery:
                 item.type,
                 item.attempts,
                 self.max_attempts,
-                dt(retry_at or now, zone("UTC")).isoformat(),
-                err,
+                dt(e.retry_at, zone("UTC")).isoformat(),
+                e.error,
                 extra=_extra(item),
             )
-        return ok
-
-    def _end(
-        self,
-        item: OutboxItem,
-        now: float,
-        *,
-        delivered: bool,
-        live: bool,
-        retry_at: float | None = None,
-        error: str | None = None,
-        permanent: bool = False,
-    ) -> bool:
-        """Finish a claim, with its reserved event where the playbook wants one, in one commit."""
-        kind = "delivered" if delivered else "failed" if retry_at is None else None
-        if kind is None or kind not in self._feedback.get(item.playbook, ()):
-            ok = self.store.finish_outbox(
-                item.playbook,
-                item.id,
-                self.worker,
-                delivered=delivered,
-                retry_at=retry_at,
-                error=error,
-                live_at=now if live else None,
-            )
-            if ok and delivered:
-                self.counters["delivered"] += 1
-            return ok
-        tally = Tally()
-
-        def unit(tx: Tx) -> bool:
-            tally.clear()
-            ok = tx.finish_outbox(
-                item.playbook,
-                item.id,
-                self.worker,
-                delivered=delivered,
-                retry_at=retry_at,
-                error=error,
-                live_at=now if live else None,
-            )
-            if ok:
-                self._report(tx, item, kind, now, tally, reason=error, permanent=permanent)
-            return ok
-
-        ok = self.store.atomic(unit)
-        self.counters.update(tally)
-        tally.log()
-        if ok and delivered:
-            self.counters["delivered"] += 1
-        return ok
 
     def _report(
         self,

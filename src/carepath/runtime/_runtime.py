@@ -11,7 +11,7 @@ import socket
 import uuid
 from collections import ChainMap, Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ from carepath._instants import dt, zone
 from carepath.errors import CaseError
 from carepath.events import Event, Line, decode_event, event_from_line
 from carepath.runtime._allocator import Allocating
-from carepath.runtime._delivery import ActionHandler, Delivery
+from carepath.runtime._delivery import ActionHandler, BatchHandler, Delivery
 from carepath.runtime._tally import Tally
 from carepath.runtime.erasure import register_pii
 from carepath.runtime.store import Rejected, Store, Tx
@@ -40,28 +40,94 @@ Cache = MutableMapping[tuple[str, str], "CaseState | None"]
 _US = 1e-6
 
 
-@dataclass(frozen=True, slots=True)
 class SubmitResult:
     """What :meth:`Runtime.submit` did with one event.
 
     ``status``: ``applied`` | ``duplicate`` | ``rejected`` | ``ignored``; ``reason`` (rejected
     only): ``out_of_order`` | ``invalid`` | ``unknown_case`` | ``playbook_mismatch``; ``cases``:
     the new states of the cases the event was applied to; ``actions`` and ``signals``: what the
-    steps produced (wake-ups fired on the way included).
+    steps produced. Immutable; ``signals`` are built on first read (a runtime fed a file never
+    reads them).
     """
 
+    __slots__ = (
+        "_signals",
+        "_steps",
+        "actions",
+        "cases",
+        "event_id",
+        "message",
+        "reason",
+        "status",
+    )
+    __match_args__ = ("status", "reason", "message", "cases", "actions", "signals", "event_id")
+
     status: str
-    reason: str | None = None
-    message: str = ""
-    cases: list[CaseState] = field(default_factory=list)
-    actions: list[Action] = field(default_factory=list)
-    signals: list[Signal] = field(default_factory=list)
-    event_id: str | None = None
+    reason: str | None
+    message: str
+    cases: list[CaseState]
+    actions: list[Action]
+    event_id: str | None
+    _signals: list[Signal]
+    _steps: tuple[Any, ...]
+
+    def __init__(
+        self,
+        status: str,
+        reason: str | None = None,
+        message: str = "",
+        cases: list[CaseState] | None = None,
+        actions: list[Action] | None = None,
+        signals: list[Signal] | None = None,
+        event_id: str | None = None,
+        *,
+        steps: Sequence[Any] = (),
+    ) -> None:
+        """``steps``: whose signals come first, before ``signals``, when ``signals`` is read."""
+        for name, value in (
+            ("status", status),
+            ("reason", reason),
+            ("message", message),
+            ("cases", [] if cases is None else cases),
+            ("actions", [] if actions is None else actions),
+            ("event_id", event_id),
+            ("_signals", [] if signals is None else signals),
+            ("_steps", tuple(steps)),
+        ):
+            object.__setattr__(self, name, value)
+
+    @property
+    def signals(self) -> list[Signal]:
+        """The signals the steps raised, in order."""
+        steps = self._steps
+        if steps:
+            built = [x for step in steps for x in step.signals]
+            built.extend(self._signals)
+            object.__setattr__(self, "_signals", built)
+            object.__setattr__(self, "_steps", ())
+        return self._signals
 
     @property
     def ok(self) -> bool:
         """Not rejected."""
         return self.status != "rejected"
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"SubmitResult is immutable: cannot set {name!r}")
+
+    def _fields(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, n) for n in self.__match_args__)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SubmitResult):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__match_args__)
+        return f"SubmitResult({inner})"
 
 
 class _Reject(Exception):
@@ -150,9 +216,12 @@ class Runtime(Allocating, Delivery):
         worker: str | None = None,
         roster: str | os.PathLike[str] | Sequence[Mapping[str, Any]] | Roster | None = None,
     ) -> None:
+        from carepath._native.backend import signal_types
         from carepath.compile.ir import Playbook
         from carepath.engine.engine import Engine
         from carepath.engine.router import route
+
+        self._signal_types = signal_types
 
         self._decide = route  # the one routing decision every runner shares
         pbs = [playbooks] if isinstance(playbooks, Playbook) else list(playbooks)
@@ -172,6 +241,7 @@ class Runtime(Allocating, Delivery):
             clock = system_clock
         self.clock = clock
         self.handlers: dict[str, ActionHandler] = dict(handlers or {})
+        self.batch_handlers: dict[str, BatchHandler] = {}
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         if lease > timedelta(seconds=60) or lease <= timedelta(0):
@@ -191,11 +261,16 @@ class Runtime(Allocating, Delivery):
         self._init_allocation(roster)
 
     # -- handlers -----------------------------------------------------------------------------
-    def action(self, type_: str) -> Callable[[ActionHandler], ActionHandler]:
-        """Decorator: ``@rt.action("send")`` registers a handler (``"*"``: every other type)."""
+    def action(self, type_: str, *, batch: bool = False) -> Callable[[Any], Any]:
+        """Decorator: ``@rt.action("send")`` registers a handler (``"*"``: every other type).
 
-        def register(fn: ActionHandler) -> ActionHandler:
-            self.handlers[type_] = fn
+        ``batch=True`` registers ``fn(actions)`` instead: it gets the due actions of that type
+        of one claim at once, in outbox order, without their states (a sink that writes them and
+        syncs once, as ``carepath run --actions`` does); raising fails every one of them."""
+
+        def register(fn: Any) -> Any:
+            (self.handlers if batch else self.batch_handlers).pop(type_, None)
+            (self.batch_handlers if batch else self.handlers)[type_] = fn
             return fn
 
         return register
@@ -402,17 +477,18 @@ class Runtime(Allocating, Delivery):
         seen.add(ev.id)
         tx.mark_processed(ev.id, now)
         actions: list[Action] = []
-        signals: list[Signal] = []
+        signals: list[Signal] = []  # the allocator's, after the steps' own
         states = []
-        for prev, step in steps:
+        breaches = 0
+        for opened, step in steps:
             st = step.state
             cache[(st.playbook, st.case)] = st
             tx.save(st, now)
             tx.add_outbox(step.actions)
             actions.extend(step.actions)
-            signals.extend(step.signals)
+            breaches += sum(1 for t in self._signal_types(step) if t.endswith(".breached"))
             states.append(st)
-            if prev is None or prev.ended or prev.opened_s != st.opened_s:
+            if opened:
                 tally["opened"] += 1
         if self.roster:
 
@@ -426,9 +502,10 @@ class Runtime(Allocating, Delivery):
             for _, step in steps:
                 st = step.state
                 self._after_step(tx, ev, st, step.actions, cache, seen, tally, out)
+            breaches += sum(1 for s in signals if s.type.endswith(".breached"))
         tally["assigned" if self._alloc_depth and status == "applied" else status] += 1
         tally["actions"] += len(actions)
-        tally["breaches"] += sum(1 for s in signals if s.type.endswith(".breached"))
+        tally["breaches"] += breaches
         return SubmitResult(
             status,
             cases=states,
@@ -440,6 +517,7 @@ class Runtime(Allocating, Delivery):
             else "no playbook mentions this event type"
             if not any(e.mentions(ev.type) for e in self.engines.values())
             else "its case has ended",
+            steps=[step for _, step in steps],
         )
 
     def _apply(
@@ -463,12 +541,12 @@ class Runtime(Allocating, Delivery):
 
     def _route(
         self, tx: Tx, ev: Event, plan: Sequence[tuple[str, str | None, str | None]], cache: Cache
-    ) -> tuple[list[tuple[CaseState | None, Any]], str]:
+    ) -> tuple[list[tuple[bool, Any]], str]:
         """The steps for ``ev`` over every playbook of ``plan`` (see :meth:`_targets`), each decided
         by :func:`carepath.engine.router.route`, or :class:`_Reject`. All or nothing: one playbook's
         rejection rejects the event."""
         route = self._decide
-        steps: list[tuple[CaseState | None, Any]] = []
+        steps: list[tuple[bool, Any]] = []  # (opened a case, step)
         unknown: list[tuple[str, str, str]] = []
         no_key = False
         for pid, key, key_error in plan:
@@ -494,7 +572,7 @@ class Runtime(Allocating, Delivery):
                     continue
                 raise _Reject(r.reason or "invalid", r.message, [(pid, key)])
             if r.status == "applied" and r.step is not None:
-                steps.append((state, r.step))
+                steps.append((r.opened, r.step))
         if steps:
             return steps, "applied"
         if unknown:
@@ -591,7 +669,7 @@ class Runtime(Allocating, Delivery):
             if self.roster:
                 self._after_step(tx, None, step.state, step.actions, None, None, tally)
             tally["actions"] += len(step.actions)
-            tally["breaches"] += sum(1 for s in step.signals if s.type.endswith(".breached"))
+            tally["breaches"] += sum(1 for t in self._signal_types(step) if t.endswith(".breached"))
         tally["woken"] += len(steps)
 
     # -- conveniences ---------------------------------------------------------------------------

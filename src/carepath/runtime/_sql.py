@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from carepath.runtime._cache import StateCache
 from carepath.runtime.store import OutboxItem, OutboxStats, Rejected
 from carepath.state import Action, CaseState
 
@@ -16,8 +17,11 @@ __all__ = ["SqlReaders"]
 class SqlReaders:
     """Mixin: ``get``, ``outbox``, ``rejected`` and ``processed_count`` over the common schema.
 
-    A store sets ``_PH`` (its parameter placeholder), and provides ``_tbl(name)`` and ``_read``.
+    A store sets ``_PH`` (its parameter placeholder), and provides ``_tbl(name)``, ``_read`` and
+    ``states`` (its :class:`~carepath.runtime._cache.StateCache`).
     """
+
+    states: StateCache
 
     _PH = "?"
     _COLLATE = ""  # the byte order of keys (PostgreSQL: ' COLLATE "C"', as ``cases`` sorts)
@@ -54,7 +58,7 @@ class SqlReaders:
             f"SELECT state FROM {self._tbl('cases')} WHERE playbook = {ph} AND case_key = {ph}",
             (playbook_id, case_key),
         )
-        return CaseState.from_json(rows[0][0]) if rows else None
+        return self.states.decode(playbook_id, case_key, rows[0][0]) if rows else None
 
     def outbox(
         self, status: str | None = None, playbook: str | None = None, case: str | None = None

@@ -27,7 +27,9 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 from carepath.runtime._alloc_rows import SQLITE_MIGRATION, AllocationRows
+from carepath.runtime._cache import StateCache
 from carepath.runtime._sql import SqlReaders
+from carepath.runtime._wakeups import WakeupWindow, rows_after
 from carepath.runtime.erasure import SQLITE_MIGRATION as PII_MIGRATION
 from carepath.runtime.store import (
     Claimed,
@@ -132,31 +134,88 @@ def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
 
 
 class _SQLiteTx(AllocationRows, Tx):
-    __slots__ = ("c",)
+    """One transaction under the database's write lock. Case, processed-id and outbox writes are
+    buffered and sent at commit (or before a read that could depend on them) as one prepared
+    ``executemany`` per table; a case saved twice is encoded once, as it ends the batch. Reads
+    answer from the buffer first, so the transaction sees its own writes."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    __slots__ = ("c", "outbox", "processed", "saves", "states", "window")
+
+    def __init__(self, conn: sqlite3.Connection, states: StateCache | None = None) -> None:
         self.c = conn
+        self.states = states if states is not None else StateCache(0)
+        self.saves: dict[tuple[str, str], tuple[CaseState, float]] = {}  # the last wins
+        self.processed: dict[str, float] = {}  # the first wins (INSERT OR IGNORE)
+        self.outbox: dict[tuple[str, str], tuple[Any, ...]] = {}  # the first wins
+        self.window: WakeupWindow | None = None  # the wake-up index read ahead, once asked
+
+    def flush(self) -> None:
+        """Send the buffered writes (one ``executemany`` per table)."""
+        c = self.c
+        if self.processed:
+            c.executemany(
+                "INSERT OR IGNORE INTO processed (event_id, at) VALUES (?, ?)",
+                list(self.processed.items()),
+            )
+            self.processed.clear()
+        if self.saves:
+            enc = self.states.encode
+            c.executemany(
+                "INSERT OR REPLACE INTO cases (playbook, case_key, version, hash, stage, ended, "
+                "next_wakeup, state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        st.playbook,
+                        st.case,
+                        st.version,
+                        st.content_hash,
+                        st.stage,
+                        int(st.ended),
+                        st.next_wakeup_s,
+                        enc(st),
+                        at,
+                    )
+                    for st, at in self.saves.values()
+                ],
+            )
+            self.saves.clear()
+            if self.window is not None:
+                self.window.clear()
+        if self.outbox:
+            c.executemany(
+                "INSERT OR IGNORE INTO outbox (playbook, id, case_key, type, action, available_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                list(self.outbox.values()),
+            )
+            self.outbox.clear()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        """Run one statement after the buffered writes (it may change any row: the wake-up
+        window is read again)."""
+        self.flush()
+        if self.window is not None:
+            self.window.clear()
+        return self.c.execute(sql, params)
 
     def _arun(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        return self.c.execute(sql, params).fetchall()
+        return self.execute(sql, params).fetchall()
 
     def seen(self, event_id: str) -> bool:
+        if event_id in self.processed:
+            return True
         return (
             self.c.execute("SELECT 1 FROM processed WHERE event_id = ?", (event_id,)).fetchone()
             is not None
         )
 
     def mark_processed(self, event_id: str, at: float) -> None:
-        self.c.execute(
-            "INSERT OR IGNORE INTO processed (event_id, at) VALUES (?, ?)", (event_id, at)
-        )
+        self.processed.setdefault(event_id, at)
 
     def prefetch(self, event_ids: Collection[str], keys: Collection[tuple[str, str]]) -> Prefetched:
         """A batch's processed ids and cases in a few ``IN`` queries (the write lock of
-        ``BEGIN IMMEDIATE`` already holds every row)."""
-        ids = list(dict.fromkeys(event_ids))
-        ks = sorted(set(keys))
-        seen: set[str] = set()
+        ``BEGIN IMMEDIATE`` already holds every row); what this transaction wrote answers first."""
+        ids = [i for i in dict.fromkeys(event_ids) if i not in self.processed]
+        seen: set[str] = {i for i in event_ids if i in self.processed}
         for i in range(0, len(ids), _CHUNK):
             part = ids[i : i + _CHUNK]
             seen.update(
@@ -166,39 +225,42 @@ class _SQLiteTx(AllocationRows, Tx):
                     part,
                 )
             )
+        ks = sorted(set(keys))
         states: dict[tuple[str, str], CaseState | None] = dict.fromkeys(ks)
-        for i in range(0, len(ks), _CHUNK // 2):
-            pairs = ks[i : i + _CHUNK // 2]
-            marks = ",".join("(?, ?)" for _ in pairs)
-            for pb, key, text in self.c.execute(
-                f"SELECT playbook, case_key, state FROM cases WHERE (playbook, case_key) IN (VALUES {marks})",
-                [x for k in pairs for x in k],
-            ):
-                states[(pb, key)] = CaseState.from_json(text)
+        saves = self.saves
+        todo = [k for k in ks if k not in saves]
+        for k in ks:
+            if k in saves:
+                states[k] = saves[k][0]
+        decode = self.states.decode
+        by_playbook: dict[str, list[str]] = {}
+        for pb, key in todo:
+            by_playbook.setdefault(pb, []).append(key)
+        # one playbook at a time: `(playbook, case_key) IN (VALUES …)` would scan the whole table
+        for pb, keys_of in by_playbook.items():
+            for i in range(0, len(keys_of), _CHUNK):
+                part = keys_of[i : i + _CHUNK]
+                for key, text in self.c.execute(
+                    "SELECT case_key, state FROM cases WHERE playbook = ? AND case_key IN "
+                    f"({','.join('?' * len(part))})",
+                    [pb, *part],
+                ):
+                    states[(pb, key)] = decode(pb, key, text)
         return Prefetched(frozenset(seen), states)
 
     def load(self, playbook: str, case: str) -> CaseState | None:
+        got = self.saves.get((playbook, case))
+        if got is not None:
+            return got[0]
         row = self.c.execute(
             "SELECT state FROM cases WHERE playbook = ? AND case_key = ?", (playbook, case)
         ).fetchone()
-        return None if row is None else CaseState.from_json(row[0])
+        return None if row is None else self.states.decode(playbook, case, row[0])
 
     def save(self, state: CaseState, at: float) -> None:
-        self.c.execute(
-            "INSERT OR REPLACE INTO cases (playbook, case_key, version, hash, stage, ended, next_wakeup, state, "
-            "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                state.playbook,
-                state.case,
-                state.version,
-                state.content_hash,
-                state.stage,
-                int(state.ended),
-                state.next_wakeup_s,
-                state.to_json(),
-                at,
-            ),
-        )
+        self.saves[(state.playbook, state.case)] = (state, at)
+        if self.window is not None:
+            self.window.saved(state)
 
     def due(
         self,
@@ -207,33 +269,23 @@ class _SQLiteTx(AllocationRows, Tx):
         playbooks: Sequence[tuple[str, str]],
         exclude: Iterable[tuple[str, str]] = (),
     ) -> list[CaseState]:
-        if not playbooks:
+        """The due cases of the file, where this transaction's own saves replace their rows,
+        earliest first (ties by playbook and key, the order of the wake-up index), answered from
+        a window of the index read ahead (see :mod:`carepath.runtime._wakeups`)."""
+        if not playbooks or limit <= 0:
             return []
-        ex = set(exclude)
-        pbs = set(playbooks)
-        out: list[CaseState] = []
-        # the write lock of BEGIN IMMEDIATE already makes these rows ours until commit
-        cur = self.c.execute(
-            "SELECT playbook, case_key, hash, state FROM cases WHERE next_wakeup IS NOT NULL AND next_wakeup <= ? "
-            "ORDER BY next_wakeup",
-            (now,),
-        )
-        for pb, key, h, text in cur:
-            if (pb, h) not in pbs or (pb, key) in ex:
-                continue
-            out.append(CaseState.from_json(text))
-            if len(out) >= limit:
-                break
-        cur.close()
-        return out
+        if self.window is None:
+            self.window = WakeupWindow(rows_after(self.c.execute), self.states.decode)
+            for st, _ in self.saves.values():
+                self.window.saved(st)
+        return self.window.due(now, limit, playbooks, exclude, self.saves)
 
     def add_outbox(self, actions: Sequence[Action]) -> None:
-        if not actions:
-            return
-        self.c.executemany(
-            "INSERT OR IGNORE INTO outbox (playbook, id, case_key, type, action, available_at) VALUES (?, ?, ?, ?, ?, ?)",
-            [(a.playbook, a.id, a.case, a.type, a.to_json(), a.at.timestamp()) for a in actions],
-        )
+        box = self.outbox
+        for a in actions:
+            k = (a.playbook, a.id)
+            if k not in box:
+                box[k] = (a.playbook, a.id, a.case, a.type, a.to_json(), a.at.timestamp())
 
     def add_rejected(self, rejected: Rejected) -> None:
         ev = json.dumps(rejected.event, sort_keys=True, ensure_ascii=False, default=str)
@@ -264,10 +316,13 @@ class _SQLiteTx(AllocationRows, Tx):
         types: Sequence[str] | None = None,
         max_attempts: int | None = None,
     ) -> Claimed:
+        self.flush()
         c = self.c
+        # through the index of pending items: the planner would rather walk the whole table in
+        # seq order, every delivered row included (a claim would cost as much as the outbox is long)
         sql = (
-            "SELECT seq, attempts FROM outbox WHERE status = 'pending' AND available_at <= ? "
-            "AND (claimed_until IS NULL OR claimed_until <= ?)"
+            "SELECT seq, attempts FROM outbox INDEXED BY outbox_ready WHERE status = 'pending' "
+            "AND available_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?)"
         )
         params: list[Any] = [now, now]
         if types is not None:
@@ -332,7 +387,7 @@ class _SQLiteTx(AllocationRows, Tx):
             sets, vals = "available_at = ?, last_error = ?", [retry_at, error]
         else:
             sets, vals = "status = 'dead', last_error = ?", [error]
-        cur = self.c.execute(
+        cur = self.execute(
             f"UPDATE outbox SET {sets}, claimed_until = NULL, claimed_by = NULL "
             f"WHERE playbook = ? AND id = ? AND {where}",
             [*vals, playbook, item_id, *cond],
@@ -359,10 +414,13 @@ class SQLiteStore(SqlReaders, Store):
         url: str | None = None,
         readonly: bool = False,
         check: bool = True,
+        state_cache: int = 16384,
     ) -> None:
         """``readonly``: open an existing file with SQLite's ``mode=ro`` (no journal-mode change,
         no migration, nothing written: the read-only commands); ``check=False`` then skips the
-        schema-version check (``carepath db status`` reports it instead)."""
+        schema-version check (``carepath db status`` reports it instead). ``state_cache`` bounds
+        how many decoded case states are kept to skip decoding a row that still holds what this
+        process last wrote or read (:class:`~carepath.runtime._cache.StateCache`; 0 turns it off)."""
         if not (isinstance(busy_timeout, int | float) and 0 <= busy_timeout <= MAX_BUSY_TIMEOUT):
             raise StoreError(
                 f"busy_timeout={busy_timeout!r}: a number of seconds from 0 to {MAX_BUSY_TIMEOUT}"
@@ -372,6 +430,7 @@ class SQLiteStore(SqlReaders, Store):
             "sqlite://:memory:" if self.path == ":memory:" else f"sqlite:///{self.path}"
         )
         self.wait = wait
+        self.states = StateCache(state_cache)
         self._lock = threading.RLock()
         self._tx: _SQLiteTx | None = None
         if self.path != ":memory:":
@@ -487,11 +546,12 @@ class SQLiteStore(SqlReaders, Store):
             pause = 0.005
             c = self._conn
             while True:
-                tx = _SQLiteTx(c)
+                tx = _SQLiteTx(c, self.states)
                 try:
                     c.execute("BEGIN IMMEDIATE")
                     self._tx = tx
                     result = fn(tx)
+                    tx.flush()
                     c.execute("COMMIT")
                     return result
                 except BaseException as exc:
@@ -508,7 +568,7 @@ class SQLiteStore(SqlReaders, Store):
     def _write(self, sql: str, params: Sequence[Any]) -> int:
         def run(tx: Tx) -> int:
             assert isinstance(tx, _SQLiteTx)
-            return tx.c.execute(sql, params).rowcount
+            return tx.execute(sql, params).rowcount
 
         return self.atomic(run)
 
@@ -557,7 +617,8 @@ class SQLiteStore(SqlReaders, Store):
     @classmethod
     def from_url(cls, url: str, **kw: Any) -> SQLiteStore:
         """Open ``sqlite:///rel.db`` / ``sqlite:////abs.db`` / ``sqlite://:memory:``; URL options:
-        ``synchronous=full|normal``, ``busy_timeout`` (seconds), ``migrate=0``."""
+        ``synchronous=full|normal``, ``busy_timeout`` (seconds), ``migrate=0``, ``state_cache``
+        (decoded states kept; 0: none)."""
         path, q = parse_sqlite_url(url)
         opts: dict[str, Any] = dict(kw)
         if "synchronous" in q:
@@ -573,4 +634,11 @@ class SQLiteStore(SqlReaders, Store):
             opts.setdefault("create", q["create"] not in ("0", "false", "no"))
         if "migrate" in q:
             opts.setdefault("migrate", q["migrate"] not in ("0", "false", "no"))
+        if "state_cache" in q:
+            try:
+                opts.setdefault("state_cache", int(q["state_cache"]))
+            except ValueError:
+                raise StoreError(
+                    f"state_cache={q['state_cache']!r}: a number of case states"
+                ) from None
         return cls(path, url=url, **opts)
