@@ -93,7 +93,7 @@ def test_property_any_ids_and_keys_answer_as_the_models_do(ids: list[tuple[str, 
         docs, _ = svc._submit(evs)
         try:
             expected = _by_models(docs)
-        except Exception:  # noqa: BLE001 - what the models cannot write is not ours to write either
+        except Exception:  # what the models cannot write is not ours to write either
             with pytest.raises(Exception):  # noqa: B017
                 results_json(docs)
             return
