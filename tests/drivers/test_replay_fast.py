@@ -311,3 +311,121 @@ def test_report_json_is_unchanged_on_the_examples(
 
     assert main(["report", *args, "--format", "json"]) == 0
     assert capsys.readouterr().out == (GOLDEN / golden).read_text(encoding="utf-8")
+
+
+def _with_case_field_metrics(tmp_path: Path) -> Path:
+    """The retail playbook with two custom metrics that read case fields (dotted ones too) of
+    the case a survey reaches, which has often ended by then."""
+    text = RETAIL.read_text(encoding="utf-8")
+    extra = (
+        "  custom:\n"
+        "    vip_low_csat:\n"
+        "      title: Low CSAT answers of VIP customers\n"
+        "      type: count\n"
+        "      event: survey.answered\n"
+        '      when: customer.tier == "vip" and event.score <= 2\n'
+        "    surveyed_age:\n"
+        "      title: Mean age of surveyed customers\n"
+        "      type: mean\n"
+        "      event: survey.answered\n"
+        "      value: =customer.age\n"
+        '      when: priority != "urgent"\n'
+    )
+    assert "  custom:\n" in text
+    path = tmp_path / "retail-case-fields.yaml"
+    path.write_text(text.replace("  custom:\n", extra, 1), encoding="utf-8")
+    return path
+
+
+def _late_surveys(path: Path) -> Path:
+    """Tickets solved, closed five days later (``reentry: never``: ended for good), and answered
+    surveys that reach the ended cases afterwards."""
+    rows = []
+    for i in range(60):
+        case, day = f"T-{i:04d}", 1 + i % 20
+        opened = {
+            "channel": ["chat", "email", "zalo"][i % 3],
+            "topic": "order",
+            "customer_tier": ["vip", "gold", "standard"][i % 3],
+            "customer_age": 20 + i,
+            "priority": ["normal", "urgent"][i % 2],
+        }
+        rows += [
+            (f"2027-03-{day:02d}T09:00:00+07:00", "case.opened", case, opened),
+            (f"2027-03-{day:02d}T10:00:00+07:00", "case.solved", case, {}),
+            # the first survey's step closes the ticket (its timer was due); the later ones
+            # reach the ended case
+            *(
+                (
+                    f"2027-{month:02d}-{day:02d}T10:00:00+07:00",
+                    "survey.answered",
+                    case,
+                    {"survey": "csat", "score": 1 + (i + month) % 5},
+                )
+                for month in (4, 5, 6)
+            ),
+        ]
+    rows.sort(key=lambda r: r[0])
+    path.write_text(
+        "".join(
+            json.dumps({"id": f"e{n}", "type": t, "at": at, "case": c, "data": d}) + "\n"
+            for n, (at, t, c, d) in enumerate(rows)
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_an_ended_case_keeps_only_what_the_metrics_read(tmp_path: Path) -> None:
+    from carepath.drivers.replay import EndedCase
+
+    pb = load(_with_case_field_metrics(tmp_path))
+    col = Collector(pb)
+    assert {"channel", "customer", "customer.tier", "customer.age", "priority"} <= col.case_fields
+    assert "topic" not in col.case_fields and "event.score" not in col.case_fields
+    log = _late_surveys(tmp_path / "late.jsonl")
+    streamed = replay_log([pb], log, Collector)[0]
+    kept = replay(pb, read_events(log))
+    # the surveys reached ended cases, which the streaming replay keeps narrowed
+    assert sum(isinstance(s, EndedCase) for s in streamed.states.values()) == 60
+    # the metrics read the narrowed values exactly as they read the whole state
+    assert as_json(build_report(pb, streamed)) == as_json(build_report(pb, kept))
+    doc = build_report(pb, streamed)
+    custom = json.dumps(doc["metrics"]["custom"] if "custom" in doc.get("metrics", {}) else doc)
+    assert "vip_low_csat" in custom and "surveyed_age" in custom
+    ended = [s for s in streamed.states.values() if isinstance(s, EndedCase)]
+    for s in ended:
+        assert set(s.data) <= col.case_fields
+        assert dict(s.data) == {
+            k: v for k, v in kept.states[s.case].data.items() if k in col.case_fields
+        }
+        assert (s.stage, s.tier, s.segment) == (
+            kept.states[s.case].stage,
+            kept.states[s.case].tier,
+            kept.states[s.case].segment,
+        )
+    # equal values are one object for every ended case (memory)
+    by_value: dict[Any, Any] = {}
+    for s in ended:
+        assert by_value.setdefault(tuple(sorted(s.data.items())), s.data) is s.data
+
+
+def test_an_ended_case_keeps_all_its_data_for_a_sink_that_does_not_say(
+    logs: dict[str, Path],
+) -> None:
+    class Counting:
+        types: frozenset[str] = frozenset({"survey.answered"})
+
+        def __init__(self, pb: Any) -> None:
+            self.seen = 0
+
+        def __call__(self, event: Event, case: str | None, state: Any) -> None:
+            self.seen += 1
+
+    from carepath.drivers.replay import EndedCase
+
+    pb = load(RETAIL)
+    streamed = replay_log([pb], logs["generated"], Counting)[0]
+    kept = replay(pb, read_events(logs["generated"]))
+    ended = [s for s in streamed.states.values() if isinstance(s, EndedCase)]
+    assert ended and all(dict(s.data) == dict(kept.states[s.case].data) for s in ended)

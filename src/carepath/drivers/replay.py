@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from carepath._instants import dt, zone
@@ -89,15 +90,45 @@ def batch_gc() -> Iterator[None]:
         gc.set_threshold(*old)
 
 
+def free_pages() -> Callable[[], object]:
+    """A function that asks the C allocator to return its free pages to the system (glibc's
+    ``malloc_trim``; elsewhere it does nothing).
+
+    A replay allocates and frees small blocks by the million (the core's steps, decoded lines)
+    between the cases it keeps, and the allocator keeps the free pages among them: after a
+    1,000,000-event replay, a third of the process's resident memory. A shard worker calls it
+    once its cases' states are dropped, before it pickles its results."""
+    import ctypes
+
+    try:
+        malloc_trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return lambda: None
+    malloc_trim.argtypes = [ctypes.c_size_t]
+    malloc_trim.restype = ctypes.c_int
+    return lambda: malloc_trim(0)
+
+
 class FactSink(Protocol):
     """What a replay hands every event whose type is in ``types`` to, as it goes (the metrics'
     collector): the event, its case identity and the case's state right after it (None when the
-    event reached no case). A sink lets a replay keep no per-event lists at all."""
+    event reached no case). A sink lets a replay keep no per-event lists at all.
+
+    A sink may also have ``case_fields``: the frozenset of case fields it reads of a case's
+    ``data``; a streaming replay then keeps only those of a case that has ended for good
+    (:class:`EndedCase`). Without it an ended case keeps all its data."""
 
     types: frozenset[str]
 
     def __call__(self, event: Event, case: str | None, state: CaseState | None) -> None:
         """Take one event."""
+
+
+def _case_fields(sink: FactSink | None) -> frozenset[str] | None:
+    """The case fields ``sink`` reads of a case's ``data`` (its optional ``case_fields``; None:
+    it may read any)."""
+    fields = getattr(sink, "case_fields", None)
+    return fields if isinstance(fields, frozenset) else None
 
 
 @dataclass
@@ -174,15 +205,41 @@ class EndedCase:
     """What a streaming replay keeps of a case that has ended for good: its identity, stage and
     values (``data``, ``tier``, ``segment``, ``segments``: what :func:`ctx_of` and the metrics'
     collector read of the case an event reaches), not its clocks, history or pending items. The
-    router reads ``ended`` and ``case`` of it, and ignores every later event of its key."""
+    router reads ``ended`` and ``case`` of it, and ignores every later event of its key.
+
+    ``fields`` (when the sink says which case fields it reads: :attr:`FactSink.case_fields`)
+    narrows ``data`` to those fields; ``shared`` (a dict the replay keeps) lets equal values —
+    the narrowed data, stage, tier and segments — be one object for every ended case, so a million
+    ended cases hold no copies of them."""
 
     __slots__ = ("case", "data", "segment", "segments", "stage", "tier")
     ended = True
     next_wakeup_s = None
 
-    def __init__(self, state: CaseState) -> None:
-        self.data, self.tier, self.segment, self.segments = case_values(state)
-        self.case, self.stage = state.case, state.stage
+    def __init__(
+        self,
+        state: CaseState,
+        fields: frozenset[str] | None = None,
+        case: str | None = None,
+        shared: dict[Any, Any] | None = None,
+    ) -> None:
+        data, tier, segment, segments = case_values(state)
+        self.case = case if case is not None and case == state.case else state.case
+        if shared is None:
+            self.data, self.tier, self.segment, self.segments = data, tier, segment, segments
+            self.stage = state.stage
+            return
+        if fields is not None:
+            items = tuple((k, data[k]) for k in sorted(fields) if k in data)
+            try:
+                data = shared.setdefault(items, MappingProxyType(dict(items)))
+            except TypeError:  # a value that cannot be a key (a list): this case's own copy
+                data = MappingProxyType(dict(items))
+        self.data = data
+        self.tier = shared.setdefault(tier, tier)
+        self.segment = shared.setdefault(segment, segment)
+        self.segments = shared.setdefault(segments, segments)
+        self.stage = shared.setdefault(state.stage, state.stage)
 
 
 def ctx_of(state: CaseState) -> Ctx:
@@ -391,6 +448,12 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
     events, case_ids, after = out.events, out.case_ids, out.after
     # an ended case whose key cannot open another is kept small (see Replay.states)
     compact = not keep and not roster and reentry == "never"
+    kept_fields = _case_fields(sink)
+    shared: dict[Any, Any] = {}  # one object per distinct value of the ended cases
+
+    def ended(st: CaseState, cid: str) -> CaseState:  # see EndedCase
+        return EndedCase(st, kept_fields, cid, shared)  # type: ignore[return-value]
+
     count = 0
     seen: set[str] = set()  # the ids applied or ignored so far
     ctxs: dict[Ctx, Ctx] = {}  # one Ctx object per distinct value (memory, and cheap to send)
@@ -435,7 +498,7 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
                 actions[a[1]] += 1
             if keys is not None and cid not in states:
                 keys.first[cid] = keys.now
-            states[cid] = EndedCase(st) if compact and st.ended else st  # type: ignore[assignment]
+            states[cid] = ended(st, cid) if compact and st.ended else st
             return st
         sigs = step.signals
         if sigs:
@@ -461,7 +524,7 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
             actions[a.type] += 1
         if keys is not None and cid not in states:
             keys.first[cid] = keys.now
-        states[cid] = EndedCase(st) if compact and st.ended else st  # type: ignore[assignment]
+        states[cid] = ended(st, cid) if compact and st.ended else st
         return st
 
     def routed(

@@ -45,6 +45,7 @@ from carepath.drivers.replay import (
     _Unsorted,
     batch_gc,
     event_key,
+    free_pages,
     replay_log,
 )
 from carepath.events import Event, Line, event_from_line
@@ -224,10 +225,11 @@ class _Share:
             last = max((k.last for k in keys if k.last is not None), default=None)
             send(("last", last))
             until = receive()
-            out = [
-                _export(finish(until), k, sink)
-                for finish, k, sink in zip(pairs, keys, sinks, strict=True)
-            ]
+            replays = [finish(until) for finish in pairs]
+            out = [_export(rp, k, sink) for rp, k, sink in zip(replays, keys, sinks, strict=True)]
+            for rp in replays:  # counted: the cases' states are not sent (memory, before pickling)
+                rp.states.clear()
+            free_pages()()
             # every id met, as 64-bit hashes (a forked process hashes strings as its parent)
             ids = array("q", sorted({hash(i) for k in keys for i in k.seen}))
             for k in keys:

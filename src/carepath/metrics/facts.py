@@ -187,6 +187,9 @@ class Collector:
         self._names = name
         self.types: frozenset[str] = frozenset({*name.values(), *self._custom_by_type})
         """The event types the metrics read (a replay hands only these over)."""
+        self.case_fields: frozenset[str] = frozenset({"channel", *self._fields_read()})
+        """The case fields the metrics read of a case's ``data``: ``channel`` (a grouping key) and
+        those the custom metrics' expressions name (a replay keeps only these of an ended case)."""
 
     @classmethod
     def from_replay(cls, rp: Replay) -> Collector:
@@ -303,6 +306,21 @@ class Collector:
             self.contacts.append(ts)
         for cm, when, value, as_num, as_den, den_when in self._custom_by_type.get(et, ()):
             self._custom_event(cm, e, st, ctx, when, value, as_num, as_den, den_when)
+
+    def _fields_read(self) -> set[str]:
+        """The case fields the custom metrics' expressions read: every name they use that is not
+        the event's, and each of its dotted prefixes (``customer.tier`` is one field, or a
+        ``customer`` field's member)."""
+        out: set[str] = set()
+        for rules in self._custom_by_type.values():
+            for _cname, when, value, _num, _den, den_when in rules:
+                for expr in (when, value, den_when):
+                    for name in getattr(expr, "names", ()):
+                        if name == "event" or name.startswith("event."):
+                            continue
+                        parts = name.split(".")
+                        out.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+        return out
 
     def _compile_custom(self) -> dict[str, list[tuple[str, Any, Any, bool, bool, Any]]]:
         from carepath.errors import ExpressionError
