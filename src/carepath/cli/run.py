@@ -295,7 +295,11 @@ class _Job:
         self.until = parse_until(args.until, playbooks)
         self.clock: Any = ManualClock() if self.sim else system_clock
         self.rt = Runtime(
-            playbooks, files.store, clock=self.clock, roster=getattr(args, "roster_agents", None)
+            playbooks,
+            files.store,
+            clock=self.clock,
+            roster=getattr(args, "roster_agents", None),
+            batch=max(args.batch, 200),
         )
         self.write_error: list[OSError] = []
         if files.out is not None:
