@@ -2,7 +2,7 @@
 in batches of 100 on SQLite, and the latency of single-event POSTs (p50, p99, max).
 
     .venv/bin/python bench/bench_serve.py [--events N] [--singles M] [--connections C]
-                                          [--concurrent K] [--sync full|normal]
+                                          [--concurrent K] [--sync full|normal] [--against REV]…
 
 This script is the client; the server is a real ``carepath serve`` subprocess on a free loopback
 port with a fresh SQLite store. The load is bounded (N batched events, then M single POSTs, one at
@@ -13,11 +13,17 @@ checked (all ``applied``), and the store's processed count must equal N + 2M.
 For scale, the same batches are first submitted in this process, without HTTP, to a runtime on a
 fresh store of the same kind (``Runtime.submit_many(batch=100)``): the ratio of the two rates is
 what HTTP, JSON and the service add.
+
+With ``--against REV`` (repeatable) the same load is then sent to a server running git revision
+``REV``'s source (``git archive`` into the temporary folder, first on ``PYTHONPATH``), on a fresh
+store: the same interpreter and installed packages (the native core, uvicorn's parsers), one
+after the other on the same machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
@@ -25,6 +31,7 @@ import re
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -57,11 +64,36 @@ def events(n: int, tag: str) -> list[dict[str, Any]]:
     return out[:n]
 
 
-def start(store: str, tmp: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
-    err = tmp / "serve.err"
-    cmd = [sys.executable, "-m", "carepath", "serve", str(ROOT / "examples/vn-retail-support.yaml")]
+def revision_src(rev: str, tmp: Path) -> Path:
+    """Git revision ``rev``'s ``src`` and ``examples``, extracted under ``tmp`` (its server runs
+    from there: the same interpreter and installed packages, the native core included)."""
+    where = tmp / f"rev-{re.sub(r'[^A-Za-z0-9]', '_', rev)}"
+    where.mkdir()
+    data = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "src/carepath", "examples"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.extractall(where, filter="data")
+    return where
+
+
+def start(
+    store: str, tmp: Path, rev: Path | None = None
+) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """A ``carepath serve`` subprocess on a free loopback port (revision ``rev``'s source if
+    given, else this checkout's); its process, URL and standard-error file."""
+    err = tmp / f"serve-{rev.name if rev else 'now'}.err"
+    root = rev or ROOT
+    cmd = [sys.executable, "-m", "carepath", "serve", str(root / "examples/vn-retail-support.yaml")]
+    env = dict(os.environ)
+    if rev is not None:
+        env["PYTHONPATH"] = str(rev / "src")
     with err.open("wb") as fh:
-        proc = subprocess.Popen([*cmd, "--store", store, "--port", "0"], stderr=fh, cwd=tmp)
+        proc = subprocess.Popen(
+            [*cmd, "--store", store, "--port", "0"], stderr=fh, cwd=tmp, env=env
+        )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         m = re.search(r"listening on (http://\S+)", err.read_text(errors="replace"))
@@ -169,6 +201,56 @@ def pct(xs: list[float], p: float) -> float:
     return s[max(0, math.ceil(p / 100 * len(s)) - 1)]
 
 
+def serve_run(
+    store: str, tmp: Path, work: tuple[Any, Any, Any], args: Any, rev: Path | None = None
+) -> dict[str, Any]:
+    """One server (``rev``'s source, or this checkout's) on a fresh ``store``, driven through the
+    batches, then the single POSTs; its figures."""
+    batches, single, many = work
+    proc, url, err = start(store, tmp, rev)
+    try:
+        with httpx.Client(base_url=url) as http:  # warm up: imports, the first transaction
+            http.post("/events", json=[])
+        cpu = cpu_seconds(proc.pid)
+        took = ingest(url, batches, args.connections)
+        cpu = cpu_seconds(proc.pid) - cpu
+        lat = singles(url, single)
+        t = time.perf_counter()
+        lat_many = singles(url, many, args.concurrent)
+        took_many = time.perf_counter() - t
+        metrics = httpx.get(f"{url}/metrics").text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(60)
+    applied = re.search(r'carepath_events_total\{status="applied"\} (\S+)', metrics)
+    n_applied = int(float(applied.group(1))) if applied else -1
+    expected = args.events + 2 * args.singles
+    if n_applied != expected or rc != 0:
+        print(err.read_text(errors="replace")[-2000:], file=sys.stderr)
+        raise SystemExit(f"applied {n_applied:,} (expected {expected:,}); exit {rc}")
+    return {"took": took, "cpu": cpu, "lat": lat, "lat_many": lat_many, "took_many": took_many}
+
+
+def _report(name: str, r: dict[str, Any], args: Any, base: float) -> None:
+    took, lat, lat_many = r["took"], r["lat"], r["lat_many"]
+    print(f"{name}:")
+    print(
+        f"  ingest: {args.events:,} events in {args.events // 100:,} POSTs of 100: {took:.2f} s, "
+        f"{args.events / took:,.0f} events/s; server CPU {r['cpu'] / args.events * 1e6:.0f} µs/event; "
+        f"HTTP reaches {base / took:.0%} of the in-process rate"
+    )
+    print(
+        f"  single-event POSTs: {len(lat):,} one at a time: p50 {pct(lat, 50) * 1e3:.2f} ms, "
+        f"p99 {pct(lat, 99) * 1e3:.2f} ms, max {max(lat) * 1e3:.2f} ms "
+        f"({len(lat) / sum(lat):,.0f} requests/s)"
+    )
+    print(
+        f"  single-event POSTs from {args.concurrent} connections at once: {len(lat_many):,} in "
+        f"{r['took_many']:.2f} s, {len(lat_many) / r['took_many']:,.0f} events/s, "
+        f"p50 {pct(lat_many, 50) * 1e3:.2f} ms, p99 {pct(lat_many, 99) * 1e3:.2f} ms"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=50_000, help="events posted in batches of 100")
@@ -181,60 +263,39 @@ def main() -> None:
         help="then single-event POSTs from this many connections at once (group commit)",
     )
     ap.add_argument("--sync", default="full", choices=("full", "normal"))
+    ap.add_argument(
+        "--against",
+        action="append",
+        default=[],
+        metavar="REV",
+        help="also serve from git revision REV's source, after the current one (repeatable)",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "cases.db"
-        store = f"sqlite:///{db}" + ("?synchronous=normal" if args.sync == "normal" else "")
+        opts = "?synchronous=normal" if args.sync == "normal" else ""
         batched = events(args.events, "b")
         batches = [batched[i : i + 100] for i in range(0, len(batched), 100)]
-        single = events(args.singles, "s")
-        many = events(args.singles, "c")
-        base, base_cpu = in_process(store.replace("cases.db", "base.db"), batches)
-        proc, url, err = start(store, Path(tmp))
-        try:
-            with httpx.Client(base_url=url) as http:  # warm up: imports, the first transaction
-                http.post("/events", json=[])
-            cpu = cpu_seconds(proc.pid)
-            took = ingest(url, batches, args.connections)
-            cpu = cpu_seconds(proc.pid) - cpu
-            lat = singles(url, single)
-            t = time.perf_counter()
-            lat_many = singles(url, many, args.concurrent)
-            took_many = time.perf_counter() - t
-            metrics = httpx.get(f"{url}/metrics").text
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            rc = proc.wait(60)
-        applied = re.search(r'carepath_events_total\{status="applied"\} (\S+)', metrics)
-        n_applied = int(float(applied.group(1))) if applied else -1
+        work = (batches, events(args.singles, "s"), events(args.singles, "c"))
+        base, base_cpu = in_process(f"sqlite:///{Path(tmp) / 'base.db'}{opts}", batches)
+        runs = [
+            ("now", serve_run(f"sqlite:///{Path(tmp) / 'now.db'}{opts}", Path(tmp), work, args))
+        ]
+        for rev in args.against:
+            src = revision_src(rev, Path(tmp))
+            store = f"sqlite:///{Path(tmp) / (src.name + '.db')}{opts}"
+            runs.append((rev, serve_run(store, Path(tmp), work, args, src)))
         print(
             f"carepath serve on SQLite (synchronous={args.sync}), client and server on loopback, "
-            f"{args.connections} connection(s)"
+            f"{args.connections} connection(s); every event applied, exit 0"
         )
         print(
-            f"ingest: {args.events:,} events in {len(batches):,} POSTs of 100: {took:.2f} s, "
-            f"{args.events / took:,.0f} events/s; server CPU {cpu / args.events * 1e6:.0f} µs/event"
+            f"in process, no HTTP (Runtime.submit_many, batch 100, this checkout): {base:.2f} s, "
+            f"{args.events / base:,.0f} events/s, CPU {base_cpu / args.events * 1e6:.0f} µs/event"
         )
-        print(
-            f"in process, no HTTP (Runtime.submit_many, batch 100): {base:.2f} s, "
-            f"{args.events / base:,.0f} events/s, CPU {base_cpu / args.events * 1e6:.0f} µs/event; "
-            f"HTTP reaches {base / took:.0%} of its rate"
-        )
-        print(
-            f"single-event POSTs: {len(lat):,} one at a time: p50 {pct(lat, 50) * 1e3:.2f} ms, "
-            f"p99 {pct(lat, 99) * 1e3:.2f} ms, max {max(lat) * 1e3:.2f} ms "
-            f"({len(lat) / sum(lat):,.0f} requests/s)"
-        )
-        print(
-            f"single-event POSTs from {args.concurrent} connections at once: {len(lat_many):,} in "
-            f"{took_many:.2f} s, {len(lat_many) / took_many:,.0f} events/s, "
-            f"p50 {pct(lat_many, 50) * 1e3:.2f} ms, p99 {pct(lat_many, 99) * 1e3:.2f} ms"
-        )
-        expected = args.events + 2 * args.singles
-        print(f"applied: {n_applied:,} (expected {expected:,}); exit {rc}")
-        if n_applied != expected or rc != 0:
-            print(err.read_text(errors="replace")[-2000:], file=sys.stderr)
-            raise SystemExit(1)
+        for name, r in runs:
+            _report(name, r, args, base)
+        for name, r in runs[1:]:
+            print(f"ingest now/{name}: {r['took'] / runs[0][1]['took']:.2f}×")
 
 
 if __name__ == "__main__":

@@ -458,6 +458,24 @@ class NativeState(CaseState):
                 return state_dict(self, core, ctx.names)
         return CaseState.to_dict(self)
 
+    def summary_parts(self) -> tuple[str | None, list[tuple[str, str, float | None]]] | None:
+        """``(tier, [(clock, status, due_s)…])`` read from the core while the fields are not
+        built yet (a service answers every posted event with its cases' summaries: building a
+        ``Clock`` per clock for two fields of each cost more than the step); ``None`` once they
+        are built (read them)."""
+        try:
+            object.__getattribute__(self, "clocks")
+        except AttributeError:
+            core = getattr(self, "_core", None)
+            if core is not None:
+                names = object.__getattribute__(self, "_ctx").names
+                _, tier, _, _, clocks, *_ = core.rest()
+                return tier, [
+                    (n, "pending", None) if c is None else (n, c[1], c[14])
+                    for n, c in zip(names, clocks, strict=True)
+                ]
+        return None
+
     def __repr__(self) -> str:
         return "CaseState" + CaseState.__repr__(self)[len("NativeState") :]
 

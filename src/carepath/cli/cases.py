@@ -102,6 +102,21 @@ def _iso(x: Any) -> str | None:
 
 def summary(state: CaseState) -> dict[str, Any]:
     """The ``list --format json`` object of a case."""
+    parts = getattr(state, "summary_parts", None)
+    fast = parts() if parts is not None else None
+    if fast is not None:  # a native state, its fields not built: the core's numbers
+        from carepath._instants import to_iso, zone
+
+        tz = zone(state.timezone)
+        tier, clocks = fast
+        return {
+            "playbook": state.playbook,
+            "case": state.case,
+            "stage": state.stage,
+            "tier": tier,
+            "next_wakeup": to_iso(state.next_wakeup_s, tz),
+            "clocks": {n: {"status": s, "due": to_iso(d, tz)} for n, s, d in clocks},
+        }
     return {
         "playbook": state.playbook,
         "case": state.case,

@@ -47,6 +47,7 @@ from carepath.serve.models import (
     Ok,
     OutboxItemOut,
     Problem,
+    results_json,
 )
 from carepath.serve.service import Service
 
@@ -54,7 +55,6 @@ __all__ = ["create_app"]
 
 log = logging.getLogger("carepath.serve")
 
-_RESULTS = TypeAdapter(list[EventResult])
 _SUMMARIES = TypeAdapter(list[CaseSummary])
 _ITEMS = TypeAdapter(list[OutboxItemOut])
 
@@ -177,7 +177,7 @@ def create_app(service: Service, *, lifespan: Any = None) -> FastAPI:  # noqa: C
         except BadBody as exc:
             return _problem(400, str(exc))
         results = await service.submit(events)
-        return _json(_RESULTS.dump_json(results))
+        return _json(results_json(results))
 
     @api.get(
         "/cases/{playbook}/{case:path}",

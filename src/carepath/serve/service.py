@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from carepath.serve.models import CaseDetail, CaseSummary, EventResult, OutboxItemOut
+from carepath.serve.models import CaseDetail, CaseSummary, OutboxItemOut
 
 if TYPE_CHECKING:
     from carepath.runtime import Runtime
@@ -80,30 +80,33 @@ class Service:
         self.stop = asyncio.Event()
         self.work = asyncio.Event()  # set when actions may have been queued
         self.counters: Counter[str] = Counter()  # steps of posted events (the writer's)
-        self._queue: deque[tuple[Sequence[Any], asyncio.Future[list[EventResult]]]] = deque()
+        self._queue: deque[tuple[Sequence[Any], asyncio.Future[list[dict[str, Any]]]]] = deque()
         self._flusher: asyncio.Task[None] | None = None
 
     # -- the endpoints' work (each runs on the writer thread) -------------------------------------
-    def _submit(self, events: Sequence[Any]) -> tuple[list[EventResult], bool]:
+    def _submit(self, events: Sequence[Any]) -> tuple[list[dict[str, Any]], bool]:
+        from carepath.cli.cases import summary
+
         results = self.rt.submit_many(events, batch=max(1, len(events)))
         out = []
         queued = False
         for r in results:
             self.counters["event_steps"] += len(r.cases)
             queued = queued or bool(r.actions)
-            out.append(
-                EventResult(
-                    id=r.event_id,
-                    status=r.status,
-                    reason=r.reason,
-                    message=r.message if r.status == "rejected" else None,
-                    cases=[CaseSummary.of(s) for s in r.cases],
-                )
-            )
+            # an EventResult's document, written as the model writes it (models.results_json):
+            # a model per case and clock cost more than the event's step
+            doc: dict[str, Any] = {"id": r.event_id, "status": r.status}
+            if r.reason is not None:
+                doc["reason"] = r.reason
+            if r.status == "rejected" and r.message is not None:
+                doc["message"] = r.message
+            doc["cases"] = [summary(s) for s in r.cases]
+            out.append(doc)
         return out, queued
 
-    async def submit(self, events: Sequence[Any]) -> list[EventResult]:
-        """Submit ``events`` in one transaction; what became of each.
+    async def submit(self, events: Sequence[Any]) -> list[dict[str, Any]]:
+        """Submit ``events`` in one transaction; what became of each (an
+        :class:`~carepath.serve.models.EventResult` document each).
 
         Group commit: the posts that arrive while the writer is busy wait in a queue, and the
         next transaction takes them all, in the order they came (up to :data:`GROUP` events), so
@@ -111,7 +114,7 @@ class Service:
         events are never split between transactions."""
         if not events:
             return []
-        done: asyncio.Future[list[EventResult]] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
         self._queue.append((events, done))
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush(), name="carepath-submit")
