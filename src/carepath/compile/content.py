@@ -31,7 +31,7 @@ def content_hash(spec: PlaybookSpec) -> str:
 
 #: Keys added to format 1 after states were stored (SPEC §10), with the value that means "not
 #: used".
-_NEW_ROOT = {"consent_default": True, "customer_timezone": None}
+_NEW_ROOT = {"consent_default": True, "customer_timezone": None, "retention": None}
 _NEW_ACTION = {"when": None, "fallback": None}
 _NEW_CAP = {"mode": "drop", "exempt": []}
 _NEW_FIELD = {"pii": False}

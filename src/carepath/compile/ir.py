@@ -279,6 +279,9 @@ class Playbook:
     """The case fields declared ``pii: true`` (SPEC §10): what an erasure replaces with null."""
     pii_event_fields: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """Event type → its declared payload fields with ``pii: true`` (types without any left out)."""
+    retention: Mapping[str, str] = field(default_factory=dict)
+    """``retention:`` kind (``ended_cases``, ``rejected``, ``delivered_actions``) → its duration
+    text; a kind left out is kept for ever (SPEC §10)."""
 
     def calendar_named(self, name: str | None, data: Mapping[str, Any]) -> Calendar:
         """The calendar ``name`` (``channel`` = the case channel's; ``None``/unset = ``always``)."""

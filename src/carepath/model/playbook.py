@@ -10,6 +10,7 @@ from carepath.model.calendars import CalendarSpec
 from carepath.model.common import ID_RE, Condition, Flag, Model, Shorthand, no_bool, one_or_many
 from carepath.model.fields import FieldEntry
 from carepath.model.goals import GoalSpec, MetricsSpec, StaffingSpec
+from carepath.model.retention import RetentionSpec
 from carepath.model.routing import ChannelSpec, TemplateSpec, TierSpec
 from carepath.model.slas import SlaSpec
 from carepath.model.stages import ExitSpec, Handlers, StageSpec, StartSpec
@@ -58,6 +59,11 @@ class PlaybookSpec(Model):
     goals: list[GoalSpec] = Field(default_factory=list)
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     staffing: StaffingSpec = Field(default_factory=StaffingSpec)
+    retention: RetentionSpec | None = Field(
+        None,
+        description="how long `carepath purge` keeps ended cases, rejected events and delivered "
+        "actions (SPEC §10)",
+    )
 
     @field_validator("id")
     @classmethod

@@ -31,11 +31,15 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from carepath.errors import StoreError
 from carepath.runtime.erasure import Erasure, erase
 from carepath.state import Action, CaseState
+
+if TYPE_CHECKING:
+    from carepath.compile.ir import Playbook
+    from carepath.runtime.purge import Purge
 
 __all__ = [
     "Claimed",
@@ -436,6 +440,13 @@ class Store(abc.ABC):
         """Replace the personal data (``pii: true``) of one case (``case``), or of the cases whose
         ``field`` equals ``value``, with null; one transaction per case (SPEC §10)."""
         return erase(self, case, field=field, value=value, playbook=playbook)
+
+    def purge(self, playbooks: Sequence[Playbook], now: float) -> Purge:
+        """Delete what the ``retention`` of ``playbooks`` keeps no longer as of ``now`` (epoch
+        seconds): ended cases one transaction per case, delivered actions, rejected events."""
+        from carepath.runtime.purge import purge
+
+        return purge(self, playbooks, now)
 
     @abc.abstractmethod
     def schema_version(self) -> int:
