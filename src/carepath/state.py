@@ -39,6 +39,7 @@ __all__ = [
     "Pending",
     "Signal",
     "clock_record",
+    "erase_fields",
 ]
 
 STATE_FORMAT = 1
@@ -611,3 +612,15 @@ class CaseState:
             timezone=tzname,
             next_wakeup_s=None if next_wakeup is None else from_iso(next_wakeup),
         )
+
+
+def erase_fields(state: CaseState, fields: frozenset[str]) -> tuple[CaseState, list[Any]]:
+    """``state`` with every value of ``fields`` (a playbook's ``pii`` case fields) set to null,
+    and the values it replaced (SPEC §10 "Personal data"). Clocks, stage, wake-ups and every
+    other field stay as they are; ``state`` itself when nothing was set."""
+    erased = [state.data[f] for f in sorted(fields) if state.data.get(f) is not None]
+    if not erased:
+        return state, []
+    d = state.to_dict()  # through the JSON shape: a native step's state is rebuilt as a plain one
+    d["data"] = {k: (None if k in fields else v) for k, v in d["data"].items()}
+    return CaseState.from_json(d), erased

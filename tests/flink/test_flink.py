@@ -209,3 +209,49 @@ def test_python_workers_keep_a_choice_made_in_the_environment(
     assert job.os.environ[job.WORKERS_VAR] == "loopback"
     monkeypatch.setattr(job, "_USER_WORKERS", "process")  # the user's own, at start
     assert job.python_workers("loopback") == "process"
+
+
+def test_an_erase_control_line_erases_keyed_state_as_the_reference_does() -> None:
+    """SPEC §10: an ``erase`` control line nulls the case's ``pii`` values in keyed state, in the
+    event-time order of its events; the case goes on (T-1007 is erased just after it opens, then
+    replied to, solved, reopened), its clocks untouched; a malformed control line is rejected."""
+    from carepath import load
+    from carepath.flink.job import run_lines
+    from carepath.flink.reference import run_reference
+
+    pbs = [playbook(n) for n in NAMES]
+    lines = merged_log()
+    i = next(k for k, ln in enumerate(lines) if json.loads(ln)["id"] == "vr-0004")  # T-1007 opens
+    after = json.loads(lines[i + 1])["at"]
+    last = max(json.loads(ln)["at"] for ln in lines[-3:])
+
+    def erase(case: str, at: str, **more: str) -> str:
+        return json.dumps({"control": "erase", "case": case, "at": at, **more})
+
+    controlled = [
+        *lines[: i + 1],
+        erase("T-1007", after, playbook=NAMES[0]),
+        *lines[i + 1 :],
+        erase("T-1001", last),
+        erase("T-1001", last, field="customer.name"),  # not on Flink: rejected, named
+    ]
+    res = run_lines(pbs, controlled, parallelism=2)
+    got = flink_outcome(res.actions, res.states, res.rejected)
+    ref = run_reference([load(p) for p in pbs], controlled)
+    want = flink_outcome(ref.actions, ref.state_lines(), ref.rejected)
+    _assert_same(got, want)
+    plain = run_reference([load(p) for p in pbs], lines)
+    assert got.states != sorted(plain.state_lines())
+    assert len(got.rejected) == 1 and "unknown member(s) field" in res.rejected[0]
+    by_key = {
+        (json.loads(s)["playbook"]["id"], json.loads(s)["case"]): json.loads(s) for s in got.states
+    }
+    pii = load(pbs[0]).pii_fields
+    for case in ("T-1001", "T-1007"):
+        state = by_key[(NAMES[0], case)]
+        assert all(state["data"].get(f) is None for f in pii), state["data"]
+        before = plain.states[(NAMES[0], case)].to_dict()
+        assert before["data"].get("customer.name")  # there was a name to erase
+        assert {k: v for k, v in state.items() if k != "data"} == {
+            k: v for k, v in before.items() if k != "data"
+        }

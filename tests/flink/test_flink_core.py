@@ -159,3 +159,85 @@ def test_reference_rejects_a_non_utf8_or_over_long_line_alone_as_run_does(tmp_pa
     assert rejected_lines(ref.rejected) == run_rejected(tmp_path / "rt", pbs, log)
     clean = run_reference([load(p) for p in pbs], merged_log())
     assert ref.state_lines() == clean.state_lines()
+
+
+# -- the `erase` control line (SPEC §10) -----------------------------------------------------------
+def _erase_line(case: str, at: str, **more: str) -> str:
+    return json.dumps({"control": "erase", "case": case, "at": at, **more})
+
+
+def _without(state: str, fields: frozenset[str]) -> dict[str, object]:
+    d = json.loads(state)
+    d["data"] = {k: v for k, v in d["data"].items() if k not in fields}
+    return d
+
+
+def test_fan_out_keys_an_erase_line_per_playbook_and_rejects_a_malformed_one() -> None:
+    engines = [Engine(load(playbook(n)), trace=False) for n in NAMES]
+    at = "2027-02-02T00:00:00+07:00"
+    recs, rej = fan_out(engines, _erase_line("T-1001", at))
+    assert rej is None
+    assert [r.key for r in recs] == ["0:T-1001", "1:T-1001"]
+    assert {r.ts for r in recs} == {event_ms(micros(datetime.fromisoformat(at)))}
+    recs, rej = fan_out(engines, _erase_line("T-1001", at, playbook=NAMES[1]))
+    assert rej is None and [r.key for r in recs] == ["1:T-1001"]
+    bad = {
+        json.dumps({"control": "purge", "case": "T-1", "at": at}): "control 'purge' is unknown",
+        json.dumps({"control": "erase", "at": at}): "case must be a non-empty string",
+        json.dumps({"control": "erase", "case": "T-1"}): "at must be an ISO 8601 instant",
+        json.dumps({"control": "erase", "case": "T-1", "at": "2027-02-02T00:00:00"}): "at must be",
+        _erase_line("T-1", at, playbook="nope"): "playbook 'nope' is not one of the job's",
+        _erase_line("T-1", at, field="customer.name"): "unknown member(s) field",
+    }
+    for line, why in bad.items():
+        recs, rej = fan_out(engines, line)
+        assert recs == [] and rej is not None, line
+        got = json.loads(rej)
+        assert got["reason"] == "invalid" and why in got["message"], got
+
+
+def test_reference_erase_at_the_end_equals_store_erase_after_carepath_run(tmp_path: Path) -> None:
+    from carepath.runtime import open_store
+
+    pbs = [playbook(n) for n in NAMES]
+    lines = merged_log()
+    last = max(json.loads(ln)["at"] for ln in lines[-3:])
+    plain = run_reference([load(p) for p in pbs], lines)
+    res = run_reference([load(p) for p in pbs], [*lines, _erase_line("T-1001", last)])
+    runtime_run(tmp_path, pbs, lines)  # the oracle: carepath run, then store.erase
+    store = open_store(f"sqlite:///{tmp_path / 'cases.db'}")
+    try:
+        erased = store.erase("T-1001")
+        want = sorted(s.to_json() for s in store.cases())
+    finally:
+        store.close()
+    assert erased.values >= 1  # the example's customer name, at least
+    assert sorted(s.to_json() for s in res.states.values()) == want
+    assert res.actions == plain.actions and res.rejected == plain.rejected
+    # only T-1001's personal values changed: its clocks, stage and wake-up did not
+    for k, s in res.states.items():
+        pii = load(pbs[NAMES.index(k[0])]).pii_fields
+        if k[1] == "T-1001":
+            assert all(s.data.get(f) is None for f in pii)
+            assert plain.states[k].data != s.data
+            assert _without(s.to_json(), pii) == _without(plain.states[k].to_json(), pii)
+        else:
+            assert s.to_json() == plain.states[k].to_json()
+
+
+def test_reference_a_case_goes_on_after_an_erase_in_the_middle() -> None:
+    pbs = [load(playbook(NAMES[0]))]
+    lines = lines_of(events(NAMES[0]))
+    opened = json.loads(lines[3])  # T-1007 opens; its later events come after the erasure
+    assert opened["case"] == "T-1007" and opened["type"] == "case.opened"
+    at = json.loads(lines[4])["at"]
+    plain = run_reference(pbs, lines)
+    res = run_reference(pbs, [*lines[:4], _erase_line("T-1007", at), *lines[4:]])
+    key = (NAMES[0], "T-1007")
+    pii = pbs[0].pii_fields
+    assert plain.states[key].data.get("customer.name") == "Công ty TNHH Minh Phát"
+    assert all(res.states[key].data.get(f) is None for f in pii)
+    # every later event applied and every clock as without the erasure
+    assert _without(res.states[key].to_json(), pii) == _without(plain.states[key].to_json(), pii)
+    assert res.rejected == plain.rejected
+    assert len(res.actions) == len(plain.actions)

@@ -9,6 +9,8 @@ run executes exactly the same code:
 * :func:`apply_event` and :func:`advance_to` are the per-case steps, both through
   :func:`carepath.engine.router.route` / :meth:`Engine.advance`, so Flink and the embedded runtime
   cannot disagree;
+* :func:`erase_records` and :func:`erase_case` carry an ``erase`` control line (SPEC §10) to the
+  keyed state of one case key in every playbook (or in the one it names);
 * :class:`Verdict` folds the per-playbook outcomes of one event into the overall decision
   (``rejected`` only when no playbook applied it and some rejected it).
 
@@ -27,7 +29,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from carepath.events import Event, Line, decode_event
-from carepath.state import Action, CaseState
+from carepath.state import Action, CaseState, erase_fields
 
 if TYPE_CHECKING:
     from carepath.engine.engine import Engine
@@ -40,7 +42,11 @@ __all__ = [
     "advance_to",
     "apply_event",
     "cap_us",
+    "control_at",
+    "erase_case",
+    "erase_records",
     "fan_out",
+    "is_control",
     "micros",
     "rejection",
     "timer_ms",
@@ -161,6 +167,8 @@ def fan_out(engines: Sequence[Engine], line: str) -> tuple[list[Record], str | N
     if skip_line(line):
         return [], None
     event, obj, err = parse_line(line)
+    if event is None and is_control(obj):
+        return erase_records(engines, obj)
     if event is None:
         return [], rejection(obj, "invalid", err)
     keyed: list[tuple[int, str]] = []
@@ -343,3 +351,76 @@ def event_obj(line: str) -> Mapping[str, Any]:
     """The canonical event object of a record's line."""
     obj: Mapping[str, Any] = json.loads(line)
     return obj
+
+
+# ---------------------------------------------------------------------------------------------
+#: The one control line the job knows: ``{"control": "erase", "case": KEY, "at": INSTANT,
+#: "playbook"?: ID}``.
+ERASE = "erase"
+
+
+def is_control(obj: Any) -> bool:
+    """Whether a decoded line is a control line (a JSON object with a ``control`` member)."""
+    return isinstance(obj, Mapping) and "control" in obj
+
+
+def control_at(obj: Mapping[str, Any]) -> datetime:
+    """The ``at`` instant of a control line (``ValueError`` unless an ISO 8601 text with an
+    offset)."""
+    at = obj.get("at")
+    if not isinstance(at, str):
+        raise ValueError("at is not a text")
+    when = datetime.fromisoformat(at.replace("Z", "+00:00") if at.endswith("Z") else at)
+    if when.tzinfo is None:
+        raise ValueError("at has no offset")
+    return when
+
+
+def _control_error(obj: Mapping[str, Any], engines: Sequence[Engine]) -> str | None:
+    """What is wrong with a control line, or ``None``."""
+    ids = [e.playbook.id for e in engines]
+    if obj.get("control") != ERASE:
+        return f"control line: control {obj.get('control')!r} is unknown; expected {ERASE!r}"
+    extra = sorted(set(obj) - {"control", "case", "at", "playbook"})
+    if extra:
+        return f"control line: unknown member(s) {', '.join(extra)}; expected control, case, at, playbook"
+    case = obj.get("case")
+    if not isinstance(case, str) or not case:
+        return "control line: case must be a non-empty string (the case key to erase)"
+    try:
+        control_at(obj)
+    except ValueError:
+        return "control line: at must be an ISO 8601 instant with an offset, e.g. 2027-03-01T09:00:00+07:00"
+    pb = obj.get("playbook")
+    if pb is not None and pb not in ids:
+        return f"control line: playbook {pb!r} is not one of the job's ({', '.join(ids)})"
+    return None
+
+
+def erase_records(
+    engines: Sequence[Engine], obj: Mapping[str, Any]
+) -> tuple[list[Record], str | None]:
+    """An ``erase`` control line → one record per playbook (or for the one it names) keyed by its
+    case key, at its ``at`` (so it is applied in the event-time order of the case's events), or
+    the ``invalid`` rejection of a malformed control line."""
+    err = _control_error(obj, engines)
+    if err is not None:
+        return [], rejection(obj, "invalid", err)
+    case = str(obj["case"])
+    ts = event_ms(micros(control_at(obj)))
+    canon = json.dumps(dict(obj), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    pb = obj.get("playbook")
+    return [
+        Record(f"{i}:{case}", ts, i, 1, canon, "")
+        for i, e in enumerate(engines)
+        if pb is None or e.playbook.id == pb
+    ], None
+
+
+def erase_case(engine: Engine, state: CaseState | None) -> tuple[CaseState | None, int]:
+    """The case ``state`` with its playbook's ``pii`` fields set to null, and how many values
+    were erased (the case goes on: its clocks, stage and wake-ups are left as they are)."""
+    if state is None:
+        return None, 0
+    new, erased = erase_fields(state, engine.playbook.pii_fields)
+    return new, len(erased)

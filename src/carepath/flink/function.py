@@ -31,6 +31,7 @@ wall clock; arrival order then matters (an event older than its case's ``now`` i
 from __future__ import annotations
 
 import json
+import logging
 import time as _time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -59,8 +60,11 @@ from carepath.flink.core import (
     action_line,
     advance_to,
     apply_event,
+    control_at,
+    erase_case,
     event_obj,
     fan_out,
+    is_control,
     outcome_line,
     rejection,
     timer_ms,
@@ -69,6 +73,8 @@ from carepath.state import CaseState
 
 if TYPE_CHECKING:
     from carepath.engine.engine import Engine
+
+log = logging.getLogger("carepath.flink")
 
 __all__ = [
     "OUTCOMES",
@@ -286,6 +292,15 @@ class CaseFunction(KeyedProcessFunction):  # type: ignore[misc, unused-ignore]
         """Route one buffered event; the new state, whether it changed, and the outputs."""
         out: list[Any] = []
         obj = event_obj(rec.line)
+        if is_control(obj):  # an `erase` control line (SPEC §10): this case's keyed state
+            new, n = erase_case(self.engines[rec.pb], cur)
+            if n:
+                log.info(
+                    "erased personal data: %d value(s) of a case of %s",
+                    n,
+                    self.engines[rec.pb].playbook.id,
+                )
+            return new, new is not cur, out
         eid = str(obj.get("id"))
         if self.dedupe and self.seen.contains(eid):
             return cur, False, out
@@ -346,7 +361,10 @@ class CaseFunction(KeyedProcessFunction):  # type: ignore[misc, unused-ignore]
 def _at_us(r: Record) -> int:
     from carepath.flink.core import micros
 
-    return micros(Event.from_dict(event_obj(r.line)).at)
+    obj = event_obj(r.line)
+    if is_control(obj):
+        return micros(control_at(obj))
+    return micros(Event.from_dict(obj).at)
 
 
 class VerdictFunction(KeyedProcessFunction):  # type: ignore[misc, unused-ignore]

@@ -25,6 +25,10 @@ from carepath.flink.core import (
     advance_to,
     apply_event,
     cap_us,
+    control_at,
+    erase_case,
+    erase_records,
+    is_control,
     line_rejection,
     micros,
     parse_line,
@@ -76,6 +80,9 @@ def run_reference(
         if skip_line(line):
             continue
         event, obj, err = parse_line(line)
+        if event is None and is_control(obj):  # an `erase` control line, in arrival order
+            _erase(engines, cases, obj, out)
+            continue
         if event is None:
             out.rejected.append(rejection(obj, "invalid", err))
             continue
@@ -101,6 +108,24 @@ def run_reference(
             if final is not None:
                 out.states[(final.playbook, key)] = final
     return out
+
+
+def _erase(
+    engines: Sequence[Engine], cases: list[dict[str, CaseState]], obj: Any, out: Result
+) -> None:
+    """Apply an ``erase`` control line to the cases it names (or reject it)."""
+    records, rej = erase_records(engines, obj)
+    if rej is not None:
+        out.rejected.append(rej)
+    for rec in records:
+        key = rec.key.split(":", 1)[1]
+        # wake-ups due strictly before the erasure fire before it, as in the job
+        before = (micros(control_at(obj)) - 1) / 1_000_000
+        st, acts = advance_to(engines[rec.pb], cases[rec.pb].get(key), before)
+        out.actions.extend(action_line(a) for a in acts)
+        st, _ = erase_case(engines[rec.pb], st)
+        if st is not None:
+            cases[rec.pb][key] = st
 
 
 def _cap(until: datetime | None, last_us: int | None) -> float | None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from carepath.runtime._alloc_rows import AllocationRows
-from carepath.state import CaseState
+from carepath.state import CaseState, erase_fields
 
 if TYPE_CHECKING:
     from carepath.compile.ir import Playbook
@@ -232,11 +232,9 @@ def _erase_case(
     if field is not None and not _matches(state.data.get(field), value):
         return Erasure()  # changed since it was selected
     fields, events = _pii(r, playbook, state.content_hash)
-    erased = [state.data[f] for f in sorted(fields) if state.data.get(f) is not None]
+    new, erased = erase_fields(state, fields)
     n_values = len(erased)
     if n_values:
-        data = {k: (None if k in fields else v) for k, v in state.data.items()}
-        new = dataclasses.replace(state, data=data)
         r._arun(
             f"UPDATE {r._atable('cases')} SET state = {p} WHERE playbook = {p} AND case_key = {p}",
             (new.to_json(), playbook, key),
