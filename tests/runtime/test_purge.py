@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -202,3 +203,40 @@ def test_cli_purge(tmp_path: Path, playbook: carepath.Playbook) -> None:
     assert r.returncode == 2 and r.stderr.startswith("carepath: --now:")
     r = cli("purge", str(pb), "--store", f"sqlite:///{tmp_path / 'none.db'}")
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_a_killed_purge_leaves_each_case_purged_or_untouched(
+    tmp_path: Path, playbook: carepath.Playbook
+) -> None:
+    db = tmp_path / "cases.db"
+    pb = tmp_path / "shop.yaml"
+    pb.write_text(PLAYBOOK, encoding="utf-8")
+    keys = [f"K{i}" for i in range(6)]
+    with open_store(f"sqlite:///{db}") as store:
+        _fill(store, playbook, dict.fromkeys(keys, 1))
+        before = _snapshot(store)
+    now = (T0 + timedelta(days=40)).timestamp()
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        import carepath
+        from carepath.runtime import open_store
+        from carepath.runtime.purge import purge
+        seen = []
+        def inside(pb, key):
+            seen.append(key)
+            if len(seen) == 4:  # the 4th case's actions are deleted, the case not yet
+                os.kill(os.getpid(), signal.SIGKILL)
+        purge(open_store("sqlite:///{db}"), [carepath.load({str(pb)!r})], {now}, _inside=inside)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], env=ENV, timeout=60, check=False)
+    assert proc.returncode == -9
+    with open_store(f"sqlite:///{db}") as store:
+        after = _snapshot(store)
+        assert sorted(after) == keys[3:]  # three purged whole, the others as they were
+        assert after == {k: before[k] for k in after}
+        assert sorted(i.case for i in store.outbox()) == keys[3:]  # the 4th rolled back
+        assert store.purge([playbook], now).cases == 3
+        assert store.cases() == [] and store.outbox() == []
