@@ -240,3 +240,52 @@ def test_a_killed_purge_leaves_each_case_purged_or_untouched(
         assert sorted(i.case for i in store.outbox()) == keys[3:]  # the 4th rolled back
         assert store.purge([playbook], now).cases == 3
         assert store.cases() == [] and store.outbox() == []
+
+
+def test_the_worker_loop_purges_when_it_starts_and_daily(
+    store: Store, playbook: carepath.Playbook
+) -> None:
+    """SPEC §10: retention is applied daily by the worker loop, on the runtime's clock."""
+    import threading
+
+    from carepath.runtime._delivery import PURGE_EVERY
+
+    clock = _fill(store, playbook, {"a": 1, "b": 25, "open": None})
+    rt = Runtime([playbook], store, clock=clock)
+
+    class OneRound(threading.Event):
+        """Set after the loop has checked it once: run_forever does exactly one round."""
+
+        checks = 0
+
+        def is_set(self) -> bool:
+            self.checks += 1
+            return self.checks > 1
+
+    clock.set(T0 + timedelta(days=32))
+    rt.run_forever(stop=OneRound(), poll=0.01)  # the first round purges: "a" ended 31 days ago
+    assert sorted(c.case for c in store.cases()) == ["b", "open"]
+    # within the day nothing is applied, even once "b" is past its retention
+    clock.set(T0 + timedelta(days=32) + PURGE_EVERY - timedelta(seconds=1))
+    assert rt.purge_due() is None
+    # a day after the last purge it runs again: "b" ended 25 + 30 days after T0 is gone then
+    clock.set(T0 + timedelta(days=56))
+    done = rt.purge_due()
+    assert done is not None and done.cases == 1
+    assert [c.case for c in store.cases()] == ["open"]
+    assert rt.purge_due() is None  # and not again the same day
+
+
+def test_no_purge_without_retention(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "plain.yaml"
+    path.write_text(
+        PLAYBOOK.replace(
+            "retention: {ended_cases: 30d, rejected: 7d, delivered_actions: 1d}\n", ""
+        ),
+        encoding="utf-8",
+    )
+    pb = carepath.load(path)
+    clock = _fill(store, pb, {"a": 1})
+    clock.set(T0 + timedelta(days=400))
+    assert Runtime([pb], store, clock=clock).purge_due() is None
+    assert [c.case for c in store.cases()] == ["a"]

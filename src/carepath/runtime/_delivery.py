@@ -24,11 +24,15 @@ from carepath.runtime.store import Claimed, OutboxItem, Store, Tx
 if TYPE_CHECKING:
     from carepath.compile.ir import ActionDef, Playbook
     from carepath.engine.engine import Engine
+    from carepath.runtime.purge import Purge
     from carepath.state import Action, CaseState
 
 __all__ = ["ActionHandler", "BatchHandler", "Delivery", "feedback_kinds"]
 
 log = logging.getLogger("carepath.runtime.delivery")
+
+#: How often the worker loop applies the playbooks' retention (SPEC §10: daily).
+PURGE_EVERY = timedelta(days=1)
 
 ActionHandler = Callable[["Action", "CaseState | None"], Any]
 #: A handler that takes the due actions of one claim at once (``Runtime.action(…, batch=True)``).
@@ -131,6 +135,7 @@ class Delivery:
 
     def _init_delivery(self) -> None:
         self._feedback = {pid: feedback_kinds(e.playbook) for pid, e in self.engines.items()}
+        self._last_purge: datetime | None = None
         self._leases: dict[str, dict[str, _Lease]] = {}
         self._leases_lock = threading.Lock()
 
@@ -487,6 +492,7 @@ class Delivery:
         while stop is None or not stop.is_set():
             try:
                 busy = self.run_due() + self.deliver()
+                self.purge_due()
             except Exception as exc:
                 log.error("worker round failed: %s: %s", type(exc).__name__, exc)
                 log.debug("worker round failed", exc_info=True)
@@ -495,6 +501,28 @@ class Delivery:
                 continue
             self._idle(stop, poll)
         log.info("worker %s stopped", self.worker)
+
+    def purge_due(self, now: datetime | None = None) -> Purge | None:
+        """Apply the playbooks' ``retention`` (:meth:`Store.purge`, SPEC §10) if this runtime has
+        not done so in the last :data:`PURGE_EVERY` (a day) of its clock: the worker loop calls
+        it every round, so a worker purges when it starts and daily after that. Returns the
+        counts, or ``None`` when nothing was due or no playbook declares a retention."""
+        playbooks = [e.playbook for e in self.engines.values() if e.playbook.retention]
+        if not playbooks:
+            return None
+        now = self._now() if now is None else now
+        last = self._last_purge
+        if last is not None and now - last < PURGE_EVERY:
+            return None
+        done = self.store.purge(playbooks, now.timestamp())
+        self._last_purge = now
+        log.info(
+            "retention applied: %d case(s), %d action(s), %d rejected event(s) purged",
+            done.cases,
+            done.actions,
+            done.rejected,
+        )
+        return done
 
     def _idle(self, stop: threading.Event | None, poll: float) -> None:
         timeout = poll

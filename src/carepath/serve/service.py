@@ -266,7 +266,9 @@ class Service:
         return None if t is None else t.timestamp()
 
     def _fire(self) -> tuple[int, float | None]:
-        return self.rt.run_due(), self._next_wakeup()
+        fired = self.rt.run_due()
+        self.rt.purge_due()  # the playbooks' retention, daily (SPEC §10)
+        return fired, self._next_wakeup()
 
     async def wakeups(self) -> None:
         """Fire due wake-ups on the real clock until :attr:`stop` is set: look again at the next
