@@ -289,3 +289,21 @@ def test_no_purge_without_retention(store: Store, tmp_path: Path) -> None:
     clock.set(T0 + timedelta(days=400))
     assert Runtime([pb], store, clock=clock).purge_due() is None
     assert [c.case for c in store.cases()] == ["a"]
+
+
+def test_delivered_actions_are_kept_for_their_retention_from_their_delivery(
+    store: Store, playbook: carepath.Playbook
+) -> None:
+    """``delivered_actions: 1d`` counts from the delivery, not from when the action was due."""
+    clock = ManualClock(T0)
+    act = Action("late:crm", playbook.id, "late", "emit", {"n": 1}, T0, "x")
+    store.atomic(lambda tx: tx.add_outbox([act]))
+    rt = Runtime([playbook], store, clock=clock, handlers={"*": lambda a, s: None})
+    clock.set(T0 + timedelta(days=5))  # the worker was down: delivered five days late
+    assert rt.deliver() == 1
+    half_a_day_later = (T0 + timedelta(days=5, hours=12)).timestamp()
+    assert store.purge([playbook], half_a_day_later).actions == 0
+    assert [i.id for i in store.outbox()] == ["late:crm"]
+    a_day_later = (T0 + timedelta(days=6, seconds=1)).timestamp()
+    assert store.purge([playbook], a_day_later).actions == 1
+    assert store.outbox() == []

@@ -413,6 +413,7 @@ class Delivery:
                 retry_at=e.retry_at,
                 error=e.error,
                 live_at=now if live else None,
+                delivered_at=now if e.delivered else None,
             )
             kind = "delivered" if e.delivered else "failed" if e.retry_at is None else None
             if ok and kind is not None:

@@ -407,6 +407,7 @@ class _PgTx(AllocationRows, Tx):
         retry_at: float | None = None,
         error: str | None = None,
         live_at: float | None = None,
+        delivered_at: float | None = None,
     ) -> bool:
         if live_at is not None:
             where = "status = 'pending' AND claimed_by = %s AND claimed_until > %s"
@@ -415,7 +416,10 @@ class _PgTx(AllocationRows, Tx):
             where, cond = "status <> 'delivered'", []
         else:
             where, cond = "status = 'pending' AND claimed_by = %s", [worker]
-        if delivered:
+        vals: list[Any]
+        if delivered and delivered_at is not None:  # retention counts from the delivery
+            sets, vals = "status = 'delivered', available_at = %s", [delivered_at]
+        elif delivered:
             sets, vals = "status = 'delivered'", []
         elif retry_at is not None:
             sets, vals = "available_at = %s, last_error = %s", [retry_at, error]

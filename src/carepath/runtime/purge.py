@@ -12,8 +12,9 @@ time, never read here from the system clock):
   cases keeps the longest ``rejected`` of their playbooks among those given; one that reached no
   case (an unreadable line) the shortest of the given playbooks.
 - ``delivered_actions``: a delivered outbox action is deleted once the cutoff has passed the
-  time it was due (its last ``available_at``: the store records no separate delivery time, and
-  delivery follows the due time within a poll).
+  instant it was delivered (the runtime stamps it into the row's ``available_at`` when it marks
+  the item delivered; a row marked delivered by a host calling ``finish_outbox`` without
+  ``delivered_at`` keeps its due time there).
 
 Durations count wall-clock time in UTC (``mo`` and ``y`` as calendar months). The log records
 counts, never values.

@@ -373,6 +373,7 @@ class _SQLiteTx(AllocationRows, Tx):
         retry_at: float | None = None,
         error: str | None = None,
         live_at: float | None = None,
+        delivered_at: float | None = None,
     ) -> bool:
         if live_at is not None:
             where = "status = 'pending' AND claimed_by = ? AND claimed_until > ?"
@@ -381,7 +382,10 @@ class _SQLiteTx(AllocationRows, Tx):
             where, cond = "status <> 'delivered'", []
         else:
             where, cond = "status = 'pending' AND claimed_by = ?", [worker]
-        if delivered:
+        vals: list[Any]
+        if delivered and delivered_at is not None:  # retention counts from the delivery
+            sets, vals = "status = 'delivered', available_at = ?", [delivered_at]
+        elif delivered:
             sets, vals = "status = 'delivered'", []
         elif retry_at is not None:
             sets, vals = "available_at = ?, last_error = ?", [retry_at, error]

@@ -241,8 +241,11 @@ class Tx(abc.ABC):
         retry_at: float | None = None,
         error: str | None = None,
         live_at: float | None = None,
+        delivered_at: float | None = None,
     ) -> bool:
-        """End a claim: ``delivered`` → ``delivered``; otherwise ``retry_at`` → pending again from
+        """End a claim: ``delivered`` → ``delivered`` (with ``delivered_at``, the instant it was
+        delivered becomes its ``available_at``: what ``retention.delivered_actions`` counts
+        from); otherwise ``retry_at`` → pending again from
         then, or ``None`` → ``dead``; returns whether the item changed. A failure is taken only
         from the worker holding the claim (it is ignored if another worker took the lapsed
         lease); ``delivered`` wins over any other state but ``delivered``. With ``live_at`` every
@@ -320,6 +323,7 @@ class Store(abc.ABC):
         retry_at: float | None = None,
         error: str | None = None,
         live_at: float | None = None,
+        delivered_at: float | None = None,
     ) -> bool:
         """:meth:`Tx.finish_outbox` in a transaction of its own."""
         return self.atomic(
@@ -331,6 +335,7 @@ class Store(abc.ABC):
                 retry_at=retry_at,
                 error=error,
                 live_at=live_at,
+                delivered_at=delivered_at,
             )
         )
 
