@@ -357,7 +357,7 @@ def replay_sharded(
         until = max(ends) if ends else None
         for c in conns:
             c.send(until)
-        done = [_receive(c) for c in conns]
+        done = _receive_all(conns)
     finally:
         for c in conns:
             c.close()
@@ -388,6 +388,19 @@ def _watch(conns: list[Any], told: Any, progress: ProgressHook) -> None:
         ready = wait(pending, timeout=PROGRESS_POLL_S)
         pending = [c for c in pending if c not in ready]
         progress(min(told[0::2]), min(told[1::2]))
+
+
+def _receive_all(conns: list[Any]) -> list[Any]:
+    """Each worker's results, in the order of ``conns``, taken as they come: a worker that is
+    done is read (unpickled) while the others still work."""
+    from multiprocessing.connection import wait
+
+    out: list[Any] = [None] * len(conns)
+    pending = {id(c): i for i, c in enumerate(conns)}
+    while pending:
+        for c in wait([conns[i] for i in pending.values()]):
+            out[pending.pop(id(c))] = _receive(c)
+    return out
 
 
 def _receive(conn: Any) -> Any:

@@ -11,8 +11,10 @@ import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from itertools import islice
+from operator import gt
 from typing import TYPE_CHECKING, Any
 
 from carepath._instants import zone
@@ -73,7 +75,8 @@ class Series:
         self.values.append(value)
 
     def sort(self) -> None:
-        if any(self.days[i] > self.days[i + 1] for i in range(len(self.days) - 1)):
+        days = self.days
+        if any(map(gt, days, islice(days, 1, None))):  # out of day order somewhere
             order = sorted(range(len(self.days)), key=self.days.__getitem__)
             self.days = [self.days[i] for i in order]
             self.ctxs = [self.ctxs[i] for i in order]
@@ -88,13 +91,13 @@ class Series:
         tests = [(_GROUP_INDEX[k], v) for k, v in where.items() if v is not None]
         if not tests:
             return self.values[a:b]
-        out = []
-        ctxs, vals = self.ctxs, self.values
-        for i in range(a, b):
-            c = ctxs[i]
-            if c is not None and all(c[j] == v for j, v in tests):
-                out.append(vals[i])
-        return out
+        ctxs = self.ctxs[a:b]
+        # each distinct case-values object is tested once (the replay shares them)
+        distinct = {id(c): c for c in ctxs}
+        ok = {k for k, c in distinct.items() if c is not None and all(c[j] == v for j, v in tests)}
+        if len(ok) == len(distinct):
+            return self.values[a:b]
+        return [v for c, v in zip(ctxs, self.values[a:b], strict=True) if id(c) in ok]
 
     def groups(self, lo: int | None, hi: int | None, by: str) -> dict[str | None, list[Any]]:
         """Values on days ``lo..hi`` grouped by one of :data:`GROUPS`."""
@@ -155,6 +158,17 @@ class _DayCache:
             d = datetime.fromtimestamp(k * 900, self.tz).toordinal()
             self.cache[k] = d
         return d
+
+    def many(self, ts: Iterable[float]) -> list[int]:
+        """``[self(t) for t in ts]``, without a call per instant."""
+        cache = self.cache
+        out = [cache.get(int(t // 900), -1) for t in ts]
+        if -1 in out:  # a quarter hour not seen yet: fill the cache, then read again
+            for t, d in zip(ts, out, strict=True):
+                if d == -1:
+                    self(t)
+            out = [cache[int(t // 900)] for t in ts]
+        return out
 
 
 class Collector:
@@ -467,47 +481,48 @@ class Metrics:
             ),
             key=lambda r: r[0],
         )
-        fcr, reopen = self.series["fcr"], self.series["reopen_rate"] = Series(), Series()
-        for ts, ctx, replies, reopened in solved:
-            d = day(ts)
-            fcr.add(d, ctx, 1.0 if replies == 1 and not reopened else 0.0)
-            reopen.add(d, ctx, 1.0 if reopened else 0.0)
-        for ts, _cid, ctx in rp.opened:
-            self.cases_opened.add(day(ts), ctx, 1)
+        solved_days = day.many([r[0] for r in solved])
+        solved_ctxs = [r[1] for r in solved]
+        self.series["fcr"] = Series(
+            solved_days,
+            solved_ctxs,
+            [1.0 if replies == 1 and not reopened else 0.0 for _, _, replies, reopened in solved],
+        )
+        self.series["reopen_rate"] = Series(
+            list(solved_days), list(solved_ctxs), [1.0 if r[3] else 0.0 for r in solved]
+        )
+        opened = rp.opened
+        self.cases_opened = Series(
+            day.many([o[0] for o in opened]), [o[2] for o in opened], [1] * len(opened)
+        )
         self.cases_opened.sort()
-        # clock cycles: columns appended directly (this loop runs once per finished cycle)
-        allmet = Series()
-        a_days, a_ctxs, a_vals = allmet.days.append, allmet.ctxs.append, allmet.values.append
-        cols: dict[str, tuple[Any, ...]] = {}
+        # clock cycles, column by column (list comprehensions over the fact columns: this runs
+        # over every finished cycle of the log)
         facts = rp.records
-        elapsed_s = facts.elapsed_s
-        for i, (clock, met_, stopped_s, ctx) in enumerate(
-            zip(facts.clock, facts.met, facts.stopped_s, facts.ctx, strict=True)
-        ):
-            if met_ < 0:  # cancelled
-                continue
-            c = cols.get(clock)
-            if c is None:
-                el, met = self.clock_series[clock] = (Series(), Series())
-                c = cols[clock] = (
-                    el.days.append,
-                    el.ctxs.append,
-                    el.values.append,
-                    met.days.append,
-                    met.ctxs.append,
-                    met.values.append,
-                )
-            d = day(stopped_s)
-            v = 1.0 if met_ == 1 else 0.0
-            c[0](d)
-            c[1](ctx)
-            c[2](elapsed_s(i))
-            c[3](d)
-            c[4](ctx)
-            c[5](v)
-            a_days(d)
-            a_ctxs(ctx)
-            a_vals(v)
+        met_col = facts.met
+        kept = [i for i, m in enumerate(met_col) if m >= 0]  # not cancelled
+        days = day.many(facts.stopped_s)
+        ctx_col, clock_col, elapsed = facts.ctx, facts.clock, facts.elapsed
+        by_clock: dict[str, list[int]] = {}
+        for i in kept:
+            idx = by_clock.get(clock_col[i])
+            if idx is None:
+                idx = by_clock[clock_col[i]] = []
+            idx.append(i)
+        td = timedelta
+        for clock, idx in by_clock.items():
+            el, met = self.clock_series[clock] = (Series(), Series())
+            el.days = met.days = [days[i] for i in idx]
+            el.ctxs = met.ctxs = [ctx_col[i] for i in idx]
+            el.values = [td(seconds=elapsed[i]).total_seconds() for i in idx]
+            met.values = [1.0 if met_col[i] == 1 else 0.0 for i in idx]
+            met.days = list(met.days)  # each series owns its columns (sort replaces them)
+            met.ctxs = list(met.ctxs)
+        allmet = Series(
+            [days[i] for i in kept],
+            [ctx_col[i] for i in kept],
+            [1.0 if met_col[i] == 1 else 0.0 for i in kept],
+        )
         self.series["sla_attainment"] = allmet
         for el, met in self.clock_series.values():
             el.sort()

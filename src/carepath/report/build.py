@@ -87,16 +87,20 @@ def _build(playbook: Playbook, rp: Replay) -> dict[str, Any]:
     day = m.day  # POSIX seconds → local date ordinal, cached per quarter hour
     weeks: dict[int, date] = {}
     facts = rp.records
-    for clock, met_, stopped_s in zip(facts.clock, facts.met, facts.stopped_s, strict=True):
+    # counted by (clock, outcome, day) first: one dictionary update per finished cycle
+    cells = Counter(zip(facts.clock, facts.met, day.many(facts.stopped_s), strict=True))
+    for (clock, met_, o), n in cells.items():
         how = "met" if met_ == 1 else ("cancelled" if met_ < 0 else "breached")
-        counts.setdefault(clock, Counter())[how] += 1
+        cnt = counts.get(clock)
+        if cnt is None:
+            cnt = counts[clock] = Counter()
+        cnt[how] += n
         if met_ >= 0:
-            o = day(stopped_s)
             wk = weeks.get(o)
             if wk is None:
                 wk = weeks[o] = _week(date.fromordinal(o))
             cell = weekly.setdefault(clock, {}).setdefault(wk, [0, 0])
-            cell[0 if met_ == 1 else 1] += 1
+            cell[0 if met_ == 1 else 1] += n
     slas = {}
     for clock, cnt in counts.items():
         met, br = cnt["met"], cnt["breached"]

@@ -56,12 +56,15 @@ def _rates(rp: Replay) -> dict[str, list[dict[str, Any]]]:
     """Per grouping: one row per (group, clock) with finished cycles, met, missed and the rates."""
     cells: dict[str, Counter[tuple[str, str, bool]]] = {g: Counter() for g in GROUPINGS}
     facts = rp.records  # columns: read without building a record per cycle
-    for clock, met_, ctx in zip(facts.clock, facts.met, facts.ctx, strict=True):
+    # counted by (clock, outcome, case values) first: few distinct, one update per cycle
+    for (clock, met_, ctx), n in Counter(
+        zip(facts.clock, facts.met, facts.ctx, strict=True)
+    ).items():
         if met_ < 0:  # cancelled
             continue
         met = met_ == 1
         for g, v in (("channel", ctx.channel), ("segment", ctx.segment), ("tier", ctx.tier)):
-            cells[g][(v or "(none)", clock, met)] += 1
+            cells[g][(v or "(none)", clock, met)] += n
     out: dict[str, list[dict[str, Any]]] = {}
     for g, cnt in cells.items():
         keys = sorted({(k[0], k[1]) for k in cnt})
@@ -89,10 +92,16 @@ def _channel_targets(rp: Replay) -> dict[str, float]:
     channel's finished ``first_response`` cycles ran against (ties: the shorter)."""
     seen: dict[str, Counter[float]] = {}
     facts = rp.records
-    for clock, target, ctx in zip(facts.clock, facts.target, facts.ctx, strict=True):
+    for (clock, target, ctx), n in Counter(
+        zip(facts.clock, facts.target, facts.ctx, strict=True)
+    ).items():
         if clock != "first_response" or target != target:  # NaN: no target
             continue
-        seen.setdefault(ctx.channel or "(none)", Counter())[target] += 1
+        ch = ctx.channel or "(none)"
+        c = seen.get(ch)
+        if c is None:
+            c = seen[ch] = Counter()
+        c[target] += n
     return {ch: min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0] for ch, c in sorted(seen.items())}
 
 
@@ -107,7 +116,11 @@ def _staffing_by_channel(
         if hour is None:
             local = datetime.fromtimestamp(k * 900, tz)
             hour = hour_of[k] = local.replace(minute=0, second=0, microsecond=0).timestamp()
-        per_hour.setdefault(ctx.channel or "(none)", Counter())[hour] += 1
+        ch = ctx.channel or "(none)"
+        c = per_hour.get(ch)
+        if c is None:
+            c = per_hour[ch] = Counter()
+        c[hour] += 1
     targets = _channel_targets(rp)
     sp = playbook.spec.staffing
     rows = []
