@@ -24,3 +24,9 @@ class Scope:
     def get(self, name: str, default: Any = None) -> Any: ...
     def __getitem__(self, name: str) -> Any: ...
     def __len__(self) -> int: ...
+
+def _share_lines(
+    block: bytes, me: int, workers: int, limit: int
+) -> tuple[list[tuple[int, bool, bytes]], int, int]:
+    """The whole lines of ``block`` worker ``me`` of ``workers`` reads (``carepath.drivers.shard``):
+    ``(index, shown, line)`` for each, the lines consumed and their bytes."""

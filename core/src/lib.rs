@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 pub mod calendar;
 pub mod engine;
 pub mod expr;
+pub mod lines;
 pub mod state;
 pub mod value;
 
@@ -17,5 +18,6 @@ fn carepath_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::Scope>()?;
     calendar::register(m)?;
     expr::register(m)?;
+    lines::register(m)?;
     Ok(())
 }

@@ -227,3 +227,82 @@ def test_cli_workers(tmp_path: Path, lines: list[str], capsys: pytest.CaptureFix
     assert outs[0] == outs[1]
     assert main(["report", str(RETAIL), str(path), "--workers", "0"]) == 2
     assert "--workers: expected a whole number of processes" in capsys.readouterr().err
+
+
+@st.composite
+def raw_logs(draw: Any, lines: list[str]) -> bytes:
+    """The generated log cut short, as bytes, with some of what the core's block sorting leaves
+    to the line reader or must read as it does: a byte-order mark, CRLF ends, blank and comment
+    lines, a line longer than the limit, a line that is not UTF-8 (with a case its text shows),
+    no newline after the last line."""
+    rnd = random.Random(draw(st.integers(0, 2**32)))
+    out = [line.encode() for line in lines[: draw(st.integers(20, 400))]]
+    for _ in range(draw(st.integers(0, 4))):
+        kind = draw(st.sampled_from(["crlf", "blank", "comment", "long", "latin1", "bad"]))
+        i = rnd.randrange(len(out))
+        if kind == "crlf":
+            out[i] += b"\r"
+        elif kind == "blank":
+            out.insert(i, b"   ")
+        elif kind == "comment":
+            out.insert(i, b"# a note")
+        elif kind == "long":
+            out.insert(i, b'{"id":"L","case":"T-1","data":"' + b"x" * (300 * 1024) + b'"}')
+        elif kind == "latin1":
+            out.insert(i, b'{"id":"N","type":"note","case":"T-0000002","data":{"n":"\xe9"}}')
+        else:
+            out.insert(i, b'{"id":"B","type":"","case":"T-0000003"}')
+    text = b"\n".join(out) + (b"\n" if draw(st.booleans()) else b"")
+    return (b"\xef\xbb\xbf" if draw(st.booleans()) else b"") + text
+
+
+@settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data(), workers=st.integers(2, 3), block=st.sampled_from([64, 1000, 1 << 20]))
+def test_lines_sorted_by_the_core_in_blocks_give_the_one_process_result(
+    tmp_path: Path,
+    lines: list[str],
+    playbooks: dict[str, Playbook],
+    data: st.DataObject,
+    workers: int,
+    block: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Blocks that cut lines anywhere, and every kind of line the reader treats apart: the same
+    replay, bad lines (each said once, with its number) included, as one process."""
+    import carepath.drivers.shard as shard
+
+    monkeypatch.setattr(shard, "BLOCK_BYTES", block)
+    monkeypatch.setattr(shard, "MIN_SHARDED_BYTES", 0)
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(data.draw(raw_logs(lines)))
+    check([playbooks["retail"]], path, workers)
+
+
+def test_the_core_sorts_lines_as_the_text_reading_does() -> None:
+    """``carepath_core._share_lines`` keeps a worker's lines and those no share can place, with
+    the same reading of the case as :func:`_case_in_bytes`, and stops at a line too long."""
+    core = pytest.importorskip("carepath_core")
+    texts = [
+        b'{"id":"a","case":"T-0000001"}',
+        b'{"id":"b","case":"T-0000002"}',
+        b'{"id":"c"}',
+        b'{"case":"T\\u002d1"}',
+        b'{"id":"d","case":"T-0000007"}',
+    ]
+    block = b"\n".join(texts) + b"\n" + b"x" * 50 + b"\n" + b'{"case":"T-9"}\n'
+    for workers in (1, 2, 3):
+        for me in range(workers):
+            kept, count, used = core._share_lines(block, me, workers, 40)
+            assert count == len(texts)  # it stops before the line of 50 bytes (limit 40)
+            assert used == sum(len(t) + 1 for t in texts)
+            want = []
+            for i, t in enumerate(texts):
+                plain, case = _case_in_bytes(t)
+                share = (0 if case is None else shard_of(case.decode(), workers)) if plain else None
+                if share is None or share == me:
+                    want.append((i, plain, t + b"\n"))
+            assert kept == want

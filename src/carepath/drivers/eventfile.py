@@ -143,13 +143,9 @@ class LineReader:
                         chunk = chunk[len(_BOM) :]
                     if self._skip is not None and self._skip(chunk):
                         continue
-                    if fast is not None:
-                        event = fast(chunk)
-                        if event is not None:
-                            return self.number, event
-                    line = self._complete(chunk[:-1])
-                    if line is not None:
-                        return line
+                    item = self.whole(chunk, fast)
+                    if item is not None:
+                        return item
                     continue
             elif self._skipped >= 0:
                 chunk = readline(_SKIP_CHUNK)
@@ -165,6 +161,18 @@ class LineReader:
             if line is not None:
                 return line
         return None
+
+    def whole(
+        self, chunk: bytes, fast: Callable[[bytes], Event | None] | None = event_from_bytes
+    ) -> tuple[int, Event] | Line | None:
+        """What :meth:`items` gives (``fast``: the decoder it tries first; None: what :meth:`read`
+        gives) for ``chunk``, a whole line of at most ``limit`` bytes with its newline, numbered
+        :attr:`number` (a reader that was handed lines read elsewhere sets it)."""
+        if fast is not None:
+            event = fast(chunk)
+            if event is not None:
+                return self.number, event
+        return self._complete(chunk[:-1])
 
     def _take(self, chunk: bytes) -> Line | None:
         """A piece of a line that did not come whole (long, or the end of the input so far)."""

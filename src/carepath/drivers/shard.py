@@ -32,11 +32,12 @@ import re
 import zlib
 from array import array
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from carepath.drivers.eventfile import (
+    _BOM,
     PROGRESS_LINES,
     BadEvent,
     LineReader,
@@ -160,6 +161,20 @@ def _case_in_bytes(raw: bytes) -> tuple[bool, bytes | None]:
     return False, None
 
 
+#: How much of the log a worker hands the core at once to sort into shares.
+BLOCK_BYTES = 1 << 20
+
+
+def _block_sorter() -> Callable[[bytes, int, int, int], tuple[list[Any], int, int]] | None:
+    """The core's sorting of whole lines into shares (``carepath_core._share_lines``; None when
+    the core is not installed: the :class:`LineReader` reads every line)."""
+    try:
+        from carepath_core import _share_lines
+    except ImportError:
+        return None
+    return _share_lines
+
+
 class _Elsewhere(Exception):
     """A decoded event belongs to another share, or two shares met the same id."""
 
@@ -205,17 +220,12 @@ class _Share:
             return False
 
         decode = event_from_line
-        hook = self._hook()
         with open_source(self.path) as stream:
-            reader = LineReader(stream, skip=elsewhere)
-            for n, item in enumerate(reader.items(), 1):
-                if hook is not None and n % PROGRESS_LINES == 0:
-                    hook(reader.bytes_read, reader.number)
-                shown, plain[0] = plain[0], False
+            for shown, item in self._items(stream, elsewhere, plain):
                 if isinstance(item, Line):
                     number, text, problem = item
                     if problem is not None:  # the reader's (too long, not UTF-8): said once
-                        if me == 0:
+                        if shown or me == 0:  # by its share, or by the first
                             bad.append(BadEvent(number, problem, text))
                         continue
                     try:
@@ -233,8 +243,55 @@ class _Share:
                 if number >= 1 << 32:  # beyond what a merge key holds: one process decides
                     raise _Elsewhere(f"line {number}: too many lines to merge shares")
                 yield number, e
-            if hook is not None:
+
+    def _items(
+        self, stream: Any, elsewhere: Callable[[bytes], bool], plain: list[bool]
+    ) -> Iterator[tuple[bool, tuple[int, Event] | Line]]:
+        """``(shown, item)`` for the lines of this share and those no share can place from their
+        bytes, as :meth:`LineReader.items` gives them (``shown``: the bytes showed the share).
+        The core sorts whole blocks of lines (:data:`BLOCK_BYTES`) without a Python call per
+        line; a line it does not take (longer than the limit, the last one without a newline, a
+        log that starts with a byte-order mark) and everything after it is read by the
+        :class:`LineReader`, line by line, as without the core."""
+        hook = self._hook()
+        reader = LineReader(stream, skip=elsewhere)
+        sort = _block_sorter()
+        bom = sort is not None and stream.read(len(_BOM)) == _BOM
+        if sort is not None:
+            stream.seek(0)
+        if sort is not None and not bom:
+            me, workers, limit = self.me, self.workers, reader.limit
+            whole = reader.whole
+            carry = b""
+            consumed = 0
+            told = 0
+            while True:
+                data = stream.read(BLOCK_BYTES)
+                block = carry + data if carry else data
+                lines, count, used = sort(block, me, workers, limit)
+                base = reader.number
+                for index, shown, raw in lines:
+                    reader.number = base + index + 1
+                    item = whole(raw)
+                    if item is not None:
+                        yield shown, item
+                reader.number = base + count
+                consumed += used
+                reader.bytes_read = consumed
+                if hook is not None and reader.number - told >= PROGRESS_LINES:
+                    told = reader.number
+                    hook(consumed, reader.number)
+                carry = block[used:]
+                if not data or b"\n" in carry or len(carry) > limit + 1:
+                    break  # the end, or a line the core leaves to the reader
+            stream.seek(consumed)
+        for n, item in enumerate(reader.items(), 1):
+            if hook is not None and n % PROGRESS_LINES == 0:
                 hook(reader.bytes_read, reader.number)
+            shown, plain[0] = plain[0], False
+            yield shown, item
+        if hook is not None:
+            hook(reader.bytes_read, reader.number)
 
     def run(self, send: Callable[[Any], None], receive: Callable[[], Any]) -> None:
         """Replay the share; say the last instant; hear the log's; send the results."""

@@ -1,0 +1,139 @@
+//! Sorting the lines of a JSONL event log into the report's worker shares, without decoding them
+//! (`carepath.drivers.shard`): each worker reads the whole log and keeps the lines of its share.
+//! A line's share is `crc32(case) % workers` when its bytes show its `case` plainly, as
+//! `carepath.drivers.shard._case_in_bytes` reads it; a line that does not show it is kept by every
+//! worker, which decodes it to know.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList};
+
+const CASE_KEY: &[u8] = b"\"case\"";
+
+/// What a line's bytes say about its case: `None` when they do not show it plainly (decode to
+/// know); `Some(None)` for no `"case"` at all; `Some(Some(bytes))` for one `"case"` key whose value
+/// is a string without escapes. The same reading as `_case_in_bytes` (and its regular expression
+/// `"case"[ \t]*:[ \t]*"([^"\\]*)"`).
+pub fn case_in_bytes(line: &[u8]) -> Option<Option<&[u8]>> {
+    let mut found = None;
+    let mut count = 0;
+    let mut from = 0;
+    while let Some(i) = find(&line[from..], CASE_KEY) {
+        count += 1;
+        if count > 1 {
+            return None;
+        }
+        found = Some(from + i);
+        from += i + 1;
+    }
+    let Some(at) = found else {
+        return Some(None);
+    };
+    let rest = &line[at + CASE_KEY.len()..];
+    let rest = skip_blanks(rest);
+    let rest = rest.strip_prefix(b":")?;
+    let rest = skip_blanks(rest);
+    let rest = rest.strip_prefix(b"\"")?;
+    let end = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+    if rest[end] != b'"' {
+        return None;
+    }
+    Some(Some(&rest[..end]))
+}
+
+fn skip_blanks(s: &[u8]) -> &[u8] {
+    let n = s.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+    &s[n..]
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The share of a line: `Some(share)` when its bytes show it, else `None` (see the module).
+pub fn share_of_line(line: &[u8], workers: u32) -> Option<u32> {
+    match case_in_bytes(line)? {
+        None => Some(0),
+        Some(case) => Some(crc32fast::hash(case) % workers),
+    }
+}
+
+/// The whole lines of `block` (each ending with `\n`) that worker `me` of `workers` reads:
+/// `(lines, count, consumed)` where `lines` holds `(index, shown, bytes)` for every line of its
+/// share (`shown`: its bytes showed it) or that its bytes do not place (the newline included;
+/// `index`: the line's position among the block's lines, from 0), `count` the lines consumed and
+/// `consumed` their bytes. It stops before the first line longer than `limit` bytes without its
+/// newline (the caller reads that one as the general reader does) and at the last newline.
+#[pyfunction]
+#[pyo3(name = "_share_lines")]
+pub fn share_lines<'py>(
+    py: Python<'py>,
+    block: &[u8],
+    me: u32,
+    workers: u32,
+    limit: usize,
+) -> PyResult<(Bound<'py, PyList>, usize, usize)> {
+    let out = PyList::empty(py);
+    if workers == 0 {
+        return Ok((out, 0, 0));
+    }
+    let mut start = 0;
+    let mut index = 0;
+    while start < block.len() {
+        let Some(nl) = block[start..].iter().position(|&b| b == b'\n') else {
+            break;
+        };
+        let line = &block[start..start + nl + 1];
+        if nl > limit {
+            break;
+        }
+        match share_of_line(line, workers) {
+            Some(share) if share != me => {}
+            shown => out.append((index, shown.is_some(), PyBytes::new(py, line)))?,
+        }
+        start += nl + 1;
+        index += 1;
+    }
+    Ok((out, index, start))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(share_lines, m)?)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_case_is_read_only_when_plain() {
+        let read = |s: &str| case_in_bytes(s.as_bytes()).map(|c| c.map(|b| b.to_vec()));
+        assert_eq!(
+            read(r#"{"id":"a","case":"T-1","data":{}}"#),
+            Some(Some(b"T-1".to_vec()))
+        );
+        assert_eq!(
+            read(r#"{"id":"a", "case" : "Đặng-1"}"#),
+            Some(Some("Đặng-1".as_bytes().to_vec()))
+        );
+        assert_eq!(read(r#"{"id":"a","type":"case"}"#), None);
+        assert_eq!(read(r#"{"id":"a"}"#), Some(None));
+        assert_eq!(read(r#"{"case":"T\u002d1"}"#), None);
+        assert_eq!(read(r#"{"case":"T-1","data":{"case":"T-2"}}"#), None);
+        assert_eq!(read(r#"{"case":null}"#), None);
+        assert_eq!(read(r#"{"case":"T-1"#), None);
+        assert_eq!(read(r#"{"case""#), None);
+    }
+
+    #[test]
+    fn the_share_is_zlib_s_crc32() {
+        // zlib.crc32(b"T-0000001") == 0xFC2442D2 (as Python's zlib computes it)
+        assert_eq!(crc32fast::hash(b"T-0000001"), 0xFC24_42D2);
+        assert_eq!(
+            share_of_line(br#"{"case":"T-0000001"}"#, 7),
+            Some(0xFC24_42D2 % 7)
+        );
+        assert_eq!(share_of_line(br#"{"id":"x"}"#, 3), Some(0));
+        assert_eq!(share_of_line(br#"{"case":1}"#, 3), None);
+    }
+}
