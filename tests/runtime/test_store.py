@@ -356,3 +356,36 @@ def test_sqlite_refuses_a_newer_schema(tmp_path: Path) -> None:
     c.close()
     with pytest.raises(StoreError, match="newer"):
         open_store(f"sqlite:///{p}")
+
+
+def test_finish_delivered_ends_many_as_finish_outbox_ends_each(store: Store) -> None:
+    # the bulk end of a claim (one statement for all, the SQLite store) answers and writes what
+    # ending the items one by one would: an item delivered already is not changed again
+    store.atomic(lambda tx: tx.add_outbox([_action("T-1", n) for n in range(1, 5)]))
+    store.atomic(lambda tx: tx.add_outbox([_action("T-2", 1, pb="q")]))
+    store.claim_outbox(T0, 10, T0 + 60, "w")
+    assert store.finish_outbox("p", "T-1:2", "other", delivered=True, delivered_at=T0 + 1)
+    keys = [("p", "T-1:1"), ("p", "T-1:2"), ("q", "T-2:1"), ("p", "nope"), ("p", "T-1:4")]
+    oks = store.atomic(lambda tx: tx.finish_delivered(keys, "w", T0 + 5))
+    assert oks == [True, False, True, False, True]
+    got = {(i.playbook, i.id): i for i in store.outbox()}
+    assert [(got[k].status, got[k].available_at, got[k].claimed_by) for k in keys if k in got] == [
+        ("delivered", T0 + 5, None),
+        ("delivered", T0 + 1, None),  # its own delivery instant stays
+        ("delivered", T0 + 5, None),
+        ("delivered", T0 + 5, None),
+    ]
+    assert got[("p", "T-1:3")].status == "pending" and got[("p", "T-1:3")].claimed_by == "w"
+
+
+def test_claimed_items_are_the_rows_the_claim_leaves(store: Store) -> None:
+    # a claim answers with its items as the store then holds them (attempts, lease, worker, and
+    # for an item found dead its status and last error), without reading them twice
+    store.atomic(lambda tx: tx.add_outbox([_action("T-1", n, at=T0 + n) for n in range(1, 4)]))
+    store.claim_outbox(T0 + 1, 1, T0 + 31, "w1", max_attempts=1)
+    got = store.atomic(lambda tx: tx.claim_outbox(T0 + 40, 10, T0 + 70.5, "w2", max_attempts=1))
+    held = {i.id: i for i in store.outbox()}
+    assert [i.id for i in got.items] == ["T-1:2", "T-1:3"] and [i.id for i in got.dead] == ["T-1:1"]
+    for item in [*got.items, *got.dead]:
+        assert item == held[item.id]
+    assert got.items[0].claimed_until == T0 + 70.5 and got.items[0].attempts == 1

@@ -402,9 +402,21 @@ class Delivery:
     def _finish_in(
         self, tx: Tx, ends: Sequence[_End], now: float, live: bool, tally: Tally
     ) -> list[bool]:
-        oks = []
+        oks: list[bool] = []
+        run: list[OutboxItem] = []  # delivered items that report nothing, ended together
+
+        def end_run() -> None:
+            if run:
+                oks.extend(tx.finish_delivered([(i.playbook, i.id) for i in run], self.worker, now))
+                run.clear()
+
+        feedback = self._feedback
         for e in ends:
             item = e.item
+            if e.delivered and not live and "delivered" not in feedback.get(item.playbook, ()):
+                run.append(item)
+                continue
+            end_run()
             ok = tx.finish_outbox(
                 item.playbook,
                 item.id,
@@ -419,6 +431,7 @@ class Delivery:
             if ok and kind is not None:
                 self._report(tx, item, kind, now, tally, reason=e.error, permanent=e.permanent)
             oks.append(ok)
+        end_run()
         return oks
 
     def _count_end(self, e: _End, now: float) -> None:

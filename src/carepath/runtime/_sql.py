@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from carepath._instants import loads
 from carepath.runtime._cache import StateCache
 from carepath.runtime.store import OutboxItem, OutboxStats, Rejected
 from carepath.state import Action, CaseState
@@ -44,7 +45,7 @@ class SqlReaders:
             type=r[3],
             status=r[4],
             attempts=r[5],
-            action=Action.from_dict(json.loads(r[6])),
+            action=Action.from_dict(loads(r[6])),
             available_at=r[7],
             claimed_until=r[8],
             claimed_by=r[9],

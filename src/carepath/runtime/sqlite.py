@@ -321,8 +321,8 @@ class _SQLiteTx(AllocationRows, Tx):
         # through the index of pending items: the planner would rather walk the whole table in
         # seq order, every delivered row included (a claim would cost as much as the outbox is long)
         sql = (
-            "SELECT seq, attempts FROM outbox INDEXED BY outbox_ready WHERE status = 'pending' "
-            "AND available_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?)"
+            f"SELECT seq, {SqlReaders._COLS} FROM outbox INDEXED BY outbox_ready WHERE "
+            "status = 'pending' AND available_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?)"
         )
         params: list[Any] = [now, now]
         if types is not None:
@@ -332,10 +332,23 @@ class _SQLiteTx(AllocationRows, Tx):
             params.extend(types)
         sql += " ORDER BY seq LIMIT ?"
         params.append(limit)
+        # the rows are read once: the items are what the updates below make of them
         live: list[int] = []
         dead: list[int] = []
-        for seq, attempts in c.execute(sql, params).fetchall():
-            (dead if max_attempts is not None and attempts >= max_attempts else live).append(seq)
+        items: list[OutboxItem] = []
+        gone: list[OutboxItem] = []
+        item = SqlReaders._item
+        for seq, *r in c.execute(sql, params).fetchall():
+            attempts = r[5]
+            if max_attempts is not None and attempts >= max_attempts:
+                dead.append(seq)
+                r[4], r[8], r[9] = "dead", None, None
+                r[10] = "lease lapsed" if r[10] is None else r[10]
+                gone.append(item(r))
+            else:
+                live.append(seq)
+                r[5], r[8], r[9] = attempts + 1, float(lease_until), worker
+                items.append(item(r))
         if dead:
             c.execute(
                 "UPDATE outbox SET status = 'dead', claimed_until = NULL, claimed_by = NULL, "
@@ -343,25 +356,13 @@ class _SQLiteTx(AllocationRows, Tx):
                 f"WHERE seq IN ({','.join('?' * len(dead))})",
                 dead,
             )
-        if live:
-            c.execute(
+        if live:  # one prepared statement (an IN list of each length would be parsed anew)
+            c.executemany(
                 "UPDATE outbox SET attempts = attempts + 1, claimed_until = ?, claimed_by = ? "
-                f"WHERE seq IN ({','.join('?' * len(live))})",
-                [lease_until, worker, *live],
+                "WHERE seq = ?",
+                [(lease_until, worker, seq) for seq in live],
             )
-        return Claimed(self._items(live), self._items(dead))
-
-    def _items(self, seqs: Sequence[int]) -> list[OutboxItem]:
-        if not seqs:
-            return []
-        return [
-            SqlReaders._item(r)
-            for r in self.c.execute(
-                f"SELECT {SqlReaders._COLS} FROM outbox WHERE seq IN ({','.join('?' * len(seqs))}) "
-                "ORDER BY seq",
-                seqs,
-            )
-        ]
+        return Claimed(items, gone)
 
     def finish_outbox(
         self,
@@ -397,6 +398,53 @@ class _SQLiteTx(AllocationRows, Tx):
             [*vals, playbook, item_id, *cond],
         )
         return cur.rowcount > 0
+
+    def finish_delivered(
+        self, items: Sequence[tuple[str, str]], worker: str, delivered_at: float | None
+    ) -> list[bool]:
+        """Every item of ``items`` delivered with one prepared ``executemany``: which items
+        exist and are not delivered yet (those :meth:`finish_outbox` changes) is read first, a
+        few ``IN`` queries per playbook, so each answer is known without a statement per item."""
+        if len(items) < 2:
+            return super().finish_delivered(items, worker, delivered_at)
+        self.flush()
+        if self.window is not None:
+            self.window.clear()
+        c = self.c
+        by_playbook: dict[str, list[str]] = {}
+        for pb, item_id in items:
+            by_playbook.setdefault(pb, []).append(item_id)
+        open_: set[tuple[str, str]] = set()  # the items an UPDATE would change
+        for pb, ids in by_playbook.items():
+            for i in range(0, len(ids), _CHUNK):
+                part = list(dict.fromkeys(ids[i : i + _CHUNK]))
+                open_.update(
+                    (pb, r[0])
+                    for r in c.execute(
+                        "SELECT id FROM outbox WHERE playbook = ? AND status <> 'delivered' AND id "
+                        f"IN ({','.join('?' * len(part))})",
+                        [pb, *part],
+                    )
+                )
+        oks = []
+        todo = []
+        for k in items:
+            ok = k in open_
+            if ok:  # the same item twice: the second finds it delivered
+                open_.discard(k)
+                todo.append(k)
+            oks.append(ok)
+        vals: tuple[float, ...]
+        if delivered_at is None:
+            sets, vals = "status = 'delivered'", ()
+        else:  # retention counts from the delivery
+            sets, vals = "status = 'delivered', available_at = ?", (delivered_at,)
+        c.executemany(
+            f"UPDATE outbox SET {sets}, claimed_until = NULL, claimed_by = NULL "
+            "WHERE playbook = ? AND id = ? AND status <> 'delivered'",
+            [(*vals, pb, item_id) for pb, item_id in todo],
+        )
+        return oks
 
 
 MAX_BUSY_TIMEOUT = 86_400.0

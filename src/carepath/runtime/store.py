@@ -252,6 +252,17 @@ class Tx(abc.ABC):
         outcome requires a pending item under ``worker``'s lease still live at ``live_at``
         (``claimed_until > live_at``): the rule of ``Runtime.ack``/``nack``."""
 
+    def finish_delivered(
+        self, items: Sequence[tuple[str, str]], worker: str, delivered_at: float | None
+    ) -> list[bool]:
+        """:meth:`finish_outbox` with ``delivered=True`` (and ``delivered_at``) of every
+        ``(playbook, id)`` of ``items``, in order; whether each changed its item. The default
+        ends them one by one; a store may end them all with a few statements."""
+        return [
+            self.finish_outbox(pb, item_id, worker, delivered=True, delivered_at=delivered_at)
+            for pb, item_id in items
+        ]
+
     # -- allocation (SPEC §10): a store without these cannot run a roster ----------------------
     def lock_allocation(self) -> None:
         """Serialize allocations until commit, so loads read here stay true until then."""
