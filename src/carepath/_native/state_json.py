@@ -124,11 +124,32 @@ def _clock(c: Sequence[Any] | None, now_s: float) -> dict[str, Any]:  # noqa: C9
     return d
 
 
+#: ISO texts of instants, by timezone name: a case's ``opened`` is written again at every save,
+#: its ``next_wakeup`` often too (an instant is the same text however often it is written).
+_ISO: dict[str, dict[float, str]] = {}
+_ISO_KEPT = 1 << 16  # texts kept per timezone before the cache starts again
+
+
+def _iso(x: float | None, tzname: str) -> str | None:
+    """``to_iso(x, zone(tzname))``, remembered."""
+    if x is None:
+        return None
+    texts = _ISO.get(tzname)
+    if texts is None:
+        texts = _ISO[tzname] = {}
+    text = texts.get(x)
+    if text is None:
+        if len(texts) >= _ISO_KEPT:
+            texts.clear()
+        text = texts[x] = to_iso(x, zone(tzname))  # type: ignore[assignment]
+    return text
+
+
 def state_dict(st: Any, core: Any, names: Sequence[str]) -> dict[str, Any]:
     """``CaseState.to_dict()`` of the native state ``st`` whose core state is ``core`` (clocks
     named ``names``, in the playbook's order), without building its Python fields."""
     data, tier, segment, segments, clocks, opened, seq, epoch, pending, sends = core.rest()
-    tz = zone(st.timezone)
+    tzname = st.timezone
     now_s = st.now_s
     d: dict[str, Any] = {
         "format": STATE_FORMAT,
@@ -139,12 +160,12 @@ def state_dict(st: Any, core: Any, names: Sequence[str]) -> dict[str, Any]:
         "tier": tier,
         "segments": list(segments),
         "clocks": {n: _clock(c, now_s) for n, c in zip(names, clocks, strict=True)},
-        "now": to_iso(now_s, tz),
-        "opened": to_iso(opened, tz),
+        "now": _iso(now_s, tzname),
+        "opened": _iso(opened, tzname),
         "seq": seq,
         "epoch": epoch,
         "timezone": st.timezone,
-        "next_wakeup": to_iso(st.next_wakeup_s, tz),
+        "next_wakeup": _iso(st.next_wakeup_s, tzname),
     }
     if segment != (segments[0] if segments else None):
         d["segment"] = segment

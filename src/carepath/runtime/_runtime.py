@@ -430,6 +430,9 @@ class Runtime(Allocating, Delivery):
             self._follow(ev.at)
             self._write_due(tx, woken, ev._ts - 2 * _US, tally)
 
+        if not trial:  # nothing woke (most events): the batch's cache itself, without the view;
+            # a rejected event writes nothing in it (a case it reads is the row as stored)
+            return self._one(tx, src, ev, None, plan, cache, seen, tally, before=keep_time)
         result = self._one(tx, src, ev, None, plan, view, seen, tally, before=keep_time)
         if result.status != "rejected":
             cache.update(trial)

@@ -33,7 +33,7 @@ class WakeupWindow:
     ``fetch``, decoded through ``decode`` only when returned) with the saves the transaction holds
     (:meth:`saved`), earliest first, ties by playbook and case key (the index's order)."""
 
-    __slots__ = ("_ahead", "_decode", "_fetch", "_heap", "_rows", "_upto")
+    __slots__ = ("_ahead", "_decode", "_fetch", "_heap", "_rows", "_sifted", "_upto")
 
     def __init__(self, fetch: Fetch, decode: Callable[[str, str, str], CaseState]) -> None:
         self._fetch = fetch
@@ -42,6 +42,7 @@ class WakeupWindow:
         self._upto: float | None = None  # None: nothing read yet
         self._heap: list[tuple[float, str, str]] = []  # saves with a wake-up (lazily stale)
         self._ahead = 0  # rows read ahead next time (0: none yet; doubles up to _AHEAD)
+        self._sifted = -1  # how many saves _rows was last sifted against (-1: not since a read)
 
     def clear(self) -> None:
         """The buffer went to the file: read it again when next asked."""
@@ -49,6 +50,7 @@ class WakeupWindow:
         self._upto = None
         self._heap = []
         self._ahead = 0
+        self._sifted = -1
 
     def saved(self, state: CaseState) -> None:
         """``state`` is buffered (it replaces its row until :meth:`clear`)."""
@@ -58,6 +60,7 @@ class WakeupWindow:
     def _read_to(self, now: float) -> None:
         if self._upto is not None and now <= self._upto:
             return
+        self._sifted = -1
         ahead = self._ahead
         if (
             not ahead
@@ -89,17 +92,23 @@ class WakeupWindow:
     ) -> list[CaseState]:
         """Up to ``limit`` cases of ``playbooks`` (``(id, hash)``) due at ``now``, but ``exclude``."""
         self._read_to(now)
+        # rows a save replaced are gone for this window (a save stays until clear()); the saves
+        # only grow until then, so the rows are sifted again only after new saves or new rows
+        rows = self._rows
+        if self._sifted != len(saves):
+            self._rows = rows = [r for r in rows if (r[1], r[2]) not in saves]
+            self._sifted = len(saves)
+        heap = self._heap
+        if (not rows or rows[0][0] > now) and (not heap or heap[0][0] > now):
+            return []  # nothing due: what most events of a timeline find
         pbs = set(playbooks)
         ex = set(exclude)
-        # rows a save replaced are gone for this window (a save stays until clear())
-        self._rows = rows = [r for r in self._rows if (r[1], r[2]) not in saves]
         picked: list[tuple[float, str, str, Any]] = []
         for t, pb, key, h, text in rows:
             if t > now or len(picked) >= limit:
                 break
             if (pb, h) in pbs and (pb, key) not in ex:
                 picked.append((t, pb, key, text))
-        heap = self._heap
         mine: dict[Key, tuple[float, str, str, Any]] = {}
         while heap and heap[0][0] <= now:
             t, pb, key = heapq.heappop(heap)
