@@ -7,6 +7,7 @@ path (a batch of one). Time is injected; nothing sleeps.
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from carepath.engine.batch_gc import BATCH_GC_THRESHOLDS
 from carepath.engine.engine import Engine
 from carepath.events import Event
 from carepath.runtime import Prefetched, Runtime, Store, Tx, open_store
@@ -146,6 +148,38 @@ def test_batch_equals_one_by_one_on_the_examples(store: Store) -> None:
     assert got == want
     assert snapshot(store) == snapshot(s)
     s.close()
+
+
+def test_batches_raise_the_collectors_thresholds_only_while_they_run(store: Store) -> None:
+    """Full collections over the live cases wait until the batches are over (``batch_gc``); the
+    host's thresholds are back afterwards, also when a batch fails."""
+    seen: list[tuple[int, ...]] = []
+    atomic = store.atomic
+
+    def spy(fn: Any) -> Any:
+        seen.append(gc.get_threshold())
+        return atomic(fn)
+
+    old = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    try:
+        store.atomic = spy  # type: ignore[method-assign]
+        rt = Runtime([mini("always")], store, clock=ManualClock(T0))
+        rt.submit_many([ev(f"g{k}", "ticket.opened", k, case=f"T-{k}") for k in range(5)], batch=2)
+        rt.run_due(T0 + timedelta(days=30))
+        assert seen and set(seen) == {BATCH_GC_THRESHOLDS}
+        assert gc.get_threshold() == (700, 10, 10)
+
+        def broken(fn: Any) -> Any:
+            raise OSError("disk gone")
+
+        store.atomic = broken  # type: ignore[method-assign]
+        with pytest.raises(OSError):
+            rt.submit_many([ev("g9", "ticket.opened", 9, case="T-9")])
+        assert gc.get_threshold() == (700, 10, 10)
+    finally:
+        gc.set_threshold(*old)
+        store.atomic = atomic  # type: ignore[method-assign]
 
 
 # -- a generated log: a batch of any size decides exactly what one-by-one decides -------------------

@@ -302,15 +302,18 @@ class Runtime(Allocating, Delivery):
         with a wake-up due strictly before the event's ``at`` is advanced (in the same transaction),
         and the runtime's clock, when it has ``advance_to``, follows the events.
         """
+        from carepath.engine.batch_gc import batch_gc
+
         out: list[SubmitResult] = []
         chunk: list[EventInput] = []
-        for ev in events:
-            chunk.append(ev)
-            if len(chunk) >= max(1, batch):
+        with batch_gc():  # full collections over the live cases wait until the batches are done
+            for ev in events:
+                chunk.append(ev)
+                if len(chunk) >= max(1, batch):
+                    out.extend(self._submit_chunk(chunk, timeline))
+                    chunk = []
+            if chunk:
                 out.extend(self._submit_chunk(chunk, timeline))
-                chunk = []
-        if chunk:
-            out.extend(self._submit_chunk(chunk, timeline))
         return out
 
     def _submit_chunk(self, chunk: Sequence[EventInput], timeline: bool) -> list[SubmitResult]:
@@ -587,22 +590,27 @@ class Runtime(Allocating, Delivery):
     def run_due(self, now: datetime | None = None) -> int:
         """Advance every case whose next wake-up is ≤ ``now`` (default: the clock); returns how many
         cases were advanced. Each batch of cases is one transaction."""
+        from carepath.engine.batch_gc import batch_gc
+
         t = (now or self._now()).timestamp()
         tally = Tally()
         total = 0
         done: set[tuple[str, str]] = set()
-        while True:
+        with batch_gc():
+            while True:
 
-            def unit(tx: Tx) -> int:
-                tally.clear()
-                return self._due_in_tx(tx, t, t + 0.5 * _US, {}, tally, done=done, limit=self.batch)
+                def unit(tx: Tx) -> int:
+                    tally.clear()
+                    return self._due_in_tx(
+                        tx, t, t + 0.5 * _US, {}, tally, done=done, limit=self.batch
+                    )
 
-            n = self.store.atomic(unit)
-            self.counters.update(tally)
-            total += n
-            if n < self.batch:
-                self._retry_queued()
-                return total
+                n = self.store.atomic(unit)
+                self.counters.update(tally)
+                total += n
+                if n < self.batch:
+                    self._retry_queued()
+                    return total
 
     def _due_in_tx(
         self,
