@@ -182,6 +182,35 @@ def test_batches_raise_the_collectors_thresholds_only_while_they_run(store: Stor
         store.atomic = atomic  # type: ignore[method-assign]
 
 
+@pytest.mark.parametrize("backend", ["native", "python"])
+def test_results_build_actions_and_signals_when_read_in_either_order(
+    store: Store, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store writes the outbox from the steps; a result's actions and signals are built when
+    read, in either order, equal to the engine's and to what the outbox holds."""
+    monkeypatch.setenv("CAREPATH_ENGINE", backend)
+    events = [ev(f"o{k}", "ticket.opened", k, case=f"T-{k % 3}") for k in range(6)]
+    events += [ev(f"a{k}", "ticket.answered", 30 + k, case=f"T-{k % 3}") for k in range(3)]
+    rt = Runtime([mini("always")], store, clock=ManualClock(T0))
+    assert rt.engines["mini"].backend == backend
+    results = rt.submit_many(events, batch=4)
+    engine = Engine(mini("always"), backend="python")
+    states: dict[str, Any] = {}
+    for k, (e, r) in enumerate(zip(events, results, strict=True)):
+        prev = states.get(e.case or "")
+        step = engine.start(e) if prev is None else engine.handle(prev, e)
+        states[e.case or ""] = step.state
+        first, second = ("actions", "signals") if k % 2 else ("signals", "actions")
+        got = {first: getattr(r, first), second: getattr(r, second)}
+        assert [a.to_dict() for a in got["actions"]] == [a.to_dict() for a in step.actions]
+        assert [x.to_dict() for x in got["signals"]] == [x.to_dict() for x in step.signals]
+        assert r.actions is got["actions"] and r.signals is got["signals"]  # built once
+    queued = sorted(json.dumps(i.action.to_dict(), sort_keys=True) for i in store.outbox())
+    made = sorted(json.dumps(a.to_dict(), sort_keys=True) for r in results for a in r.actions)
+    assert queued == made and made
+    assert rt.counters["actions"] == len(made)
+
+
 # -- a generated log: a batch of any size decides exactly what one-by-one decides -------------------
 TYPES = ("ticket.opened", "ticket.answered", "nobody.cares")
 
