@@ -433,7 +433,8 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
     roster: Roster = (),
 ) -> tuple[Callable[[Event], None], Callable[..., Replay]]:
     """``feed(event)`` for events in ``at`` order, and ``finish()`` → the :class:`Replay`;
-    ``keys`` (when given) is filled as the facts are (see :class:`Keys`)."""
+    ``keys`` (when given) is filled as the facts are (see :class:`Keys`). ``finish(until,
+    keep_states=False)`` counts the cases (``n_cases``) and drops their states."""
     from carepath.engine.engine import Engine
     from carepath.engine.router import route as _route
 
@@ -443,7 +444,7 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
     fast_key = start.key_text.strip().lstrip("=").strip() == "event.case"
     start_on = start.on
     reentry = start.reentry
-    mentions = engine.mentions
+    mentioned = engine.plan.mentioned  # what engine.mentions reads (a set), without the call
     advance = engine.advance
     handle = engine.handle
     out = Replay(playbook, kept=keep, facts=sink)
@@ -611,7 +612,7 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
         if key is not None:
             cid = current.get(key)
             st = states.get(cid) if cid is not None else None
-            if st is not None and not mentions(et):
+            if st is not None and et not in mentioned:
                 # a type the playbook never mentions: nothing to route, but the event still sees the
                 # case as it is at its instant (wake-ups due strictly before it fire)
                 if not st.ended and st.next_wakeup_s is not None and st.next_wakeup_s < ts:
@@ -649,18 +650,29 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
         if et in sink_types:
             sink(e, cid, st)  # type: ignore[misc]
 
-    def finish(until: float | None = None) -> Replay:
+    def finish(until: float | None = None, *, keep_states: bool = True) -> Replay:
+        nonlocal compact
         out.n_events, out.first_s, out.last_s = count, first_s, last_s
+        items: list[Any] = list(states.items())
+        if not keep_states:  # counted, then dropped as they are advanced: none made small
+            out.n_cases = len(states)
+            compact = False
+            states.clear()
         # The replay stops at the last event (``until``: the last of a log whose other cases
         # another replay has): fire only what was due strictly before it.
         stop = last_s if until is None else until
         if stop is not None:
             end = dt(stop - 1e-6, tz)
-            for cid, st in list(states.items()):
-                if keys is not None:
-                    keys.now = _FINISHING + keys.first[cid]
+            first = None if keys is None else keys.first  # read before absorb writes it
+            for i, (cid, st) in enumerate(items):
                 if not st.ended and st.next_wakeup_s is not None and st.next_wakeup_s < stop:
+                    if first is not None:
+                        keys.now = _FINISHING + first[cid]  # type: ignore[union-attr]
                     absorb(advance(st, end), cid)
+                    if not keep_states:
+                        del states[cid]
+                items[i] = None  # the state goes as soon as it is done with
+        del items
         if keys is None:
             records.sort_by_stop()
             breaches.sort(key=lambda b: b[0])
