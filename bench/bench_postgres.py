@@ -261,6 +261,7 @@ def _breakdown(url: str, lines: list[str], batch: int, extra: str = "") -> dict[
         _timed(_cache.StateCache, "decode", "decode states", acc),
         _timed(_cache.StateCache, "encode", "encode states", acc),
         _timed(postgres._PgTx, "add_outbox", "encode outbox", acc),
+        _timed(postgres._PgTx, "add_step_outbox", "encode outbox", acc),
         _timed(postgres._PgTx, "prefetch", "prefetch", acc),
         _timed(postgres._PgTx, "flush", "flush", acc, mark),
     ):
