@@ -29,10 +29,8 @@ in each state (the last 20 cycles per clock) with the case's current values.
 
 from __future__ import annotations
 
-import gc
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -44,6 +42,7 @@ from carepath._instants import round_micros as _r
 from carepath._native.backend import case_values, raw_outputs
 from carepath.drivers.cycles import ClockFact, ClockFacts, Ctx
 from carepath.drivers.eventfile import PROGRESS_LINES, BadEvent, ProgressHook, iter_plain_events
+from carepath.engine.batch_gc import batch_gc
 from carepath.errors import EventLogError
 from carepath.events import Event, event_from_line
 from carepath.state import CaseState
@@ -68,26 +67,6 @@ __all__ = [
     "replay_log",
     "replay_store",
 ]
-
-#: Garbage-collector thresholds while replaying: each engine step allocates short-lived cycles, and
-#: with the default thresholds the collector re-scans the growing set of live states over and over
-#: (measured: 60 % of a replay's time). Young collections every 100,000 allocations still free the
-#: cycles; full collections wait until the replay is over.
-BATCH_GC_THRESHOLDS = (100_000, 1000, 1000)
-
-
-@contextmanager
-def batch_gc() -> Iterator[None]:
-    """Raise the collector's thresholds for a batch job, restoring them afterwards."""
-    old = gc.get_threshold()
-    if old[0] == 0:  # the host disabled automatic collection: leave it alone
-        yield
-        return
-    gc.set_threshold(*(max(a, b) for a, b in zip(old, BATCH_GC_THRESHOLDS, strict=False)))
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
 
 
 def free_pages() -> Callable[[], object]:
