@@ -46,6 +46,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -86,14 +87,14 @@ def _worker(
         barrier.abort()  # the bench reports this row as not run rather than wait for ever
         raise
     barrier.wait()
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     rt.submit_many(lines, batch=batch)
-    submit_s = time.perf_counter() - t
+    submit_s, cpu = time.perf_counter() - t, time.process_time() - cpu
     barrier.wait()
     t = time.perf_counter()
     woken = rt.run_due(UNTIL)
     due_s = time.perf_counter() - t
-    out.put((submit_s, woken, due_s, rt.counters["applied"]))
+    out.put((submit_s, woken, due_s, rt.counters["applied"], cpu))
     store.close()
 
 
@@ -108,8 +109,12 @@ def _where(cp: Any) -> tuple[str, str]:
     return cp.__name__, str(Path(cp.__file__).resolve().parent.parent)
 
 
-def _pg(cp: Any, url: str, lines: list[str], workers: int, batch: int) -> tuple[float, float]:
-    """(events/s, wake-ups/s) of ``workers`` processes of package ``cp`` on a fresh schema."""
+def _pg(
+    cp: Any, url: str, lines: list[str], workers: int, batch: int
+) -> tuple[float, float, float]:
+    """(events/s, wake-ups/s, CPU µs per event) of ``workers`` processes of package ``cp`` on a
+    fresh schema; the CPU is the workers' while they submit plus the server's meanwhile (see
+    :func:`_postgres_cpu`)."""
     u = _schema_url(url)
     attr(cp, "runtime.open_store")(u).close()  # migrate once
     parts: list[list[str]] = [[] for _ in range(workers)]
@@ -123,9 +128,10 @@ def _pg(cp: Any, url: str, lines: list[str], workers: int, batch: int) -> tuple[
     for p in procs:
         p.start()
     barrier.wait()
-    t = time.perf_counter()
+    t, srv = time.perf_counter(), _postgres_cpu(_dbname(url))
     barrier.wait()
     submit_wall = time.perf_counter() - t
+    srv = _postgres_cpu(_dbname(url)) - srv
     t = time.perf_counter()
     res = [out.get() for _ in procs]
     due_wall = time.perf_counter() - t
@@ -137,7 +143,8 @@ def _pg(cp: Any, url: str, lines: list[str], workers: int, batch: int) -> tuple[
     assert applied == len(lines) == s.processed_count(), (applied, len(lines))
     s.drop()  # type: ignore[attr-defined]
     s.close()
-    return applied / submit_wall, woken / max(due_wall, 1e-9)
+    cpu = sum(r[4] for r in res) + srv
+    return applied / submit_wall, woken / max(due_wall, 1e-9), cpu / len(lines) * 1e6
 
 
 def _engine(cp: Any, lines: list[str]) -> tuple[float, float]:
@@ -175,8 +182,14 @@ def _sqlite(cp: Any, lines: list[str], batch: int) -> tuple[float, float]:
 
 
 # -- where one worker's time goes -------------------------------------------------------------------
-def _postgres_cpu() -> float:
-    """CPU seconds used so far by every process named ``postgres`` (server, backends, WAL writer)."""
+def _dbname(url: str) -> str:
+    return urlsplit(url).path.lstrip("/") or "postgres"
+
+
+def _postgres_cpu(db: str | None = None) -> float:
+    """CPU seconds used so far by every process named ``postgres`` (server, backends, WAL writer);
+    with ``db``, not the backends connected to another database (other jobs' tests on the same
+    server: a backend's command line is ``postgres: [cluster: ]user database host(port) …``)."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0
     for pid in os.listdir("/proc"):
@@ -185,9 +198,15 @@ def _postgres_cpu() -> float:
         try:
             with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
                 stat = f.read()
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().decode("utf-8", "replace").split()
         except OSError:
             continue
         name = stat[stat.find("(") + 1 : stat.rfind(")")]
+        if db is not None and name == "postgres":
+            host = next((i for i, w in enumerate(cmd) if "(" in w and w.endswith(")")), None)
+            if host is not None and host >= 2 and cmd[host - 1] != db:
+                continue  # a backend of another database
         if name == "postgres":
             fields = stat[stat.rfind(")") + 2 :].split()
             total += int(fields[11]) + int(fields[12])  # utime, stime
@@ -242,14 +261,15 @@ def _breakdown(url: str, lines: list[str], batch: int, extra: str = "") -> dict[
         _timed(_cache.StateCache, "decode", "decode states", acc),
         _timed(_cache.StateCache, "encode", "encode states", acc),
         _timed(postgres._PgTx, "add_outbox", "encode outbox", acc),
+        _timed(postgres._PgTx, "add_step_outbox", "encode outbox", acc),
         _timed(postgres._PgTx, "prefetch", "prefetch", acc),
         _timed(postgres._PgTx, "flush", "flush", acc, mark),
     ):
-        cpu0, srv0 = time.process_time(), _postgres_cpu()
+        cpu0, srv0 = time.process_time(), _postgres_cpu(_dbname(url))
         t = time.perf_counter()
         rt.submit_many(lines, batch=batch)
         wall = time.perf_counter() - t
-        cpu, srv = time.process_time() - cpu0, _postgres_cpu() - srv0
+        cpu, srv = time.process_time() - cpu0, _postgres_cpu(_dbname(url)) - srv0
     hits, misses = store.states.hits, store.states.misses  # type: ignore[attr-defined]
     store.drop()  # type: ignore[attr-defined]
     store.close()
@@ -270,24 +290,27 @@ def _breakdown(url: str, lines: list[str], batch: int, extra: str = "") -> dict[
 def _row(
     label: str,
     impls: list[tuple[str, Any]],
-    fn: Callable[[Any], tuple[float, float]],
+    fn: Callable[[Any], tuple[float, ...]],
     repeat: int,
     base: dict[str, tuple[float, float]] | None = None,
 ) -> dict[str, tuple[float, float]]:
     """Best of ``repeat`` (revisions interleaved) for each package; one printed line: events/s and
     wake-ups/s (and their ratio to ``base``, the one-worker row) of the current code, then each
-    revision's with now/then."""
+    revision's with now/then; where ``fn`` also gives CPU µs per event, the range over the runs
+    (``cpu lo–hi µs/ev``)."""
     best: dict[str, tuple[float, float]] = {}
+    cpus: dict[str, list[float]] = {}
     failed: dict[str, str] = {}
     for _ in range(repeat):
         for name, cp in impls:
             try:
-                ev, wk = fn(cp)
+                ev, wk, *cpu = fn(cp)
             except Exception as exc:  # an old revision that cannot run this row
                 failed[name] = f"n/a ({type(exc).__name__}: {str(exc)[:50]})"
                 continue
             got = best.get(name, (0.0, 0.0))
             best[name] = (max(got[0], ev), max(got[1], wk))
+            cpus.setdefault(name, []).extend(cpu)
     cells = []
     for name, _ in impls:
         if name not in best:
@@ -301,8 +324,13 @@ def _row(
             cell += f" {wk:>9,.0f}"
             if base and name in base:
                 cell += f" {wk / base[name][1]:>5.2f}×"
+        if cpus.get(name):
+            lo, hi = min(cpus[name]), max(cpus[name])
+            cell += f" cpu {lo:,.0f}–{hi:,.0f} µs/ev"
         if name != "now" and "now" in best:
             cell = f"{name}: {cell}, now/then {best['now'][0] / ev:.2f}×"
+            if cpus.get(name) and cpus.get("now"):
+                cell += f" (cpu {min(cpus[name]) / min(cpus['now']):.2f}×)"
         cells.append(cell)
     print(f"{label:36}" + "   ".join(cells), flush=True)
     return best

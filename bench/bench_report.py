@@ -245,6 +245,46 @@ def measured(
     return ru.ru_utime + ru.ru_stime, wall, kib / 1024, peak[0] / 1024, digest
 
 
+def against_rows(
+    rev: str, tmp: Path, cache: Path, workers: int
+) -> list[tuple[str, Callable[[], tuple[str, list[int]]]]]:
+    """The ``report`` and ``what-if`` rows of git revision ``rev`` (its sharded replay with
+    ``workers`` processes when it has one, else one process)."""
+    old = import_revision(rev)
+    opb = old.load(ROOT / "examples" / "vn-retail-support.yaml")
+    oother = old.load(tmp / "vn-retail-support-whatif.yaml")
+
+    try:  # a revision with the sharded replay runs with as many workers as this one
+        then_shard: Any = importlib.import_module("carepath_then.drivers.shard")
+    except ImportError:
+        then_shard = None
+
+    def then(pbs: list[Any]) -> Callable[[], tuple[str, list[int]]]:
+        def make() -> tuple[str, list[int]]:
+            rep = importlib.import_module("carepath_then.report")
+            collector = importlib.import_module("carepath_then.metrics").Collector
+            if then_shard is not None:
+                stats: dict[str, Any] = {}
+                rps = then_shard.replay_log_sharded(
+                    pbs, cache, collector, workers=workers, stats=stats
+                )
+            else:
+                rps = importlib.import_module("carepath_then.drivers.replay").replay_log(
+                    pbs, cache, collector
+                )
+            docs = [rep.build_report(p, rp) for p, rp in zip(pbs, rps, strict=True)]
+            doc = docs[0] if len(docs) == 1 else rep.compare_reports(docs[0], docs[1])
+            return rep.render(doc, "json"), []
+
+        return make
+
+    n_then = workers if then_shard is not None else 1
+    return [
+        (f"report, {rev}, {n_then}", then([opb])),
+        (f"what-if, {rev}, {n_then}", then([opb, oother])),
+    ]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=MILLION)
@@ -290,26 +330,7 @@ def main() -> int:
         (f"what-if, {workers} workers", now([pb, other], workers)),
     ]
     if args.against:
-        old = import_revision(args.against)
-        opb = old.load(ROOT / "examples" / "vn-retail-support.yaml")
-        oother = old.load(tmp / "vn-retail-support-whatif.yaml")
-
-        def then(pbs: list[Any]) -> Callable[[], tuple[str, list[int]]]:
-            def make() -> tuple[str, list[int]]:
-                rep = importlib.import_module("carepath_then.report")
-                rps = importlib.import_module("carepath_then.drivers.replay").replay_log(
-                    pbs, cache, importlib.import_module("carepath_then.metrics").Collector
-                )
-                docs = [rep.build_report(p, rp) for p, rp in zip(pbs, rps, strict=True)]
-                doc = docs[0] if len(docs) == 1 else rep.compare_reports(docs[0], docs[1])
-                return rep.render(doc, "json"), []
-
-            return make
-
-        rows += [
-            (f"report, {args.against}", then([opb])),
-            (f"what-if, {args.against}", then([opb, oother])),
-        ]
+        rows += against_rows(args.against, tmp, cache, workers)
     print(f"{args.events:,} events ({cache.name}); {len(rows)} rows, best of {args.repeat}")
     print(f"load average before: {Path('/proc/loadavg').read_text().split()[0]}")
     head = f"{'':28} {'CPU s':>8} {'wall s':>8} {'Σ peak RSS':>11} {'peak Σ PSS':>11}  sha256"
@@ -339,7 +360,7 @@ def main() -> int:
     )
     pairs = [(f"report, {workers} workers", f"what-if, {workers} workers")]
     if args.against:
-        pairs.append((f"report, {args.against}", f"what-if, {args.against}"))
+        pairs.append((rows[-2][0], rows[-1][0]))
     for rep, whatif in pairs:
         r, wi = results[rep], results[whatif]
         print(f"{whatif} ÷ {rep}: wall {wi[1] / r[1]:.2f}, CPU {wi[0] / r[0]:.2f}")

@@ -37,6 +37,7 @@ except ImportError:  # pragma: no cover - depends on the machine
     )
 
 from carepath._native import Unsupported, lower
+from carepath._native.backend import action_count, outbox_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = [
@@ -91,6 +92,10 @@ class Pair:
         if a[0] == "error":
             assert a[1] == b[1]
             return
+        # the outbox rows a store writes from the core's tuples, before anything read the
+        # native step's actions, are those of the reference's Action objects
+        assert outbox_rows(b[1]) == outbox_rows(a[1]), (name, args)
+        assert action_count(b[1]) == len(a[1].actions)
         assert _dump(a[1]) == _dump(b[1]), (name, args)
         self.sp, self.sn = a[1].state, b[1].state
         self.steps += 1

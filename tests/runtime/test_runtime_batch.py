@@ -7,6 +7,7 @@ path (a batch of one). Time is injected; nothing sleeps.
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from carepath.engine.batch_gc import BATCH_GC_THRESHOLDS
 from carepath.engine.engine import Engine
 from carepath.events import Event
 from carepath.runtime import Prefetched, Runtime, Store, Tx, open_store
@@ -146,6 +148,67 @@ def test_batch_equals_one_by_one_on_the_examples(store: Store) -> None:
     assert got == want
     assert snapshot(store) == snapshot(s)
     s.close()
+
+
+def test_batches_raise_the_collectors_thresholds_only_while_they_run(store: Store) -> None:
+    """Full collections over the live cases wait until the batches are over (``batch_gc``); the
+    host's thresholds are back afterwards, also when a batch fails."""
+    seen: list[tuple[int, ...]] = []
+    atomic = store.atomic
+
+    def spy(fn: Any) -> Any:
+        seen.append(gc.get_threshold())
+        return atomic(fn)
+
+    old = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    try:
+        store.atomic = spy  # type: ignore[method-assign]
+        rt = Runtime([mini("always")], store, clock=ManualClock(T0))
+        rt.submit_many([ev(f"g{k}", "ticket.opened", k, case=f"T-{k}") for k in range(5)], batch=2)
+        rt.run_due(T0 + timedelta(days=30))
+        assert seen and set(seen) == {BATCH_GC_THRESHOLDS}
+        assert gc.get_threshold() == (700, 10, 10)
+
+        def broken(fn: Any) -> Any:
+            raise OSError("disk gone")
+
+        store.atomic = broken  # type: ignore[method-assign]
+        with pytest.raises(OSError):
+            rt.submit_many([ev("g9", "ticket.opened", 9, case="T-9")])
+        assert gc.get_threshold() == (700, 10, 10)
+    finally:
+        gc.set_threshold(*old)
+        store.atomic = atomic  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("backend", ["native", "python"])
+def test_results_build_actions_and_signals_when_read_in_either_order(
+    store: Store, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store writes the outbox from the steps; a result's actions and signals are built when
+    read, in either order, equal to the engine's and to what the outbox holds."""
+    monkeypatch.setenv("CAREPATH_ENGINE", backend)
+    events = [ev(f"o{k}", "ticket.opened", k, case=f"T-{k % 3}") for k in range(6)]
+    events += [ev(f"a{k}", "ticket.answered", 30 + k, case=f"T-{k % 3}") for k in range(3)]
+    rt = Runtime([mini("always")], store, clock=ManualClock(T0))
+    assert rt.engines["mini"].backend == backend
+    results = rt.submit_many(events, batch=4)
+    engine = Engine(mini("always"), backend="python")
+    states: dict[str, Any] = {}
+    for k, (e, r) in enumerate(zip(events, results, strict=True)):
+        prev = states.get(e.case or "")
+        step = engine.start(e) if prev is None else engine.handle(prev, e)
+        states[e.case or ""] = step.state
+        first, second = ("actions", "signals") if k % 2 else ("signals", "actions")
+        got = {first: getattr(r, first), second: getattr(r, second)}
+        assert [a.to_dict() for a in got["actions"]] == [a.to_dict() for a in step.actions]
+        assert [x.to_dict() for x in got["signals"]] == [x.to_dict() for x in step.signals]
+        assert r.actions is got["actions"] and r.signals is got["signals"]  # built once
+    queued = sorted(json.dumps(i.action.to_dict(), sort_keys=True) for i in store.outbox())
+    made = sorted(json.dumps(a.to_dict(), sort_keys=True) for r in results for a in r.actions)
+    assert queued == made and made
+    assert rt.counters["actions"] == len(made)
 
 
 # -- a generated log: a batch of any size decides exactly what one-by-one decides -------------------

@@ -25,8 +25,8 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
+from carepath._instants import dumps, json_data, typed_data
 from carepath._instants import round_micros as _r
-from carepath._instants import typed_data
 from carepath._native.lower import Unsupported, lower
 from carepath._native.state_json import state_dict
 from carepath.errors import CarepathError, CaseError, InvalidEvent, SignalLoop
@@ -511,6 +511,46 @@ def signal_types(step: Any) -> list[str]:
         if out is not None:
             return [sig[0] for sig in out[2]]
     return [s.type for s in step.signals]
+
+
+def action_count(step: Any) -> int:
+    """How many actions a step produced, without building a native step's ``Action`` objects."""
+    try:
+        return len(object.__getattribute__(step, "actions"))
+    except AttributeError:
+        out = getattr(step, "_out", None)
+        if out is not None:
+            return len(out[1])
+    return len(step.actions)
+
+
+def outbox_rows(step: Any) -> list[tuple[str, str, str, str, str, float]]:
+    """The outbox rows of a step's actions, ``(playbook, id, case, type, JSON, available_at)``:
+    ``Action.to_json()`` and ``action.at.timestamp()`` of each, in order. A native step's are
+    written from the core's tuples, without building its ``Action`` objects (the same instant,
+    the same dictionary, the same text)."""
+    out = getattr(step, "_out", None)
+    if out is None:
+        return [
+            (a.playbook, a.id, a.case, a.type, a.to_json(), a.at.timestamp()) for a in step.actions
+        ]
+    ctx: _Native = object.__getattribute__(step, "state")._ctx
+    pbid, case, tz = ctx.engine.playbook.id, out[4], ctx.engine.tz
+    fromts = datetime.fromtimestamp
+    rows = []
+    for i, verb, params, at, src in out[1]:
+        d = fromts(at, tz)
+        doc = {
+            "id": i,
+            "playbook": pbid,
+            "case": case,
+            "type": verb,
+            "params": json_data(params),
+            "at": d.isoformat(),
+            "source": src,
+        }
+        rows.append((pbid, i, case, verb, dumps(doc), d.timestamp()))
+    return rows
 
 
 def raw_outputs(

@@ -29,10 +29,8 @@ in each state (the last 20 cycles per clock) with the case's current values.
 
 from __future__ import annotations
 
-import gc
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -44,6 +42,7 @@ from carepath._instants import round_micros as _r
 from carepath._native.backend import case_values, raw_outputs
 from carepath.drivers.cycles import ClockFact, ClockFacts, Ctx
 from carepath.drivers.eventfile import PROGRESS_LINES, BadEvent, ProgressHook, iter_plain_events
+from carepath.engine.batch_gc import batch_gc
 from carepath.errors import EventLogError
 from carepath.events import Event, event_from_line
 from carepath.state import CaseState
@@ -68,26 +67,6 @@ __all__ = [
     "replay_log",
     "replay_store",
 ]
-
-#: Garbage-collector thresholds while replaying: each engine step allocates short-lived cycles, and
-#: with the default thresholds the collector re-scans the growing set of live states over and over
-#: (measured: 60 % of a replay's time). Young collections every 100,000 allocations still free the
-#: cycles; full collections wait until the replay is over.
-BATCH_GC_THRESHOLDS = (100_000, 1000, 1000)
-
-
-@contextmanager
-def batch_gc() -> Iterator[None]:
-    """Raise the collector's thresholds for a batch job, restoring them afterwards."""
-    old = gc.get_threshold()
-    if old[0] == 0:  # the host disabled automatic collection: leave it alone
-        yield
-        return
-    gc.set_threshold(*(max(a, b) for a, b in zip(old, BATCH_GC_THRESHOLDS, strict=False)))
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
 
 
 def free_pages() -> Callable[[], object]:
@@ -454,7 +433,8 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
     roster: Roster = (),
 ) -> tuple[Callable[[Event], None], Callable[..., Replay]]:
     """``feed(event)`` for events in ``at`` order, and ``finish()`` → the :class:`Replay`;
-    ``keys`` (when given) is filled as the facts are (see :class:`Keys`)."""
+    ``keys`` (when given) is filled as the facts are (see :class:`Keys`). ``finish(until,
+    keep_states=False)`` counts the cases (``n_cases``) and drops their states."""
     from carepath.engine.engine import Engine
     from carepath.engine.router import route as _route
 
@@ -464,7 +444,7 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
     fast_key = start.key_text.strip().lstrip("=").strip() == "event.case"
     start_on = start.on
     reentry = start.reentry
-    mentions = engine.mentions
+    mentioned = engine.plan.mentioned  # what engine.mentions reads (a set), without the call
     advance = engine.advance
     handle = engine.handle
     out = Replay(playbook, kept=keep, facts=sink)
@@ -632,7 +612,7 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
         if key is not None:
             cid = current.get(key)
             st = states.get(cid) if cid is not None else None
-            if st is not None and not mentions(et):
+            if st is not None and et not in mentioned:
                 # a type the playbook never mentions: nothing to route, but the event still sees the
                 # case as it is at its instant (wake-ups due strictly before it fire)
                 if not st.ended and st.next_wakeup_s is not None and st.next_wakeup_s < ts:
@@ -670,18 +650,29 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
         if et in sink_types:
             sink(e, cid, st)  # type: ignore[misc]
 
-    def finish(until: float | None = None) -> Replay:
+    def finish(until: float | None = None, *, keep_states: bool = True) -> Replay:
+        nonlocal compact
         out.n_events, out.first_s, out.last_s = count, first_s, last_s
+        items: list[Any] = list(states.items())
+        if not keep_states:  # counted, then dropped as they are advanced: none made small
+            out.n_cases = len(states)
+            compact = False
+            states.clear()
         # The replay stops at the last event (``until``: the last of a log whose other cases
         # another replay has): fire only what was due strictly before it.
         stop = last_s if until is None else until
         if stop is not None:
             end = dt(stop - 1e-6, tz)
-            for cid, st in list(states.items()):
-                if keys is not None:
-                    keys.now = _FINISHING + keys.first[cid]
+            first = None if keys is None else keys.first  # read before absorb writes it
+            for i, (cid, st) in enumerate(items):
                 if not st.ended and st.next_wakeup_s is not None and st.next_wakeup_s < stop:
+                    if first is not None:
+                        keys.now = _FINISHING + first[cid]  # type: ignore[union-attr]
                     absorb(advance(st, end), cid)
+                    if not keep_states:
+                        del states[cid]
+                items[i] = None  # the state goes as soon as it is done with
+        del items
         if keys is None:
             records.sort_by_stop()
             breaches.sort(key=lambda b: b[0])

@@ -201,6 +201,24 @@ class Collector:
         self._names = name
         self.types: frozenset[str] = frozenset({*name.values(), *self._custom_by_type})
         """The event types the metrics read (a replay hands only these over)."""
+        #: the types whose samples group by the case's values (replies, reopenings and openings
+        #: are counted without them)
+        self._ctx_types = frozenset(
+            {
+                *(
+                    name[t]
+                    for t in (
+                        "survey.answered",
+                        "case.solved",
+                        "contact.handled",
+                        "order.placed",
+                        "order.returned",
+                        "complaint.filed",
+                    )
+                ),
+                *self._custom_by_type,
+            }
+        )
         self.case_fields: frozenset[str] = frozenset({"channel", *self._fields_read()})
         """The case fields the metrics read of a case's ``data``: ``channel`` (a grouping key) and
         those the custom metrics' expressions name (a replay keeps only these of an ended case)."""
@@ -274,7 +292,7 @@ class Collector:
         et = e.type
         name = self._names
         ts = e._ts
-        ctx = None if st is None else self._ctx_of(st)
+        ctx = None if st is None or et not in self._ctx_types else self._ctx_of(st)
         data = e.data
         day = self.day
         if et == name["survey.answered"]:

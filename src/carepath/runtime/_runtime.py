@@ -46,14 +46,15 @@ class SubmitResult:
     ``status``: ``applied`` | ``duplicate`` | ``rejected`` | ``ignored``; ``reason`` (rejected
     only): ``out_of_order`` | ``invalid`` | ``unknown_case`` | ``playbook_mismatch``; ``cases``:
     the new states of the cases the event was applied to; ``actions`` and ``signals``: what the
-    steps produced. Immutable; ``signals`` are built on first read (a runtime fed a file never
-    reads them).
+    steps produced. Immutable; ``actions`` and ``signals`` are built on first read (a runtime fed
+    a file never reads them: the store writes the outbox from the steps).
     """
 
     __slots__ = (
+        "_actions",
+        "_lazy",
         "_signals",
         "_steps",
-        "actions",
         "cases",
         "event_id",
         "message",
@@ -66,10 +67,11 @@ class SubmitResult:
     reason: str | None
     message: str
     cases: list[CaseState]
-    actions: list[Action]
     event_id: str | None
+    _actions: list[Action]
     _signals: list[Signal]
     _steps: tuple[Any, ...]
+    _lazy: int  # 1: the steps' actions not read yet; 2: their signals not read yet
 
     def __init__(
         self,
@@ -83,29 +85,43 @@ class SubmitResult:
         *,
         steps: Sequence[Any] = (),
     ) -> None:
-        """``steps``: whose signals come first, before ``signals``, when ``signals`` is read."""
-        for name, value in (
-            ("status", status),
-            ("reason", reason),
-            ("message", message),
-            ("cases", [] if cases is None else cases),
-            ("actions", [] if actions is None else actions),
-            ("event_id", event_id),
-            ("_signals", [] if signals is None else signals),
-            ("_steps", tuple(steps)),
-        ):
-            object.__setattr__(self, name, value)
+        """``steps``: whose actions and signals come first, before ``actions`` and ``signals``,
+        when those are read."""
+        _set(self, "status", status)
+        _set(self, "reason", reason)
+        _set(self, "message", message)
+        _set(self, "cases", [] if cases is None else cases)
+        _set(self, "_actions", [] if actions is None else actions)
+        _set(self, "event_id", event_id)
+        _set(self, "_signals", [] if signals is None else signals)
+        _set(self, "_steps", tuple(steps))
+        _set(self, "_lazy", 3 if steps else 0)
+
+    @property
+    def actions(self) -> list[Action]:
+        """The actions the steps produced, in order."""
+        if self._lazy & 1:
+            built = [x for step in self._steps for x in step.actions]
+            built.extend(self._actions)
+            _set(self, "_actions", built)
+            self._built(1)
+        return self._actions
 
     @property
     def signals(self) -> list[Signal]:
         """The signals the steps raised, in order."""
-        steps = self._steps
-        if steps:
-            built = [x for step in steps for x in step.signals]
+        if self._lazy & 2:
+            built = [x for step in self._steps for x in step.signals]
             built.extend(self._signals)
-            object.__setattr__(self, "_signals", built)
-            object.__setattr__(self, "_steps", ())
+            _set(self, "_signals", built)
+            self._built(2)
         return self._signals
+
+    def _built(self, part: int) -> None:
+        lazy = self._lazy & ~part
+        _set(self, "_lazy", lazy)
+        if not lazy:
+            _set(self, "_steps", ())
 
     @property
     def ok(self) -> bool:
@@ -128,6 +144,9 @@ class SubmitResult:
     def __repr__(self) -> str:
         inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__match_args__)
         return f"SubmitResult({inner})"
+
+
+_set = object.__setattr__
 
 
 class _Reject(Exception):
@@ -216,12 +235,13 @@ class Runtime(Allocating, Delivery):
         worker: str | None = None,
         roster: str | os.PathLike[str] | Sequence[Mapping[str, Any]] | Roster | None = None,
     ) -> None:
-        from carepath._native.backend import signal_types
+        from carepath._native.backend import action_count, signal_types
         from carepath.compile.ir import Playbook
         from carepath.engine.engine import Engine
         from carepath.engine.router import route
 
         self._signal_types = signal_types
+        self._action_count = action_count
 
         self._decide = route  # the one routing decision every runner shares
         pbs = [playbooks] if isinstance(playbooks, Playbook) else list(playbooks)
@@ -302,15 +322,18 @@ class Runtime(Allocating, Delivery):
         with a wake-up due strictly before the event's ``at`` is advanced (in the same transaction),
         and the runtime's clock, when it has ``advance_to``, follows the events.
         """
+        from carepath.engine.batch_gc import batch_gc
+
         out: list[SubmitResult] = []
         chunk: list[EventInput] = []
-        for ev in events:
-            chunk.append(ev)
-            if len(chunk) >= max(1, batch):
+        with batch_gc():  # full collections over the live cases wait until the batches are done
+            for ev in events:
+                chunk.append(ev)
+                if len(chunk) >= max(1, batch):
+                    out.extend(self._submit_chunk(chunk, timeline))
+                    chunk = []
+            if chunk:
                 out.extend(self._submit_chunk(chunk, timeline))
-                chunk = []
-        if chunk:
-            out.extend(self._submit_chunk(chunk, timeline))
         return out
 
     def _submit_chunk(self, chunk: Sequence[EventInput], timeline: bool) -> list[SubmitResult]:
@@ -479,16 +502,17 @@ class Runtime(Allocating, Delivery):
         now = self._now().timestamp()
         seen.add(ev.id)
         tx.mark_processed(ev.id, now)
-        actions: list[Action] = []
-        signals: list[Signal] = []  # the allocator's, after the steps' own
+        actions: list[Action] = []  # the allocator's, after the steps' own
+        signals: list[Signal] = []  # likewise
         states = []
         breaches = 0
+        n_actions = 0
         for opened, step in steps:
             st = step.state
             cache[(st.playbook, st.case)] = st
             tx.save(st, now)
-            tx.add_outbox(step.actions)
-            actions.extend(step.actions)
+            tx.add_step_outbox(step)
+            n_actions += self._action_count(step)
             breaches += sum(1 for t in self._signal_types(step) if t.endswith(".breached"))
             states.append(st)
             if opened:
@@ -507,7 +531,7 @@ class Runtime(Allocating, Delivery):
                 self._after_step(tx, ev, st, step.actions, cache, seen, tally, out)
             breaches += sum(1 for s in signals if s.type.endswith(".breached"))
         tally["assigned" if self._alloc_depth and status == "applied" else status] += 1
-        tally["actions"] += len(actions)
+        tally["actions"] += n_actions + len(actions)
         tally["breaches"] += breaches
         return SubmitResult(
             status,
@@ -590,22 +614,27 @@ class Runtime(Allocating, Delivery):
     def run_due(self, now: datetime | None = None) -> int:
         """Advance every case whose next wake-up is ≤ ``now`` (default: the clock); returns how many
         cases were advanced. Each batch of cases is one transaction."""
+        from carepath.engine.batch_gc import batch_gc
+
         t = (now or self._now()).timestamp()
         tally = Tally()
         total = 0
         done: set[tuple[str, str]] = set()
-        while True:
+        with batch_gc():
+            while True:
 
-            def unit(tx: Tx) -> int:
-                tally.clear()
-                return self._due_in_tx(tx, t, t + 0.5 * _US, {}, tally, done=done, limit=self.batch)
+                def unit(tx: Tx) -> int:
+                    tally.clear()
+                    return self._due_in_tx(
+                        tx, t, t + 0.5 * _US, {}, tally, done=done, limit=self.batch
+                    )
 
-            n = self.store.atomic(unit)
-            self.counters.update(tally)
-            total += n
-            if n < self.batch:
-                self._retry_queued()
-                return total
+                n = self.store.atomic(unit)
+                self.counters.update(tally)
+                total += n
+                if n < self.batch:
+                    self._retry_queued()
+                    return total
 
     def _due_in_tx(
         self,
@@ -668,10 +697,10 @@ class Runtime(Allocating, Delivery):
     def _write_due(self, tx: Tx, steps: Sequence[Any], t_engine: float, tally: Tally) -> None:
         for step in steps:
             tx.save(step.state, t_engine)
-            tx.add_outbox(step.actions)
+            tx.add_step_outbox(step)
             if self.roster:
                 self._after_step(tx, None, step.state, step.actions, None, None, tally)
-            tally["actions"] += len(step.actions)
+            tally["actions"] += self._action_count(step)
             tally["breaches"] += sum(1 for t in self._signal_types(step) if t.endswith(".breached"))
         tally["woken"] += len(steps)
 

@@ -45,6 +45,7 @@ import psycopg
 from psycopg import errors as pgerr
 from psycopg_pool import ConnectionPool
 
+from carepath._native.backend import outbox_rows
 from carepath.runtime._alloc_rows import AllocationRows
 from carepath.runtime._cache import StateCache
 from carepath.runtime._pg_schema import MIGRATIONS, SCHEMA_VERSION
@@ -335,6 +336,13 @@ class _PgTx(AllocationRows, Tx):
                 (a.playbook, a.id),
                 (a.playbook, a.id, a.case, a.type, a.to_json(), float(a.at.timestamp())),
             )
+
+    def add_step_outbox(self, step: Any) -> None:
+        box = self.outbox
+        for row in outbox_rows(step):
+            k = (row[0], row[1])
+            if k not in box:
+                box[k] = row
 
     def add_rejected(self, rejected: Rejected) -> None:
         ev = json.dumps(rejected.event, sort_keys=True, ensure_ascii=False, default=str)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
+from carepath._native.backend import outbox_rows
 from carepath.runtime._alloc_rows import SQLITE_MIGRATION, AllocationRows
 from carepath.runtime._cache import StateCache
 from carepath.runtime._sql import SqlReaders
@@ -286,6 +287,13 @@ class _SQLiteTx(AllocationRows, Tx):
             k = (a.playbook, a.id)
             if k not in box:
                 box[k] = (a.playbook, a.id, a.case, a.type, a.to_json(), a.at.timestamp())
+
+    def add_step_outbox(self, step: Any) -> None:
+        box = self.outbox
+        for row in outbox_rows(step):
+            k = (row[0], row[1])
+            if k not in box:
+                box[k] = row
 
     def add_rejected(self, rejected: Rejected) -> None:
         ev = json.dumps(rejected.event, sort_keys=True, ensure_ascii=False, default=str)

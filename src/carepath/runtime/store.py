@@ -209,6 +209,12 @@ class Tx(abc.ABC):
         """Queue actions as ``pending`` items available at their ``at``; an existing
         ``(playbook, id)`` is left as it is (a replayed step never duplicates an item)."""
 
+    def add_step_outbox(self, step: Any) -> None:
+        """:meth:`add_outbox` of an engine step's actions. The SQL stores take a native step's
+        rows straight from the core's tuples (:func:`carepath._native.backend.outbox_rows`),
+        without building its ``Action`` objects."""
+        self.add_outbox(step.actions)
+
     @abc.abstractmethod
     def add_rejected(self, rejected: Rejected) -> None:
         """Record a rejected event. The same event content rejected for the same reason is
