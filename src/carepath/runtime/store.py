@@ -33,6 +33,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
+from carepath._records import fast_init
 from carepath.errors import StoreError
 from carepath.runtime.erasure import Erasure, erase
 from carepath.state import Action, CaseState
@@ -57,6 +58,7 @@ CaseKey = tuple[str, str]
 T = TypeVar("T")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
     """One action waiting for (or done with) delivery. ``id`` is the action's id."""
