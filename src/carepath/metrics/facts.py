@@ -530,12 +530,11 @@ class Metrics:
         td = timedelta
         for clock, idx in by_clock.items():
             el, met = self.clock_series[clock] = (Series(), Series())
-            el.days = met.days = [days[i] for i in idx]
-            el.ctxs = met.ctxs = [ctx_col[i] for i in idx]
+            el.days = [days[i] for i in idx]
+            el.ctxs = [ctx_col[i] for i in idx]
             el.values = [td(seconds=elapsed[i]).total_seconds() for i in idx]
+            met.days, met.ctxs = el.days[:], el.ctxs[:]  # each series owns its columns
             met.values = [1.0 if met_col[i] == 1 else 0.0 for i in idx]
-            met.days = list(met.days)  # each series owns its columns (sort replaces them)
-            met.ctxs = list(met.ctxs)
         allmet = Series(
             [days[i] for i in kept],
             [ctx_col[i] for i in kept],

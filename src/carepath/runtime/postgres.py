@@ -45,9 +45,9 @@ import psycopg
 from psycopg import errors as pgerr
 from psycopg_pool import ConnectionPool
 
-from carepath._native.backend import outbox_rows
 from carepath.runtime._alloc_rows import AllocationRows
 from carepath.runtime._cache import StateCache
+from carepath.runtime._outbox_rows import OutboxRows
 from carepath.runtime._pg_schema import MIGRATIONS, SCHEMA_VERSION
 from carepath.runtime._sql import SqlReaders
 from carepath.runtime.store import (
@@ -58,7 +58,7 @@ from carepath.runtime.store import (
     StoreError,
     Tx,
 )
-from carepath.state import Action, CaseState
+from carepath.state import CaseState
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore", "parse_postgres_url"]
 
@@ -125,7 +125,7 @@ class _Conflict(Exception):
     """Another transaction processed one of this batch's event ids first: run the batch again."""
 
 
-class _PgTx(AllocationRows, Tx):
+class _PgTx(AllocationRows, OutboxRows, Tx):
     """One transaction on one connection; writes are buffered until :meth:`flush`."""
 
     _P = "%s"
@@ -329,20 +329,6 @@ class _PgTx(AllocationRows, Tx):
         self.cur.execute(sql, params)
         decode = self.s.states.decode
         return [decode(pb, key, text) for pb, key, text in self.cur.fetchall()]
-
-    def add_outbox(self, actions: Sequence[Action]) -> None:
-        for a in actions:
-            self.outbox.setdefault(
-                (a.playbook, a.id),
-                (a.playbook, a.id, a.case, a.type, a.to_json(), float(a.at.timestamp())),
-            )
-
-    def add_step_outbox(self, step: Any) -> None:
-        box = self.outbox
-        for row in outbox_rows(step):
-            k = (row[0], row[1])
-            if k not in box:
-                box[k] = row
 
     def add_rejected(self, rejected: Rejected) -> None:
         ev = json.dumps(rejected.event, sort_keys=True, ensure_ascii=False, default=str)

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
-from carepath._native.backend import outbox_rows
 from carepath.runtime._alloc_rows import SQLITE_MIGRATION, AllocationRows
 from carepath.runtime._cache import StateCache
+from carepath.runtime._outbox_rows import OutboxRows
 from carepath.runtime._sql import SqlReaders
 from carepath.runtime._wakeups import WakeupWindow, rows_after
 from carepath.runtime.erasure import SQLITE_MIGRATION as PII_MIGRATION
@@ -41,7 +41,7 @@ from carepath.runtime.store import (
     StoreError,
     Tx,
 )
-from carepath.state import Action, CaseState
+from carepath.state import CaseState
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
@@ -134,7 +134,7 @@ def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
     return path, query
 
 
-class _SQLiteTx(AllocationRows, Tx):
+class _SQLiteTx(AllocationRows, OutboxRows, Tx):
     """One transaction under the database's write lock. Case, processed-id and outbox writes are
     buffered and sent at commit (or before a read that could depend on them) as one prepared
     ``executemany`` per table; a case saved twice is encoded once, as it ends the batch. Reads
@@ -280,20 +280,6 @@ class _SQLiteTx(AllocationRows, Tx):
             for st, _ in self.saves.values():
                 self.window.saved(st)
         return self.window.due(now, limit, playbooks, exclude, self.saves)
-
-    def add_outbox(self, actions: Sequence[Action]) -> None:
-        box = self.outbox
-        for a in actions:
-            k = (a.playbook, a.id)
-            if k not in box:
-                box[k] = (a.playbook, a.id, a.case, a.type, a.to_json(), a.at.timestamp())
-
-    def add_step_outbox(self, step: Any) -> None:
-        box = self.outbox
-        for row in outbox_rows(step):
-            k = (row[0], row[1])
-            if k not in box:
-                box[k] = row
 
     def add_rejected(self, rejected: Rejected) -> None:
         ev = json.dumps(rejected.event, sort_keys=True, ensure_ascii=False, default=str)
