@@ -200,6 +200,19 @@ def test_claim_and_nack_bodies_are_checked(http: httpx.Client) -> None:
     assert r.status_code == 422
 
 
+def test_claim_and_nack_bodies_without_a_content_type_are_read_as_json(
+    http: httpx.Client,
+) -> None:
+    # SPEC §9: the bodies are JSON objects; as POST /events, claim and nack read a body sent
+    # without a Content-Type header (`requests.post(url, data=json.dumps(...))`) as JSON
+    r = http.post("/outbox/claim", content=b'{"limit": 1, "types": ["no.such.type"]}')
+    assert r.status_code == 200 and r.json() == []
+    r = http.post("/outbox/claim", content=b'{"limit": 0}')
+    assert r.status_code == 422 and "limit" in r.json()["detail"]
+    r = http.post("/outbox/nobody:1/nack", content=b'{"retry_in_s": 5, "reason": "busy"}')
+    assert r.status_code == 200 and r.json() == {"ok": False}
+
+
 def test_healthz_and_metrics(http: httpx.Client) -> None:
     assert http.get("/healthz").json() == {"status": "ok"}
     http.post("/events", json=event("x1", "ticket.opened", "X-1", ago(minutes=1)))

@@ -137,6 +137,8 @@ def create_app(service: Service, *, lifespan: Any = None) -> FastAPI:  # noqa: C
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        # a JSON body sent without a Content-Type is read as JSON, as POST /events reads it
+        strict_content_type=False,
     )
     deps = [Depends(_Bearer(service.token))] if service.token is not None else []
     api = APIRouter(dependencies=deps, responses=_UNAUTHORIZED if deps else {})
