@@ -140,6 +140,21 @@ def test_cases_are_listed_by_key_in_pages_with_filters(http: httpx.Client) -> No
         assert r.status_code == 422 and isinstance(r.json()["detail"], str), bad
 
 
+def test_an_empty_cases_query_parameter_is_no_filter(http: httpx.Client) -> None:
+    # SPEC §9 writes `GET /cases?playbook=&stage=&breached=&limit=&after=`: a parameter given
+    # empty (as httpx sends one whose value is None) filters nothing and keeps its default
+    t = ago(minutes=1)
+    http.post("/events", json=[event(f"q{k}", "ticket.opened", k, t) for k in ("Q-1", "Q-2")])
+    every = http.get("/cases", params={"after": "Q-", "limit": 1000}).json()
+    assert [c["case"] for c in every][:2] == ["Q-1", "Q-2"]
+    r = http.get("/cases?playbook=&stage=&breached=&limit=&after=")
+    assert r.status_code == 200
+    assert r.json() == http.get("/cases").json()
+    blank = {"playbook": None, "stage": None, "breached": None, "limit": 1000, "after": "Q-"}
+    r = http.get("/cases", params=blank)
+    assert r.status_code == 200 and r.json() == every
+
+
 def test_serve_fires_wake_ups_itself_on_the_real_clock(http: httpx.Client) -> None:
     # opened two hours ago: its 30-minute reply clock breached, and its 1-hour notify is due
     http.post("/events", json=event("w1", "ticket.opened", "W-1", ago(hours=2)))
