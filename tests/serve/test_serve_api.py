@@ -62,6 +62,11 @@ def test_one_event_or_an_array_each_answered_in_order(http: httpx.Client) -> Non
         (None, "rejected", "invalid"),
     ]
     assert "missing field `at`" in r.json()[4]["message"]
+    # a JSON string in the body is a JSON value that is not an object, as 7 is (not a raw line)
+    assert [x["message"] for x in r.json()[5:]] == [
+        "an event is a JSON object, got int",
+        "an event is a JSON object, got str",
+    ]
     assert http.post("/events", json=[]).json() == []
 
 
