@@ -1551,7 +1551,7 @@ impl<'a, 'py> Run<'a, 'py> {
         let nw = items.first().map(|x| x.0);
         let items_py = PyList::empty(py);
         for (d, _, k, n) in &items {
-            items_py.append((*d, *k, n.as_str()))?;
+            items_py.append((*d, *k, py_key(py, n)))?;
         }
         if self.pending.len() > 1 {
             self.pending.sort_by(|a, b| {
@@ -1571,7 +1571,8 @@ impl<'a, 'py> Run<'a, 'py> {
                 Some(d) => d.clone_ref(py),
                 None => py.None(),
             };
-            signals.append((s.type_.as_str(), s.at, s.sla.as_deref(), s.cycle, rec, data))?;
+            let sla = s.sla.as_deref().map(|x| py_key(py, x));
+            signals.append((py_key(py, &s.type_), s.at, sla, s.cycle, rec, data))?;
         }
         let data: PyObj = match &self.data_w {
             Some(w) => w.clone().into_any().unbind(),
