@@ -15,13 +15,6 @@ with three things that only one process can decide handled as follows:
   key) is decoded for its share; an event that turns out to belong to another share makes the
   log replay in one process instead (never a wrong result, at worst the time of one process).
 
-A what-if replays several playbooks. When its workers are a multiple of its playbooks (two
-workers, two playbooks), each playbook gets its own workers (:func:`plan`): a worker then decodes
-the lines of its share for its one playbook, so the replays of the two playbooks run side by side
-instead of one after the other in every worker; the bad lines are said by the first playbook's
-workers only, and duplicates are told apart among the shares of one playbook. Otherwise every
-worker replays every playbook over its share, decoding each line once for all of them.
-
 Only a JSONL file qualifies, under playbooks whose case key is ``event.case``; anything else, and
 any failure in a worker, replays in one process (:func:`~carepath.drivers.replay.replay_log`),
 which then raises what it raises. The merged :class:`~carepath.drivers.replay.Replay` keeps no
@@ -127,7 +120,7 @@ def replay_log_sharded(
             for rp in replays:
                 rp.bad = list(bad)
             if stats is not None:
-                stats.update(workers=len(rss), worker_rss_kib=rss)
+                stats.update(workers=n, worker_rss_kib=rss)
             return replays
     return replay_log(playbooks, source, sink, progress=progress)
 
@@ -197,18 +190,13 @@ class _Share:
         me: int,
         workers: int,
         told: Any = None,
-        *,
-        slot: int | None = None,
-        says_bad: bool = True,
     ) -> None:
         self.playbooks, self.path, self.sink = playbooks, path, sink
         self.me, self.workers = me, workers
         self.told = told  # shared with the parent: (bytes, lines) read by each worker
-        self.slot = me if slot is None else slot  # this worker's place in ``told``
-        self.says_bad = says_bad  # the bad lines are said by the workers of one playbook only
 
     def _hook(self) -> ProgressHook | None:
-        told, at = self.told, 2 * self.slot
+        told, at = self.told, 2 * self.me
         if told is None:
             return None
 
@@ -221,7 +209,6 @@ class _Share:
         """``(line number, event)`` of this share, in file order; its bad lines into ``bad``.
         Each line is decoded once, and only when it may be this share's (see the module)."""
         me, workers = self.me, self.workers
-        says = self.says_bad
         crc = zlib.crc32
         plain = [False]  # the line being read shows its case (this share's) in its text
 
@@ -238,13 +225,13 @@ class _Share:
                 if isinstance(item, Line):
                     number, text, problem = item
                     if problem is not None:  # the reader's (too long, not UTF-8): said once
-                        if says and (shown or me == 0):  # by its share, or by the first
+                        if shown or me == 0:  # by its share, or by the first
                             bad.append(BadEvent(number, problem, text))
                         continue
                     try:
                         e = decode(text)
                     except (ValueError, TypeError) as exc:
-                        if says and (shown or me == 0):  # its share's, or one nobody can place
+                        if shown or me == 0:  # this share's line, or one nobody can place
                             bad.append(BadEvent(number, str(exc), text))
                         continue
                 else:
@@ -418,25 +405,15 @@ def replay_sharded(
     :data:`PROGRESS_POLL_S` seconds while they read, the least bytes and lines any of them has
     consumed (what every worker is past), through memory shared with them."""
     ctx = multiprocessing.get_context("fork")
-    groups, shares = plan(len(playbooks), workers)
-    jobs = [(g, me) for g in range(len(groups)) for me in range(shares)]
-    told = None if progress is None else ctx.RawArray("q", 2 * len(jobs))
+    told = None if progress is None else ctx.RawArray("q", 2 * workers)
     conns = []
     procs = []
     try:
-        for slot, (g, me) in enumerate(jobs):
-            share = _Share(
-                [playbooks[i] for i in groups[g]],
-                path,
-                sink,
-                me,
-                shares,
-                told,
-                slot=slot,
-                says_bad=g == 0,
-            )
+        for me in range(workers):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_work, args=(share, child))
+            proc = ctx.Process(
+                target=_work, args=(_Share(playbooks, path, sink, me, workers, told), child)
+            )
             proc.start()
             child.close()
             conns.append(parent)
@@ -457,30 +434,16 @@ def replay_sharded(
             if proc.is_alive():
                 proc.kill()
                 proc.join()
+    parts = [d[1] for d in done]
     bad = sorted((b for d in done for b in d[2]), key=lambda b: b.line)
     rss = [d[3] for d in done]
-    replays: list[Replay | None] = [None] * len(playbooks)
-    for g, members in enumerate(groups):
-        mine = [d for (dg, _), d in zip(jobs, done, strict=True) if dg == g]
-        previous = None
-        for h in heapq.merge(*(d[4] for d in mine)):  # each share's hashes: sorted, distinct
-            if h == previous:  # the same id (or, once in 10^7 logs, the same hash) in two shares
-                raise ShardFailed("two shares of the cases met the same event id")
-            previous = h
-        for k, i in enumerate(members):
-            replays[i] = _merge(playbooks[i], [d[1][k] for d in mine], sink)
-    return [rp for rp in replays if rp is not None], bad, rss
-
-
-def plan(playbooks: int, workers: int) -> tuple[list[list[int]], int]:
-    """How ``workers`` processes split the replays of ``playbooks`` playbooks: ``(groups,
-    shares)``, each group of playbooks replayed by ``shares`` workers, one share of the cases
-    each. A what-if whose workers are a multiple of its playbooks gives each playbook its own
-    workers (each decodes the lines it replays, and no replay waits for another's); otherwise
-    every worker replays every playbook over its share, decoding each line once for all."""
-    if playbooks > 1 and workers >= playbooks and workers % playbooks == 0:
-        return [[i] for i in range(playbooks)], workers // playbooks
-    return [list(range(playbooks))], workers
+    previous = None
+    for h in heapq.merge(*(d[4] for d in done)):  # each share's hashes are sorted and distinct
+        if h == previous:  # the same id (or, once in 10^7 logs, the same hash) in two shares
+            raise ShardFailed("two shares of the cases met the same event id")
+        previous = h
+    replays = [_merge(pb, [part[i] for part in parts], sink) for i, pb in enumerate(playbooks)]
+    return replays, bad, rss
 
 
 def _watch(conns: list[Any], told: Any, progress: ProgressHook) -> None:
