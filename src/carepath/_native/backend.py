@@ -93,7 +93,7 @@ def attach(engine: Engine, backend: str, step_cls: type) -> None:
 
 def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
     from carepath.compile.ir import AGENT_ASSIGNED, CONSENT_PREFIX
-    from carepath.durations import parse_duration
+    from carepath.durations import add_months, parse_duration
     from carepath.engine.delivery import assignee_updates, consent_updates
     from carepath.expr.types import coerce as _coerce
     from carepath.expr.types import describe
@@ -111,10 +111,16 @@ def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
         wall = (local.replace(tzinfo=None) + timedelta(days=days)).replace(tzinfo=tz)
         return _r(wall.timestamp())
 
+    def wall_months(t: float, months: int, days: int) -> float:
+        # the reference's calendar months then days (CaseRun.delay_due), in the playbook's zone
+        local = add_months(fromts(t, tz).replace(tzinfo=None), months)
+        wall = (local + timedelta(days=days)).replace(tzinfo=tz)
+        return _r(wall.timestamp())
+
     @functools.lru_cache(maxsize=64)
-    def duration(text: Any) -> tuple[float, int, int]:
+    def duration(text: Any) -> tuple[float, int, int, int]:
         d = parse_duration(text)
-        return (float(d.seconds), int(d.days), int(d.business_days))
+        return (float(d.seconds), int(d.days), int(d.business_days), int(d.months))
 
     def iso(t: float) -> str:
         return fromts(t, tz).isoformat()
@@ -158,6 +164,7 @@ def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
         "dt": dt,
         "record": record,
         "wall_days": wall_days,
+        "wall_months": wall_months,
         "duration": duration,
         "iso": iso,
         "coerce": coerce,
