@@ -9,6 +9,7 @@ pub mod engine;
 pub mod expr;
 pub mod lines;
 pub mod state;
+pub mod state_json;
 pub mod value;
 
 #[pymodule]
