@@ -44,3 +44,7 @@ def _share_lines(
 ) -> tuple[list[tuple[int, bool, bytes]], int, int]:
     """The whole lines of ``block`` worker ``me`` of ``workers`` reads (``carepath.drivers.shard``):
     ``(index, shown, line)`` for each, the lines consumed and their bytes."""
+
+def _timedelta_seconds(x: float) -> float | None:
+    """``timedelta(seconds=x).total_seconds()`` as ``CoreState.to_json`` computes it (``None``:
+    beyond 2**53 microseconds or not finite, where the Python path writes the state)."""

@@ -20,5 +20,6 @@ fn carepath_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     calendar::register(m)?;
     expr::register(m)?;
     lines::register(m)?;
+    state_json::register(m)?;
     Ok(())
 }

@@ -293,6 +293,27 @@ def test_floats_of_every_magnitude_are_spelled_as_orjson_spells_them() -> None:
     assert '"x":' + orjson.dumps(xs).decode() in text
 
 
+def test_random_floats_and_ties_are_spelled_as_orjson_spells_them() -> None:
+    """Random bit patterns, and floats halfway between two shortest spellings (``repr`` and
+    orjson take the even digit: ``562949953421312.2`` for ``2**49 + 0.25``)."""
+    import random
+    import struct
+
+    import orjson
+
+    rnd = random.Random(17)
+    xs = [struct.unpack("d", struct.pack("Q", rnd.getrandbits(64)))[0] for _ in range(5000)]
+    xs += [
+        float(rnd.getrandbits(rnd.randint(40, 56))) + rnd.choice([0.25, 0.125, 0.5])
+        for _ in range(3000)
+    ]
+    xs = [x for x in xs if math.isfinite(x)] + [2.0**49 + 0.25]
+    text = core_text(_desk_state({"x": xs}))
+    assert text is not None
+    assert '"x":' + orjson.dumps(xs).decode() in text
+    assert "562949953421312.2]" in text
+
+
 @SETTINGS
 @given(xs=st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=50))
 def test_generated_floats_are_spelled_as_orjson_spells_them(xs: list[float]) -> None:
@@ -330,3 +351,22 @@ def test_a_core_without_the_writer_takes_the_python_path() -> None:
     object.__setattr__(state, "_core", OldCore(state._core))
     assert state.to_json() == text
     assert _DESK.to_json() == core_text(_DESK)
+
+
+@SETTINGS
+@given(
+    x=st.floats(-9e9, 9e9, allow_nan=False)
+    | st.integers(-(10**15), 10**15).map(lambda us: us / 1e6 + 5e-7)
+    | st.integers(-(10**9), 10**9).map(lambda s: s + 0.0000015)
+)
+@example(x=0.0000005)
+@example(x=-0.0000025)
+@example(x=3600.1234565)
+def test_seconds_are_read_as_a_timedelta_holds_them(x: float) -> None:
+    """A history row's durations: ``timedelta(seconds=x)`` rounds the fraction's microseconds
+    half to even (``_secs`` in ``state_json``); the core reproduces it."""
+    from carepath_core import _timedelta_seconds
+
+    assert _timedelta_seconds(x) == timedelta(seconds=x).total_seconds()
+    assert _timedelta_seconds(float("nan")) is None
+    assert _timedelta_seconds(1e10) is None
