@@ -489,3 +489,17 @@ def test_generate_refuses_at_once_what_would_leave_the_supported_instants(
 
     with pytest.raises(ValueError):
         generate("retail", **kwargs)  # raised by the call, before any event is asked for
+
+
+def test_event_raises_value_error_for_a_missing_type_or_at() -> None:
+    # SPEC §7: `Event(...)` itself raises ValueError for a missing type or an `at` that is not an
+    # aware datetime: left out altogether, too (not a TypeError about a missing argument)
+    with pytest.raises(ValueError, match="`type`"):
+        Event(id="e", at=T0, case="C-1")
+    with pytest.raises(ValueError, match="`type`"):
+        Event(id="e", type=None, at=T0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="`at`"):
+        Event(id="e", type="t", case="C-1")
+    with pytest.raises(ValueError, match="`at`"):
+        Event(id="e", type="t", at=None)  # type: ignore[arg-type]
+    assert Event("e", "t", T0).type == "t"

@@ -46,6 +46,9 @@ __all__ = [
 MAX_EVENT_BYTES = 256 * 1024
 MAX_EVENT_DEPTH = 32
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+#: What ``Event(...)`` holds for a ``type`` or ``at`` left out: it raises ``ValueError`` (SPEC §7),
+#: as for an empty type or a naive ``at``, not a ``TypeError`` about a missing argument.
+_MISSING: Any = object()
 _MIN_S = MIN_INSTANT.timestamp()
 _MAX_S = MAX_INSTANT.timestamp()
 
@@ -193,13 +196,15 @@ class Event:
     def __init__(
         self,
         id: str,
-        type: str,
-        at: datetime,
+        type: str = _MISSING,
+        at: datetime = _MISSING,
         case: str | None = None,
         data: Mapping[str, Any] | None = None,
     ) -> None:
         if not isinstance(type, str) or not type:
             raise ValueError("an event needs a non-empty `type`")
+        if at is _MISSING:
+            raise ValueError("an event needs an `at`: an aware datetime")
         if not isinstance(at, datetime):
             raise ValueError(f"event `at` must be an aware datetime, got {at!r}")
         if at.tzinfo is None or at.utcoffset() is None:

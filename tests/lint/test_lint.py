@@ -409,6 +409,32 @@ def test_bd_timer_counts_in_the_channel_calendar() -> None:
     assert got == [("CP607", "stages.new.after[0].in")]
 
 
+def test_channel_value_without_a_channel_entry_is_a_warning_not_an_error() -> None:
+    # SPEC §2 declares `facebook` among the values of field `channel` without a `channels` entry,
+    # and §4.4: "`calendar: channel` on a case with ... a channel without a calendar uses
+    # `always`; validation warns when a clock can run on such a case".
+    head = HEAD.replace("values: [chat, email]", "values: [chat, facebook, email]")
+    assert channel_clock(head) == [("CP607", "fields.channel.values[1]")]
+    office = head.replace(
+        "tiers:", 'calendars: {office: {hours: {mon-fri: ["09:00-17:00"]}}}\ntiers:'
+    )
+    named = findings(
+        """
+        stages:
+          new: {initial: true, on: {close: done}, after: [{in: 1d, to: done}]}
+          done: {final: true}
+        slas:
+          x:
+            start: {on: case.opened}
+            stop: {on: close}
+            calendar: office
+            targets: [{within: 8h}]
+    """,
+        office,
+    )
+    assert named == []  # nothing counts in the case channel's calendar: nothing to warn of
+
+
 # -- CP508 -------------------------------------------------------------------------------------
 
 

@@ -62,6 +62,11 @@ def test_one_event_or_an_array_each_answered_in_order(http: httpx.Client) -> Non
         (None, "rejected", "invalid"),
     ]
     assert "missing field `at`" in r.json()[4]["message"]
+    # a JSON string in the body is a JSON value that is not an object, as 7 is (not a raw line)
+    assert [x["message"] for x in r.json()[5:]] == [
+        "an event is a JSON object, got int",
+        "an event is a JSON object, got str",
+    ]
     assert http.post("/events", json=[]).json() == []
 
 
@@ -140,6 +145,21 @@ def test_cases_are_listed_by_key_in_pages_with_filters(http: httpx.Client) -> No
         assert r.status_code == 422 and isinstance(r.json()["detail"], str), bad
 
 
+def test_an_empty_cases_query_parameter_is_no_filter(http: httpx.Client) -> None:
+    # SPEC §9 writes `GET /cases?playbook=&stage=&breached=&limit=&after=`: a parameter given
+    # empty (as httpx sends one whose value is None) filters nothing and keeps its default
+    t = ago(minutes=1)
+    http.post("/events", json=[event(f"q{k}", "ticket.opened", k, t) for k in ("Q-1", "Q-2")])
+    every = http.get("/cases", params={"after": "Q-", "limit": 1000}).json()
+    assert [c["case"] for c in every][:2] == ["Q-1", "Q-2"]
+    r = http.get("/cases?playbook=&stage=&breached=&limit=&after=")
+    assert r.status_code == 200
+    assert r.json() == http.get("/cases").json()
+    blank = {"playbook": None, "stage": None, "breached": None, "limit": 1000, "after": "Q-"}
+    r = http.get("/cases", params=blank)
+    assert r.status_code == 200 and r.json() == every
+
+
 def test_serve_fires_wake_ups_itself_on_the_real_clock(http: httpx.Client) -> None:
     # opened two hours ago: its 30-minute reply clock breached, and its 1-hour notify is due
     http.post("/events", json=event("w1", "ticket.opened", "W-1", ago(hours=2)))
@@ -198,6 +218,19 @@ def test_claim_and_nack_bodies_are_checked(http: httpx.Client) -> None:
     assert r.status_code == 400
     r = http.post("/outbox/a:1/nack", json={"retry_in_s": -1})
     assert r.status_code == 422
+
+
+def test_claim_and_nack_bodies_without_a_content_type_are_read_as_json(
+    http: httpx.Client,
+) -> None:
+    # SPEC §9: the bodies are JSON objects; as POST /events, claim and nack read a body sent
+    # without a Content-Type header (`requests.post(url, data=json.dumps(...))`) as JSON
+    r = http.post("/outbox/claim", content=b'{"limit": 1, "types": ["no.such.type"]}')
+    assert r.status_code == 200 and r.json() == []
+    r = http.post("/outbox/claim", content=b'{"limit": 0}')
+    assert r.status_code == 422 and "limit" in r.json()["detail"]
+    r = http.post("/outbox/nobody:1/nack", content=b'{"retry_in_s": 5, "reason": "busy"}')
+    assert r.status_code == 200 and r.json() == {"ok": False}
 
 
 def test_healthz_and_metrics(http: httpx.Client) -> None:

@@ -30,7 +30,6 @@ __all__ = [
 ]
 
 CheckRef = Callable[..., None]
-Hint = Callable[[str, list[str]], "str | None"]
 
 
 def consent_channels(spec: PlaybookSpec) -> tuple[str, ...]:
@@ -44,7 +43,7 @@ def consent_channels(spec: PlaybookSpec) -> tuple[str, ...]:
 
 
 def compile_channels(
-    spec: PlaybookSpec, rep: Reporter, calendar_names: list[str], check_ref: CheckRef, hint: Hint
+    spec: PlaybookSpec, rep: Reporter, calendar_names: list[str], check_ref: CheckRef
 ) -> dict[str, ChannelDef]:
     """Every declared channel's calendar and cap; problems go to ``rep``."""
     out: dict[str, ChannelDef] = {}
@@ -75,14 +74,4 @@ def compile_channels(
                 for i, template in enumerate(cap.exempt):
                     check_ref(template, templates, "CP306", "template", (*path, "exempt", i))
         out[name] = ChannelDef(name, cal, bool(ch and ch.automated), per, mx, mode, exempt)
-    chan = spec.fields.get("channel")
-    if chan is not None and chan.type == "enum" and spec.channels:
-        for i, v in enumerate(chan.values or []):
-            if v not in spec.channels:
-                rep.add(
-                    "CP304",
-                    f"channel {v!r} of field `channel` is not declared under `channels`",
-                    ("fields", "channel", "values", i),
-                    hint=hint(v, list(spec.channels)),
-                )
     return out

@@ -247,7 +247,7 @@ class _Compiler:
         return compile_calendars(self.spec, self.rep)
 
     def compile_channels(self) -> dict[str, ChannelDef]:
-        return compile_channels(self.spec, self.rep, self.calendar_names, self.check_ref, self.hint)
+        return compile_channels(self.spec, self.rep, self.calendar_names, self.check_ref)
 
     def sets(
         self, values: Mapping[str, Any] | None, path: tuple[str | int, ...], env: TypeEnv

@@ -1,7 +1,7 @@
 """Semantic checks of a compiled playbook (SPEC §5): :func:`lint` runs them all — the stage-graph
 checks of :mod:`carepath.lint.graph`, the signal cycles of :mod:`carepath.lint.signals`, and here
 CP505/CP606 thresholds, CP605 shadowed segments and CP607 ``calendar: channel`` where the channel
-can be unset; :mod:`carepath.lint.delivery` CP620/CP621 (consent and caps). The goals are checked from the model by :mod:`carepath.lint.goals` (the compiler runs
+can be unset or has no calendar; :mod:`carepath.lint.delivery` CP620/CP621 (consent and caps). The goals are checked from the model by :mod:`carepath.lint.goals` (the compiler runs
 them, so they are reported even when another section does not compile).
 
 Everything here reads a compiled :class:`~carepath.compile.ir.Playbook` and reports into the
@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
+from carepath.diagnostics import path_str
 from carepath.lint.delivery import check_delivery
 from carepath.lint.graph import (
     ClockAnalysis,
@@ -72,54 +73,72 @@ def _channel_may_be_unset(pb: Playbook) -> str | None:
 
 def check_channel_calendar(graph: Graph, analysis: ClockAnalysis, rep: Reporter) -> None:
     """CP607: ``calendar: channel`` (the clocks' default, and ``bd`` timers') where the case's
-    channel can be unset, so the clock silently counts 24×7."""
+    channel can be unset, or be a value of field ``channel`` with no entry under ``channels``
+    (SPEC §4.4: both count in ``always``), so the clock silently counts 24×7."""
     pb = graph.pb
-    why = _channel_may_be_unset(pb)
-    if why is None:
+    users = list(_channel_calendar_users(pb, analysis))
+    if not users:
         return
-    hint = "set a default channel, set it in `start.set`, or name a calendar (`calendar: office`)"
+    why = _channel_may_be_unset(pb)
+    if why is not None:
+        hint = (
+            "set a default channel, set it in `start.set`, or name a calendar (`calendar: office`)"
+        )
+        for what, path, key in users:
+            rep.add("CP607", f"{what}, but {why}; such cases count 24×7", path, key=key, hint=hint)
+    field = pb.spec.fields.get("channel")
+    if field is None or field.type != "enum" or not pb.spec.channels:
+        return
+    first = users[0][1]
+    for i, v in enumerate(field.values or ()):
+        if v not in pb.spec.channels:
+            rep.add(
+                "CP607",
+                f"channel {v!r} of field `channel` has no entry under `channels`, so on such a "
+                f"case the case channel's calendar is `always` (24×7), e.g. for {path_str(first)}",
+                ("fields", "channel", "values", i),
+                hint=f"declare it: `channels: {{{v}: {{calendar: office}}}}`",
+            )
+
+
+def _channel_calendar_users(
+    pb: Playbook, analysis: ClockAnalysis
+) -> Iterator[tuple[str, Path, bool]]:
+    """What counts in the case channel's calendar: ``(description, path, at the key)``."""
     for name, c in pb.clocks.items():
         if not analysis.can_open.get(name, False):
             continue
-        uses = c.calendar == "channel" and any(t.calendar is None for t in c.targets)
-        if uses:
+        if c.calendar == "channel" and any(t.calendar is None for t in c.targets):
             explicit = "calendar" in pb.spec.slas[name].model_fields_set
-            rep.add(
-                "CP607",
+            yield (
                 f"SLA {name!r} counts in the case channel's calendar"
-                + ("" if explicit else " (the default)")
-                + f", but {why}; such cases count 24×7",
+                + ("" if explicit else " (the default)"),
                 ("slas", name, "calendar") if explicit else ("slas", name),
-                key=True,
-                hint=hint,
+                True,
             )
         for tg in c.targets:
             if tg.calendar == "channel":
-                rep.add(
-                    "CP607",
-                    f"target {tg.text!r} of SLA {name!r} counts in the case channel's calendar, "
-                    f"but {why}",
+                yield (
+                    f"target {tg.text!r} of SLA {name!r} counts in the case channel's calendar",
                     ("slas", name, "targets", tg.index, "calendar"),
-                    hint=hint,
+                    False,
                 )
     for sname, st in pb.stages.items():
         for t in st.after:
             if t.calendar == "channel" or (t.calendar is None and t.delay.business_days):
-                rep.add(
-                    "CP607",
-                    f"timer `in: {t.delay.text}` counts in the case channel's calendar, but {why}",
+                yield (
+                    f"timer `in: {t.delay.text}` counts in the case channel's calendar",
                     ("stages", sname, "after", t.index, "calendar" if t.calendar else "in"),
-                    hint=hint,
+                    False,
                 )
     for a, path in _all_actions(pb):
         if a.delay is not None and (
             a.calendar == "channel" or (a.calendar is None and a.delay.business_days)
         ):
-            rep.add(
-                "CP607",
-                f"delayed action `in: {a.delay.text}` counts in the case channel's calendar, but {why}",
+            yield (
+                f"delayed action `in: {a.delay.text}` counts in the case channel's calendar",
                 (*path, "calendar" if a.calendar else "in"),
-                hint=hint,
+                False,
             )
 
 

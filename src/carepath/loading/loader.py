@@ -370,9 +370,9 @@ def _report_validation(exc: ValidationError, data: Any, rep: Reporter) -> None:
 
     seen: set[tuple[Any, ...]] = set()
     for err in exc.errors(include_url=False):
-        path, exists = _clean_loc(data, err["loc"])
         etype = str(err["type"])
         ctx = err.get("ctx") or {}
+        path, exists = _clean_loc(data, (*err["loc"], *((ctx["key"],) if "key" in ctx else ())))
         hint = ctx.get("hint") or None
         if etype == "extra_forbidden":
             allowed = _model_keys(PlaybookSpec, path[:-1])

@@ -133,14 +133,17 @@ NonNegative = Annotated[int, Field(ge=0), BeforeValidator(_whole)]
 Number = Annotated[float, BeforeValidator(_number)]
 
 
-def check_duration(value: Any, *, business: bool = False) -> str:
-    """Validate a duration string (SPEC §2.2); raises a pydantic error with code CP204/CP205."""
+def check_duration(value: Any, *, business: bool = False, key: str | None = None) -> str:
+    """Validate a duration string (SPEC §2.2); raises a pydantic error with code CP204/CP205.
+    From a model validator, ``key`` names the key that holds the duration, where the loader
+    reports the error (a model validator's own location is the whole mapping)."""
     try:
         parse_duration(value, business=business)
     except DurationError as exc:
-        raise PydanticCustomError(
-            exc.code, "{msg}", {"msg": str(exc), "hint": exc.hint or ""}
-        ) from None
+        ctx = {"msg": str(exc), "hint": exc.hint or ""}
+        if key is not None:
+            ctx["key"] = key
+        raise PydanticCustomError(exc.code, "{msg}", ctx) from None
     return str(value)
 
 

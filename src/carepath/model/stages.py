@@ -68,7 +68,7 @@ class TimerSpec(Model):
 
     @model_validator(mode="after")
     def _business(self) -> TimerSpec:
-        check_duration(self.in_, business=self.calendar is not None)
+        check_duration(self.in_, business=self.calendar is not None, key="in")
         return self
 
 

@@ -29,7 +29,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import TypeAdapter
+from pydantic import BeforeValidator, TypeAdapter
+from pydantic_core import PydanticUseDefault
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from carepath.errors import StoreError
@@ -104,6 +105,17 @@ class _Bearer:
             )
 
 
+def _blank_is_absent(value: Any) -> Any:
+    """A query parameter given empty (``?stage=``) is one not given: it takes its default."""
+    if value == "":
+        raise PydanticUseDefault()
+    return value
+
+
+#: ``GET /cases?playbook=&stage=&breached=&limit=&after=`` (SPEC §9): an empty value filters nothing
+_Blank = BeforeValidator(_blank_is_absent)
+
+
 def _json(data: bytes, status: int = 200) -> Response:
     return Response(content=data, status_code=status, media_type="application/json")
 
@@ -137,6 +149,8 @@ def create_app(service: Service, *, lifespan: Any = None) -> FastAPI:  # noqa: C
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        # a JSON body sent without a Content-Type is read as JSON, as POST /events reads it
+        strict_content_type=False,
     )
     deps = [Depends(_Bearer(service.token))] if service.token is not None else []
     api = APIRouter(dependencies=deps, responses=_UNAUTHORIZED if deps else {})
@@ -196,16 +210,20 @@ def create_app(service: Service, *, lifespan: Any = None) -> FastAPI:  # noqa: C
 
     @api.get("/cases", response_model=list[CaseSummary], summary="List cases")
     async def list_cases(
-        playbook: Annotated[str | None, Query(description="only this playbook's cases")] = None,
-        stage: Annotated[str | None, Query(description="only cases in this stage")] = None,
+        playbook: Annotated[
+            str | None, Query(description="only this playbook's cases"), _Blank
+        ] = None,
+        stage: Annotated[str | None, Query(description="only cases in this stage"), _Blank] = None,
         breached: Annotated[
             bool | None,
             Query(description="only cases with (true) or without (false) a breached clock"),
+            _Blank,
         ] = None,
-        limit: Annotated[int, Query(ge=1, le=1000, description="at most this many")] = 100,
+        limit: Annotated[int, Query(ge=1, le=1000, description="at most this many"), _Blank] = 100,
         after: Annotated[
             str | None,
             Query(description="only keys after this one: the last key of the page before"),
+            _Blank,
         ] = None,
     ) -> Response:
         found = await service.cases(

@@ -86,5 +86,11 @@ def decode_events(body: bytes) -> list[Any]:
     if isinstance(doc, list):
         if len(doc) > MAX_EVENTS:
             raise BodyTooLarge(f"{len(doc):,} events in one request; the limit is {MAX_EVENTS:,}")
-        return doc
-    return [doc]
+        return [_as_value(x) if isinstance(x, str) else x for x in doc]
+    return [_as_value(doc) if isinstance(doc, str) else doc]
+
+
+def _as_value(text: str) -> str:
+    """A JSON string of the body as the runtime takes a decoded JSON value: its JSON text (the
+    runtime reads a ``str`` as a raw line, and this one is a value that is not an object)."""
+    return json.dumps(text, ensure_ascii=False)
