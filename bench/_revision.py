@@ -2,15 +2,20 @@
 bench can time both on the same data in the same run (``--against REV``).
 
 The revision's ``src/carepath`` is extracted with ``git archive`` and imported as ``carepath_<rev>``
-(its absolute imports of ``carepath`` rewritten to that name). Both share the installed native core
-(``carepath_core``): a revision whose Python side no longer matches it fails at import or at its
-first native step, and the bench says so instead of a figure.
+(its absolute imports of ``carepath`` rewritten to that name). Its native core is its own: when the
+revision's ``core/`` differs from this checkout's, it is built with cargo (release, cached under
+``core/target/against/<tree>``; a minute the first time) and loaded beside the installed one as
+``carepath_core_<rev>``, the revision's imports of ``carepath_core`` rewritten to that name. A
+change to the core is then timed against the core it replaces, not against itself. When the
+revision's ``core/`` is the same, both share the installed ``carepath_core``.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import io
+import os
 import re
 import subprocess
 import sys
@@ -30,10 +35,11 @@ _ABSOLUTE = re.compile(
 
 
 def import_revision(rev: str) -> ModuleType:
-    """Git revision ``rev``'s package, imported as ``carepath_<rev>``."""
+    """Git revision ``rev``'s package, imported as ``carepath_<rev>``, with its own native core."""
     name = "carepath_" + re.sub(r"\W", "_", rev)
     if name in sys.modules:
         return sys.modules[name]
+    core = _revision_core(rev, name)
     tmp = Path(tempfile.mkdtemp(prefix="carepath-bench-"))
     data = subprocess.run(
         ["git", "-C", str(ROOT), "archive", rev, "src/carepath", "examples"],
@@ -44,12 +50,83 @@ def import_revision(rev: str) -> ModuleType:
         tar.extractall(tmp, filter="data")
     (tmp / "src" / "carepath").rename(tmp / name)
     for path in (tmp / name).rglob("*.py"):
-        text = path.read_text(encoding="utf-8")
-        path.write_text(
-            _ABSOLUTE.sub(lambda m: m.group(0).replace("carepath", name), text), encoding="utf-8"
+        text = _ABSOLUTE.sub(
+            lambda m: m.group(0).replace("carepath", name), path.read_text(encoding="utf-8")
         )
+        if core is not None:
+            text = _CORE.sub(core, text)
+        path.write_text(text, encoding="utf-8")
     sys.path.insert(0, str(tmp))
     return importlib.import_module(name)
+
+
+_CORE = re.compile(r"\bcarepath_core\b")
+
+
+def _tree(rev: str) -> str:
+    """The git tree id of ``core/`` at ``rev`` (empty when it has none)."""
+    out = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", f"{rev}:core"], capture_output=True, text=True
+    )
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def _revision_core(rev: str, name: str) -> str | None:
+    """The module name of ``rev``'s own native core, built and loaded; ``None`` when ``rev`` has
+    no ``core/`` or the same one as this checkout (the installed core serves both)."""
+    tree = _tree(rev)
+    dirty = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--", "core/src", "core/Cargo.toml"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    head = _tree("HEAD")
+    if not tree or (tree == head and not dirty):
+        return None
+    module = f"carepath_core_{name.removeprefix('carepath_')}"
+    target = ROOT / "core" / "target" / "against" / tree[:12]
+    lib = target / "release" / "libcarepath_core.so"
+    if not lib.exists():
+        src = Path(tempfile.mkdtemp(prefix="carepath-core-"))
+        data = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", rev, "core"], check=True, capture_output=True
+        ).stdout
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            tar.extractall(src, filter="data")
+        print(f"building the native core of {rev} (cargo, release) …", file=sys.stderr)
+        subprocess.run(
+            [
+                "cargo",
+                "build",
+                "--release",
+                "--quiet",
+                "--features",
+                "extension-module",
+                "--manifest-path",
+                str(src / "core" / "Cargo.toml"),
+            ],
+            check=True,
+            env={**os.environ, "CARGO_TARGET_DIR": str(target)},
+        )
+    # the library's init function is ``PyInit_carepath_core``: load it under that name, keep it
+    # under another (a second file is a second module: the installed core is left as it is)
+    # (loading it files it as ``carepath_core`` too: the installed one is put back)
+    try:
+        installed: ModuleType | None = importlib.import_module("carepath_core")
+    except ImportError:
+        installed = None
+    spec = importlib.util.spec_from_file_location("carepath_core", lib)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {lib}")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    sys.modules[module] = mod
+    if installed is not None:
+        sys.modules["carepath_core"] = installed
+    else:
+        sys.modules.pop("carepath_core", None)
+    return module
 
 
 def example(pkg: ModuleType, name: str) -> Path:

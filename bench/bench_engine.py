@@ -28,6 +28,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from _revision import import_revision  # noqa: E402
+
 from carepath import CaseState, Engine, Event, load  # noqa: E402
 
 CHANNELS = ["phone", "email", "chat", "facebook", "zalo", "chatbot"]
@@ -157,34 +159,9 @@ def memory_per_case(subject: Engine, n: int = 2000) -> float:
 
 
 def against(rev: str, events: list[Event], repeat: int, rate: float) -> None:
-    """Time the engine of git revision ``rev`` on the same events, in this process: its package is
-    extracted with ``git archive`` and imported under another name (its absolute imports of
-    ``carepath`` are rewritten to that name)."""
-    import importlib
-    import re
-    import subprocess
-    import tarfile
-    import tempfile
-
-    tmp = Path(tempfile.mkdtemp(prefix="carepath-bench-"))
-    data = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", rev, "src/carepath"], check=True, capture_output=True
-    ).stdout
-    with tarfile.open(fileobj=__import__("io").BytesIO(data)) as tar:
-        tar.extractall(tmp, filter="data")
-    (tmp / "src" / "carepath").rename(tmp / "carepath_then")
-    # since 757ae73 the package imports itself by absolute name: point those at the old copy
-    absolute = re.compile(
-        r"\bcarepath\.(?=[A-Za-z_{])|\b(?<=from )carepath(?= import)|\b(?<=import )carepath\b"
-    )
-    for path in (tmp / "carepath_then").rglob("*.py"):
-        text = path.read_text(encoding="utf-8")
-        path.write_text(
-            absolute.sub(lambda m: m.group(0).replace("carepath", "carepath_then"), text),
-            encoding="utf-8",
-        )
-    sys.path.insert(0, str(tmp))
-    old = importlib.import_module("carepath_then")
+    """Time the engine of git revision ``rev`` on the same events, in this process, with its own
+    native core (``bench/_revision.py``)."""
+    old = import_revision(rev)
     subject = old.Engine(old.load(ROOT / "examples" / "vn-retail-support.yaml"), trace=False)
     evs = [old.Event(id=e.id, type=e.type, at=e.at, case=e.case, data=dict(e.data)) for e in events]
     run_engine(subject, evs[:2000])

@@ -45,6 +45,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from _revision import import_revision  # noqa: E402
+
 from carepath import load  # noqa: E402
 from carepath.drivers.generate import generate, write_jsonl  # noqa: E402
 from carepath.drivers.replay import batch_gc, read_events, replay, replay_log  # noqa: E402
@@ -255,21 +257,21 @@ def against_rows(
     oother = old.load(tmp / "vn-retail-support-whatif.yaml")
 
     try:  # a revision with the sharded replay runs with as many workers as this one
-        then_shard: Any = importlib.import_module("carepath_then.drivers.shard")
+        then_shard: Any = importlib.import_module(f"{old.__name__}.drivers.shard")
     except ImportError:
         then_shard = None
 
     def then(pbs: list[Any]) -> Callable[[], tuple[str, list[int]]]:
         def make() -> tuple[str, list[int]]:
-            rep = importlib.import_module("carepath_then.report")
-            collector = importlib.import_module("carepath_then.metrics").Collector
+            rep = importlib.import_module(f"{old.__name__}.report")
+            collector = importlib.import_module(f"{old.__name__}.metrics").Collector
             if then_shard is not None:
                 stats: dict[str, Any] = {}
                 rps = then_shard.replay_log_sharded(
                     pbs, cache, collector, workers=workers, stats=stats
                 )
             else:
-                rps = importlib.import_module("carepath_then.drivers.replay").replay_log(
+                rps = importlib.import_module(f"{old.__name__}.drivers.replay").replay_log(
                     pbs, cache, collector
                 )
             docs = [rep.build_report(p, rp) for p, rp in zip(pbs, rps, strict=True)]
@@ -365,34 +367,6 @@ def main() -> int:
         r, wi = results[rep], results[whatif]
         print(f"{whatif} ÷ {rep}: wall {wi[1] / r[1]:.2f}, CPU {wi[0] / r[0]:.2f}")
     return 0
-
-
-def import_revision(rev: str) -> Any:
-    """Git revision ``rev``'s package, imported as ``carepath_then`` (see bench_engine.py)."""
-    import io
-    import re
-    import subprocess
-    import tarfile
-    import tempfile
-
-    tmp = Path(tempfile.mkdtemp(prefix="carepath-bench-"))
-    data = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", rev, "src/carepath"], check=True, capture_output=True
-    ).stdout
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        tar.extractall(tmp, filter="data")
-    (tmp / "src" / "carepath").rename(tmp / "carepath_then")
-    absolute = re.compile(
-        r"\bcarepath\.(?=[A-Za-z_{])|\b(?<=from )carepath(?= import)|\b(?<=import )carepath\b"
-    )
-    for path in (tmp / "carepath_then").rglob("*.py"):
-        text = path.read_text(encoding="utf-8")
-        path.write_text(
-            absolute.sub(lambda m: m.group(0).replace("carepath", "carepath_then"), text),
-            encoding="utf-8",
-        )
-    sys.path.insert(0, str(tmp))
-    return importlib.import_module("carepath_then")
 
 
 if __name__ == "__main__":

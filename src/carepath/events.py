@@ -31,6 +31,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from carepath._instants import MAX_INSTANT, MIN_INSTANT, check_range, json_value, ts
+from carepath._records import slot_setter
 
 __all__ = [
     "MAX_EVENT_BYTES",
@@ -277,7 +278,6 @@ class Event:
 _scan: Callable[[str, int], tuple[Any, int]] = getattr(_decoder, "scan_once", _decoder.raw_decode)
 _fromiso = datetime.fromisoformat
 _new = object.__new__
-_set = object.__setattr__
 #: The fast path fills an Event's slots directly; it is used only while they are the ones it knows.
 _EVENT_SLOTS_KNOWN = getattr(Event, "__slots__", None) == (
     "id",
@@ -287,6 +287,10 @@ _EVENT_SLOTS_KNOWN = getattr(Event, "__slots__", None) == (
     "data",
     "_ts",
 )
+if _EVENT_SLOTS_KNOWN:
+    _S_ID, _S_TYPE, _S_AT, _S_CASE, _S_DATA, _S_TS = (
+        slot_setter(Event, n) for n in ("id", "type", "at", "case", "data", "_ts")
+    )
 
 
 def event_from_line(text: str) -> Event:
@@ -351,12 +355,12 @@ def _checked(
         and _MIN_S <= (seconds := round(when.timestamp() * 1_000_000) / 1_000_000) < _MAX_S
     ):
         ev = _new(Event)
-        _set(ev, "id", eid)
-        _set(ev, "type", et)
-        _set(ev, "at", when)
-        _set(ev, "case", case)
-        _set(ev, "data", MappingProxyType(data) if data else _EMPTY)
-        _set(ev, "_ts", seconds)
+        _S_ID(ev, eid)
+        _S_TYPE(ev, et)
+        _S_AT(ev, when)
+        _S_CASE(ev, case)
+        _S_DATA(ev, MappingProxyType(data) if data else _EMPTY)
+        _S_TS(ev, seconds)
         return ev
     return None
 

@@ -54,6 +54,17 @@ def test_duplicate_key_at_second_occurrence() -> None:
     assert problems("a: 1\nb:\n  c: 1\n  d: 2\n  c: 3\n") == [("CP102", 5, 3)]
 
 
+def test_unquoted_list_in_a_flow_mapping_hints_at_quotes() -> None:
+    # SPEC §2 writes `- {when: priority in ["high", "urgent"], within: 8h}`, which YAML cannot
+    # read: inside { } a plain value ends at `[`. The error says where, and how to write it.
+    text = 'targets:\n  - {when: priority in ["high", "urgent"], within: 8h}\n'
+    with pytest.raises(YamlError) as info:
+        load_yaml(text)
+    (p,) = info.value.problems
+    assert (p.code, p.line, p.col) == ("CP101", 2, 24)
+    assert p.hint is not None and "quote" in p.hint
+
+
 def test_duplicate_keys_in_flow_mapping() -> None:
     assert problems("a: {x: 1, y: 2, x: 3}\n") == [("CP102", 1, 17)]
 

@@ -205,6 +205,37 @@ def test_cli_purge(tmp_path: Path, playbook: carepath.Playbook) -> None:
     assert r.returncode == 2 and "Traceback" not in r.stderr
 
 
+def test_run_follow_is_a_worker_loop_and_purges_too(
+    tmp_path: Path, playbook: carepath.Playbook
+) -> None:
+    # SPEC §10: retention is applied "daily by the worker loop"; `carepath run --follow` on the
+    # real clock is one (a worker that fires wake-ups and delivers), as `serve` and run_forever are
+    db = tmp_path / "cases.db"
+    then = datetime(2020, 1, 6, 9, 0, tzinfo=UTC)  # the run below is on the real clock
+    with open_store(f"sqlite:///{db}") as store:
+        rt = Runtime([playbook], store, clock=ManualClock(then))
+        for key in ("old", "open"):
+            assert rt.submit(_event(key, "order.placed", then, phone="+84")).status == "applied"
+        assert rt.submit(_event("old", "order.delivered", then)).status == "applied"
+    pb = tmp_path / "shop.yaml"
+    pb.write_text(PLAYBOOK, encoding="utf-8")
+    (tmp_path / "none.jsonl").write_text("", encoding="utf-8")
+    args = ["run", str(pb), "--store", f"sqlite:///{db}", "--events", str(tmp_path / "none.jsonl")]
+    # --until already past: one idle round, then it stops
+    args += ["--follow", "--poll", "0.05", "--until", "2000-01-01T00:00:00Z"]
+    r = subprocess.run(
+        [sys.executable, "-m", "carepath", *args],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    with open_store(f"sqlite:///{db}") as store:
+        assert [c.case for c in store.cases()] == ["open"]
+
+
 @pytest.mark.slow
 def test_a_killed_purge_leaves_each_case_purged_or_untouched(
     tmp_path: Path, playbook: carepath.Playbook

@@ -1,6 +1,6 @@
 //! The playbook as the core holds it, read once from the plain form `lower.py` produces.
 
-use std::collections::HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 use std::sync::Arc;
 
 /// What every state of a playbook refers to rather than copies.
@@ -26,6 +26,8 @@ pub struct Delay {
 
 pub struct SetDef {
     pub field: String,
+    /// `field` as an interned Python string (a dictionary key made once, its hash kept)
+    pub key: Py<PyString>,
     pub literal: PyObj,
     pub expr: Option<Cond>,
     pub ftype: PyObj,
@@ -214,6 +216,8 @@ impl FieldKind {
 /// A declared event field: `(type, default, required)` of `Playbook.events`.
 pub struct EventField {
     pub name: String,
+    /// `name` as an interned Python string (a dictionary key made once, its hash kept)
+    pub key: Py<PyString>,
     pub kind: FieldKind,
     pub default: PyObj,
     pub required: bool,
@@ -237,7 +241,7 @@ pub struct Playbook {
     pub stage_index: HashMap<String, usize>,
     pub initial: usize,
     /// `start.on`: the event types that open a case
-    pub start_on: std::collections::HashSet<String>,
+    pub start_on: FxHashSet<String>,
     /// the case key is `event.case` and there is no `start.when`: the core opens cases alone
     pub start_fast: bool,
     pub root_on: HashMap<String, Vec<HandlerDef>>,
@@ -258,7 +262,7 @@ pub struct Playbook {
     pub calendars: HashMap<String, Cal>,
     pub exit_on: Vec<String>,
     pub exit_when: Option<Cond>,
-    pub event_types: std::collections::HashSet<String>,
+    pub event_types: FxHashSet<String>,
     pub events: HashMap<String, Vec<EventField>>,
 }
 
@@ -307,8 +311,10 @@ impl Builder<'_> {
         let mut out = Vec::new();
         for s in x.try_iter()? {
             let s = s?;
+            let field: String = s.get_item(0)?.extract()?;
             out.push(SetDef {
-                field: s.get_item(0)?.extract()?,
+                key: PyString::intern(s.py(), &field).unbind(),
+                field,
                 literal: s.get_item(1)?.unbind(),
                 expr: opt_cond(&s.get_item(2)?)?,
                 kind: FieldKind::of(&s.get_item(3)?)?,
@@ -363,7 +369,7 @@ impl Builder<'_> {
     }
 
     fn handlers(&mut self, x: &Bound<'_, PyAny>) -> PyResult<HashMap<String, Vec<HandlerDef>>> {
-        let mut out = HashMap::new();
+        let mut out = HashMap::default();
         let d = x.downcast::<PyDict>()?;
         for (k, hs) in d.iter() {
             let mut v = Vec::new();
@@ -409,20 +415,20 @@ impl Builder<'_> {
 impl Playbook {
     pub fn from_plain(plain: &Bound<'_, PyAny>) -> PyResult<Self> {
         let stages_raw = plain.get_item("stages")?;
-        let mut stage_index = HashMap::new();
+        let mut stage_index = HashMap::default();
         for (i, st) in stages_raw.try_iter()?.enumerate() {
             stage_index.insert(st?.get_item(0)?.extract::<String>()?, i);
         }
         let mut b = Builder {
             stage_index: &stage_index,
             actions: Vec::new(),
-            action_by_source: HashMap::new(),
+            action_by_source: HashMap::default(),
         };
         let mut stages = Vec::new();
         let mut timers = Vec::new();
-        let mut timer_by_source = HashMap::new();
+        let mut timer_by_source = HashMap::default();
         let mut schedules = Vec::new();
-        let mut schedule_by_source = HashMap::new();
+        let mut schedule_by_source = HashMap::default();
         for (si, st) in stages_raw.try_iter()?.enumerate() {
             let st = st?;
             let enter = b.actions(&st.get_item(2)?)?;
@@ -475,12 +481,12 @@ impl Playbook {
         }
         let root_on = b.handlers(&plain.get_item("root_on")?)?;
         let mut clocks = Vec::new();
-        let mut clock_index = HashMap::new();
+        let mut clock_index = HashMap::default();
         for c in plain.get_item("clocks")?.try_iter()? {
             let c = c?;
             let name: String = c.get_item(0)?.extract()?;
-            let mut on_bits = HashMap::new();
-            let mut enter_bits = HashMap::new();
+            let mut on_bits = HashMap::default();
+            let mut enter_bits = HashMap::default();
             let mut has_when = false;
             let start = b.trigger(
                 &c.get_item(1)?,
@@ -580,7 +586,7 @@ impl Playbook {
             let s = s?;
             segments.push((s.get_item(0)?.extract()?, opt_cond(&s.get_item(1)?)?));
         }
-        let mut channels = HashMap::new();
+        let mut channels = HashMap::default();
         for (k, v) in plain.get_item("channels")?.downcast::<PyDict>()?.iter() {
             channels.insert(
                 k.extract()?,
@@ -591,7 +597,7 @@ impl Playbook {
                 },
             );
         }
-        let mut calendars = HashMap::new();
+        let mut calendars = HashMap::default();
         for (k, v) in plain.get_item("calendars")?.downcast::<PyDict>()?.iter() {
             calendars.insert(k.extract()?, Cal::from_py(&v)?);
         }
@@ -624,14 +630,16 @@ impl Playbook {
             .collect();
         let start_on: Vec<String> = plain.get_item("start_on")?.extract()?;
         let start_fast: bool = plain.get_item("start_fast")?.extract()?;
-        let mut events = HashMap::new();
+        let mut events = HashMap::default();
         for (ty, fields) in plain.get_item("events")?.downcast::<PyDict>()?.iter() {
             let mut v = Vec::new();
             for f in fields.try_iter()? {
                 let f = f?;
                 let kind: String = f.get_item(1)?.extract()?;
+                let name: String = f.get_item(0)?.extract()?;
                 v.push(EventField {
-                    name: f.get_item(0)?.extract()?,
+                    key: PyString::intern(f.py(), &name).unbind(),
+                    name,
                     kind: match kind.as_str() {
                         "string" => FieldKind::String,
                         "enum" => FieldKind::Enum(f.get_item(2)?.extract()?),

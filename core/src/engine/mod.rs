@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyInt, PyList, PyString, PyTuple, PyType};
 
 use crate::state::{ClockW, CoreState, Pend, PyObj, Status};
 use def::Playbook;
@@ -39,12 +39,20 @@ pub struct Helpers {
     /// `typed_data` bound to the playbook's date, datetime and decimal fields; `None` when it
     /// has none (conditions then read the case data as it is)
     pub typed_view: Option<PyObj>,
+    /// `types.MappingProxyType`: an event's `data`
+    pub mappingproxy: Py<PyType>,
 }
 
 impl Helpers {
     fn from_py(d: &Bound<'_, PyAny>) -> PyResult<Self> {
         let g = |k: &str| -> PyResult<PyObj> { Ok(d.get_item(k)?.unbind()) };
         Ok(Helpers {
+            mappingproxy: d
+                .py()
+                .import("types")?
+                .getattr("MappingProxyType")?
+                .downcast_into::<PyType>()?
+                .unbind(),
             dt: g("dt")?,
             record: g("record")?,
             wall_days: g("wall_days")?,
@@ -376,6 +384,15 @@ impl Engine {
 }
 
 impl Engine {
+    /// A new dict of the mapping `data` (empty for a falsy one).
+    fn dict_of<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+        let view = PyDict::new(py);
+        if data.is_truthy()? {
+            view.call_method1(intern!(py, "update"), (data,))?;
+        }
+        Ok(view)
+    }
+
     /// `Engine._event_view` when every declared field is already valid (or absent with a
     /// default); `None` otherwise (the reference then coerces or raises).
     fn event_view<'py>(
@@ -385,16 +402,24 @@ impl Engine {
         type_obj: &Bound<'py, PyAny>,
         type_: &str,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let view = PyDict::new(py);
         let data = event.getattr(intern!(py, "data"))?;
-        if let Ok(d) = data.downcast::<PyDict>() {
-            view.update(d.as_mapping())?;
-        } else if data.is_truthy()? {
-            view.call_method1(intern!(py, "update"), (&data,))?;
-        }
+        // an event's data is a read-only view of a dict: its `copy()` is the dict's, made in C
+        let view = match data.downcast::<PyDict>() {
+            Ok(d) => d.copy()?,
+            Err(_) if data.get_type().is(&self.h.mappingproxy) => {
+                match data
+                    .call_method0(intern!(py, "copy"))?
+                    .downcast_into::<PyDict>()
+                {
+                    Ok(d) => d,
+                    Err(_) => Self::dict_of(py, &data)?,
+                }
+            }
+            Err(_) => Self::dict_of(py, &data)?,
+        };
         if let Some(fields) = self.pb.events.get(type_) {
             for f in fields {
-                let v = view.get_item(&f.name)?;
+                let v = view.get_item(f.key.bind(py))?;
                 let ok = match &v {
                     Some(v) if v.is_exact_instance_of::<PyString>() => match &f.kind {
                         def::FieldKind::String => true,
@@ -420,7 +445,7 @@ impl Engine {
                     if f.required || matches!(f.kind, def::FieldKind::Other) {
                         return Ok(None);
                     }
-                    view.set_item(&f.name, f.default.bind(py))?;
+                    view.set_item(f.key.bind(py), f.default.bind(py))?;
                     continue;
                 }
                 return Ok(None);
@@ -458,8 +483,7 @@ impl Engine {
     ) -> PyResult<Bound<'py, PyTuple>> {
         guard(|| {
             let pb = &self.pb;
-            let defaults = PyDict::new(py);
-            defaults.call_method1("update", (pb.defaults.bind(py),))?;
+            let defaults = pb.defaults.bind(py).copy()?;
             let slots = pb
                 .clocks
                 .iter()

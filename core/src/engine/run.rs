@@ -1,6 +1,7 @@
 //! One step's mutable working copy of a case (`_Run` of `engine.py`), method for method.
 
-use std::collections::{HashSet, VecDeque};
+use rustc_hash::FxHashSet as HashSet;
+use std::collections::VecDeque;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyList, PyString, PyTuple};
@@ -92,7 +93,7 @@ pub struct Run<'a, 'py> {
 impl<'a, 'py> Run<'a, 'py> {
     // -- bookkeeping ------------------------------------------------------------------------------
     fn note_changed(&mut self, names: &[&str]) {
-        let set = self.changed.get_or_insert_with(HashSet::new);
+        let set = self.changed.get_or_insert_with(HashSet::default);
         for n in names {
             set.insert((*n).to_string());
         }
@@ -140,7 +141,10 @@ impl<'a, 'py> Run<'a, 'py> {
     }
 
     fn channel_value(&self) -> PyResult<Bound<'py, PyAny>> {
-        self.data.call_method1("get", ("channel",))
+        self.data.call_method1(
+            pyo3::intern!(self.py, "get"),
+            (pyo3::intern!(self.py, "channel"),),
+        )
     }
 
     fn channel_name(&self) -> PyResult<Option<String>> {
@@ -254,7 +258,7 @@ impl<'a, 'py> Run<'a, 'py> {
                 Some(e) => self.value(e, v0)?,
             };
             if s.kind.accepts_as_is(&v)? {
-                out.set_item(&s.field, v)?; // the usual case: no call into Python
+                out.set_item(s.key.bind(py), v)?; // the usual case: no call into Python
                 continue;
             }
             let r = self.h.coerce.bind(py).call1((v, s.ftype.bind(py)))?;
@@ -273,7 +277,7 @@ impl<'a, 'py> Run<'a, 'py> {
                     format!("{source}: {} = {shown} is not a valid {desc}", s.field),
                 ));
             }
-            out.set_item(&s.field, r.get_item(1)?)?;
+            out.set_item(s.key.bind(py), r.get_item(1)?)?;
         }
         self.write_data(&out)?;
         Ok(out)
@@ -284,19 +288,26 @@ impl<'a, 'py> Run<'a, 'py> {
         let py = self.py;
         if !out.is_empty() {
             if self.data_w.is_none() {
-                let w = PyDict::new(py);
-                w.call_method1("update", (&self.data,))?;
+                let w = match self.data.downcast::<PyDict>() {
+                    Ok(d) => d.copy()?,
+                    Err(_) => {
+                        let w = PyDict::new(py);
+                        w.call_method1(pyo3::intern!(py, "update"), (&self.data,))?;
+                        w
+                    }
+                };
                 self.data = w.clone().into_any();
                 self.data_w = Some(w);
             }
             if let Some(w) = &self.data_w {
-                w.call_method1("update", (out,))?;
+                w.update(out.as_mapping())?;
             }
             self.fields = self.h.typed(&self.data)?;
             self.data_gen += 1;
-            let names: Vec<String> = out.keys().iter().map(|k| k.to_string()).collect();
-            let refs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
-            self.note_changed(&refs);
+            let set = self.changed.get_or_insert_with(HashSet::default);
+            for k in out.keys().iter() {
+                set.insert(k.to_string());
+            }
         }
         Ok(())
     }
@@ -329,9 +340,9 @@ impl<'a, 'py> Run<'a, 'py> {
             }
         }
         let data = PyDict::new(py);
-        data.set_item("channel", failed)?;
-        data.set_item("template", a.arg.bind(py))?;
-        data.set_item("source", &a.source)?;
+        data.set_item(pyo3::intern!(self.py, "channel"), failed)?;
+        data.set_item(pyo3::intern!(self.py, "template"), a.arg.bind(py))?;
+        data.set_item(pyo3::intern!(self.py, "source"), &a.source)?;
         self.signal(
             "send.exhausted".into(),
             None,
@@ -381,10 +392,10 @@ impl<'a, 'py> Run<'a, 'py> {
             .is_truthy()?;
         if !ok {
             let data = PyDict::new(py);
-            data.set_item("reason", "no_consent")?;
-            data.set_item("channel", channel)?;
-            data.set_item("template", a.arg.bind(py))?;
-            data.set_item("source", &a.source)?;
+            data.set_item(pyo3::intern!(self.py, "reason"), "no_consent")?;
+            data.set_item(pyo3::intern!(self.py, "channel"), channel)?;
+            data.set_item(pyo3::intern!(self.py, "template"), a.arg.bind(py))?;
+            data.set_item(pyo3::intern!(self.py, "source"), &a.source)?;
             self.signal(
                 "send.suppressed".into(),
                 None,
@@ -650,14 +661,17 @@ impl<'a, 'py> Run<'a, 'py> {
         let py = self.py;
         let params = a.params.bind(py).copy()?;
         if let Some(c) = over {
-            params.set_item("channel", c)?;
+            params.set_item(pyo3::intern!(self.py, "channel"), c)?;
         }
         let arg = a.arg.bind(py);
         match a.verb {
             Verb::Notify => {
-                params.set_item("to", arg)?;
+                params.set_item(pyo3::intern!(self.py, "to"), arg)?;
                 if a.arg_s.as_deref() == Some("assignee") {
-                    params.set_item("agent", self.data.call_method1("get", ("assignee",))?)?;
+                    params.set_item(
+                        pyo3::intern!(self.py, "agent"),
+                        self.data.call_method1("get", ("assignee",))?,
+                    )?;
                 }
             }
             Verb::Send => {
@@ -668,8 +682,8 @@ impl<'a, 'py> Run<'a, 'py> {
                     channel = Some(self.channel_value()?);
                 }
                 let channel = channel.unwrap_or_else(|| py.None().into_bound(py));
-                params.set_item("template", arg)?;
-                params.set_item("channel", &channel)?;
+                params.set_item(pyo3::intern!(self.py, "template"), arg)?;
+                params.set_item(pyo3::intern!(self.py, "channel"), &channel)?;
                 if !self.consented(a, &channel)? {
                     return self.fall_back(a, view, &channel);
                 }
@@ -701,9 +715,9 @@ impl<'a, 'py> Run<'a, 'py> {
                         let sends = self.sends_w.clone().expect("set above");
                         if recent.len() as i64 >= mx {
                             let data = PyDict::new(py);
-                            data.set_item("channel", &chname)?;
-                            data.set_item("template", arg)?;
-                            data.set_item("source", &a.source)?;
+                            data.set_item(pyo3::intern!(self.py, "channel"), &chname)?;
+                            data.set_item(pyo3::intern!(self.py, "template"), arg)?;
+                            data.set_item(pyo3::intern!(self.py, "source"), &a.source)?;
                             self.signal(
                                 "capped".into(),
                                 None,
@@ -722,9 +736,9 @@ impl<'a, 'py> Run<'a, 'py> {
                 }
             }
             Verb::Survey => {
-                params.set_item("survey", arg)?;
+                params.set_item(pyo3::intern!(self.py, "survey"), arg)?;
                 if !params.contains("channel")? {
-                    params.set_item("channel", self.channel_value()?)?;
+                    params.set_item(pyo3::intern!(self.py, "channel"), self.channel_value()?)?;
                 }
                 let channel = params.get_item("channel")?.expect("set above");
                 if !self.consented(a, &channel)? {
@@ -732,8 +746,8 @@ impl<'a, 'py> Run<'a, 'py> {
                 }
             }
             Verb::Assign => {
-                params.set_item("tier", arg)?;
-                params.set_item("from", self.tier.as_deref())?;
+                params.set_item(pyo3::intern!(self.py, "tier"), arg)?;
+                params.set_item(pyo3::intern!(self.py, "from"), self.tier.as_deref())?;
                 self.tier = a.arg_s.clone();
                 self.note_changed(&["tier"]);
             }
@@ -746,7 +760,7 @@ impl<'a, 'py> Run<'a, 'py> {
                         Some(i) if i + 1 < tiers.len() => Some(tiers[i + 1].clone()),
                         Some(_) => {
                             let data = PyDict::new(py);
-                            data.set_item("tier", old.as_deref())?;
+                            data.set_item(pyo3::intern!(self.py, "tier"), old.as_deref())?;
                             self.signal(
                                 "tier.exhausted".into(),
                                 None,
@@ -760,18 +774,18 @@ impl<'a, 'py> Run<'a, 'py> {
                 } else {
                     a.arg_s.clone()
                 };
-                params.set_item("tier", new.as_deref())?;
-                params.set_item("from", old.as_deref())?;
+                params.set_item(pyo3::intern!(self.py, "tier"), new.as_deref())?;
+                params.set_item(pyo3::intern!(self.py, "from"), old.as_deref())?;
                 self.tier = new;
                 self.note_changed(&["tier"]);
             }
             Verb::Set => {
                 let values = self.apply_sets(&a.sets, view, &a.source)?;
-                params.set_item("values", values)?;
+                params.set_item(pyo3::intern!(self.py, "values"), values)?;
                 self.recompute_segments(view)?;
             }
             Verb::Task => {
-                params.set_item("task", arg)?;
+                params.set_item(pyo3::intern!(self.py, "task"), arg)?;
                 if let Some(due) = params.get_item("due")? {
                     let (seconds, days, business_days): (f64, i64, i64) =
                         self.h.duration.bind(py).call1((due,))?.extract()?;
@@ -784,10 +798,13 @@ impl<'a, 'py> Run<'a, 'py> {
                         },
                         None,
                     )?;
-                    params.set_item("due", self.h.iso.bind(py).call1((t,))?)?;
+                    params.set_item(
+                        pyo3::intern!(self.py, "due"),
+                        self.h.iso.bind(py).call1((t,))?,
+                    )?;
                 }
             }
-            Verb::Emit => params.set_item("name", arg)?,
+            Verb::Emit => params.set_item(pyo3::intern!(self.py, "name"), arg)?,
             Verb::Other => {}
         }
         self.seq += 1;
@@ -1272,7 +1289,7 @@ impl<'a, 'py> Run<'a, 'py> {
                                 "overdue"
                             };
                             let data = PyDict::new(py);
-                            data.set_item("at", &th.text)?;
+                            data.set_item(pyo3::intern!(self.py, "at"), &th.text)?;
                             self.signal(
                                 format!("sla.{}.{kind}", d.name),
                                 Some(d.name.clone()),
@@ -1347,12 +1364,12 @@ impl<'a, 'py> Run<'a, 'py> {
             }
             let s = &self.signals[si];
             let view = PyDict::new(py);
-            view.set_item("type", &s.type_)?;
-            view.set_item("at", self.dt(s.at)?)?;
-            view.set_item("case", &self.case)?;
-            view.set_item("id", py.None())?;
-            view.set_item("sla", s.sla.as_deref())?;
-            view.set_item("cycle", s.cycle)?;
+            view.set_item(pyo3::intern!(self.py, "type"), &s.type_)?;
+            view.set_item(pyo3::intern!(self.py, "at"), self.dt(s.at)?)?;
+            view.set_item(pyo3::intern!(self.py, "case"), &self.case)?;
+            view.set_item(pyo3::intern!(self.py, "id"), py.None())?;
+            view.set_item(pyo3::intern!(self.py, "sla"), s.sla.as_deref())?;
+            view.set_item(pyo3::intern!(self.py, "cycle"), s.cycle)?;
             if let Some(d) = &s.data {
                 view.call_method1("update", (d.bind(py),))?;
             }
@@ -1534,7 +1551,7 @@ impl<'a, 'py> Run<'a, 'py> {
         let nw = items.first().map(|x| x.0);
         let items_py = PyList::empty(py);
         for (d, _, k, n) in &items {
-            items_py.append((*d, *k, n.as_str()))?;
+            items_py.append((*d, *k, py_key(py, n)))?;
         }
         if self.pending.len() > 1 {
             self.pending.sort_by(|a, b| {
@@ -1554,7 +1571,8 @@ impl<'a, 'py> Run<'a, 'py> {
                 Some(d) => d.clone_ref(py),
                 None => py.None(),
             };
-            signals.append((s.type_.as_str(), s.at, s.sla.as_deref(), s.cycle, rec, data))?;
+            let sla = s.sla.as_deref().map(|x| py_key(py, x));
+            signals.append((py_key(py, &s.type_), s.at, sla, s.cycle, rec, data))?;
         }
         let data: PyObj = match &self.data_w {
             Some(w) => w.clone().into_any().unbind(),
@@ -1660,13 +1678,37 @@ fn to_value(r: PyResult<Bound<'_, PyAny>>) -> Option<Value> {
     }
 }
 
+thread_local! {
+    /// The names conditions read, as interned Python strings: a lookup by name makes no string
+    /// and hashes none (the names are a playbook's, so few; the table starts again past 4,096).
+    static KEYS: std::cell::RefCell<rustc_hash::FxHashMap<Box<str>, Py<PyString>>> =
+        std::cell::RefCell::new(rustc_hash::FxHashMap::default());
+}
+
+/// `name` as an interned Python string, remembered.
+fn py_key<'py>(py: Python<'py>, name: &str) -> Bound<'py, PyString> {
+    KEYS.with(|keys| {
+        if let Some(k) = keys.borrow().get(name) {
+            return k.bind(py).clone();
+        }
+        let k = PyString::intern(py, name);
+        let mut keys = keys.borrow_mut();
+        if keys.len() >= 4096 {
+            keys.clear();
+        }
+        keys.insert(name.into(), k.clone().unbind());
+        k
+    })
+}
+
 fn mapping_get<'py>(m: &Bound<'py, PyAny>, key: &str) -> PyResult<Bound<'py, PyAny>> {
+    let py = m.py();
     if let Ok(d) = m.downcast::<PyDict>() {
         return Ok(d
-            .get_item(key)?
-            .unwrap_or_else(|| m.py().None().into_bound(m.py())));
+            .get_item(py_key(py, key))?
+            .unwrap_or_else(|| py.None().into_bound(py)));
     }
-    m.call_method1(pyo3::intern!(m.py(), "get"), (key,))
+    m.call_method1(pyo3::intern!(py, "get"), (py_key(py, key),))
 }
 
 impl crate::expr::Scope for RunScope<'_, '_, '_> {

@@ -29,6 +29,7 @@ from carepath._instants import dumps, json_data, typed_data
 from carepath._instants import round_micros as _r
 from carepath._native.lower import Unsupported, lower
 from carepath._native.state_json import iso_text, state_dict
+from carepath._records import slot_setter
 from carepath.errors import CarepathError, CaseError, InvalidEvent, SignalLoop
 from carepath.events import Event
 from carepath.state import (
@@ -193,6 +194,7 @@ class _Native:
         "record",
         "ref",
         "step_cls",
+        "step_setters",
         "timezone",
         "version",
     )
@@ -206,6 +208,7 @@ class _Native:
         self.names = tuple(engine.playbook.clocks)
         self.ref = type(engine)  # the reference's methods (the instance's own are ours)
         self.step_cls = _native_step_class(step_cls)
+        self.step_setters = tuple(slot_setter(self.step_cls, n) for n in ("state", "_out", "_call"))
         pb = engine.playbook
         self.pbid, self.version = pb.id, pb.version
         self.content_hash, self.timezone = pb.content_hash, pb.timezone
@@ -312,21 +315,22 @@ class _Native:
         now, ended, next_wakeup)``; ``call`` (the reference method and its arguments) replays
         it for ``trace``."""
         state = _new(NativeState)
-        _set(state, "_core", out[0])
-        _set(state, "_ctx", self)
-        _set(state, "playbook", self.pbid)
-        _set(state, "version", self.version)
-        _set(state, "content_hash", self.content_hash)
-        _set(state, "timezone", self.timezone)
-        _set(state, "case", out[4])
-        _set(state, "stage", out[5])
-        _set(state, "now_s", out[6])
-        _set(state, "ended", out[7])
-        _set(state, "next_wakeup_s", out[8])
+        _S_CORE(state, out[0])
+        _S_CTX(state, self)
+        _S_PLAYBOOK(state, self.pbid)
+        _S_VERSION(state, self.version)
+        _S_HASH(state, self.content_hash)
+        _S_TIMEZONE(state, self.timezone)
+        _S_CASE(state, out[4])
+        _S_STAGE(state, out[5])
+        _S_NOW(state, out[6])
+        _S_ENDED(state, out[7])
+        _S_WAKEUP(state, out[8])
         step = _new(self.step_cls)
-        _set(step, "state", state)
-        _set(step, "_out", out)
-        _set(step, "_call", call)
+        set_state, set_out, set_call = self.step_setters
+        set_state(step, state)
+        set_out(step, out)
+        set_call(step, call)
         return step
 
     def replay(self, call: tuple[str, Any, Any]) -> Step:
@@ -510,6 +514,36 @@ class NativeState(CaseState):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (CaseState, tuple(getattr(self, f) for f in _FIELDS))
+
+
+(
+    _S_CORE,
+    _S_CTX,
+    _S_PLAYBOOK,
+    _S_VERSION,
+    _S_HASH,
+    _S_TIMEZONE,
+    _S_CASE,
+    _S_STAGE,
+    _S_NOW,
+    _S_ENDED,
+    _S_WAKEUP,
+) = (
+    slot_setter(NativeState, n)
+    for n in (
+        "_core",
+        "_ctx",
+        "playbook",
+        "version",
+        "content_hash",
+        "timezone",
+        "case",
+        "stage",
+        "now_s",
+        "ended",
+        "next_wakeup_s",
+    )
+)
 
 
 def case_values(

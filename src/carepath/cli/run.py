@@ -319,6 +319,7 @@ class _Job:
         if not self.sim:
             self.rt.run_due()
         self.rt.deliver()
+        self.retain()
         if self.args.follow:
             _log_batch(self.log, self.rt, len(chunk))
 
@@ -330,9 +331,16 @@ class _Job:
         before = c["woken"] + c["delivered"] + c["failed"]
         self.rt.run_due()
         self.rt.deliver()
+        self.retain()
         if c["woken"] + c["delivered"] + c["failed"] != before:
             _log_batch(self.log, self.rt, 0)
         return self.until is not None and self.clock() >= self.until
+
+    def retain(self) -> None:
+        """``--follow`` on the real clock is a worker loop: it applies the playbooks' retention
+        when it starts and daily after that, as ``Runtime.run_forever`` does (SPEC §10)."""
+        if self.args.follow and not self.sim:
+            self.rt.purge_due()
 
     def drive(self, stop: _Stop) -> None:
         """Read, batch and apply every line; then let time run to its end."""

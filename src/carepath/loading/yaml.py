@@ -76,6 +76,17 @@ class YamlProblem:
     hint: str | None = None
 
 
+def _flow_hint(msg: str) -> str | None:
+    """A hint for the commonest flow-collection mistake: an unquoted value with ``[`` ``]``
+    ``{`` ``}`` or ``,`` inside ``{ }`` or ``[ ]`` (a condition such as ``x in ["a", "b"]``)."""
+    if "while parsing a flow" not in msg or "did not find expected" not in msg:
+        return None
+    return (
+        "inside { } or [ ], a value that contains [ ] { } or , must be quoted: "
+        """{when: 'priority in ["high", "urgent"]'}, or use block style"""
+    )
+
+
 @dataclass
 class Positions:
     """Source positions of a loaded document, by node path (1-based line and column)."""
@@ -385,7 +396,7 @@ def load_yaml(text: str, limits: Limits = Limits()) -> tuple[Any, Positions]:  #
                 YamlProblem("CP106", f"nesting deeper than {limits.max_depth} levels", line, col)
             )
         else:
-            problems.append(YamlProblem("CP101", msg, line, col))
+            problems.append(YamlProblem("CP101", msg, line, col, _flow_hint(msg)))
     except yaml.YAMLError as exc:  # reader errors (bad characters) carry a character index
         offset = int(getattr(exc, "position", 0) or 0)
         line = text.count("\n", 0, offset) + 1
