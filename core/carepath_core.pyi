@@ -18,6 +18,20 @@ class Engine:
     def handle(self, state: Any, event: Any, view: Mapping[str, Any], at: float) -> StepTuple: ...
     def advance(self, state: Any, t: float) -> StepTuple: ...
 
+class CoreState:
+    """The core's state of a case, behind a lazily built ``CaseState`` (``NativeState``)."""
+
+    def head(self) -> tuple[str, str, str, float, bool, float | None]: ...
+    def values(self) -> tuple[Any, str | None, str | None, tuple[str, ...]]: ...
+    def rest(self) -> tuple[Any, ...]: ...
+    def to_json(
+        self, consts: tuple[Any, Any, Any, Any, str], iso: Callable[[float, str], str | None]
+    ) -> str | None:
+        """The state's JSON text, byte for byte ``dumps(state_dict(...))`` with orjson
+        (``core/src/state_json.rs``); ``None`` where only the Python path writes it exactly.
+        ``consts``: ``(format, playbook id, version, content hash, timezone)``; ``iso(x, tz)``:
+        an instant's ISO 8601 text."""
+
 class Scope:
     """What conditions read besides fields and the event (``stage``, ``segment``, ``sla.x.status``…)."""
 
@@ -30,3 +44,7 @@ def _share_lines(
 ) -> tuple[list[tuple[int, bool, bytes]], int, int]:
     """The whole lines of ``block`` worker ``me`` of ``workers`` reads (``carepath.drivers.shard``):
     ``(index, shown, line)`` for each, the lines consumed and their bytes."""
+
+def _timedelta_seconds(x: float) -> float | None:
+    """``timedelta(seconds=x).total_seconds()`` as ``CoreState.to_json`` computes it (``None``:
+    beyond 2**53 microseconds or not finite, where the Python path writes the state)."""

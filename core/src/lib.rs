@@ -9,6 +9,7 @@ pub mod engine;
 pub mod expr;
 pub mod lines;
 pub mod state;
+pub mod state_json;
 pub mod value;
 
 #[pymodule]
@@ -19,5 +20,6 @@ fn carepath_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     calendar::register(m)?;
     expr::register(m)?;
     lines::register(m)?;
+    state_json::register(m)?;
     Ok(())
 }

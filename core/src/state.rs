@@ -483,6 +483,19 @@ impl CoreState {
             .into_pyobject(py)
     }
 
+    /// The state's JSON text, byte for byte what `dumps(state_dict(...))` writes
+    /// (`crate::state_json`), or `None` where only the Python path writes it exactly. `consts`:
+    /// `(format, playbook id, version, content hash, timezone)`; `iso(x, timezone)`: an
+    /// instant's ISO 8601 text.
+    fn to_json(
+        &self,
+        py: Python<'_>,
+        consts: &Bound<'_, PyTuple>,
+        iso: &Bound<'_, PyAny>,
+    ) -> Option<String> {
+        crate::state_json::state_json(py, &self.snap, consts, iso).ok()
+    }
+
     /// Every field: `(data, tier, segment, segments, clocks, opened, seq, epoch, pending, sends)`;
     /// clocks as `Clock` field tuples (or `None` for a never-touched clock).
     fn rest<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {

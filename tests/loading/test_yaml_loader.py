@@ -181,3 +181,24 @@ def test_merge_keys_are_not_magic() -> None:
         "carepath: 1\nid: t\nversion: '1'\nbase: &b {x: 1}\n<<: *b\nstart: {on: a}\nstages: {s: {initial: true}}\n"
     )
     assert "CP201" in {d.code for d in res.diagnostics}
+
+
+@pytest.mark.parametrize(
+    ("written", "version"),
+    [
+        ("2026.10", "2026.10"),
+        ("1.20", "1.20"),
+        ("2026.11", "2026.11"),
+        ("3", "3"),
+        ('"2.10"', "2.10"),
+    ],
+)
+def test_unquoted_version_keeps_its_text(written: str, version: str) -> None:
+    # SPEC §2 `version: "2026.11"`; unquoted, YAML reads 2026.10 as the number 2026.1: the
+    # playbook's version is the text as written, never a number's shortest form
+    text = f"carepath: 1\nid: t\nversion: {written}\nstart: {{on: a}}\n"
+    text += "stages:\n  new: {initial: true, on: {b: done}, after: [{in: 1d, to: done}]}\n"
+    text += "  done: {final: true}\n"
+    res = check(text)
+    assert res.playbook is not None, res.diagnostics
+    assert res.playbook.version == version

@@ -24,6 +24,8 @@ pub struct Helpers {
     pub dt: PyObj,
     pub record: PyObj,
     pub wall_days: PyObj,
+    /// `wall_months(t, months, days)`: calendar months then days in the playbook's zone.
+    pub wall_months: PyObj,
     pub duration: PyObj,
     pub iso: PyObj,
     pub coerce: PyObj,
@@ -56,6 +58,7 @@ impl Helpers {
             dt: g("dt")?,
             record: g("record")?,
             wall_days: g("wall_days")?,
+            wall_months: g("wall_months")?,
             duration: g("duration")?,
             iso: g("iso")?,
             coerce: g("coerce")?,

@@ -28,11 +28,20 @@ from typing import Any
 from carepath._instants import dumps, json_data, typed_data
 from carepath._instants import round_micros as _r
 from carepath._native.lower import Unsupported, lower
-from carepath._native.state_json import state_dict
+from carepath._native.state_json import iso_text, state_dict
 from carepath._records import slot_setter
 from carepath.errors import CarepathError, CaseError, InvalidEvent, SignalLoop
 from carepath.events import Event
-from carepath.state import Action, CaseState, Clock, ClockRecord, Pending, Signal, clock_record
+from carepath.state import (
+    STATE_FORMAT,
+    Action,
+    CaseState,
+    Clock,
+    ClockRecord,
+    Pending,
+    Signal,
+    clock_record,
+)
 
 # The engine passes itself and its Step class in: nothing here imports the engine back (no cycle).
 Engine = Any
@@ -94,7 +103,7 @@ def attach(engine: Engine, backend: str, step_cls: type) -> None:
 
 def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
     from carepath.compile.ir import AGENT_ASSIGNED, CONSENT_PREFIX
-    from carepath.durations import parse_duration
+    from carepath.durations import add_months, parse_duration
     from carepath.engine.delivery import assignee_updates, consent_updates
     from carepath.expr.types import coerce as _coerce
     from carepath.expr.types import describe
@@ -112,10 +121,16 @@ def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
         wall = (local.replace(tzinfo=None) + timedelta(days=days)).replace(tzinfo=tz)
         return _r(wall.timestamp())
 
+    def wall_months(t: float, months: int, days: int) -> float:
+        # the reference's calendar months then days (CaseRun.delay_due), in the playbook's zone
+        local = add_months(fromts(t, tz).replace(tzinfo=None), months)
+        wall = (local + timedelta(days=days)).replace(tzinfo=tz)
+        return _r(wall.timestamp())
+
     @functools.lru_cache(maxsize=64)
-    def duration(text: Any) -> tuple[float, int, int]:
+    def duration(text: Any) -> tuple[float, int, int, int]:
         d = parse_duration(text)
-        return (float(d.seconds), int(d.days), int(d.business_days))
+        return (float(d.seconds), int(d.days), int(d.business_days), int(d.months))
 
     def iso(t: float) -> str:
         return fromts(t, tz).isoformat()
@@ -159,6 +174,7 @@ def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
         "dt": dt,
         "record": record,
         "wall_days": wall_days,
+        "wall_months": wall_months,
         "duration": duration,
         "iso": iso,
         "coerce": coerce,
@@ -176,6 +192,7 @@ class _Native:
     """The three step methods of one engine, run by the core."""
 
     __slots__ = (
+        "consts",
         "content_hash",
         "core",
         "engine",
@@ -202,6 +219,8 @@ class _Native:
         pb = engine.playbook
         self.pbid, self.version = pb.id, pb.version
         self.content_hash, self.timezone = pb.content_hash, pb.timezone
+        # what the core's JSON text of a state takes besides the state (``CoreState.to_json``)
+        self.consts = (STATE_FORMAT, self.pbid, self.version, self.content_hash, self.timezone)
 
     def start(self, event: Event, previous: CaseState | None = None) -> Step:
         Engine = self.ref
@@ -461,6 +480,23 @@ class NativeState(CaseState):
                 ctx = object.__getattribute__(self, "_ctx")
                 return state_dict(self, core, ctx.names)
         return CaseState.to_dict(self)
+
+    def to_json(self) -> str:
+        """The JSON text, written by the core from its state when it can write it exactly
+        (``CoreState.to_json``: the same bytes as ``dumps(self.to_dict())``), else by
+        :meth:`to_dict` and :func:`~carepath._instants.dumps` (an integer beyond 64 bits, a
+        lone surrogate, a value of another type in the case data)."""
+        core = getattr(self, "_core", None)
+        if core is not None:
+            try:
+                text: str | None = core.to_json(
+                    object.__getattribute__(self, "_ctx").consts, iso_text
+                )
+            except AttributeError:  # a core built before CoreState.to_json
+                text = None
+            if text is not None:
+                return text
+        return dumps(self.to_dict())
 
     def summary_parts(self) -> tuple[str | None, list[tuple[str, str, float | None]]] | None:
         """``(tier, [(clock, status, due_s)…])`` read from the core while the fields are not

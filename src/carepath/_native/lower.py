@@ -13,9 +13,10 @@ A playbook that uses something the core does not implement raises :class:`Unsupp
 it; ``backend="auto"`` then runs the Python engine and ``backend="native"`` refuses. Today that
 is a frequency cap with ``mode: defer`` or ``exempt``, a
 calendar in the customer's time zone, a condition reading ``consent.<channel>`` or ``sla.<clock>.elapsed``, ``.remaining`` or ``.due`` (reading them moves the
-clock in the reference, at instants the core would have to replay exactly), delays in calendar
-months (``mo``, ``y``), and Python 3.12+ (whose ``sum()`` of floats is compensated; the core
-replays 3.11's).
+clock in the reference, at instants the core would have to replay exactly), and Python 3.12+
+(whose ``sum()`` of floats is compensated; the core replays 3.11's). Delays in calendar months
+(``mo``, ``y``) are lowered with their months; the core asks the reference's arithmetic
+(``wall_months``) for their wall-clock instant.
 """
 
 from __future__ import annotations
@@ -69,9 +70,7 @@ def _cond(e: Expr | None, where: str) -> Any:
 def _delay(d: Any) -> Any:
     if d is None:
         return None
-    if getattr(d, "months", 0):
-        raise Unsupported(f"a delay in calendar months ({d.text})")
-    return (float(d.seconds), int(d.days), int(d.business_days))
+    return (float(d.seconds), int(d.days), int(d.business_days), int(getattr(d, "months", 0)))
 
 
 def _sets(sets: tuple[SetValue, ...], where: str) -> list[Any]:
@@ -81,10 +80,6 @@ def _sets(sets: tuple[SetValue, ...], where: str) -> list[Any]:
 def _actions(acts: tuple[ActionDef, ...]) -> list[Any]:
     out = []
     for a in acts:
-        if a.verb == "task" and isinstance(a.params.get("due"), str):
-            from carepath.durations import parse_duration
-
-            _delay(parse_duration(a.params["due"]))  # calendar months: the reference's
         arg_s = a.arg if isinstance(a.arg, str) else None
         out.append(
             (
@@ -184,8 +179,8 @@ def _lower_calendar(cal: Any) -> Any:
 
 def _refuse(pb: Playbook) -> None:
     """The parts of SPEC §10 the core leaves to the reference: deferring or exempting caps and
-    calendars in the customer's time zone (months and `consent.*` in conditions are refused where
-    they are lowered)."""
+    calendars in the customer's time zone (`consent.*` in conditions is refused where it is
+    lowered)."""
     for name, ch in pb.channels.items():
         if ch.cap_mode != "drop" or ch.cap_exempt:
             raise Unsupported(f"channels.{name}.frequency_cap: `mode: defer` or `exempt`")

@@ -8,6 +8,13 @@ same dictionary from the numbers the core holds: every rule of ``Clock.to_dict``
 out, implied values left out, whole seconds as integers) is applied to the tuple's fields in the
 same order. ``tests/native/test_native_diff.py`` compares the JSON of every native step with the
 reference's, byte for byte, so the two cannot drift apart.
+
+The core writes the same text itself (``CoreState.to_json``, ``core/src/state_json.rs``, issue
+17): :meth:`NativeState.to_json <carepath._native.backend.NativeState.to_json>` uses it, and
+``dumps(state_dict(...))`` stays the path for what the core hands back (an integer beyond 64 bits,
+a lone surrogate, a value of another type in the case data) and the reference that
+``tests/native/test_state_text.py`` holds the core's text to. The core asks :func:`iso_text`
+for the ISO texts of the instants.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from typing import Any
 from carepath._instants import json_data, round_micros, to_iso, zone
 from carepath.state import _CLOSED, STATE_FORMAT, ClockRecord, _n
 
-__all__ = ["state_dict"]
+__all__ = ["iso_text", "state_dict"]
 
 
 def _secs(x: Any) -> Any:
@@ -130,8 +137,8 @@ _ISO: dict[str, dict[float, str]] = {}
 _ISO_KEPT = 1 << 16  # texts kept per timezone before the cache starts again
 
 
-def _iso(x: float | None, tzname: str) -> str | None:
-    """``to_iso(x, zone(tzname))``, remembered."""
+def iso_text(x: float | None, tzname: str) -> str | None:
+    """``to_iso(x, zone(tzname))``, remembered (the core's ``CoreState.to_json`` calls it too)."""
     if x is None:
         return None
     texts = _ISO.get(tzname)
@@ -160,12 +167,12 @@ def state_dict(st: Any, core: Any, names: Sequence[str]) -> dict[str, Any]:
         "tier": tier,
         "segments": list(segments),
         "clocks": {n: _clock(c, now_s) for n, c in zip(names, clocks, strict=True)},
-        "now": _iso(now_s, tzname),
-        "opened": _iso(opened, tzname),
+        "now": iso_text(now_s, tzname),
+        "opened": iso_text(opened, tzname),
         "seq": seq,
         "epoch": epoch,
         "timezone": st.timezone,
-        "next_wakeup": _iso(st.next_wakeup_s, tzname),
+        "next_wakeup": iso_text(st.next_wakeup_s, tzname),
     }
     if segment != (segments[0] if segments else None):
         d["segment"] = segment

@@ -17,7 +17,7 @@ from carepath.diagnostics import Diagnostic, path_str
 from carepath.errors import PlaybookError
 from carepath.loading.files import FileProblem, read_bounded
 from carepath.loading.source import Reporter, Source
-from carepath.loading.yaml import Limits, YamlError, load_yaml
+from carepath.loading.yaml import Limits, Positions, YamlError, load_yaml
 
 if TYPE_CHECKING:
     from pydantic import BaseModel, ValidationError
@@ -110,6 +110,7 @@ def check(
     if not isinstance(data, dict):
         rep.add("CP109", "a playbook is a YAML mapping (carepath: 1, id: …, stages: …)", ())
         return CheckResult(None, rep.diagnostics, sources)
+    _version_as_written(data, positions, text)
     data = _includes(data, rep, Path(base_dir) if base_dir is not None else None, limits, sources)
     spec = _validate_model(data, rep)
     if spec is None:
@@ -363,6 +364,20 @@ def _prune(data: Any, path: tuple[str | int, ...], missing: bool, rep: Reporter)
 _PII_HINT = (
     "`pii: true` marks personal data on a field (`fields`) or a declared event field (`events`)"
 )
+
+
+def _version_as_written(data: dict[str, Any], positions: Positions, text: str) -> None:
+    """An unquoted decimal ``version`` keeps its text (``2026.10``, which YAML reads as the number
+    2026.1): a version is a name, and a float's shortest form would silently change it."""
+    path = ("version",)
+    if not isinstance(data.get("version"), float) or positions.styles.get(path) != "":
+        return
+    (line, col), end = positions.values[path], positions.ends.get(path)
+    if end is None or end[0] != line:
+        return
+    written = text.splitlines()[line - 1][col - 1 : end[1] - 1].strip()
+    if written:
+        data["version"] = written
 
 
 def _report_validation(exc: ValidationError, data: Any, rep: Reporter) -> None:
