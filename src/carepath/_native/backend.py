@@ -102,7 +102,7 @@ def attach(engine: Engine, backend: str, step_cls: type) -> None:
 
 
 def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
-    from carepath.compile.ir import AGENT_ASSIGNED, CONSENT_PREFIX
+    from carepath.compile.ir import AGENT_ASSIGNED, ASSIGNEE, CONSENT_PREFIX
     from carepath.durations import add_months, parse_duration
     from carepath.engine.delivery import assignee_updates, consent_updates
     from carepath.expr.types import coerce as _coerce
@@ -158,6 +158,13 @@ def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
         value = data.get(CONSENT_PREFIX + str(channel))
         return default if value is None else value is True
 
+    def special(data: Any, name: str) -> Any:
+        # CaseScope.get of `assignee` and `consent.<channel>` (SPEC §10), for the core's scope
+        value = data.get(name)
+        if name == ASSIGNEE:
+            return value
+        return default if value is None else value
+
     def opt_updates(type_: str, view: Any) -> dict[str, Any] | None:
         if type_ == AGENT_ASSIGNED:
             return assignee_updates(view)
@@ -170,6 +177,7 @@ def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
 
     helpers: dict[str, Callable[..., Any]] = {
         "consents": consents,
+        "special": special,
         "opt_updates": opt_updates,
         "dt": dt,
         "record": record,
