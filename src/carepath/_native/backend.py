@@ -30,6 +30,7 @@ from carepath._instants import round_micros as _r
 from carepath._native.lower import Unsupported, lower
 from carepath._native.state_json import iso_text, state_dict
 from carepath._records import slot_setter
+from carepath.compile.ir import ASSIGNEE
 from carepath.errors import CarepathError, CaseError, InvalidEvent, SignalLoop
 from carepath.events import Event
 from carepath.state import (
@@ -101,8 +102,17 @@ def attach(engine: Engine, backend: str, step_cls: type) -> None:
     engine.backend = "native"
 
 
+def _special(consent_default: bool, data: Mapping[str, Any], name: str) -> Any:
+    """``CaseScope.get`` of ``assignee`` and ``consent.<channel>`` (SPEC §10), for the core's
+    scope: a consent is ``consent_default`` until an opt-out or opt-in sets it."""
+    value = data.get(name)
+    if name == ASSIGNEE:
+        return value
+    return consent_default if value is None else value
+
+
 def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
-    from carepath.compile.ir import AGENT_ASSIGNED, ASSIGNEE, CONSENT_PREFIX
+    from carepath.compile.ir import AGENT_ASSIGNED, CONSENT_PREFIX
     from carepath.durations import add_months, parse_duration
     from carepath.engine.delivery import assignee_updates, consent_updates
     from carepath.expr.types import coerce as _coerce
@@ -158,13 +168,6 @@ def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
         value = data.get(CONSENT_PREFIX + str(channel))
         return default if value is None else value is True
 
-    def special(data: Any, name: str) -> Any:
-        # CaseScope.get of `assignee` and `consent.<channel>` (SPEC §10), for the core's scope
-        value = data.get(name)
-        if name == ASSIGNEE:
-            return value
-        return default if value is None else value
-
     def opt_updates(type_: str, view: Any) -> dict[str, Any] | None:
         if type_ == AGENT_ASSIGNED:
             return assignee_updates(view)
@@ -177,7 +180,7 @@ def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
 
     helpers: dict[str, Callable[..., Any]] = {
         "consents": consents,
-        "special": special,
+        "special": functools.partial(_special, default),
         "opt_updates": opt_updates,
         "dt": dt,
         "record": record,
