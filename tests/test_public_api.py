@@ -18,7 +18,7 @@ PUBLIC = {
     # the error tree
     "CarepathError", "DefinitionError", "PlaybookError", "YamlError", "CalendarError", "NoOpenTime",
     "ExpressionError", "DurationError", "TargetError", "MetricError", "ScenarioError", "CaseError",
-    "EventOutOfOrder", "InvalidEvent", "PlaybookMismatch", "SignalLoop", "EventLogError", "StoreError",
+    "EventOutOfOrder", "InvalidEvent", "PlaybookMismatch", "SignalLoop", "EventLogError", "StoreError", "BackendError",
 }  # fmt: skip
 
 

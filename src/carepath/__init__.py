@@ -29,6 +29,7 @@ _WHERE: dict[str, str] = {
     "Signal": "state",
     "Deadline": "state",
     # errors (the tree is drawn in carepath.errors)
+    "BackendError": "errors",
     "CalendarError": "errors",
     "CarepathError": "errors",
     "CaseError": "errors",
@@ -51,6 +52,7 @@ _WHERE: dict[str, str] = {
 
 __all__ = [  # the same names as _WHERE (a test checks); a literal so that tools can read it
     "Action",
+    "BackendError",
     "Calendar",
     "CalendarError",
     "CarepathError",
@@ -89,6 +91,7 @@ if TYPE_CHECKING:
     from carepath.diagnostics import Diagnostic
     from carepath.engine import Engine, Step
     from carepath.errors import (
+        BackendError,
         CalendarError,
         CarepathError,
         CaseError,

@@ -24,7 +24,8 @@ them all::
     │   ├── PlaybookMismatch (LookupError)    a state from another playbook version or content
     │   └── SignalLoop (RecursionError)       a chain of signals deeper than 16
     ├── EventLogError (ValueError)            an event-log line that cannot be read
-    └── StoreError (RuntimeError)             a store that cannot be opened or used
+    ├── StoreError (RuntimeError)             a store that cannot be opened or used
+    └── BackendError (ValueError)             the engine backend asked for cannot run here
 
 The classes are defined here and nowhere else; the modules that raise them import them
 (``carepath.durations.DurationError`` is this module's class).
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from carepath.diagnostics import Diagnostic
 
 __all__ = [
+    "BackendError",
     "CalendarError",
     "CarepathError",
     "CaseError",
@@ -198,3 +200,8 @@ class EventLogError(CarepathError, ValueError):
 
 class StoreError(CarepathError, RuntimeError):
     """A store could not be opened or used (bad URL, newer schema, unrecoverable I/O)."""
+
+
+class BackendError(CarepathError, ValueError):
+    """The engine backend asked for (``backend=`` or ``CAREPATH_ENGINE``) is unknown, or cannot
+    run this playbook here (``native`` without the core, or with a feature the core lacks)."""

@@ -31,7 +31,7 @@ from carepath._native.lower import Unsupported, lower
 from carepath._native.state_json import iso_text, state_dict
 from carepath._records import slot_setter
 from carepath.compile.ir import ASSIGNEE
-from carepath.errors import CarepathError, CaseError, InvalidEvent, SignalLoop
+from carepath.errors import BackendError, CarepathError, CaseError, InvalidEvent, SignalLoop
 from carepath.events import Event
 from carepath.state import (
     STATE_FORMAT,
@@ -58,13 +58,13 @@ _KIND_ORDER = {"clock": 0, "threshold": 0, "action": 1, "timer": 2, "schedule": 
 
 def _choice(backend: str) -> str:
     if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+        raise BackendError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     if backend == "auto":
         env = os.environ.get("CAREPATH_ENGINE", "").strip().lower()
         if env in ("python", "native"):
             return env
         if env not in ("", "auto"):
-            raise ValueError(f"CAREPATH_ENGINE must be python or native, not {env!r}")
+            raise BackendError(f"CAREPATH_ENGINE must be python or native, not {env!r}")
     return backend
 
 
@@ -82,7 +82,7 @@ def attach(engine: Engine, backend: str, step_cls: type) -> None:
         import carepath_core
     except ImportError:
         if choice == "native":
-            raise CarepathError(
+            raise BackendError(
                 "backend='native' needs the carepath-core package (pip install carepath[native])"
             ) from None
         return
@@ -90,7 +90,7 @@ def attach(engine: Engine, backend: str, step_cls: type) -> None:
         plain = lower(pb)
     except Unsupported as exc:
         if choice == "native":
-            raise CarepathError(
+            raise BackendError(
                 f"playbook {pb.id} {pb.version}: the native core does not support it: {exc}"
             ) from None
         return

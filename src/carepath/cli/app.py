@@ -27,7 +27,8 @@ adds them to every parser, and :func:`main` installs the handler before the comm
 ``--log-format json`` standard error itself is wrapped, so every line on it is JSON).
 
 Exit codes (SPEC §8): each command returns its own (``validate``: 0 ok, 1 findings that fail,
-2 bad arguments or unreadable paths). Across all commands: 2 for usage errors (argparse), 3 for
+2 bad arguments or unreadable paths). Across all commands: 2 for usage errors (argparse) and for
+an engine backend that cannot run here (``CAREPATH_ENGINE``: :class:`~carepath.errors.BackendError`), 3 for
 an internal error — an unexpected exception is caught here and printed as one line on standard
 error, never as a traceback (set ``CAREPATH_DEBUG=1`` to see the traceback), and 130 on Ctrl-C.
 """
@@ -46,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from carepath.cli import logs
+from carepath.errors import BackendError
 
 __all__ = ["EXIT_INTERNAL", "build_parser", "main"]
 
@@ -150,6 +152,9 @@ def _main(argv: list[str], stderr: Any = None) -> int:
         with contextlib.suppress(OSError):
             sys.stdout = Path(os.devnull).open("w")  # noqa: SIM115 - silences the flush at exit
         return EXIT_OK
+    except BackendError as exc:  # CAREPATH_ENGINE (or backend=) that cannot run here: a setting
+        print(f"carepath: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as exc:  # the error boundary: no traceback reaches a user
         if os.environ.get("CAREPATH_DEBUG"):
             import traceback
