@@ -210,6 +210,8 @@ impl<'a, 'py> Run<'a, 'py> {
             now: self.now,
             dt: self.h.dt.clone_ref(self.py),
             clocks,
+            data: self.data.clone().unbind(),
+            special: self.h.special.clone_ref(self.py),
         };
         let sc = Bound::new(self.py, sc)?;
         *self.scope_cache.borrow_mut() = Some(sc.clone());

@@ -30,6 +30,7 @@ from carepath._instants import round_micros as _r
 from carepath._native.lower import Unsupported, lower
 from carepath._native.state_json import iso_text, state_dict
 from carepath._records import slot_setter
+from carepath.compile.ir import ASSIGNEE
 from carepath.errors import CarepathError, CaseError, InvalidEvent, SignalLoop
 from carepath.events import Event
 from carepath.state import (
@@ -101,6 +102,15 @@ def attach(engine: Engine, backend: str, step_cls: type) -> None:
     engine.backend = "native"
 
 
+def _special(consent_default: bool, data: Mapping[str, Any], name: str) -> Any:
+    """``CaseScope.get`` of ``assignee`` and ``consent.<channel>`` (SPEC §10), for the core's
+    scope: a consent is ``consent_default`` until an opt-out or opt-in sets it."""
+    value = data.get(name)
+    if name == ASSIGNEE:
+        return value
+    return consent_default if value is None else value
+
+
 def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
     from carepath.compile.ir import AGENT_ASSIGNED, CONSENT_PREFIX
     from carepath.durations import add_months, parse_duration
@@ -170,6 +180,7 @@ def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
 
     helpers: dict[str, Callable[..., Any]] = {
         "consents": consents,
+        "special": functools.partial(_special, default),
         "opt_updates": opt_updates,
         "dt": dt,
         "record": record,
