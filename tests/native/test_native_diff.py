@@ -296,3 +296,54 @@ def test_delays_in_calendar_months_run_natively_and_byte_identically(opened: str
             break
         pair.advance(pair.sp.next_wakeup)
     assert pair.sp.ended and pair.steps >= 6
+
+
+CONSENT_CONDITIONS = """
+carepath: 1
+id: care2
+version: "1"
+timezone: Asia/Ho_Chi_Minh
+consent_default: false
+channels:
+  zalo: {}
+  sms: {}
+  email: {}
+segments:
+  reachable: consent.zalo or consent.sms
+  quiet: "true"
+tiers:
+  L1: {title: Agent}
+start: {on: purchase.made}
+stages:
+  bought:
+    initial: true
+    enter: [{send: hi, channel: zalo, fallback: [sms, email], when: consent.email or consent.zalo}]
+    on:
+      nudge: {do: [{send: tip, channel: sms, when: not consent.sms}, {notify: assignee, when: assignee != null}]}
+      close: {to: done, when: segment == "reachable" and assignee == "lan"}
+  done: {final: true}
+"""
+
+
+def test_conditions_on_consent_and_assignee_are_byte_identical() -> None:
+    # SPEC §4.1 and §10: segments, action `when`s and handler `when`s reading consent.<channel>
+    # (consent_default: false until opted in) and assignee, through both backends step by step
+    pb = loads(CONSENT_CONDITIONS)
+    t0 = datetime.fromisoformat("2027-01-05T09:00:00+00:00")
+    pair = Pair(pb)
+    stream = [
+        ("purchase.made", {}),
+        ("nudge", {}),
+        ("customer.opted_in", {"channel": "sms"}),
+        ("close", {}),
+        ("agent.assigned", {"agent": "lan"}),
+        ("nudge", {}),
+        ("customer.opted_out", {"channel": "all"}),
+        ("close", {}),
+        ("customer.opted_in", {"channel": "zalo"}),
+        ("nudge", {}),
+        ("close", {}),
+    ]
+    for i, (type_, data) in enumerate(stream):
+        pair.event(Event(f"e{i}", type_, t0 + timedelta(minutes=i), "C", data))
+    assert pair.steps == len(stream) and pair.sp.stage == "done"
