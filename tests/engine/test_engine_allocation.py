@@ -97,6 +97,8 @@ def test_conditions_read_assignee() -> None:
     assert both.handle(_ev(2, "case.solved", 2)).state.stage == "open"
     both.handle(_ev(3, "agent.assigned", 3, agent="lan"))
     assert both.handle(_ev(4, "case.solved", 4)).state.stage == "done"
+    # SPEC §4.1: one behaviour on both backends, so the core runs such a condition too
+    assert runs_natively(text) is not False
 
 
 def test_the_native_core_runs_allocation_playbooks() -> None:

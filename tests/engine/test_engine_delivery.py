@@ -156,6 +156,20 @@ def test_conditions_read_consent() -> None:
     assert both.handle(ev("ping", T0 + timedelta(hours=1))).state.stage == "bought"
     both.handle(ev("customer.opted_out", T0 + timedelta(hours=2), channel="zalo"))
     assert both.handle(ev("ping", T0 + timedelta(hours=3))).state.stage == "closed"
+    # SPEC §4.1: one behaviour on both backends, so the core runs such a condition too
+    assert runs_natively(text) is not False
+
+
+def test_conditions_read_consent_default_false_until_opted_in() -> None:
+    text = CONSENT.replace("timezone: Asia", "consent_default: false\ntimezone: Asia").replace(
+        "done: closed", "done: closed\n      ping: {to: closed, when: consent.zalo}"
+    )
+    both = Both(text)
+    both.start(ev("purchase.made", T0))
+    assert both.handle(ev("ping", T0 + timedelta(hours=1))).state.stage == "bought"
+    both.handle(ev("customer.opted_in", T0 + timedelta(hours=2), channel="all"))
+    assert both.handle(ev("ping", T0 + timedelta(hours=3))).state.stage == "closed"
+    assert runs_natively(text) is not False
 
 
 def test_action_when_is_checked_when_the_action_would_be_emitted() -> None:

@@ -822,6 +822,24 @@ def test_notify_names_a_declared_tier_or_role() -> None:
     assert findings(body, no_tiers) == []
 
 
+def test_timers_and_schedules_of_a_final_stage_never_fire() -> None:
+    # SPEC §4.4: "`final: true` stages end the case: no timers". A timer, a schedule or a delayed
+    # entry action (without `keep`) there was accepted in silence and never fired.
+    assert findings("""
+        stages:
+          new: {initial: true, on: {agent.replied: done}, after: [{in: 1h, to: done}]}
+          done:
+            final: true
+            enter: [{notify: L1}, {notify: L2, in: 1h}, {notify: L2, in: 2h, keep: true}]
+            after: [{in: 1d, do: [{notify: L1}]}]
+            every: [{cron: "0 9 * * *", do: [{notify: L1}]}]
+    """) == [
+        ("CP609", "stages.done.after[0].in"),
+        ("CP609", "stages.done.enter[1].in"),
+        ("CP609", "stages.done.every[0].cron"),
+    ]
+
+
 def test_timer_that_can_never_fire_is_flagged() -> None:
     # #19: an unreachable timer was not flagged
     assert findings("""

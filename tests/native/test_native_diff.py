@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from carepath import CaseState, Engine, load, loads
+from carepath import CaseState, Engine, Event, load, loads
 from carepath.errors import CarepathError, PlaybookError
 from carepath.events import event_from_line
 from strategies import ADVANCE, playbooks, streams, timed, with_advances, yaml_text
@@ -250,3 +250,100 @@ def test_a_generated_support_desk_log_is_byte_identical() -> None:
     last = max(ev.at for ev in events) + timedelta(days=10)
     for p in pairs.values():
         p.advance(last)
+
+
+MONTHS = """
+carepath: 1
+id: care
+version: "1"
+timezone: America/New_York
+start: {on: purchase.made}
+stages:
+  bought:
+    initial: true
+    enter:
+      - {send: thanks, in: 1mo}
+      - {task: call_back, due: 2mo}
+      - {send: anniversary, in: 1y1d}
+    after:
+      - {in: 3mo, do: [{send: care_reminder}, {task: survey_call, due: 1mo2d}]}
+      - {in: 1y2mo, to: lapsed}
+    on:
+      purchase.repeated: {do: [{send: thanks_again, in: 1mo, keep: true}]}
+  lapsed: {final: true}
+"""
+
+
+@pytest.mark.parametrize(
+    "opened",
+    [
+        "2027-01-31T09:30:00-05:00",  # + 1mo: clamped to 28 February
+        "2028-02-29T23:59:59.500000-05:00",  # leap day, + 1y: 28 February
+        "2027-02-14T02:30:00-05:00",  # + 1mo: 14 March 02:30 does not exist (DST gap)
+        "2027-10-07T01:30:00-04:00",  # + 1mo: 7 November 01:30 is ambiguous (DST ends)
+    ],
+)
+def test_delays_in_calendar_months_run_natively_and_byte_identically(opened: str) -> None:
+    # SPEC §4.1: both backends give equal steps for every playbook; §10: `mo` and `y` delays
+    pb = loads(MONTHS)
+    assert Engine(pb, backend="native").backend == "native"
+    t0 = datetime.fromisoformat(opened)
+    pair = Pair(pb)
+    pair.event(Event("e0", "purchase.made", t0, "C-1"))
+    pair.event(Event("e1", "purchase.repeated", t0 + timedelta(days=40), "C-1"))
+    for _ in range(8):  # every wake-up in turn, to the end
+        if pair.sp is None or pair.sp.next_wakeup is None:
+            break
+        pair.advance(pair.sp.next_wakeup)
+    assert pair.sp.ended and pair.steps >= 6
+
+
+CONSENT_CONDITIONS = """
+carepath: 1
+id: care2
+version: "1"
+timezone: Asia/Ho_Chi_Minh
+consent_default: false
+channels:
+  zalo: {}
+  sms: {}
+  email: {}
+segments:
+  reachable: consent.zalo or consent.sms
+  quiet: "true"
+tiers:
+  L1: {title: Agent}
+start: {on: purchase.made}
+stages:
+  bought:
+    initial: true
+    enter: [{send: hi, channel: zalo, fallback: [sms, email], when: consent.email or consent.zalo}]
+    on:
+      nudge: {do: [{send: tip, channel: sms, when: not consent.sms}, {notify: assignee, when: assignee != null}]}
+      close: {to: done, when: segment == "reachable" and assignee == "lan"}
+  done: {final: true}
+"""
+
+
+def test_conditions_on_consent_and_assignee_are_byte_identical() -> None:
+    # SPEC §4.1 and §10: segments, action `when`s and handler `when`s reading consent.<channel>
+    # (consent_default: false until opted in) and assignee, through both backends step by step
+    pb = loads(CONSENT_CONDITIONS)
+    t0 = datetime.fromisoformat("2027-01-05T09:00:00+00:00")
+    pair = Pair(pb)
+    stream = [
+        ("purchase.made", {}),
+        ("nudge", {}),
+        ("customer.opted_in", {"channel": "sms"}),
+        ("close", {}),
+        ("agent.assigned", {"agent": "lan"}),
+        ("nudge", {}),
+        ("customer.opted_out", {"channel": "all"}),
+        ("close", {}),
+        ("customer.opted_in", {"channel": "zalo"}),
+        ("nudge", {}),
+        ("close", {}),
+    ]
+    for i, (type_, data) in enumerate(stream):
+        pair.event(Event(f"e{i}", type_, t0 + timedelta(minutes=i), "C", data))
+    assert pair.steps == len(stream) and pair.sp.stage == "done"

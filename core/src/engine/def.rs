@@ -22,6 +22,8 @@ pub struct Delay {
     pub seconds: f64,
     pub days: i64,
     pub business_days: i64,
+    /// calendar months (`mo`, `y`): the reference's `wall_months` places them (SPEC §10)
+    pub months: i64,
 }
 
 pub struct SetDef {
@@ -278,11 +280,12 @@ fn opt_delay(x: &Bound<'_, PyAny>) -> PyResult<Option<Delay>> {
     if x.is_none() {
         return Ok(None);
     }
-    let (seconds, days, business_days): (f64, i64, i64) = x.extract()?;
+    let (seconds, days, business_days, months): (f64, i64, i64, i64) = x.extract()?;
     Ok(Some(Delay {
         seconds,
         days,
         business_days,
+        months,
     }))
 }
 
@@ -444,6 +447,7 @@ impl Playbook {
                         seconds: 0.0,
                         days: 0,
                         business_days: 0,
+                        months: 0,
                     }),
                     to: b.opt_stage(&t.get_item(2)?)?,
                     do_: b.actions(&t.get_item(3)?)?,

@@ -24,6 +24,8 @@ pub struct Helpers {
     pub dt: PyObj,
     pub record: PyObj,
     pub wall_days: PyObj,
+    /// `wall_months(t, months, days)`: calendar months then days in the playbook's zone.
+    pub wall_months: PyObj,
     pub duration: PyObj,
     pub iso: PyObj,
     pub coerce: PyObj,
@@ -33,6 +35,8 @@ pub struct Helpers {
     pub case_error: PyObj,
     /// `consents(data, channel) -> bool`: the customer's consent to that channel (SPEC §10).
     pub consents: PyObj,
+    /// `special(data, name)`: `assignee`, and `consent.<channel>` with its default (SPEC §10).
+    pub special: PyObj,
     /// `opt_updates(type, view) -> dict | None`: what an opt-out/opt-in or `agent.assigned`
     /// event writes.
     pub opt_updates: PyObj,
@@ -56,6 +60,7 @@ impl Helpers {
             dt: g("dt")?,
             record: g("record")?,
             wall_days: g("wall_days")?,
+            wall_months: g("wall_months")?,
             duration: g("duration")?,
             iso: g("iso")?,
             coerce: g("coerce")?,
@@ -64,6 +69,7 @@ impl Helpers {
             signal_loop: g("signal_loop")?,
             case_error: g("case_error")?,
             consents: g("consents")?,
+            special: g("special")?,
             opt_updates: g("opt_updates")?,
             typed_view: match d.get_item("typed_view") {
                 Ok(f) if !f.is_none() => Some(f.unbind()),
@@ -95,6 +101,10 @@ pub struct Scope {
     pub now: f64,
     pub dt: PyObj,
     pub clocks: Vec<(String, &'static str, bool)>,
+    /// the case data, for `assignee` and `consent.<channel>` (SPEC §10)
+    pub data: PyObj,
+    /// `special(data, name)`: the reference's reading of those two built-ins
+    pub special: PyObj,
 }
 
 impl Scope {
@@ -130,6 +140,10 @@ impl Scope {
             "tier" => self.tier.as_deref().into_pyobject(py)?.into_any().unbind(),
             "now" => self.dt.bind(py).call1((self.now,))?.unbind(),
             "channel" => self.channel.clone_ref(py),
+            "assignee" => self.special.bind(py).call1((&self.data, name))?.unbind(),
+            _ if name.starts_with("consent.") => {
+                self.special.bind(py).call1((&self.data, name))?.unbind()
+            }
             _ if name.starts_with("sla.") => {
                 let parts: Vec<&str> = name.split('.').collect();
                 if parts.len() != 3 {

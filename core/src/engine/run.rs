@@ -210,6 +210,8 @@ impl<'a, 'py> Run<'a, 'py> {
             now: self.now,
             dt: self.h.dt.clone_ref(self.py),
             clocks,
+            data: self.data.clone().unbind(),
+            special: self.h.special.clone_ref(self.py),
         };
         let sc = Bound::new(self.py, sc)?;
         *self.scope_cache.borrow_mut() = Some(sc.clone());
@@ -606,6 +608,16 @@ impl<'a, 'py> Run<'a, 'py> {
         if let Some(c) = calendar {
             return self.calendar(Some(c))?.add_s(self.py, t, d.seconds);
         }
+        if d.months != 0 {
+            // calendar months, then days, in the playbook's zone: the reference's arithmetic
+            let w: f64 = self
+                .h
+                .wall_months
+                .bind(self.py)
+                .call1((t, d.months, d.days))?
+                .extract()?;
+            return Ok(w + d.seconds);
+        }
         if d.days != 0 {
             // `always` is in the playbook's zone: its table holds the zone's transitions
             let w = self
@@ -787,7 +799,7 @@ impl<'a, 'py> Run<'a, 'py> {
             Verb::Task => {
                 params.set_item(pyo3::intern!(self.py, "task"), arg)?;
                 if let Some(due) = params.get_item("due")? {
-                    let (seconds, days, business_days): (f64, i64, i64) =
+                    let (seconds, days, business_days, months): (f64, i64, i64, i64) =
                         self.h.duration.bind(py).call1((due,))?.extract()?;
                     let t = self.delay_due(
                         self.now,
@@ -795,6 +807,7 @@ impl<'a, 'py> Run<'a, 'py> {
                             seconds,
                             days,
                             business_days,
+                            months,
                         },
                         None,
                     )?;

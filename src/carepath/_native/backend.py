@@ -30,6 +30,7 @@ from carepath._instants import round_micros as _r
 from carepath._native.lower import Unsupported, lower
 from carepath._native.state_json import iso_text, state_dict
 from carepath._records import slot_setter
+from carepath.compile.ir import ASSIGNEE
 from carepath.errors import CarepathError, CaseError, InvalidEvent, SignalLoop
 from carepath.events import Event
 from carepath.state import (
@@ -101,9 +102,18 @@ def attach(engine: Engine, backend: str, step_cls: type) -> None:
     engine.backend = "native"
 
 
+def _special(consent_default: bool, data: Mapping[str, Any], name: str) -> Any:
+    """``CaseScope.get`` of ``assignee`` and ``consent.<channel>`` (SPEC §10), for the core's
+    scope: a consent is ``consent_default`` until an opt-out or opt-in sets it."""
+    value = data.get(name)
+    if name == ASSIGNEE:
+        return value
+    return consent_default if value is None else value
+
+
 def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
     from carepath.compile.ir import AGENT_ASSIGNED, CONSENT_PREFIX
-    from carepath.durations import parse_duration
+    from carepath.durations import add_months, parse_duration
     from carepath.engine.delivery import assignee_updates, consent_updates
     from carepath.expr.types import coerce as _coerce
     from carepath.expr.types import describe
@@ -121,10 +131,16 @@ def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
         wall = (local.replace(tzinfo=None) + timedelta(days=days)).replace(tzinfo=tz)
         return _r(wall.timestamp())
 
+    def wall_months(t: float, months: int, days: int) -> float:
+        # the reference's calendar months then days (CaseRun.delay_due), in the playbook's zone
+        local = add_months(fromts(t, tz).replace(tzinfo=None), months)
+        wall = (local + timedelta(days=days)).replace(tzinfo=tz)
+        return _r(wall.timestamp())
+
     @functools.lru_cache(maxsize=64)
-    def duration(text: Any) -> tuple[float, int, int]:
+    def duration(text: Any) -> tuple[float, int, int, int]:
         d = parse_duration(text)
-        return (float(d.seconds), int(d.days), int(d.business_days))
+        return (float(d.seconds), int(d.days), int(d.business_days), int(d.months))
 
     def iso(t: float) -> str:
         return fromts(t, tz).isoformat()
@@ -164,10 +180,12 @@ def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
 
     helpers: dict[str, Callable[..., Any]] = {
         "consents": consents,
+        "special": functools.partial(_special, default),
         "opt_updates": opt_updates,
         "dt": dt,
         "record": record,
         "wall_days": wall_days,
+        "wall_months": wall_months,
         "duration": duration,
         "iso": iso,
         "coerce": coerce,

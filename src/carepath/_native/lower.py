@@ -12,10 +12,11 @@ day arithmetic and value coercion stay Python callables (rare per step).
 A playbook that uses something the core does not implement raises :class:`Unsupported` naming
 it; ``backend="auto"`` then runs the Python engine and ``backend="native"`` refuses. Today that
 is a frequency cap with ``mode: defer`` or ``exempt``, a
-calendar in the customer's time zone, a condition reading ``consent.<channel>`` or ``sla.<clock>.elapsed``, ``.remaining`` or ``.due`` (reading them moves the
-clock in the reference, at instants the core would have to replay exactly), delays in calendar
-months (``mo``, ``y``), and Python 3.12+ (whose ``sum()`` of floats is compensated; the core
-replays 3.11's).
+calendar in the customer's time zone, a condition reading ``sla.<clock>.elapsed``, ``.remaining`` or ``.due`` (reading them moves the
+clock in the reference, at instants the core would have to replay exactly), and Python 3.12+
+(whose ``sum()`` of floats is compensated; the core replays 3.11's). Delays in calendar months
+(``mo``, ``y``) are lowered with their months; the core asks the reference's arithmetic
+(``wall_months``) for their wall-clock instant.
 """
 
 from __future__ import annotations
@@ -55,8 +56,10 @@ def _cond(e: Expr | None, where: str) -> Any:
     for n in e.names:
         if n.startswith("sla.") and n.rsplit(".", 1)[-1] in _UNSUPPORTED_SLA_ATTRS:
             raise Unsupported(f"{where}: the condition {e.source!r} reads {n}")
-        if n.startswith(CONSENT_PREFIX) or n == ASSIGNEE:
-            raise Unsupported(f"{where}: the condition {e.source!r} reads {n}")
+    if any(n.startswith(CONSENT_PREFIX) or n == ASSIGNEE for n in e.names):
+        # the built-ins of SPEC §10: the reference function reads them from the core's scope,
+        # which asks the reference's own rule (`special`: consent_default until set)
+        return (e.fn, None)
     try:
         from carepath._native.lower_expr import lower_expr
 
@@ -69,9 +72,7 @@ def _cond(e: Expr | None, where: str) -> Any:
 def _delay(d: Any) -> Any:
     if d is None:
         return None
-    if getattr(d, "months", 0):
-        raise Unsupported(f"a delay in calendar months ({d.text})")
-    return (float(d.seconds), int(d.days), int(d.business_days))
+    return (float(d.seconds), int(d.days), int(d.business_days), int(getattr(d, "months", 0)))
 
 
 def _sets(sets: tuple[SetValue, ...], where: str) -> list[Any]:
@@ -81,10 +82,6 @@ def _sets(sets: tuple[SetValue, ...], where: str) -> list[Any]:
 def _actions(acts: tuple[ActionDef, ...]) -> list[Any]:
     out = []
     for a in acts:
-        if a.verb == "task" and isinstance(a.params.get("due"), str):
-            from carepath.durations import parse_duration
-
-            _delay(parse_duration(a.params["due"]))  # calendar months: the reference's
         arg_s = a.arg if isinstance(a.arg, str) else None
         out.append(
             (
@@ -184,8 +181,7 @@ def _lower_calendar(cal: Any) -> Any:
 
 def _refuse(pb: Playbook) -> None:
     """The parts of SPEC §10 the core leaves to the reference: deferring or exempting caps and
-    calendars in the customer's time zone (months and `consent.*` in conditions are refused where
-    they are lowered)."""
+    calendars in the customer's time zone."""
     for name, ch in pb.channels.items():
         if ch.cap_mode != "drop" or ch.cap_exempt:
             raise Unsupported(f"channels.{name}.frequency_cap: `mode: defer` or `exempt`")

@@ -236,6 +236,9 @@ def check_timers(graph: Graph, reach: set[str], rep: Reporter) -> None:
     for name in graph.stage_names:
         if name not in reach:
             continue  # CP601 says so
+        if graph.stage(name).final:
+            _final_stage_timers(name, graph.stage(name), rep)
+            continue
         timers = graph.stage(name).after
         for t in timers:
             path: Path = ("stages", name, "after", t.index)
@@ -259,6 +262,35 @@ def check_timers(graph: Graph, reach: set[str], rep: Reporter) -> None:
                         hint="shorten this timer, or give the earlier one a `when`",
                     )
                     break
+
+
+def _final_stage_timers(name: str, st: StageDef, rep: Reporter) -> None:
+    """CP609 in a final stage (SPEC §4.4: it ends the case, so it has no timers): its timers,
+    schedules and delayed entry actions without ``keep: true`` never fire."""
+    why = f"stage {name!r} is final: entering it ends the case"
+    for t in st.after:
+        rep.add(
+            "CP609",
+            f"timer `in: {t.delay.text}` of stage {name!r} never fires: {why}",
+            ("stages", name, "after", t.index, "in"),
+            hint="move the timer to the stage before, or make this stage non-final",
+        )
+    for j, a in enumerate(st.enter):
+        if a.delay is not None and not a.keep:
+            rep.add(
+                "CP609",
+                f"delayed action `in: {a.delay.text}` of stage {name!r} never fires: {why}, "
+                "which drops its pending actions",
+                ("stages", name, "enter", j, "in"),
+                hint="add `keep: true` to deliver it after the case ended",
+            )
+    for sc in st.every:
+        rep.add(
+            "CP609",
+            f"schedule `{sc.cron}` of stage {name!r} never fires: {why}",
+            ("stages", name, "every", sc.index, "cron"),
+            hint="move the schedule to a stage the case waits in",
+        )
 
 
 @dataclass
