@@ -53,7 +53,7 @@ from carepath.drivers.replay import batch_gc, read_events, replay, replay_log  #
 from carepath.engine import router  # noqa: E402
 from carepath.engine.engine import Engine  # noqa: E402
 from carepath.metrics import Collector  # noqa: E402
-from carepath.report import build_report, compare_reports, render  # noqa: E402
+from carepath.report import build_report, build_reports, compare_reports, render  # noqa: E402
 
 AIM_S = 10.0
 MILLION = 1_000_000
@@ -320,7 +320,7 @@ def main() -> int:
         def make() -> tuple[str, list[int]]:
             stats: dict[str, Any] = {}
             rps = replay_log_sharded(pbs, cache, Collector, workers=n, stats=stats)
-            docs = [build_report(p, rp) for p, rp in zip(pbs, rps, strict=True)]
+            docs = build_reports(pbs, rps)
             doc = docs[0] if len(docs) == 1 else compare_reports(docs[0], docs[1])
             return render(doc, "json"), stats["worker_rss_kib"]
 

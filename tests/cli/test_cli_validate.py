@@ -66,6 +66,19 @@ def test_exit_codes(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) 
     assert run(capsys, "validate", str(INVALID / "cp101_syntax.yaml"))[0] == 1  # broken YAML
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_path_that_is_no_file_is_named_as_such(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # SPEC §8: exit 2 for a path that cannot be read; it exists, so "no such file" would mislead
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    code, out, err = run(capsys, "validate", str(fifo))
+    assert code == 2 and out == ""
+    assert f"carepath: {fifo}: not a regular file or folder" in err
+    assert "no such file" not in err
+
+
 def test_examples_validate(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "validate", str(EXAMPLES))
     assert code == 0, out

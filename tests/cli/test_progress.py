@@ -342,7 +342,7 @@ def test_simulate_draws_no_bar_over_its_own_table(log: Path, tmp_path: Path) -> 
 
 def test_run_shows_what_it_did_on_a_terminal(log: Path, tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path / 'cases.db'}"
-    code, seen = _on_terminal("run", RETAIL, "--events", str(log), "--store", store, "-q")
+    code, seen = _on_terminal("run", RETAIL, "--events", str(log), "--store", store)
     assert code == 0, seen
     assert re.search(
         rf"run: 100%\|█+\| .*{N_EVENTS:,} events, [\d,]+ events/s, \d+ cases · \d+ actions · "
@@ -356,7 +356,7 @@ def test_a_warning_comes_above_the_bar_on_a_line_of_its_own(log: Path, tmp_path:
     lines = log.read_text(encoding="utf-8").splitlines(keepends=True)
     events.write_text("".join([*lines[:5000], "{not an event\n", *lines[5000:]]), encoding="utf-8")
     store = f"sqlite:///{tmp_path / 'cases.db'}"
-    code, seen = _on_terminal("run", RETAIL, "--events", str(events), "--store", store, "-q")
+    code, seen = _on_terminal("run", RETAIL, "--events", str(events), "--store", store)
     assert code == 1  # an event was rejected
     warnings = [x for x in seen.split("\n") if "WARNING carepath.runtime" in x]
     assert len(warnings) == 1, seen
@@ -492,3 +492,14 @@ def test_no_bar_library_for_help_or_a_pipe(log: Path) -> None:
             env={**ENV, INTERVAL_ENV: "0"},
         )
         assert done.stderr.splitlines()[-1] == "False", done.stderr
+
+
+def test_run_quiet_shows_no_progress_unless_asked(log: Path, tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'cases.db'}"
+    args = ["run", RETAIL, "--events", str(log), "--store", store, "--batch", "2500", "-q"]
+    quiet = _carepath(*args, env={INTERVAL_ENV: "0"})
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == ""  # neither the summary nor the lines
+    asked = _carepath(*args, "--progress", "always", env={INTERVAL_ENV: "0"})
+    assert asked.returncode == 0, asked.stderr
+    assert asked.stderr != ""  # the bar, asked for, even off a terminal

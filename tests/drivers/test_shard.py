@@ -76,13 +76,19 @@ def test_a_generated_log_gives_the_same_report_in_shares(
     assert stats["workers"] == workers and len(stats["worker_rss_kib"]) == workers
 
 
+@pytest.mark.parametrize("workers", [2, 3])
 def test_the_what_if_gives_the_same_reports_in_shares(
-    tmp_path: Path, lines: list[str], playbooks: dict[str, Playbook]
+    tmp_path: Path, lines: list[str], playbooks: dict[str, Playbook], workers: int
 ) -> None:
+    """The log's bad lines and a repeated id are said once, as one process says them."""
+    log = list(lines)
+    log.insert(40, "not json")
+    log.insert(90, '{"id": 1}')
+    log.insert(120, log[100])  # a duplicate
     path = tmp_path / "log.jsonl"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    stats = check([playbooks["retail"], playbooks["journey"]], path, 2)
-    assert stats["workers"] == 2
+    path.write_text("\n".join(log) + "\n", encoding="utf-8")
+    stats = check([playbooks["retail"], playbooks["journey"]], path, workers)
+    assert stats["workers"] == workers
 
 
 @st.composite

@@ -129,3 +129,39 @@ templates:
         ("CP402", 20, 11),  # priorty: literal
         ("CP402", 24, 11),  # prio: a plain scalar over two lines
     ], [d.to_dict() for d in res.diagnostics]
+
+
+def test_an_error_in_a_quoted_condition_is_located_at_the_token() -> None:
+    # SPEC §2.1: "an error inside an expression at its column within the line" — also in a quoted
+    # scalar that spans lines or holds escapes (it was placed by the offset in the parsed value)
+    text = """\
+carepath: 1
+id: t
+version: "1"
+start: {on: case.opened}
+stages:
+  new:
+    initial: true
+    on:
+      a: {to: done, when: 'event.a == ''x'' and bogus1'}
+      b:
+        to: done
+        when: "event.a == 'x' and
+          bogus2 > 1"
+      c: {to: done, when: "event.a == \\"x\\" and bogus3"}
+      d: {to: done, when: "event.a == \\u0022x\\" and bogus4"}
+      e:
+        to: done
+        when: "event.a == 1 and \\
+          bogus5"
+      f: {to: done, when: 'event.a == 1 and bogus6'}
+    after: [{in: 1h, to: done}]
+  done: {final: true}
+"""
+    res = check(text, file="t.yaml")
+    lines = text.splitlines()
+    want = []
+    for n in range(1, 7):
+        line = next(i for i, t in enumerate(lines, 1) if f"bogus{n}" in t)
+        want.append(("CP402", line, lines[line - 1].index(f"bogus{n}") + 1))
+    assert sorted((d.code, d.line, d.col) for d in res.diagnostics) == sorted(want)

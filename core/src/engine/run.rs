@@ -308,7 +308,11 @@ impl<'a, 'py> Run<'a, 'py> {
             self.data_gen += 1;
             let set = self.changed.get_or_insert_with(HashSet::default);
             for k in out.keys().iter() {
-                set.insert(k.to_string());
+                // a str's UTF-8 as it is; anything else (or a lone surrogate) as `str()` shows it
+                match k.downcast::<PyString>().ok().and_then(|k| k.to_str().ok()) {
+                    Some(text) => set.insert(text.to_owned()),
+                    None => set.insert(k.to_string()),
+                };
             }
         }
         Ok(())

@@ -137,9 +137,13 @@ def for_args(
 ) -> Progress:
     """The :class:`Progress` of a command from its parsed arguments (``--progress``,
     ``--log-format``, an explicit ``--log-level``). A bad :data:`INTERVAL_ENV` prints one line
-    and exits with 2."""
+    and exits with 2. A command's ``--quiet`` silences the progress ``auto`` would show (an
+    explicit ``--progress always`` still shows it)."""
+    mode = getattr(args, "progress", "auto")
+    if mode == "auto" and getattr(args, "quiet", False):
+        mode = "never"
     style = style_for(
-        getattr(args, "progress", "auto"),
+        mode,
         stderr=sys.stderr,
         log_format=getattr(args, "log_format", "text"),
         log_level=getattr(args, "log_level", None),

@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: C901 - one check per option, 
     from carepath.drivers.shard import replay_log_sharded
     from carepath.errors import CarepathError
     from carepath.metrics import Collector, MetricError
-    from carepath.report import TemplateError, build_report, compare_reports, render, write_csv
+    from carepath.report import TemplateError, build_reports, compare_reports, render, write_csv
     from carepath.runtime import StoreError
 
     if args.workers is not None and args.workers < 1:
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: C901 - one check per option, 
                     replays = replay_log_sharded(
                         playbooks, source, Collector, workers=args.workers, progress=shown.update
                     )
-        reports = [build_report(pb, rp) for pb, rp in zip(playbooks, replays, strict=True)]
+        reports = build_reports(playbooks, replays)
     except EventLogError as exc:
         print(f"carepath report: {exc}", file=sys.stderr)
         return 1

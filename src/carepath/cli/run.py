@@ -112,7 +112,12 @@ def register(sub: Any) -> None:
         metavar="FILE",
         help="agents (YAML or JSON) the allocator assigns cases to (SPEC §10)",
     )
-    p.add_argument("--quiet", "-q", action="store_true", help="no summary on standard error")
+    p.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="no summary on standard error, and no progress unless --progress always",
+    )
     p.set_defaults(func=run)
 
 

@@ -158,7 +158,10 @@ def _files(args: argparse.Namespace) -> tuple[list[str], bool]:
                 continue
             files.append(path)
         else:
-            print(f"carepath: {path}: no such file or folder", file=sys.stderr)
+            what = (
+                "not a regular file or folder" if Path(path).exists() else "no such file or folder"
+            )
+            print(f"carepath: {path}: {what}", file=sys.stderr)
             usage_problem = True
     return files, usage_problem
 

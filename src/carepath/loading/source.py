@@ -32,30 +32,65 @@ class Source:
         return self._line_starts[min(line, len(self._line_starts)) - 1] + col - 1
 
     def place(self, path: Path, value: str, offset: int) -> tuple[int, int] | None:
-        """(line, col) of ``value[offset]`` inside the multi-line plain or block (``|``, ``>``)
-        scalar at ``path``, or ``None`` when the source does not show the value's characters in
-        order. Folding changes only whitespace, so the other characters are matched in order."""
+        """(line, col) of ``value[offset]`` inside the scalar at ``path`` as written — plain, block
+        (``|``, ``>``) or quoted, over several lines or with escapes (``''``, ``\\"``) — or
+        ``None`` when the source does not show the value's characters in order. Folding changes
+        only whitespace, so the other characters are matched in order."""
         pos = self.positions
         (line, col), end = pos.values[path], pos.ends.get(path)
-        if end is None or pos.styles.get(path, "") not in ("", "|", ">"):
+        style = pos.styles.get(path, "")
+        if end is None or style not in ("", "|", ">", "'", '"'):
             return None
         raw, at = self.text, self.index(line, col)
-        if pos.styles.get(path):  # a block scalar: its text begins on the line after the indicator
-            at = raw.find("\n", at) + 1 or len(raw)
         stop = self.index(*end)
+        if style in ("|", ">"):  # a block scalar: its text begins on the line after the indicator
+            at = raw.find("\n", at) + 1 or len(raw)
+        elif style:  # inside the quotes
+            at, stop = at + 1, stop - 1
         for i, ch in enumerate(value[: offset + 1]):
-            if ch.isspace():
-                if at < stop and raw[at] == ch and ch != "\n":
-                    at += 1
-                continue
-            while at < stop and raw[at] != ch and raw[at].isspace():
-                at += 1
-            if at >= stop or raw[at] != ch:
-                return None
+            step = _written(raw, at, stop, ch, style)
+            if ch.isspace() and step == 0:
+                continue  # folded: the source's line break and indentation are skipped below
+            if not ch.isspace():
+                while at < stop and (
+                    raw[at].isspace() or (style == '"' and raw[at : at + 2] == "\\\n")
+                ):  # folding, and a double-quoted line break escaped with a backslash
+                    at += 2 if raw[at] == "\\" else 1
+                step = _written(raw, at, stop, ch, style)
+                if step == 0:
+                    return None
             if i < offset:
-                at += 1
+                at += step
         line_start = raw.rfind("\n", 0, at) + 1
         return bisect.bisect_right(self._line_starts, at), at - line_start + 1
+
+
+#: Double-quoted YAML escapes that stand for one character (``\x``, ``\u``, ``\U`` take hex).
+_ESCAPES = {
+    "0": "\0", "a": "\a", "b": "\b", "t": "\t", "\t": "\t", "n": "\n", "v": "\v", "f": "\f",
+    "r": "\r", "e": "\x1b", " ": " ", '"': '"', "/": "/", "\\": "\\", "N": "\x85",
+    "_": "\xa0", "L": "\u2028", "P": "\u2029",
+}  # fmt: skip
+_HEX = {"x": 2, "u": 4, "U": 8}
+
+
+def _written(raw: str, at: int, stop: int, ch: str, style: str) -> int:
+    """How many source characters at ``raw[at]`` write the value character ``ch`` in a scalar
+    of ``style`` (0: they do not); a line break is never matched here (folding)."""
+    if at >= stop or (ch == "\n" and raw[at] == "\n"):
+        return 0
+    if style == "'" and ch == "'":
+        return 2 if raw[at : at + 2] == "''" else 0
+    if style == '"' and raw[at] == "\\":
+        kind = raw[at + 1 : at + 2]
+        if kind in _HEX:
+            digits = raw[at + 2 : at + 2 + _HEX[kind]]
+            try:
+                return 2 + len(digits) if chr(int(digits, 16)) == ch else 0
+            except ValueError:
+                return 0
+        return 2 if _ESCAPES.get(kind) == ch else 0
+    return 1 if raw[at] == ch else 0
 
 
 @dataclass
@@ -121,10 +156,12 @@ class Reporter:
         if offset is not None and not key and tuple(path) in pos.values:
             style = pos.styles.get(tuple(path), "")
             end = pos.ends.get(tuple(path))
-            if style in ("'", '"') or (style == "" and (end is None or end[0] == line)):
+            simple = style == "" and (end is None or end[0] == line)
+            placed = None if simple or value is None else src.place(tuple(path), value, offset)
+            if placed is not None:
+                line, col = placed
+            elif simple or style in ("'", '"'):
                 col += offset + (1 if style else 0)
-            elif value is not None:
-                line, col = src.place(tuple(path), value, offset) or (line, col)
         return src.file, line, col
 
     def add(

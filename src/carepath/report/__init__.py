@@ -18,6 +18,7 @@ from carepath.report.build import REPORT_KEYS, answer_within, build_report, comp
 from carepath.report.export import write_csv
 from carepath.report.html import TemplateError, render_compare_html, render_html
 from carepath.report.i18n import LANGS
+from carepath.report.parallel import build_reports
 from carepath.report.text import render_compare_text, render_text
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "TemplateError",
     "answer_within",
     "build_report",
+    "build_reports",
     "compare_reports",
     "render",
     "render_compare_html",
