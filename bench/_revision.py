@@ -109,6 +109,21 @@ def _revision_core(rev: str, name: str) -> str | None:
             check=True,
             env={**os.environ, "CARGO_TARGET_DIR": str(target)},
         )
+    load_core(module, lib)
+    CORES[name] = (module, str(lib))
+    return module
+
+
+#: ``carepath_<rev>`` → (its core's module name, the library's path): what a worker process of a
+#: bench (``bench_postgres.py``) loads before it imports the revision (:func:`load_core`).
+CORES: dict[str, tuple[str, str]] = {}
+
+
+def load_core(module: str, lib: str | Path) -> None:
+    """Load the native core library ``lib`` as ``module`` (a revision's own core, beside the
+    installed one)."""
+    if module in sys.modules:
+        return
     # the library's init function is ``PyInit_carepath_core``: load it under that name, keep it
     # under another (a second file is a second module: the installed core is left as it is)
     # (loading it files it as ``carepath_core`` too: the installed one is put back)
@@ -126,7 +141,6 @@ def _revision_core(rev: str, name: str) -> str | None:
         sys.modules["carepath_core"] = installed
     else:
         sys.modules.pop("carepath_core", None)
-    return module
 
 
 def example(pkg: ModuleType, name: str) -> Path:

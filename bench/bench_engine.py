@@ -8,6 +8,8 @@ Prints, measured in this one process:
   same event sequence on one shared ``Machine`` with one model per case (``add_model``), and the
   ratio (the issue aims at ≥ 2×);
 * memory per in-flight case (tracemalloc over N live states) and the JSON size of a typical state;
+* CPU per state of its JSON text: ``to_json`` (written by the core, issue 17) next to the Python
+  path it replaces (``dumps(state_dict(...))``), and with ``--against REV`` the revision's;
 * with ``--profile``, the top functions by own time (cProfile).
 """
 
@@ -178,6 +180,67 @@ def against(rev: str, events: list[Event], repeat: int, rate: float) -> None:
     )
 
 
+def step_states(subject: Any, events: list[Event]) -> list[Any]:
+    """The state of every step of ``events``, as a store gets them to save (not written yet)."""
+    states: dict[str, Any] = {}
+    out = []
+    for e in events:
+        s = states.get(e.case)  # type: ignore[arg-type]
+        step = subject.start(e, s) if s is None or s.ended else subject.handle(s, e)
+        states[e.case] = step.state  # type: ignore[index]
+        out.append(step.state)
+    return out
+
+
+def _cpu_per_state(write: Any, states: list[Any], repeat: int, forget: Any) -> float:
+    """Best CPU µs per state of ``write(states)``; ``forget()`` empties the ISO text cache first
+    (a store writes each state once: its ``now`` is a new instant)."""
+    best = float("inf")
+    for _ in range(repeat):
+        forget()
+        gc.collect()
+        t = time.process_time()
+        write(states)
+        best = min(best, time.process_time() - t)
+    return best * 1e6 / len(states)
+
+
+def state_text(subject: Any, events: list[Event], repeat: int, rev: str | None) -> None:
+    """CPU per state of its JSON text (issue 17): ``to_json`` (the core writes it), the Python
+    path it replaces (``dumps(state_dict(...))``), and with ``--against`` the revision's
+    ``to_json`` on its own states."""
+    from carepath._instants import dumps
+    from carepath._native import state_json
+
+    states = step_states(subject, events)
+    forget = state_json._ISO.clear
+
+    def core(ss: list[Any]) -> None:
+        for s in ss:
+            s.to_json()
+
+    def python(ss: list[Any]) -> None:
+        for s in ss:
+            dumps(state_json.state_dict(s, s._core, s._ctx.names))
+
+    now = _cpu_per_state(core, states, repeat, forget)
+    ref = _cpu_per_state(python, states, repeat, forget)
+    print(
+        f"state text          : {now:8.2f} µs CPU/state to_json (core), {ref:.2f} µs the Python "
+        f"path (dumps(state_dict)), {ref / now:.2f}×; {len(states):,} states"
+    )
+    if rev:
+        old = import_revision(rev)
+        osub = old.Engine(old.load(ROOT / "examples" / "vn-retail-support.yaml"), trace=False)
+        evs = [
+            old.Event(id=e.id, type=e.type, at=e.at, case=e.case, data=dict(e.data)) for e in events
+        ]
+        ostates = step_states(osub, evs)
+        oforget = getattr(getattr(old._native, "state_json", None), "_ISO", {}).clear
+        then = _cpu_per_state(core, ostates, repeat, oforget)
+        print(f"  to_json at {rev:<8}: {then:8.2f} µs CPU/state; then / now = {then / now:.2f}×")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cases", type=int, default=3000)
@@ -251,6 +314,7 @@ def main() -> None:
 
     if args.against:
         against(args.against, events, args.repeat, rate)
+    state_text(subject, events, args.repeat, args.against)
 
     if args.profile:
         pr = cProfile.Profile()

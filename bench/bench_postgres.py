@@ -64,17 +64,28 @@ UNTIL = datetime.fromisoformat("2027-04-01T00:00:00+07:00")
 
 
 # -- the runs -------------------------------------------------------------------------------------
-def _package(name: str, path: str) -> Any:
-    """The package ``name`` (``carepath`` or an extracted revision under ``path``)."""
+def _package(name: str, path: str, core: tuple[str, str] | None = None) -> Any:
+    """The package ``name`` (``carepath`` or an extracted revision under ``path``, with its own
+    native core ``core``, ``(module, library)``, when it has one: without it the revision's
+    engine would run on Python in the worker process)."""
     import importlib
 
+    if core is not None:
+        from _revision import load_core
+
+        load_core(*core)
     if path:
         sys.path.insert(0, path)
     return importlib.import_module(name)
 
 
 def _worker(
-    pkg: tuple[str, str], url: str, lines: list[str], batch: int, barrier: Any, out: Any
+    pkg: tuple[str, str, tuple[str, str] | None],
+    url: str,
+    lines: list[str],
+    batch: int,
+    barrier: Any,
+    out: Any,
 ) -> None:
     try:
         cp = _package(*pkg)
@@ -102,11 +113,14 @@ def _schema_url(url: str, extra: str = "") -> str:
     return f"{url}{'&' if '?' in url else '?'}schema=bench_{uuid.uuid4().hex[:8]}{extra}"
 
 
-def _where(cp: Any) -> tuple[str, str]:
-    """How a worker process imports ``cp``: (module name, folder to put on its path)."""
+def _where(cp: Any) -> tuple[str, str, tuple[str, str] | None]:
+    """How a worker process imports ``cp``: (module name, folder to put on its path, its own
+    native core as ``(module, library)`` or ``None``)."""
     if cp is carepath:
-        return "carepath", ""
-    return cp.__name__, str(Path(cp.__file__).resolve().parent.parent)
+        return "carepath", "", None
+    from _revision import CORES
+
+    return cp.__name__, str(Path(cp.__file__).resolve().parent.parent), CORES.get(cp.__name__)
 
 
 def _pg(

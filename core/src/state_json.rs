@@ -78,6 +78,14 @@ fn types(py: Python<'_>) -> PyResult<&Types> {
 /// as `\b \t \n \f \r` or `\u00xx`, everything else (non-ASCII included) kept as UTF-8.
 pub fn write_str(out: &mut String, s: &str) {
     out.push('"');
+    if !s.bytes().fold(false, |any, b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\')
+    }) {
+        // the usual case: nothing to escape
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in s.as_bytes().iter().enumerate() {
         let short = match b {
@@ -198,14 +206,32 @@ pub fn write_float(out: &mut String, x: f64) -> W {
         }
         out.push('e');
         out.push(if exp < 0 { '-' } else { '+' });
-        write!(out, "{}", exp.unsigned_abs())?;
+        write_u64(out, false, u64::from(exp.unsigned_abs()));
     }
     Ok(())
 }
 
 fn write_int(out: &mut String, i: i64) -> W {
-    write!(out, "{i}")?;
+    write_u64(out, i < 0, i.unsigned_abs());
     Ok(())
+}
+
+/// An integer's decimal digits (no `fmt` machinery: a state holds dozens).
+fn write_u64(out: &mut String, negative: bool, mut u: u64) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (u % 10) as u8;
+        u /= 10;
+        if u == 0 {
+            break;
+        }
+    }
+    if negative {
+        out.push('-');
+    }
+    out.push_str(std::str::from_utf8(&buf[at..]).unwrap_or("0")); // ASCII digits
 }
 
 /// `_n(x)` written: a whole float below 2**53 as an integer, any other finite float as orjson
@@ -287,13 +313,13 @@ fn text<'a>(v: &'a Bound<'_, PyAny>) -> W<&'a str> {
 /// A mapping's `(key, value)` pairs.
 type Items<'py> = Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>;
 
-/// A mapping's items sorted by key (exact `str` keys only).
-fn sorted_items<'py>(items: Items<'py>) -> W<Vec<(String, Bound<'py, PyAny>)>> {
+/// A mapping's items sorted by key (exact `str` keys only), keys borrowed from the items.
+fn sorted_items<'a, 'py>(items: &'a Items<'py>) -> W<Vec<(&'a str, &'a Bound<'py, PyAny>)>> {
     let mut out = Vec::with_capacity(items.len());
     for (k, v) in items {
-        out.push((text(&k)?.to_owned(), v));
+        out.push((text(k)?, v));
     }
-    out.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    out.sort_unstable_by(|a, b| a.0.cmp(b.0)); // `str` order is the order of the UTF-8 bytes
     Ok(out)
 }
 
@@ -337,7 +363,7 @@ pub fn write_value(out: &mut String, v: &Bound<'_, PyAny>, depth: usize, proxy: 
             write_int(out, i)?;
         } else {
             let u: u64 = v.extract()?; // beyond 64 bits: orjson refuses it, the Python path
-            write!(out, "{u}")?;
+            write_u64(out, false, u);
         }
     } else if v.is_exact_instance_of::<PyFloat>() {
         let x = v.downcast::<PyFloat>().map_err(PyErr::from)?.value();
@@ -368,7 +394,7 @@ pub fn write_value(out: &mut String, v: &Bound<'_, PyAny>, depth: usize, proxy: 
         out.push(']');
     } else if let Some(items) = mapping_items(v, proxy)? {
         out.push('{');
-        for (i, (k, x)) in sorted_items(items)?.iter().enumerate() {
+        for (i, (k, x)) in sorted_items(&items)?.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
@@ -605,7 +631,7 @@ fn write_clock(py: Python<'_>, out: &mut String, c: &ClockW, now_s: f64) -> W {
         write_n(o.key("elapsed_s"), x)?;
     }
     if c.fired != 0 {
-        write!(o.key("fired"), "{}", c.fired)?;
+        write_u64(o.key("fired"), false, c.fired as u64);
     }
     if !c.history.is_empty() {
         let w = o.key("history");
@@ -741,7 +767,7 @@ pub fn state_json(
     if names.len() != s.clocks.len() {
         return Err(Skip);
     }
-    let mut out = String::with_capacity(1024);
+    let mut out = String::with_capacity(2048);
     let mut o = Obj::new(&mut out);
     write_str(o.key("case"), &s.case);
     {
@@ -763,7 +789,7 @@ pub fn state_json(
         let items = mapping_items(data, true)?.ok_or(Skip)?;
         let w = o.key("data");
         w.push('{');
-        for (i, (k, x)) in sorted_items(items)?.iter().enumerate() {
+        for (i, (k, x)) in sorted_items(&items)?.iter().enumerate() {
             if i > 0 {
                 w.push(',');
             }
@@ -823,7 +849,7 @@ pub fn state_json(
             let items = mapping_items(sends, true)?.ok_or(Skip)?;
             let w = o.key("sends");
             w.push('{');
-            for (i, (k, v)) in sorted_items(items)?.iter().enumerate() {
+            for (i, (k, v)) in sorted_items(&items)?.iter().enumerate() {
                 if i > 0 {
                     w.push(',');
                 }
