@@ -74,6 +74,19 @@ def _tree(rev: str) -> str:
 def _revision_core(rev: str, name: str) -> str | None:
     """The module name of ``rev``'s own native core, built and loaded; ``None`` when ``rev`` has
     no ``core/`` or the same one as this checkout (the installed core serves both)."""
+    lib = core_library(rev)
+    if lib is None:
+        return None
+    module = f"carepath_core_{name.removeprefix('carepath_')}"
+    load_core(module, lib)
+    CORES[name] = (module, str(lib))
+    return module
+
+
+def core_library(rev: str) -> Path | None:
+    """The native core library of revision ``rev``, built with cargo when not built yet (cached
+    under ``core/target/against/<tree>``); ``None`` when ``rev`` has no ``core/`` or the same one
+    as this checkout (the installed core serves both)."""
     tree = _tree(rev)
     dirty = subprocess.run(
         ["git", "-C", str(ROOT), "status", "--porcelain", "--", "core/src", "core/Cargo.toml"],
@@ -84,7 +97,6 @@ def _revision_core(rev: str, name: str) -> str | None:
     head = _tree("HEAD")
     if not tree or (tree == head and not dirty):
         return None
-    module = f"carepath_core_{name.removeprefix('carepath_')}"
     target = ROOT / "core" / "target" / "against" / tree[:12]
     lib = target / "release" / "libcarepath_core.so"
     if not lib.exists():
@@ -109,9 +121,7 @@ def _revision_core(rev: str, name: str) -> str | None:
             check=True,
             env={**os.environ, "CARGO_TARGET_DIR": str(target)},
         )
-    load_core(module, lib)
-    CORES[name] = (module, str(lib))
-    return module
+    return lib
 
 
 #: ``carepath_<rev>`` → (its core's module name, the library's path): what a worker process of a

@@ -28,6 +28,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,6 +43,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 import httpx  # noqa: E402 - the serve extra
+from _revision import core_library  # noqa: E402
 
 
 def events(n: int, tag: str) -> list[dict[str, Any]]:
@@ -66,7 +68,8 @@ def events(n: int, tag: str) -> list[dict[str, Any]]:
 
 def revision_src(rev: str, tmp: Path) -> Path:
     """Git revision ``rev``'s ``src`` and ``examples``, extracted under ``tmp`` (its server runs
-    from there: the same interpreter and installed packages, the native core included)."""
+    from there: the same interpreter and installed packages), with the revision's own native core
+    when its ``core/`` differs from this checkout's (``_revision.core_library``)."""
     where = tmp / f"rev-{re.sub(r'[^A-Za-z0-9]', '_', rev)}"
     where.mkdir()
     data = subprocess.run(
@@ -76,6 +79,9 @@ def revision_src(rev: str, tmp: Path) -> Path:
     ).stdout
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         tar.extractall(where, filter="data")
+    lib = core_library(rev)
+    if lib is not None:  # its own core, first on PYTHONPATH: it shadows the installed one
+        shutil.copyfile(lib, where / "src" / "carepath_core.abi3.so")
     return where
 
 
