@@ -188,3 +188,29 @@ def test_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     )
     assert main(["run", RETAIL, "--events", str(RETAIL_EVENTS), "--until", "soon"]) == 2
     assert main(["cases", "--store", f"sqlite:///{tmp_path / 'absent.db'}", "list"]) == 2
+
+
+def test_the_summary_counts_the_files_events_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """zalo-care's deliveries feed action.delivered events back into the runtime; the summary's
+    statuses are those of the file's events, and add up to its count (they said '10 events (10
+    applied, … 11 ignored …)' before)."""
+    import re
+
+    playbook = str(ROOT / "examples" / "zalo-care.yaml")
+    events = ROOT / "examples" / "events" / "zalo-care.jsonl"
+    bad = tmp_path / "events.jsonl"
+    bad.write_text(events.read_text(encoding="utf-8") + "not json\n", encoding="utf-8")
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    rc = main(["run", playbook, "--store", url, "--events", str(bad), "--actions", "-"])
+    err = capsys.readouterr().err
+    assert rc == 1  # the bad line is rejected
+    m = re.search(
+        r"(\d+) events \((\d+) applied, (\d+) duplicate, (\d+) ignored, (\d+) rejected\)", err
+    )
+    assert m is not None, err
+    total, *statuses = (int(x) for x in m.groups())
+    assert total == len(_lines(bad)) and sum(statuses) == total
+    assert statuses == [total - 1, 0, 0, 1]
+    assert re.search(r"\d+ actions \((\d+) delivered", err)

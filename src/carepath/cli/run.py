@@ -26,6 +26,7 @@ import select
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -281,6 +282,9 @@ class _Job:
             args, "run", "events", total=files.total, in_bytes=True, lines=not args.follow
         )
         self.events = 0
+        #: what became of the file's own events, by status (the runtime's counters also count the
+        #: events it submits itself, such as the action.delivered of each delivery)
+        self.statuses: Counter[str] = Counter()
 
     def _write_actions(self, sink: IO[str]) -> None:
         from carepath._terminal import json_term_safe
@@ -320,7 +324,8 @@ class _Job:
 
     def flush(self, chunk: list[Line]) -> None:
         """Apply one batch of lines, then fire what is due and deliver."""
-        self.rt.submit_many(chunk, batch=len(chunk), timeline=self.sim)
+        for r in self.rt.submit_many(chunk, batch=len(chunk), timeline=self.sim):
+            self.statuses[r.status] += 1
         if not self.sim:
             self.rt.run_due()
         self.rt.deliver()
@@ -409,9 +414,10 @@ class _Job:
             rate = f", {events / took:,.0f} events/s" if took > 0 and events else ""
             dead = f", {c['dead']} dead" if c["dead"] else ""
             assigned = f"; {c['assigned']} assigned to agents" if c["assigned"] else ""
+            n = self.statuses
             self.say(
-                f"{events} events ({c['applied']} applied, {c['duplicate']} duplicate, "
-                f"{c['ignored']} ignored, {c['rejected']} rejected){assigned}; "
+                f"{events} events ({n['applied']} applied, {n['duplicate']} duplicate, "
+                f"{n['ignored']} ignored, {n['rejected']} rejected){assigned}; "
                 f"{c['opened']} cases opened; "
                 f"{c['woken']} wake-ups; {c['actions']} actions ({c['delivered']} delivered, "
                 f"{pending} pending in the outbox{dead}); {c['breaches']} breaches; "
@@ -425,7 +431,7 @@ class _Job:
                 logging.ERROR,
             )
             return 2
-        return 1 if c["rejected"] else 0
+        return 1 if self.statuses["rejected"] else 0
 
 
 def _stranded(args: argparse.Namespace, playbooks: Any, files: _Files) -> int:
