@@ -20,6 +20,7 @@ oracle needs playbooks whose stage path depends only on the event types).
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime, timedelta
 from typing import Any
@@ -399,3 +400,22 @@ def drive(
         actions.extend(a.to_dict() for a in step.actions)
         outcomes.append(state.stage)
     return state, actions, outcomes
+
+
+@functools.lru_cache(maxsize=256)
+def native_playbook(text: str) -> Any:
+    """The playbook of generated YAML ``text`` when it loads and the native core supports it
+    (:func:`carepath._native.lower` accepts it); ``None`` otherwise (the example is skipped)."""
+    from carepath import loads
+    from carepath._native import Unsupported, lower
+    from carepath.errors import PlaybookError
+
+    try:
+        pb = loads(text)
+    except PlaybookError:
+        return None
+    try:
+        lower(pb)
+    except Unsupported:
+        return None
+    return pb

@@ -10,7 +10,6 @@ examples must be supported. Without the core installed the module skips, unless
 
 from __future__ import annotations
 
-import functools
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,9 +20,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from carepath import CaseState, Engine, Event, load, loads
-from carepath.errors import CarepathError, PlaybookError
+from carepath.errors import CarepathError
 from carepath.events import event_from_line
-from strategies import ADVANCE, playbooks, streams, timed, with_advances, yaml_text
+from strategies import ADVANCE, native_playbook, playbooks, streams, timed, with_advances, yaml_text
 from typed_fields import TYPED_CASE, checked, placed, results
 
 try:
@@ -36,7 +35,7 @@ except ImportError:  # pragma: no cover - depends on the machine
         allow_module_level=True,
     )
 
-from carepath._native import Unsupported, lower
+from carepath._native import lower
 from carepath._native.backend import action_count, outbox_rows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -202,24 +201,11 @@ def test_opening_a_case_in_the_core_agrees_with_the_reference(case: Any, data: A
     p._both("start", ev)
 
 
-@functools.lru_cache(maxsize=256)
-def _playbook(text: str) -> Any:
-    try:
-        pb = loads(text)
-    except PlaybookError:
-        return None
-    try:
-        lower(pb)
-    except Unsupported:
-        return None
-    return pb
-
-
 @SETTINGS
 @given(data=st.data())
 def test_generated_playbooks_and_streams_are_byte_identical(data: Any) -> None:
     d = data.draw(playbooks())
-    pb = _playbook(yaml_text(d))
+    pb = native_playbook(yaml_text(d))
     assume(pb is not None)
     stream = data.draw(streams(d).flatmap(with_advances))
     p = Pair(pb)

@@ -27,10 +27,10 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from carepath import CaseState, Engine, Event, load, loads
+from carepath import CaseState, Engine, Event, load
 from carepath._instants import dumps
-from carepath.errors import CarepathError, PlaybookError
-from strategies import ADVANCE, playbooks, streams, timed, with_advances, yaml_text
+from carepath.errors import CarepathError
+from strategies import ADVANCE, native_playbook, playbooks, streams, timed, with_advances, yaml_text
 
 try:
     import carepath_core  # noqa: F401
@@ -39,7 +39,6 @@ except ImportError:  # pragma: no cover - depends on the machine
         raise
     pytest.skip("carepath-core is not installed", allow_module_level=True)
 
-from carepath._native import Unsupported, lower
 from carepath._native.backend import NativeState
 from carepath._native.state_json import iso_text, state_dict
 
@@ -87,26 +86,13 @@ def check(state: Any, writable: bool = True) -> str | None:
 # -- generated playbooks and streams ------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=256)
-def _playbook(text: str) -> Any:
-    try:
-        pb = loads(text)
-    except PlaybookError:
-        return None
-    try:
-        lower(pb)
-    except Unsupported:
-        return None
-    return pb
-
-
 @SETTINGS
 @given(data=st.data())
 def test_every_step_of_generated_streams_is_written_as_the_python_path_writes_it(
     data: Any,
 ) -> None:
     d = data.draw(playbooks())
-    pb = _playbook(yaml_text(d))
+    pb = native_playbook(yaml_text(d))
     assume(pb is not None)
     stream = data.draw(streams(d).flatmap(with_advances))
     roundtrip = data.draw(st.integers(0, len(stream)))
