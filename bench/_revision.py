@@ -40,14 +40,7 @@ def import_revision(rev: str) -> ModuleType:
     if name in sys.modules:
         return sys.modules[name]
     core = _revision_core(rev, name)
-    tmp = Path(tempfile.mkdtemp(prefix="carepath-bench-"))
-    data = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", rev, "src/carepath", "examples"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        tar.extractall(tmp, filter="data")
+    tmp = archive(rev, "src/carepath", "examples")
     (tmp / "src" / "carepath").rename(tmp / name)
     for path in (tmp / name).rglob("*.py"):
         text = _ABSOLUTE.sub(
@@ -61,6 +54,18 @@ def import_revision(rev: str) -> ModuleType:
 
 
 _CORE = re.compile(r"\bcarepath_core\b")
+
+
+def archive(rev: str, *paths: str, into: Path | None = None) -> Path:
+    """``paths`` of git revision ``rev`` extracted (``git archive``) under ``into``, by default
+    a new temporary folder; that folder."""
+    where = Path(tempfile.mkdtemp(prefix="carepath-bench-")) if into is None else into
+    data = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, *paths], check=True, capture_output=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.extractall(where, filter="data")
+    return where
 
 
 def _tree(rev: str) -> str:
@@ -100,12 +105,7 @@ def core_library(rev: str) -> Path | None:
     target = ROOT / "core" / "target" / "against" / tree[:12]
     lib = target / "release" / "libcarepath_core.so"
     if not lib.exists():
-        src = Path(tempfile.mkdtemp(prefix="carepath-core-"))
-        data = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", rev, "core"], check=True, capture_output=True
-        ).stdout
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            tar.extractall(src, filter="data")
+        src = archive(rev, "core")
         print(f"building the native core of {rev} (cargo, release) …", file=sys.stderr)
         subprocess.run(
             [

@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import re
-import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -28,6 +25,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+
+from _revision import import_revision  # noqa: E402
 
 import carepath  # noqa: E402
 
@@ -96,34 +95,13 @@ def _pull(rt: Any) -> float:
     return n / took
 
 
-def _then(rev: str) -> ModuleType:
-    tmp = Path(tempfile.mkdtemp(prefix="carepath-bench-"))
-    data = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", rev, "src/carepath"], check=True, capture_output=True
-    ).stdout
-    with tarfile.open(fileobj=__import__("io").BytesIO(data)) as tar:
-        tar.extractall(tmp, filter="data")
-    (tmp / "src" / "carepath").rename(tmp / "carepath_then")
-    absolute = re.compile(
-        r"\bcarepath\.(?=[A-Za-z_{])|\b(?<=from )carepath(?= import)|\b(?<=import )carepath\b"
-    )
-    for path in (tmp / "carepath_then").rglob("*.py"):
-        text = path.read_text(encoding="utf-8")
-        path.write_text(
-            absolute.sub(lambda m: m.group(0).replace("carepath", "carepath_then"), text),
-            encoding="utf-8",
-        )
-    sys.path.insert(0, str(tmp))
-    return importlib.import_module("carepath_then")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--items", type=int, default=3000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--against", metavar="REV", help="also time the handler path of revision REV")
     args = ap.parse_args()
-    then = _then(args.against) if args.against else None
+    then = import_revision(args.against) if args.against else None
     tmp = Path(tempfile.mkdtemp(prefix="carepath-bench-"))
     print(
         f"{args.items} items a run, SQLite file (synchronous=FULL), best of {args.repeat}, CPU time"

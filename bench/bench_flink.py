@@ -34,13 +34,11 @@ worker processes the job started (in loopback mode they only start and hand over
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import re
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -49,6 +47,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+
+from _revision import archive  # noqa: E402
+
 NAMES = ["vn-retail-support", "omnichannel-journey"]
 TICK = os.sysconf("SC_CLK_TCK")
 WORKERS_VAR = "_python_worker_execution_mode"  # carepath.flink.job.WORKERS_VAR (imports PyFlink)
@@ -194,13 +195,7 @@ def flink_cli(
 
 def extract(rev: str) -> str:
     """``src/carepath`` of git revision ``rev`` in a temporary folder (for ``PYTHONPATH``)."""
-    tmp = Path(tempfile.mkdtemp(prefix="carepath-bench-flink-"))
-    data = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", rev, "src/carepath"], check=True, capture_output=True
-    ).stdout
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        tar.extractall(tmp, filter="data")
-    return str(tmp / "src")
+    return str(archive(rev, "src/carepath") / "src")
 
 
 def main() -> int:

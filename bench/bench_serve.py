@@ -23,7 +23,6 @@ after the other on the same machine.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import os
@@ -32,7 +31,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -43,7 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 import httpx  # noqa: E402 - the serve extra
-from _revision import core_library  # noqa: E402
+from _revision import archive, core_library  # noqa: E402
 
 
 def events(n: int, tag: str) -> list[dict[str, Any]]:
@@ -72,13 +70,7 @@ def revision_src(rev: str, tmp: Path) -> Path:
     when its ``core/`` differs from this checkout's (``_revision.core_library``)."""
     where = tmp / f"rev-{re.sub(r'[^A-Za-z0-9]', '_', rev)}"
     where.mkdir()
-    data = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", rev, "src/carepath", "examples"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        tar.extractall(where, filter="data")
+    archive(rev, "src/carepath", "examples", into=where)
     lib = core_library(rev)
     if lib is not None:  # its own core, first on PYTHONPATH: it shadows the installed one
         shutil.copyfile(lib, where / "src" / "carepath_core.abi3.so")
