@@ -411,6 +411,7 @@ def event_from_bytes(raw: bytes) -> Event | None:
     decode = _wire_decode or _wire()
     if (
         decode is None
+        or not _EVENT_SLOTS_KNOWN  # the slots _checked fills (see event_from_line)
         or len(raw) > MAX_EVENT_BYTES
         or raw.count(b"{") + raw.count(b"[") > MAX_EVENT_DEPTH
         or (b"\\u" in raw and _SUSPECT_ESCAPE_BYTES.search(raw) is not None)
