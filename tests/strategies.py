@@ -42,6 +42,16 @@ durations_short = st.sampled_from(["15m", "30m", "45m", "1h", "90m", "2h", "3h",
 durations_timer = st.sampled_from(["10m", "30m", "1h", "2h", "6h", "1d", "2d", "1bd"])
 
 
+#: zalo's frequency cap: dropped or deferred when full, the receipt exempt or not (SPEC §10)
+_caps = st.builds(
+    lambda per, mx, mode, exempt: {"per": per, "max": mx, "mode": mode, "exempt": exempt},
+    st.sampled_from(["1h", "1d", "7d"]),
+    st.integers(1, 2),
+    st.sampled_from(["drop", "defer"]),
+    st.sampled_from([[], ["receipt"]]),
+)
+
+
 def _action(allow_delay: bool = True) -> st.SearchStrategy[dict[str, Any]]:
     verbs = st.sampled_from(
         [
@@ -49,6 +59,8 @@ def _action(allow_delay: bool = True) -> st.SearchStrategy[dict[str, Any]]:
             {"notify": "customer"},
             {"send": "hello"},
             {"send": "hello", "channel": "zalo"},
+            {"send": "receipt", "channel": "zalo"},
+            {"send": "hello", "channel": "phone", "fallback": ["zalo"]},
             {"survey": "csat"},
             {"assign": "L1"},
             {"escalate": "next"},
@@ -203,11 +215,11 @@ def playbooks(  # noqa: C901 - draws a whole valid playbook, section by section
         "channels": {
             "chat": {"calendar": "office"},
             "phone": {"calendar": "office"},
-            "zalo": {"calendar": "always", "frequency_cap": {"per": "1d", "max": 2}},
+            "zalo": {"calendar": "always", "frequency_cap": draw(_caps)},
         },
         "segments": {"hot": 'priority == "high"', "other": "true"},
         "tiers": {"L1": {}, "L2": {}, "L3": {}},
-        "templates": {"hello": {"text": "Hello"}},
+        "templates": {"hello": {"text": "Hello"}, "receipt": {"text": "Receipt"}},
         "start": {
             "on": "opened",
             "set": {"channel": "=event.channel", "priority": "=event.priority"},

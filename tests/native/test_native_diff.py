@@ -79,6 +79,7 @@ class Pair:
         self.sp: Any = None
         self.sn: Any = None
         self.steps = 0
+        self.native: list[Any] = []  # the native steps, in order
 
     def _both(self, name: str, *args: Any) -> None:
         a = _do(
@@ -97,6 +98,7 @@ class Pair:
         assert action_count(b[1]) == len(a[1].actions)
         assert _dump(a[1]) == _dump(b[1]), (name, args)
         self.sp, self.sn = a[1].state, b[1].state
+        self.native.append(b[1])
         self.steps += 1
 
     def event(self, ev: Any) -> None:
@@ -333,3 +335,89 @@ def test_conditions_on_consent_and_assignee_are_byte_identical() -> None:
     for i, (type_, data) in enumerate(stream):
         pair.event(Event(f"e{i}", type_, t0 + timedelta(minutes=i), "C", data))
     assert pair.steps == len(stream) and pair.sp.stage == "done"
+
+
+CAPS = """
+carepath: 1
+id: caps
+version: "1"
+timezone: Asia/Ho_Chi_Minh
+channels:
+  zalo: {frequency_cap: {per: 1d, max: 2, mode: defer, exempt: [receipt]}}
+  sms: {frequency_cap: {per: 7d, max: 1, mode: defer}}
+  email: {frequency_cap: {per: 1d, max: 1}}
+tiers:
+  L1: {title: Agent}
+start: {on: purchase.made, set: {channel: =event.channel}}
+fields:
+  channel: {type: string}
+stages:
+  bought:
+    initial: true
+    enter: [{send: receipt}, {send: thanks}]
+    on:
+      nudge:
+        do:
+          - {send: tip}
+          - {send: receipt}
+          - {send: promo, channel: sms, fallback: [zalo], keep: true}
+          - {send: digest, channel: email}
+      move: done
+    after:
+      - {in: 2d, do: [{send: reminder}]}
+  done:
+    enter: [{send: bye, channel: zalo}]
+    on:
+      nudge: {do: [{send: tip}]}
+      finish: closed
+  closed: {final: true}
+"""
+
+
+@pytest.mark.parametrize("channel", ["zalo", "sms"])
+def test_frequency_caps_that_defer_and_exempt_run_natively_and_byte_identically(
+    channel: str,
+) -> None:
+    # SPEC §4.6 and §10: `mode: defer` holds a capped send until the window has room (a
+    # fallback's channel goes with it), `exempt` templates neither count nor are capped; a
+    # deferred send not `keep` goes with its stage visit, one that is `keep` outlives it
+    pb = loads(CAPS)
+    assert Engine(pb, backend="native").backend == "native"
+    t0 = datetime.fromisoformat("2027-01-05T09:00:00+07:00")
+    pair = Pair(pb)
+    stream = [
+        ("purchase.made", {"channel": channel}),
+        ("nudge", {}),
+        ("customer.opted_out", {"channel": "sms"}),
+        ("nudge", {}),
+        ("nudge", {}),
+        ("move", {}),
+        ("nudge", {}),
+    ]
+    for i, (type_, data) in enumerate(stream):
+        at = t0 + timedelta(hours=i)
+        while pair.sp is not None and pair.sp.next_wakeup is not None and pair.sp.next_wakeup < at:
+            pair.advance(pair.sp.next_wakeup)  # what fell due before the event, in turn
+        pair.event(Event(f"e{i}", type_, at, "C", data))
+    for _ in range(12):  # then every wake-up in turn, to the last
+        if pair.sp.next_wakeup is None:
+            break
+        pair.advance(pair.sp.next_wakeup)
+    assert pair.steps >= len(stream) + 2
+    signals = [s for step in pair.native for s in step.signals]
+    actions = [a for step in pair.native for a in step.actions]
+    capped = [dict(s.data) for s in signals if s.type == "capped"]
+    sent = [(a.params["template"], a.params["channel"]) for a in actions if a.type == "send"]
+    # exempt on zalo: never capped, every one sent (at the opening and at each of 3 nudges)
+    assert not [c for c in capped if c["template"] == "receipt" and c["channel"] == "zalo"]
+    assert sent.count(("receipt", channel)) == 4 or channel != "zalo"
+    # deferred: the capped send says until when, and is sent then
+    assert any(c["channel"] == channel and "until" in c for c in capped)
+    assert not [c for c in capped if c["channel"] == "email" and "until" in c]  # email drops
+    assert ("promo", "zalo") in sent  # after the opt-out from sms, its fallback
+    if channel == "zalo":
+        # promo goes by sms first; once sms is opted out it falls back to zalo, is deferred
+        # there and sent there
+        assert ("promo", "sms") in sent
+        assert any(c["template"] == "promo" and c["channel"] == "zalo" for c in capped)
+        assert sent.count(("promo", "zalo")) == 2

@@ -229,6 +229,10 @@ pub struct ChannelDef {
     pub calendar: String,
     pub cap_per: Option<f64>,
     pub cap_max: Option<i64>,
+    /// `mode: defer`: a capped send is held until the window has room (else it is dropped)
+    pub cap_defer: bool,
+    /// `exempt: [template…]`: sends of these templates neither count nor are capped
+    pub cap_exempt: Vec<String>,
 }
 
 pub struct Playbook {
@@ -598,6 +602,8 @@ impl Playbook {
                     calendar: v.get_item(0)?.extract()?,
                     cap_per: v.get_item(1)?.extract()?,
                     cap_max: v.get_item(2)?.extract()?,
+                    cap_defer: v.get_item(3)?.extract()?,
+                    cap_exempt: v.get_item(4)?.extract()?,
                 },
             );
         }

@@ -709,6 +709,12 @@ impl<'a, 'py> Run<'a, 'py> {
                     let s = channel.str()?.to_string();
                     self.pb.channels.get(&s).map(|c| (s, c))
                 };
+                // a template the channel exempts neither counts nor is capped
+                let ch = ch.filter(|(_, c)| {
+                    a.arg_s
+                        .as_ref()
+                        .is_none_or(|t| !c.cap_exempt.iter().any(|x| x == t))
+                });
                 if let Some((chname, ch)) = ch {
                     if let (Some(per), Some(mx)) = (ch.cap_per, ch.cap_max) {
                         let prev = self
@@ -734,6 +740,37 @@ impl<'a, 'py> Run<'a, 'py> {
                             data.set_item(pyo3::intern!(self.py, "channel"), &chname)?;
                             data.set_item(pyo3::intern!(self.py, "template"), arg)?;
                             data.set_item(pyo3::intern!(self.py, "source"), &a.source)?;
+                            if ch.cap_defer && mx > 0 {
+                                // room again when the oldest send that counts leaves the window
+                                let oldest = &recent[recent.len() - mx as usize];
+                                let due = oldest.extract::<f64>()? + per;
+                                let mut own_channel = a
+                                    .params
+                                    .bind(py)
+                                    .get_item("channel")?
+                                    .filter(|c| c.is_truthy().unwrap_or(false));
+                                if own_channel.is_none() {
+                                    own_channel = Some(self.channel_value()?);
+                                }
+                                let own_channel =
+                                    own_channel.unwrap_or_else(|| py.None().into_bound(py));
+                                let ref_ = if channel.ne(&own_channel)? {
+                                    // a fallback's channel goes with it
+                                    format!("{}#{}", a.source, chname)
+                                } else {
+                                    a.source.clone()
+                                };
+                                let own = if a.keep {
+                                    Owner::Keep
+                                } else {
+                                    Owner::Stage(self.epoch)
+                                };
+                                self.add_pending(due, Kind::Action, ref_, own);
+                                data.set_item(
+                                    pyo3::intern!(self.py, "until"),
+                                    self.h.iso.bind(py).call1((due,))?,
+                                )?;
+                            }
                             self.signal(
                                 "capped".into(),
                                 None,
@@ -1507,8 +1544,13 @@ impl<'a, 'py> Run<'a, 'py> {
         let pb = self.pb;
         match p.kind {
             Kind::Action => {
-                if let Some(&ai) = pb.action_by_source.get(&*p.ref_) {
-                    self.emit(&pb.actions[ai], None, None)?;
+                // `source#channel`: a deferred send on a fallback's channel
+                let (source, over) = match p.ref_.split_once('#') {
+                    Some((s, c)) => (s, Some(c).filter(|c| !c.is_empty())),
+                    None => (&*p.ref_, None),
+                };
+                if let Some(&ai) = pb.action_by_source.get(source) {
+                    self.emit(&pb.actions[ai], None, over)?;
                 }
                 self.after_change("", None, &[])?;
             }

@@ -11,8 +11,7 @@ day arithmetic and value coercion stay Python callables (rare per step).
 
 A playbook that uses something the core does not implement raises :class:`Unsupported` naming
 it; ``backend="auto"`` then runs the Python engine and ``backend="native"`` refuses. Today that
-is a frequency cap with ``mode: defer`` or ``exempt``, a
-calendar in the customer's time zone, a condition reading ``sla.<clock>.elapsed``, ``.remaining`` or ``.due`` (reading them moves the
+is a calendar in the customer's time zone, a condition reading ``sla.<clock>.elapsed``, ``.remaining`` or ``.due`` (reading them moves the
 clock in the reference, at instants the core would have to replay exactly), and Python 3.12+
 (whose ``sum()`` of floats is compensated; the core replays 3.11's). Delays in calendar months
 (``mo``, ``y``) are lowered with their months; the core asks the reference's arithmetic
@@ -180,11 +179,8 @@ def _lower_calendar(cal: Any) -> Any:
 
 
 def _refuse(pb: Playbook) -> None:
-    """The parts of SPEC §10 the core leaves to the reference: deferring or exempting caps and
-    calendars in the customer's time zone."""
-    for name, ch in pb.channels.items():
-        if ch.cap_mode != "drop" or ch.cap_exempt:
-            raise Unsupported(f"channels.{name}.frequency_cap: `mode: defer` or `exempt`")
+    """The part of SPEC §10 the core leaves to the reference: calendars in the customer's time
+    zone."""
     if pb.customer_calendars:
         raise Unsupported(
             f"calendars in the customer's time zone: {', '.join(pb.customer_calendars)}"
@@ -238,7 +234,10 @@ def lower(pb: Playbook) -> dict[str, Any]:
         "start_fast": pb.start.when is None and pb.start.key.source.strip() == "event.case",
         "defaults": dict(pb.defaults),
         "tiers": list(pb.tiers),
-        "channels": {n: (ch.calendar, ch.cap_per, ch.cap_max) for n, ch in pb.channels.items()},
+        "channels": {
+            n: (ch.calendar, ch.cap_per, ch.cap_max, ch.cap_mode == "defer", sorted(ch.cap_exempt))
+            for n, ch in pb.channels.items()
+        },
         "calendars": {n: (c, _lower_calendar(c)) for n, c in pb.calendars.items()},
         "exit_on": sorted(pb.exit_on),
         "exit_when": _cond(pb.exit_when, "exit.when"),
