@@ -202,6 +202,7 @@ def playbooks(  # noqa: C901 - draws a whole valid playbook, section by section
             "opened": {
                 "channel": {"type": "enum", "values": ["chat", "zalo", "phone"]},
                 "priority": {"type": "enum", "values": ["low", "high"], "default": "low"},
+                "tz": {"type": "string", "default": ""},
             },
             "e0": {"flag": {"type": "bool", "default": False}},
             "e1": {"flag": {"type": "bool", "default": False}},
@@ -210,8 +211,13 @@ def playbooks(  # noqa: C901 - draws a whole valid playbook, section by section
             "priority": {"type": "enum", "values": ["low", "high"], "default": "low"},
             "channel": {"type": "enum", "values": ["chat", "zalo", "phone"]},
             "score": {"type": "int", "default": 0},
+            "customer.tz": {"type": "string"},
         },
-        "calendars": CALENDARS,
+        "customer_timezone": "customer.tz",
+        # the evening in the customer's own zone, or the desk's (SPEC §10)
+        "calendars": CALENDARS
+        if draw(st.booleans())
+        else {**CALENDARS, "evening": {**CALENDARS["evening"], "timezone": "customer"}},
         "channels": {
             "chat": {"calendar": "office"},
             "phone": {"calendar": "office"},
@@ -222,7 +228,11 @@ def playbooks(  # noqa: C901 - draws a whole valid playbook, section by section
         "templates": {"hello": {"text": "Hello"}, "receipt": {"text": "Receipt"}},
         "start": {
             "on": "opened",
-            "set": {"channel": "=event.channel", "priority": "=event.priority"},
+            "set": {
+                "channel": "=event.channel",
+                "priority": "=event.priority",
+                "customer.tz": "=event.tz",
+            },
         },
         "stages": stages,
     }
@@ -316,6 +326,9 @@ _gaps = st.one_of(
 )
 
 
+_zones = st.sampled_from(["America/New_York", "Europe/Berlin", "Asia/Tokyo", "Nowhere/Atlantis"])
+
+
 @st.composite
 def streams(
     draw: Any, pb: dict[str, Any] | None = None, *, max_size: int = 25, noise: bool = True
@@ -325,6 +338,8 @@ def streams(
         "channel": draw(st.sampled_from(["chat", "zalo", "phone"])),
         "priority": draw(st.sampled_from(["low", "high"])),
     }
+    if draw(st.booleans()):  # the customer's zone: two with DST, one without, one unknown
+        first["tz"] = draw(_zones)
     out: list[tuple[int, str, dict[str, Any]]] = [(0, "opened", first)]
     types = [*EVENT_TYPES, "opened"] + (["noise"] if noise else [])
     for _ in range(draw(st.integers(0, max_size))):

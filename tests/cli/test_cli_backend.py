@@ -23,20 +23,51 @@ def _carepath(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[st
     )
 
 
+#: A condition on how much of a clock is left: the one thing the native core leaves to the reference
+ELAPSED = """
+carepath: 1
+id: left
+version: "1"
+timezone: Asia/Ho_Chi_Minh
+tiers: {L1: {}, L2: {}}
+start: {on: case.opened}
+slas:
+  answer: {start: {on: case.opened}, stop: {on: agent.replied}, targets: [{within: 4h}]}
+stages:
+  open:
+    initial: true
+    on:
+      nudge: {do: [{escalate: L2}], when: sla.answer.remaining < duration("1h")}
+      agent.replied: done
+  done: {final: true}
+"""
+
+
 @pytest.mark.parametrize(
     ("value", "said"),
     [
-        ("native", "the native core does not support it: channels.zalo.frequency_cap"),
+        (
+            "native",
+            "the native core does not support it: stages.open.on.nudge: the condition "
+            "'sla.answer.remaining < duration(\"1h\")' reads sla.answer.remaining",
+        ),
         ("rust", "CAREPATH_ENGINE must be python or native, not 'rust'"),
     ],
 )
-def test_an_engine_that_cannot_run_is_one_line_and_exit_2(value: str, said: str) -> None:
+def test_an_engine_that_cannot_run_is_one_line_and_exit_2(
+    value: str, said: str, tmp_path: Path
+) -> None:
     if value == "native":
         pytest.importorskip("carepath_core")
+    (tmp_path / "left.yaml").write_text(ELAPSED, encoding="utf-8")
+    (tmp_path / "left.jsonl").write_text(
+        '{"id": "e1", "type": "case.opened", "at": "2027-03-01T09:00:00+07:00", "case": "C1"}\n',
+        encoding="utf-8",
+    )
     done = _carepath(
         "simulate",
-        "examples/zalo-care.yaml",
-        "examples/events/zalo-care.jsonl",
+        str(tmp_path / "left.yaml"),
+        str(tmp_path / "left.jsonl"),
         env={"CAREPATH_ENGINE": value},
     )
     assert done.returncode == 2, done.stderr

@@ -14,6 +14,7 @@ import os
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -42,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = [
     ("vn-retail-support.yaml", "vn-retail-support.jsonl"),
     ("omnichannel-journey.yaml", "omnichannel-journey.jsonl"),
+    ("zalo-care.yaml", "zalo-care.jsonl"),
 ]
 T_OPEN = datetime.fromisoformat("2027-03-01T09:00:00+07:00")
 SETTINGS = settings(
@@ -421,3 +423,94 @@ def test_frequency_caps_that_defer_and_exempt_run_natively_and_byte_identically(
         assert ("promo", "sms") in sent
         assert any(c["template"] == "promo" and c["channel"] == "zalo" for c in capped)
         assert sent.count(("promo", "zalo")) == 2
+
+
+CUSTOMER_ZONE = """
+carepath: 1
+id: abroad
+version: "1"
+timezone: Asia/Ho_Chi_Minh
+customer_timezone: customer.tz
+fields:
+  customer.tz: string
+calendars:
+  quiet:
+    timezone: customer
+    hours: {mon-sun: ["08:00-21:00"]}
+  desk:
+    timezone: customer
+    hours: {mon-fri: ["09:00-17:00"]}
+tiers:
+  L1: {title: Agent}
+start: {on: purchase.made, set: {customer.tz: =event.tz}}
+slas:
+  answer:
+    start: {on: purchase.made}
+    stop: {on: answered}
+    calendar: desk
+    targets: [{within: 4h}]
+    thresholds: [{at: 50%, do: [{notify: L1}]}]
+stages:
+  bought:
+    initial: true
+    enter: [{send: thanks, window: quiet}, {send: tip, in: 10h, window: quiet}]
+    on:
+      moved:
+        set: {customer.tz: =event.tz}
+        do: [{send: welcome, window: quiet}]
+      answered: done
+    after:
+      - {in: 1d, window: quiet, do: [{send: nudge}]}
+  done: {final: true}
+"""
+
+
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [
+        ("America/New_York", "Europe/Berlin"),  # New York's clocks go forward on 14 March 2027
+        ("Europe/Berlin", None),
+        (None, "Asia/Tokyo"),  # no zone: the playbook's, with timezone.fallback
+        ("Mars/Olympus_Mons", "America/New_York"),  # no such zone
+        ("", ""),
+    ],
+)
+def test_calendars_in_the_customers_zone_run_natively_and_byte_identically(
+    first: Any, then: Any
+) -> None:
+    # SPEC §10: a `timezone: customer` calendar reads its hours in the zone the case field
+    # `customer_timezone` names; a missing or unknown zone falls back to the playbook's, with a
+    # `timezone.fallback` signal once a step. Windows, delays and an SLA clock on such calendars
+    pb = loads(CUSTOMER_ZONE)
+    assert Engine(pb, backend="native").backend == "native"
+    t0 = datetime.fromisoformat("2027-03-13T21:30:00-05:00")  # a Saturday night in New York
+    pair = Pair(pb)
+    stream: list[tuple[str, dict[str, Any]]] = [
+        ("purchase.made", {} if first is None else {"tz": first}),
+        ("moved", {} if then is None else {"tz": then}),
+        ("noise", {}),
+        ("answered", {}),
+    ]
+    for i, (type_, data) in enumerate(stream):
+        at = t0 + timedelta(hours=9 * i)
+        while pair.sp is not None and pair.sp.next_wakeup is not None and pair.sp.next_wakeup < at:
+            pair.advance(pair.sp.next_wakeup)
+        pair.event(Event(f"e{i}", type_, at, "C", data))
+    for _ in range(12):
+        if pair.sp.next_wakeup is None:
+            break
+        pair.advance(pair.sp.next_wakeup)
+    assert pair.steps >= 4
+    fallbacks = [
+        [dict(s.data) for s in step.signals if s.type == "timezone.fallback"]
+        for step in pair.native
+    ]
+    assert all(len(f) <= 1 for f in fallbacks)  # once a step at most
+    valid = isinstance(first, str) and first in ("America/New_York", "Europe/Berlin")
+    assert bool(fallbacks[0]) is not valid
+    if fallbacks[0]:
+        assert fallbacks[0][0]["zone"] == first and fallbacks[0][0]["timezone"] == pb.timezone
+    if first == "America/New_York":
+        # 21:30 in New York is after the quiet hours: thanks waits for 08:00 there
+        thanks = [a for s in pair.native for a in s.actions if a.params.get("template") == "thanks"]
+        assert thanks and thanks[0].at.astimezone(ZoneInfo(first)).hour == 8

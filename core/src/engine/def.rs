@@ -225,6 +225,9 @@ pub struct EventField {
     pub required: bool,
 }
 
+/// `(calendar, zone)` → that calendar built in that zone (`None`: no zone of that name).
+pub type ZonedCals = HashMap<(String, String), Option<Arc<Cal>>>;
+
 pub struct ChannelDef {
     pub calendar: String,
     pub cap_per: Option<f64>,
@@ -266,6 +269,14 @@ pub struct Playbook {
     pub tiers: Vec<String>,
     pub channels: HashMap<String, ChannelDef>,
     pub calendars: HashMap<String, Cal>,
+    /// the calendars declared `timezone: customer` (SPEC §10): read in the zone the field
+    /// `customer_tz` names
+    pub customer_cals: FxHashSet<String>,
+    pub customer_tz: Option<String>,
+    /// the playbook's own zone (what a `timezone.fallback` signal says it fell back to)
+    pub timezone: String,
+    /// those calendars built in each zone met so far (`None`: no zone of that name), bounded
+    pub zoned: std::sync::Mutex<ZonedCals>,
     pub exit_on: Vec<String>,
     pub exit_when: Option<Cond>,
     pub event_types: FxHashSet<String>,
@@ -691,6 +702,14 @@ impl Playbook {
             tiers: plain.get_item("tiers")?.extract()?,
             channels,
             calendars,
+            customer_cals: plain
+                .get_item("customer_calendars")?
+                .extract::<Vec<String>>()?
+                .into_iter()
+                .collect(),
+            customer_tz: plain.get_item("customer_timezone")?.extract()?,
+            timezone: plain.get_item("timezone")?.extract()?,
+            zoned: std::sync::Mutex::new(HashMap::default()),
             exit_on: plain.get_item("exit_on")?.extract()?,
             exit_when: opt_cond(&plain.get_item("exit_when")?)?,
             event_types,

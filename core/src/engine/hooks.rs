@@ -14,6 +14,23 @@ pub enum Cal {
     Native(crate::calendar::Calendar, Py<PyAny>),
 }
 
+/// A calendar as a step uses it: one of the playbook's, or one built in the customer's zone.
+pub enum CalRef<'a> {
+    Shared(&'a Cal),
+    Zoned(std::sync::Arc<Cal>),
+}
+
+impl std::ops::Deref for CalRef<'_> {
+    type Target = Cal;
+
+    fn deref(&self) -> &Cal {
+        match self {
+            CalRef::Shared(c) => c,
+            CalRef::Zoned(c) => c,
+        }
+    }
+}
+
 impl Cal {
     /// From `(calendar, lowered)`: `lowered` is `lower_calendar(calendar)`, or `None` when the
     /// core's calendar cannot hold it.

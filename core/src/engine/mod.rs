@@ -40,6 +40,9 @@ pub struct Helpers {
     /// `opt_updates(type, view) -> dict | None`: what an opt-out/opt-in or `agent.assigned`
     /// event writes.
     pub opt_updates: PyObj,
+    /// `zoned(name, zone) -> (calendar, lowered) | None`: calendar `name` (declared
+    /// `timezone: customer`) built in the IANA zone `zone`, as `Plan.zoned` builds it
+    pub zoned: PyObj,
     /// `typed_data` bound to the playbook's date, datetime and decimal fields; `None` when it
     /// has none (conditions then read the case data as it is)
     pub typed_view: Option<PyObj>,
@@ -71,6 +74,7 @@ impl Helpers {
             consents: g("consents")?,
             special: g("special")?,
             opt_updates: g("opt_updates")?,
+            zoned: g("zoned")?,
             typed_view: match d.get_item("typed_view") {
                 Ok(f) if !f.is_none() => Some(f.unbind()),
                 _ => None,
@@ -295,6 +299,7 @@ impl Engine {
             empty: PyDict::new(py).into_any(),
             data_gen: 0,
             scope_cache: std::cell::RefCell::new(None),
+            tz_fallback: false,
         })
     }
 }
@@ -376,6 +381,7 @@ impl Engine {
             empty: PyDict::new(py).into_any(),
             data_gen: 0,
             scope_cache: std::cell::RefCell::new(None),
+            tz_fallback: false,
         })
     }
 
@@ -542,6 +548,7 @@ impl Engine {
                 empty: PyDict::new(py).into_any(),
                 data_gen: 0,
                 scope_cache: std::cell::RefCell::new(None),
+                tz_fallback: false,
             };
             let type_: String = view.get_item("type")?.extract()?;
             let fresh = run.data.clone();

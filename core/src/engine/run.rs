@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyList, PyString, PyTuple};
 
 use super::def::{py_max, ActionDef, Delay, Playbook, SetDef, Severity, Verb};
-use super::hooks::{Cal, Cond};
+use super::hooks::{Cal, CalRef, Cond};
 use super::Helpers;
 use std::sync::Arc;
 
@@ -88,6 +88,8 @@ pub struct Run<'a, 'py> {
     pub data_gen: u64,
     /// the last scope built, shared by conditions while it still shows the run
     pub scope_cache: std::cell::RefCell<Option<Bound<'py, super::Scope>>>,
+    /// `timezone.fallback` raised in this step
+    pub tz_fallback: bool,
 }
 
 impl<'a, 'py> Run<'a, 'py> {
@@ -157,12 +159,76 @@ impl<'a, 'py> Run<'a, 'py> {
         })
     }
 
-    pub fn calendar(&self, name: Option<&str>) -> PyResult<&'a Cal> {
+    pub fn calendar(&mut self, name: Option<&str>) -> PyResult<CalRef<'a>> {
         let n = self.cal_name(name)?;
-        self.pb
-            .calendars
+        if self.pb.customer_cals.contains(&n) {
+            return self.customer_calendar(&n);
+        }
+        let pb = self.pb;
+        pb.calendars
             .get(&n)
+            .map(CalRef::Shared)
             .ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(n.clone()))
+    }
+
+    /// Calendar `name` (declared `timezone: customer`) in the zone the case's
+    /// `customer_timezone` field names; the playbook's own, and a `timezone.fallback` signal
+    /// (once a step), when the field is missing or names no zone (`_Run.customer_calendar`).
+    fn customer_calendar(&mut self, name: &str) -> PyResult<CalRef<'a>> {
+        let py = self.py;
+        let pb = self.pb;
+        let zone = match &pb.customer_tz {
+            Some(field) => self.data.call_method1(pyo3::intern!(py, "get"), (field,))?,
+            None => py.None().into_bound(py),
+        };
+        let zone_s: Option<String> = zone
+            .downcast::<PyString>()
+            .ok()
+            .map(|s| s.to_string())
+            .filter(|s| !s.is_empty());
+        if let Some(z) = zone_s {
+            let key = (name.to_string(), z);
+            let cached = pb.zoned.lock().ok().and_then(|m| m.get(&key).cloned());
+            let found = match cached {
+                Some(found) => found,
+                None => {
+                    let got = self.h.zoned.bind(py).call1((name, &key.1))?;
+                    let built = if got.is_none() {
+                        None
+                    } else {
+                        Some(Arc::new(Cal::from_py(&got)?))
+                    };
+                    if let Ok(mut m) = pb.zoned.lock() {
+                        if m.len() >= 1024 {
+                            m.clear(); // bounded: zones are few, hostile values are not
+                        }
+                        m.insert(key, built.clone());
+                    }
+                    built
+                }
+            };
+            if let Some(c) = found {
+                return Ok(CalRef::Zoned(c));
+            }
+        }
+        if !self.tz_fallback {
+            self.tz_fallback = true;
+            let data = PyDict::new(py);
+            data.set_item(pyo3::intern!(py, "calendar"), name)?;
+            data.set_item(pyo3::intern!(py, "zone"), &zone)?;
+            data.set_item(pyo3::intern!(py, "timezone"), &pb.timezone)?;
+            self.signal(
+                "timezone.fallback".into(),
+                None,
+                None,
+                None,
+                Some(data.into_any().unbind()),
+            );
+        }
+        pb.calendars
+            .get(name)
+            .map(CalRef::Shared)
+            .ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(name.to_string()))
     }
 
     fn cal_name(&self, name: Option<&str>) -> PyResult<String> {
@@ -603,7 +669,7 @@ impl<'a, 'py> Run<'a, 'py> {
         });
     }
 
-    fn delay_due(&self, t: f64, d: &Delay, calendar: Option<&str>) -> PyResult<f64> {
+    fn delay_due(&mut self, t: f64, d: &Delay, calendar: Option<&str>) -> PyResult<f64> {
         if d.business_days != 0 {
             return self
                 .calendar(Some(calendar.unwrap_or("channel")))?
@@ -901,7 +967,8 @@ impl<'a, 'py> Run<'a, 'py> {
             Some(a) if c.status.is_open() && t > a => a,
             _ => return Ok(()),
         };
-        let cal = self.calendar(c.calendar.as_deref())?;
+        let name = c.calendar.clone();
+        let cal = self.calendar(name.as_deref())?;
         let span = cal.elapsed_s(self.py, as_of, t)?;
         let c = self.w(i);
         if c.status == Status::Running {
@@ -918,7 +985,8 @@ impl<'a, 'py> Run<'a, 'py> {
         if let Some(d) = c.memo_get(pos) {
             return Ok(d);
         }
-        let cal = self.calendar(c.calendar.as_deref())?;
+        let name = c.calendar.clone();
+        let cal = self.calendar(name.as_deref())?;
         let due = round_us(cal.add_s(self.py, as_of, rem)?);
         self.w(i).memo.push((pos, due));
         Ok(due)
@@ -1023,7 +1091,7 @@ impl<'a, 'py> Run<'a, 'py> {
             }
             c.target_index = Some(idx as i64);
         }
-        let ts = self.target_seconds(i, idx, cal)?;
+        let ts = self.target_seconds(i, idx, &cal)?;
         let c = self.w(i);
         c.target_s = Some(ts);
         let cycle = c.cycle;
@@ -1143,7 +1211,7 @@ impl<'a, 'py> Run<'a, 'py> {
             c.memo.clear();
             c.target_index = Some(idx as i64);
         }
-        let ts = self.target_seconds(i, idx, cal)?;
+        let ts = self.target_seconds(i, idx, &cal)?;
         let el = cal.elapsed_s(self.py, start, now)?;
         let c = self.w(i);
         c.target_s = Some(ts);
@@ -1153,9 +1221,15 @@ impl<'a, 'py> Run<'a, 'py> {
         Ok(())
     }
 
-    fn crossing(&self, i: usize) -> PyResult<f64> {
+    fn crossing(&mut self, i: usize) -> PyResult<f64> {
+        let name = self.slots[i]
+            .w
+            .as_ref()
+            .expect("a working copy")
+            .calendar
+            .clone();
+        let cal = self.calendar(name.as_deref())?;
         let c = self.slots[i].w.as_ref().expect("a working copy");
-        let cal = self.calendar(c.calendar.as_deref())?;
         let mut remaining = c.target_s.unwrap_or(0.0);
         let mut t0 = c.started_s.unwrap_or(self.now);
         for (a, b) in &c.pauses {

@@ -27,7 +27,7 @@ from typing import Any
 
 from carepath._instants import dumps, json_data, typed_data
 from carepath._instants import round_micros as _r
-from carepath._native.lower import Unsupported, lower
+from carepath._native.lower import Unsupported, calendar_pair, lower
 from carepath._native.state_json import iso_text, state_dict
 from carepath._records import slot_setter
 from carepath.compile.ir import ASSIGNEE
@@ -111,6 +111,14 @@ def _special(consent_default: bool, data: Mapping[str, Any], name: str) -> Any:
     return consent_default if value is None else value
 
 
+def _zoned(plan: Any, name: str, zone: str) -> tuple[Any, Any] | None:
+    """Calendar ``name`` (declared ``timezone: customer``) in ``zone`` as the core takes it
+    (:func:`~carepath._native.lower.calendar_pair`), built as the engine builds it; ``None`` when
+    ``zone`` is no IANA zone."""
+    cal = plan.zoned(name, zone)
+    return None if cal is None else calendar_pair(cal)
+
+
 def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
     from carepath.compile.ir import AGENT_ASSIGNED, CONSENT_PREFIX
     from carepath.durations import add_months, parse_duration
@@ -182,6 +190,7 @@ def _helpers(engine: Engine) -> dict[str, Callable[..., Any]]:
         "consents": consents,
         "special": functools.partial(_special, default),
         "opt_updates": opt_updates,
+        "zoned": functools.partial(_zoned, engine.plan),
         "dt": dt,
         "record": record,
         "wall_days": wall_days,

@@ -6,12 +6,14 @@ timers, schedules, clocks with their trigger tables, targets and thresholds. Con
 expression) beside the reference function, which the core calls whenever the VM defers a value.
 Calendars come as ``(calendar, tables)``: the interval tables of :mod:`.lower_calendar` (``None``
 when they cannot be built) beside the reference object, which answers whenever the core's
-calendar reports an error (it then raises the reference's own error). Cron schedules, wall-clock
+calendar reports an error (it then raises the reference's own error); a calendar declared
+``timezone: customer`` is built in each customer's zone as the engine builds it (``Plan.zoned``),
+which the core asks for once per zone. Cron schedules, wall-clock
 day arithmetic and value coercion stay Python callables (rare per step).
 
 A playbook that uses something the core does not implement raises :class:`Unsupported` naming
 it; ``backend="auto"`` then runs the Python engine and ``backend="native"`` refuses. Today that
-is a calendar in the customer's time zone, a condition reading ``sla.<clock>.elapsed``, ``.remaining`` or ``.due`` (reading them moves the
+is a condition reading ``sla.<clock>.elapsed``, ``.remaining`` or ``.due`` (reading them moves the
 clock in the reference, at instants the core would have to replay exactly), and Python 3.12+
 (whose ``sum()`` of floats is compensated; the core replays 3.11's). Delays in calendar months
 (``mo``, ``y``) are lowered with their months; the core asks the reference's arithmetic
@@ -36,7 +38,7 @@ from carepath.compile.ir import (
 )
 from carepath.expr.compiler import Expr
 
-__all__ = ["Unsupported", "lower"]
+__all__ = ["Unsupported", "calendar_pair", "lower"]
 
 #: Specials the core cannot offer to conditions yet: reading them moves a clock (`touch`), whose
 #: float arithmetic the core would have to replay at exactly the reference's instants.
@@ -168,6 +170,12 @@ def _clock(c: ClockDef, fields: frozenset[str]) -> Any:
     )
 
 
+def calendar_pair(cal: Any) -> tuple[Any, Any]:
+    """``(cal, tables)``: a calendar as the core takes it, its interval tables ``None`` when the
+    core's calendar cannot hold it (the core then calls the reference object)."""
+    return cal, _lower_calendar(cal)
+
+
 def _lower_calendar(cal: Any) -> Any:
     """The core's form of a calendar, or ``None``: the core then calls the reference object."""
     try:
@@ -178,21 +186,11 @@ def _lower_calendar(cal: Any) -> Any:
         return None
 
 
-def _refuse(pb: Playbook) -> None:
-    """The part of SPEC §10 the core leaves to the reference: calendars in the customer's time
-    zone."""
-    if pb.customer_calendars:
-        raise Unsupported(
-            f"calendars in the customer's time zone: {', '.join(pb.customer_calendars)}"
-        )
-
-
 def lower(pb: Playbook) -> dict[str, Any]:
     """The plain form of ``pb`` for ``carepath_core.Engine``; raises :class:`Unsupported`."""
     if sys.version_info >= (3, 12):
         # the reference sums pause spans with sum(), which became compensated in 3.12
         raise Unsupported("Python 3.12+ sums floats differently; the core replays 3.11's sum()")
-    _refuse(pb)
     fields = frozenset(pb.fields)
     stages = []
     for st in pb.stages.values():
@@ -238,7 +236,10 @@ def lower(pb: Playbook) -> dict[str, Any]:
             n: (ch.calendar, ch.cap_per, ch.cap_max, ch.cap_mode == "defer", sorted(ch.cap_exempt))
             for n, ch in pb.channels.items()
         },
-        "calendars": {n: (c, _lower_calendar(c)) for n, c in pb.calendars.items()},
+        "calendars": {n: calendar_pair(c) for n, c in pb.calendars.items()},
+        # read in the customer's zone: the core asks `zoned` (the engine's) for each zone
+        "customer_calendars": sorted(pb.customer_calendars),
+        "customer_timezone": pb.customer_timezone,
         "exit_on": sorted(pb.exit_on),
         "exit_when": _cond(pb.exit_when, "exit.when"),
         "event_types": sorted(pb.event_types),
