@@ -593,24 +593,20 @@ def case_values(
 
 
 def signal_types(step: Any) -> list[str]:
-    """The types of a step's signals, without building a native step's ``Signal`` objects."""
-    try:
-        object.__getattribute__(step, "signals")
-    except AttributeError:
-        out = getattr(step, "_out", None)
-        if out is not None:
-            return [sig[0] for sig in out[2]]
+    """The types of a step's signals, without building a native step's ``Signal`` objects (read
+    from the core's tuples, which the ``Signal`` objects are built from whenever they are)."""
+    out = getattr(step, "_out", None)
+    if out is not None:
+        return [sig[0] for sig in out[2]]
     return [s.type for s in step.signals]
 
 
 def action_count(step: Any) -> int:
-    """How many actions a step produced, without building a native step's ``Action`` objects."""
-    try:
-        return len(object.__getattribute__(step, "actions"))
-    except AttributeError:
-        out = getattr(step, "_out", None)
-        if out is not None:
-            return len(out[1])
+    """How many actions a step produced, without building a native step's ``Action`` objects
+    (the core's tuples, one per ``Action`` whenever they are built)."""
+    out = getattr(step, "_out", None)
+    if out is not None:
+        return len(out[1])
     return len(step.actions)
 
 
