@@ -92,15 +92,17 @@ class WakeupWindow:
     ) -> list[CaseState]:
         """Up to ``limit`` cases of ``playbooks`` (``(id, hash)``) due at ``now``, but ``exclude``."""
         self._read_to(now)
+        rows = self._rows
+        heap = self._heap
+        if (not rows or rows[0][0] > now) and (not heap or heap[0][0] > now):
+            # nothing due: what most events of a timeline find (the rows are in wake-up order,
+            # so sifting out those a save replaced cannot make one due)
+            return []
         # rows a save replaced are gone for this window (a save stays until clear()); the saves
         # only grow until then, so the rows are sifted again only after new saves or new rows
-        rows = self._rows
         if self._sifted != len(saves):
             self._rows = rows = [r for r in rows if (r[1], r[2]) not in saves]
             self._sifted = len(saves)
-        heap = self._heap
-        if (not rows or rows[0][0] > now) and (not heap or heap[0][0] > now):
-            return []  # nothing due: what most events of a timeline find
         pbs = set(playbooks)
         ex = set(exclude)
         picked: list[tuple[float, str, str, Any]] = []
