@@ -161,7 +161,7 @@ impl<'a, 'py> Run<'a, 'py> {
 
     pub fn calendar(&mut self, name: Option<&str>) -> PyResult<CalRef<'a>> {
         let n = self.cal_name(name)?;
-        if self.pb.customer_cals.contains(&n) {
+        if !self.pb.customer_cals.is_empty() && self.pb.customer_cals.contains(&n) {
             return self.customer_calendar(&n);
         }
         let pb = self.pb;
