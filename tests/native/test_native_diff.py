@@ -114,6 +114,15 @@ class Pair:
         if self.sp is not None:
             self._both("advance", t)
 
+    def wake(self, before: Any = None, limit: int = 50) -> None:
+        """Advance to each wake-up in turn, those strictly before ``before`` (``None``: all),
+        at most ``limit`` of them."""
+        for _ in range(limit):
+            due = self.sp.next_wakeup if self.sp is not None else None
+            if due is None or (before is not None and due >= before):
+                return
+            self.advance(due)
+
 
 @pytest.mark.parametrize(("yaml", "log"), EXAMPLES)
 def test_examples_are_supported(yaml: str, log: str) -> None:
@@ -136,11 +145,7 @@ def test_example_logs_are_byte_identical(yaml: str, log: str, wakeups: bool) -> 
         key = Engine(pb, backend="python").case_key(ev) or ""
         p = pairs.setdefault(key, Pair(pb))
         if wakeups:  # advance to every wake-up before the event, and to a quiet instant
-            for _ in range(50):
-                next_wakeup = p.sp.next_wakeup if p.sp is not None else None
-                if next_wakeup is None or next_wakeup >= ev.at:
-                    break
-                p.advance(next_wakeup)
+            p.wake(before=ev.at)
             if p.sp is not None:
                 p.advance(p.sp.now + (ev.at - p.sp.now) / 3)
         p.event(ev)
@@ -281,10 +286,7 @@ def test_delays_in_calendar_months_run_natively_and_byte_identically(opened: str
     pair = Pair(pb)
     pair.event(Event("e0", "purchase.made", t0, "C-1"))
     pair.event(Event("e1", "purchase.repeated", t0 + timedelta(days=40), "C-1"))
-    for _ in range(8):  # every wake-up in turn, to the end
-        if pair.sp is None or pair.sp.next_wakeup is None:
-            break
-        pair.advance(pair.sp.next_wakeup)
+    pair.wake(limit=8)  # every wake-up in turn, to the end
     assert pair.sp.ended and pair.steps >= 6
 
 
@@ -398,13 +400,9 @@ def test_frequency_caps_that_defer_and_exempt_run_natively_and_byte_identically(
     ]
     for i, (type_, data) in enumerate(stream):
         at = t0 + timedelta(hours=i)
-        while pair.sp is not None and pair.sp.next_wakeup is not None and pair.sp.next_wakeup < at:
-            pair.advance(pair.sp.next_wakeup)  # what fell due before the event, in turn
+        pair.wake(before=at)  # what fell due before the event, in turn
         pair.event(Event(f"e{i}", type_, at, "C", data))
-    for _ in range(12):  # then every wake-up in turn, to the last
-        if pair.sp.next_wakeup is None:
-            break
-        pair.advance(pair.sp.next_wakeup)
+    pair.wake(limit=12)  # then every wake-up in turn, to the last
     assert pair.steps >= len(stream) + 2
     signals = [s for step in pair.native for s in step.signals]
     actions = [a for step in pair.native for a in step.actions]
@@ -493,13 +491,9 @@ def test_calendars_in_the_customers_zone_run_natively_and_byte_identically(
     ]
     for i, (type_, data) in enumerate(stream):
         at = t0 + timedelta(hours=9 * i)
-        while pair.sp is not None and pair.sp.next_wakeup is not None and pair.sp.next_wakeup < at:
-            pair.advance(pair.sp.next_wakeup)
+        pair.wake(before=at)
         pair.event(Event(f"e{i}", type_, at, "C", data))
-    for _ in range(12):
-        if pair.sp.next_wakeup is None:
-            break
-        pair.advance(pair.sp.next_wakeup)
+    pair.wake(limit=12)
     assert pair.steps >= 4
     fallbacks = [
         [dict(s.data) for s in step.signals if s.type == "timezone.fallback"]
