@@ -172,18 +172,13 @@ def _clock(c: ClockDef, fields: frozenset[str]) -> Any:
 
 def calendar_pair(cal: Any) -> tuple[Any, Any]:
     """``(cal, tables)``: a calendar as the core takes it, its interval tables ``None`` when the
-    core's calendar cannot hold it (the core then calls the reference object)."""
-    return cal, _lower_calendar(cal)
-
-
-def _lower_calendar(cal: Any) -> Any:
-    """The core's form of a calendar, or ``None``: the core then calls the reference object."""
+    core's calendar cannot hold them (the core then calls the reference object)."""
     try:
         from carepath._native.lower_calendar import lower_calendar
 
-        return lower_calendar(cal)
+        return cal, lower_calendar(cal)
     except Exception:  # a calendar the core's tables cannot hold: the reference answers
-        return None
+        return cal, None
 
 
 def lower(pb: Playbook) -> dict[str, Any]:
