@@ -144,6 +144,41 @@ def test_any_share_count_gives_the_one_process_result(
     check([playbooks["retail"]], path, workers)
 
 
+def test_the_parent_merges_with_full_collections_deferred(
+    tmp_path: Path,
+    lines: list[str],
+    playbooks: dict[str, Playbook],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The parent unpickles and merges the shares' facts (millions of small objects at a million
+    events) with the batch thresholds, and gives the host's back afterwards."""
+    import gc
+
+    from carepath.drivers import shard
+    from carepath.engine.batch_gc import BATCH_GC_THRESHOLDS
+
+    seen: list[tuple[int, ...]] = []
+    merge = shard._merge
+
+    def watched(*args: Any) -> Replay:
+        seen.append(gc.get_threshold())
+        return merge(*args)
+
+    monkeypatch.setattr(shard, "_merge", watched)
+    path = tmp_path / "log.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    host = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        stats: dict[str, Any] = {}
+        replay_log_sharded([playbooks["retail"]], path, Collector, workers=2, stats=stats)
+        assert gc.get_threshold() == (700, 10, 10)
+    finally:
+        gc.set_threshold(*host)
+    assert stats["workers"] == 2
+    assert seen == [BATCH_GC_THRESHOLDS]
+
+
 def test_an_id_met_in_two_shares_replays_in_one_process(
     tmp_path: Path, lines: list[str], playbooks: dict[str, Playbook]
 ) -> None:
