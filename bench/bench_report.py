@@ -1,6 +1,7 @@
 """Benchmark: ``carepath report`` over a generated event log (default 1,000,000 events).
 
     .venv/bin/python bench/bench_report.py [--events N] [--against REV] [--workers N] [--phases]
+                                           [--timeline]
 
 The log (``retail``: examples/vn-retail-support.yaml, with the Tết peak) is generated once and
 cached under ``artifacts/``. Prints one row per way of making the report, each as
@@ -21,6 +22,12 @@ bound: the pages a worker shares with its parent count twice, and the peaks need
 memory the report holds at once; shared pages counted once). ``--repeat`` runs every row again
 and keeps the least CPU and wall, the most memory. The reports of all rows are checked to be
 byte-identical (the what-if ones between themselves).
+
+``--timeline`` prints, for one report and one what-if over ``--workers`` processes, when each
+step of the sharded report ends (wall seconds from the start): the workers' replay (their last
+instant said), their results received (finish, export, pickling, unpickling), the shares merged,
+the reports built, the JSON rendered: the serial tail after the replay is what more workers
+cannot shorten.
 
 ``--phases`` prints, as before, the CPU time of each phase of a one-process report in µs per
 event (read, decode, events, engine, collect, metrics, render), measured by separate passes
@@ -287,6 +294,53 @@ def against_rows(
     ]
 
 
+def timeline(pbs: list[Any], cache: Path, workers: int) -> list[tuple[str, float]]:
+    """``(step, wall seconds since the start)`` of one sharded report of ``pbs`` (see the module
+    docstring), each step timed where it ends, in this process."""
+    from carepath.drivers import shard
+
+    marks: list[tuple[str, float]] = []
+    t0 = time.perf_counter()
+    receive, merge = shard._receive, shard._merge
+    heard = [0]
+
+    def timed_receive(conn: Any) -> Any:
+        msg = receive(conn)
+        heard[0] += 1
+        if heard[0] == workers:
+            marks.append(("workers replayed (last instants said)", time.perf_counter() - t0))
+        elif heard[0] == 2 * workers:
+            marks.append(("results received (finish, export, unpickle)", time.perf_counter() - t0))
+        return msg
+
+    def timed_merge(*a: Any) -> Any:
+        out = merge(*a)
+        marks.append((f"shares merged ({a[0].id} {a[0].version})", time.perf_counter() - t0))
+        return out
+
+    try:
+        shard._receive = timed_receive  # type: ignore[assignment]
+        shard._merge = timed_merge  # type: ignore[assignment]
+        rps = shard.replay_log_sharded(pbs, cache, Collector, workers=workers)
+        docs = build_reports(pbs, rps)
+        marks.append(("reports built", time.perf_counter() - t0))
+        doc = docs[0] if len(docs) == 1 else compare_reports(docs[0], docs[1])
+        render(doc, "json")
+        marks.append(("JSON rendered", time.perf_counter() - t0))
+    finally:
+        shard._receive = receive  # type: ignore[assignment]
+        shard._merge = merge  # type: ignore[assignment]
+    return marks
+
+
+def print_timelines(report: list[Any], what_if: list[Any], cache: Path, workers: int) -> None:
+    """:func:`timeline` of a report and of a what-if, printed."""
+    for name, pbs in (("report", report), ("what-if", what_if)):
+        print(f"{name}, {workers} workers, {cache.name} (wall s from the start):")
+        for step, at in timeline(pbs, cache, workers):
+            print(f"  {at:6.2f}  {step}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=MILLION)
@@ -296,6 +350,9 @@ def main() -> int:
     ap.add_argument("--phases", action="store_true", help="the CPU time of each phase (1 process)")
     ap.add_argument(
         "--profile", action="store_true", help="with --phases: the 25 costliest functions"
+    )
+    ap.add_argument(
+        "--timeline", action="store_true", help="when each step of a sharded report ends"
     )
     args = ap.parse_args()
     cache = ROOT / "artifacts" / f"bench-retail-{args.events}.jsonl"
@@ -326,6 +383,9 @@ def main() -> int:
 
         return make
 
+    if args.timeline:
+        print_timelines([pb], [pb, other], cache, workers)
+        return 0
     rows: list[tuple[str, Callable[[], tuple[str, list[int]]]]] = [
         (f"report, {workers} workers", now([pb], workers)),
         ("report, 1 process", now([pb], 1)),
