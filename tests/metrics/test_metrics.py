@@ -78,6 +78,8 @@ metrics:
     vip_chat_share: {type: ratio, event: case.opened, when: event.tier == "vip", over: case.opened, over_when: event.channel == "chat"}
     basket: {type: mean, event: order.placed, value: =event.amount}
     vip_surveys: {type: count, event: survey.answered, when: segment == "vip"}
+    chat_top_scores: {type: count, event: survey.answered, when: 'channel == "chat" and event.score >= 5'}
+    top_scores: {type: count, event: survey.answered, when: event.score >= 5}
 goals: %(goals)s
 """
 
@@ -276,6 +278,10 @@ def test_custom_metrics() -> None:
     assert (m.measure("vip_chat_share").value, m.measure("vip_chat_share").samples) == (1.0, 2)
     assert m.measure("basket").value == pytest.approx(200.0)
     assert m.measure("vip_surveys").value == 1  # `segment` read from the case at the event
+    # three rules on one event type, reading the case, the case and the event, the event alone:
+    # each sees what it reads (the collector builds the case's values and the view only once)
+    assert m.measure("chat_top_scores").value == 2
+    assert m.measure("top_scores").value == 2
 
 
 def test_renamed_conventional_events() -> None:

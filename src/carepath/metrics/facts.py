@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from itertools import islice
 from operator import gt
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from carepath._instants import zone
 from carepath._native.backend import case_values
@@ -133,6 +133,46 @@ class _Custom:
     den: Series = field(default_factory=Series)
 
 
+#: A custom metric's rule for one event type: ``(metric, when, value, counts in the numerator,
+#: counts in the denominator, over_when, reads the case, reads the event)``.
+_Rule = tuple[str, Any, Any, bool, bool, Any, bool, bool]
+
+
+class _TypePlan(NamedTuple):
+    """What the collector does with an event of one type (:meth:`Collector._plan_of`): whether
+    its samples group by the case's values, which conventional metrics it feeds (``solve``: 1 a
+    reply, 2 a solve, 3 a reopening, 0 none) and the custom metrics' rules."""
+
+    ctx: bool
+    survey: bool
+    solve: int
+    handled: bool
+    order: bool
+    returned: bool
+    complaint: bool
+    opened: bool
+    rules: tuple[_Rule, ...]
+    rules_read_case: bool
+    rules_read_event: bool
+
+
+def _reads(*exprs: Any) -> tuple[bool, bool]:
+    """``(reads the case, reads the event)``: whether the compiled expressions name a case field
+    or a special (or read ``now``), and whether they name the event."""
+    case = event = False
+    for expr in exprs:
+        if expr is None:
+            continue
+        if getattr(expr, "uses_now", False):
+            case = True
+        for n in getattr(expr, "names", ()):
+            if n == "event" or n.startswith("event."):
+                event = True
+            else:
+                case = True
+    return case, event
+
+
 def _number(v: Any) -> float | None:
     if isinstance(v, bool) or v is None:
         return None
@@ -222,6 +262,7 @@ class Collector:
         self.case_fields: frozenset[str] = frozenset({"channel", *self._fields_read()})
         """The case fields the metrics read of a case's ``data``: ``channel`` (a grouping key) and
         those the custom metrics' expressions name (a replay keeps only these of an ended case)."""
+        self._plan = {t: self._plan_of(t) for t in self.types}
 
     @classmethod
     def from_replay(cls, rp: Replay) -> Collector:
@@ -286,16 +327,39 @@ class Collector:
             c = self._ctx[k] = Ctx(segment, None if ch is None else str(ch), tier, st.stage)
         return c
 
+    def _plan_of(self, et: str) -> _TypePlan:
+        """What an event of type ``et`` adds (see :class:`_TypePlan`), decided once per type."""
+        name = self._names
+        reply, solved, reopened = name["agent.replied"], name["case.solved"], name["case.reopened"]
+        rules = tuple(
+            (cname, when, value, as_num, as_den, den_when, *_reads(when, value, den_when))
+            for cname, when, value, as_num, as_den, den_when in self._custom_by_type.get(et, ())
+        )
+        return _TypePlan(
+            et in self._ctx_types,
+            et == name["survey.answered"],
+            1 if et == reply else 2 if et == solved else 3 if et == reopened else 0,
+            et == name["contact.handled"],
+            et == name["order.placed"],
+            et == name["order.returned"],
+            et == name["complaint.filed"],
+            et == name["case.opened"],
+            rules,
+            any(r[6] for r in rules),
+            any(r[7] for r in rules),
+        )
+
     def __call__(self, event: Event, case: str | None, state: CaseState | None) -> None:  # noqa: C901 - the per-event collector: one branch per conventional event type, kept inline for speed
         """Take one replayed event, its case identity and the case's state after it."""
         e, cid, st = event, case, state
-        et = e.type
-        name = self._names
+        plan = self._plan.get(e.type)
+        if plan is None:
+            return
         ts = e._ts
-        ctx = None if st is None or et not in self._ctx_types else self._ctx_of(st)
+        ctx = None if st is None or not plan.ctx else self._ctx_of(st)
         data = e.data
         day = self.day
-        if et == name["survey.answered"]:
+        if plan.survey:
             kind = data.get("survey")
             score = _number(data.get("score"))
             rng = _SURVEY_RANGE.get(kind) if isinstance(kind, str) else None
@@ -309,35 +373,35 @@ class Collector:
                     )
                 else:
                     self.series["ces"].add(d, ctx, score)
-        t_reply, t_solved = name["agent.replied"], name["case.solved"]
-        if et in (t_reply, t_solved, name["case.reopened"]):
+        solve = plan.solve
+        if solve:
             key = cid or f"?{e.case}"
             rec = self.cases.get(key)
             if rec is None:
                 rec = self.cases[key] = [0, None, None, False]
-            if et == t_reply:
+            if solve == 1:  # a reply
                 if rec[1] is None:
                     rec[0] += 1
-            elif et == t_solved:
+            elif solve == 2:  # a solve
                 if rec[1] is None:
                     rec[1], rec[2] = ts, ctx
-            elif rec[1] is not None:
+            elif rec[1] is not None:  # a reopening
                 rec[3] = True
-        if et == name["contact.handled"]:
+        if plan.handled:
             v = _number(data.get("duration"))
             if v is not None and v >= 0:
                 self.series["aht"].add(day(ts), ctx, v)
-        if et == name["order.placed"]:
+        if plan.order:
             cust = data.get("customer")
             self.orders.add(day(ts), ctx, str(cust) if cust is not None else (e.case or e.id))
-        if et == name["order.returned"]:
+        if plan.returned:
             self.returns.add(day(ts), ctx, 1)
-        if et == name["complaint.filed"]:
+        if plan.complaint:
             self.complaints.add(day(ts), ctx, 1)
-        if et == name["case.opened"]:
+        if plan.opened:
             self.contacts.append(ts)
-        for cm, when, value, as_num, as_den, den_when in self._custom_by_type.get(et, ()):
-            self._custom_event(cm, e, st, ctx, when, value, as_num, as_den, den_when)
+        if plan.rules:
+            self._custom_event(plan, e, st, ctx)
 
     def _fields_read(self) -> set[str]:
         """The case fields the custom metrics' expressions read: every name they use that is not
@@ -409,42 +473,38 @@ class Collector:
         return out
 
     def _custom_event(
-        self,
-        cname: str,
-        e: Event,
-        st: CaseState | None,
-        ctx: Ctx | None,
-        when: Any,
-        value: Any,
-        as_num: bool,
-        as_den: bool,
-        den_when: Any,
+        self, plan: _TypePlan, e: Event, st: CaseState | None, ctx: Ctx | None
     ) -> None:
-        c = self.custom[cname]
-        values = None if st is None else case_values(st)
-        fields = (values[0] if values is not None else None) or {}
-        view = self._event_view(e)
-        scope: dict[str, Any] = (
-            {}
-            if ctx is None or values is None
-            else {
-                "stage": ctx.stage,
-                "segment": ctx.segment,
-                "tier": ctx.tier,
-                "channel": ctx.channel,
-                "segments": list(values[3]),
-            }
-        )
+        """The custom metrics' samples of one event: the case's values, the event's view and the
+        specials are built once for all its rules, and only when an expression reads them."""
+        fields: Mapping[str, Any] = {}
+        scope: dict[str, Any] = {}
+        view: dict[str, Any] = {}
+        if st is not None and plan.rules_read_case:
+            values = case_values(st)
+            fields = values[0] or {}
+            if ctx is not None:
+                scope = {
+                    "stage": ctx.stage,
+                    "segment": ctx.segment,
+                    "tier": ctx.tier,
+                    "channel": ctx.channel,
+                    "segments": list(values[3]),
+                }
+        if plan.rules_read_event:
+            view = self._event_view(e)
         d = self.day(e._ts)
-        if as_den and (den_when is None or den_when(fields, view, scope) is True):
-            c.den.add(d, ctx, 1)
-        if as_num and (when is None or when(fields, view, scope) is True):
-            if c.kind == "mean":
-                v = _number(value(fields, view, scope))
-                if v is not None:
-                    c.num.add(d, ctx, v)
-            else:
-                c.num.add(d, ctx, 1)
+        for cname, when, value, as_num, as_den, den_when, _case, _event in plan.rules:
+            c = self.custom[cname]
+            if as_den and (den_when is None or den_when(fields, view, scope) is True):
+                c.den.add(d, ctx, 1)
+            if as_num and (when is None or when(fields, view, scope) is True):
+                if c.kind == "mean":
+                    v = _number(value(fields, view, scope))
+                    if v is not None:
+                        c.num.add(d, ctx, v)
+                else:
+                    c.num.add(d, ctx, 1)
 
     def _event_view(self, e: Event) -> dict[str, Any]:
         view: dict[str, Any] = dict(e.data)
