@@ -156,6 +156,11 @@ class _TypePlan(NamedTuple):
     rules_read_event: bool
 
 
+def _of_event(name: str) -> bool:
+    """Whether an expression's dotted ``name`` reads the event (else a case field or a special)."""
+    return name == "event" or name.startswith("event.")
+
+
 def _reads(*exprs: Any) -> tuple[bool, bool]:
     """``(reads the case, reads the event)``: whether the compiled expressions name a case field
     or a special (or read ``now``), and whether they name the event."""
@@ -166,7 +171,7 @@ def _reads(*exprs: Any) -> tuple[bool, bool]:
         if getattr(expr, "uses_now", False):
             case = True
         for n in getattr(expr, "names", ()):
-            if n == "event" or n.startswith("event."):
+            if _of_event(n):
                 event = True
             else:
                 case = True
@@ -412,7 +417,7 @@ class Collector:
             for _cname, when, value, _num, _den, den_when in rules:
                 for expr in (when, value, den_when):
                     for name in getattr(expr, "names", ()):
-                        if name == "event" or name.startswith("event."):
+                        if _of_event(name):
                             continue
                         parts = name.split(".")
                         out.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
