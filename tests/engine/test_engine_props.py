@@ -14,14 +14,16 @@ Invariants, for every valid generated playbook and every stream (with wake-ups i
 from __future__ import annotations
 
 import functools
+import json
 import os
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from carepath import Engine, loads
+from backends import Both
+from carepath import Engine, Event, loads
 from carepath.errors import PlaybookError
 from strategies import (
     T0,
@@ -93,11 +95,17 @@ def _check_step(before: Any, step: Any, ev: Any) -> None:
             assert len(c.history) <= 20
         if c.breached:
             assert c.due is not None
-    # a paused clock does not grow
+    # a paused clock does not grow while it stays paused: a step whose timers resume it and
+    # pause it again records the pause it left (test_timers_resume_and_pause_in_one_step)
     if before is not None and before.case == s.case and not before.ended:
         for name, c0 in before.clocks.items():
             c1 = s.clocks[name]
-            if c0.status == "paused" and c1.status == "paused" and c0.cycle == c1.cycle:
+            if (
+                c0.status == "paused"
+                and c1.status == "paused"
+                and c0.cycle == c1.cycle
+                and c0.pauses == c1.pauses
+            ):
                 assert abs(c1.elapsed_s - c0.elapsed_s) <= EPS, (name, c0.elapsed_s, c1.elapsed_s)
 
 
@@ -115,6 +123,46 @@ def test_invariants_hold_on_every_step(case: tuple[Engine, list[Any]]) -> None:
     drive(subject, events, on_step=on_step)
     for st_, js in snapshots:  # inputs were never mutated
         assert st_.to_json() == js
+
+
+def test_timers_resume_and_pause_in_one_step() -> None:
+    """A clock paused before a step and after it may still have run in between: the step's
+    timers resumed it and paused it again (the case Hypothesis found for the invariant above,
+    seed 26). It counts the time it ran, and records the pause it left."""
+    text = json.dumps(
+        {
+            "carepath": 1,
+            "id": "flip",
+            "version": "1",
+            "timezone": "UTC",
+            "tiers": {"L1": {}},
+            "events": {"opened": {}},
+            "start": {"on": "opened"},
+            "stages": {
+                "waiting": {"initial": True, "after": [{"in": "10m", "to": "held"}]},
+                "held": {"after": [{"in": "10m", "to": "waiting"}]},
+            },
+            "slas": {
+                "c0": {
+                    "start": {"on": "opened"},
+                    "pause": {"in": ["held"]},
+                    "targets": [{"within": "8h"}],
+                }
+            },
+        }
+    )
+    both = Both(text)  # the reference and the native core, step for step
+    t0 = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
+    both.start(Event(id="e0", type="opened", at=t0, case="C-1"))
+    held = both.advance(t0 + timedelta(minutes=15)).state.clocks["c0"]  # held since 09:10
+    assert (held.status, held.elapsed_s, held.pauses) == ("paused", 600.0, ())
+    # 09:20 back to waiting (resumed), 09:30 held again (paused): ten more minutes counted
+    again = both.advance(t0 + timedelta(minutes=35)).state.clocks["c0"]
+    ten_past = t0.timestamp() + 600
+    assert (again.status, again.cycle) == ("paused", held.cycle)
+    assert again.elapsed_s == 1200.0
+    assert again.pauses == ((ten_past, ten_past + 600),)
+    assert again.pause_from_s == ten_past + 1200
 
 
 @SETTINGS
