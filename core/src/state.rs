@@ -436,7 +436,8 @@ pub struct Snap {
     pub tier: Option<String>,
     pub segment: Option<String>,
     pub segments: Vec<String>,
-    pub clocks: Vec<Option<ClockW>>,
+    /// shared between successive states while a step leaves a clock as it is
+    pub clocks: Vec<Option<std::sync::Arc<ClockW>>>,
     pub now: f64,
     pub opened: f64,
     pub seq: i64,

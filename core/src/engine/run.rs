@@ -25,8 +25,8 @@ pub enum Frozen<'a> {
     Pending,
     /// a Python `Clock`
     Py(PyObj),
-    /// a clock of the core's own state
-    Core(&'a ClockW),
+    /// a clock of the core's own state (shared with the next state when the step leaves it as is)
+    Core(&'a Arc<ClockW>),
 }
 
 pub struct Slot<'a> {
@@ -1741,10 +1741,12 @@ impl<'a, 'py> Run<'a, 'py> {
                     w.memo = Vec::new();
                     w.pauses.shrink_to_fit();
                     w.history.shrink_to_fit();
-                    Some(w)
+                    Some(Arc::new(w))
                 }
-                (None, Frozen::Core(c)) => Some(c.from_snap(py)),
-                (None, Frozen::Py(o)) => Some(ClockW::from_py(o.bind(py))?),
+                // a clock the step never touched (a closed one): the same, not a copy (every
+                // reader rounds its figures as a working copy from it does)
+                (None, Frozen::Core(c)) => Some(Arc::clone(c)),
+                (None, Frozen::Py(o)) => Some(Arc::new(ClockW::from_py(o.bind(py))?)),
                 (None, Frozen::Pending) => None,
             });
         }
