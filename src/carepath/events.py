@@ -414,7 +414,9 @@ def event_from_bytes(raw: bytes) -> Event | None:
         or not _EVENT_SLOTS_KNOWN  # the slots _checked fills (see event_from_line)
         or len(raw) > MAX_EVENT_BYTES
         or raw.count(b"{") + raw.count(b"[") > MAX_EVENT_DEPTH
-        or (b"\\u" in raw and _SUSPECT_ESCAPE_BYTES.search(raw) is not None)
+        # ``find``, not ``in``: ``bytes.__contains__`` tries its operand as an int first, and
+        # raises and clears a TypeError for every line
+        or (raw.find(b"\\u") >= 0 and _SUSPECT_ESCAPE_BYTES.search(raw) is not None)
     ):
         return None
     w = decode(raw)
