@@ -10,7 +10,9 @@ cached under ``artifacts/``. Prints one row per way of making the report, each a
 * ``report``       this revision, ``--workers`` processes (default: the usable CPUs);
 * ``report, 1``    this revision in one process;
 * ``what-if``      this revision, ``--compare`` a variant of the playbook (a tighter VIP chat
-  target, another version), so both replays run;
+  target, another version): the second playbook replays only the cases that selected that
+  target (:mod:`carepath.drivers.whatif`);
+* ``what-if whole`` the same what-if with both replays of every case (``incremental=False``);
 * with ``--against REV``, the same ``report`` and ``what-if`` rows of git revision ``REV``, its
   package extracted with ``git archive`` and imported in this process under another name.
 
@@ -67,38 +69,58 @@ MILLION = 1_000_000
 
 
 def replay_without_engine(pb: Any, events: Any, clock: Callable[[], float]) -> float:
-    """The replay's own cost: record what ``route`` and ``Engine.advance`` return in one replay,
-    then time a second replay in which they hand back those results instead of running the
-    engine (the stubs cost about 0.1 µs a call, counted here)."""
+    """The replay's own cost: record what ``route`` and the engine's ``handle`` and ``advance``
+    (the native core's, when it runs the steps) return in one replay, then time a second replay in
+    which they hand back those results instead of running the engine (the stubs cost about 0.1 µs
+    a call, counted here)."""
     results: list[Any] = []
-    route, advance = router.route, Engine.advance
+    route, init = router.route, Engine.__init__
+    inside = [0]  # the router's own engine calls are part of what it returns
 
     def record_route(*a: Any) -> Any:
-        r = route(*a)
+        inside[0] += 1
+        try:
+            r = route(*a)
+        finally:
+            inside[0] -= 1
         results.append(r)
         return r
 
-    def record_advance(self: Engine, *a: Any) -> Any:
-        r = advance(self, *a)
-        results.append(r)
-        return r
+    def recording(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*a: Any) -> Any:
+            r = fn(*a)
+            if not inside[0]:
+                results.append(r)
+            return r
+
+        return call
+
+    def init_recording(self: Engine, *a: Any, **k: Any) -> None:
+        init(self, *a, **k)
+        self.handle = recording(self.handle)  # type: ignore[method-assign]
+        self.advance = recording(self.advance)  # type: ignore[method-assign]
 
     try:
         router.route = record_route  # type: ignore[assignment]
-        Engine.advance = record_advance  # type: ignore[method-assign]
+        Engine.__init__ = init_recording  # type: ignore[method-assign]
         replay(pb, events, sink=Collector(pb), keep_events=False)
         gc.collect()
         gc.freeze()  # the recorded steps would not exist in a real replay: keep the collector off them
         nxt = iter(results).__next__
+
+        def init_stubbed(self: Engine, *a: Any, **k: Any) -> None:
+            init(self, *a, **k)
+            self.handle = self.advance = lambda *a: nxt()  # type: ignore[method-assign]
+
         router.route = lambda *a: nxt()  # type: ignore[assignment]
-        Engine.advance = lambda self, *a: nxt()  # type: ignore[method-assign]
+        Engine.__init__ = init_stubbed  # type: ignore[method-assign]
         t = clock()
         replay(pb, events, sink=Collector(pb), keep_events=False)
         return clock() - t
     finally:
         gc.unfreeze()
         router.route = route  # type: ignore[assignment]
-        Engine.advance = advance  # type: ignore[method-assign]
+        Engine.__init__ = init  # type: ignore[method-assign]
 
 
 def read_lines(path: Path) -> list[str]:
@@ -373,10 +395,12 @@ def main() -> int:
     other = load(what_if_playbook(tmp))
     workers = default_workers(cache) if args.workers is None else args.workers
 
-    def now(pbs: list[Any], n: int) -> Callable[[], tuple[str, list[int]]]:
+    def now(pbs: list[Any], n: int, whole: bool = False) -> Callable[[], tuple[str, list[int]]]:
         def make() -> tuple[str, list[int]]:
             stats: dict[str, Any] = {}
-            rps = replay_log_sharded(pbs, cache, Collector, workers=n, stats=stats)
+            rps = replay_log_sharded(
+                pbs, cache, Collector, workers=n, stats=stats, incremental=not whole
+            )
             docs = build_reports(pbs, rps)
             doc = docs[0] if len(docs) == 1 else compare_reports(docs[0], docs[1])
             return render(doc, "json"), stats["worker_rss_kib"]
@@ -390,6 +414,7 @@ def main() -> int:
         (f"report, {workers} workers", now([pb], workers)),
         ("report, 1 process", now([pb], 1)),
         (f"what-if, {workers} workers", now([pb, other], workers)),
+        (f"what-if whole, {workers} workers", now([pb, other], workers, whole=True)),
     ]
     if args.against:
         rows += against_rows(args.against, tmp, cache, workers)
@@ -420,7 +445,10 @@ def main() -> int:
     print(
         f"aim: report ≤ {AIM_S:.0f} s wall and ≤ 1,024 MiB at 1,000,000 events; what-if ≤ 1.5 × report"
     )
-    pairs = [(f"report, {workers} workers", f"what-if, {workers} workers")]
+    pairs = [
+        (f"report, {workers} workers", f"what-if, {workers} workers"),
+        (f"report, {workers} workers", f"what-if whole, {workers} workers"),
+    ]
     if args.against:
         pairs.append((rows[-2][0], rows[-1][0]))
     for rep, whatif in pairs:

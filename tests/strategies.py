@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
+import random
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -446,3 +447,52 @@ def native_playbook(text: str) -> Any:
     except Unsupported:
         return None
     return pb
+
+
+@st.composite
+def disturbed_logs(draw: Any, lines: list[str]) -> list[str]:
+    """The generated log cut short, with some of: lines moved out of order, bad lines, an id
+    repeated in the same case (a duplicate) or in another case, a line whose case is escaped."""
+    rnd = random.Random(draw(st.integers(0, 2**32)))
+    out = list(lines[: draw(st.integers(50, len(lines)))])
+    for _ in range(draw(st.integers(0, 3))):
+        kind = draw(st.sampled_from(["swap", "bad", "dup", "dup_other", "escaped", "no_case"]))
+        i = rnd.randrange(len(out))
+        if kind == "swap":
+            j = rnd.randrange(len(out))
+            out[i], out[j] = out[j], out[i]
+        elif kind == "bad":
+            out.insert(i, rnd.choice(['{"id": 1}', "not json", '{"id":"x","type":"a"}']))
+        elif kind in ("dup", "dup_other"):
+            obj = json.loads(out[i])
+            if kind == "dup":  # the same event again, later
+                out.insert(min(len(out), i + rnd.randrange(1, 20)), json.dumps(obj))
+            else:  # another line takes its id
+                j = rnd.randrange(len(out))
+                other = json.loads(out[j])
+                other["id"] = obj["id"]
+                out[j] = json.dumps(other)
+        elif kind == "escaped":  # the case written with an escape: the text does not show it
+            obj = json.loads(out[i])
+            if obj.get("case"):
+                out[i] = json.dumps(obj, ensure_ascii=False).replace("T-", "T\\u002d", 1)
+        else:  # a case key inside the data only
+            obj = json.loads(out[i])
+            obj["data"] = {**obj.get("data", {}), "case": obj.pop("case", "X")}
+            out[i] = json.dumps(obj)
+    return out
+
+
+def retail_lines(seed: int) -> list[str]:
+    """The lines of a generated retail log of ten days around Tết 2027 (a few thousand events),
+    as ``carepath generate`` writes them: the shard and what-if tests disturb them."""
+    import io
+    from datetime import date
+
+    from carepath.drivers.generate import generate, write_jsonl
+
+    buf = io.StringIO()
+    write_jsonl(
+        generate("retail", days=10, base=30, peak=150, seed=seed, start=date(2027, 1, 22)), buf
+    )
+    return buf.getvalue().splitlines()

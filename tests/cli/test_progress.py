@@ -398,6 +398,26 @@ def test_report_writes_plain_lines_on_a_pipe(log: Path, workers: str) -> None:
         assert [int(x.split()[1].replace(",", "")) for x in lines[:-1]] == [4096, 8192, N_EVENTS]
 
 
+def test_a_what_if_of_targets_tells_its_progress_once(log: Path, tmp_path: Path) -> None:
+    """The what-if of a change of targets reads the log a second time for the cases the change
+    reaches (``carepath.drivers.whatif``): the progress is that of the first reading alone."""
+    other = tmp_path / "faster.yaml"
+    text = Path(RETAIL).read_text(encoding="utf-8")
+    other.write_text(text.replace("within: 10m}", "within: 5m}", 1), encoding="utf-8")
+    done = _carepath(
+        "report", RETAIL, str(log), "--format", "json", "--workers", "1", "--compare", str(other),
+        env={INTERVAL_ENV: "0"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["compare"]["events"] == N_EVENTS
+    lines = _progress_lines(done.stderr)
+    counts = [int(x.split()[1].replace(",", "")) for x in lines[:-1]]
+    assert counts == sorted(set(counts)) and counts[-1] == N_EVENTS  # one reading, never back
+    assert re.fullmatch(
+        rf"report: done: {N_EVENTS:,} lines in \d:\d\d:\d\d \([\d,]+ lines/s\)", lines[-1]
+    )
+
+
 def test_report_lines_are_json_records_with_log_format_json(log: Path) -> None:
     done = _carepath(
         "report", RETAIL, str(log), "--format", "json", "--workers", "1", "--log-format", "json",

@@ -19,6 +19,7 @@ from carepath.drivers.replay import Replay, replay_log
 from carepath.drivers.shard import _case_in_bytes, replay_log_sharded, shard_of
 from carepath.metrics import Collector
 from carepath.report import build_report, render
+from strategies import disturbed_logs, retail_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 RETAIL = ROOT / "examples" / "vn-retail-support.yaml"
@@ -31,12 +32,8 @@ def playbooks() -> dict[str, Playbook]:
 
 
 @pytest.fixture(scope="module")
-def lines(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    path = tmp_path_factory.mktemp("shard") / "generated.jsonl"
-    write_jsonl(
-        generate("retail", days=10, base=30, peak=150, seed=3, start=date(2027, 1, 22)), path
-    )
-    return path.read_text(encoding="utf-8").splitlines()
+def lines() -> list[str]:
+    return retail_lines(3)
 
 
 def facts(rp: Replay) -> dict[str, Any]:
@@ -91,40 +88,6 @@ def test_the_what_if_gives_the_same_reports_in_shares(
     assert stats["workers"] == workers
 
 
-@st.composite
-def logs(draw: Any, lines: list[str]) -> list[str]:
-    """The generated log cut short, with some of: lines moved out of order, bad lines, an id
-    repeated in the same case (a duplicate) or in another case, a line whose case is escaped."""
-    rnd = random.Random(draw(st.integers(0, 2**32)))
-    out = list(lines[: draw(st.integers(50, len(lines)))])
-    for _ in range(draw(st.integers(0, 3))):
-        kind = draw(st.sampled_from(["swap", "bad", "dup", "dup_other", "escaped", "no_case"]))
-        i = rnd.randrange(len(out))
-        if kind == "swap":
-            j = rnd.randrange(len(out))
-            out[i], out[j] = out[j], out[i]
-        elif kind == "bad":
-            out.insert(i, rnd.choice(['{"id": 1}', "not json", '{"id":"x","type":"a"}']))
-        elif kind in ("dup", "dup_other"):
-            obj = json.loads(out[i])
-            if kind == "dup":  # the same event again, later
-                out.insert(min(len(out), i + rnd.randrange(1, 20)), json.dumps(obj))
-            else:  # another line takes its id
-                j = rnd.randrange(len(out))
-                other = json.loads(out[j])
-                other["id"] = obj["id"]
-                out[j] = json.dumps(other)
-        elif kind == "escaped":  # the case written with an escape: the text does not show it
-            obj = json.loads(out[i])
-            if obj.get("case"):
-                out[i] = json.dumps(obj, ensure_ascii=False).replace("T-", "T\\u002d", 1)
-        else:  # a case key inside the data only
-            obj = json.loads(out[i])
-            obj["data"] = {**obj.get("data", {}), "case": obj.pop("case", "X")}
-            out[i] = json.dumps(obj)
-    return out
-
-
 @settings(
     max_examples=12,
     deadline=None,
@@ -138,7 +101,7 @@ def test_any_share_count_gives_the_one_process_result(
     data: st.DataObject,
     workers: int,
 ) -> None:
-    log = data.draw(logs(lines))
+    log = data.draw(disturbed_logs(lines))
     path = tmp_path / "log.jsonl"
     path.write_text("\n".join(log) + "\n", encoding="utf-8")
     check([playbooks["retail"]], path, workers)

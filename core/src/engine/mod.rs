@@ -8,11 +8,11 @@ pub mod run;
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyInt, PyList, PyString, PyTuple, PyType};
+use pyo3::types::{PyBool, PyDict, PyInt, PyList, PySet, PyString, PyTuple, PyType};
 
 use crate::state::{ClockW, CoreState, Pend, PyObj, Status};
 use def::Playbook;
@@ -178,10 +178,18 @@ impl Scope {
     }
 }
 
+/// Targets whose selection an engine notes (`Engine.watch`): per clock (playbook order), per
+/// target, whether it is watched; the keys of the cases that selected one go into `hits`.
+pub struct Watch {
+    pub targets: Vec<Vec<bool>>,
+    pub hits: Py<PySet>,
+}
+
 #[pyclass(module = "carepath_core", frozen)]
 pub struct Engine {
     pb: Playbook,
     h: Helpers,
+    watch: OnceLock<Watch>,
 }
 
 fn guard<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
@@ -300,6 +308,7 @@ impl Engine {
             data_gen: 0,
             scope_cache: std::cell::RefCell::new(None),
             tz_fallback: false,
+            watch: self.watch.get(),
         })
     }
 }
@@ -382,6 +391,7 @@ impl Engine {
             data_gen: 0,
             scope_cache: std::cell::RefCell::new(None),
             tz_fallback: false,
+            watch: self.watch.get(),
         })
     }
 
@@ -487,8 +497,25 @@ impl Engine {
             Ok(Engine {
                 pb: Playbook::from_plain(plain)?,
                 h: Helpers::from_py(helpers)?,
+                watch: OnceLock::new(),
             })
         })
+    }
+
+    /// Note, from now on, the cases whose clocks select one of `targets` (per clock in the
+    /// playbook's order, per target: whether it is watched) when a cycle starts or is
+    /// retargeted: their keys are added to `hits`. Once per engine.
+    fn watch(&self, targets: Vec<Vec<bool>>, hits: Py<PySet>) -> PyResult<()> {
+        if targets.len() != self.pb.clocks.len() {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "watch: {} clocks given, the playbook has {}",
+                targets.len(),
+                self.pb.clocks.len()
+            )));
+        }
+        self.watch
+            .set(Watch { targets, hits })
+            .map_err(|_| pyo3::exceptions::PyValueError::new_err("this engine already watches"))
     }
 
     /// Open a case: `(event, view, key, at, seq)` → the step's tuple.
@@ -549,6 +576,7 @@ impl Engine {
                 data_gen: 0,
                 scope_cache: std::cell::RefCell::new(None),
                 tz_fallback: false,
+                watch: self.watch.get(),
             };
             let type_: String = view.get_item("type")?.extract()?;
             let fresh = run.data.clone();

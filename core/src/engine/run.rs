@@ -90,6 +90,8 @@ pub struct Run<'a, 'py> {
     pub scope_cache: std::cell::RefCell<Option<Bound<'py, super::Scope>>>,
     /// `timezone.fallback` raised in this step
     pub tz_fallback: bool,
+    /// the targets whose selection is noted (`Engine.watch`)
+    pub watch: Option<&'a super::Watch>,
 }
 
 impl<'a, 'py> Run<'a, 'py> {
@@ -1091,6 +1093,7 @@ impl<'a, 'py> Run<'a, 'py> {
             }
             c.target_index = Some(idx as i64);
         }
+        self.selected(i, idx)?;
         let ts = self.target_seconds(i, idx, &cal)?;
         let c = self.w(i);
         c.target_s = Some(ts);
@@ -1172,6 +1175,16 @@ impl<'a, 'py> Run<'a, 'py> {
         Ok(())
     }
 
+    /// Target `idx` of clock `i` was selected: note the case when that target is watched.
+    fn selected(&self, i: usize, idx: usize) -> PyResult<()> {
+        if let Some(w) = self.watch {
+            if w.targets.get(i).and_then(|t| t.get(idx)) == Some(&true) {
+                w.hits.bind(self.py).add(self.case.as_str())?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn retarget(&mut self, i: usize, force: bool) -> PyResult<()> {
         // a breached cycle keeps the target it breached: a breach is never undone (issue 15 #21)
         if self.slots[i].w.as_ref().is_some_and(|w| w.breached) {
@@ -1211,6 +1224,7 @@ impl<'a, 'py> Run<'a, 'py> {
             c.memo.clear();
             c.target_index = Some(idx as i64);
         }
+        self.selected(i, idx)?;
         let ts = self.target_seconds(i, idx, &cal)?;
         let el = cal.elapsed_s(self.py, start, now)?;
         let c = self.w(i);

@@ -99,6 +99,7 @@ def attach(engine: Engine, backend: str, step_cls: type) -> None:
     engine.start = native.start
     engine.handle = native.handle
     engine.advance = native.advance
+    engine._core_watch = native.core.watch
     engine.backend = "native"
 
 

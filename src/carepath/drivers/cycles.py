@@ -150,6 +150,15 @@ class ClockFacts(Sequence[ClockFact]):
                 setattr(self, name, array(col.typecode, moved) if isinstance(col, array) else moved)
         return order
 
+    def take(self, indexes: Sequence[int]) -> ClockFacts:
+        """A new :class:`ClockFacts` of the cycles at ``indexes``, in that order."""
+        out = ClockFacts(self.tz)
+        for name in _COLUMNS:
+            col = getattr(self, name)
+            moved = [col[i] for i in indexes]
+            setattr(out, name, array(col.typecode, moved) if isinstance(col, array) else moved)
+        return out
+
     def extend(self, other: ClockFacts) -> None:
         """Append every cycle of ``other`` (column by column)."""
         for name in _COLUMNS:

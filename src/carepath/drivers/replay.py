@@ -95,7 +95,10 @@ class FactSink(Protocol):
 
     A sink may also have ``case_fields``: the frozenset of case fields it reads of a case's
     ``data``; a streaming replay then keeps only those of a case that has ended for good
-    (:class:`EndedCase`). Without it an ended case keeps all its data."""
+    (:class:`EndedCase`). Without it an ended case keeps all its data. Worker processes
+    (:mod:`carepath.drivers.shard`) send what a sink saw by its ``export()`` and put it together
+    by ``merge(parts)``; the what-if of targets (:mod:`carepath.drivers.whatif`) takes cases
+    out of an export by ``without(whole, part)``."""
 
     types: frozenset[str]
 
@@ -154,6 +157,9 @@ class Replay:
     """How many cases, when ``states`` was not kept (a replay merged from worker processes)."""
     agents: AgentFacts | None = None
     """With a roster (``--roster``): what each agent was given and did (SPEC §10)."""
+    reached: set[str] | None = None
+    """With watched targets (the what-if, :mod:`carepath.drivers.whatif`): the keys of the cases
+    whose clocks selected one of them."""
 
     def __post_init__(self) -> None:
         if self.records is None:
@@ -422,6 +428,8 @@ class Keys:
     """Every id the replay met (applied, ignored, duplicated or rejected)."""
     last: float | None = None
     """The instant of the last event replayed so far."""
+    repeated: list[tuple[str, str | None]] = field(default_factory=list)
+    """The duplicates skipped: their id and ``case``, in order."""
 
 
 def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path reads locals; measured in bench_report
@@ -431,10 +439,14 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
     keys: Keys | None = None,
     *,
     roster: Roster = (),
+    watch: Mapping[str, Iterable[int]] | None = None,
+    live: list[Replay] | None = None,
 ) -> tuple[Callable[[Event], None], Callable[..., Replay]]:
     """``feed(event)`` for events in ``at`` order, and ``finish()`` → the :class:`Replay`;
     ``keys`` (when given) is filled as the facts are (see :class:`Keys`). ``finish(until,
-    keep_states=False)`` counts the cases (``n_cases``) and drops their states."""
+    keep_states=False)`` counts the cases (``n_cases``) and drops their states. ``watch``
+    (target indexes by clock) fills the replay's ``reached``; ``live`` (a list) receives the
+    :class:`Replay` being filled, to read before ``finish``."""
     from carepath.engine.engine import Engine
     from carepath.engine.router import route as _route
 
@@ -448,6 +460,10 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
     advance = engine.advance
     handle = engine.handle
     out = Replay(playbook, kept=keep, facts=sink)
+    if watch is not None:
+        out.reached = engine.watch_targets(watch)
+    if live is not None:
+        live.append(out)
     states = out.states
     current: dict[str, str] = {}  # key → case identity
     generation: dict[str, int] = {}
@@ -466,6 +482,8 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
 
     count = 0
     seen: set[str] = set()  # the ids applied or ignored so far
+    if keys is not None:
+        keys.seen = seen  # the same set, read as the replay goes (the what-if's checks)
     ctxs: dict[Ctx, Ctx] = {}  # one Ctx object per distinct value (memory, and cheap to send)
 
     def ctx(st: CaseState) -> Ctx:
@@ -595,6 +613,8 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
         eid = e.id
         if eid in seen:  # a known id is a duplicate whatever its content, as in the runtime
             out.duplicates += 1
+            if keys is not None:
+                keys.repeated.append((eid, e.case))
             return
         ts = e._ts
         count += 1

@@ -55,6 +55,7 @@ from carepath.drivers.replay import (
     free_pages,
     replay_log,
 )
+from carepath.drivers.whatif import changed_targets, consistent, rest_part
 from carepath.events import Event, Line, event_from_line
 
 if TYPE_CHECKING:
@@ -97,13 +98,19 @@ def replay_log_sharded(
     workers: int | None = None,
     stats: dict[str, Any] | None = None,
     progress: ProgressHook | None = None,
+    incremental: bool = True,
 ) -> list[Replay]:
     """:func:`~carepath.drivers.replay.replay_log` over ``workers`` processes (default:
     :func:`default_workers`) when the log and the playbooks allow it (:func:`shardable`), else
     in this one; the same replays either way, but a sharded one keeps no ``states``. ``stats``
     (a dict, when given) receives ``workers`` (the processes used) and ``worker_rss_kib`` (the
     peak RSS of each). ``progress`` is told how far the reading is: over workers, the bytes and
-    lines that every one of them has consumed (:func:`replay_sharded`)."""
+    lines that every one of them has consumed (:func:`replay_sharded`).
+
+    The what-if of two playbooks that differ only in SLA targets
+    (:func:`~carepath.drivers.whatif.changed_targets`) replays under the second only the cases
+    the change can reach, in worker processes or in this one (``incremental=False``: every case,
+    for a comparison); the replays are the same."""
     n = (
         (default_workers(source) if shardable(playbooks, source) else 1)
         if workers is None
@@ -111,12 +118,18 @@ def replay_log_sharded(
     )
     if stats is not None:
         stats.update(workers=1, worker_rss_kib=[])
-    if n > 1 and shardable(playbooks, source):
+    watch = changed_targets(*playbooks) if incremental and len(playbooks) == 2 else None
+    if shardable(playbooks, source) and (n > 1 or watch is not None):
         try:
             # the parent unpickles and merges millions of small objects: with the default
             # thresholds, full collections over them took three quarters of that time
             with batch_gc():
-                replays, bad, rss = replay_sharded(playbooks, source, sink, n, progress)
+                if n > 1:
+                    replays, bad, rss = replay_sharded(
+                        playbooks, source, sink, n, progress, watch=watch
+                    )
+                else:  # the what-if's shortcut, in this process
+                    replays, bad, rss = _replay_here(playbooks, source, sink, watch, progress)
         except ShardFailed:
             pass
         else:
@@ -193,38 +206,50 @@ class _Share:
         me: int,
         workers: int,
         told: Any = None,
+        watch: dict[str, frozenset[int]] | None = None,
+        progress: ProgressHook | None = None,
     ) -> None:
         self.playbooks, self.path, self.sink = playbooks, path, sink
+        self.progress = progress  # in this process (one share): told directly
         self.me, self.workers = me, workers
         self.told = told  # shared with the parent: (bytes, lines) read by each worker
+        # the what-if of a change of targets (two playbooks): the second replays only the cases
+        # the change can reach (:mod:`carepath.drivers.whatif`)
+        self.watch = watch
 
     def _hook(self) -> ProgressHook | None:
         told, at = self.told, 2 * self.me
         if told is None:
-            return None
+            return self.progress
 
         def hook(position: int, count: int) -> None:
             told[at], told[at + 1] = position, count
 
         return hook
 
-    def lines(self, bad: list[BadEvent]) -> Any:
+    def lines(self, bad: list[BadEvent], only: set[str] | None = None, quiet: bool = False) -> Any:
         """``(line number, event)`` of this share, in file order; its bad lines into ``bad``.
-        Each line is decoded once, and only when it may be this share's (see the module)."""
+        Each line is decoded once, and only when it may be this share's (see the module).
+        ``only``: the lines of those case keys alone; ``quiet``: the progress is not told (a
+        second reading)."""
         me, workers = self.me, self.workers
         crc = zlib.crc32
         plain = [False]  # the line being read shows its case (this share's) in its text
+        wanted = None if only is None else {c.encode("utf-8", "surrogatepass") for c in only}
 
         def elsewhere(raw: bytes) -> bool:  # another share's line, seen without decoding it
             shown, case = _case_in_bytes(raw)
-            if shown and (0 if case is None else crc(case) % workers) != me:
+            if shown and (
+                (0 if case is None else crc(case) % workers) != me
+                or (wanted is not None and case not in wanted)
+            ):
                 return True
             plain[0] = shown
             return False
 
         decode = event_from_line
         with open_source(self.path) as stream:
-            for shown, item in self._items(stream, elsewhere, plain):
+            for shown, item in self._items(stream, elsewhere, plain, wanted is not None, quiet):
                 if isinstance(item, Line):
                     number, text, problem = item
                     if problem is not None:  # the reader's (too long, not UTF-8): said once
@@ -243,20 +268,28 @@ class _Share:
                     if shown:
                         raise _Elsewhere(f"line {number}: its case is not the one its text shows")
                     continue
+                if only is not None and e.case not in only:
+                    continue
                 if number >= 1 << 32:  # beyond what a merge key holds: one process decides
                     raise _Elsewhere(f"line {number}: too many lines to merge shares")
                 yield number, e
 
     def _items(
-        self, stream: Any, elsewhere: Callable[[bytes], bool], plain: list[bool]
+        self,
+        stream: Any,
+        elsewhere: Callable[[bytes], bool],
+        plain: list[bool],
+        filtered: bool = False,
+        quiet: bool = False,
     ) -> Iterator[tuple[bool, tuple[int, Event] | Line]]:
         """``(shown, item)`` for the lines of this share and those no share can place from their
         bytes, as :meth:`LineReader.items` gives them (``shown``: the bytes showed the share).
         The core sorts whole blocks of lines (:data:`BLOCK_BYTES`) without a Python call per
         line; a line it does not take (longer than the limit, the last one without a newline, a
         log that starts with a byte-order mark) and everything after it is read by the
-        :class:`LineReader`, line by line, as without the core."""
-        hook = self._hook()
+        :class:`LineReader`, line by line, as without the core. ``filtered``: a line the core
+        gives is also skipped when ``elsewhere`` says so of its bytes (a subset of the cases)."""
+        hook = None if quiet else self._hook()
         reader = LineReader(stream, skip=elsewhere)
         sort = _block_sorter()
         bom = sort is not None and stream.read(len(_BOM)) == _BOM
@@ -274,6 +307,8 @@ class _Share:
                 lines, count, used = sort(block, me, workers, limit)
                 base = reader.number
                 for index, shown, raw in lines:
+                    if filtered and shown and elsewhere(raw):
+                        continue
                     reader.number = base + index + 1
                     item = whole(raw)
                     if item is not None:
@@ -297,47 +332,129 @@ class _Share:
             hook(reader.bytes_read, reader.number)
 
     def run(self, send: Callable[[Any], None], receive: Callable[[], Any]) -> None:
-        """Replay the share; say the last instant; hear the log's; send the results."""
-        keys = [Keys() for _ in self.playbooks]
-        sinks = [None if self.sink is None else self.sink(pb) for pb in self.playbooks]
+        """Replay the share; say the last instant; hear the log's; send the results: per
+        playbook, the exported parts that make its replay of the share."""
         with batch_gc():
             bad: list[BadEvent] = []
-            try:
-                pairs = self._replay(keys, sinks, iter(self.lines(bad)))
-            except _Unsorted:  # the share is read whole and sorted (stably), as one process does
-                bad.clear()
-                keys = [Keys() for _ in self.playbooks]
-                sinks = [None if self.sink is None else self.sink(pb) for pb in self.playbooks]
-                items = sorted(self.lines(bad), key=lambda x: x[1]._ts)
-                pairs = self._replay(keys, sinks, iter(items))
-            last = max((k.last for k in keys if k.last is not None), default=None)
-            send(("last", last))
-            until = receive()
-            # counted, not kept: the cases' states are not sent (memory, before pickling)
-            replays = [finish(until, keep_states=False) for finish in pairs]
-            out = [_export(rp, k, sink) for rp, k, sink in zip(replays, keys, sinks, strict=True)]
-            for k in keys:  # the merge reads the facts' keys, not where each case began
+            if self.watch is None:
+                keys, sinks, finishes, _ = self._pass(self.playbooks, bad)
+                last = max((k.last for k in keys if k.last is not None), default=None)
+                send(("last", last))
+                until = receive()
+                # counted, not kept: the cases' states are not sent (memory, before pickling)
+                replays = [finish(until, keep_states=False) for finish in finishes]
+                out = [
+                    [_export(rp, k, sink)] for rp, k, sink in zip(replays, keys, sinks, strict=True)
+                ]
+            else:
+                out = self._what_if(bad, send, receive)
+            every = [p["keys"] for parts in out for p in parts]
+            for k in every:  # the merge reads the facts' keys, not where each case began
                 k.first = {}
             free_pages()()
             # every id met, as 64-bit hashes (a forked process hashes strings as its parent); the
             # ids are distinct, so are their hashes but once in 10^7 logs (then the parent
             # replays in one process, as for an id two shares met)
-            met = keys[0].seen if len(keys) == 1 else set().union(*(k.seen for k in keys))
+            met = set().union(*(k.seen for k in every))
             ids = array("q", sorted(map(hash, met)))
             del met
-            for k in keys:
+            for k in every:
                 k.seen = set()
         import resource
 
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         send(("done", out, bad, rss, ids))
 
+    def _what_if(
+        self, bad: list[BadEvent], send: Callable[[Any], None], receive: Callable[[], Any]
+    ) -> list[list[dict[str, Any]]]:
+        """:meth:`run` for the what-if of a change of targets (:mod:`carepath.drivers.whatif`):
+        the first playbook replays the share and notes the cases the change can reach; both
+        replay those cases alone; the second playbook's parts are the first's replay without
+        them, and its own replay of them. Before the last instant is said, the share is known
+        to be replayed alike by both playbooks outside those cases
+        (:func:`~carepath.drivers.whatif.consistent`), or it is replayed whole under the
+        second."""
+        first, second = self.playbooks
+        (ka,), (sa,), (fa,), (ra,) = self._pass([first], bad, watch=self.watch)
+        reached = set(ra.reached or ())  # the cases reached by the events (the end adds more)
+        groups = []
+        whole = False
+        if reached:
+            group = self._pass([first, second], [], only=reached, quiet=True)
+            kk = group[0]
+            whole = not consistent(ka, kk[0], kk[1], reached)
+            if not whole:
+                groups.append(group)
+        if whole:
+            (kb,), (sb,), (fb,), _ = self._pass([second], [], quiet=True)
+            lasts = [k.last for k in (ka, kb) if k.last is not None]
+            send(("last", max(lasts, default=None)))
+            until = receive()
+            part_a = _export(fa(until, keep_states=False), ka, sa)
+            return [[part_a], [_export(fb(until, keep_states=False), kb, sb)]]
+        send(("last", ka.last))
+        until = receive()
+        part_a = _export(fa(until, keep_states=False), ka, sa)
+        later = (ra.reached or set()) - reached  # reached only as the end advanced them
+        if later:
+            group = self._pass([first, second], [], only=later, quiet=True)
+            if not consistent(ka, group[0][0], group[0][1], later):  # one process decides
+                raise _Elsewhere("an id met again in the cases the end reached and others")
+            groups.append(group)
+        rest: dict[str, Any] | None = part_a
+        parts_b = []
+        for keys, sinks, finishes, _ in groups:
+            pa, pb = (
+                _export(finish(until, keep_states=False), k, sink)
+                for finish, k, sink in zip(finishes, keys, sinks, strict=True)
+            )
+            rest = rest_part(rest, pa, getattr(sa, "without", None))  # type: ignore[arg-type]
+            if rest is None:
+                raise _Elsewhere("the reached cases' facts are not the replay's")
+            parts_b.append(pb)
+        assert rest is not None
+        return [[part_a], [rest, *parts_b]]
+
+    def _pass(
+        self,
+        playbooks: list[Playbook],
+        bad: list[BadEvent],
+        only: set[str] | None = None,
+        watch: dict[str, frozenset[int]] | None = None,
+        quiet: bool = False,
+    ) -> tuple[list[Keys], list[FactSink | None], list[Callable[..., Replay]], list[Replay]]:
+        """Feed the share's lines (of the case keys ``only``) to a replay under each playbook
+        (the first watching ``watch``): their keys, sinks, ``finish`` functions and replays
+        being filled; ``quiet``: a second reading, which tells no progress. A share out of ``at`` order is read whole and sorted (stably), as one
+        process does."""
+
+        def attempt(items: Any) -> Any:
+            keys = [Keys() for _ in playbooks]
+            sinks = [None if self.sink is None else self.sink(pb) for pb in playbooks]
+            live: list[Replay] = []
+            finishes = self._replay(playbooks, keys, sinks, items, watch, live)
+            return keys, sinks, finishes, live
+
+        try:
+            return attempt(iter(self.lines(bad, only, quiet)))  # type: ignore[no-any-return]
+        except _Unsorted:
+            bad.clear()
+            items = sorted(self.lines(bad, only, quiet), key=lambda x: x[1]._ts)
+            return attempt(iter(items))  # type: ignore[no-any-return]
+
     def _replay(
-        self, keys: list[Keys], sinks: list[FactSink | None], items: Any
+        self,
+        playbooks: list[Playbook],
+        keys: list[Keys],
+        sinks: list[FactSink | None],
+        items: Any,
+        watch: dict[str, frozenset[int]] | None = None,
+        live: list[Replay] | None = None,
     ) -> list[Callable[..., Replay]]:
         pairs = [
-            _replayer(pb, sink, False, k)
-            for pb, sink, k in zip(self.playbooks, sinks, keys, strict=True)
+            _replayer(pb, sink, False, k, watch=watch if i == 0 else None, live=live)
+            for i, (pb, sink, k) in enumerate(zip(playbooks, sinks, keys, strict=True))
         ]
         feeds = [f for f, _ in pairs]
         last = -float("inf")
@@ -404,13 +521,17 @@ def replay_sharded(
     sink: Callable[[Playbook], FactSink] | None,
     workers: int,
     progress: ProgressHook | None = None,
+    *,
+    watch: dict[str, frozenset[int]] | None = None,
 ) -> tuple[list[Replay], list[BadEvent], list[int]]:
     """The replays of ``path`` under each playbook, by ``workers`` forked processes; with the
     bad lines (file order) and each worker's peak RSS in KiB. Raises :class:`ShardFailed`.
 
     Each worker reads the whole log; ``progress`` (when given) is told, every
     :data:`PROGRESS_POLL_S` seconds while they read, the least bytes and lines any of them has
-    consumed (what every worker is past), through memory shared with them."""
+    consumed (what every worker is past), through memory shared with them. ``watch`` (two
+    playbooks): the targets in which the second differs from the first (see
+    :func:`replay_log_sharded`)."""
     ctx = multiprocessing.get_context("fork")
     told = None if progress is None else ctx.RawArray("q", 2 * workers)
     conns = []
@@ -419,7 +540,8 @@ def replay_sharded(
         for me in range(workers):
             parent, child = ctx.Pipe()
             proc = ctx.Process(
-                target=_work, args=(_Share(playbooks, path, sink, me, workers, told), child)
+                target=_work,
+                args=(_Share(playbooks, path, sink, me, workers, told, watch), child),
             )
             proc.start()
             child.close()
@@ -441,6 +563,31 @@ def replay_sharded(
             if proc.is_alive():
                 proc.kill()
                 proc.join()
+    return _combine(playbooks, sink, done)
+
+
+def _replay_here(
+    playbooks: list[Playbook],
+    path: str | os.PathLike[str],
+    sink: Callable[[Playbook], FactSink] | None,
+    watch: dict[str, frozenset[int]] | None,
+    progress: ProgressHook | None,
+) -> tuple[list[Replay], list[BadEvent], list[int]]:
+    """:func:`replay_sharded`'s result from one share of every case, replayed in this process
+    (the what-if's shortcut without worker processes). Raises :class:`ShardFailed`."""
+    said: list[Any] = []
+    share = _Share(playbooks, path, sink, 0, 1, None, watch, progress)
+    try:
+        share.run(said.append, lambda: said[-1][1])  # the last instant said is the log's
+    except Exception as exc:  # the caller replays in one process, which raises what it raises
+        raise ShardFailed(f"{type(exc).__name__}: {exc}") from None
+    return _combine(playbooks, sink, [said[-1]])
+
+
+def _combine(
+    playbooks: list[Playbook], sink: Callable[[Playbook], FactSink] | None, done: list[Any]
+) -> tuple[list[Replay], list[BadEvent], list[int]]:
+    """The replays from the shares' results (``("done", parts, bad, rss, ids)`` each)."""
     parts = [d[1] for d in done]
     bad = sorted((b for d in done for b in d[2]), key=lambda b: b.line)
     rss = [d[3] for d in done]
@@ -449,7 +596,9 @@ def replay_sharded(
         if h == previous:  # the same id (or, once in 10^7 logs, the same hash) in two shares
             raise ShardFailed("two shares of the cases met the same event id")
         previous = h
-    replays = [_merge(pb, [part[i] for part in parts], sink) for i, pb in enumerate(playbooks)]
+    replays = [
+        _merge(pb, [x for part in parts for x in part[i]], sink) for i, pb in enumerate(playbooks)
+    ]
     return replays, bad, rss
 
 

@@ -261,6 +261,13 @@ class WorkingCase(CaseScope):
             or condition.fn(self.fields, view if view is not None else NO_VIEW, self) is True
         )
 
+    def selected_target(self, clock: str, index: int) -> None:
+        """Target ``index`` of ``clock`` was selected: note the case when that target is
+        watched (:meth:`Engine.watch_targets`)."""
+        watch = self.plan.watch
+        if watch is not None and index in watch.get(clock, ()):
+            self.plan.watched.add(self.case)
+
     def working_clock(self, name: str) -> WorkingClock:
         """The working copy of clock ``name`` (made on first use)."""
         clock = self.clocks.get(name)

@@ -43,6 +43,7 @@ class ClockHost(ActionHost, Protocol):
     def calendar_name(self, name: str | None) -> str: ...
     def holds(self, condition: Expr | None, view: Mapping[str, Any] | None) -> bool: ...
     def cancel_pending(self, owner: tuple[Any, ...]) -> None: ...
+    def selected_target(self, clock: str, index: int) -> None: ...
 
 
 class WorkingClock:
@@ -229,6 +230,7 @@ class WorkingClock:
         self.calendar = calendar_name
         self.instants = {}
         self.target_index = index
+        run.selected_target(self.name, index)
         self.target_s = self.target_seconds(run, index, calendar)
         self.elapsed_s = max(0.0, calendar.elapsed_s(start, now) - paused)
         self.paused_s = paused
@@ -322,6 +324,7 @@ class WorkingClock:
         target = self.definition.targets[index]
         self.calendar = run.calendar_name(target.calendar or self.definition.calendar)
         self.target_index = index
+        run.selected_target(self.name, index)
         self.target_s = self.target_seconds(run, index, run.calendar(self.calendar))
         if run.tracing:
             when = f" when {target.when.source}" if target.when is not None else ""

@@ -12,7 +12,7 @@ and the names conditions read, :mod:`.plan` what is looked up once per playbook.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from types import MappingProxyType
@@ -47,6 +47,7 @@ class Engine:
         self.tracing = trace
         self.plan = Plan(playbook)
         self.tz = self.plan.tz
+        self._core_watch: Callable[[list[list[bool]], set[str]], None] | None = None
         if backend != "python":  # the native core takes over start/handle/advance when it can
             from carepath._native.backend import attach
 
@@ -171,6 +172,36 @@ class Engine:
         """The deadlines of ``state``, sorted by due time."""
         items = self._run(state).deadline_items()
         return [Deadline(kind, name, dt(due, self.tz)) for due, _, kind, name in items]
+
+    def watch_targets(self, targets: Mapping[str, Iterable[int]]) -> set[str]:
+        """Note, from now on, every case whose clock selects one of ``targets`` (target indexes
+        by clock name) when a cycle starts or is retargeted: the set returned receives its key
+        (``state.case``). The steps themselves are unchanged. Once per engine.
+
+        The what-if replay (:mod:`carepath.drivers.whatif`) uses it to find the cases that a
+        change of those targets can reach: until a case selects one, its steps are the same
+        under both playbooks."""
+        if self.plan.watch is not None:
+            raise ValueError("this engine already watches targets")
+        clocks = self.playbook.clocks
+        watch: dict[str, frozenset[int]] = {}
+        for name, indexes in targets.items():
+            if name not in clocks:
+                raise ValueError(f"watch_targets: no clock {name!r} in {self.playbook.id}")
+            watch[name] = frozenset(indexes)
+            if not watch[name] <= set(range(len(clocks[name].targets))):
+                raise ValueError(
+                    f"watch_targets: clock {name!r} has no target {sorted(watch[name])}"
+                )
+        self.plan.watch = MappingProxyType(watch)
+        hits = self.plan.watched
+        if self._core_watch is not None:
+            masks = [
+                [i in watch.get(name, ()) for i in range(len(clock.targets))]
+                for name, clock in clocks.items()
+            ]
+            self._core_watch(masks, hits)
+        return hits
 
     def migrate(self, state: CaseState, mapping: Mapping[str, str] | None = None) -> CaseState:
         """Move ``state`` onto this engine's playbook: ``mapping`` renames stages (old → new).

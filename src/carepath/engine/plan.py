@@ -104,6 +104,8 @@ class Plan:
         "timers",
         "typed",
         "tz",
+        "watch",
+        "watched",
     )
 
     def __init__(self, playbook: Playbook) -> None:
@@ -157,6 +159,10 @@ class Plan:
             name not in playbook.fields for _, expr in playbook.segments for name in expr.names
         )
         """Segments read more than the case's fields, so every event recomputes them."""
+        self.watch: Mapping[str, frozenset[int]] | None = None
+        """Per clock, the targets whose selection is noted in :attr:`watched` (None: none)."""
+        self.watched: set[str] = set()
+        """The keys of the cases whose clocks selected a watched target (:meth:`Engine.watch_targets`)."""
 
     def zoned(self, name: str, zone: object) -> Calendar | None:
         """Calendar ``name`` (declared ``timezone: customer``) built in ``zone``, once per zone;

@@ -8,19 +8,18 @@ Each metric keeps its samples in time order with the local date they count on (a
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, bisect_right
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from itertools import islice
-from operator import gt
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from carepath._instants import zone
 from carepath._native.backend import case_values
 from carepath.drivers.cycles import Ctx
 from carepath.errors import MetricError
+from carepath.metrics.series import GROUPS, Series, Where
 from carepath.metrics.stats import stat as _stat
 from carepath.metrics.stats import summary
 from carepath.metrics.targets import KIND, TIME_METRIC_CLOCK
@@ -53,62 +52,7 @@ CONVENTIONAL_EVENTS = (
     "complaint.filed",
     "case.opened",
 )
-#: The grouping keys: the case's values at the time of the sample.
-GROUPS = ("segment", "channel", "tier", "stage")
-_GROUP_INDEX = {g: i for i, g in enumerate(GROUPS)}
 _SURVEY_RANGE = {"csat": (1, 5), "nps": (0, 10), "ces": (1, 7)}
-
-Where = Mapping[str, str | None]
-
-
-@dataclass
-class Series:
-    """Samples in time order: local day ordinal, case values, value."""
-
-    days: list[int] = field(default_factory=list)
-    ctxs: list[Ctx | None] = field(default_factory=list)
-    values: list[Any] = field(default_factory=list)
-
-    def add(self, day: int, ctx: Ctx | None, value: Any) -> None:
-        self.days.append(day)
-        self.ctxs.append(ctx)
-        self.values.append(value)
-
-    def sort(self) -> None:
-        days = self.days
-        if any(map(gt, days, islice(days, 1, None))):  # out of day order somewhere
-            order = sorted(range(len(self.days)), key=self.days.__getitem__)
-            self.days = [self.days[i] for i in order]
-            self.ctxs = [self.ctxs[i] for i in order]
-            self.values = [self.values[i] for i in order]
-
-    def select(self, lo: int | None, hi: int | None, where: Where | None) -> list[Any]:
-        """Values on days ``lo..hi`` (inclusive ordinals; None = open) whose case matches ``where``."""
-        a = 0 if lo is None else bisect_left(self.days, lo)
-        b = len(self.days) if hi is None else bisect_right(self.days, hi)
-        if not where:
-            return self.values[a:b]
-        tests = [(_GROUP_INDEX[k], v) for k, v in where.items() if v is not None]
-        if not tests:
-            return self.values[a:b]
-        ctxs = self.ctxs[a:b]
-        # each distinct case-values object is tested once (the replay shares them)
-        distinct = {id(c): c for c in ctxs}
-        ok = {k for k, c in distinct.items() if c is not None and all(c[j] == v for j, v in tests)}
-        if len(ok) == len(distinct):
-            return self.values[a:b]
-        return [v for c, v in zip(ctxs, self.values[a:b], strict=True) if id(c) in ok]
-
-    def groups(self, lo: int | None, hi: int | None, by: str) -> dict[str | None, list[Any]]:
-        """Values on days ``lo..hi`` grouped by one of :data:`GROUPS`."""
-        j = _GROUP_INDEX[by]
-        a = 0 if lo is None else bisect_left(self.days, lo)
-        b = len(self.days) if hi is None else bisect_right(self.days, hi)
-        out: dict[str | None, list[Any]] = {}
-        for i in range(a, b):
-            c = self.ctxs[i]
-            out.setdefault(None if c is None else c[j], []).append(self.values[i])
-        return out
 
 
 @dataclass(frozen=True)
@@ -322,6 +266,39 @@ class Collector:
             c.den = series(lambda p, n=cname: p["custom"][n][1])  # type: ignore[misc]
         for part in parts:
             self.cases.update(part["cases"])
+
+    @staticmethod
+    def without(whole: dict[str, Any], part: dict[str, Any]) -> dict[str, Any] | None:
+        """What a collector saw (``whole``, an :meth:`export`) without what another one saw of
+        some of the same cases (``part``), as an export; None when ``part`` is not contained in
+        ``whole``. A sample is taken out wherever it sits within its day: no metric depends on
+        the order within a day (see :meth:`merge`)."""
+
+        series: dict[str, Series | None] = {
+            name: s.without(part["series"][name]) for name, s in whole["series"].items()
+        }
+        plain = {n: whole[n].without(part[n]) for n in ("orders", "returns", "complaints")}
+        custom = {
+            name: (num.without(part["custom"][name][0]), den.without(part["custom"][name][1]))
+            for name, (num, den) in whole["custom"].items()
+        }
+        if None in series.values() or None in plain.values():
+            return None
+        if any(None in pair for pair in custom.values()):
+            return None
+        out: dict[str, Any] = {"series": series, "custom": custom, **plain}
+        gone_t = Counter(part["contacts"])
+        contacts = []
+        for t in whole["contacts"]:
+            if gone_t.get(t):
+                gone_t[t] -= 1
+            else:
+                contacts.append(t)
+        if +gone_t or not part["cases"].keys() <= whole["cases"].keys():
+            return None
+        out["contacts"] = contacts
+        out["cases"] = {k: v for k, v in whole["cases"].items() if k not in part["cases"]}
+        return out
 
     def _ctx_of(self, st: CaseState) -> Ctx:
         data, tier, segment, _ = case_values(st)
@@ -653,7 +630,7 @@ class Metrics:
         sla: str | None = None,
     ) -> dict[str | None, Measure]:
         """The metric per value of ``by`` (one of :data:`GROUPS`)."""
-        if by not in _GROUP_INDEX:
+        if by not in GROUPS:
             raise MetricError(f"cannot group by {by!r}; expected one of {', '.join(GROUPS)}")
         lo, hi = self.ordinal(first), self.ordinal(last)
         keys: set[str | None] = set()
