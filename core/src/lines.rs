@@ -4,6 +4,8 @@
 //! `carepath.drivers.shard._case_in_bytes` reads it; a line that does not show it is kept by every
 //! worker, which decodes it to know.
 
+use std::collections::HashSet;
+
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
@@ -57,20 +59,35 @@ pub fn share_of_line(line: &[u8], workers: u32) -> Option<u32> {
     }
 }
 
+/// Whether worker `me` of `workers` reads `line`: `Some(shown)` when it does (`shown`: its bytes
+/// showed its case), `None` when the bytes show another share's case, or (with `only`) a case
+/// outside `only`, or no case.
+pub fn kept(line: &[u8], me: u32, workers: u32, only: Option<&HashSet<Vec<u8>>>) -> Option<bool> {
+    let Some(share) = share_of_line(line, workers) else {
+        return Some(false);
+    };
+    let unwanted =
+        only.is_some_and(|set| !matches!(case_in_bytes(line), Some(Some(b)) if set.contains(b)));
+    (share == me && !unwanted).then_some(true)
+}
+
 /// The whole lines of `block` (each ending with `\n`) that worker `me` of `workers` reads:
 /// `(lines, count, consumed)` where `lines` holds `(index, shown, bytes)` for every line of its
 /// share (`shown`: its bytes showed it) or that its bytes do not place (the newline included;
 /// `index`: the line's position among the block's lines, from 0), `count` the lines consumed and
 /// `consumed` their bytes. It stops before the first line longer than `limit` bytes without its
 /// newline (the caller reads that one as the general reader does) and at the last newline.
+/// `only` (a set of case keys as UTF-8 bytes): a line whose bytes show a case outside it, or
+/// no case, is not this worker's either (the what-if reads the reached cases' lines again).
 #[pyfunction]
-#[pyo3(name = "_share_lines")]
+#[pyo3(name = "_share_lines", signature = (block, me, workers, limit, only=None))]
 pub fn share_lines<'py>(
     py: Python<'py>,
     block: &[u8],
     me: u32,
     workers: u32,
     limit: usize,
+    only: Option<HashSet<Vec<u8>>>,
 ) -> PyResult<(Bound<'py, PyList>, usize, usize)> {
     let out = PyList::empty(py);
     if workers == 0 {
@@ -86,9 +103,8 @@ pub fn share_lines<'py>(
         if nl > limit {
             break;
         }
-        match share_of_line(line, workers) {
-            Some(share) if share != me => {}
-            shown => out.append((index, shown.is_some(), PyBytes::new(py, line)))?,
+        if let Some(shown) = kept(line, me, workers, only.as_ref()) {
+            out.append((index, shown, PyBytes::new(py, line)))?;
         }
         start += nl + 1;
         index += 1;
@@ -104,6 +120,19 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_cases_asked_for_are_kept() {
+        let only: HashSet<Vec<u8>> = [b"a".to_vec()].into_iter().collect();
+        let keep = |line: &str| kept(line.as_bytes(), 0, 1, Some(&only));
+        assert_eq!(keep(r#"{"case":"a"}"#), Some(true));
+        assert_eq!(keep(r#"{"case":"b"}"#), None);
+        assert_eq!(keep(r#"{"id":"x"}"#), None); // no case: no reached case's line
+        assert_eq!(keep(r#"{"case":"\u0061"}"#), Some(false)); // decoded to know
+        assert_eq!(kept(br#"{"case":"b"}"#, 0, 1, None), Some(true));
+        let share = crc32fast::hash(b"a") % 2;
+        assert_eq!(kept(br#"{"case":"a"}"#, 1 - share, 2, Some(&only)), None);
+    }
 
     #[test]
     fn the_case_is_read_only_when_plain() {

@@ -181,9 +181,10 @@ def _case_in_bytes(raw: bytes) -> tuple[bool, bytes | None]:
 BLOCK_BYTES = 1 << 20
 
 
-def _block_sorter() -> Callable[[bytes, int, int, int], tuple[list[Any], int, int]] | None:
+def _block_sorter() -> Callable[..., tuple[list[Any], int, int]] | None:
     """The core's sorting of whole lines into shares (``carepath_core._share_lines``; None when
-    the core is not installed: the :class:`LineReader` reads every line)."""
+    the core is not installed: the :class:`LineReader` reads every line): ``(block, me, workers,
+    limit[, only])``."""
     try:
         from carepath_core import _share_lines
     except ImportError:
@@ -249,7 +250,7 @@ class _Share:
 
         decode = event_from_line
         with open_source(self.path) as stream:
-            for shown, item in self._items(stream, elsewhere, plain, wanted is not None, quiet):
+            for shown, item in self._items(stream, elsewhere, plain, wanted, quiet):
                 if isinstance(item, Line):
                     number, text, problem = item
                     if problem is not None:  # the reader's (too long, not UTF-8): said once
@@ -279,7 +280,7 @@ class _Share:
         stream: Any,
         elsewhere: Callable[[bytes], bool],
         plain: list[bool],
-        filtered: bool = False,
+        wanted: set[bytes] | None = None,
         quiet: bool = False,
     ) -> Iterator[tuple[bool, tuple[int, Event] | Line]]:
         """``(shown, item)`` for the lines of this share and those no share can place from their
@@ -287,8 +288,8 @@ class _Share:
         The core sorts whole blocks of lines (:data:`BLOCK_BYTES`) without a Python call per
         line; a line it does not take (longer than the limit, the last one without a newline, a
         log that starts with a byte-order mark) and everything after it is read by the
-        :class:`LineReader`, line by line, as without the core. ``filtered``: a line the core
-        gives is also skipped when ``elsewhere`` says so of its bytes (a subset of the cases)."""
+        :class:`LineReader`, line by line, as without the core. ``wanted`` (case keys as UTF-8
+        bytes): the core also leaves out the lines whose bytes show another case, or none."""
         hook = None if quiet else self._hook()
         reader = LineReader(stream, skip=elsewhere)
         sort = _block_sorter()
@@ -304,11 +305,13 @@ class _Share:
             while True:
                 data = stream.read(BLOCK_BYTES)
                 block = carry + data if carry else data
-                lines, count, used = sort(block, me, workers, limit)
+                lines, count, used = (
+                    sort(block, me, workers, limit)
+                    if wanted is None
+                    else sort(block, me, workers, limit, wanted)
+                )
                 base = reader.number
                 for index, shown, raw in lines:
-                    if filtered and shown and elsewhere(raw):
-                        continue
                     reader.number = base + index + 1
                     item = whole(raw)
                     if item is not None:
