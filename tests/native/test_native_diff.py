@@ -218,6 +218,12 @@ def test_generated_playbooks_and_streams_are_byte_identical(data: Any) -> None:
     assume(pb is not None)
     stream = data.draw(streams(d).flatmap(with_advances))
     p = Pair(pb)
+    # both note the cases that select the watched targets alike, and watching changes no step
+    watch = {
+        name: data.draw(st.sets(st.integers(0, len(clock.targets) - 1)))
+        for name, clock in pb.clocks.items()
+    }
+    noted = [p.py.watch_targets(watch), p.nt.watch_targets(watch)]
     for ev in timed(stream):
         if ev.type == ADVANCE:
             p.advance(ev.at)
@@ -225,6 +231,10 @@ def test_generated_playbooks_and_streams_are_byte_identical(data: Any) -> None:
             p.event(ev)
     if p.sp is not None:
         p.advance(p.sp.now + timedelta(days=30))
+    assert noted[0] == noted[1]
+    everything = {name: set(range(len(clock.targets))) for name, clock in pb.clocks.items()}
+    if p.sp is not None and any(c.cycle for c in p.sp.clocks.values()) and watch == everything:
+        assert noted[0] == {p.sp.case}  # a cycle started: it selected a target
 
 
 def test_a_generated_support_desk_log_is_byte_identical() -> None:
