@@ -282,3 +282,26 @@ def test_an_id_shared_by_a_reached_case_and_another_replays_the_share_whole(
     pbs = [retail, other]
     assert reports(pbs, path, 1, True) == reports(pbs, path, 1, False)
     assert calls == []
+
+
+def test_the_cli_says_how_many_cases_the_second_playbook_replayed(
+    tmp_path: Path, lines: list[str], retail: Playbook, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """At ``--log-level info``, ``carepath report --compare`` says that the second playbook
+    replayed only the reached cases, and how many; the first replay's ``reached`` holds them."""
+    from carepath.cli.app import main
+
+    path = tmp_path / "log.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    other_path = tmp_path / "faster.yaml"
+    other_path.write_text(TEXT.replace(VIP_CHAT, VIP_CHAT.replace("10m", "5m"), 1), "utf-8")
+    other = load(other_path)
+    rps = replay_log_sharded([retail, other], path, Collector, workers=2)
+    assert rps[0].reached and rps[1].reached is None
+    args = ["report", str(RETAIL), str(path), "--compare", str(other_path), "--format", "json"]
+    assert main([*args, "--log-level", "info"]) == 0
+    err = capsys.readouterr().err
+    n = len(rps[0].reached)
+    assert f"replayed only the {n} case keys whose clocks selected a changed target" in err
+    assert main(args) == 0
+    assert "replayed only" not in capsys.readouterr().err

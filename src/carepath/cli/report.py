@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import Any
 
@@ -163,6 +164,14 @@ def run(args: argparse.Namespace) -> int:  # noqa: C901 - one check per option, 
                         playbooks, source, Collector, workers=args.workers, progress=shown.update
                     )
         reports = build_reports(playbooks, replays)
+        if len(replays) == 2 and replays[0].reached is not None:
+            logging.getLogger("carepath.report").info(
+                "what-if of a change of targets: %s replayed only the %d case keys whose clocks "
+                "selected a changed target (of %d cases); the others are the same under both",
+                playbooks[1].version,
+                len(replays[0].reached),
+                replays[0].cases,
+            )
     except EventLogError as exc:
         print(f"carepath report: {exc}", file=sys.stderr)
         return 1

@@ -159,7 +159,8 @@ class Replay:
     """With a roster (``--roster``): what each agent was given and did (SPEC §10)."""
     reached: set[str] | None = None
     """With watched targets (the what-if, :mod:`carepath.drivers.whatif`): the keys of the cases
-    whose clocks selected one of them."""
+    whose clocks selected one of them — in a what-if of targets, the cases the second playbook
+    replayed (the others' facts are this replay's)."""
 
     def __post_init__(self) -> None:
         if self.records is None:

@@ -339,6 +339,7 @@ class _Share:
         playbook, the exported parts that make its replay of the share."""
         with batch_gc():
             bad: list[BadEvent] = []
+            reached: set[str] | None = None
             if self.watch is None:
                 keys, sinks, finishes, _ = self._pass(self.playbooks, bad)
                 last = max((k.last for k in keys if k.last is not None), default=None)
@@ -350,7 +351,7 @@ class _Share:
                     [_export(rp, k, sink)] for rp, k, sink in zip(replays, keys, sinks, strict=True)
                 ]
             else:
-                out = self._what_if(bad, send, receive)
+                out, reached = self._what_if(bad, send, receive)
             every = [p["keys"] for parts in out for p in parts]
             for k in every:  # the merge reads the facts' keys, not where each case began
                 k.first = {}
@@ -366,18 +367,19 @@ class _Share:
         import resource
 
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        send(("done", out, bad, rss, ids))
+        send(("done", out, bad, rss, ids, reached))
 
     def _what_if(
         self, bad: list[BadEvent], send: Callable[[Any], None], receive: Callable[[], Any]
-    ) -> list[list[dict[str, Any]]]:
+    ) -> tuple[list[list[dict[str, Any]]], set[str] | None]:
         """:meth:`run` for the what-if of a change of targets (:mod:`carepath.drivers.whatif`):
         the first playbook replays the share and notes the cases the change can reach; both
         replay those cases alone; the second playbook's parts are the first's replay without
         them, and its own replay of them. Before the last instant is said, the share is known
         to be replayed alike by both playbooks outside those cases
         (:func:`~carepath.drivers.whatif.consistent`), or it is replayed whole under the
-        second."""
+        second. With the parts, the keys of the cases the second playbook replayed (None:
+        all)."""
         first, second = self.playbooks
         (ka,), (sa,), (fa,), (ra,) = self._pass([first], bad, watch=self.watch)
         reached = set(ra.reached or ())  # the cases reached by the events (the end adds more)
@@ -395,7 +397,7 @@ class _Share:
             send(("last", max(lasts, default=None)))
             until = receive()
             part_a = _export(fa(until, keep_states=False), ka, sa)
-            return [[part_a], [_export(fb(until, keep_states=False), kb, sb)]]
+            return [[part_a], [_export(fb(until, keep_states=False), kb, sb)]], None
         send(("last", ka.last))
         until = receive()
         part_a = _export(fa(until, keep_states=False), ka, sa)
@@ -417,7 +419,7 @@ class _Share:
                 raise _Elsewhere("the reached cases' facts are not the replay's")
             parts_b.append(pb)
         assert rest is not None
-        return [[part_a], [rest, *parts_b]]
+        return [[part_a], [rest, *parts_b]], reached | later
 
     def _pass(
         self,
@@ -590,7 +592,9 @@ def _replay_here(
 def _combine(
     playbooks: list[Playbook], sink: Callable[[Playbook], FactSink] | None, done: list[Any]
 ) -> tuple[list[Replay], list[BadEvent], list[int]]:
-    """The replays from the shares' results (``("done", parts, bad, rss, ids)`` each)."""
+    """The replays from the shares' results (``("done", parts, bad, rss, ids, reached)`` each).
+    A what-if of targets whose every share took the shortcut says, in the first replay's
+    ``reached``, which cases the second playbook replayed."""
     parts = [d[1] for d in done]
     bad = sorted((b for d in done for b in d[2]), key=lambda b: b.line)
     rss = [d[3] for d in done]
@@ -602,6 +606,8 @@ def _combine(
     replays = [
         _merge(pb, [x for part in parts for x in part[i]], sink) for i, pb in enumerate(playbooks)
     ]
+    if all(d[5] is not None for d in done):
+        replays[0].reached = set().union(*(d[5] for d in done))
     return replays, bad, rss
 
 
