@@ -305,3 +305,28 @@ def test_the_cli_says_how_many_cases_the_second_playbook_replayed(
     assert f"replayed only the {n} case keys whose clocks selected a changed target" in err
     assert main(args) == 0
     assert "replayed only" not in capsys.readouterr().err
+
+
+def test_a_change_that_reaches_most_cases_replays_the_second_playbook_whole(
+    tmp_path: Path, lines: list[str], retail: Playbook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last (unconditional) first-response target and the resolution thresholds reach
+    nearly every case: two replays of them would cost more than one whole replay, so the share
+    is replayed whole under the second playbook — with the same report."""
+    text = TEXT.replace("      - {within: 2h}\n", "      - {within: 1h}\n", 1)
+    text = text.replace("{at: 80%, do: {notify: assignee", "{at: 60%, do: {notify: assignee", 1)
+    other = variant(tmp_path, text)
+    assert changed_targets(retail, other) == {
+        "first_response": frozenset({7}),
+        "resolution": frozenset({0, 1, 2, 3}),
+    }
+    path = tmp_path / "log.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    calls: list[int] = []
+    rest_part = shard.rest_part
+    monkeypatch.setattr(shard, "rest_part", lambda *a: calls.append(1) or rest_part(*a))
+    pbs = [retail, other]
+    assert reports(pbs, path, 1, True) == reports(pbs, path, 1, False)
+    assert calls == []
+    rps = replay_log_sharded(pbs, path, Collector, workers=1)
+    assert rps[0].reached is None  # nothing to say: every case was replayed twice
