@@ -167,6 +167,16 @@ def reports(pbs: list[Playbook], path: Path, workers: int, incremental: bool) ->
     return render(compare_reports(docs[0], docs[1]), "json").encode("utf-8")
 
 
+def replayed_whole(pbs: list[Playbook], path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Assert that the what-if of ``pbs`` over ``path`` (one process) gives the report of two
+    whole replays without taking the shortcut (no reached cases taken out of the first)."""
+    calls: list[int] = []
+    rest_part = shard.rest_part
+    monkeypatch.setattr(shard, "rest_part", lambda *a: calls.append(1) or rest_part(*a))
+    assert reports(pbs, path, 1, True) == reports(pbs, path, 1, False)
+    assert calls == []
+
+
 WITHIN = re.compile(r"within: (\w+)")
 DURATIONS = ["1m", "5m", "10m", "20m", "45m", "1h", "3h", "8h", "1bd", "2bd"]
 
@@ -276,12 +286,7 @@ def test_an_id_shared_by_a_reached_case_and_another_replays_the_share_whole(
     events[miss]["id"] = events[hit]["id"]
     path = tmp_path / "log.jsonl"
     path.write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
-    calls: list[int] = []
-    rest_part = shard.rest_part
-    monkeypatch.setattr(shard, "rest_part", lambda *a: calls.append(1) or rest_part(*a))
-    pbs = [retail, other]
-    assert reports(pbs, path, 1, True) == reports(pbs, path, 1, False)
-    assert calls == []
+    replayed_whole([retail, other], path, monkeypatch)
 
 
 def test_the_cli_says_how_many_cases_the_second_playbook_replayed(
@@ -322,11 +327,6 @@ def test_a_change_that_reaches_most_cases_replays_the_second_playbook_whole(
     }
     path = tmp_path / "log.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    calls: list[int] = []
-    rest_part = shard.rest_part
-    monkeypatch.setattr(shard, "rest_part", lambda *a: calls.append(1) or rest_part(*a))
-    pbs = [retail, other]
-    assert reports(pbs, path, 1, True) == reports(pbs, path, 1, False)
-    assert calls == []
-    rps = replay_log_sharded(pbs, path, Collector, workers=1)
-    assert rps[0].reached is None  # nothing to say: every case was replayed twice
+    replayed_whole([retail, other], path, monkeypatch)
+    rps = replay_log_sharded([retail, other], path, Collector, workers=1)
+    assert rps[0].reached is None  # nothing to say: the second playbook replayed every case

@@ -27,9 +27,10 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from carepath.drivers.replay import Keys
+
 if TYPE_CHECKING:
     from carepath.compile.ir import Playbook
-    from carepath.drivers.replay import Keys
 
 __all__ = ["changed_targets", "consistent", "rest_part"]
 
@@ -112,7 +113,7 @@ def rest_part(
     ``reached`` are the reached cases' facts."""
     wk, rk = whole["keys"], reached["keys"]
     out = dict(whole)
-    keys = type(wk)()
+    keys = Keys()
     keys.seen, keys.last = wk.seen, wk.last
     for name in ("breaches", "opened", "rejected"):
         drop = set(getattr(rk, name))
