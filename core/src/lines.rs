@@ -1,8 +1,9 @@
 //! Sorting the lines of a JSONL event log into the report's worker shares, without decoding them
 //! (`carepath.drivers.shard`): each worker reads the whole log and keeps the lines of its share.
 //! A line's share is `crc32(case) % workers` when its bytes show its `case` plainly, as
-//! `carepath.drivers.shard._case_in_bytes` reads it; a line that does not show it is kept by every
-//! worker, which decodes it to know.
+//! `carepath.drivers.shard._case_in_bytes` reads it; a line that does not show it (nor a line
+//! without a case, whose share the decoded event decides) is kept by every worker, which decodes
+//! it to know.
 
 use std::collections::HashSet;
 
@@ -51,24 +52,26 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// The share of a line: `Some(share)` when its bytes show it, else `None` (see the module).
+/// The share of a line: `Some(share)` when its bytes show its case, else `None` (see the
+/// module; a line without a case goes by its decoded id and type).
 pub fn share_of_line(line: &[u8], workers: u32) -> Option<u32> {
-    match case_in_bytes(line)? {
-        None => Some(0),
-        Some(case) => Some(crc32fast::hash(case) % workers),
-    }
+    let case = case_in_bytes(line)??;
+    Some(crc32fast::hash(case) % workers)
 }
 
 /// Whether worker `me` of `workers` reads `line`: `Some(shown)` when it does (`shown`: its bytes
 /// showed its case), `None` when the bytes show another share's case, or (with `only`) a case
-/// outside `only`, or no case.
+/// outside `only`, or no case (the what-if's reached cases all have one).
 pub fn kept(line: &[u8], me: u32, workers: u32, only: Option<&HashSet<Vec<u8>>>) -> Option<bool> {
+    let unwanted =
+        only.is_some_and(|set| !matches!(case_in_bytes(line), Some(Some(b)) if set.contains(b)));
+    if unwanted && case_in_bytes(line).is_some() {
+        return None; // another case, or none: not a reached case's line
+    }
     let Some(share) = share_of_line(line, workers) else {
         return Some(false);
     };
-    let unwanted =
-        only.is_some_and(|set| !matches!(case_in_bytes(line), Some(Some(b)) if set.contains(b)));
-    (share == me && !unwanted).then_some(true)
+    (share == me).then_some(true)
 }
 
 /// The whole lines of `block` (each ending with `\n`) that worker `me` of `workers` reads:
@@ -162,7 +165,7 @@ mod tests {
             share_of_line(br#"{"case":"T-0000001"}"#, 7),
             Some(0xFC24_42D2 % 7)
         );
-        assert_eq!(share_of_line(br#"{"id":"x"}"#, 3), Some(0));
+        assert_eq!(share_of_line(br#"{"id":"x"}"#, 3), None); // no case: decoded to know
         assert_eq!(share_of_line(br#"{"case":1}"#, 3), None);
     }
 }

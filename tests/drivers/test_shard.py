@@ -161,7 +161,7 @@ def test_an_id_met_in_two_shares_replays_in_one_process(
         ('{"id":"a","case":"T-1","data":{}}', (True, "T-1")),
         ('{"id":"a", "case" : "Đặng-1"}', (True, "Đặng-1")),
         ('{"id":"a","type":"case"}', (False, None)),  # a value, not a key: decoded to know
-        ('{"id":"a"}', (True, None)),
+        ('{"id":"a"}', (False, None)),  # no case: its id and type decide, decoded
         ('{"case":"T\\u002d1"}', (False, None)),
         ('{"case":"T-1","data":{"case":"T-2"}}', (False, None)),
         ('{"case":null}', (False, None)),
@@ -310,3 +310,55 @@ def test_the_core_sorts_lines_as_the_text_reading_does() -> None:
                 if share is None or share == me:
                     want.append((i, plain, t + b"\n"))
             assert kept == want
+
+
+def _shares(pbs: list[Playbook], path: Path, workers: int) -> list[list[Any]]:
+    """The events each worker's share reads of ``path``."""
+    from carepath.drivers.shard import _Share
+
+    return [
+        [e for _, e in _Share(pbs, path, Collector, me, workers).lines([])] for me in range(workers)
+    ]
+
+
+def test_events_without_a_case_are_spread_over_the_shares_by_id(
+    tmp_path: Path, lines: list[str], playbooks: dict[str, Playbook]
+) -> None:
+    """A log's orders reach no case; they went to the first share, which then replayed a
+    seventh more events than the other. Spread by id, a resent one meets its first copy."""
+    objs = [json.loads(line) for line in lines]
+    orders = [o for o in objs if o.get("case") is None]
+    assert len(orders) > 100  # the generated log has them
+    objs.insert(len(objs) // 2, dict(orders[0], at=objs[len(objs) // 2]["at"]))  # resent
+    path = tmp_path / "log.jsonl"
+    path.write_text("\n".join(json.dumps(o) for o in objs) + "\n", encoding="utf-8")
+    shares = _shares([playbooks["retail"]], path, 2)
+    caseless = [[e.id for e in share if e.case is None] for share in shares]
+    assert sorted(caseless[0] + caseless[1]) == sorted(
+        o["id"] for o in objs if o.get("case") is None
+    )
+    assert min(len(c) for c in caseless) > len(orders) // 3  # both shares have a good part
+    assert sorted(c.count(orders[0]["id"]) for c in caseless) == [0, 2]  # the copies together
+    stats = check([playbooks["retail"]], path, 2)
+    assert stats["workers"] == 2
+
+
+def test_replies_and_solves_without_a_case_stay_in_one_share(
+    tmp_path: Path, lines: list[str], playbooks: dict[str, Playbook]
+) -> None:
+    """The collector keeps replies, solves and reopenings without a case under one key (for
+    ``fcr`` and ``reopen_rate``): they all go to the first share, whatever their id."""
+    objs = [json.loads(line) for line in lines[:2000]]
+    at = [o["at"] for o in objs]
+    loose = ["agent.replied", "agent.replied", "case.solved", "agent.replied", "case.reopened"]
+    for i, t in enumerate(loose):
+        pos = 300 + 200 * i
+        objs.insert(pos, {"id": f"loose-{i}", "type": t, "at": at[pos], "data": {}})
+    path = tmp_path / "log.jsonl"
+    path.write_text("\n".join(json.dumps(o) for o in objs) + "\n", encoding="utf-8")
+    shares = _shares([playbooks["retail"]], path, 3)
+    assert sorted(e.id for e in shares[0] if e.id.startswith("loose-")) == [
+        f"loose-{i}" for i in range(len(loose))
+    ]
+    stats = check([playbooks["retail"]], path, 3)
+    assert stats["workers"] == 3

@@ -48,7 +48,7 @@ from carepath.state import (
 Engine = Any
 Step = Any
 
-__all__ = ["BACKENDS", "attach", "case_values", "raw_outputs", "signal_types"]
+__all__ = ["BACKENDS", "attach", "case_values", "raw_handler", "raw_outputs", "signal_types"]
 
 BACKENDS = ("auto", "native", "python")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -338,10 +338,34 @@ class _Native:
             ) from exc
         return self._step(out, ("advance", state, now))
 
+    def handle_raw(
+        self, state: CaseState, event: Event
+    ) -> tuple[CaseState, list[tuple[Any, ...]], list[tuple[Any, ...]]] | None:
+        """:meth:`handle`'s usual case without its ``Step``: the new state, and the actions and
+        signals as the core returned them (see :func:`raw_outputs`); ``None`` when the core
+        does not take the event alone (then :meth:`handle` decides, and raises what it raises;
+        so does an error of the core here, unwrapped)."""
+        if state.__class__ is NativeState:
+            core = state._core
+            if core is not None:
+                out = self.core.handle_fast(core, event)
+                if out is not None:
+                    return self._state(out), out[1], out[2]
+        return None
+
     def _step(self, out: tuple[Any, ...], call: tuple[str, Any, Any]) -> Step:
         """The lazy step of the core's ``out``: ``(core, actions, signals, items, case, stage,
         now, ended, next_wakeup)``; ``call`` (the reference method and its arguments) replays
         it for ``trace``."""
+        step = _new(self.step_cls)
+        set_state, set_out, set_call = self.step_setters
+        set_state(step, self._state(out))
+        set_out(step, out)
+        set_call(step, call)
+        return step
+
+    def _state(self, out: tuple[Any, ...]) -> NativeState:
+        """The lazy :class:`NativeState` of the core's ``out`` (see :meth:`_step`)."""
         state = _new(NativeState)
         _S_CORE(state, out[0])
         _S_CTX(state, self)
@@ -354,12 +378,7 @@ class _Native:
         _S_NOW(state, out[6])
         _S_ENDED(state, out[7])
         _S_WAKEUP(state, out[8])
-        step = _new(self.step_cls)
-        set_state, set_out, set_call = self.step_setters
-        set_state(step, state)
-        set_out(step, out)
-        set_call(step, call)
-        return step
+        return state
 
     def replay(self, call: tuple[str, Any, Any]) -> Step:
         """The reference's step for ``call`` (``trace`` of a native step)."""
@@ -638,6 +657,15 @@ def outbox_rows(step: Any) -> list[tuple[str, str, str, str, str, float]]:
         }
         rows.append((pbid, i, case, verb, dumps(doc), d.timestamp()))
     return rows
+
+
+def raw_handler(
+    engine: Engine,
+) -> Callable[[CaseState, Event], tuple[CaseState, list[Any], list[Any]] | None] | None:
+    """A native engine's ``handle`` without its ``Step`` (:meth:`_Native.handle_raw`: the
+    state, the core's actions and signals, or ``None``); ``None`` for the reference engine."""
+    native = getattr(engine.handle, "__self__", None)
+    return native.handle_raw if isinstance(native, _Native) else None
 
 
 def raw_outputs(

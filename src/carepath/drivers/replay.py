@@ -39,7 +39,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from carepath._instants import dt, zone
 from carepath._instants import round_micros as _r
-from carepath._native.backend import case_values, raw_outputs
+from carepath._native.backend import case_values, raw_handler, raw_outputs
 from carepath.drivers.cycles import ClockFact, ClockFacts, Ctx
 from carepath.drivers.eventfile import PROGRESS_LINES, BadEvent, ProgressHook, iter_plain_events
 from carepath.engine.batch_gc import batch_gc
@@ -98,7 +98,10 @@ class FactSink(Protocol):
     (:class:`EndedCase`). Without it an ended case keeps all its data. Worker processes
     (:mod:`carepath.drivers.shard`) send what a sink saw by its ``export()`` and put it together
     by ``merge(parts)``; the what-if of targets (:mod:`carepath.drivers.whatif`) takes cases
-    out of an export by ``without(whole, part)``."""
+    out of an export by ``without(whole, part)``. A sink's ``caseless_together`` (a frozenset)
+    names the types whose events without a case it must see all of (the others may be spread
+    over the workers; without it, they all go to one). A sink's ``ctx_of(state)`` gives the
+    grouping values the replay files its clock facts with (else :func:`ctx_of`)."""
 
     types: frozenset[str]
 
@@ -487,9 +490,13 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
         keys.seen = seen  # the same set, read as the replay goes (the what-if's checks)
     ctxs: dict[Ctx, Ctx] = {}  # one Ctx object per distinct value (memory, and cheap to send)
 
-    def ctx(st: CaseState) -> Ctx:
+    def own_ctx(st: CaseState) -> Ctx:
         c = ctx_of(st)
         return ctxs.setdefault(c, c)
+
+    # the sink's, when it has one: the state of an event's facts is the one the sink then reads
+    sink_ctx = getattr(sink, "ctx_of", None)
+    ctx: Callable[[CaseState], Ctx] = sink_ctx if callable(sink_ctx) else own_ctx
 
     first_s: float | None = None
     last_s: float | None = None
@@ -502,17 +509,30 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
                 c = c or ctx(st)
                 name = sla or ty.split(".")[1]
                 if rec.__class__ is tuple:  # the numbers the record is built from
-                    stopped = _r(dt(rec[2], tz).timestamp())
-                    records.append_fields(name, rec, stopped, cid, c)
+                    # the core's instants are whole microseconds (its r()): no datetime between
+                    records.append_fields(name, rec, _r(rec[2]), cid, c)
                 else:
                     records.append(ClockFact(name, rec, _r(rec.stopped.timestamp()), cid, c))
                 if keys is not None:
                     keys.records.append(keys.now)
             elif ty.endswith(".breached") and ty.startswith("sla."):
                 c = c or ctx(st)
-                breaches.append((_r(dt(at_s, tz).timestamp()), sla or ty.split(".")[1], c))
+                breaches.append((_r(at_s), sla or ty.split(".")[1], c))
                 if keys is not None:
                     keys.breaches.append(keys.now)
+
+    def absorb_raw(
+        st: CaseState, acts: list[tuple[Any, ...]], rsigs: list[tuple[Any, ...]], cid: str
+    ) -> CaseState:
+        """A native step's state, actions and signals as the core returned them."""
+        if rsigs:
+            take_raw(rsigs, st, cid)
+        for a in acts:
+            actions[a[1]] += 1
+        if keys is not None and cid not in states:
+            keys.first[cid] = keys.now
+        states[cid] = ended(st, cid) if compact and st.ended else st
+        return st
 
     def absorb(step: Any, cid: str) -> CaseState:
         st: CaseState = step.state
@@ -520,15 +540,7 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
             alloc.actions(cid, step.actions)
         raw = raw_outputs(step)
         if raw is not None:  # a native step: read as the core returned it, nothing built twice
-            acts, rsigs, _ = raw
-            if rsigs:
-                take_raw(rsigs, st, cid)
-            for a in acts:
-                actions[a[1]] += 1
-            if keys is not None and cid not in states:
-                keys.first[cid] = keys.now
-            states[cid] = ended(st, cid) if compact and st.ended else st
-            return st
+            return absorb_raw(st, raw[0], raw[1], cid)
         sigs = step.signals
         if sigs:
             c = None
@@ -596,6 +608,8 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
         return rejected, st, cid
 
     alloc = None
+    # a native engine's usual step without its Step object (an allocator reads the actions)
+    fast = raw_handler(engine) if not roster else None
     if roster:
         from carepath.drivers.allocate import ReplayAllocator
 
@@ -639,15 +653,19 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
                 if not st.ended and st.next_wakeup_s is not None and st.next_wakeup_s < ts:
                     st = absorb(advance(st, dt(ts - 1e-6, tz)), cid)  # type: ignore[arg-type]
             else:
-                step = None
+                step = raw = None
                 if st is not None and not st.ended and et not in start_on:
                     # the usual event, for an open case and opening none: the router's decision
                     # inline (a step that raises goes to the router, which rejects it the same way)
                     try:
-                        step = handle(st, e)
+                        raw = None if fast is None else fast(st, e)
+                        if raw is None:
+                            step = handle(st, e)
                     except Exception:
-                        step = None
-                if step is None:
+                        step = raw = None
+                if raw is not None:  # a native step, which is never an ignored one
+                    st = absorb_raw(raw[0], raw[1], raw[2], cid)  # type: ignore[arg-type]
+                elif step is None:
                     rejected, st, cid = routed(e, key, st, cid, ts, et)
                 elif step.state is not st or not any(s.type == "ignored" for s in step.signals):
                     st = absorb(step, cid)  # type: ignore[arg-type]

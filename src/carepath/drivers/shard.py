@@ -3,7 +3,9 @@
 Cases are independent, so :func:`replay_sharded` forks ``workers`` processes that each read the
 whole log, decode only the lines of their share (``crc32(case) % workers``; the line's ``case``
 is found in its text, and the decoded event confirms it) and replay them; the parent merges
-what they collected. The result is the one replay of every case in one process, fact for fact
+what they collected. An event without a case reaches no case: it is a share's by
+``crc32(id) % workers`` (so a resent one meets its first copy), unless the sinks keep such
+events of its type together (:func:`caseless_together`), which go to the first share. The result is the one replay of every case in one process, fact for fact
 and in the same order (:class:`~carepath.drivers.replay.Keys` says where each fact came from),
 with three things that only one process can decide handled as follows:
 
@@ -63,6 +65,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ShardFailed",
+    "caseless_together",
     "default_workers",
     "replay_log_sharded",
     "replay_sharded",
@@ -160,16 +163,44 @@ def shard_of(case: str | None, workers: int) -> int:
     return zlib.crc32(case.encode("utf-8", "surrogatepass")) % workers
 
 
+def share_of(event: Event, workers: int, together: frozenset[str] | None) -> int:
+    """The share of ``event``: its case's; without a case, ``crc32(id) % workers``, or the first
+    when ``together`` (see :func:`caseless_together`) is None or holds its type."""
+    case = event.case
+    if case is not None:
+        return zlib.crc32(case.encode("utf-8", "surrogatepass")) % workers
+    if together is None or event.type in together:
+        return 0
+    return zlib.crc32(event.id.encode("utf-8", "surrogatepass")) % workers
+
+
+def caseless_together(
+    playbooks: list[Playbook], sink: Callable[[Playbook], FactSink] | None
+) -> frozenset[str] | None:
+    """The event types whose events without a case the sinks of ``playbooks`` must all see in
+    one replay: the union of each sink's ``caseless_together`` (the metrics' collector keeps a
+    reply, a solve and a reopening without a case under one key). None when a sink does not
+    say: then every event without a case goes to the first share. The others are spread by id:
+    a log's orders, say, are often a tenth of it and reach no case."""
+    if sink is None:
+        return frozenset()
+    out: set[str] = set()
+    for pb in playbooks:
+        types = getattr(sink(pb), "caseless_together", None)
+        if not isinstance(types, frozenset):
+            return None
+        out |= types
+    return frozenset(out)
+
+
 _CASE_BYTES = re.compile(rb'"case"[ \t]*:[ \t]*"([^"\\]*)"')
 
 
 def _case_in_bytes(raw: bytes) -> tuple[bool, bytes | None]:
-    """``(True, case)`` when the line's bytes show its ``case`` plainly — no ``"case"`` at all
-    (``None``), or one ``"case"`` that is a key with a string value without escapes — else
-    ``(False, None)``: the line is decoded to know."""
+    """``(True, case)`` when the line's bytes show its ``case`` plainly — one ``"case"`` that is a
+    key with a string value without escapes — else ``(False, None)``: the line is decoded to
+    know (one without a case goes by its id and type, :func:`share_of`)."""
     n = raw.count(b'"case"')
-    if n == 0:
-        return True, None
     if n == 1:
         m = _CASE_BYTES.search(raw)
         if m is not None:
@@ -221,6 +252,7 @@ class _Share:
         # the what-if of a change of targets (two playbooks): the second replays only the cases
         # the change can reach (:mod:`carepath.drivers.whatif`)
         self.watch = watch
+        self.together = caseless_together(playbooks, sink)
 
     def _hook(self) -> ProgressHook | None:
         told, at = self.told, 2 * self.me
@@ -237,16 +269,17 @@ class _Share:
         Each line is decoded once, and only when it may be this share's (see the module).
         ``only``: the lines of those case keys alone; ``quiet``: the progress is not told (a
         second reading)."""
-        me, workers = self.me, self.workers
+        me, workers, together = self.me, self.workers, self.together
         crc = zlib.crc32
         plain = [False]  # the line being read shows its case (this share's) in its text
         wanted = None if only is None else {c.encode("utf-8", "surrogatepass") for c in only}
 
         def elsewhere(raw: bytes) -> bool:  # another share's line, seen without decoding it
             shown, case = _case_in_bytes(raw)
-            if shown and (
-                (0 if case is None else crc(case) % workers) != me
-                or (wanted is not None and case not in wanted)
+            if (
+                shown
+                and case is not None
+                and (crc(case) % workers != me or (wanted is not None and case not in wanted))
             ):
                 return True
             plain[0] = shown
@@ -269,7 +302,7 @@ class _Share:
                         continue
                 else:
                     number, e = item
-                if shard_of(e.case, workers) != me:
+                if share_of(e, workers, together) != me:
                     if shown:
                         raise _Elsewhere(f"line {number}: its case is not the one its text shows")
                     continue

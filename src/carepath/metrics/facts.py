@@ -184,6 +184,8 @@ class Collector:
         #: per case: [agent replies before the first solve, first solve instant or None, ctx, reopened]
         self.cases: dict[str, list[Any]] = {}
         self._ctx: dict[tuple[Any, ...], Ctx] = {}  # one Ctx object per distinct value (memory)
+        self._last_state: CaseState | None = None  # the last state ctx_of read, and its values
+        self._last_ctx: Ctx | None = None
         rename = dict(playbook.spec.metrics.events)
         name = {conv: rename.get(conv, conv) for conv in CONVENTIONAL_EVENTS}
         self._custom_by_type = self._compile_custom()
@@ -212,6 +214,12 @@ class Collector:
         """The case fields the metrics read of a case's ``data``: ``channel`` (a grouping key) and
         those the custom metrics' expressions name (a replay keeps only these of an ended case)."""
         self._plan = {t: self._plan_of(t) for t in self.types}
+        self.caseless_together: frozenset[str] = frozenset(
+            name[t] for t in ("agent.replied", "case.solved", "case.reopened")
+        )
+        """The types whose events without a case this collector keeps under one key (``fcr``,
+        ``reopen_rate``): a sharded replay hands them all to one collector
+        (:func:`~carepath.drivers.shard.caseless_together`)."""
 
     @classmethod
     def from_replay(cls, rp: Replay) -> Collector:
@@ -300,13 +308,20 @@ class Collector:
         out["cases"] = {k: v for k, v in whole["cases"].items() if k not in part["cases"]}
         return out
 
-    def _ctx_of(self, st: CaseState) -> Ctx:
+    def ctx_of(self, st: CaseState) -> Ctx:
+        """The grouping values of ``st``, one :class:`Ctx` object per distinct value. The last
+        state's are kept: a replay asks for those of the state its clock facts and this
+        collector's samples of the same event share (:class:`~carepath.drivers.replay.FactSink`).
+        States are immutable, so a state's values are those it was asked for before."""
+        if st is self._last_state:
+            return self._last_ctx  # type: ignore[return-value]
         data, tier, segment, _ = case_values(st)
         ch = data.get("channel")
         k = (segment, ch, tier, st.stage)
         c = self._ctx.get(k)
         if c is None:
             c = self._ctx[k] = Ctx(segment, None if ch is None else str(ch), tier, st.stage)
+        self._last_state, self._last_ctx = st, c
         return c
 
     def _plan_of(self, et: str) -> _TypePlan:
@@ -338,7 +353,7 @@ class Collector:
         if plan is None:
             return
         ts = e._ts
-        ctx = None if st is None or not plan.ctx else self._ctx_of(st)
+        ctx = None if st is None or not plan.ctx else self.ctx_of(st)
         data = e.data
         day = self.day
         if plan.survey:
