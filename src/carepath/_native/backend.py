@@ -48,7 +48,15 @@ from carepath.state import (
 Engine = Any
 Step = Any
 
-__all__ = ["BACKENDS", "attach", "case_values", "raw_handler", "raw_outputs", "signal_types"]
+__all__ = [
+    "BACKENDS",
+    "attach",
+    "case_values",
+    "raw_advancer",
+    "raw_handler",
+    "raw_outputs",
+    "signal_types",
+]
 
 BACKENDS = ("auto", "native", "python")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -351,6 +359,25 @@ class _Native:
                 out = self.core.handle_fast(core, event)
                 if out is not None:
                     return self._state(out), out[1], out[2]
+        return None
+
+    def advance_raw(
+        self, state: CaseState, t: float
+    ) -> tuple[CaseState, list[tuple[Any, ...]], list[tuple[Any, ...]]] | None:
+        """:meth:`advance`'s usual case without its ``Step``, to ``t`` (POSIX seconds, whole
+        microseconds: ``_r(now.timestamp())``) for a state of this engine with a wake-up due:
+        as :meth:`handle_raw`; ``None`` otherwise (then :meth:`advance` decides)."""
+        if (
+            state.__class__ is NativeState
+            and state._ctx is self
+            and state.next_wakeup_s is not None
+            and state.now_s < t
+            and state.next_wakeup_s <= t
+        ):
+            core = state._core
+            if core is not None:
+                out = self.core.advance(core, t)
+                return self._state(out), out[1], out[2]
         return None
 
     def _step(self, out: tuple[Any, ...], call: tuple[str, Any, Any]) -> Step:
@@ -666,6 +693,15 @@ def raw_handler(
     state, the core's actions and signals, or ``None``); ``None`` for the reference engine."""
     native = getattr(engine.handle, "__self__", None)
     return native.handle_raw if isinstance(native, _Native) else None
+
+
+def raw_advancer(
+    engine: Engine,
+) -> Callable[[CaseState, float], tuple[CaseState, list[Any], list[Any]] | None] | None:
+    """A native engine's ``advance`` without its ``Step``, to POSIX seconds
+    (:meth:`_Native.advance_raw`); ``None`` for the reference engine."""
+    native = getattr(engine.advance, "__self__", None)
+    return native.advance_raw if isinstance(native, _Native) else None
 
 
 def raw_outputs(

@@ -39,7 +39,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from carepath._instants import dt, zone
 from carepath._instants import round_micros as _r
-from carepath._native.backend import case_values, raw_handler, raw_outputs
+from carepath._native.backend import case_values, raw_advancer, raw_handler, raw_outputs
 from carepath.drivers.cycles import ClockFact, ClockFacts, Ctx
 from carepath.drivers.eventfile import PROGRESS_LINES, BadEvent, ProgressHook, iter_plain_events
 from carepath.engine.batch_gc import batch_gc
@@ -610,6 +610,7 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
     alloc = None
     # a native engine's usual step without its Step object (an allocator reads the actions)
     fast = raw_handler(engine) if not roster else None
+    fast_advance = raw_advancer(engine)
     if roster:
         from carepath.drivers.allocate import ReplayAllocator
 
@@ -702,12 +703,17 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
         stop = last_s if until is None else until
         if stop is not None:
             end = dt(stop - 1e-6, tz)
+            end_s = _r(end.timestamp())  # as the engine reads ``end``
             first = None if keys is None else keys.first  # read before absorb writes it
             for i, (cid, st) in enumerate(items):
                 if not st.ended and st.next_wakeup_s is not None and st.next_wakeup_s < stop:
                     if first is not None:
                         keys.now = _FINISHING + first[cid]  # type: ignore[union-attr]
-                    absorb(advance(st, end), cid)
+                    raw = None if fast_advance is None else fast_advance(st, end_s)
+                    if raw is None:
+                        absorb(advance(st, end), cid)
+                    else:
+                        absorb_raw(raw[0], raw[1], raw[2], cid)
                     if not keep_states:
                         del states[cid]
                 items[i] = None  # the state goes as soon as it is done with

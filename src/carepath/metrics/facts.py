@@ -11,7 +11,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -584,12 +584,11 @@ class Metrics:
             if idx is None:
                 idx = by_clock[clock_col[i]] = []
             idx.append(i)
-        td = timedelta
         for clock, idx in by_clock.items():
             el, met = self.clock_series[clock] = (Series(), Series())
             el.days = [days[i] for i in idx]
             el.ctxs = [ctx_col[i] for i in idx]
-            el.values = [td(seconds=elapsed[i]).total_seconds() for i in idx]
+            el.values = [elapsed[i] for i in idx]  # whole microseconds (see ClockFacts)
             met.days, met.ctxs = el.days[:], el.ctxs[:]  # each series owns its columns
             met.values = [1.0 if met_col[i] == 1 else 0.0 for i in idx]
         allmet = Series(
