@@ -5,9 +5,10 @@ whole log, decode only the lines of their share (``crc32(case) % workers``; the 
 is found in its text, and the decoded event confirms it) and replay them; the parent merges
 what they collected. An event without a case reaches no case: it is a share's by
 ``crc32(id) % workers`` (so a resent one meets its first copy), unless the sinks keep such
-events of its type together (:func:`caseless_together`), which go to the first share. The result is the one replay of every case in one process, fact for fact
-and in the same order (:class:`~carepath.drivers.replay.Keys` says where each fact came from),
-with three things that only one process can decide handled as follows:
+events of its type together (:func:`caseless_together`), which go to the first share. The
+result is the one replay of every case in one process, fact for fact and in the same order
+(:class:`~carepath.drivers.replay.Keys` says where each fact came from), with three things that
+only one process can decide handled as follows:
 
 * **the end**: a replay stops at the last event of the log, so each worker replays its share,
   reports its last instant, and advances its open cases to the latest of them;
@@ -166,9 +167,8 @@ def shard_of(case: str | None, workers: int) -> int:
 def share_of(event: Event, workers: int, together: frozenset[str] | None) -> int:
     """The share of ``event``: its case's; without a case, ``crc32(id) % workers``, or the first
     when ``together`` (see :func:`caseless_together`) is None or holds its type."""
-    case = event.case
-    if case is not None:
-        return zlib.crc32(case.encode("utf-8", "surrogatepass")) % workers
+    if event.case is not None:
+        return shard_of(event.case, workers)
     if together is None or event.type in together:
         return 0
     return zlib.crc32(event.id.encode("utf-8", "surrogatepass")) % workers
