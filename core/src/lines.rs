@@ -13,9 +13,10 @@ use pyo3::types::{PyBytes, PyList};
 const CASE_KEY: &[u8] = b"\"case\"";
 
 /// What a line's bytes say about its case: `None` when they do not show it plainly (decode to
-/// know); `Some(None)` for no `"case"` at all; `Some(Some(bytes))` for one `"case"` key whose value
-/// is a string without escapes. The same reading as `_case_in_bytes` (and its regular expression
-/// `"case"[ \t]*:[ \t]*"([^"\\]*)"`).
+/// know); `Some(None)` for no `"case"` at all, or one `"case"` key whose value is `null`;
+/// `Some(Some(bytes))` for one `"case"` key whose value is a string without escapes. The same
+/// reading of a case as `_case_in_bytes` (and its regular expression
+/// `"case"[ \t]*:[ \t]*"([^"\\]*)"`), which leaves every line without one to be decoded.
 pub fn case_in_bytes(line: &[u8]) -> Option<Option<&[u8]>> {
     let mut found = None;
     let mut count = 0;
@@ -35,6 +36,10 @@ pub fn case_in_bytes(line: &[u8]) -> Option<Option<&[u8]>> {
     let rest = skip_blanks(rest);
     let rest = rest.strip_prefix(b":")?;
     let rest = skip_blanks(rest);
+    if let Some(after) = rest.strip_prefix(b"null") {
+        // `null`, then the end of the value: no case (a line that is not JSON fails to decode)
+        return matches!(skip_blanks(after).first(), Some(b',' | b'}')).then_some(None);
+    }
     let rest = rest.strip_prefix(b"\"")?;
     let end = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
     if rest[end] != b'"' {
@@ -131,6 +136,8 @@ mod tests {
         assert_eq!(keep(r#"{"case":"a"}"#), Some(true));
         assert_eq!(keep(r#"{"case":"b"}"#), None);
         assert_eq!(keep(r#"{"id":"x"}"#), None); // no case: no reached case's line
+        assert_eq!(keep(r#"{"id":"x","case":null}"#), None);
+        assert_eq!(kept(br#"{"id":"x","case":null}"#, 0, 2, None), Some(false)); // decoded
         assert_eq!(keep(r#"{"case":"\u0061"}"#), Some(false)); // decoded to know
         assert_eq!(kept(br#"{"case":"b"}"#, 0, 1, None), Some(true));
         let share = crc32fast::hash(b"a") % 2;
@@ -152,7 +159,10 @@ mod tests {
         assert_eq!(read(r#"{"id":"a"}"#), Some(None));
         assert_eq!(read(r#"{"case":"T\u002d1"}"#), None);
         assert_eq!(read(r#"{"case":"T-1","data":{"case":"T-2"}}"#), None);
-        assert_eq!(read(r#"{"case":null}"#), None);
+        assert_eq!(read(r#"{"case":null}"#), Some(None));
+        assert_eq!(read(r#"{"id":"a", "case" : null ,"data":{}}"#), Some(None));
+        assert_eq!(read(r#"{"case":nullx}"#), None);
+        assert_eq!(read(r#"{"case":null"#), None);
         assert_eq!(read(r#"{"case":"T-1"#), None);
         assert_eq!(read(r#"{"case""#), None);
     }
