@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from array import array
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from carepath import load
 from carepath.compile.ir import Playbook
+from carepath.drivers import shard
 from carepath.drivers.generate import generate, write_jsonl
 from carepath.drivers.replay import Replay, replay_log
 from carepath.drivers.shard import _case_in_bytes, replay_log_sharded, shard_of
@@ -362,3 +364,9 @@ def test_replies_and_solves_without_a_case_stay_in_one_share(
     ]
     stats = check([playbooks["retail"]], path, 3)
     assert stats["workers"] == 3
+
+
+@given(st.lists(st.sets(st.integers(-(2**63), 2**63 - 1), max_size=8), min_size=1, max_size=4))
+def test_shares_are_disjoint_when_no_hash_is_in_two(shares: list[set[int]]) -> None:
+    expected = all(a.isdisjoint(b) for i, a in enumerate(shares) for b in shares[i + 1 :])
+    assert shard._disjoint([array("q", s) for s in shares]) is expected

@@ -17,6 +17,7 @@ from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta, tzinfo
+from operator import itemgetter
 from typing import Any, NamedTuple, overload
 
 from carepath.state import ClockRecord, clock_record
@@ -144,19 +145,26 @@ class ClockFacts(Sequence[ClockFact]):
         else:
             order = sorted(range(n), key=lambda i: (st[i], keys[i]))
         if any(order[i] != i for i in range(n)):
-            for name in _COLUMNS:
-                col = getattr(self, name)
-                moved = [col[i] for i in order]
-                setattr(self, name, array(col.typecode, moved) if isinstance(col, array) else moved)
+            self._moved(self, order)
         return order
 
     def take(self, indexes: Sequence[int]) -> ClockFacts:
         """A new :class:`ClockFacts` of the cycles at ``indexes``, in that order."""
-        out = ClockFacts(self.tz)
+        return self._moved(ClockFacts(self.tz), indexes)
+
+    def _moved(self, out: ClockFacts, indexes: Sequence[int]) -> ClockFacts:
+        """``out`` with each column of this one taken at ``indexes`` (one ``itemgetter`` for
+        every column: the columns are moved in C, not by a comprehension each)."""
+        if len(indexes) == 1:  # itemgetter of one index gives the item, not a tuple of one
+            pick: Any = lambda col: (col[indexes[0]],)  # noqa: E731
+        else:
+            pick = itemgetter(*indexes) if indexes else lambda col: ()
         for name in _COLUMNS:
             col = getattr(self, name)
-            moved = [col[i] for i in indexes]
-            setattr(out, name, array(col.typecode, moved) if isinstance(col, array) else moved)
+            moved = pick(col)
+            setattr(
+                out, name, array(col.typecode, moved) if isinstance(col, array) else list(moved)
+            )
         return out
 
     def extend(self, other: ClockFacts) -> None:

@@ -28,7 +28,6 @@ which then raises what it raises. The merged :class:`~carepath.drivers.replay.Re
 from __future__ import annotations
 
 import contextlib
-import heapq
 import multiprocessing
 import os
 import re
@@ -395,9 +394,10 @@ class _Share:
             free_pages()()
             # every id met, as 64-bit hashes (a forked process hashes strings as its parent); the
             # ids are distinct, so are their hashes but once in 10^7 logs (then the parent
-            # replays in one process, as for an id two shares met)
+            # replays in one process, as for an id two shares met). Not sorted: the parent
+            # looks each share's up in a set of the others'.
             met = set().union(*(k.seen for k in every))
-            ids = array("q", sorted(map(hash, met)))
+            ids = array("q", map(hash, met))
             del met
             for k in every:
                 k.seen = set()
@@ -637,17 +637,27 @@ def _combine(
     parts = [d[1] for d in done]
     bad = sorted((b for d in done for b in d[2]), key=lambda b: b.line)
     rss = [d[3] for d in done]
-    previous = None
-    for h in heapq.merge(*(d[4] for d in done)):  # each share's hashes are sorted
-        if h == previous:  # the same id (or, once in 10^7 logs, the same hash) in two shares
-            raise ShardFailed("two shares of the cases met the same event id")
-        previous = h
+    if not _disjoint([d[4] for d in done]):
+        # the same id (or, once in 10^7 logs, the same hash) in two shares
+        raise ShardFailed("two shares of the cases met the same event id")
     replays = [
         _merge(pb, [x for part in parts for x in part[i]], sink) for i, pb in enumerate(playbooks)
     ]
     if all(d[5] is not None for d in done):
         replays[0].reached = set().union(*(d[5] for d in done))
     return replays, bad, rss
+
+
+def _disjoint(shares: list[Any]) -> bool:
+    """Whether no hash is in two of ``shares`` (arrays of the ids' hashes, each share's
+    distinct). The last share is only looked up, not kept: a set of all but one share's."""
+    met: set[int] = set()
+    for i, share in enumerate(shares):
+        if not met.isdisjoint(share):
+            return False
+        if i < len(shares) - 1:
+            met.update(share)
+    return True
 
 
 def _watch(conns: list[Any], told: Any, progress: ProgressHook) -> None:
