@@ -6,11 +6,16 @@
 //! it to know.
 
 use std::collections::HashSet;
+use std::sync::LazyLock;
 
+use memchr::memmem::Finder;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
 const CASE_KEY: &[u8] = b"\"case\"";
+/// The searcher of [`CASE_KEY`], built once (memchr's vectorised substring search: every worker
+/// scans every line of the log).
+static CASE_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(CASE_KEY));
 
 /// What a line's bytes say about its case: `None` when they do not show it plainly (decode to
 /// know); `Some(None)` for no `"case"` at all, or one `"case"` key whose value is `null`;
@@ -21,7 +26,7 @@ pub fn case_in_bytes(line: &[u8]) -> Option<Option<&[u8]>> {
     let mut found = None;
     let mut count = 0;
     let mut from = 0;
-    while let Some(i) = find(&line[from..], CASE_KEY) {
+    while let Some(i) = CASE_FINDER.find(&line[from..]) {
         count += 1;
         if count > 1 {
             return None;
@@ -51,10 +56,6 @@ pub fn case_in_bytes(line: &[u8]) -> Option<Option<&[u8]>> {
 fn skip_blanks(s: &[u8]) -> &[u8] {
     let n = s.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
     &s[n..]
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// The share of a line: `Some(share)` when its bytes show its case, else `None` (see the
@@ -104,7 +105,7 @@ pub fn share_lines<'py>(
     let mut start = 0;
     let mut index = 0;
     while start < block.len() {
-        let Some(nl) = block[start..].iter().position(|&b| b == b'\n') else {
+        let Some(nl) = memchr::memchr(b'\n', &block[start..]) else {
             break;
         };
         let line = &block[start..start + nl + 1];
@@ -165,6 +166,8 @@ mod tests {
         assert_eq!(read(r#"{"case":null"#), None);
         assert_eq!(read(r#"{"case":"T-1"#), None);
         assert_eq!(read(r#"{"case""#), None);
+        // two keys that share a quote are two: decoded to know
+        assert_eq!(read(r#"{"case"case":"T-1"}"#), None);
     }
 
     #[test]
