@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from carepath._instants import zone
+from carepath._instants import per_quarter_hour, zone
 from carepath._native.backend import case_values
 from carepath.drivers.cycles import Ctx
 from carepath.errors import MetricError
@@ -144,20 +144,15 @@ class _DayCache:
         k = int(t // 900)
         d = self.cache.get(k)
         if d is None:
-            d = datetime.fromtimestamp(k * 900, self.tz).toordinal()
-            self.cache[k] = d
+            d = self.cache[k] = self._of(k)
         return d
 
-    def many(self, ts: Iterable[float]) -> list[int]:
-        """``[self(t) for t in ts]``, without a call per instant."""
-        cache = self.cache
-        out = [cache.get(int(t // 900), -1) for t in ts]
-        if -1 in out:  # a quarter hour not seen yet: fill the cache, then read again
-            for t, d in zip(ts, out, strict=True):
-                if d == -1:
-                    self(t)
-            out = [cache[int(t // 900)] for t in ts]
-        return out
+    def _of(self, k: int) -> int:
+        return datetime.fromtimestamp(k * 900, self.tz).toordinal()
+
+    def many(self, ts: Sequence[float]) -> list[int]:
+        """``[self(t) for t in ts]``, without a call per instant (:func:`per_quarter_hour`)."""
+        return per_quarter_hour(ts, self._of, self.cache)
 
 
 class Collector:

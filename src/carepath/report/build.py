@@ -14,7 +14,7 @@ from collections import Counter
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from carepath._instants import to_iso, zone
+from carepath._instants import per_quarter_hour, to_iso, zone
 from carepath.metrics import Metrics, evaluate_goals
 from carepath.report.agents import agent_rows
 from carepath.report.details import details
@@ -190,18 +190,17 @@ def _weekly_surveys(m: Metrics) -> list[dict[str, Any]]:
 def _load_and_staffing(
     playbook: Playbook, m: Metrics, tz: Any
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    def day_and_hour(k: int) -> tuple[str, float]:  # a quarter hour → its local date and hour
+        local = datetime.fromtimestamp(k * 900, tz)
+        start = local.replace(minute=0, second=0, microsecond=0)
+        return local.date().isoformat(), start.timestamp()
+
     per_day: Counter[str] = Counter()
     per_hour: Counter[float] = Counter()
-    hour_key: dict[int, tuple[str, float]] = {}
-    for ts in m.contact_instants():
-        k = int(ts // 900)
-        hk = hour_key.get(k)
-        if hk is None:
-            local = datetime.fromtimestamp(k * 900, tz)
-            start = local.replace(minute=0, second=0, microsecond=0)
-            hk = hour_key[k] = (local.date().isoformat(), start.timestamp())
-        per_day[hk[0]] += 1
-        per_hour[hk[1]] += 1
+    cells = Counter(per_quarter_hour(m.contact_instants(), day_and_hour, {}))
+    for (day, hour), count in cells.items():
+        per_day[day] += count
+        per_hour[hour] += count
     days: list[dict[str, Any]] = [{"date": d, "contacts": n} for d, n in sorted(per_day.items())]
     peak: dict[str, Any] | None = None
     for row in days:

@@ -14,7 +14,7 @@ from collections import Counter
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from carepath._instants import to_iso, zone
+from carepath._instants import per_quarter_hour, to_iso, zone
 from carepath.staffing import agents_needed
 
 if TYPE_CHECKING:
@@ -108,19 +108,18 @@ def _channel_targets(rp: Replay) -> dict[str, float]:
 def _staffing_by_channel(
     playbook: Playbook, rp: Replay, m: Metrics, tz: Any, fallback: float | None
 ) -> list[dict[str, Any]]:
+    def hour_of(k: int) -> float:  # a quarter hour → its local hour's start (offsets are ¼ h)
+        local = datetime.fromtimestamp(k * 900, tz)
+        return local.replace(minute=0, second=0, microsecond=0).timestamp()
+
+    opened = rp.opened
+    hour_col = per_quarter_hour([o[0] for o in opened], hour_of, {})
     per_hour: dict[str, Counter[float]] = {}
-    hour_of: dict[int, float] = {}  # quarter hour → its local hour's start (offsets are ¼ h)
-    for t, _cid, ctx in rp.opened:
-        k = int(t // 900)
-        hour = hour_of.get(k)
-        if hour is None:
-            local = datetime.fromtimestamp(k * 900, tz)
-            hour = hour_of[k] = local.replace(minute=0, second=0, microsecond=0).timestamp()
-        ch = ctx.channel or "(none)"
-        c = per_hour.get(ch)
-        if c is None:
-            c = per_hour[ch] = Counter()
-        c[hour] += 1
+    for (channel, hour), n in Counter(
+        zip([o[2].channel for o in opened], hour_col, strict=True)
+    ).items():
+        c = per_hour.setdefault(channel or "(none)", Counter())
+        c[hour] += n
     targets = _channel_targets(rp)
     sp = playbook.spec.staffing
     rows = []
