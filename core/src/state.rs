@@ -471,6 +471,27 @@ impl CoreState {
             .into_pyobject(py)
     }
 
+    /// `(segment, channel, tier, stage)`: what a report groups a sample of the case by, the
+    /// channel as the data holds it (`None` when it holds none), the names as interned strings;
+    /// nothing else of the case is built (read for most events of a report).
+    fn ctx_key<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        use crate::engine::run::py_key;
+        let s = &self.snap;
+        let data = s.data.bind(py);
+        let key = pyo3::intern!(py, "channel");
+        let channel = match data.downcast::<pyo3::types::PyDict>() {
+            Ok(d) => d.get_item(key)?,
+            Err(_) => Some(data.call_method1(pyo3::intern!(py, "get"), (key,))?),
+        };
+        (
+            s.segment.as_deref().map(|x| py_key(py, x)),
+            channel,
+            s.tier.as_deref().map(|x| py_key(py, x)),
+            py_key(py, &s.shared.stage_names[s.stage]),
+        )
+            .into_pyobject(py)
+    }
+
     /// `(data, tier, segment, segments)`: the case's values without building its clocks (what
     /// a report groups by, read once per event).
     fn values<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {

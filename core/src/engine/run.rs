@@ -1835,7 +1835,7 @@ thread_local! {
 }
 
 /// `name` as an interned Python string, remembered.
-fn py_key<'py>(py: Python<'py>, name: &str) -> Bound<'py, PyString> {
+pub(crate) fn py_key<'py>(py: Python<'py>, name: &str) -> Bound<'py, PyString> {
     KEYS.with(|keys| {
         if let Some(k) = keys.borrow().get(name) {
             return k.bind(py).clone();

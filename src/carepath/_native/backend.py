@@ -639,6 +639,21 @@ def case_values(
     return state.data, state.tier, state.segment, state.segments
 
 
+def ctx_key(state: CaseState) -> tuple[str | None, Any, str | None, str]:
+    """``(segment, channel, tier, stage)`` of ``state``: what a report groups its samples by, the
+    channel as the case data holds it (None when it holds none). For a native state they are
+    read from the core without building the data's view (``CoreState.ctx_key``)."""
+    if state.__class__ is NativeState:
+        core = getattr(state, "_core", None)
+        if core is not None:
+            try:
+                return core.ctx_key()  # type: ignore[no-any-return]
+            except AttributeError:  # a core built before CoreState.ctx_key: its values
+                pass
+    data, tier, segment, _ = case_values(state)
+    return segment, data.get("channel"), tier, state.stage
+
+
 def signal_types(step: Any) -> list[str]:
     """The types of a step's signals, without building a native step's ``Signal`` objects (read
     from the core's tuples, which the ``Signal`` objects are built from whenever they are)."""

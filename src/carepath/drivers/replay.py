@@ -39,7 +39,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from carepath._instants import dt, zone
 from carepath._instants import round_micros as _r
-from carepath._native.backend import case_values, raw_advancer, raw_handler, raw_outputs
+from carepath._native.backend import case_values, ctx_key, raw_advancer, raw_handler, raw_outputs
 from carepath.drivers.cycles import ClockFact, ClockFacts, Ctx
 from carepath.drivers.eventfile import PROGRESS_LINES, BadEvent, ProgressHook, iter_plain_events
 from carepath.engine.batch_gc import batch_gc
@@ -233,9 +233,8 @@ class EndedCase:
 
 def ctx_of(state: CaseState) -> Ctx:
     """The grouping values of ``state``."""
-    data, tier, segment, _ = case_values(state)
-    ch = data.get("channel")
-    return Ctx(segment, None if ch is None else str(ch), tier, state.stage)
+    segment, ch, tier, stage = ctx_key(state)
+    return Ctx(segment, None if ch is None else str(ch), tier, stage)
 
 
 # -- reading ------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from carepath._instants import per_quarter_hour, zone
-from carepath._native.backend import case_values
+from carepath._native.backend import case_values, ctx_key
 from carepath.drivers.cycles import Ctx
 from carepath.errors import MetricError
 from carepath.metrics.series import GROUPS, Series, Where
@@ -98,6 +98,8 @@ class _TypePlan(NamedTuple):
     rules: tuple[_Rule, ...]
     rules_read_case: bool
     rules_read_event: bool
+    event_keys: frozenset[str] | None
+    """The keys of the event's view the rules read (None: they may read any)."""
 
 
 def _of_event(name: str) -> bool:
@@ -122,6 +124,20 @@ def _reads(*exprs: Any) -> tuple[bool, bool]:
     return case, event
 
 
+def _event_keys(exprs: Iterable[Any]) -> frozenset[str] | None:
+    """The keys of the event's view that compiled expressions read: an ``event.a.b`` name reads
+    the view's ``a`` (the compiler reads the view by ``E.get(key)``, or by its first key for a
+    dotted one); None when one reads the event as a whole."""
+    keys: set[str] = set()
+    for expr in exprs:
+        for n in getattr(expr, "names", ()) if expr is not None else ():
+            if n == "event" or (_of_event(n) and not n[len("event.") :]):
+                return None
+            if _of_event(n):
+                keys.add(n[len("event.") :].split(".")[0])
+    return frozenset(keys)
+
+
 def _number(v: Any) -> float | None:
     if isinstance(v, bool) or v is None:
         return None
@@ -131,6 +147,11 @@ def _number(v: Any) -> float | None:
     if hasattr(v, "total_seconds"):
         return float(v.total_seconds())
     return None
+
+
+#: The keys of an event's view that are the event's own, whatever its data holds.
+_EVENT_ATTRS = frozenset({"type", "at", "case", "id"})
+_ABSENT = object()
 
 
 class _DayCache:
@@ -310,12 +331,11 @@ class Collector:
         States are immutable, so a state's values are those it was asked for before."""
         if st is self._last_state:
             return self._last_ctx  # type: ignore[return-value]
-        data, tier, segment, _ = case_values(st)
-        ch = data.get("channel")
-        k = (segment, ch, tier, st.stage)
+        k = ctx_key(st)
         c = self._ctx.get(k)
         if c is None:
-            c = self._ctx[k] = Ctx(segment, None if ch is None else str(ch), tier, st.stage)
+            segment, ch, tier, stage = k
+            c = self._ctx[k] = Ctx(segment, None if ch is None else str(ch), tier, stage)
         self._last_state, self._last_ctx = st, c
         return c
 
@@ -339,6 +359,7 @@ class Collector:
             rules,
             any(r[6] for r in rules),
             any(r[7] for r in rules),
+            _event_keys(x for r in rules for x in (r[1], r[2], r[5])),
         )
 
     def __call__(self, event: Event, case: str | None, state: CaseState | None) -> None:  # noqa: C901 - the per-event collector: one branch per conventional event type, kept inline for speed
@@ -484,7 +505,7 @@ class Collector:
                     "segments": list(values[3]),
                 }
         if plan.rules_read_event:
-            view = self._event_view(e)
+            view = self._event_view(e, plan.event_keys)
         d = self.day(e._ts)
         for cname, when, value, as_num, as_den, den_when, _case, _event in plan.rules:
             c = self.custom[cname]
@@ -498,9 +519,25 @@ class Collector:
                 else:
                     c.num.add(d, ctx, 1)
 
-    def _event_view(self, e: Event) -> dict[str, Any]:
-        view: dict[str, Any] = dict(e.data)
+    def _event_view(self, e: Event, keys: frozenset[str] | None = None) -> dict[str, Any]:
+        """The event as expressions read it: its data, each declared field's default where the
+        data has none, and ``type``, ``at``, ``case``, ``id``. With ``keys``, only those keys
+        (what the rules read; the rest is not built)."""
         decl = self.playbook.events.get(e.type)
+        if keys is not None:
+            data = e.data
+            narrow: dict[str, Any] = {}
+            for k in keys:
+                if k in _EVENT_ATTRS:
+                    narrow[k] = getattr(e, k)
+                    continue
+                v = data.get(k, _ABSENT)
+                if (v is None or v is _ABSENT) and decl and k in decl:
+                    v = decl[k][1]
+                if v is not _ABSENT:
+                    narrow[k] = v
+            return narrow
+        view: dict[str, Any] = dict(e.data)
         if decl:
             for k, (_ft, default, _req) in decl.items():
                 if view.get(k) is None:
