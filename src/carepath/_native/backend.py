@@ -361,6 +361,17 @@ class _Native:
                     return self._state(out), out[1], out[2]
         return None
 
+    def start_raw(
+        self, event: Event
+    ) -> tuple[CaseState, list[tuple[Any, ...]], list[tuple[Any, ...]]] | None:
+        """:meth:`start`'s usual case (a new key, the core opening the case alone) without its
+        ``Step``: as :meth:`handle_raw`; ``None`` when the core does not open it alone (then
+        :meth:`start` decides; an error of the core is raised unwrapped)."""
+        out = self.core.start_fast(event)
+        if out is None:
+            return None
+        return self._state(out), out[1], out[2]
+
     def advance_raw(
         self, state: CaseState, t: float
     ) -> tuple[CaseState, list[tuple[Any, ...]], list[tuple[Any, ...]]] | None:
@@ -708,6 +719,15 @@ def raw_handler(
     state, the core's actions and signals, or ``None``); ``None`` for the reference engine."""
     native = getattr(engine.handle, "__self__", None)
     return native.handle_raw if isinstance(native, _Native) else None
+
+
+def raw_starter(
+    engine: Engine,
+) -> Callable[[Event], tuple[CaseState, list[Any], list[Any]] | None] | None:
+    """A native engine's ``start`` of a new key without its ``Step`` (:meth:`_Native.start_raw`);
+    ``None`` for the reference engine."""
+    native = getattr(engine.start, "__self__", None)
+    return native.start_raw if isinstance(native, _Native) else None
 
 
 def raw_advancer(

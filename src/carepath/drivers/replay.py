@@ -39,7 +39,14 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from carepath._instants import dt, zone
 from carepath._instants import round_micros as _r
-from carepath._native.backend import case_values, ctx_key, raw_advancer, raw_handler, raw_outputs
+from carepath._native.backend import (
+    case_values,
+    ctx_key,
+    raw_advancer,
+    raw_handler,
+    raw_outputs,
+    raw_starter,
+)
 from carepath.drivers.cycles import ClockFact, ClockFacts, Ctx
 from carepath.drivers.eventfile import PROGRESS_LINES, BadEvent, ProgressHook, iter_plain_events
 from carepath.engine.batch_gc import batch_gc
@@ -595,20 +602,29 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
             st = absorb(woken, cid)  # type: ignore[arg-type]
         if r.status == "applied" and r.step is not None:
             if r.opened:
-                n = generation.get(key, 0)
-                generation[key] = n + 1
-                current[key] = cid = key if n == 0 else f"{key}#{n}"
+                cid = new_case(key)
                 st = absorb(r.step, cid)
-                out.opened.append((ts, cid, ctx(st)))
-                if keys is not None:
-                    keys.opened.append(keys.now)
+                note_opened(ts, cid, st)
             else:
                 st = absorb(r.step, cid)  # type: ignore[arg-type]
         return rejected, st, cid
 
+    def new_case(key: str) -> str:
+        """The identity of the next case of ``key`` (``key``, then ``key#1``…), now its current."""
+        n = generation.get(key, 0)
+        generation[key] = n + 1
+        current[key] = cid = key if n == 0 else f"{key}#{n}"
+        return cid
+
+    def note_opened(ts: float, cid: str, st: CaseState) -> None:
+        out.opened.append((ts, cid, ctx(st)))
+        if keys is not None:
+            keys.opened.append(keys.now)
+
     alloc = None
     # a native engine's usual step without its Step object (an allocator reads the actions)
     fast = raw_handler(engine) if not roster else None
+    fast_start = raw_starter(engine) if not roster else None
     fast_advance = raw_advancer(engine)
     if roster:
         from carepath.drivers.allocate import ReplayAllocator
@@ -654,6 +670,7 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
                     st = absorb(advance(st, dt(ts - 1e-6, tz)), cid)  # type: ignore[arg-type]
             else:
                 step = raw = None
+                opening = False
                 if st is not None and not st.ended and et not in start_on:
                     # the usual event, for an open case and opening none: the router's decision
                     # inline (a step that raises goes to the router, which rejects it the same way)
@@ -663,8 +680,20 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
                             step = handle(st, e)
                     except Exception:
                         step = raw = None
+                elif st is None and fast_start is not None and et in start_on:
+                    # a new key's opening event: the router's decision inline when the core
+                    # opens the case alone (one that raises goes to the router, which decides)
+                    try:
+                        raw = fast_start(e)
+                    except Exception:
+                        raw = None
+                    if raw is not None:
+                        cid = new_case(key)
+                        opening = True
                 if raw is not None:  # a native step, which is never an ignored one
                     st = absorb_raw(raw[0], raw[1], raw[2], cid)  # type: ignore[arg-type]
+                    if opening:
+                        note_opened(ts, cid, st)  # type: ignore[arg-type]
                 elif step is None:
                     rejected, st, cid = routed(e, key, st, cid, ts, et)
                 elif step.state is not st or not any(s.type == "ignored" for s in step.signals):
