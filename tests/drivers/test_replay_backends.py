@@ -1,7 +1,7 @@
 """A replay gives the same facts and report on both engine backends (SPEC §4.1).
 
 The replay takes a native step's state, actions and signals from the core directly (no ``Step``
-object: ``handle_raw``, ``advance_raw``), so the reference engine's replay of the same log is the
+object: ``handle_raw``, ``advance_raw``, and ``start_raw`` for a new key's opening), so the reference engine's replay of the same log is the
 check that nothing is lost or counted twice on that path."""
 
 from __future__ import annotations
