@@ -76,25 +76,6 @@ __all__ = [
 ]
 
 
-def free_pages() -> Callable[[], object]:
-    """A function that asks the C allocator to return its free pages to the system (glibc's
-    ``malloc_trim``; elsewhere it does nothing).
-
-    A replay allocates and frees small blocks by the million (the core's steps, decoded lines)
-    between the cases it keeps, and the allocator keeps the free pages among them: after a
-    1,000,000-event replay, a third of the process's resident memory. A shard worker calls it
-    once its cases' states are dropped, before it pickles its results."""
-    import ctypes
-
-    try:
-        malloc_trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return lambda: None
-    malloc_trim.argtypes = [ctypes.c_size_t]
-    malloc_trim.restype = ctypes.c_int
-    return lambda: malloc_trim(0)
-
-
 class FactSink(Protocol):
     """What a replay hands every event whose type is in ``types`` to, as it goes (the metrics'
     collector): the event, its case identity and the case's state right after it (None when the
