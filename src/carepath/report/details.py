@@ -118,7 +118,10 @@ def _staffing_by_channel(
     for (channel, hour), n in Counter(
         zip([o[2].channel for o in opened], hour_col, strict=True)
     ).items():
-        c = per_hour.setdefault(channel or "(none)", Counter())
+        ch = channel or "(none)"
+        c = per_hour.get(ch)
+        if c is None:
+            c = per_hour[ch] = Counter()
         c[hour] += n
     targets = _channel_targets(rp)
     sp = playbook.spec.staffing
