@@ -41,6 +41,7 @@ __all__ = [
     "json_data",
     "json_value",
     "loads",
+    "local_hour",
     "per_quarter_hour",
     "round_micros",
     "to_iso",
@@ -105,6 +106,13 @@ _T = TypeVar("_T")
 #: Seconds in a quarter hour: every UTC offset is a multiple of it, so every instant of one
 #: quarter hour (from a multiple of 900 POSIX seconds) has the same local date and hour.
 QUARTER_S = 900
+
+
+def local_hour(quarter: int, tz: tzinfo) -> datetime:
+    """The start of the local hour (in ``tz``) that quarter hour number ``quarter`` (POSIX
+    seconds // :data:`QUARTER_S`) lies in."""
+    local = datetime.fromtimestamp(quarter * QUARTER_S, tz)
+    return local.replace(minute=0, second=0, microsecond=0)
 
 
 def per_quarter_hour(

@@ -14,7 +14,7 @@ from collections import Counter
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from carepath._instants import per_quarter_hour, to_iso, zone
+from carepath._instants import local_hour, per_quarter_hour, to_iso, zone
 from carepath.metrics import Metrics, evaluate_goals
 from carepath.report.agents import agent_rows
 from carepath.report.details import details
@@ -191,9 +191,8 @@ def _load_and_staffing(
     playbook: Playbook, m: Metrics, tz: Any
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
     def day_and_hour(k: int) -> tuple[str, float]:  # a quarter hour → its local date and hour
-        local = datetime.fromtimestamp(k * 900, tz)
-        start = local.replace(minute=0, second=0, microsecond=0)
-        return local.date().isoformat(), start.timestamp()
+        start = local_hour(k, tz)
+        return start.date().isoformat(), start.timestamp()
 
     per_day: Counter[str] = Counter()
     per_hour: Counter[float] = Counter()

@@ -14,7 +14,7 @@ from collections import Counter
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from carepath._instants import per_quarter_hour, to_iso, zone
+from carepath._instants import local_hour, per_quarter_hour, to_iso, zone
 from carepath.staffing import agents_needed
 
 if TYPE_CHECKING:
@@ -108,12 +108,8 @@ def _channel_targets(rp: Replay) -> dict[str, float]:
 def _staffing_by_channel(
     playbook: Playbook, rp: Replay, m: Metrics, tz: Any, fallback: float | None
 ) -> list[dict[str, Any]]:
-    def hour_of(k: int) -> float:  # a quarter hour → its local hour's start (offsets are ¼ h)
-        local = datetime.fromtimestamp(k * 900, tz)
-        return local.replace(minute=0, second=0, microsecond=0).timestamp()
-
     opened = rp.opened
-    hour_col = per_quarter_hour([o[0] for o in opened], hour_of, {})
+    hour_col = per_quarter_hour([o[0] for o in opened], lambda k: local_hour(k, tz).timestamp(), {})
     per_hour: dict[str, Counter[float]] = {}
     for (channel, hour), n in Counter(
         zip([o[2].channel for o in opened], hour_col, strict=True)
