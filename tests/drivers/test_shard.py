@@ -109,24 +109,24 @@ def test_any_share_count_gives_the_one_process_result(
     check([playbooks["retail"]], path, workers)
 
 
-def test_the_parent_merges_with_full_collections_deferred(
+def test_the_parent_merges_with_collection_paused(
     tmp_path: Path,
     lines: list[str],
     playbooks: dict[str, Playbook],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The parent unpickles and merges the shares' facts (millions of small objects at a million
-    events) with the batch thresholds, and gives the host's back afterwards."""
+    events, all kept) with automatic collection off, and gives the host's collector back as it
+    was: on with its thresholds, or off."""
     import gc
 
     from carepath.drivers import shard
-    from carepath.engine.batch_gc import BATCH_GC_THRESHOLDS
 
-    seen: list[tuple[int, ...]] = []
+    seen: list[bool] = []
     merge = shard._merge
 
     def watched(*args: Any) -> Replay:
-        seen.append(gc.get_threshold())
+        seen.append(gc.isenabled())
         return merge(*args)
 
     monkeypatch.setattr(shard, "_merge", watched)
@@ -138,10 +138,15 @@ def test_the_parent_merges_with_full_collections_deferred(
         stats: dict[str, Any] = {}
         replay_log_sharded([playbooks["retail"]], path, Collector, workers=2, stats=stats)
         assert gc.get_threshold() == (700, 10, 10)
+        assert gc.isenabled()
+        gc.disable()
+        replay_log_sharded([playbooks["retail"]], path, Collector, workers=2)
+        assert not gc.isenabled()
     finally:
+        gc.enable()
         gc.set_threshold(*host)
     assert stats["workers"] == 2
-    assert seen == [BATCH_GC_THRESHOLDS]
+    assert seen == [False, False]
 
 
 def test_an_id_met_in_two_shares_replays_in_one_process(

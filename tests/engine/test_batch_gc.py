@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from carepath.engine.batch_gc import BATCH_GC_THRESHOLDS, batch_gc
+from carepath.engine.batch_gc import BATCH_GC_THRESHOLDS, batch_gc, paused_gc
 
 
 @pytest.fixture(autouse=True)
@@ -80,3 +80,24 @@ def test_a_host_that_turned_collection_off_is_left_alone() -> None:
     with batch_gc():
         assert gc.get_threshold()[0] == 0
     assert gc.get_threshold()[0] == 0
+
+
+def test_paused_gc_turns_collection_off_and_back_as_it_was() -> None:
+    """Off inside, even with a batch job's thresholds; on again after (also when the block
+    raises), or left off when the host had turned it off."""
+    assert gc.isenabled()
+    with paused_gc():
+        assert not gc.isenabled()
+        with batch_gc():
+            assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), paused_gc():
+        raise RuntimeError
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with paused_gc():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

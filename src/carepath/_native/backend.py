@@ -372,12 +372,13 @@ class _Native:
             return None
         return self._state(out), out[1], out[2]
 
-    def advance_raw(
-        self, state: CaseState, t: float
-    ) -> tuple[CaseState, list[tuple[Any, ...]], list[tuple[Any, ...]]] | None:
-        """:meth:`advance`'s usual case without its ``Step``, to ``t`` (POSIX seconds, whole
-        microseconds: ``_r(now.timestamp())``) for a state of this engine with a wake-up due:
-        as :meth:`handle_raw`; ``None`` otherwise (then :meth:`advance` decides)."""
+    def advance_out(self, state: CaseState, t: float) -> tuple[Any, ...] | None:
+        """:meth:`advance`'s usual case without its ``Step`` nor its state's wrapper, to ``t``
+        (POSIX seconds, whole microseconds: ``_r(now.timestamp())``) for a state of this engine
+        with a wake-up due: the core's output ``(core, actions, signals, …)`` (see :meth:`_step`;
+        :meth:`_state` wraps its state, :func:`raw_outputs` describes the actions and signals);
+        ``None`` otherwise (then :meth:`advance` decides). The end of a replay advances every open
+        case once and reads the new state only when a signal needs its values."""
         if (
             state.__class__ is NativeState
             and state._ctx is self
@@ -387,8 +388,7 @@ class _Native:
         ):
             core = state._core
             if core is not None:
-                out = self.core.advance(core, t)
-                return self._state(out), out[1], out[2]
+                return self.core.advance(core, t)  # type: ignore[no-any-return]
         return None
 
     def _step(self, out: tuple[Any, ...], call: tuple[str, Any, Any]) -> Step:
@@ -732,11 +732,12 @@ def raw_starter(
 
 def raw_advancer(
     engine: Engine,
-) -> Callable[[CaseState, float], tuple[CaseState, list[Any], list[Any]] | None] | None:
+) -> tuple[Callable[[CaseState, float], tuple[Any, ...] | None], Callable[..., CaseState]] | None:
     """A native engine's ``advance`` without its ``Step``, to POSIX seconds
-    (:meth:`_Native.advance_raw`); ``None`` for the reference engine."""
+    (:meth:`_Native.advance_out`), with the wrapper of an output's state (:meth:`_Native._state`);
+    ``None`` for the reference engine."""
     native = getattr(engine.advance, "__self__", None)
-    return native.advance_raw if isinstance(native, _Native) else None
+    return (native.advance_out, native._state) if isinstance(native, _Native) else None
 
 
 def raw_outputs(

@@ -606,7 +606,7 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
     # a native engine's usual step without its Step object (an allocator reads the actions)
     fast = raw_handler(engine) if not roster else None
     fast_start = raw_starter(engine) if not roster else None
-    fast_advance = raw_advancer(engine)
+    native_advance = raw_advancer(engine)
     if roster:
         from carepath.drivers.allocate import ReplayAllocator
 
@@ -718,11 +718,20 @@ def _replayer(  # noqa: C901 - the replay loop is one closure so its hot path re
                 if not st.ended and st.next_wakeup_s is not None and st.next_wakeup_s < stop:
                     if first is not None:
                         keys.now = _FINISHING + first[cid]  # type: ignore[union-attr]
-                    raw = None if fast_advance is None else fast_advance(st, end_s)
-                    if raw is None:
+                    got = None if native_advance is None else native_advance[0](st, end_s)
+                    if got is None:
                         absorb(advance(st, end), cid)
-                    else:
-                        absorb_raw(raw[0], raw[1], raw[2], cid)
+                    elif keep_states:
+                        absorb_raw(native_advance[1](got), got[1], got[2], cid)  # type: ignore[index]
+                    else:  # counted, not kept: the new state is wrapped only for a signal's values
+                        if got[2]:
+                            take_raw(got[2], native_advance[1](got), cid)  # type: ignore[index]
+                        for a in got[1]:
+                            actions[a[1]] += 1
+                        if keys is not None:  # as absorb_raw notes a case it does not hold
+                            keys.first[cid] = keys.now
+                        items[i] = None
+                        continue
                     if not keep_states:
                         del states[cid]
                 items[i] = None  # the state goes as soon as it is done with

@@ -57,6 +57,7 @@ from carepath.drivers.replay import (
     replay_log,
 )
 from carepath.drivers.whatif import changed_targets, consistent, rest_part
+from carepath.engine.batch_gc import paused_gc
 from carepath.events import Event, Line, event_from_line
 
 if TYPE_CHECKING:
@@ -123,14 +124,16 @@ def replay_log_sharded(
     watch = changed_targets(*playbooks) if incremental and len(playbooks) == 2 else None
     if shardable(playbooks, source) and (n > 1 or watch is not None):
         try:
-            # the parent unpickles and merges millions of small objects: with the default
-            # thresholds, full collections over them took three quarters of that time
-            with batch_gc():
-                if n > 1:
+            if n > 1:
+                # the parent unpickles and merges millions of small objects, all kept: with
+                # the default thresholds, full collections over them took three quarters of
+                # that time, and any collection finds nothing to free
+                with paused_gc():
                     replays, bad, rss = replay_sharded(
                         playbooks, source, sink, n, progress, watch=watch
                     )
-                else:  # the what-if's shortcut, in this process
+            else:  # the what-if's shortcut, in this process
+                with batch_gc():
                     replays, bad, rss = _replay_here(playbooks, source, sink, watch, progress)
         except ShardFailed:
             pass
@@ -388,14 +391,19 @@ class _Share:
         if hook is not None:
             hook(reader.bytes_read, reader.number)
 
-    def run(self, send: Callable[[Any], None], receive: Callable[[], Any]) -> None:
+    def run(self, send: Callable[[Any], None], receive: Callable[[], Any]) -> list[Any]:
         """Replay the share; say the last instant; hear the log's; send the results: per
-        playbook, the exported parts that make its replay of the share."""
+        playbook, the exported parts that make its replay of the share. Returns what the replay
+        no longer needs: the cases' states and the ids met, not freed here (a worker ends by
+        ``os._exit`` while holding them: freeing half a million objects one by one is a
+        fifth of a worker's end, and the exit gives the memory back at once)."""
+        spent: list[Any] = []
         with batch_gc():
             bad: list[BadEvent] = []
             reached: set[str] | None = None
             if self.watch is None:
-                keys, sinks, finishes, _ = self._pass(self.playbooks, bad)
+                keys, sinks, finishes, live = self._pass(self.playbooks, bad)
+                spent += [list(rp.states.values()) for rp in live]  # finish lets them go
                 last = max((k.last for k in keys if k.last is not None), default=None)
                 send(("last", last))
                 until = receive()
@@ -405,8 +413,9 @@ class _Share:
                     [_export(rp, k, sink)] for rp, k, sink in zip(replays, keys, sinks, strict=True)
                 ]
             else:
-                out, reached = self._what_if(bad, send, receive)
+                out, reached = self._what_if(bad, send, receive, spent)
             every = [p["keys"] for parts in out for p in parts]
+            spent += [(k.first, k.seen) for k in every]
             for k in every:  # the merge reads the facts' keys, not where each case began
                 k.first = {}
             free_pages()()
@@ -414,8 +423,8 @@ class _Share:
             # ids are distinct, so are their hashes but once in 10^7 logs (then the parent
             # replays in one process, as for an id two shares met). Not sorted: the parent
             # looks each share's up in a set of the others'.
-            met = set().union(*(k.seen for k in every))
-            ids = array("q", map(hash, met))
+            met = every[0].seen if len(every) == 1 else set().union(*(k.seen for k in every))
+            ids = array("q", list(map(hash, met)))
             del met
             for k in every:
                 k.seen = set()
@@ -423,9 +432,14 @@ class _Share:
 
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         send(("done", out, bad, rss, ids, reached))
+        return spent
 
     def _what_if(
-        self, bad: list[BadEvent], send: Callable[[Any], None], receive: Callable[[], Any]
+        self,
+        bad: list[BadEvent],
+        send: Callable[[Any], None],
+        receive: Callable[[], Any],
+        spent: list[Any],
     ) -> tuple[list[list[dict[str, Any]]], set[str] | None]:
         """:meth:`run` for the what-if of a change of targets (:mod:`carepath.drivers.whatif`):
         the first playbook replays the share and notes the cases the change can reach; both
@@ -434,9 +448,10 @@ class _Share:
         to be replayed alike by both playbooks outside those cases
         (:func:`~carepath.drivers.whatif.consistent`), or it is replayed whole under the
         second. With the parts, the keys of the cases the second playbook replayed (None:
-        all)."""
+        all). The replays' states go into ``spent``."""
         first, second = self.playbooks
         (ka,), (sa,), (fa,), (ra,) = self._pass([first], bad, watch=self.watch)
+        spent.append(list(ra.states.values()))
         reached = set(ra.reached or ())  # the cases reached by the events (the end adds more)
         groups = []
         # replaying the reached cases under both playbooks costs two replays of them: past
@@ -444,12 +459,14 @@ class _Share:
         whole = len(reached) > REACHED_AT_MOST * len(ra.states)
         if reached and not whole:
             group = self._pass([first, second], [], only=reached, quiet=True)
+            spent += [list(rp.states.values()) for rp in group[3]]
             kk = group[0]
             whole = not consistent(ka, kk[0], kk[1], reached)
             if not whole:
                 groups.append(group)
         if whole:
-            (kb,), (sb,), (fb,), _ = self._pass([second], [], quiet=True)
+            (kb,), (sb,), (fb,), (rb,) = self._pass([second], [], quiet=True)
+            spent.append(list(rb.states.values()))
             lasts = [k.last for k in (ka, kb) if k.last is not None]
             send(("last", max(lasts, default=None)))
             until = receive()
@@ -461,6 +478,7 @@ class _Share:
         later = (ra.reached or set()) - reached  # reached only as the end advanced them
         if later:
             group = self._pass([first, second], [], only=later, quiet=True)
+            spent += [list(rp.states.values()) for rp in group[3]]
             if not consistent(ka, group[0][0], group[0][1], later):  # one process decides
                 raise _Elsewhere("an id met again in the cases the end reached and others")
             groups.append(group)
@@ -563,8 +581,10 @@ def _export(rp: Replay, keys: Keys, sink: FactSink | None) -> dict[str, Any]:
 
 def _work(share: _Share, conn: Any) -> None:
     """A worker's body: any failure is sent as such (the parent then replays in one process)."""
+    held: list[Any] = []  # until the exit, never freed one by one (see _Share.run)
     try:
-        share.run(conn.send, conn.recv)
+        with paused_gc():  # a worker's replay keeps its objects, or frees them by count
+            held.append(share.run(conn.send, conn.recv))
     except BaseException as exc:  # reported to the parent, which decides
         with contextlib.suppress(Exception):  # else the parent sees the pipe close
             conn.send(("failed", f"{type(exc).__name__}: {exc}"))
