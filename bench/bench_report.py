@@ -1,7 +1,7 @@
 """Benchmark: ``carepath report`` over a generated event log (default 1,000,000 events).
 
     .venv/bin/python bench/bench_report.py [--events N] [--against REV] [--workers N] [--phases]
-                                           [--timeline]
+                                           [--timeline] [--sharded]
 
 The log (``retail``: examples/vn-retail-support.yaml, with the Tết peak) is generated once and
 cached under ``artifacts/``. Prints one row per way of making the report, each as
@@ -15,6 +15,8 @@ cached under ``artifacts/``. Prints one row per way of making the report, each a
 * ``what-if whole`` the same what-if with both replays of every case (``incremental=False``);
 * with ``--against REV``, the same ``report`` and ``what-if`` rows of git revision ``REV``, its
   package extracted with ``git archive`` and imported in this process under another name.
+
+``--sharded`` keeps only the rows over workers (``report`` and ``what-if``, and ``REV``'s).
 
 Each row runs in a child forked from this one process (the same code, data and moment), so its
 peak memory is its own: ``CPU`` is the user + system seconds of the child and of its workers,
@@ -369,6 +371,9 @@ def main() -> int:
     ap.add_argument("--against", metavar="REV", help="also run git revision REV, in this process")
     ap.add_argument("--workers", type=int, default=None, help="processes for the report row")
     ap.add_argument("--repeat", type=int, default=1, help="runs of every row (best kept)")
+    ap.add_argument(
+        "--sharded", action="store_true", help="only the rows over workers (no 1 process, no whole)"
+    )
     ap.add_argument("--phases", action="store_true", help="the CPU time of each phase (1 process)")
     ap.add_argument(
         "--profile", action="store_true", help="with --phases: the 25 costliest functions"
@@ -416,6 +421,8 @@ def main() -> int:
         (f"what-if, {workers} workers", now([pb, other], workers)),
         (f"what-if whole, {workers} workers", now([pb, other], workers, whole=True)),
     ]
+    if args.sharded:
+        rows = [rows[0], rows[2]]
     if args.against:
         rows += against_rows(args.against, tmp, cache, workers)
     print(f"{args.events:,} events ({cache.name}); {len(rows)} rows, best of {args.repeat}")

@@ -1,9 +1,10 @@
 //! Sorting the lines of a JSONL event log into the report's worker shares, without decoding them
 //! (`carepath.drivers.shard`): each worker reads the whole log and keeps the lines of its share.
 //! A line's share is `crc32(case) % workers` when its bytes show its `case` plainly, as
-//! `carepath.drivers.shard._case_in_bytes` reads it; a line that does not show it (nor a line
-//! without a case, whose share the decoded event decides) is kept by every worker, which decodes
-//! it to know.
+//! `carepath.drivers.shard._case_in_bytes` reads it. A line without a case goes by its type and
+//! id (`carepath.drivers.shard.share_of`) when its bytes show both plainly and the caller says
+//! which types stay together; a line whose bytes do not place it is kept by every worker, which
+//! decodes it to know.
 
 use std::collections::HashSet;
 use std::sync::LazyLock;
@@ -13,9 +14,13 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
 const CASE_KEY: &[u8] = b"\"case\"";
-/// The searcher of [`CASE_KEY`], built once (memchr's vectorised substring search: every worker
+const ID_KEY: &[u8] = b"\"id\"";
+const TYPE_KEY: &[u8] = b"\"type\"";
+/// The searchers of the keys, built once (memchr's vectorised substring search: every worker
 /// scans every line of the log).
 static CASE_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(CASE_KEY));
+static ID_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(ID_KEY));
+static TYPE_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(TYPE_KEY));
 
 /// What a line's bytes say about its case: `None` when they do not show it plainly (decode to
 /// know); `Some(None)` for no `"case"` at all, or one `"case"` key whose value is `null`;
@@ -23,10 +28,21 @@ static CASE_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(CAS
 /// reading of a case as `_case_in_bytes` (and its regular expression
 /// `"case"[ \t]*:[ \t]*"([^"\\]*)"`), which leaves every line without one to be decoded.
 pub fn case_in_bytes(line: &[u8]) -> Option<Option<&[u8]>> {
+    plain_value(line, &CASE_FINDER, CASE_KEY.len())
+}
+
+/// [`case_in_bytes`] for any key (`finder` searches it quoted, `key_len` bytes): `None` when the
+/// bytes do not show its value plainly, `Some(None)` when the key is absent or `null`,
+/// `Some(Some(bytes))` for one such key whose value is a string without escapes.
+fn plain_value<'a>(
+    line: &'a [u8],
+    finder: &Finder<'_>,
+    key_len: usize,
+) -> Option<Option<&'a [u8]>> {
     let mut found = None;
     let mut count = 0;
     let mut from = 0;
-    while let Some(i) = CASE_FINDER.find(&line[from..]) {
+    while let Some(i) = finder.find(&line[from..]) {
         count += 1;
         if count > 1 {
             return None;
@@ -37,7 +53,7 @@ pub fn case_in_bytes(line: &[u8]) -> Option<Option<&[u8]>> {
     let Some(at) = found else {
         return Some(None);
     };
-    let rest = &line[at + CASE_KEY.len()..];
+    let rest = &line[at + key_len..];
     let rest = skip_blanks(rest);
     let rest = rest.strip_prefix(b":")?;
     let rest = skip_blanks(rest);
@@ -65,17 +81,43 @@ pub fn share_of_line(line: &[u8], workers: u32) -> Option<u32> {
     Some(crc32fast::hash(case) % workers)
 }
 
+/// The share of a line without a case, from its bytes: the first when its `type` (shown plainly)
+/// is one of `together`, else `crc32(id) % workers` when its `id` is shown plainly; `None` when
+/// the bytes do not tell (decode to know). As `carepath.drivers.shard.share_of` places the
+/// decoded event: a plain string's bytes are its UTF-8 text.
+pub fn caseless_share(line: &[u8], workers: u32, together: &HashSet<Vec<u8>>) -> Option<u32> {
+    let kind = plain_value(line, &TYPE_FINDER, TYPE_KEY.len())??;
+    if together.contains(kind) {
+        return Some(0);
+    }
+    let id = plain_value(line, &ID_FINDER, ID_KEY.len())??;
+    Some(crc32fast::hash(id) % workers)
+}
+
 /// Whether worker `me` of `workers` reads `line`: `Some(shown)` when it does (`shown`: its bytes
-/// showed its case), `None` when the bytes show another share's case, or (with `only`) a case
-/// outside `only`, or no case (the what-if's reached cases all have one).
-pub fn kept(line: &[u8], me: u32, workers: u32, only: Option<&HashSet<Vec<u8>>>) -> Option<bool> {
-    let unwanted =
-        only.is_some_and(|set| !matches!(case_in_bytes(line), Some(Some(b)) if set.contains(b)));
-    if unwanted && case_in_bytes(line).is_some() {
+/// placed it in this share), `None` when the bytes place it in another share, or (with `only`)
+/// show a case outside `only`, or no case (the what-if's reached cases all have one).
+/// `together` (the types whose lines without a case stay in the first share): given, a line
+/// without a case is placed by its type and id ([`caseless_share`]); not given, it is decoded.
+pub fn kept(
+    line: &[u8],
+    me: u32,
+    workers: u32,
+    only: Option<&HashSet<Vec<u8>>>,
+    together: Option<&HashSet<Vec<u8>>>,
+) -> Option<bool> {
+    let case = case_in_bytes(line);
+    let unwanted = only.is_some_and(|set| !matches!(case, Some(Some(b)) if set.contains(b)));
+    if unwanted && case.is_some() {
         return None; // another case, or none: not a reached case's line
     }
-    let Some(share) = share_of_line(line, workers) else {
-        return Some(false);
+    let share = match case {
+        None => return Some(false),
+        Some(Some(case)) => crc32fast::hash(case) % workers,
+        Some(None) => match together.and_then(|t| caseless_share(line, workers, t)) {
+            Some(share) => share,
+            None => return Some(false),
+        },
     };
     (share == me).then_some(true)
 }
@@ -88,8 +130,9 @@ pub fn kept(line: &[u8], me: u32, workers: u32, only: Option<&HashSet<Vec<u8>>>)
 /// newline (the caller reads that one as the general reader does) and at the last newline.
 /// `only` (a set of case keys as UTF-8 bytes): a line whose bytes show a case outside it, or
 /// no case, is not this worker's either (the what-if reads the reached cases' lines again).
+/// `together`: see [`kept`].
 #[pyfunction]
-#[pyo3(name = "_share_lines", signature = (block, me, workers, limit, only=None))]
+#[pyo3(name = "_share_lines", signature = (block, me, workers, limit, only=None, together=None))]
 pub fn share_lines<'py>(
     py: Python<'py>,
     block: &[u8],
@@ -97,6 +140,7 @@ pub fn share_lines<'py>(
     workers: u32,
     limit: usize,
     only: Option<HashSet<Vec<u8>>>,
+    together: Option<HashSet<Vec<u8>>>,
 ) -> PyResult<(Bound<'py, PyList>, usize, usize)> {
     let out = PyList::empty(py);
     if workers == 0 {
@@ -112,7 +156,7 @@ pub fn share_lines<'py>(
         if nl > limit {
             break;
         }
-        if let Some(shown) = kept(line, me, workers, only.as_ref()) {
+        if let Some(shown) = kept(line, me, workers, only.as_ref(), together.as_ref()) {
             out.append((index, shown, PyBytes::new(py, line)))?;
         }
         start += nl + 1;
@@ -133,16 +177,22 @@ mod tests {
     #[test]
     fn only_the_cases_asked_for_are_kept() {
         let only: HashSet<Vec<u8>> = [b"a".to_vec()].into_iter().collect();
-        let keep = |line: &str| kept(line.as_bytes(), 0, 1, Some(&only));
+        let keep = |line: &str| kept(line.as_bytes(), 0, 1, Some(&only), None);
         assert_eq!(keep(r#"{"case":"a"}"#), Some(true));
         assert_eq!(keep(r#"{"case":"b"}"#), None);
         assert_eq!(keep(r#"{"id":"x"}"#), None); // no case: no reached case's line
         assert_eq!(keep(r#"{"id":"x","case":null}"#), None);
-        assert_eq!(kept(br#"{"id":"x","case":null}"#, 0, 2, None), Some(false)); // decoded
+        assert_eq!(
+            kept(br#"{"id":"x","case":null}"#, 0, 2, None, None),
+            Some(false)
+        ); // decoded
         assert_eq!(keep(r#"{"case":"\u0061"}"#), Some(false)); // decoded to know
-        assert_eq!(kept(br#"{"case":"b"}"#, 0, 1, None), Some(true));
+        assert_eq!(kept(br#"{"case":"b"}"#, 0, 1, None, None), Some(true));
         let share = crc32fast::hash(b"a") % 2;
-        assert_eq!(kept(br#"{"case":"a"}"#, 1 - share, 2, Some(&only)), None);
+        assert_eq!(
+            kept(br#"{"case":"a"}"#, 1 - share, 2, Some(&only), None),
+            None
+        );
     }
 
     #[test]
@@ -180,5 +230,42 @@ mod tests {
         );
         assert_eq!(share_of_line(br#"{"id":"x"}"#, 3), None); // no case: decoded to know
         assert_eq!(share_of_line(br#"{"case":1}"#, 3), None);
+    }
+
+    #[test]
+    fn a_line_without_a_case_goes_by_its_type_and_id_when_plain() {
+        let together: HashSet<Vec<u8>> = [b"agent.replied".to_vec()].into_iter().collect();
+        let place = |s: &str| caseless_share(s.as_bytes(), 2, &together);
+        // zlib.crc32(b"g-1") % 2, as Python's zlib computes it
+        let by_id = crc32fast::hash(b"g-1") % 2;
+        assert_eq!(
+            place(r#"{"id":"g-1","type":"order.placed","case":null}"#),
+            Some(by_id)
+        );
+        assert_eq!(place(r#"{"id":"g-1","type":"agent.replied"}"#), Some(0));
+        // the type stays together whatever the id shows
+        assert_eq!(
+            place(r#"{"id":"g\u002d1","type":"agent.replied"}"#),
+            Some(0)
+        );
+        assert_eq!(place(r#"{"id":"g\u002d1","type":"order.placed"}"#), None);
+        assert_eq!(place(r#"{"id":"g-1","type":"order\u002eplaced"}"#), None);
+        assert_eq!(
+            place(r#"{"id":"g-1","type":"order.placed","data":{"id":"x"}}"#),
+            None
+        );
+        assert_eq!(
+            place(r#"{"id":"g-1","type":"order.placed","data":{"type":"x"}}"#),
+            None
+        );
+        assert_eq!(place(r#"{"id":1,"type":"order.placed"}"#), None);
+        assert_eq!(place(r#"{"type":"order.placed"}"#), None);
+        assert_eq!(place(r#"{"id":"id","type":"order.placed"}"#), None); // two "id": decoded
+        let line = br#"{"id":"g-1","type":"order.placed","case":null}"#;
+        assert_eq!(kept(line, by_id, 2, None, Some(&together)), Some(true));
+        assert_eq!(kept(line, 1 - by_id, 2, None, Some(&together)), None);
+        assert_eq!(kept(line, 1 - by_id, 2, None, None), Some(false)); // decoded
+        assert_eq!(kept(line, by_id, 2, Some(&together), Some(&together)), None);
+        // only: no case
     }
 }

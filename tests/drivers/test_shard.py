@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 from array import array
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,8 @@ from carepath.compile.ir import Playbook
 from carepath.drivers import shard
 from carepath.drivers.generate import generate, write_jsonl
 from carepath.drivers.replay import Replay, replay_log
-from carepath.drivers.shard import _case_in_bytes, replay_log_sharded, shard_of
+from carepath.drivers.shard import _case_in_bytes, replay_log_sharded, shard_of, share_of
+from carepath.events import Event
 from carepath.metrics import Collector
 from carepath.report import build_report, render
 from strategies import disturbed_logs, retail_lines
@@ -240,16 +241,29 @@ def test_cli_workers(tmp_path: Path, lines: list[str], capsys: pytest.CaptureFix
     assert "--workers: expected a whole number of processes" in capsys.readouterr().err
 
 
+#: Lines without a case (``AT``: an instant; ``ID``: a number that makes the id unique).
+_CASELESS = {
+    "caseless bad": b'{"id":"o-ID","type":"order.placed","case":null,"at":"yesterday"}',
+    "caseless escaped": b'{"id":"o\\u002dID","type":"order.placed","at":"AT","data":{}}',
+    "caseless id in data": b'{"id":"o-ID","type":"order.placed","at":"AT","data":{"id":"x"}}',
+    "caseless reply": b'{"id":"r-ID","type":"agent.replied","at":"AT","case":null}',
+    "caseless order": b'{"id":"o-ID","type":"order.placed","at":"AT","case":null,"data":{}}',
+}
+
+
 @st.composite
 def raw_logs(draw: Any, lines: list[str]) -> bytes:
     """The generated log cut short, as bytes, with some of what the core's block sorting leaves
     to the line reader or must read as it does: a byte-order mark, CRLF ends, blank and comment
     lines, a line longer than the limit, a line that is not UTF-8 (with a case its text shows),
-    no newline after the last line."""
+    no newline after the last line; and lines without a case that the core places by their
+    bytes or leaves to be decoded: a bad one whose type and id it reads, an escaped id, an id
+    in the data too, a reply that stays in the first share."""
     rnd = random.Random(draw(st.integers(0, 2**32)))
     out = [line.encode() for line in lines[: draw(st.integers(20, 400))]]
+    kinds = ["crlf", "blank", "comment", "long", "latin1", "bad", *_CASELESS]
     for _ in range(draw(st.integers(0, 4))):
-        kind = draw(st.sampled_from(["crlf", "blank", "comment", "long", "latin1", "bad"]))
+        kind = draw(st.sampled_from(kinds))
         i = rnd.randrange(len(out))
         if kind == "crlf":
             out[i] += b"\r"
@@ -261,8 +275,11 @@ def raw_logs(draw: Any, lines: list[str]) -> bytes:
             out.insert(i, b'{"id":"L","case":"T-1","data":"' + b"x" * (300 * 1024) + b'"}')
         elif kind == "latin1":
             out.insert(i, b'{"id":"N","type":"note","case":"T-0000002","data":{"n":"\xe9"}}')
-        else:
+        elif kind == "bad":
             out.insert(i, b'{"id":"B","type":"","case":"T-0000003"}')
+        else:  # at the instant of the line it goes before: in order
+            at = json.loads(out[i])["at"].encode() if out[i].startswith(b"{") else b"bad"
+            out.insert(i, _CASELESS[kind].replace(b"AT", at).replace(b"ID", b"%d" % i))
     text = b"\n".join(out) + (b"\n" if draw(st.booleans()) else b"")
     return (b"\xef\xbb\xbf" if draw(st.booleans()) else b"") + text
 
@@ -317,6 +334,47 @@ def test_the_core_sorts_lines_as_the_text_reading_does() -> None:
                 if share is None or share == me:
                     want.append((i, plain, t + b"\n"))
             assert kept == want
+
+
+def test_the_core_places_a_line_without_a_case_by_its_type_and_id() -> None:
+    """Given the types that stay together, ``_share_lines`` places a line without a case as
+    :func:`share_of` places its event, when its bytes show its type and id plainly; every worker
+    keeps one whose bytes do not, to decode it."""
+    core = pytest.importorskip("carepath_core")
+    together = {b"agent.replied"}
+    plain = [
+        b'{"id":"o-1","type":"order.placed","case":null}',
+        b'{"id":"o-2","type":"order.placed"}',
+        b'{"id":"r-1","type":"agent.replied"}',
+        b'{"type":"agent.replied","id":"r\\u002d2"}',
+    ]
+    unplaced = [
+        b'{"id":"o\\u002d3","type":"order.placed"}',
+        b'{"id":"o-4","type":"order.placed","data":{"id":"x"}}',
+        b'{"id":"o-5","type":"order\\u002eplaced"}',
+        b'{"id":5,"type":"order.placed"}',
+    ]
+    texts = plain + unplaced
+    block = b"".join(t + b"\n" for t in texts)
+    for workers in (2, 3):
+        for me in range(workers):
+            kept, _, _ = core._share_lines(block, me, workers, 1000, None, together)
+            placed = [i for i, t in enumerate(plain) if _placed(t, workers) == me]
+            assert kept == [(i, True, texts[i] + b"\n") for i in placed] + [
+                (i, False, texts[i] + b"\n") for i in range(len(plain), len(texts))
+            ]
+            # without the types that stay together, every line without a case is decoded
+            kept, _, _ = core._share_lines(block, me, workers, 1000)
+            assert [k[0] for k in kept] == list(range(len(texts)))
+
+
+def _placed(text: bytes, workers: int) -> int:
+    e = json.loads(text)
+    return share_of(
+        Event(id=e["id"], type=e["type"], at=datetime(2027, 1, 1, tzinfo=UTC)),
+        workers,
+        frozenset({"agent.replied"}),
+    )
 
 
 def _shares(pbs: list[Playbook], path: Path, workers: int) -> list[list[Any]]:

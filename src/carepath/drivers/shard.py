@@ -220,7 +220,7 @@ BLOCK_BYTES = 1 << 20
 def _block_sorter() -> Callable[..., tuple[list[Any], int, int]] | None:
     """The core's sorting of whole lines into shares (``carepath_core._share_lines``; None when
     the core is not installed: the :class:`LineReader` reads every line): ``(block, me, workers,
-    limit[, only])``."""
+    limit[, only[, together]])``."""
     try:
         from carepath_core import _share_lines
     except ImportError:
@@ -346,7 +346,10 @@ class _Share:
         line; a line it does not take (longer than the limit, the last one without a newline, a
         log that starts with a byte-order mark) and everything after it is read by the
         :class:`LineReader`, line by line, as without the core. ``wanted`` (case keys as UTF-8
-        bytes): the core also leaves out the lines whose bytes show another case, or none."""
+        bytes): the core also leaves out the lines whose bytes show another case, or none. A
+        line without a case whose bytes show its type and id plainly is placed by them, as
+        :func:`share_of` places its event (``shown``); one that does not show them is decoded
+        by every worker."""
         hook = None if quiet else self._hook()
         reader = LineReader(stream, skip=elsewhere)
         sort = _block_sorter()
@@ -355,6 +358,12 @@ class _Share:
             stream.seek(0)
         if sort is not None and not bom:
             me, workers, limit = self.me, self.workers, reader.limit
+            # a line without a case is placed by its type and id when its bytes show them
+            together = (
+                None
+                if self.together is None
+                else {t.encode("utf-8", "surrogatepass") for t in self.together}
+            )
             whole = reader.whole
             carry = b""
             consumed = 0
@@ -362,11 +371,7 @@ class _Share:
             while True:
                 data = stream.read(BLOCK_BYTES)
                 block = carry + data if carry else data
-                lines, count, used = (
-                    sort(block, me, workers, limit)
-                    if wanted is None
-                    else sort(block, me, workers, limit, wanted)
-                )
+                lines, count, used = sort(block, me, workers, limit, wanted, together)
                 base = reader.number
                 for index, shown, raw in lines:
                     reader.number = base + index + 1
@@ -391,19 +396,14 @@ class _Share:
         if hook is not None:
             hook(reader.bytes_read, reader.number)
 
-    def run(self, send: Callable[[Any], None], receive: Callable[[], Any]) -> list[Any]:
+    def run(self, send: Callable[[Any], None], receive: Callable[[], Any]) -> None:
         """Replay the share; say the last instant; hear the log's; send the results: per
-        playbook, the exported parts that make its replay of the share. Returns what the replay
-        no longer needs: the cases' states and the ids met, not freed here (a worker ends by
-        ``os._exit`` while holding them: freeing half a million objects one by one is a
-        fifth of a worker's end, and the exit gives the memory back at once)."""
-        spent: list[Any] = []
+        playbook, the exported parts that make its replay of the share."""
         with batch_gc():
             bad: list[BadEvent] = []
             reached: set[str] | None = None
             if self.watch is None:
-                keys, sinks, finishes, live = self._pass(self.playbooks, bad)
-                spent += [list(rp.states.values()) for rp in live]  # finish lets them go
+                keys, sinks, finishes, _ = self._pass(self.playbooks, bad)
                 last = max((k.last for k in keys if k.last is not None), default=None)
                 send(("last", last))
                 until = receive()
@@ -413,9 +413,8 @@ class _Share:
                     [_export(rp, k, sink)] for rp, k, sink in zip(replays, keys, sinks, strict=True)
                 ]
             else:
-                out, reached = self._what_if(bad, send, receive, spent)
+                out, reached = self._what_if(bad, send, receive)
             every = [p["keys"] for parts in out for p in parts]
-            spent += [(k.first, k.seen) for k in every]
             for k in every:  # the merge reads the facts' keys, not where each case began
                 k.first = {}
             free_pages()()
@@ -432,14 +431,9 @@ class _Share:
 
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         send(("done", out, bad, rss, ids, reached))
-        return spent
 
     def _what_if(
-        self,
-        bad: list[BadEvent],
-        send: Callable[[Any], None],
-        receive: Callable[[], Any],
-        spent: list[Any],
+        self, bad: list[BadEvent], send: Callable[[Any], None], receive: Callable[[], Any]
     ) -> tuple[list[list[dict[str, Any]]], set[str] | None]:
         """:meth:`run` for the what-if of a change of targets (:mod:`carepath.drivers.whatif`):
         the first playbook replays the share and notes the cases the change can reach; both
@@ -448,10 +442,9 @@ class _Share:
         to be replayed alike by both playbooks outside those cases
         (:func:`~carepath.drivers.whatif.consistent`), or it is replayed whole under the
         second. With the parts, the keys of the cases the second playbook replayed (None:
-        all). The replays' states go into ``spent``."""
+        all)."""
         first, second = self.playbooks
         (ka,), (sa,), (fa,), (ra,) = self._pass([first], bad, watch=self.watch)
-        spent.append(list(ra.states.values()))
         reached = set(ra.reached or ())  # the cases reached by the events (the end adds more)
         groups = []
         # replaying the reached cases under both playbooks costs two replays of them: past
@@ -459,14 +452,12 @@ class _Share:
         whole = len(reached) > REACHED_AT_MOST * len(ra.states)
         if reached and not whole:
             group = self._pass([first, second], [], only=reached, quiet=True)
-            spent += [list(rp.states.values()) for rp in group[3]]
             kk = group[0]
             whole = not consistent(ka, kk[0], kk[1], reached)
             if not whole:
                 groups.append(group)
         if whole:
-            (kb,), (sb,), (fb,), (rb,) = self._pass([second], [], quiet=True)
-            spent.append(list(rb.states.values()))
+            (kb,), (sb,), (fb,), _ = self._pass([second], [], quiet=True)
             lasts = [k.last for k in (ka, kb) if k.last is not None]
             send(("last", max(lasts, default=None)))
             until = receive()
@@ -478,7 +469,6 @@ class _Share:
         later = (ra.reached or set()) - reached  # reached only as the end advanced them
         if later:
             group = self._pass([first, second], [], only=later, quiet=True)
-            spent += [list(rp.states.values()) for rp in group[3]]
             if not consistent(ka, group[0][0], group[0][1], later):  # one process decides
                 raise _Elsewhere("an id met again in the cases the end reached and others")
             groups.append(group)
@@ -581,10 +571,9 @@ def _export(rp: Replay, keys: Keys, sink: FactSink | None) -> dict[str, Any]:
 
 def _work(share: _Share, conn: Any) -> None:
     """A worker's body: any failure is sent as such (the parent then replays in one process)."""
-    held: list[Any] = []  # until the exit, never freed one by one (see _Share.run)
     try:
         with paused_gc():  # a worker's replay keeps its objects, or frees them by count
-            held.append(share.run(conn.send, conn.recv))
+            share.run(conn.send, conn.recv)
     except BaseException as exc:  # reported to the parent, which decides
         with contextlib.suppress(Exception):  # else the parent sees the pipe close
             conn.send(("failed", f"{type(exc).__name__}: {exc}"))
