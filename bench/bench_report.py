@@ -458,7 +458,7 @@ def main() -> int:
     ]
     if args.against:
         pairs.append((rows[-2][0], rows[-1][0]))
-    for rep, whatif in pairs:
+    for rep, whatif in (p for p in pairs if p[1] in results):  # --sharded: no whole what-if
         r, wi = results[rep], results[whatif]
         print(f"{whatif} ÷ {rep}: wall {wi[1] / r[1]:.2f}, CPU {wi[0] / r[0]:.2f}")
     return 0
