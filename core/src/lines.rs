@@ -16,11 +16,14 @@ use pyo3::types::{PyBytes, PyList};
 const CASE_KEY: &[u8] = b"\"case\"";
 const ID_KEY: &[u8] = b"\"id\"";
 const TYPE_KEY: &[u8] = b"\"type\"";
+const AT_KEY: &[u8] = b"\"at\"";
 /// The searchers of the keys, built once (memchr's vectorised substring search: every worker
 /// scans every line of the log).
 static CASE_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(CASE_KEY));
 static ID_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(ID_KEY));
 static TYPE_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(TYPE_KEY));
+static AT_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(AT_KEY));
+static ESCAPE_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\\u"));
 
 /// What a line's bytes say about its case: `None` when they do not show it plainly (decode to
 /// know); `Some(None)` for no `"case"` at all, or one `"case"` key whose value is `null`;
@@ -122,6 +125,88 @@ pub fn kept(
     (share == me).then_some(true)
 }
 
+/// The instant of a line, in POSIX seconds as `carepath.events` computes an event's `_ts`
+/// (`round(datetime.fromisoformat(at).timestamp() * 1e6) / 1e6`), when the line is plain
+/// enough for the decoder to skip its byte checks and the core to read its `at`: at most
+/// `max_bytes` bytes, at most `max_depth` opening brackets, no `\u` escape, and one `"at"` key
+/// whose value is a string `YYYY-MM-DDTHH:MM:SS[.f{1,6}](Z|±HH:MM)` of a valid date and time
+/// within 2^53 microseconds of 1970 (years 1685 to 2255).
+/// `None` otherwise: the decoder checks and reads the line itself.
+pub fn plain_instant(line: &[u8], max_bytes: usize, max_depth: usize) -> Option<f64> {
+    if line.len() > max_bytes || ESCAPE_FINDER.find(line).is_some() {
+        return None;
+    }
+    if memchr::memchr2_iter(b'{', b'[', line).count() > max_depth {
+        return None;
+    }
+    let at = plain_value(line, &AT_FINDER, AT_KEY.len())??;
+    let us = iso_micros(at)?;
+    // as Python: the microseconds over 10^6, times 10^6, rounded half to even, over 10^6. Python
+    // divides the exact integers (one rounding); so does a double below 2^53 (years 1685 to
+    // 2255); beyond, the decoder computes it
+    if us.unsigned_abs() >= 1 << 53 {
+        return None;
+    }
+    #[allow(clippy::cast_precision_loss)] // |us| < 2^53: exact
+    let seconds = us as f64 / 1e6;
+    Some((seconds * 1e6).round_ties_even() / 1e6)
+}
+
+/// POSIX microseconds of `YYYY-MM-DDTHH:MM:SS[.f{1,6}](Z|±HH:MM)`, as `datetime.fromisoformat`
+/// reads it (a shorter fraction is padded with zeros; the offset is below 24 hours); `None`
+/// for any other text or an invalid date or time.
+fn iso_micros(t: &[u8]) -> Option<i64> {
+    fn num(b: &[u8]) -> Option<i64> {
+        b.iter().try_fold(0i64, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0'))
+        })
+    }
+    if t.len() < 20
+        || t[4] != b'-'
+        || t[7] != b'-'
+        || t[10] != b'T'
+        || t[13] != b':'
+        || t[16] != b':'
+    {
+        return None;
+    }
+    let (year, month, day) = (num(&t[0..4])?, num(&t[5..7])?, num(&t[8..10])?);
+    let (hour, minute, second) = (num(&t[11..13])?, num(&t[14..16])?, num(&t[17..19])?);
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let ordinal = crate::value::ymd_to_ordinal(year, month, day)?;
+    let mut rest = &t[19..];
+    let mut micros = 0;
+    if rest.first() == Some(&b'.') {
+        let digits = rest[1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if !(1..=6).contains(&digits) {
+            return None;
+        }
+        micros = num(&rest[1..=digits])? * 10i64.pow(6 - digits as u32);
+        rest = &rest[1 + digits..];
+    }
+    let offset = match rest {
+        b"Z" => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let (h, m) = (num(&[*h1, *h2])?, num(&[*m1, *m2])?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let off = h * 3600 + m * 60;
+            if *sign == b'-' {
+                -off
+            } else {
+                off
+            }
+        }
+        _ => return None,
+    };
+    // 719_163: the ordinal of 1970-01-01
+    let seconds = (ordinal - 719_163) * 86_400 + hour * 3600 + minute * 60 + second - offset;
+    Some(seconds * 1_000_000 + micros)
+}
+
 /// The whole lines of `block` (each ending with `\n`) that worker `me` of `workers` reads:
 /// `(lines, count, consumed)` where `lines` holds `(index, shown, bytes)` for every line of its
 /// share (`shown`: its bytes showed it) or that its bytes do not place (the newline included;
@@ -130,9 +215,11 @@ pub fn kept(
 /// newline (the caller reads that one as the general reader does) and at the last newline.
 /// `only` (a set of case keys as UTF-8 bytes): a line whose bytes show a case outside it, or
 /// no case, is not this worker's either (the what-if reads the reached cases' lines again).
-/// `together`: see [`kept`].
+/// `together`: see [`kept`]. `plain` (`(max_bytes, max_depth)`): each kept line's tuple gets a
+/// fourth item, its [`plain_instant`] (or `None`).
 #[pyfunction]
-#[pyo3(name = "_share_lines", signature = (block, me, workers, limit, only=None, together=None))]
+#[pyo3(name = "_share_lines", signature = (block, me, workers, limit, only=None, together=None, plain=None))]
+#[allow(clippy::too_many_arguments)]
 pub fn share_lines<'py>(
     py: Python<'py>,
     block: &[u8],
@@ -141,6 +228,7 @@ pub fn share_lines<'py>(
     limit: usize,
     only: Option<HashSet<Vec<u8>>>,
     together: Option<HashSet<Vec<u8>>>,
+    plain: Option<(usize, usize)>,
 ) -> PyResult<(Bound<'py, PyList>, usize, usize)> {
     let out = PyList::empty(py);
     if workers == 0 {
@@ -157,7 +245,14 @@ pub fn share_lines<'py>(
             break;
         }
         if let Some(shown) = kept(line, me, workers, only.as_ref(), together.as_ref()) {
-            out.append((index, shown, PyBytes::new(py, line)))?;
+            let bytes = PyBytes::new(py, line);
+            match plain {
+                None => out.append((index, shown, bytes))?,
+                Some((max_bytes, max_depth)) => {
+                    let at = plain_instant(line, max_bytes, max_depth);
+                    out.append((index, shown, bytes, at))?;
+                }
+            }
         }
         start += nl + 1;
         index += 1;
@@ -267,5 +362,45 @@ mod tests {
         assert_eq!(kept(line, 1 - by_id, 2, None, None), Some(false)); // decoded
         assert_eq!(kept(line, by_id, 2, Some(&together), Some(&together)), None);
         // only: no case
+    }
+
+    #[test]
+    fn the_instant_is_read_as_python_reads_it() {
+        let at = |s: &str| iso_micros(s.as_bytes());
+        // datetime.fromisoformat("2026-11-01T00:16:30+07:00").timestamp() == 1793466990
+        assert_eq!(at("2026-11-01T00:16:30+07:00"), Some(1_793_466_990_000_000));
+        assert_eq!(at("2026-10-31T17:16:30Z"), Some(1_793_466_990_000_000));
+        assert_eq!(
+            at("2026-10-31T17:16:30.5-00:00"),
+            Some(1_793_466_990_500_000)
+        );
+        assert_eq!(at("1970-01-01T00:00:00.000001Z"), Some(1));
+        assert_eq!(at("1969-12-31T23:59:59-00:30"), Some(1_799_000_000));
+        assert_eq!(at("2024-02-29T12:00:00Z"), Some(1_709_208_000_000_000));
+        for bad in [
+            "2023-02-29T12:00:00Z",
+            "2026-11-01T24:00:00Z",
+            "2026-11-01T00:00:60Z",
+            "2026-11-01T00:00:00",
+            "2026-11-01T00:00:00+0700",
+            "2026-11-01T00:00:00+24:00",
+            "2026-11-01T00:00:00.1234567Z",
+            "2026-11-01T00:00:00.Z",
+            "2026-11-01 00:00:00Z",
+            "2026-11-01T00:00:00z",
+            "+026-11-01T00:00:00Z",
+        ] {
+            assert_eq!(at(bad), None, "{bad}");
+        }
+        let line = br#"{"id":"a","type":"t","at":"2026-11-01T00:16:30+07:00","case":"c"}"#;
+        assert_eq!(plain_instant(line, 1000, 32), Some(1_793_466_990.0));
+        assert_eq!(plain_instant(line, 10, 32), None); // too long
+        assert_eq!(plain_instant(line, 1000, 0), None); // too deep
+        let escaped = br#"{"id":"\u0061","at":"2026-11-01T00:16:30+07:00"}"#;
+        assert_eq!(plain_instant(escaped, 1000, 32), None);
+        let two = br#"{"at":"2026-11-01T00:16:30+07:00","data":{"at":"x"}}"#;
+        assert_eq!(plain_instant(two, 1000, 32), None);
+        let far = br#"{"at":"3112-01-01T00:00:00.0003+00:01"}"#; // beyond 2^53 µs
+        assert_eq!(plain_instant(far, 1000, 32), None);
     }
 }

@@ -41,6 +41,7 @@ __all__ = [
     "decode_event",
     "event_from_bytes",
     "event_from_line",
+    "event_from_plain",
 ]
 
 #: Untrusted events are bounded: a JSON line's size and its data's nesting.
@@ -338,22 +339,31 @@ def event_from_line(text: str) -> Event:
 
 
 def _checked(
-    eid: str, et: str, at: str, case: str | None, data: dict[str, Any] | None
+    eid: str,
+    et: str,
+    at: str,
+    case: str | None,
+    data: dict[str, Any] | None,
+    seconds: float | None = None,
 ) -> Event | None:
     """The :class:`Event` of decoded fields of the right types when ``type`` is not empty and
     ``at`` is an aware ISO 8601 instant in the supported range; else ``None`` (the general path
-    then raises the canonical error). ``data`` is a fresh dict from a decoder: not copied."""
+    then raises the canonical error). ``data`` is a fresh dict from a decoder: not copied.
+    ``seconds``: ``at``'s instant as computed here, when the caller read it already (the core's
+    line sorter, :func:`event_from_plain`)."""
     if not et:
         return None
     try:
         when = _fromiso(at.replace("Z", "+00:00") if at.endswith("Z") else at)
     except ValueError:
         return None
-    if (
-        when.tzinfo is not None
-        and when.utcoffset() is not None
-        and _MIN_S <= (seconds := round(when.timestamp() * 1_000_000) / 1_000_000) < _MAX_S
-    ):
+    if when.tzinfo is None:
+        return None
+    if seconds is None:
+        if when.utcoffset() is None:
+            return None
+        seconds = round(when.timestamp() * 1_000_000) / 1_000_000
+    if _MIN_S <= seconds < _MAX_S:
         ev = _new(Event)
         _S_ID(ev, eid)
         _S_TYPE(ev, et)
@@ -423,3 +433,18 @@ def event_from_bytes(raw: bytes) -> Event | None:
     if w is None:
         return None
     return _checked(w.id, w.type, w.at, w.case, w.data)
+
+
+def event_from_plain(raw: bytes, seconds: float) -> Event | None:
+    """:func:`event_from_bytes` of a line the core's line sorter found plain: within
+    :data:`MAX_EVENT_BYTES` and :data:`MAX_EVENT_DEPTH`, without a ``\\u`` escape, its ``at`` a
+    strict ISO 8601 instant whose POSIX seconds (``_ts``) are ``seconds``
+    (``carepath_core._share_lines``): the byte checks and the instant's arithmetic are not done
+    again. ``None`` as :func:`event_from_bytes` gives it."""
+    decode = _wire_decode or _wire()
+    if decode is None or not _EVENT_SLOTS_KNOWN:
+        return None
+    w = decode(raw)
+    if w is None:
+        return None
+    return _checked(w.id, w.type, w.at, w.case, w.data, seconds)

@@ -58,7 +58,14 @@ from carepath.drivers.replay import (
 )
 from carepath.drivers.whatif import changed_targets, consistent, rest_part
 from carepath.engine.batch_gc import paused_gc
-from carepath.events import Event, Line, event_from_line
+from carepath.events import (
+    MAX_EVENT_BYTES,
+    MAX_EVENT_DEPTH,
+    Event,
+    Line,
+    event_from_line,
+    event_from_plain,
+)
 
 if TYPE_CHECKING:
     from carepath.compile.ir import Playbook
@@ -220,7 +227,7 @@ BLOCK_BYTES = 1 << 20
 def _block_sorter() -> Callable[..., tuple[list[Any], int, int]] | None:
     """The core's sorting of whole lines into shares (``carepath_core._share_lines``; None when
     the core is not installed: the :class:`LineReader` reads every line): ``(block, me, workers,
-    limit[, only[, together]])``."""
+    limit[, only[, together[, plain]]])``."""
     try:
         from carepath_core import _share_lines
     except ImportError:
@@ -364,18 +371,21 @@ class _Share:
                 if self.together is None
                 else {t.encode("utf-8", "surrogatepass") for t in self.together}
             )
-            whole = reader.whole
+            whole, from_plain = reader.whole, event_from_plain
+            bounds = (MAX_EVENT_BYTES, MAX_EVENT_DEPTH)  # what the core checks of a plain line
             carry = b""
             consumed = 0
             told = 0
             while True:
                 data = stream.read(BLOCK_BYTES)
                 block = carry + data if carry else data
-                lines, count, used = sort(block, me, workers, limit, wanted, together)
+                lines, count, used = sort(block, me, workers, limit, wanted, together, bounds)
                 base = reader.number
-                for index, shown, raw in lines:
+                for index, shown, raw, seconds in lines:
                     reader.number = base + index + 1
-                    item = whole(raw)
+                    # a plain line's byte checks and instant are the core's (event_from_plain)
+                    e = None if seconds is None else from_plain(raw, seconds)
+                    item = whole(raw) if e is None else (reader.number, e)
                     if item is not None:
                         yield shown, item
                 reader.number = base + count
