@@ -41,10 +41,25 @@ class Scope:
     def __len__(self) -> int: ...
 
 def _share_lines(
-    block: bytes, me: int, workers: int, limit: int
-) -> tuple[list[tuple[int, bool, bytes]], int, int]:
+    block: bytes,
+    me: int,
+    workers: int,
+    limit: int,
+    only: set[bytes] | None = None,
+    together: set[bytes] | None = None,
+    plain: tuple[int, int] | None = None,
+) -> tuple[list[tuple[Any, ...]], int, int]:
     """The whole lines of ``block`` worker ``me`` of ``workers`` reads (``carepath.drivers.shard``):
-    ``(index, shown, line)`` for each, the lines consumed and their bytes."""
+    ``(index, shown, line)`` for each, the lines consumed and their bytes. ``only``: the lines of
+    those case keys alone; ``together``: the types whose lines without a case stay in the first
+    share (given, a line without a case is placed by its type and id); ``plain``
+    (``(max_bytes, max_depth)``): each tuple gets a fourth item, the POSIX seconds of a plain
+    line's ``at``, or ``None``."""
+
+def _take(data: bytes, itemsize: int, indexes: list[int]) -> bytes:
+    """The items of ``data`` (items of ``itemsize`` bytes: an ``array``'s) at ``indexes``, in
+    that order. Raises ``ValueError`` when ``data`` is not whole items, ``IndexError`` for an
+    index out of range."""
 
 def _timedelta_seconds(x: float) -> float | None:
     """``timedelta(seconds=x).total_seconds()`` as ``CoreState.to_json`` computes it (``None``:

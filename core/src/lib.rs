@@ -5,6 +5,7 @@
 use pyo3::prelude::*;
 
 pub mod calendar;
+pub mod columns;
 pub mod engine;
 pub mod expr;
 pub mod lines;
@@ -18,6 +19,7 @@ fn carepath_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::Engine>()?;
     m.add_class::<engine::Scope>()?;
     calendar::register(m)?;
+    columns::register(m)?;
     expr::register(m)?;
     lines::register(m)?;
     state_json::register(m)?;

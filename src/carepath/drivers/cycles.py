@@ -54,6 +54,16 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def _byte_taker() -> Any:
+    """``carepath_core._take`` (a fixed-size column's items in a given order, as bytes), or None
+    without the core."""
+    try:
+        from carepath_core import _take
+    except ImportError:  # pragma: no cover - the core is built with the package
+        return None
+    return _take
+
+
 _COLUMNS = (
     "clock",
     "cycle",
@@ -154,17 +164,28 @@ class ClockFacts(Sequence[ClockFact]):
 
     def _moved(self, out: ClockFacts, indexes: Sequence[int]) -> ClockFacts:
         """``out`` with each column of this one taken at ``indexes`` (one ``itemgetter`` for
-        every column: the columns are moved in C, not by a comprehension each)."""
+        every column: the columns are moved in C, not by a comprehension each; the numbers'
+        columns by the core, as bytes, when it is installed: ``itemgetter`` makes an object of
+        each number)."""
         if len(indexes) == 1:  # itemgetter of one index gives the item, not a tuple of one
             pick: Any = lambda col: (col[indexes[0]],)  # noqa: E731
         else:
             pick = itemgetter(*indexes) if indexes else lambda col: ()
+        take = _byte_taker()
+        order = indexes if isinstance(indexes, list) else list(indexes)
         for name in _COLUMNS:
             col = getattr(self, name)
-            moved = pick(col)
-            setattr(
-                out, name, array(col.typecode, moved) if isinstance(col, array) else list(moved)
-            )
+            if not isinstance(col, array):
+                setattr(out, name, list(pick(col)))
+                continue
+            moved = array(col.typecode)
+            try:
+                if take is None:
+                    raise LookupError
+                moved.frombytes(take(col.tobytes(), col.itemsize, order))
+            except (LookupError, OverflowError):  # a negative index: as a sequence reads it
+                moved = array(col.typecode, pick(col))
+            setattr(out, name, moved)
         return out
 
     def extend(self, other: ClockFacts) -> None:
