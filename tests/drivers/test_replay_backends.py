@@ -1,8 +1,9 @@
 """A replay gives the same facts and report on both engine backends (SPEC §4.1).
 
 The replay takes a native step's state, actions and signals from the core directly (no ``Step``
-object: ``handle_raw``, ``advance_raw``, and ``start_raw`` for a new key's opening), so the reference engine's replay of the same log is the
-check that nothing is lost or counted twice on that path."""
+object: ``handle_raw``, ``start_raw`` for a new key's opening, and ``advance_out`` at the end,
+whose state is wrapped only for a signal's values), so the reference engine's replay of the same
+log is the check that nothing is lost or counted twice on that path."""
 
 from __future__ import annotations
 
