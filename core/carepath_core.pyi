@@ -5,7 +5,7 @@ helper callables (``carepath._native.backend._helpers``); each step returns a fl
 ``carepath._native.backend`` turns into the public ``Step`` (state, actions, signals, deadlines).
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 __version__: str
@@ -55,6 +55,13 @@ def _share_lines(
     share (given, a line without a case is placed by its type and id); ``plain``
     (``(max_bytes, max_depth)``): each tuple gets a fourth item, the POSIX seconds of a plain
     line's ``at``, or ``None``."""
+
+def _hashes(items: Iterable[Any]) -> bytes:
+    """Python's ``hash`` of each item, as the bytes of ``array("q", map(hash, items))``."""
+
+def _disjoint(shares: list[bytes]) -> bool:
+    """Whether no 8-byte integer is in two of ``shares`` (each the bytes of an ``array("q")``).
+    Raises ``ValueError`` for bytes that are not whole integers."""
 
 def _take(data: bytes, itemsize: int, indexes: list[int]) -> bytes:
     """The items of ``data`` (items of ``itemsize`` bytes: an ``array``'s) at ``indexes``, in

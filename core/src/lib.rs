@@ -8,6 +8,7 @@ pub mod calendar;
 pub mod columns;
 pub mod engine;
 pub mod expr;
+pub mod hashes;
 pub mod lines;
 pub mod state;
 pub mod state_json;
@@ -21,6 +22,7 @@ fn carepath_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     calendar::register(m)?;
     columns::register(m)?;
     expr::register(m)?;
+    hashes::register(m)?;
     lines::register(m)?;
     state_json::register(m)?;
     Ok(())

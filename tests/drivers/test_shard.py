@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from array import array
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -433,3 +435,11 @@ def test_replies_and_solves_without_a_case_stay_in_one_share(
 def test_shares_are_disjoint_when_no_hash_is_in_two(shares: list[set[int]]) -> None:
     expected = all(a.isdisjoint(b) for i, a in enumerate(shares) for b in shares[i + 1 :])
     assert shard._disjoint([array("q", s) for s in shares]) is expected
+    with mock.patch.dict(sys.modules, {"carepath_core": None}):  # without the core
+        assert shard._disjoint([array("q", s) for s in shares]) is expected
+
+
+@given(st.sets(st.text(max_size=12), max_size=50))
+def test_the_ids_hashes_are_pythons(ids: set[str]) -> None:
+    """The hashes a worker sends (by the core) are ``array("q", map(hash, ids))``."""
+    assert shard._id_hashes(ids) == array("q", map(hash, ids))

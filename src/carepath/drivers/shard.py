@@ -433,7 +433,7 @@ class _Share:
             # replays in one process, as for an id two shares met). Not sorted: the parent
             # looks each share's up in a set of the others'.
             met = every[0].seen if len(every) == 1 else set().union(*(k.seen for k in every))
-            ids = array("q", list(map(hash, met)))
+            ids = _id_hashes(met)
             del met
             for k in every:
                 k.seen = set()
@@ -685,9 +685,28 @@ def _combine(
     return replays, bad, rss
 
 
+def _id_hashes(ids: set[str]) -> array[int]:
+    """``array("q", map(hash, ids))``, by the core when it is installed (no integer object per
+    hash: half a million of them at a worker's end)."""
+    try:
+        from carepath_core import _hashes
+    except ImportError:  # pragma: no cover - the core is built with the package
+        return array("q", list(map(hash, ids)))
+    out = array("q")
+    out.frombytes(_hashes(ids))
+    return out
+
+
 def _disjoint(shares: list[Any]) -> bool:
     """Whether no hash is in two of ``shares`` (arrays of the ids' hashes, each share's
-    distinct). The last share is only looked up, not kept: a set of all but one share's."""
+    distinct), by the core when it is installed. The last share is only looked up, not kept: a
+    set of all but one share's."""
+    try:
+        from carepath_core import _disjoint as disjoint
+    except ImportError:  # pragma: no cover - the core is built with the package
+        pass
+    else:
+        return disjoint([s.tobytes() for s in shares])
     met: set[int] = set()
     for i, share in enumerate(shares):
         if not met.isdisjoint(share):
