@@ -17,6 +17,11 @@ class Engine:
     def start(self, event: Any, view: Mapping[str, Any], key: str, at: float, seq: int) -> StepTuple: ...
     def handle(self, state: Any, event: Any, view: Mapping[str, Any], at: float) -> StepTuple: ...
     def advance(self, state: Any, t: float) -> StepTuple: ...
+    def advance_many(
+        self, states: list[Any], t: float
+    ) -> tuple[dict[str, int], list[tuple[int, StepTuple]]]:
+        """``advance`` of each state that is not ``None``: the actions counted by type, and
+        ``(index, output)`` of each advance that gave signals (the new states are not kept)."""
 
 class CoreState:
     """The core's state of a case, behind a lazily built ``CaseState`` (``NativeState``)."""

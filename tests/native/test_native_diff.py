@@ -37,7 +37,7 @@ except ImportError:  # pragma: no cover - depends on the machine
     )
 
 from carepath._native import lower
-from carepath._native.backend import action_count, outbox_rows
+from carepath._native.raw import action_count, outbox_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = [

@@ -717,4 +717,37 @@ impl Engine {
             })
         })
     }
+
+    /// [`Self::advance`] of each state of `states` that is not `None` (the caller has checked
+    /// that each has something due), for the end of a replay that keeps no state: the count of
+    /// the actions by type, and `(index, output)` of each advance that gave signals. The new
+    /// states are not kept.
+    fn advance_many<'py>(
+        &self,
+        py: Python<'py>,
+        states: &Bound<'py, PyList>,
+        t: f64,
+    ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyList>)> {
+        let counts = PyDict::new(py);
+        let signalled = PyList::empty(py);
+        for (i, state) in states.iter().enumerate() {
+            if state.is_none() {
+                continue;
+            }
+            let out = self.advance(&state, t)?;
+            let actions = out.get_item(1)?;
+            for a in actions.try_iter()? {
+                let kind = a?.get_item(1)?;
+                let n: usize = match counts.get_item(&kind)? {
+                    Some(n) => n.extract()?,
+                    None => 0,
+                };
+                counts.set_item(kind, n + 1)?;
+            }
+            if out.get_item(2)?.is_truthy()? {
+                signalled.append((i, out))?;
+            }
+        }
+        Ok((counts, signalled))
+    }
 }

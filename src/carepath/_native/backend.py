@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
-from carepath._instants import dumps, json_data, typed_data
+from carepath._instants import dumps, typed_data
 from carepath._instants import round_micros as _r
 from carepath._native.lower import Unsupported, calendar_pair, lower
 from carepath._native.state_json import iso_text, state_dict
@@ -48,15 +48,7 @@ from carepath.state import (
 Engine = Any
 Step = Any
 
-__all__ = [
-    "BACKENDS",
-    "attach",
-    "case_values",
-    "raw_advancer",
-    "raw_handler",
-    "raw_outputs",
-    "signal_types",
-]
+__all__ = ["BACKENDS", "NativeState", "attach"]
 
 BACKENDS = ("auto", "native", "python")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -350,7 +342,7 @@ class _Native:
         self, state: CaseState, event: Event
     ) -> tuple[CaseState, list[tuple[Any, ...]], list[tuple[Any, ...]]] | None:
         """:meth:`handle`'s usual case without its ``Step``: the new state, and the actions and
-        signals as the core returned them (see :func:`raw_outputs`); ``None`` when the core
+        signals as the core returned them (see :func:`~carepath._native.raw.raw_outputs`); ``None`` when the core
         does not take the event alone (then :meth:`handle` decides, and raises what it raises;
         so does an error of the core here, unwrapped)."""
         if state.__class__ is NativeState:
@@ -376,7 +368,7 @@ class _Native:
         """:meth:`advance`'s usual case without its ``Step`` nor its state's wrapper, to ``t``
         (POSIX seconds, whole microseconds: ``_r(now.timestamp())``) for a state of this engine
         with a wake-up due: the core's output ``(core, actions, signals, …)`` (see :meth:`_step`;
-        :meth:`_state` wraps its state, :func:`raw_outputs` describes the actions and signals);
+        :meth:`_state` wraps its state, :func:`~carepath._native.raw.raw_outputs` describes them);
         ``None`` otherwise (then :meth:`advance` decides). The end of a replay advances every open
         case once and reads the new state only when a signal needs its values."""
         if (
@@ -390,6 +382,34 @@ class _Native:
             if core is not None:
                 return self.core.advance(core, t)  # type: ignore[no-any-return]
         return None
+
+    def advance_due(
+        self, states: list[CaseState], t: float, stop: float
+    ) -> tuple[dict[str, int], list[tuple[int, tuple[Any, ...]]], list[int]]:
+        """The end of a replay that keeps no state: each of ``states`` with a wake-up due before
+        ``stop`` advanced to ``t`` (as :meth:`advance_out`; ``t``: just before ``stop``, whole
+        microseconds), by the core in one call: the actions counted by type, ``(index, output)``
+        of each advance that gave signals, and the indexes of the states due that the core
+        does not advance alone (for :meth:`advance`)."""
+        cores: list[Any] = []
+        general: list[int] = []
+        for i, st in enumerate(states):
+            w = st.next_wakeup_s
+            if st.ended or w is None or w >= stop:
+                cores.append(None)
+            elif (
+                st.__class__ is NativeState
+                and st._ctx is self
+                and st._core is not None
+                and st.now_s < t
+                and w <= t
+            ):
+                cores.append(st._core)
+            else:
+                cores.append(None)
+                general.append(i)
+        counts, signalled = self.core.advance_many(cores, t)
+        return counts, signalled, general
 
     def _step(self, out: tuple[Any, ...], call: tuple[str, Any, Any]) -> Step:
         """The lazy step of the core's ``out``: ``(core, actions, signals, items, case, stage,
@@ -629,132 +649,6 @@ class NativeState(CaseState):
         "next_wakeup_s",
     )
 )
-
-
-def case_values(
-    state: CaseState,
-) -> tuple[Mapping[str, Any], str | None, str | None, tuple[str, ...]]:
-    """``(data, tier, segment, segments)`` of ``state``. For a native state they are read from the
-    core, without building the state's clocks, records and pending items (what a report reads for
-    every event: the values it groups by)."""
-    if state.__class__ is NativeState:
-        core = getattr(state, "_core", None)
-        if core is not None:
-            try:
-                data, tier, segment, segments = core.values()
-            except AttributeError:  # a core built before CoreState.values: the fields
-                return state.data, state.tier, state.segment, state.segments
-            if data.__class__ is not MappingProxyType:
-                data = MappingProxyType(data)
-            return data, tier, segment, segments
-    return state.data, state.tier, state.segment, state.segments
-
-
-def ctx_key(state: CaseState) -> tuple[str | None, Any, str | None, str]:
-    """``(segment, channel, tier, stage)`` of ``state``: what a report groups its samples by, the
-    channel as the case data holds it (None when it holds none). For a native state they are
-    read from the core without building the data's view (``CoreState.ctx_key``)."""
-    if state.__class__ is NativeState:
-        core = getattr(state, "_core", None)
-        if core is not None:
-            try:
-                return core.ctx_key()  # type: ignore[no-any-return]
-            except AttributeError:  # a core built before CoreState.ctx_key: its values
-                pass
-    data, tier, segment, _ = case_values(state)
-    return segment, data.get("channel"), tier, state.stage
-
-
-def signal_types(step: Any) -> list[str]:
-    """The types of a step's signals, without building a native step's ``Signal`` objects (read
-    from the core's tuples, which the ``Signal`` objects are built from whenever they are)."""
-    out = getattr(step, "_out", None)
-    if out is not None:
-        return [sig[0] for sig in out[2]]
-    return [s.type for s in step.signals]
-
-
-def action_count(step: Any) -> int:
-    """How many actions a step produced, without building a native step's ``Action`` objects
-    (the core's tuples, one per ``Action`` whenever they are built)."""
-    out = getattr(step, "_out", None)
-    if out is not None:
-        return len(out[1])
-    return len(step.actions)
-
-
-def outbox_rows(step: Any) -> list[tuple[str, str, str, str, str, float]]:
-    """The outbox rows of a step's actions, ``(playbook, id, case, type, JSON, available_at)``:
-    ``Action.to_json()`` and ``action.at.timestamp()`` of each, in order. A native step's are
-    written from the core's tuples, without building its ``Action`` objects (the same instant,
-    the same dictionary, the same text)."""
-    out = getattr(step, "_out", None)
-    if out is None:
-        return [
-            (a.playbook, a.id, a.case, a.type, a.to_json(), a.at.timestamp()) for a in step.actions
-        ]
-    ctx: _Native = object.__getattribute__(step, "state")._ctx
-    pbid, case, tz = ctx.engine.playbook.id, out[4], ctx.engine.tz
-    fromts = datetime.fromtimestamp
-    rows = []
-    for i, verb, params, at, src in out[1]:
-        d = fromts(at, tz)
-        doc = {
-            "id": i,
-            "playbook": pbid,
-            "case": case,
-            "type": verb,
-            "params": json_data(params),
-            "at": d.isoformat(),
-            "source": src,
-        }
-        rows.append((pbid, i, case, verb, dumps(doc), d.timestamp()))
-    return rows
-
-
-def raw_handler(
-    engine: Engine,
-) -> Callable[[CaseState, Event], tuple[CaseState, list[Any], list[Any]] | None] | None:
-    """A native engine's ``handle`` without its ``Step`` (:meth:`_Native.handle_raw`: the
-    state, the core's actions and signals, or ``None``); ``None`` for the reference engine."""
-    native = getattr(engine.handle, "__self__", None)
-    return native.handle_raw if isinstance(native, _Native) else None
-
-
-def raw_starter(
-    engine: Engine,
-) -> Callable[[Event], tuple[CaseState, list[Any], list[Any]] | None] | None:
-    """A native engine's ``start`` of a new key without its ``Step`` (:meth:`_Native.start_raw`);
-    ``None`` for the reference engine."""
-    native = getattr(engine.start, "__self__", None)
-    return native.start_raw if isinstance(native, _Native) else None
-
-
-def raw_advancer(
-    engine: Engine,
-) -> tuple[Callable[[CaseState, float], tuple[Any, ...] | None], Callable[..., CaseState]] | None:
-    """A native engine's ``advance`` without its ``Step``, to POSIX seconds
-    (:meth:`_Native.advance_out`), with the wrapper of an output's state (:meth:`_Native._state`);
-    ``None`` for the reference engine."""
-    native = getattr(engine.advance, "__self__", None)
-    return (native.advance_out, native._state) if isinstance(native, _Native) else None
-
-
-def raw_outputs(
-    step: Any,
-) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], Callable[..., ClockRecord]] | None:
-    """A native step's actions and signals as the core returned them, without building the
-    ``Action`` and ``Signal`` objects; ``None`` for a step of the reference engine.
-
-    ``actions``: ``(id, type, params, at_s, source)``; ``signals``: ``(type, at_s, sla, cycle,
-    record, data)``, where ``record`` is ``None``, a ``ClockRecord``, or its fields as a tuple
-    (``make_record(*fields)`` builds the ``ClockRecord`` the step's ``signals`` would hold).
-    """
-    out = getattr(step, "_out", None)
-    if out is None:
-        return None
-    ctx: _Native = object.__getattribute__(step, "state")._ctx
-    return out[1], out[2], ctx.record
 
 
 class _NullScope:

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from carepath._instants import per_quarter_hour, zone
-from carepath._native.backend import case_values, ctx_key
+from carepath._native.raw import case_values, ctx_key
 from carepath.drivers.cycles import Ctx
 from carepath.errors import MetricError
 from carepath.metrics.series import GROUPS, Series, Where

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from carepath._native.backend import outbox_rows
+from carepath._native.raw import outbox_rows
 from carepath.state import Action
 
 __all__ = ["OutboxRows"]

@@ -235,7 +235,7 @@ class Runtime(Allocating, Delivery):
         worker: str | None = None,
         roster: str | os.PathLike[str] | Sequence[Mapping[str, Any]] | Roster | None = None,
     ) -> None:
-        from carepath._native.backend import action_count, signal_types
+        from carepath._native.raw import action_count, signal_types
         from carepath.compile.ir import Playbook
         from carepath.engine.engine import Engine
         from carepath.engine.router import route

@@ -213,7 +213,7 @@ class Tx(abc.ABC):
 
     def add_step_outbox(self, step: Any) -> None:
         """:meth:`add_outbox` of an engine step's actions. The SQL stores take a native step's
-        rows straight from the core's tuples (:func:`carepath._native.backend.outbox_rows`),
+        rows straight from the core's tuples (:func:`carepath._native.raw.outbox_rows`),
         without building its ``Action`` objects."""
         self.add_outbox(step.actions)
 
