@@ -42,10 +42,11 @@ def same(a: Event | None, b: Event | None) -> bool:
 
 
 @st.composite
-def instants(draw: st.DrawFn) -> str:
+def instants(draw: st.DrawFn, hi: datetime = MAX_INSTANT) -> str:
     """``at`` texts of the strict form the core reads: any instant of the supported range (and a
-    little beyond), any offset below a day in minutes or ``Z``, 0 to 6 digits of fraction."""
-    lo, hi = MIN_INSTANT - timedelta(days=2), MAX_INSTANT + timedelta(days=2)
+    little beyond; ``hi``: up to then), any offset below a day in minutes or ``Z``, 0 to 6
+    digits of fraction."""
+    lo, hi = MIN_INSTANT - timedelta(days=2), hi + timedelta(days=2)
     when = draw(st.datetimes(lo.replace(tzinfo=None), hi.replace(tzinfo=None)))
     minutes = draw(st.integers(-(24 * 60 - 1), 24 * 60 - 1))
     digits = draw(st.integers(0, 6))
@@ -118,3 +119,82 @@ def test_the_decoder_still_checks_what_it_is_given() -> None:
     e = event_from_plain(ok, read(ok) or 0.0)
     assert e is not None and e.at == datetime(2027, 1, 1, tzinfo=timezone(timedelta(hours=7)))
     assert e._ts == datetime(2026, 12, 31, 17, tzinfo=UTC).timestamp()
+
+
+_PIECES = [
+    b'{"id":"e-1",',
+    b'"type":"t",',
+    b'"at":"2027-01-01T00:00:00+07:00",',
+    b'"at":"2027-01-01T00:00:00.5Z",',
+    b'"at":"1999-12-31T23:59:59-05:30"',
+    b'"case":"c",',
+    b'"case":null,',
+    b'"data":{"at":"x","n":1.5e300,"big":123456789012345678901234567890}',
+    b'"data":[[[{}]]]',
+    b"\\u0041",
+    b'"',
+    b"}",
+    b"{",
+    b",",
+    b":",
+    b" ",
+    b"\xff",
+    "Đặng".encode(),
+]
+
+
+@settings(max_examples=300)
+@given(st.lists(st.sampled_from(_PIECES) | st.binary(max_size=8), max_size=12))
+def test_any_line_the_core_reads_gives_the_decoders_event(pieces: list[bytes]) -> None:
+    """Whatever the bytes (pieces of events, broken JSON, invalid UTF-8), the core's reading does
+    not fail, and a line it gives an instant decodes to the event the decoder gives alone."""
+    line = b"".join(pieces).replace(b"\n", b" ")
+    kept, count, _ = core._share_lines(line + b"\n", 0, 1, 1 << 20, None, None, BOUNDS)
+    assert count == 1
+    seconds = kept[0][3] if kept else None
+    if seconds is not None:
+        assert same(event_from_plain(line, seconds), event_from_bytes(line))
+
+
+#: Text a JSON writer writes as it is (no escape): most of the generated lines are plain.
+_TEXT = st.text(
+    st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters='"\\'), max_size=6
+)
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _TEXT
+    | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300)
+@given(
+    event=st.fixed_dictionaries(
+        # up to 2200: the core reads instants within 2^53 µs of 1970 (to 2255)
+        {"id": _TEXT, "type": _TEXT, "at": instants(hi=datetime(2200, 1, 1, tzinfo=UTC))},
+        optional={
+            "case": st.none() | _TEXT,
+            "data": _JSON | st.dictionaries(_TEXT, _JSON, max_size=4),
+            "extra": _JSON,
+        },
+    ),
+    ascii_only=st.sampled_from([False, False, False, True]),
+    spaced=st.booleans(),
+)
+def test_an_event_line_the_core_reads_gives_the_decoders_event(
+    event: dict[str, object], ascii_only: bool, spaced: bool
+) -> None:
+    """Events of any content, written with or without escapes and spaces: where the core gives
+    an instant, the event is the decoder's (or neither gives one)."""
+    line = json.dumps(
+        event, ensure_ascii=ascii_only, separators=(", ", ": ") if spaced else (",", ":")
+    ).encode()
+    kept, _, _ = core._share_lines(line + b"\n", 0, 1, 1 << 20, None, None, BOUNDS)
+    seconds = kept[0][3]
+    if seconds is not None:
+        assert same(event_from_plain(line, seconds), event_from_bytes(line))
