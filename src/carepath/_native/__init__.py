@@ -6,10 +6,12 @@ attaches the core to an :class:`~carepath.engine.Engine` (``backend="auto"|"nati
 
 from __future__ import annotations
 
+from typing import Any
+
 from carepath._native.backend import BACKENDS, attach
 from carepath._native.lower import Unsupported, lower
 
-__all__ = ["BACKENDS", "Unsupported", "attach", "lower"]
+__all__ = ["BACKENDS", "Unsupported", "attach", "core_function", "lower"]
 
 
 def available() -> bool:
@@ -19,3 +21,13 @@ def available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def core_function(name: str) -> Any:
+    """The core's function ``name`` (``carepath_core.<name>``), or None when the core is not
+    installed or is older than that function: the caller then does the work in Python."""
+    try:
+        import carepath_core
+    except ImportError:
+        return None
+    return getattr(carepath_core, name, None)

@@ -54,16 +54,6 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _byte_taker() -> Any:
-    """``carepath_core._take`` (a fixed-size column's items in a given order, as bytes), or None
-    without the core."""
-    try:
-        from carepath_core import _take
-    except ImportError:  # pragma: no cover - the core is built with the package
-        return None
-    return _take
-
-
 _COLUMNS = (
     "clock",
     "cycle",
@@ -171,7 +161,9 @@ class ClockFacts(Sequence[ClockFact]):
             pick: Any = lambda col: (col[indexes[0]],)  # noqa: E731
         else:
             pick = itemgetter(*indexes) if indexes else lambda col: ()
-        take = _byte_taker()
+        from carepath._native import core_function
+
+        take = core_function("_take")  # a fixed-size column's items in an order, as bytes
         order = indexes if isinstance(indexes, list) else list(indexes)
         for name in _COLUMNS:
             col = getattr(self, name)

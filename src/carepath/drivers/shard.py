@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from carepath._native import core_function
 from carepath.drivers.eventfile import (
     _BOM,
     PROGRESS_LINES,
@@ -224,17 +225,6 @@ REACHED_AT_MOST = 0.4
 BLOCK_BYTES = 1 << 20
 
 
-def _block_sorter() -> Callable[..., tuple[list[Any], int, int]] | None:
-    """The core's sorting of whole lines into shares (``carepath_core._share_lines``; None when
-    the core is not installed: the :class:`LineReader` reads every line): ``(block, me, workers,
-    limit[, only[, together[, plain]]])``."""
-    try:
-        from carepath_core import _share_lines
-    except ImportError:
-        return None
-    return _share_lines
-
-
 def free_pages() -> Callable[[], object]:
     """A function that asks the C allocator to return its free pages to the system (glibc's
     ``malloc_trim``; elsewhere it does nothing).
@@ -359,7 +349,9 @@ class _Share:
         by every worker."""
         hook = None if quiet else self._hook()
         reader = LineReader(stream, skip=elsewhere)
-        sort = _block_sorter()
+        # the core's sorting of whole lines into shares, ``(block, me, workers, limit[, only[,
+        # together[, plain]]])``; without the core, the LineReader reads every line
+        sort = core_function("_share_lines")
         bom = sort is not None and stream.read(len(_BOM)) == _BOM
         if sort is not None:
             stream.seek(0)
@@ -688,12 +680,11 @@ def _combine(
 def _id_hashes(ids: set[str]) -> array[int]:
     """``array("q", map(hash, ids))``, by the core when it is installed (no integer object per
     hash: half a million of them at a worker's end)."""
-    try:
-        from carepath_core import _hashes
-    except ImportError:  # pragma: no cover - the core is built with the package
+    hashes = core_function("_hashes")
+    if hashes is None:
         return array("q", list(map(hash, ids)))
     out = array("q")
-    out.frombytes(_hashes(ids))
+    out.frombytes(hashes(ids))
     return out
 
 
@@ -701,12 +692,9 @@ def _disjoint(shares: list[Any]) -> bool:
     """Whether no hash is in two of ``shares`` (arrays of the ids' hashes, each share's
     distinct), by the core when it is installed. The last share is only looked up, not kept: a
     set of all but one share's."""
-    try:
-        from carepath_core import _disjoint as disjoint
-    except ImportError:  # pragma: no cover - the core is built with the package
-        pass
-    else:
-        return disjoint([s.tobytes() for s in shares])
+    disjoint = core_function("_disjoint")
+    if disjoint is not None:
+        return disjoint([s.tobytes() for s in shares])  # type: ignore[no-any-return]
     met: set[int] = set()
     for i, share in enumerate(shares):
         if not met.isdisjoint(share):
