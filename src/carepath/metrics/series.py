@@ -28,6 +28,12 @@ class Series:
     days: list[int] = field(default_factory=list)
     ctxs: list[Ctx | None] = field(default_factory=list)
     values: list[Any] = field(default_factory=list)
+    #: per grouping key: the values of the whole series by group (see :meth:`select`), with the
+    #: list of values they were made of and its length then (a series that changed is grouped
+    #: again)
+    _parts: dict[int, tuple[list[Any], int, dict[Any, list[Any]]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def add(self, day: int, ctx: Ctx | None, value: Any) -> None:
         self.days.append(day)
@@ -51,6 +57,9 @@ class Series:
         tests = [(_GROUP_INDEX[k], v) for k, v in where.items() if v is not None]
         if not tests:
             return self.values[a:b]
+        if len(tests) == 1 and a == 0 and b == len(self.days):  # e.g. one metric per channel
+            j, v = tests[0]
+            return list(self._whole_by(j).get(v, ()))
         ctxs = self.ctxs[a:b]
         # each distinct case-values object is tested once (the replay shares them)
         distinct = {id(c): c for c in ctxs}
@@ -58,6 +67,24 @@ class Series:
         if len(ok) == len(distinct):
             return self.values[a:b]
         return [v for c, v in zip(ctxs, self.values[a:b], strict=True) if id(c) in ok]
+
+    def _whole_by(self, j: int) -> dict[Any, list[Any]]:
+        """All values by the case value of grouping key ``j`` (samples without case values
+        under None), made once for the many queries of one key (a report asks per channel)."""
+        made = self._parts.get(j)
+        values = self.values
+        if made is not None and made[0] is values and made[1] == len(values):
+            return made[2]
+        keyof = {id(c): None if c is None else c[j] for c in self.ctxs}  # few distinct objects
+        out: dict[Any, list[Any]] = {}
+        for k, v in zip(map(keyof.__getitem__, map(id, self.ctxs)), values, strict=True):
+            got = out.get(k)
+            if got is None:
+                out[k] = [v]
+            else:
+                got.append(v)
+        self._parts[j] = (values, len(values), out)
+        return out
 
     def groups(self, lo: int | None, hi: int | None, by: str) -> dict[str | None, list[Any]]:
         """Values on days ``lo..hi`` grouped by one of :data:`GROUPS`."""

@@ -38,6 +38,7 @@ def details(
     """The ``details`` object of a report (see the module docstring)."""
     tz = zone(playbook.timezone)
     spec = playbook.spec
+    cycles = _cycles(rp)
     return {
         "names": {
             "clocks": {n: c.title for n, c in spec.slas.items()} if spec.slas else {},
@@ -45,21 +46,32 @@ def details(
             "tiers": {n: t.title if t else None for n, t in (spec.tiers or {}).items()},
             "custom": {n: c.title for n, c in spec.metrics.custom.items()},
         },
-        "rates": _rates(rp),
-        "staffing_by_channel": _staffing_by_channel(playbook, rp, m, tz, answer_within),
+        "rates": _rates(cycles),
+        "staffing_by_channel": _staffing_by_channel(
+            playbook, rp, m, tz, answer_within, _channel_targets(cycles)
+        ),
         "goal_windows": _goal_windows(playbook, rp, tz),
         "backlog": _backlog(playbook, rp, tz) if rp.from_store else None,
     }
 
 
-def _rates(rp: Replay) -> dict[str, list[dict[str, Any]]]:
+#: Finished clock cycles counted by ``(clock, met, target, case values)``: few distinct, so the
+#: rates and the channels' targets read one count per kind of cycle, not one per cycle.
+Cycles = Counter[tuple[str, int, float, Any]]
+
+
+def _cycles(rp: Replay) -> Cycles:
+    """The replay's clock cycles counted by kind (see :data:`Cycles`), read from the fact
+    columns without building a record per cycle (``met``: 1 met, 0 missed, -1 cancelled;
+    ``target``: NaN when the cycle ran against none)."""
+    facts = rp.records
+    return Counter(zip(facts.clock, facts.met, facts.target, facts.ctx, strict=True))
+
+
+def _rates(cycles: Cycles) -> dict[str, list[dict[str, Any]]]:
     """Per grouping: one row per (group, clock) with finished cycles, met, missed and the rates."""
     cells: dict[str, Counter[tuple[str, str, bool]]] = {g: Counter() for g in GROUPINGS}
-    facts = rp.records  # columns: read without building a record per cycle
-    # counted by (clock, outcome, case values) first: few distinct, one update per cycle
-    for (clock, met_, ctx), n in Counter(
-        zip(facts.clock, facts.met, facts.ctx, strict=True)
-    ).items():
+    for (clock, met_, _, ctx), n in cycles.items():
         if met_ < 0:  # cancelled
             continue
         met = met_ == 1
@@ -87,14 +99,11 @@ def _rates(rp: Replay) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def _channel_targets(rp: Replay) -> dict[str, float]:
+def _channel_targets(cycles: Cycles) -> dict[str, float]:
     """Each channel's first-response target as the playbook applied it: the target most of the
     channel's finished ``first_response`` cycles ran against (ties: the shorter)."""
     seen: dict[str, Counter[float]] = {}
-    facts = rp.records
-    for (clock, target, ctx), n in Counter(
-        zip(facts.clock, facts.target, facts.ctx, strict=True)
-    ).items():
+    for (clock, _, target, ctx), n in cycles.items():
         if clock != "first_response" or target != target:  # NaN: no target
             continue
         ch = ctx.channel or "(none)"
@@ -106,7 +115,12 @@ def _channel_targets(rp: Replay) -> dict[str, float]:
 
 
 def _staffing_by_channel(
-    playbook: Playbook, rp: Replay, m: Metrics, tz: Any, fallback: float | None
+    playbook: Playbook,
+    rp: Replay,
+    m: Metrics,
+    tz: Any,
+    fallback: float | None,
+    targets: dict[str, float],
 ) -> list[dict[str, Any]]:
     opened = rp.opened
     hour_col = per_quarter_hour([o[0] for o in opened], lambda k: local_hour(k, tz).timestamp(), {})
@@ -119,7 +133,6 @@ def _staffing_by_channel(
         if c is None:
             c = per_hour[ch] = Counter()
         c[hour] += n
-    targets = _channel_targets(rp)
     sp = playbook.spec.staffing
     rows = []
     for ch, hours in sorted(per_hour.items()):
