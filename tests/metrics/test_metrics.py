@@ -390,3 +390,37 @@ def test_value_is_null_only_without_samples() -> None:
     assert (
         g.value is None and g.samples == 0 and g.attained is None and g.reason == "too_few_samples"
     )
+
+
+def test_metrics_asked_in_any_order_give_the_same_values() -> None:
+    """The series of the clock cycles and the cases are built on the first metric that reads
+    them: none is built for the collector's own samples, and the values do not depend on which
+    metric was asked first."""
+    from pathlib import Path
+
+    from carepath import load
+    from carepath.drivers.generate import generate
+    from carepath.metrics import Collector
+    from carepath.metrics.facts import KIND
+
+    pb = load(Path(__file__).resolve().parents[2] / "examples" / "vn-retail-support.yaml")
+    events = [
+        Event.from_dict(d)
+        for d in generate("retail", days=3, base=20, peak=40, seed=3, start=date(2027, 1, 25))
+    ]
+    rp = replay(pb, events, sink=Collector(pb), keep_events=False)
+    whole = {n: m.to_dict() for n, m in Metrics(rp).all_builtin().items()}
+    assert {"aht", "csat", "fcr", "sla_attainment", "first_response_time"} <= whole.keys()
+    for seed in range(5):
+        names = list(KIND)
+        random.Random(seed).shuffle(names)
+        m = Metrics(rp)
+        got = {n: m.measure(n).to_dict() for n in names}
+        assert {n: v for n, v in got.items() if n in whole} == whole
+    m = Metrics(rp)
+    for ch in ("phone", "email", "chat", "zalo"):
+        m.measure("aht", where={"channel": ch})
+    m.measure("csat")
+    assert m._built is False  # the collector's own samples: no series of cycles built
+    m.measure("fcr")
+    assert m._built is True

@@ -1,4 +1,5 @@
-"""A what-if's reports built side by side equal the reports built one after the other."""
+"""Reports built side by side (a what-if's reports; a single report's part) equal the reports
+built one after the other, in one piece."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from carepath import Event, load
 from carepath.drivers.generate import generate
 from carepath.drivers.replay import Replay, replay
 from carepath.metrics import Collector
+from carepath.report import build as build_mod
 from carepath.report import build_report, build_reports, render
 from carepath.report import parallel as parallel_mod
 
@@ -78,3 +80,75 @@ def test_an_error_of_a_report_is_raised_here(
     monkeypatch.setattr(parallel_mod, "build_report", broken)
     with pytest.raises(ValueError, match="second playbook"):
         build_reports(pbs, rps)
+
+
+def test_a_single_report_s_details_are_computed_beside_it(
+    what_if: tuple[list[Any], list[Replay]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One large report: its load, staffing and details come from a forked process, and the
+    report is the one built in one piece."""
+    pbs, rps = what_if
+    me = os.getpid()
+    real = build_mod._side
+    where: list[int] = []
+
+    def noted(pb: Any, rp: Replay, m: Any = None) -> dict[str, Any]:
+        part = real(pb, rp, m)
+        part["details"]["pid"] = os.getpid()  # where the part was computed
+        return part
+
+    one_piece = build_report(pbs[0], rps[0])
+    monkeypatch.setattr(parallel_mod, "PARALLEL_MIN_EVENTS", 0)
+    monkeypatch.setattr(build_mod, "_side", noted)
+    (split,) = build_reports(pbs[:1], rps[:1])
+    where.append(split["details"].pop("pid"))
+    assert where[0] != me
+    assert texts([split]) == texts([one_piece])
+
+
+def test_a_part_whose_child_fails_is_computed_here(
+    what_if: tuple[list[Any], list[Replay]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pbs, rps = what_if
+    me = os.getpid()
+    real = build_mod._side
+
+    def only_here(pb: Any, rp: Replay, m: Any = None) -> dict[str, Any]:
+        if os.getpid() != me:
+            os._exit(3)  # the child dies without a word
+        return real(pb, rp, m)
+
+    one_piece = build_report(pbs[0], rps[0])
+    monkeypatch.setattr(parallel_mod, "PARALLEL_MIN_EVENTS", 0)
+    monkeypatch.setattr(build_mod, "_side", only_here)
+    assert texts(build_reports(pbs[:1], rps[:1])) == texts([one_piece])
+
+
+def test_an_error_of_a_part_is_raised_here(
+    what_if: tuple[list[Any], list[Replay]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pbs, rps = what_if
+
+    def broken(pb: Any, rp: Replay, m: Any = None) -> dict[str, Any]:
+        raise ValueError("no staffing for this replay")
+
+    monkeypatch.setattr(parallel_mod, "PARALLEL_MIN_EVENTS", 0)
+    monkeypatch.setattr(build_mod, "_side", broken)
+    with pytest.raises(ValueError, match="no staffing"):
+        build_reports(pbs[:1], rps[:1])
+
+
+def test_a_child_no_longer_wanted_is_stopped() -> None:
+    """The rest of a report failing here: the child computing its part is stopped, not waited
+    for (it would wait on a pipe nobody reads)."""
+    r, w = os.pipe()  # nobody writes: the child's work waits for ever
+    try:
+        started = parallel_mod.Forked(lambda: os.read(r, 1))
+        pid = started._proc.pid
+        os.kill(pid, 0)  # running
+        started.cancel()
+        with pytest.raises(ProcessLookupError):  # killed and reaped
+            os.kill(pid, 0)
+    finally:
+        os.close(r)
+        os.close(w)

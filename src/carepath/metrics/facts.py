@@ -546,6 +546,10 @@ class Collector:
         return view
 
 
+#: The metrics of the collector's own samples (no clock cycle, no case behind them).
+_OWN_SERIES = frozenset({"csat", "nps", "ces", "aht"})
+
+
 class Metrics:
     """Every metric of a replay: ``measure(name, …)``, ``group(name, by, …)``.
 
@@ -573,7 +577,16 @@ class Metrics:
         self.cases_opened = Series()
         self.contacts = col.contacts
         self.custom = col.custom
-        self._build()
+        self._built = False  # the series of the clock cycles and the cases: see _need
+
+    def _need(self, metric: str) -> None:
+        """Build the series made of the clock cycles and of the cases (:meth:`_build`) before
+        the first metric that reads them: the collector's own samples (``csat``, ``nps``,
+        ``ces``, ``aht``) need none, and a part of a report that reads only those never builds
+        them (:func:`carepath.report.build.build_report`, ``apart``)."""
+        if not self._built and metric not in _OWN_SERIES:
+            self._build()
+            self._built = True  # after: a reader in another thread never sees half of them
 
     # -- from the collected facts and the clock records -------------------------------------------
     def _build(self) -> None:
@@ -689,6 +702,7 @@ class Metrics:
         }
 
     def _sources(self, metric: str, sla: str | None) -> list[Series]:
+        self._need(metric)
         if metric in TIME_METRIC_CLOCK:
             pair = self.clock_series.get(sla or TIME_METRIC_CLOCK[metric])
             return [] if pair is None else [pair[0]]
@@ -719,6 +733,7 @@ class Metrics:
         stat: str | None,
         sla: str | None,
     ) -> Measure:
+        self._need(metric)
         if metric in TIME_METRIC_CLOCK or metric == "aht":
             if metric == "aht":
                 vals = self.series["aht"].select(lo, hi, where)

@@ -11,8 +11,10 @@ is the table per agent.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, Protocol
 
 from carepath._instants import local_hour, per_quarter_hour, to_iso, zone
 from carepath.metrics import Metrics, evaluate_goals
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
     from carepath.compile.ir import Playbook
     from carepath.drivers.replay import Replay
 
-__all__ = ["REPORT_KEYS", "answer_within", "build_report", "compare_reports"]
+__all__ = ["REPORT_KEYS", "Pending", "answer_within", "build_report", "compare_reports"]
 
 REPORT_KEYS = (
     "playbook",
@@ -59,15 +61,51 @@ def _week(d: date) -> date:
     return d - timedelta(days=d.weekday())
 
 
-def build_report(playbook: Playbook, rp: Replay) -> dict[str, Any]:
-    """The report of one replay (or store view)."""
+class Pending(Protocol):
+    """A part of a report computed elsewhere (:class:`carepath.report.parallel.Forked`)."""
+
+    def result(self) -> dict[str, Any]:
+        """The part (waits for it)."""
+
+    def cancel(self) -> None:
+        """Stop computing it: it is not wanted (no-op once :meth:`result` gave it)."""
+
+
+def build_report(
+    playbook: Playbook,
+    rp: Replay,
+    *,
+    apart: Callable[[Callable[[], dict[str, Any]]], Pending] | None = None,
+) -> dict[str, Any]:
+    """The report of one replay (or store view). ``apart``: starts the computing of a part of
+    the report (its load, staffing and details) elsewhere, while the rest is computed here (see
+    :func:`carepath.report.parallel.build_reports`); the report is the same."""
     from carepath.drivers.replay import batch_gc
 
     with batch_gc():
-        return _build(playbook, rp)
+        side = None if apart is None else apart(partial(_side, playbook, rp))
+        try:
+            return _build(playbook, rp, side)
+        finally:
+            if side is not None:
+                side.cancel()
 
 
-def _build(playbook: Playbook, rp: Replay) -> dict[str, Any]:
+def _side(playbook: Playbook, rp: Replay, m: Metrics | None = None) -> dict[str, Any]:
+    """The report's ``load``, ``staffing``, ``staffing_params`` and ``details``: the part that
+    reads no clock cycle's metric (``m``: the metrics of ``rp``, else made here, and then their
+    series of clock cycles are never built: see :class:`~carepath.metrics.Metrics`)."""
+    m = Metrics(rp) if m is None else m
+    load, staffing, params = _load_and_staffing(playbook, m, zone(playbook.timezone))
+    return {
+        "load": load,
+        "staffing": staffing,
+        "staffing_params": params,
+        "details": details(playbook, rp, m, params["answer_within"]),
+    }
+
+
+def _build(playbook: Playbook, rp: Replay, side: Pending | None = None) -> dict[str, Any]:
     tz = zone(playbook.timezone)
     m = Metrics(rp)
     last_day = None if rp.last_s is None else datetime.fromtimestamp(rp.last_s, tz).date()
@@ -133,7 +171,7 @@ def _build(playbook: Playbook, rp: Replay) -> dict[str, Any]:
     # surveys per week
     surveys = _weekly_surveys(m)
     goals = [g.to_dict() for g in evaluate_goals(m, last_day)]
-    load, staffing, params = _load_and_staffing(playbook, m, tz)
+    part = _side(playbook, rp, m) if side is None else side.result()
     return {
         "playbook": {"id": playbook.id, "version": playbook.version, "title": playbook.title},
         "period": {"from": to_iso(rp.first_s, tz), "to": to_iso(rp.last_s, tz)},
@@ -143,9 +181,9 @@ def _build(playbook: Playbook, rp: Replay) -> dict[str, Any]:
         "custom": custom,
         "slas": slas,
         "goals": goals,
-        "load": load,
-        "staffing": staffing,
-        "staffing_params": params,
+        "load": part["load"],
+        "staffing": part["staffing"],
+        "staffing_params": part["staffing_params"],
         "activity": {
             "breaches": dict(sorted(by_clock.items())),
             "escalations": rp.escalations,
@@ -162,7 +200,7 @@ def _build(playbook: Playbook, rp: Replay) -> dict[str, Any]:
         },
         "source": "store" if rp.from_store else "events",
         "timezone": playbook.timezone,
-        "details": details(playbook, rp, m, params["answer_within"]),
+        "details": part["details"],
         **({"allocation": alloc} if (alloc := agent_rows(rp)) is not None else {}),
     }
 
