@@ -311,7 +311,12 @@ def against_rows(
                 rps = importlib.import_module(f"{old.__name__}.drivers.replay").replay_log(
                     pbs, cache, collector
                 )
-            docs = [rep.build_report(p, rp) for p, rp in zip(pbs, rps, strict=True)]
+            both = getattr(rep, "build_reports", None)  # as its command builds them
+            docs = (
+                both(pbs, rps)
+                if both is not None
+                else [rep.build_report(p, rp) for p, rp in zip(pbs, rps, strict=True)]
+            )
             doc = docs[0] if len(docs) == 1 else rep.compare_reports(docs[0], docs[1])
             return rep.render(doc, "json"), []
 
