@@ -116,6 +116,13 @@ def test_native_states_are_case_states(desk: Any) -> None:
     for a, b in zip(ref, nat, strict=True):
         s = b.state
         assert isinstance(s, CaseState)
+        # the engine's constants, set on their first read (read first here: nothing read them)
+        assert (s.timezone, s.playbook, s.version, s.content_hash) == (
+            a.state.timezone,
+            a.state.playbook,
+            a.state.version,
+            a.state.content_hash,
+        )
         assert s == a.state and a.state == s
         assert (s != a.state) is False and (a.state != s) is False
         assert s.to_json() == a.state.to_json()

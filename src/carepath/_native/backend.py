@@ -427,10 +427,6 @@ class _Native:
         state = _new(NativeState)
         _S_CORE(state, out[0])
         _S_CTX(state, self)
-        _S_PLAYBOOK(state, self.pbid)
-        _S_VERSION(state, self.version)
-        _S_HASH(state, self.content_hash)
-        _S_TIMEZONE(state, self.timezone)
         _S_CASE(state, out[4])
         _S_STAGE(state, out[5])
         _S_NOW(state, out[6])
@@ -529,6 +525,8 @@ class _Native:
 _new = object.__new__
 _set = object.__setattr__
 _LAZY_STEP = frozenset({"actions", "signals", "_items"})
+#: The fields every state of one engine holds alike (set on their first read).
+_CONSTANT = frozenset({"playbook", "version", "content_hash", "timezone"})
 _LAZY = frozenset(
     {
         "data",
@@ -548,7 +546,8 @@ _FIELDS = tuple(f.name for f in dataclasses.fields(CaseState))
 
 class NativeState(CaseState):
     """A :class:`~carepath.state.CaseState` a native step produced: the core keeps the case;
-    the fields are built on first read (the scalars a step checks are set at once). It is a
+    the fields are built on first read (the scalars a step checks are set at once; the engine's
+    constants, the same for all its states, on the first read of one of them). It is a
     ``CaseState`` in every other respect: equal to the reference's state of the same case, the
     same JSON, the same ``repr``; the next native step reads the core's state directly."""
 
@@ -556,6 +555,13 @@ class NativeState(CaseState):
     __hash__ = CaseState.__hash__
 
     def __getattr__(self, name: str) -> Any:
+        if name in _CONSTANT:  # the engine's, the same for every state: set on first read
+            ctx = object.__getattribute__(self, "_ctx")
+            _S_PLAYBOOK(self, ctx.pbid)
+            _S_VERSION(self, ctx.version)
+            _S_HASH(self, ctx.content_hash)
+            _S_TIMEZONE(self, ctx.timezone)
+            return object.__getattribute__(self, name)
         if name in _LAZY:
             ctx = object.__getattribute__(self, "_ctx")
             ctx.materialize(self, object.__getattribute__(self, "_core"))
